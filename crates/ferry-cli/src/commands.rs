@@ -1,0 +1,327 @@
+//! What each subcommand does: call ferry-core, print text or JSON, pick the exit code.
+
+use crate::cli::{Cli, Command, ModeArg, PolicyArg, SyncArgs};
+use crate::progress_bar::Bar;
+use anyhow::{Context, Result};
+use ferry_core::index::Index;
+use ferry_core::plan::{Action, ConflictPolicy, SyncMode};
+use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
+use serde_json::json;
+use std::path::Path;
+use std::time::Instant;
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_ERROR: u8 = 1;
+pub const EXIT_CONFLICTS: u8 = 3;
+
+pub fn run(cli: &Cli) -> Result<u8> {
+    let mut index = ferry_core::library::open_index().context("opening the library")?;
+    match &cli.command {
+        Command::Sync(args) => cmd_sync(&mut index, args, cli.json),
+        Command::Demo { dir } => cmd_demo(&mut index, dir, cli.json),
+        Command::Scan {
+            dir,
+            index_everything,
+        } => cmd_scan(&mut index, dir, *index_everything, cli.json),
+        Command::Status => cmd_status(&index, cli.json),
+        Command::Conflicts { all } => cmd_conflicts(&index, *all, cli.json),
+        Command::History { limit } => cmd_history(&index, *limit, cli.json),
+    }
+}
+
+fn cmd_sync(index: &mut Index, args: &SyncArgs, json_out: bool) -> Result<u8> {
+    let opts = SyncOptions {
+        mode: args.mode.map(|m| match m {
+            ModeArg::Mirror => SyncMode::Mirror,
+            ModeArg::Bidirectional => SyncMode::Bidirectional,
+        }),
+        policy: args.conflict.map(|p| match p {
+            PolicyArg::Newest => ConflictPolicy::Newest,
+            PolicyArg::KeepBoth => ConflictPolicy::KeepBoth,
+            PolicyArg::Source => ConflictPolicy::Source,
+            PolicyArg::Target => ConflictPolicy::Target,
+            PolicyArg::Manual => ConflictPolicy::Manual,
+        }),
+        index_everything: args.index_everything.then_some(true),
+        dry_run: args.dry_run,
+        yes: args.yes,
+        ..Default::default()
+    };
+    run_sync(index, &args.a, &args.b, &opts, json_out)
+}
+
+fn run_sync(
+    index: &mut Index,
+    a: &Path,
+    b: &Path,
+    opts: &SyncOptions,
+    json_out: bool,
+) -> Result<u8> {
+    let started = Instant::now();
+    let bar = Bar::new(!json_out);
+    let result = sync(index, a, b, opts, &bar);
+    bar.finish();
+    let outcome = result.with_context(|| format!("syncing {} and {}", a.display(), b.display()))?;
+    let seconds = started.elapsed().as_secs_f64();
+    for e in &outcome.errors {
+        eprintln!("ferry: warning: {e}");
+    }
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&sync_json(&outcome, a, b, seconds))?
+        );
+    } else {
+        println!("{}", sync_line(&outcome, a, b, seconds));
+        for c in outcome.plan.conflicts.iter().filter(|c| c.winner.is_none()) {
+            println!(
+                "conflict: {} (left untouched; see `ferry conflicts`)",
+                c.path
+            );
+        }
+    }
+    Ok(if !outcome.errors.is_empty() {
+        EXIT_ERROR
+    } else if outcome.open_conflicts() > 0 {
+        EXIT_CONFLICTS
+    } else {
+        EXIT_OK
+    })
+}
+
+fn planned_counts(o: &SyncOutcome) -> serde_json::Value {
+    let mut c = [0u64; 5];
+    for a in &o.plan.actions {
+        match a {
+            Action::Copy { .. } => c[0] += 1,
+            Action::Delete { .. } => c[1] += 1,
+            Action::Rename { .. } => c[2] += 1,
+            Action::Mkdir { .. } => c[3] += 1,
+            Action::MoveAside { .. } => c[4] += 1,
+            Action::Record { .. } => {}
+        }
+    }
+    json!({"copy": c[0], "delete": c[1], "rename": c[2], "mkdir": c[3], "move_aside": c[4]})
+}
+
+fn sync_json(o: &SyncOutcome, a: &Path, b: &Path, seconds: f64) -> serde_json::Value {
+    json!({
+        "a": a, "b": b,
+        "conduit": o.conduit_id,
+        "generation": o.generation_id,
+        "mode": o.mode.as_str(),
+        "conflict_policy": o.policy.as_str(),
+        "dry_run": o.dry_run,
+        "planned": planned_counts(o),
+        "copied": o.stats.files_copied,
+        "deleted": o.stats.files_deleted,
+        "renamed": o.stats.files_renamed,
+        "dirs_created": o.stats.dirs_created,
+        "conflicts": o.plan.conflicts.len(),
+        "open_conflicts": o.open_conflicts(),
+        "bytes": o.stats.bytes_transferred,
+        "scanned": {"a": o.scan_a.entries, "b": o.scan_b.entries},
+        "hashed_bytes": o.scan_a.hashed_bytes + o.scan_b.hashed_bytes,
+        "errors": o.errors,
+        "seconds": seconds,
+        "in_sync": o.errors.is_empty() && o.open_conflicts() == 0 && !o.dry_run,
+    })
+}
+
+fn sync_line(o: &SyncOutcome, a: &Path, b: &Path, seconds: f64) -> String {
+    if o.dry_run {
+        return format!(
+            "dry run {} ⇄ {}: would {}",
+            a.display(),
+            b.display(),
+            planned_counts(o)
+        );
+    }
+    format!(
+        "synced {} {} {} ({}): {} copied, {} deleted, {} renamed, {} dirs created, {} conflicts, {} moved in {:.2}s{}",
+        a.display(),
+        if o.mode == SyncMode::Mirror { "→" } else { "⇄" },
+        b.display(),
+        o.mode.as_str(),
+        o.stats.files_copied,
+        o.stats.files_deleted,
+        o.stats.files_renamed,
+        o.stats.dirs_created,
+        o.plan.conflicts.len(),
+        human_bytes(o.stats.bytes_transferred),
+        seconds,
+        if o.errors.is_empty() { String::new() } else { format!(", {} errors", o.errors.len()) }
+    )
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn cmd_demo(index: &mut Index, dir: &Path, json_out: bool) -> Result<u8> {
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    if !a.exists() {
+        std::fs::create_dir_all(a.join("notes"))
+            .with_context(|| format!("creating {}", a.display()))?;
+        std::fs::write(a.join("README.txt"), "These files were synced by ferry.\n")?;
+        std::fs::write(
+            a.join("notes/todo.md"),
+            "- edit a file in a or b\n- run `ferry demo` again\n",
+        )?;
+        std::fs::write(
+            a.join("notes/data.bin"),
+            (0..65536u32)
+                .map(|i| (i * 31 % 251) as u8)
+                .collect::<Vec<_>>(),
+        )?;
+    }
+    std::fs::create_dir_all(&b).with_context(|| format!("creating {}", b.display()))?;
+    run_sync(index, &a, &b, &SyncOptions::default(), json_out)
+}
+
+fn cmd_scan(index: &mut Index, dir: &Path, everything: bool, json_out: bool) -> Result<u8> {
+    let started = Instant::now();
+    let loc = ferry_core::location::open_location(index, dir, false)?;
+    let bar = Bar::new(!json_out);
+    let rules = ferry_core::ignore_rules::IndexRules {
+        index_everything: everything,
+    };
+    let report = ferry_core::scan::scan_location(index, &loc, rules, &bar);
+    bar.finish();
+    let report = report?;
+    for e in &report.errors {
+        eprintln!("ferry: warning: {e}");
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    if json_out {
+        let mut v = serde_json::to_value(&report)?;
+        v["root"] = json!(loc.root);
+        v["seconds"] = json!(seconds);
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "scanned {}: {} entries, {} changed, {} deleted, {} hashed ({}) in {:.2}s",
+            loc.root.display(),
+            report.entries,
+            report.changed,
+            report.deleted,
+            report.hashed_files,
+            human_bytes(report.hashed_bytes),
+            seconds
+        );
+    }
+    Ok(if report.errors.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_ERROR
+    })
+}
+
+fn cmd_status(index: &Index, json_out: bool) -> Result<u8> {
+    let conflicts = index.conflicts(true)?;
+    let generations = index.generations(10_000)?;
+    let mut rows = Vec::new();
+    for c in index.conduits()? {
+        let (la, lb) = (index.location(c.location_a)?, index.location(c.location_b)?);
+        let last = generations.iter().find(|g| g.conduit_id == c.id);
+        rows.push(json!({
+            "conduit": c.id,
+            "a": la.root, "b": lb.root,
+            "mode": c.mode, "conflict_policy": c.conflict_policy,
+            "files": {"a": index.live_file_count(la.id)?, "b": index.live_file_count(lb.id)?},
+            "runs": c.generation,
+            "last_run": last.map(|g| json!({"started_at": g.started_at, "completed_at": g.completed_at, "status": g.status})),
+            "open_conflicts": conflicts.iter().filter(|x| x.conduit_id == c.id).count(),
+        }));
+    }
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else if rows.is_empty() {
+        println!("no conduits yet; run `ferry sync A B`");
+    } else {
+        for r in &rows {
+            println!(
+                "conduit {}: {} ⇄ {} ({}, conflicts: {}), files {}/{}, {} runs, last: {}, open conflicts: {}",
+                r["conduit"],
+                r["a"].as_str().unwrap_or("?"),
+                r["b"].as_str().unwrap_or("?"),
+                r["mode"].as_str().unwrap_or("?"),
+                r["conflict_policy"].as_str().unwrap_or("?"),
+                r["files"]["a"],
+                r["files"]["b"],
+                r["runs"],
+                r["last_run"]["status"].as_str().unwrap_or("never"),
+                r["open_conflicts"]
+            );
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn cmd_conflicts(index: &Index, all: bool, json_out: bool) -> Result<u8> {
+    let rows = index.conflicts(!all)?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else if rows.is_empty() {
+        println!("no {}conflicts", if all { "" } else { "open " });
+    } else {
+        for c in &rows {
+            println!(
+                "{} [{}] policy {}, winner {}, loser kept at {} (a: {} {}, b: {} {})",
+                c.path,
+                c.status,
+                c.policy,
+                c.winner.as_deref().unwrap_or("-"),
+                c.loser_kept_at.as_deref().unwrap_or("-"),
+                c.a_kind.as_deref().unwrap_or("missing"),
+                c.a_size.map(|s| human_bytes(s as u64)).unwrap_or_default(),
+                c.b_kind.as_deref().unwrap_or("missing"),
+                c.b_size.map(|s| human_bytes(s as u64)).unwrap_or_default(),
+            );
+        }
+    }
+    Ok(if rows.iter().any(|c| c.status == "open") {
+        EXIT_CONFLICTS
+    } else {
+        EXIT_OK
+    })
+}
+
+fn cmd_history(index: &Index, limit: usize, json_out: bool) -> Result<u8> {
+    let rows = index.generations(limit)?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else if rows.is_empty() {
+        println!("no runs yet");
+    } else {
+        for g in &rows {
+            let when = chrono::DateTime::from_timestamp(g.started_at, 0)
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_default();
+            println!(
+                "conduit {} run {} at {when} UTC [{}]: {} copied, {} deleted, {} renamed, {} conflicts, {} moved, {} errors",
+                g.conduit_id,
+                g.number,
+                g.status,
+                g.stats.files_copied,
+                g.stats.files_deleted,
+                g.stats.files_renamed,
+                g.stats.conflicts,
+                human_bytes(g.stats.bytes_transferred),
+                g.stats.errors
+            );
+        }
+    }
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,47 @@
+//! The library's error type: every failure names what was being done and to which path.
+
+use std::path::PathBuf;
+
+/// Errors from ferry-core. Each I/O failure carries the path it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("index database: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("invalid path {path:?}: {reason}")]
+    InvalidPath { path: String, reason: &'static str },
+    #[error("location {root}: {reason}")]
+    Location { root: PathBuf, reason: String },
+    #[error("refusing to run: {0}")]
+    Refused(String),
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    #[error("corrupt index data: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Result alias used across ferry-core.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Extension to attach an action and a path to an `io::Result`.
+pub trait IoContext<T> {
+    fn ctx(self, action: &'static str, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn ctx(self, action: &'static str, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            action,
+            path: path.into(),
+            source,
+        })
+    }
+}

@@ -1,0 +1,626 @@
+//! The executor: carries out a plan on disk, following the safety rules.
+//!
+//! - Every write goes to a temp file next to its target, is verified against the
+//!   expected BLAKE3, made durable, then renamed into place (rule 1).
+//! - Right before overwriting, deleting or renaming, the disk is compared with the
+//!   entry the plan was made from; a path that changed since the scan is skipped (rule 2).
+//! - What is overwritten or deleted goes to the version store first (rule 3).
+//! - No write passes through a symlinked parent (rule 4).
+//! - The index is updated only for actions that completed and are durable (rule 5).
+//!
+//! Durability is batched: a batch of temp files is written, then one `syncfs` makes them
+//! durable together, then they are renamed, then a second `syncfs` makes the renames
+//! durable before the index records them.
+
+use crate::entry::{kind_of, Entry, EntryKind, StatInfo};
+use crate::error::{Error, IoContext, Result};
+use crate::fs_ops::{blake3_file, check_parents, clone_or_copy, sync_filesystem, temp_sibling};
+use crate::ignore_rules::IndexRules;
+use crate::index::{GenerationStats, Index};
+use crate::location::Location;
+use crate::plan::{Action, Plan, Side};
+use crate::progress::Progress;
+use crate::rel_path::RelPath;
+use crate::version_store;
+use crate::version_vector::VersionVector;
+use std::collections::HashSet;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+/// Files staged before one durability point.
+const COPY_BATCH_FILES: usize = 1024;
+/// Bytes staged before one durability point.
+const COPY_BATCH_BYTES: u64 = 512 * 1024 * 1024;
+
+/// What an execution did.
+#[derive(Debug, Clone, Default)]
+pub struct ExecReport {
+    pub stats: GenerationStats,
+    /// Per-action problems; the action was skipped and nothing was lost.
+    pub errors: Vec<String>,
+}
+
+/// Test hook: a failure injected at a named point of the executor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FaultPoint {
+    #[default]
+    None,
+    /// Corrupt the temp file after copying, so verification must catch it.
+    CorruptTempAfterCopy,
+    /// Stop (as if the process died) after staging temp files, before any rename.
+    StopAfterStaging,
+}
+
+/// The two locations a plan runs against.
+pub struct Executor<'a> {
+    pub index: &'a mut Index,
+    pub a: &'a Location,
+    pub b: &'a Location,
+    pub progress: &'a dyn Progress,
+    pub fault: FaultPoint,
+}
+
+struct Pending {
+    side: Side,
+    entries: Vec<Entry>,
+}
+
+impl Executor<'_> {
+    fn loc(&self, side: Side) -> &Location {
+        match side {
+            Side::A => self.a,
+            Side::B => self.b,
+        }
+    }
+
+    /// Runs the plan. Per-action failures are collected in the report; only index
+    /// failures abort.
+    pub fn run(&mut self, plan: &Plan) -> Result<ExecReport> {
+        let mut report = ExecReport::default();
+        let mut verified: [HashSet<String>; 2] = [HashSet::new(), HashSet::new()];
+        let mut pending = [
+            Pending {
+                side: Side::A,
+                entries: Vec::new(),
+            },
+            Pending {
+                side: Side::B,
+                entries: Vec::new(),
+            },
+        ];
+        let phase = |f: fn(&Action) -> bool| plan.actions.iter().filter(move |a| f(a));
+
+        for a in phase(|a| matches!(a, Action::Record { .. })) {
+            if let Action::Record { side, entry } = a {
+                pending[*side as usize].entries.push(entry.clone());
+            }
+        }
+        self.flush(&mut pending, false)?;
+
+        for a in phase(|a| matches!(a, Action::MoveAside { .. })) {
+            self.attempt(a, &mut report, &mut pending, &mut verified);
+        }
+        self.flush(&mut pending, true)?;
+        for a in phase(
+            |a| matches!(a, Action::Delete { expected, .. } if expected.kind != EntryKind::Dir),
+        ) {
+            self.attempt(a, &mut report, &mut pending, &mut verified);
+        }
+        self.flush(&mut pending, true)?;
+        let mut mkdirs: Vec<&Action> = phase(|a| matches!(a, Action::Mkdir { .. })).collect();
+        mkdirs.sort_by_key(|a| action_path(a).depth());
+        for a in &mkdirs {
+            self.attempt(a, &mut report, &mut pending, &mut verified);
+        }
+        self.flush(&mut pending, true)?;
+        for a in phase(|a| matches!(a, Action::Rename { .. })) {
+            self.attempt(a, &mut report, &mut pending, &mut verified);
+        }
+        self.flush(&mut pending, true)?;
+        let mut rmdirs: Vec<&Action> = phase(
+            |a| matches!(a, Action::Delete { expected, .. } if expected.kind == EntryKind::Dir),
+        )
+        .collect();
+        rmdirs.sort_by_key(|a| std::cmp::Reverse(action_path(a).depth()));
+        for a in rmdirs {
+            self.attempt(a, &mut report, &mut pending, &mut verified);
+        }
+        self.flush(&mut pending, true)?;
+
+        let copies: Vec<&Action> = phase(|a| matches!(a, Action::Copy { .. })).collect();
+        self.copy_all(&copies, &mut report, &mut pending, &mut verified)?;
+
+        // Directory mtimes last, deepest first, once their children are written.
+        for a in mkdirs.iter().rev() {
+            if let Action::Mkdir {
+                side, path, source, ..
+            } = a
+            {
+                let abs = path.under(&self.loc(*side).root);
+                let _ = filetime::set_file_mtime(&abs, mtime_of(&source.stat));
+            }
+        }
+        report.stats.errors = report.errors.len() as u64;
+        Ok(report)
+    }
+
+    /// Makes pending changes durable, then records them in the index.
+    fn flush(&mut self, pending: &mut [Pending; 2], sync: bool) -> Result<()> {
+        for p in pending.iter_mut() {
+            if p.entries.is_empty() {
+                continue;
+            }
+            let loc = match p.side {
+                Side::A => self.a,
+                Side::B => self.b,
+            };
+            if sync {
+                sync_filesystem(&loc.root)?;
+            }
+            let first = self
+                .index
+                .reserve_sequence(loc.id(), p.entries.len() as u64)?;
+            for (seq, e) in (first..).zip(p.entries.iter_mut()) {
+                e.sequence = seq;
+            }
+            self.index.put_entries(loc.id(), &p.entries)?;
+            p.entries.clear();
+        }
+        Ok(())
+    }
+
+    fn attempt(
+        &mut self,
+        action: &Action,
+        report: &mut ExecReport,
+        pending: &mut [Pending; 2],
+        verified: &mut [HashSet<String>; 2],
+    ) {
+        let side = action.side();
+        match self.apply(action, &mut verified[side as usize], &mut report.stats) {
+            Ok(entries) => pending[side as usize].entries.extend(entries),
+            Err(e) => report.errors.push(format!("{}: {e}", describe(action))),
+        }
+    }
+
+    /// Carries out one non-copy action; returns the index entries it changed.
+    fn apply(
+        &self,
+        action: &Action,
+        verified: &mut HashSet<String>,
+        stats: &mut GenerationStats,
+    ) -> Result<Vec<Entry>> {
+        let loc = self.loc(action.side());
+        match action {
+            Action::MoveAside {
+                path, to, expected, ..
+            } => {
+                check_parents(&loc.root, path, verified)?;
+                check_parents(&loc.root, to, verified)?;
+                ensure_disk_matches(&path.under(&loc.root), Some(expected))?;
+                ensure_disk_matches(&to.under(&loc.root), None)?;
+                std::fs::rename(path.under(&loc.root), to.under(&loc.root))
+                    .ctx("move conflict loser aside", to.under(&loc.root))?;
+                let stat = lstat_info(&to.under(&loc.root))?;
+                let moved = Entry {
+                    path: to.clone(),
+                    stat,
+                    racy: false,
+                    ..expected.clone()
+                };
+                let gone = Entry {
+                    deleted: true,
+                    ..expected.clone()
+                };
+                Ok(vec![moved, gone])
+            }
+            Action::Delete {
+                path,
+                expected,
+                version,
+                ..
+            } => {
+                check_parents(&loc.root, path, verified)?;
+                let abs = path.under(&loc.root);
+                ensure_disk_matches(&abs, Some(expected))?;
+                if expected.kind == EntryKind::Dir {
+                    remove_dir_if_empty(self.index, loc, path)?;
+                } else {
+                    version_store::preserve(self.index, loc, path, expected, "deleted")?;
+                    std::fs::remove_file(&abs).ctx("delete", &abs)?;
+                    stats.files_deleted += 1;
+                }
+                Ok(vec![tombstone(expected, version)])
+            }
+            Action::Mkdir {
+                path,
+                source,
+                expected,
+                version,
+                ..
+            } => {
+                check_parents(&loc.root, path, verified)?;
+                let abs = path.under(&loc.root);
+                ensure_disk_matches(&abs, expected.as_ref())?;
+                if expected.is_none() {
+                    std::fs::create_dir(&abs).ctx("create directory", &abs)?;
+                    stats.dirs_created += 1;
+                }
+                std::fs::set_permissions(&abs, std::fs::Permissions::from_mode(source.stat.mode))
+                    .ctx("set permissions", &abs)?;
+                verified.insert(path.as_str().to_string());
+                let stat = lstat_info(&abs)?;
+                Ok(vec![Entry {
+                    path: path.clone(),
+                    kind: EntryKind::Dir,
+                    stat,
+                    hash: None,
+                    chunks: Vec::new(),
+                    link_target: None,
+                    version: version.clone(),
+                    deleted: false,
+                    sequence: 0,
+                    racy: false,
+                }])
+            }
+            Action::Rename {
+                from,
+                expected,
+                from_version,
+                to,
+                source,
+                version,
+                ..
+            } => {
+                check_parents(&loc.root, from, verified)?;
+                check_parents(&loc.root, to, verified)?;
+                let (src, dst) = (from.under(&loc.root), to.under(&loc.root));
+                ensure_disk_matches(&src, Some(expected))?;
+                ensure_disk_matches(&dst, None)?;
+                std::fs::rename(&src, &dst).ctx("rename", &dst)?;
+                filetime::set_symlink_file_times(
+                    &dst,
+                    mtime_of(&source.stat),
+                    mtime_of(&source.stat),
+                )
+                .ctx("set mtime", &dst)?;
+                stats.files_renamed += 1;
+                let stat = lstat_info(&dst)?;
+                Ok(vec![
+                    landed(to, source, stat, version),
+                    tombstone(expected, from_version),
+                ])
+            }
+            Action::Copy { .. } => Err(Error::Other("copies run in batches".into())),
+            Action::Record { entry, .. } => Ok(vec![entry.clone()]),
+        }
+    }
+
+    /// Copies in batches: stage temp files, one durability point, renames, another.
+    fn copy_all(
+        &mut self,
+        copies: &[&Action],
+        report: &mut ExecReport,
+        pending: &mut [Pending; 2],
+        verified: &mut [HashSet<String>; 2],
+    ) -> Result<()> {
+        let total: u64 = copies.iter().map(|a| copy_size(a)).sum();
+        self.progress.phase("copy", Some(total));
+        let reuse_local = [
+            self.index.live_file_count(self.a.id())? > 0,
+            self.index.live_file_count(self.b.id())? > 0,
+        ];
+        let mut i = 0;
+        while i < copies.len() {
+            let mut bytes = 0;
+            let mut j = i;
+            while j < copies.len()
+                && j - i < COPY_BATCH_FILES
+                && (bytes < COPY_BATCH_BYTES || j == i)
+            {
+                bytes += copy_size(copies[j]);
+                j += 1;
+            }
+            let mut staged = Vec::new();
+            for a in &copies[i..j] {
+                let Action::Copy {
+                    to, path, source, ..
+                } = a
+                else {
+                    continue;
+                };
+                let dst_loc = self.loc(*to);
+                let res = check_parents(&dst_loc.root, path, &mut verified[*to as usize])
+                    .and_then(|_| {
+                        check_parents(
+                            &self.loc(to.other()).root,
+                            &source.path,
+                            &mut verified[to.other() as usize],
+                        )
+                    })
+                    .and_then(|_| self.local_source(*to, source, reuse_local[*to as usize]))
+                    .and_then(|src| stage(&src, &path.under(&dst_loc.root), source, self.fault));
+                match res {
+                    Ok(tmp) => staged.push((*a, tmp)),
+                    Err(e) => report.errors.push(format!("{}: {e}", describe(a))),
+                }
+                self.progress.bytes(copy_size(a));
+                self.progress.item();
+            }
+            if self.fault == FaultPoint::StopAfterStaging {
+                return Err(Error::Other("injected stop after staging".into()));
+            }
+            for side in [Side::A, Side::B] {
+                if staged.iter().any(|(a, _)| a.side() == side) {
+                    sync_filesystem(&self.loc(side).root)?;
+                }
+            }
+            for (a, tmp) in staged {
+                let Action::Copy {
+                    to,
+                    path,
+                    source,
+                    expected,
+                    version,
+                } = a
+                else {
+                    continue;
+                };
+                let loc = self.loc(*to);
+                match install(self.index, loc, path, &tmp, source, expected.as_ref()) {
+                    Ok(stat) => {
+                        report.stats.files_copied += 1;
+                        if source.kind == EntryKind::File {
+                            report.stats.bytes_transferred += source.stat.size;
+                        }
+                        pending[*to as usize]
+                            .entries
+                            .push(landed(path, source, stat, version));
+                    }
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&tmp);
+                        report.errors.push(format!("{}: {e}", describe(a)));
+                    }
+                }
+            }
+            self.flush(pending, true)?;
+            i = j;
+        }
+        Ok(())
+    }
+
+    /// Where to read a file's bytes: a copy already in the destination location when
+    /// the index knows one whose disk state still matches, else the other side.
+    fn local_source(&self, to: Side, source: &Entry, enabled: bool) -> Result<PathBuf> {
+        let remote = source.path.under(&self.loc(to.other()).root);
+        if !enabled || source.kind != EntryKind::File || source.stat.size == 0 {
+            return Ok(remote);
+        }
+        let Some(hash) = source.hash else {
+            return Ok(remote);
+        };
+        let dst = self.loc(to);
+        if let Some(p) = self.index.find_file_by_hash(dst.id(), &hash)? {
+            if let Some(e) = self.index.entry(dst.id(), &p)? {
+                let abs = p.under(&dst.root);
+                if ensure_disk_matches(&abs, Some(&e)).is_ok() {
+                    return Ok(abs);
+                }
+            }
+        }
+        Ok(remote)
+    }
+}
+
+fn copy_size(a: &Action) -> u64 {
+    match a {
+        Action::Copy { source, .. } if source.kind == EntryKind::File => source.stat.size,
+        _ => 0,
+    }
+}
+
+/// Writes `source` (read from `src`) to a verified temp file beside `dst`.
+fn stage(
+    src: &std::path::Path,
+    dst: &std::path::Path,
+    source: &Entry,
+    fault: FaultPoint,
+) -> Result<PathBuf> {
+    let tmp = temp_sibling(dst);
+    if source.kind == EntryKind::Symlink {
+        let target = source
+            .link_target
+            .as_deref()
+            .ok_or_else(|| Error::Corrupt("symlink entry without target".into()))?;
+        std::os::unix::fs::symlink(target, &tmp).ctx("create symlink", &tmp)?;
+        return Ok(tmp);
+    }
+    let expected_hash = source
+        .hash
+        .ok_or_else(|| Error::Corrupt("file entry without hash".into()))?;
+    let input = std::fs::File::open(src).ctx("open source", src)?;
+    let meta = input.metadata().ctx("stat source", src)?;
+    let now = StatInfo::from_metadata(&meta);
+    if now.size != source.stat.size || now.mtime_ns != source.stat.mtime_ns {
+        return Err(Error::Refused(format!(
+            "{} changed since the scan; will sync after the next scan",
+            src.display()
+        )));
+    }
+    let out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .ctx("create temp file", &tmp)?;
+    let result = (|| {
+        clone_or_copy(&input, &out, src)?;
+        drop(out);
+        if fault == FaultPoint::CorruptTempAfterCopy {
+            std::fs::write(&tmp, b"corrupted by fault injection").ctx("inject fault", &tmp)?;
+        }
+        let got = blake3_file(&tmp)?;
+        if got != expected_hash {
+            return Err(Error::Refused(format!(
+                "copy of {} does not match the indexed hash (changed while copying?); not installed",
+                src.display()
+            )));
+        }
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(source.stat.mode))
+            .ctx("set permissions", &tmp)?;
+        filetime::set_file_mtime(&tmp, mtime_of(&source.stat)).ctx("set mtime", &tmp)?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(tmp)
+}
+
+/// Atomically replaces `path` with the staged temp file, after re-checking the disk and
+/// keeping whatever is replaced. Returns the installed file's stat.
+fn install(
+    index: &Index,
+    loc: &Location,
+    path: &RelPath,
+    tmp: &std::path::Path,
+    source: &Entry,
+    expected: Option<&Entry>,
+) -> Result<StatInfo> {
+    let abs = path.under(&loc.root);
+    ensure_disk_matches(&abs, expected)?;
+    if let Some(old) = expected {
+        version_store::preserve(index, loc, path, old, "replaced")?;
+    }
+    std::fs::rename(tmp, &abs).ctx("install", &abs)?;
+    if source.kind == EntryKind::Symlink {
+        let t = mtime_of(&source.stat);
+        let _ = filetime::set_symlink_file_times(&abs, t, t);
+    }
+    lstat_info(&abs)
+}
+
+fn remove_dir_if_empty(index: &Index, loc: &Location, path: &RelPath) -> Result<()> {
+    let abs = path.under(&loc.root);
+    let mut kept = Vec::new();
+    for item in std::fs::read_dir(&abs).ctx("list", &abs)? {
+        let item = item.ctx("list", &abs)?;
+        let name = item.file_name().to_string_lossy().into_owned();
+        if IndexRules::is_junk(&name) {
+            let child = path.join(&name)?;
+            let meta = std::fs::symlink_metadata(item.path()).ctx("stat", item.path())?;
+            if meta.is_file() {
+                let e = junk_entry(&child, &meta);
+                version_store::preserve(index, loc, &child, &e, "deleted with its folder")?;
+                std::fs::remove_file(item.path()).ctx("delete", item.path())?;
+                continue;
+            }
+        }
+        kept.push(name);
+    }
+    if !kept.is_empty() {
+        return Err(Error::Refused(format!(
+            "folder still holds {} item(s) that are not synced (ignored or unreadable), e.g. {:?}; kept",
+            kept.len(),
+            kept[0]
+        )));
+    }
+    std::fs::remove_dir(&abs).ctx("remove directory", &abs)
+}
+
+fn junk_entry(path: &RelPath, meta: &std::fs::Metadata) -> Entry {
+    Entry {
+        path: path.clone(),
+        kind: EntryKind::File,
+        stat: StatInfo::from_metadata(meta),
+        hash: None,
+        chunks: Vec::new(),
+        link_target: None,
+        version: VersionVector::new(),
+        deleted: false,
+        sequence: 0,
+        racy: false,
+    }
+}
+
+/// Safety rule 2: the disk must still be what the plan was made from.
+fn ensure_disk_matches(abs: &std::path::Path, expected: Option<&Entry>) -> Result<()> {
+    let ok = match (std::fs::symlink_metadata(abs), expected) {
+        (Err(e), None) if e.kind() == std::io::ErrorKind::NotFound => true,
+        (Err(e), Some(_)) if e.kind() == std::io::ErrorKind::NotFound => false,
+        (Err(e), _) => return Err(e).ctx("check", abs),
+        (Ok(_), None) => false,
+        (Ok(m), Some(e)) => {
+            kind_of(&m) == Some(e.kind)
+                && (e.kind == EntryKind::Dir || StatInfo::from_metadata(&m) == e.stat)
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Refused(format!(
+            "{} changed since the scan; left alone, will sync after the next scan",
+            abs.display()
+        )))
+    }
+}
+
+fn lstat_info(abs: &std::path::Path) -> Result<StatInfo> {
+    Ok(StatInfo::from_metadata(
+        &std::fs::symlink_metadata(abs).ctx("stat", abs)?,
+    ))
+}
+
+fn landed(path: &RelPath, source: &Entry, stat: StatInfo, version: &VersionVector) -> Entry {
+    Entry {
+        path: path.clone(),
+        kind: source.kind,
+        stat,
+        hash: source.hash,
+        chunks: source.chunks.clone(),
+        link_target: source.link_target.clone(),
+        version: version.clone(),
+        deleted: false,
+        sequence: 0,
+        racy: false,
+    }
+}
+
+fn tombstone(expected: &Entry, version: &VersionVector) -> Entry {
+    Entry {
+        deleted: true,
+        version: version.clone(),
+        racy: false,
+        ..expected.clone()
+    }
+}
+
+fn mtime_of(stat: &StatInfo) -> filetime::FileTime {
+    filetime::FileTime::from_unix_time(
+        stat.mtime_ns.div_euclid(1_000_000_000),
+        stat.mtime_ns.rem_euclid(1_000_000_000) as u32,
+    )
+}
+
+fn action_path(a: &Action) -> &RelPath {
+    match a {
+        Action::MoveAside { path, .. }
+        | Action::Delete { path, .. }
+        | Action::Mkdir { path, .. }
+        | Action::Copy { path, .. } => path,
+        Action::Rename { to, .. } => to,
+        Action::Record { entry, .. } => &entry.path,
+    }
+}
+
+fn describe(a: &Action) -> String {
+    let side = a.side().letter();
+    match a {
+        Action::MoveAside { path, to, .. } => format!("move aside {side}:{path} -> {to}"),
+        Action::Delete { path, .. } => format!("delete {side}:{path}"),
+        Action::Mkdir { path, .. } => format!("mkdir {side}:{path}"),
+        Action::Rename { from, to, .. } => format!("rename {side}:{from} -> {to}"),
+        Action::Copy { path, .. } => format!("copy to {side}:{path}"),
+        Action::Record { entry, .. } => format!("record {side}:{}", entry.path),
+    }
+}

@@ -1,0 +1,131 @@
+//! Low-level file-system operations the executor builds on: fast local copies
+//! (reflink, then `copy_file_range`, then plain copy), durability (`syncfs`), and the
+//! check that no parent of a path is a symlink leading out of the root.
+
+use crate::error::{Error, IoContext, Result};
+use crate::rel_path::RelPath;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+/// Copies all of `src` into the empty file `dst`, sharing extents where the file
+/// system can (reflink), else letting the kernel copy (`copy_file_range`).
+pub fn clone_or_copy(src: &File, dst: &File, src_path: &Path) -> Result<u64> {
+    let len = src.metadata().ctx("stat", src_path)?.len();
+    // SAFETY: both descriptors are open files owned by the caller for the whole call.
+    let cloned = unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) };
+    if cloned == 0 {
+        return Ok(len);
+    }
+    let mut copied: u64 = 0;
+    loop {
+        // SAFETY: null offsets make the kernel use and advance each file's own offset.
+        let n = unsafe {
+            libc::copy_file_range(
+                src.as_raw_fd(),
+                std::ptr::null_mut(),
+                dst.as_raw_fd(),
+                std::ptr::null_mut(),
+                (1usize << 30).min((len - copied.min(len)).max(1 << 20) as usize),
+                0,
+            )
+        };
+        if n < 0 {
+            let err = std::io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EXDEV)
+                | Some(libc::ENOSYS)
+                | Some(libc::EOPNOTSUPP)
+                | Some(libc::EINVAL)
+                    if copied == 0 =>
+                {
+                    return plain_copy(src, dst, src_path);
+                }
+                Some(libc::EINTR) => continue,
+                _ => return Err(err).ctx("copy from", src_path),
+            }
+        }
+        if n == 0 {
+            break;
+        }
+        copied += n as u64;
+    }
+    Ok(copied)
+}
+
+fn plain_copy(mut src: &File, mut dst: &File, src_path: &Path) -> Result<u64> {
+    std::io::copy(&mut src, &mut dst).ctx("copy from", src_path)
+}
+
+/// BLAKE3 of a file's bytes (used to verify what landed in a temp file).
+pub fn blake3_file(path: &Path) -> Result<crate::chunk::Hash> {
+    let mut f = File::open(path).ctx("open for verification", path)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).ctx("read for verification", path),
+        };
+        hasher.update(&buf[..n]);
+    }
+    Ok(crate::chunk::Hash(*hasher.finalize().as_bytes()))
+}
+
+/// Makes everything written on the file system holding `path` durable, in one call:
+/// cheaper than one fsync a file when a batch of files was written.
+pub fn sync_filesystem(path: &Path) -> Result<()> {
+    let f = File::open(path).ctx("open for syncfs", path)?;
+    // SAFETY: the descriptor is valid for the call.
+    let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error()).ctx("syncfs", path);
+    }
+    Ok(())
+}
+
+/// A temp-file name next to `path`, hidden and excluded from scans.
+pub fn temp_sibling(abs: &Path) -> PathBuf {
+    let name = abs
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut short: String = String::new();
+    for c in name.chars() {
+        if short.len() + c.len_utf8() > 100 {
+            break;
+        }
+        short.push(c);
+    }
+    let tag = &uuid::Uuid::new_v4().simple().to_string()[..12];
+    abs.with_file_name(format!("{}{short}.{tag}", crate::ignore_rules::TEMP_PREFIX))
+}
+
+/// Checks that every ancestor of `rel` under `root` is a real directory, not a symlink,
+/// so no write or delete is ever followed out of the root (safety rule 4).
+pub fn check_parents(
+    root: &Path,
+    rel: &RelPath,
+    verified: &mut std::collections::HashSet<String>,
+) -> Result<()> {
+    let mut ancestors: Vec<&str> = rel.ancestors().collect();
+    ancestors.reverse();
+    for anc in ancestors {
+        if verified.contains(anc) {
+            continue;
+        }
+        let p = root.join(anc);
+        let m = std::fs::symlink_metadata(&p).ctx("check parent", &p)?;
+        if !m.file_type().is_dir() {
+            return Err(Error::Refused(format!(
+                "{} is not a real directory (a symlink or file): not writing through it",
+                p.display()
+            )));
+        }
+        verified.insert(anc.to_string());
+    }
+    Ok(())
+}

@@ -1,0 +1,753 @@
+//! The index: one SQLite database per library holding locations, entries, conduits,
+//! generations, conflicts and versions. Every sync decision is a query over it.
+
+use crate::chunk::{decode_chunks, encode_chunks, Hash, CHUNKER_ID};
+use crate::entry::{Entry, EntryKind, StatInfo};
+use crate::error::{Error, Result};
+use crate::rel_path::RelPath;
+use crate::version_vector::VersionVector;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::path::{Path, PathBuf};
+
+/// Schema migrations; entry N brings the schema from version N to N+1. Append only.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE locations (
+    id INTEGER PRIMARY KEY,
+    uuid TEXT NOT NULL UNIQUE,
+    root TEXT NOT NULL UNIQUE,
+    replica_id INTEGER NOT NULL,
+    sequence INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE entries (
+    location_id INTEGER NOT NULL REFERENCES locations(id),
+    path TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    mode INTEGER NOT NULL,
+    hash BLOB,
+    chunks BLOB,
+    link_target TEXT,
+    version BLOB NOT NULL,
+    deleted INTEGER NOT NULL,
+    sequence INTEGER NOT NULL,
+    racy INTEGER NOT NULL,
+    PRIMARY KEY (location_id, path)
+) WITHOUT ROWID;
+CREATE INDEX entries_by_hash ON entries(location_id, hash) WHERE deleted = 0;
+CREATE TABLE conduits (
+    id INTEGER PRIMARY KEY,
+    location_a INTEGER NOT NULL REFERENCES locations(id),
+    location_b INTEGER NOT NULL REFERENCES locations(id),
+    mode TEXT NOT NULL,
+    conflict_policy TEXT NOT NULL,
+    index_everything INTEGER NOT NULL DEFAULT 0,
+    generation INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    UNIQUE (location_a, location_b)
+);
+CREATE TABLE generations (
+    id INTEGER PRIMARY KEY,
+    conduit_id INTEGER NOT NULL REFERENCES conduits(id),
+    number INTEGER NOT NULL,
+    started_at INTEGER NOT NULL,
+    completed_at INTEGER,
+    status TEXT NOT NULL,
+    files_copied INTEGER NOT NULL DEFAULT 0,
+    files_deleted INTEGER NOT NULL DEFAULT 0,
+    files_renamed INTEGER NOT NULL DEFAULT 0,
+    dirs_created INTEGER NOT NULL DEFAULT 0,
+    conflicts INTEGER NOT NULL DEFAULT 0,
+    bytes_transferred INTEGER NOT NULL DEFAULT 0,
+    errors INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE conflicts (
+    id INTEGER PRIMARY KEY,
+    conduit_id INTEGER NOT NULL REFERENCES conduits(id),
+    generation_id INTEGER REFERENCES generations(id),
+    path TEXT NOT NULL,
+    a_kind TEXT, a_size INTEGER, a_mtime_ns INTEGER,
+    b_kind TEXT, b_size INTEGER, b_mtime_ns INTEGER,
+    policy TEXT NOT NULL,
+    winner TEXT,
+    loser_kept_at TEXT,
+    status TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE versions (
+    id INTEGER PRIMARY KEY,
+    location_id INTEGER NOT NULL REFERENCES locations(id),
+    path TEXT NOT NULL,
+    stored_path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    hash BLOB,
+    mtime_ns INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE INDEX versions_by_path ON versions(location_id, path);
+"#];
+
+/// A location row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocationRow {
+    pub id: i64,
+    pub uuid: String,
+    pub root: PathBuf,
+    pub replica_id: u64,
+}
+
+/// A conduit row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConduitRow {
+    pub id: i64,
+    pub location_a: i64,
+    pub location_b: i64,
+    pub mode: String,
+    pub conflict_policy: String,
+    pub index_everything: bool,
+    pub generation: i64,
+}
+
+/// Counters of one generation (one run of a conduit).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct GenerationStats {
+    pub files_copied: u64,
+    pub files_deleted: u64,
+    pub files_renamed: u64,
+    pub dirs_created: u64,
+    pub conflicts: u64,
+    pub bytes_transferred: u64,
+    pub errors: u64,
+}
+
+/// A generation row, as `ferry history` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GenerationRow {
+    pub id: i64,
+    pub conduit_id: i64,
+    pub number: i64,
+    pub started_at: i64,
+    pub completed_at: Option<i64>,
+    pub status: String,
+    #[serde(flatten)]
+    pub stats: GenerationStats,
+}
+
+/// A conflict row, as `ferry conflicts` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConflictRow {
+    pub id: i64,
+    pub conduit_id: i64,
+    pub path: String,
+    pub a_kind: Option<String>,
+    pub a_size: Option<i64>,
+    pub a_mtime_ns: Option<i64>,
+    pub b_kind: Option<String>,
+    pub b_size: Option<i64>,
+    pub b_mtime_ns: Option<i64>,
+    pub policy: String,
+    pub winner: Option<String>,
+    pub loser_kept_at: Option<String>,
+    pub status: String,
+    pub created_at: i64,
+}
+
+/// A version-store record.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VersionRow {
+    pub id: i64,
+    pub location_id: i64,
+    pub path: String,
+    pub stored_path: String,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub created_at: i64,
+    pub reason: String,
+}
+
+/// Seconds since the Unix epoch, for timestamps kept in the index.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// An open index database.
+pub struct Index {
+    conn: Connection,
+}
+
+impl Index {
+    /// Opens (creating and migrating as needed) the index at `path`.
+    pub fn open(path: &Path) -> Result<Index> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut index = Index { conn };
+        index.migrate()?;
+        Ok(index)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let current: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if current as usize > MIGRATIONS.len() {
+            return Err(Error::Corrupt(format!(
+                "index schema version {current} is newer than this ferry understands ({})",
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        let chunker: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'chunker'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        match chunker {
+            None => {
+                self.conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('chunker', ?1)",
+                    [CHUNKER_ID],
+                )?;
+            }
+            Some(c) if c != CHUNKER_ID => {
+                return Err(Error::Corrupt(format!(
+                    "index was built with chunker {c}, this ferry uses {CHUNKER_ID}"
+                )))
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
+
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+
+    // ---- locations ----
+
+    pub fn location_by_root(&self, root: &Path) -> Result<Option<LocationRow>> {
+        let root_s = path_str(root)?;
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, uuid, root, replica_id FROM locations WHERE root = ?1",
+                [root_s],
+                location_from_row,
+            )
+            .optional()?)
+    }
+
+    pub fn location(&self, id: i64) -> Result<LocationRow> {
+        Ok(self.conn.query_row(
+            "SELECT id, uuid, root, replica_id FROM locations WHERE id = ?1",
+            [id],
+            location_from_row,
+        )?)
+    }
+
+    pub fn locations(&self) -> Result<Vec<LocationRow>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id, uuid, root, replica_id FROM locations ORDER BY id")?;
+        let rows = st.query_map([], location_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn insert_location(&self, uuid: &str, root: &Path, replica_id: u64) -> Result<LocationRow> {
+        self.conn.execute(
+            "INSERT INTO locations (uuid, root, replica_id, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![uuid, path_str(root)?, replica_id as i64, unix_now()],
+        )?;
+        self.location(self.conn.last_insert_rowid())
+    }
+
+    /// Reserves `n` sequence numbers of a location; returns the first.
+    pub fn reserve_sequence(&self, location: i64, n: u64) -> Result<u64> {
+        let last: i64 = self.conn.query_row(
+            "UPDATE locations SET sequence = sequence + ?2 WHERE id = ?1 RETURNING sequence",
+            params![location, n as i64],
+            |r| r.get(0),
+        )?;
+        Ok(last as u64 - n + 1)
+    }
+
+    // ---- entries ----
+
+    /// All entries of a location (live and deleted), sorted by path.
+    pub fn entries(&self, location: i64) -> Result<Vec<Entry>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT path, kind, size, mtime_ns, ctime_ns, inode, mode, hash, chunks, link_target,
+                    version, deleted, sequence, racy
+             FROM entries WHERE location_id = ?1 ORDER BY path",
+        )?;
+        let mut rows = st.query([location])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(entry_from_row(row)?);
+        }
+        Ok(out)
+    }
+
+    pub fn entry(&self, location: i64, path: &RelPath) -> Result<Option<Entry>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT path, kind, size, mtime_ns, ctime_ns, inode, mode, hash, chunks, link_target,
+                    version, deleted, sequence, racy
+             FROM entries WHERE location_id = ?1 AND path = ?2",
+        )?;
+        let mut rows = st.query(params![location, path.as_str()])?;
+        match rows.next()? {
+            Some(row) => Ok(Some(entry_from_row(row)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A live file of the location with this content hash, if any.
+    pub fn find_file_by_hash(&self, location: i64, hash: &Hash) -> Result<Option<RelPath>> {
+        let p: Option<String> = self
+            .conn
+            .prepare_cached(
+                "SELECT path FROM entries WHERE location_id = ?1 AND hash = ?2 AND deleted = 0
+                 AND kind = 'file' LIMIT 1",
+            )?
+            .query_row(params![location, &hash.0[..]], |r| r.get(0))
+            .optional()?;
+        p.map(|s| RelPath::new(&s)).transpose()
+    }
+
+    /// Writes entries (insert or replace) in one transaction.
+    pub fn put_entries(&mut self, location: i64, entries: &[Entry]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT OR REPLACE INTO entries (location_id, path, kind, size, mtime_ns, ctime_ns,
+                    inode, mode, hash, chunks, link_target, version, deleted, sequence, racy)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            )?;
+            for e in entries {
+                st.execute(params![
+                    location,
+                    e.path.as_str(),
+                    e.kind.as_str(),
+                    e.stat.size as i64,
+                    e.stat.mtime_ns,
+                    e.stat.ctime_ns,
+                    e.stat.inode as i64,
+                    e.stat.mode,
+                    e.hash.as_ref().map(|h| &h.0[..]),
+                    if e.chunks.is_empty() {
+                        None
+                    } else {
+                        Some(encode_chunks(&e.chunks))
+                    },
+                    e.link_target,
+                    e.version.to_bytes(),
+                    e.deleted,
+                    e.sequence as i64,
+                    e.racy,
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Forgets entries (used when a path becomes ignored: it leaves the index, not the disk).
+    pub fn forget_entries(&mut self, location: i64, paths: &[RelPath]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut st =
+                tx.prepare_cached("DELETE FROM entries WHERE location_id = ?1 AND path = ?2")?;
+            for p in paths {
+                st.execute(params![location, p.as_str()])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn live_file_count(&self, location: i64) -> Result<u64> {
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM entries WHERE location_id = ?1 AND deleted = 0 AND kind != 'dir'",
+            [location],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
+    // ---- conduits ----
+
+    pub fn conduit_between(&self, a: i64, b: i64) -> Result<Option<ConduitRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, location_a, location_b, mode, conflict_policy, index_everything, generation
+                 FROM conduits WHERE location_a = ?1 AND location_b = ?2",
+                params![a, b],
+                conduit_from_row,
+            )
+            .optional()?)
+    }
+
+    pub fn conduits(&self) -> Result<Vec<ConduitRow>> {
+        let mut st = self.conn.prepare(
+            "SELECT id, location_a, location_b, mode, conflict_policy, index_everything, generation
+             FROM conduits ORDER BY id",
+        )?;
+        let rows = st.query_map([], conduit_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn insert_conduit(
+        &self,
+        a: i64,
+        b: i64,
+        mode: &str,
+        policy: &str,
+        index_everything: bool,
+    ) -> Result<ConduitRow> {
+        self.conn.execute(
+            "INSERT INTO conduits (location_a, location_b, mode, conflict_policy, index_everything, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![a, b, mode, policy, index_everything, unix_now()],
+        )?;
+        self.conduit_between(a, b)?
+            .ok_or_else(|| Error::Corrupt("conduit vanished after insert".into()))
+    }
+
+    pub fn update_conduit_settings(
+        &self,
+        id: i64,
+        mode: &str,
+        policy: &str,
+        index_everything: bool,
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE conduits SET mode = ?2, conflict_policy = ?3, index_everything = ?4 WHERE id = ?1",
+            params![id, mode, policy, index_everything],
+        )?;
+        Ok(())
+    }
+
+    // ---- generations ----
+
+    /// Starts a generation of a conduit; returns its row ID.
+    pub fn begin_generation(&self, conduit: i64) -> Result<i64> {
+        let number: i64 = self.conn.query_row(
+            "UPDATE conduits SET generation = generation + 1 WHERE id = ?1 RETURNING generation",
+            [conduit],
+            |r| r.get(0),
+        )?;
+        self.conn.execute(
+            "INSERT INTO generations (conduit_id, number, started_at, status) VALUES (?1, ?2, ?3, 'running')",
+            params![conduit, number, unix_now()],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn finish_generation(&self, id: i64, status: &str, s: &GenerationStats) -> Result<()> {
+        self.conn.execute(
+            "UPDATE generations SET completed_at = ?2, status = ?3, files_copied = ?4,
+                files_deleted = ?5, files_renamed = ?6, dirs_created = ?7, conflicts = ?8,
+                bytes_transferred = ?9, errors = ?10 WHERE id = ?1",
+            params![
+                id,
+                unix_now(),
+                status,
+                s.files_copied as i64,
+                s.files_deleted as i64,
+                s.files_renamed as i64,
+                s.dirs_created as i64,
+                s.conflicts as i64,
+                s.bytes_transferred as i64,
+                s.errors as i64
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Generations, newest first.
+    pub fn generations(&self, limit: usize) -> Result<Vec<GenerationRow>> {
+        let mut st = self.conn.prepare(
+            "SELECT id, conduit_id, number, started_at, completed_at, status, files_copied,
+                    files_deleted, files_renamed, dirs_created, conflicts, bytes_transferred, errors
+             FROM generations ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = st.query_map([limit as i64], |r| {
+            Ok(GenerationRow {
+                id: r.get(0)?,
+                conduit_id: r.get(1)?,
+                number: r.get(2)?,
+                started_at: r.get(3)?,
+                completed_at: r.get(4)?,
+                status: r.get(5)?,
+                stats: GenerationStats {
+                    files_copied: r.get::<_, i64>(6)? as u64,
+                    files_deleted: r.get::<_, i64>(7)? as u64,
+                    files_renamed: r.get::<_, i64>(8)? as u64,
+                    dirs_created: r.get::<_, i64>(9)? as u64,
+                    conflicts: r.get::<_, i64>(10)? as u64,
+                    bytes_transferred: r.get::<_, i64>(11)? as u64,
+                    errors: r.get::<_, i64>(12)? as u64,
+                },
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    // ---- conflicts ----
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn insert_conflict(
+        &self,
+        conduit: i64,
+        generation: i64,
+        path: &RelPath,
+        a: Option<&Entry>,
+        b: Option<&Entry>,
+        policy: &str,
+        winner: Option<&str>,
+        loser_kept_at: Option<&str>,
+        status: &str,
+    ) -> Result<()> {
+        let live = |e: Option<&Entry>| e.filter(|e| e.is_live()).cloned();
+        let (a, b) = (live(a), live(b));
+        self.conn.execute(
+            "INSERT INTO conflicts (conduit_id, generation_id, path, a_kind, a_size, a_mtime_ns,
+                b_kind, b_size, b_mtime_ns, policy, winner, loser_kept_at, status, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            params![
+                conduit,
+                generation,
+                path.as_str(),
+                a.as_ref().map(|e| e.kind.as_str()),
+                a.as_ref().map(|e| e.stat.size as i64),
+                a.as_ref().map(|e| e.stat.mtime_ns),
+                b.as_ref().map(|e| e.kind.as_str()),
+                b.as_ref().map(|e| e.stat.size as i64),
+                b.as_ref().map(|e| e.stat.mtime_ns),
+                policy,
+                winner,
+                loser_kept_at,
+                status,
+                unix_now()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Conflicts, newest first.
+    pub fn conflicts(&self, only_open: bool) -> Result<Vec<ConflictRow>> {
+        let mut st = self.conn.prepare(
+            "SELECT id, conduit_id, path, a_kind, a_size, a_mtime_ns, b_kind, b_size, b_mtime_ns,
+                    policy, winner, loser_kept_at, status, created_at
+             FROM conflicts WHERE (?1 = 0 OR status = 'open') ORDER BY id DESC",
+        )?;
+        let rows = st.query_map([only_open], |r| {
+            Ok(ConflictRow {
+                id: r.get(0)?,
+                conduit_id: r.get(1)?,
+                path: r.get(2)?,
+                a_kind: r.get(3)?,
+                a_size: r.get(4)?,
+                a_mtime_ns: r.get(5)?,
+                b_kind: r.get(6)?,
+                b_size: r.get(7)?,
+                b_mtime_ns: r.get(8)?,
+                policy: r.get(9)?,
+                winner: r.get(10)?,
+                loser_kept_at: r.get(11)?,
+                status: r.get(12)?,
+                created_at: r.get(13)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Marks open conflicts of a conduit as superseded before a run records fresh ones.
+    pub fn close_open_conflicts(&self, conduit: i64, status: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE conflicts SET status = ?2 WHERE conduit_id = ?1 AND status = 'open'",
+            params![conduit, status],
+        )?;
+        Ok(())
+    }
+
+    // ---- versions ----
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn insert_version(
+        &self,
+        location: i64,
+        path: &RelPath,
+        stored_path: &str,
+        size: u64,
+        hash: Option<&Hash>,
+        mtime_ns: i64,
+        reason: &str,
+    ) -> Result<i64> {
+        self.conn.execute(
+            "INSERT INTO versions (location_id, path, stored_path, size, hash, mtime_ns, created_at, reason)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                location,
+                path.as_str(),
+                stored_path,
+                size as i64,
+                hash.map(|h| &h.0[..]),
+                mtime_ns,
+                unix_now(),
+                reason
+            ],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn versions_of(&self, location: i64, path: &RelPath) -> Result<Vec<VersionRow>> {
+        let mut st = self.conn.prepare(
+            "SELECT id, location_id, path, stored_path, size, mtime_ns, created_at, reason
+             FROM versions WHERE location_id = ?1 AND path = ?2 ORDER BY id DESC",
+        )?;
+        let rows = st.query_map(params![location, path.as_str()], |r| {
+            Ok(VersionRow {
+                id: r.get(0)?,
+                location_id: r.get(1)?,
+                path: r.get(2)?,
+                stored_path: r.get(3)?,
+                size: r.get::<_, i64>(4)? as u64,
+                mtime_ns: r.get(5)?,
+                created_at: r.get(6)?,
+                reason: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+fn path_str(p: &Path) -> Result<&str> {
+    p.to_str().ok_or_else(|| Error::InvalidPath {
+        path: p.to_string_lossy().into_owned(),
+        reason: "location root is not valid UTF-8",
+    })
+}
+
+fn location_from_row(r: &Row<'_>) -> rusqlite::Result<LocationRow> {
+    Ok(LocationRow {
+        id: r.get(0)?,
+        uuid: r.get(1)?,
+        root: PathBuf::from(r.get::<_, String>(2)?),
+        replica_id: r.get::<_, i64>(3)? as u64,
+    })
+}
+
+fn conduit_from_row(r: &Row<'_>) -> rusqlite::Result<ConduitRow> {
+    Ok(ConduitRow {
+        id: r.get(0)?,
+        location_a: r.get(1)?,
+        location_b: r.get(2)?,
+        mode: r.get(3)?,
+        conflict_policy: r.get(4)?,
+        index_everything: r.get(5)?,
+        generation: r.get(6)?,
+    })
+}
+
+fn entry_from_row(r: &Row<'_>) -> Result<Entry> {
+    let path: String = r.get(0)?;
+    let kind: String = r.get(1)?;
+    let hash: Option<Vec<u8>> = r.get(7)?;
+    let chunks: Option<Vec<u8>> = r.get(8)?;
+    let version: Vec<u8> = r.get(10)?;
+    Ok(Entry {
+        path: RelPath::new(&path)?,
+        kind: EntryKind::parse(&kind)
+            .ok_or_else(|| Error::Corrupt(format!("entry {path:?} has kind {kind:?}")))?,
+        stat: StatInfo {
+            size: r.get::<_, i64>(2)? as u64,
+            mtime_ns: r.get(3)?,
+            ctime_ns: r.get(4)?,
+            inode: r.get::<_, i64>(5)? as u64,
+            mode: r.get(6)?,
+        },
+        hash: match hash {
+            Some(h) => Some(
+                Hash::from_slice(&h)
+                    .ok_or_else(|| Error::Corrupt(format!("entry {path:?} has a bad hash")))?,
+            ),
+            None => None,
+        },
+        chunks: match chunks {
+            Some(c) => decode_chunks(&c)
+                .ok_or_else(|| Error::Corrupt(format!("entry {path:?} has a bad chunk list")))?,
+            None => Vec::new(),
+        },
+        link_target: r.get(9)?,
+        version: VersionVector::from_bytes(&version)?,
+        deleted: r.get(11)?,
+        sequence: r.get::<_, i64>(12)? as u64,
+        racy: r.get(13)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_and_roundtrips_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("index.db");
+        let mut idx = Index::open(&db).unwrap();
+        assert_eq!(idx.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        let loc = idx.insert_location("u1", Path::new("/x"), 7).unwrap();
+        assert_eq!(idx.reserve_sequence(loc.id, 3).unwrap(), 1);
+        assert_eq!(idx.reserve_sequence(loc.id, 1).unwrap(), 4);
+        let e = Entry {
+            path: RelPath::new("a/b").unwrap(),
+            kind: EntryKind::File,
+            stat: StatInfo {
+                size: 5,
+                mtime_ns: 1,
+                ctime_ns: 2,
+                inode: 3,
+                mode: 0o644,
+            },
+            hash: Some(Hash::of(b"hello")),
+            chunks: vec![],
+            link_target: None,
+            version: VersionVector::new().bumped(7, 1),
+            deleted: false,
+            sequence: 1,
+            racy: true,
+        };
+        idx.put_entries(loc.id, std::slice::from_ref(&e)).unwrap();
+        drop(idx);
+        let idx = Index::open(&db).unwrap();
+        assert_eq!(idx.entries(loc.id).unwrap(), vec![e.clone()]);
+        assert_eq!(
+            idx.find_file_by_hash(loc.id, &Hash::of(b"hello")).unwrap(),
+            Some(e.path.clone())
+        );
+        assert_eq!(
+            idx.find_file_by_hash(loc.id, &Hash::of(b"x")).unwrap(),
+            None
+        );
+    }
+}

@@ -1,0 +1,22 @@
+//! ferry-core: the sync engine. Index (SQLite), scan, reconcile (pure), execute (safe),
+//! versions. No network here.
+
+pub mod chunk;
+pub mod entry;
+pub mod error;
+pub mod execute;
+pub mod fs_ops;
+pub mod ignore_rules;
+pub mod index;
+pub mod library;
+pub mod location;
+pub mod plan;
+pub mod progress;
+pub mod reconcile;
+pub mod rel_path;
+pub mod scan;
+pub mod sync;
+pub mod version_store;
+pub mod version_vector;
+
+pub use error::{Error, Result};

@@ -1,0 +1,210 @@
+//! One run of a conduit: open both locations, scan, reconcile, check the safety
+//! thresholds, execute, and record the generation.
+
+use crate::error::{Error, Result};
+use crate::execute::{Executor, FaultPoint};
+use crate::ignore_rules::IndexRules;
+use crate::index::{ConduitRow, GenerationStats, Index};
+use crate::location::{canonical_root, open_location, Location};
+use crate::plan::{ConflictPolicy, ConflictRecord, Plan, Side, SyncMode};
+use crate::progress::Progress;
+use crate::reconcile::{reconcile, ReconcileInput};
+use crate::scan::{scan_location, ScanReport};
+use std::path::Path;
+
+/// A run that would delete more than this many files of a side…
+const MASS_DELETE_MIN: usize = 10;
+
+/// Options of `ferry sync`.
+#[derive(Debug, Clone, Default)]
+pub struct SyncOptions {
+    /// Overrides (and updates) the conduit's stored mode.
+    pub mode: Option<SyncMode>,
+    /// Overrides (and updates) the conduit's stored conflict policy.
+    pub policy: Option<ConflictPolicy>,
+    pub index_everything: Option<bool>,
+    /// Plan only; change nothing.
+    pub dry_run: bool,
+    /// Proceed past the safety stops (mass deletion, missing marker).
+    pub yes: bool,
+    pub fault: FaultPoint,
+}
+
+/// What a run did (or, with `dry_run`, would do).
+#[derive(Debug, Clone)]
+pub struct SyncOutcome {
+    pub conduit_id: i64,
+    pub generation_id: Option<i64>,
+    pub mode: SyncMode,
+    pub policy: ConflictPolicy,
+    pub scan_a: ScanReport,
+    pub scan_b: ScanReport,
+    pub plan: Plan,
+    pub stats: GenerationStats,
+    pub errors: Vec<String>,
+    pub dry_run: bool,
+}
+
+impl SyncOutcome {
+    /// Conflicts left for the user.
+    pub fn open_conflicts(&self) -> usize {
+        self.plan
+            .conflicts
+            .iter()
+            .filter(|c| c.winner.is_none())
+            .count()
+    }
+}
+
+/// Opens (or creates) the conduit between roots `a` and `b` and its two locations.
+pub fn open_conduit(
+    index: &mut Index,
+    a: &Path,
+    b: &Path,
+    opts: &SyncOptions,
+) -> Result<(ConduitRow, Location, Location)> {
+    let (ra, rb) = (canonical_root(a)?, canonical_root(b)?);
+    if ra == rb || ra.starts_with(&rb) || rb.starts_with(&ra) {
+        return Err(Error::Refused(format!(
+            "{} and {} overlap; a folder cannot be synced with itself or its own subfolder",
+            ra.display(),
+            rb.display()
+        )));
+    }
+    let la = open_location(index, &ra, opts.yes)?;
+    let lb = open_location(index, &rb, opts.yes)?;
+    let conduit = match index.conduit_between(la.id(), lb.id())? {
+        Some(c) => {
+            let mode = opts
+                .mode
+                .map(|m| m.as_str().to_string())
+                .unwrap_or(c.mode.clone());
+            let policy = opts
+                .policy
+                .map(|p| p.as_str().to_string())
+                .unwrap_or(c.conflict_policy.clone());
+            let everything = opts.index_everything.unwrap_or(c.index_everything);
+            if mode != c.mode || policy != c.conflict_policy || everything != c.index_everything {
+                index.update_conduit_settings(c.id, &mode, &policy, everything)?;
+            }
+            ConduitRow {
+                mode,
+                conflict_policy: policy,
+                index_everything: everything,
+                ..c
+            }
+        }
+        None => index.insert_conduit(
+            la.id(),
+            lb.id(),
+            opts.mode.unwrap_or(SyncMode::Bidirectional).as_str(),
+            opts.policy.unwrap_or(ConflictPolicy::Newest).as_str(),
+            opts.index_everything.unwrap_or(false),
+        )?,
+    };
+    Ok((conduit, la, lb))
+}
+
+/// Runs the conduit between `a` and `b` once.
+pub fn sync(
+    index: &mut Index,
+    a: &Path,
+    b: &Path,
+    opts: &SyncOptions,
+    progress: &dyn Progress,
+) -> Result<SyncOutcome> {
+    let (conduit, la, lb) = open_conduit(index, a, b, opts)?;
+    let mode = SyncMode::parse(&conduit.mode)?;
+    let policy = ConflictPolicy::parse(&conduit.conflict_policy)?;
+    let rules = IndexRules {
+        index_everything: conduit.index_everything,
+    };
+
+    let scan_a = scan_location(index, &la, rules, progress)?;
+    let scan_b = scan_location(index, &lb, rules, progress)?;
+    let (ea, eb) = (index.entries(la.id())?, index.entries(lb.id())?);
+    let plan = reconcile(ReconcileInput {
+        a: &ea,
+        b: &eb,
+        mode,
+        policy,
+        now: crate::index::unix_now(),
+    })?;
+
+    for (side, entries) in [(Side::A, &ea), (Side::B, &eb)] {
+        let deleting = plan.file_deletions(side);
+        let live = entries
+            .iter()
+            .filter(|e| e.is_live() && e.kind != crate::entry::EntryKind::Dir)
+            .count();
+        if !opts.yes && deleting > MASS_DELETE_MIN && deleting * 2 > live {
+            let root = if side == Side::A { &la.root } else { &lb.root };
+            return Err(Error::Refused(format!(
+                "this run would delete {deleting} of {live} files in {}; run again with --yes if that is intended",
+                root.display()
+            )));
+        }
+    }
+
+    let mut outcome = SyncOutcome {
+        conduit_id: conduit.id,
+        generation_id: None,
+        mode,
+        policy,
+        scan_a,
+        scan_b,
+        plan,
+        stats: GenerationStats::default(),
+        errors: Vec::new(),
+        dry_run: opts.dry_run,
+    };
+    outcome.errors.extend(outcome.scan_a.errors.iter().cloned());
+    outcome.errors.extend(outcome.scan_b.errors.iter().cloned());
+    if opts.dry_run {
+        return Ok(outcome);
+    }
+
+    let generation = index.begin_generation(conduit.id)?;
+    outcome.generation_id = Some(generation);
+    let report = Executor {
+        index,
+        a: &la,
+        b: &lb,
+        progress,
+        fault: opts.fault,
+    }
+    .run(&outcome.plan)?;
+    index.close_open_conflicts(conduit.id, "superseded")?;
+    for c in &outcome.plan.conflicts {
+        record_conflict(index, conduit.id, generation, c)?;
+    }
+    outcome.stats = report.stats;
+    outcome.stats.conflicts = outcome.plan.conflicts.len() as u64;
+    outcome.errors.extend(report.errors);
+    outcome.stats.errors = outcome.errors.len() as u64;
+    let status = if outcome.errors.is_empty() {
+        "ok"
+    } else {
+        "partial"
+    };
+    index.finish_generation(generation, status, &outcome.stats)?;
+    Ok(outcome)
+}
+
+fn record_conflict(index: &Index, conduit: i64, generation: i64, c: &ConflictRecord) -> Result<()> {
+    index.insert_conflict(
+        conduit,
+        generation,
+        &c.path,
+        c.a.as_ref(),
+        c.b.as_ref(),
+        c.policy.as_str(),
+        c.winner.map(|w| w.letter()),
+        c.loser_kept_at.as_deref(),
+        if c.winner.is_some() {
+            "settled"
+        } else {
+            "open"
+        },
+    )
+}
