@@ -546,8 +546,8 @@ fn junk_entry(path: &RelPath, meta: &std::fs::Metadata) -> Entry {
 /// Safety rule 2: the disk must still be what the plan was made from.
 fn ensure_disk_matches(abs: &std::path::Path, expected: Option<&Entry>) -> Result<()> {
     let ok = match (std::fs::symlink_metadata(abs), expected) {
-        (Err(e), None) if e.kind() == std::io::ErrorKind::NotFound => true,
-        (Err(e), Some(_)) if e.kind() == std::io::ErrorKind::NotFound => false,
+        (Err(e), None) if crate::fs_ops::is_absent(&e) => true,
+        (Err(e), Some(_)) if crate::fs_ops::is_absent(&e) => false,
         (Err(e), _) => return Err(e).ctx("check", abs),
         (Ok(_), None) => false,
         (Ok(m), Some(e)) => {

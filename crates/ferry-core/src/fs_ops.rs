@@ -129,3 +129,12 @@ pub fn check_parents(
     }
     Ok(())
 }
+
+/// Whether an lstat error means "nothing is there" (the path or one of its parents is gone,
+/// or a parent is now a file).
+pub fn is_absent(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+    )
+}

@@ -496,6 +496,14 @@ fn pair_renames(plan: &mut Plan) {
             _ => None,
         })
         .collect();
+    let deleted_at: HashSet<(Side, RelPath)> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Delete { side, path, .. } => Some((*side, path.clone())),
+            _ => None,
+        })
+        .collect();
     let mut deletes: HashMap<(Side, crate::chunk::Hash, u32), Vec<usize>> = HashMap::new();
     for (i, a) in plan.actions.iter().enumerate() {
         if let Action::Delete {
@@ -530,7 +538,11 @@ fn pair_renames(plan: &mut Plan) {
         else {
             continue;
         };
-        if source.kind != EntryKind::File || &source.path != path {
+        // A copy that replaces a directory must wait for that directory's removal.
+        if deleted_at.contains(&(*to, path.clone()))
+            || source.kind != EntryKind::File
+            || &source.path != path
+        {
             continue;
         }
         let Some(h) = source.hash else { continue };

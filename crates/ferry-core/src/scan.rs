@@ -176,7 +176,7 @@ pub fn scan_location(
             continue; // could not look: keep what we knew
         }
         match std::fs::symlink_metadata(path.under(&loc.root)) {
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            Err(err) if crate::fs_ops::is_absent(&err) => {
                 let mut t = e.clone();
                 t.deleted = true;
                 t.sequence = u64::MAX;

@@ -1,0 +1,279 @@
+//! Property tests of whole sync runs on real folders: random operation sequences on
+//! both sides between runs, then the invariants every run must keep:
+//! - bidirectional: both trees end identical (unless a conflict is left for the user);
+//! - mirror: the target equals the source, and the source is untouched;
+//! - no content present before a run is lost: it is on disk or in a version store;
+//! - a second run right after changes nothing.
+
+use ferry_core::index::Index;
+use ferry_core::plan::{ConflictPolicy, SyncMode};
+use ferry_core::progress::NoProgress;
+use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
+use proptest::prelude::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Node {
+    File(Vec<u8>, u32),
+    Dir,
+    Link(String),
+}
+
+/// Snapshot of a tree, without ferry's own folder.
+fn tree(root: &Path) -> BTreeMap<String, Node> {
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Node>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let rel = p.strip_prefix(root).unwrap().to_str().unwrap().to_string();
+        if rel == ".ferry" {
+            continue;
+        }
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        if m.file_type().is_symlink() {
+            let t = std::fs::read_link(&p).unwrap();
+            out.insert(rel, Node::Link(t.to_str().unwrap().to_string()));
+        } else if m.is_dir() {
+            out.insert(rel, Node::Dir);
+            walk(root, &p, out);
+        } else {
+            let mode = m.permissions().mode() & 0o7777;
+            out.insert(rel, Node::File(std::fs::read(&p).unwrap(), mode));
+        }
+    }
+}
+
+/// Every file content anywhere under the root, version stores included.
+fn contents(root: &Path, out: &mut BTreeSet<Vec<u8>>) {
+    for e in std::fs::read_dir(root).unwrap() {
+        let p = e.unwrap().path();
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        if m.is_dir() {
+            contents(&p, out);
+        } else if m.is_file() && p.file_name().unwrap() != "location" {
+            out.insert(std::fs::read(&p).unwrap());
+        }
+    }
+}
+
+const NAMES: [&str; 3] = ["a", "b", "c"];
+
+#[derive(Debug, Clone)]
+enum Op {
+    Write(String, u32),
+    Delete(String),
+    Mkdir(String),
+    Rename(String, String),
+    TypeChange(String, u32),
+    Symlink(String, u32),
+    Chmod(String, bool),
+}
+
+fn path_strategy() -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(&NAMES[..]), 1..=3).prop_map(|v| v.join("/"))
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (path_strategy(), 0u32..1000).prop_map(|(p, c)| Op::Write(p, c)),
+        2 => path_strategy().prop_map(Op::Delete),
+        1 => path_strategy().prop_map(Op::Mkdir),
+        2 => (path_strategy(), path_strategy()).prop_map(|(a, b)| Op::Rename(a, b)),
+        1 => (path_strategy(), 0u32..1000).prop_map(|(p, c)| Op::TypeChange(p, c)),
+        1 => (path_strategy(), 0u32..5).prop_map(|(p, t)| Op::Symlink(p, t)),
+        1 => (path_strategy(), any::<bool>()).prop_map(|(p, x)| Op::Chmod(p, x)),
+    ]
+}
+
+/// Whether `rel`'s parent is (or can be made) a real directory without destroying data.
+fn parent_ready(root: &Path, rel: &str) -> bool {
+    let mut cur = root.to_path_buf();
+    let parts: Vec<&str> = rel.split('/').collect();
+    for part in &parts[..parts.len() - 1] {
+        cur.push(part);
+        match std::fs::symlink_metadata(&cur) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return false,
+            Err(_) => std::fs::create_dir(&cur).unwrap(),
+        }
+    }
+    true
+}
+
+/// Applies an operation like a user would; operations that make no sense are skipped.
+fn apply(root: &Path, op: &Op, salt: u32) {
+    let at = |p: &str| root.join(p);
+    let exists = |p: &Path| std::fs::symlink_metadata(p).is_ok();
+    let is_dir = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir());
+    match op {
+        Op::Write(p, c) => {
+            if parent_ready(root, p) && !is_dir(&at(p)) {
+                if std::fs::symlink_metadata(at(p)).is_ok_and(|m| m.file_type().is_symlink()) {
+                    std::fs::remove_file(at(p)).unwrap();
+                }
+                std::fs::write(at(p), format!("content {c} salt {salt} of {p}")).unwrap();
+            }
+        }
+        Op::Delete(p) => {
+            if is_dir(&at(p)) {
+                std::fs::remove_dir_all(at(p)).unwrap();
+            } else if exists(&at(p)) {
+                std::fs::remove_file(at(p)).unwrap();
+            }
+        }
+        Op::Mkdir(p) => {
+            if parent_ready(root, p) && !exists(&at(p)) {
+                std::fs::create_dir(at(p)).unwrap();
+            }
+        }
+        Op::Rename(from, to) => {
+            let (f, t) = (at(from), at(to));
+            if exists(&f)
+                && !exists(&t)
+                && !to.starts_with(&format!("{from}/"))
+                && parent_ready(root, to)
+            {
+                std::fs::rename(f, t).unwrap();
+            }
+        }
+        Op::TypeChange(p, c) => {
+            if is_dir(&at(p)) {
+                std::fs::remove_dir_all(at(p)).unwrap();
+                std::fs::write(at(p), format!("was a dir {c} salt {salt}")).unwrap();
+            } else if exists(&at(p)) {
+                std::fs::remove_file(at(p)).unwrap();
+                std::fs::create_dir(at(p)).unwrap();
+                std::fs::write(at(p).join("x"), format!("was a file {c} salt {salt}")).unwrap();
+            }
+        }
+        Op::Symlink(p, t) => {
+            if parent_ready(root, p) && !exists(&at(p)) {
+                std::os::unix::fs::symlink(format!("target-{t}"), at(p)).unwrap();
+            }
+        }
+        Op::Chmod(p, x) => {
+            let f = at(p);
+            if std::fs::symlink_metadata(&f).is_ok_and(|m| m.is_file()) {
+                let mode = if *x { 0o755 } else { 0o600 };
+                std::fs::set_permissions(f, std::fs::Permissions::from_mode(mode)).unwrap();
+            }
+        }
+    }
+}
+
+struct Pair {
+    _tmp: tempfile::TempDir,
+    a: PathBuf,
+    b: PathBuf,
+    index: Index,
+}
+
+impl Pair {
+    fn new() -> Pair {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("A"), tmp.path().join("B"));
+        std::fs::create_dir(&a).unwrap();
+        std::fs::create_dir(&b).unwrap();
+        let index = Index::open(&tmp.path().join("index.db")).unwrap();
+        Pair {
+            _tmp: tmp,
+            a,
+            b,
+            index,
+        }
+    }
+
+    fn sync(&mut self, mode: SyncMode, policy: ConflictPolicy) -> SyncOutcome {
+        let opts = SyncOptions {
+            mode: Some(mode),
+            policy: Some(policy),
+            yes: true,
+            ..Default::default()
+        };
+        sync(&mut self.index, &self.a, &self.b, &opts, &NoProgress).unwrap()
+    }
+
+    fn all_contents(&self) -> BTreeSet<Vec<u8>> {
+        let mut s = BTreeSet::new();
+        contents(&self.a, &mut s);
+        contents(&self.b, &mut s);
+        s
+    }
+}
+
+fn policy_strategy() -> impl Strategy<Value = ConflictPolicy> {
+    prop::sample::select(vec![
+        ConflictPolicy::Newest,
+        ConflictPolicy::KeepBoth,
+        ConflictPolicy::Source,
+        ConflictPolicy::Target,
+    ])
+}
+
+type Rounds = Vec<(Vec<Op>, Vec<Op>)>;
+
+fn rounds() -> impl Strategy<Value = Rounds> {
+    prop::collection::vec(
+        (
+            prop::collection::vec(op_strategy(), 0..6),
+            prop::collection::vec(op_strategy(), 0..6),
+        ),
+        1..4,
+    )
+}
+
+fn check_run(pair: &mut Pair, mode: SyncMode, policy: ConflictPolicy) -> Result<(), TestCaseError> {
+    let before = pair.all_contents();
+    let a_before = tree(&pair.a);
+    let out = pair.sync(mode, policy);
+    prop_assert!(out.errors.is_empty(), "errors: {:?}", out.errors);
+    let after = pair.all_contents();
+    let lost: Vec<_> = before
+        .difference(&after)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    prop_assert!(lost.is_empty(), "content lost: {:?}", lost);
+    let (ta, tb) = (tree(&pair.a), tree(&pair.b));
+    prop_assert_eq!(&ta, &tb, "trees differ after sync; plan: {:#?}", out.plan);
+    if mode == SyncMode::Mirror {
+        prop_assert_eq!(&a_before, &ta, "mirror changed its source");
+    }
+    let again = pair.sync(mode, policy);
+    prop_assert!(again.errors.is_empty(), "errors: {:?}", again.errors);
+    prop_assert!(
+        again.plan.actions.is_empty(),
+        "second run not a no-op: {:#?}",
+        again.plan.actions
+    );
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, max_shrink_iters: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn bidirectional_converges_and_loses_nothing(rounds in rounds(), policy in policy_strategy()) {
+        let mut pair = Pair::new();
+        for (i, (ops_a, ops_b)) in rounds.iter().enumerate() {
+            for op in ops_a { apply(&pair.a, op, i as u32 * 2); }
+            for op in ops_b { apply(&pair.b, op, i as u32 * 2 + 1); }
+            check_run(&mut pair, SyncMode::Bidirectional, policy)?;
+        }
+    }
+
+    #[test]
+    fn mirror_makes_target_equal_source(rounds in rounds()) {
+        let mut pair = Pair::new();
+        for (i, (ops_a, ops_b)) in rounds.iter().enumerate() {
+            for op in ops_a { apply(&pair.a, op, i as u32 * 2); }
+            for op in ops_b { apply(&pair.b, op, i as u32 * 2 + 1); }
+            check_run(&mut pair, SyncMode::Mirror, ConflictPolicy::Newest)?;
+        }
+    }
+}
