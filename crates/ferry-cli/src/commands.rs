@@ -197,7 +197,8 @@ fn cmd_scan(index: &mut Index, dir: &Path, everything: bool, json_out: bool) -> 
     let rules = ferry_core::ignore_rules::IndexRules {
         index_everything: everything,
     };
-    let report = ferry_core::scan::scan_location(index, &loc, rules, &bar);
+    let lock = loc.lock()?;
+    let report = ferry_core::scan::scan_location(index, &loc, &lock, rules, &bar);
     bar.finish();
     let report = report?;
     for e in &report.errors {

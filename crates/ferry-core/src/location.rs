@@ -26,6 +26,32 @@ impl Location {
         self.root.join(FERRY_DIR)
     }
 
+    /// Takes this location's lock, so no two ferry processes work on it at once (and
+    /// leftover temp files can only be from a run that died). Released on drop.
+    pub fn lock(&self) -> Result<LocationLock> {
+        let p = self.ferry_dir().join("lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .ctx("open lock", &p)?;
+        // SAFETY: the descriptor is valid for the call.
+        let rc = unsafe {
+            libc::flock(
+                std::os::fd::AsRawFd::as_raw_fd(&file),
+                libc::LOCK_EX | libc::LOCK_NB,
+            )
+        };
+        if rc != 0 {
+            return Err(Error::Refused(format!(
+                "another ferry process is working on {}; try again when it is done",
+                self.root.display()
+            )));
+        }
+        Ok(LocationLock { _file: file })
+    }
+
     /// Checks that the root and its marker are still there and name this location.
     pub fn verify_marker(&self) -> Result<()> {
         match read_marker(&self.root)? {
@@ -40,6 +66,11 @@ impl Location {
             None => Err(missing_marker(&self.root)),
         }
     }
+}
+
+/// Held while a process works on a location.
+pub struct LocationLock {
+    _file: std::fs::File,
 }
 
 fn missing_marker(root: &Path) -> Error {

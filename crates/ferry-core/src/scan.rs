@@ -4,9 +4,9 @@
 use crate::chunk::{digest_file, Digest, Hash};
 use crate::entry::{kind_of, Entry, EntryKind, StatInfo};
 use crate::error::Result;
-use crate::ignore_rules::{IndexRules, IGNORE_FILE};
+use crate::ignore_rules::{IndexRules, IGNORE_FILE, TEMP_PREFIX};
 use crate::index::Index;
-use crate::location::Location;
+use crate::location::{Location, LocationLock};
 use crate::progress::Progress;
 use crate::rel_path::RelPath;
 use std::collections::{HashMap, HashSet};
@@ -37,10 +37,12 @@ struct Seen {
     stat: StatInfo,
 }
 
-/// Scans `loc` and brings its index entries up to date.
+/// Scans `loc` and brings its index entries up to date. The caller holds the
+/// location's lock (`_held`), so stale temp files found can be removed.
 pub fn scan_location(
     index: &mut Index,
     loc: &Location,
+    _held: &LocationLock,
     rules: IndexRules,
     progress: &dyn Progress,
 ) -> Result<ScanReport> {
@@ -219,6 +221,8 @@ fn stat_unchanged(e: &Entry, s: &Seen) -> bool {
 /// Walks the root with the built-in and `.ferryignore` rules. Returns what was seen and
 /// the paths that could not be read (whose old entries must be kept, not deleted).
 fn walk(root: &Path, rules: IndexRules, report: &mut ScanReport) -> (Vec<Seen>, Vec<RelPath>) {
+    let leftovers = std::sync::Arc::new(std::sync::Mutex::new(Vec::<PathBuf>::new()));
+    let found = leftovers.clone();
     let mut wb = ignore::WalkBuilder::new(root);
     wb.standard_filters(false)
         .hidden(false)
@@ -229,7 +233,13 @@ fn walk(root: &Path, rules: IndexRules, report: &mut ScanReport) -> (Vec<Seen>, 
                 return true;
             }
             let is_dir = d.file_type().is_some_and(|t| t.is_dir());
-            !rules.builtin_excluded(&d.file_name().to_string_lossy(), d.depth(), is_dir)
+            let name = d.file_name().to_string_lossy();
+            if !is_dir && name.starts_with(TEMP_PREFIX) {
+                if let Ok(mut v) = found.lock() {
+                    v.push(d.path().to_path_buf());
+                }
+            }
+            !rules.builtin_excluded(&name, d.depth(), is_dir)
         });
     let mut seen = Vec::new();
     let mut unreadable = Vec::new();
@@ -283,6 +293,18 @@ fn walk(root: &Path, rules: IndexRules, report: &mut ScanReport) -> (Vec<Seen>, 
             kind,
             stat: StatInfo::from_metadata(&meta),
         });
+    }
+    // Temp files of a run that died before installing them (the caller holds the
+    // location lock, so no live run owns them).
+    if let Ok(v) = leftovers.lock() {
+        for p in v.iter() {
+            if let Err(e) = std::fs::remove_file(p) {
+                report.errors.push(format!(
+                    "{}: cannot remove stale temp file: {e}",
+                    p.display()
+                ));
+            }
+        }
     }
     (seen, unreadable)
 }

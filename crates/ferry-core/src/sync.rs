@@ -116,12 +116,13 @@ pub fn sync(
     let (conduit, la, lb) = open_conduit(index, a, b, opts)?;
     let mode = SyncMode::parse(&conduit.mode)?;
     let policy = ConflictPolicy::parse(&conduit.conflict_policy)?;
+    let (lock_a, lock_b) = (la.lock()?, lb.lock()?);
     let rules = IndexRules {
         index_everything: conduit.index_everything,
     };
 
-    let scan_a = scan_location(index, &la, rules, progress)?;
-    let scan_b = scan_location(index, &lb, rules, progress)?;
+    let scan_a = scan_location(index, &la, &lock_a, rules, progress)?;
+    let scan_b = scan_location(index, &lb, &lock_b, rules, progress)?;
     let (ea, eb) = (index.entries(la.id())?, index.entries(lb.id())?);
     let plan = reconcile(ReconcileInput {
         a: &ea,

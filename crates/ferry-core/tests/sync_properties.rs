@@ -268,6 +268,27 @@ proptest! {
     }
 
     #[test]
+    fn manual_policy_loses_nothing_and_settles(rounds in rounds()) {
+        let mut pair = Pair::new();
+        for (i, (ops_a, ops_b)) in rounds.iter().enumerate() {
+            for op in ops_a { apply(&pair.a, op, i as u32 * 2); }
+            for op in ops_b { apply(&pair.b, op, i as u32 * 2 + 1); }
+            let before = pair.all_contents();
+            let out = pair.sync(SyncMode::Bidirectional, ConflictPolicy::Manual);
+            let after = pair.all_contents();
+            prop_assert!(before.is_subset(&after), "content lost");
+            let open: Vec<_> = out.plan.conflicts.iter().filter(|c| c.winner.is_none()).map(|c| c.path.as_str().to_string()).collect();
+            if out.errors.is_empty() && open.is_empty() {
+                prop_assert_eq!(tree(&pair.a), tree(&pair.b));
+            }
+            // Conflicted paths stay exactly as the user left them on both sides.
+            let again = pair.sync(SyncMode::Bidirectional, ConflictPolicy::Manual);
+            prop_assert!(again.plan.actions.iter().all(|a| matches!(a, ferry_core::plan::Action::Record { .. }) || !out.errors.is_empty()),
+                "second run not settled: {:#?}", again.plan.actions);
+        }
+    }
+
+    #[test]
     fn mirror_makes_target_equal_source(rounds in rounds()) {
         let mut pair = Pair::new();
         for (i, (ops_a, ops_b)) in rounds.iter().enumerate() {

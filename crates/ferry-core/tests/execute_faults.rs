@@ -1,0 +1,324 @@
+//! Fault tests of the executor and the safety rules: injected corruption, a run that
+//! dies mid-way, a disk that changes between scan and execute, a parent swapped for a
+//! symlink that leads out of the root.
+
+use ferry_core::execute::{Executor, FaultPoint};
+use ferry_core::ignore_rules::IndexRules;
+use ferry_core::index::Index;
+use ferry_core::location::{open_location, Location};
+use ferry_core::plan::{Action, ConflictPolicy, Plan, SyncMode};
+use ferry_core::progress::NoProgress;
+use ferry_core::reconcile::{reconcile, ReconcileInput};
+use ferry_core::scan::scan_location;
+use ferry_core::sync::{sync, SyncOptions};
+use std::path::{Path, PathBuf};
+
+struct Fixture {
+    tmp: tempfile::TempDir,
+    a: PathBuf,
+    b: PathBuf,
+    index: Index,
+}
+
+fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("A"), tmp.path().join("B"));
+    std::fs::create_dir(&a).unwrap();
+    std::fs::create_dir(&b).unwrap();
+    let index = Index::open(&tmp.path().join("index.db")).unwrap();
+    Fixture { tmp, a, b, index }
+}
+
+impl Fixture {
+    fn sync_with(
+        &mut self,
+        fault: FaultPoint,
+    ) -> ferry_core::Result<ferry_core::sync::SyncOutcome> {
+        let opts = SyncOptions {
+            fault,
+            ..Default::default()
+        };
+        sync(&mut self.index, &self.a, &self.b, &opts, &NoProgress)
+    }
+
+    /// Scans both sides and plans, without executing: the disk can then be changed
+    /// behind the plan's back.
+    fn plan(&mut self) -> (Location, Location, Plan) {
+        let la = open_location(&mut self.index, &self.a, false).unwrap();
+        let lb = open_location(&mut self.index, &self.b, false).unwrap();
+        for l in [&la, &lb] {
+            let lock = l.lock().unwrap();
+            scan_location(
+                &mut self.index,
+                l,
+                &lock,
+                IndexRules::default(),
+                &NoProgress,
+            )
+            .unwrap();
+        }
+        let (ea, eb) = (
+            self.index.entries(la.id()).unwrap(),
+            self.index.entries(lb.id()).unwrap(),
+        );
+        let plan = reconcile(ReconcileInput {
+            a: &ea,
+            b: &eb,
+            mode: SyncMode::Bidirectional,
+            policy: ConflictPolicy::Newest,
+            now: 0,
+        })
+        .unwrap();
+        (la, lb, plan)
+    }
+
+    fn execute(
+        &mut self,
+        la: &Location,
+        lb: &Location,
+        plan: &Plan,
+    ) -> ferry_core::execute::ExecReport {
+        Executor {
+            index: &mut self.index,
+            a: la,
+            b: lb,
+            progress: &NoProgress,
+            fault: FaultPoint::None,
+        }
+        .run(plan)
+        .unwrap()
+    }
+}
+
+fn temp_files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in walk(dir) {
+        let name = e.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with(".ferry.tmp.") {
+            out.push(name);
+        }
+    }
+    out
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if std::fs::symlink_metadata(&p).unwrap().is_dir() {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
+}
+
+/// A copy whose bytes do not match the indexed hash is never installed; the old content
+/// stays, the temp file goes, and the next clean run succeeds.
+#[test]
+fn corrupt_copy_is_not_installed() {
+    let mut f = fixture();
+    std::fs::write(f.a.join("doc.txt"), "first").unwrap();
+    f.sync_with(FaultPoint::None).unwrap();
+    std::fs::write(f.a.join("doc.txt"), "second version").unwrap();
+    std::fs::write(f.a.join("new.txt"), "brand new").unwrap();
+
+    let out = f.sync_with(FaultPoint::CorruptTempAfterCopy).unwrap();
+    assert_eq!(out.errors.len(), 2, "{:?}", out.errors);
+    assert!(
+        out.errors.iter().all(|e| e.contains("does not match")),
+        "{:?}",
+        out.errors
+    );
+    assert_eq!(
+        std::fs::read_to_string(f.b.join("doc.txt")).unwrap(),
+        "first"
+    );
+    assert!(!f.b.join("new.txt").exists());
+    assert!(temp_files(&f.b).is_empty());
+
+    let out = f.sync_with(FaultPoint::None).unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(
+        std::fs::read_to_string(f.b.join("doc.txt")).unwrap(),
+        "second version"
+    );
+    assert_eq!(
+        std::fs::read_to_string(f.b.join("new.txt")).unwrap(),
+        "brand new"
+    );
+}
+
+/// A run that dies after staging but before installing leaves every path with its old
+/// content; the next run removes the stale temp files and converges.
+#[test]
+fn run_dying_before_install_loses_nothing_and_resumes() {
+    let mut f = fixture();
+    std::fs::write(f.a.join("keep.txt"), "old a").unwrap();
+    f.sync_with(FaultPoint::None).unwrap();
+    std::fs::write(f.a.join("keep.txt"), "new a!").unwrap();
+    for i in 0..20 {
+        std::fs::write(f.a.join(format!("f{i}")), format!("file {i}")).unwrap();
+    }
+    assert!(f.sync_with(FaultPoint::StopAfterStaging).is_err());
+    assert_eq!(
+        std::fs::read_to_string(f.b.join("keep.txt")).unwrap(),
+        "old a"
+    );
+    assert!(
+        !temp_files(&f.b).is_empty(),
+        "the simulated crash should leave temp files"
+    );
+
+    let out = f.sync_with(FaultPoint::None).unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert!(temp_files(&f.b).is_empty());
+    assert_eq!(
+        std::fs::read_to_string(f.b.join("keep.txt")).unwrap(),
+        "new a!"
+    );
+    for i in 0..20 {
+        assert_eq!(
+            std::fs::read_to_string(f.b.join(format!("f{i}"))).unwrap(),
+            format!("file {i}")
+        );
+    }
+}
+
+/// Rule 2: an edit made after the scan is never clobbered; the action is skipped.
+#[test]
+fn fresh_edit_after_scan_is_not_overwritten() {
+    let mut f = fixture();
+    std::fs::write(f.a.join("x.txt"), "v1").unwrap();
+    f.sync_with(FaultPoint::None).unwrap();
+    std::fs::write(f.a.join("x.txt"), "v2 from a").unwrap();
+    let (la, lb, plan) = f.plan();
+    assert!(plan
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::Copy { .. })));
+    // The user edits B between scan and execute.
+    std::fs::write(f.b.join("x.txt"), "fresh edit on b, longer").unwrap();
+    let report = f.execute(&la, &lb, &plan);
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    assert!(report.errors[0].contains("changed since the scan"));
+    assert_eq!(
+        std::fs::read_to_string(f.b.join("x.txt")).unwrap(),
+        "fresh edit on b, longer"
+    );
+    // The next run sees both edits as a conflict; nothing is lost either way.
+    let out = f.sync_with(FaultPoint::None).unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(out.plan.conflicts.len(), 1);
+}
+
+/// Rule 2 for deletions: a file edited after the scan is not deleted.
+#[test]
+fn deletion_skips_a_file_edited_after_scan() {
+    let mut f = fixture();
+    std::fs::write(f.a.join("x.txt"), "v1").unwrap();
+    f.sync_with(FaultPoint::None).unwrap();
+    std::fs::remove_file(f.a.join("x.txt")).unwrap();
+    let (la, lb, plan) = f.plan();
+    assert!(plan
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::Delete { .. })));
+    std::fs::write(f.b.join("x.txt"), "edited on b after the scan").unwrap();
+    let report = f.execute(&la, &lb, &plan);
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    assert_eq!(
+        std::fs::read_to_string(f.b.join("x.txt")).unwrap(),
+        "edited on b after the scan"
+    );
+}
+
+/// Rule 4: a parent directory swapped for a symlink leading out of the root is never
+/// written through.
+#[test]
+fn never_writes_through_a_symlinked_parent() {
+    let mut f = fixture();
+    std::fs::create_dir(f.a.join("d")).unwrap();
+    std::fs::write(f.a.join("d/one"), "1").unwrap();
+    f.sync_with(FaultPoint::None).unwrap();
+    std::fs::write(f.a.join("d/two"), "2").unwrap();
+    let (la, lb, plan) = f.plan();
+    let outside = f.tmp.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::rename(f.b.join("d"), f.tmp.path().join("moved-away")).unwrap();
+    std::os::unix::fs::symlink(&outside, f.b.join("d")).unwrap();
+    let report = f.execute(&la, &lb, &plan);
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    assert!(
+        report.errors[0].contains("not a real directory"),
+        "{:?}",
+        report.errors
+    );
+    assert!(
+        std::fs::read_dir(&outside).unwrap().next().is_none(),
+        "wrote outside the root"
+    );
+}
+
+/// Rule 6: a location whose marker vanished is not synced.
+#[test]
+fn missing_marker_stops_the_run() {
+    let mut f = fixture();
+    std::fs::write(f.a.join("x"), "x").unwrap();
+    f.sync_with(FaultPoint::None).unwrap();
+    std::fs::remove_dir_all(&f.b).unwrap();
+    std::fs::create_dir(&f.b).unwrap();
+    let err = f.sync_with(FaultPoint::None).unwrap_err().to_string();
+    assert!(err.contains("marker"), "{err}");
+    assert!(f.a.join("x").exists());
+}
+
+/// Rule 6: a run that would delete most of a side stops unless told otherwise.
+#[test]
+fn mass_deletion_stops_without_yes() {
+    let mut f = fixture();
+    for i in 0..12 {
+        std::fs::write(f.a.join(format!("f{i}")), "x").unwrap();
+    }
+    f.sync_with(FaultPoint::None).unwrap();
+    for i in 0..11 {
+        std::fs::remove_file(f.a.join(format!("f{i}"))).unwrap();
+    }
+    let err = f.sync_with(FaultPoint::None).unwrap_err().to_string();
+    assert!(err.contains("--yes"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(&f.b).unwrap().count(),
+        13,
+        "nothing deleted on b (12 files + .ferry)"
+    );
+    let opts = SyncOptions {
+        yes: true,
+        ..Default::default()
+    };
+    let out = sync(&mut f.index, &f.a, &f.b, &opts, &NoProgress).unwrap();
+    assert_eq!(out.stats.files_deleted, 11);
+}
+
+/// Rule 3: what a run overwrites or deletes is in the version store, and the index
+/// knows where.
+#[test]
+fn replaced_and_deleted_content_is_versioned() {
+    let mut f = fixture();
+    std::fs::write(f.a.join("x"), "original").unwrap();
+    std::fs::write(f.a.join("y"), "to be deleted").unwrap();
+    f.sync_with(FaultPoint::None).unwrap();
+    std::fs::write(f.a.join("x"), "changed").unwrap();
+    std::fs::remove_file(f.a.join("y")).unwrap();
+    let out = f.sync_with(FaultPoint::None).unwrap();
+    assert!(out.errors.is_empty());
+    let lb = open_location(&mut f.index, &f.b, false).unwrap();
+    for (name, content) in [("x", "original"), ("y", "to be deleted")] {
+        let versions = f
+            .index
+            .versions_of(lb.id(), &ferry_core::rel_path::RelPath::new(name).unwrap())
+            .unwrap();
+        assert_eq!(versions.len(), 1, "{name}");
+        let stored = lb.root.join(&versions[0].stored_path);
+        assert_eq!(std::fs::read_to_string(stored).unwrap(), content);
+    }
+}
