@@ -66,8 +66,17 @@ pub struct Digest {
 }
 
 /// Reads `reader` to its end once, hashing the whole and cutting chunks.
-pub fn digest_reader(mut reader: impl Read) -> std::io::Result<Digest> {
-    let mut buf = vec![0u8; READ_BUF];
+pub fn digest_reader(reader: impl Read) -> std::io::Result<Digest> {
+    digest_reader_with(reader, &mut Vec::new())
+}
+
+/// As [`digest_reader`], reusing `buf` (grown as needed) so hashing many small files
+/// does not allocate and zero a fresh buffer each time.
+pub fn digest_reader_with(mut reader: impl Read, buf: &mut Vec<u8>) -> std::io::Result<Digest> {
+    if buf.len() < READ_BUF {
+        buf.resize(READ_BUF, 0);
+    }
+    let buf = &mut buf[..READ_BUF];
     let mut filled = 0usize;
     let mut eof = false;
     let mut whole = blake3::Hasher::new();
@@ -111,10 +120,10 @@ pub fn digest_reader(mut reader: impl Read) -> std::io::Result<Digest> {
     Ok(Digest { hash, size, chunks })
 }
 
-/// Hashes and chunks the file at `path`.
-pub fn digest_file(path: &Path) -> Result<Digest> {
+/// Hashes and chunks the file at `path`, reusing `buf`.
+pub fn digest_file(path: &Path, buf: &mut Vec<u8>) -> Result<Digest> {
     let f = std::fs::File::open(path).ctx("open for hashing", path)?;
-    digest_reader(f).ctx("read for hashing", path)
+    digest_reader_with(f, buf).ctx("read for hashing", path)
 }
 
 /// Encodes a chunk list for the index (36 bytes a chunk).

@@ -321,7 +321,8 @@ impl Executor<'_> {
                 bytes += copy_size(copies[j]);
                 j += 1;
             }
-            let mut staged = Vec::new();
+            // Checks and index look-ups stay on this thread; the byte work runs on all cores.
+            let mut jobs = Vec::new();
             for a in &copies[i..j] {
                 let Action::Copy {
                     to, path, source, ..
@@ -338,14 +339,28 @@ impl Executor<'_> {
                             &mut verified[to.other() as usize],
                         )
                     })
-                    .and_then(|_| self.local_source(*to, source, reuse_local[*to as usize]))
-                    .and_then(|src| stage(&src, &path.under(&dst_loc.root), source, self.fault));
+                    .and_then(|_| self.local_source(*to, source, reuse_local[*to as usize]));
                 match res {
+                    Ok(src) => jobs.push((*a, src, path.under(&dst_loc.root), source)),
+                    Err(e) => report.errors.push(format!("{}: {e}", describe(a))),
+                }
+            }
+            let results = parallel_map(&jobs, |(_, src, dst, source), buf| {
+                let r = stage(src, dst, source, self.fault, buf);
+                self.progress.bytes(if source.kind == EntryKind::File {
+                    source.stat.size
+                } else {
+                    0
+                });
+                self.progress.item();
+                r
+            });
+            let mut staged = Vec::new();
+            for ((a, ..), r) in jobs.iter().zip(results) {
+                match r {
                     Ok(tmp) => staged.push((*a, tmp)),
                     Err(e) => report.errors.push(format!("{}: {e}", describe(a))),
                 }
-                self.progress.bytes(copy_size(a));
-                self.progress.item();
             }
             if self.fault == FaultPoint::StopAfterStaging {
                 return Err(Error::Other("injected stop after staging".into()));
@@ -412,6 +427,42 @@ impl Executor<'_> {
     }
 }
 
+/// Runs `f` over `items` on all cores, each worker with its own scratch buffer;
+/// results come back in input order.
+fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T, &mut Vec<u8>) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8)
+        .min(items.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let out: Vec<std::sync::Mutex<Option<R>>> =
+        items.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|sc| {
+        for _ in 0..threads {
+            sc.spawn(|| {
+                let mut buf = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let r = f(item, &mut buf);
+                    if let Ok(mut slot) = out[i].lock() {
+                        *slot = Some(r);
+                    }
+                }
+            });
+        }
+    });
+    out.into_iter()
+        .map(|m| {
+            m.into_inner()
+                .ok()
+                .flatten()
+                .expect("every item was processed")
+        })
+        .collect()
+}
+
 fn copy_size(a: &Action) -> u64 {
     match a {
         Action::Copy { source, .. } if source.kind == EntryKind::File => source.stat.size,
@@ -425,6 +476,7 @@ fn stage(
     dst: &std::path::Path,
     source: &Entry,
     fault: FaultPoint,
+    buf: &mut Vec<u8>,
 ) -> Result<PathBuf> {
     let tmp = temp_sibling(dst);
     if source.kind == EntryKind::Symlink {
@@ -458,7 +510,7 @@ fn stage(
         if fault == FaultPoint::CorruptTempAfterCopy {
             std::fs::write(&tmp, b"corrupted by fault injection").ctx("inject fault", &tmp)?;
         }
-        let got = blake3_file(&tmp)?;
+        let got = blake3_file(&tmp, buf)?;
         if got != expected_hash {
             return Err(Error::Refused(format!(
                 "copy of {} does not match the indexed hash (changed while copying?); not installed",

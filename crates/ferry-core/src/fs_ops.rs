@@ -59,12 +59,14 @@ fn plain_copy(mut src: &File, mut dst: &File, src_path: &Path) -> Result<u64> {
 }
 
 /// BLAKE3 of a file's bytes (used to verify what landed in a temp file).
-pub fn blake3_file(path: &Path) -> Result<crate::chunk::Hash> {
+pub fn blake3_file(path: &Path, buf: &mut Vec<u8>) -> Result<crate::chunk::Hash> {
     let mut f = File::open(path).ctx("open for verification", path)?;
     let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
+    if buf.len() < 1 << 20 {
+        buf.resize(1 << 20, 0);
+    }
     loop {
-        let n = match f.read(&mut buf) {
+        let n = match f.read(buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,

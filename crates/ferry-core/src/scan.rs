@@ -336,20 +336,23 @@ fn hash_all(
         results.iter_mut().map(std::sync::Mutex::new).collect();
     std::thread::scope(|sc| {
         for _ in 0..threads.min(files.len().max(1)) {
-            sc.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(s) = files.get(i) else { break };
-                let r = digest_file(&s.abs)
-                    .map_err(|e| format!("{e}; kept its previous state"))
-                    .and_then(|d| {
-                        std::fs::symlink_metadata(&s.abs)
-                            .map(|m| (d, StatInfo::from_metadata(&m)))
-                            .map_err(|e| format!("{}: {e}", s.abs.display()))
-                    });
-                progress.bytes(s.stat.size);
-                progress.item();
-                if let Ok(mut slot) = slots[i].lock() {
-                    **slot = Some(r);
+            sc.spawn(|| {
+                let mut buf = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(s) = files.get(i) else { break };
+                    let r = digest_file(&s.abs, &mut buf)
+                        .map_err(|e| format!("{e}; kept its previous state"))
+                        .and_then(|d| {
+                            std::fs::symlink_metadata(&s.abs)
+                                .map(|m| (d, StatInfo::from_metadata(&m)))
+                                .map_err(|e| format!("{}: {e}", s.abs.display()))
+                        });
+                    progress.bytes(s.stat.size);
+                    progress.item();
+                    if let Ok(mut slot) = slots[i].lock() {
+                        **slot = Some(r);
+                    }
                 }
             });
         }

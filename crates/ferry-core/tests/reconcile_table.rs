@@ -234,6 +234,11 @@ fn conflict(path: &str, winner: Option<Side>, kept_at: Option<&str>) -> Conflict
 
 // Running and checking --------------------------------------------------------------------
 
+/// One entry as a one-side input.
+fn one(e: &Entry) -> &[Entry] {
+    std::slice::from_ref(e)
+}
+
 fn run(mode: SyncMode, policy: ConflictPolicy, a: &[Entry], b: &[Entry]) -> Plan {
     reconcile(ReconcileInput {
         a,
@@ -1149,7 +1154,7 @@ fn newest_mtime_tie_is_broken_by_content_not_by_side() {
         for (ca, cb) in [("one", "two"), ("two", "one")] {
             let a = x("t.txt", ca, &[(RA, 2)]);
             let b = x("t.txt", cb, &[(RA, 1), (RB, 1)]);
-            let plan = run(Bidirectional, policy, &[a.clone()], &[b.clone()]);
+            let plan = run(Bidirectional, policy, one(&a), one(&b));
             let want = if ca == bigger { A } else { B };
             assert_eq!(plan.conflicts.len(), 1, "{policy:?} {ca}/{cb}");
             assert_eq!(
@@ -1174,7 +1179,7 @@ fn newest_full_tie_goes_to_side_a() {
     // Same bytes, same mtime, only the mode differs: nothing left to compare but sides.
     let a = file("t.sh", "same", &[(RA, 2)]).mode(0o755);
     let b = file("t.sh", "same", &[(RA, 1), (RB, 1)]).mode(0o700);
-    let plan = run(Bidirectional, Newest, &[a.clone()], &[b.clone()]);
+    let plan = run(Bidirectional, Newest, one(&a), one(&b));
     assert_eq!(plan.conflicts.len(), 1);
     assert_eq!(plan.conflicts[0].winner, Some(A));
     assert_same_actions(
@@ -1203,7 +1208,7 @@ fn conflict_names_follow_the_pattern() {
     for (path, want) in cases {
         let a = file(path, "alpha", &[(RA, 2)]).mtime(2000);
         let b = file(path, "beta", &[(RA, 1), (RB, 1)]).mtime(1000);
-        let plan = run(Bidirectional, KeepBoth, &[a], &[b.clone()]);
+        let plan = run(Bidirectional, KeepBoth, &[a], one(&b));
         let got: Vec<&RelPath> = plan
             .actions
             .iter()
@@ -1298,7 +1303,7 @@ fn manual_conflicts_leave_vectors_alone() {
     // Nothing is recorded either: merging the vectors would hide the conflict next run.
     let a = file("m.txt", "alpha", &[(RA, 2)]);
     let b = file("m.txt", "beta", &[(RA, 1), (RB, 1)]);
-    let plan = run(Bidirectional, Manual, &[a.clone()], &[b.clone()]);
+    let plan = run(Bidirectional, Manual, one(&a), one(&b));
     assert!(plan.actions.is_empty(), "{:#?}", plan.actions);
     assert!(!plan.touches_disk());
     let c = &plan.conflicts[0];
@@ -1498,7 +1503,7 @@ fn file_deletions_and_touches_disk_helpers() {
     assert_eq!(plan.file_deletions(B), 1);
     assert_eq!(plan.file_deletions(A), 0);
     assert!(plan.touches_disk());
-    let same = run(Bidirectional, Newest, &[f.clone()], &[f.clone()]);
+    let same = run(Bidirectional, Newest, one(&f), one(&f));
     assert!(!same.touches_disk());
 }
 

@@ -1,0 +1,1334 @@
+//! Integration tests that drive the real `ferry` binary on temporary folders.
+//!
+//! Every test gets its own library (`FERRY_HOME`) and its own pair of folders, so tests
+//! run in parallel without seeing each other. Trees are compared with [`snapshot`],
+//! which records every path below a root (except ferry's own `.ferry/`) with its kind,
+//! content, permission bits and symlink target.
+
+use assert_cmd::Command;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::hash::Hasher;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tempfile::TempDir;
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------
+
+/// Files up to this size are kept byte for byte in a snapshot; larger ones as a digest.
+const SNAPSHOT_INLINE_MAX: u64 = 1 << 20;
+/// Read size for streaming comparisons of large files.
+const STREAM_CHUNK: usize = 1 << 20;
+
+/// What a snapshot records about one path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Node {
+    File { content: Content, mode: u32 },
+    Dir { mode: u32 },
+    Symlink { target: PathBuf },
+}
+
+/// A file's content: its bytes, or for large files its length and a streaming digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Content {
+    Bytes(Vec<u8>),
+    Digest { len: u64, sip: u64 },
+}
+
+type Snapshot = BTreeMap<PathBuf, Node>;
+
+/// Snapshot of the tree under `root`, without the top-level `.ferry/`. Never follows
+/// symlinks.
+fn snapshot(root: &Path) -> Snapshot {
+    let mut out = Snapshot::new();
+    snapshot_dir(root, root, &mut out);
+    out
+}
+
+fn snapshot_dir(root: &Path, dir: &Path, out: &mut Snapshot) {
+    for item in fs::read_dir(dir).unwrap_or_else(|e| panic!("list {}: {e}", dir.display())) {
+        let path = item.unwrap().path();
+        let rel = path.strip_prefix(root).unwrap().to_path_buf();
+        if rel == Path::new(".ferry") {
+            continue;
+        }
+        let meta = fs::symlink_metadata(&path).unwrap();
+        let mode = meta.mode() & 0o7777;
+        let node = if meta.file_type().is_symlink() {
+            Node::Symlink {
+                target: fs::read_link(&path).unwrap(),
+            }
+        } else if meta.is_dir() {
+            snapshot_dir(root, &path, out);
+            Node::Dir { mode }
+        } else {
+            Node::File {
+                content: content_of(&path, meta.len()),
+                mode,
+            }
+        };
+        out.insert(rel, node);
+    }
+}
+
+fn content_of(path: &Path, len: u64) -> Content {
+    if len <= SNAPSHOT_INLINE_MAX {
+        return Content::Bytes(fs::read(path).unwrap());
+    }
+    let mut file = File::open(path).unwrap();
+    let mut buf = vec![0u8; STREAM_CHUNK];
+    let mut sip = std::collections::hash_map::DefaultHasher::new();
+    let mut total = 0u64;
+    loop {
+        let n = read_full(&mut file, &mut buf);
+        if n == 0 {
+            break;
+        }
+        sip.write(&buf[..n]);
+        total += n as u64;
+    }
+    Content::Digest {
+        len: total,
+        sip: sip.finish(),
+    }
+}
+
+/// Reads until `buf` is full or the end of the file; returns how much was read.
+fn read_full(file: &mut File, buf: &mut [u8]) -> usize {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]).unwrap() {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    filled
+}
+
+/// Whether two files hold the same bytes, compared chunk by chunk (never whole files in
+/// memory).
+fn same_bytes(p: &Path, q: &Path) -> bool {
+    let (mut f, mut g) = (File::open(p).unwrap(), File::open(q).unwrap());
+    if f.metadata().unwrap().len() != g.metadata().unwrap().len() {
+        return false;
+    }
+    let (mut x, mut y) = (vec![0u8; STREAM_CHUNK], vec![0u8; STREAM_CHUNK]);
+    loop {
+        let (n, m) = (read_full(&mut f, &mut x), read_full(&mut g, &mut y));
+        if n != m || x[..n] != y[..m] {
+            return false;
+        }
+        if n == 0 {
+            return true;
+        }
+    }
+}
+
+/// Writes `content` to `root/rel`, creating parent folders.
+fn write(root: &Path, rel: &str, content: impl AsRef<[u8]>) {
+    let p = root.join(rel);
+    if let Some(parent) = p.parent() {
+        fs::create_dir_all(parent).unwrap();
+    }
+    fs::write(&p, content).unwrap_or_else(|e| panic!("write {}: {e}", p.display()));
+}
+
+fn read(root: &Path, rel: &str) -> Vec<u8> {
+    let p = root.join(rel);
+    fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn set_mtime(path: &Path, t: SystemTime) {
+    File::open(path).unwrap().set_modified(t).unwrap();
+}
+
+/// A point in time `secs` seconds before now (whole nanoseconds kept).
+fn ago(secs: u64) -> SystemTime {
+    SystemTime::now() - Duration::from_secs(secs)
+}
+
+/// Contents of the versions ferry kept of `rel` in `root/.ferry/versions/`.
+fn kept_versions(root: &Path, rel: &str) -> Vec<Vec<u8>> {
+    let rel = Path::new(rel);
+    let dir = root
+        .join(".ferry/versions")
+        .join(rel.parent().unwrap_or(Path::new("")));
+    let prefix = format!("{}~", rel.file_name().unwrap().to_str().unwrap());
+    let Ok(items) = fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let item = item.unwrap();
+        if item.file_name().to_str().unwrap().starts_with(&prefix) {
+            out.push(fs::read(item.path()).unwrap());
+        }
+    }
+    out
+}
+
+/// Names in `dir` (one level) that start with `prefix`.
+fn names_starting_with(dir: &Path, prefix: &str) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Whether reading a chmod-000 file fails here (it does not for root, which ignores
+/// permission bits).
+fn permission_bits_enforced(dir: &Path) -> bool {
+    let probe = dir.join("probe-000");
+    fs::write(&probe, b"probe").unwrap();
+    set_mode(&probe, 0o000);
+    let enforced = fs::read(&probe).is_err();
+    set_mode(&probe, 0o600);
+    fs::remove_file(&probe).unwrap();
+    enforced
+}
+
+/// Changes the owner of everything under `path` (not following symlinks).
+fn chown_tree(path: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid)).unwrap();
+    let meta = fs::symlink_metadata(path).unwrap();
+    if meta.is_dir() {
+        for item in fs::read_dir(path).unwrap() {
+            chown_tree(&item.unwrap().path(), uid, gid);
+        }
+    }
+}
+
+/// The result of one `ferry` run.
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// Asserts the exit code, showing the output when it differs.
+    fn expect_code(&self, code: i32) -> &Run {
+        assert_eq!(
+            self.code, code,
+            "unexpected exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e})\n--- stdout\n{}\n--- stderr\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+fn finish(cmd: &mut Command) -> Run {
+    let out = cmd.output().unwrap();
+    Run {
+        code: out.status.code().expect("ferry was killed by a signal"),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// One test's world: a temp dir holding the library (`home/`) and folders `a/` and `b/`.
+struct Env {
+    dir: TempDir,
+    home: PathBuf,
+    a: PathBuf,
+    b: PathBuf,
+    /// Run the binary as `nobody` (see [`Env::drop_privileges`]).
+    as_nobody: bool,
+}
+
+/// User and group ID of `nobody`.
+const NOBODY: u32 = 65534;
+
+impl Env {
+    fn new() -> Env {
+        let dir = tempfile::Builder::new()
+            .prefix("ferry-cli-")
+            .tempdir()
+            .unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let (home, a, b) = (root.join("home"), root.join("a"), root.join("b"));
+        for d in [&home, &a, &b] {
+            fs::create_dir(d).unwrap();
+        }
+        Env {
+            dir,
+            home,
+            a,
+            b,
+            as_nobody: false,
+        }
+    }
+
+    /// Makes permission bits bite for the binary. Root ignores them, so when reading a
+    /// chmod-000 file succeeds here, the whole temp dir is handed to `nobody` and later
+    /// runs go through `setpriv`. Call it after writing the fixtures. Returns false
+    /// (after saying why on stderr) when that is impossible; the test should then stop.
+    fn drop_privileges(&mut self) -> bool {
+        if permission_bits_enforced(self.dir.path()) {
+            return true;
+        }
+        chown_tree(self.dir.path(), NOBODY, NOBODY);
+        self.as_nobody = true;
+        let probe = self.ferry(["--version"]);
+        if probe.code != 0 {
+            eprintln!(
+                "skipping: running as root, which ignores permission bits, and `setpriv` \
+                 cannot run ferry as nobody: {}",
+                probe.stderr
+            );
+            return false;
+        }
+        true
+    }
+
+    /// A path in the temp dir, outside both synced folders.
+    fn outside(&self, name: &str) -> PathBuf {
+        self.dir.path().canonicalize().unwrap().join(name)
+    }
+
+    /// `ferry ARGS` with this test's library.
+    fn ferry<I, S>(&self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = if self.as_nobody {
+            let mut c = Command::new("setpriv");
+            c.arg(format!("--reuid={NOBODY}"))
+                .arg(format!("--regid={NOBODY}"))
+                .arg("--clear-groups")
+                .arg(assert_cmd::cargo::cargo_bin("ferry"));
+            c
+        } else {
+            Command::cargo_bin("ferry").unwrap()
+        };
+        cmd.env("FERRY_HOME", &self.home)
+            .env_remove("RUST_LOG")
+            .current_dir(self.dir.path())
+            .args(args);
+        finish(&mut cmd)
+    }
+
+    /// `ferry sync A B EXTRA…`.
+    fn sync(&self, extra: &[&str]) -> Run {
+        let mut args: Vec<&OsStr> =
+            vec![OsStr::new("sync"), self.a.as_os_str(), self.b.as_os_str()];
+        args.extend(extra.iter().map(OsStr::new));
+        self.ferry(args)
+    }
+
+    /// `ferry --json sync A B EXTRA…`, expecting exit code `code`; returns the summary.
+    fn sync_json(&self, extra: &[&str], code: i32) -> Value {
+        let mut args = vec!["--json"];
+        args.extend_from_slice(extra);
+        let run = self.sync(&args);
+        run.expect_code(code);
+        run.json()
+    }
+}
+
+/// Asserts the summary's counters (`copied`, `deleted`, `renamed`, `conflicts`).
+fn assert_counts(summary: &Value, copied: u64, deleted: u64, renamed: u64, conflicts: u64) {
+    let got = (
+        summary["copied"].as_u64(),
+        summary["deleted"].as_u64(),
+        summary["renamed"].as_u64(),
+        summary["conflicts"].as_u64(),
+    );
+    assert_eq!(
+        got,
+        (Some(copied), Some(deleted), Some(renamed), Some(conflicts)),
+        "(copied, deleted, renamed, conflicts) in summary {summary:#}"
+    );
+}
+
+/// A synced pair holding `f.txt` = "base", then edited on both sides: A's edit older,
+/// B's newer.
+fn conflicting_pair() -> Env {
+    let env = Env::new();
+    write(&env.a, "f.txt", "base");
+    write(&env.a, "other.txt", "unrelated");
+    env.sync(&[]).expect_code(0);
+    write(&env.a, "f.txt", "edited on a");
+    set_mtime(&env.a.join("f.txt"), ago(20));
+    write(&env.b, "f.txt", "edited on b, later");
+    set_mtime(&env.b.join("f.txt"), ago(10));
+    env
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. Initial sync and the JSON summary
+// ---------------------------------------------------------------------------------------
+
+/// A first run copies A into an empty B; the JSON summary's counters are right; a second
+/// run copies nothing.
+#[test]
+fn initial_sync_fills_empty_b_and_reports_json_summary() {
+    let env = Env::new();
+    write(&env.a, "hello.txt", "hello");
+    write(&env.a, "sub/data.bin", vec![7u8; 1000]);
+    write(&env.a, "sub/deeper/note.md", "# note\n");
+
+    let s = env.sync_json(&[], 0);
+    assert_counts(&s, 3, 0, 0, 0);
+    assert_eq!(s["bytes"].as_u64(), Some(5 + 1000 + 7));
+    assert_eq!(s["in_sync"], Value::Bool(true));
+    assert_eq!(s["open_conflicts"].as_u64(), Some(0));
+    assert_eq!(s["mode"], "bidirectional");
+    assert_eq!(s["dry_run"], Value::Bool(false));
+    assert_eq!(s["errors"], serde_json::json!([]));
+    assert_eq!(snapshot(&env.a), snapshot(&env.b));
+    assert!(env.b.join(".ferry").is_dir(), "B is marked as a location");
+
+    let again = env.sync_json(&[], 0);
+    assert_counts(&again, 0, 0, 0, 0);
+    assert_eq!(again["bytes"].as_u64(), Some(0));
+    assert_eq!(again["in_sync"], Value::Bool(true));
+    assert_eq!(snapshot(&env.a), snapshot(&env.b));
+}
+
+/// A first run with content only in B fills the empty A.
+#[test]
+fn initial_sync_fills_empty_a_from_b() {
+    let env = Env::new();
+    write(&env.b, "from-b.txt", "b was here");
+    write(&env.b, "nested/x/y.txt", "deep");
+    let before = snapshot(&env.b);
+
+    let s = env.sync_json(&[], 0);
+    assert_counts(&s, 2, 0, 0, 0);
+    assert_eq!(s["bytes"].as_u64(), Some(10 + 4));
+    assert_eq!(snapshot(&env.a), before);
+    assert_eq!(snapshot(&env.b), before);
+
+    assert_counts(&env.sync_json(&[], 0), 0, 0, 0, 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. Names and shapes
+// ---------------------------------------------------------------------------------------
+
+/// Odd names (spaces, a leading dash, a newline, emoji, 200 bytes), empty files, empty
+/// and nested directories all arrive intact, and deletions of odd names propagate back.
+#[test]
+fn odd_names_empty_files_and_directories_sync() {
+    let env = Env::new();
+    let long = format!("{}.txt", "l".repeat(196));
+    assert_eq!(long.len(), 200);
+    let long_utf8 = "é".repeat(100); // 200 bytes, 100 characters
+    let names = [
+        "with space.txt",
+        "  leading and trailing  ",
+        "-rf",
+        "--help",
+        "new\nline.txt",
+        "emoji 🚀🦀.md",
+        "ünïcødé/ファイル.txt",
+        long.as_str(),
+        long_utf8.as_str(),
+        "a/b/c/d/e/deep.txt",
+    ];
+    for (i, n) in names.iter().enumerate() {
+        write(&env.a, n, format!("content {i}\n"));
+    }
+    write(&env.a, "empty", "");
+    write(&env.a, "nested/empty-too", "");
+    fs::create_dir_all(env.a.join("empty-dir")).unwrap();
+    fs::create_dir_all(env.a.join("x/y/z")).unwrap();
+
+    let s = env.sync_json(&[], 0);
+    assert_counts(&s, names.len() as u64 + 2, 0, 0, 0);
+    assert_eq!(snapshot(&env.a), snapshot(&env.b));
+    assert!(env.b.join("empty-dir").is_dir());
+    assert!(env.b.join("x/y/z").is_dir());
+    assert_eq!(read(&env.b, "empty"), b"");
+    assert_eq!(read(&env.b, "-rf"), b"content 2\n");
+
+    assert_counts(&env.sync_json(&[], 0), 0, 0, 0, 0);
+
+    // Deleting odd names on B removes them from A (and A keeps them as versions).
+    for n in ["-rf", "new\nline.txt", long.as_str()] {
+        fs::remove_file(env.b.join(n)).unwrap();
+    }
+    let s = env.sync_json(&[], 0);
+    assert_counts(&s, 0, 3, 0, 0);
+    assert_eq!(snapshot(&env.a), snapshot(&env.b));
+    assert!(!env.a.join("-rf").exists());
+    assert_eq!(kept_versions(&env.a, "-rf"), vec![b"content 2\n".to_vec()]);
+    assert_eq!(kept_versions(&env.a, &long), vec![b"content 7\n".to_vec()]);
+}
+
+/// A file whose name is close to the 255-byte limit (here 250 bytes) syncs, and later
+/// edits and deletions of it propagate too.
+#[test]
+#[ignore = "BUG: names longer than 229 bytes can never be updated or deleted: the \
+            version store names the kept copy `<name>~<26-byte stamp>`, which exceeds \
+            NAME_MAX (File name too long); every such run exits 1"]
+fn name_near_the_length_limit_can_be_updated_and_deleted() {
+    let env = Env::new();
+    let name = "n".repeat(250);
+    write(&env.a, &name, "first");
+    env.sync(&[]).expect_code(0);
+    assert_eq!(read(&env.b, &name), b"first");
+
+    write(&env.b, &name, "second, longer");
+    env.sync(&[]).expect_code(0);
+    assert_eq!(read(&env.a, &name), b"second, longer");
+
+    fs::remove_file(env.b.join(&name)).unwrap();
+    env.sync(&[]).expect_code(0);
+    assert!(!env.a.join(&name).exists());
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. Large sparse file
+// ---------------------------------------------------------------------------------------
+
+/// A ~300 MiB sparse file with a few bytes written at offsets syncs byte for byte.
+#[test]
+fn large_sparse_file_syncs_identically() {
+    const LEN: u64 = 300 << 20;
+    let env = Env::new();
+    let src = env.a.join("sparse.img");
+    let mut f = File::create(&src).unwrap();
+    f.set_len(LEN).unwrap();
+    for (offset, bytes) in [
+        (0, &b"start"[..]),
+        (LEN / 3 + 12_345, b"one third"),
+        (LEN / 2, b"middle"),
+        (LEN - 3, b"end"),
+    ] {
+        f.seek(SeekFrom::Start(offset)).unwrap();
+        f.write_all(bytes).unwrap();
+    }
+    drop(f);
+    write(&env.a, "small.txt", "small");
+
+    let s = env.sync_json(&[], 0);
+    assert_counts(&s, 2, 0, 0, 0);
+    assert_eq!(s["bytes"].as_u64(), Some(LEN + 5));
+    let dst = env.b.join("sparse.img");
+    assert_eq!(fs::metadata(&dst).unwrap().len(), LEN);
+    assert!(same_bytes(&src, &dst), "the copy's bytes differ");
+    assert_eq!(snapshot(&env.a), snapshot(&env.b));
+
+    assert_counts(&env.sync_json(&[], 0), 0, 0, 0, 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. Metadata
+// ---------------------------------------------------------------------------------------
+
+/// Permission bits (0o600, 0o755, 0o640, a 0o700 folder) and mtimes (to the nanosecond
+/// where the file system keeps them) arrive with the content; a chmod alone propagates.
+#[test]
+fn permissions_and_mtimes_are_preserved() {
+    let env = Env::new();
+    let files = [
+        ("private.txt", 0o600),
+        ("tool.sh", 0o755),
+        ("group.txt", 0o640),
+    ];
+    let t = UNIX_EPOCH + Duration::new(1_600_000_000, 123_456_789);
+    for (i, (name, mode)) in files.iter().enumerate() {
+        write(&env.a, name, format!("file {i}"));
+        set_mode(&env.a.join(name), *mode);
+        set_mtime(&env.a.join(name), t + Duration::from_secs(i as u64));
+    }
+    write(&env.a, "secret-dir/inside.txt", "inside");
+    set_mode(&env.a.join("secret-dir"), 0o700);
+    set_mtime(&env.a.join("secret-dir"), t);
+
+    env.sync(&[]).expect_code(0);
+    for (name, mode) in files {
+        let (ma, mb) = (
+            fs::metadata(env.a.join(name)).unwrap(),
+            fs::metadata(env.b.join(name)).unwrap(),
+        );
+        assert_eq!(mb.mode() & 0o7777, mode, "mode of {name}");
+        assert_eq!(
+            mb.modified().unwrap(),
+            ma.modified().unwrap(),
+            "mtime of {name}"
+        );
+    }
+    let exe = fs::metadata(env.b.join("tool.sh")).unwrap();
+    assert!(exe.mode() & 0o111 != 0, "tool.sh stays executable");
+    let dir_b = fs::metadata(env.b.join("secret-dir")).unwrap();
+    assert_eq!(dir_b.mode() & 0o7777, 0o700);
+    assert_eq!(
+        dir_b.modified().unwrap(),
+        fs::metadata(env.a.join("secret-dir"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        "mtime of secret-dir"
+    );
+    assert_eq!(snapshot(&env.a), snapshot(&env.b));
+
+    // A chmod with no content change still reaches the other side.
+    set_mode(&env.a.join("group.txt"), 0o644);
+    env.sync(&[]).expect_code(0);
+    assert_eq!(
+        fs::metadata(env.b.join("group.txt")).unwrap().mode() & 0o7777,
+        0o644
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. Symlinks
+// ---------------------------------------------------------------------------------------
+
+/// Symlinks (relative, absolute, dangling, to a folder inside or outside the tree) are
+/// synced as links with their targets unchanged and never followed: the contents of a
+/// linked folder outside the tree are not copied.
+#[test]
+fn symlinks_are_synced_as_links_and_never_followed() {
+    let env = Env::new();
+    let outside = env.outside("outside");
+    write(&outside, "secret.txt", "outside the tree");
+    let outside_before = snapshot(&outside);
+
+    write(&env.a, "real/file.txt", "real");
+    symlink("real/file.txt", env.a.join("relative")).unwrap();
+    symlink(outside.join("secret.txt"), env.a.join("absolute")).unwrap();
+    symlink("no/such/target", env.a.join("dangling")).unwrap();
+    symlink(&outside, env.a.join("outdir")).unwrap();
+    symlink("real", env.a.join("indir")).unwrap();
+
+    let s = env.sync_json(&[], 0);
+    assert_counts(&s, 6, 0, 0, 0);
+    assert_eq!(snapshot(&env.a), snapshot(&env.b));
+    for (name, target) in [
+        ("relative", PathBuf::from("real/file.txt")),
+        ("absolute", outside.join("secret.txt")),
+        ("dangling", PathBuf::from("no/such/target")),
+        ("outdir", outside.clone()),
+        ("indir", PathBuf::from("real")),
+    ] {
+        let p = env.b.join(name);
+        assert!(
+            fs::symlink_metadata(&p).unwrap().file_type().is_symlink(),
+            "{name} is a symlink on B"
+        );
+        assert_eq!(fs::read_link(&p).unwrap(), target, "target of {name}");
+    }
+    let b_paths: Vec<PathBuf> = snapshot(&env.b).into_keys().collect();
+    assert!(
+        !b_paths
+            .iter()
+            .any(|p| p.starts_with("outdir") && p != Path::new("outdir")),
+        "nothing copied through outdir: {b_paths:?}"
+    );
+    assert_eq!(snapshot(&outside), outside_before, "outside tree untouched");
+
+    assert_counts(&env.sync_json(&[], 0), 0, 0, 0, 0);
+}
+
+/// When B replaces a synced folder by a symlink to a folder outside the tree, changes
+/// to that folder's files on A are never written through the link: the outside folder
+/// stays untouched and the link is kept aside as a conflict copy.
+#[test]
+fn symlink_replacing_a_synced_directory_is_never_written_through() {
+    let env = Env::new();
+    let outside = env.outside("outside");
+    write(&outside, "x.txt", "outside, must stay");
+    let outside_before = snapshot(&outside);
+    write(&env.a, "d/x.txt", "inside");
+    env.sync(&[]).expect_code(0);
+
+    fs::remove_dir_all(env.b.join("d")).unwrap();
+    symlink(&outside, env.b.join("d")).unwrap();
+    write(&env.a, "d/x.txt", "edited on a");
+    write(&env.a, "d/new.txt", "new on a");
+    env.sync(&[]).expect_code(0);
+
+    assert_eq!(
+        snapshot(&outside),
+        outside_before,
+        "nothing written through the link"
+    );
+    assert_eq!(read(&env.a, "d/x.txt"), b"edited on a");
+    assert!(fs::symlink_metadata(env.b.join("d")).unwrap().is_dir());
+    assert_eq!(read(&env.b, "d/new.txt"), b"new on a");
+    let aside = names_starting_with(&env.b, "d.conflict-");
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(fs::read_link(env.b.join(&aside[0])).unwrap(), outside);
+    assert_eq!(snapshot(&env.a), snapshot(&env.b));
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. Unreadable files
+// ---------------------------------------------------------------------------------------
+
+/// An unreadable file is reported (exit 1, its name on stderr) while everything else
+/// syncs; once readable again it syncs too. (As root, the binary runs as `nobody`.)
+#[test]
+fn unreadable_file_is_reported_and_the_rest_syncs() {
+    let mut env = Env::new();
+    write(&env.a, "ok.txt", "fine");
+    write(&env.a, "sub/also-ok.txt", "fine too");
+    write(&env.a, "locked.txt", "can't read me");
+    set_mode(&env.a.join("locked.txt"), 0o000);
+    if !env.drop_privileges() {
+        return;
+    }
+
+    let run = env.sync(&[]);
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("locked.txt"),
+        "stderr names the file: {}",
+        run.stderr
+    );
+    assert_eq!(read(&env.b, "ok.txt"), b"fine");
+    assert_eq!(read(&env.b, "sub/also-ok.txt"), b"fine too");
+    assert!(!env.b.join("locked.txt").exists());
+
+    set_mode(&env.a.join("locked.txt"), 0o644);
+    env.sync(&[]).expect_code(0);
+    assert_eq!(read(&env.b, "locked.txt"), b"can't read me");
+    assert_eq!(snapshot(&env.a), snapshot(&env.b));
+}
+
+/// A synced folder that becomes unreadable is reported, and its files are not taken for
+/// deleted: the other side keeps them. (As root, the binary runs as `nobody`.)
+#[test]
+fn unreadable_directory_is_not_taken_for_deleted() {
+    let mut env = Env::new();
+    write(&env.a, "locked/one.txt", "1");
+    write(&env.a, "locked/two.txt", "2");
+    write(&env.a, "free.txt", "free");
+    if !env.drop_privileges() {
+        return;
+    }
+    env.sync(&[]).expect_code(0);
+    let a_before = snapshot(&env.a);
+
+    set_mode(&env.a.join("locked"), 0o000);
+    let run = env.sync(&[]);
+    run.expect_code(1);
+    assert!(run.stderr.contains("locked"), "stderr: {}", run.stderr);
+    assert!(env.b.join("locked").is_dir());
+
+    set_mode(&env.a.join("locked"), 0o755);
+    // The folder's mode (000) went to B in the last run, so B's scan may report it once
+    // more while the restored mode travels back.
+    env.sync(&[]);
+    env.sync(&[]).expect_code(0);
+    assert_eq!(snapshot(&env.a), a_before);
+    assert_eq!(snapshot(&env.b), a_before);
+    for f in ["locked/one.txt", "locked/two.txt"] {
+        assert!(
+            kept_versions(&env.b, f).is_empty(),
+            "{f} was never deleted on B"
+        );
+        assert!(
+            kept_versions(&env.a, f).is_empty(),
+            "{f} was never replaced on A"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 7. Bidirectional changes
+// ---------------------------------------------------------------------------------------
+
+/// An edit on B reaches A (A's old content is kept as a version); a deletion on A
+/// reaches B, and B keeps the deleted file in its version store.
+#[test]
+fn bidirectional_edits_and_deletes_propagate_and_are_versioned() {
+    let env = Env::new();
+    write(&env.a, "doc.txt", "first draft");
+    write(&env.a, "gone.txt", "soon deleted");
+    write(&env.a, "dir/keep.txt", "kept");
+    env.sync(&[]).expect_code(0);
+
+    write(&env.b, "doc.txt", "second draft, written on b");
+    let s = env.sync_json(&[], 0);
+    assert_counts(&s, 1, 0, 0, 0);
+    assert_eq!(read(&env.a, "doc.txt"), b"second draft, written on b");
+    assert_eq!(
+        kept_versions(&env.a, "doc.txt"),
+        vec![b"first draft".to_vec()]
+    );
+
+    fs::remove_file(env.a.join("gone.txt")).unwrap();
+    let s = env.sync_json(&[], 0);
+    assert_counts(&s, 0, 1, 0, 0);
+    assert!(!env.b.join("gone.txt").exists());
+    assert_eq!(
+        kept_versions(&env.b, "gone.txt"),
+        vec![b"soon deleted".to_vec()]
+    );
+    assert_eq!(snapshot(&env.a), snapshot(&env.b));
+}
+
+// ---------------------------------------------------------------------------------------
+// 8. Conflicts
+// ---------------------------------------------------------------------------------------
+
+/// Both sides edit a file: by default the newer edit wins on both sides and the loser is
+/// kept in the loser's version store; the conflict is recorded as settled.
+#[test]
+fn conflict_newest_wins_and_loser_is_versioned() {
+    let env = conflicting_pair();
+    let s = env.sync_json(&[], 0);
+    assert_eq!(s["conflicts"].as_u64(), Some(1), "{s:#}");
+    assert_eq!(s["open_conflicts"].as_u64(), Some(0));
+    assert_eq!(s["in_sync"], Value::Bool(true));
+    assert_eq!(read(&env.a, "f.txt"), b"edited on b, later");
+    assert_eq!(read(&env.b, "f.txt"), b"edited on b, later");
+    assert_eq!(
+        kept_versions(&env.a, "f.txt"),
+        vec![b"edited on a".to_vec()]
+    );
+    assert_eq!(snapshot(&env.a), snapshot(&env.b));
+
+    let open = env.ferry(["--json", "conflicts"]);
+    open.expect_code(0);
+    assert_eq!(open.json(), serde_json::json!([]));
+    let all = env.ferry(["--json", "conflicts", "--all"]);
+    all.expect_code(0);
+    let rows = all.json();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["path"], "f.txt");
+    assert_eq!(rows[0]["status"], "settled");
+    assert_eq!(rows[0]["winner"], "b");
+}
+
+/// With `--conflict keep-both` the loser also stays visible, on both sides, as
+/// `name.conflict-YYYYMMDD-HHMMSS-<side>.ext`.
+#[test]
+fn conflict_keep_both_leaves_a_visible_sibling_on_both_sides() {
+    let env = conflicting_pair();
+    let s = env.sync_json(&["--conflict", "keep-both"], 0);
+    assert_eq!(s["conflicts"].as_u64(), Some(1), "{s:#}");
+    assert_eq!(s["conflict_policy"], "keep-both");
+    assert_eq!(read(&env.a, "f.txt"), b"edited on b, later");
+    assert_eq!(read(&env.b, "f.txt"), b"edited on b, later");
+    for root in [&env.a, &env.b] {
+        let siblings = names_starting_with(root, "f.conflict-");
+        assert_eq!(
+            siblings.len(),
+            1,
+            "one conflict copy in {}: {siblings:?}",
+            root.display()
+        );
+        let name = &siblings[0];
+        let stamp = name
+            .strip_prefix("f.conflict-")
+            .and_then(|r| r.strip_suffix("-a.txt"))
+            .unwrap_or_else(|| panic!("{name:?} is not f.conflict-…-a.txt"));
+        let digits: Vec<&str> = stamp.split('-').collect();
+        assert!(
+            digits.len() == 2
+                && digits[0].len() == 8
+                && digits[1].len() == 6
+                && stamp.chars().all(|c| c.is_ascii_digit() || c == '-'),
+            "stamp {stamp:?} is YYYYMMDD-HHMMSS"
+        );
+        assert_eq!(read(root, name), b"edited on a");
+    }
+    assert_eq!(snapshot(&env.a), snapshot(&env.b));
+    assert_counts(&env.sync_json(&[], 0), 0, 0, 0, 0);
+}
+
+/// With `--conflict manual` both versions stay untouched, the run exits 3, and `ferry
+/// conflicts` lists the path as open.
+#[test]
+fn conflict_manual_leaves_both_untouched_and_exits_3() {
+    let env = conflicting_pair();
+    let a_before = snapshot(&env.a);
+    let b_before = snapshot(&env.b);
+
+    let s = env.sync_json(&["--conflict", "manual"], 3);
+    assert_eq!(s["open_conflicts"].as_u64(), Some(1), "{s:#}");
+    assert_eq!(s["in_sync"], Value::Bool(false));
+    assert_eq!(snapshot(&env.a), a_before);
+    assert_eq!(snapshot(&env.b), b_before);
+
+    let text = env.sync(&[]);
+    text.expect_code(3);
+    assert!(text.stdout.contains("conflict: f.txt"), "{}", text.stdout);
+
+    let listed = env.ferry(["--json", "conflicts"]);
+    listed.expect_code(3);
+    let rows = listed.json();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["path"], "f.txt");
+    assert_eq!(rows[0]["status"], "open");
+    assert_eq!(rows[0]["policy"], "manual");
+    assert_eq!(snapshot(&env.a), a_before);
+    assert_eq!(snapshot(&env.b), b_before);
+}
+
+/// `--conflict source` makes A win and `--conflict target` makes B win; the loser is
+/// kept in its side's version store either way.
+#[test]
+fn conflict_source_and_target_policies_pick_a_side() {
+    let env = conflicting_pair();
+    let s = env.sync_json(&["--conflict", "source"], 0);
+    assert_eq!(s["conflicts"].as_u64(), Some(1), "{s:#}");
+    assert_eq!(read(&env.b, "f.txt"), b"edited on a");
+    assert_eq!(
+        kept_versions(&env.b, "f.txt"),
+        vec![b"edited on b, later".to_vec()]
+    );
+
+    write(&env.a, "f.txt", "a again");
+    write(&env.b, "f.txt", "b again, different");
+    let s = env.sync_json(&["--conflict", "target"], 0);
+    assert_eq!(s["conflicts"].as_u64(), Some(1), "{s:#}");
+    assert_eq!(read(&env.a, "f.txt"), b"b again, different");
+    assert_eq!(kept_versions(&env.a, "f.txt"), vec![b"a again".to_vec()]);
+    assert_eq!(snapshot(&env.a), snapshot(&env.b));
+}
+
+/// A deletion on one side and an edit on the other: the edit wins and comes back.
+#[test]
+fn modification_beats_deletion() {
+    let env = Env::new();
+    write(&env.a, "f.txt", "base");
+    write(&env.a, "g.txt", "other");
+    env.sync(&[]).expect_code(0);
+
+    fs::remove_file(env.a.join("f.txt")).unwrap();
+    write(&env.b, "f.txt", "edited on b");
+    env.sync(&[]).expect_code(0);
+    assert_eq!(read(&env.a, "f.txt"), b"edited on b");
+    assert_eq!(read(&env.b, "f.txt"), b"edited on b");
+    assert_eq!(snapshot(&env.a), snapshot(&env.b));
+}
+
+// ---------------------------------------------------------------------------------------
+// 9. Mirror mode
+// ---------------------------------------------------------------------------------------
+
+/// In mirror mode B's own edits are overwritten (after being versioned), B-only files
+/// are deleted (and versioned), and A is never touched.
+#[test]
+fn mirror_overwrites_target_edits_and_deletes_target_only_files() {
+    let env = Env::new();
+    write(&env.a, "f.txt", "source of truth");
+    write(&env.a, "dir/g.txt", "also from a");
+    env.sync_json(&["--mode", "mirror"], 0);
+    assert_eq!(snapshot(&env.a), snapshot(&env.b));
+
+    write(&env.b, "f.txt", "edited on the target");
+    write(&env.b, "only-b.txt", "target only");
+    write(&env.b, "dir/extra.txt", "target only, nested");
+    write(&env.b, "b-dir/inner/z.txt", "target only, deep");
+    fs::create_dir(env.b.join("b-empty-dir")).unwrap();
+    symlink("nowhere", env.b.join("b-link")).unwrap();
+    let a_before = snapshot(&env.a);
+
+    let s = env.sync_json(&[], 0); // the mode is remembered
+    assert_eq!(s["mode"], "mirror");
+    assert_counts(&s, 1, 4, 0, 0);
+    assert_eq!(snapshot(&env.a), a_before, "the source is untouched");
+    assert_eq!(snapshot(&env.b), a_before, "the target is an exact copy");
+    assert_eq!(
+        kept_versions(&env.b, "f.txt"),
+        vec![b"edited on the target".to_vec()]
+    );
+    assert_eq!(
+        kept_versions(&env.b, "only-b.txt"),
+        vec![b"target only".to_vec()]
+    );
+    assert_eq!(
+        kept_versions(&env.b, "dir/extra.txt"),
+        vec![b"target only, nested".to_vec()]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 10. Safety stops
+// ---------------------------------------------------------------------------------------
+
+/// A run that would delete more than half (and more than 10) of B's files stops with
+/// exit 1 and a hint about `--yes`, deleting nothing; with `--yes` it proceeds.
+#[test]
+fn mass_deletion_stops_until_yes() {
+    let env = Env::new();
+    for i in 0..20 {
+        write(&env.a, &format!("file{i:02}.txt"), format!("file {i}"));
+    }
+    env.sync(&[]).expect_code(0);
+    let b_before = snapshot(&env.b);
+    for i in 0..15 {
+        fs::remove_file(env.a.join(format!("file{i:02}.txt"))).unwrap();
+    }
+
+    let run = env.sync(&[]);
+    run.expect_code(1);
+    assert!(run.stderr.contains("--yes"), "stderr: {}", run.stderr);
+    assert_eq!(snapshot(&env.b), b_before, "nothing deleted on B");
+    // Still refused on a second try: the stop is not a one-off.
+    env.sync(&[]).expect_code(1);
+    assert_eq!(snapshot(&env.b), b_before);
+
+    let s = env.sync_json(&["--yes"], 0);
+    assert_counts(&s, 0, 15, 0, 0);
+    assert_eq!(snapshot(&env.b).len(), 5);
+    assert_eq!(snapshot(&env.a), snapshot(&env.b));
+}
+
+/// A folder that lost its `.ferry` marker (removed and recreated empty) is refused with
+/// exit 1 and A is untouched; `--yes` starts it over and copies A back into it.
+#[test]
+fn missing_marker_refuses_until_yes_reinitialises() {
+    let env = Env::new();
+    write(&env.a, "one.txt", "1");
+    write(&env.a, "two/three.txt", "3");
+    env.sync(&[]).expect_code(0);
+    let a_before = snapshot(&env.a);
+
+    fs::remove_dir_all(&env.b).unwrap();
+    let run = env.sync(&[]);
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("not reachable"),
+        "stderr: {}",
+        run.stderr
+    );
+    assert_eq!(snapshot(&env.a), a_before, "A untouched while B is gone");
+
+    fs::create_dir(&env.b).unwrap();
+    let run = env.sync(&[]);
+    run.expect_code(1);
+    assert!(run.stderr.contains("marker"), "stderr: {}", run.stderr);
+    assert!(run.stderr.contains("--yes"), "stderr: {}", run.stderr);
+    assert_eq!(snapshot(&env.a), a_before, "A untouched");
+    assert!(snapshot(&env.b).is_empty(), "B untouched");
+
+    let s = env.sync_json(&["--yes"], 0);
+    assert_counts(&s, 2, 0, 0, 0);
+    assert_eq!(snapshot(&env.a), a_before, "A untouched");
+    assert_eq!(snapshot(&env.b), a_before, "B filled from A");
+    assert!(env.b.join(".ferry/location").is_file());
+    assert_counts(&env.sync_json(&[], 0), 0, 0, 0, 0);
+}
+
+/// A first mirror run onto a folder full of its own files would delete them all: it
+/// stops until `--yes`.
+#[test]
+fn mirror_onto_a_full_folder_stops_until_yes() {
+    let env = Env::new();
+    write(&env.a, "from-a.txt", "a");
+    for i in 0..20 {
+        write(&env.b, &format!("own{i:02}.txt"), format!("b's own {i}"));
+    }
+    let b_before = snapshot(&env.b);
+    let run = env.sync(&["--mode", "mirror"]);
+    run.expect_code(1);
+    assert!(run.stderr.contains("--yes"), "stderr: {}", run.stderr);
+    assert_eq!(snapshot(&env.b), b_before);
+
+    env.sync(&["--yes"]).expect_code(0);
+    assert_eq!(snapshot(&env.b), snapshot(&env.a));
+    assert_eq!(
+        kept_versions(&env.b, "own00.txt"),
+        vec![b"b's own 0".to_vec()]
+    );
+}
+
+/// A folder synced with itself or its own subfolder, or a folder that does not exist, is
+/// refused with exit 1 and nothing is created.
+#[test]
+fn overlapping_or_missing_folders_are_refused() {
+    let env = Env::new();
+    write(&env.a, "sub/x.txt", "x");
+    let a_before = snapshot(&env.a);
+    let missing = env.outside("missing");
+    for (a, b) in [
+        (env.a.clone(), env.a.clone()),
+        (env.a.clone(), env.a.join("sub")),
+        (env.a.join("sub"), env.a.clone()),
+        (env.a.clone(), missing.clone()),
+    ] {
+        let run = env.ferry([OsStr::new("sync"), a.as_os_str(), b.as_os_str()]);
+        run.expect_code(1);
+        assert!(run.stderr.contains("ferry: error"), "{}", run.stderr);
+    }
+    assert_eq!(snapshot(&env.a), a_before);
+    assert!(!env.a.join(".ferry").exists());
+    assert!(!missing.exists());
+}
+
+// ---------------------------------------------------------------------------------------
+// 11. Dry run, status, history, scan, usage errors
+// ---------------------------------------------------------------------------------------
+
+/// `--dry-run` reports the plan but changes no synced file and records no run.
+#[test]
+fn dry_run_changes_nothing() {
+    let env = Env::new();
+    write(&env.a, "x.txt", "x");
+    write(&env.a, "d/y.txt", "y");
+
+    let s = env.sync_json(&["--dry-run"], 0);
+    assert_eq!(s["dry_run"], Value::Bool(true));
+    assert_eq!(s["in_sync"], Value::Bool(false));
+    assert_eq!(s["planned"]["copy"].as_u64(), Some(2), "{s:#}");
+    assert_counts(&s, 0, 0, 0, 0);
+    assert!(snapshot(&env.b).is_empty(), "B holds nothing synced");
+
+    env.sync(&[]).expect_code(0);
+    write(&env.a, "x.txt", "x, edited");
+    fs::remove_file(env.b.join("d/y.txt")).unwrap();
+    write(&env.b, "new.txt", "new");
+    let (a_before, b_before) = (snapshot(&env.a), snapshot(&env.b));
+    let runs_before = env.ferry(["--json", "history"]).json();
+
+    let text = env.sync(&["--dry-run"]);
+    text.expect_code(0);
+    assert!(text.stdout.contains("dry run"), "{}", text.stdout);
+    assert_eq!(snapshot(&env.a), a_before);
+    assert_eq!(snapshot(&env.b), b_before);
+    assert_eq!(env.ferry(["--json", "history"]).json(), runs_before);
+
+    // The real run then does what the dry run showed.
+    let s = env.sync_json(&[], 0);
+    assert_counts(&s, 2, 1, 0, 0);
+    assert_eq!(snapshot(&env.a), snapshot(&env.b));
+}
+
+/// A dry run that previews another mode or policy does not change the conduit's stored
+/// settings: the next plain run keeps the old ones.
+#[test]
+#[ignore = "BUG: `sync --dry-run --mode mirror` (or --conflict X) stores the new mode in \
+            the conduit although nothing else is changed; the next plain `ferry sync A B` \
+            then runs as mirror and deletes B-only files"]
+fn dry_run_does_not_store_mode_or_policy() {
+    let env = Env::new();
+    write(&env.a, "shared.txt", "shared");
+    env.sync(&[]).expect_code(0);
+    write(&env.b, "only-b.txt", "made on b");
+
+    let preview = env.sync_json(
+        &["--dry-run", "--mode", "mirror", "--conflict", "manual"],
+        0,
+    );
+    assert_eq!(
+        preview["planned"]["delete"].as_u64(),
+        Some(1),
+        "{preview:#}"
+    );
+    let status = env.ferry(["--json", "status"]).json();
+    assert_eq!(status[0]["mode"], "bidirectional", "{status:#}");
+    assert_eq!(status[0]["conflict_policy"], "newest", "{status:#}");
+
+    let s = env.sync_json(&[], 0);
+    assert_eq!(s["mode"], "bidirectional");
+    assert_eq!(read(&env.a, "only-b.txt"), b"made on b");
+    assert_eq!(read(&env.b, "only-b.txt"), b"made on b");
+}
+
+/// `ferry status`, `ferry history --json` and `ferry scan DIR` report what happened.
+#[test]
+fn status_history_and_scan_report() {
+    let env = Env::new();
+    let status = env.ferry(["status"]);
+    status.expect_code(0);
+    assert!(status.stdout.contains("no conduits"), "{}", status.stdout);
+
+    write(&env.a, "one.txt", "12345");
+    write(&env.a, "two.txt", "123");
+    env.sync(&[]).expect_code(0);
+    env.sync(&[]).expect_code(0);
+
+    let status = env.ferry(["--json", "status"]);
+    status.expect_code(0);
+    let rows = status.json();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let c = &rows[0];
+    assert_eq!(c["a"].as_str(), env.a.to_str());
+    assert_eq!(c["b"].as_str(), env.b.to_str());
+    assert_eq!(c["mode"], "bidirectional");
+    assert_eq!(c["runs"].as_u64(), Some(2));
+    assert_eq!(c["files"]["a"].as_u64(), Some(2));
+    assert_eq!(c["files"]["b"].as_u64(), Some(2));
+    assert_eq!(c["last_run"]["status"], "ok");
+    assert_eq!(c["open_conflicts"].as_u64(), Some(0));
+    let text = env.ferry(["status"]);
+    text.expect_code(0);
+    assert!(
+        text.stdout.contains(env.a.to_str().unwrap()),
+        "{}",
+        text.stdout
+    );
+
+    let history = env.ferry(["--json", "history"]);
+    history.expect_code(0);
+    let gens = history.json();
+    let gens = gens.as_array().unwrap();
+    assert_eq!(gens.len(), 2, "{gens:?}");
+    let (newest, first) = (&gens[0], &gens[1]);
+    for g in [newest, first] {
+        let started = g["started_at"].as_i64().expect("started_at");
+        let completed = g["completed_at"].as_i64().expect("completed_at");
+        assert!(completed >= started, "{g}");
+        assert_eq!(g["status"], "ok");
+        assert_eq!(g["conflicts"].as_u64(), Some(0));
+    }
+    assert!(
+        newest["number"].as_i64() > first["number"].as_i64(),
+        "newest first"
+    );
+    assert_eq!(first["files_copied"].as_u64(), Some(2));
+    assert_eq!(first["files_deleted"].as_u64(), Some(0));
+    assert_eq!(first["bytes_transferred"].as_u64(), Some(8));
+    assert_eq!(newest["files_copied"].as_u64(), Some(0));
+    assert_eq!(newest["bytes_transferred"].as_u64(), Some(0));
+    env.ferry(["history"]).expect_code(0);
+    let limited = env.ferry(["--json", "history", "--limit", "1"]).json();
+    assert_eq!(limited.as_array().map(Vec::len), Some(1));
+
+    let dir = env.outside("scanned");
+    write(&dir, "s1.txt", "abc");
+    write(&dir, "deep/s2.txt", "defg");
+    let scan = env.ferry([OsStr::new("--json"), OsStr::new("scan"), dir.as_os_str()]);
+    scan.expect_code(0);
+    let r = scan.json();
+    assert_eq!(r["entries"].as_u64(), Some(3), "{r:#}");
+    assert_eq!(r["hashed_files"].as_u64(), Some(2));
+    assert_eq!(r["hashed_bytes"].as_u64(), Some(7));
+    assert_eq!(r["root"].as_str(), dir.to_str());
+    assert!(
+        dir.join(".ferry/location").is_file(),
+        "scan registers the folder"
+    );
+    fs::remove_file(dir.join("s1.txt")).unwrap();
+    let scan = env.ferry([OsStr::new("scan"), dir.as_os_str()]);
+    scan.expect_code(0);
+    assert!(scan.stdout.contains("1 deleted"), "{}", scan.stdout);
+}
+
+/// An invalid `--mode` is a usage error: exit 2, and nothing is created.
+#[test]
+fn invalid_mode_is_a_usage_error() {
+    let env = Env::new();
+    write(&env.a, "x.txt", "x");
+    let run = env.sync(&["--mode", "sideways"]);
+    run.expect_code(2);
+    assert!(run.stderr.contains("sideways"), "{}", run.stderr);
+    assert!(!env.a.join(".ferry").exists());
+    assert!(!env.b.join(".ferry").exists());
+    env.sync(&["--conflict", "coin-flip"]).expect_code(2);
+    env.ferry(["no-such-command"]).expect_code(2);
+}
+
+// ---------------------------------------------------------------------------------------
+// 12. Renames
+// ---------------------------------------------------------------------------------------
+
+/// Renaming a folder of 50 files is applied as 50 renames on the other side: no bytes
+/// copied, nothing counted as deleted.
+#[test]
+fn directory_rename_is_applied_as_renames() {
+    let env = Env::new();
+    for i in 0..50 {
+        write(
+            &env.a,
+            &format!("photos/img{i:02}.jpg"),
+            format!("photo number {i}"),
+        );
+    }
+    env.sync(&[]).expect_code(0);
+
+    fs::rename(env.a.join("photos"), env.a.join("pictures")).unwrap();
+    let s = env.sync_json(&[], 0);
+    assert_counts(&s, 0, 0, 50, 0);
+    assert_eq!(s["bytes"].as_u64(), Some(0));
+    assert!(!env.b.join("photos").exists());
+    assert_eq!(fs::read_dir(env.b.join("pictures")).unwrap().count(), 50);
+    assert_eq!(snapshot(&env.a), snapshot(&env.b));
+}
+
+// ---------------------------------------------------------------------------------------
+// 13. Ignore rules
+// ---------------------------------------------------------------------------------------
+
+/// `.ferryignore` patterns keep files out of sync while the `.ferryignore` itself syncs;
+/// `node_modules` and OS clutter stay out unless `--index-everything`.
+#[test]
+fn ignore_rules_and_index_everything() {
+    let env = Env::new();
+    write(&env.a, ".ferryignore", "*.log\nbuild/\n");
+    write(&env.a, "keep.txt", "keep");
+    write(&env.a, "debug.log", "noise");
+    write(&env.a, "sub/trace.log", "more noise");
+    write(&env.a, "build/out.o", "object");
+    write(&env.a, "node_modules/pkg/index.js", "module.exports = 1;");
+    write(&env.a, ".DS_Store", "clutter");
+
+    env.sync(&[]).expect_code(0);
+    assert_eq!(read(&env.b, ".ferryignore"), b"*.log\nbuild/\n");
+    assert_eq!(read(&env.b, "keep.txt"), b"keep");
+    for ignored in [
+        "debug.log",
+        "sub/trace.log",
+        "build",
+        "node_modules",
+        ".DS_Store",
+    ] {
+        assert!(!env.b.join(ignored).exists(), "{ignored} must not sync");
+    }
+
+    env.sync(&["--index-everything"]).expect_code(0);
+    assert_eq!(
+        read(&env.b, "node_modules/pkg/index.js"),
+        b"module.exports = 1;"
+    );
+    assert_eq!(read(&env.b, ".DS_Store"), b"clutter");
+    for ignored in ["debug.log", "sub/trace.log", "build"] {
+        assert!(!env.b.join(ignored).exists(), "{ignored} is still ignored");
+    }
+}
+
+/// Adding an ignore pattern for a file that was already synced just stops syncing it:
+/// both copies stay, and the run is clean.
+#[test]
+#[ignore = "BUG: after `.ferryignore` starts ignoring an already-synced file, the next \
+            run (while B does not have the new .ferryignore yet) tries to copy B's copy \
+            over A's ignored file, fails with `changed since the scan` and exits 1"]
+fn ignoring_an_already_synced_file_is_not_an_error() {
+    let env = Env::new();
+    write(&env.a, "keep.txt", "keep");
+    write(&env.a, "x.log", "log line");
+    env.sync(&[]).expect_code(0);
+
+    write(&env.a, ".ferryignore", "*.log\n");
+    env.sync(&[]).expect_code(0);
+    assert_eq!(read(&env.b, ".ferryignore"), b"*.log\n");
+    assert_eq!(read(&env.a, "x.log"), b"log line");
+    assert_eq!(read(&env.b, "x.log"), b"log line");
+    env.sync(&[]).expect_code(0);
+}
