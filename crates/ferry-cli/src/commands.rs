@@ -123,6 +123,7 @@ fn sync_json(o: &SyncOutcome, a: &Path, b: &Path, seconds: f64) -> serde_json::V
         "scanned": {"a": o.scan_a.entries, "b": o.scan_b.entries},
         "hashed_bytes": o.scan_a.hashed_bytes + o.scan_b.hashed_bytes,
         "errors": o.errors,
+        "notes": o.notes,
         "seconds": seconds,
         "in_sync": o.errors.is_empty() && o.open_conflicts() == 0 && !o.dry_run,
     })
@@ -131,8 +132,13 @@ fn sync_json(o: &SyncOutcome, a: &Path, b: &Path, seconds: f64) -> serde_json::V
 fn sync_line(o: &SyncOutcome, a: &Path, b: &Path, seconds: f64) -> String {
     if o.dry_run {
         return format!(
-            "dry run {} ⇄ {}: would {}",
+            "dry run {} {} {}: would {}",
             a.display(),
+            if o.mode == SyncMode::Mirror {
+                "→"
+            } else {
+                "⇄"
+            },
             b.display(),
             planned_counts(o)
         );

@@ -484,9 +484,6 @@ fn odd_names_empty_files_and_directories_sync() {
 /// A file whose name is close to the 255-byte limit (here 250 bytes) syncs, and later
 /// edits and deletions of it propagate too.
 #[test]
-#[ignore = "BUG: names longer than 229 bytes can never be updated or deleted: the \
-            version store names the kept copy `<name>~<26-byte stamp>`, which exceeds \
-            NAME_MAX (File name too long); every such run exits 1"]
 fn name_near_the_length_limit_can_be_updated_and_deleted() {
     let env = Env::new();
     let name = "n".repeat(250);
@@ -1122,9 +1119,6 @@ fn dry_run_changes_nothing() {
 /// A dry run that previews another mode or policy does not change the conduit's stored
 /// settings: the next plain run keeps the old ones.
 #[test]
-#[ignore = "BUG: `sync --dry-run --mode mirror` (or --conflict X) stores the new mode in \
-            the conduit although nothing else is changed; the next plain `ferry sync A B` \
-            then runs as mirror and deletes B-only files"]
 fn dry_run_does_not_store_mode_or_policy() {
     let env = Env::new();
     write(&env.a, "shared.txt", "shared");
@@ -1316,9 +1310,6 @@ fn ignore_rules_and_index_everything() {
 /// Adding an ignore pattern for a file that was already synced just stops syncing it:
 /// both copies stay, and the run is clean.
 #[test]
-#[ignore = "BUG: after `.ferryignore` starts ignoring an already-synced file, the next \
-            run (while B does not have the new .ferryignore yet) tries to copy B's copy \
-            over A's ignored file, fails with `changed since the scan` and exits 1"]
 fn ignoring_an_already_synced_file_is_not_an_error() {
     let env = Env::new();
     write(&env.a, "keep.txt", "keep");

@@ -38,6 +38,8 @@ pub struct ExecReport {
     pub stats: GenerationStats,
     /// Per-action problems; the action was skipped and nothing was lost.
     pub errors: Vec<String>,
+    /// Actions skipped on purpose, e.g. onto a path the target side ignores.
+    pub notes: Vec<String>,
 }
 
 /// Test hook: a failure injected at a named point of the executor.
@@ -325,12 +327,23 @@ impl Executor<'_> {
             let mut jobs = Vec::new();
             for a in &copies[i..j] {
                 let Action::Copy {
-                    to, path, source, ..
+                    to,
+                    path,
+                    source,
+                    expected,
+                    ..
                 } = a
                 else {
                     continue;
                 };
                 let dst_loc = self.loc(*to);
+                if self.unindexed_on_target(*to, path, expected.as_ref())? {
+                    report.notes.push(format!(
+                        "{}: left alone, it exists there but is not indexed (ignored on that side?)",
+                        describe(a)
+                    ));
+                    continue;
+                }
                 let res = check_parents(&dst_loc.root, path, &mut verified[*to as usize])
                     .and_then(|_| {
                         check_parents(
@@ -402,6 +415,24 @@ impl Executor<'_> {
             i = j;
         }
         Ok(())
+    }
+
+    /// A copy onto a path that exists on disk but has no index row on that side: the
+    /// side ignores it (or it appeared after the scan), so it is not ferry's to replace.
+    fn unindexed_on_target(
+        &self,
+        to: Side,
+        path: &RelPath,
+        expected: Option<&Entry>,
+    ) -> Result<bool> {
+        if expected.is_some() {
+            return Ok(false);
+        }
+        let loc = self.loc(to);
+        if std::fs::symlink_metadata(path.under(&loc.root)).is_err() {
+            return Ok(false);
+        }
+        Ok(self.index.entry(loc.id(), path)?.is_none())
     }
 
     /// Where to read a file's bytes: a copy already in the destination location when

@@ -14,7 +14,7 @@
 use crate::entry::{Entry, EntryKind, StatInfo};
 use crate::error::{Error, Result};
 use crate::plan::{Action, ConflictPolicy, ConflictRecord, Plan, Side, SyncMode};
-use crate::rel_path::RelPath;
+use crate::rel_path::{shorten_name, RelPath, NAME_MAX};
 use crate::version_vector::{Causality, VersionVector};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -67,6 +67,7 @@ pub fn reconcile(input: ReconcileInput<'_>) -> Result<Plan> {
     for (path, (ea, eb)) in paths.iter().rev() {
         r.visit(path, *ea, *eb);
     }
+    hold_subtrees_of_manual_conflicts(&mut r.plan);
     pair_renames(&mut r.plan);
     Ok(r.plan)
 }
@@ -398,9 +399,11 @@ impl Reconciler<'_> {
     fn conflict_name(&mut self, path: &RelPath, side: Side) -> RelPath {
         let name = path.file_name();
         let (stem, ext) = match name.rfind('.') {
-            Some(i) if i > 0 => (&name[..i], &name[i..]),
+            Some(i) if i > 0 && name.len() - i <= 32 => (&name[..i], &name[i..]),
             _ => (name, ""),
         };
+        // Room for ".conflict-YYYYMMDD-HHMMSS-a-NN" and the extension.
+        let stem = shorten_name(stem, NAME_MAX - ext.len() - 32);
         let stamp = chrono::DateTime::from_timestamp(self.input.now, 0)
             .unwrap_or_default()
             .format("%Y%m%d-%H%M%S")
@@ -482,6 +485,36 @@ fn newest(a: &Entry, b: &Entry) -> Side {
             }
         }
     }
+}
+
+/// A path left to the user where one side has a file (or symlink) and the other a
+/// directory: nothing below it moves on either side until the user decides.
+fn hold_subtrees_of_manual_conflicts(plan: &mut Plan) {
+    let held: Vec<RelPath> = plan
+        .conflicts
+        .iter()
+        .filter(|c| c.winner.is_none())
+        .filter(|c| {
+            let dir = |e: &Option<Entry>| {
+                e.as_ref()
+                    .is_some_and(|e| e.is_live() && e.kind == EntryKind::Dir)
+            };
+            dir(&c.a) != dir(&c.b)
+        })
+        .map(|c| c.path.clone())
+        .collect();
+    if held.is_empty() {
+        return;
+    }
+    let below = |p: &RelPath| held.iter().any(|h| p.is_strictly_under(h));
+    plan.actions.retain(|a| match a {
+        Action::Record { .. } => true,
+        Action::Rename { from, to, .. } => !below(from) && !below(to),
+        Action::MoveAside { path, to, .. } => !below(path) && !below(to),
+        Action::Delete { path, .. } | Action::Mkdir { path, .. } | Action::Copy { path, .. } => {
+            !below(path)
+        }
+    });
 }
 
 /// Turns "delete X on side S" + "create Y on side S with X's content" into a rename.

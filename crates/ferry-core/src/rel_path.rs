@@ -106,6 +106,26 @@ impl RelPath {
     }
 }
 
+/// Longest file name most file systems accept, in bytes.
+pub const NAME_MAX: usize = 255;
+
+/// Shortens `name` to at most `max_bytes` bytes (on a char boundary) when it is longer,
+/// ending it with a short hash of the full name so shortened names stay distinct.
+pub fn shorten_name(name: &str, max_bytes: usize) -> String {
+    if name.len() <= max_bytes {
+        return name.to_string();
+    }
+    let tag = format!("~{}", &blake3::hash(name.as_bytes()).to_hex()[..8]);
+    let mut out = String::new();
+    for c in name.chars() {
+        if out.len() + c.len_utf8() + tag.len() > max_bytes {
+            break;
+        }
+        out.push(c);
+    }
+    out + &tag
+}
+
 impl fmt::Display for RelPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -152,6 +172,15 @@ mod tests {
         ] {
             assert!(RelPath::new(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn shorten_name_fits_and_stays_distinct() {
+        assert_eq!(shorten_name("short", 10), "short");
+        let a = shorten_name(&"é".repeat(200), 100);
+        let b = shorten_name(&format!("{}x", "é".repeat(200)), 100);
+        assert!(a.len() <= 100 && b.len() <= 100);
+        assert_ne!(a, b);
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub struct SyncOutcome {
     pub plan: Plan,
     pub stats: GenerationStats,
     pub errors: Vec<String>,
+    /// Things left alone on purpose (e.g. a path ignored on one side); not errors.
+    pub notes: Vec<String>,
     pub dry_run: bool,
 }
 
@@ -74,6 +76,36 @@ pub fn open_conduit(
     let la = open_location(index, &ra, opts.yes)?;
     let lb = open_location(index, &rb, opts.yes)?;
     let conduit = match index.conduit_between(la.id(), lb.id())? {
+        // A dry run changes nothing, settings included.
+        Some(c) if opts.dry_run => ConduitRow {
+            mode: opts
+                .mode
+                .map(|m| m.as_str().to_string())
+                .unwrap_or(c.mode.clone()),
+            conflict_policy: opts
+                .policy
+                .map(|p| p.as_str().to_string())
+                .unwrap_or(c.conflict_policy.clone()),
+            index_everything: opts.index_everything.unwrap_or(c.index_everything),
+            ..c
+        },
+        None if opts.dry_run => ConduitRow {
+            id: 0,
+            location_a: la.id(),
+            location_b: lb.id(),
+            mode: opts
+                .mode
+                .unwrap_or(SyncMode::Bidirectional)
+                .as_str()
+                .to_string(),
+            conflict_policy: opts
+                .policy
+                .unwrap_or(ConflictPolicy::Newest)
+                .as_str()
+                .to_string(),
+            index_everything: opts.index_everything.unwrap_or(false),
+            generation: 0,
+        },
         Some(c) => {
             let mode = opts
                 .mode
@@ -157,6 +189,7 @@ pub fn sync(
         plan,
         stats: GenerationStats::default(),
         errors: Vec::new(),
+        notes: Vec::new(),
         dry_run: opts.dry_run,
     };
     outcome.errors.extend(outcome.scan_a.errors.iter().cloned());
@@ -182,6 +215,7 @@ pub fn sync(
     outcome.stats = report.stats;
     outcome.stats.conflicts = outcome.plan.conflicts.len() as u64;
     outcome.errors.extend(report.errors);
+    outcome.notes.extend(report.notes);
     outcome.stats.errors = outcome.errors.len() as u64;
     let status = if outcome.errors.is_empty() {
         "ok"

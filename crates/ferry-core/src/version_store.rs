@@ -9,7 +9,7 @@ use crate::error::{IoContext, Result};
 use crate::ignore_rules::FERRY_DIR;
 use crate::index::Index;
 use crate::location::Location;
-use crate::rel_path::RelPath;
+use crate::rel_path::{shorten_name, RelPath, NAME_MAX};
 use std::path::Path;
 
 /// Keeps the current disk content of `rel` (described by `entry`) as a version.
@@ -23,7 +23,10 @@ pub fn preserve(
 ) -> Result<String> {
     let abs = rel.under(&loc.root);
     let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S-%9f").to_string();
-    let base = format!("{FERRY_DIR}/versions/{}~{stamp}", rel.as_str());
+    // Room for "~stamp" and a "-N" counter within the file-name limit.
+    let name = shorten_name(rel.file_name(), NAME_MAX - stamp.len() - 6);
+    let dir = rel.parent().map(|p| format!("{p}/")).unwrap_or_default();
+    let base = format!("{FERRY_DIR}/versions/{dir}{name}~{stamp}");
     let mut stored = base.clone();
     let mut n = 1;
     while std::fs::symlink_metadata(loc.root.join(&stored)).is_ok() {

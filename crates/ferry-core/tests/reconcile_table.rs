@@ -1345,7 +1345,6 @@ fn manual_conflict_leaves_other_paths_syncing() {
 /// subtree waits for the user, e.g. recorded as part of the conflict), or the
 /// directory rule applied as for the other policies.
 #[test]
-#[ignore = "BUG: manual file-vs-dir conflict still copies the dir's children below the other side's file"]
 fn manual_file_vs_dir_conflict_does_not_write_below_the_file() {
     let fa = file("d", "a file on A", &[(RA, 1)]);
     let db = dir("d", &[(RB, 1)]);
