@@ -531,6 +531,16 @@ fn large_sparse_file_syncs_identically() {
     assert_eq!(fs::metadata(&dst).unwrap().len(), LEN);
     assert!(same_bytes(&src, &dst), "the copy's bytes differ");
     assert_eq!(snapshot(&env.a), snapshot(&env.b));
+    // Holes stay holes: the copy allocates about what the source does, not 300 MiB.
+    let allocated =
+        |p: &Path| std::os::unix::fs::MetadataExt::blocks(&fs::metadata(p).unwrap()) * 512;
+    if allocated(&src) < LEN / 10 {
+        assert!(
+            allocated(&dst) < LEN / 10,
+            "the copy of a sparse file was filled in: {} bytes",
+            allocated(&dst)
+        );
+    }
 
     assert_counts(&env.sync_json(&[], 0), 0, 0, 0, 0);
 }

@@ -12,11 +12,17 @@ use std::path::{Path, PathBuf};
 /// Copies all of `src` into the empty file `dst`, sharing extents where the file
 /// system can (reflink), else letting the kernel copy (`copy_file_range`).
 pub fn clone_or_copy(src: &File, dst: &File, src_path: &Path) -> Result<u64> {
-    let len = src.metadata().ctx("stat", src_path)?.len();
+    let meta = src.metadata().ctx("stat", src_path)?;
+    let len = meta.len();
     // SAFETY: both descriptors are open files owned by the caller for the whole call.
     let cloned = unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) };
     if cloned == 0 {
         return Ok(len);
+    }
+    if std::os::unix::fs::MetadataExt::blocks(&meta) * 512 < len {
+        if let Some(n) = copy_sparse(src, dst, len, src_path)? {
+            return Ok(n);
+        }
     }
     let mut copied: u64 = 0;
     loop {
@@ -52,6 +58,55 @@ pub fn clone_or_copy(src: &File, dst: &File, src_path: &Path) -> Result<u64> {
         copied += n as u64;
     }
     Ok(copied)
+}
+
+/// Copies only the data segments of a sparse file, so holes stay holes. Returns `None`
+/// when the file system cannot say where the data is (then a plain copy follows).
+fn copy_sparse(src: &File, dst: &File, len: u64, src_path: &Path) -> Result<Option<u64>> {
+    let (sfd, dfd) = (src.as_raw_fd(), dst.as_raw_fd());
+    let mut off: i64 = 0;
+    let mut copied = 0u64;
+    while (off as u64) < len {
+        // SAFETY: plain lseek on a valid descriptor.
+        let data = unsafe { libc::lseek(sfd, off, libc::SEEK_DATA) };
+        if data < 0 {
+            let err = std::io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::ENXIO) => break, // only a hole remains
+                Some(libc::EINVAL) if copied == 0 => return Ok(None),
+                _ => return Err(err).ctx("find data in", src_path),
+            }
+        }
+        // SAFETY: as above.
+        let hole = unsafe { libc::lseek(sfd, data, libc::SEEK_HOLE) };
+        if hole < 0 {
+            return Err(std::io::Error::last_os_error()).ctx("find hole in", src_path);
+        }
+        let (mut from, mut to) = (data, data);
+        while from < hole {
+            // SAFETY: explicit offsets; the kernel advances our copies of them.
+            let n = unsafe {
+                libc::copy_file_range(sfd, &mut from, dfd, &mut to, (hole - from) as usize, 0)
+            };
+            if n < 0 {
+                let err = std::io::Error::last_os_error();
+                if err.raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                if copied == 0 {
+                    return Ok(None);
+                }
+                return Err(err).ctx("copy from", src_path);
+            }
+            if n == 0 {
+                break;
+            }
+            copied += n as u64;
+        }
+        off = hole;
+    }
+    dst.set_len(len).ctx("set length of copy of", src_path)?;
+    Ok(Some(len))
 }
 
 fn plain_copy(mut src: &File, mut dst: &File, src_path: &Path) -> Result<u64> {
