@@ -92,6 +92,16 @@ CREATE TABLE versions (
 CREATE INDEX versions_by_path ON versions(location_id, path);
 "#];
 
+/// The stat part of an entry (see [`Index::stat_rows`]).
+#[derive(Debug, Clone)]
+pub struct StatRow {
+    pub path: RelPath,
+    pub kind: EntryKind,
+    pub stat: StatInfo,
+    pub deleted: bool,
+    pub racy: bool,
+}
+
 /// A location row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocationRow {
@@ -302,6 +312,36 @@ impl Index {
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             out.push(entry_from_row(row)?);
+        }
+        Ok(out)
+    }
+
+    /// The stat part of every entry of a location, sorted by path: what a scan needs
+    /// to tell whether the disk changed, without decoding hashes and vectors.
+    pub fn stat_rows(&self, location: i64) -> Result<Vec<StatRow>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT path, kind, size, mtime_ns, ctime_ns, inode, mode, deleted, racy
+             FROM entries WHERE location_id = ?1 ORDER BY path",
+        )?;
+        let mut rows = st.query([location])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let path: String = r.get(0)?;
+            let kind: String = r.get(1)?;
+            out.push(StatRow {
+                kind: EntryKind::parse(&kind)
+                    .ok_or_else(|| Error::Corrupt(format!("entry {path:?} has kind {kind:?}")))?,
+                path: RelPath::new(&path)?,
+                stat: StatInfo {
+                    size: r.get::<_, i64>(2)? as u64,
+                    mtime_ns: r.get(3)?,
+                    ctime_ns: r.get(4)?,
+                    inode: r.get::<_, i64>(5)? as u64,
+                    mode: r.get(6)?,
+                },
+                deleted: r.get(7)?,
+                racy: r.get(8)?,
+            });
         }
         Ok(out)
     }

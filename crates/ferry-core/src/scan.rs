@@ -5,11 +5,11 @@ use crate::chunk::{digest_file, Digest, Hash};
 use crate::entry::{kind_of, Entry, EntryKind, StatInfo};
 use crate::error::Result;
 use crate::ignore_rules::{IndexRules, IGNORE_FILE, TEMP_PREFIX};
-use crate::index::Index;
+use crate::index::{Index, StatRow};
 use crate::location::{Location, LocationLock};
 use crate::progress::Progress;
 use crate::rel_path::RelPath;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -32,9 +32,31 @@ pub struct ScanReport {
 
 struct Seen {
     rel: RelPath,
-    abs: PathBuf,
     kind: EntryKind,
     stat: StatInfo,
+}
+
+/// Fresh facts about a path whose stat no longer matches its index row.
+struct Fresh {
+    rel: RelPath,
+    kind: EntryKind,
+    stat: StatInfo,
+    hash: Option<Hash>,
+    chunks: Vec<crate::chunk::Chunk>,
+    link_target: Option<String>,
+    racy: bool,
+}
+
+/// What observing a location's disk found, before anything is written to the index.
+struct Observed {
+    report: ScanReport,
+    /// Paths that are new or whose stat changed, with their content read.
+    fresh: Vec<Fresh>,
+    /// Indexed live paths that are gone from disk: they become tombstones.
+    gone: Vec<RelPath>,
+    /// Indexed paths still on disk but no longer walked (ignored now): they leave the
+    /// index without counting as deletions.
+    forget: Vec<RelPath>,
 }
 
 /// Scans `loc` and brings its index entries up to date. The caller holds the
@@ -46,28 +68,178 @@ pub fn scan_location(
     rules: IndexRules,
     progress: &dyn Progress,
 ) -> Result<ScanReport> {
-    loc.verify_marker()?;
-    let mut report = ScanReport::default();
-    let old: HashMap<RelPath, Entry> = index
-        .entries(loc.id())?
-        .into_iter()
-        .map(|e| (e.path.clone(), e))
-        .collect();
-    let scan_start_ns = now_ns();
-    let (seen, unreadable) = walk(&loc.root, rules, &mut report);
-    report.entries = seen.len() as u64;
+    let rows = index.stat_rows(loc.id())?;
+    let observed = observe(loc, &rows, rules, progress)?;
+    commit(index, loc, rows.is_empty(), observed)
+}
 
-    // Decide what needs reading.
-    let mut unchanged: HashSet<&RelPath> = HashSet::new();
-    let mut candidates: Vec<&Seen> = Vec::new();
-    for s in &seen {
-        match old.get(&s.rel) {
-            Some(e) if e.is_live() && e.kind == s.kind && !e.racy && stat_unchanged(e, s) => {
-                unchanged.insert(&s.rel);
+/// Scans both locations of a conduit, walking and hashing them at the same time.
+pub fn scan_pair(
+    index: &mut Index,
+    locs: [(&Location, &LocationLock); 2],
+    rules: IndexRules,
+    progress: &dyn Progress,
+) -> Result<[ScanReport; 2]> {
+    let [(la, _), (lb, _)] = locs;
+    let (rows_a, rows_b) = (index.stat_rows(la.id())?, index.stat_rows(lb.id())?);
+    let (obs_a, obs_b) = std::thread::scope(|sc| {
+        let a = sc.spawn(|| observe(la, &rows_a, rules, progress));
+        let obs_b = observe(lb, &rows_b, rules, progress);
+        let obs_a = a
+            .join()
+            .unwrap_or_else(|_| Err(crate::error::Error::Other("scan thread panicked".into())));
+        (obs_a, obs_b)
+    });
+    let (obs_a, obs_b) = (obs_a?, obs_b?);
+    Ok([
+        commit(index, la, rows_a.is_empty(), obs_a)?,
+        commit(index, lb, rows_b.is_empty(), obs_b)?,
+    ])
+}
+
+/// Above this many changed paths, the old entries are loaded in one query instead of
+/// one look-up each.
+const BULK_LOAD_THRESHOLD: usize = 2000;
+
+/// Writes an observation to the index. Every changed row gets a fresh sequence number;
+/// a content change also bumps the version vector with it.
+fn commit(
+    index: &mut Index,
+    loc: &Location,
+    index_was_empty: bool,
+    obs: Observed,
+) -> Result<ScanReport> {
+    let Observed {
+        mut report,
+        fresh,
+        gone,
+        forget,
+    } = obs;
+    let bulk: Option<HashMap<RelPath, Entry>> =
+        if !index_was_empty && fresh.len() + gone.len() > BULK_LOAD_THRESHOLD {
+            Some(
+                index
+                    .entries(loc.id())?
+                    .into_iter()
+                    .map(|e| (e.path.clone(), e))
+                    .collect(),
+            )
+        } else {
+            None
+        };
+    let old_entry = |index: &Index, p: &RelPath| -> Result<Option<Entry>> {
+        if index_was_empty {
+            return Ok(None);
+        }
+        match &bulk {
+            Some(m) => Ok(m.get(p).cloned()),
+            None => index.entry(loc.id(), p),
+        }
+    };
+    // (entry, whether its content changed)
+    let mut updates: Vec<(Entry, bool)> = Vec::with_capacity(fresh.len() + gone.len());
+    for f in fresh {
+        let mut e = Entry {
+            path: f.rel,
+            kind: f.kind,
+            stat: f.stat,
+            hash: f.hash,
+            chunks: f.chunks,
+            link_target: f.link_target,
+            version: Default::default(),
+            deleted: false,
+            sequence: 0,
+            racy: f.racy,
+        };
+        let prev = old_entry(index, &e.path)?;
+        let changed = match &prev {
+            Some(p) if p.same_content(&e) => {
+                e.version = p.version.clone();
+                e.sequence = p.sequence;
+                if *p == e {
+                    continue;
+                }
+                false
             }
-            _ => candidates.push(s),
+            p => {
+                e.version = p.as_ref().map(|p| p.version.clone()).unwrap_or_default();
+                true
+            }
+        };
+        updates.push((e, changed));
+    }
+    for p in gone {
+        if let Some(mut t) = old_entry(index, &p)? {
+            t.deleted = true;
+            updates.push((t, true));
         }
     }
+    let n = updates.len() as u64 + u64::from(!forget.is_empty());
+    if n > 0 {
+        let first = index.reserve_sequence(loc.id(), n)?;
+        for (seq, (e, changed)) in (first..).zip(updates.iter_mut()) {
+            e.sequence = seq;
+            if *changed {
+                e.version = e.version.bumped(loc.row.replica_id, seq);
+            }
+        }
+    }
+    report.deleted = updates.iter().filter(|(e, _)| e.deleted).count() as u64;
+    report.changed = updates.iter().filter(|(e, c)| *c && !e.deleted).count() as u64;
+    report.forgotten = forget.len() as u64;
+    let entries: Vec<Entry> = updates.into_iter().map(|(e, _)| e).collect();
+    index.put_entries(loc.id(), &entries)?;
+    index.forget_entries(loc.id(), &forget)?;
+    Ok(report)
+}
+
+/// Walks and hashes a location and compares it with its index rows (sorted by path).
+/// Touches the disk only, never the index, so two locations can be observed at once.
+fn observe(
+    loc: &Location,
+    rows: &[StatRow],
+    rules: IndexRules,
+    progress: &dyn Progress,
+) -> Result<Observed> {
+    loc.verify_marker()?;
+    let mut report = ScanReport::default();
+    let scan_start_ns = now_ns();
+    let (mut seen, unreadable) = walk(&loc.root, rules, &mut report);
+    report.entries = seen.len() as u64;
+    seen.sort_unstable_by(|x, y| x.rel.cmp(&y.rel));
+
+    // Merge-join the walk with the index rows, both sorted by path.
+    let mut candidates: Vec<&Seen> = Vec::new();
+    let mut missing: Vec<&RelPath> = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < seen.len() || j < rows.len() {
+        let order = match (seen.get(i), rows.get(j)) {
+            (Some(s), Some(r)) => s.rel.cmp(&r.path),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                candidates.push(&seen[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                if !rows[j].deleted {
+                    missing.push(&rows[j].path);
+                }
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                let (s, r) = (&seen[i], &rows[j]);
+                if r.deleted || r.kind != s.kind || r.racy || !stat_unchanged(r, s) {
+                    candidates.push(s);
+                }
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+
     let to_hash: Vec<&Seen> = candidates
         .iter()
         .copied()
@@ -77,13 +249,11 @@ pub fn scan_location(
         &format!("scan {}", loc.root.display()),
         Some(to_hash.iter().map(|s| s.stat.size).sum()),
     );
-    let digests = hash_all(&to_hash, progress);
+    let digests = hash_all(&loc.root, &to_hash, progress);
     let mut digest_of: HashMap<&RelPath, std::result::Result<(Digest, StatInfo), String>> =
         to_hash.iter().map(|s| &s.rel).zip(digests).collect();
 
-    // Build changed entries.
-    let mut updates: Vec<Entry> = Vec::new();
-    let mut bumps = 0u64;
+    let mut fresh = Vec::with_capacity(candidates.len());
     for s in candidates {
         let (hash, chunks, link_target, stat, racy) = match s.kind {
             EntryKind::File => match digest_of.remove(&s.rel) {
@@ -109,7 +279,7 @@ pub fn scan_location(
                 }
                 None => continue,
             },
-            EntryKind::Symlink => match std::fs::read_link(&s.abs) {
+            EntryKind::Symlink => match std::fs::read_link(s.rel.under(&loc.root)) {
                 Ok(t) => match t.to_str() {
                     Some(t) => (
                         Some(Hash::of(t.as_bytes())),
@@ -121,56 +291,36 @@ pub fn scan_location(
                     None => {
                         report.errors.push(format!(
                             "{}: symlink target is not valid UTF-8; skipped",
-                            s.abs.display()
+                            s.rel.under(&loc.root).display()
                         ));
                         continue;
                     }
                 },
                 Err(e) => {
-                    report
-                        .errors
-                        .push(format!("{}: cannot read symlink: {e}", s.abs.display()));
+                    report.errors.push(format!(
+                        "{}: cannot read symlink: {e}",
+                        s.rel.under(&loc.root).display()
+                    ));
                     continue;
                 }
             },
             EntryKind::Dir => (None, Vec::new(), None, s.stat, false),
         };
-        let mut e = Entry {
-            path: s.rel.clone(),
+        fresh.push(Fresh {
+            rel: s.rel.clone(),
             kind: s.kind,
             stat,
             hash,
             chunks,
             link_target,
-            version: Default::default(),
-            deleted: false,
-            sequence: 0,
             racy,
-        };
-        match old.get(&s.rel) {
-            Some(prev) if prev.same_content(&e) => {
-                e.version = prev.version.clone();
-                e.sequence = prev.sequence;
-                if *prev == e {
-                    continue;
-                }
-            }
-            prev => {
-                e.version = prev.map(|p| p.version.clone()).unwrap_or_default();
-                e.sequence = u64::MAX; // assigned below
-                bumps += 1;
-            }
-        }
-        updates.push(e);
+        });
     }
 
-    // Deletions: indexed live paths the walk did not see.
-    let seen_set: HashSet<&RelPath> = seen.iter().map(|s| &s.rel).collect();
+    // Indexed live paths the walk did not see: deleted, ignored now, or unreadable.
+    let mut gone = Vec::new();
     let mut forget = Vec::new();
-    for (path, e) in &old {
-        if !e.is_live() || seen_set.contains(path) {
-            continue;
-        }
+    for path in missing {
         if unreadable
             .iter()
             .any(|u| path == u || path.is_strictly_under(u))
@@ -178,43 +328,26 @@ pub fn scan_location(
             continue; // could not look: keep what we knew
         }
         match std::fs::symlink_metadata(path.under(&loc.root)) {
-            Err(err) if crate::fs_ops::is_absent(&err) => {
-                let mut t = e.clone();
-                t.deleted = true;
-                t.sequence = u64::MAX;
-                updates.push(t);
-                bumps += 1;
-                report.deleted += 1;
-            }
-            // Still on disk but no longer walked: ignored now, so it leaves the index
-            // (and sync) without counting as a deletion.
+            Err(err) if crate::fs_ops::is_absent(&err) => gone.push(path.clone()),
             Ok(_) => forget.push(path.clone()),
             Err(err) => report
                 .errors
                 .push(format!("{}: {err}", path.under(&loc.root).display())),
         }
     }
-
-    if bumps > 0 {
-        let first = index.reserve_sequence(loc.id(), bumps)?;
-        let fresh = updates.iter_mut().filter(|e| e.sequence == u64::MAX);
-        for (seq, e) in (first..).zip(fresh) {
-            e.sequence = seq;
-            e.version = e.version.bumped(loc.row.replica_id, seq);
-        }
-    }
-    report.changed = bumps - report.deleted;
-    report.forgotten = forget.len() as u64;
-    index.put_entries(loc.id(), &updates)?;
-    index.forget_entries(loc.id(), &forget)?;
-    Ok(report)
+    Ok(Observed {
+        report,
+        fresh,
+        gone,
+        forget,
+    })
 }
 
-fn stat_unchanged(e: &Entry, s: &Seen) -> bool {
+fn stat_unchanged(r: &StatRow, s: &Seen) -> bool {
     match s.kind {
         // A directory's own content is its mode; its mtime moves with its children.
-        EntryKind::Dir => e.stat.mode == s.stat.mode,
-        _ => e.stat == s.stat,
+        EntryKind::Dir => r.stat.mode == s.stat.mode,
+        _ => r.stat == s.stat,
     }
 }
 
@@ -241,59 +374,28 @@ fn walk(root: &Path, rules: IndexRules, report: &mut ScanReport) -> (Vec<Seen>, 
             }
             !rules.builtin_excluded(&name, d.depth(), is_dir)
         });
-    let mut seen = Vec::new();
-    let mut unreadable = Vec::new();
-    for item in wb.build() {
-        let dent = match item {
-            Ok(d) => d,
-            Err(err) => {
-                if let Some(p) = error_path(&err) {
-                    if let Ok(rel) = p.strip_prefix(root) {
-                        if let Ok(rel) = RelPath::from_path(rel) {
-                            unreadable.push(rel);
-                        }
-                    }
-                }
-                report.errors.push(format!("walk: {err}"));
-                continue;
-            }
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8);
+    wb.threads(threads);
+    let merged = std::sync::Mutex::new(WalkOut::default());
+    wb.build_parallel().run(|| {
+        let mut local = Collector {
+            out: WalkOut::default(),
+            into: &merged,
         };
-        if dent.depth() == 0 {
-            continue;
-        }
-        let abs = dent.path().to_path_buf();
-        let rel = match abs
-            .strip_prefix(root)
-            .map_err(|_| ())
-            .and_then(|r| RelPath::from_path(r).map_err(|_| ()))
-        {
-            Ok(r) => r,
-            Err(()) => {
-                report.errors.push(format!(
-                    "{}: name is not valid UTF-8; not synced",
-                    abs.display()
-                ));
-                continue;
-            }
-        };
-        let meta = match std::fs::symlink_metadata(&abs) {
-            Ok(m) => m,
-            Err(e) => {
-                report.errors.push(format!("{}: {e}", abs.display()));
-                unreadable.push(rel);
-                continue;
-            }
-        };
-        let Some(kind) = kind_of(&meta) else {
-            continue; // sockets, fifos, devices are never synced
-        };
-        seen.push(Seen {
-            rel,
-            abs,
-            kind,
-            stat: StatInfo::from_metadata(&meta),
-        });
-    }
+        Box::new(move |item| {
+            local.take(root, item);
+            ignore::WalkState::Continue
+        })
+    });
+    let WalkOut {
+        seen,
+        unreadable,
+        errors,
+    } = merged.into_inner().unwrap_or_default();
+    report.errors.extend(errors);
     // Temp files of a run that died before installing them (the caller holds the
     // location lock, so no live run owns them).
     if let Ok(v) = leftovers.lock() {
@@ -309,6 +411,82 @@ fn walk(root: &Path, rules: IndexRules, report: &mut ScanReport) -> (Vec<Seen>, 
     (seen, unreadable)
 }
 
+/// What one walk found.
+#[derive(Default)]
+struct WalkOut {
+    seen: Vec<Seen>,
+    unreadable: Vec<RelPath>,
+    errors: Vec<String>,
+}
+
+/// A walker thread's findings, merged into the shared result when the thread is done.
+struct Collector<'a> {
+    out: WalkOut,
+    into: &'a std::sync::Mutex<WalkOut>,
+}
+
+impl Collector<'_> {
+    fn take(&mut self, root: &Path, item: std::result::Result<ignore::DirEntry, ignore::Error>) {
+        let out = &mut self.out;
+        let dent = match item {
+            Ok(d) => d,
+            Err(err) => {
+                if let Some(p) = error_path(&err) {
+                    if let Ok(rel) = p.strip_prefix(root) {
+                        if let Ok(rel) = RelPath::from_path(rel) {
+                            out.unreadable.push(rel);
+                        }
+                    }
+                }
+                out.errors.push(format!("walk: {err}"));
+                return;
+            }
+        };
+        if dent.depth() == 0 {
+            return;
+        }
+        let abs = dent.path();
+        let Some(rel) = abs
+            .strip_prefix(root)
+            .ok()
+            .and_then(|r| RelPath::from_path(r).ok())
+        else {
+            out.errors.push(format!(
+                "{}: name is not valid UTF-8; not synced",
+                abs.display()
+            ));
+            return;
+        };
+        let meta = match std::fs::symlink_metadata(abs) {
+            Ok(m) => m,
+            Err(e) => {
+                out.errors.push(format!("{}: {e}", abs.display()));
+                out.unreadable.push(rel);
+                return;
+            }
+        };
+        let Some(kind) = kind_of(&meta) else {
+            return; // sockets, fifos, devices are never synced
+        };
+        out.seen.push(Seen {
+            rel,
+            kind,
+            stat: StatInfo::from_metadata(&meta),
+        });
+    }
+}
+
+impl Drop for Collector<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut all) = self.into.lock() {
+            let mine = std::mem::take(&mut self.out);
+            all.seen.extend(mine.seen);
+            all.unreadable.extend(mine.unreadable);
+            all.errors.extend(mine.errors);
+        }
+    }
+}
+
 fn error_path(err: &ignore::Error) -> Option<&Path> {
     match err {
         ignore::Error::WithPath { path, .. } => Some(path),
@@ -322,6 +500,7 @@ fn error_path(err: &ignore::Error) -> Option<&Path> {
 
 /// Hashes files on all cores; each result carries the stat taken after reading.
 fn hash_all(
+    root: &Path,
     files: &[&Seen],
     progress: &dyn Progress,
 ) -> Vec<std::result::Result<(Digest, StatInfo), String>> {
@@ -341,12 +520,13 @@ fn hash_all(
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(s) = files.get(i) else { break };
-                    let r = digest_file(&s.abs, &mut buf)
+                    let abs = s.rel.under(root);
+                    let r = digest_file(&abs, &mut buf)
                         .map_err(|e| format!("{e}; kept its previous state"))
                         .and_then(|d| {
-                            std::fs::symlink_metadata(&s.abs)
+                            std::fs::symlink_metadata(&abs)
                                 .map(|m| (d, StatInfo::from_metadata(&m)))
-                                .map_err(|e| format!("{}: {e}", s.abs.display()))
+                                .map_err(|e| format!("{}: {e}", abs.display()))
                         });
                     progress.bytes(s.stat.size);
                     progress.item();

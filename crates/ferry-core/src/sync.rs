@@ -9,7 +9,7 @@ use crate::location::{canonical_root, open_location, Location};
 use crate::plan::{ConflictPolicy, ConflictRecord, Plan, Side, SyncMode};
 use crate::progress::Progress;
 use crate::reconcile::{reconcile, ReconcileInput};
-use crate::scan::{scan_location, ScanReport};
+use crate::scan::{scan_pair, ScanReport};
 use std::path::Path;
 
 /// A run that would delete more than this many files of a side…
@@ -153,8 +153,7 @@ pub fn sync(
         index_everything: conduit.index_everything,
     };
 
-    let scan_a = scan_location(index, &la, &lock_a, rules, progress)?;
-    let scan_b = scan_location(index, &lb, &lock_b, rules, progress)?;
+    let [scan_a, scan_b] = scan_pair(index, [(&la, &lock_a), (&lb, &lock_b)], rules, progress)?;
     let (ea, eb) = (index.entries(la.id())?, index.entries(lb.id())?);
     let plan = reconcile(ReconcileInput {
         a: &ea,
