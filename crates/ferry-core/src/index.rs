@@ -10,7 +10,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::path::{Path, PathBuf};
 
 /// Schema migrations; entry N brings the schema from version N to N+1. Append only.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE locations (
     id INTEGER PRIMARY KEY,
@@ -90,7 +91,13 @@ CREATE TABLE versions (
     reason TEXT NOT NULL
 );
 CREATE INDEX versions_by_path ON versions(location_id, path);
-"#];
+"#,
+    // 2: where each conduit last converged (both locations' sequence numbers then).
+    r#"
+ALTER TABLE conduits ADD COLUMN clean_seq_a INTEGER;
+ALTER TABLE conduits ADD COLUMN clean_seq_b INTEGER;
+"#,
+];
 
 /// The stat part of an entry (see [`Index::stat_rows`]).
 #[derive(Debug, Clone)]
@@ -289,6 +296,17 @@ impl Index {
         self.location(self.conn.last_insert_rowid())
     }
 
+    /// The last sequence number handed out by a location: it changes whenever any of
+    /// the location's entries changes.
+    pub fn location_sequence(&self, location: i64) -> Result<u64> {
+        let s: i64 = self.conn.query_row(
+            "SELECT sequence FROM locations WHERE id = ?1",
+            [location],
+            |r| r.get(0),
+        )?;
+        Ok(s as u64)
+    }
+
     /// Reserves `n` sequence numbers of a location; returns the first.
     pub fn reserve_sequence(&self, location: i64, n: u64) -> Result<u64> {
         let last: i64 = self.conn.query_row(
@@ -409,9 +427,17 @@ impl Index {
         Ok(())
     }
 
-    /// Forgets entries (used when a path becomes ignored: it leaves the index, not the disk).
+    /// Forgets entries (used when a path becomes ignored: it leaves the index, not the
+    /// disk). Moves the location's sequence on, as every change of its rows does.
     pub fn forget_entries(&mut self, location: i64, paths: &[RelPath]) -> Result<()> {
+        if paths.is_empty() {
+            return Ok(());
+        }
         let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE locations SET sequence = sequence + 1 WHERE id = ?1",
+            [location],
+        )?;
         {
             let mut st =
                 tx.prepare_cached("DELETE FROM entries WHERE location_id = ?1 AND path = ?2")?;
@@ -472,6 +498,25 @@ impl Index {
             .ok_or_else(|| Error::Corrupt("conduit vanished after insert".into()))
     }
 
+    /// The locations' sequence numbers when the conduit last converged, if it did.
+    pub fn conduit_clean_point(&self, id: i64) -> Result<Option<(u64, u64)>> {
+        let (a, b): (Option<i64>, Option<i64>) = self.conn.query_row(
+            "SELECT clean_seq_a, clean_seq_b FROM conduits WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(a.zip(b).map(|(a, b)| (a as u64, b as u64)))
+    }
+
+    /// Records (or, with `None`, clears) the point where the conduit converged.
+    pub fn set_conduit_clean_point(&self, id: i64, point: Option<(u64, u64)>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE conduits SET clean_seq_a = ?2, clean_seq_b = ?3 WHERE id = ?1",
+            params![id, point.map(|p| p.0 as i64), point.map(|p| p.1 as i64)],
+        )?;
+        Ok(())
+    }
+
     pub fn update_conduit_settings(
         &self,
         id: i64,
@@ -480,7 +525,8 @@ impl Index {
         index_everything: bool,
     ) -> Result<()> {
         self.conn.execute(
-            "UPDATE conduits SET mode = ?2, conflict_policy = ?3, index_everything = ?4 WHERE id = ?1",
+            "UPDATE conduits SET mode = ?2, conflict_policy = ?3, index_everything = ?4,
+                clean_seq_a = NULL, clean_seq_b = NULL WHERE id = ?1",
             params![id, mode, policy, index_everything],
         )?;
         Ok(())

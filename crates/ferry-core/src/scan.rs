@@ -174,7 +174,7 @@ fn commit(
             updates.push((t, true));
         }
     }
-    let n = updates.len() as u64 + u64::from(!forget.is_empty());
+    let n = updates.len() as u64;
     if n > 0 {
         let first = index.reserve_sequence(loc.id(), n)?;
         for (seq, (e, changed)) in (first..).zip(updates.iter_mut()) {

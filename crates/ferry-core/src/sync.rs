@@ -154,29 +154,21 @@ pub fn sync(
     };
 
     let [scan_a, scan_b] = scan_pair(index, [(&la, &lock_a), (&lb, &lock_b)], rules, progress)?;
-    let (ea, eb) = (index.entries(la.id())?, index.entries(lb.id())?);
-    let plan = reconcile(ReconcileInput {
-        a: &ea,
-        b: &eb,
-        mode,
-        policy,
-        now: crate::index::unix_now(),
-    })?;
-
-    for (side, entries) in [(Side::A, &ea), (Side::B, &eb)] {
-        let deleting = plan.file_deletions(side);
-        let live = entries
-            .iter()
-            .filter(|e| e.is_live() && e.kind != crate::entry::EntryKind::Dir)
-            .count();
-        if !opts.yes && deleting > MASS_DELETE_MIN && deleting * 2 > live {
-            let root = if side == Side::A { &la.root } else { &lb.root };
-            return Err(Error::Refused(format!(
-                "this run would delete {deleting} of {live} files in {}; run again with --yes if that is intended",
-                root.display()
-            )));
-        }
-    }
+    // Index-based short cut: when neither location's entries changed since this conduit
+    // last converged, the plan is empty without loading or reconciling anything.
+    let converged_at = |index: &Index| -> Result<(u64, u64)> {
+        Ok((
+            index.location_sequence(la.id())?,
+            index.location_sequence(lb.id())?,
+        ))
+    };
+    let unchanged =
+        conduit.id != 0 && index.conduit_clean_point(conduit.id)? == Some(converged_at(index)?);
+    let plan = if unchanged {
+        Plan::default()
+    } else {
+        plan_run(index, &la, &lb, mode, policy, opts.yes)?
+    };
 
     let mut outcome = SyncOutcome {
         conduit_id: conduit.id,
@@ -216,6 +208,15 @@ pub fn sync(
     outcome.errors.extend(report.errors);
     outcome.notes.extend(report.notes);
     outcome.stats.errors = outcome.errors.len() as u64;
+    let converged = outcome.errors.is_empty()
+        && outcome.notes.is_empty()
+        && outcome.plan.conflicts.iter().all(|c| c.winner.is_some());
+    let point = if converged {
+        Some(converged_at(index)?)
+    } else {
+        None
+    };
+    index.set_conduit_clean_point(conduit.id, point)?;
     let status = if outcome.errors.is_empty() {
         "ok"
     } else {
@@ -223,6 +224,39 @@ pub fn sync(
     };
     index.finish_generation(generation, status, &outcome.stats)?;
     Ok(outcome)
+}
+
+/// Loads both sides' entries, reconciles them, and applies the mass-deletion stop.
+fn plan_run(
+    index: &Index,
+    la: &Location,
+    lb: &Location,
+    mode: SyncMode,
+    policy: ConflictPolicy,
+    yes: bool,
+) -> Result<Plan> {
+    let (ea, eb) = (index.entries(la.id())?, index.entries(lb.id())?);
+    let plan = reconcile(ReconcileInput {
+        a: &ea,
+        b: &eb,
+        mode,
+        policy,
+        now: crate::index::unix_now(),
+    })?;
+    for (side, entries, root) in [(Side::A, &ea, &la.root), (Side::B, &eb, &lb.root)] {
+        let deleting = plan.file_deletions(side);
+        let live = entries
+            .iter()
+            .filter(|e| e.is_live() && e.kind != crate::entry::EntryKind::Dir)
+            .count();
+        if !yes && deleting > MASS_DELETE_MIN && deleting * 2 > live {
+            return Err(Error::Refused(format!(
+                "this run would delete {deleting} of {live} files in {}; run again with --yes if that is intended",
+                root.display()
+            )));
+        }
+    }
+    Ok(plan)
 }
 
 fn record_conflict(index: &Index, conduit: i64, generation: i64, c: &ConflictRecord) -> Result<()> {
