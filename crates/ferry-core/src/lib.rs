@@ -18,5 +18,6 @@ pub mod scan;
 pub mod sync;
 pub mod version_store;
 pub mod version_vector;
+pub mod walk;
 
 pub use error::{Error, Result};

@@ -2,15 +2,16 @@
 //! changed, and record changes (with version-vector bumps) and deletions.
 
 use crate::chunk::{digest_file, Digest, Hash};
-use crate::entry::{kind_of, Entry, EntryKind, StatInfo};
+use crate::entry::{Entry, EntryKind, StatInfo};
 use crate::error::Result;
-use crate::ignore_rules::{IndexRules, IGNORE_FILE, TEMP_PREFIX};
+use crate::ignore_rules::IndexRules;
 use crate::index::{Index, StatRow};
 use crate::location::{Location, LocationLock};
 use crate::progress::Progress;
 use crate::rel_path::RelPath;
+use crate::walk::{walk, Seen, WalkOut};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// An mtime this close to the scan (or later) is not trusted: the file may still be
@@ -28,12 +29,6 @@ pub struct ScanReport {
     pub forgotten: u64,
     /// Per-path problems; the rest of the scan went on.
     pub errors: Vec<String>,
-}
-
-struct Seen {
-    rel: RelPath,
-    kind: EntryKind,
-    stat: StatInfo,
 }
 
 /// Fresh facts about a path whose stat no longer matches its index row.
@@ -204,7 +199,23 @@ fn observe(
     loc.verify_marker()?;
     let mut report = ScanReport::default();
     let scan_start_ns = now_ns();
-    let (mut seen, unreadable) = walk(&loc.root, rules, &mut report);
+    let WalkOut {
+        mut seen,
+        unreadable,
+        temp_files,
+        errors,
+    } = walk(&loc.root, rules);
+    report.errors.extend(errors);
+    // Temp files of a run that died before installing them (the caller holds the
+    // location lock, so no live run owns them).
+    for p in temp_files {
+        if let Err(e) = std::fs::remove_file(&p) {
+            report.errors.push(format!(
+                "{}: cannot remove stale temp file: {e}",
+                p.display()
+            ));
+        }
+    }
     report.entries = seen.len() as u64;
     seen.sort_unstable_by(|x, y| x.rel.cmp(&y.rel));
 
@@ -348,153 +359,6 @@ fn stat_unchanged(r: &StatRow, s: &Seen) -> bool {
         // A directory's own content is its mode; its mtime moves with its children.
         EntryKind::Dir => r.stat.mode == s.stat.mode,
         _ => r.stat == s.stat,
-    }
-}
-
-/// Walks the root with the built-in and `.ferryignore` rules. Returns what was seen and
-/// the paths that could not be read (whose old entries must be kept, not deleted).
-fn walk(root: &Path, rules: IndexRules, report: &mut ScanReport) -> (Vec<Seen>, Vec<RelPath>) {
-    let leftovers = std::sync::Arc::new(std::sync::Mutex::new(Vec::<PathBuf>::new()));
-    let found = leftovers.clone();
-    let mut wb = ignore::WalkBuilder::new(root);
-    wb.standard_filters(false)
-        .hidden(false)
-        .follow_links(false)
-        .add_custom_ignore_filename(IGNORE_FILE)
-        .filter_entry(move |d| {
-            if d.depth() == 0 {
-                return true;
-            }
-            let is_dir = d.file_type().is_some_and(|t| t.is_dir());
-            let name = d.file_name().to_string_lossy();
-            if !is_dir && name.starts_with(TEMP_PREFIX) {
-                if let Ok(mut v) = found.lock() {
-                    v.push(d.path().to_path_buf());
-                }
-            }
-            !rules.builtin_excluded(&name, d.depth(), is_dir)
-        });
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(8);
-    wb.threads(threads);
-    let merged = std::sync::Mutex::new(WalkOut::default());
-    wb.build_parallel().run(|| {
-        let mut local = Collector {
-            out: WalkOut::default(),
-            into: &merged,
-        };
-        Box::new(move |item| {
-            local.take(root, item);
-            ignore::WalkState::Continue
-        })
-    });
-    let WalkOut {
-        seen,
-        unreadable,
-        errors,
-    } = merged.into_inner().unwrap_or_default();
-    report.errors.extend(errors);
-    // Temp files of a run that died before installing them (the caller holds the
-    // location lock, so no live run owns them).
-    if let Ok(v) = leftovers.lock() {
-        for p in v.iter() {
-            if let Err(e) = std::fs::remove_file(p) {
-                report.errors.push(format!(
-                    "{}: cannot remove stale temp file: {e}",
-                    p.display()
-                ));
-            }
-        }
-    }
-    (seen, unreadable)
-}
-
-/// What one walk found.
-#[derive(Default)]
-struct WalkOut {
-    seen: Vec<Seen>,
-    unreadable: Vec<RelPath>,
-    errors: Vec<String>,
-}
-
-/// A walker thread's findings, merged into the shared result when the thread is done.
-struct Collector<'a> {
-    out: WalkOut,
-    into: &'a std::sync::Mutex<WalkOut>,
-}
-
-impl Collector<'_> {
-    fn take(&mut self, root: &Path, item: std::result::Result<ignore::DirEntry, ignore::Error>) {
-        let out = &mut self.out;
-        let dent = match item {
-            Ok(d) => d,
-            Err(err) => {
-                if let Some(p) = error_path(&err) {
-                    if let Ok(rel) = p.strip_prefix(root) {
-                        if let Ok(rel) = RelPath::from_path(rel) {
-                            out.unreadable.push(rel);
-                        }
-                    }
-                }
-                out.errors.push(format!("walk: {err}"));
-                return;
-            }
-        };
-        if dent.depth() == 0 {
-            return;
-        }
-        let abs = dent.path();
-        let Some(rel) = abs
-            .strip_prefix(root)
-            .ok()
-            .and_then(|r| RelPath::from_path(r).ok())
-        else {
-            out.errors.push(format!(
-                "{}: name is not valid UTF-8; not synced",
-                abs.display()
-            ));
-            return;
-        };
-        let meta = match std::fs::symlink_metadata(abs) {
-            Ok(m) => m,
-            Err(e) => {
-                out.errors.push(format!("{}: {e}", abs.display()));
-                out.unreadable.push(rel);
-                return;
-            }
-        };
-        let Some(kind) = kind_of(&meta) else {
-            return; // sockets, fifos, devices are never synced
-        };
-        out.seen.push(Seen {
-            rel,
-            kind,
-            stat: StatInfo::from_metadata(&meta),
-        });
-    }
-}
-
-impl Drop for Collector<'_> {
-    fn drop(&mut self) {
-        if let Ok(mut all) = self.into.lock() {
-            let mine = std::mem::take(&mut self.out);
-            all.seen.extend(mine.seen);
-            all.unreadable.extend(mine.unreadable);
-            all.errors.extend(mine.errors);
-        }
-    }
-}
-
-fn error_path(err: &ignore::Error) -> Option<&Path> {
-    match err {
-        ignore::Error::WithPath { path, .. } => Some(path),
-        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
-            error_path(err)
-        }
-        ignore::Error::Partial(errs) => errs.iter().find_map(error_path),
-        _ => None,
     }
 }
 
