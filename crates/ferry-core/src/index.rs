@@ -97,6 +97,10 @@ CREATE INDEX versions_by_path ON versions(location_id, path);
 ALTER TABLE conduits ADD COLUMN clean_seq_a INTEGER;
 ALTER TABLE conduits ADD COLUMN clean_seq_b INTEGER;
 "#,
+    // 3: finding what changed since a conduit converged.
+    r#"
+CREATE INDEX entries_by_sequence ON entries(location_id, sequence);
+"#,
 ];
 
 /// The stat part of an entry (see [`Index::stat_rows`]).
@@ -377,6 +381,19 @@ impl Index {
         }
     }
 
+    /// Paths of a location whose rows changed after sequence number `after`.
+    pub fn paths_changed_since(&self, location: i64, after: u64) -> Result<Vec<RelPath>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT path FROM entries WHERE location_id = ?1 AND sequence > ?2")?;
+        let rows = st.query_map(params![location, after as i64], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for p in rows {
+            out.push(RelPath::new(&p?)?);
+        }
+        Ok(out)
+    }
+
     /// A live file of the location with this content hash, if any.
     pub fn find_file_by_hash(&self, location: i64, hash: &Hash) -> Result<Option<RelPath>> {
         let p: Option<String> = self
@@ -428,7 +445,8 @@ impl Index {
     }
 
     /// Forgets entries (used when a path becomes ignored: it leaves the index, not the
-    /// disk). Moves the location's sequence on, as every change of its rows does.
+    /// disk). Moves the location's sequence on, as every change of its rows does, and
+    /// clears its conduits' convergence points.
     pub fn forget_entries(&mut self, location: i64, paths: &[RelPath]) -> Result<()> {
         if paths.is_empty() {
             return Ok(());
@@ -436,6 +454,14 @@ impl Index {
         let tx = self.conn.transaction()?;
         tx.execute(
             "UPDATE locations SET sequence = sequence + 1 WHERE id = ?1",
+            [location],
+        )?;
+        // A forgotten row leaves no newer row behind to say the path changed, so the
+        // conduits of this location can no longer plan from what changed since they
+        // converged: they reconcile everything next time.
+        tx.execute(
+            "UPDATE conduits SET clean_seq_a = NULL, clean_seq_b = NULL
+             WHERE location_a = ?1 OR location_b = ?1",
             [location],
         )?;
         {

@@ -1,6 +1,7 @@
 //! One run of a conduit: open both locations, scan, reconcile, check the safety
 //! thresholds, execute, and record the generation.
 
+use crate::entry::Entry;
 use crate::error::{Error, Result};
 use crate::execute::{Executor, FaultPoint};
 use crate::ignore_rules::IndexRules;
@@ -9,6 +10,7 @@ use crate::location::{canonical_root, open_location, Location};
 use crate::plan::{ConflictPolicy, ConflictRecord, Plan, Side, SyncMode};
 use crate::progress::Progress;
 use crate::reconcile::{reconcile, ReconcileInput};
+use crate::rel_path::RelPath;
 use crate::scan::{scan_pair, ScanReport};
 use std::path::Path;
 
@@ -162,12 +164,15 @@ pub fn sync(
             index.location_sequence(lb.id())?,
         ))
     };
-    let unchanged =
-        conduit.id != 0 && index.conduit_clean_point(conduit.id)? == Some(converged_at(index)?);
-    let plan = if unchanged {
+    let clean_point = if conduit.id == 0 {
+        None
+    } else {
+        index.conduit_clean_point(conduit.id)?
+    };
+    let plan = if clean_point.is_some() && clean_point == Some(converged_at(index)?) {
         Plan::default()
     } else {
-        plan_run(index, &la, &lb, mode, policy, opts.yes)?
+        plan_run(index, &la, &lb, mode, policy, opts.yes, clean_point)?
     };
 
     let mut outcome = SyncOutcome {
@@ -227,6 +232,9 @@ pub fn sync(
 }
 
 /// Loads both sides' entries, reconciles them, and applies the mass-deletion stop.
+/// With a `clean_point` (the sequences when the conduit last converged) only the paths
+/// changed since then on either side are loaded and reconciled: every other path was
+/// in step then and neither side has touched it since.
 fn plan_run(
     index: &Index,
     la: &Location,
@@ -234,8 +242,12 @@ fn plan_run(
     mode: SyncMode,
     policy: ConflictPolicy,
     yes: bool,
+    clean_point: Option<(u64, u64)>,
 ) -> Result<Plan> {
-    let (ea, eb) = (index.entries(la.id())?, index.entries(lb.id())?);
+    let (ea, eb) = match clean_point {
+        Some(point) => changed_entries(index, la, lb, point)?,
+        None => (index.entries(la.id())?, index.entries(lb.id())?),
+    };
     let plan = reconcile(ReconcileInput {
         a: &ea,
         b: &eb,
@@ -243,12 +255,9 @@ fn plan_run(
         policy,
         now: crate::index::unix_now(),
     })?;
-    for (side, entries, root) in [(Side::A, &ea, &la.root), (Side::B, &eb, &lb.root)] {
+    for (side, root) in [(Side::A, &la.root), (Side::B, &lb.root)] {
         let deleting = plan.file_deletions(side);
-        let live = entries
-            .iter()
-            .filter(|e| e.is_live() && e.kind != crate::entry::EntryKind::Dir)
-            .count();
+        let live = index.live_file_count(if side == Side::A { la.id() } else { lb.id() })? as usize;
         if !yes && deleting > MASS_DELETE_MIN && deleting * 2 > live {
             return Err(Error::Refused(format!(
                 "this run would delete {deleting} of {live} files in {}; run again with --yes if that is intended",
@@ -257,6 +266,38 @@ fn plan_run(
         }
     }
     Ok(plan)
+}
+
+/// Above this many changed paths, whole locations are loaded instead of path by path.
+const POINT_LOAD_LIMIT: usize = 5000;
+
+/// Both sides' entries at the paths either side changed since `point`.
+fn changed_entries(
+    index: &Index,
+    la: &Location,
+    lb: &Location,
+    point: (u64, u64),
+) -> Result<(Vec<Entry>, Vec<Entry>)> {
+    let mut paths: Vec<RelPath> = index.paths_changed_since(la.id(), point.0)?;
+    paths.extend(index.paths_changed_since(lb.id(), point.1)?);
+    paths.sort_unstable();
+    paths.dedup();
+    if paths.len() > POINT_LOAD_LIMIT {
+        let wanted: std::collections::HashSet<&RelPath> = paths.iter().collect();
+        let pick = |all: Vec<Entry>| -> Vec<Entry> {
+            all.into_iter()
+                .filter(|e| wanted.contains(&e.path))
+                .collect()
+        };
+        return Ok((pick(index.entries(la.id())?), pick(index.entries(lb.id())?)));
+    }
+    let mut ea = Vec::new();
+    let mut eb = Vec::new();
+    for p in &paths {
+        ea.extend(index.entry(la.id(), p)?);
+        eb.extend(index.entry(lb.id(), p)?);
+    }
+    Ok((ea, eb))
 }
 
 fn record_conflict(index: &Index, conduit: i64, generation: i64, c: &ConflictRecord) -> Result<()> {
