@@ -23,6 +23,8 @@ pub struct SyncOptions {
     /// Overrides (and updates) the conduit's stored conflict policy.
     pub policy: Option<ConflictPolicy>,
     pub index_everything: Option<bool>,
+    /// Sets the conduit's version retention (a spec `Retention::parse` accepts).
+    pub retention: Option<String>,
     /// Plan only; change nothing.
     pub dry_run: bool,
     /// Proceed past the safety stops (mass deletion, missing marker).
@@ -105,6 +107,7 @@ pub fn open_conduit(
                 .to_string(),
             index_everything: opts.index_everything.unwrap_or(false),
             generation: 0,
+            retention: opts.retention.clone(),
         },
         Some(c) => {
             let mode = opts
@@ -133,6 +136,17 @@ pub fn open_conduit(
             opts.policy.unwrap_or(ConflictPolicy::Newest).as_str(),
             opts.index_everything.unwrap_or(false),
         )?,
+    };
+    let conduit = match &opts.retention {
+        Some(spec) if !opts.dry_run => {
+            crate::retention::Retention::parse(spec)?;
+            index.set_conduit_retention(conduit.id, Some(spec))?;
+            ConduitRow {
+                retention: Some(spec.clone()),
+                ..conduit
+            }
+        }
+        _ => conduit,
     };
     Ok((conduit, la, lb))
 }
@@ -214,6 +228,12 @@ pub fn sync(
     }
     outcome.stats = report.stats;
     outcome.stats.conflicts = outcome.plan.conflicts.len() as u64;
+    outcome.stats.conflicts_resolved = outcome
+        .plan
+        .conflicts
+        .iter()
+        .filter(|c| c.winner.is_some())
+        .count() as u64;
     outcome.errors.extend(report.errors);
     outcome.notes.extend(report.notes);
     outcome.stats.errors = outcome.errors.len() as u64;

@@ -1117,9 +1117,9 @@ fn truth_table() {
 // ---------------------------------------------------------------------------------------
 
 #[test]
-fn unsupported_modes_are_errors() {
+fn unsupported_mode_is_an_error() {
     let f = file("f", "x", &[(RA, 1)]);
-    for mode in [SyncMode::Archive, SyncMode::Selective] {
+    for mode in [SyncMode::Selective] {
         for &policy in ALL_POLICIES {
             let r = reconcile(ReconcileInput {
                 a: std::slice::from_ref(&f),
@@ -1552,6 +1552,11 @@ fn simulate(a: &[Entry], b: &[Entry], plan: &Plan) -> Result<[SideState; 2], Str
         let ctx = format!("action #{i} {act:?}");
         let s = &mut st[act.side() as usize];
         match act {
+            Action::Archive { .. } => {
+                return Err(format!(
+                    "{ctx}: archive removals come only from archive mode"
+                ));
+            }
             Action::Record { entry, .. } => {
                 // Index only: the disk must already agree.
                 let on_disk = s.disk.get(&entry.path).map(|(e, _)| e);
