@@ -102,11 +102,16 @@ pub fn cmd_restore(
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!(
-            "restored version {} to {}{}; the next sync carries it over",
+            "restored version {} to {}{}{}",
             out.version,
             out.restored_to.display(),
             if out.replaced_kept {
                 " (what it replaced is kept as a version)"
+            } else {
+                ""
+            },
+            if out.in_synced_folder {
+                "; the next sync carries it over"
             } else {
                 ""
             }

@@ -131,8 +131,10 @@ pub fn versions_of_path(index: &Index, path: &Path) -> Result<Vec<VersionInfo>> 
 pub struct RestoreOutcome {
     pub version: i64,
     pub restored_to: PathBuf,
-    /// Where the content it replaced was kept, if something was replaced.
+    /// Whether something was replaced (and kept as a version first).
     pub replaced_kept: bool,
+    /// Whether the target is inside a synced folder (so the next sync carries it over).
+    pub in_synced_folder: bool,
 }
 
 /// Brings version `id` of `path` back, to `path` itself or to `to`. The target must be
@@ -216,6 +218,7 @@ pub fn restore(index: &Index, path: &Path, id: i64, to: Option<&Path>) -> Result
                 version: id,
                 restored_to: abs,
                 replaced_kept: current.is_some(),
+                in_synced_folder: true,
             })
         }
         Err(_) if to.is_some() => {
@@ -254,6 +257,7 @@ pub fn restore(index: &Index, path: &Path, id: i64, to: Option<&Path>) -> Result
                 version: id,
                 restored_to: abs,
                 replaced_kept: false,
+                in_synced_folder: false,
             })
         }
         Err(e) => Err(e),
