@@ -88,13 +88,11 @@ pub(crate) fn plan_archive(input: ReconcileInput<'_>) -> Plan {
             }
             Some(_) => {
                 let aside = conflict_name(&mut taken, input.now, path, Side::A);
+                // The source stays at its own path on A; only B's name differs.
                 plan.actions.push(Action::Copy {
                     to: Side::B,
                     path: aside.clone(),
-                    source: Entry {
-                        path: aside.clone(),
-                        ..ea.clone()
-                    },
+                    source: ea.clone(),
                     expected: None,
                     version: ea.version.clone(),
                 });

@@ -200,3 +200,25 @@ fn archive_removals_never_propagate_as_deletions() {
     assert_eq!(o.stats.files_deleted, 0);
     assert!(exists(&f.b, "one.txt") && exists(&f.b, "sub/two.bin"));
 }
+
+/// An unrelated file of the same name already on B is never replaced: A's content lands
+/// beside it as a conflict copy, then leaves A.
+#[test]
+fn unrelated_file_on_b_is_kept_and_a_copy_lands_beside_it() {
+    let mut f = fixture();
+    std::fs::write(f.b.join("one.txt"), "B's own file").unwrap();
+    let o = f.archive(FaultPoint::None).unwrap();
+    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert_eq!(o.stats.files_archived, 2);
+    assert_eq!(std::fs::read(f.b.join("one.txt")).unwrap(), b"B's own file");
+    let aside: Vec<String> = user_files(&f.b)
+        .into_iter()
+        .filter(|p| p.starts_with("one.conflict-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(
+        std::fs::read(f.b.join(&aside[0])).unwrap(),
+        b"first piece of work"
+    );
+    assert_eq!(user_files(&f.a), Vec::<String>::new());
+}
