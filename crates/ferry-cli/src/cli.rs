@@ -33,11 +33,49 @@ pub enum Command {
     },
     /// Show conduits, their locations and their last run.
     Status,
-    /// List conflicts (open ones, and recently settled ones with --all).
+    /// List conflicts: open ones and those settled in the last 7 days (--all: every one).
     Conflicts {
-        /// Include settled conflicts.
+        /// Include every settled conflict, however old.
         #[arg(long)]
         all: bool,
+    },
+    /// Settle conflicts: `ferry resolve PATH --keep a|b|both`, or `--all`.
+    Resolve {
+        /// The conflicting path, in either folder of its conduit.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        path: Option<PathBuf>,
+        /// Settle every open conflict.
+        #[arg(long)]
+        all: bool,
+        /// Which content survives (the other is versioned, or kept beside it with `both`).
+        #[arg(long, value_enum)]
+        keep: KeepArg,
+    },
+    /// List earlier contents of a file (in either folder of its conduit), or prune them.
+    Versions {
+        /// The file (it may be deleted).
+        #[arg(required_unless_present = "prune")]
+        path: Option<PathBuf>,
+        /// Drop the versions each folder's retention policy no longer keeps.
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Bring back an earlier content of a file; the next sync carries it over.
+    Restore {
+        /// The file (it may be deleted).
+        path: PathBuf,
+        /// Version ID, from `ferry versions PATH`.
+        #[arg(long = "version")]
+        version: i64,
+        /// Restore to this path instead of PATH.
+        #[arg(long)]
+        to: Option<PathBuf>,
+    },
+    /// Show or set a folder's version retention (overrides its conduit's).
+    Retention {
+        dir: PathBuf,
+        /// simple:N, staggered, trashcan:DAYS or none.
+        spec: Option<String>,
     },
     /// List past runs (generations), newest first.
     History {
@@ -68,6 +106,9 @@ pub struct SyncArgs {
     /// Index everything, including node_modules and OS clutter.
     #[arg(long)]
     pub index_everything: bool,
+    /// Version retention of both folders: simple:N, staggered, trashcan:DAYS or none.
+    #[arg(long)]
+    pub retention: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -76,6 +117,20 @@ pub enum ModeArg {
     Mirror,
     /// Changes flow both ways; concurrent edits go to the conflict policy.
     Bidirectional,
+    /// Copy a to b, verify the copy on b, then remove it from a.
+    Archive,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeepArg {
+    /// The first folder's content.
+    A,
+    /// The second folder's content.
+    B,
+    /// Both: the first folder's moves beside the other as name.conflict-DATE-a.ext.
+    Both,
+    /// The later-modified content.
+    Newest,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

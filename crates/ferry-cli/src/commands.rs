@@ -25,6 +25,18 @@ pub fn run(cli: &Cli) -> Result<u8> {
         } => cmd_scan(&mut index, dir, *index_everything, cli.json),
         Command::Status => cmd_status(&index, cli.json),
         Command::Conflicts { all } => cmd_conflicts(&index, *all, cli.json),
+        Command::Resolve { path, all, keep } => {
+            crate::recovery::cmd_resolve(&mut index, path.as_deref(), *all, *keep, cli.json)
+        }
+        Command::Versions { path, prune } => {
+            crate::recovery::cmd_versions(&index, path.as_deref(), *prune, cli.json)
+        }
+        Command::Restore { path, version, to } => {
+            crate::recovery::cmd_restore(&index, path, *version, to.as_deref(), cli.json)
+        }
+        Command::Retention { dir, spec } => {
+            crate::recovery::cmd_retention(&index, dir, spec.as_deref(), cli.json)
+        }
         Command::History { limit } => cmd_history(&index, *limit, cli.json),
     }
 }
@@ -34,6 +46,7 @@ fn cmd_sync(index: &mut Index, args: &SyncArgs, json_out: bool) -> Result<u8> {
         mode: args.mode.map(|m| match m {
             ModeArg::Mirror => SyncMode::Mirror,
             ModeArg::Bidirectional => SyncMode::Bidirectional,
+            ModeArg::Archive => SyncMode::Archive,
         }),
         policy: args.conflict.map(|p| match p {
             PolicyArg::Newest => ConflictPolicy::Newest,
@@ -43,6 +56,7 @@ fn cmd_sync(index: &mut Index, args: &SyncArgs, json_out: bool) -> Result<u8> {
             PolicyArg::Manual => ConflictPolicy::Manual,
         }),
         index_everything: args.index_everything.then_some(true),
+        retention: args.retention.clone(),
         dry_run: args.dry_run,
         yes: args.yes,
         ..Default::default()
@@ -90,7 +104,7 @@ fn run_sync(
 }
 
 fn planned_counts(o: &SyncOutcome) -> serde_json::Value {
-    let mut c = [0u64; 5];
+    let mut c = [0u64; 6];
     for a in &o.plan.actions {
         match a {
             Action::Copy { .. } => c[0] += 1,
@@ -98,10 +112,11 @@ fn planned_counts(o: &SyncOutcome) -> serde_json::Value {
             Action::Rename { .. } => c[2] += 1,
             Action::Mkdir { .. } => c[3] += 1,
             Action::MoveAside { .. } => c[4] += 1,
+            Action::Archive { .. } => c[5] += 1,
             Action::Record { .. } => {}
         }
     }
-    json!({"copy": c[0], "delete": c[1], "rename": c[2], "mkdir": c[3], "move_aside": c[4]})
+    json!({"copy": c[0], "delete": c[1], "rename": c[2], "mkdir": c[3], "move_aside": c[4], "archive": c[5]})
 }
 
 fn sync_json(o: &SyncOutcome, a: &Path, b: &Path, seconds: f64) -> serde_json::Value {
@@ -120,6 +135,8 @@ fn sync_json(o: &SyncOutcome, a: &Path, b: &Path, seconds: f64) -> serde_json::V
         "conflicts": o.plan.conflicts.len(),
         "open_conflicts": o.open_conflicts(),
         "bytes": o.stats.bytes_transferred,
+        "archived": o.stats.files_archived,
+        "bytes_freed": o.stats.bytes_freed,
         "scanned": {"a": o.scan_a.entries, "b": o.scan_b.entries},
         "hashed_bytes": o.scan_a.hashed_bytes + o.scan_b.hashed_bytes,
         "errors": o.errors,
@@ -129,16 +146,41 @@ fn sync_json(o: &SyncOutcome, a: &Path, b: &Path, seconds: f64) -> serde_json::V
     })
 }
 
+fn arrow(mode: SyncMode) -> &'static str {
+    match mode {
+        SyncMode::Mirror | SyncMode::Archive => "→",
+        _ => "⇄",
+    }
+}
+
 fn sync_line(o: &SyncOutcome, a: &Path, b: &Path, seconds: f64) -> String {
+    if o.mode == SyncMode::Archive && !o.dry_run {
+        return format!(
+            "archived {} → {}: {} copied, {} archived, {} freed on {}, {} moved in {:.2}s{}",
+            a.display(),
+            b.display(),
+            o.stats.files_copied,
+            o.stats.files_archived,
+            human_bytes(o.stats.bytes_freed),
+            a.display(),
+            human_bytes(o.stats.bytes_transferred),
+            seconds,
+            if o.errors.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", {} not archived (kept on {})",
+                    o.errors.len(),
+                    a.display()
+                )
+            }
+        );
+    }
     if o.dry_run {
         return format!(
             "dry run {} {} {}: would {}",
             a.display(),
-            if o.mode == SyncMode::Mirror {
-                "→"
-            } else {
-                "⇄"
-            },
+            arrow(o.mode),
             b.display(),
             planned_counts(o)
         );
@@ -146,7 +188,7 @@ fn sync_line(o: &SyncOutcome, a: &Path, b: &Path, seconds: f64) -> String {
     format!(
         "synced {} {} {} ({}): {} copied, {} deleted, {} renamed, {} dirs created, {} conflicts, {} moved in {:.2}s{}",
         a.display(),
-        if o.mode == SyncMode::Mirror { "→" } else { "⇄" },
+        arrow(o.mode),
         b.display(),
         o.mode.as_str(),
         o.stats.files_copied,
@@ -276,18 +318,29 @@ fn cmd_status(index: &Index, json_out: bool) -> Result<u8> {
     Ok(EXIT_OK)
 }
 
+/// Settled conflicts stay listed this long without --all.
+const RECENT_CONFLICT_SECS: i64 = 7 * 24 * 3600;
+
 fn cmd_conflicts(index: &Index, all: bool, json_out: bool) -> Result<u8> {
-    let rows = index.conflicts(!all)?;
+    let rows = if all {
+        index.conflicts(false)?
+    } else {
+        index.recent_conflicts(ferry_core::index::unix_now() - RECENT_CONFLICT_SECS)?
+    };
     if json_out {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else if rows.is_empty() {
-        println!("no {}conflicts", if all { "" } else { "open " });
+        println!("no {}conflicts", if all { "" } else { "open or recent " });
     } else {
         for c in &rows {
             println!(
-                "{} [{}] policy {}, winner {}, loser kept at {} (a: {} {}, b: {} {})",
+                "{} [{}{}] policy {}, winner {}, loser kept at {} (a: {} {}, b: {} {})",
                 c.path,
                 c.status,
+                c.resolution
+                    .as_deref()
+                    .map(|r| format!(", resolved: keep {r}"))
+                    .unwrap_or_default(),
                 c.policy,
                 c.winner.as_deref().unwrap_or("-"),
                 c.loser_kept_at.as_deref().unwrap_or("-"),
@@ -317,7 +370,7 @@ fn cmd_history(index: &Index, limit: usize, json_out: bool) -> Result<u8> {
                 .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
                 .unwrap_or_default();
             println!(
-                "conduit {} run {} at {when} UTC [{}]: {} copied, {} deleted, {} renamed, {} conflicts, {} moved, {} errors",
+                "conduit {} run {} at {when} UTC [{}]: {} copied, {} deleted, {} renamed, {} conflicts ({} resolved), {} archived ({} freed), {} moved, {} errors",
                 g.conduit_id,
                 g.number,
                 g.status,
@@ -325,6 +378,9 @@ fn cmd_history(index: &Index, limit: usize, json_out: bool) -> Result<u8> {
                 g.stats.files_deleted,
                 g.stats.files_renamed,
                 g.stats.conflicts,
+                g.stats.conflicts_resolved,
+                g.stats.files_archived,
+                human_bytes(g.stats.bytes_freed),
                 human_bytes(g.stats.bytes_transferred),
                 g.stats.errors
             );

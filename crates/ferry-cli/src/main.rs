@@ -5,6 +5,7 @@
 mod cli;
 mod commands;
 mod progress_bar;
+mod recovery;
 
 use clap::Parser;
 use std::process::ExitCode;

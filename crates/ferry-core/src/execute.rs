@@ -51,6 +51,10 @@ pub enum FaultPoint {
     CorruptTempAfterCopy,
     /// Stop (as if the process died) after staging temp files, before any rename.
     StopAfterStaging,
+    /// Archive: corrupt the installed copy on B before it is re-read for verification.
+    CorruptArchivedCopy,
+    /// Archive: stop (as if the process died) after the copies, before any removal from A.
+    StopBeforeArchiveRemoval,
 }
 
 /// The two locations a plan runs against.
@@ -131,6 +135,40 @@ impl Executor<'_> {
 
         let copies: Vec<&Action> = phase(|a| matches!(a, Action::Copy { .. })).collect();
         self.copy_all(&copies, &mut report, &mut pending, &mut verified)?;
+
+        // Archive removals last, once every copy is installed and durable.
+        let archives: Vec<&Action> = phase(|a| matches!(a, Action::Archive { .. })).collect();
+        if !archives.is_empty() {
+            if self.fault == FaultPoint::StopBeforeArchiveRemoval {
+                return Err(Error::Other("injected stop before archive removal".into()));
+            }
+            sync_filesystem(&self.b.root)?;
+        }
+        for a in archives {
+            let Action::Archive {
+                path,
+                expected,
+                archived_as,
+            } = a
+            else {
+                continue;
+            };
+            match crate::archive::remove_archived(
+                self.index,
+                self.a,
+                self.b,
+                path,
+                expected,
+                archived_as,
+                self.fault,
+            ) {
+                Ok(freed) => {
+                    report.stats.files_archived += 1;
+                    report.stats.bytes_freed += freed;
+                }
+                Err(e) => report.errors.push(format!("{}: {e}", describe(a))),
+            }
+        }
 
         // Directory mtimes last, deepest first, once their children are written.
         for a in mkdirs.iter().rev() {
@@ -294,6 +332,7 @@ impl Executor<'_> {
                 ])
             }
             Action::Copy { .. } => Err(Error::Other("copies run in batches".into())),
+            Action::Archive { .. } => Err(Error::Other("archive removals run last".into())),
             Action::Record { entry, .. } => Ok(vec![entry.clone()]),
         }
     }
@@ -583,6 +622,39 @@ fn install(
     lstat_info(&abs)
 }
 
+/// Writes `source` (its bytes read from `src`) to `path` of `loc` through the same safe
+/// path as a sync: verified temp file, durable, disk re-checked against `expected`, old
+/// content versioned, atomic rename, durable. Used by restore and resolve.
+pub(crate) fn replace_file(
+    index: &Index,
+    loc: &Location,
+    path: &RelPath,
+    src: &std::path::Path,
+    source: &Entry,
+    expected: Option<&Entry>,
+) -> Result<StatInfo> {
+    check_parents(&loc.root, path, &mut HashSet::new())?;
+    let tmp = stage(
+        src,
+        &path.under(&loc.root),
+        source,
+        FaultPoint::None,
+        &mut Vec::new(),
+    )?;
+    let installed =
+        sync_filesystem(&loc.root).and_then(|_| install(index, loc, path, &tmp, source, expected));
+    match installed {
+        Ok(stat) => {
+            sync_filesystem(&loc.root)?;
+            Ok(stat)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
 fn remove_dir_if_empty(index: &Index, loc: &Location, path: &RelPath) -> Result<()> {
     let abs = path.under(&loc.root);
     let mut kept = Vec::new();
@@ -627,7 +699,7 @@ fn junk_entry(path: &RelPath, meta: &std::fs::Metadata) -> Entry {
 }
 
 /// Safety rule 2: the disk must still be what the plan was made from.
-fn ensure_disk_matches(abs: &std::path::Path, expected: Option<&Entry>) -> Result<()> {
+pub(crate) fn ensure_disk_matches(abs: &std::path::Path, expected: Option<&Entry>) -> Result<()> {
     let ok = match (std::fs::symlink_metadata(abs), expected) {
         (Err(e), None) if crate::fs_ops::is_absent(&e) => true,
         (Err(e), Some(_)) if crate::fs_ops::is_absent(&e) => false,
@@ -690,7 +762,8 @@ fn action_path(a: &Action) -> &RelPath {
         Action::MoveAside { path, .. }
         | Action::Delete { path, .. }
         | Action::Mkdir { path, .. }
-        | Action::Copy { path, .. } => path,
+        | Action::Copy { path, .. }
+        | Action::Archive { path, .. } => path,
         Action::Rename { to, .. } => to,
         Action::Record { entry, .. } => &entry.path,
     }
@@ -705,5 +778,8 @@ fn describe(a: &Action) -> String {
         Action::Rename { from, to, .. } => format!("rename {side}:{from} -> {to}"),
         Action::Copy { path, .. } => format!("copy to {side}:{path}"),
         Action::Record { entry, .. } => format!("record {side}:{}", entry.path),
+        Action::Archive {
+            path, archived_as, ..
+        } => format!("archive {side}:{path} -> b:{archived_as}"),
     }
 }

@@ -101,6 +101,16 @@ ALTER TABLE conduits ADD COLUMN clean_seq_b INTEGER;
     r#"
 CREATE INDEX entries_by_sequence ON entries(location_id, sequence);
 "#,
+    // 4: archive, retention, conflict resolution, history counters.
+    r#"
+ALTER TABLE generations ADD COLUMN conflicts_resolved INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE generations ADD COLUMN files_archived INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE generations ADD COLUMN bytes_freed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE conduits ADD COLUMN retention TEXT;
+ALTER TABLE locations ADD COLUMN retention TEXT;
+ALTER TABLE conflicts ADD COLUMN resolution TEXT;
+ALTER TABLE conflicts ADD COLUMN settled_at INTEGER;
+"#,
 ];
 
 /// The stat part of an entry (see [`Index::stat_rows`]).
@@ -132,6 +142,8 @@ pub struct ConduitRow {
     pub conflict_policy: String,
     pub index_everything: bool,
     pub generation: i64,
+    /// Version retention for both locations (`None`: the default, staggered).
+    pub retention: Option<String>,
 }
 
 /// Counters of one generation (one run of a conduit).
@@ -141,9 +153,16 @@ pub struct GenerationStats {
     pub files_deleted: u64,
     pub files_renamed: u64,
     pub dirs_created: u64,
+    /// Conflicts met in the run (settled by policy or left open).
     pub conflicts: u64,
+    /// Conflicts the policy settled in the run (not the ones left for the user).
+    pub conflicts_resolved: u64,
     pub bytes_transferred: u64,
     pub errors: u64,
+    /// Archive mode: files removed from side A after their copy on B verified.
+    pub files_archived: u64,
+    /// Archive mode: bytes those removals freed on side A.
+    pub bytes_freed: u64,
 }
 
 /// A generation row, as `ferry history` shows it.
@@ -176,6 +195,11 @@ pub struct ConflictRow {
     pub loser_kept_at: Option<String>,
     pub status: String,
     pub created_at: i64,
+    /// How the user settled it with `ferry resolve` (`a`, `b`, `both`), if they did.
+    pub resolution: Option<String>,
+    pub settled_at: Option<i64>,
+    pub a_root: String,
+    pub b_root: String,
 }
 
 /// A version-store record.
@@ -189,6 +213,9 @@ pub struct VersionRow {
     pub mtime_ns: i64,
     pub created_at: i64,
     pub reason: String,
+    /// BLAKE3 of the kept content, checked again before a restore.
+    #[serde(skip)]
+    pub hash: Option<Hash>,
 }
 
 /// Seconds since the Unix epoch, for timestamps kept in the index.
@@ -490,7 +517,8 @@ impl Index {
         Ok(self
             .conn
             .query_row(
-                "SELECT id, location_a, location_b, mode, conflict_policy, index_everything, generation
+                "SELECT id, location_a, location_b, mode, conflict_policy, index_everything, generation,
+                        retention
                  FROM conduits WHERE location_a = ?1 AND location_b = ?2",
                 params![a, b],
                 conduit_from_row,
@@ -500,7 +528,8 @@ impl Index {
 
     pub fn conduits(&self) -> Result<Vec<ConduitRow>> {
         let mut st = self.conn.prepare(
-            "SELECT id, location_a, location_b, mode, conflict_policy, index_everything, generation
+            "SELECT id, location_a, location_b, mode, conflict_policy, index_everything, generation,
+                        retention
              FROM conduits ORDER BY id",
         )?;
         let rows = st.query_map([], conduit_from_row)?;
@@ -578,7 +607,8 @@ impl Index {
         self.conn.execute(
             "UPDATE generations SET completed_at = ?2, status = ?3, files_copied = ?4,
                 files_deleted = ?5, files_renamed = ?6, dirs_created = ?7, conflicts = ?8,
-                bytes_transferred = ?9, errors = ?10 WHERE id = ?1",
+                bytes_transferred = ?9, errors = ?10, conflicts_resolved = ?11, files_archived = ?12,
+                bytes_freed = ?13 WHERE id = ?1",
             params![
                 id,
                 unix_now(),
@@ -589,7 +619,10 @@ impl Index {
                 s.dirs_created as i64,
                 s.conflicts as i64,
                 s.bytes_transferred as i64,
-                s.errors as i64
+                s.errors as i64,
+                s.conflicts_resolved as i64,
+                s.files_archived as i64,
+                s.bytes_freed as i64
             ],
         )?;
         Ok(())
@@ -599,7 +632,8 @@ impl Index {
     pub fn generations(&self, limit: usize) -> Result<Vec<GenerationRow>> {
         let mut st = self.conn.prepare(
             "SELECT id, conduit_id, number, started_at, completed_at, status, files_copied,
-                    files_deleted, files_renamed, dirs_created, conflicts, bytes_transferred, errors
+                    files_deleted, files_renamed, dirs_created, conflicts, bytes_transferred, errors,
+                    conflicts_resolved, files_archived, bytes_freed
              FROM generations ORDER BY id DESC LIMIT ?1",
         )?;
         let rows = st.query_map([limit as i64], |r| {
@@ -618,6 +652,9 @@ impl Index {
                     conflicts: r.get::<_, i64>(10)? as u64,
                     bytes_transferred: r.get::<_, i64>(11)? as u64,
                     errors: r.get::<_, i64>(12)? as u64,
+                    conflicts_resolved: r.get::<_, i64>(13)? as u64,
+                    files_archived: r.get::<_, i64>(14)? as u64,
+                    bytes_freed: r.get::<_, i64>(15)? as u64,
                 },
             })
         })?;
@@ -665,14 +702,44 @@ impl Index {
         Ok(())
     }
 
-    /// Conflicts, newest first.
+    /// Conflicts, newest first: all of them, or only open ones.
     pub fn conflicts(&self, only_open: bool) -> Result<Vec<ConflictRow>> {
-        let mut st = self.conn.prepare(
-            "SELECT id, conduit_id, path, a_kind, a_size, a_mtime_ns, b_kind, b_size, b_mtime_ns,
-                    policy, winner, loser_kept_at, status, created_at
-             FROM conflicts WHERE (?1 = 0 OR status = 'open') ORDER BY id DESC",
-        )?;
-        let rows = st.query_map([only_open], |r| {
+        self.query_conflicts(
+            "WHERE (?1 = 0 OR c.status = 'open') ORDER BY c.id DESC",
+            params![only_open],
+        )
+    }
+
+    /// Open conflicts, and those settled (by policy or by the user) at or after `since`,
+    /// newest first. Superseded rows (an open conflict recorded again by a later run) are
+    /// left out.
+    pub fn recent_conflicts(&self, since: i64) -> Result<Vec<ConflictRow>> {
+        self.query_conflicts(
+            "WHERE c.status = 'open'
+                OR (c.status = 'settled' AND coalesce(c.settled_at, c.created_at) >= ?1)
+             ORDER BY c.id DESC",
+            params![since],
+        )
+    }
+
+    /// Open conflicts at `path` of a conduit.
+    pub fn open_conflicts_at(&self, conduit: i64, path: &RelPath) -> Result<Vec<ConflictRow>> {
+        self.query_conflicts(
+            "WHERE c.conduit_id = ?1 AND c.path = ?2 AND c.status = 'open' ORDER BY c.id DESC",
+            params![conduit, path.as_str()],
+        )
+    }
+
+    fn query_conflicts(&self, tail: &str, args: impl rusqlite::Params) -> Result<Vec<ConflictRow>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT c.id, c.conduit_id, c.path, c.a_kind, c.a_size, c.a_mtime_ns, c.b_kind,
+                    c.b_size, c.b_mtime_ns, c.policy, c.winner, c.loser_kept_at, c.status,
+                    c.created_at, c.resolution, c.settled_at, la.root, lb.root
+             FROM conflicts c JOIN conduits d ON d.id = c.conduit_id
+             JOIN locations la ON la.id = d.location_a JOIN locations lb ON lb.id = d.location_b
+             {tail}"
+        ))?;
+        let rows = st.query_map(args, |r| {
             Ok(ConflictRow {
                 id: r.get(0)?,
                 conduit_id: r.get(1)?,
@@ -688,9 +755,29 @@ impl Index {
                 loser_kept_at: r.get(11)?,
                 status: r.get(12)?,
                 created_at: r.get(13)?,
+                resolution: r.get(14)?,
+                settled_at: r.get(15)?,
+                a_root: r.get(16)?,
+                b_root: r.get(17)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Records the user's decision on an open conflict.
+    pub fn settle_conflict(
+        &self,
+        id: i64,
+        resolution: &str,
+        winner: Option<&str>,
+        loser_kept_at: Option<&str>,
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE conflicts SET status = 'settled', resolution = ?2, winner = ?3,
+                loser_kept_at = ?4, settled_at = ?5 WHERE id = ?1",
+            params![id, resolution, winner, loser_kept_at, unix_now()],
+        )?;
+        Ok(())
     }
 
     /// Marks open conflicts of a conduit as superseded before a run records fresh ones.
@@ -732,13 +819,43 @@ impl Index {
         Ok(self.conn.last_insert_rowid())
     }
 
+    /// Versions of one path of a location, newest first.
     pub fn versions_of(&self, location: i64, path: &RelPath) -> Result<Vec<VersionRow>> {
-        let mut st = self.conn.prepare(
-            "SELECT id, location_id, path, stored_path, size, mtime_ns, created_at, reason
-             FROM versions WHERE location_id = ?1 AND path = ?2 ORDER BY id DESC",
-        )?;
-        let rows = st.query_map(params![location, path.as_str()], |r| {
-            Ok(VersionRow {
+        self.query_versions(
+            "WHERE location_id = ?1 AND path = ?2 ORDER BY id DESC",
+            params![location, path.as_str()],
+        )
+    }
+
+    /// Every version kept in a location, newest first.
+    pub fn versions_in(&self, location: i64) -> Result<Vec<VersionRow>> {
+        self.query_versions("WHERE location_id = ?1 ORDER BY id DESC", params![location])
+    }
+
+    pub fn version(&self, id: i64) -> Result<Option<VersionRow>> {
+        Ok(self
+            .query_versions("WHERE id = ?1", params![id])?
+            .into_iter()
+            .next())
+    }
+
+    /// Forgets a version record (its stored file is removed by the caller first).
+    pub fn delete_version(&self, id: i64) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM versions WHERE id = ?1", params![id])?;
+        Ok(())
+    }
+
+    fn query_versions(&self, tail: &str, args: impl rusqlite::Params) -> Result<Vec<VersionRow>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT id, location_id, path, stored_path, size, mtime_ns, created_at, reason, hash
+             FROM versions {tail}"
+        ))?;
+        let mut rows = st.query(args)?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let hash: Option<Vec<u8>> = r.get(8)?;
+            out.push(VersionRow {
                 id: r.get(0)?,
                 location_id: r.get(1)?,
                 path: r.get(2)?,
@@ -747,9 +864,50 @@ impl Index {
                 mtime_ns: r.get(5)?,
                 created_at: r.get(6)?,
                 reason: r.get(7)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+                hash: hash.as_deref().and_then(Hash::from_slice),
+            });
+        }
+        Ok(out)
+    }
+
+    // ---- retention settings ----
+
+    pub fn set_conduit_retention(&self, conduit: i64, spec: Option<&str>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE conduits SET retention = ?2 WHERE id = ?1",
+            params![conduit, spec],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_location_retention(&self, location: i64, spec: Option<&str>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE locations SET retention = ?2 WHERE id = ?1",
+            params![location, spec],
+        )?;
+        Ok(())
+    }
+
+    /// The retention a location uses: its own setting, else that of its first conduit
+    /// that has one, else `None` (the default).
+    pub fn retention_for_location(&self, location: i64) -> Result<Option<String>> {
+        let own: Option<String> = self.conn.query_row(
+            "SELECT retention FROM locations WHERE id = ?1",
+            [location],
+            |r| r.get(0),
+        )?;
+        if own.is_some() {
+            return Ok(own);
+        }
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT retention FROM conduits WHERE (location_a = ?1 OR location_b = ?1)
+                 AND retention IS NOT NULL ORDER BY id LIMIT 1",
+                [location],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 }
 
@@ -778,6 +936,7 @@ fn conduit_from_row(r: &Row<'_>) -> rusqlite::Result<ConduitRow> {
         conflict_policy: r.get(4)?,
         index_everything: r.get(5)?,
         generation: r.get(6)?,
+        retention: r.get(7)?,
     })
 }
 

@@ -1,6 +1,7 @@
 //! ferry-core: the sync engine. Index (SQLite), scan, reconcile (pure), execute (safe),
 //! versions. No network here.
 
+pub mod archive;
 pub mod chunk;
 pub mod entry;
 pub mod error;
@@ -14,6 +15,9 @@ pub mod plan;
 pub mod progress;
 pub mod reconcile;
 pub mod rel_path;
+pub mod resolve;
+pub mod restore;
+pub mod retention;
 pub mod scan;
 pub mod sync;
 pub mod version_store;

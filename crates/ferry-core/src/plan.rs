@@ -36,7 +36,7 @@ pub enum SyncMode {
     Mirror,
     /// Both ways; concurrent edits go to the conflict policy.
     Bidirectional,
-    /// Copy A to B, verify, then remove from A (not yet implemented).
+    /// Copy A to B, verify the copy on B, then remove it from A.
     Archive,
     /// Hot files local, cold ones dehydrated to secondary storage (not yet implemented).
     Selective,
@@ -147,6 +147,13 @@ pub enum Action {
     },
     /// Index-only update: the disk already agrees, only the entry changes.
     Record { side: Side, entry: Entry },
+    /// Archive mode: remove `path` from side A, but only once the copy on B at
+    /// `archived_as` re-reads with `expected`'s content (see `archive.rs`).
+    Archive {
+        path: RelPath,
+        expected: Entry,
+        archived_as: RelPath,
+    },
 }
 
 impl Action {
@@ -159,6 +166,7 @@ impl Action {
             | Action::Rename { side, .. }
             | Action::Record { side, .. } => *side,
             Action::Copy { to, .. } => *to,
+            Action::Archive { .. } => Side::A,
         }
     }
 }

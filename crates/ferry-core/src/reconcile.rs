@@ -18,8 +18,12 @@ use crate::rel_path::{shorten_name, RelPath, NAME_MAX};
 use crate::version_vector::{Causality, VersionVector};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+/// Whether a path is already known on either side, beyond the entries given (a run
+/// may reconcile only what changed): a pure look-up, used to name conflict copies.
+pub type Occupied<'a> = &'a dyn Fn(&RelPath) -> bool;
+
 /// What the reconciler needs to know.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct ReconcileInput<'a> {
     pub a: &'a [Entry],
     pub b: &'a [Entry],
@@ -27,6 +31,7 @@ pub struct ReconcileInput<'a> {
     pub policy: ConflictPolicy,
     /// Seconds since the epoch, used only to name conflict copies.
     pub now: i64,
+    pub occupied: Occupied<'a>,
 }
 
 /// What happens at one path before the directory rule is applied.
@@ -44,7 +49,10 @@ enum Decision {
 
 /// Computes the plan for one run.
 pub fn reconcile(input: ReconcileInput<'_>) -> Result<Plan> {
-    if matches!(input.mode, SyncMode::Archive | SyncMode::Selective) {
+    if input.mode == SyncMode::Archive {
+        return Ok(crate::archive::plan_archive(input));
+    }
+    if input.mode == SyncMode::Selective {
         return Err(Error::Unsupported(format!(
             "mode {} is not implemented yet",
             input.mode.as_str()
@@ -395,34 +403,51 @@ impl Reconciler<'_> {
         });
     }
 
-    /// `name.conflict-YYYYMMDD-HHMMSS-<side>.ext`, unique among all known paths.
     fn conflict_name(&mut self, path: &RelPath, side: Side) -> RelPath {
-        let name = path.file_name();
-        let (stem, ext) = match name.rfind('.') {
-            Some(i) if i > 0 && name.len() - i <= 32 => (&name[..i], &name[i..]),
-            _ => (name, ""),
+        conflict_name(
+            &mut self.taken,
+            self.input.occupied,
+            self.input.now,
+            path,
+            side,
+        )
+    }
+}
+
+/// `name.conflict-YYYYMMDD-HHMMSS-<side>.ext`, unique among `taken` (which it joins)
+/// and not `occupied`.
+pub(crate) fn conflict_name(
+    taken: &mut HashSet<String>,
+    occupied: Occupied<'_>,
+    now: i64,
+    path: &RelPath,
+    side: Side,
+) -> RelPath {
+    let name = path.file_name();
+    let (stem, ext) = match name.rfind('.') {
+        Some(i) if i > 0 && name.len() - i <= 32 => (&name[..i], &name[i..]),
+        _ => (name, ""),
+    };
+    // Room for ".conflict-YYYYMMDD-HHMMSS-a-NN" and the extension.
+    let stem = shorten_name(stem, NAME_MAX - ext.len() - 32);
+    let stamp = chrono::DateTime::from_timestamp(now, 0)
+        .unwrap_or_default()
+        .format("%Y%m%d-%H%M%S")
+        .to_string();
+    let mut n = 1;
+    loop {
+        let suffix = if n == 1 {
+            String::new()
+        } else {
+            format!("-{n}")
         };
-        // Room for ".conflict-YYYYMMDD-HHMMSS-a-NN" and the extension.
-        let stem = shorten_name(stem, NAME_MAX - ext.len() - 32);
-        let stamp = chrono::DateTime::from_timestamp(self.input.now, 0)
-            .unwrap_or_default()
-            .format("%Y%m%d-%H%M%S")
-            .to_string();
-        let mut n = 1;
-        loop {
-            let suffix = if n == 1 {
-                String::new()
-            } else {
-                format!("-{n}")
-            };
-            let candidate = format!("{stem}.conflict-{stamp}-{}{suffix}{ext}", side.letter());
-            if let Ok(p) = path.with_file_name(&candidate) {
-                if self.taken.insert(p.as_str().to_string()) {
-                    return p;
-                }
+        let candidate = format!("{stem}.conflict-{stamp}-{}{suffix}{ext}", side.letter());
+        if let Ok(p) = path.with_file_name(&candidate) {
+            if !occupied(&p) && taken.insert(p.as_str().to_string()) {
+                return p;
             }
-            n += 1;
         }
+        n += 1;
     }
 }
 
@@ -511,9 +536,10 @@ fn hold_subtrees_of_manual_conflicts(plan: &mut Plan) {
         Action::Record { .. } => true,
         Action::Rename { from, to, .. } => !below(from) && !below(to),
         Action::MoveAside { path, to, .. } => !below(path) && !below(to),
-        Action::Delete { path, .. } | Action::Mkdir { path, .. } | Action::Copy { path, .. } => {
-            !below(path)
-        }
+        Action::Delete { path, .. }
+        | Action::Mkdir { path, .. }
+        | Action::Copy { path, .. }
+        | Action::Archive { path, .. } => !below(path),
     });
 }
 

@@ -25,6 +25,8 @@ pub struct SyncOptions {
     /// Overrides (and updates) the conduit's stored conflict policy.
     pub policy: Option<ConflictPolicy>,
     pub index_everything: Option<bool>,
+    /// Sets the conduit's version retention (a spec `Retention::parse` accepts).
+    pub retention: Option<String>,
     /// Plan only; change nothing.
     pub dry_run: bool,
     /// Proceed past the safety stops (mass deletion, missing marker).
@@ -107,6 +109,7 @@ pub fn open_conduit(
                 .to_string(),
             index_everything: opts.index_everything.unwrap_or(false),
             generation: 0,
+            retention: opts.retention.clone(),
         },
         Some(c) => {
             let mode = opts
@@ -135,6 +138,17 @@ pub fn open_conduit(
             opts.policy.unwrap_or(ConflictPolicy::Newest).as_str(),
             opts.index_everything.unwrap_or(false),
         )?,
+    };
+    let conduit = match &opts.retention {
+        Some(spec) if !opts.dry_run => {
+            crate::retention::Retention::parse(spec)?;
+            index.set_conduit_retention(conduit.id, Some(spec))?;
+            ConduitRow {
+                retention: Some(spec.clone()),
+                ..conduit
+            }
+        }
+        _ => conduit,
     };
     Ok((conduit, la, lb))
 }
@@ -210,6 +224,12 @@ pub fn sync(
     }
     outcome.stats = report.stats;
     outcome.stats.conflicts = outcome.plan.conflicts.len() as u64;
+    outcome.stats.conflicts_resolved = outcome
+        .plan
+        .conflicts
+        .iter()
+        .filter(|c| c.winner.is_some())
+        .count() as u64;
     outcome.errors.extend(report.errors);
     outcome.notes.extend(report.notes);
     outcome.stats.errors = outcome.errors.len() as u64;
@@ -254,6 +274,13 @@ fn plan_run(
         mode,
         policy,
         now: crate::index::unix_now(),
+        occupied: &|p| {
+            // Only consulted when naming a conflict copy; a failed look-up counts as
+            // taken, so a name is never reused.
+            [la.id(), lb.id()]
+                .iter()
+                .any(|&l| !matches!(index.entry(l, p), Ok(None)))
+        },
     })?;
     for (side, root) in [(Side::A, &la.root), (Side::B, &lb.root)] {
         let deleting = plan.file_deletions(side);

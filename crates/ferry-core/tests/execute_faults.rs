@@ -67,6 +67,7 @@ impl Fixture {
             mode: SyncMode::Bidirectional,
             policy: ConflictPolicy::Newest,
             now: 0,
+            occupied: &|_| false,
         })
         .unwrap();
         (la, lb, plan)

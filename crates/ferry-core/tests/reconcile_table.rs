@@ -246,6 +246,7 @@ fn run(mode: SyncMode, policy: ConflictPolicy, a: &[Entry], b: &[Entry]) -> Plan
         mode,
         policy,
         now: NOW,
+        occupied: &|_| false,
     })
     .unwrap_or_else(|e| panic!("reconcile failed ({mode:?}, {policy:?}): {e}"))
 }
@@ -1117,9 +1118,9 @@ fn truth_table() {
 // ---------------------------------------------------------------------------------------
 
 #[test]
-fn unsupported_modes_are_errors() {
+fn unsupported_mode_is_an_error() {
     let f = file("f", "x", &[(RA, 1)]);
-    for mode in [SyncMode::Archive, SyncMode::Selective] {
+    for mode in [SyncMode::Selective] {
         for &policy in ALL_POLICIES {
             let r = reconcile(ReconcileInput {
                 a: std::slice::from_ref(&f),
@@ -1127,6 +1128,7 @@ fn unsupported_modes_are_errors() {
                 mode,
                 policy,
                 now: NOW,
+                occupied: &|_| false,
             });
             assert!(
                 matches!(r, Err(Error::Unsupported(_))),
@@ -1140,6 +1142,7 @@ fn unsupported_modes_are_errors() {
             mode,
             policy: Newest,
             now: NOW,
+            occupied: &|_| false,
         });
         assert!(matches!(r, Err(Error::Unsupported(_))), "{mode:?}: {r:?}");
     }
@@ -1232,6 +1235,7 @@ fn conflict_name_uses_now() {
         mode: Bidirectional,
         policy: KeepBoth,
         now: 0,
+        occupied: &|_| false,
     })
     .unwrap();
     assert_eq!(
@@ -1552,6 +1556,11 @@ fn simulate(a: &[Entry], b: &[Entry], plan: &Plan) -> Result<[SideState; 2], Str
         let ctx = format!("action #{i} {act:?}");
         let s = &mut st[act.side() as usize];
         match act {
+            Action::Archive { .. } => {
+                return Err(format!(
+                    "{ctx}: archive removals come only from archive mode"
+                ));
+            }
             Action::Record { entry, .. } => {
                 // Index only: the disk must already agree.
                 let on_disk = s.disk.get(&entry.path).map(|(e, _)| e);
@@ -1873,7 +1882,7 @@ proptest! {
         a in side(), b in side(), mode in mode(), policy in policy(), now in 0i64..4_000_000_000,
     ) {
         let (a, b) = (build(&a), build(&b));
-        let input = ReconcileInput { a: &a, b: &b, mode, policy, now };
+        let input = ReconcileInput { a: &a, b: &b, mode, policy, now, occupied: &|_| false };
         let plan = reconcile(input).unwrap();
         prop_assert_eq!(&plan, &reconcile(input).unwrap());
         if mode == Mirror {
@@ -1899,7 +1908,7 @@ proptest! {
         policy in prop_oneof![Just(Newest), Just(KeepBoth), Just(Source), Just(Target)],
     ) {
         let (a, b) = (build(&a), build(&b));
-        let plan = reconcile(ReconcileInput { a: &a, b: &b, mode, policy, now: NOW }).unwrap();
+        let plan = reconcile(ReconcileInput { a: &a, b: &b, mode, policy, now: NOW, occupied: &|_| false }).unwrap();
         if let Err(e) = check_plan(mode, &a, &b, &plan) {
             return Err(TestCaseError::fail(format!("{e}\nA: {a:#?}\nB: {b:#?}\nplan: {plan:#?}")));
         }
@@ -1911,7 +1920,7 @@ proptest! {
     fn manual_plans_converge_elsewhere(a in side(), b in side()) {
         let (a, b) = (build(&a), build(&b));
         let plan = reconcile(ReconcileInput {
-            a: &a, b: &b, mode: Bidirectional, policy: Manual, now: NOW,
+            a: &a, b: &b, mode: Bidirectional, policy: Manual, now: NOW, occupied: &|_| false,
         }).unwrap();
         let type_clash = plan.conflicts.iter().any(|c| {
             let dir = |e: &Option<Entry>| e.as_ref().is_some_and(|e| e.kind == EntryKind::Dir);

@@ -213,6 +213,7 @@ impl Pair {
             mode,
             policy,
             now: 0,
+            occupied: &|_| false,
         })
         .unwrap()
     }

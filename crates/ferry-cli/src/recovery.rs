@@ -1,0 +1,199 @@
+//! Getting content back and settling conflicts: `versions`, `restore`, `resolve`,
+//! `retention`. The work is in ferry-core; this prints and picks exit codes.
+
+use crate::cli::KeepArg;
+use crate::commands::{human_bytes, EXIT_CONFLICTS, EXIT_ERROR, EXIT_OK};
+use anyhow::{bail, Context, Result};
+use ferry_core::index::{unix_now, Index};
+use ferry_core::resolve::{resolve_all, resolve_path, Keep};
+use ferry_core::restore::{restore, versions_of_path};
+use ferry_core::retention::{prune_location, Retention};
+use serde_json::json;
+use std::path::Path;
+
+fn when(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default()
+}
+
+pub fn cmd_versions(index: &Index, path: Option<&Path>, prune: bool, json_out: bool) -> Result<u8> {
+    if prune {
+        return cmd_prune(index, json_out);
+    }
+    let Some(path) = path else {
+        bail!("name a file, or use --prune");
+    };
+    let versions = versions_of_path(index, path)
+        .with_context(|| format!("listing versions of {}", path.display()))?;
+    if json_out {
+        let rows: Vec<_> = versions
+            .iter()
+            .map(|v| {
+                json!({
+                    "id": v.row.id,
+                    "time": v.row.created_at,
+                    "size": v.row.size,
+                    "mtime_ns": v.row.mtime_ns,
+                    "reason": v.row.reason,
+                    "path": v.row.path,
+                    "location": v.location,
+                    "stored_path": v.location.join(&v.row.stored_path),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else if versions.is_empty() {
+        println!("no earlier versions of {}", path.display());
+    } else {
+        for v in &versions {
+            println!(
+                "{:>6}  {}  {:>10}  {} (in {})",
+                v.row.id,
+                when(v.row.created_at),
+                human_bytes(v.row.size),
+                v.row.reason,
+                v.location.display()
+            );
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn cmd_prune(index: &Index, json_out: bool) -> Result<u8> {
+    let now = unix_now();
+    let mut rows = Vec::new();
+    for loc in index.locations()? {
+        let policy = Retention::for_location(index, loc.id)?;
+        let report = prune_location(index, &loc, policy, now)
+            .with_context(|| format!("pruning versions in {}", loc.root.display()))?;
+        rows.push(json!({
+            "location": loc.root,
+            "retention": policy.spec(),
+            "versions_removed": report.versions_removed,
+            "bytes_freed": report.bytes_freed,
+        }));
+        if !json_out {
+            println!(
+                "{}: {} versions removed, {} freed ({})",
+                loc.root.display(),
+                report.versions_removed,
+                human_bytes(report.bytes_freed),
+                policy.spec()
+            );
+        }
+    }
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    }
+    Ok(EXIT_OK)
+}
+
+pub fn cmd_restore(
+    index: &Index,
+    path: &Path,
+    version: i64,
+    to: Option<&Path>,
+    json_out: bool,
+) -> Result<u8> {
+    let out = restore(index, path, version, to)
+        .with_context(|| format!("restoring version {version} of {}", path.display()))?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "restored version {} to {}{}{}",
+            out.version,
+            out.restored_to.display(),
+            if out.replaced_kept {
+                " (what it replaced is kept as a version)"
+            } else {
+                ""
+            },
+            if out.in_synced_folder {
+                "; the next sync carries it over"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+pub fn cmd_resolve(
+    index: &mut Index,
+    path: Option<&Path>,
+    all: bool,
+    keep: KeepArg,
+    json_out: bool,
+) -> Result<u8> {
+    let keep = match keep {
+        KeepArg::A => Keep::A,
+        KeepArg::B => Keep::B,
+        KeepArg::Both => Keep::Both,
+        KeepArg::Newest => Keep::Newest,
+    };
+    let (done, errors) = match (path, all) {
+        (Some(p), false) => (
+            resolve_path(index, p, keep).with_context(|| format!("resolving {}", p.display()))?,
+            Vec::new(),
+        ),
+        _ => resolve_all(index, keep)?,
+    };
+    for e in &errors {
+        eprintln!("ferry: warning: {e}");
+    }
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"resolved": done, "errors": errors}))?
+        );
+    } else {
+        for r in &done {
+            println!(
+                "{}: kept {}{}",
+                r.path,
+                r.kept,
+                r.loser_kept_at
+                    .as_deref()
+                    .map(|k| format!(", the other is kept at {k}"))
+                    .unwrap_or_default()
+            );
+        }
+        if done.is_empty() && errors.is_empty() {
+            println!("no open conflicts");
+        } else {
+            println!("run `ferry sync` to carry the decision to both folders");
+        }
+    }
+    Ok(if !errors.is_empty() {
+        EXIT_ERROR
+    } else if index.conflicts(true)?.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_CONFLICTS
+    })
+}
+
+pub fn cmd_retention(index: &Index, dir: &Path, spec: Option<&str>, json_out: bool) -> Result<u8> {
+    let root = ferry_core::location::canonical_root(dir)?;
+    let loc = index
+        .location_by_root(&root)?
+        .with_context(|| format!("{} is not a folder ferry syncs", root.display()))?;
+    if let Some(spec) = spec {
+        Retention::parse(spec)?;
+        index.set_location_retention(loc.id, Some(spec))?;
+    }
+    let policy = Retention::for_location(index, loc.id)?;
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({"location": loc.root, "retention": policy.spec()})
+            )?
+        );
+    } else {
+        println!("{}: {}", loc.root.display(), policy.spec());
+    }
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,198 @@
+//! Archive mode: copy side A to side B, verify what landed on B, and only then remove it
+//! from A. Nothing on B is ever deleted, and A's removals never travel as deletions.
+//!
+//! Planning (`plan_archive`, pure like the reconciler) per path of A:
+//! - a live file or symlink that B already holds with the same content → remove from A;
+//! - one B lacks (or had deleted) → copy to B, then remove from A;
+//! - one B holds with other content: if A's version vector dominates (A's is a later
+//!   edit of what B has) B's copy is replaced (and versioned on B first); otherwise both
+//!   are kept: A's content goes to B as `name.conflict-…-a.ext`, then leaves A;
+//! - a directory is created on B when missing and never removed from A (it is where new
+//!   work lands); a file where B has a directory is left for the user as a conflict;
+//! - tombstones of A and everything only on B are ignored.
+//!
+//! Removal (`remove_archived`) happens after the copies are installed and durable, and
+//! only when B's file, re-read from disk, has A's indexed BLAKE3 and A's file still
+//! matches its index entry (safety rule 2).
+//!
+//! **Why A's entry is forgotten, not tombstoned.** A tombstone says "the user deleted
+//! this"; a later bidirectional or mirror run would carry it to B and delete the archived
+//! copy. Forgetting the entry leaves A with no opinion on the path: bidirectional then
+//! sees only B's entry (B's content may flow back to A, nothing is lost), archive sees
+//! nothing to do (re-runs are idempotent), and a new file appearing on A at that path is
+//! simply new work, archived on the next run. The entry is forgotten *before* the unlink:
+//! a crash in between leaves a file on A with no entry, which the next scan indexes as
+//! new and the next archive run removes again after re-verifying B's copy. (Switching an
+//! archive conduit to mirror would make B equal to A, i.e. delete the archive; the
+//! mass-deletion stop guards that.)
+
+use crate::entry::{Entry, EntryKind};
+use crate::error::{Error, IoContext, Result};
+use crate::execute::{ensure_disk_matches, FaultPoint};
+use crate::fs_ops::{blake3_file, check_parents};
+use crate::index::Index;
+use crate::location::Location;
+use crate::plan::{Action, ConflictRecord, Plan, Side};
+use crate::reconcile::{conflict_name, ReconcileInput};
+use crate::rel_path::RelPath;
+use crate::version_vector::Causality;
+use std::collections::{BTreeMap, HashSet};
+
+/// The plan of one archive run (A → B).
+pub(crate) fn plan_archive(input: ReconcileInput<'_>) -> Plan {
+    let b: BTreeMap<&RelPath, &Entry> = input.b.iter().map(|e| (&e.path, e)).collect();
+    let mut taken: HashSet<String> = input
+        .a
+        .iter()
+        .chain(input.b)
+        .map(|e| e.path.as_str().to_string())
+        .collect();
+    let mut plan = Plan::default();
+    for ea in input.a.iter().filter(|e| e.is_live()) {
+        let path = &ea.path;
+        let eb = b.get(path).copied();
+        let lb = eb.filter(|e| e.is_live());
+        let merged = ea
+            .version
+            .merged(&eb.map(|e| e.version.clone()).unwrap_or_default());
+        if ea.kind == EntryKind::Dir {
+            match lb {
+                None => plan.actions.push(Action::Mkdir {
+                    side: Side::B,
+                    path: path.clone(),
+                    source: ea.clone(),
+                    expected: None,
+                    version: merged,
+                }),
+                Some(d) if d.kind == EntryKind::Dir => {}
+                // B's file stays; A's folder stays; files below fail to copy and stay.
+                Some(_) => plan.conflicts.push(open_conflict(ea, eb)),
+            }
+            continue;
+        }
+        let archived_as = match lb {
+            Some(l) if l.same_content(ea) => path.clone(),
+            Some(l) if l.kind == EntryKind::Dir => {
+                plan.conflicts.push(open_conflict(ea, eb));
+                continue;
+            }
+            Some(l) if ea.version.compare(&l.version) == Causality::Newer => {
+                plan.actions.push(Action::Copy {
+                    to: Side::B,
+                    path: path.clone(),
+                    source: ea.clone(),
+                    expected: Some(l.clone()),
+                    version: merged,
+                });
+                path.clone()
+            }
+            Some(_) => {
+                let aside = conflict_name(&mut taken, input.occupied, input.now, path, Side::A);
+                // The source stays at its own path on A; only B's name differs.
+                plan.actions.push(Action::Copy {
+                    to: Side::B,
+                    path: aside.clone(),
+                    source: ea.clone(),
+                    expected: None,
+                    version: ea.version.clone(),
+                });
+                plan.conflicts.push(ConflictRecord {
+                    path: path.clone(),
+                    a: Some(ea.clone()),
+                    b: eb.cloned(),
+                    policy: input.policy,
+                    winner: Some(Side::B),
+                    loser_kept_at: Some(format!("{aside} (on b)")),
+                });
+                aside
+            }
+            None => {
+                plan.actions.push(Action::Copy {
+                    to: Side::B,
+                    path: path.clone(),
+                    source: ea.clone(),
+                    expected: None,
+                    version: merged,
+                });
+                path.clone()
+            }
+        };
+        plan.actions.push(Action::Archive {
+            path: path.clone(),
+            expected: ea.clone(),
+            archived_as,
+        });
+    }
+    plan
+}
+
+fn open_conflict(ea: &Entry, eb: Option<&Entry>) -> ConflictRecord {
+    ConflictRecord {
+        path: ea.path.clone(),
+        a: Some(ea.clone()),
+        b: eb.cloned(),
+        policy: crate::plan::ConflictPolicy::Manual,
+        winner: None,
+        loser_kept_at: None,
+    }
+}
+
+/// Removes A's `path` once B's `archived_as` re-reads with A's indexed content. Returns
+/// the bytes freed on A. Any doubt leaves the file on A with an error.
+pub(crate) fn remove_archived(
+    index: &mut Index,
+    a: &Location,
+    b: &Location,
+    path: &RelPath,
+    expected: &Entry,
+    archived_as: &RelPath,
+    fault: FaultPoint,
+) -> Result<u64> {
+    let mut verified = HashSet::new();
+    check_parents(&b.root, archived_as, &mut verified)?;
+    let on_b = archived_as.under(&b.root);
+    if fault == FaultPoint::CorruptArchivedCopy && expected.kind == EntryKind::File {
+        std::fs::write(&on_b, b"corrupted by fault injection").ctx("inject fault", &on_b)?;
+    }
+    verify_copy(&on_b, expected)?;
+    let mut verified = HashSet::new();
+    check_parents(&a.root, path, &mut verified)?;
+    let on_a = path.under(&a.root);
+    ensure_disk_matches(&on_a, Some(expected))?;
+    // Forget first: a crash before the unlink leaves an unindexed file, never a tombstone.
+    index.forget_entries(a.id(), std::slice::from_ref(path))?;
+    std::fs::remove_file(&on_a).ctx("remove archived file", &on_a)?;
+    Ok(if expected.kind == EntryKind::File {
+        expected.stat.size
+    } else {
+        0
+    })
+}
+
+/// The copy on B, read back from disk, must carry exactly A's indexed content.
+fn verify_copy(on_b: &std::path::Path, expected: &Entry) -> Result<()> {
+    let meta = std::fs::symlink_metadata(on_b).ctx("check archived copy", on_b)?;
+    let ok = match expected.kind {
+        EntryKind::File => {
+            meta.is_file()
+                && meta.len() == expected.stat.size
+                && Some(blake3_file(on_b, &mut Vec::new())?) == expected.hash
+        }
+        EntryKind::Symlink => {
+            meta.file_type().is_symlink()
+                && std::fs::read_link(on_b)
+                    .ctx("read archived link", on_b)?
+                    .to_str()
+                    == expected.link_target.as_deref()
+        }
+        EntryKind::Dir => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Refused(format!(
+            "the copy at {} does not match the source's content; source kept",
+            on_b.display()
+        )))
+    }
+}

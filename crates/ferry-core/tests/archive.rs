@@ -1,0 +1,224 @@
+//! Archive mode against real folders: a copy that fails verification keeps its source,
+//! an interrupted run resumes without loss, and archive removals never travel as
+//! deletions.
+
+use ferry_core::execute::FaultPoint;
+use ferry_core::index::Index;
+use ferry_core::location::open_location;
+use ferry_core::plan::SyncMode;
+use ferry_core::progress::NoProgress;
+use ferry_core::rel_path::RelPath;
+use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
+use std::path::{Path, PathBuf};
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    a: PathBuf,
+    b: PathBuf,
+    index: Index,
+}
+
+/// A with `one.txt`, `sub/two.bin` and an empty B.
+fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("A"), tmp.path().join("B"));
+    std::fs::create_dir_all(a.join("sub")).unwrap();
+    std::fs::create_dir(&b).unwrap();
+    std::fs::write(a.join("one.txt"), "first piece of work").unwrap();
+    std::fs::write(a.join("sub/two.bin"), vec![7u8; 300_000]).unwrap();
+    let index = Index::open(&tmp.path().join("index.db")).unwrap();
+    Fixture {
+        _tmp: tmp,
+        a,
+        b,
+        index,
+    }
+}
+
+impl Fixture {
+    fn run(&mut self, mode: SyncMode, fault: FaultPoint) -> ferry_core::Result<SyncOutcome> {
+        let opts = SyncOptions {
+            mode: Some(mode),
+            fault,
+            ..Default::default()
+        };
+        sync(&mut self.index, &self.a, &self.b, &opts, &NoProgress)
+    }
+
+    fn archive(&mut self, fault: FaultPoint) -> ferry_core::Result<SyncOutcome> {
+        self.run(SyncMode::Archive, fault)
+    }
+}
+
+fn exists(root: &Path, rel: &str) -> bool {
+    std::fs::symlink_metadata(root.join(rel)).is_ok()
+}
+
+fn originals_on(root: &Path) {
+    assert_eq!(
+        std::fs::read(root.join("one.txt")).unwrap(),
+        b"first piece of work"
+    );
+    assert_eq!(
+        std::fs::read(root.join("sub/two.bin")).unwrap(),
+        vec![7u8; 300_000]
+    );
+}
+
+/// Only temp files of ferry's own are allowed to be left behind by a dying run.
+fn user_files(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in walk(root) {
+        let rel = e.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        let name = e.file_name().unwrap().to_string_lossy().into_owned();
+        if !rel.starts_with(".ferry") && !name.starts_with(".ferry.tmp.") && e.is_file() {
+            out.push(rel);
+        }
+    }
+    out.sort();
+    out
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if std::fs::symlink_metadata(&p).unwrap().is_dir() {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
+}
+
+#[test]
+fn archive_moves_verified_files_and_reports_bytes_freed() {
+    let mut f = fixture();
+    let o = f.archive(FaultPoint::None).unwrap();
+    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert_eq!(o.stats.files_archived, 2);
+    assert_eq!(o.stats.bytes_freed, 19 + 300_000);
+    originals_on(&f.b);
+    assert_eq!(user_files(&f.a), Vec::<String>::new());
+    // Folders stay on A: that is where new work lands.
+    assert!(f.a.join("sub").is_dir());
+
+    // Idempotent: nothing to do on a re-run.
+    let again = f.archive(FaultPoint::None).unwrap();
+    assert_eq!(
+        (again.stats.files_copied, again.stats.files_archived),
+        (0, 0)
+    );
+    assert!(!again.plan.touches_disk(), "{:?}", again.plan);
+}
+
+/// A copy whose bytes do not verify (corrupted while staged) is never installed, and
+/// its source stays on A with an error; a clean re-run archives it.
+#[test]
+fn copy_failing_verification_keeps_the_source() {
+    let mut f = fixture();
+    let o = f.archive(FaultPoint::CorruptTempAfterCopy).unwrap();
+    assert_eq!(o.stats.files_archived, 0);
+    assert!(!o.errors.is_empty());
+    originals_on(&f.a);
+    assert_eq!(user_files(&f.b), Vec::<String>::new());
+
+    let o = f.archive(FaultPoint::None).unwrap();
+    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert_eq!(o.stats.files_archived, 2);
+    originals_on(&f.b);
+}
+
+/// The installed copy on B is re-read before A's file goes: a copy that is wrong on
+/// disk after installation (a lying disk, a concurrent writer) keeps A's file.
+#[test]
+fn installed_copy_that_reads_back_wrong_keeps_the_source() {
+    let mut f = fixture();
+    let o = f.archive(FaultPoint::CorruptArchivedCopy).unwrap();
+    assert_eq!(o.stats.files_archived, 0);
+    assert_eq!(o.errors.len(), 2, "{:?}", o.errors);
+    assert!(
+        o.errors.iter().all(|e| e.contains("does not match")),
+        "{:?}",
+        o.errors
+    );
+    originals_on(&f.a);
+}
+
+/// A run that dies after staging, or after installing copies but before removing
+/// anything, loses nothing; the next run finishes the job without copying twice.
+#[test]
+fn interrupted_archive_resumes_without_loss() {
+    let mut f = fixture();
+    assert!(f.archive(FaultPoint::StopAfterStaging).is_err());
+    originals_on(&f.a);
+
+    let mut g = fixture();
+    assert!(g.archive(FaultPoint::StopBeforeArchiveRemoval).is_err());
+    originals_on(&g.a);
+    originals_on(&g.b);
+    let o = g.archive(FaultPoint::None).unwrap();
+    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert_eq!(
+        o.stats.files_copied, 0,
+        "already on B, verified, not copied again"
+    );
+    assert_eq!(o.stats.files_archived, 2);
+    originals_on(&g.b);
+    assert_eq!(user_files(&g.a), Vec::<String>::new());
+
+    let o = f.archive(FaultPoint::None).unwrap();
+    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert_eq!(o.stats.files_archived, 2);
+    originals_on(&f.b);
+}
+
+/// An archived path is forgotten on A, not tombstoned: a later two-way run deletes
+/// nothing on B, and new work on A at an archived path is archived again (replacing
+/// B's older copy, which is versioned).
+#[test]
+fn archive_removals_never_propagate_as_deletions() {
+    let mut f = fixture();
+    f.archive(FaultPoint::None).unwrap();
+    let la = open_location(&mut f.index, &f.a, false).unwrap();
+    let one = RelPath::new("one.txt").unwrap();
+    assert_eq!(f.index.entry(la.id(), &one).unwrap(), None);
+
+    std::fs::write(f.a.join("one.txt"), "second version of the work").unwrap();
+    let o = f.archive(FaultPoint::None).unwrap();
+    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert_eq!(o.stats.files_archived, 1);
+    assert_eq!(
+        std::fs::read(f.b.join("one.txt")).unwrap(),
+        b"second version of the work"
+    );
+    let lb = open_location(&mut f.index, &f.b, false).unwrap();
+    assert_eq!(f.index.versions_of(lb.id(), &one).unwrap().len(), 1);
+
+    let o = f.run(SyncMode::Bidirectional, FaultPoint::None).unwrap();
+    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert_eq!(o.stats.files_deleted, 0);
+    assert!(exists(&f.b, "one.txt") && exists(&f.b, "sub/two.bin"));
+}
+
+/// An unrelated file of the same name already on B is never replaced: A's content lands
+/// beside it as a conflict copy, then leaves A.
+#[test]
+fn unrelated_file_on_b_is_kept_and_a_copy_lands_beside_it() {
+    let mut f = fixture();
+    std::fs::write(f.b.join("one.txt"), "B's own file").unwrap();
+    let o = f.archive(FaultPoint::None).unwrap();
+    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert_eq!(o.stats.files_archived, 2);
+    assert_eq!(std::fs::read(f.b.join("one.txt")).unwrap(), b"B's own file");
+    let aside: Vec<String> = user_files(&f.b)
+        .into_iter()
+        .filter(|p| p.starts_with("one.conflict-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(
+        std::fs::read(f.b.join(&aside[0])).unwrap(),
+        b"first piece of work"
+    );
+    assert_eq!(user_files(&f.a), Vec::<String>::new());
+}
