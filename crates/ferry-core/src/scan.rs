@@ -1,7 +1,12 @@
 //! Scan: walk a location, compare each path's stat with the index, hash only what
 //! changed, and record changes (with version-vector bumps) and deletions.
+//!
+//! Two stages. *Observe* walks the disk and merge-joins it with the index's stat rows
+//! (both sorted by path); it touches no index, so both locations of a conduit are
+//! observed at once. *Absorb* reads the content of what changed, in batches, and writes
+//! each batch to the index, so memory stays bounded on trees of millions of files.
 
-use crate::chunk::{digest_file, Digest, Hash};
+use crate::chunk::{digest_reader_with, Digest, Hash};
 use crate::entry::{Entry, EntryKind, StatInfo};
 use crate::error::Result;
 use crate::ignore_rules::IndexRules;
@@ -10,13 +15,15 @@ use crate::location::{Location, LocationLock};
 use crate::progress::Progress;
 use crate::rel_path::RelPath;
 use crate::walk::{walk, Seen, WalkOut};
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 
 /// An mtime this close to the scan (or later) is not trusted: the file may still be
 /// changing within the timestamp's granularity, so the next scan hashes it again.
 const RACY_WINDOW_NS: i64 = 2_000_000_000;
+
+/// Changed paths read and written to the index together.
+const ABSORB_BATCH: usize = 16 * 1024;
 
 /// What a scan found.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -31,22 +38,12 @@ pub struct ScanReport {
     pub errors: Vec<String>,
 }
 
-/// Fresh facts about a path whose stat no longer matches its index row.
-struct Fresh {
-    rel: RelPath,
-    kind: EntryKind,
-    stat: StatInfo,
-    hash: Option<Hash>,
-    chunks: Vec<crate::chunk::Chunk>,
-    link_target: Option<String>,
-    racy: bool,
-}
-
-/// What observing a location's disk found, before anything is written to the index.
+/// What observing a location's disk found, before anything is read or written.
 struct Observed {
     report: ScanReport,
-    /// Paths that are new or whose stat changed, with their content read.
-    fresh: Vec<Fresh>,
+    scan_start_ns: i64,
+    /// Paths that are new or whose stat changed, sorted by path.
+    candidates: Vec<Seen>,
     /// Indexed live paths that are gone from disk: they become tombstones.
     gone: Vec<RelPath>,
     /// Indexed paths still on disk but no longer walked (ignored now): they leave the
@@ -64,11 +61,12 @@ pub fn scan_location(
     progress: &dyn Progress,
 ) -> Result<ScanReport> {
     let rows = index.stat_rows(loc.id())?;
-    let observed = observe(loc, &rows, rules, progress)?;
-    commit(index, loc, rows.is_empty(), observed)
+    let index_was_empty = rows.is_empty();
+    let observed = observe(loc, rows, rules)?;
+    absorb(index, loc, index_was_empty, observed, progress)
 }
 
-/// Scans both locations of a conduit, walking and hashing them at the same time.
+/// Scans both locations of a conduit, walking them at the same time.
 pub fn scan_pair(
     index: &mut Index,
     locs: [(&Location, &LocationLock); 2],
@@ -77,9 +75,10 @@ pub fn scan_pair(
 ) -> Result<[ScanReport; 2]> {
     let [(la, _), (lb, _)] = locs;
     let (rows_a, rows_b) = (index.stat_rows(la.id())?, index.stat_rows(lb.id())?);
+    let (empty_a, empty_b) = (rows_a.is_empty(), rows_b.is_empty());
     let (obs_a, obs_b) = std::thread::scope(|sc| {
-        let a = sc.spawn(|| observe(la, &rows_a, rules, progress));
-        let obs_b = observe(lb, &rows_b, rules, progress);
+        let a = sc.spawn(|| observe(la, rows_a, rules));
+        let obs_b = observe(lb, rows_b, rules);
         let obs_a = a
             .join()
             .unwrap_or_else(|_| Err(crate::error::Error::Other("scan thread panicked".into())));
@@ -87,115 +86,14 @@ pub fn scan_pair(
     });
     let (obs_a, obs_b) = (obs_a?, obs_b?);
     Ok([
-        commit(index, la, rows_a.is_empty(), obs_a)?,
-        commit(index, lb, rows_b.is_empty(), obs_b)?,
+        absorb(index, la, empty_a, obs_a, progress)?,
+        absorb(index, lb, empty_b, obs_b, progress)?,
     ])
 }
 
-/// Above this many changed paths, the old entries are loaded in one query instead of
-/// one look-up each.
-const BULK_LOAD_THRESHOLD: usize = 2000;
-
-/// Writes an observation to the index. Every changed row gets a fresh sequence number;
-/// a content change also bumps the version vector with it.
-fn commit(
-    index: &mut Index,
-    loc: &Location,
-    index_was_empty: bool,
-    obs: Observed,
-) -> Result<ScanReport> {
-    let Observed {
-        mut report,
-        fresh,
-        gone,
-        forget,
-    } = obs;
-    let bulk: Option<HashMap<RelPath, Entry>> =
-        if !index_was_empty && fresh.len() + gone.len() > BULK_LOAD_THRESHOLD {
-            Some(
-                index
-                    .entries(loc.id())?
-                    .into_iter()
-                    .map(|e| (e.path.clone(), e))
-                    .collect(),
-            )
-        } else {
-            None
-        };
-    let old_entry = |index: &Index, p: &RelPath| -> Result<Option<Entry>> {
-        if index_was_empty {
-            return Ok(None);
-        }
-        match &bulk {
-            Some(m) => Ok(m.get(p).cloned()),
-            None => index.entry(loc.id(), p),
-        }
-    };
-    // (entry, whether its content changed)
-    let mut updates: Vec<(Entry, bool)> = Vec::with_capacity(fresh.len() + gone.len());
-    for f in fresh {
-        let mut e = Entry {
-            path: f.rel,
-            kind: f.kind,
-            stat: f.stat,
-            hash: f.hash,
-            chunks: f.chunks,
-            link_target: f.link_target,
-            version: Default::default(),
-            deleted: false,
-            sequence: 0,
-            racy: f.racy,
-        };
-        let prev = old_entry(index, &e.path)?;
-        let changed = match &prev {
-            Some(p) if p.same_content(&e) => {
-                e.version = p.version.clone();
-                e.sequence = p.sequence;
-                if *p == e {
-                    continue;
-                }
-                false
-            }
-            p => {
-                e.version = p.as_ref().map(|p| p.version.clone()).unwrap_or_default();
-                true
-            }
-        };
-        updates.push((e, changed));
-    }
-    for p in gone {
-        if let Some(mut t) = old_entry(index, &p)? {
-            t.deleted = true;
-            updates.push((t, true));
-        }
-    }
-    let n = updates.len() as u64;
-    if n > 0 {
-        let first = index.reserve_sequence(loc.id(), n)?;
-        for (seq, (e, changed)) in (first..).zip(updates.iter_mut()) {
-            e.sequence = seq;
-            if *changed {
-                e.version = e.version.bumped(loc.row.replica_id, seq);
-            }
-        }
-    }
-    report.deleted = updates.iter().filter(|(e, _)| e.deleted).count() as u64;
-    report.changed = updates.iter().filter(|(e, c)| *c && !e.deleted).count() as u64;
-    report.forgotten = forget.len() as u64;
-    let entries: Vec<Entry> = updates.into_iter().map(|(e, _)| e).collect();
-    index.put_entries(loc.id(), &entries)?;
-    index.forget_entries(loc.id(), &forget)?;
-    Ok(report)
-}
-
-/// Walks and hashes a location and compares it with its index rows (sorted by path).
-/// Touches the disk only, never the index, so two locations can be observed at once.
-fn observe(
-    loc: &Location,
-    rows: &[StatRow],
-    rules: IndexRules,
-    progress: &dyn Progress,
-) -> Result<Observed> {
+/// Walks a location and merge-joins it with its index rows (sorted by path). Touches
+/// the disk only, never the index.
+fn observe(loc: &Location, rows: Vec<StatRow>, rules: IndexRules) -> Result<Observed> {
     loc.verify_marker()?;
     let mut report = ScanReport::default();
     let scan_start_ns = now_ns();
@@ -219,114 +117,22 @@ fn observe(
     report.entries = seen.len() as u64;
     seen.sort_unstable_by(|x, y| x.rel.cmp(&y.rel));
 
-    // Merge-join the walk with the index rows, both sorted by path.
-    let mut candidates: Vec<&Seen> = Vec::new();
-    let mut missing: Vec<&RelPath> = Vec::new();
-    let (mut i, mut j) = (0, 0);
-    while i < seen.len() || j < rows.len() {
-        let order = match (seen.get(i), rows.get(j)) {
-            (Some(s), Some(r)) => s.rel.cmp(&r.path),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            _ => std::cmp::Ordering::Greater,
-        };
-        match order {
-            std::cmp::Ordering::Less => {
-                candidates.push(&seen[i]);
-                i += 1;
-            }
-            std::cmp::Ordering::Greater => {
-                if !rows[j].deleted {
-                    missing.push(&rows[j].path);
-                }
-                j += 1;
-            }
-            std::cmp::Ordering::Equal => {
-                let (s, r) = (&seen[i], &rows[j]);
-                if r.deleted || r.kind != s.kind || r.racy || !stat_unchanged(r, s) {
-                    candidates.push(s);
-                }
-                i += 1;
-                j += 1;
+    let mut candidates = Vec::new();
+    let mut missing = Vec::new();
+    let mut rows = rows.into_iter().peekable();
+    for s in seen {
+        // Index rows before this path were not seen on disk.
+        while let Some(r) = rows.next_if(|r| r.path < s.rel) {
+            if !r.deleted {
+                missing.push(r.path);
             }
         }
+        match rows.next_if(|r| r.path == s.rel) {
+            Some(r) if !r.deleted && r.kind == s.kind && !r.racy && stat_unchanged(&r, &s) => {}
+            _ => candidates.push(s),
+        }
     }
-
-    let to_hash: Vec<&Seen> = candidates
-        .iter()
-        .copied()
-        .filter(|s| s.kind == EntryKind::File)
-        .collect();
-    progress.phase(
-        &format!("scan {}", loc.root.display()),
-        Some(to_hash.iter().map(|s| s.stat.size).sum()),
-    );
-    let digests = hash_all(&loc.root, &to_hash, progress);
-    let mut digest_of: HashMap<&RelPath, std::result::Result<(Digest, StatInfo), String>> =
-        to_hash.iter().map(|s| &s.rel).zip(digests).collect();
-
-    let mut fresh = Vec::with_capacity(candidates.len());
-    for s in candidates {
-        let (hash, chunks, link_target, stat, racy) = match s.kind {
-            EntryKind::File => match digest_of.remove(&s.rel) {
-                Some(Ok((d, after))) => {
-                    report.hashed_files += 1;
-                    report.hashed_bytes += d.size;
-                    let moved = after != s.stat;
-                    let racy = moved || after.mtime_ns > scan_start_ns - RACY_WINDOW_NS;
-                    (
-                        Some(d.hash),
-                        d.chunks,
-                        None,
-                        StatInfo {
-                            size: d.size,
-                            ..after
-                        },
-                        racy,
-                    )
-                }
-                Some(Err(msg)) => {
-                    report.errors.push(msg);
-                    continue;
-                }
-                None => continue,
-            },
-            EntryKind::Symlink => match std::fs::read_link(s.rel.under(&loc.root)) {
-                Ok(t) => match t.to_str() {
-                    Some(t) => (
-                        Some(Hash::of(t.as_bytes())),
-                        Vec::new(),
-                        Some(t.to_string()),
-                        s.stat,
-                        false,
-                    ),
-                    None => {
-                        report.errors.push(format!(
-                            "{}: symlink target is not valid UTF-8; skipped",
-                            s.rel.under(&loc.root).display()
-                        ));
-                        continue;
-                    }
-                },
-                Err(e) => {
-                    report.errors.push(format!(
-                        "{}: cannot read symlink: {e}",
-                        s.rel.under(&loc.root).display()
-                    ));
-                    continue;
-                }
-            },
-            EntryKind::Dir => (None, Vec::new(), None, s.stat, false),
-        };
-        fresh.push(Fresh {
-            rel: s.rel.clone(),
-            kind: s.kind,
-            stat,
-            hash,
-            chunks,
-            link_target,
-            racy,
-        });
-    }
+    missing.extend(rows.filter(|r| !r.deleted).map(|r| r.path));
 
     // Indexed live paths the walk did not see: deleted, ignored now, or unreadable.
     let mut gone = Vec::new();
@@ -334,13 +140,13 @@ fn observe(
     for path in missing {
         if unreadable
             .iter()
-            .any(|u| path == u || path.is_strictly_under(u))
+            .any(|u| &path == u || path.is_strictly_under(u))
         {
             continue; // could not look: keep what we knew
         }
         match std::fs::symlink_metadata(path.under(&loc.root)) {
-            Err(err) if crate::fs_ops::is_absent(&err) => gone.push(path.clone()),
-            Ok(_) => forget.push(path.clone()),
+            Err(err) if crate::fs_ops::is_absent(&err) => gone.push(path),
+            Ok(_) => forget.push(path),
             Err(err) => report
                 .errors
                 .push(format!("{}: {err}", path.under(&loc.root).display())),
@@ -348,7 +154,8 @@ fn observe(
     }
     Ok(Observed {
         report,
-        fresh,
+        scan_start_ns,
+        candidates,
         gone,
         forget,
     })
@@ -362,7 +169,176 @@ fn stat_unchanged(r: &StatRow, s: &Seen) -> bool {
     }
 }
 
-/// Hashes files on all cores; each result carries the stat taken after reading.
+/// Reads what changed, batch by batch, and records it: every changed row gets a fresh
+/// sequence number, and a content change also bumps the version vector with it.
+fn absorb(
+    index: &mut Index,
+    loc: &Location,
+    index_was_empty: bool,
+    obs: Observed,
+    progress: &dyn Progress,
+) -> Result<ScanReport> {
+    let Observed {
+        mut report,
+        scan_start_ns,
+        candidates,
+        gone,
+        forget,
+    } = obs;
+    let total: u64 = candidates
+        .iter()
+        .filter(|s| s.kind == EntryKind::File)
+        .map(|s| s.stat.size)
+        .sum();
+    progress.phase(&format!("scan {}", loc.root.display()), Some(total));
+    for batch in candidates.chunks(ABSORB_BATCH) {
+        let files: Vec<&Seen> = batch.iter().filter(|s| s.kind == EntryKind::File).collect();
+        let mut digests = hash_all(&loc.root, &files, progress).into_iter();
+        let mut updates = Vec::with_capacity(batch.len());
+        for s in batch {
+            let digest = if s.kind == EntryKind::File {
+                digests.next()
+            } else {
+                None
+            };
+            let Some(fresh) = read_fresh(loc, s, digest, scan_start_ns, &mut report) else {
+                continue;
+            };
+            let prev = if index_was_empty {
+                None
+            } else {
+                index.entry(loc.id(), &fresh.path)?
+            };
+            if let Some(u) = settle(fresh, prev) {
+                updates.push(u);
+            }
+        }
+        record(index, loc, updates, &mut report)?;
+    }
+    let mut tombstones = Vec::with_capacity(gone.len());
+    for p in gone {
+        if let Some(mut t) = index.entry(loc.id(), &p)? {
+            t.deleted = true;
+            tombstones.push((t, true));
+        }
+    }
+    record(index, loc, tombstones, &mut report)?;
+    report.forgotten = forget.len() as u64;
+    index.forget_entries(loc.id(), &forget)?;
+    Ok(report)
+}
+
+/// The entry a changed path has now, from its walk stat and what reading it found.
+fn read_fresh(
+    loc: &Location,
+    s: &Seen,
+    digest: Option<std::result::Result<(Digest, StatInfo), String>>,
+    scan_start_ns: i64,
+    report: &mut ScanReport,
+) -> Option<Entry> {
+    let (hash, chunks, link_target, stat, racy) = match s.kind {
+        EntryKind::File => match digest? {
+            Ok((d, after)) => {
+                report.hashed_files += 1;
+                report.hashed_bytes += d.size;
+                let moved = after != s.stat;
+                let racy = moved || after.mtime_ns > scan_start_ns - RACY_WINDOW_NS;
+                let stat = StatInfo {
+                    size: d.size,
+                    ..after
+                };
+                (Some(d.hash), d.chunks, None, stat, racy)
+            }
+            Err(msg) => {
+                report.errors.push(msg);
+                return None;
+            }
+        },
+        EntryKind::Symlink => {
+            let abs = s.rel.under(&loc.root);
+            match std::fs::read_link(&abs) {
+                Ok(t) => match t.to_str() {
+                    Some(t) => (
+                        Some(Hash::of(t.as_bytes())),
+                        Vec::new(),
+                        Some(t.to_string()),
+                        s.stat,
+                        false,
+                    ),
+                    None => {
+                        report.errors.push(format!(
+                            "{}: symlink target is not valid UTF-8; skipped",
+                            abs.display()
+                        ));
+                        return None;
+                    }
+                },
+                Err(e) => {
+                    report
+                        .errors
+                        .push(format!("{}: cannot read symlink: {e}", abs.display()));
+                    return None;
+                }
+            }
+        }
+        EntryKind::Dir => (None, Vec::new(), None, s.stat, false),
+    };
+    Some(Entry {
+        path: s.rel.clone(),
+        kind: s.kind,
+        stat,
+        hash,
+        chunks,
+        link_target,
+        version: Default::default(),
+        deleted: false,
+        sequence: 0,
+        racy,
+    })
+}
+
+/// Compares a fresh entry with the indexed one: same content keeps the version (only
+/// the stat is refreshed), new content continues the old history with a bump.
+/// Returns the row to write and whether its content changed, or `None` if nothing did.
+fn settle(mut e: Entry, prev: Option<Entry>) -> Option<(Entry, bool)> {
+    match prev {
+        Some(p) if p.same_content(&e) => {
+            e.version = p.version.clone();
+            e.sequence = p.sequence;
+            (p != e).then_some((e, false))
+        }
+        p => {
+            e.version = p.map(|p| p.version).unwrap_or_default();
+            Some((e, true))
+        }
+    }
+}
+
+/// Writes rows with fresh sequence numbers, bumping the versions of changed content.
+fn record(
+    index: &mut Index,
+    loc: &Location,
+    mut updates: Vec<(Entry, bool)>,
+    report: &mut ScanReport,
+) -> Result<()> {
+    if updates.is_empty() {
+        return Ok(());
+    }
+    let first = index.reserve_sequence(loc.id(), updates.len() as u64)?;
+    for (seq, (e, changed)) in (first..).zip(updates.iter_mut()) {
+        e.sequence = seq;
+        if *changed {
+            e.version = e.version.bumped(loc.row.replica_id, seq);
+        }
+    }
+    report.deleted += updates.iter().filter(|(e, _)| e.deleted).count() as u64;
+    report.changed += updates.iter().filter(|(e, c)| *c && !e.deleted).count() as u64;
+    let entries: Vec<Entry> = updates.into_iter().map(|(e, _)| e).collect();
+    index.put_entries(loc.id(), &entries)
+}
+
+/// Hashes files on all cores; each result carries the stat of the open file taken
+/// after reading it, to notice a file that changed while it was read.
 fn hash_all(
     root: &Path,
     files: &[&Seen],
@@ -373,39 +349,47 @@ fn hash_all(
         .unwrap_or(1)
         .min(8);
     let next = AtomicUsize::new(0);
-    let mut results: Vec<Option<std::result::Result<(Digest, StatInfo), String>>> =
-        (0..files.len()).map(|_| None).collect();
-    let slots: Vec<std::sync::Mutex<&mut Option<_>>> =
-        results.iter_mut().map(std::sync::Mutex::new).collect();
+    let slots: Vec<std::sync::Mutex<Option<std::result::Result<(Digest, StatInfo), String>>>> =
+        files.iter().map(|_| std::sync::Mutex::new(None)).collect();
     std::thread::scope(|sc| {
         for _ in 0..threads.min(files.len().max(1)) {
             sc.spawn(|| {
                 let mut buf = Vec::new();
                 loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(s) = files.get(i) else { break };
-                    let abs = s.rel.under(root);
-                    let r = digest_file(&abs, &mut buf)
-                        .map_err(|e| format!("{e}; kept its previous state"))
-                        .and_then(|d| {
-                            std::fs::symlink_metadata(&abs)
-                                .map(|m| (d, StatInfo::from_metadata(&m)))
-                                .map_err(|e| format!("{}: {e}", abs.display()))
-                        });
+                    let r = hash_one(&s.rel.under(root), &mut buf);
                     progress.bytes(s.stat.size);
                     progress.item();
                     if let Ok(mut slot) = slots[i].lock() {
-                        **slot = Some(r);
+                        *slot = Some(r);
                     }
                 }
             });
         }
     });
-    drop(slots);
-    results
+    slots
         .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err("hashing did not run".into())))
+        .map(|m| {
+            m.into_inner()
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| Err("hashing did not run".into()))
+        })
         .collect()
+}
+
+fn hash_one(abs: &Path, buf: &mut Vec<u8>) -> std::result::Result<(Digest, StatInfo), String> {
+    let fail = |what: &str, e: std::io::Error| {
+        format!(
+            "{}: cannot {what}: {e}; kept its previous state",
+            abs.display()
+        )
+    };
+    let f = std::fs::File::open(abs).map_err(|e| fail("open", e))?;
+    let d = digest_reader_with(&f, buf).map_err(|e| fail("read", e))?;
+    let m = f.metadata().map_err(|e| fail("stat", e))?;
+    Ok((d, StatInfo::from_metadata(&m)))
 }
 
 fn now_ns() -> i64 {
