@@ -22,6 +22,9 @@ use std::sync::atomic::AtomicUsize;
 /// changing within the timestamp's granularity, so the next scan hashes it again.
 const RACY_WINDOW_NS: i64 = 2_000_000_000;
 
+/// A file's digest and its stat after reading, or why it could not be read.
+type HashResult = std::result::Result<(Digest, StatInfo), String>;
+
 /// Changed paths read and written to the index together.
 const ABSORB_BATCH: usize = 16 * 1024;
 
@@ -232,7 +235,7 @@ fn absorb(
 fn read_fresh(
     loc: &Location,
     s: &Seen,
-    digest: Option<std::result::Result<(Digest, StatInfo), String>>,
+    digest: Option<HashResult>,
     scan_start_ns: i64,
     report: &mut ScanReport,
 ) -> Option<Entry> {
@@ -339,17 +342,13 @@ fn record(
 
 /// Hashes files on all cores; each result carries the stat of the open file taken
 /// after reading it, to notice a file that changed while it was read.
-fn hash_all(
-    root: &Path,
-    files: &[&Seen],
-    progress: &dyn Progress,
-) -> Vec<std::result::Result<(Digest, StatInfo), String>> {
+fn hash_all(root: &Path, files: &[&Seen], progress: &dyn Progress) -> Vec<HashResult> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .min(8);
     let next = AtomicUsize::new(0);
-    let slots: Vec<std::sync::Mutex<Option<std::result::Result<(Digest, StatInfo), String>>>> =
+    let slots: Vec<std::sync::Mutex<Option<HashResult>>> =
         files.iter().map(|_| std::sync::Mutex::new(None)).collect();
     std::thread::scope(|sc| {
         for _ in 0..threads.min(files.len().max(1)) {
@@ -379,7 +378,7 @@ fn hash_all(
         .collect()
 }
 
-fn hash_one(abs: &Path, buf: &mut Vec<u8>) -> std::result::Result<(Digest, StatInfo), String> {
+fn hash_one(abs: &Path, buf: &mut Vec<u8>) -> HashResult {
     let fail = |what: &str, e: std::io::Error| {
         format!(
             "{}: cannot {what}: {e}; kept its previous state",
