@@ -2,6 +2,7 @@
 //! versions. No network here.
 
 pub mod chunk;
+pub mod conduit;
 pub mod entry;
 pub mod error;
 pub mod execute;
@@ -16,6 +17,7 @@ pub mod reconcile;
 pub mod rel_path;
 pub mod scan;
 pub mod sync;
+pub mod throttle;
 pub mod version_store;
 pub mod version_vector;
 
