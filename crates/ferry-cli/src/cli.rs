@@ -31,8 +31,14 @@ pub enum Command {
         #[arg(long)]
         index_everything: bool,
     },
-    /// Show conduits, their locations and their last run.
+    /// Show the daemon (if running), conduits, running jobs and last runs.
     Status,
+    /// Manage saved conduits (folder pairs the daemon keeps in step).
+    #[command(subcommand)]
+    Conduit(ConduitCommand),
+    /// Run continuous sync in the foreground: watch, schedule and run every enabled conduit,
+    /// and serve the local API.
+    Daemon(DaemonArgs),
     /// List conflicts: open ones and those settled in the last 7 days (--all: every one).
     Conflicts {
         /// Include every settled conflict, however old.
@@ -85,12 +91,64 @@ pub enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum ConduitCommand {
+    /// Save a conduit between two folders (or update the settings of an existing one).
+    Add(ConduitAddArgs),
+    /// List saved conduits.
+    List,
+    /// Show one conduit's settings and recent runs.
+    Show { id: i64 },
+    /// Stop the daemon from running a conduit.
+    Pause { id: i64 },
+    /// Let the daemon run a paused conduit again.
+    Resume { id: i64 },
+    /// Remove a conduit (its folders, files and version stores stay).
+    Remove { id: i64 },
+}
+
 #[derive(Debug, clap::Args)]
-pub struct SyncArgs {
+pub struct ConduitAddArgs {
     /// First folder (side a; the source in mirror mode).
     pub a: PathBuf,
     /// Second folder (side b; the target in mirror mode).
     pub b: PathBuf,
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
+    /// instant (watch for changes), every:DURATION (e.g. every:10m) or manual. Default instant.
+    #[arg(long)]
+    pub schedule: Option<String>,
+    #[arg(long = "conflict", value_enum)]
+    pub conflict: Option<PolicyArg>,
+    /// Copies at once (default: one per core, up to 8).
+    #[arg(long)]
+    pub parallel: Option<u32>,
+    /// Bytes per second for this conduit's copies, e.g. 500K, 10M (0 = unlimited).
+    #[arg(long)]
+    pub bandwidth_limit: Option<String>,
+    /// Index everything, including node_modules and OS clutter.
+    #[arg(long)]
+    pub index_everything: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DaemonArgs {
+    /// Port of the local API on 127.0.0.1 (default: any free port, written to daemon.json).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SyncArgs {
+    /// First folder (side a; the source in mirror mode).
+    #[arg(required_unless_present = "conduit")]
+    pub a: Option<PathBuf>,
+    /// Second folder (side b; the target in mirror mode).
+    #[arg(required_unless_present = "conduit")]
+    pub b: Option<PathBuf>,
+    /// Run a saved conduit by its ID instead of naming two folders.
+    #[arg(long, conflicts_with_all = ["a", "b", "mode", "conflict", "index_everything"])]
+    pub conduit: Option<i64>,
     /// How changes move; stored with the conduit for later runs.
     #[arg(long, value_enum)]
     pub mode: Option<ModeArg>,
@@ -145,4 +203,27 @@ pub enum PolicyArg {
     Target,
     /// Touch nothing; record the conflict and exit 3.
     Manual,
+}
+
+impl ModeArg {
+    pub fn mode(self) -> ferry_core::plan::SyncMode {
+        match self {
+            ModeArg::Mirror => ferry_core::plan::SyncMode::Mirror,
+            ModeArg::Bidirectional => ferry_core::plan::SyncMode::Bidirectional,
+            ModeArg::Archive => ferry_core::plan::SyncMode::Archive,
+        }
+    }
+}
+
+impl PolicyArg {
+    pub fn policy(self) -> ferry_core::plan::ConflictPolicy {
+        use ferry_core::plan::ConflictPolicy as P;
+        match self {
+            PolicyArg::Newest => P::Newest,
+            PolicyArg::KeepBoth => P::KeepBoth,
+            PolicyArg::Source => P::Source,
+            PolicyArg::Target => P::Target,
+            PolicyArg::Manual => P::Manual,
+        }
+    }
 }

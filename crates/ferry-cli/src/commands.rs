@@ -1,11 +1,11 @@
 //! What each subcommand does: call ferry-core, print text or JSON, pick the exit code.
 
-use crate::cli::{Cli, Command, ModeArg, PolicyArg, SyncArgs};
+use crate::cli::{Cli, Command, SyncArgs};
 use crate::progress_bar::Bar;
 use anyhow::{Context, Result};
 use ferry_core::index::Index;
-use ferry_core::plan::{Action, ConflictPolicy, SyncMode};
-use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
+use ferry_core::plan::{Action, SyncMode};
+use ferry_core::sync::{sync, sync_conduit, SyncOptions, SyncOutcome};
 use serde_json::json;
 use std::path::Path;
 use std::time::Instant;
@@ -23,7 +23,9 @@ pub fn run(cli: &Cli) -> Result<u8> {
             dir,
             index_everything,
         } => cmd_scan(&mut index, dir, *index_everything, cli.json),
-        Command::Status => cmd_status(&index, cli.json),
+        Command::Status => crate::status::cmd_status(&index, cli.json),
+        Command::Conduit(c) => crate::conduit_cmd::run(&mut index, c, cli.json),
+        Command::Daemon(args) => crate::daemon_cmd::run(index, args),
         Command::Conflicts { all } => cmd_conflicts(&index, *all, cli.json),
         Command::Resolve { path, all, keep } => {
             crate::recovery::cmd_resolve(&mut index, path.as_deref(), *all, *keep, cli.json)
@@ -43,37 +45,42 @@ pub fn run(cli: &Cli) -> Result<u8> {
 
 fn cmd_sync(index: &mut Index, args: &SyncArgs, json_out: bool) -> Result<u8> {
     let opts = SyncOptions {
-        mode: args.mode.map(|m| match m {
-            ModeArg::Mirror => SyncMode::Mirror,
-            ModeArg::Bidirectional => SyncMode::Bidirectional,
-            ModeArg::Archive => SyncMode::Archive,
-        }),
-        policy: args.conflict.map(|p| match p {
-            PolicyArg::Newest => ConflictPolicy::Newest,
-            PolicyArg::KeepBoth => ConflictPolicy::KeepBoth,
-            PolicyArg::Source => ConflictPolicy::Source,
-            PolicyArg::Target => ConflictPolicy::Target,
-            PolicyArg::Manual => ConflictPolicy::Manual,
-        }),
+        mode: args.mode.map(|m| m.mode()),
+        policy: args.conflict.map(|p| p.policy()),
         index_everything: args.index_everything.then_some(true),
         retention: args.retention.clone(),
         dry_run: args.dry_run,
         yes: args.yes,
         ..Default::default()
     };
-    run_sync(index, &args.a, &args.b, &opts, json_out)
+    match (args.conduit, &args.a, &args.b) {
+        (Some(id), ..) => {
+            let c = index
+                .conduit(id)?
+                .with_context(|| format!("no conduit {id}; see `ferry conduit list`"))?;
+            let a = index.location(c.location_a)?.root;
+            let b = index.location(c.location_b)?.root;
+            run_sync(index, &a, &b, Some(id), &opts, json_out)
+        }
+        (None, Some(a), Some(b)) => run_sync(index, a, b, None, &opts, json_out),
+        _ => anyhow::bail!("name two folders, or a conduit with --conduit ID"),
+    }
 }
 
 fn run_sync(
     index: &mut Index,
     a: &Path,
     b: &Path,
+    conduit: Option<i64>,
     opts: &SyncOptions,
     json_out: bool,
 ) -> Result<u8> {
     let started = Instant::now();
     let bar = Bar::new(!json_out);
-    let result = sync(index, a, b, opts, &bar);
+    let result = match conduit {
+        Some(id) => sync_conduit(index, id, opts, &bar),
+        None => sync(index, a, b, opts, &bar),
+    };
     bar.finish();
     let outcome = result.with_context(|| format!("syncing {} and {}", a.display(), b.display()))?;
     let seconds = started.elapsed().as_secs_f64();
@@ -235,7 +242,7 @@ fn cmd_demo(index: &mut Index, dir: &Path, json_out: bool) -> Result<u8> {
         )?;
     }
     std::fs::create_dir_all(&b).with_context(|| format!("creating {}", b.display()))?;
-    run_sync(index, &a, &b, &SyncOptions::default(), json_out)
+    run_sync(index, &a, &b, None, &SyncOptions::default(), json_out)
 }
 
 fn cmd_scan(index: &mut Index, dir: &Path, everything: bool, json_out: bool) -> Result<u8> {
@@ -275,47 +282,6 @@ fn cmd_scan(index: &mut Index, dir: &Path, everything: bool, json_out: bool) -> 
     } else {
         EXIT_ERROR
     })
-}
-
-fn cmd_status(index: &Index, json_out: bool) -> Result<u8> {
-    let conflicts = index.conflicts(true)?;
-    let generations = index.generations(10_000)?;
-    let mut rows = Vec::new();
-    for c in index.conduits()? {
-        let (la, lb) = (index.location(c.location_a)?, index.location(c.location_b)?);
-        let last = generations.iter().find(|g| g.conduit_id == c.id);
-        rows.push(json!({
-            "conduit": c.id,
-            "a": la.root, "b": lb.root,
-            "mode": c.mode, "conflict_policy": c.conflict_policy,
-            "files": {"a": index.live_file_count(la.id)?, "b": index.live_file_count(lb.id)?},
-            "runs": c.generation,
-            "last_run": last.map(|g| json!({"started_at": g.started_at, "completed_at": g.completed_at, "status": g.status})),
-            "open_conflicts": conflicts.iter().filter(|x| x.conduit_id == c.id).count(),
-        }));
-    }
-    if json_out {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-    } else if rows.is_empty() {
-        println!("no conduits yet; run `ferry sync A B`");
-    } else {
-        for r in &rows {
-            println!(
-                "conduit {}: {} ⇄ {} ({}, conflicts: {}), files {}/{}, {} runs, last: {}, open conflicts: {}",
-                r["conduit"],
-                r["a"].as_str().unwrap_or("?"),
-                r["b"].as_str().unwrap_or("?"),
-                r["mode"].as_str().unwrap_or("?"),
-                r["conflict_policy"].as_str().unwrap_or("?"),
-                r["files"]["a"],
-                r["files"]["b"],
-                r["runs"],
-                r["last_run"]["status"].as_str().unwrap_or("never"),
-                r["open_conflicts"]
-            );
-        }
-    }
-    Ok(EXIT_OK)
 }
 
 /// Settled conflicts stay listed this long without --all.

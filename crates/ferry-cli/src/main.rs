@@ -2,10 +2,14 @@
 //!
 //! Exit codes: 0 in sync, 1 error, 2 usage, 3 conflicts left for the user.
 
+mod api_client;
 mod cli;
 mod commands;
+mod conduit_cmd;
+mod daemon_cmd;
 mod progress_bar;
 mod recovery;
+mod status;
 
 use clap::Parser;
 use std::process::ExitCode;

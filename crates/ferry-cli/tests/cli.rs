@@ -1146,6 +1146,7 @@ fn dry_run_does_not_store_mode_or_policy() {
         "{preview:#}"
     );
     let status = env.ferry(["--json", "status"]).json();
+    let status = &status["conduits"];
     assert_eq!(status[0]["mode"], "bidirectional", "{status:#}");
     assert_eq!(status[0]["conflict_policy"], "newest", "{status:#}");
 
@@ -1170,8 +1171,9 @@ fn status_history_and_scan_report() {
 
     let status = env.ferry(["--json", "status"]);
     status.expect_code(0);
-    let rows = status.json();
-    let rows = rows.as_array().unwrap();
+    let status = status.json();
+    assert!(status["daemon"].is_null(), "{status:#}");
+    let rows = status["conduits"].as_array().unwrap();
     assert_eq!(rows.len(), 1, "{rows:?}");
     let c = &rows[0];
     assert_eq!(c["a"].as_str(), env.a.to_str());

@@ -18,6 +18,9 @@ pub enum Error {
     InvalidPath { path: String, reason: &'static str },
     #[error("location {root}: {reason}")]
     Location { root: PathBuf, reason: String },
+    /// Another ferry process holds a location's lock; try again later.
+    #[error("another ferry process is working on {}; try again when it is done", .0.display())]
+    Busy(PathBuf),
     #[error("refusing to run: {0}")]
     Refused(String),
     #[error("unsupported: {0}")]

@@ -14,13 +14,16 @@
 
 use crate::entry::{kind_of, Entry, EntryKind, StatInfo};
 use crate::error::{Error, IoContext, Result};
-use crate::fs_ops::{blake3_file, check_parents, clone_or_copy, sync_filesystem, temp_sibling};
+use crate::fs_ops::{
+    blake3_file, check_parents, clone_or_copy, sync_filesystem, temp_sibling, throttled_copy,
+};
 use crate::ignore_rules::IndexRules;
 use crate::index::{GenerationStats, Index};
 use crate::location::Location;
 use crate::plan::{Action, Plan, Side};
 use crate::progress::Progress;
 use crate::rel_path::RelPath;
+use crate::throttle::RateLimiter;
 use crate::version_store;
 use crate::version_vector::VersionVector;
 use std::collections::HashSet;
@@ -64,6 +67,12 @@ pub struct Executor<'a> {
     pub b: &'a Location,
     pub progress: &'a dyn Progress,
     pub fault: FaultPoint,
+    /// Copies staged at once; 0 = one per core (up to 8).
+    pub workers: usize,
+    /// Bandwidth limit shared by all copies of the run.
+    pub limiter: Option<&'a RateLimiter>,
+    /// The generation whose counters are persisted after each durable batch.
+    pub generation: Option<i64>,
 }
 
 struct Pending {
@@ -132,6 +141,7 @@ impl Executor<'_> {
             self.attempt(a, &mut report, &mut pending, &mut verified);
         }
         self.flush(&mut pending, true)?;
+        self.persist_progress(&report)?;
 
         let copies: Vec<&Action> = phase(|a| matches!(a, Action::Copy { .. })).collect();
         self.copy_all(&copies, &mut report, &mut pending, &mut verified)?;
@@ -182,6 +192,15 @@ impl Executor<'_> {
         }
         report.stats.errors = report.errors.len() as u64;
         Ok(report)
+    }
+
+    /// Persists the generation's counters so far (the index already holds every
+    /// completed action, so a run that dies here resumes from this point).
+    fn persist_progress(&self, report: &ExecReport) -> Result<()> {
+        if let Some(g) = self.generation {
+            self.index.record_generation_progress(g, &report.stats)?;
+        }
+        Ok(())
     }
 
     /// Makes pending changes durable, then records them in the index.
@@ -347,6 +366,7 @@ impl Executor<'_> {
     ) -> Result<()> {
         let total: u64 = copies.iter().map(|a| copy_size(a)).sum();
         self.progress.phase("copy", Some(total));
+        self.progress.items_total(copies.len() as u64);
         let reuse_local = [
             self.index.live_file_count(self.a.id())? > 0,
             self.index.live_file_count(self.b.id())? > 0,
@@ -397,8 +417,9 @@ impl Executor<'_> {
                     Err(e) => report.errors.push(format!("{}: {e}", describe(a))),
                 }
             }
-            let results = parallel_map(&jobs, |(_, src, dst, source), buf| {
-                let r = stage(src, dst, source, self.fault, buf);
+            let limiter = self.limiter;
+            let results = parallel_map(&jobs, self.workers, |(_, src, dst, source), buf| {
+                let r = stage(src, dst, source, self.fault, limiter, buf);
                 self.progress.bytes(if source.kind == EntryKind::File {
                     source.stat.size
                 } else {
@@ -451,6 +472,7 @@ impl Executor<'_> {
                 }
             }
             self.flush(pending, true)?;
+            self.persist_progress(report)?;
             i = j;
         }
         Ok(())
@@ -497,14 +519,22 @@ impl Executor<'_> {
     }
 }
 
-/// Runs `f` over `items` on all cores, each worker with its own scratch buffer;
-/// results come back in input order.
-fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T, &mut Vec<u8>) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(8)
-        .min(items.len().max(1));
+/// Runs `f` over `items` on `workers` threads (0 = all cores, up to 8), each worker
+/// with its own scratch buffer; results come back in input order.
+fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    workers: usize,
+    f: impl Fn(&T, &mut Vec<u8>) -> R + Sync,
+) -> Vec<R> {
+    let threads = if workers > 0 {
+        workers
+    } else {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(8)
+    }
+    .min(items.len().max(1));
     let next = std::sync::atomic::AtomicUsize::new(0);
     let out: Vec<std::sync::Mutex<Option<R>>> =
         items.iter().map(|_| std::sync::Mutex::new(None)).collect();
@@ -546,6 +576,7 @@ fn stage(
     dst: &std::path::Path,
     source: &Entry,
     fault: FaultPoint,
+    limiter: Option<&RateLimiter>,
     buf: &mut Vec<u8>,
 ) -> Result<PathBuf> {
     let tmp = temp_sibling(dst);
@@ -575,7 +606,10 @@ fn stage(
         .open(&tmp)
         .ctx("create temp file", &tmp)?;
     let result = (|| {
-        clone_or_copy(&input, &out, src)?;
+        match limiter {
+            Some(l) => throttled_copy(&input, &out, src, l, buf)?,
+            None => clone_or_copy(&input, &out, src)?,
+        };
         drop(out);
         if fault == FaultPoint::CorruptTempAfterCopy {
             std::fs::write(&tmp, b"corrupted by fault injection").ctx("inject fault", &tmp)?;
@@ -639,6 +673,7 @@ pub(crate) fn replace_file(
         &path.under(&loc.root),
         source,
         FaultPoint::None,
+        None,
         &mut Vec::new(),
     )?;
     let installed =

@@ -195,3 +195,51 @@ pub fn is_absent(e: &std::io::Error) -> bool {
         std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
     )
 }
+
+/// Copies `src` into the empty file `dst` with plain reads and writes, taking each
+/// block's bytes from `limiter` first (a bandwidth-limited conduit).
+pub fn throttled_copy(
+    src: &File,
+    dst: &File,
+    src_path: &Path,
+    limiter: &crate::throttle::RateLimiter,
+    buf: &mut Vec<u8>,
+) -> Result<u64> {
+    use std::io::Write;
+    // Small blocks keep the rate smooth at low limits.
+    let block = (limiter.rate() / 8).clamp(4096, 1 << 20) as usize;
+    buf.resize(block, 0);
+    let (mut r, mut w) = (src, dst);
+    let mut copied = 0u64;
+    loop {
+        let n = match r.read(&mut buf[..block]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).ctx("read", src_path),
+        };
+        limiter.acquire(n as u64);
+        w.write_all(&buf[..n]).ctx("write copy of", src_path)?;
+        copied += n as u64;
+    }
+    Ok(copied)
+}
+
+/// Free and total bytes of the file system holding `path` (for unprivileged users).
+pub fn free_space(path: &Path) -> Result<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c =
+        std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::InvalidPath {
+            path: path.to_string_lossy().into_owned(),
+            reason: "contains a NUL byte",
+        })?;
+    // SAFETY: statvfs is plain old data; zeroed is a valid value to be overwritten.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a valid out pointer.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error()).ctx("statvfs", path);
+    }
+    let frsize = st.f_frsize as u64;
+    Ok((st.f_bavail as u64 * frsize, st.f_blocks as u64 * frsize))
+}

@@ -111,6 +111,15 @@ ALTER TABLE locations ADD COLUMN retention TEXT;
 ALTER TABLE conflicts ADD COLUMN resolution TEXT;
 ALTER TABLE conflicts ADD COLUMN settled_at INTEGER;
 "#,
+    // 5: daemon: schedules, parallelism, bandwidth, pause; run triggers and resumes.
+    r#"
+ALTER TABLE conduits ADD COLUMN schedule TEXT NOT NULL DEFAULT 'manual';
+ALTER TABLE conduits ADD COLUMN parallel INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE conduits ADD COLUMN bandwidth_limit INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE conduits ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE generations ADD COLUMN trigger TEXT NOT NULL DEFAULT 'cli';
+ALTER TABLE generations ADD COLUMN resumes INTEGER REFERENCES generations(id);
+"#,
 ];
 
 /// The stat part of an entry (see [`Index::stat_rows`]).
@@ -144,6 +153,14 @@ pub struct ConduitRow {
     pub generation: i64,
     /// Version retention for both locations (`None`: the default, staggered).
     pub retention: Option<String>,
+    /// `instant`, `every:DURATION` or `manual` (see `conduit::Schedule`).
+    pub schedule: String,
+    /// Copies at once; 0 = one per core (up to 8).
+    pub parallel: u32,
+    /// Bytes per second; 0 = unlimited.
+    pub bandwidth_limit: u64,
+    /// A paused conduit is not run by the daemon.
+    pub paused: bool,
 }
 
 /// Counters of one generation (one run of a conduit).
@@ -174,6 +191,10 @@ pub struct GenerationRow {
     pub started_at: i64,
     pub completed_at: Option<i64>,
     pub status: String,
+    /// What started the run: `cli`, or the daemon's `watch`, `timer`, `start`, `api`.
+    pub trigger: String,
+    /// The interrupted generation this run picked up from, if any.
+    pub resumes: Option<i64>,
     #[serde(flatten)]
     pub stats: GenerationStats,
 }
@@ -518,7 +539,7 @@ impl Index {
             .conn
             .query_row(
                 "SELECT id, location_a, location_b, mode, conflict_policy, index_everything, generation,
-                        retention
+                        retention, schedule, parallel, bandwidth_limit, paused
                  FROM conduits WHERE location_a = ?1 AND location_b = ?2",
                 params![a, b],
                 conduit_from_row,
@@ -529,7 +550,7 @@ impl Index {
     pub fn conduits(&self) -> Result<Vec<ConduitRow>> {
         let mut st = self.conn.prepare(
             "SELECT id, location_a, location_b, mode, conflict_policy, index_everything, generation,
-                        retention
+                        retention, schedule, parallel, bandwidth_limit, paused
              FROM conduits ORDER BY id",
         )?;
         let rows = st.query_map([], conduit_from_row)?;
@@ -587,20 +608,116 @@ impl Index {
         Ok(())
     }
 
+    pub fn conduit(&self, id: i64) -> Result<Option<ConduitRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, location_a, location_b, mode, conflict_policy, index_everything, generation,
+                        retention, schedule, parallel, bandwidth_limit, paused
+                 FROM conduits WHERE id = ?1",
+                [id],
+                conduit_from_row,
+            )
+            .optional()?)
+    }
+
+    /// Stores the continuous-sync settings of a conduit.
+    pub fn update_conduit_schedule(
+        &self,
+        id: i64,
+        schedule: &str,
+        parallel: u32,
+        bandwidth_limit: u64,
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE conduits SET schedule = ?2, parallel = ?3, bandwidth_limit = ?4 WHERE id = ?1",
+            params![id, schedule, parallel as i64, bandwidth_limit as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Pauses or resumes a conduit; false if there is no such conduit.
+    pub fn set_conduit_paused(&self, id: i64, paused: bool) -> Result<bool> {
+        let n = self.conn.execute(
+            "UPDATE conduits SET paused = ?2 WHERE id = ?1",
+            params![id, paused],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Removes a conduit with its run history and conflict records. Its locations, their
+    /// entries and version stores stay. False if there is no such conduit.
+    pub fn remove_conduit(&mut self, id: i64) -> Result<bool> {
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM conflicts WHERE conduit_id = ?1", [id])?;
+        tx.execute(
+            "UPDATE generations SET resumes = NULL WHERE resumes IN
+                (SELECT id FROM generations WHERE conduit_id = ?1)",
+            [id],
+        )?;
+        tx.execute("DELETE FROM generations WHERE conduit_id = ?1", [id])?;
+        let n = tx.execute("DELETE FROM conduits WHERE id = ?1", [id])?;
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
     // ---- generations ----
 
-    /// Starts a generation of a conduit; returns its row ID.
-    pub fn begin_generation(&self, conduit: i64) -> Result<i64> {
+    /// Starts a generation of a conduit; returns its row ID. `trigger` says what started
+    /// it; a generation of the same conduit left `running` by a process that died is
+    /// marked `interrupted`, and this one records that it resumes it.
+    pub fn begin_generation(&self, conduit: i64, trigger: &str) -> Result<i64> {
+        let resumes: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT max(id) FROM generations WHERE conduit_id = ?1 AND status = 'running'",
+                [conduit],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        self.conn.execute(
+            "UPDATE generations SET status = 'interrupted', completed_at = ?2
+             WHERE conduit_id = ?1 AND status = 'running'",
+            params![conduit, unix_now()],
+        )?;
         let number: i64 = self.conn.query_row(
             "UPDATE conduits SET generation = generation + 1 WHERE id = ?1 RETURNING generation",
             [conduit],
             |r| r.get(0),
         )?;
         self.conn.execute(
-            "INSERT INTO generations (conduit_id, number, started_at, status) VALUES (?1, ?2, ?3, 'running')",
-            params![conduit, number, unix_now()],
+            "INSERT INTO generations (conduit_id, number, started_at, status, trigger, resumes)
+             VALUES (?1, ?2, ?3, 'running', ?4, ?5)",
+            params![conduit, number, unix_now(), trigger, resumes],
         )?;
         Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Conduits with a generation left `running` (by a process that died mid-run).
+    pub fn conduits_with_interrupted_runs(&self) -> Result<Vec<i64>> {
+        let mut st = self.conn.prepare(
+            "SELECT DISTINCT conduit_id FROM generations WHERE status = 'running' ORDER BY conduit_id",
+        )?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Persists a running generation's counters so far (after each durable batch).
+    pub fn record_generation_progress(&self, id: i64, s: &GenerationStats) -> Result<()> {
+        self.conn.execute(
+            "UPDATE generations SET files_copied = ?2, files_deleted = ?3, files_renamed = ?4,
+                dirs_created = ?5, bytes_transferred = ?6 WHERE id = ?1 AND status = 'running'",
+            params![
+                id,
+                s.files_copied as i64,
+                s.files_deleted as i64,
+                s.files_renamed as i64,
+                s.dirs_created as i64,
+                s.bytes_transferred as i64
+            ],
+        )?;
+        Ok(())
     }
 
     pub fn finish_generation(&self, id: i64, status: &str, s: &GenerationStats) -> Result<()> {
@@ -633,7 +750,7 @@ impl Index {
         let mut st = self.conn.prepare(
             "SELECT id, conduit_id, number, started_at, completed_at, status, files_copied,
                     files_deleted, files_renamed, dirs_created, conflicts, bytes_transferred, errors,
-                    conflicts_resolved, files_archived, bytes_freed
+                    conflicts_resolved, files_archived, bytes_freed, trigger, resumes
              FROM generations ORDER BY id DESC LIMIT ?1",
         )?;
         let rows = st.query_map([limit as i64], |r| {
@@ -644,6 +761,8 @@ impl Index {
                 started_at: r.get(3)?,
                 completed_at: r.get(4)?,
                 status: r.get(5)?,
+                trigger: r.get(16)?,
+                resumes: r.get(17)?,
                 stats: GenerationStats {
                     files_copied: r.get::<_, i64>(6)? as u64,
                     files_deleted: r.get::<_, i64>(7)? as u64,
@@ -937,6 +1056,10 @@ fn conduit_from_row(r: &Row<'_>) -> rusqlite::Result<ConduitRow> {
         index_everything: r.get(5)?,
         generation: r.get(6)?,
         retention: r.get(7)?,
+        schedule: r.get(8)?,
+        parallel: r.get::<_, i64>(9)? as u32,
+        bandwidth_limit: r.get::<_, i64>(10)? as u64,
+        paused: r.get(11)?,
     })
 }
 
@@ -1020,5 +1143,26 @@ mod tests {
             idx.find_file_by_hash(loc.id, &Hash::of(b"x")).unwrap(),
             None
         );
+    }
+
+    /// Every way of reading a conduit sees the same row (the column lists agree).
+    #[test]
+    fn conduit_reads_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let idx = Index::open(&dir.path().join("index.db")).unwrap();
+        let a = idx.insert_location("ua", Path::new("/a"), 1).unwrap();
+        let b = idx.insert_location("ub", Path::new("/b"), 2).unwrap();
+        let c = idx
+            .insert_conduit(a.id, b.id, "mirror", "keep-both", true)
+            .unwrap();
+        idx.set_conduit_retention(c.id, Some("simple:3")).unwrap();
+        idx.update_conduit_schedule(c.id, "every:10m", 4, 1 << 20)
+            .unwrap();
+        let by_id = idx.conduit(c.id).unwrap().unwrap();
+        assert_eq!(by_id.retention.as_deref(), Some("simple:3"));
+        assert_eq!(by_id.schedule, "every:10m");
+        assert_eq!((by_id.parallel, by_id.bandwidth_limit), (4, 1 << 20));
+        assert_eq!(idx.conduit_between(a.id, b.id).unwrap().unwrap(), by_id);
+        assert_eq!(idx.conduits().unwrap(), vec![by_id]);
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod chunk;
+pub mod conduit;
 pub mod entry;
 pub mod error;
 pub mod execute;
@@ -20,6 +21,7 @@ pub mod restore;
 pub mod retention;
 pub mod scan;
 pub mod sync;
+pub mod throttle;
 pub mod version_store;
 pub mod version_vector;
 pub mod walk;

@@ -44,10 +44,7 @@ impl Location {
             )
         };
         if rc != 0 {
-            return Err(Error::Refused(format!(
-                "another ferry process is working on {}; try again when it is done",
-                self.root.display()
-            )));
+            return Err(Error::Busy(self.root.clone()));
         }
         Ok(LocationLock { _file: file })
     }

@@ -12,6 +12,7 @@ use crate::progress::Progress;
 use crate::reconcile::{reconcile, ReconcileInput};
 use crate::rel_path::RelPath;
 use crate::scan::{scan_pair, ScanReport};
+use crate::throttle::RateLimiter;
 use std::path::Path;
 
 /// A run that would delete more than this many files of a side…
@@ -32,6 +33,10 @@ pub struct SyncOptions {
     /// Proceed past the safety stops (mass deletion, missing marker).
     pub yes: bool,
     pub fault: FaultPoint,
+    /// What started the run, recorded with its generation (`cli` when unset).
+    pub trigger: Option<&'static str>,
+    /// Record no generation for a run with nothing to do (the daemon's many no-op runs).
+    pub skip_empty: bool,
 }
 
 /// What a run did (or, with `dry_run`, would do).
@@ -110,6 +115,10 @@ pub fn open_conduit(
             index_everything: opts.index_everything.unwrap_or(false),
             generation: 0,
             retention: opts.retention.clone(),
+            schedule: "manual".into(),
+            parallel: 0,
+            bandwidth_limit: 0,
+            paused: false,
         },
         Some(c) => {
             let mode = opts
@@ -162,6 +171,35 @@ pub fn sync(
     progress: &dyn Progress,
 ) -> Result<SyncOutcome> {
     let (conduit, la, lb) = open_conduit(index, a, b, opts)?;
+    run_conduit(index, conduit, la, lb, opts, progress)
+}
+
+/// Runs a saved conduit once by its ID, with its stored settings.
+pub fn sync_conduit(
+    index: &mut Index,
+    id: i64,
+    opts: &SyncOptions,
+    progress: &dyn Progress,
+) -> Result<SyncOutcome> {
+    let conduit = index
+        .conduit(id)?
+        .ok_or_else(|| Error::Other(format!("no conduit {id}; see `ferry conduit list`")))?;
+    let ra = index.location(conduit.location_a)?.root;
+    let rb = index.location(conduit.location_b)?.root;
+    let la = open_location(index, &ra, opts.yes)?;
+    let lb = open_location(index, &rb, opts.yes)?;
+    run_conduit(index, conduit, la, lb, opts, progress)
+}
+
+/// One run of an opened conduit: lock, scan, reconcile, check, execute, record.
+fn run_conduit(
+    index: &mut Index,
+    conduit: ConduitRow,
+    la: Location,
+    lb: Location,
+    opts: &SyncOptions,
+    progress: &dyn Progress,
+) -> Result<SyncOutcome> {
     let mode = SyncMode::parse(&conduit.mode)?;
     let policy = ConflictPolicy::parse(&conduit.conflict_policy)?;
     let (lock_a, lock_b) = (la.lock()?, lb.lock()?);
@@ -204,18 +242,24 @@ pub fn sync(
     };
     outcome.errors.extend(outcome.scan_a.errors.iter().cloned());
     outcome.errors.extend(outcome.scan_b.errors.iter().cloned());
-    if opts.dry_run {
+    if opts.dry_run
+        || (opts.skip_empty && outcome.plan.actions.is_empty() && outcome.plan.conflicts.is_empty())
+    {
         return Ok(outcome);
     }
 
-    let generation = index.begin_generation(conduit.id)?;
+    let generation = index.begin_generation(conduit.id, opts.trigger.unwrap_or("cli"))?;
     outcome.generation_id = Some(generation);
+    let limiter = (conduit.bandwidth_limit > 0).then(|| RateLimiter::new(conduit.bandwidth_limit));
     let report = Executor {
         index,
         a: &la,
         b: &lb,
         progress,
         fault: opts.fault,
+        workers: conduit.parallel as usize,
+        limiter: limiter.as_ref(),
+        generation: Some(generation),
     }
     .run(&outcome.plan)?;
     index.close_open_conflicts(conduit.id, "superseded")?;

@@ -85,6 +85,9 @@ impl Fixture {
             b: lb,
             progress: &NoProgress,
             fault: FaultPoint::None,
+            workers: 0,
+            limiter: None,
+            generation: None,
         }
         .run(plan)
         .unwrap()

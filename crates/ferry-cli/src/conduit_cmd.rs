@@ -1,0 +1,183 @@
+//! `ferry conduit add|list|show|pause|resume|remove`: saved conduits in the index.
+
+use crate::cli::{ConduitAddArgs, ConduitCommand};
+use crate::commands::{human_bytes, EXIT_ERROR, EXIT_OK};
+use anyhow::{Context, Result};
+use ferry_core::conduit::{format_rate, parse_rate, Schedule};
+use ferry_core::index::{ConduitRow, Index};
+use ferry_core::sync::{open_conduit, SyncOptions};
+use serde_json::json;
+
+pub fn run(index: &mut Index, cmd: &ConduitCommand, json_out: bool) -> Result<u8> {
+    match cmd {
+        ConduitCommand::Add(args) => add(index, args, json_out),
+        ConduitCommand::List => {
+            let rows = index
+                .conduits()?
+                .iter()
+                .map(|c| conduit_json(index, c))
+                .collect::<Result<Vec<_>>>()?;
+            if json_out {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else if rows.is_empty() {
+                println!("no conduits yet; add one with `ferry conduit add A B`");
+            } else {
+                for r in &rows {
+                    println!("{}", conduit_line(r));
+                }
+            }
+            Ok(EXIT_OK)
+        }
+        ConduitCommand::Show { id } => {
+            let c = get(index, *id)?;
+            let mut v = conduit_json(index, &c)?;
+            let runs: Vec<_> = index
+                .generations(10_000)?
+                .into_iter()
+                .filter(|g| g.conduit_id == c.id)
+                .take(5)
+                .collect();
+            v["recent_runs"] = serde_json::to_value(&runs)?;
+            if json_out {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!("{}", conduit_line(&v));
+                for g in &runs {
+                    println!(
+                        "  run {} [{}, {}]: {} copied, {} deleted, {} moved",
+                        g.number,
+                        g.status,
+                        g.trigger,
+                        g.stats.files_copied,
+                        g.stats.files_deleted,
+                        human_bytes(g.stats.bytes_transferred)
+                    );
+                }
+            }
+            Ok(EXIT_OK)
+        }
+        ConduitCommand::Pause { id } => set_paused(index, *id, true, json_out),
+        ConduitCommand::Resume { id } => set_paused(index, *id, false, json_out),
+        ConduitCommand::Remove { id } => {
+            if !index.remove_conduit(*id)? {
+                eprintln!("ferry: error: no conduit {id}");
+                return Ok(EXIT_ERROR);
+            }
+            if json_out {
+                println!("{}", json!({"removed": id}));
+            } else {
+                println!("conduit {id} removed (its folders and files are untouched)");
+            }
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+fn get(index: &Index, id: i64) -> Result<ConduitRow> {
+    index
+        .conduit(id)?
+        .with_context(|| format!("no conduit {id}; see `ferry conduit list`"))
+}
+
+fn add(index: &mut Index, args: &ConduitAddArgs, json_out: bool) -> Result<u8> {
+    let schedule = args.schedule.as_deref().map(Schedule::parse).transpose()?;
+    let bandwidth = match args.bandwidth_limit.as_deref() {
+        Some("0") | Some("none") | Some("unlimited") => Some(0),
+        Some(r) => Some(parse_rate(r)?),
+        None => None,
+    };
+    let existed = {
+        let opts = SyncOptions {
+            dry_run: true,
+            ..Default::default()
+        };
+        open_conduit(index, &args.a, &args.b, &opts)?.0.id != 0
+    };
+    let opts = SyncOptions {
+        mode: args.mode.map(|m| m.mode()),
+        policy: args.conflict.map(|p| p.policy()),
+        index_everything: args.index_everything.then_some(true),
+        ..Default::default()
+    };
+    let (c, ..) = open_conduit(index, &args.a, &args.b, &opts)
+        .with_context(|| format!("adding {} ⇄ {}", args.a.display(), args.b.display()))?;
+    let schedule = match schedule {
+        Some(s) => s.to_string(),
+        None if existed => c.schedule.clone(),
+        None => Schedule::Instant.to_string(),
+    };
+    index.update_conduit_schedule(
+        c.id,
+        &schedule,
+        args.parallel.unwrap_or(c.parallel),
+        bandwidth.unwrap_or(c.bandwidth_limit),
+    )?;
+    let c = get(index, c.id)?;
+    let v = conduit_json(index, &c)?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "{} {}",
+            if existed { "updated" } else { "added" },
+            conduit_line(&v)
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+fn set_paused(index: &Index, id: i64, paused: bool, json_out: bool) -> Result<u8> {
+    if !index.set_conduit_paused(id, paused)? {
+        eprintln!("ferry: error: no conduit {id}");
+        return Ok(EXIT_ERROR);
+    }
+    if json_out {
+        println!("{}", json!({"conduit": id, "paused": paused}));
+    } else if paused {
+        println!("conduit {id} paused");
+    } else {
+        println!("conduit {id} resumed");
+    }
+    Ok(EXIT_OK)
+}
+
+/// A conduit's settings as JSON (the shape `conduit list --json` and `status --json` use).
+pub fn conduit_json(index: &Index, c: &ConduitRow) -> Result<serde_json::Value> {
+    let (la, lb) = (index.location(c.location_a)?, index.location(c.location_b)?);
+    Ok(json!({
+        "conduit": c.id,
+        "a": la.root, "b": lb.root,
+        "mode": c.mode,
+        "conflict_policy": c.conflict_policy,
+        "schedule": c.schedule,
+        "parallel": c.parallel,
+        "bandwidth_limit": c.bandwidth_limit,
+        "paused": c.paused,
+        "index_everything": c.index_everything,
+        "runs": c.generation,
+    }))
+}
+
+pub fn conduit_line(v: &serde_json::Value) -> String {
+    let bw = v["bandwidth_limit"].as_u64().unwrap_or(0);
+    format!(
+        "conduit {}: {} {} {} ({}, {}, conflicts: {}{}{}){}",
+        v["conduit"],
+        v["a"].as_str().unwrap_or("?"),
+        if v["mode"] == "mirror" { "→" } else { "⇄" },
+        v["b"].as_str().unwrap_or("?"),
+        v["mode"].as_str().unwrap_or("?"),
+        v["schedule"].as_str().unwrap_or("?"),
+        v["conflict_policy"].as_str().unwrap_or("?"),
+        match v["parallel"].as_u64() {
+            Some(n) if n > 0 => format!(", {n} at once"),
+            _ => String::new(),
+        },
+        if bw > 0 {
+            format!(", limit {}", format_rate(bw))
+        } else {
+            String::new()
+        },
+        if v["paused"] == true { " [paused]" } else { "" }
+    )
+}

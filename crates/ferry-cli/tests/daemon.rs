@@ -1,0 +1,473 @@
+//! Tests that start the real `ferry daemon` process, each with its own library and
+//! folders. Conditions are awaited by polling with a generous deadline; nothing asserts
+//! on timing. Every daemon is killed when its test ends (the `Daemon` guard).
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    home: PathBuf,
+    a: PathBuf,
+    b: PathBuf,
+}
+
+impl Env {
+    fn new() -> Env {
+        let tmp = tempfile::tempdir().unwrap();
+        let (home, a, b) = (
+            tmp.path().join("home"),
+            tmp.path().join("a"),
+            tmp.path().join("b"),
+        );
+        for d in [&home, &a, &b] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        Env {
+            _tmp: tmp,
+            home,
+            a,
+            b,
+        }
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
+        c.env("FERRY_HOME", &self.home);
+        c
+    }
+
+    fn ferry(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    fn add_conduit(&self, extra: &[&str]) {
+        let mut args = vec![
+            "conduit",
+            "add",
+            self.a.to_str().unwrap(),
+            self.b.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let out = self.ferry(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn start(&self, env: &[(&str, &str)]) -> Daemon {
+        let _ = std::fs::remove_file(self.home.join("daemon.json"));
+        let mut c = self.cmd();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.home.join("daemon.log"))
+            .unwrap();
+        c.arg("daemon")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let child = c.spawn().unwrap();
+        let d = Daemon {
+            child,
+            home: self.home.clone(),
+        };
+        wait_for("daemon.json", || d.port().is_some());
+        d
+    }
+}
+
+/// The daemon process; killed (and reaped) when dropped.
+struct Daemon {
+    child: Child,
+    home: PathBuf,
+}
+
+impl Daemon {
+    fn port(&self) -> Option<u16> {
+        let text = std::fs::read_to_string(self.home.join("daemon.json")).ok()?;
+        let v: Value = serde_json::from_str(&text).ok()?;
+        (v["pid"].as_u64()? == self.child.id() as u64).then_some(v["port"].as_u64()? as u16)
+    }
+
+    fn token(&self) -> String {
+        std::fs::read_to_string(self.home.join("api-token"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    /// (status code, body) of a request to the API.
+    fn request(&self, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port().unwrap())).unwrap();
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        let code = raw.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let body = raw
+            .split_once("\r\n\r\n")
+            .map(|x| x.1)
+            .unwrap_or("")
+            .to_string();
+        (code, body)
+    }
+
+    fn api(&self, path: &str) -> Value {
+        let (code, body) = self.request("GET", path, Some(&self.token()));
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Everything daemons of this library logged so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.home.join("daemon.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn files(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            if rel == ".ferry" || rel.contains(".ferry.tmp.") {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                out.insert(rel, bytes);
+            }
+        }
+    }
+    out
+}
+
+fn read(p: &Path) -> Option<Vec<u8>> {
+    std::fs::read(p).ok()
+}
+
+#[test]
+fn edits_propagate_both_ways_and_changes_made_while_down_are_found() {
+    let env = Env::new();
+    std::fs::write(env.a.join("before.txt"), "made before the daemon").unwrap();
+    env.add_conduit(&[]);
+    let d = env.start(&[]);
+    wait_for("initial sync", || {
+        read(&env.b.join("before.txt")).as_deref() == Some(&b"made before the daemon"[..])
+    });
+    std::fs::create_dir_all(env.a.join("dir/sub")).unwrap();
+    std::fs::write(env.a.join("dir/sub/new.txt"), "new on a").unwrap();
+    wait_for("a → b", || {
+        read(&env.b.join("dir/sub/new.txt")).as_deref() == Some(&b"new on a"[..])
+    });
+    std::fs::write(env.b.join("from-b.txt"), "new on b").unwrap();
+    wait_for("b → a", || {
+        read(&env.a.join("from-b.txt")).as_deref() == Some(&b"new on b"[..])
+    });
+    std::fs::write(env.a.join("before.txt"), "edited").unwrap();
+    wait_for("edit", || {
+        read(&env.b.join("before.txt")).as_deref() == Some(&b"edited"[..])
+    });
+    std::fs::remove_file(env.b.join("from-b.txt")).unwrap();
+    wait_for("deletion", || !env.a.join("from-b.txt").exists());
+    // Changes made while the daemon is down are found at start.
+    d.kill9();
+    std::fs::write(env.a.join("while-down.txt"), "offline edit").unwrap();
+    let d = env.start(&[]);
+    wait_for("catch-up at start", || {
+        read(&env.b.join("while-down.txt")).as_deref() == Some(&b"offline edit"[..])
+    });
+    wait_for("converged", || files(&env.a) == files(&env.b));
+    let status = d.api("/api/status");
+    assert_eq!(status["conduits"][0]["schedule"], "instant", "{status:#}");
+    let history = d.api("/api/history");
+    assert!(
+        history
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["trigger"] == "watch"),
+        "{history:#}"
+    );
+}
+
+#[test]
+fn api_requires_the_token_and_reports_state() {
+    let env = Env::new();
+    std::fs::write(env.a.join("f.txt"), "x").unwrap();
+    env.add_conduit(&[
+        "--schedule",
+        "every:1h",
+        "--parallel",
+        "2",
+        "--bandwidth-limit",
+        "10M",
+    ]);
+    let d = env.start(&[]);
+    for path in ["/api/status", "/api/conduits", "/api/jobs", "/api/events"] {
+        let (code, _) = d.request("GET", path, None);
+        assert_eq!(code, 401, "{path} without token");
+        let (code, _) = d.request("GET", path, Some("wrong-token"));
+        assert_eq!(code, 401, "{path} with a wrong token");
+    }
+    let (code, _) = d.request("POST", "/api/conduits/1/pause", None);
+    assert_eq!(code, 401);
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(env.home.join("api-token"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+
+    wait_for("start-up run", || read(&env.b.join("f.txt")).is_some());
+    let c = d.api("/api/conduits/1");
+    assert_eq!(c["schedule"], "every:1h", "{c:#}");
+    assert_eq!(c["parallel"], 2);
+    assert_eq!(c["bandwidth_limit"], 10 << 20);
+    assert_eq!(c["watch"], "timer");
+    let locs = d.api("/api/locations");
+    assert_eq!(locs.as_array().unwrap().len(), 2);
+    assert!(locs[0]["free_bytes"].as_u64().unwrap() > 0, "{locs:#}");
+    assert!(d.api("/api/jobs").is_array());
+    assert!(d.api("/api/conflicts").is_array());
+    // Run now through the API.
+    std::fs::write(env.a.join("g.txt"), "y").unwrap();
+    let (code, body) = d.request("POST", "/api/conduits/1/sync", Some(&d.token()));
+    assert_eq!(code, 200, "{body}");
+    wait_for("API-requested run", || read(&env.b.join("g.txt")).is_some());
+    // The event stream announces changes and runs.
+    let mut events = TcpStream::connect(("127.0.0.1", d.port().unwrap())).unwrap();
+    write!(
+        events,
+        "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\r\n",
+        d.token()
+    )
+    .unwrap();
+    events
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut seen = String::new();
+    let mut n = 0;
+    wait_for("job_finished on the event stream", || {
+        n += 1;
+        if n % 20 == 1 {
+            std::fs::write(env.a.join("h.txt"), format!("{n}")).unwrap();
+            d.request("POST", "/api/conduits/1/sync", Some(&d.token()));
+        }
+        let mut buf = [0u8; 4096];
+        if let Ok(k) = events.read(&mut buf) {
+            seen.push_str(&String::from_utf8_lossy(&buf[..k]));
+        }
+        seen.contains("event: job_finished") && seen.contains("\"conduit\":1")
+    });
+    // `ferry status` talks to the daemon.
+    let out = env.ferry(&["--json", "status"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["daemon"]["pid"].as_u64(),
+        Some(d.child.id() as u64),
+        "{v:#}"
+    );
+    assert_eq!(v["conduits"][0]["conduit"], 1);
+}
+
+#[test]
+fn pause_and_resume() {
+    let env = Env::new();
+    env.add_conduit(&[]);
+    let d = env.start(&[]);
+    wait_for("watching", || {
+        d.api("/api/conduits/1")["watch"] == "watching"
+    });
+    let out = env.ferry(&["conduit", "pause", "1"]);
+    assert!(out.status.success());
+    wait_for("paused", || d.api("/api/conduits/1")["state"] == "paused");
+    std::fs::write(env.a.join("during-pause.txt"), "wait").unwrap();
+    // Nothing moves while paused: give the daemon a few chances to misbehave.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        !env.b.join("during-pause.txt").exists(),
+        "synced while paused"
+    );
+    let out = env.ferry(&["conduit", "resume", "1"]);
+    assert!(out.status.success());
+    wait_for("resumed sync", || env.b.join("during-pause.txt").exists());
+    // Pause and resume through the API too.
+    let (code, _) = d.request("POST", "/api/conduits/1/pause", Some(&d.token()));
+    assert_eq!(code, 200);
+    wait_for("paused via API", || {
+        d.api("/api/conduits/1")["paused"] == true
+    });
+    let (code, _) = d.request("POST", "/api/conduits/1/resume", Some(&d.token()));
+    assert_eq!(code, 200);
+    std::fs::write(env.a.join("after.txt"), "go").unwrap();
+    wait_for("sync after API resume", || env.b.join("after.txt").exists());
+}
+
+#[test]
+fn watch_limit_falls_back_to_periodic_scans() {
+    let env = Env::new();
+    for i in 0..5 {
+        std::fs::create_dir_all(env.a.join(format!("d{i}"))).unwrap();
+    }
+    env.add_conduit(&[]);
+    let d = env.start(&[
+        ("FERRY_MAX_WATCHES", "3"),
+        ("FERRY_FALLBACK_INTERVAL", "1s"),
+    ]);
+    wait_for("fallback state", || {
+        d.api("/api/conduits/1")["watch"] == "periodic (watch limit)"
+    });
+    std::fs::write(env.a.join("d3/late.txt"), "found by a periodic scan").unwrap();
+    wait_for("periodic sync", || env.b.join("d3/late.txt").exists());
+    std::fs::write(env.a.join("d4/later.txt"), "again").unwrap();
+    wait_for("second periodic sync", || {
+        env.b.join("d4/later.txt").exists()
+    });
+    let log = d.log();
+    assert_eq!(
+        log.matches("cannot watch for changes").count(),
+        1,
+        "the limit should be reported once:\n{log}"
+    );
+}
+
+#[test]
+fn kill_9_mid_run_then_restart_converges_without_loss() {
+    let env = Env::new();
+    const N: usize = 200;
+    let content = |i: usize, g: u8| -> Vec<u8> {
+        (0..(50_000 + i * 997 % 100_000))
+            .map(|j| (j as u8).wrapping_mul(31).wrapping_add(i as u8 ^ g))
+            .collect()
+    };
+    for i in 0..N {
+        let dir = env.a.join(format!("d{}", i % 10));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("f{i}")), content(i, 0)).unwrap();
+    }
+    let before_a = files(&env.a);
+    // A slow conduit (bandwidth-limited, one copy at a time), so the kill lands mid-run.
+    env.add_conduit(&["--bandwidth-limit", "4M", "--parallel", "1"]);
+    let d = env.start(&[]);
+    wait_for("a run in progress", || {
+        let jobs = d.api("/api/jobs");
+        jobs.as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["phase"] == "copy" && j["files_done"].as_u64().unwrap_or(0) > 3)
+    });
+    d.kill9();
+    for (path, bytes) in files(&env.b) {
+        assert_eq!(
+            before_a.get(&path),
+            Some(&bytes),
+            "{path} on b is not a complete copy after kill -9"
+        );
+    }
+    let copied_before = files(&env.b).len();
+    assert!(copied_before < N, "the run finished before the kill");
+    // Remove the limit so the resumed run is quick, then restart.
+    env.add_conduit(&["--bandwidth-limit", "0", "--parallel", "0"]);
+    let d = env.start(&[]);
+    wait_for("converged after restart", || files(&env.b) == before_a);
+    assert_eq!(files(&env.a), before_a, "the source changed");
+    let history = d.api("/api/history");
+    let gens = history.as_array().unwrap();
+    let interrupted = gens
+        .iter()
+        .find(|g| g["status"] == "interrupted")
+        .expect("interrupted run recorded");
+    let resumed = gens
+        .iter()
+        .find(|g| g["resumes"] == interrupted["id"])
+        .unwrap_or_else(|| panic!("no run resumes the interrupted one: {history:#}"));
+    // Verified work is not redone: the resumed run copies only what was missing.
+    wait_for("resumed run finished", || {
+        d.api("/api/history")
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["id"] == resumed["id"] && g["status"] == "ok")
+    });
+    let resumed = d
+        .api("/api/history")
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["id"] == resumed["id"])
+        .cloned()
+        .unwrap();
+    assert!(
+        resumed["files_copied"].as_u64().unwrap() <= (N - copied_before) as u64,
+        "resumed run redid verified copies: {resumed:#}, {copied_before} were already there"
+    );
+}
+
+#[test]
+fn sync_by_conduit_id_and_conduit_management() {
+    let env = Env::new();
+    std::fs::write(env.a.join("one.txt"), "1").unwrap();
+    env.add_conduit(&["--schedule", "manual", "--mode", "mirror"]);
+    let out = env.ferry(&["--json", "conduit", "list"]);
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list[0]["schedule"], "manual");
+    assert_eq!(list[0]["mode"], "mirror");
+    let out = env.ferry(&["sync", "--conduit", "1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(read(&env.b.join("one.txt")).as_deref(), Some(&b"1"[..]));
+    let out = env.ferry(&["conduit", "show", "1"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("manual"));
+    let out = env.ferry(&["conduit", "add", "x", "y", "--schedule", "sometimes"]);
+    assert!(!out.status.success());
+    let out = env.ferry(&["conduit", "remove", "1"]);
+    assert!(out.status.success());
+    let out = env.ferry(&["sync", "--conduit", "1"]);
+    assert!(!out.status.success());
+    assert!(env.a.join("one.txt").exists() && env.b.join("one.txt").exists());
+}

@@ -1,0 +1,194 @@
+//! The local HTTP API on 127.0.0.1, every request authenticated with the library's
+//! token (`Authorization: Bearer TOKEN`). JSON endpoints:
+//!
+//! | method, path | what |
+//! |---|---|
+//! | GET /api/status | daemon, conduits with their state, running jobs, queue depth |
+//! | GET /api/conduits, /api/conduits/{id} | settings, state, last run |
+//! | POST /api/conduits/{id}/pause, /resume, /sync | pause, resume, run now |
+//! | GET /api/jobs | running jobs with progress (files, bytes, rate, ETA, queue) |
+//! | GET /api/conflicts[?all=true] | open (or all) conflicts |
+//! | GET /api/history[?limit=N] | past runs, newest first |
+//! | GET /api/locations | locations with free space |
+//! | GET /api/events | server-sent events: changes, jobs, pauses (see `events.rs`) |
+
+use crate::events::DaemonEvent;
+use crate::scheduler::{send, Wake};
+use crate::service::{ConduitState, Shared};
+use crate::views;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::convert::Infallible;
+use std::sync::Arc;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::{Stream, StreamExt};
+
+pub fn router(shared: Arc<Shared>, token: String) -> Router {
+    Router::new()
+        .route("/api/status", get(status))
+        .route("/api/conduits", get(conduits))
+        .route("/api/conduits/{id}", get(conduit))
+        .route("/api/conduits/{id}/pause", post(pause))
+        .route("/api/conduits/{id}/resume", post(resume))
+        .route("/api/conduits/{id}/sync", post(sync_now))
+        .route("/api/jobs", get(jobs))
+        .route("/api/conflicts", get(conflicts))
+        .route("/api/history", get(history))
+        .route("/api/locations", get(locations))
+        .route("/api/events", get(events))
+        .layer(middleware::from_fn_with_state(Arc::new(token), auth))
+        .with_state(shared)
+}
+
+async fn auth(State(token): State<Arc<String>>, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if constant_time_eq(given.as_bytes(), token.as_bytes()) {
+        next.run(req).await
+    } else {
+        ApiError(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong token: send `Authorization: Bearer <token from $FERRY_HOME/api-token>`"
+                .into(),
+        )
+        .into_response()
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// An error answer: status code and `{"error": "..."}`.
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({"error": self.1}))).into_response()
+    }
+}
+
+impl From<crate::DaemonError> for ApiError {
+    fn from(e: crate::DaemonError) -> ApiError {
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+type ApiResult = Result<Json<Value>, ApiError>;
+
+fn states(s: &Shared) -> std::collections::HashMap<i64, ConduitState> {
+    s.states.lock().map(|m| m.clone()).unwrap_or_default()
+}
+
+async fn status(State(s): State<Arc<Shared>>) -> ApiResult {
+    let st = states(&s);
+    let conduits = s.with_index(|i| views::conduits(i, Some(&st)))?;
+    let queued = st
+        .values()
+        .filter(|c| c.state == "queued" || c.state == "waiting")
+        .count();
+    let port = s.port.lock().map(|p| *p).unwrap_or(0);
+    Ok(Json(json!({
+        "daemon": {
+            "pid": std::process::id(),
+            "version": env!("CARGO_PKG_VERSION"),
+            "port": port,
+            "started_at": s.started_at,
+            "uptime_seconds": ferry_core::index::unix_now() - s.started_at,
+        },
+        "conduits": conduits,
+        "jobs": s.jobs.snapshot(),
+        "queue_depth": queued,
+    })))
+}
+
+async fn conduits(State(s): State<Arc<Shared>>) -> ApiResult {
+    let st = states(&s);
+    Ok(Json(Value::Array(
+        s.with_index(|i| views::conduits(i, Some(&st)))?,
+    )))
+}
+
+async fn conduit(State(s): State<Arc<Shared>>, Path(id): Path<i64>) -> ApiResult {
+    let st = states(&s);
+    s.with_index(|i| views::conduits(i, Some(&st)))?
+        .into_iter()
+        .find(|c| c["conduit"] == id)
+        .map(Json)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no conduit {id}")))
+}
+
+async fn set_paused(s: &Shared, id: i64, paused: bool) -> ApiResult {
+    if !s.with_index(|i| i.set_conduit_paused(id, paused))? {
+        return Err(ApiError(StatusCode::NOT_FOUND, format!("no conduit {id}")));
+    }
+    if let Some(row) = s.with_index(|i| i.conduit(id))? {
+        send(s, id, Wake::Settings(row));
+    }
+    Ok(Json(json!({"conduit": id, "paused": paused})))
+}
+
+async fn pause(State(s): State<Arc<Shared>>, Path(id): Path<i64>) -> ApiResult {
+    set_paused(&s, id, true).await
+}
+
+async fn resume(State(s): State<Arc<Shared>>, Path(id): Path<i64>) -> ApiResult {
+    set_paused(&s, id, false).await
+}
+
+async fn sync_now(State(s): State<Arc<Shared>>, Path(id): Path<i64>) -> ApiResult {
+    if send(&s, id, Wake::RunNow) {
+        Ok(Json(json!({"conduit": id, "queued": true})))
+    } else {
+        Err(ApiError(StatusCode::NOT_FOUND, format!("no conduit {id}")))
+    }
+}
+
+async fn jobs(State(s): State<Arc<Shared>>) -> ApiResult {
+    Ok(Json(Value::Array(s.jobs.snapshot())))
+}
+
+#[derive(serde::Deserialize)]
+struct ConflictQuery {
+    #[serde(default)]
+    all: bool,
+}
+
+async fn conflicts(State(s): State<Arc<Shared>>, Query(q): Query<ConflictQuery>) -> ApiResult {
+    let rows = s.with_index(|i| i.conflicts(!q.all))?;
+    Ok(Json(json!(rows)))
+}
+
+#[derive(serde::Deserialize)]
+struct HistoryQuery {
+    limit: Option<usize>,
+}
+
+async fn history(State(s): State<Arc<Shared>>, Query(q): Query<HistoryQuery>) -> ApiResult {
+    let rows = s.with_index(|i| i.generations(q.limit.unwrap_or(50)))?;
+    Ok(Json(json!(rows)))
+}
+
+async fn locations(State(s): State<Arc<Shared>>) -> ApiResult {
+    Ok(Json(Value::Array(s.with_index(|i| views::locations(i))?)))
+}
+
+async fn events(
+    State(s): State<Arc<Shared>>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let stream = BroadcastStream::new(s.events.subscribe()).filter_map(|r| {
+        let e: DaemonEvent = r.ok()?;
+        Event::default().event(e.name()).json_data(&e).ok().map(Ok)
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}

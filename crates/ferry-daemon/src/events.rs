@@ -1,0 +1,67 @@
+//! Changes the daemon announces on its server-sent-events stream.
+
+use serde::Serialize;
+
+/// One announcement; serialised as `{"type": "...", ...}`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DaemonEvent {
+    /// Files changed under a watched root; a run is queued.
+    ChangeDetected {
+        conduit: i64,
+    },
+    JobStarted {
+        conduit: i64,
+        trigger: String,
+    },
+    JobProgress {
+        conduit: i64,
+        progress: serde_json::Value,
+    },
+    JobFinished {
+        conduit: i64,
+        generation: Option<i64>,
+        status: String,
+        stats: ferry_core::index::GenerationStats,
+    },
+    JobFailed {
+        conduit: i64,
+        error: String,
+    },
+    ConduitPaused {
+        conduit: i64,
+    },
+    ConduitResumed {
+        conduit: i64,
+    },
+    ConduitAdded {
+        conduit: i64,
+    },
+    ConduitRemoved {
+        conduit: i64,
+    },
+    /// A conduit could not be watched (OS watch limit); it is scanned periodically.
+    WatchFallback {
+        conduit: i64,
+        reason: String,
+    },
+}
+
+impl DaemonEvent {
+    pub fn name(&self) -> &'static str {
+        match self {
+            DaemonEvent::ChangeDetected { .. } => "change_detected",
+            DaemonEvent::JobStarted { .. } => "job_started",
+            DaemonEvent::JobProgress { .. } => "job_progress",
+            DaemonEvent::JobFinished { .. } => "job_finished",
+            DaemonEvent::JobFailed { .. } => "job_failed",
+            DaemonEvent::ConduitPaused { .. } => "conduit_paused",
+            DaemonEvent::ConduitResumed { .. } => "conduit_resumed",
+            DaemonEvent::ConduitAdded { .. } => "conduit_added",
+            DaemonEvent::ConduitRemoved { .. } => "conduit_removed",
+            DaemonEvent::WatchFallback { .. } => "watch_fallback",
+        }
+    }
+}
+
+pub type EventSender = tokio::sync::broadcast::Sender<DaemonEvent>;

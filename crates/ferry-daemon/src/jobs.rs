@@ -1,0 +1,184 @@
+//! Jobs: one run of a conduit on a blocking thread, with live progress for the API.
+//!
+//! Each run is a generation in the index. The executor records every durable batch (and
+//! the generation's counters) as it goes, so a daemon killed mid-run resumes on restart
+//! from the last batch: the next generation notes which one it resumes, files already
+//! installed are found by the scan with the right content and only recorded, and staged
+//! temp files are cleaned up.
+
+use crate::error::{DaemonError, Result};
+use ferry_core::index::Index;
+use ferry_core::progress::Progress;
+use ferry_core::sync::{sync_conduit, SyncOptions, SyncOutcome};
+use serde_json::json;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Live progress of one run, fed by the engine's progress hooks.
+#[derive(Debug)]
+pub struct JobProgress {
+    pub conduit: i64,
+    pub trigger: String,
+    started: Instant,
+    started_unix: i64,
+    phase: Mutex<(String, Instant)>,
+    phase_bytes_total: AtomicU64,
+    phase_bytes_done: AtomicU64,
+    phase_items_total: AtomicU64,
+    phase_items_done: AtomicU64,
+    copied_files: AtomicU64,
+    copied_bytes: AtomicU64,
+}
+
+impl JobProgress {
+    pub fn new(conduit: i64, trigger: &str) -> JobProgress {
+        let now = Instant::now();
+        JobProgress {
+            conduit,
+            trigger: trigger.to_string(),
+            started: now,
+            started_unix: ferry_core::index::unix_now(),
+            phase: Mutex::new(("start".into(), now)),
+            phase_bytes_total: AtomicU64::new(0),
+            phase_bytes_done: AtomicU64::new(0),
+            phase_items_total: AtomicU64::new(0),
+            phase_items_done: AtomicU64::new(0),
+            copied_files: AtomicU64::new(0),
+            copied_bytes: AtomicU64::new(0),
+        }
+    }
+
+    fn in_copy(&self) -> bool {
+        self.phase.lock().map(|p| p.0 == "copy").unwrap_or(false)
+    }
+
+    /// Files and bytes done, rate, ETA and files still queued, as the API shows them.
+    pub fn snapshot(&self) -> serde_json::Value {
+        let (phase, since) = self
+            .phase
+            .lock()
+            .map(|p| (p.0.clone(), p.1))
+            .unwrap_or_else(|_| ("?".into(), self.started));
+        let total = self.phase_bytes_total.load(Ordering::Relaxed);
+        let done = self.phase_bytes_done.load(Ordering::Relaxed);
+        let items_total = self.phase_items_total.load(Ordering::Relaxed);
+        let items_done = self.phase_items_done.load(Ordering::Relaxed);
+        let secs = since.elapsed().as_secs_f64();
+        let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
+        let eta = (rate > 0.0 && total >= done).then(|| (total - done) as f64 / rate);
+        json!({
+            "conduit": self.conduit,
+            "trigger": self.trigger,
+            "started_at": self.started_unix,
+            "elapsed_seconds": self.started.elapsed().as_secs_f64(),
+            "phase": phase,
+            "phase_bytes_done": done,
+            "phase_bytes_total": total,
+            "phase_files_done": items_done,
+            "phase_files_total": items_total,
+            "files_done": self.copied_files.load(Ordering::Relaxed),
+            "bytes_done": self.copied_bytes.load(Ordering::Relaxed),
+            "rate_bytes_per_sec": rate.round() as u64,
+            "eta_seconds": eta,
+            "queue_depth": items_total.saturating_sub(items_done),
+        })
+    }
+}
+
+impl Progress for JobProgress {
+    fn phase(&self, name: &str, total_bytes: Option<u64>) {
+        if let Ok(mut p) = self.phase.lock() {
+            *p = (name.to_string(), Instant::now());
+        }
+        self.phase_bytes_total
+            .store(total_bytes.unwrap_or(0), Ordering::Relaxed);
+        self.phase_bytes_done.store(0, Ordering::Relaxed);
+        self.phase_items_total.store(0, Ordering::Relaxed);
+        self.phase_items_done.store(0, Ordering::Relaxed);
+    }
+    fn items_total(&self, total: u64) {
+        self.phase_items_total.store(total, Ordering::Relaxed);
+    }
+    fn bytes(&self, n: u64) {
+        self.phase_bytes_done.fetch_add(n, Ordering::Relaxed);
+        if self.in_copy() {
+            self.copied_bytes.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+    fn item(&self) {
+        self.phase_items_done.fetch_add(1, Ordering::Relaxed);
+        if self.in_copy() {
+            self.copied_files.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The runs in progress, by conduit.
+#[derive(Debug, Default)]
+pub struct JobBoard {
+    running: Mutex<HashMap<i64, Arc<JobProgress>>>,
+}
+
+impl JobBoard {
+    pub fn start(&self, conduit: i64, trigger: &str) -> Arc<JobProgress> {
+        let p = Arc::new(JobProgress::new(conduit, trigger));
+        if let Ok(mut m) = self.running.lock() {
+            m.insert(conduit, p.clone());
+        }
+        p
+    }
+
+    pub fn finish(&self, conduit: i64) {
+        if let Ok(mut m) = self.running.lock() {
+            m.remove(&conduit);
+        }
+    }
+
+    pub fn snapshot(&self) -> Vec<serde_json::Value> {
+        let mut v: Vec<_> = self
+            .running
+            .lock()
+            .map(|m| m.values().map(|p| p.snapshot()).collect())
+            .unwrap_or_default();
+        v.sort_by_key(|j| j["conduit"].as_i64());
+        v
+    }
+
+    pub fn get(&self, conduit: i64) -> Option<Arc<JobProgress>> {
+        self.running.lock().ok()?.get(&conduit).cloned()
+    }
+}
+
+/// How a run ended.
+pub enum JobResult {
+    Done(Box<SyncOutcome>),
+    /// Another process holds one of the locations; try again later.
+    Busy(String),
+    Failed(String),
+}
+
+/// Runs conduit `id` once (blocking). Opens its own index connection.
+pub fn run_once(
+    library: &Path,
+    id: i64,
+    trigger: &'static str,
+    progress: &JobProgress,
+) -> JobResult {
+    let result: Result<SyncOutcome> = (|| {
+        let mut index = Index::open(&library.join("index.db"))?;
+        let opts = SyncOptions {
+            trigger: Some(trigger),
+            skip_empty: true,
+            ..Default::default()
+        };
+        Ok(sync_conduit(&mut index, id, &opts, progress)?)
+    })();
+    match result {
+        Ok(o) => JobResult::Done(Box::new(o)),
+        Err(DaemonError::Core(e @ ferry_core::Error::Busy(_))) => JobResult::Busy(e.to_string()),
+        Err(e) => JobResult::Failed(e.to_string()),
+    }
+}

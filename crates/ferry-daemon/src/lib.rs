@@ -1,0 +1,23 @@
+//! ferry-daemon: the continuous-sync service behind `ferry daemon`.
+//!
+//! - `watcher`: notify (debounced) on both roots of an `instant` conduit, falling back
+//!   to periodic scans when the OS watch limit is hit.
+//! - `scheduler`: one task per conduit deciding when it runs (change, timer, backstop,
+//!   start-up, API request), retrying when another process holds a location.
+//! - `jobs`: runs of a conduit on a blocking thread, with live progress.
+//! - `api`: the local HTTP API (axum) on 127.0.0.1 with a bearer token, and its SSE stream.
+//! - `discovery`: the token file and `daemon.json` that let `ferry status` find the daemon.
+
+pub mod api;
+pub mod config;
+pub mod discovery;
+pub mod error;
+pub mod events;
+pub mod jobs;
+pub mod scheduler;
+pub mod service;
+pub mod views;
+pub mod watcher;
+
+pub use error::{DaemonError, Result};
+pub use service::{run, DaemonOptions};

@@ -1,0 +1,402 @@
+//! The scheduler: one task per saved conduit deciding when it runs.
+//!
+//! A conduit runs when it has a *pending* reason and is not paused: the daemon's start
+//! (changes made while it was down), a resumed interrupted run, a watched change, its
+//! timer (`every:`), the backstop rescan of a watched conduit, the fallback rescan of one
+//! that could not be watched, or an API request. Reasons coalesce: events arriving
+//! during a run queue exactly one more run. A location held by another ferry process is
+//! retried later. The supervisor re-reads saved settings every second or so, starting,
+//! updating and stopping the per-conduit tasks.
+
+use crate::events::DaemonEvent;
+use crate::jobs::{run_once, JobResult};
+use crate::service::Shared;
+use crate::watcher::{ConduitWatcher, WatchError, WatchSignal};
+use ferry_core::conduit::Schedule;
+use ferry_core::index::ConduitRow;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::time::Instant;
+
+/// Messages to a conduit's task.
+#[derive(Debug)]
+pub enum Wake {
+    Watch(WatchSignal),
+    Settings(ConduitRow),
+    RunNow,
+    Stop,
+}
+
+/// Keeps one task per saved conduit in step with the index.
+pub async fn supervise(shared: Arc<Shared>) {
+    let interrupted: HashSet<i64> = shared
+        .with_index(|i| i.conduits_with_interrupted_runs())
+        .map(|v| v.into_iter().collect())
+        .unwrap_or_default();
+    let mut tasks: HashMap<i64, ConduitRow> = HashMap::new();
+    let mut first = true;
+    loop {
+        match load(&shared) {
+            Ok(rows) => {
+                let ids: HashSet<i64> = rows.iter().map(|(r, _)| r.id).collect();
+                for (row, roots) in rows {
+                    match tasks.get(&row.id) {
+                        None => {
+                            let (tx, rx) = unbounded_channel();
+                            if let Ok(mut w) = shared.wakers.lock() {
+                                w.insert(row.id, tx.clone());
+                            }
+                            if !first {
+                                shared.emit(DaemonEvent::ConduitAdded { conduit: row.id });
+                            }
+                            let resume = interrupted.contains(&row.id);
+                            if resume {
+                                tracing::info!("conduit {}: resuming its interrupted run", row.id);
+                            }
+                            let task =
+                                ConduitTask::new(shared.clone(), row.clone(), roots, tx, resume);
+                            tokio::spawn(task.run(rx));
+                            tasks.insert(row.id, row);
+                        }
+                        Some(old) if *old != row => {
+                            send(&shared, row.id, Wake::Settings(row.clone()));
+                            tasks.insert(row.id, row);
+                        }
+                        Some(_) => {}
+                    }
+                }
+                let gone: Vec<i64> = tasks
+                    .keys()
+                    .copied()
+                    .filter(|id| !ids.contains(id))
+                    .collect();
+                for id in gone {
+                    send(&shared, id, Wake::Stop);
+                    tasks.remove(&id);
+                    if let Ok(mut w) = shared.wakers.lock() {
+                        w.remove(&id);
+                    }
+                    if let Ok(mut s) = shared.states.lock() {
+                        s.remove(&id);
+                    }
+                    shared.emit(DaemonEvent::ConduitRemoved { conduit: id });
+                }
+            }
+            Err(e) => tracing::warn!("reading conduits: {e}"),
+        }
+        first = false;
+        tokio::time::sleep(shared.tunables.reload_interval).await;
+    }
+}
+
+fn load(shared: &Shared) -> crate::Result<Vec<(ConduitRow, Vec<PathBuf>)>> {
+    shared.with_index(|i| {
+        let mut out = Vec::new();
+        for c in i.conduits()? {
+            let roots = vec![
+                i.location(c.location_a)?.root,
+                i.location(c.location_b)?.root,
+            ];
+            out.push((c, roots));
+        }
+        Ok(out)
+    })
+}
+
+pub fn send(shared: &Shared, id: i64, w: Wake) -> bool {
+    shared
+        .wakers
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&id).map(|tx| tx.send(w).is_ok()))
+        .unwrap_or(false)
+}
+
+struct ConduitTask {
+    shared: Arc<Shared>,
+    row: ConduitRow,
+    roots: Vec<PathBuf>,
+    tx: UnboundedSender<Wake>,
+    watcher: Option<ConduitWatcher>,
+    /// The watch limit was hit (said once); periodic scans instead.
+    unwatchable: bool,
+    pending: Option<&'static str>,
+    retry_at: Option<Instant>,
+    next_scan: Instant,
+    stop: bool,
+}
+
+impl ConduitTask {
+    fn new(
+        shared: Arc<Shared>,
+        row: ConduitRow,
+        roots: Vec<PathBuf>,
+        tx: UnboundedSender<Wake>,
+        resume: bool,
+    ) -> ConduitTask {
+        let schedule = schedule_of(&row);
+        let pending = if resume {
+            Some("resume")
+        } else if schedule != Schedule::Manual {
+            Some("start") // changes made while the daemon was down
+        } else {
+            None
+        };
+        let mut t = ConduitTask {
+            shared,
+            row,
+            roots,
+            tx,
+            watcher: None,
+            unwatchable: false,
+            pending,
+            retry_at: None,
+            next_scan: Instant::now(),
+            stop: false,
+        };
+        t.next_scan = Instant::now() + t.interval();
+        t
+    }
+
+    fn id(&self) -> i64 {
+        self.row.id
+    }
+
+    /// Time between unprompted runs.
+    fn interval(&self) -> Duration {
+        let t = &self.shared.tunables;
+        match schedule_of(&self.row) {
+            Schedule::Instant if self.unwatchable => t.fallback_interval,
+            Schedule::Instant => t.rescan_interval,
+            Schedule::Every(d) => d,
+            Schedule::Manual => Duration::from_secs(365 * 86400),
+        }
+    }
+
+    async fn run(mut self, mut rx: UnboundedReceiver<Wake>) {
+        while !self.stop {
+            while let Ok(w) = rx.try_recv() {
+                self.handle(w);
+            }
+            if self.stop {
+                break;
+            }
+            self.update_watcher();
+            let due = self.retry_at.is_none_or(|t| t <= Instant::now());
+            if !self.row.paused && due {
+                if let Some(trigger) = self.pending.take() {
+                    self.run_job(trigger).await;
+                    continue;
+                }
+            }
+            self.publish_state(None);
+            let deadline = match (self.pending.is_some() && !self.row.paused, self.retry_at) {
+                (true, Some(t)) => t,
+                _ => self.next_scan,
+            };
+            tokio::select! {
+                w = rx.recv() => match w {
+                    Some(w) => self.handle(w),
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    if Instant::now() >= self.next_scan {
+                        let why = match schedule_of(&self.row) {
+                            Schedule::Every(_) => "timer",
+                            _ => "rescan",
+                        };
+                        self.pending.get_or_insert(why);
+                        self.next_scan = Instant::now() + self.interval();
+                    }
+                }
+            }
+        }
+        tracing::debug!("conduit {}: task stopped", self.id());
+    }
+
+    fn handle(&mut self, w: Wake) {
+        match w {
+            Wake::Stop => self.stop = true,
+            Wake::RunNow => self.pending = Some("api"),
+            Wake::Watch(WatchSignal::Changed { rescan }) => {
+                if rescan {
+                    tracing::info!("conduit {}: events were lost; full rescan", self.id());
+                }
+                if self.pending.is_none() {
+                    self.shared
+                        .emit(DaemonEvent::ChangeDetected { conduit: self.id() });
+                }
+                self.pending.get_or_insert("watch");
+            }
+            Wake::Watch(WatchSignal::LimitHit(reason)) => {
+                self.watcher = None;
+                self.fall_back(reason);
+                self.pending.get_or_insert("rescan");
+            }
+            Wake::Settings(new) => {
+                let id = new.id;
+                if self.row.paused && !new.paused {
+                    tracing::info!("conduit {id}: resumed");
+                    self.shared
+                        .emit(DaemonEvent::ConduitResumed { conduit: id });
+                    self.pending.get_or_insert("resume");
+                } else if !self.row.paused && new.paused {
+                    tracing::info!("conduit {id}: paused");
+                    self.shared.emit(DaemonEvent::ConduitPaused { conduit: id });
+                }
+                let schedule_changed = self.row.schedule != new.schedule;
+                self.row = new;
+                if schedule_changed {
+                    self.next_scan = Instant::now() + self.interval();
+                    if schedule_of(&self.row) != Schedule::Manual {
+                        self.pending.get_or_insert("start");
+                    }
+                }
+            }
+        }
+    }
+
+    fn fall_back(&mut self, reason: String) {
+        if !self.unwatchable {
+            self.unwatchable = true;
+            let every = self.shared.tunables.fallback_interval;
+            tracing::warn!(
+                "conduit {}: cannot watch for changes ({reason}); scanning every {} instead",
+                self.id(),
+                ferry_core::conduit::format_duration(every)
+            );
+            self.shared.emit(DaemonEvent::WatchFallback {
+                conduit: self.id(),
+                reason,
+            });
+            self.next_scan = Instant::now() + self.interval();
+        }
+    }
+
+    fn update_watcher(&mut self) {
+        let want =
+            schedule_of(&self.row) == Schedule::Instant && !self.row.paused && !self.unwatchable;
+        if !want {
+            self.watcher = None;
+            return;
+        }
+        if self.watcher.is_some() {
+            return;
+        }
+        let tx = self.tx.clone();
+        let t = &self.shared.tunables;
+        match ConduitWatcher::start(&self.roots, t.debounce, t.max_watches, move |s| {
+            let _ = tx.send(Wake::Watch(s));
+        }) {
+            Ok(w) => self.watcher = Some(w),
+            Err(WatchError::LimitHit(r)) => self.fall_back(r),
+            Err(WatchError::Other(r)) => self.fall_back(r),
+        }
+    }
+
+    fn publish_state(&self, running: Option<&str>) {
+        let schedule = schedule_of(&self.row);
+        let state = match running {
+            Some(s) => s.to_string(),
+            None if self.row.paused => "paused".into(),
+            None if self.pending.is_some() && self.retry_at.is_some() => "waiting".into(),
+            None if self.pending.is_some() => "queued".into(),
+            None if schedule == Schedule::Manual => "manual".into(),
+            None => "idle".into(),
+        };
+        let watch = match schedule {
+            _ if self.row.paused => "off",
+            Schedule::Instant if self.unwatchable => "periodic (watch limit)",
+            Schedule::Instant if self.watcher.is_some() => "watching",
+            Schedule::Every(_) => "timer",
+            _ => "off",
+        };
+        self.shared.set_state(self.id(), |s| {
+            s.state = state;
+            s.watch = watch.to_string();
+        });
+    }
+
+    async fn run_job(&mut self, trigger: &'static str) {
+        let id = self.id();
+        self.publish_state(Some("running"));
+        let shared = self.shared.clone();
+        let progress = shared.jobs.start(id, trigger);
+        shared.emit(DaemonEvent::JobStarted {
+            conduit: id,
+            trigger: trigger.to_string(),
+        });
+        let ticker = {
+            let (p, s) = (progress.clone(), shared.clone());
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(1));
+                every.tick().await;
+                loop {
+                    every.tick().await;
+                    s.emit(DaemonEvent::JobProgress {
+                        conduit: p.conduit,
+                        progress: p.snapshot(),
+                    });
+                }
+            })
+        };
+        let library = shared.library.clone();
+        let p = progress.clone();
+        let result = tokio::task::spawn_blocking(move || run_once(&library, id, trigger, &p))
+            .await
+            .unwrap_or_else(|e| JobResult::Failed(format!("run panicked: {e}")));
+        ticker.abort();
+        shared.jobs.finish(id);
+        match result {
+            JobResult::Done(o) => {
+                self.retry_at = None;
+                let status = if o.errors.is_empty() { "ok" } else { "partial" };
+                for e in &o.errors {
+                    tracing::warn!("conduit {id}: {e}");
+                }
+                tracing::info!(
+                    "conduit {id} ({trigger}): {} copied, {} deleted, {} renamed, {} conflicts",
+                    o.stats.files_copied,
+                    o.stats.files_deleted,
+                    o.stats.files_renamed,
+                    o.stats.conflicts
+                );
+                shared.set_state(id, |s| {
+                    s.last_error = o.errors.first().cloned();
+                    s.last_finished_at = Some(ferry_core::index::unix_now());
+                });
+                shared.emit(DaemonEvent::JobFinished {
+                    conduit: id,
+                    generation: o.generation_id,
+                    status: status.into(),
+                    stats: o.stats.clone(),
+                });
+            }
+            JobResult::Busy(msg) => {
+                tracing::info!("conduit {id}: {msg}; retrying");
+                self.pending.get_or_insert(trigger);
+                self.retry_at = Some(Instant::now() + shared.tunables.busy_retry);
+            }
+            JobResult::Failed(msg) => {
+                self.retry_at = None;
+                tracing::warn!("conduit {id}: run failed: {msg}");
+                shared.set_state(id, |s| {
+                    s.last_error = Some(msg.clone());
+                    s.last_finished_at = Some(ferry_core::index::unix_now());
+                });
+                shared.emit(DaemonEvent::JobFailed {
+                    conduit: id,
+                    error: msg,
+                });
+            }
+        }
+        self.next_scan = Instant::now() + self.interval();
+    }
+}
+
+fn schedule_of(row: &ConduitRow) -> Schedule {
+    Schedule::parse(&row.schedule).unwrap_or(Schedule::Manual)
+}

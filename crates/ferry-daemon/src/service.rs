@@ -1,0 +1,147 @@
+//! The daemon process: one per library. Binds the API, writes `daemon.json`, starts the
+//! scheduler, and stops cleanly on SIGINT/SIGTERM (a `kill -9` is safe too: every run
+//! resumes from its last durable batch).
+
+use crate::config::Tunables;
+use crate::discovery::{self, DaemonInfo};
+use crate::error::{io_err, DaemonError, Result};
+use crate::events::{DaemonEvent, EventSender};
+use crate::jobs::JobBoard;
+use crate::scheduler::{supervise, Wake};
+use ferry_core::index::Index;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// How `ferry daemon` was started.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    pub library: PathBuf,
+    /// API port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+}
+
+/// What the scheduler shows about a conduit.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ConduitState {
+    /// `idle`, `queued`, `running`, `paused`, `waiting` (location busy) or `manual`.
+    pub state: String,
+    /// `watching`, `periodic (watch limit)`, `timer`, or `off`.
+    pub watch: String,
+    pub last_error: Option<String>,
+    pub last_finished_at: Option<i64>,
+}
+
+/// State shared by the scheduler tasks and the API handlers.
+pub struct Shared {
+    pub library: PathBuf,
+    pub tunables: Tunables,
+    pub jobs: JobBoard,
+    pub events: EventSender,
+    /// The daemon's own index connection (API reads, settings reloads).
+    pub index: Mutex<Index>,
+    pub states: Mutex<HashMap<i64, ConduitState>>,
+    pub wakers: Mutex<HashMap<i64, UnboundedSender<Wake>>>,
+    pub started_at: i64,
+    pub port: Mutex<u16>,
+}
+
+impl Shared {
+    pub fn emit(&self, e: DaemonEvent) {
+        let _ = self.events.send(e);
+    }
+
+    pub fn set_state(&self, id: i64, f: impl FnOnce(&mut ConduitState)) {
+        if let Ok(mut m) = self.states.lock() {
+            f(m.entry(id).or_default());
+        }
+    }
+
+    pub fn with_index<T>(&self, f: impl FnOnce(&mut Index) -> ferry_core::Result<T>) -> Result<T> {
+        let mut idx = self
+            .index
+            .lock()
+            .map_err(|_| DaemonError::Other("index lock poisoned".into()))?;
+        Ok(f(&mut idx)?)
+    }
+}
+
+/// Runs the daemon in the foreground until SIGINT or SIGTERM.
+pub fn run(opts: DaemonOptions) -> Result<()> {
+    std::fs::create_dir_all(&opts.library).map_err(io_err("create", &opts.library))?;
+    let _lock = discovery::lock_library(&opts.library)?;
+    let token = discovery::load_or_create_token(&opts.library)?;
+    let index = Index::open(&opts.library.join("index.db"))?;
+    let (events, _) = tokio::sync::broadcast::channel(256);
+    let shared = Arc::new(Shared {
+        library: opts.library.clone(),
+        tunables: Tunables::from_env(),
+        jobs: JobBoard::default(),
+        events,
+        index: Mutex::new(index),
+        states: Mutex::new(HashMap::new()),
+        wakers: Mutex::new(HashMap::new()),
+        started_at: ferry_core::index::unix_now(),
+        port: Mutex::new(0),
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| DaemonError::Other(format!("start runtime: {e}")))?;
+    let result = rt.block_on(serve(shared, token, opts.port));
+    discovery::remove_info(&opts.library);
+    rt.shutdown_timeout(Duration::from_secs(5));
+    result
+}
+
+async fn serve(shared: Arc<Shared>, token: String, port: u16) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| DaemonError::Other(format!("bind 127.0.0.1:{port}: {e}")))?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| DaemonError::Other(e.to_string()))?
+        .port();
+    if let Ok(mut p) = shared.port.lock() {
+        *p = port;
+    }
+    discovery::write_info(
+        &shared.library,
+        &DaemonInfo {
+            pid: std::process::id(),
+            port,
+            started_at: shared.started_at,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        },
+    )?;
+    tracing::info!("API on 127.0.0.1:{port}");
+    eprintln!("ferry daemon: API on 127.0.0.1:{port}; stop with Ctrl-C");
+    let app = crate::api::router(shared.clone(), token);
+    let scheduler = tokio::spawn(supervise(shared.clone()));
+    let server = axum::serve(listener, app);
+    let result = tokio::select! {
+        r = server => r.map_err(|e| DaemonError::Other(format!("API server: {e}"))),
+        _ = shutdown_signal() => Ok(()),
+    };
+    scheduler.abort();
+    eprintln!("ferry daemon: stopped");
+    result
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! JSON views of the index shared by the API and `ferry status` without a daemon.
+
+use crate::service::ConduitState;
+use ferry_core::index::Index;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+/// Every conduit with its settings, file counts, last run, open conflicts and, when a
+/// daemon runs, its live state.
+pub fn conduits(
+    index: &Index,
+    states: Option<&HashMap<i64, ConduitState>>,
+) -> ferry_core::Result<Vec<Value>> {
+    let conflicts = index.conflicts(true)?;
+    let generations = index.generations(10_000)?;
+    let mut rows = Vec::new();
+    for c in index.conduits()? {
+        let (la, lb) = (index.location(c.location_a)?, index.location(c.location_b)?);
+        let last = generations.iter().find(|g| g.conduit_id == c.id);
+        let state = states.and_then(|s| s.get(&c.id));
+        rows.push(json!({
+            "conduit": c.id,
+            "a": la.root, "b": lb.root,
+            "mode": c.mode, "conflict_policy": c.conflict_policy,
+            "schedule": c.schedule,
+            "parallel": c.parallel,
+            "bandwidth_limit": c.bandwidth_limit,
+            "paused": c.paused,
+            "index_everything": c.index_everything,
+            "files": {"a": index.live_file_count(la.id)?, "b": index.live_file_count(lb.id)?},
+            "runs": c.generation,
+            "last_run": last.map(|g| json!({
+                "generation": g.id, "started_at": g.started_at, "completed_at": g.completed_at,
+                "status": g.status, "trigger": g.trigger,
+            })),
+            "open_conflicts": conflicts.iter().filter(|x| x.conduit_id == c.id).count(),
+            "state": state.map(|s| s.state.clone()),
+            "watch": state.map(|s| s.watch.clone()),
+            "last_error": state.and_then(|s| s.last_error.clone()),
+        }));
+    }
+    Ok(rows)
+}
+
+/// Every location with its file count and the free space of its file system.
+pub fn locations(index: &Index) -> ferry_core::Result<Vec<Value>> {
+    let mut out = Vec::new();
+    for l in index.locations()? {
+        let space = ferry_core::fs_ops::free_space(&l.root);
+        out.push(json!({
+            "location": l.id,
+            "uuid": l.uuid,
+            "root": l.root,
+            "files": index.live_file_count(l.id)?,
+            "free_bytes": space.as_ref().ok().map(|s| s.0),
+            "total_bytes": space.as_ref().ok().map(|s| s.1),
+            "error": space.err().map(|e| e.to_string()),
+        }));
+    }
+    Ok(out)
+}
