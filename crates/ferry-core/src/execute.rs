@@ -368,8 +368,8 @@ impl Executor<'_> {
         self.progress.phase("copy", Some(total));
         self.progress.items_total(copies.len() as u64);
         let reuse_local = [
-            self.index.live_file_count(self.a.id())? > 0,
-            self.index.live_file_count(self.b.id())? > 0,
+            self.index.has_live_file(self.a.id())?,
+            self.index.has_live_file(self.b.id())?,
         ];
         let mut i = 0;
         while i < copies.len() {

@@ -260,6 +260,9 @@ impl Index {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Read pages through a memory map instead of a pread copy each.
+        conn.pragma_update(None, "mmap_size", 1i64 << 30)?;
+        conn.pragma_update(None, "cache_size", -65536i64)?;
         let mut index = Index { conn };
         index.migrate()?;
         Ok(index)
@@ -447,7 +450,8 @@ impl Index {
         let p: Option<String> = self
             .conn
             .prepare_cached(
-                "SELECT path FROM entries WHERE location_id = ?1 AND hash = ?2 AND deleted = 0
+                "SELECT path FROM entries INDEXED BY entries_by_hash
+                 WHERE location_id = ?1 AND hash = ?2 AND deleted = 0
                  AND kind = 'file' LIMIT 1",
             )?
             .query_row(params![location, &hash.0[..]], |r| r.get(0))
@@ -521,6 +525,18 @@ impl Index {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Whether the location has any live file (cheaper than counting them).
+    pub fn has_live_file(&self, location: i64) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT 1 FROM entries WHERE location_id = ?1 AND deleted = 0 AND kind = 'file' LIMIT 1",
+            )?
+            .query_row([location], |_| Ok(()))
+            .optional()?
+            .is_some())
     }
 
     pub fn live_file_count(&self, location: i64) -> Result<u64> {

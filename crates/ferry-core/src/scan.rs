@@ -69,7 +69,8 @@ pub fn scan_location(
     absorb(index, loc, index_was_empty, observed, progress)
 }
 
-/// Scans both locations of a conduit, walking them at the same time.
+/// Scans both locations of a conduit: both walks run while this thread loads the
+/// index rows they will be compared with.
 pub fn scan_pair(
     index: &mut Index,
     locs: [(&Location, &LocationLock); 2],
@@ -77,39 +78,44 @@ pub fn scan_pair(
     progress: &dyn Progress,
 ) -> Result<[ScanReport; 2]> {
     let [(la, _), (lb, _)] = locs;
-    let (rows_a, rows_b) = (index.stat_rows(la.id())?, index.stat_rows(lb.id())?);
-    let (empty_a, empty_b) = (rows_a.is_empty(), rows_b.is_empty());
-    let (obs_a, obs_b) = std::thread::scope(|sc| {
-        let a = sc.spawn(|| observe(la, rows_a, rules));
-        let obs_b = observe(lb, rows_b, rules);
-        let obs_a = a
-            .join()
-            .unwrap_or_else(|_| Err(crate::error::Error::Other("scan thread panicked".into())));
-        (obs_a, obs_b)
+    let (walked, rows) = std::thread::scope(|sc| {
+        let wa = sc.spawn(|| walk_location(la, rules));
+        let wb = sc.spawn(|| walk_location(lb, rules));
+        let rows = index
+            .stat_rows(la.id())
+            .and_then(|a| Ok((a, index.stat_rows(lb.id())?)));
+        let panicked = || Err(crate::error::Error::Other("walk thread panicked".into()));
+        let wa = wa.join().unwrap_or_else(|_| panicked());
+        let wb = wb.join().unwrap_or_else(|_| panicked());
+        ((wa, wb), rows)
     });
-    let (obs_a, obs_b) = (obs_a?, obs_b?);
+    let (rows_a, rows_b) = rows?;
+    let (wa, wb) = (walked.0?, walked.1?);
+    let (empty_a, empty_b) = (rows_a.is_empty(), rows_b.is_empty());
+    let (obs_a, obs_b) = (join(la, wa, rows_a), join(lb, wb, rows_b));
     Ok([
         absorb(index, la, empty_a, obs_a, progress)?,
         absorb(index, lb, empty_b, obs_b, progress)?,
     ])
 }
 
-/// Walks a location and merge-joins it with its index rows (sorted by path). Touches
-/// the disk only, never the index.
-fn observe(loc: &Location, rows: Vec<StatRow>, rules: IndexRules) -> Result<Observed> {
+/// A location's walk, with the time it started (for the racy-timestamp rule).
+struct Walked {
+    out: WalkOut,
+    scan_start_ns: i64,
+    report: ScanReport,
+}
+
+/// Checks the marker and walks the location; removes stale temp files.
+fn walk_location(loc: &Location, rules: IndexRules) -> Result<Walked> {
     loc.verify_marker()?;
     let mut report = ScanReport::default();
     let scan_start_ns = now_ns();
-    let WalkOut {
-        mut seen,
-        unreadable,
-        temp_files,
-        errors,
-    } = walk(&loc.root, rules);
-    report.errors.extend(errors);
+    let mut out = walk(&loc.root, rules);
+    report.errors.append(&mut out.errors);
     // Temp files of a run that died before installing them (the caller holds the
     // location lock, so no live run owns them).
-    for p in temp_files {
+    for p in out.temp_files.drain(..) {
         if let Err(e) = std::fs::remove_file(&p) {
             report.errors.push(format!(
                 "{}: cannot remove stale temp file: {e}",
@@ -117,7 +123,31 @@ fn observe(loc: &Location, rows: Vec<StatRow>, rules: IndexRules) -> Result<Obse
             ));
         }
     }
-    report.entries = seen.len() as u64;
+    report.entries = out.seen.len() as u64;
+    Ok(Walked {
+        out,
+        scan_start_ns,
+        report,
+    })
+}
+
+/// Walks a location and compares it with its index rows.
+fn observe(loc: &Location, rows: Vec<StatRow>, rules: IndexRules) -> Result<Observed> {
+    Ok(join(loc, walk_location(loc, rules)?, rows))
+}
+
+/// Merge-joins a walk with the index rows (both sorted by path): what is new or
+/// changed, what is gone, what is no longer walked.
+fn join(loc: &Location, walked: Walked, rows: Vec<StatRow>) -> Observed {
+    let Walked {
+        out: WalkOut {
+            mut seen,
+            unreadable,
+            ..
+        },
+        scan_start_ns,
+        mut report,
+    } = walked;
     seen.sort_unstable_by(|x, y| x.rel.cmp(&y.rel));
 
     let mut candidates = Vec::new();
@@ -155,13 +185,13 @@ fn observe(loc: &Location, rows: Vec<StatRow>, rules: IndexRules) -> Result<Obse
                 .push(format!("{}: {err}", path.under(&loc.root).display())),
         }
     }
-    Ok(Observed {
+    Observed {
         report,
         scan_start_ns,
         candidates,
         gone,
         forget,
-    })
+    }
 }
 
 fn stat_unchanged(r: &StatRow, s: &Seen) -> bool {

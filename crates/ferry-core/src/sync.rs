@@ -328,8 +328,11 @@ fn plan_run(
     })?;
     for (side, root) in [(Side::A, &la.root), (Side::B, &lb.root)] {
         let deleting = plan.file_deletions(side);
+        if yes || deleting <= MASS_DELETE_MIN {
+            continue;
+        }
         let live = index.live_file_count(if side == Side::A { la.id() } else { lb.id() })? as usize;
-        if !yes && deleting > MASS_DELETE_MIN && deleting * 2 > live {
+        if deleting * 2 > live {
             return Err(Error::Refused(format!(
                 "this run would delete {deleting} of {live} files in {}; run again with --yes if that is intended",
                 root.display()
