@@ -418,6 +418,7 @@ impl Executor<'_> {
                 }
             }
             let limiter = self.limiter;
+            let t_stage = std::time::Instant::now();
             let results = parallel_map(&jobs, self.workers, |(_, src, dst, source), buf| {
                 let r = stage(src, dst, source, self.fault, limiter, buf);
                 self.progress.bytes(if source.kind == EntryKind::File {
@@ -440,9 +441,17 @@ impl Executor<'_> {
             }
             for side in [Side::A, Side::B] {
                 if staged.iter().any(|(a, _)| a.side() == side) {
+                    let t = std::time::Instant::now();
                     sync_filesystem(&self.loc(side).root)?;
+                    tracing::debug!(ms = t.elapsed().as_millis() as u64, "staged batch durable");
                 }
             }
+            tracing::debug!(
+                ms = t_stage.elapsed().as_millis() as u64,
+                files = staged.len(),
+                "staged batch"
+            );
+            let t_install = std::time::Instant::now();
             for (a, tmp) in staged {
                 let Action::Copy {
                     to,
@@ -471,8 +480,14 @@ impl Executor<'_> {
                     }
                 }
             }
+            tracing::debug!(
+                ms = t_install.elapsed().as_millis() as u64,
+                "installed batch"
+            );
+            let t_flush = std::time::Instant::now();
             self.flush(pending, true)?;
             self.persist_progress(report)?;
+            tracing::debug!(ms = t_flush.elapsed().as_millis() as u64, "recorded batch");
             i = j;
         }
         Ok(())
@@ -535,6 +550,7 @@ fn parallel_map<T: Sync, R: Send>(
             .min(8)
     }
     .min(items.len().max(1));
+    const RUN: usize = 32;
     let next = std::sync::atomic::AtomicUsize::new(0);
     let out: Vec<std::sync::Mutex<Option<R>>> =
         items.iter().map(|_| std::sync::Mutex::new(None)).collect();
@@ -543,11 +559,17 @@ fn parallel_map<T: Sync, R: Send>(
             sc.spawn(|| {
                 let mut buf = Vec::new();
                 loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { break };
-                    let r = f(item, &mut buf);
-                    if let Ok(mut slot) = out[i].lock() {
-                        *slot = Some(r);
+                    // Runs of neighbouring items (files of one folder, in plan order)
+                    // go to one worker, so workers rarely wait on the same folder's lock.
+                    let start = next.fetch_add(RUN, std::sync::atomic::Ordering::Relaxed);
+                    if start >= items.len() {
+                        break;
+                    }
+                    for (i, item) in items.iter().enumerate().skip(start).take(RUN) {
+                        let r = f(item, &mut buf);
+                        if let Ok(mut slot) = out[i].lock() {
+                            *slot = Some(r);
+                        }
                     }
                 }
             });

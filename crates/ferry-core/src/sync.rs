@@ -207,7 +207,12 @@ fn run_conduit(
         index_everything: conduit.index_everything,
     };
 
+    let started = std::time::Instant::now();
     let [scan_a, scan_b] = scan_pair(index, [(&la, &lock_a), (&lb, &lock_b)], rules, progress)?;
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "scanned both sides"
+    );
     // Index-based short cut: when neither location's entries changed since this conduit
     // last converged, the plan is empty without loading or reconciling anything.
     let converged_at = |index: &Index| -> Result<(u64, u64)> {
@@ -226,6 +231,11 @@ fn run_conduit(
     } else {
         plan_run(index, &la, &lb, mode, policy, opts.yes, clean_point)?
     };
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        actions = plan.actions.len(),
+        "planned"
+    );
 
     let mut outcome = SyncOutcome {
         conduit_id: conduit.id,
@@ -262,6 +272,10 @@ fn run_conduit(
         generation: Some(generation),
     }
     .run(&outcome.plan)?;
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "executed the plan"
+    );
     index.close_open_conflicts(conduit.id, "superseded")?;
     for c in &outcome.plan.conflicts {
         record_conflict(index, conduit.id, generation, c)?;
