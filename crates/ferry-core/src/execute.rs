@@ -439,13 +439,19 @@ impl Executor<'_> {
             if self.fault == FaultPoint::StopAfterStaging {
                 return Err(Error::Other("injected stop after staging".into()));
             }
+            // One durability point per batch serves twice: it makes this batch's temp
+            // files durable before they are renamed, and the previous batch's renames
+            // durable before the index records them.
             for side in [Side::A, Side::B] {
-                if staged.iter().any(|(a, _)| a.side() == side) {
+                let staged_here = staged.iter().any(|(a, _)| a.side() == side);
+                if staged_here || !pending[side as usize].entries.is_empty() {
                     let t = std::time::Instant::now();
                     sync_filesystem(&self.loc(side).root)?;
-                    tracing::debug!(ms = t.elapsed().as_millis() as u64, "staged batch durable");
+                    tracing::debug!(ms = t.elapsed().as_millis() as u64, "batch durable");
                 }
             }
+            self.flush(pending, false)?;
+            self.persist_progress(report)?;
             tracing::debug!(
                 ms = t_stage.elapsed().as_millis() as u64,
                 files = staged.len(),
@@ -484,12 +490,11 @@ impl Executor<'_> {
                 ms = t_install.elapsed().as_millis() as u64,
                 "installed batch"
             );
-            let t_flush = std::time::Instant::now();
-            self.flush(pending, true)?;
-            self.persist_progress(report)?;
-            tracing::debug!(ms = t_flush.elapsed().as_millis() as u64, "recorded batch");
             i = j;
         }
+        // The last batch's renames: durable, then recorded.
+        self.flush(pending, true)?;
+        self.persist_progress(report)?;
         Ok(())
     }
 
