@@ -260,9 +260,6 @@ impl Index {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        // Read pages through a memory map instead of a pread copy each.
-        conn.pragma_update(None, "mmap_size", 1i64 << 30)?;
-        conn.pragma_update(None, "cache_size", -65536i64)?;
         let mut index = Index { conn };
         index.migrate()?;
         Ok(index)
