@@ -232,6 +232,38 @@ fn edits_propagate_both_ways_and_changes_made_while_down_are_found() {
     );
 }
 
+/// Watched changes are rescanned by path: a file changed where the watcher cannot see
+/// it (written through a hard link outside the root, so no event names it) is left for
+/// the next full rescan ("sync now" here), while a watched edit propagates at once.
+#[test]
+fn watched_changes_rescan_only_the_touched_paths() {
+    let env = Env::new();
+    std::fs::write(env.a.join("linked.txt"), "v1").unwrap();
+    let outside = env._tmp.path().join("outside-link.txt");
+    std::fs::hard_link(env.a.join("linked.txt"), &outside).unwrap();
+    env.add_conduit(&[]);
+    let d = env.start(&[]);
+    wait_for("initial sync", || {
+        read(&env.b.join("linked.txt")).as_deref() == Some(&b"v1"[..])
+    });
+    std::fs::write(&outside, "v2, unseen by the watcher").unwrap();
+    std::fs::write(env.a.join("seen.txt"), "watched").unwrap();
+    wait_for("watched edit", || {
+        read(&env.b.join("seen.txt")).as_deref() == Some(&b"watched"[..])
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        read(&env.b.join("linked.txt")).as_deref(),
+        Some(&b"v1"[..]),
+        "a targeted rescan does not look at untouched paths"
+    );
+    let (code, body) = d.request("POST", "/api/conduits/1/sync", Some(&d.token()));
+    assert!(code == 200 || code == 202, "{code} {body}");
+    wait_for("full rescan finds it", || {
+        read(&env.b.join("linked.txt")).as_deref() == Some(&b"v2, unseen by the watcher"[..])
+    });
+}
+
 #[test]
 fn api_requires_the_token_and_reports_state() {
     let env = Env::new();

@@ -239,6 +239,29 @@ pub struct VersionRow {
     pub hash: Option<Hash>,
 }
 
+/// Decodes `SELECT path, kind, size, mtime_ns, ctime_ns, inode, mode, deleted, racy` rows.
+fn read_stat_rows(mut rows: rusqlite::Rows<'_>, out: &mut Vec<StatRow>) -> Result<()> {
+    while let Some(r) = rows.next()? {
+        let path: String = r.get(0)?;
+        let kind: String = r.get(1)?;
+        out.push(StatRow {
+            kind: EntryKind::parse(&kind)
+                .ok_or_else(|| Error::Corrupt(format!("entry {path:?} has kind {kind:?}")))?,
+            path: RelPath::new(&path)?,
+            stat: StatInfo {
+                size: r.get::<_, i64>(2)? as u64,
+                mtime_ns: r.get(3)?,
+                ctime_ns: r.get(4)?,
+                inode: r.get::<_, i64>(5)? as u64,
+                mode: r.get(6)?,
+            },
+            deleted: r.get(7)?,
+            racy: r.get(8)?,
+        });
+    }
+    Ok(())
+}
+
 /// Seconds since the Unix epoch, for timestamps kept in the index.
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
@@ -393,26 +416,23 @@ impl Index {
             "SELECT path, kind, size, mtime_ns, ctime_ns, inode, mode, deleted, racy
              FROM entries WHERE location_id = ?1 ORDER BY path",
         )?;
-        let mut rows = st.query([location])?;
         let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            let path: String = r.get(0)?;
-            let kind: String = r.get(1)?;
-            out.push(StatRow {
-                kind: EntryKind::parse(&kind)
-                    .ok_or_else(|| Error::Corrupt(format!("entry {path:?} has kind {kind:?}")))?,
-                path: RelPath::new(&path)?,
-                stat: StatInfo {
-                    size: r.get::<_, i64>(2)? as u64,
-                    mtime_ns: r.get(3)?,
-                    ctime_ns: r.get(4)?,
-                    inode: r.get::<_, i64>(5)? as u64,
-                    mode: r.get(6)?,
-                },
-                deleted: r.get(7)?,
-                racy: r.get(8)?,
-            });
-        }
+        read_stat_rows(st.query([location])?, &mut out)?;
+        Ok(out)
+    }
+
+    /// The stat rows of `path` and of everything below it, sorted by path: what a
+    /// targeted scan of that path compares the disk with. A range over the primary key
+    /// (`path/` up to `path0`, `0` being the byte after `/`), so no other row is read.
+    pub fn stat_rows_under(&self, location: i64, path: &RelPath) -> Result<Vec<StatRow>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT path, kind, size, mtime_ns, ctime_ns, inode, mode, deleted, racy
+             FROM entries WHERE location_id = ?1
+               AND (path = ?2 OR (path >= ?2 || '/' AND path < ?2 || '0'))
+             ORDER BY path",
+        )?;
+        let mut out = Vec::new();
+        read_stat_rows(st.query(params![location, path.as_str()])?, &mut out)?;
         Ok(out)
     }
 

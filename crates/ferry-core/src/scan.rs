@@ -1,6 +1,11 @@
 //! Scan: walk a location, compare each path's stat with the index, hash only what
 //! changed, and record changes (with version-vector bumps) and deletions.
 //!
+//! A scan covers a [`Scope`]: the whole location, or only some paths and their
+//! subtrees (the daemon's targeted rescans of what file-system events touched).
+//! Either way the same join and absorb code compares and records, so a targeted scan
+//! judges each path exactly as a full scan would.
+//!
 //! Two stages. *Observe* walks the disk and merge-joins it with the index's stat rows
 //! (both sorted by path); it touches no index, so both locations of a conduit are
 //! observed at once. *Absorb* reads the content of what changed, in batches, and writes
@@ -9,12 +14,12 @@
 use crate::chunk::{digest_reader_with, Digest, Hash};
 use crate::entry::{Entry, EntryKind, StatInfo};
 use crate::error::Result;
-use crate::ignore_rules::IndexRules;
+use crate::ignore_rules::{IndexRules, IGNORE_FILE};
 use crate::index::{Index, StatRow};
 use crate::location::{Location, LocationLock};
 use crate::progress::Progress;
 use crate::rel_path::RelPath;
-use crate::walk::{walk, Seen, WalkOut};
+use crate::walk::{walk, walk_paths, Seen, WalkOut};
 use std::path::Path;
 use std::sync::atomic::AtomicUsize;
 
@@ -41,6 +46,42 @@ pub struct ScanReport {
     pub errors: Vec<String>,
 }
 
+/// Which paths of a location a scan looks at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Everything.
+    All,
+    /// Only these paths and, for directories, their subtrees; no path lies below
+    /// another. Build with [`Scope::paths`].
+    Paths(Vec<RelPath>),
+}
+
+impl Scope {
+    /// A scope of the given paths: sorted, deduplicated, and with paths below another
+    /// one dropped (scanning a directory covers its subtree). A touched `.ferryignore`
+    /// changes which paths are indexed anywhere below it, so it widens to `All`.
+    pub fn paths(paths: &[RelPath]) -> Scope {
+        if paths.iter().any(|p| p.file_name() == IGNORE_FILE) {
+            return Scope::All;
+        }
+        let mut sorted: Vec<RelPath> = paths.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut out: Vec<RelPath> = Vec::with_capacity(sorted.len());
+        for p in sorted {
+            // Sorted order puts an ancestor before its descendants, but not always
+            // directly before (`a`, `a-b`, `a/c`): check every kept ancestor's name.
+            if !p
+                .ancestors()
+                .any(|a| out.binary_search_by(|k| k.as_str().cmp(a)).is_ok())
+            {
+                out.push(p);
+            }
+        }
+        Scope::Paths(out)
+    }
+}
+
 /// What observing a location's disk found, before anything is read or written.
 struct Observed {
     report: ScanReport,
@@ -63,10 +104,50 @@ pub fn scan_location(
     rules: IndexRules,
     progress: &dyn Progress,
 ) -> Result<ScanReport> {
-    let rows = index.stat_rows(loc.id())?;
+    scan_scoped(index, loc, rules, &Scope::All, progress)
+}
+
+/// Scans only `paths` of `loc` (and the subtrees of those that are directories) and
+/// brings their index entries up to date; every other entry is left alone. A touched
+/// `.ferryignore` makes it a full scan. The caller holds the location's lock.
+pub fn scan_paths(
+    index: &mut Index,
+    loc: &Location,
+    _held: &LocationLock,
+    rules: IndexRules,
+    paths: &[RelPath],
+    progress: &dyn Progress,
+) -> Result<ScanReport> {
+    scan_scoped(index, loc, rules, &Scope::paths(paths), progress)
+}
+
+fn scan_scoped(
+    index: &mut Index,
+    loc: &Location,
+    rules: IndexRules,
+    scope: &Scope,
+    progress: &dyn Progress,
+) -> Result<ScanReport> {
+    let rows = scope_rows(index, loc, scope)?;
     let index_was_empty = rows.is_empty();
-    let observed = observe(loc, rows, rules)?;
+    let observed = join(loc, walk_location(loc, rules, scope)?, rows);
     absorb(index, loc, index_was_empty, observed, progress)
+}
+
+/// The index rows a scan of `scope` compares the disk with, sorted by path.
+fn scope_rows(index: &Index, loc: &Location, scope: &Scope) -> Result<Vec<StatRow>> {
+    match scope {
+        Scope::All => index.stat_rows(loc.id()),
+        Scope::Paths(paths) => {
+            let mut rows = Vec::new();
+            for p in paths {
+                rows.extend(index.stat_rows_under(loc.id(), p)?);
+            }
+            // Subtrees of neighbours interleave in byte order (`a`, `a-b`, `a/c`).
+            rows.sort_unstable_by(|x, y| x.path.cmp(&y.path));
+            Ok(rows)
+        }
+    }
 }
 
 /// Scans both locations of a conduit: both walks run while this thread loads the
@@ -77,13 +158,23 @@ pub fn scan_pair(
     rules: IndexRules,
     progress: &dyn Progress,
 ) -> Result<[ScanReport; 2]> {
+    scan_pair_scoped(index, locs, rules, [&Scope::All, &Scope::All], progress)
+}
+
+/// Scans `scopes[i]` of each location of a conduit, like [`scan_pair`].
+pub fn scan_pair_scoped(
+    index: &mut Index,
+    locs: [(&Location, &LocationLock); 2],
+    rules: IndexRules,
+    scopes: [&Scope; 2],
+    progress: &dyn Progress,
+) -> Result<[ScanReport; 2]> {
     let [(la, _), (lb, _)] = locs;
+    let [sa, sb] = scopes;
     let (walked, rows) = std::thread::scope(|sc| {
-        let wa = sc.spawn(|| walk_location(la, rules));
-        let wb = sc.spawn(|| walk_location(lb, rules));
-        let rows = index
-            .stat_rows(la.id())
-            .and_then(|a| Ok((a, index.stat_rows(lb.id())?)));
+        let wa = sc.spawn(|| walk_location(la, rules, sa));
+        let wb = sc.spawn(|| walk_location(lb, rules, sb));
+        let rows = scope_rows(index, la, sa).and_then(|a| Ok((a, scope_rows(index, lb, sb)?)));
         let panicked = || Err(crate::error::Error::Other("walk thread panicked".into()));
         let wa = wa.join().unwrap_or_else(|_| panicked());
         let wb = wb.join().unwrap_or_else(|_| panicked());
@@ -106,12 +197,15 @@ struct Walked {
     report: ScanReport,
 }
 
-/// Checks the marker and walks the location; removes stale temp files.
-fn walk_location(loc: &Location, rules: IndexRules) -> Result<Walked> {
+/// Checks the marker and walks the location's `scope`; removes stale temp files.
+fn walk_location(loc: &Location, rules: IndexRules, scope: &Scope) -> Result<Walked> {
     loc.verify_marker()?;
     let mut report = ScanReport::default();
     let scan_start_ns = now_ns();
-    let mut out = walk(&loc.root, rules);
+    let mut out = match scope {
+        Scope::All => walk(&loc.root, rules),
+        Scope::Paths(paths) => walk_paths(&loc.root, rules, paths),
+    };
     report.errors.append(&mut out.errors);
     // Temp files of a run that died before installing them (the caller holds the
     // location lock, so no live run owns them).
@@ -131,12 +225,7 @@ fn walk_location(loc: &Location, rules: IndexRules) -> Result<Walked> {
     })
 }
 
-/// Walks a location and compares it with its index rows.
-fn observe(loc: &Location, rows: Vec<StatRow>, rules: IndexRules) -> Result<Observed> {
-    Ok(join(loc, walk_location(loc, rules)?, rows))
-}
-
-/// Merge-joins a walk with the index rows (both sorted by path): what is new or
+/// Merge-joins a walk with the index rows of the same scope (both sorted by path): what is new or
 /// changed, what is gone, what is no longer walked.
 fn join(loc: &Location, walked: Walked, rows: Vec<StatRow>) -> Observed {
     let Walked {

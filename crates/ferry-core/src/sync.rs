@@ -11,7 +11,7 @@ use crate::plan::{ConflictPolicy, ConflictRecord, Plan, Side, SyncMode};
 use crate::progress::Progress;
 use crate::reconcile::{reconcile, ReconcileInput};
 use crate::rel_path::RelPath;
-use crate::scan::{scan_pair, ScanReport};
+use crate::scan::{scan_pair_scoped, ScanReport, Scope};
 use crate::throttle::RateLimiter;
 use std::path::Path;
 
@@ -37,6 +37,10 @@ pub struct SyncOptions {
     pub trigger: Option<&'static str>,
     /// Record no generation for a run with nothing to do (the daemon's many no-op runs).
     pub skip_empty: bool,
+    /// Scan only these paths of the conduit's location A and B (what file-system
+    /// events touched) instead of both whole locations; `None` scans everything.
+    /// Untouched entries keep their index rows, so the plan covers what changed.
+    pub only: Option<[Vec<RelPath>; 2]>,
 }
 
 /// What a run did (or, with `dry_run`, would do).
@@ -208,9 +212,20 @@ fn run_conduit(
     };
 
     let started = std::time::Instant::now();
-    let [scan_a, scan_b] = scan_pair(index, [(&la, &lock_a), (&lb, &lock_b)], rules, progress)?;
+    let [scope_a, scope_b] = match &opts.only {
+        Some([a, b]) => [Scope::paths(a), Scope::paths(b)],
+        None => [Scope::All, Scope::All],
+    };
+    let [scan_a, scan_b] = scan_pair_scoped(
+        index,
+        [(&la, &lock_a), (&lb, &lock_b)],
+        rules,
+        [&scope_a, &scope_b],
+        progress,
+    )?;
     tracing::debug!(
         ms = started.elapsed().as_millis() as u64,
+        targeted = opts.only.is_some(),
         "scanned both sides"
     );
     // Index-based short cut: when neither location's entries changed since this conduit

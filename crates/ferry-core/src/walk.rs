@@ -119,16 +119,124 @@ impl Queue {
 
 /// Walks `root` on all cores.
 pub fn walk(root: &Path, rules: IndexRules) -> WalkOut {
-    let queue = Queue::default();
-    queue.push(vec![Job {
+    let start = vec![Job {
         dir: None,
         rules: Arc::new(Rules::default()),
-    }]);
+    }];
+    walk_jobs(root, rules, start, WalkOut::default())
+}
+
+/// Walks only `paths` of `root` (and the subtrees of those that are directories), as
+/// the full walk would see them: each path is checked against the built-in excludes
+/// and the `.ferryignore` files of its ancestors, and skipped when an ancestor is
+/// excluded, missing or not a directory. A path that is absent is simply not seen.
+/// `paths` must not lie below one another (see [`crate::scan::Scope`]).
+pub fn walk_paths(root: &Path, builtin: IndexRules, paths: &[RelPath]) -> WalkOut {
+    let mut out = WalkOut::default();
+    let mut chains = Chains::default();
+    let mut start = Vec::new();
+    for p in paths {
+        let parent = p.parent();
+        let Some(rules) = chains.rules_of(root, builtin, parent.as_ref(), &mut out) else {
+            continue;
+        };
+        let abs = p.under(root);
+        let meta = match std::fs::symlink_metadata(&abs) {
+            Ok(m) => m,
+            Err(e) if crate::fs_ops::is_absent(&e) => continue,
+            Err(e) => {
+                out.errors.push(format!("{}: {e}", abs.display()));
+                out.unreadable.push(p.clone());
+                continue;
+            }
+        };
+        let Some(kind) = kind_of(&meta) else {
+            continue; // sockets, fifos, devices are never synced
+        };
+        let name = p.file_name();
+        let is_dir = kind == EntryKind::Dir;
+        if !is_dir && name.starts_with(TEMP_PREFIX) {
+            out.temp_files.push(abs);
+            continue;
+        }
+        if builtin.builtin_excluded(name, p.depth(), is_dir)
+            || (rules.any() && rules.ignored(&abs, is_dir))
+        {
+            continue;
+        }
+        if is_dir {
+            start.push(Job {
+                dir: Some(p.clone()),
+                rules,
+            });
+        }
+        out.seen.push(Seen {
+            rel: p.clone(),
+            kind,
+            stat: StatInfo::from_metadata(&meta),
+        });
+    }
+    walk_jobs(root, builtin, start, out)
+}
+
+/// The `.ferryignore` rules in force inside each directory a targeted walk looked at
+/// (`None`: the directory is excluded, missing or not a directory, so nothing below it
+/// is walked), so a batch of paths in one folder reads its ignore files once.
+#[derive(Default)]
+struct Chains {
+    known: std::collections::HashMap<Option<RelPath>, Option<Arc<Rules>>>,
+}
+
+impl Chains {
+    /// The rules for the contents of `dir` (`None` = the root), built top-down the way
+    /// the full walk builds them.
+    fn rules_of(
+        &mut self,
+        root: &Path,
+        builtin: IndexRules,
+        dir: Option<&RelPath>,
+        out: &mut WalkOut,
+    ) -> Option<Arc<Rules>> {
+        if let Some(known) = self.known.get(&dir.cloned()) {
+            return known.clone();
+        }
+        let rules = match dir {
+            None => {
+                let base = Arc::new(Rules::default());
+                Some(match local_rules(root, &base, out) {
+                    Some(r) => Arc::new(r),
+                    None => base,
+                })
+            }
+            Some(d) => self
+                .rules_of(root, builtin, d.parent().as_ref(), out)
+                .and_then(|above| {
+                    let abs = d.under(root);
+                    let is_dir = std::fs::symlink_metadata(&abs).is_ok_and(|m| m.is_dir());
+                    let excluded = !is_dir
+                        || builtin.builtin_excluded(d.file_name(), d.depth(), true)
+                        || (above.any() && above.ignored(&abs, true));
+                    (!excluded).then(|| match local_rules(&abs, &above, out) {
+                        Some(r) => Arc::new(r),
+                        None => above,
+                    })
+                }),
+        };
+        self.known.insert(dir.cloned(), rules.clone());
+        rules
+    }
+}
+
+/// Reads the directories of `start` and everything below them on all cores, adding
+/// what it finds to `out`.
+fn walk_jobs(root: &Path, rules: IndexRules, start: Vec<Job>, out: WalkOut) -> WalkOut {
+    let queue = Queue::default();
+    queue.push(start);
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .min(8);
-    let merged = Mutex::new(WalkOut::default());
+    let merged = Mutex::new(out);
     std::thread::scope(|sc| {
         for _ in 0..threads {
             sc.spawn(|| {

@@ -9,6 +9,7 @@
 use crate::error::{DaemonError, Result};
 use ferry_core::index::Index;
 use ferry_core::progress::Progress;
+use ferry_core::rel_path::RelPath;
 use ferry_core::sync::{sync_conduit, SyncOptions, SyncOutcome};
 use serde_json::json;
 use std::collections::HashMap;
@@ -160,11 +161,13 @@ pub enum JobResult {
     Failed(String),
 }
 
-/// Runs conduit `id` once (blocking). Opens its own index connection.
+/// Runs conduit `id` once (blocking). Opens its own index connection. With `only`,
+/// scans just those paths of locations A and B (a targeted rescan after events).
 pub fn run_once(
     library: &Path,
     id: i64,
     trigger: &'static str,
+    only: Option<[Vec<RelPath>; 2]>,
     progress: &JobProgress,
 ) -> JobResult {
     let result: Result<SyncOutcome> = (|| {
@@ -172,6 +175,7 @@ pub fn run_once(
         let opts = SyncOptions {
             trigger: Some(trigger),
             skip_empty: true,
+            only,
             ..Default::default()
         };
         Ok(sync_conduit(&mut index, id, &opts, progress)?)

@@ -2,6 +2,7 @@
 //!
 //! - `watcher`: notify (debounced) on both roots of an `instant` conduit, falling back
 //!   to periodic scans when the OS watch limit is hit.
+//! - `touched`: the paths a batch of events touched, for a targeted rescan.
 //! - `scheduler`: one task per conduit deciding when it runs (change, timer, backstop,
 //!   start-up, API request), retrying when another process holds a location.
 //! - `jobs`: runs of a conduit on a blocking thread, with live progress.
@@ -16,6 +17,7 @@ pub mod events;
 pub mod jobs;
 pub mod scheduler;
 pub mod service;
+pub mod touched;
 pub mod views;
 pub mod watcher;
 

@@ -4,13 +4,19 @@
 //! (changes made while it was down), a resumed interrupted run, a watched change, its
 //! timer (`every:`), the backstop rescan of a watched conduit, the fallback rescan of one
 //! that could not be watched, or an API request. Reasons coalesce: events arriving
-//! during a run queue exactly one more run. A location held by another ferry process is
+//! during a run queue exactly one more run.
+//!
+//! A run queued only by watched changes is *targeted*: it rescans just the paths the
+//! events touched (merged over all batches since the last run). Every other reason, a
+//! lost-events signal, and a targeted run that failed queue a full rescan, which covers
+//! any targeted paths pending with it. A location held by another ferry process is
 //! retried later. The supervisor re-reads saved settings every second or so, starting,
 //! updating and stopping the per-conduit tasks.
 
 use crate::events::DaemonEvent;
 use crate::jobs::{run_once, JobResult};
 use crate::service::Shared;
+use crate::touched::{Touched, MAX_TOUCHED};
 use crate::watcher::{ConduitWatcher, WatchError, WatchSignal};
 use ferry_core::conduit::Schedule;
 use ferry_core::index::ConduitRow;
@@ -124,6 +130,9 @@ struct ConduitTask {
     /// The watch limit was hit (said once); periodic scans instead.
     unwatchable: bool,
     pending: Option<&'static str>,
+    /// With `pending`: the paths to rescan when only watched changes queued the run;
+    /// `None` means a full rescan.
+    targets: Option<Touched>,
     retry_at: Option<Instant>,
     next_scan: Instant,
     stop: bool,
@@ -153,6 +162,7 @@ impl ConduitTask {
             watcher: None,
             unwatchable: false,
             pending,
+            targets: None,
             retry_at: None,
             next_scan: Instant::now(),
             stop: false,
@@ -188,7 +198,8 @@ impl ConduitTask {
             let due = self.retry_at.is_none_or(|t| t <= Instant::now());
             if !self.row.paused && due {
                 if let Some(trigger) = self.pending.take() {
-                    self.run_job(trigger).await;
+                    let only = self.targets.take();
+                    self.run_job(trigger, only).await;
                     continue;
                 }
             }
@@ -208,7 +219,7 @@ impl ConduitTask {
                             Schedule::Every(_) => "timer",
                             _ => "rescan",
                         };
-                        self.pending.get_or_insert(why);
+                        self.want_full(why);
                         self.next_scan = Instant::now() + self.interval();
                     }
                 }
@@ -220,8 +231,11 @@ impl ConduitTask {
     fn handle(&mut self, w: Wake) {
         match w {
             Wake::Stop => self.stop = true,
-            Wake::RunNow => self.pending = Some("api"),
-            Wake::Watch(WatchSignal::Changed { rescan }) => {
+            Wake::RunNow => {
+                self.pending = Some("api");
+                self.targets = None;
+            }
+            Wake::Watch(WatchSignal::Changed { rescan, touched }) => {
                 if rescan {
                     tracing::info!("conduit {}: events were lost; full rescan", self.id());
                 }
@@ -229,12 +243,15 @@ impl ConduitTask {
                     self.shared
                         .emit(DaemonEvent::ChangeDetected { conduit: self.id() });
                 }
-                self.pending.get_or_insert("watch");
+                match touched {
+                    Some(t) => self.want_paths("watch", t),
+                    None => self.want_full("watch"),
+                }
             }
             Wake::Watch(WatchSignal::LimitHit(reason)) => {
                 self.watcher = None;
                 self.fall_back(reason);
-                self.pending.get_or_insert("rescan");
+                self.want_full("rescan");
             }
             Wake::Settings(new) => {
                 let id = new.id;
@@ -242,7 +259,7 @@ impl ConduitTask {
                     tracing::info!("conduit {id}: resumed");
                     self.shared
                         .emit(DaemonEvent::ConduitResumed { conduit: id });
-                    self.pending.get_or_insert("resume");
+                    self.want_full("resume");
                 } else if !self.row.paused && new.paused {
                     tracing::info!("conduit {id}: paused");
                     self.shared.emit(DaemonEvent::ConduitPaused { conduit: id });
@@ -252,10 +269,34 @@ impl ConduitTask {
                 if schedule_changed {
                     self.next_scan = Instant::now() + self.interval();
                     if schedule_of(&self.row) != Schedule::Manual {
-                        self.pending.get_or_insert("start");
+                        self.want_full("start");
                     }
                 }
             }
+        }
+    }
+
+    /// Queues a full rescan (covering any targeted paths already queued).
+    fn want_full(&mut self, why: &'static str) {
+        self.pending.get_or_insert(why);
+        self.targets = None;
+    }
+
+    /// Queues a rescan of `touched`, merged into a targeted run already queued; a full
+    /// run already queued covers them.
+    fn want_paths(&mut self, why: &'static str, touched: Touched) {
+        match (&self.pending, &mut self.targets) {
+            (None, _) => {
+                self.pending = Some(why);
+                self.targets = Some(touched);
+            }
+            (Some(_), Some(queued)) => {
+                queued.merge(touched);
+                if queued.len() > MAX_TOUCHED {
+                    self.targets = None;
+                }
+            }
+            (Some(_), None) => {}
         }
     }
 
@@ -320,7 +361,7 @@ impl ConduitTask {
         });
     }
 
-    async fn run_job(&mut self, trigger: &'static str) {
+    async fn run_job(&mut self, trigger: &'static str, only: Option<Touched>) {
         let id = self.id();
         self.publish_state(Some("running"));
         let shared = self.shared.clone();
@@ -345,7 +386,12 @@ impl ConduitTask {
         };
         let library = shared.library.clone();
         let p = progress.clone();
-        let result = tokio::task::spawn_blocking(move || run_once(&library, id, trigger, &p))
+        let targeted = only.is_some();
+        let pair = only.clone().map(Touched::into_pair);
+        if let Some(t) = &only {
+            tracing::debug!("conduit {id}: targeted rescan of {} paths", t.len());
+        }
+        let result = tokio::task::spawn_blocking(move || run_once(&library, id, trigger, pair, &p))
             .await
             .unwrap_or_else(|e| JobResult::Failed(format!("run panicked: {e}")));
         ticker.abort();
@@ -377,7 +423,10 @@ impl ConduitTask {
             }
             JobResult::Busy(msg) => {
                 tracing::info!("conduit {id}: {msg}; retrying");
-                self.pending.get_or_insert(trigger);
+                match only {
+                    Some(t) => self.want_paths(trigger, t),
+                    None => self.want_full(trigger),
+                }
                 self.retry_at = Some(Instant::now() + shared.tunables.busy_retry);
             }
             JobResult::Failed(msg) => {
@@ -391,6 +440,10 @@ impl ConduitTask {
                     conduit: id,
                     error: msg,
                 });
+                if targeted {
+                    // Whatever went wrong, the whole conduit is looked at again.
+                    self.want_full("rescan");
+                }
             }
         }
         self.next_scan = Instant::now() + self.interval();

@@ -1,14 +1,15 @@
 //! File-system watching of an `instant` conduit's two roots (notify, debounced).
 //!
-//! Events become a [`WatchSignal::Changed`] for the conduit's scheduler (events on
-//! ferry's own `.ferry/` folder and temp files are dropped, so a run's own bookkeeping
-//! does not wake it again). An event-queue overflow says `Rescan`; the scheduler runs a
-//! full rescan either way. When the OS watch limit is hit (or the configured cap,
+//! Events become a [`WatchSignal::Changed`] for the conduit's scheduler, carrying the
+//! paths they touched (see `touched.rs`) for a targeted rescan; events on ferry's own
+//! `.ferry/` folder and temp files are dropped, so a run's own bookkeeping does not wake
+//! it again. An event-queue overflow, a watcher error or a batch that cannot be narrowed
+//! to paths asks for a full rescan instead. When the OS watch limit is hit (or the configured cap,
 //! `FERRY_MAX_WATCHES`), the watcher reports [`WatchSignal::LimitHit`] and the scheduler
 //! falls back to periodic scans.
 
-use ferry_core::ignore_rules::{FERRY_DIR, TEMP_PREFIX};
-use notify::{ErrorKind, EventKind, RecursiveMode};
+use crate::touched::{Batch, Touched};
+use notify::{ErrorKind, RecursiveMode};
 use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,8 +17,12 @@ use std::time::Duration;
 /// What the watcher tells the scheduler.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WatchSignal {
-    /// Something under a root changed (or events were lost: rescan everything).
-    Changed { rescan: bool },
+    /// Something under a root changed: rescan the `touched` paths, or everything when
+    /// `None` (`rescan`: because events were lost).
+    Changed {
+        rescan: bool,
+        touched: Option<Touched>,
+    },
     /// The watch limit was reached; watching is off for this conduit.
     LimitHit(String),
 }
@@ -54,12 +59,16 @@ impl ConduitWatcher {
         let handler = move |res: DebounceEventResult| match res {
             Ok(events) => {
                 let rescan = events.iter().any(|e| e.need_rescan());
-                let relevant = events.iter().any(|e| {
-                    !matches!(e.kind, EventKind::Access(_))
-                        && e.paths.iter().any(|p| !is_own_path(&roots_owned, p))
-                });
-                if rescan || relevant {
-                    send(WatchSignal::Changed { rescan });
+                match Touched::from_events(&roots_owned, events.iter().map(|e| &e.event)) {
+                    Batch::Nothing => {}
+                    Batch::Paths(t) => send(WatchSignal::Changed {
+                        rescan: false,
+                        touched: Some(t),
+                    }),
+                    Batch::Full => send(WatchSignal::Changed {
+                        rescan,
+                        touched: None,
+                    }),
                 }
             }
             Err(errors) => {
@@ -72,7 +81,10 @@ impl ConduitWatcher {
                     for e in &errors {
                         tracing::warn!("watcher: {e}");
                     }
-                    send(WatchSignal::Changed { rescan: true });
+                    send(WatchSignal::Changed {
+                        rescan: true,
+                        touched: None,
+                    });
                 }
             }
         };
@@ -94,22 +106,6 @@ impl ConduitWatcher {
             _debouncer: debouncer,
         })
     }
-}
-
-/// Paths ferry writes for itself: `.ferry/` at a root and temp files anywhere.
-fn is_own_path(roots: &[PathBuf], p: &Path) -> bool {
-    if p.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with(TEMP_PREFIX))
-    {
-        return true;
-    }
-    roots.iter().any(|r| {
-        p.strip_prefix(r)
-            .ok()
-            .and_then(|rel| rel.components().next())
-            .is_some_and(|c| c.as_os_str() == FERRY_DIR)
-    })
 }
 
 /// Directories under `root` (itself included), counting up to `stop`.
@@ -136,15 +132,6 @@ fn count_dirs(root: &Path, stop: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn own_paths_are_ignored() {
-        let roots = vec![PathBuf::from("/r/a"), PathBuf::from("/r/b")];
-        assert!(is_own_path(&roots, Path::new("/r/a/.ferry/lock")));
-        assert!(is_own_path(&roots, Path::new("/r/b/x/.ferry.tmp.f.1")));
-        assert!(!is_own_path(&roots, Path::new("/r/a/x/.ferry")));
-        assert!(!is_own_path(&roots, Path::new("/r/a/notes.txt")));
-    }
 
     #[test]
     fn counts_directories() {
