@@ -248,13 +248,7 @@ fn read_stat_rows(mut rows: rusqlite::Rows<'_>, out: &mut Vec<StatRow>) -> Resul
             kind: EntryKind::parse(&kind)
                 .ok_or_else(|| Error::Corrupt(format!("entry {path:?} has kind {kind:?}")))?,
             path: RelPath::new(&path)?,
-            stat: StatInfo {
-                size: r.get::<_, i64>(2)? as u64,
-                mtime_ns: r.get(3)?,
-                ctime_ns: r.get(4)?,
-                inode: r.get::<_, i64>(5)? as u64,
-                mode: r.get(6)?,
-            },
+            stat: stat_from_row(r)?,
             deleted: r.get(7)?,
             racy: r.get(8)?,
         });
@@ -1096,6 +1090,17 @@ fn conduit_from_row(r: &Row<'_>) -> rusqlite::Result<ConduitRow> {
     })
 }
 
+/// The stat columns (2 to 6: size, mtime, ctime, inode, mode) every entry query selects.
+fn stat_from_row(r: &Row<'_>) -> rusqlite::Result<StatInfo> {
+    Ok(StatInfo {
+        size: r.get::<_, i64>(2)? as u64,
+        mtime_ns: r.get(3)?,
+        ctime_ns: r.get(4)?,
+        inode: r.get::<_, i64>(5)? as u64,
+        mode: r.get(6)?,
+    })
+}
+
 fn entry_from_row(r: &Row<'_>) -> Result<Entry> {
     let path: String = r.get(0)?;
     let kind: String = r.get(1)?;
@@ -1106,13 +1111,7 @@ fn entry_from_row(r: &Row<'_>) -> Result<Entry> {
         path: RelPath::new(&path)?,
         kind: EntryKind::parse(&kind)
             .ok_or_else(|| Error::Corrupt(format!("entry {path:?} has kind {kind:?}")))?,
-        stat: StatInfo {
-            size: r.get::<_, i64>(2)? as u64,
-            mtime_ns: r.get(3)?,
-            ctime_ns: r.get(4)?,
-            inode: r.get::<_, i64>(5)? as u64,
-            mode: r.get(6)?,
-        },
+        stat: stat_from_row(r)?,
         hash: match hash {
             Some(h) => Some(
                 Hash::from_slice(&h)
