@@ -432,8 +432,11 @@ impl Executor<'_> {
             let mut staged = Vec::new();
             for ((a, ..), r) in jobs.iter().zip(results) {
                 match r {
-                    Ok(tmp) => staged.push((*a, tmp)),
-                    Err(e) => report.errors.push(format!("{}: {e}", describe(a))),
+                    Some(Ok(tmp)) => staged.push((*a, tmp)),
+                    Some(Err(e)) => report.errors.push(format!("{}: {e}", describe(a))),
+                    None => report
+                        .errors
+                        .push(format!("{}: the copy worker stopped", describe(a))),
                 }
             }
             if self.fault == FaultPoint::StopAfterStaging {
@@ -540,12 +543,13 @@ impl Executor<'_> {
 }
 
 /// Runs `f` over `items` on `workers` threads (0 = all cores, up to 8), each worker
-/// with its own scratch buffer; results come back in input order.
+/// with its own scratch buffer; results come back in input order (`None` only for an
+/// item no worker finished).
 fn parallel_map<T: Sync, R: Send>(
     items: &[T],
     workers: usize,
     f: impl Fn(&T, &mut Vec<u8>) -> R + Sync,
-) -> Vec<R> {
+) -> Vec<Option<R>> {
     let threads = if workers > 0 {
         workers
     } else {
@@ -581,12 +585,7 @@ fn parallel_map<T: Sync, R: Send>(
         }
     });
     out.into_iter()
-        .map(|m| {
-            m.into_inner()
-                .ok()
-                .flatten()
-                .expect("every item was processed")
-        })
+        .map(|m| m.into_inner().ok().flatten())
         .collect()
 }
 
