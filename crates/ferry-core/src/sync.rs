@@ -267,9 +267,15 @@ fn run_conduit(
     };
     outcome.errors.extend(outcome.scan_a.errors.iter().cloned());
     outcome.errors.extend(outcome.scan_b.errors.iter().cloned());
-    if opts.dry_run
-        || (opts.skip_empty && outcome.plan.actions.is_empty() && outcome.plan.conflicts.is_empty())
-    {
+    if opts.dry_run {
+        return Ok(outcome);
+    }
+    if opts.skip_empty && outcome.plan.actions.is_empty() && outcome.plan.conflicts.is_empty() {
+        // Nothing to do and nothing wrong: the conduit is in step, so the next run can
+        // plan from what changes after this point.
+        if outcome.errors.is_empty() && conduit.id != 0 {
+            index.set_conduit_clean_point(conduit.id, Some(converged_at(index)?))?;
+        }
         return Ok(outcome);
     }
 
