@@ -163,6 +163,10 @@ pub enum JobResult {
 
 /// Runs conduit `id` once (blocking). Opens its own index connection. With `only`,
 /// scans just those paths of locations A and B (a targeted rescan after events).
+///
+/// A run allocates per path (walks, index rows) on several threads; afterwards the
+/// freed heap is handed back to the system, so a long-lived daemon does not keep the
+/// high-water mark of its largest rescan.
 pub fn run_once(
     library: &Path,
     id: i64,
@@ -180,9 +184,18 @@ pub fn run_once(
         };
         Ok(sync_conduit(&mut index, id, &opts, progress)?)
     })();
+    release_freed_memory();
     match result {
         Ok(o) => JobResult::Done(Box::new(o)),
         Err(DaemonError::Core(e @ ferry_core::Error::Busy(_))) => JobResult::Busy(e.to_string()),
         Err(e) => JobResult::Failed(e.to_string()),
+    }
+}
+
+/// Returns freed heap pages to the system (glibc keeps them otherwise).
+fn release_freed_memory() {
+    // SAFETY: malloc_trim only releases memory the allocator no longer uses.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
