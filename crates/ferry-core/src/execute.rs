@@ -726,7 +726,7 @@ fn remove_dir_if_empty(index: &Index, loc: &Location, path: &RelPath) -> Result<
             let child = path.join(&name)?;
             let meta = std::fs::symlink_metadata(item.path()).ctx("stat", item.path())?;
             if meta.is_file() {
-                let e = junk_entry(&child, &meta);
+                let e = Entry::on_disk(child.clone(), EntryKind::File, &meta);
                 version_store::preserve(index, loc, &child, &e, "deleted with its folder")?;
                 std::fs::remove_file(item.path()).ctx("delete", item.path())?;
                 continue;
@@ -742,21 +742,6 @@ fn remove_dir_if_empty(index: &Index, loc: &Location, path: &RelPath) -> Result<
         )));
     }
     std::fs::remove_dir(&abs).ctx("remove directory", &abs)
-}
-
-fn junk_entry(path: &RelPath, meta: &std::fs::Metadata) -> Entry {
-    Entry {
-        path: path.clone(),
-        kind: EntryKind::File,
-        stat: StatInfo::from_metadata(meta),
-        hash: None,
-        chunks: Vec::new(),
-        link_target: None,
-        version: VersionVector::new(),
-        deleted: false,
-        sequence: 0,
-        racy: false,
-    }
 }
 
 /// Safety rule 2: the disk must still be what the plan was made from.

@@ -300,15 +300,7 @@ fn current_entry(abs: &Path, rel: &RelPath) -> Result<Option<Entry>> {
         _ => None,
     };
     Ok(Some(Entry {
-        path: rel.clone(),
-        kind,
-        stat: StatInfo::from_metadata(&meta),
         hash,
-        chunks: Vec::new(),
-        link_target: None,
-        version: VersionVector::new(),
-        deleted: false,
-        sequence: 0,
-        racy: false,
+        ..Entry::on_disk(rel.clone(), kind, &meta)
     }))
 }
