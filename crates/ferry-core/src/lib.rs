@@ -12,6 +12,7 @@ pub mod ignore_rules;
 pub mod index;
 pub mod library;
 pub mod location;
+pub mod parallel;
 pub mod plan;
 pub mod progress;
 pub mod reconcile;

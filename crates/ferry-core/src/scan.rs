@@ -17,11 +17,11 @@ use crate::error::Result;
 use crate::ignore_rules::{IndexRules, IGNORE_FILE};
 use crate::index::{Index, StatRow};
 use crate::location::{Location, LocationLock};
+use crate::parallel::parallel_map;
 use crate::progress::Progress;
 use crate::rel_path::RelPath;
 use crate::walk::{walk, walk_paths, Seen, WalkOut};
 use std::path::Path;
-use std::sync::atomic::AtomicUsize;
 
 /// An mtime this close to the scan (or later) is not trusted: the file may still be
 /// changing within the timestamp's granularity, so the next scan hashes it again.
@@ -462,39 +462,15 @@ fn record(
 /// Hashes files on all cores; each result carries the stat of the open file taken
 /// after reading it, to notice a file that changed while it was read.
 fn hash_all(root: &Path, files: &[&Seen], progress: &dyn Progress) -> Vec<HashResult> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(8);
-    let next = AtomicUsize::new(0);
-    let slots: Vec<std::sync::Mutex<Option<HashResult>>> =
-        files.iter().map(|_| std::sync::Mutex::new(None)).collect();
-    std::thread::scope(|sc| {
-        for _ in 0..threads.min(files.len().max(1)) {
-            sc.spawn(|| {
-                let mut buf = Vec::new();
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(s) = files.get(i) else { break };
-                    let r = hash_one(&s.rel.under(root), &mut buf);
-                    progress.bytes(s.stat.size);
-                    progress.item();
-                    if let Ok(mut slot) = slots[i].lock() {
-                        *slot = Some(r);
-                    }
-                }
-            });
-        }
-    });
-    slots
-        .into_iter()
-        .map(|m| {
-            m.into_inner()
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| Err("hashing did not run".into()))
-        })
-        .collect()
+    parallel_map(files, 0, |s, buf| {
+        let r = hash_one(&s.rel.under(root), buf);
+        progress.bytes(s.stat.size);
+        progress.item();
+        r
+    })
+    .into_iter()
+    .map(|r| r.unwrap_or_else(|| Err("hashing did not run".into())))
+    .collect()
 }
 
 fn hash_one(abs: &Path, buf: &mut Vec<u8>) -> HashResult {

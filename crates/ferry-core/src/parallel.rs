@@ -1,0 +1,49 @@
+//! Work spread over cores: one helper for the scan's hashing and the executor's copies,
+//! so both schedule the same way (runs of neighbouring items per worker).
+
+/// Runs `f` over `items` on `workers` threads (0 = all cores, up to 8), each worker
+/// with its own scratch buffer; results come back in input order (`None` only for an
+/// item no worker finished).
+pub fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    workers: usize,
+    f: impl Fn(&T, &mut Vec<u8>) -> R + Sync,
+) -> Vec<Option<R>> {
+    let threads = if workers > 0 {
+        workers
+    } else {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(8)
+    }
+    .min(items.len().max(1));
+    const RUN: usize = 32;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let out: Vec<std::sync::Mutex<Option<R>>> =
+        items.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|sc| {
+        for _ in 0..threads {
+            sc.spawn(|| {
+                let mut buf = Vec::new();
+                loop {
+                    // Runs of neighbouring items (files of one folder, in plan order)
+                    // go to one worker, so workers rarely wait on the same folder's lock.
+                    let start = next.fetch_add(RUN, std::sync::atomic::Ordering::Relaxed);
+                    if start >= items.len() {
+                        break;
+                    }
+                    for (i, item) in items.iter().enumerate().skip(start).take(RUN) {
+                        let r = f(item, &mut buf);
+                        if let Ok(mut slot) = out[i].lock() {
+                            *slot = Some(r);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    out.into_iter()
+        .map(|m| m.into_inner().ok().flatten())
+        .collect()
+}
