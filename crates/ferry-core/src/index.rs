@@ -365,8 +365,9 @@ impl Index {
         self.location(self.conn.last_insert_rowid())
     }
 
-    /// The last sequence number handed out by a location: it changes whenever any of
-    /// the location's entries changes.
+    /// The last sequence number handed out by a location: it changes whenever the
+    /// content, version or presence of any of the location's entries changes (a stat
+    /// refresh alone keeps the row's number).
     pub fn location_sequence(&self, location: i64) -> Result<u64> {
         let s: i64 = self.conn.query_row(
             "SELECT sequence FROM locations WHERE id = ?1",

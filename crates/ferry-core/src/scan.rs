@@ -291,8 +291,8 @@ fn stat_unchanged(r: &StatRow, s: &Seen) -> bool {
     }
 }
 
-/// Reads what changed, batch by batch, and records it: every changed row gets a fresh
-/// sequence number, and a content change also bumps the version vector with it.
+/// Reads what changed, batch by batch, and records it: a content change gets a fresh
+/// sequence number and bumps the version vector with it.
 fn absorb(
     index: &mut Index,
     loc: &Location,
@@ -436,7 +436,10 @@ fn settle(mut e: Entry, prev: Option<Entry>) -> Option<(Entry, bool)> {
     }
 }
 
-/// Writes rows with fresh sequence numbers, bumping the versions of changed content.
+/// Writes rows; changed content gets a fresh sequence number and a version bump.
+/// A refreshed stat alone (same content, e.g. a racy timestamp settled or a file
+/// touched) keeps its sequence number: nothing a sync decides on moved, so the
+/// conduit's convergence point still holds.
 fn record(
     index: &mut Index,
     loc: &Location,
@@ -446,10 +449,12 @@ fn record(
     if updates.is_empty() {
         return Ok(());
     }
-    let first = index.reserve_sequence(loc.id(), updates.len() as u64)?;
-    for (seq, (e, changed)) in (first..).zip(updates.iter_mut()) {
-        e.sequence = seq;
-        if *changed {
+    let changed = updates.iter().filter(|(_, c)| *c).count() as u64;
+    if changed > 0 {
+        let first = index.reserve_sequence(loc.id(), changed)?;
+        let fresh = updates.iter_mut().filter(|(_, c)| *c);
+        for (seq, (e, _)) in (first..).zip(fresh) {
+            e.sequence = seq;
             e.version = e.version.bumped(loc.row.replica_id, seq);
         }
     }

@@ -281,3 +281,35 @@ fn targeted_sync_converges_the_touched_paths() {
     let again = sync(&mut index, &a, &b, &only, &NoProgress).unwrap();
     assert!(again.plan.actions.is_empty(), "{:?}", again.plan.actions);
 }
+
+#[test]
+fn a_stat_only_refresh_keeps_the_location_sequence() {
+    let mut f = Fixture::new(&[("a.txt", "one")]);
+    let before = f.index.entry(f.loc.id(), &rel("a.txt")).unwrap().unwrap();
+    assert!(before.racy, "a file written just now is racy");
+    let seq = f.index.location_sequence(f.loc.id()).unwrap();
+
+    // Same content, older mtime: the stat is refreshed, nothing a sync decides on moved.
+    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let file = std::fs::File::options()
+        .write(true)
+        .open(f.root.join("a.txt"))
+        .unwrap();
+    file.set_modified(an_hour_ago).unwrap();
+    drop(file);
+    f.full(IndexRules::default());
+    let after = f.index.entry(f.loc.id(), &rel("a.txt")).unwrap().unwrap();
+    assert!(!after.racy);
+    assert_ne!(after.stat.mtime_ns, before.stat.mtime_ns, "stat refreshed");
+    assert_eq!(after.version, before.version);
+    assert_eq!(after.sequence, before.sequence);
+    assert_eq!(f.index.location_sequence(f.loc.id()).unwrap(), seq);
+
+    // New content moves both.
+    write(&f.root, "a.txt", "two");
+    f.full(IndexRules::default());
+    let changed = f.index.entry(f.loc.id(), &rel("a.txt")).unwrap().unwrap();
+    assert!(changed.sequence > seq);
+    assert!(f.index.location_sequence(f.loc.id()).unwrap() > seq);
+    assert_ne!(changed.version, before.version);
+}

@@ -184,18 +184,10 @@ pub fn run_once(
         };
         Ok(sync_conduit(&mut index, id, &opts, progress)?)
     })();
-    release_freed_memory();
+    crate::memory::release_freed();
     match result {
         Ok(o) => JobResult::Done(Box::new(o)),
         Err(DaemonError::Core(e @ ferry_core::Error::Busy(_))) => JobResult::Busy(e.to_string()),
         Err(e) => JobResult::Failed(e.to_string()),
-    }
-}
-
-/// Returns freed heap pages to the system (glibc keeps them otherwise).
-fn release_freed_memory() {
-    // SAFETY: malloc_trim only releases memory the allocator no longer uses.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }

@@ -6,6 +6,7 @@
 //! - `scheduler`: one task per conduit deciding when it runs (change, timer, backstop,
 //!   start-up, API request), retrying when another process holds a location.
 //! - `jobs`: runs of a conduit on a blocking thread, with live progress.
+//! - `memory`: malloc arena cap and trimming that keep the idle daemon's RSS flat.
 //! - `api`: the local HTTP API (axum) on 127.0.0.1 with a bearer token, and its SSE stream.
 //! - `discovery`: the token file and `daemon.json` that let `ferry status` find the daemon.
 
@@ -15,6 +16,7 @@ pub mod discovery;
 pub mod error;
 pub mod events;
 pub mod jobs;
+pub mod memory;
 pub mod scheduler;
 pub mod service;
 pub mod touched;

@@ -70,6 +70,7 @@ impl Shared {
 
 /// Runs the daemon in the foreground until SIGINT or SIGTERM.
 pub fn run(opts: DaemonOptions) -> Result<()> {
+    crate::memory::limit_arenas();
     std::fs::create_dir_all(&opts.library).map_err(io_err("create", &opts.library))?;
     let _lock = discovery::lock_library(&opts.library)?;
     let token = discovery::load_or_create_token(&opts.library)?;
