@@ -1375,6 +1375,67 @@ fn archive_mode_moves_files_to_b_and_reports_bytes_freed() {
     assert_eq!(read(&env.b, "already-archived.txt"), b"old");
 }
 
+/// An archive conduit refuses to become mirror (which would delete the archive from B)
+/// or bidirectional (which would copy it back into A), with exit code 1, also as a dry
+/// run, with --yes, through `ferry conduit add`, or as a conduit the other way round.
+/// Nothing changes, and plain runs go on archiving.
+#[test]
+fn archive_conduit_refuses_to_switch_mode() {
+    let env = Env::new();
+    write(&env.a, "done/report.txt", "final report");
+    write(&env.a, "photo.raw", vec![3u8; 50_000]);
+    let s = env.sync_json(&["--mode", "archive"], 0);
+    assert_eq!(s["archived"].as_u64(), Some(2), "{s:#}");
+    write(&env.a, "new.txt", "not archived yet");
+    let (a_before, b_before) = (snapshot(&env.a), snapshot(&env.b));
+
+    let (a, b) = (env.a.as_os_str(), env.b.as_os_str());
+    let runs = [
+        env.sync(&["--mode", "mirror"]),
+        env.sync(&["--mode", "mirror", "--dry-run"]),
+        env.sync(&["--mode", "mirror", "--yes"]),
+        env.sync(&["--mode", "bidirectional"]),
+        env.sync(&["--mode", "bidirectional", "--dry-run"]),
+        env.ferry([
+            OsStr::new("conduit"),
+            OsStr::new("add"),
+            a,
+            b,
+            OsStr::new("--mode"),
+            OsStr::new("mirror"),
+        ]),
+        env.ferry([OsStr::new("sync"), b, a]),
+    ];
+    for run in &runs {
+        run.expect_code(1);
+        assert!(run.stderr.contains("refusing"), "stderr: {}", run.stderr);
+        assert!(run.stderr.contains("archive"), "stderr: {}", run.stderr);
+        assert!(
+            run.stderr.contains("different folder"),
+            "stderr: {}",
+            run.stderr
+        );
+        assert_eq!(snapshot(&env.a), a_before);
+        assert_eq!(snapshot(&env.b), b_before);
+    }
+    assert!(
+        runs[0].stderr.contains("deleting from"),
+        "{}",
+        runs[0].stderr
+    );
+    assert!(runs[3].stderr.contains("back into"), "{}", runs[3].stderr);
+    let status = env.ferry(["--json", "status"]).json();
+    let conduits = status["conduits"].as_array().unwrap();
+    assert_eq!(conduits.len(), 1, "{status:#}");
+    assert_eq!(conduits[0]["mode"], "archive", "{status:#}");
+
+    let s = env.sync_json(&[], 0);
+    assert_eq!(s["mode"], "archive");
+    assert_eq!(s["archived"].as_u64(), Some(1), "{s:#}");
+    assert_eq!(read(&env.b, "done/report.txt"), b"final report");
+    assert_eq!(read(&env.b, "new.txt"), b"not archived yet");
+}
+
 /// A file deleted by a sync is listed by `ferry versions` (in either folder) and comes
 /// back with `ferry restore`; the restore is a local change the next sync carries over.
 #[test]

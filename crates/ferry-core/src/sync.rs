@@ -72,6 +72,8 @@ impl SyncOutcome {
 }
 
 /// Opens (or creates) the conduit between roots `a` and `b` and its two locations.
+/// A changed mode that would undo an archive conduit is refused
+/// ([`crate::archive::check_mode_change`]), in a dry run too.
 pub fn open_conduit(
     index: &mut Index,
     a: &Path,
@@ -88,7 +90,21 @@ pub fn open_conduit(
     }
     let la = open_location(index, &ra, opts.yes)?;
     let lb = open_location(index, &rb, opts.yes)?;
-    let conduit = match index.conduit_between(la.id(), lb.id())? {
+    let existing = index.conduit_between(la.id(), lb.id())?;
+    match &existing {
+        Some(c) => {
+            if let Some(mode) = opts.mode {
+                crate::archive::check_mode_change(c, mode, &la.root, &lb.root)?;
+            }
+        }
+        None => {
+            if let Some(reverse) = index.conduit_between(lb.id(), la.id())? {
+                let mode = opts.mode.unwrap_or(SyncMode::Bidirectional);
+                crate::archive::check_reverse_conduit(&reverse, mode, &la.root, &lb.root)?;
+            }
+        }
+    }
+    let conduit = match existing {
         // A dry run changes nothing, settings included.
         Some(c) if opts.dry_run => ConduitRow {
             mode: opts
