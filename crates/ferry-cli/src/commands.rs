@@ -15,7 +15,12 @@ pub const EXIT_ERROR: u8 = 1;
 pub const EXIT_CONFLICTS: u8 = 3;
 
 pub fn run(cli: &Cli) -> Result<u8> {
-    let mut index = ferry_core::library::open_index().context("opening the library")?;
+    let mut index = match &cli.command {
+        // A dry run creates no library where there is none.
+        Command::Sync(args) if args.dry_run => ferry_core::library::open_index_for_dry_run(),
+        _ => ferry_core::library::open_index(),
+    }
+    .context("opening the library")?;
     match &cli.command {
         Command::Sync(args) => cmd_sync(&mut index, args, cli.json),
         Command::Demo { dir } => cmd_demo(&mut index, dir, cli.json),

@@ -91,7 +91,7 @@ fn add(index: &mut Index, args: &ConduitAddArgs, json_out: bool) -> Result<u8> {
             dry_run: true,
             ..Default::default()
         };
-        open_conduit(index, &args.a, &args.b, &opts)?.0.id != 0
+        index.discarding(|index| Ok(open_conduit(index, &args.a, &args.b, &opts)?.0.id != 0))?
     };
     let opts = SyncOptions {
         mode: args.mode.map(|m| m.mode()),

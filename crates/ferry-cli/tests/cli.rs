@@ -365,6 +365,57 @@ fn assert_counts(summary: &Value, copied: u64, deleted: u64, renamed: u64, confl
     );
 }
 
+/// Every row of every table of the library's index, as text, sorted (opened read-only).
+fn index_dump(home: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open_with_flags(
+        home.join("index.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut out = Vec::new();
+    for t in tables {
+        let mut st = conn.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
+        let n = st.column_count();
+        let mut rows = st.query([]).unwrap();
+        while let Some(row) = rows.next().unwrap() {
+            let cols: Vec<String> = (0..n)
+                .map(|i| format!("{:?}", row.get::<_, rusqlite::types::Value>(i).unwrap()))
+                .collect();
+            out.push(format!("{t}: {}", cols.join(" | ")));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Names, sizes and mtimes of what a folder's `.ferry/` holds (empty when it has none).
+fn ferry_dir_listing(root: &Path) -> Vec<String> {
+    let Ok(items) = fs::read_dir(root.join(".ferry")) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = items
+        .map(|e| {
+            let e = e.unwrap();
+            let m = fs::symlink_metadata(e.path()).unwrap();
+            format!(
+                "{:?} {} {:?}",
+                e.file_name(),
+                m.len(),
+                m.modified().unwrap()
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 /// A synced pair holding `f.txt` = "base", then edited on both sides: A's edit older,
 /// B's newer.
 fn conflicting_pair() -> Env {
@@ -1156,6 +1207,99 @@ fn dry_run_does_not_store_mode_or_policy() {
     assert_eq!(read(&env.b, "only-b.txt"), b"made on b");
 }
 
+/// On folders ferry has never seen, `--dry-run` reports the copies but writes nothing:
+/// no `.ferry` in either folder, no library where there was none, and in an existing
+/// library not a byte of the index changes. The real run afterwards works.
+#[test]
+fn dry_run_on_new_folders_writes_no_marker_and_no_index_rows() {
+    let env = Env::new();
+    write(&env.a, "x.txt", "x");
+    write(&env.a, "d/y.txt", "y");
+    write(&env.b, "z.txt", "z");
+    let (a_before, b_before) = (snapshot(&env.a), snapshot(&env.b));
+
+    let s = env.sync_json(&["--dry-run"], 0);
+    assert_eq!(s["dry_run"], Value::Bool(true));
+    assert_eq!(s["planned"]["copy"].as_u64(), Some(3), "{s:#}");
+    assert!(!env.a.join(".ferry").exists() && !env.b.join(".ferry").exists());
+    assert_eq!(
+        (snapshot(&env.a), snapshot(&env.b)),
+        (a_before.clone(), b_before.clone())
+    );
+    let library: Vec<_> = fs::read_dir(&env.home).unwrap().collect();
+    assert!(library.is_empty(), "no library is created: {library:?}");
+
+    // A library that already holds another conduit keeps its index byte for byte.
+    let (c, d) = (env.outside("c"), env.outside("d"));
+    fs::create_dir(&c).unwrap();
+    fs::create_dir(&d).unwrap();
+    write(&c, "c.txt", "c");
+    env.ferry([OsStr::new("sync"), c.as_os_str(), d.as_os_str()])
+        .expect_code(0);
+    let db = env.home.join("index.db");
+    let (bytes, dump) = (fs::read(&db).unwrap(), index_dump(&env.home));
+    let text = env.sync(&["--dry-run"]);
+    text.expect_code(0);
+    assert!(text.stdout.contains("\"copy\":3"), "{}", text.stdout);
+    assert!(!env.a.join(".ferry").exists() && !env.b.join(".ferry").exists());
+    assert_eq!((snapshot(&env.a), snapshot(&env.b)), (a_before, b_before));
+    assert_eq!(index_dump(&env.home), dump);
+    assert!(fs::read(&db).unwrap() == bytes, "index.db changed");
+    assert_eq!(
+        dump.iter().filter(|r| r.starts_with("locations:")).count(),
+        2,
+        "only c and d: {dump:#?}"
+    );
+
+    let s = env.sync_json(&[], 0);
+    assert_counts(&s, 3, 0, 0, 0);
+    assert_eq!(snapshot(&env.a), snapshot(&env.b));
+    assert!(env.a.join(".ferry/location").is_file());
+}
+
+/// On a synced pair with edits on both sides, a dry run (plain, previewing mirror with
+/// --yes, or by conduit ID) leaves every index row, the index file and both folders,
+/// `.ferry/` included, as they were.
+#[test]
+fn dry_run_on_a_synced_pair_leaves_the_index_unchanged() {
+    let env = Env::new();
+    write(&env.a, "x.txt", "x");
+    write(&env.a, "d/y.txt", "y");
+    env.sync(&[]).expect_code(0);
+    write(&env.a, "x.txt", "x, edited");
+    fs::remove_file(env.b.join("d/y.txt")).unwrap();
+    write(&env.b, "new.txt", "new");
+    let trees = || {
+        (
+            snapshot(&env.a),
+            snapshot(&env.b),
+            ferry_dir_listing(&env.a),
+            ferry_dir_listing(&env.b),
+        )
+    };
+    let before = trees();
+    let db = env.home.join("index.db");
+    let (bytes, dump) = (fs::read(&db).unwrap(), index_dump(&env.home));
+    assert!(dump.iter().any(|r| r.starts_with("entries:")), "{dump:#?}");
+
+    let conduit = env.ferry(["--json", "status"]).json()["conduits"][0]["conduit"].to_string();
+    for run in [
+        env.sync(&["--dry-run"]),
+        env.sync(&["--dry-run", "--mode", "mirror", "--yes"]),
+        env.ferry(["sync", "--conduit", conduit.as_str(), "--dry-run"]),
+    ] {
+        run.expect_code(0);
+        assert!(run.stdout.contains("dry run"), "{}", run.stdout);
+        assert_eq!(trees(), before);
+        assert_eq!(index_dump(&env.home), dump);
+        assert!(fs::read(&db).unwrap() == bytes, "index.db changed");
+    }
+
+    let s = env.sync_json(&[], 0);
+    assert_counts(&s, 2, 1, 0, 0);
+    assert_eq!(snapshot(&env.a), snapshot(&env.b));
+}
+
 /// `ferry status`, `ferry history --json` and `ferry scan DIR` report what happened.
 #[test]
 fn status_history_and_scan_report() {
@@ -1373,6 +1517,67 @@ fn archive_mode_moves_files_to_b_and_reports_bytes_freed() {
     assert_eq!(read(&env.b, "done/next.txt"), b"more work");
     assert!(!env.a.join("done/next.txt").exists());
     assert_eq!(read(&env.b, "already-archived.txt"), b"old");
+}
+
+/// An archive conduit refuses to become mirror (which would delete the archive from B)
+/// or bidirectional (which would copy it back into A), with exit code 1, also as a dry
+/// run, with --yes, through `ferry conduit add`, or as a conduit the other way round.
+/// Nothing changes, and plain runs go on archiving.
+#[test]
+fn archive_conduit_refuses_to_switch_mode() {
+    let env = Env::new();
+    write(&env.a, "done/report.txt", "final report");
+    write(&env.a, "photo.raw", vec![3u8; 50_000]);
+    let s = env.sync_json(&["--mode", "archive"], 0);
+    assert_eq!(s["archived"].as_u64(), Some(2), "{s:#}");
+    write(&env.a, "new.txt", "not archived yet");
+    let (a_before, b_before) = (snapshot(&env.a), snapshot(&env.b));
+
+    let (a, b) = (env.a.as_os_str(), env.b.as_os_str());
+    let runs = [
+        env.sync(&["--mode", "mirror"]),
+        env.sync(&["--mode", "mirror", "--dry-run"]),
+        env.sync(&["--mode", "mirror", "--yes"]),
+        env.sync(&["--mode", "bidirectional"]),
+        env.sync(&["--mode", "bidirectional", "--dry-run"]),
+        env.ferry([
+            OsStr::new("conduit"),
+            OsStr::new("add"),
+            a,
+            b,
+            OsStr::new("--mode"),
+            OsStr::new("mirror"),
+        ]),
+        env.ferry([OsStr::new("sync"), b, a]),
+    ];
+    for run in &runs {
+        run.expect_code(1);
+        assert!(run.stderr.contains("refusing"), "stderr: {}", run.stderr);
+        assert!(run.stderr.contains("archive"), "stderr: {}", run.stderr);
+        assert!(
+            run.stderr.contains("different folder"),
+            "stderr: {}",
+            run.stderr
+        );
+        assert_eq!(snapshot(&env.a), a_before);
+        assert_eq!(snapshot(&env.b), b_before);
+    }
+    assert!(
+        runs[0].stderr.contains("deleting from"),
+        "{}",
+        runs[0].stderr
+    );
+    assert!(runs[3].stderr.contains("back into"), "{}", runs[3].stderr);
+    let status = env.ferry(["--json", "status"]).json();
+    let conduits = status["conduits"].as_array().unwrap();
+    assert_eq!(conduits.len(), 1, "{status:#}");
+    assert_eq!(conduits[0]["mode"], "archive", "{status:#}");
+
+    let s = env.sync_json(&[], 0);
+    assert_eq!(s["mode"], "archive");
+    assert_eq!(s["archived"].as_u64(), Some(1), "{s:#}");
+    assert_eq!(read(&env.b, "done/report.txt"), b"final report");
+    assert_eq!(read(&env.b, "new.txt"), b"not archived yet");
 }
 
 /// A file deleted by a sync is listed by `ferry versions` (in either folder) and comes

@@ -22,21 +22,100 @@
 //! nothing to do (re-runs are idempotent), and a new file appearing on A at that path is
 //! simply new work, archived on the next run. The entry is forgotten *before* the unlink:
 //! a crash in between leaves a file on A with no entry, which the next scan indexes as
-//! new and the next archive run removes again after re-verifying B's copy. (Switching an
-//! archive conduit to mirror would make B equal to A, i.e. delete the archive; the
-//! mass-deletion stop guards that.)
+//! new and the next archive run removes again after re-verifying B's copy.
+//!
+//! **An archive conduit stays an archive conduit** (`check_mode_change`, called by
+//! `open_conduit` for real and dry runs alike). Mirror would make B an exact copy of A,
+//! i.e. delete from B everything archived (it is no longer on A). Bidirectional would
+//! lose nothing at once, but it copies the whole archive back into A (which archiving
+//! emptied, perhaps to free its disk), and from then on deleting one of those files on
+//! A deletes the archived copy: the first step to the same loss, so it is refused too.
+//! A second conduit between the same two folders in the other direction
+//! (`check_reverse_conduit`) would do the same from the side, so it is refused while
+//! either of the two is an archive conduit. To mirror or sync the source elsewhere, or
+//! to get archived files back, use a different folder (a new conduit).
 
 use crate::entry::{Entry, EntryKind};
 use crate::error::{Error, IoContext, Result};
 use crate::execute::{ensure_disk_matches, FaultPoint};
 use crate::fs_ops::{blake3_file, check_parents};
-use crate::index::Index;
+use crate::index::{ConduitRow, Index};
 use crate::location::Location;
-use crate::plan::{Action, ConflictRecord, Plan, Side};
+use crate::plan::{Action, ConflictRecord, Plan, Side, SyncMode};
 use crate::reconcile::{conflict_name, ReconcileInput};
 use crate::rel_path::RelPath;
 use crate::version_vector::Causality;
 use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+/// Refuses to take `conduit` (between roots `a` and `b`) out of archive mode: `to` is
+/// the mode asked for. Any other change of mode is left alone.
+pub fn check_mode_change(conduit: &ConduitRow, to: SyncMode, a: &Path, b: &Path) -> Result<()> {
+    if conduit.mode != SyncMode::Archive.as_str() || to == SyncMode::Archive {
+        return Ok(());
+    }
+    let (a, b) = (a.display(), b.display());
+    let (effect, instead) = match to {
+        SyncMode::Mirror => (
+            format!(
+                "mirror would make {b} an exact copy of {a}, deleting from {b} every file \
+                 archived there (they are no longer in {a})"
+            ),
+            format!(
+                "To mirror {a}, sync it into a different folder (a new conduit): \
+                 `ferry sync {a} OTHER-FOLDER --mode mirror`."
+            ),
+        ),
+        SyncMode::Bidirectional => (
+            format!(
+                "bidirectional would copy everything archived in {b} back into {a}, and \
+                 from then on deleting one of those files in {a} would delete its archived copy"
+            ),
+            format!(
+                "To get archived files back, copy them from {b}, or sync {b} into a \
+                 different folder (a new conduit): `ferry sync {b} OTHER-FOLDER --mode mirror`."
+            ),
+        ),
+        _ => (
+            format!("{} mode cannot take over an archive", to.as_str()),
+            "Sync into a different folder instead (a new conduit).".to_string(),
+        ),
+    };
+    Err(Error::Refused(format!(
+        "conduit {} archives {a} → {b} and stays an archive: {effect}. {instead} \
+         Without --mode, the conduit keeps archiving.",
+        conduit.id
+    )))
+}
+
+/// Refuses a new conduit `a` → `b` in `mode` when `reverse` (the conduit `b` → `a`)
+/// exists and either of the two archives: the other conduit would copy the archive
+/// back or delete from it.
+pub fn check_reverse_conduit(
+    reverse: &ConduitRow,
+    mode: SyncMode,
+    a: &Path,
+    b: &Path,
+) -> Result<()> {
+    let archive = SyncMode::Archive.as_str();
+    if reverse.mode != archive && mode != SyncMode::Archive {
+        return Ok(());
+    }
+    let (a, b) = (a.display(), b.display());
+    Err(Error::Refused(format!(
+        "conduit {id} already runs {b} → {a} in {rmode} mode; a second conduit {a} → {b} \
+         in {mode} mode would work against it ({why}). Use a different folder, or remove \
+         conduit {id} first (`ferry conduit remove {id}`) if the new conduit is to replace it",
+        id = reverse.id,
+        rmode = reverse.mode,
+        mode = mode.as_str(),
+        why = if reverse.mode == archive {
+            "it would copy the archive back or delete from it"
+        } else {
+            "files archived away would come back through the other conduit"
+        },
+    )))
+}
 
 /// The plan of one archive run (A → B).
 pub(crate) fn plan_archive(input: ReconcileInput<'_>) -> Plan {

@@ -267,6 +267,8 @@ pub fn unix_now() -> i64 {
 /// An open index database.
 pub struct Index {
     conn: Connection,
+    /// Inside [`Index::discarding`]: every write is rolled back at its end.
+    discarding: bool,
 }
 
 impl Index {
@@ -275,11 +277,57 @@ impl Index {
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
+        Self::setup(conn)
+    }
+
+    /// An empty index in memory, gone when dropped (a dry run on a device with no
+    /// library yet plans against it, so it creates no library).
+    pub fn open_in_memory() -> Result<Index> {
+        Self::setup(Connection::open_in_memory()?)
+    }
+
+    fn setup(conn: Connection) -> Result<Index> {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        let mut index = Index { conn };
+        let mut index = Index {
+            conn,
+            discarding: false,
+        };
         index.migrate()?;
         Ok(index)
+    }
+
+    /// Runs `f` inside a transaction that is always rolled back, whatever `f` returns:
+    /// `f` reads its own writes, and afterwards the database is as it was. Dry runs
+    /// plan inside one. Nested calls share the outermost transaction.
+    ///
+    /// The transaction is `IMMEDIATE`: it takes the write lock at once (waiting up to
+    /// the busy timeout) and holds it until `f` returns, so other processes' writes
+    /// wait meanwhile. A deferred one would lock only from `f`'s first write, but then
+    /// fail outright (`SQLITE_BUSY_SNAPSHOT`) whenever another process had committed
+    /// since `f`'s first read, e.g. a daemon syncing another conduit.
+    pub fn discarding<T>(&mut self, f: impl FnOnce(&mut Index) -> Result<T>) -> Result<T> {
+        if self.discarding {
+            return f(self);
+        }
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        self.discarding = true;
+        let out = f(self);
+        self.discarding = false;
+        // An error may already have ended the transaction (SQLite rolls back on some).
+        let rolled_back = if self.conn.is_autocommit() {
+            Ok(())
+        } else {
+            self.conn.execute_batch("ROLLBACK")
+        };
+        let out = out?;
+        rolled_back?;
+        Ok(out)
+    }
+
+    /// Whether the caller runs inside [`Index::discarding`].
+    pub fn is_discarding(&self) -> bool {
+        self.discarding
     }
 
     fn migrate(&mut self) -> Result<()> {
@@ -473,7 +521,8 @@ impl Index {
 
     /// Writes entries (insert or replace) in one transaction.
     pub fn put_entries(&mut self, location: i64, entries: &[Entry]) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        // A savepoint, not a transaction, so this also works inside `discarding`.
+        let tx = self.conn.savepoint()?;
         {
             let mut st = tx.prepare_cached(
                 "INSERT OR REPLACE INTO entries (location_id, path, kind, size, mtime_ns, ctime_ns,
@@ -515,7 +564,7 @@ impl Index {
         if paths.is_empty() {
             return Ok(());
         }
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         tx.execute(
             "UPDATE locations SET sequence = sequence + 1 WHERE id = ?1",
             [location],
@@ -676,7 +725,7 @@ impl Index {
     /// Removes a conduit with its run history and conflict records. Its locations, their
     /// entries and version stores stay. False if there is no such conduit.
     pub fn remove_conduit(&mut self, id: i64) -> Result<bool> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         tx.execute("DELETE FROM conflicts WHERE conduit_id = ?1", [id])?;
         tx.execute(
             "UPDATE generations SET resumes = NULL WHERE resumes IN
@@ -1197,5 +1246,59 @@ mod tests {
         assert_eq!((by_id.parallel, by_id.bandwidth_limit), (4, 1 << 20));
         assert_eq!(idx.conduit_between(a.id, b.id).unwrap().unwrap(), by_id);
         assert_eq!(idx.conduits().unwrap(), vec![by_id]);
+    }
+
+    /// Writes inside `discarding` (batched ones included) are seen there and gone after,
+    /// whether it ends well or with an error; nested calls share the transaction.
+    #[test]
+    fn discarding_rolls_back_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut idx = Index::open(&dir.path().join("index.db")).unwrap();
+        let kept = idx.insert_location("keep", Path::new("/keep"), 1).unwrap();
+        let gone = RelPath::new("gone").unwrap();
+        let e = Entry {
+            path: gone.clone(),
+            kind: EntryKind::Dir,
+            stat: StatInfo::default(),
+            hash: None,
+            chunks: vec![],
+            link_target: None,
+            version: VersionVector::new(),
+            deleted: false,
+            sequence: 0,
+            racy: false,
+        };
+        idx.put_entries(kept.id, std::slice::from_ref(&e)).unwrap();
+        let before = (idx.locations().unwrap(), idx.entries(kept.id).unwrap());
+
+        let seen = idx
+            .discarding(|idx| {
+                let loc = idx.insert_location("tmp", Path::new("/tmp"), 2)?;
+                idx.put_entries(loc.id, std::slice::from_ref(&e))?;
+                idx.forget_entries(kept.id, std::slice::from_ref(&gone))?;
+                idx.reserve_sequence(kept.id, 5)?;
+                idx.discarding(|idx| idx.insert_location("nested", Path::new("/n"), 3))?;
+                assert!(idx.is_discarding());
+                Ok((idx.locations()?.len(), idx.entries(loc.id)?.len()))
+            })
+            .unwrap();
+        assert_eq!(seen, (3, 1));
+        assert!(!idx.is_discarding());
+        assert_eq!(
+            (idx.locations().unwrap(), idx.entries(kept.id).unwrap()),
+            before
+        );
+        assert_eq!(idx.location_sequence(kept.id).unwrap(), 0);
+
+        let failed: Result<()> = idx.discarding(|idx| {
+            idx.insert_location("tmp", Path::new("/tmp"), 2)?;
+            Err(Error::Other("stop".into()))
+        });
+        assert!(failed.is_err());
+        assert_eq!(idx.locations().unwrap(), before.0);
+        // Ordinary writes commit again afterwards.
+        idx.insert_location("after", Path::new("/after"), 4)
+            .unwrap();
+        assert_eq!(idx.locations().unwrap().len(), 2);
     }
 }

@@ -27,3 +27,14 @@ pub fn open_index() -> Result<Index> {
     std::fs::create_dir_all(&dir).ctx("create library folder", &dir)?;
     Index::open(&dir.join("index.db"))
 }
+
+/// Opens the library's index for a dry run, which must not create anything: the index
+/// if it exists, else an empty one in memory (no library folder, no file).
+pub fn open_index_for_dry_run() -> Result<Index> {
+    let path = library_dir()?.join("index.db");
+    if path.try_exists().ctx("look for the index", &path)? {
+        Index::open(&path)
+    } else {
+        Index::open_in_memory()
+    }
+}

@@ -2,6 +2,10 @@
 //!
 //! A root without its marker is never synced (safety rule 6): an unmounted disk or a
 //! wiped folder must not look like "everything was deleted".
+//!
+//! A dry run opens locations with [`open_location_dry`]: it writes nothing under the
+//! root (no marker, no lock file), and the index rows it needs for a folder new to the
+//! index live only in the dry run's discarded transaction.
 
 use crate::error::{Error, IoContext, Result};
 use crate::ignore_rules::FERRY_DIR;
@@ -15,11 +19,31 @@ const MARKER: &str = "location";
 pub struct Location {
     pub row: LocationRow,
     pub root: PathBuf,
+    /// Opened for a dry run: nothing is written under the root.
+    dry_run: bool,
+    /// A dry run's location whose marker is not on disk (a folder new to the index, or
+    /// one `--yes` would start over): its marker is expected to be absent.
+    marker_pending: bool,
 }
 
 impl Location {
+    /// The location of an index row, at the root the row records (nothing is checked).
+    pub fn from_row(row: LocationRow) -> Location {
+        Location {
+            root: row.root.clone(),
+            row,
+            dry_run: false,
+            marker_pending: false,
+        }
+    }
+
     pub fn id(&self) -> i64 {
         self.row.id
+    }
+
+    /// Opened by a dry run: scans must not write under the root (stale temp files stay).
+    pub fn is_dry_run(&self) -> bool {
+        self.dry_run
     }
 
     pub fn ferry_dir(&self) -> PathBuf {
@@ -28,14 +52,25 @@ impl Location {
 
     /// Takes this location's lock, so no two ferry processes work on it at once (and
     /// leftover temp files can only be from a run that died). Released on drop.
+    ///
+    /// A dry run creates no lock file: where there is none yet (a folder ferry has not
+    /// marked), no process can hold it, and the dry run goes ahead unlocked.
     pub fn lock(&self) -> Result<LocationLock> {
         let p = self.ferry_dir().join("lock");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .ctx("open lock", &p)?;
+        let file = if self.dry_run {
+            match std::fs::File::open(&p) {
+                Ok(f) => f,
+                Err(e) if crate::fs_ops::is_absent(&e) => return Ok(LocationLock { _file: None }),
+                Err(e) => return Err(e).ctx("open lock", &p),
+            }
+        } else {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&p)
+                .ctx("open lock", &p)?
+        };
         // SAFETY: the descriptor is valid for the call.
         let rc = unsafe {
             libc::flock(
@@ -46,13 +81,14 @@ impl Location {
         if rc != 0 {
             return Err(Error::Busy(self.root.clone()));
         }
-        Ok(LocationLock { _file: file })
+        Ok(LocationLock { _file: Some(file) })
     }
 
     /// Checks that the root and its marker are still there and name this location.
     pub fn verify_marker(&self) -> Result<()> {
         match read_marker(&self.root)? {
             Some(uuid) if uuid == self.row.uuid => Ok(()),
+            None if self.marker_pending => Ok(()),
             Some(other) => Err(Error::Location {
                 root: self.root.clone(),
                 reason: format!(
@@ -67,7 +103,7 @@ impl Location {
 
 /// Held while a process works on a location.
 pub struct LocationLock {
-    _file: std::fs::File,
+    _file: Option<std::fs::File>,
 }
 
 fn missing_marker(root: &Path) -> Error {
@@ -121,11 +157,34 @@ pub fn canonical_root(root: &Path) -> Result<PathBuf> {
 /// `reinit` accepts a known location whose marker is gone: it starts over as new,
 /// forgetting its old entries so nothing there is taken for a deletion.
 pub fn open_location(index: &mut Index, root: &Path, reinit: bool) -> Result<Location> {
+    open(index, root, reinit, false)
+}
+
+/// Opens the location at `root` for a dry run: decides as [`open_location`] does, but
+/// writes no marker (and the location's lock and scans write nothing under the root).
+/// The index rows a new location needs, and the entries `reinit` forgets, are written
+/// only inside [`Index::discarding`], which the caller must be in.
+pub fn open_location_dry(index: &mut Index, root: &Path, reinit: bool) -> Result<Location> {
+    if !index.is_discarding() {
+        return Err(Error::Other(
+            "internal error: a dry run opened a location outside a discarded transaction".into(),
+        ));
+    }
+    open(index, root, reinit, true)
+}
+
+fn open(index: &mut Index, root: &Path, reinit: bool, dry_run: bool) -> Result<Location> {
     let root = canonical_root(root)?;
     let marker = read_marker(&root)?;
+    let opened = |row, marker_pending| Location {
+        row,
+        root: root.clone(),
+        dry_run,
+        marker_pending,
+    };
     if let Some(row) = index.location_by_root(&root)? {
         match marker {
-            Some(m) if m == row.uuid => return Ok(Location { row, root }),
+            Some(m) if m == row.uuid => return Ok(opened(row, false)),
             Some(m) => {
                 return Err(Error::Location {
                     root,
@@ -135,23 +194,27 @@ pub fn open_location(index: &mut Index, root: &Path, reinit: bool) -> Result<Loc
             None if reinit => {
                 let paths: Vec<_> = index.entries(row.id)?.into_iter().map(|e| e.path).collect();
                 index.forget_entries(row.id, &paths)?;
-                write_marker(&root, &row.uuid)?;
-                return Ok(Location { row, root });
+                if !dry_run {
+                    write_marker(&root, &row.uuid)?;
+                }
+                return Ok(opened(row, dry_run));
             }
             None => return Err(missing_marker(&root)),
         }
     }
-    let uuid = match marker {
-        Some(m) => m,
+    let (uuid, pending) = match marker {
+        Some(m) => (m, false),
         None => {
             let u = uuid::Uuid::new_v4().to_string();
-            write_marker(&root, &u)?;
-            u
+            if !dry_run {
+                write_marker(&root, &u)?;
+            }
+            (u, dry_run)
         }
     };
     let replica_id = replica_id_of(&uuid);
     let row = index.insert_location(&uuid, &root, replica_id)?;
-    Ok(Location { row, root })
+    Ok(opened(row, pending))
 }
 
 /// Replica ID used in version vectors: the first 8 bytes of BLAKE3(location ID).

@@ -80,10 +80,7 @@ pub fn resolve_all(index: &mut Index, keep: Keep) -> Result<(Vec<Resolved>, Vec<
 
 fn open_loc(index: &Index, id: i64) -> Result<Location> {
     let row = index.location(id)?;
-    let loc = Location {
-        root: row.root.clone(),
-        row,
-    };
+    let loc = Location::from_row(row);
     loc.verify_marker()?;
     Ok(loc)
 }

@@ -197,10 +197,7 @@ pub fn restore(index: &Index, path: &Path, id: i64, to: Option<&Path>) -> Result
     };
     match locate(index, target) {
         Ok((row, rel)) => {
-            let loc = Location {
-                root: row.root.clone(),
-                row,
-            };
+            let loc = Location::from_row(row);
             loc.verify_marker()?;
             let _lock = loc.lock()?;
             make_parents(&loc.root, &rel)?;

@@ -197,7 +197,8 @@ struct Walked {
     report: ScanReport,
 }
 
-/// Checks the marker and walks the location's `scope`; removes stale temp files.
+/// Checks the marker and walks the location's `scope`; removes stale temp files (not
+/// in a dry run).
 fn walk_location(loc: &Location, rules: IndexRules, scope: &Scope) -> Result<Walked> {
     loc.verify_marker()?;
     let mut report = ScanReport::default();
@@ -208,7 +209,10 @@ fn walk_location(loc: &Location, rules: IndexRules, scope: &Scope) -> Result<Wal
     };
     report.errors.append(&mut out.errors);
     // Temp files of a run that died before installing them (the caller holds the
-    // location lock, so no live run owns them).
+    // location lock, so no live run owns them). A dry run leaves them.
+    if loc.is_dry_run() {
+        out.temp_files.clear();
+    }
     for p in out.temp_files.drain(..) {
         if let Err(e) = std::fs::remove_file(&p) {
             report.errors.push(format!(

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::execute::{Executor, FaultPoint};
 use crate::ignore_rules::IndexRules;
 use crate::index::{ConduitRow, GenerationStats, Index};
-use crate::location::{canonical_root, open_location, Location};
+use crate::location::{canonical_root, open_location, open_location_dry, Location};
 use crate::plan::{ConflictPolicy, ConflictRecord, Plan, Side, SyncMode};
 use crate::progress::Progress;
 use crate::reconcile::{reconcile, ReconcileInput};
@@ -28,7 +28,8 @@ pub struct SyncOptions {
     pub index_everything: Option<bool>,
     /// Sets the conduit's version retention (a spec `Retention::parse` accepts).
     pub retention: Option<String>,
-    /// Plan only; change nothing.
+    /// Plan only; change nothing: no file, no marker, no index row. [`sync`] and
+    /// [`sync_conduit`] run the whole dry run inside [`Index::discarding`].
     pub dry_run: bool,
     /// Proceed past the safety stops (mass deletion, missing marker).
     pub yes: bool,
@@ -72,6 +73,10 @@ impl SyncOutcome {
 }
 
 /// Opens (or creates) the conduit between roots `a` and `b` and its two locations.
+/// A changed mode that would undo an archive conduit is refused
+/// ([`crate::archive::check_mode_change`]), in a dry run too. With `opts.dry_run` this
+/// must run inside [`Index::discarding`] (it stores nothing, but a new folder's location
+/// row is written there for the scan).
 pub fn open_conduit(
     index: &mut Index,
     a: &Path,
@@ -86,9 +91,28 @@ pub fn open_conduit(
             rb.display()
         )));
     }
-    let la = open_location(index, &ra, opts.yes)?;
-    let lb = open_location(index, &rb, opts.yes)?;
-    let conduit = match index.conduit_between(la.id(), lb.id())? {
+    let open = if opts.dry_run {
+        open_location_dry
+    } else {
+        open_location
+    };
+    let la = open(index, &ra, opts.yes)?;
+    let lb = open(index, &rb, opts.yes)?;
+    let existing = index.conduit_between(la.id(), lb.id())?;
+    match &existing {
+        Some(c) => {
+            if let Some(mode) = opts.mode {
+                crate::archive::check_mode_change(c, mode, &la.root, &lb.root)?;
+            }
+        }
+        None => {
+            if let Some(reverse) = index.conduit_between(lb.id(), la.id())? {
+                let mode = opts.mode.unwrap_or(SyncMode::Bidirectional);
+                crate::archive::check_reverse_conduit(&reverse, mode, &la.root, &lb.root)?;
+            }
+        }
+    }
+    let conduit = match existing {
         // A dry run changes nothing, settings included.
         Some(c) if opts.dry_run => ConduitRow {
             mode: opts
@@ -174,6 +198,12 @@ pub fn sync(
     opts: &SyncOptions,
     progress: &dyn Progress,
 ) -> Result<SyncOutcome> {
+    if opts.dry_run {
+        return index.discarding(|index| {
+            let (conduit, la, lb) = open_conduit(index, a, b, opts)?;
+            run_conduit(index, conduit, la, lb, opts, progress)
+        });
+    }
     let (conduit, la, lb) = open_conduit(index, a, b, opts)?;
     run_conduit(index, conduit, la, lb, opts, progress)
 }
@@ -190,6 +220,13 @@ pub fn sync_conduit(
         .ok_or_else(|| Error::Other(format!("no conduit {id}; see `ferry conduit list`")))?;
     let ra = index.location(conduit.location_a)?.root;
     let rb = index.location(conduit.location_b)?.root;
+    if opts.dry_run {
+        return index.discarding(|index| {
+            let la = open_location_dry(index, &ra, opts.yes)?;
+            let lb = open_location_dry(index, &rb, opts.yes)?;
+            run_conduit(index, conduit, la, lb, opts, progress)
+        });
+    }
     let la = open_location(index, &ra, opts.yes)?;
     let lb = open_location(index, &rb, opts.yes)?;
     run_conduit(index, conduit, la, lb, opts, progress)

@@ -1,6 +1,6 @@
 //! Archive mode against real folders: a copy that fails verification keeps its source,
-//! an interrupted run resumes without loss, and archive removals never travel as
-//! deletions.
+//! an interrupted run resumes without loss, archive removals never travel as
+//! deletions, and an archive conduit cannot be switched to a mode that would undo it.
 
 use ferry_core::execute::FaultPoint;
 use ferry_core::index::Index;
@@ -9,6 +9,7 @@ use ferry_core::plan::SyncMode;
 use ferry_core::progress::NoProgress;
 use ferry_core::rel_path::RelPath;
 use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
+use ferry_core::Error;
 use std::path::{Path, PathBuf};
 
 struct Fixture {
@@ -43,6 +44,22 @@ impl Fixture {
             ..Default::default()
         };
         sync(&mut self.index, &self.a, &self.b, &opts, &NoProgress)
+    }
+
+    /// A run with `opts` (no fault), A to B.
+    fn run_with(&mut self, opts: SyncOptions) -> ferry_core::Result<SyncOutcome> {
+        sync(&mut self.index, &self.a, &self.b, &opts, &NoProgress)
+    }
+
+    /// The stored mode of the conduit A → B.
+    fn stored_mode(&mut self) -> String {
+        let la = open_location(&mut self.index, &self.a, false).unwrap();
+        let lb = open_location(&mut self.index, &self.b, false).unwrap();
+        self.index
+            .conduit_between(la.id(), lb.id())
+            .unwrap()
+            .expect("conduit A → B")
+            .mode
     }
 
     fn archive(&mut self, fault: FaultPoint) -> ferry_core::Result<SyncOutcome> {
@@ -195,6 +212,15 @@ fn archive_removals_never_propagate_as_deletions() {
     let lb = open_location(&mut f.index, &f.b, false).unwrap();
     assert_eq!(f.index.versions_of(lb.id(), &one).unwrap().len(), 1);
 
+    // The archive conduit itself refuses to turn two-way; a new conduit between the same
+    // folders (after removing the archive one) sees A with no opinion on the archived
+    // paths, so it deletes nothing on B.
+    assert!(matches!(
+        f.run(SyncMode::Bidirectional, FaultPoint::None),
+        Err(Error::Refused(_))
+    ));
+    let conduit = f.index.conduits().unwrap()[0].id;
+    assert!(f.index.remove_conduit(conduit).unwrap());
     let o = f.run(SyncMode::Bidirectional, FaultPoint::None).unwrap();
     assert!(o.errors.is_empty(), "{:?}", o.errors);
     assert_eq!(o.stats.files_deleted, 0);
@@ -221,4 +247,102 @@ fn unrelated_file_on_b_is_kept_and_a_copy_lands_beside_it() {
         b"first piece of work"
     );
     assert_eq!(user_files(&f.a), Vec::<String>::new());
+}
+
+/// The refusal a switch of an archive conduit to `mode` meets, real or dry run alike;
+/// nothing changes on disk or in the conduit, and plain archive runs go on.
+fn assert_switch_refused(mode: SyncMode, says: &str) {
+    let mut f = fixture();
+    f.archive(FaultPoint::None).unwrap();
+    std::fs::write(f.a.join("new.txt"), "new work, not archived yet").unwrap();
+    let (a_before, b_before) = (user_files(&f.a), user_files(&f.b));
+    for dry_run in [false, true] {
+        let err = f
+            .run_with(SyncOptions {
+                mode: Some(mode),
+                dry_run,
+                yes: true, // not even past the mass-deletion stop
+                ..Default::default()
+            })
+            .expect_err("switching an archive conduit must be refused");
+        let Error::Refused(msg) = &err else {
+            panic!("expected a refusal, got {err:?}");
+        };
+        for part in ["archive", says, "different folder", "new conduit"] {
+            assert!(msg.contains(part), "{part:?} missing in: {msg}");
+        }
+        assert_eq!(f.stored_mode(), "archive", "dry run {dry_run}");
+        assert_eq!(user_files(&f.a), a_before, "dry run {dry_run}");
+        assert_eq!(user_files(&f.b), b_before, "dry run {dry_run}");
+        originals_on(&f.b);
+    }
+    // Without a mode the conduit keeps archiving; `--mode archive` is no switch.
+    let o = f.run_with(SyncOptions::default()).unwrap();
+    assert_eq!(o.mode, SyncMode::Archive);
+    assert_eq!(o.stats.files_archived, 1);
+    assert!(f.archive(FaultPoint::None).is_ok());
+    assert_eq!(user_files(&f.a), Vec::<String>::new());
+    originals_on(&f.b);
+}
+
+/// Mirror would make B an exact copy of A: every archived file would be deleted.
+#[test]
+fn archive_conduit_refuses_to_become_mirror() {
+    assert_switch_refused(SyncMode::Mirror, "deleting from");
+}
+
+/// Bidirectional would copy the archive back into A, after which A's deletions would
+/// reach the archive: refused as well.
+#[test]
+fn archive_conduit_refuses_to_become_bidirectional() {
+    assert_switch_refused(SyncMode::Bidirectional, "back into");
+}
+
+/// A second conduit between the same folders in the other direction is refused while
+/// either one archives: it would undo the archive from the side.
+#[test]
+fn reverse_conduit_beside_an_archive_is_refused() {
+    let mut f = fixture();
+    f.archive(FaultPoint::None).unwrap();
+    for mode in [None, Some(SyncMode::Mirror), Some(SyncMode::Archive)] {
+        for dry_run in [false, true] {
+            let opts = SyncOptions {
+                mode,
+                dry_run,
+                ..Default::default()
+            };
+            let r = sync(&mut f.index, &f.b, &f.a, &opts, &NoProgress);
+            assert!(
+                matches!(&r, Err(Error::Refused(m)) if m.contains("archive")),
+                "{mode:?} dry run {dry_run}: {r:?}"
+            );
+        }
+    }
+    assert_eq!(f.index.conduits().unwrap().len(), 1);
+    originals_on(&f.b);
+    assert_eq!(user_files(&f.a), Vec::<String>::new());
+
+    // And the other way round: no archive conduit beside a two-way one.
+    let mut g = fixture();
+    g.run(SyncMode::Bidirectional, FaultPoint::None).unwrap();
+    let opts = SyncOptions {
+        mode: Some(SyncMode::Archive),
+        ..Default::default()
+    };
+    let r = sync(&mut g.index, &g.b, &g.a, &opts, &NoProgress);
+    assert!(matches!(r, Err(Error::Refused(_))), "{r:?}");
+    originals_on(&g.a);
+    originals_on(&g.b);
+}
+
+/// Switching into archive mode stays possible; only leaving it is refused.
+#[test]
+fn two_way_conduit_may_become_an_archive() {
+    let mut f = fixture();
+    f.run(SyncMode::Bidirectional, FaultPoint::None).unwrap();
+    let o = f.archive(FaultPoint::None).unwrap();
+    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert_eq!(o.stats.files_archived, 2);
+    assert_eq!(f.stored_mode(), "archive");
+    originals_on(&f.b);
 }
