@@ -3,40 +3,27 @@
 //! deletions, and an archive conduit cannot be switched to a mode that would undo it.
 
 use ferry_core::execute::FaultPoint;
-use ferry_core::index::Index;
 use ferry_core::location::open_location;
 use ferry_core::plan::SyncMode;
 use ferry_core::progress::NoProgress;
 use ferry_core::rel_path::RelPath;
 use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
 use ferry_core::Error;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-struct Fixture {
-    _tmp: tempfile::TempDir,
-    a: PathBuf,
-    b: PathBuf,
-    index: Index,
-}
+mod common;
+use common::{paths_below, Pair};
 
 /// A with `one.txt`, `sub/two.bin` and an empty B.
-fn fixture() -> Fixture {
-    let tmp = tempfile::tempdir().unwrap();
-    let (a, b) = (tmp.path().join("A"), tmp.path().join("B"));
-    std::fs::create_dir_all(a.join("sub")).unwrap();
-    std::fs::create_dir(&b).unwrap();
-    std::fs::write(a.join("one.txt"), "first piece of work").unwrap();
-    std::fs::write(a.join("sub/two.bin"), vec![7u8; 300_000]).unwrap();
-    let index = Index::open(&tmp.path().join("index.db")).unwrap();
-    Fixture {
-        _tmp: tmp,
-        a,
-        b,
-        index,
-    }
+fn fixture() -> Pair {
+    let f = Pair::new();
+    std::fs::create_dir(f.a.join("sub")).unwrap();
+    std::fs::write(f.a.join("one.txt"), "first piece of work").unwrap();
+    std::fs::write(f.a.join("sub/two.bin"), vec![7u8; 300_000]).unwrap();
+    f
 }
 
-impl Fixture {
+impl Pair {
     fn run(&mut self, mode: SyncMode, fault: FaultPoint) -> ferry_core::Result<SyncOutcome> {
         let opts = SyncOptions {
             mode: Some(mode),
@@ -85,7 +72,7 @@ fn originals_on(root: &Path) {
 /// Only temp files of ferry's own are allowed to be left behind by a dying run.
 fn user_files(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
-    for e in walk(root) {
+    for e in paths_below(root) {
         let rel = e.strip_prefix(root).unwrap().to_string_lossy().into_owned();
         let name = e.file_name().unwrap().to_string_lossy().into_owned();
         if !rel.starts_with(".ferry") && !name.starts_with(".ferry.tmp.") && e.is_file() {
@@ -93,18 +80,6 @@ fn user_files(root: &Path) -> Vec<String> {
         }
     }
     out.sort();
-    out
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if std::fs::symlink_metadata(&p).unwrap().is_dir() {
-            out.extend(walk(&p));
-        }
-        out.push(p);
-    }
     out
 }
 

@@ -1,39 +1,26 @@
 //! A dry run plans like a real run but writes nothing: no file or marker under either
 //! root, and no row in the index (locations, conduits, entries, generations).
 
-use ferry_core::index::Index;
 use ferry_core::location::open_location;
 use ferry_core::plan::{Action, SyncMode};
 use ferry_core::progress::NoProgress;
 use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-struct Fixture {
-    _tmp: tempfile::TempDir,
-    a: PathBuf,
-    b: PathBuf,
-    index: Index,
-}
+mod common;
+use common::Pair;
 
 /// A with `one.txt` and `sub/two.txt`, B with `mine.txt`, both new to the index.
-fn fixture() -> Fixture {
-    let tmp = tempfile::tempdir().unwrap();
-    let (a, b) = (tmp.path().join("A"), tmp.path().join("B"));
-    std::fs::create_dir_all(a.join("sub")).unwrap();
-    std::fs::create_dir(&b).unwrap();
-    std::fs::write(a.join("one.txt"), "one").unwrap();
-    std::fs::write(a.join("sub/two.txt"), "two").unwrap();
-    std::fs::write(b.join("mine.txt"), "b's own").unwrap();
-    let index = Index::open(&tmp.path().join("index.db")).unwrap();
-    Fixture {
-        _tmp: tmp,
-        a,
-        b,
-        index,
-    }
+fn fixture() -> Pair {
+    let f = Pair::new();
+    std::fs::create_dir(f.a.join("sub")).unwrap();
+    std::fs::write(f.a.join("one.txt"), "one").unwrap();
+    std::fs::write(f.a.join("sub/two.txt"), "two").unwrap();
+    std::fs::write(f.b.join("mine.txt"), "b's own").unwrap();
+    f
 }
 
-impl Fixture {
+impl Pair {
     fn run(&mut self, opts: &SyncOptions) -> ferry_core::Result<SyncOutcome> {
         sync(&mut self.index, &self.a, &self.b, opts, &NoProgress)
     }

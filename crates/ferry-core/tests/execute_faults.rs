@@ -4,32 +4,18 @@
 
 use ferry_core::execute::{Executor, FaultPoint};
 use ferry_core::ignore_rules::IndexRules;
-use ferry_core::index::Index;
 use ferry_core::location::{open_location, Location};
 use ferry_core::plan::{Action, ConflictPolicy, Plan, SyncMode};
 use ferry_core::progress::NoProgress;
 use ferry_core::reconcile::{reconcile, ReconcileInput};
 use ferry_core::scan::scan_location;
 use ferry_core::sync::{sync, SyncOptions};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-struct Fixture {
-    tmp: tempfile::TempDir,
-    a: PathBuf,
-    b: PathBuf,
-    index: Index,
-}
+mod common;
+use common::{paths_below, Pair};
 
-fn fixture() -> Fixture {
-    let tmp = tempfile::tempdir().unwrap();
-    let (a, b) = (tmp.path().join("A"), tmp.path().join("B"));
-    std::fs::create_dir(&a).unwrap();
-    std::fs::create_dir(&b).unwrap();
-    let index = Index::open(&tmp.path().join("index.db")).unwrap();
-    Fixture { tmp, a, b, index }
-}
-
-impl Fixture {
+impl Pair {
     fn sync_with(
         &mut self,
         fault: FaultPoint,
@@ -96,7 +82,7 @@ impl Fixture {
 
 fn temp_files(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
-    for e in walk(dir) {
+    for e in paths_below(dir) {
         let name = e.file_name().unwrap().to_string_lossy().into_owned();
         if name.starts_with(".ferry.tmp.") {
             out.push(name);
@@ -105,23 +91,11 @@ fn temp_files(dir: &Path) -> Vec<String> {
     out
 }
 
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if std::fs::symlink_metadata(&p).unwrap().is_dir() {
-            out.extend(walk(&p));
-        }
-        out.push(p);
-    }
-    out
-}
-
 /// A copy whose bytes do not match the indexed hash is never installed; the old content
 /// stays, the temp file goes, and the next clean run succeeds.
 #[test]
 fn corrupt_copy_is_not_installed() {
-    let mut f = fixture();
+    let mut f = Pair::new();
     std::fs::write(f.a.join("doc.txt"), "first").unwrap();
     f.sync_with(FaultPoint::None).unwrap();
     std::fs::write(f.a.join("doc.txt"), "second version").unwrap();
@@ -157,7 +131,7 @@ fn corrupt_copy_is_not_installed() {
 /// content; the next run removes the stale temp files and converges.
 #[test]
 fn run_dying_before_install_loses_nothing_and_resumes() {
-    let mut f = fixture();
+    let mut f = Pair::new();
     std::fs::write(f.a.join("keep.txt"), "old a").unwrap();
     f.sync_with(FaultPoint::None).unwrap();
     std::fs::write(f.a.join("keep.txt"), "new a!").unwrap();
@@ -192,7 +166,7 @@ fn run_dying_before_install_loses_nothing_and_resumes() {
 /// Rule 2: an edit made after the scan is never clobbered; the action is skipped.
 #[test]
 fn fresh_edit_after_scan_is_not_overwritten() {
-    let mut f = fixture();
+    let mut f = Pair::new();
     std::fs::write(f.a.join("x.txt"), "v1").unwrap();
     f.sync_with(FaultPoint::None).unwrap();
     std::fs::write(f.a.join("x.txt"), "v2 from a").unwrap();
@@ -219,7 +193,7 @@ fn fresh_edit_after_scan_is_not_overwritten() {
 /// Rule 2 for deletions: a file edited after the scan is not deleted.
 #[test]
 fn deletion_skips_a_file_edited_after_scan() {
-    let mut f = fixture();
+    let mut f = Pair::new();
     std::fs::write(f.a.join("x.txt"), "v1").unwrap();
     f.sync_with(FaultPoint::None).unwrap();
     std::fs::remove_file(f.a.join("x.txt")).unwrap();
@@ -241,7 +215,7 @@ fn deletion_skips_a_file_edited_after_scan() {
 /// written through.
 #[test]
 fn never_writes_through_a_symlinked_parent() {
-    let mut f = fixture();
+    let mut f = Pair::new();
     std::fs::create_dir(f.a.join("d")).unwrap();
     std::fs::write(f.a.join("d/one"), "1").unwrap();
     f.sync_with(FaultPoint::None).unwrap();
@@ -267,7 +241,7 @@ fn never_writes_through_a_symlinked_parent() {
 /// Rule 6: a location whose marker vanished is not synced.
 #[test]
 fn missing_marker_stops_the_run() {
-    let mut f = fixture();
+    let mut f = Pair::new();
     std::fs::write(f.a.join("x"), "x").unwrap();
     f.sync_with(FaultPoint::None).unwrap();
     std::fs::remove_dir_all(&f.b).unwrap();
@@ -280,7 +254,7 @@ fn missing_marker_stops_the_run() {
 /// Rule 6: a run that would delete most of a side stops unless told otherwise.
 #[test]
 fn mass_deletion_stops_without_yes() {
-    let mut f = fixture();
+    let mut f = Pair::new();
     for i in 0..12 {
         std::fs::write(f.a.join(format!("f{i}")), "x").unwrap();
     }
@@ -307,7 +281,7 @@ fn mass_deletion_stops_without_yes() {
 /// knows where.
 #[test]
 fn replaced_and_deleted_content_is_versioned() {
-    let mut f = fixture();
+    let mut f = Pair::new();
     std::fs::write(f.a.join("x"), "original").unwrap();
     std::fs::write(f.a.join("y"), "to be deleted").unwrap();
     f.sync_with(FaultPoint::None).unwrap();

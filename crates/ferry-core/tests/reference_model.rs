@@ -15,13 +15,15 @@
 //! before the run and no longer holds (conflict losers, overwritten and deleted files)
 //! must be in that side's `.ferry/versions/`.
 
-use ferry_core::index::Index;
 use ferry_core::plan::{ConflictPolicy, Side, SyncMode};
 use ferry_core::progress::NoProgress;
 use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+mod common;
+use common::Pair;
 
 const NAMES: [&str; 6] = ["f0", "f1", "f2", "f3", "f4", "f5"];
 
@@ -154,26 +156,15 @@ fn shown(c: &[u8]) -> String {
 
 /// Two real folders, their index, and the model that shadows them.
 struct World {
-    _tmp: tempfile::TempDir,
-    a: PathBuf,
-    b: PathBuf,
-    index: Index,
+    pair: Pair,
     model: Model,
     writes: u32,
 }
 
 impl World {
     fn new() -> World {
-        let tmp = tempfile::tempdir().unwrap();
-        let (a, b) = (tmp.path().join("A"), tmp.path().join("B"));
-        std::fs::create_dir(&a).unwrap();
-        std::fs::create_dir(&b).unwrap();
-        let index = Index::open(&tmp.path().join("index.db")).unwrap();
         World {
-            _tmp: tmp,
-            a,
-            b,
-            index,
+            pair: Pair::new(),
             model: Model::default(),
             writes: 0,
         }
@@ -181,8 +172,8 @@ impl World {
 
     fn root(&self, side: Side) -> &Path {
         match side {
-            Side::A => &self.a,
-            Side::B => &self.b,
+            Side::A => &self.pair.a,
+            Side::B => &self.pair.b,
         }
     }
 
@@ -234,7 +225,8 @@ impl World {
             yes: true,
             ..Default::default()
         };
-        let out = sync(&mut self.index, &self.a, &self.b, &opts, &NoProgress).unwrap();
+        let p = &mut self.pair;
+        let out = sync(&mut p.index, &p.a, &p.b, &opts, &NoProgress).unwrap();
         prop_assert!(
             out.errors.is_empty(),
             "run reported errors: {:?}",
@@ -382,8 +374,8 @@ fn both_edit_source_wins_and_loser_is_versioned() {
     let out = w
         .sync(SyncMode::Bidirectional, ConflictPolicy::Source)
         .unwrap();
-    assert_eq!(std::fs::read(w.b.join("f0")).unwrap(), b"edit on A");
-    assert!(versions(&w.b).contains(b"edit on B".as_slice()));
+    assert_eq!(std::fs::read(w.pair.b.join("f0")).unwrap(), b"edit on A");
+    assert!(versions(&w.pair.b).contains(b"edit on B".as_slice()));
     assert_eq!(out.plan.conflicts.len(), 1);
     assert_eq!(out.plan.conflicts[0].winner, Some(Side::A));
 }
@@ -395,8 +387,8 @@ fn both_edit_target_wins_and_loser_is_versioned() {
     w.write(Side::B, "f0", "edit on B");
     w.sync(SyncMode::Bidirectional, ConflictPolicy::Target)
         .unwrap();
-    assert_eq!(std::fs::read(w.a.join("f0")).unwrap(), b"edit on B");
-    assert!(versions(&w.a).contains(b"edit on A".as_slice()));
+    assert_eq!(std::fs::read(w.pair.a.join("f0")).unwrap(), b"edit on B");
+    assert!(versions(&w.pair.a).contains(b"edit on A".as_slice()));
 }
 
 #[test]
@@ -406,7 +398,7 @@ fn modification_beats_deletion_whatever_the_policy() {
         w.delete(Side::A, "f0");
         w.write(Side::B, "f0", "edit on B");
         let out = w.sync(SyncMode::Bidirectional, policy).unwrap();
-        assert_eq!(std::fs::read(w.a.join("f0")).unwrap(), b"edit on B");
+        assert_eq!(std::fs::read(w.pair.a.join("f0")).unwrap(), b"edit on B");
         assert!(out.plan.conflicts.is_empty());
     }
 }
@@ -417,8 +409,8 @@ fn mirror_overwrites_target_edits_and_deletes_target_extras() {
     w.write(Side::B, "f0", "edit on B");
     w.write(Side::B, "f1", "new on B");
     w.sync(SyncMode::Mirror, ConflictPolicy::Source).unwrap();
-    assert_eq!(files_on_disk(&w.b), files_on_disk(&w.a));
-    assert_eq!(std::fs::read(w.b.join("f0")).unwrap(), b"base");
-    let kept = versions(&w.b);
+    assert_eq!(files_on_disk(&w.pair.b), files_on_disk(&w.pair.a));
+    assert_eq!(std::fs::read(w.pair.b.join("f0")).unwrap(), b"base");
+    let kept = versions(&w.pair.b);
     assert!(kept.contains(b"edit on B".as_slice()) && kept.contains(b"new on B".as_slice()));
 }

@@ -2,18 +2,14 @@
 //! other, even though the other converged before and nothing changed on its far side
 //! (the unchanged-conduit short cut must see the shared location's new sequence).
 
-use ferry_core::index::Index;
 use ferry_core::progress::NoProgress;
 use ferry_core::sync::{sync, SyncOptions};
 
+mod common;
+
 #[test]
 fn change_through_one_conduit_reaches_the_other() {
-    let tmp = tempfile::tempdir().unwrap();
-    let [a, b, c] = ["A", "B", "C"].map(|n| tmp.path().join(n));
-    for d in [&a, &b, &c] {
-        std::fs::create_dir(d).unwrap();
-    }
-    let mut index = Index::open(&tmp.path().join("index.db")).unwrap();
+    let (_tmp, [a, b, c], mut index) = common::folders(["A", "B", "C"]);
     let opts = SyncOptions::default();
     std::fs::write(a.join("x"), "one").unwrap();
     for (p, q) in [(&a, &b), (&a, &c), (&a, &b), (&a, &c)] {

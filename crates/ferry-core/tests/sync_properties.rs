@@ -5,14 +5,16 @@
 //! - no content present before a run is lost: it is on disk or in a version store;
 //! - a second run right after changes nothing.
 
-use ferry_core::index::Index;
 use ferry_core::plan::{ConflictPolicy, SyncMode};
 use ferry_core::progress::NoProgress;
 use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+mod common;
+use common::Pair;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Node {
@@ -167,28 +169,7 @@ fn apply(root: &Path, op: &Op, salt: u32) {
     }
 }
 
-struct Pair {
-    _tmp: tempfile::TempDir,
-    a: PathBuf,
-    b: PathBuf,
-    index: Index,
-}
-
 impl Pair {
-    fn new() -> Pair {
-        let tmp = tempfile::tempdir().unwrap();
-        let (a, b) = (tmp.path().join("A"), tmp.path().join("B"));
-        std::fs::create_dir(&a).unwrap();
-        std::fs::create_dir(&b).unwrap();
-        let index = Index::open(&tmp.path().join("index.db")).unwrap();
-        Pair {
-            _tmp: tmp,
-            a,
-            b,
-            index,
-        }
-    }
-
     fn sync(&mut self, mode: SyncMode, policy: ConflictPolicy) -> SyncOutcome {
         let opts = SyncOptions {
             mode: Some(mode),

@@ -12,6 +12,8 @@ use ferry_core::sync::{sync, SyncOptions};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+mod common;
+
 fn rel(s: &str) -> RelPath {
     RelPath::new(s).unwrap()
 }
@@ -35,13 +37,10 @@ struct Fixture {
 
 impl Fixture {
     fn new(files: &[(&str, &str)]) -> Fixture {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().join("R");
-        std::fs::create_dir(&root).unwrap();
+        let (tmp, [root], mut index) = common::folders(["R"]);
         for (p, c) in files {
             write(&root, p, c);
         }
-        let mut index = Index::open(&tmp.path().join("index.db")).unwrap();
         let loc = open_location(&mut index, &root, false).unwrap();
         let mut f = Fixture {
             _tmp: tmp,
@@ -220,10 +219,7 @@ fn tree(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
 
 #[test]
 fn targeted_sync_converges_the_touched_paths() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (a, b) = (tmp.path().join("A"), tmp.path().join("B"));
-    std::fs::create_dir(&a).unwrap();
-    std::fs::create_dir(&b).unwrap();
+    let (_tmp, [a, b], mut index) = common::folders(["A", "B"]);
     for (p, c) in [
         ("edit.txt", "one"),
         ("gone.txt", "g"),
@@ -234,7 +230,6 @@ fn targeted_sync_converges_the_touched_paths() {
     ] {
         write(&a, p, c);
     }
-    let mut index = Index::open(&tmp.path().join("index.db")).unwrap();
     let full = SyncOptions::default();
     sync(&mut index, &a, &b, &full, &NoProgress).unwrap();
     assert_eq!(tree(&a), tree(&b));
