@@ -5,10 +5,9 @@ use ferry_core::location::open_location;
 use ferry_core::plan::{Action, SyncMode};
 use ferry_core::progress::NoProgress;
 use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
-use std::path::Path;
 
 mod common;
-use common::Pair;
+use common::{stat_listing, Pair};
 
 /// A with `one.txt` and `sub/two.txt`, B with `mine.txt`, both new to the index.
 fn fixture() -> Pair {
@@ -51,29 +50,6 @@ impl Pair {
     }
 }
 
-/// Every path below `root`, `.ferry` included.
-fn tree(root: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let p = e.unwrap().path();
-            let meta = std::fs::symlink_metadata(&p).unwrap();
-            out.push(format!(
-                "{} {} {:?}",
-                p.strip_prefix(root).unwrap().display(),
-                meta.len(),
-                meta.modified().unwrap()
-            ));
-            if meta.is_dir() {
-                stack.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 fn copies(o: &SyncOutcome) -> usize {
     o.plan
         .actions
@@ -87,13 +63,16 @@ fn copies(o: &SyncOutcome) -> usize {
 #[test]
 fn dry_run_on_new_folders_stores_nothing() {
     let mut f = fixture();
-    let (a_before, b_before) = (tree(&f.a), tree(&f.b));
+    let (a_before, b_before) = (stat_listing(&f.a), stat_listing(&f.b));
     let o = f.dry();
     assert!(o.dry_run && o.errors.is_empty(), "{:?}", o.errors);
     assert_eq!(copies(&o), 3, "{:?}", o.plan);
     assert_eq!(o.generation_id, None);
     assert!(!f.a.join(".ferry").exists() && !f.b.join(".ferry").exists());
-    assert_eq!((tree(&f.a), tree(&f.b)), (a_before, b_before));
+    assert_eq!(
+        (stat_listing(&f.a), stat_listing(&f.b)),
+        (a_before, b_before)
+    );
     assert!(f.index.locations().unwrap().is_empty());
     assert!(f.index.conduits().unwrap().is_empty());
 
@@ -116,7 +95,7 @@ fn dry_run_after_edits_leaves_the_index_unchanged() {
     // A leftover temp file of a dead run is cleaned by real scans only.
     std::fs::write(f.b.join(".ferry.tmp.x.1"), "partial").unwrap();
     let state = f.index_state();
-    let (a_before, b_before) = (tree(&f.a), tree(&f.b));
+    let (a_before, b_before) = (stat_listing(&f.a), stat_listing(&f.b));
 
     // Two-way: the edit and the new file go to B (and the deletion to A); mirror also
     // brings back B's deleted file.
@@ -132,7 +111,7 @@ fn dry_run_after_edits_leaves_the_index_unchanged() {
         assert_eq!(copies(&o), copied, "{mode:?} {:?}", o.plan);
         assert_eq!(f.index_state(), state, "{mode:?}");
         assert_eq!(
-            (tree(&f.a), tree(&f.b)),
+            (stat_listing(&f.a), stat_listing(&f.b)),
             (a_before.clone(), b_before.clone())
         );
     }

@@ -9,47 +9,12 @@ use ferry_core::plan::{ConflictPolicy, SyncMode};
 use ferry_core::progress::NoProgress;
 use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
 use proptest::prelude::*;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 mod common;
-use common::Pair;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Node {
-    File(Vec<u8>, u32),
-    Dir,
-    Link(String),
-}
-
-/// Snapshot of a tree, without ferry's own folder.
-fn tree(root: &Path) -> BTreeMap<String, Node> {
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
-}
-
-fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Node>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        let rel = p.strip_prefix(root).unwrap().to_str().unwrap().to_string();
-        if rel == ".ferry" {
-            continue;
-        }
-        let m = std::fs::symlink_metadata(&p).unwrap();
-        if m.file_type().is_symlink() {
-            let t = std::fs::read_link(&p).unwrap();
-            out.insert(rel, Node::Link(t.to_str().unwrap().to_string()));
-        } else if m.is_dir() {
-            out.insert(rel, Node::Dir);
-            walk(root, &p, out);
-        } else {
-            let mode = m.permissions().mode() & 0o7777;
-            out.insert(rel, Node::File(std::fs::read(&p).unwrap(), mode));
-        }
-    }
-}
+use common::{tree_without_ferry, Pair};
 
 /// Every file content anywhere under the root, version stores included.
 fn contents(root: &Path, out: &mut BTreeSet<Vec<u8>>) {
@@ -230,7 +195,7 @@ fn rounds() -> impl Strategy<Value = Rounds> {
 
 fn check_run(pair: &mut Pair, mode: SyncMode, policy: ConflictPolicy) -> Result<(), TestCaseError> {
     let before = pair.all_contents();
-    let a_before = tree(&pair.a);
+    let a_before = tree_without_ferry(&pair.a);
     let out = pair.sync(mode, policy);
     prop_assert!(out.errors.is_empty(), "errors: {:?}", out.errors);
     let after = pair.all_contents();
@@ -239,7 +204,7 @@ fn check_run(pair: &mut Pair, mode: SyncMode, policy: ConflictPolicy) -> Result<
         .map(|c| String::from_utf8_lossy(c).into_owned())
         .collect();
     prop_assert!(lost.is_empty(), "content lost: {:?}", lost);
-    let (ta, tb) = (tree(&pair.a), tree(&pair.b));
+    let (ta, tb) = (tree_without_ferry(&pair.a), tree_without_ferry(&pair.b));
     prop_assert_eq!(&ta, &tb, "trees differ after sync; plan: {:#?}", out.plan);
     if mode == SyncMode::Mirror {
         prop_assert_eq!(&a_before, &ta, "mirror changed its source");
@@ -287,7 +252,7 @@ proptest! {
             prop_assert!(before.is_subset(&after), "content lost");
             let open: Vec<_> = out.plan.conflicts.iter().filter(|c| c.winner.is_none()).map(|c| c.path.as_str().to_string()).collect();
             if out.errors.is_empty() && open.is_empty() {
-                prop_assert_eq!(tree(&pair.a), tree(&pair.b));
+                prop_assert_eq!(tree_without_ferry(&pair.a), tree_without_ferry(&pair.b));
             }
             // Conflicted paths stay exactly as the user left them on both sides.
             let again = pair.sync(SyncMode::Bidirectional, ConflictPolicy::Manual);

@@ -9,10 +9,10 @@ use ferry_core::progress::NoProgress;
 use ferry_core::rel_path::RelPath;
 use ferry_core::scan::{scan_location, scan_paths, ScanReport, Scope};
 use ferry_core::sync::{sync, SyncOptions};
-use std::collections::BTreeMap;
 use std::path::Path;
 
 mod common;
+use common::contents_without_ferry;
 
 fn rel(s: &str) -> RelPath {
     RelPath::new(s).unwrap()
@@ -195,28 +195,6 @@ fn a_touched_ignore_file_widens_to_a_full_scan() {
     assert_eq!(f.state(".ferryignore"), "live 6");
 }
 
-/// Both sides of a tree, without ferry's own folder: path → file content (dirs: None).
-fn tree(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Option<Vec<u8>>>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            let r = p.strip_prefix(root).unwrap().to_str().unwrap().to_string();
-            if r == ".ferry" {
-                continue;
-            }
-            if p.is_dir() {
-                out.insert(r, None);
-                walk(root, &p, out);
-            } else {
-                out.insert(r, Some(std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
-}
-
 #[test]
 fn targeted_sync_converges_the_touched_paths() {
     let (_tmp, [a, b], mut index) = common::folders(["A", "B"]);
@@ -232,7 +210,7 @@ fn targeted_sync_converges_the_touched_paths() {
     }
     let full = SyncOptions::default();
     sync(&mut index, &a, &b, &full, &NoProgress).unwrap();
-    assert_eq!(tree(&a), tree(&b));
+    assert_eq!(contents_without_ferry(&a), contents_without_ferry(&b));
 
     write(&a, "edit.txt", "edited on A");
     write(&a, "newdir/deep/file", "new on A");
@@ -258,7 +236,7 @@ fn targeted_sync_converges_the_touched_paths() {
     };
     let o = sync(&mut index, &a, &b, &only, &NoProgress).unwrap();
     assert!(o.errors.is_empty(), "{:?}", o.errors);
-    let (ta, tb) = (tree(&a), tree(&b));
+    let (ta, tb) = (contents_without_ferry(&a), contents_without_ferry(&b));
     assert_eq!(tb["edit.txt"], Some(b"edited on A".to_vec()));
     assert_eq!(
         tb["untouched.txt"],
@@ -272,7 +250,7 @@ fn targeted_sync_converges_the_touched_paths() {
 
     // A full run (the daemon's backstop) picks up the rest; then both trees match.
     sync(&mut index, &a, &b, &full, &NoProgress).unwrap();
-    assert_eq!(tree(&a), tree(&b));
+    assert_eq!(contents_without_ferry(&a), contents_without_ferry(&b));
     let again = sync(&mut index, &a, &b, &only, &NoProgress).unwrap();
     assert!(again.plan.actions.is_empty(), "{:?}", again.plan.actions);
 }

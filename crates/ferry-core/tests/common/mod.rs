@@ -7,6 +7,8 @@
 #![allow(dead_code)]
 
 use ferry_core::index::Index;
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
@@ -54,5 +56,90 @@ pub fn paths_below(dir: &Path) -> Vec<PathBuf> {
         }
         out.push(p);
     }
+    out
+}
+
+/// Every path below `root`, `.ferry/` included, as sorted `path size mtime` lines: any
+/// write anywhere under the root (a marker, a lock file, a temp file) changes it.
+pub fn stat_listing(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            out.push(format!(
+                "{} {} {:?}",
+                p.strip_prefix(root).unwrap().display(),
+                meta.len(),
+                meta.modified().unwrap()
+            ));
+            if meta.is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// What [`tree_without_ferry`] records about one path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    /// Content and permission bits.
+    File(Vec<u8>, u32),
+    Dir,
+    /// The link's target.
+    Link(String),
+}
+
+/// Snapshot of a tree without the top-level `.ferry/`: path → kind, content, permission
+/// bits, symlink target. Never follows symlinks.
+pub fn tree_without_ferry(root: &Path) -> BTreeMap<String, Node> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Node>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(root).unwrap().to_str().unwrap().to_string();
+            if rel == ".ferry" {
+                continue;
+            }
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            if m.file_type().is_symlink() {
+                let t = std::fs::read_link(&p).unwrap();
+                out.insert(rel, Node::Link(t.to_str().unwrap().to_string()));
+            } else if m.is_dir() {
+                out.insert(rel, Node::Dir);
+                walk(root, &p, out);
+            } else {
+                let mode = m.permissions().mode() & 0o7777;
+                out.insert(rel, Node::File(std::fs::read(&p).unwrap(), mode));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// Contents of a tree without the top-level `.ferry/`: path → file content, `None` for a
+/// folder. Follows symlinks and ignores permission bits.
+pub fn contents_without_ferry(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Option<Vec<u8>>>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let r = p.strip_prefix(root).unwrap().to_str().unwrap().to_string();
+            if r == ".ferry" {
+                continue;
+            }
+            if p.is_dir() {
+                out.insert(r, None);
+                walk(root, &p, out);
+            } else {
+                out.insert(r, Some(std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
     out
 }
