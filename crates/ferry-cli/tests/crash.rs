@@ -2,30 +2,12 @@
 //! kill each path holds its old content or its complete new content (safety rule 1), and
 //! a rerun converges without redoing verified work or losing anything (rule 5).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn files(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let p = e.unwrap().path();
-            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-            if rel == ".ferry" || rel.contains(".ferry.tmp.") {
-                continue;
-            }
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
-}
+mod common;
+use common::{ferry_cmd, files, folders};
 
 fn content(i: usize, generation: u8) -> Vec<u8> {
     let len = 20_000 + (i * 7919) % 200_000;
@@ -39,26 +21,16 @@ fn content(i: usize, generation: u8) -> Vec<u8> {
 }
 
 fn ferry(home: &Path, a: &Path, b: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
-    c.env("FERRY_HOME", home)
-        .arg("sync")
-        .arg(a)
-        .arg(b)
-        .arg("--yes");
+    let mut c = ferry_cmd(home);
+    c.arg("sync").arg(a).arg(b).arg("--yes");
     c.stdout(Stdio::null()).stderr(Stdio::null());
     c
 }
 
 #[test]
 fn kill_9_at_any_point_loses_nothing_and_resumes() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (a, b, home) = (
-        tmp.path().join("a"),
-        tmp.path().join("b"),
-        tmp.path().join("home"),
-    );
-    std::fs::create_dir_all(&a).unwrap();
-    std::fs::create_dir_all(&b).unwrap();
+    let (tmp, [a, b]) = folders(["a", "b"]);
+    let home = tmp.path().join("home");
     const N: usize = 300;
     for i in 0..N {
         let dir = a.join(format!("d{}", i % 10));
@@ -89,8 +61,7 @@ fn kill_9_at_any_point_loses_nothing_and_resumes() {
     assert_eq!(files(&b), new, "rerun did not converge");
     assert_eq!(files(&a), new, "the source changed");
     // Every replaced old content is in b's version store or b still has it.
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .env("FERRY_HOME", &home)
+    let out = ferry_cmd(&home)
         .args(["sync", "--json"])
         .arg(&a)
         .arg(&b)

@@ -3,12 +3,14 @@
 //! on timing. Every daemon is killed when its test ends (the `Daemon` guard).
 
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
+use common::{ferry_cmd, folders, readable_files};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -21,15 +23,7 @@ struct Env {
 
 impl Env {
     fn new() -> Env {
-        let tmp = tempfile::tempdir().unwrap();
-        let (home, a, b) = (
-            tmp.path().join("home"),
-            tmp.path().join("a"),
-            tmp.path().join("b"),
-        );
-        for d in [&home, &a, &b] {
-            std::fs::create_dir_all(d).unwrap();
-        }
+        let (tmp, [home, a, b]) = folders(["home", "a", "b"]);
         Env {
             _tmp: tmp,
             home,
@@ -39,9 +33,7 @@ impl Env {
     }
 
     fn cmd(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
-        c.env("FERRY_HOME", &self.home);
-        c
+        ferry_cmd(&self.home)
     }
 
     fn ferry(&self, args: &[&str]) -> Output {
@@ -163,26 +155,6 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-fn files(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let p = e.unwrap().path();
-            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-            if rel == ".ferry" || rel.contains(".ferry.tmp.") {
-                continue;
-            }
-            if p.is_dir() {
-                stack.push(p);
-            } else if let Ok(bytes) = std::fs::read(&p) {
-                out.insert(rel, bytes);
-            }
-        }
-    }
-    out
-}
-
 fn read(p: &Path) -> Option<Vec<u8>> {
     std::fs::read(p).ok()
 }
@@ -218,7 +190,9 @@ fn edits_propagate_both_ways_and_changes_made_while_down_are_found() {
     wait_for("catch-up at start", || {
         read(&env.b.join("while-down.txt")).as_deref() == Some(&b"offline edit"[..])
     });
-    wait_for("converged", || files(&env.a) == files(&env.b));
+    wait_for("converged", || {
+        readable_files(&env.a) == readable_files(&env.b)
+    });
     let status = d.api("/api/status");
     assert_eq!(status["conduits"][0]["schedule"], "instant", "{status:#}");
     let history = d.api("/api/history");
@@ -419,7 +393,7 @@ fn kill_9_mid_run_then_restart_converges_without_loss() {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(format!("f{i}")), content(i, 0)).unwrap();
     }
-    let before_a = files(&env.a);
+    let before_a = readable_files(&env.a);
     // A slow conduit (bandwidth-limited, one copy at a time), so the kill lands mid-run.
     env.add_conduit(&["--bandwidth-limit", "4M", "--parallel", "1"]);
     let d = env.start(&[]);
@@ -431,20 +405,22 @@ fn kill_9_mid_run_then_restart_converges_without_loss() {
             .any(|j| j["phase"] == "copy" && j["files_done"].as_u64().unwrap_or(0) > 3)
     });
     d.kill9();
-    for (path, bytes) in files(&env.b) {
+    for (path, bytes) in readable_files(&env.b) {
         assert_eq!(
             before_a.get(&path),
             Some(&bytes),
             "{path} on b is not a complete copy after kill -9"
         );
     }
-    let copied_before = files(&env.b).len();
+    let copied_before = readable_files(&env.b).len();
     assert!(copied_before < N, "the run finished before the kill");
     // Remove the limit so the resumed run is quick, then restart.
     env.add_conduit(&["--bandwidth-limit", "0", "--parallel", "0"]);
     let d = env.start(&[]);
-    wait_for("converged after restart", || files(&env.b) == before_a);
-    assert_eq!(files(&env.a), before_a, "the source changed");
+    wait_for("converged after restart", || {
+        readable_files(&env.b) == before_a
+    });
+    assert_eq!(readable_files(&env.a), before_a, "the source changed");
     let history = d.api("/api/history");
     let gens = history.as_array().unwrap();
     let interrupted = gens
