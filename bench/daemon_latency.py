@@ -144,7 +144,11 @@ def main():
             "idle_rss_kib_first": rss[0],
             "idle_rss_kib_last": rss[-1],
             "idle_rss_kib_max": max(rss),
-            # Flat means the second half never goes above what the first half reached.
+            # Flat: the second half's typical RSS is no higher than the first half's.
+            # Samples that land inside a full rescan see its transient heap, hence the
+            # medians beside the maxima.
+            "idle_rss_kib_median_first_half": int(statistics.median(rss[: len(rss) // 2 + 1])),
+            "idle_rss_kib_median_second_half": int(statistics.median(rss[len(rss) // 2 :])),
             "idle_rss_kib_max_first_half": max(rss[: len(rss) // 2 + 1]),
             "idle_rss_kib_max_second_half": max(rss[len(rss) // 2 :]),
             "rescan_every": args.rescan_every or "1h",
