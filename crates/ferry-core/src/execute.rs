@@ -414,22 +414,28 @@ impl Executor<'_> {
                     })
                     .and_then(|_| self.local_source(*to, source, reuse_local[*to as usize]));
                 match res {
-                    Ok(src) => jobs.push((*a, src, path.under(&dst_loc.root), source)),
+                    Ok((src, src_stat)) => {
+                        jobs.push((*a, src, src_stat, path.under(&dst_loc.root), source))
+                    }
                     Err(e) => report.errors.push(format!("{}: {e}", describe(a))),
                 }
             }
             let limiter = self.limiter;
             let t_stage = std::time::Instant::now();
-            let results = parallel_map(&jobs, self.workers, |(_, src, dst, source), buf| {
-                let r = stage(src, dst, source, self.fault, limiter, buf);
-                self.progress.bytes(if source.kind == EntryKind::File {
-                    source.stat.size
-                } else {
-                    0
-                });
-                self.progress.item();
-                r
-            });
+            let results = parallel_map(
+                &jobs,
+                self.workers,
+                |(_, src, src_stat, dst, source), buf| {
+                    let r = stage(src, src_stat, dst, source, self.fault, limiter, buf);
+                    self.progress.bytes(if source.kind == EntryKind::File {
+                        source.stat.size
+                    } else {
+                        0
+                    });
+                    self.progress.item();
+                    r
+                },
+            );
             let mut staged = Vec::new();
             for ((a, ..), r) in jobs.iter().zip(results) {
                 match r {
@@ -520,10 +526,11 @@ impl Executor<'_> {
         Ok(self.index.entry(loc.id(), path)?.is_none())
     }
 
-    /// Where to read a file's bytes: a copy already in the destination location when
-    /// the index knows one whose disk state still matches, else the other side.
-    fn local_source(&self, to: Side, source: &Entry, enabled: bool) -> Result<PathBuf> {
-        let remote = source.path.under(&self.loc(to.other()).root);
+    /// Where to read a file's bytes, and the stat that file must still have: a copy
+    /// already in the destination location when the index knows one whose disk state
+    /// still matches (its own stat: same content, but its own mtime), else the other side.
+    fn local_source(&self, to: Side, source: &Entry, enabled: bool) -> Result<(PathBuf, StatInfo)> {
+        let remote = (source.path.under(&self.loc(to.other()).root), source.stat);
         if !enabled || source.kind != EntryKind::File || source.stat.size == 0 {
             return Ok(remote);
         }
@@ -535,7 +542,7 @@ impl Executor<'_> {
             if let Some(e) = self.index.entry(dst.id(), &p)? {
                 let abs = p.under(&dst.root);
                 if ensure_disk_matches(&abs, Some(&e)).is_ok() {
-                    return Ok(abs);
+                    return Ok((abs, e.stat));
                 }
             }
         }
@@ -550,9 +557,11 @@ fn copy_size(a: &Action) -> u64 {
     }
 }
 
-/// Writes `source` (read from `src`) to a verified temp file beside `dst`.
+/// Writes `source` (read from `src`, which must still have size and mtime of
+/// `src_stat`) to a verified temp file beside `dst`.
 fn stage(
     src: &std::path::Path,
+    src_stat: &StatInfo,
     dst: &std::path::Path,
     source: &Entry,
     fault: FaultPoint,
@@ -574,7 +583,7 @@ fn stage(
     let input = std::fs::File::open(src).ctx("open source", src)?;
     let meta = input.metadata().ctx("stat source", src)?;
     let now = StatInfo::from_metadata(&meta);
-    if now.size != source.stat.size || now.mtime_ns != source.stat.mtime_ns {
+    if now.size != src_stat.size || now.mtime_ns != src_stat.mtime_ns {
         return Err(Error::Refused(format!(
             "{} changed since the scan; will sync after the next scan",
             src.display()
@@ -650,6 +659,7 @@ pub(crate) fn replace_file(
     check_parents(&loc.root, path, &mut HashSet::new())?;
     let tmp = stage(
         src,
+        &source.stat,
         &path.under(&loc.root),
         source,
         FaultPoint::None,
