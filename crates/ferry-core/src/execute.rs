@@ -124,7 +124,7 @@ impl Executor<'_> {
         }
         self.flush(&mut pending, true)?;
         let mut mkdirs: Vec<&Action> = phase(|a| matches!(a, Action::Mkdir { .. })).collect();
-        mkdirs.sort_by_key(|a| action_path(a).depth());
+        mkdirs.sort_by_key(|a| a.path().depth());
         for a in &mkdirs {
             self.attempt(a, &mut report, &mut pending, &mut verified);
         }
@@ -137,7 +137,7 @@ impl Executor<'_> {
             |a| matches!(a, Action::Delete { expected, .. } if expected.kind == EntryKind::Dir),
         )
         .collect();
-        rmdirs.sort_by_key(|a| std::cmp::Reverse(action_path(a).depth()));
+        rmdirs.sort_by_key(|a| std::cmp::Reverse(a.path().depth()));
         for a in rmdirs {
             self.attempt(a, &mut report, &mut pending, &mut verified);
         }
@@ -765,18 +765,6 @@ fn mtime_of(stat: &StatInfo) -> filetime::FileTime {
         stat.mtime_ns.div_euclid(1_000_000_000),
         stat.mtime_ns.rem_euclid(1_000_000_000) as u32,
     )
-}
-
-fn action_path(a: &Action) -> &RelPath {
-    match a {
-        Action::MoveAside { path, .. }
-        | Action::Delete { path, .. }
-        | Action::Mkdir { path, .. }
-        | Action::Copy { path, .. }
-        | Action::Archive { path, .. } => path,
-        Action::Rename { to, .. } => to,
-        Action::Record { entry, .. } => &entry.path,
-    }
 }
 
 fn describe(a: &Action) -> String {
