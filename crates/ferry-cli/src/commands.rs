@@ -143,6 +143,7 @@ fn sync_json(o: &SyncOutcome, a: &Path, b: &Path, seconds: f64) -> serde_json::V
         "copied": o.stats.files_copied,
         "deleted": o.stats.files_deleted,
         "renamed": o.stats.files_renamed,
+        "dirs_renamed": o.stats.dirs_renamed,
         "dirs_created": o.stats.dirs_created,
         "conflicts": o.plan.conflicts.len(),
         "open_conflicts": o.open_conflicts(),
@@ -198,7 +199,7 @@ fn sync_line(o: &SyncOutcome, a: &Path, b: &Path, seconds: f64) -> String {
         );
     }
     format!(
-        "synced {} {} {} ({}): {} copied, {} deleted, {} renamed, {} dirs created, {} conflicts, {} moved in {:.2}s{}",
+        "synced {} {} {} ({}): {} copied, {} deleted, {} renamed ({} dirs as a whole), {} dirs created, {} conflicts, {} moved in {:.2}s{}",
         a.display(),
         arrow(o.mode),
         b.display(),
@@ -206,6 +207,7 @@ fn sync_line(o: &SyncOutcome, a: &Path, b: &Path, seconds: f64) -> String {
         o.stats.files_copied,
         o.stats.files_deleted,
         o.stats.files_renamed,
+        o.stats.dirs_renamed,
         o.stats.dirs_created,
         o.plan.conflicts.len(),
         human_bytes(o.stats.bytes_transferred),

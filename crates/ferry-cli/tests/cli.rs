@@ -1400,8 +1400,8 @@ fn invalid_mode_is_a_usage_error() {
 // 12. Renames
 // ---------------------------------------------------------------------------------------
 
-/// Renaming a folder of 50 files is applied as 50 renames on the other side: no bytes
-/// copied, nothing counted as deleted.
+/// Renaming a folder of 50 files is applied as one rename of the folder on the other
+/// side (which keeps its inode): 50 files renamed, no bytes copied, nothing deleted.
 #[test]
 fn directory_rename_is_applied_as_renames() {
     let env = Env::new();
@@ -1414,10 +1414,14 @@ fn directory_rename_is_applied_as_renames() {
     }
     env.sync(&[]).expect_code(0);
 
+    let inode = |p: &Path| fs::metadata(p).unwrap().ino();
+    let dir_inode = inode(&env.b.join("photos"));
     fs::rename(env.a.join("photos"), env.a.join("pictures")).unwrap();
     let s = env.sync_json(&[], 0);
     assert_counts(&s, 0, 0, 50, 0);
+    assert_eq!(s["dirs_renamed"].as_u64(), Some(1));
     assert_eq!(s["bytes"].as_u64(), Some(0));
+    assert_eq!(inode(&env.b.join("pictures")), dir_inode);
     assert!(!env.b.join("photos").exists());
     assert_eq!(fs::read_dir(env.b.join("pictures")).unwrap().count(), 50);
     assert_eq!(snapshot(&env.a), snapshot(&env.b));

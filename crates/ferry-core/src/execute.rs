@@ -12,6 +12,7 @@
 //! durable together, then they are renamed, then a second `syncfs` makes the renames
 //! durable before the index records them.
 
+use crate::dir_rename::{self, Applied, DirRename};
 use crate::entry::{kind_of, Entry, EntryKind, StatInfo};
 use crate::error::{Error, IoContext, Result};
 use crate::fs_ops::{
@@ -81,6 +82,33 @@ struct Pending {
     entries: Vec<Entry>,
 }
 
+/// Where an action stands with respect to the directory renames that may carry it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    /// Runs in its phase.
+    Open,
+    /// Waits for its directory rename.
+    Held,
+    /// Carried out by its directory rename.
+    Done,
+    /// Its directory rename was refused; left alone this run.
+    Refused,
+}
+
+/// One step of the directory phase.
+enum Step<'p> {
+    RenameDir(&'p DirRename),
+    Mkdir(usize, &'p Action),
+}
+
+/// The plan's actions that `f` selects and that are not held by a directory rename.
+fn phase<'p>(plan: &'p Plan, held: &[Hold], f: fn(&Action) -> bool) -> Vec<&'p Action> {
+    (plan.actions.iter().enumerate())
+        .filter(|(i, a)| held[*i] == Hold::Open && f(a))
+        .map(|(_, a)| a)
+        .collect()
+}
+
 impl Executor<'_> {
     fn loc(&self, side: Side) -> &Location {
         match side {
@@ -104,51 +132,81 @@ impl Executor<'_> {
                 entries: Vec::new(),
             },
         ];
-        let phase = |f: fn(&Action) -> bool| plan.actions.iter().filter(move |a| f(a));
+        // Directory renames carry out groups of the plan's per-file actions; those are
+        // held back until their group has run, then done or refused with it, or run one
+        // by one after all.
+        let groups = dir_rename::find(&plan.actions);
+        let mut held = vec![Hold::Open; plan.actions.len()];
+        for g in &groups {
+            for &i in &g.covers {
+                held[i] = Hold::Held;
+            }
+        }
 
-        for a in phase(|a| matches!(a, Action::Record { .. })) {
+        for a in phase(plan, &held, |a| matches!(a, Action::Record { .. })) {
             if let Action::Record { side, entry } = a {
                 pending[*side as usize].entries.push(entry.clone());
             }
         }
         self.flush(&mut pending, false)?;
 
-        for a in phase(|a| matches!(a, Action::MoveAside { .. })) {
+        for a in phase(plan, &held, |a| matches!(a, Action::MoveAside { .. })) {
             self.attempt(a, &mut report, &mut pending, &mut verified);
         }
         self.flush(&mut pending, true)?;
         for a in phase(
+            plan,
+            &held,
             |a| matches!(a, Action::Delete { expected, .. } if expected.kind != EntryKind::Dir),
         ) {
             self.attempt(a, &mut report, &mut pending, &mut verified);
         }
         self.flush(&mut pending, true)?;
-        let mut mkdirs: Vec<&Action> = phase(|a| matches!(a, Action::Mkdir { .. })).collect();
-        mkdirs.sort_by_key(|a| action_path(a).depth());
-        for a in &mkdirs {
-            self.attempt(a, &mut report, &mut pending, &mut verified);
+        // Directories shallowest first. A directory rename stands where its target's
+        // mkdir would: after the target's parents, before anything added inside it.
+        let mut mkdirs: Vec<(usize, &Action)> = (plan.actions.iter().enumerate())
+            .filter(|(_, a)| matches!(a, Action::Mkdir { .. }))
+            .collect();
+        mkdirs.sort_by_key(|(_, a)| a.path().depth());
+        let mut steps: Vec<Step> = groups.iter().map(Step::RenameDir).collect();
+        steps.extend(mkdirs.iter().map(|&(i, a)| Step::Mkdir(i, a)));
+        steps.sort_by_key(|s| match s {
+            Step::RenameDir(g) => (g.to.depth(), 0),
+            Step::Mkdir(_, a) => (a.path().depth(), 1),
+        });
+        for step in steps {
+            match step {
+                Step::RenameDir(g) => {
+                    self.rename_dir(g, plan, &mut held, &mut report, &mut pending, &mut verified)?
+                }
+                Step::Mkdir(i, a) if held[i] == Hold::Open => {
+                    self.attempt(a, &mut report, &mut pending, &mut verified)
+                }
+                Step::Mkdir(..) => {}
+            }
         }
         self.flush(&mut pending, true)?;
-        for a in phase(|a| matches!(a, Action::Rename { .. })) {
+        for a in phase(plan, &held, |a| matches!(a, Action::Rename { .. })) {
             self.attempt(a, &mut report, &mut pending, &mut verified);
         }
         self.flush(&mut pending, true)?;
         let mut rmdirs: Vec<&Action> = phase(
+            plan,
+            &held,
             |a| matches!(a, Action::Delete { expected, .. } if expected.kind == EntryKind::Dir),
-        )
-        .collect();
-        rmdirs.sort_by_key(|a| std::cmp::Reverse(action_path(a).depth()));
+        );
+        rmdirs.sort_by_key(|a| std::cmp::Reverse(a.path().depth()));
         for a in rmdirs {
             self.attempt(a, &mut report, &mut pending, &mut verified);
         }
         self.flush(&mut pending, true)?;
         self.persist_progress(&report)?;
 
-        let copies: Vec<&Action> = phase(|a| matches!(a, Action::Copy { .. })).collect();
+        let copies = phase(plan, &held, |a| matches!(a, Action::Copy { .. }));
         self.copy_all(&copies, &mut report, &mut pending, &mut verified)?;
 
         // Archive removals last, once every copy is installed and durable.
-        let archives: Vec<&Action> = phase(|a| matches!(a, Action::Archive { .. })).collect();
+        let archives = phase(plan, &held, |a| matches!(a, Action::Archive { .. }));
         if !archives.is_empty() {
             if self.fault == FaultPoint::StopBeforeArchiveRemoval {
                 return Err(Error::Other("injected stop before archive removal".into()));
@@ -182,7 +240,10 @@ impl Executor<'_> {
         }
 
         // Directory mtimes last, deepest first, once their children are written.
-        for a in mkdirs.iter().rev() {
+        for (i, a) in mkdirs.iter().rev() {
+            if held[*i] == Hold::Refused {
+                continue;
+            }
             if let Action::Mkdir {
                 side, path, source, ..
             } = a
@@ -241,6 +302,58 @@ impl Executor<'_> {
             Ok(entries) => pending[side as usize].entries.extend(entries),
             Err(e) => report.errors.push(format!("{}: {e}", describe(action))),
         }
+    }
+
+    /// Applies one directory rename. If the side is no longer as planned, the group's
+    /// actions run one by one instead (the removals of symlinks, whose phase has passed,
+    /// right away); if the rename is refused, they are all left alone this run. Only
+    /// index failures are returned.
+    fn rename_dir(
+        &mut self,
+        g: &DirRename,
+        plan: &Plan,
+        held: &mut [Hold],
+        report: &mut ExecReport,
+        pending: &mut [Pending; 2],
+        verified: &mut [HashSet<String>; 2],
+    ) -> Result<()> {
+        let describe = || {
+            format!(
+                "rename directory {}:{} -> {}",
+                g.side.letter(),
+                g.from,
+                g.to
+            )
+        };
+        let loc = self.loc(g.side);
+        let mark = |held: &mut [Hold], h| g.covers.iter().for_each(|&i| held[i] = h);
+        match dir_rename::apply(self.index, loc, g, &mut verified[g.side as usize]) {
+            Ok(Applied::Renamed { entries, errors }) => {
+                mark(held, Hold::Done);
+                report.stats.files_renamed += g.entries_moved();
+                report.stats.dirs_renamed += 1;
+                pending[g.side as usize].entries.extend(entries);
+                let errors = errors.into_iter().map(|e| format!("{}: {e}", describe()));
+                report.errors.extend(errors);
+            }
+            Ok(Applied::FallBack(why)) => {
+                tracing::debug!(rename = describe(), why, "renaming entry by entry");
+                mark(held, Hold::Open);
+                for &i in &g.covers {
+                    let a = &plan.actions[i];
+                    if matches!(a, Action::Delete { expected, .. } if expected.kind != EntryKind::Dir)
+                    {
+                        self.attempt(a, report, pending, verified);
+                    }
+                }
+            }
+            Err(e @ Error::Db(_)) => return Err(e),
+            Err(e) => {
+                mark(held, Hold::Refused);
+                report.errors.push(format!("{}: {e}", describe()));
+            }
+        }
+        Ok(())
     }
 
     /// Carries out one non-copy action; returns the index entries it changed.
@@ -414,22 +527,28 @@ impl Executor<'_> {
                     })
                     .and_then(|_| self.local_source(*to, source, reuse_local[*to as usize]));
                 match res {
-                    Ok(src) => jobs.push((*a, src, path.under(&dst_loc.root), source)),
+                    Ok((src, src_stat)) => {
+                        jobs.push((*a, src, src_stat, path.under(&dst_loc.root), source))
+                    }
                     Err(e) => report.errors.push(format!("{}: {e}", describe(a))),
                 }
             }
             let limiter = self.limiter;
             let t_stage = std::time::Instant::now();
-            let results = parallel_map(&jobs, self.workers, |(_, src, dst, source), buf| {
-                let r = stage(src, dst, source, self.fault, limiter, buf);
-                self.progress.bytes(if source.kind == EntryKind::File {
-                    source.stat.size
-                } else {
-                    0
-                });
-                self.progress.item();
-                r
-            });
+            let results = parallel_map(
+                &jobs,
+                self.workers,
+                |(_, src, src_stat, dst, source), buf| {
+                    let r = stage(src, src_stat, dst, source, self.fault, limiter, buf);
+                    self.progress.bytes(if source.kind == EntryKind::File {
+                        source.stat.size
+                    } else {
+                        0
+                    });
+                    self.progress.item();
+                    r
+                },
+            );
             let mut staged = Vec::new();
             for ((a, ..), r) in jobs.iter().zip(results) {
                 match r {
@@ -520,10 +639,11 @@ impl Executor<'_> {
         Ok(self.index.entry(loc.id(), path)?.is_none())
     }
 
-    /// Where to read a file's bytes: a copy already in the destination location when
-    /// the index knows one whose disk state still matches, else the other side.
-    fn local_source(&self, to: Side, source: &Entry, enabled: bool) -> Result<PathBuf> {
-        let remote = source.path.under(&self.loc(to.other()).root);
+    /// Where to read a file's bytes, and the stat that file must still have: a copy
+    /// already in the destination location when the index knows one whose disk state
+    /// still matches (its own stat: same content, but its own mtime), else the other side.
+    fn local_source(&self, to: Side, source: &Entry, enabled: bool) -> Result<(PathBuf, StatInfo)> {
+        let remote = (source.path.under(&self.loc(to.other()).root), source.stat);
         if !enabled || source.kind != EntryKind::File || source.stat.size == 0 {
             return Ok(remote);
         }
@@ -535,7 +655,7 @@ impl Executor<'_> {
             if let Some(e) = self.index.entry(dst.id(), &p)? {
                 let abs = p.under(&dst.root);
                 if ensure_disk_matches(&abs, Some(&e)).is_ok() {
-                    return Ok(abs);
+                    return Ok((abs, e.stat));
                 }
             }
         }
@@ -550,9 +670,11 @@ fn copy_size(a: &Action) -> u64 {
     }
 }
 
-/// Writes `source` (read from `src`) to a verified temp file beside `dst`.
+/// Writes `source` (read from `src`, which must still have size and mtime of
+/// `src_stat`) to a verified temp file beside `dst`.
 fn stage(
     src: &std::path::Path,
+    src_stat: &StatInfo,
     dst: &std::path::Path,
     source: &Entry,
     fault: FaultPoint,
@@ -574,7 +696,7 @@ fn stage(
     let input = std::fs::File::open(src).ctx("open source", src)?;
     let meta = input.metadata().ctx("stat source", src)?;
     let now = StatInfo::from_metadata(&meta);
-    if now.size != source.stat.size || now.mtime_ns != source.stat.mtime_ns {
+    if now.size != src_stat.size || now.mtime_ns != src_stat.mtime_ns {
         return Err(Error::Refused(format!(
             "{} changed since the scan; will sync after the next scan",
             src.display()
@@ -650,6 +772,7 @@ pub(crate) fn replace_file(
     check_parents(&loc.root, path, &mut HashSet::new())?;
     let tmp = stage(
         src,
+        &source.stat,
         &path.under(&loc.root),
         source,
         FaultPoint::None,
@@ -720,13 +843,18 @@ pub(crate) fn ensure_disk_matches(abs: &std::path::Path, expected: Option<&Entry
     }
 }
 
-fn lstat_info(abs: &std::path::Path) -> Result<StatInfo> {
+pub(crate) fn lstat_info(abs: &std::path::Path) -> Result<StatInfo> {
     Ok(StatInfo::from_metadata(
         &std::fs::symlink_metadata(abs).ctx("stat", abs)?,
     ))
 }
 
-fn landed(path: &RelPath, source: &Entry, stat: StatInfo, version: &VersionVector) -> Entry {
+pub(crate) fn landed(
+    path: &RelPath,
+    source: &Entry,
+    stat: StatInfo,
+    version: &VersionVector,
+) -> Entry {
     Entry {
         path: path.clone(),
         kind: source.kind,
@@ -741,7 +869,7 @@ fn landed(path: &RelPath, source: &Entry, stat: StatInfo, version: &VersionVecto
     }
 }
 
-fn tombstone(expected: &Entry, version: &VersionVector) -> Entry {
+pub(crate) fn tombstone(expected: &Entry, version: &VersionVector) -> Entry {
     Entry {
         deleted: true,
         version: version.clone(),
@@ -750,23 +878,11 @@ fn tombstone(expected: &Entry, version: &VersionVector) -> Entry {
     }
 }
 
-fn mtime_of(stat: &StatInfo) -> filetime::FileTime {
+pub(crate) fn mtime_of(stat: &StatInfo) -> filetime::FileTime {
     filetime::FileTime::from_unix_time(
         stat.mtime_ns.div_euclid(1_000_000_000),
         stat.mtime_ns.rem_euclid(1_000_000_000) as u32,
     )
-}
-
-fn action_path(a: &Action) -> &RelPath {
-    match a {
-        Action::MoveAside { path, .. }
-        | Action::Delete { path, .. }
-        | Action::Mkdir { path, .. }
-        | Action::Copy { path, .. }
-        | Action::Archive { path, .. } => path,
-        Action::Rename { to, .. } => to,
-        Action::Record { entry, .. } => &entry.path,
-    }
 }
 
 fn describe(a: &Action) -> String {

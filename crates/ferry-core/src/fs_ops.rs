@@ -1,6 +1,7 @@
 //! Low-level file-system operations the executor builds on: fast local copies
-//! (reflink, then `copy_file_range`, then plain copy), durability (`syncfs`), and the
-//! check that no parent of a path is a symlink leading out of the root.
+//! (reflink, then `copy_file_range`, then plain copy), durability (`syncfs`), renames
+//! that never replace (`RENAME_NOREPLACE`), and the check that no parent of a path is
+//! a symlink leading out of the root.
 
 use crate::error::{Error, IoContext, Result};
 use crate::rel_path::RelPath;
@@ -183,6 +184,34 @@ pub fn check_parents(
             )));
         }
         verified.insert(anc.to_string());
+    }
+    Ok(())
+}
+
+/// Renames `from` to `to` only while nothing exists at `to` (`renameat2` with
+/// `RENAME_NOREPLACE`, checked atomically by the kernel): an existing file or
+/// directory, even an empty one, is never replaced; that fails with `EEXIST`. File
+/// systems without the flag fail with `EINVAL`.
+pub fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "path holds a NUL byte")
+        })
+    };
+    let (f, t) = (c(from)?, c(to)?);
+    // SAFETY: both are valid NUL-terminated paths; AT_FDCWD resolves them as given.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            f.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
     }
     Ok(())
 }

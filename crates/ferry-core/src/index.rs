@@ -120,6 +120,10 @@ ALTER TABLE conduits ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE generations ADD COLUMN trigger TEXT NOT NULL DEFAULT 'cli';
 ALTER TABLE generations ADD COLUMN resumes INTEGER REFERENCES generations(id);
 "#,
+    // 6: directories renamed as a whole.
+    r#"
+ALTER TABLE generations ADD COLUMN dirs_renamed INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// The stat part of an entry (see [`Index::stat_rows`]).
@@ -168,7 +172,11 @@ pub struct ConduitRow {
 pub struct GenerationStats {
     pub files_copied: u64,
     pub files_deleted: u64,
+    /// Files and symlinks that moved to a new name (no bytes copied), one by one or
+    /// with their directory.
     pub files_renamed: u64,
+    /// Directories renamed as a whole (one `rename` for everything below them).
+    pub dirs_renamed: u64,
     pub dirs_created: u64,
     /// Conflicts met in the run (settled by policy or left open).
     pub conflicts: u64,
@@ -784,14 +792,16 @@ impl Index {
     pub fn record_generation_progress(&self, id: i64, s: &GenerationStats) -> Result<()> {
         self.conn.execute(
             "UPDATE generations SET files_copied = ?2, files_deleted = ?3, files_renamed = ?4,
-                dirs_created = ?5, bytes_transferred = ?6 WHERE id = ?1 AND status = 'running'",
+                dirs_created = ?5, bytes_transferred = ?6, dirs_renamed = ?7
+             WHERE id = ?1 AND status = 'running'",
             params![
                 id,
                 s.files_copied as i64,
                 s.files_deleted as i64,
                 s.files_renamed as i64,
                 s.dirs_created as i64,
-                s.bytes_transferred as i64
+                s.bytes_transferred as i64,
+                s.dirs_renamed as i64
             ],
         )?;
         Ok(())
@@ -802,7 +812,7 @@ impl Index {
             "UPDATE generations SET completed_at = ?2, status = ?3, files_copied = ?4,
                 files_deleted = ?5, files_renamed = ?6, dirs_created = ?7, conflicts = ?8,
                 bytes_transferred = ?9, errors = ?10, conflicts_resolved = ?11, files_archived = ?12,
-                bytes_freed = ?13 WHERE id = ?1",
+                bytes_freed = ?13, dirs_renamed = ?14 WHERE id = ?1",
             params![
                 id,
                 unix_now(),
@@ -816,7 +826,8 @@ impl Index {
                 s.errors as i64,
                 s.conflicts_resolved as i64,
                 s.files_archived as i64,
-                s.bytes_freed as i64
+                s.bytes_freed as i64,
+                s.dirs_renamed as i64
             ],
         )?;
         Ok(())
@@ -827,7 +838,7 @@ impl Index {
         let mut st = self.conn.prepare(
             "SELECT id, conduit_id, number, started_at, completed_at, status, files_copied,
                     files_deleted, files_renamed, dirs_created, conflicts, bytes_transferred, errors,
-                    conflicts_resolved, files_archived, bytes_freed, trigger, resumes
+                    conflicts_resolved, files_archived, bytes_freed, trigger, resumes, dirs_renamed
              FROM generations ORDER BY id DESC LIMIT ?1",
         )?;
         let rows = st.query_map([limit as i64], |r| {
@@ -844,6 +855,7 @@ impl Index {
                     files_copied: r.get::<_, i64>(6)? as u64,
                     files_deleted: r.get::<_, i64>(7)? as u64,
                     files_renamed: r.get::<_, i64>(8)? as u64,
+                    dirs_renamed: r.get::<_, i64>(18)? as u64,
                     dirs_created: r.get::<_, i64>(9)? as u64,
                     conflicts: r.get::<_, i64>(10)? as u64,
                     bytes_transferred: r.get::<_, i64>(11)? as u64,

@@ -4,6 +4,7 @@
 pub mod archive;
 pub mod chunk;
 pub mod conduit;
+pub mod dir_rename;
 pub mod entry;
 pub mod error;
 pub mod execute;

@@ -169,6 +169,19 @@ impl Action {
             Action::Archive { .. } => Side::A,
         }
     }
+
+    /// The path the action is about: its `path`, a rename's `to`, a record's entry's.
+    pub fn path(&self) -> &RelPath {
+        match self {
+            Action::MoveAside { path, .. }
+            | Action::Delete { path, .. }
+            | Action::Mkdir { path, .. }
+            | Action::Copy { path, .. }
+            | Action::Archive { path, .. } => path,
+            Action::Rename { to, .. } => to,
+            Action::Record { entry, .. } => &entry.path,
+        }
+    }
 }
 
 /// A conflict the reconciler met, and what it did about it.

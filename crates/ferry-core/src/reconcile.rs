@@ -9,7 +9,7 @@
 //! - a modification beats a deletion, also for directories: a directory that still
 //!   has a surviving descendant on either side survives on both sides;
 //! - a file that disappears on one path and appears with the same content on another
-//!   is applied as a rename on the other side.
+//!   is applied as a rename on the other side (paths that end alike pair first).
 
 use crate::entry::{Entry, EntryKind, StatInfo};
 use crate::error::{Error, Result};
@@ -543,6 +543,14 @@ fn hold_subtrees_of_manual_conflicts(plan: &mut Plan) {
     });
 }
 
+/// The deletes of one content (plan indices): all of them, and by each trailing part
+/// of their path.
+#[derive(Default)]
+struct Deletes<'p> {
+    any: Vec<usize>,
+    by_tail: HashMap<&'p str, Vec<usize>>,
+}
+
 /// Turns "delete X on side S" + "create Y on side S with X's content" into a rename.
 fn pair_renames(plan: &mut Plan) {
     let written: HashSet<(Side, RelPath)> = plan
@@ -563,7 +571,14 @@ fn pair_renames(plan: &mut Plan) {
             _ => None,
         })
         .collect();
-    let mut deletes: HashMap<(Side, crate::chunk::Hash, u32), Vec<usize>> = HashMap::new();
+    // Deletes by content (side, hash, mode), and within it by each trailing part of
+    // their path ("c", "b/c", "a/b/c"). Copies take a delete of their content whose
+    // path ends like theirs, the longest such endings first across all copies, then
+    // any delete of that content. So each file of a renamed folder pairs with its own
+    // old self, also where the folder holds equal contents, and the executor can move
+    // the folder as a whole (`dir_rename.rs`).
+    type Content = (Side, crate::chunk::Hash, u32);
+    let mut delete_paths: Vec<(usize, Content, String)> = Vec::new();
     for (i, a) in plan.actions.iter().enumerate() {
         if let Action::Delete {
             side,
@@ -574,26 +589,33 @@ fn pair_renames(plan: &mut Plan) {
         {
             if expected.kind == EntryKind::File && !written.contains(&(*side, path.clone())) {
                 if let Some(h) = expected.hash {
-                    deletes
-                        .entry((*side, h, expected.stat.mode))
-                        .or_default()
-                        .push(i);
+                    delete_paths.push((i, (*side, h, expected.stat.mode), path.to_string()));
                 }
             }
         }
     }
-    if deletes.is_empty() {
+    if delete_paths.is_empty() {
         return;
     }
-    let mut removed = HashSet::new();
-    for i in 0..plan.actions.len() {
+    let mut deletes: HashMap<Content, Deletes> = HashMap::new();
+    for (i, content, path) in &delete_paths {
+        let d = deletes.entry(*content).or_default();
+        d.any.push(*i);
+        for len in 1..=path.split('/').count() {
+            if let Some(tail) = tail(path, len) {
+                d.by_tail.entry(tail).or_default().push(*i);
+            }
+        }
+    }
+    let mut copies: Vec<(usize, Content, Option<usize>)> = Vec::new();
+    for (i, a) in plan.actions.iter().enumerate() {
         let Action::Copy {
             to,
             path,
             source,
             expected: None,
-            version,
-        } = &plan.actions[i]
+            ..
+        } = a
         else {
             continue;
         };
@@ -604,11 +626,54 @@ fn pair_renames(plan: &mut Plan) {
         {
             continue;
         }
-        let Some(h) = source.hash else { continue };
-        let Some(candidates) = deletes.get_mut(&(*to, h, source.stat.mode)) else {
+        if let Some(h) = source.hash {
+            if deletes.contains_key(&(*to, h, source.stat.mode)) {
+                copies.push((i, (*to, h, source.stat.mode), None));
+            }
+        }
+    }
+    // Each delete sits in several lists; a taken one is dropped when met.
+    let mut taken = vec![false; plan.actions.len()];
+    let take = |list: &mut Vec<usize>, taken: &mut [bool]| {
+        while let Some(d) = list.pop() {
+            if !std::mem::replace(&mut taken[d], true) {
+                return Some(d);
+            }
+        }
+        None
+    };
+    let longest = copies
+        .iter()
+        .map(|&(i, ..)| plan.actions[i].path().depth())
+        .max()
+        .unwrap_or(0);
+    for len in (0..=longest).rev() {
+        for (i, content, pick) in copies.iter_mut().filter(|c| c.2.is_none()) {
+            let Some(d) = deletes.get_mut(content) else {
+                continue;
+            };
+            *pick = if len == 0 {
+                take(&mut d.any, &mut taken)
+            } else {
+                tail(plan.actions[*i].path().as_str(), len)
+                    .and_then(|t| d.by_tail.get_mut(t))
+                    .and_then(|list| take(list, &mut taken))
+            };
+        }
+    }
+    let mut removed = HashSet::new();
+    for (i, _, pick) in copies {
+        let Some(d) = pick else { continue };
+        let Action::Copy {
+            to,
+            path,
+            source,
+            version,
+            ..
+        } = &plan.actions[i]
+        else {
             continue;
         };
-        let Some(d) = candidates.pop() else { continue };
         let Action::Delete {
             path: from,
             expected,
@@ -635,4 +700,13 @@ fn pair_renames(plan: &mut Plan) {
         i += 1;
         keep
     });
+}
+
+/// The last `len` components of a path, if it has that many.
+fn tail(path: &str, len: usize) -> Option<&str> {
+    match path.rmatch_indices('/').nth(len - 1) {
+        Some((i, _)) => Some(&path[i + 1..]),
+        None if path.split('/').count() == len => Some(path),
+        None => None,
+    }
 }

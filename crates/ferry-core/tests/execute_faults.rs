@@ -163,6 +163,29 @@ fn run_dying_before_install_loses_nothing_and_resumes() {
     }
 }
 
+/// A copy whose content the target side already holds under another name reads that
+/// local file. Its re-check before reading compares the local file with its own index
+/// entry (its own mtime), not with the other side's file, which has another mtime.
+#[test]
+fn copy_reads_a_local_file_of_the_same_content() {
+    let mut f = fixture();
+    std::fs::write(f.a.join("x.txt"), "same bytes").unwrap();
+    f.sync_with(FaultPoint::None).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(f.a.join("y.txt"), "same bytes").unwrap();
+    let out = f.sync_with(FaultPoint::None).unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(out.stats.files_copied, 1);
+    assert_eq!(
+        std::fs::read_to_string(f.b.join("y.txt")).unwrap(),
+        "same bytes"
+    );
+    let mtime = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();
+    assert_eq!(mtime(&f.b.join("y.txt")), mtime(&f.a.join("y.txt")));
+    let again = f.sync_with(FaultPoint::None).unwrap();
+    assert!(again.plan.actions.is_empty(), "{:#?}", again.plan.actions);
+}
+
 /// Rule 2: an edit made after the scan is never clobbered; the action is skipped.
 #[test]
 fn fresh_edit_after_scan_is_not_overwritten() {

@@ -1447,6 +1447,48 @@ fn rename_keeps_copy_when_two_targets_share_content() {
 }
 
 #[test]
+fn renamed_folder_pairs_each_file_with_its_own_old_path() {
+    // A renamed d to e; d holds equal contents in several places. Each rename on B
+    // keeps its relative path (d/x -> e/x), whichever order the reconciler meets them,
+    // so the executor can move d as a whole; and a third file of that content moved
+    // out of d pairs with what is left.
+    let mut a = vec![
+        tomb(&dir("d", &[(RA, 1)]), &[(RA, 2)]),
+        dir("e", &[(RA, 3)]),
+    ];
+    let mut b = vec![dir("d", &[(RA, 1)])];
+    let mut expect = vec![];
+    for sub in ["d/s", "d/t"] {
+        b.push(dir(sub, &[(RA, 1)]));
+        a.push(tomb(&dir(sub, &[(RA, 1)]), &[(RA, 2)]));
+        a.push(dir(&sub.replace("d/", "e/"), &[(RA, 3)]));
+    }
+    for name in ["x", "y", "s/x", "s/y", "t/x"] {
+        let old = file(&format!("d/{name}"), "same", &[(RA, 1)]);
+        let new = file(&format!("e/{name}"), "same", &[(RA, 3)]);
+        a.push(tomb(&old, &[(RA, 2)]));
+        a.push(new.clone());
+        expect.push((old.path.clone(), new.path.clone()));
+        b.push(old);
+    }
+    a.sort_by(|x, y| x.path.cmp(&y.path));
+    b.sort_by(|x, y| x.path.cmp(&y.path));
+    let plan = run(Bidirectional, Newest, &a, &b);
+    let mut renames: Vec<_> = plan
+        .actions
+        .iter()
+        .filter_map(|act| match act {
+            Action::Rename { from, to, .. } => Some((from.clone(), to.clone())),
+            _ => None,
+        })
+        .collect();
+    renames.sort();
+    expect.sort();
+    assert_eq!(renames, expect, "{:#?}", plan.actions);
+    check_plan_invariants("renamed folder", Bidirectional, &a, &b, &plan);
+}
+
+#[test]
 fn rename_onto_a_replaced_dir_is_not_paired() {
     // A deleted the empty dir y and renamed x to y. The executor removes directories
     // after renames, so a rename onto y could not land; the copy must stay a copy.
