@@ -168,7 +168,7 @@ fn run_dying_before_install_loses_nothing_and_resumes() {
 /// entry (its own mtime), not with the other side's file, which has another mtime.
 #[test]
 fn copy_reads_a_local_file_of_the_same_content() {
-    let mut f = fixture();
+    let mut f = Pair::new();
     std::fs::write(f.a.join("x.txt"), "same bytes").unwrap();
     f.sync_with(FaultPoint::None).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(20));
