@@ -8,34 +8,20 @@
 use ferry_core::dir_rename;
 use ferry_core::execute::{ExecReport, Executor, FaultPoint};
 use ferry_core::ignore_rules::IndexRules;
-use ferry_core::index::Index;
 use ferry_core::location::{open_location, Location};
 use ferry_core::plan::{ConflictPolicy, Plan, SyncMode};
 use ferry_core::progress::NoProgress;
 use ferry_core::reconcile::{reconcile, ReconcileInput};
 use ferry_core::scan::scan_location;
 use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-struct Fixture {
-    tmp: tempfile::TempDir,
-    a: PathBuf,
-    b: PathBuf,
-    index: Index,
-}
+mod common;
+use common::{tree_without_ferry as tree, Pair};
 
-fn fixture() -> Fixture {
-    let tmp = tempfile::tempdir().unwrap();
-    let (a, b) = (tmp.path().join("A"), tmp.path().join("B"));
-    std::fs::create_dir(&a).unwrap();
-    std::fs::create_dir(&b).unwrap();
-    let index = Index::open(&tmp.path().join("index.db")).unwrap();
-    Fixture { tmp, a, b, index }
-}
-
-impl Fixture {
+impl Pair {
     fn sync_mode(&mut self, mode: SyncMode) -> SyncOutcome {
         let opts = SyncOptions {
             mode: Some(mode),
@@ -128,38 +114,6 @@ fn ino(p: &Path) -> u64 {
     std::fs::symlink_metadata(p).unwrap().ino()
 }
 
-#[derive(Debug, PartialEq, Eq)]
-enum Node {
-    File(Vec<u8>),
-    Dir,
-    Link(PathBuf),
-}
-
-/// The tree under `root` without ferry's own folder.
-fn tree(root: &Path) -> BTreeMap<String, Node> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Node>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            let rel = p.strip_prefix(root).unwrap().to_str().unwrap().to_string();
-            if rel == ".ferry" {
-                continue;
-            }
-            let m = std::fs::symlink_metadata(&p).unwrap();
-            if m.file_type().is_symlink() {
-                out.insert(rel, Node::Link(std::fs::read_link(&p).unwrap()));
-            } else if m.is_dir() {
-                out.insert(rel, Node::Dir);
-                walk(root, &p, out);
-            } else {
-                out.insert(rel, Node::File(std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
-}
-
 /// Every file content under `root`, its version store included.
 fn contents(root: &Path) -> BTreeSet<Vec<u8>> {
     fn walk(dir: &Path, out: &mut BTreeSet<Vec<u8>>) {
@@ -197,7 +151,7 @@ fn populate(root: &Path, dir: &str, n: usize) {
 /// create a new folder), no byte is copied, and the index follows.
 #[test]
 fn many_files_renamed_on_a_are_one_directory_rename_on_b() {
-    let mut f = fixture();
+    let mut f = Pair::new();
     populate(&f.a, "photos", 500);
     let first = f.sync();
     assert!(first.errors.is_empty(), "{:?}", first.errors);
@@ -240,7 +194,7 @@ fn many_files_renamed_on_a_are_one_directory_rename_on_b() {
 /// The plan keeps its per-file actions; `find` sees them as one group.
 #[test]
 fn the_plan_of_a_renamed_dir_forms_one_group() {
-    let mut f = fixture();
+    let mut f = Pair::new();
     populate(&f.a, "d", 20);
     f.sync();
     std::fs::rename(f.a.join("d"), f.a.join("e")).unwrap();
@@ -262,7 +216,7 @@ fn the_plan_of_a_renamed_dir_forms_one_group() {
 
 #[test]
 fn mirror_applies_a_directory_rename_in_one_rename() {
-    let mut f = fixture();
+    let mut f = Pair::new();
     populate(&f.a, "d", 30);
     f.sync_mode(SyncMode::Mirror);
     let dir_ino = ino(&f.b.join("d"));
@@ -278,7 +232,7 @@ fn mirror_applies_a_directory_rename_in_one_rename() {
 /// the one rename; they do not stop it.
 #[test]
 fn additions_inside_the_renamed_dir_follow_the_rename() {
-    let mut f = fixture();
+    let mut f = Pair::new();
     populate(&f.a, "d", 10);
     write(&f.a, "elsewhere.txt", "moved in from outside");
     f.sync();
@@ -303,7 +257,7 @@ fn additions_inside_the_renamed_dir_follow_the_rename() {
 /// the group still forms and every name ends with its content.
 #[test]
 fn equal_contents_in_the_renamed_dir_still_rename_once() {
-    let mut f = fixture();
+    let mut f = Pair::new();
     for name in ["a", "b", "c"] {
         write(&f.a, &format!("d/{name}"), "same bytes");
     }
@@ -321,7 +275,7 @@ fn equal_contents_in_the_renamed_dir_still_rename_once() {
 /// relative names) is renamed on its own, and the rest moves file by file.
 #[test]
 fn nested_renamed_dirs() {
-    let mut f = fixture();
+    let mut f = Pair::new();
     write(&f.a, "top/mid/low/deep.txt", "deep");
     write(&f.a, "top/mid/m.txt", "m");
     write(&f.a, "top/t.txt", "t");
@@ -353,7 +307,7 @@ fn nested_renamed_dirs() {
 /// created first, then the directory renamed into it.
 #[test]
 fn renamed_into_a_new_parent() {
-    let mut f = fixture();
+    let mut f = Pair::new();
     populate(&f.a, "d", 5);
     f.sync();
     let dir_ino = ino(&f.b.join("d"));
@@ -372,7 +326,7 @@ fn renamed_into_a_new_parent() {
 /// nothing is lost.
 #[test]
 fn edit_on_b_inside_the_dir_renamed_on_a_is_kept() {
-    let mut f = fixture();
+    let mut f = Pair::new();
     populate(&f.a, "d", 20);
     f.sync();
     std::fs::rename(f.a.join("d"), f.a.join("e")).unwrap();
@@ -397,7 +351,7 @@ fn edit_on_b_inside_the_dir_renamed_on_a_is_kept() {
 /// file. The edit survives in place; the next run converges without loss.
 #[test]
 fn edit_on_b_after_the_scan_falls_back_and_keeps_the_edit() {
-    let mut f = fixture();
+    let mut f = Pair::new();
     populate(&f.a, "d", 20);
     f.sync();
     std::fs::rename(f.a.join("d"), f.a.join("e")).unwrap();
@@ -429,7 +383,7 @@ fn edit_on_b_after_the_scan_falls_back_and_keeps_the_edit() {
 /// per-file fallback, whose folder removal keeps the junk in the version store.
 #[test]
 fn unindexed_item_in_the_old_dir_falls_back() {
-    let mut f = fixture();
+    let mut f = Pair::new();
     populate(&f.a, "d", 5);
     f.sync();
     write(&f.b, "d/.DS_Store", "finder junk");
@@ -447,7 +401,7 @@ fn unindexed_item_in_the_old_dir_falls_back() {
 /// renamed as a whole; the deleted file is versioned on B.
 #[test]
 fn deletion_inside_the_renamed_dir_falls_back() {
-    let mut f = fixture();
+    let mut f = Pair::new();
     populate(&f.a, "d", 5);
     f.sync();
     let sub_ino = ino(&f.b.join("d/sub"));
@@ -469,7 +423,7 @@ fn deletion_inside_the_renamed_dir_falls_back() {
 /// folder is replaced.
 #[test]
 fn existing_destination_on_b_is_not_overwritten() {
-    let mut f = fixture();
+    let mut f = Pair::new();
     populate(&f.a, "d", 5);
     f.sync();
     write(&f.b, "e/mine.txt", "b's own folder");
@@ -496,7 +450,7 @@ fn existing_destination_on_b_is_not_overwritten() {
 /// run (which scans the new folder) brings both together without loss.
 #[test]
 fn destination_appearing_on_b_after_the_scan_is_never_replaced() {
-    let mut f = fixture();
+    let mut f = Pair::new();
     populate(&f.a, "d", 5);
     f.sync();
     std::fs::rename(f.a.join("d"), f.a.join("e")).unwrap();
@@ -526,7 +480,7 @@ fn destination_appearing_on_b_after_the_scan_is_never_replaced() {
 /// An empty folder renamed has no file to suggest a group: it is created and removed.
 #[test]
 fn empty_dir_rename_is_mkdir_and_rmdir() {
-    let mut f = fixture();
+    let mut f = Pair::new();
     std::fs::create_dir(f.a.join("empty")).unwrap();
     f.sync();
     std::fs::rename(f.a.join("empty"), f.a.join("still-empty")).unwrap();
@@ -540,7 +494,7 @@ fn empty_dir_rename_is_mkdir_and_rmdir() {
 /// the directory is not renamed through it, and stays where it was.
 #[test]
 fn dir_rename_never_goes_through_a_symlinked_parent() {
-    let mut f = fixture();
+    let mut f = Pair::new();
     populate(&f.a, "d", 5);
     write(&f.a, "p/keep.txt", "p's own file");
     f.sync();
@@ -631,7 +585,7 @@ fn apply_change(root: &Path, dir: &str, c: &Change, salt: &str) {
     }
 }
 
-fn all_contents(f: &Fixture) -> BTreeSet<Vec<u8>> {
+fn all_contents(f: &Pair) -> BTreeSet<Vec<u8>> {
     contents(&f.a).union(&contents(&f.b)).cloned().collect()
 }
 
@@ -649,7 +603,7 @@ proptest! {
         changes_b in prop::collection::vec(change(), 0..3),
         mirror in any::<bool>(),
     ) {
-        let mut f = fixture();
+        let mut f = Pair::new();
         let mode = if mirror { SyncMode::Mirror } else { SyncMode::Bidirectional };
         std::fs::create_dir(f.a.join("d")).unwrap();
         for (slot, it) in SLOTS.iter().zip(&items) {
