@@ -5,6 +5,7 @@ use crate::progress_bar::Bar;
 use anyhow::{Context, Result};
 use ferry_core::index::Index;
 use ferry_core::plan::{Action, SyncMode};
+use ferry_core::rel_path::display_key;
 use ferry_core::sync::{sync, sync_conduit, SyncOptions, SyncOutcome};
 use serde_json::json;
 use std::path::Path;
@@ -308,7 +309,7 @@ fn cmd_conflicts(index: &Index, all: bool, json_out: bool) -> Result<u8> {
         for c in &rows {
             println!(
                 "{} [{}{}] policy {}, winner {}, loser kept at {} (a: {} {}, b: {} {})",
-                c.path,
+                display_key(&c.path),
                 c.status,
                 c.resolution
                     .as_deref()
@@ -316,7 +317,7 @@ fn cmd_conflicts(index: &Index, all: bool, json_out: bool) -> Result<u8> {
                     .unwrap_or_default(),
                 c.policy,
                 c.winner.as_deref().unwrap_or("-"),
-                c.loser_kept_at.as_deref().unwrap_or("-"),
+                c.loser_kept_at.as_deref().map_or("-".into(), display_key),
                 c.a_kind.as_deref().unwrap_or("missing"),
                 c.a_size.map(|s| human_bytes(s as u64)).unwrap_or_default(),
                 c.b_kind.as_deref().unwrap_or("missing"),

@@ -5,6 +5,7 @@ use crate::cli::KeepArg;
 use crate::commands::{human_bytes, EXIT_CONFLICTS, EXIT_ERROR, EXIT_OK};
 use anyhow::{bail, Context, Result};
 use ferry_core::index::{unix_now, Index};
+use ferry_core::rel_path::{display_key, escape_os, key_under};
 use ferry_core::resolve::{resolve_all, resolve_path, Keep};
 use ferry_core::restore::{restore, versions_of_path};
 use ferry_core::retention::{prune_location, Retention};
@@ -36,9 +37,9 @@ pub fn cmd_versions(index: &Index, path: Option<&Path>, prune: bool, json_out: b
                     "size": v.row.size,
                     "mtime_ns": v.row.mtime_ns,
                     "reason": v.row.reason,
-                    "path": v.row.path,
+                    "path": display_key(&v.row.path),
                     "location": v.location,
-                    "stored_path": v.location.join(&v.row.stored_path),
+                    "stored_path": escape_os(key_under(&v.location, &v.row.stored_path)),
                 })
             })
             .collect();
@@ -104,7 +105,7 @@ pub fn cmd_restore(
         println!(
             "restored version {} to {}{}{}",
             out.version,
-            out.restored_to.display(),
+            escape_os(&out.restored_to),
             if out.replaced_kept {
                 " (what it replaced is kept as a version)"
             } else {
@@ -152,11 +153,11 @@ pub fn cmd_resolve(
         for r in &done {
             println!(
                 "{}: kept {}{}",
-                r.path,
+                display_key(&r.path),
                 r.kept,
                 r.loser_kept_at
                     .as_deref()
-                    .map(|k| format!(", the other is kept at {k}"))
+                    .map(|k| format!(", the other is kept at {}", display_key(k)))
                     .unwrap_or_default()
             );
         }

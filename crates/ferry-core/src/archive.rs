@@ -43,9 +43,10 @@ use crate::index::{ConduitRow, Index};
 use crate::location::Location;
 use crate::plan::{Action, ConflictRecord, Plan, Side, SyncMode};
 use crate::reconcile::{conflict_name, ReconcileInput};
-use crate::rel_path::RelPath;
+use crate::rel_path::{encode, RelPath};
 use crate::version_vector::Causality;
 use std::collections::{BTreeMap, HashSet};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 /// Refuses to take `conduit` (between roots `a` and `b`) out of archive mode: `to` is
@@ -259,9 +260,13 @@ fn verify_copy(on_b: &std::path::Path, expected: &Entry) -> Result<()> {
         }
         EntryKind::Symlink => {
             meta.file_type().is_symlink()
-                && std::fs::read_link(on_b)
-                    .ctx("read archived link", on_b)?
-                    .to_str()
+                && Some(encode(
+                    std::fs::read_link(on_b)
+                        .ctx("read archived link", on_b)?
+                        .as_os_str()
+                        .as_bytes(),
+                ))
+                .as_deref()
                     == expected.link_target.as_deref()
         }
         EntryKind::Dir => false,
@@ -271,7 +276,7 @@ fn verify_copy(on_b: &std::path::Path, expected: &Entry) -> Result<()> {
     } else {
         Err(Error::Refused(format!(
             "the copy at {} does not match the source's content; source kept",
-            on_b.display()
+            crate::rel_path::escape_os(on_b)
         )))
     }
 }

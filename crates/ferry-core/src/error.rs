@@ -5,7 +5,8 @@ use std::path::PathBuf;
 /// Errors from ferry-core. Each I/O failure carries the path it concerns.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{action} {path}: {source}")]
+    /// The path is shown with bytes that are not UTF-8 as `\xNN` (`rel_path::escape_os`).
+    #[error("{action} {}: {source}", crate::rel_path::escape_os(path))]
     Io {
         action: &'static str,
         path: PathBuf,
@@ -14,7 +15,8 @@ pub enum Error {
     },
     #[error("index database: {0}")]
     Db(#[from] rusqlite::Error),
-    #[error("invalid path {path:?}: {reason}")]
+    /// `path` is for people (bytes that are not UTF-8 shown as `\xNN`).
+    #[error("invalid path \"{path}\": {reason}")]
     InvalidPath { path: String, reason: &'static str },
     #[error("location {root}: {reason}")]
     Location { root: PathBuf, reason: String },

@@ -687,6 +687,7 @@ fn stage(
             .link_target
             .as_deref()
             .ok_or_else(|| Error::Corrupt("symlink entry without target".into()))?;
+        let target = crate::rel_path::decode_os(target); // stored as its key
         std::os::unix::fs::symlink(target, &tmp).ctx("create symlink", &tmp)?;
         return Ok(tmp);
     }
@@ -699,7 +700,7 @@ fn stage(
     if now.size != src_stat.size || now.mtime_ns != src_stat.mtime_ns {
         return Err(Error::Refused(format!(
             "{} changed since the scan; will sync after the next scan",
-            src.display()
+            crate::rel_path::escape_os(src)
         )));
     }
     let out = std::fs::OpenOptions::new()
@@ -720,7 +721,7 @@ fn stage(
         if got != expected_hash {
             return Err(Error::Refused(format!(
                 "copy of {} does not match the indexed hash (changed while copying?); not installed",
-                src.display()
+                crate::rel_path::escape_os(src)
             )));
         }
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(source.stat.mode))
@@ -838,7 +839,7 @@ pub(crate) fn ensure_disk_matches(abs: &std::path::Path, expected: Option<&Entry
     } else {
         Err(Error::Refused(format!(
             "{} changed since the scan; left alone, will sync after the next scan",
-            abs.display()
+            crate::rel_path::escape_os(abs)
         )))
     }
 }

@@ -175,12 +175,12 @@ pub fn check_parents(
         if verified.contains(anc) {
             continue;
         }
-        let p = root.join(anc);
+        let p = crate::rel_path::key_under(root, anc);
         let m = std::fs::symlink_metadata(&p).ctx("check parent", &p)?;
         if !m.file_type().is_dir() {
             return Err(Error::Refused(format!(
                 "{} is not a real directory (a symlink or file): not writing through it",
-                p.display()
+                crate::rel_path::escape_os(&p)
             )));
         }
         verified.insert(anc.to_string());

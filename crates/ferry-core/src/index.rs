@@ -212,6 +212,8 @@ pub struct GenerationRow {
 pub struct ConflictRow {
     pub id: i64,
     pub conduit_id: i64,
+    /// A path key (`rel_path`), serialized for people.
+    #[serde(serialize_with = "crate::rel_path::serialize_key")]
     pub path: String,
     pub a_kind: Option<String>,
     pub a_size: Option<i64>,
@@ -221,6 +223,7 @@ pub struct ConflictRow {
     pub b_mtime_ns: Option<i64>,
     pub policy: String,
     pub winner: Option<String>,
+    #[serde(serialize_with = "crate::rel_path::serialize_opt_key")]
     pub loser_kept_at: Option<String>,
     pub status: String,
     pub created_at: i64,
@@ -236,7 +239,10 @@ pub struct ConflictRow {
 pub struct VersionRow {
     pub id: i64,
     pub location_id: i64,
+    /// Path keys (`rel_path`), serialized for people.
+    #[serde(serialize_with = "crate::rel_path::serialize_key")]
     pub path: String,
+    #[serde(serialize_with = "crate::rel_path::serialize_key")]
     pub stored_path: String,
     pub size: u64,
     pub mtime_ns: i64,
@@ -475,15 +481,19 @@ impl Index {
     /// The stat rows of `path` and of everything below it, sorted by path: what a
     /// targeted scan of that path compares the disk with. A range over the primary key
     /// (`path/` up to `path0`, `0` being the byte after `/`), so no other row is read.
+    /// The bounds are made here, not with SQL's `||`: a key may hold NULs (`rel_path`),
+    /// which SQLite compares in full but whose handling in expressions it leaves open.
     pub fn stat_rows_under(&self, location: i64, path: &RelPath) -> Result<Vec<StatRow>> {
         let mut st = self.conn.prepare_cached(
             "SELECT path, kind, size, mtime_ns, ctime_ns, inode, mode, deleted, racy
              FROM entries WHERE location_id = ?1
-               AND (path = ?2 OR (path >= ?2 || '/' AND path < ?2 || '0'))
+               AND (path = ?2 OR (path >= ?3 AND path < ?4))
              ORDER BY path",
         )?;
+        let key = path.as_str();
+        let (from, to) = (format!("{key}/"), format!("{key}0"));
         let mut out = Vec::new();
-        read_stat_rows(st.query(params![location, path.as_str()])?, &mut out)?;
+        read_stat_rows(st.query(params![location, key, from, to])?, &mut out)?;
         Ok(out)
     }
 

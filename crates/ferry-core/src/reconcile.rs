@@ -14,7 +14,7 @@
 use crate::entry::{Entry, EntryKind, StatInfo};
 use crate::error::{Error, Result};
 use crate::plan::{Action, ConflictPolicy, ConflictRecord, Plan, Side, SyncMode};
-use crate::rel_path::{shorten_name, RelPath, NAME_MAX};
+use crate::rel_path::{decoded_len, shorten_name, RelPath, NAME_MAX};
 use crate::version_vector::{Causality, VersionVector};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -423,13 +423,14 @@ pub(crate) fn conflict_name(
     path: &RelPath,
     side: Side,
 ) -> RelPath {
+    // The name's key: `.` is never escaped, and lengths count the bytes on disk.
     let name = path.file_name();
     let (stem, ext) = match name.rfind('.') {
-        Some(i) if i > 0 && name.len() - i <= 32 => (&name[..i], &name[i..]),
+        Some(i) if i > 0 && decoded_len(&name[i..]) <= 32 => (&name[..i], &name[i..]),
         _ => (name, ""),
     };
     // Room for ".conflict-YYYYMMDD-HHMMSS-a-NN" and the extension.
-    let stem = shorten_name(stem, NAME_MAX - ext.len() - 32);
+    let stem = shorten_name(stem, NAME_MAX - decoded_len(ext) - 32);
     let stamp = chrono::DateTime::from_timestamp(now, 0)
         .unwrap_or_default()
         .format("%Y%m%d-%H%M%S")

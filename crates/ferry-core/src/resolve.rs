@@ -38,9 +38,12 @@ pub enum Keep {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Resolved {
     pub conflict: i64,
+    /// A path key (`rel_path`), serialized for people.
+    #[serde(serialize_with = "crate::rel_path::serialize_key")]
     pub path: String,
     /// `a`, `b` or `both`.
     pub kept: String,
+    #[serde(serialize_with = "crate::rel_path::serialize_opt_key")]
     pub loser_kept_at: Option<String>,
 }
 
@@ -59,7 +62,7 @@ pub fn resolve_path(index: &mut Index, path: &Path, keep: Keep) -> Result<Vec<Re
     if out.is_empty() {
         return Err(Error::Other(format!(
             "no open conflict at {}; see `ferry conflicts`",
-            path.display()
+            crate::rel_path::escape_os(path)
         )));
     }
     Ok(out)
@@ -72,7 +75,7 @@ pub fn resolve_all(index: &mut Index, keep: Keep) -> Result<(Vec<Resolved>, Vec<
     for row in index.conflicts(true)? {
         match resolve_one(index, &row, keep) {
             Ok(r) => done.push(r),
-            Err(e) => errors.push(format!("{}: {e}", row.path)),
+            Err(e) => errors.push(format!("{}: {e}", crate::rel_path::display_key(&row.path))),
         }
     }
     Ok((done, errors))
@@ -105,7 +108,7 @@ fn resolve_one(index: &mut Index, row: &ConflictRow, keep: Keep) -> Result<Resol
         ensure_disk_matches(&abs, e.as_ref()).map_err(|_| {
             Error::Refused(format!(
                 "{} changed since the last sync; run `ferry sync` first, then resolve",
-                abs.display()
+                crate::rel_path::escape_os(&abs)
             ))
         })?;
         Ok(e)
@@ -171,7 +174,7 @@ fn take_winner(
     if le.is_some_and(|e| e.kind == EntryKind::Dir) {
         return Err(Error::Refused(format!(
             "{} is a folder on the losing side; move it away yourself or use --keep both",
-            path.under(&ll.root).display()
+            crate::rel_path::escape_os(path.under(&ll.root))
         )));
     }
     match we {
@@ -190,7 +193,7 @@ fn take_winner(
         }
         None => Err(Error::Refused(format!(
             "{} does not exist on the chosen side",
-            path.under(&wl.root).display()
+            crate::rel_path::escape_os(path.under(&wl.root))
         ))),
     }
 }

@@ -14,6 +14,7 @@ use crate::location::Location;
 use crate::rel_path::RelPath;
 use crate::version_vector::VersionVector;
 use std::collections::HashSet;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 /// A version, with the location whose store holds it.
@@ -46,10 +47,12 @@ fn absolute(path: &Path) -> Result<PathBuf> {
             other => abs.push(other),
         }
     }
-    let name = abs
-        .file_name()
-        .map(|n| n.to_os_string())
-        .ok_or_else(|| Error::Other(format!("{} names no file", path.display())))?;
+    let name = abs.file_name().map(|n| n.to_os_string()).ok_or_else(|| {
+        Error::Other(format!(
+            "{} names no file",
+            crate::rel_path::escape_os(path)
+        ))
+    })?;
     let mut existing = abs.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut missing = Vec::new();
     while std::fs::symlink_metadata(&existing).is_err() {
@@ -78,14 +81,14 @@ pub fn locate(index: &Index, path: &Path) -> Result<(LocationRow, RelPath)> {
     let Some(loc) = best else {
         return Err(Error::Other(format!(
             "{} is not inside a folder ferry syncs",
-            abs.display()
+            crate::rel_path::escape_os(&abs)
         )));
     };
     let rel = RelPath::from_path(abs.strip_prefix(&loc.root).unwrap_or(&abs))?;
     if rel.as_str() == FERRY_DIR || rel.as_str().starts_with(&format!("{FERRY_DIR}/")) {
         return Err(Error::Other(format!(
             "{} is inside ferry's own {FERRY_DIR} folder",
-            abs.display()
+            crate::rel_path::escape_os(&abs)
         )));
     }
     Ok((loc, rel))
@@ -130,6 +133,7 @@ pub fn versions_of_path(index: &Index, path: &Path) -> Result<Vec<VersionInfo>> 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RestoreOutcome {
     pub version: i64,
+    #[serde(serialize_with = "crate::rel_path::serialize_os_path")]
     pub restored_to: PathBuf,
     /// Whether something was replaced (and kept as a version first).
     pub replaced_kept: bool,
@@ -146,8 +150,8 @@ pub fn restore(index: &Index, path: &Path, id: i64, to: Option<&Path>) -> Result
         .ok_or_else(|| {
             Error::Other(format!(
                 "{} has no version {id}; see `ferry versions {}`",
-                path.display(),
-                path.display()
+                crate::rel_path::escape_os(path),
+                crate::rel_path::escape_os(path)
             ))
         })?;
     let stored_rel = RelPath::new(&version.row.stored_path)?;
@@ -168,10 +172,13 @@ pub fn restore(index: &Index, path: &Path, id: i64, to: Option<&Path>) -> Result
             .ok_or_else(|| Error::Corrupt(format!("version {id} is not a file")))?;
         let link_target = match kind {
             EntryKind::Symlink => Some(
-                std::fs::read_link(&stored)
-                    .ctx("read version", &stored)?
-                    .to_string_lossy()
-                    .into_owned(),
+                crate::rel_path::encode(
+                    std::fs::read_link(&stored)
+                        .ctx("read version", &stored)?
+                        .as_os_str()
+                        .as_bytes(),
+                )
+                .into_owned(),
             ),
             _ => None,
         };
@@ -180,7 +187,7 @@ pub fn restore(index: &Index, path: &Path, id: i64, to: Option<&Path>) -> Result
             (EntryKind::File, None) => Some(blake3_file(&stored, &mut Vec::new())?),
             _ => link_target
                 .as_deref()
-                .map(|t| crate::chunk::Hash::of(t.as_bytes())),
+                .map(|t| crate::chunk::Hash::of(&crate::rel_path::decode(t))),
         };
         Ok(Entry {
             path: rel,
@@ -225,7 +232,7 @@ pub fn restore(index: &Index, path: &Path, id: i64, to: Option<&Path>) -> Result
             if std::fs::symlink_metadata(&abs).is_ok() {
                 return Err(Error::Refused(format!(
                     "{} exists and is outside the folders ferry syncs; choose a free path",
-                    abs.display()
+                    crate::rel_path::escape_os(&abs)
                 )));
             }
             let dir = abs
@@ -268,7 +275,7 @@ fn make_parents(root: &Path, rel: &RelPath) -> Result<()> {
     let mut ancestors: Vec<&str> = rel.ancestors().collect();
     ancestors.reverse();
     for anc in ancestors {
-        let p = root.join(anc);
+        let p = crate::rel_path::key_under(root, anc);
         if std::fs::symlink_metadata(&p).is_err() {
             std::fs::create_dir(&p).ctx("create folder", &p)?;
         }
@@ -287,7 +294,7 @@ fn current_entry(abs: &Path, rel: &RelPath) -> Result<Option<Entry>> {
         Some(EntryKind::Dir) | None => {
             return Err(Error::Refused(format!(
                 "{} is a folder or special file; not replacing it",
-                abs.display()
+                crate::rel_path::escape_os(abs)
             )))
         }
         Some(k) => k,

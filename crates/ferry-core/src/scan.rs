@@ -19,8 +19,9 @@ use crate::index::{Index, StatRow};
 use crate::location::{Location, LocationLock};
 use crate::parallel::parallel_map;
 use crate::progress::Progress;
-use crate::rel_path::RelPath;
+use crate::rel_path::{encode, escape_os, RelPath};
 use crate::walk::{walk, walk_paths, Seen, WalkOut};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 /// An mtime this close to the scan (or later) is not trusted: the file may still be
@@ -217,7 +218,7 @@ fn walk_location(loc: &Location, rules: IndexRules, scope: &Scope) -> Result<Wal
         if let Err(e) = std::fs::remove_file(&p) {
             report.errors.push(format!(
                 "{}: cannot remove stale temp file: {e}",
-                p.display()
+                escape_os(&p)
             ));
         }
     }
@@ -275,7 +276,7 @@ fn join(loc: &Location, walked: Walked, rows: Vec<StatRow>) -> Observed {
             Ok(_) => forget.push(path),
             Err(err) => report
                 .errors
-                .push(format!("{}: {err}", path.under(&loc.root).display())),
+                .push(format!("{}: {err}", escape_os(path.under(&loc.root)))),
         }
     }
     Observed {
@@ -383,26 +384,22 @@ fn read_fresh(
         EntryKind::Symlink => {
             let abs = s.rel.under(&loc.root);
             match std::fs::read_link(&abs) {
-                Ok(t) => match t.to_str() {
-                    Some(t) => (
-                        Some(Hash::of(t.as_bytes())),
+                // The target's bytes are its content; it is stored as their key
+                // (`rel_path::encode`: itself when valid UTF-8).
+                Ok(t) => {
+                    let bytes = t.as_os_str().as_bytes();
+                    (
+                        Some(Hash::of(bytes)),
                         Vec::new(),
-                        Some(t.to_string()),
+                        Some(encode(bytes).into_owned()),
                         s.stat,
                         false,
-                    ),
-                    None => {
-                        report.errors.push(format!(
-                            "{}: symlink target is not valid UTF-8; skipped",
-                            abs.display()
-                        ));
-                        return None;
-                    }
-                },
+                    )
+                }
                 Err(e) => {
                     report
                         .errors
-                        .push(format!("{}: cannot read symlink: {e}", abs.display()));
+                        .push(format!("{}: cannot read symlink: {e}", escape_os(&abs)));
                     return None;
                 }
             }
@@ -486,7 +483,7 @@ fn hash_one(abs: &Path, buf: &mut Vec<u8>) -> HashResult {
     let fail = |what: &str, e: std::io::Error| {
         format!(
             "{}: cannot {what}: {e}; kept its previous state",
-            abs.display()
+            escape_os(abs)
         )
     };
     let f = std::fs::File::open(abs).map_err(|e| fail("open", e))?;

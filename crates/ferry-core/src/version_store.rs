@@ -9,7 +9,7 @@ use crate::error::{IoContext, Result};
 use crate::ignore_rules::FERRY_DIR;
 use crate::index::Index;
 use crate::location::Location;
-use crate::rel_path::{shorten_name, RelPath, NAME_MAX};
+use crate::rel_path::{key_under, shorten_name, RelPath, NAME_MAX};
 use std::path::Path;
 
 /// Keeps the current disk content of `rel` (described by `entry`) as a version.
@@ -23,17 +23,21 @@ pub fn preserve(
 ) -> Result<String> {
     let abs = rel.under(&loc.root);
     let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S-%9f").to_string();
-    // Room for "~stamp" and a "-N" counter within the file-name limit.
+    // Room for "~stamp" and a "-N" counter within the file-name limit. The stored
+    // path is a key like `rel`'s (a name that is not UTF-8 keeps its bytes on disk).
     let name = shorten_name(rel.file_name(), NAME_MAX - stamp.len() - 6);
-    let dir = rel.parent().map(|p| format!("{p}/")).unwrap_or_default();
+    let dir = rel
+        .parent()
+        .map(|p| format!("{}/", p.as_str()))
+        .unwrap_or_default();
     let base = format!("{FERRY_DIR}/versions/{dir}{name}~{stamp}");
     let mut stored = base.clone();
     let mut n = 1;
-    while std::fs::symlink_metadata(loc.root.join(&stored)).is_ok() {
+    while std::fs::symlink_metadata(key_under(&loc.root, &stored)).is_ok() {
         n += 1;
         stored = format!("{base}-{n}");
     }
-    let dest = loc.root.join(&stored);
+    let dest = key_under(&loc.root, &stored);
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent).ctx("create version folder", parent)?;
     }

@@ -9,10 +9,11 @@
 
 use crate::entry::{kind_of, EntryKind, StatInfo};
 use crate::ignore_rules::{IndexRules, IGNORE_FILE, TEMP_PREFIX};
-use crate::rel_path::RelPath;
+use crate::rel_path::{escape_os, RelPath};
 use ignore::gitignore::Gitignore;
 use ignore::Match;
 use std::collections::VecDeque;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -145,7 +146,7 @@ pub fn walk_paths(root: &Path, builtin: IndexRules, paths: &[RelPath]) -> WalkOu
             Ok(m) => m,
             Err(e) if crate::fs_ops::is_absent(&e) => continue,
             Err(e) => {
-                out.errors.push(format!("{}: {e}", abs.display()));
+                out.errors.push(format!("{}: {e}", escape_os(&abs)));
                 out.unreadable.push(p.clone());
                 continue;
             }
@@ -270,7 +271,7 @@ fn read_dir(root: &Path, builtin: IndexRules, job: Job, out: &mut WalkOut) -> Ve
         Ok(e) => e,
         Err(e) => {
             out.errors
-                .push(format!("{}: cannot list: {e}", dir_abs.display()));
+                .push(format!("{}: cannot list: {e}", escape_os(&dir_abs)));
             if let Some(d) = job.dir {
                 out.unreadable.push(d);
             }
@@ -287,7 +288,7 @@ fn read_dir(root: &Path, builtin: IndexRules, job: Job, out: &mut WalkOut) -> Ve
             Ok(i) => i,
             Err(e) => {
                 out.errors
-                    .push(format!("{}: cannot list: {e}", dir_abs.display()));
+                    .push(format!("{}: cannot list: {e}", escape_os(&dir_abs)));
                 if let Some(d) = &job.dir {
                     out.unreadable.push(d.clone());
                 }
@@ -295,21 +296,17 @@ fn read_dir(root: &Path, builtin: IndexRules, job: Job, out: &mut WalkOut) -> Ve
             }
         };
         let name_os = item.file_name();
-        let Some(name) = name_os.to_str() else {
-            out.errors.push(format!(
-                "{}: name is not valid UTF-8; not synced",
-                dir_abs.join(&name_os).display()
-            ));
-            continue;
-        };
+        // The name's key: itself when it is valid UTF-8, else with its other bytes
+        // escaped (see `rel_path`). The file system always gets `name_os`.
+        let name = crate::rel_path::encode(name_os.as_bytes());
         let rel = match &job.dir {
-            Some(d) => d.join(name),
-            None => RelPath::new(name),
+            Some(d) => d.join(&name),
+            None => RelPath::new(&name),
         };
         let Ok(rel) = rel else {
             out.errors.push(format!(
                 "{}: invalid name; not synced",
-                dir_abs.join(name).display()
+                escape_os(dir_abs.join(&name_os))
             ));
             continue;
         };
@@ -317,7 +314,7 @@ fn read_dir(root: &Path, builtin: IndexRules, job: Job, out: &mut WalkOut) -> Ve
             Ok(m) => m,
             Err(e) => {
                 out.errors
-                    .push(format!("{}: {e}", dir_abs.join(name).display()));
+                    .push(format!("{}: {e}", escape_os(dir_abs.join(&name_os))));
                 out.unreadable.push(rel);
                 continue;
             }
@@ -327,13 +324,13 @@ fn read_dir(root: &Path, builtin: IndexRules, job: Job, out: &mut WalkOut) -> Ve
         };
         let is_dir = kind == EntryKind::Dir;
         if !is_dir && name.starts_with(TEMP_PREFIX) {
-            out.temp_files.push(dir_abs.join(name));
+            out.temp_files.push(dir_abs.join(&name_os));
             continue;
         }
-        if builtin.builtin_excluded(name, depth, is_dir) {
+        if builtin.builtin_excluded(&name, depth, is_dir) {
             continue;
         }
-        if check_rules && rules.ignored(&dir_abs.join(name), is_dir) {
+        if check_rules && rules.ignored(&dir_abs.join(&name_os), is_dir) {
             continue;
         }
         if is_dir {

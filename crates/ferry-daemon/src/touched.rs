@@ -4,8 +4,8 @@
 //! An event's kind is only a hint: the scan lstat's every touched path and judges it by
 //! what is on disk, so a rename's old and new paths, a create and a remove are all just
 //! "look here". Where an event does not say which paths changed (an unclear kind, no
-//! paths, the root itself, a name that is not a valid path) the batch widens to a full
-//! rescan.
+//! paths, the root itself) the batch widens to a full rescan. Names need not be UTF-8
+//! (`RelPath::from_path` takes their bytes).
 
 use ferry_core::ignore_rules::{FERRY_DIR, TEMP_PREFIX};
 use ferry_core::rel_path::RelPath;
@@ -221,5 +221,19 @@ mod tests {
         assert_eq!(Touched::from_events(&r, [&lost]), Batch::Full);
         let own = ev(EventKind::Create(CreateKind::File), &["/r/a/.ferry/lock"]);
         assert_eq!(Touched::from_events(&r, [&own]), Batch::Nothing);
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_are_narrowed_too() {
+        use std::os::unix::ffi::OsStrExt;
+        let name = std::ffi::OsStr::from_bytes(b"/r/a/caf\xe9/n\xff.txt");
+        let e = Event::new(EventKind::Create(CreateKind::File)).add_path(PathBuf::from(name));
+        let want = RelPath::from_bytes(b"caf\xe9/n\xff.txt").unwrap();
+        assert_eq!(
+            Touched::from_events(&roots(), [&e]),
+            Batch::Paths(Touched {
+                sides: vec![[want].into(), BTreeSet::new()],
+            })
+        );
     }
 }

@@ -90,23 +90,23 @@ pub enum Node {
     File(Vec<u8>, u32),
     Dir,
     /// The link's target.
-    Link(String),
+    Link(PathBuf),
 }
 
 /// Snapshot of a tree without the top-level `.ferry/`: path → kind, content, permission
-/// bits, symlink target. Never follows symlinks.
-pub fn tree_without_ferry(root: &Path) -> BTreeMap<String, Node> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Node>) {
+/// bits, symlink target. Keyed by the paths' bytes (names need not be UTF-8). Never
+/// follows symlinks.
+pub fn tree_without_ferry(root: &Path) -> BTreeMap<PathBuf, Node> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Node>) {
         for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();
-            let rel = p.strip_prefix(root).unwrap().to_str().unwrap().to_string();
-            if rel == ".ferry" {
+            let rel = p.strip_prefix(root).unwrap().to_path_buf();
+            if rel == Path::new(".ferry") {
                 continue;
             }
             let m = std::fs::symlink_metadata(&p).unwrap();
             if m.file_type().is_symlink() {
-                let t = std::fs::read_link(&p).unwrap();
-                out.insert(rel, Node::Link(t.to_str().unwrap().to_string()));
+                out.insert(rel, Node::Link(std::fs::read_link(&p).unwrap()));
             } else if m.is_dir() {
                 out.insert(rel, Node::Dir);
                 walk(root, &p, out);
