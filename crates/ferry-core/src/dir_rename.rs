@@ -39,6 +39,7 @@ use crate::plan::{Action, Side};
 use crate::rel_path::RelPath;
 use crate::version_vector::VersionVector;
 use std::collections::{HashMap, HashSet};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 
 /// One entry a directory rename carries: what the side holds at the old path, and what
@@ -504,10 +505,8 @@ fn disk_holds(
     for item in items {
         let item = item.ctx("list", &abs).map_err(|e| e.to_string())?;
         let name = item.file_name();
-        let name = name
-            .to_str()
-            .ok_or_else(|| format!("{} holds a name that is not UTF-8", abs.display()))?;
-        let child = dir.join(name).map_err(|e| e.to_string())?;
+        let key = crate::rel_path::encode(name.as_bytes());
+        let child = dir.join(&key).map_err(|e| e.to_string())?;
         disk_holds(loc, &child, want, seen)?;
     }
     Ok(())

@@ -298,3 +298,29 @@ fn long_latin1_names_fit_the_name_limit_on_disk() {
     assert!(!kept.is_empty());
     assert!(kept.iter().all(|k| k.len() <= 255));
 }
+
+/// A renamed folder whose name and contents are not UTF-8 still moves as one rename on
+/// the other side (the pre-rename check walks its Latin-1 children by their bytes).
+#[test]
+fn latin1_folder_rename_is_one_directory_rename() {
+    use std::os::unix::fs::MetadataExt;
+    let mut p = Pair::new();
+    let a = p.a.clone();
+    let b = p.b.clone();
+    std::fs::create_dir(a.join(os(b"d\xe9"))).unwrap();
+    for i in 0..5u8 {
+        let name = [b"f\xe8".as_slice(), &[b'0' + i]].concat();
+        std::fs::write(a.join(os(b"d\xe9")).join(os(&name)), [i; 3]).unwrap();
+    }
+    p.run(ConflictPolicy::KeepBoth);
+    let inode = std::fs::metadata(b.join(os(b"d\xe9"))).unwrap().ino();
+
+    std::fs::rename(a.join(os(b"d\xe9")), a.join(os(b"e\xe9"))).unwrap();
+    let out = p.run(ConflictPolicy::KeepBoth);
+    assert_eq!(out.stats.dirs_renamed, 1, "{:#?}", out.plan.actions);
+    assert_eq!(
+        std::fs::metadata(b.join(os(b"e\xe9"))).unwrap().ino(),
+        inode
+    );
+    p.converged();
+}
