@@ -352,30 +352,14 @@ fn api_requires_the_token_and_reports_state() {
     let (code, body) = d.request("POST", "/api/conduits/1/sync", Some(&d.token()));
     assert_eq!(code, 200, "{body}");
     wait_for("API-requested run", || read(&env.b.join("g.txt")).is_some());
-    // The event stream announces changes and runs.
-    let mut events = TcpStream::connect(("127.0.0.1", d.port().unwrap())).unwrap();
-    write!(
-        events,
-        "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\r\n",
-        d.token()
-    )
-    .unwrap();
-    events
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let mut seen = String::new();
-    let mut n = 0;
-    wait_for("job_finished on the event stream", || {
-        n += 1;
-        if n % 20 == 1 {
-            std::fs::write(env.a.join("h.txt"), format!("{n}")).unwrap();
-            d.request("POST", "/api/conduits/1/sync", Some(&d.token()));
-        }
-        let mut buf = [0u8; 4096];
-        if let Ok(k) = events.read(&mut buf) {
-            seen.push_str(&String::from_utf8_lossy(&buf[..k]));
-        }
-        seen.contains("event: job_finished") && seen.contains("\"conduit\":1")
+    // The event stream announces runs (it is subscribed before the run is asked for).
+    let mut events = d.events();
+    std::fs::write(env.a.join("h.txt"), "z").unwrap();
+    let (code, body) = d.request("POST", "/api/conduits/1/sync", Some(&d.token()));
+    assert_eq!(code, 200, "{body}");
+    events.wait_for("job_finished on the event stream", |list| {
+        list.iter()
+            .any(|(name, data)| *name == "job_finished" && data["conduit"] == 1)
     });
     // `ferry status` talks to the daemon.
     let out = env.ferry(&["--json", "status"]);
