@@ -10,7 +10,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{ferry_cmd, folders, readable_files};
+use common::{ferry_cmd, files, folders, readable_files};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -129,6 +129,31 @@ impl Daemon {
         serde_json::from_str(&body).unwrap()
     }
 
+    /// The event stream, subscribed to before this returns: every event the daemon
+    /// emits from now on is in it, in order.
+    fn events(&self) -> Events {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port().unwrap())).unwrap();
+        write!(
+            stream,
+            "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\r\n",
+            self.token()
+        )
+        .unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut events = Events {
+            stream,
+            text: String::new(),
+        };
+        // The handler subscribes before it answers, so the status line is the barrier.
+        wait_for("the event stream's response", || {
+            events.read();
+            events.text.starts_with("HTTP/1.1 200")
+        });
+        events
+    }
+
     fn kill9(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
@@ -144,6 +169,42 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The daemon's server-sent events, as read so far.
+struct Events {
+    stream: TcpStream,
+    text: String,
+}
+
+impl Events {
+    /// Appends whatever arrived (waiting up to the read timeout for something).
+    fn read(&mut self) {
+        let mut buf = [0u8; 4096];
+        if let Ok(k) = self.stream.read(&mut buf) {
+            self.text.push_str(&String::from_utf8_lossy(&buf[..k]));
+        }
+    }
+
+    /// The events so far, in the order the daemon emitted them: (name, data).
+    fn list(&self) -> Vec<(&str, Value)> {
+        let mut out: Vec<(&str, Value)> = Vec::new();
+        for line in self.text.lines() {
+            if let Some(name) = line.strip_prefix("event: ") {
+                out.push((name, Value::Null));
+            } else if let (Some(data), Some(last)) = (line.strip_prefix("data: "), out.last_mut()) {
+                last.1 = serde_json::from_str(data).unwrap_or(Value::Null);
+            }
+        }
+        out
+    }
+
+    fn wait_for(&mut self, what: &str, mut cond: impl FnMut(&[(&str, Value)]) -> bool) {
+        wait_for(what, || {
+            self.read();
+            cond(&self.list())
+        });
     }
 }
 
@@ -209,6 +270,8 @@ fn edits_propagate_both_ways_and_changes_made_while_down_are_found() {
 /// Watched changes are rescanned by path: a file changed where the watcher cannot see
 /// it (written through a hard link outside the root, so no event names it) is left for
 /// the next full rescan ("sync now" here), while a watched edit propagates at once.
+/// The daemon handles events in order, so once a later watched edit's run has finished,
+/// every run the first edit (or ferry's own writes on b) queued has finished too.
 #[test]
 fn watched_changes_rescan_only_the_touched_paths() {
     let env = Env::new();
@@ -225,7 +288,14 @@ fn watched_changes_rescan_only_the_touched_paths() {
     wait_for("watched edit", || {
         read(&env.b.join("seen.txt")).as_deref() == Some(&b"watched"[..])
     });
-    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(env.a.join("seen-later.txt"), "watched too").unwrap();
+    wait_for("later watched edit", || {
+        read(&env.b.join("seen-later.txt")).as_deref() == Some(&b"watched too"[..])
+    });
+    // The run that installed it was on the job board when it did; gone means finished.
+    wait_for("its run finished", || {
+        d.api("/api/jobs").as_array().unwrap().is_empty()
+    });
     assert_eq!(
         read(&env.b.join("linked.txt")).as_deref(),
         Some(&b"v1"[..]),
@@ -282,30 +352,14 @@ fn api_requires_the_token_and_reports_state() {
     let (code, body) = d.request("POST", "/api/conduits/1/sync", Some(&d.token()));
     assert_eq!(code, 200, "{body}");
     wait_for("API-requested run", || read(&env.b.join("g.txt")).is_some());
-    // The event stream announces changes and runs.
-    let mut events = TcpStream::connect(("127.0.0.1", d.port().unwrap())).unwrap();
-    write!(
-        events,
-        "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\r\n",
-        d.token()
-    )
-    .unwrap();
-    events
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let mut seen = String::new();
-    let mut n = 0;
-    wait_for("job_finished on the event stream", || {
-        n += 1;
-        if n % 20 == 1 {
-            std::fs::write(env.a.join("h.txt"), format!("{n}")).unwrap();
-            d.request("POST", "/api/conduits/1/sync", Some(&d.token()));
-        }
-        let mut buf = [0u8; 4096];
-        if let Ok(k) = events.read(&mut buf) {
-            seen.push_str(&String::from_utf8_lossy(&buf[..k]));
-        }
-        seen.contains("event: job_finished") && seen.contains("\"conduit\":1")
+    // The event stream announces runs (it is subscribed before the run is asked for).
+    let mut events = d.events();
+    std::fs::write(env.a.join("h.txt"), "z").unwrap();
+    let (code, body) = d.request("POST", "/api/conduits/1/sync", Some(&d.token()));
+    assert_eq!(code, 200, "{body}");
+    events.wait_for("job_finished on the event stream", |list| {
+        list.iter()
+            .any(|(name, data)| *name == "job_finished" && data["conduit"] == 1)
     });
     // `ferry status` talks to the daemon.
     let out = env.ferry(&["--json", "status"]);
@@ -329,16 +383,40 @@ fn pause_and_resume() {
     let out = env.ferry(&["conduit", "pause", "1"]);
     assert!(out.status.success());
     wait_for("paused", || d.api("/api/conduits/1")["state"] == "paused");
+    let mut events = d.events();
     std::fs::write(env.a.join("during-pause.txt"), "wait").unwrap();
-    // Nothing moves while paused: give the daemon a few chances to misbehave.
-    std::thread::sleep(Duration::from_millis(1500));
-    assert!(
-        !env.b.join("during-pause.txt").exists(),
-        "synced while paused"
-    );
+    // Nothing moves while paused, not even on request. The request is queued to the
+    // conduit before the resume is (the daemon picks that up later from the saved
+    // settings), and the conduit handles both in order: a daemon that ran while paused
+    // has announced that run before it announces the resume.
+    let (code, body) = d.request("POST", "/api/conduits/1/sync", Some(&d.token()));
+    assert_eq!(code, 200, "{body}");
     let out = env.ferry(&["conduit", "resume", "1"]);
     assert!(out.status.success());
     wait_for("resumed sync", || env.b.join("during-pause.txt").exists());
+    let after_resume = |list: &[(&str, Value)]| {
+        list.iter()
+            .skip_while(|(name, _)| *name != "conduit_resumed")
+            .find(|(name, _)| *name == "job_finished")
+            .map(|(_, data)| data.clone())
+    };
+    events.wait_for("the resumed run on the event stream", |list| {
+        after_resume(list).is_some()
+    });
+    let list = events.list();
+    let names: Vec<&str> = list.iter().map(|(name, _)| *name).collect();
+    assert!(
+        !names
+            .iter()
+            .take_while(|name| **name != "conduit_resumed")
+            .any(|name| name.starts_with("job_")),
+        "ran while paused: {names:?}"
+    );
+    let resumed = after_resume(&list).unwrap();
+    assert_eq!(
+        resumed["stats"]["files_copied"], 1,
+        "the file written while paused was not copied by the run after the resume: {resumed:#}"
+    );
     // Pause and resume through the API too.
     let (code, _) = d.request("POST", "/api/conduits/1/pause", Some(&d.token()));
     assert_eq!(code, 200);
@@ -393,7 +471,7 @@ fn kill_9_mid_run_then_restart_converges_without_loss() {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(format!("f{i}")), content(i, 0)).unwrap();
     }
-    let before_a = readable_files(&env.a);
+    let before_a = files(&env.a);
     // A slow conduit (bandwidth-limited, one copy at a time), so the kill lands mid-run.
     env.add_conduit(&["--bandwidth-limit", "4M", "--parallel", "1"]);
     let d = env.start(&[]);
@@ -405,14 +483,15 @@ fn kill_9_mid_run_then_restart_converges_without_loss() {
             .any(|j| j["phase"] == "copy" && j["files_done"].as_u64().unwrap_or(0) > 3)
     });
     d.kill9();
-    for (path, bytes) in readable_files(&env.b) {
+    // Nothing writes anymore: every file must be readable.
+    for (path, bytes) in files(&env.b) {
         assert_eq!(
             before_a.get(&path),
             Some(&bytes),
             "{path} on b is not a complete copy after kill -9"
         );
     }
-    let copied_before = readable_files(&env.b).len();
+    let copied_before = files(&env.b).len();
     assert!(copied_before < N, "the run finished before the kill");
     // Remove the limit so the resumed run is quick, then restart.
     env.add_conduit(&["--bandwidth-limit", "0", "--parallel", "0"]);

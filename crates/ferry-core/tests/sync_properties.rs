@@ -9,14 +9,14 @@ use ferry_core::plan::{ConflictPolicy, SyncMode};
 use ferry_core::progress::NoProgress;
 use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
 use proptest::prelude::*;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 mod common;
-use common::{tree_without_ferry, Pair};
+use common::{tree_without_ferry, Node, Pair};
 
 /// Every file content anywhere under the root, version stores included.
 fn contents(root: &Path, out: &mut BTreeSet<Vec<u8>>) {
@@ -234,6 +234,96 @@ fn check_run(pair: &mut Pair, mode: SyncMode, policy: ConflictPolicy) -> Result<
     Ok(())
 }
 
+/// The node at `path` and everything below it (`Path::starts_with` compares whole
+/// components).
+fn subtree(tree: &BTreeMap<PathBuf, Node>, path: &Path) -> BTreeMap<PathBuf, Node> {
+    tree.iter()
+        .filter(|(p, _)| p.starts_with(path))
+        .map(|(p, n)| (p.clone(), n.clone()))
+        .collect()
+}
+
+/// Everything but the open conflicts (each with everything below it).
+fn outside(tree: &BTreeMap<PathBuf, Node>, open: &[PathBuf]) -> BTreeMap<PathBuf, Node> {
+    tree.iter()
+        .filter(|(p, _)| !open.iter().any(|c| p.starts_with(c)))
+        .map(|(p, n)| (p.clone(), n.clone()))
+        .collect()
+}
+
+/// One bidirectional run with the manual policy: conflicts are left for the user,
+/// untouched on both sides; everything else converges; nothing is lost; a second run
+/// finds the same open conflicts and has nothing to do.
+fn check_manual_run(pair: &mut Pair) -> Result<(), TestCaseError> {
+    let before = pair.all_contents();
+    let (a0, b0) = (tree_without_ferry(&pair.a), tree_without_ferry(&pair.b));
+    let out = pair.sync(SyncMode::Bidirectional, ConflictPolicy::Manual);
+    prop_assert!(out.errors.is_empty(), "errors: {:?}", out.errors);
+    let after = pair.all_contents();
+    let lost: Vec<_> = before
+        .difference(&after)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    prop_assert!(lost.is_empty(), "content lost: {:?}", lost);
+    let open: Vec<PathBuf> = out
+        .plan
+        .conflicts
+        .iter()
+        .filter(|c| c.winner.is_none())
+        .map(|c| PathBuf::from(OsStr::from_bytes(&c.path.to_bytes())))
+        .collect();
+    let (a1, b1) = (tree_without_ferry(&pair.a), tree_without_ferry(&pair.b));
+    // Conflicted paths stay exactly as the user left them on both sides.
+    for path in &open {
+        prop_assert_eq!(
+            subtree(&a0, path),
+            subtree(&a1, path),
+            "open conflict {} changed on A",
+            path.display()
+        );
+        prop_assert_eq!(
+            subtree(&b0, path),
+            subtree(&b1, path),
+            "open conflict {} changed on B",
+            path.display()
+        );
+    }
+    prop_assert_eq!(
+        outside(&a1, &open),
+        outside(&b1, &open),
+        "trees differ outside the open conflicts {:?}; plan: {:#?}",
+        open,
+        out.plan
+    );
+    // Settled: the next run leaves the same conflicts open and changes nothing.
+    let again = pair.sync(SyncMode::Bidirectional, ConflictPolicy::Manual);
+    prop_assert!(again.errors.is_empty(), "errors: {:?}", again.errors);
+    prop_assert!(
+        again.plan.actions.is_empty(),
+        "second run not settled: {:#?}",
+        again.plan.actions
+    );
+    let still_open: Vec<PathBuf> = again
+        .plan
+        .conflicts
+        .iter()
+        .filter(|c| c.winner.is_none())
+        .map(|c| PathBuf::from(OsStr::from_bytes(&c.path.to_bytes())))
+        .collect();
+    prop_assert_eq!(&still_open, &open, "the second run found other conflicts");
+    prop_assert_eq!(
+        &tree_without_ferry(&pair.a),
+        &a1,
+        "the second run changed A"
+    );
+    prop_assert_eq!(
+        &tree_without_ferry(&pair.b),
+        &b1,
+        "the second run changed B"
+    );
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, max_shrink_iters: 200, ..ProptestConfig::default() })]
 
@@ -253,18 +343,7 @@ proptest! {
         for (i, (ops_a, ops_b)) in rounds.iter().enumerate() {
             for op in ops_a { apply(&pair.a, op, i as u32 * 2); }
             for op in ops_b { apply(&pair.b, op, i as u32 * 2 + 1); }
-            let before = pair.all_contents();
-            let out = pair.sync(SyncMode::Bidirectional, ConflictPolicy::Manual);
-            let after = pair.all_contents();
-            prop_assert!(before.is_subset(&after), "content lost");
-            let open: Vec<_> = out.plan.conflicts.iter().filter(|c| c.winner.is_none()).map(|c| c.path.as_str().to_string()).collect();
-            if out.errors.is_empty() && open.is_empty() {
-                prop_assert_eq!(tree_without_ferry(&pair.a), tree_without_ferry(&pair.b));
-            }
-            // Conflicted paths stay exactly as the user left them on both sides.
-            let again = pair.sync(SyncMode::Bidirectional, ConflictPolicy::Manual);
-            prop_assert!(again.plan.actions.iter().all(|a| matches!(a, ferry_core::plan::Action::Record { .. }) || !out.errors.is_empty()),
-                "second run not settled: {:#?}", again.plan.actions);
+            check_manual_run(&mut pair)?;
         }
     }
 
