@@ -60,6 +60,9 @@ pub enum FaultPoint {
     CorruptArchivedCopy,
     /// Archive: stop (as if the process died) after the copies, before any removal from A.
     StopBeforeArchiveRemoval,
+    /// Stop (as if the process died) after directories were renamed on disk, before the
+    /// index records their new paths.
+    StopAfterDirRenames,
 }
 
 /// The two locations a plan runs against.
@@ -184,6 +187,9 @@ impl Executor<'_> {
                 }
                 Step::Mkdir(..) => {}
             }
+        }
+        if self.fault == FaultPoint::StopAfterDirRenames && report.stats.dirs_renamed > 0 {
+            return Err(Error::Other("injected stop after directory renames".into()));
         }
         self.flush(&mut pending, true)?;
         for a in phase(plan, &held, |a| matches!(a, Action::Rename { .. })) {

@@ -644,3 +644,40 @@ proptest! {
         prop_assert!(again.plan.actions.is_empty(), "{:#?}", again.plan.actions);
     }
 }
+
+/// A run that dies after renaming the directory but before the index records it
+/// (rule 5: the index advances only for completed actions): the next run finds the
+/// folder at its new name with the content it expects, records it, copies nothing and
+/// loses nothing.
+#[test]
+fn death_after_the_directory_rename_resumes_without_copies() {
+    let mut f = Pair::new();
+    populate(&f.a, "photos", 200);
+    assert!(f.sync().errors.is_empty());
+    let before = tree(&f.b);
+
+    std::fs::rename(f.a.join("photos"), f.a.join("pictures")).unwrap();
+    let opts = SyncOptions {
+        fault: FaultPoint::StopAfterDirRenames,
+        ..Default::default()
+    };
+    let died = sync(&mut f.index, &f.a, &f.b, &opts, &NoProgress);
+    assert!(died.is_err(), "the injected stop did not fire");
+    assert!(!f.b.join("photos").exists());
+    let moved: std::collections::BTreeMap<_, _> = before
+        .into_iter()
+        .map(|(p, n)| match p.strip_prefix("photos") {
+            Ok(rest) => (Path::new("pictures").join(rest), n),
+            Err(_) => (p, n),
+        })
+        .collect();
+    assert_eq!(tree(&f.b), moved, "B holds the renamed folder, untouched");
+
+    let out = f.sync();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(
+        (out.stats.files_copied, out.stats.bytes_transferred),
+        (0, 0)
+    );
+    f.assert_converged();
+}
