@@ -283,25 +283,26 @@ impl Env {
     }
 
     /// Makes permission bits bite for the binary. Root ignores them, so when reading a
-    /// chmod-000 file succeeds here, the whole temp dir is handed to `nobody` and later
-    /// runs go through `setpriv`. Call it after writing the fixtures. Returns false
-    /// (after saying why on stderr) when that is impossible; the test should then stop.
-    fn drop_privileges(&mut self) -> bool {
+    /// chmod-000 file succeeds here, a copy of the binary goes into the temp dir (the
+    /// build folder may not be reachable by `nobody`), the whole temp dir is handed to
+    /// `nobody` and later runs go through `setpriv`. Call it after writing the
+    /// fixtures. Fails the test when that is impossible rather than skipping it.
+    fn drop_privileges(&mut self) {
         if permission_bits_enforced(self.dir.path()) {
-            return true;
+            return;
         }
+        let bin = self.dir.path().join("ferry-as-nobody");
+        std::fs::copy(assert_cmd::cargo::cargo_bin("ferry"), &bin).unwrap();
+        set_mode(&bin, 0o755);
         chown_tree(self.dir.path(), NOBODY, NOBODY);
         self.as_nobody = true;
         let probe = self.ferry(["--version"]);
-        if probe.code != 0 {
-            eprintln!(
-                "skipping: running as root, which ignores permission bits, and `setpriv` \
-                 cannot run ferry as nobody: {}",
-                probe.stderr
-            );
-            return false;
-        }
-        true
+        assert_eq!(
+            probe.code, 0,
+            "running as root, which ignores permission bits, and `setpriv` cannot run \
+             ferry as nobody: {}",
+            probe.stderr
+        );
     }
 
     /// A path in the temp dir, outside both synced folders.
@@ -320,7 +321,7 @@ impl Env {
             c.arg(format!("--reuid={NOBODY}"))
                 .arg(format!("--regid={NOBODY}"))
                 .arg("--clear-groups")
-                .arg(assert_cmd::cargo::cargo_bin("ferry"));
+                .arg(self.dir.path().join("ferry-as-nobody"));
             c
         } else {
             Command::cargo_bin("ferry").unwrap()
@@ -751,9 +752,7 @@ fn unreadable_file_is_reported_and_the_rest_syncs() {
     write(&env.a, "sub/also-ok.txt", "fine too");
     write(&env.a, "locked.txt", "can't read me");
     set_mode(&env.a.join("locked.txt"), 0o000);
-    if !env.drop_privileges() {
-        return;
-    }
+    env.drop_privileges();
 
     let run = env.sync(&[]);
     run.expect_code(1);
@@ -780,9 +779,7 @@ fn unreadable_directory_is_not_taken_for_deleted() {
     write(&env.a, "locked/one.txt", "1");
     write(&env.a, "locked/two.txt", "2");
     write(&env.a, "free.txt", "free");
-    if !env.drop_privileges() {
-        return;
-    }
+    env.drop_privileges();
     env.sync(&[]).expect_code(0);
     let a_before = snapshot(&env.a);
 
