@@ -200,7 +200,7 @@ fn sync_line(o: &SyncOutcome, a: &Path, b: &Path, seconds: f64) -> String {
         );
     }
     format!(
-        "synced {} {} {} ({}): {} copied, {} deleted, {} renamed ({} dirs as a whole), {} dirs created, {} conflicts, {} moved in {:.2}s{}",
+        "synced {} {} {} ({}): {} copied, {} deleted, {} renamed{}, {} dirs created, {} conflicts, {} moved in {:.2}s{}",
         a.display(),
         arrow(o.mode),
         b.display(),
@@ -208,7 +208,11 @@ fn sync_line(o: &SyncOutcome, a: &Path, b: &Path, seconds: f64) -> String {
         o.stats.files_copied,
         o.stats.files_deleted,
         o.stats.files_renamed,
-        o.stats.dirs_renamed,
+        match o.stats.dirs_renamed {
+            0 => String::new(),
+            1 => " (in 1 folder rename)".to_string(),
+            n => format!(" (in {n} folder renames)"),
+        },
         o.stats.dirs_created,
         o.plan.conflicts.len(),
         human_bytes(o.stats.bytes_transferred),
