@@ -238,6 +238,9 @@ pub fn human_bytes(n: u64) -> String {
 
 fn cmd_demo(index: &mut Index, dir: &Path, json_out: bool) -> Result<u8> {
     let (a, b) = (dir.join("a"), dir.join("b"));
+    // A demo folder created afresh may have been synced, deleted and made again; its
+    // old index rows must not stop it (nothing in it can be lost: we just wrote it).
+    let fresh = !a.exists() && !b.exists();
     if !a.exists() {
         std::fs::create_dir_all(a.join("notes"))
             .with_context(|| format!("creating {}", a.display()))?;
@@ -254,7 +257,11 @@ fn cmd_demo(index: &mut Index, dir: &Path, json_out: bool) -> Result<u8> {
         )?;
     }
     std::fs::create_dir_all(&b).with_context(|| format!("creating {}", b.display()))?;
-    run_sync(index, &a, &b, None, &SyncOptions::default(), json_out)
+    let opts = SyncOptions {
+        yes: fresh,
+        ..Default::default()
+    };
+    run_sync(index, &a, &b, None, &opts, json_out)
 }
 
 fn cmd_scan(index: &mut Index, dir: &Path, everything: bool, json_out: bool) -> Result<u8> {

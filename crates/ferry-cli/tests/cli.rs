@@ -1741,3 +1741,33 @@ fn history_counts_each_run() {
         assert!(g["completed_at"].as_i64().unwrap() >= g["started_at"].as_i64().unwrap());
     }
 }
+
+/// README's first command: `ferry demo` makes two folders with sample files and syncs
+/// them; run again it has nothing to do; deleted and run again, it starts over. A demo
+/// folder whose marker alone is gone (the folder still there) is still refused.
+#[test]
+fn demo_syncs_reruns_and_starts_over() {
+    let env = Env::new();
+    let demo = env.dir.path().join("ferry-demo");
+    let first = env.ferry(["demo"]);
+    first.expect_code(0);
+    assert!(first.stdout.contains("3 copied"), "{}", first.stdout);
+    assert_eq!(
+        std::fs::read(demo.join("b/notes/todo.md")).unwrap(),
+        std::fs::read(demo.join("a/notes/todo.md")).unwrap()
+    );
+    let again = env.ferry(["demo"]);
+    again.expect_code(0);
+    assert!(again.stdout.contains("0 copied"), "{}", again.stdout);
+
+    std::fs::remove_dir_all(&demo).unwrap();
+    let over = env.ferry(["demo"]);
+    over.expect_code(0);
+    assert!(over.stdout.contains("3 copied"), "{}", over.stdout);
+
+    std::fs::remove_dir_all(demo.join("a/.ferry")).unwrap();
+    let refused = env.ferry(["demo"]);
+    assert_ne!(refused.code, 0, "{}", refused.stdout);
+    assert!(refused.stderr.contains("marker"), "{}", refused.stderr);
+    assert!(demo.join("b/README.txt").exists(), "nothing deleted on b");
+}
