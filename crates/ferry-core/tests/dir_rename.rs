@@ -6,13 +6,10 @@
 //! leaves the directory alone, and nothing is lost.
 
 use ferry_core::dir_rename;
-use ferry_core::execute::{ExecReport, Executor, FaultPoint};
-use ferry_core::ignore_rules::IndexRules;
-use ferry_core::location::{open_location, Location};
-use ferry_core::plan::{ConflictPolicy, Plan, SyncMode};
+use ferry_core::execute::FaultPoint;
+use ferry_core::location::open_location;
+use ferry_core::plan::SyncMode;
 use ferry_core::progress::NoProgress;
-use ferry_core::reconcile::{reconcile, ReconcileInput};
-use ferry_core::scan::scan_location;
 use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
 use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
@@ -32,58 +29,6 @@ impl Pair {
 
     fn sync(&mut self) -> SyncOutcome {
         self.sync_mode(SyncMode::Bidirectional)
-    }
-
-    /// Scans both sides and plans without executing, so the disk can change behind
-    /// the plan's back.
-    fn plan(&mut self) -> (Location, Location, Plan) {
-        let la = open_location(&mut self.index, &self.a, false).unwrap();
-        let lb = open_location(&mut self.index, &self.b, false).unwrap();
-        for l in [&la, &lb] {
-            let lock = l.lock().unwrap();
-            scan_location(
-                &mut self.index,
-                l,
-                &lock,
-                IndexRules::default(),
-                &NoProgress,
-            )
-            .unwrap();
-        }
-        let plan = self.reconcile(&la, &lb);
-        (la, lb, plan)
-    }
-
-    /// Reconciles the index as it is (no scan, no unchanged-conduit short cut).
-    fn reconcile(&self, la: &Location, lb: &Location) -> Plan {
-        let (ea, eb) = (
-            self.index.entries(la.id()).unwrap(),
-            self.index.entries(lb.id()).unwrap(),
-        );
-        reconcile(ReconcileInput {
-            a: &ea,
-            b: &eb,
-            mode: SyncMode::Bidirectional,
-            policy: ConflictPolicy::Newest,
-            now: 0,
-            occupied: &|_| false,
-        })
-        .unwrap()
-    }
-
-    fn execute(&mut self, la: &Location, lb: &Location, plan: &Plan) -> ExecReport {
-        Executor {
-            index: &mut self.index,
-            a: la,
-            b: lb,
-            progress: &NoProgress,
-            fault: FaultPoint::None,
-            workers: 0,
-            limiter: None,
-            generation: None,
-        }
-        .run(plan)
-        .unwrap()
     }
 
     /// After a clean run: both trees equal, the index reconciles to nothing, and the

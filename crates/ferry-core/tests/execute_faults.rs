@@ -2,13 +2,10 @@
 //! dies mid-way, a disk that changes between scan and execute, a parent swapped for a
 //! symlink that leads out of the root.
 
-use ferry_core::execute::{Executor, FaultPoint};
-use ferry_core::ignore_rules::IndexRules;
-use ferry_core::location::{open_location, Location};
-use ferry_core::plan::{Action, ConflictPolicy, Plan, SyncMode};
+use ferry_core::execute::FaultPoint;
+use ferry_core::location::open_location;
+use ferry_core::plan::Action;
 use ferry_core::progress::NoProgress;
-use ferry_core::reconcile::{reconcile, ReconcileInput};
-use ferry_core::scan::scan_location;
 use ferry_core::sync::{sync, SyncOptions};
 use std::path::Path;
 
@@ -25,58 +22,6 @@ impl Pair {
             ..Default::default()
         };
         sync(&mut self.index, &self.a, &self.b, &opts, &NoProgress)
-    }
-
-    /// Scans both sides and plans, without executing: the disk can then be changed
-    /// behind the plan's back.
-    fn plan(&mut self) -> (Location, Location, Plan) {
-        let la = open_location(&mut self.index, &self.a, false).unwrap();
-        let lb = open_location(&mut self.index, &self.b, false).unwrap();
-        for l in [&la, &lb] {
-            let lock = l.lock().unwrap();
-            scan_location(
-                &mut self.index,
-                l,
-                &lock,
-                IndexRules::default(),
-                &NoProgress,
-            )
-            .unwrap();
-        }
-        let (ea, eb) = (
-            self.index.entries(la.id()).unwrap(),
-            self.index.entries(lb.id()).unwrap(),
-        );
-        let plan = reconcile(ReconcileInput {
-            a: &ea,
-            b: &eb,
-            mode: SyncMode::Bidirectional,
-            policy: ConflictPolicy::Newest,
-            now: 0,
-            occupied: &|_| false,
-        })
-        .unwrap();
-        (la, lb, plan)
-    }
-
-    fn execute(
-        &mut self,
-        la: &Location,
-        lb: &Location,
-        plan: &Plan,
-    ) -> ferry_core::execute::ExecReport {
-        Executor {
-            index: &mut self.index,
-            a: la,
-            b: lb,
-            progress: &NoProgress,
-            fault: FaultPoint::None,
-            workers: 0,
-            limiter: None,
-            generation: None,
-        }
-        .run(plan)
-        .unwrap()
     }
 }
 

@@ -6,7 +6,14 @@
 
 #![allow(dead_code)]
 
+use ferry_core::execute::{ExecReport, Executor, FaultPoint};
+use ferry_core::ignore_rules::IndexRules;
 use ferry_core::index::Index;
+use ferry_core::location::{open_location, Location};
+use ferry_core::plan::{ConflictPolicy, Plan, SyncMode};
+use ferry_core::progress::NoProgress;
+use ferry_core::reconcile::{reconcile, ReconcileInput};
+use ferry_core::scan::scan_location;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -40,6 +47,60 @@ impl Pair {
     pub fn new() -> Pair {
         let (tmp, [a, b], index) = folders(["A", "B"]);
         Pair { tmp, a, b, index }
+    }
+
+    /// Scans both sides and plans without executing, so the disk can change behind
+    /// the plan's back.
+    pub fn plan(&mut self) -> (Location, Location, Plan) {
+        let la = open_location(&mut self.index, &self.a, false).unwrap();
+        let lb = open_location(&mut self.index, &self.b, false).unwrap();
+        for l in [&la, &lb] {
+            let lock = l.lock().unwrap();
+            scan_location(
+                &mut self.index,
+                l,
+                &lock,
+                IndexRules::default(),
+                &NoProgress,
+            )
+            .unwrap();
+        }
+        let plan = self.reconcile(&la, &lb);
+        (la, lb, plan)
+    }
+
+    /// Reconciles the index as it is (bidirectional, newest wins; no scan, no
+    /// unchanged-conduit short cut).
+    pub fn reconcile(&self, la: &Location, lb: &Location) -> Plan {
+        let (ea, eb) = (
+            self.index.entries(la.id()).unwrap(),
+            self.index.entries(lb.id()).unwrap(),
+        );
+        reconcile(ReconcileInput {
+            a: &ea,
+            b: &eb,
+            mode: SyncMode::Bidirectional,
+            policy: ConflictPolicy::Newest,
+            now: 0,
+            occupied: &|_| false,
+        })
+        .unwrap()
+    }
+
+    /// Runs `plan` with no injected fault.
+    pub fn execute(&mut self, la: &Location, lb: &Location, plan: &Plan) -> ExecReport {
+        Executor {
+            index: &mut self.index,
+            a: la,
+            b: lb,
+            progress: &NoProgress,
+            fault: FaultPoint::None,
+            workers: 0,
+            limiter: None,
+            generation: None,
+        }
+        .run(plan)
+        .unwrap()
     }
 }
 
