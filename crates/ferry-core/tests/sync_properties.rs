@@ -200,17 +200,34 @@ fn rounds() -> impl Strategy<Value = Rounds> {
     )
 }
 
-fn check_run(pair: &mut Pair, mode: SyncMode, policy: ConflictPolicy) -> Result<(), TestCaseError> {
-    let before = pair.all_contents();
-    let a_before = tree_without_ferry(&pair.a);
-    let out = pair.sync(mode, policy);
-    prop_assert!(out.errors.is_empty(), "errors: {:?}", out.errors);
+/// Every content that existed before a run still exists somewhere (either side or a
+/// version store).
+fn no_content_lost(before: &BTreeSet<Vec<u8>>, pair: &Pair) -> Result<(), TestCaseError> {
     let after = pair.all_contents();
     let lost: Vec<_> = before
         .difference(&after)
         .map(|c| String::from_utf8_lossy(c).into_owned())
         .collect();
     prop_assert!(lost.is_empty(), "content lost: {:?}", lost);
+    Ok(())
+}
+
+/// The paths of a run's conflicts left for the user, as file-system paths.
+fn open_conflicts(out: &SyncOutcome) -> Vec<PathBuf> {
+    out.plan
+        .conflicts
+        .iter()
+        .filter(|c| c.winner.is_none())
+        .map(|c| PathBuf::from(OsStr::from_bytes(&c.path.to_bytes())))
+        .collect()
+}
+
+fn check_run(pair: &mut Pair, mode: SyncMode, policy: ConflictPolicy) -> Result<(), TestCaseError> {
+    let before = pair.all_contents();
+    let a_before = tree_without_ferry(&pair.a);
+    let out = pair.sync(mode, policy);
+    prop_assert!(out.errors.is_empty(), "errors: {:?}", out.errors);
+    no_content_lost(&before, pair)?;
     let (ta, tb) = (tree_without_ferry(&pair.a), tree_without_ferry(&pair.b));
     prop_assert_eq!(&ta, &tb, "trees differ after sync; plan: {:#?}", out.plan);
     if mode == SyncMode::Mirror {
@@ -259,19 +276,8 @@ fn check_manual_run(pair: &mut Pair) -> Result<(), TestCaseError> {
     let (a0, b0) = (tree_without_ferry(&pair.a), tree_without_ferry(&pair.b));
     let out = pair.sync(SyncMode::Bidirectional, ConflictPolicy::Manual);
     prop_assert!(out.errors.is_empty(), "errors: {:?}", out.errors);
-    let after = pair.all_contents();
-    let lost: Vec<_> = before
-        .difference(&after)
-        .map(|c| String::from_utf8_lossy(c).into_owned())
-        .collect();
-    prop_assert!(lost.is_empty(), "content lost: {:?}", lost);
-    let open: Vec<PathBuf> = out
-        .plan
-        .conflicts
-        .iter()
-        .filter(|c| c.winner.is_none())
-        .map(|c| PathBuf::from(OsStr::from_bytes(&c.path.to_bytes())))
-        .collect();
+    no_content_lost(&before, pair)?;
+    let open = open_conflicts(&out);
     let (a1, b1) = (tree_without_ferry(&pair.a), tree_without_ferry(&pair.b));
     // Conflicted paths stay exactly as the user left them on both sides.
     for path in &open {
@@ -303,13 +309,7 @@ fn check_manual_run(pair: &mut Pair) -> Result<(), TestCaseError> {
         "second run not settled: {:#?}",
         again.plan.actions
     );
-    let still_open: Vec<PathBuf> = again
-        .plan
-        .conflicts
-        .iter()
-        .filter(|c| c.winner.is_none())
-        .map(|c| PathBuf::from(OsStr::from_bytes(&c.path.to_bytes())))
-        .collect();
+    let still_open = open_conflicts(&again);
     prop_assert_eq!(&still_open, &open, "the second run found other conflicts");
     prop_assert_eq!(
         &tree_without_ferry(&pair.a),
