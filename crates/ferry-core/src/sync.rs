@@ -198,14 +198,15 @@ pub fn sync(
     opts: &SyncOptions,
     progress: &dyn Progress,
 ) -> Result<SyncOutcome> {
+    let run = |index: &mut Index| {
+        let (conduit, la, lb) = open_conduit(index, a, b, opts)?;
+        run_conduit(index, conduit, la, lb, opts, progress)
+    };
     if opts.dry_run {
-        return index.discarding(|index| {
-            let (conduit, la, lb) = open_conduit(index, a, b, opts)?;
-            run_conduit(index, conduit, la, lb, opts, progress)
-        });
+        index.discarding(run)
+    } else {
+        run(index)
     }
-    let (conduit, la, lb) = open_conduit(index, a, b, opts)?;
-    run_conduit(index, conduit, la, lb, opts, progress)
 }
 
 /// Runs a saved conduit once by its ID, with its stored settings.
@@ -220,16 +221,21 @@ pub fn sync_conduit(
         .ok_or_else(|| Error::Other(format!("no conduit {id}; see `ferry conduit list`")))?;
     let ra = index.location(conduit.location_a)?.root;
     let rb = index.location(conduit.location_b)?.root;
+    let open = if opts.dry_run {
+        open_location_dry
+    } else {
+        open_location
+    };
+    let run = |index: &mut Index| {
+        let la = open(index, &ra, opts.yes)?;
+        let lb = open(index, &rb, opts.yes)?;
+        run_conduit(index, conduit, la, lb, opts, progress)
+    };
     if opts.dry_run {
-        return index.discarding(|index| {
-            let la = open_location_dry(index, &ra, opts.yes)?;
-            let lb = open_location_dry(index, &rb, opts.yes)?;
-            run_conduit(index, conduit, la, lb, opts, progress)
-        });
+        index.discarding(run)
+    } else {
+        run(index)
     }
-    let la = open_location(index, &ra, opts.yes)?;
-    let lb = open_location(index, &rb, opts.yes)?;
-    run_conduit(index, conduit, la, lb, opts, progress)
 }
 
 /// One run of an opened conduit: lock, scan, reconcile, check, execute, record.
