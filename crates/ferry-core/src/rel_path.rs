@@ -84,6 +84,14 @@ pub fn encode(bytes: &[u8]) -> Cow<'_, str> {
     }
 }
 
+/// The byte escaped at `b[i]` (a NUL followed by two lowercase hex digits), if any.
+fn escaped_byte(b: &[u8], i: usize) -> Option<u8> {
+    if *b.get(i)? != 0 {
+        return None;
+    }
+    Some(hex_value(*b.get(i + 1)?)? << 4 | hex_value(*b.get(i + 2)?)?)
+}
+
 /// The bytes a key stands for, or `None` when an escape is malformed (a NUL not
 /// followed by two lowercase hex digits).
 fn decode_strict(key: &str) -> Option<Vec<u8>> {
@@ -92,8 +100,7 @@ fn decode_strict(key: &str) -> Option<Vec<u8>> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == 0 {
-            let (hi, lo) = (hex_value(*b.get(i + 1)?)?, hex_value(*b.get(i + 2)?)?);
-            out.push(hi << 4 | lo);
+            out.push(escaped_byte(b, i)?);
             i += 3;
         } else {
             out.push(b[i]);
@@ -114,10 +121,7 @@ pub fn decode(key: &str) -> Cow<'_, [u8]> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        let escaped = (b[i] == 0)
-            .then(|| Some(hex_value(*b.get(i + 1)?)? << 4 | hex_value(*b.get(i + 2)?)?))
-            .flatten();
-        match escaped {
+        match escaped_byte(b, i) {
             Some(byte) => {
                 out.push(byte);
                 i += 3;
@@ -158,8 +162,7 @@ pub fn display_key(key: &str) -> Cow<'_, str> {
     let mut rest = key;
     while let Some(i) = rest.find(ESCAPE) {
         out.push_str(&rest[..i]);
-        let tail = &rest.as_bytes()[i + 1..];
-        if tail.len() >= 2 && hex_value(tail[0]).is_some() && hex_value(tail[1]).is_some() {
+        if escaped_byte(rest.as_bytes(), i).is_some() {
             out.push_str("\\x");
             out.push_str(&rest[i + 1..i + 3]);
             rest = &rest[i + 3..];
