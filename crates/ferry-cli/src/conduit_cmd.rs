@@ -86,13 +86,7 @@ fn add(index: &mut Index, args: &ConduitAddArgs, json_out: bool) -> Result<u8> {
         Some(r) => Some(parse_rate(r)?),
         None => None,
     };
-    let existed = {
-        let opts = SyncOptions {
-            dry_run: true,
-            ..Default::default()
-        };
-        index.discarding(|index| Ok(open_conduit(index, &args.a, &args.b, &opts)?.0.id != 0))?
-    };
+    let known: Vec<i64> = index.conduits()?.iter().map(|c| c.id).collect();
     let opts = SyncOptions {
         mode: args.mode.map(|m| m.mode()),
         policy: args.conflict.map(|p| p.policy()),
@@ -101,6 +95,7 @@ fn add(index: &mut Index, args: &ConduitAddArgs, json_out: bool) -> Result<u8> {
     };
     let (c, ..) = open_conduit(index, &args.a, &args.b, &opts)
         .with_context(|| format!("adding {} ⇄ {}", args.a.display(), args.b.display()))?;
+    let existed = known.contains(&c.id);
     let schedule = match schedule {
         Some(s) => s.to_string(),
         None if existed => c.schedule.clone(),

@@ -75,8 +75,8 @@ impl SyncOutcome {
 /// Opens (or creates) the conduit between roots `a` and `b` and its two locations.
 /// A changed mode that would undo an archive conduit is refused
 /// ([`crate::archive::check_mode_change`]), in a dry run too. With `opts.dry_run` this
-/// must run inside [`Index::discarding`] (it stores nothing, but a new folder's location
-/// row is written there for the scan).
+/// must run inside [`Index::discarding`]: it stores settings, locations and the conduit
+/// as a real run would, and the transaction's rollback forgets them.
 pub fn open_conduit(
     index: &mut Index,
     a: &Path,
@@ -113,41 +113,6 @@ pub fn open_conduit(
         }
     }
     let conduit = match existing {
-        // A dry run changes nothing, settings included.
-        Some(c) if opts.dry_run => ConduitRow {
-            mode: opts
-                .mode
-                .map(|m| m.as_str().to_string())
-                .unwrap_or(c.mode.clone()),
-            conflict_policy: opts
-                .policy
-                .map(|p| p.as_str().to_string())
-                .unwrap_or(c.conflict_policy.clone()),
-            index_everything: opts.index_everything.unwrap_or(c.index_everything),
-            ..c
-        },
-        None if opts.dry_run => ConduitRow {
-            id: 0,
-            location_a: la.id(),
-            location_b: lb.id(),
-            mode: opts
-                .mode
-                .unwrap_or(SyncMode::Bidirectional)
-                .as_str()
-                .to_string(),
-            conflict_policy: opts
-                .policy
-                .unwrap_or(ConflictPolicy::Newest)
-                .as_str()
-                .to_string(),
-            index_everything: opts.index_everything.unwrap_or(false),
-            generation: 0,
-            retention: opts.retention.clone(),
-            schedule: "manual".into(),
-            parallel: 0,
-            bandwidth_limit: 0,
-            paused: false,
-        },
         Some(c) => {
             let mode = opts
                 .mode
@@ -177,7 +142,7 @@ pub fn open_conduit(
         )?,
     };
     let conduit = match &opts.retention {
-        Some(spec) if !opts.dry_run => {
+        Some(spec) => {
             crate::retention::Retention::parse(spec)?;
             index.set_conduit_retention(conduit.id, Some(spec))?;
             ConduitRow {
@@ -279,11 +244,7 @@ fn run_conduit(
             index.location_sequence(lb.id())?,
         ))
     };
-    let clean_point = if conduit.id == 0 {
-        None
-    } else {
-        index.conduit_clean_point(conduit.id)?
-    };
+    let clean_point = index.conduit_clean_point(conduit.id)?;
     let plan = if clean_point.is_some() && clean_point == Some(converged_at(index)?) {
         Plan::default()
     } else {
