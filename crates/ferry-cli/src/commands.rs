@@ -191,12 +191,24 @@ fn sync_line(o: &SyncOutcome, a: &Path, b: &Path, seconds: f64) -> String {
         );
     }
     if o.dry_run {
+        let counts = planned_counts(o);
+        let would: Vec<String> = counts
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(_, n)| n.as_u64() != Some(0))
+            .map(|(what, n)| format!("{} {n}", what.replace('_', " ")))
+            .collect();
         return format!(
             "dry run {} {} {}: would {}",
             a.display(),
             arrow(o.mode),
             b.display(),
-            planned_counts(o)
+            if would.is_empty() {
+                "do nothing".to_string()
+            } else {
+                would.join(", ")
+            }
         );
     }
     format!(

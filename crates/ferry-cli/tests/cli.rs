@@ -1165,6 +1165,11 @@ fn dry_run_changes_nothing() {
     let text = env.sync(&["--dry-run"]);
     text.expect_code(0);
     assert!(text.stdout.contains("dry run"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("would copy 2, delete 1"),
+        "{}",
+        text.stdout
+    );
     assert_eq!(snapshot(&env.a), a_before);
     assert_eq!(snapshot(&env.b), b_before);
     assert_eq!(env.ferry(["--json", "history"]).json(), runs_before);
@@ -1237,7 +1242,11 @@ fn dry_run_on_new_folders_writes_no_marker_and_no_index_rows() {
     let (bytes, dump) = (fs::read(&db).unwrap(), index_dump(&env.home));
     let text = env.sync(&["--dry-run"]);
     text.expect_code(0);
-    assert!(text.stdout.contains("\"copy\":3"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("would copy 3, mkdir 1"),
+        "{}",
+        text.stdout
+    );
     assert!(!env.a.join(".ferry").exists() && !env.b.join(".ferry").exists());
     assert_eq!((snapshot(&env.a), snapshot(&env.b)), (a_before, b_before));
     assert_eq!(index_dump(&env.home), dump);
