@@ -1780,3 +1780,53 @@ fn demo_syncs_reruns_and_starts_over() {
     assert!(refused.stderr.contains("marker"), "{}", refused.stderr);
     assert!(demo.join("b/README.txt").exists(), "nothing deleted on b");
 }
+
+/// A read-only folder (0555) syncs on the first run for a user, not only for root: its
+/// contents are written before its mode is set, and the next run has nothing to do.
+/// (As root, the binary runs as `nobody`.)
+#[test]
+fn read_only_folder_syncs_on_the_first_run() {
+    let mut env = Env::new();
+    write(&env.a, "ro/inside.txt", "inside");
+    write(&env.a, "ro/deeper/more.txt", "more");
+    set_mode(&env.a.join("ro/deeper"), 0o555);
+    set_mode(&env.a.join("ro"), 0o555);
+    env.drop_privileges();
+    let run = env.sync(&[]);
+    run.expect_code(0);
+    assert_eq!(read(&env.b, "ro/inside.txt"), b"inside");
+    assert_eq!(read(&env.b, "ro/deeper/more.txt"), b"more");
+    for d in ["ro", "ro/deeper"] {
+        let mode = fs::metadata(env.b.join(d)).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o555, "{d}");
+    }
+    let again = env.sync_json(&[], 0);
+    assert_counts(&again, 0, 0, 0, 0);
+    for root in [&env.a, &env.b] {
+        set_mode(&root.join("ro/deeper"), 0o755);
+        set_mode(&root.join("ro"), 0o755);
+    }
+}
+
+/// A user syncing another user's setuid file gets a copy without the setuid bit (the
+/// owner cannot be kept), and a note says so. (As root, the binary runs as `nobody`.)
+#[test]
+fn setuid_bits_are_stripped_when_the_owner_is_not_kept() {
+    let mut env = Env::new();
+    write(&env.a, "tool", "#!/bin/sh\nid -u\n");
+    env.drop_privileges();
+    if env.as_nobody {
+        // Hand the file back to root, setuid: nobody may read it but not own a copy.
+        std::os::unix::fs::lchown(env.a.join("tool"), Some(0), Some(0)).unwrap();
+        set_mode(&env.a.join("tool"), 0o4755);
+    } else {
+        eprintln!("not root: the file belongs to this user, whose copy may keep the bit");
+        return;
+    }
+    let v = env.sync_json(&[], 0);
+    let notes = v["notes"].to_string();
+    assert!(notes.contains("setuid"), "{v}");
+    let m = fs::metadata(env.b.join("tool")).unwrap();
+    assert_eq!(m.permissions().mode() & 0o7777, 0o755);
+    assert_eq!(read(&env.b, "tool"), b"#!/bin/sh\nid -u\n");
+}

@@ -35,10 +35,11 @@
 //! either of the two is an archive conduit. To mirror or sync the source elsewhere, or
 //! to get archived files back, use a different folder (a new conduit).
 
+use crate::disk;
 use crate::entry::{Entry, EntryKind};
 use crate::error::{Error, IoContext, Result};
-use crate::execute::{ensure_disk_matches, FaultPoint};
-use crate::fs_ops::{blake3_file, check_parents};
+use crate::execute::FaultPoint;
+use crate::fs_ops::blake3_of;
 use crate::index::{ConduitRow, Index};
 use crate::location::Location;
 use crate::plan::{Action, ConflictRecord, Plan, Side, SyncMode};
@@ -228,20 +229,17 @@ pub(crate) fn remove_archived(
     archived_as: &RelPath,
     fault: FaultPoint,
 ) -> Result<u64> {
-    let mut verified = HashSet::new();
-    check_parents(&b.root, archived_as, &mut verified)?;
-    let on_b = archived_as.under(&b.root);
+    let root_b = b.dir()?;
+    let (dir_b, name_b) = root_b.parent(archived_as)?;
     if fault == FaultPoint::CorruptArchivedCopy && expected.kind == EntryKind::File {
+        let on_b = archived_as.under(&b.root);
         std::fs::write(&on_b, b"corrupted by fault injection").ctx("inject fault", &on_b)?;
     }
-    verify_copy(&on_b, expected)?;
-    let mut verified = HashSet::new();
-    check_parents(&a.root, path, &mut verified)?;
-    let on_a = path.under(&a.root);
-    ensure_disk_matches(&on_a, Some(expected))?;
-    // Forget first: a crash before the unlink leaves an unindexed file, never a tombstone.
+    verify_copy(&dir_b, &name_b, expected)?;
+    disk::ensure_matches(a, path, Some(expected))?;
+    // Forget first: a crash before the removal leaves an unindexed file, never a tombstone.
     index.forget_entries(a.id(), std::slice::from_ref(path))?;
-    std::fs::remove_file(&on_a).ctx("remove archived file", &on_a)?;
+    disk::remove_unkept(a, path, expected)?;
     Ok(if expected.kind == EntryKind::File {
         expected.stat.size
     } else {
@@ -250,33 +248,31 @@ pub(crate) fn remove_archived(
 }
 
 /// The copy on B, read back from disk, must carry exactly A's indexed content.
-fn verify_copy(on_b: &std::path::Path, expected: &Entry) -> Result<()> {
-    let meta = std::fs::symlink_metadata(on_b).ctx("check archived copy", on_b)?;
-    let ok = match expected.kind {
-        EntryKind::File => {
-            meta.is_file()
-                && meta.len() == expected.stat.size
-                && Some(blake3_file(on_b, &mut Vec::new())?) == expected.hash
+fn verify_copy(
+    dir: &crate::beneath::DirHandle,
+    name: &std::ffi::OsStr,
+    expected: &Entry,
+) -> Result<()> {
+    let on_b = dir.show(name);
+    let found = dir.lstat(name)?;
+    let ok = match (expected.kind, found) {
+        (EntryKind::File, Some(f)) if f.kind == Some(EntryKind::File) => {
+            let file = dir.open_file(name)?;
+            f.stat.size == expected.stat.size
+                && Some(blake3_of(&file, &on_b, &mut Vec::new())?) == expected.hash
         }
-        EntryKind::Symlink => {
-            meta.file_type().is_symlink()
-                && Some(encode(
-                    std::fs::read_link(on_b)
-                        .ctx("read archived link", on_b)?
-                        .as_os_str()
-                        .as_bytes(),
-                ))
-                .as_deref()
-                    == expected.link_target.as_deref()
+        (EntryKind::Symlink, Some(f)) if f.kind == Some(EntryKind::Symlink) => {
+            Some(encode(dir.read_link(name)?.as_bytes())).as_deref()
+                == expected.link_target.as_deref()
         }
-        EntryKind::Dir => false,
+        _ => false,
     };
     if ok {
         Ok(())
     } else {
         Err(Error::Refused(format!(
             "the copy at {} does not match the source's content; source kept",
-            crate::rel_path::escape_os(on_b)
+            crate::rel_path::escape_os(&on_b)
         )))
     }
 }

@@ -29,10 +29,10 @@
 //! (`RENAME_NOREPLACE`): a `to` that appeared since the scan stops the group with an
 //! error and leaves both directories alone until the next run has scanned it.
 
+use crate::disk;
 use crate::entry::{Entry, EntryKind};
 use crate::error::{Error, IoContext, Result};
-use crate::execute::{ensure_disk_matches, landed, lstat_info, mtime_of, tombstone};
-use crate::fs_ops::{check_parents, rename_noreplace};
+use crate::execute::{landed, tombstone};
 use crate::index::Index;
 use crate::location::Location;
 use crate::plan::{Action, Side};
@@ -40,7 +40,6 @@ use crate::rel_path::RelPath;
 use crate::version_vector::VersionVector;
 use std::collections::{HashMap, HashSet};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
 
 /// One entry a directory rename carries: what the side holds at the old path, and what
 /// the new path becomes (the other side's entry there, with the plan's vectors).
@@ -369,14 +368,7 @@ pub(crate) enum Applied {
 /// replacing anything, then brings modes and times to the other side's. An error means
 /// the group was not applied and must not be retried file by file this run (an index
 /// error, `Error::Db`, stops the run as everywhere in the executor).
-pub(crate) fn apply(
-    index: &Index,
-    loc: &Location,
-    g: &DirRename,
-    verified: &mut HashSet<String>,
-) -> Result<Applied> {
-    check_parents(&loc.root, &g.from, verified)?;
-    check_parents(&loc.root, &g.to, verified)?;
+pub(crate) fn apply(index: &Index, loc: &Location, g: &DirRename) -> Result<Applied> {
     let want: HashMap<&str, &Entry> = g
         .moves
         .iter()
@@ -386,6 +378,9 @@ pub(crate) fn apply(
         return Ok(Applied::FallBack(why));
     }
     let (src, dst) = (g.from.under(&loc.root), g.to.under(&loc.root));
+    let root = loc.dir()?;
+    let (from_dir, from_name) = root.parent(&g.from)?;
+    let (to_dir, to_name) = root.parent(&g.to)?;
     let mut seen = 0;
     if let Err(why) = disk_holds(loc, &g.from, &want, &mut seen) {
         return Ok(Applied::FallBack(why));
@@ -397,7 +392,12 @@ pub(crate) fn apply(
             g.from
         )));
     }
-    if let Err(e) = rename_noreplace(&src, &dst) {
+    if let Err(e) = from_dir.rename_raw(
+        &from_name,
+        &to_dir,
+        &to_name,
+        rustix::fs::RenameFlags::NOREPLACE,
+    ) {
         return match e.raw_os_error() {
             Some(libc::EEXIST | libc::ENOTEMPTY) => Err(Error::Refused(format!(
                 "{} appeared since the scan; {} left alone, will sync after the next scan",
@@ -411,21 +411,16 @@ pub(crate) fn apply(
             _ => Err(e).ctx("rename directory", &dst),
         };
     }
-    // What was checked below the old name is gone from there.
-    verified.retain(|p| p != g.from.as_str() && rest_below(p, g.from.as_str()).is_none());
     let mut entries = Vec::with_capacity(2 * g.moves.len());
     let mut errors = Vec::new();
     for m in &g.moves {
-        let abs = m.to.under(&loc.root);
         let dir = m.expected.kind == EntryKind::Dir;
         // The rename changed nothing below the directory. What differs from the other
         // side is set, as a per-file mkdir (mode) or rename (mtime) would set it.
         let set = if dir && m.expected.stat.mode != m.source.stat.mode {
-            let mode = std::fs::Permissions::from_mode(m.source.stat.mode);
-            Some(std::fs::set_permissions(&abs, mode).ctx("set permissions", &abs))
+            Some(disk::chmod(loc, &m.to, m.source.stat.mode))
         } else if !dir && m.expected.stat.mtime_ns != m.source.stat.mtime_ns {
-            let t = mtime_of(&m.source.stat);
-            Some(filetime::set_symlink_file_times(&abs, t, t).ctx("set mtime", &abs))
+            Some(disk::set_mtime(loc, &m.to, m.source.stat.mtime_ns))
         } else {
             None
         };
@@ -434,7 +429,7 @@ pub(crate) fn apply(
         }
         // Directories are read again (the renamed one's ctime moved), and what was set.
         let stat = if dir || set.is_some() {
-            lstat_info(&abs).unwrap_or_else(|e| {
+            disk::lstat(loc, &m.to).unwrap_or_else(|e| {
                 errors.push(e.to_string());
                 m.expected.stat
             })
@@ -490,21 +485,20 @@ fn disk_holds(
     want: &HashMap<&str, &Entry>,
     seen: &mut usize,
 ) -> std::result::Result<(), String> {
-    let abs = dir.under(&loc.root);
     let expected = want
         .get(dir.as_str())
         .ok_or_else(|| format!("{dir} is not part of the move"))?;
-    ensure_disk_matches(&abs, Some(expected)).map_err(|e| e.to_string())?;
+    disk::ensure_matches(loc, dir, Some(expected)).map_err(|e| e.to_string())?;
     *seen += 1;
     if expected.kind != EntryKind::Dir {
         return Ok(());
     }
-    let items = std::fs::read_dir(&abs)
-        .ctx("list", &abs)
+    let items = loc
+        .dir()
+        .and_then(|r| r.dir(dir.as_str()))
+        .and_then(|d| d.names())
         .map_err(|e| e.to_string())?;
-    for item in items {
-        let item = item.ctx("list", &abs).map_err(|e| e.to_string())?;
-        let name = item.file_name();
+    for name in items {
         let key = crate::rel_path::encode(name.as_bytes());
         let child = dir.join(&key).map_err(|e| e.to_string())?;
         disk_holds(loc, &child, want, seen)?;

@@ -108,6 +108,22 @@ impl Entry {
         }
     }
 
+    /// An entry for what a stat found, with no history yet.
+    pub fn at(path: RelPath, kind: EntryKind, stat: StatInfo) -> Entry {
+        Entry {
+            path,
+            kind,
+            stat,
+            hash: None,
+            chunks: Vec::new(),
+            link_target: None,
+            version: VersionVector::new(),
+            deleted: false,
+            sequence: 0,
+            racy: false,
+        }
+    }
+
     pub fn is_live(&self) -> bool {
         !self.deleted
     }

@@ -13,12 +13,10 @@
 //! durable before the index records them.
 
 use crate::dir_rename::{self, Applied, DirRename};
-use crate::entry::{kind_of, Entry, EntryKind, StatInfo};
-use crate::error::{Error, IoContext, Result};
-use crate::fs_ops::{
-    blake3_file, check_parents, clone_or_copy, sync_filesystem, temp_sibling, throttled_copy,
-};
-use crate::ignore_rules::IndexRules;
+use crate::disk::{self, Source, Staged};
+use crate::entry::{Entry, EntryKind, StatInfo};
+use crate::error::{Error, Result};
+use crate::fs_ops::sync_filesystem;
 use crate::index::{GenerationStats, Index};
 use crate::location::Location;
 use crate::parallel::parallel_map;
@@ -26,11 +24,7 @@ use crate::plan::{Action, Plan, Side};
 use crate::progress::Progress;
 use crate::rel_path::RelPath;
 use crate::throttle::RateLimiter;
-use crate::version_store;
 use crate::version_vector::VersionVector;
-use std::collections::HashSet;
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 
 /// Files staged before one durability point.
 const COPY_BATCH_FILES: usize = 1024;
@@ -124,7 +118,6 @@ impl Executor<'_> {
     /// failures abort.
     pub fn run(&mut self, plan: &Plan) -> Result<ExecReport> {
         let mut report = ExecReport::default();
-        let mut verified: [HashSet<String>; 2] = [HashSet::new(), HashSet::new()];
         let mut pending = [
             Pending {
                 side: Side::A,
@@ -154,7 +147,7 @@ impl Executor<'_> {
         self.flush(&mut pending, false)?;
 
         for a in phase(plan, &held, |a| matches!(a, Action::MoveAside { .. })) {
-            self.attempt(a, &mut report, &mut pending, &mut verified);
+            self.attempt(a, &mut report, &mut pending);
         }
         self.flush(&mut pending, true)?;
         for a in phase(
@@ -162,7 +155,7 @@ impl Executor<'_> {
             &held,
             |a| matches!(a, Action::Delete { expected, .. } if expected.kind != EntryKind::Dir),
         ) {
-            self.attempt(a, &mut report, &mut pending, &mut verified);
+            self.attempt(a, &mut report, &mut pending);
         }
         self.flush(&mut pending, true)?;
         // Directories shallowest first. A directory rename stands where its target's
@@ -180,10 +173,10 @@ impl Executor<'_> {
         for step in steps {
             match step {
                 Step::RenameDir(g) => {
-                    self.rename_dir(g, plan, &mut held, &mut report, &mut pending, &mut verified)?
+                    self.rename_dir(g, plan, &mut held, &mut report, &mut pending)?
                 }
                 Step::Mkdir(i, a) if held[i] == Hold::Open => {
-                    self.attempt(a, &mut report, &mut pending, &mut verified)
+                    self.attempt(a, &mut report, &mut pending)
                 }
                 Step::Mkdir(..) => {}
             }
@@ -193,7 +186,7 @@ impl Executor<'_> {
         }
         self.flush(&mut pending, true)?;
         for a in phase(plan, &held, |a| matches!(a, Action::Rename { .. })) {
-            self.attempt(a, &mut report, &mut pending, &mut verified);
+            self.attempt(a, &mut report, &mut pending);
         }
         self.flush(&mut pending, true)?;
         let mut rmdirs: Vec<&Action> = phase(
@@ -203,13 +196,13 @@ impl Executor<'_> {
         );
         rmdirs.sort_by_key(|a| std::cmp::Reverse(a.path().depth()));
         for a in rmdirs {
-            self.attempt(a, &mut report, &mut pending, &mut verified);
+            self.attempt(a, &mut report, &mut pending);
         }
         self.flush(&mut pending, true)?;
         self.persist_progress(&report)?;
 
         let copies = phase(plan, &held, |a| matches!(a, Action::Copy { .. }));
-        self.copy_all(&copies, &mut report, &mut pending, &mut verified)?;
+        self.copy_all(&copies, &mut report, &mut pending)?;
 
         // Archive removals last, once every copy is installed and durable.
         let archives = phase(plan, &held, |a| matches!(a, Action::Archive { .. }));
@@ -245,7 +238,8 @@ impl Executor<'_> {
             }
         }
 
-        // Directory mtimes last, deepest first, once their children are written.
+        // Directory modes and mtimes last, deepest first, once their children are
+        // written (so a read-only folder is filled before it becomes read-only).
         for (i, a) in mkdirs.iter().rev() {
             if held[*i] == Hold::Refused {
                 continue;
@@ -254,8 +248,17 @@ impl Executor<'_> {
                 side, path, source, ..
             } = a
             {
-                let abs = path.under(&self.loc(*side).root);
-                let _ = filetime::set_file_mtime(&abs, mtime_of(&source.stat));
+                let loc = self.loc(*side);
+                let Ok(now) = disk::lstat(loc, path) else {
+                    continue; // its mkdir failed and said so
+                };
+                let mode = self.dir_mode(a, &mut Vec::new())?;
+                if now.mode != mode {
+                    if let Err(e) = disk::chmod(loc, path, mode) {
+                        report.errors.push(format!("{}: {e}", describe(a)));
+                    }
+                }
+                let _ = disk::set_mtime(loc, path, source.stat.mtime_ns);
             }
         }
         report.stats.errors = report.errors.len() as u64;
@@ -296,15 +299,9 @@ impl Executor<'_> {
         Ok(())
     }
 
-    fn attempt(
-        &mut self,
-        action: &Action,
-        report: &mut ExecReport,
-        pending: &mut [Pending; 2],
-        verified: &mut [HashSet<String>; 2],
-    ) {
+    fn attempt(&mut self, action: &Action, report: &mut ExecReport, pending: &mut [Pending; 2]) {
         let side = action.side();
-        match self.apply(action, &mut verified[side as usize], &mut report.stats) {
+        match self.apply(action, &mut report.stats, &mut report.notes) {
             Ok(entries) => pending[side as usize].entries.extend(entries),
             Err(e) => report.errors.push(format!("{}: {e}", describe(action))),
         }
@@ -321,7 +318,6 @@ impl Executor<'_> {
         held: &mut [Hold],
         report: &mut ExecReport,
         pending: &mut [Pending; 2],
-        verified: &mut [HashSet<String>; 2],
     ) -> Result<()> {
         let describe = || {
             format!(
@@ -333,7 +329,7 @@ impl Executor<'_> {
         };
         let loc = self.loc(g.side);
         let mark = |held: &mut [Hold], h| g.covers.iter().for_each(|&i| held[i] = h);
-        match dir_rename::apply(self.index, loc, g, &mut verified[g.side as usize]) {
+        match dir_rename::apply(self.index, loc, g) {
             Ok(Applied::Renamed { entries, errors }) => {
                 mark(held, Hold::Done);
                 report.stats.files_renamed += g.entries_moved();
@@ -349,7 +345,7 @@ impl Executor<'_> {
                     let a = &plan.actions[i];
                     if matches!(a, Action::Delete { expected, .. } if expected.kind != EntryKind::Dir)
                     {
-                        self.attempt(a, report, pending, verified);
+                        self.attempt(a, report, pending);
                     }
                 }
             }
@@ -366,21 +362,15 @@ impl Executor<'_> {
     fn apply(
         &self,
         action: &Action,
-        verified: &mut HashSet<String>,
         stats: &mut GenerationStats,
+        notes: &mut Vec<String>,
     ) -> Result<Vec<Entry>> {
         let loc = self.loc(action.side());
         match action {
             Action::MoveAside {
                 path, to, expected, ..
             } => {
-                check_parents(&loc.root, path, verified)?;
-                check_parents(&loc.root, to, verified)?;
-                ensure_disk_matches(&path.under(&loc.root), Some(expected))?;
-                ensure_disk_matches(&to.under(&loc.root), None)?;
-                std::fs::rename(path.under(&loc.root), to.under(&loc.root))
-                    .ctx("move conflict loser aside", to.under(&loc.root))?;
-                let stat = lstat_info(&to.under(&loc.root))?;
+                let stat = disk::move_checked(loc, path, expected, to)?;
                 let moved = Entry {
                     path: to.clone(),
                     stat,
@@ -399,14 +389,11 @@ impl Executor<'_> {
                 version,
                 ..
             } => {
-                check_parents(&loc.root, path, verified)?;
-                let abs = path.under(&loc.root);
-                ensure_disk_matches(&abs, Some(expected))?;
                 if expected.kind == EntryKind::Dir {
-                    remove_dir_if_empty(self.index, loc, path)?;
+                    disk::ensure_matches(loc, path, Some(expected))?;
+                    disk::remove_dir_if_empty(self.index, loc, path)?;
                 } else {
-                    version_store::preserve(self.index, loc, path, expected, "deleted")?;
-                    std::fs::remove_file(&abs).ctx("delete", &abs)?;
+                    disk::remove_file(self.index, loc, path, expected, "deleted")?;
                     stats.files_deleted += 1;
                 }
                 Ok(vec![tombstone(expected, version)])
@@ -418,17 +405,18 @@ impl Executor<'_> {
                 version,
                 ..
             } => {
-                check_parents(&loc.root, path, verified)?;
-                let abs = path.under(&loc.root);
-                ensure_disk_matches(&abs, expected.as_ref())?;
+                disk::ensure_matches(loc, path, expected.as_ref())?;
+                let mode = self.dir_mode(action, notes)?;
                 if expected.is_none() {
-                    std::fs::create_dir(&abs).ctx("create directory", &abs)?;
+                    let owner = self.owner_on(action.side().other(), &source.path)?;
+                    disk::mkdir(loc, path, mode, owner)?;
                     stats.dirs_created += 1;
+                } else {
+                    disk::open_up_dir(loc, path)?;
                 }
-                std::fs::set_permissions(&abs, std::fs::Permissions::from_mode(source.stat.mode))
-                    .ctx("set permissions", &abs)?;
-                verified.insert(path.as_str().to_string());
-                let stat = lstat_info(&abs)?;
+                // Recorded with the mode it gets once its contents are written.
+                let mut stat = disk::lstat(loc, path)?;
+                stat.mode = mode;
                 Ok(vec![Entry {
                     path: path.clone(),
                     kind: EntryKind::Dir,
@@ -451,20 +439,10 @@ impl Executor<'_> {
                 version,
                 ..
             } => {
-                check_parents(&loc.root, from, verified)?;
-                check_parents(&loc.root, to, verified)?;
-                let (src, dst) = (from.under(&loc.root), to.under(&loc.root));
-                ensure_disk_matches(&src, Some(expected))?;
-                ensure_disk_matches(&dst, None)?;
-                std::fs::rename(&src, &dst).ctx("rename", &dst)?;
-                filetime::set_symlink_file_times(
-                    &dst,
-                    mtime_of(&source.stat),
-                    mtime_of(&source.stat),
-                )
-                .ctx("set mtime", &dst)?;
+                disk::move_checked(loc, from, expected, to)?;
+                disk::set_mtime(loc, to, source.stat.mtime_ns)?;
                 stats.files_renamed += 1;
-                let stat = lstat_info(&dst)?;
+                let stat = disk::lstat(loc, to)?;
                 Ok(vec![
                     landed(to, source, stat, version),
                     tombstone(expected, from_version),
@@ -476,13 +454,46 @@ impl Executor<'_> {
         }
     }
 
+    /// The owner a new file or folder gets: the source's, when this process can give
+    /// files away (root); else `None`.
+    fn owner_on(&self, side: Side, rel: &RelPath) -> Result<Option<(u32, u32)>> {
+        if !disk::can_chown() {
+            return Ok(None);
+        }
+        disk::owner_of(self.loc(side), rel)
+    }
+
+    /// The final mode of a planned directory: the source's, without setuid/setgid
+    /// where its owner is not kept (said in a note).
+    fn dir_mode(&self, action: &Action, notes: &mut Vec<String>) -> Result<u32> {
+        let Action::Mkdir {
+            side, path, source, ..
+        } = action
+        else {
+            return Err(Error::Other("not a directory action".into()));
+        };
+        let mode = source.stat.mode;
+        if mode & 0o6000 == 0 || disk::can_chown() {
+            return Ok(mode);
+        }
+        let me = rustix::process::geteuid().as_raw();
+        if disk::owner_of(self.loc(side.other()), &source.path)?.is_some_and(|(u, _)| u == me) {
+            return Ok(mode);
+        }
+        notes.push(format!(
+            "{}: setuid/setgid bits not kept on {} (the folder's owner is not kept)",
+            path,
+            side.letter()
+        ));
+        Ok(mode & !0o6000)
+    }
+
     /// Copies in batches: stage temp files, one durability point, renames, another.
     fn copy_all(
         &mut self,
         copies: &[&Action],
         report: &mut ExecReport,
         pending: &mut [Pending; 2],
-        verified: &mut [HashSet<String>; 2],
     ) -> Result<()> {
         let total: u64 = copies.iter().map(|a| copy_size(a)).sum();
         self.progress.phase("copy", Some(total));
@@ -515,7 +526,6 @@ impl Executor<'_> {
                 else {
                     continue;
                 };
-                let dst_loc = self.loc(*to);
                 if self.unindexed_on_target(*to, path, expected.as_ref())? {
                     report.notes.push(format!(
                         "{}: left alone, it exists there but is not indexed (ignored on that side?)",
@@ -523,42 +533,53 @@ impl Executor<'_> {
                     ));
                     continue;
                 }
-                let res = check_parents(&dst_loc.root, path, &mut verified[*to as usize])
-                    .and_then(|_| {
-                        check_parents(
-                            &self.loc(to.other()).root,
-                            &source.path,
-                            &mut verified[to.other() as usize],
-                        )
-                    })
-                    .and_then(|_| self.local_source(*to, source, reuse_local[*to as usize]));
-                match res {
-                    Ok((src, src_stat)) => {
-                        jobs.push((*a, src, src_stat, path.under(&dst_loc.root), source))
-                    }
+                match self.copy_source(*to, source, reuse_local[*to as usize]) {
+                    Ok((src, owner)) => jobs.push((*a, std::sync::Mutex::new(Some(src)), owner)),
                     Err(e) => report.errors.push(format!("{}: {e}", describe(a))),
                 }
             }
             let limiter = self.limiter;
+            let locs = [self.a, self.b];
             let t_stage = std::time::Instant::now();
-            let results = parallel_map(
-                &jobs,
-                self.workers,
-                |(_, src, src_stat, dst, source), buf| {
-                    let r = stage(src, src_stat, dst, source, self.fault, limiter, buf);
-                    self.progress.bytes(if source.kind == EntryKind::File {
-                        source.stat.size
-                    } else {
-                        0
-                    });
-                    self.progress.item();
-                    r
-                },
-            );
+            let results = parallel_map(&jobs, self.workers, |(a, src, owner), buf| {
+                let Action::Copy {
+                    to, path, source, ..
+                } = a
+                else {
+                    return Err(Error::Other("not a copy".into()));
+                };
+                let src = src
+                    .lock()
+                    .ok()
+                    .and_then(|mut s| s.take())
+                    .ok_or_else(|| Error::Other("copy source taken twice".into()))?;
+                let r = disk::stage(
+                    locs[*to as usize],
+                    path,
+                    src,
+                    source,
+                    *owner,
+                    self.fault,
+                    limiter,
+                    buf,
+                );
+                self.progress.bytes(if source.kind == EntryKind::File {
+                    source.stat.size
+                } else {
+                    0
+                });
+                self.progress.item();
+                r
+            });
             let mut staged = Vec::new();
             for ((a, ..), r) in jobs.iter().zip(results) {
                 match r {
-                    Some(Ok(tmp)) => staged.push((*a, tmp)),
+                    Some(Ok(tmp)) => {
+                        if let Some(n) = &tmp.note {
+                            report.notes.push(n.clone());
+                        }
+                        staged.push((*a, tmp))
+                    }
                     Some(Err(e)) => report.errors.push(format!("{}: {e}", describe(a))),
                     None => report
                         .errors
@@ -599,7 +620,7 @@ impl Executor<'_> {
                     continue;
                 };
                 let loc = self.loc(*to);
-                match install(self.index, loc, path, &tmp, source, expected.as_ref()) {
+                match disk::install(self.index, loc, path, &tmp, source, expected.as_ref()) {
                     Ok(stat) => {
                         report.stats.files_copied += 1;
                         if source.kind == EntryKind::File {
@@ -610,7 +631,7 @@ impl Executor<'_> {
                             .push(landed(path, source, stat, version));
                     }
                     Err(e) => {
-                        let _ = std::fs::remove_file(&tmp);
+                        disk::discard(loc, path, &tmp);
                         report.errors.push(format!("{}: {e}", describe(a)));
                     }
                 }
@@ -639,33 +660,41 @@ impl Executor<'_> {
             return Ok(false);
         }
         let loc = self.loc(to);
-        if std::fs::symlink_metadata(path.under(&loc.root)).is_err() {
+        // Where the parent cannot be opened, staging fails and says why.
+        if !disk::exists(loc, path).unwrap_or(false) {
             return Ok(false);
         }
         Ok(self.index.entry(loc.id(), path)?.is_none())
     }
 
-    /// Where to read a file's bytes, and the stat that file must still have: a copy
-    /// already in the destination location when the index knows one whose disk state
-    /// still matches (its own stat: same content, but its own mtime), else the other side.
-    fn local_source(&self, to: Side, source: &Entry, enabled: bool) -> Result<(PathBuf, StatInfo)> {
-        let remote = (source.path.under(&self.loc(to.other()).root), source.stat);
-        if !enabled || source.kind != EntryKind::File || source.stat.size == 0 {
-            return Ok(remote);
+    /// Where a copy's bytes come from, open, and the owner the copy gets: a file
+    /// already in the destination location when the index knows one with the same
+    /// content whose disk state still matches, else the source on the other side.
+    fn copy_source(
+        &self,
+        to: Side,
+        source: &Entry,
+        reuse_local: bool,
+    ) -> Result<(Source, Option<(u32, u32)>)> {
+        let other = self.loc(to.other());
+        if source.kind == EntryKind::Symlink {
+            return Ok((Source::Symlink, self.owner_on(to.other(), &source.path)?));
         }
-        let Some(hash) = source.hash else {
-            return Ok(remote);
-        };
-        let dst = self.loc(to);
-        if let Some(p) = self.index.find_file_by_hash(dst.id(), &hash)? {
-            if let Some(e) = self.index.entry(dst.id(), &p)? {
-                let abs = p.under(&dst.root);
-                if ensure_disk_matches(&abs, Some(&e)).is_ok() {
-                    return Ok((abs, e.stat));
+        if reuse_local && source.stat.size > 0 {
+            if let Some(hash) = source.hash {
+                let dst = self.loc(to);
+                if let Some(p) = self.index.find_file_by_hash(dst.id(), &hash)? {
+                    if let Some(e) = self.index.entry(dst.id(), &p)? {
+                        if let Ok((f, _)) = disk::open_source(dst, &p, &e.stat) {
+                            let owner = disk::owner_of(other, &source.path)?;
+                            return Ok((Source::File(f), owner));
+                        }
+                    }
                 }
             }
         }
-        Ok(remote)
+        let (f, found) = disk::open_source(other, &source.path, &source.stat)?;
+        Ok((Source::File(f), Some((found.uid, found.gid))))
     }
 }
 
@@ -676,184 +705,48 @@ fn copy_size(a: &Action) -> u64 {
     }
 }
 
-/// Writes `source` (read from `src`, which must still have size and mtime of
-/// `src_stat`) to a verified temp file beside `dst`.
-fn stage(
-    src: &std::path::Path,
-    src_stat: &StatInfo,
-    dst: &std::path::Path,
-    source: &Entry,
-    fault: FaultPoint,
-    limiter: Option<&RateLimiter>,
-    buf: &mut Vec<u8>,
-) -> Result<PathBuf> {
-    let tmp = temp_sibling(dst);
-    if source.kind == EntryKind::Symlink {
-        let target = source
-            .link_target
-            .as_deref()
-            .ok_or_else(|| Error::Corrupt("symlink entry without target".into()))?;
-        let target = crate::rel_path::decode_os(target); // stored as its key
-        std::os::unix::fs::symlink(target, &tmp).ctx("create symlink", &tmp)?;
-        return Ok(tmp);
-    }
-    let expected_hash = source
-        .hash
-        .ok_or_else(|| Error::Corrupt("file entry without hash".into()))?;
-    let input = std::fs::File::open(src).ctx("open source", src)?;
-    let meta = input.metadata().ctx("stat source", src)?;
-    let now = StatInfo::from_metadata(&meta);
-    if now.size != src_stat.size || now.mtime_ns != src_stat.mtime_ns {
-        return Err(Error::Refused(format!(
-            "{} changed since the scan; will sync after the next scan",
-            crate::rel_path::escape_os(src)
-        )));
-    }
-    let out = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .ctx("create temp file", &tmp)?;
-    let result = (|| {
-        match limiter {
-            Some(l) => throttled_copy(&input, &out, src, l, buf)?,
-            None => clone_or_copy(&input, &out, src)?,
-        };
-        drop(out);
-        if fault == FaultPoint::CorruptTempAfterCopy {
-            std::fs::write(&tmp, b"corrupted by fault injection").ctx("inject fault", &tmp)?;
-        }
-        let got = blake3_file(&tmp, buf)?;
-        if got != expected_hash {
-            return Err(Error::Refused(format!(
-                "copy of {} does not match the indexed hash (changed while copying?); not installed",
-                crate::rel_path::escape_os(src)
-            )));
-        }
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(source.stat.mode))
-            .ctx("set permissions", &tmp)?;
-        filetime::set_file_mtime(&tmp, mtime_of(&source.stat)).ctx("set mtime", &tmp)?;
-        Ok(())
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    Ok(tmp)
-}
-
-/// Atomically replaces `path` with the staged temp file, after re-checking the disk and
-/// keeping whatever is replaced. Returns the installed file's stat.
-fn install(
-    index: &Index,
-    loc: &Location,
-    path: &RelPath,
-    tmp: &std::path::Path,
-    source: &Entry,
-    expected: Option<&Entry>,
-) -> Result<StatInfo> {
-    let abs = path.under(&loc.root);
-    ensure_disk_matches(&abs, expected)?;
-    if let Some(old) = expected {
-        version_store::preserve(index, loc, path, old, "replaced")?;
-    }
-    std::fs::rename(tmp, &abs).ctx("install", &abs)?;
-    if source.kind == EntryKind::Symlink {
-        let t = mtime_of(&source.stat);
-        let _ = filetime::set_symlink_file_times(&abs, t, t);
-    }
-    lstat_info(&abs)
-}
-
-/// Writes `source` (its bytes read from `src`) to `path` of `loc` through the same safe
-/// path as a sync: verified temp file, durable, disk re-checked against `expected`, old
-/// content versioned, atomic rename, durable. Used by restore and resolve.
+/// Writes `source` (its bytes from `src`) to `path` of `loc` through the same safe
+/// steps as a sync: verified temp file, durable, disk re-checked against `expected`,
+/// old content versioned, atomic exchange, durable. Used by restore and resolve.
 pub(crate) fn replace_file(
     index: &Index,
     loc: &Location,
     path: &RelPath,
-    src: &std::path::Path,
+    src: Source,
     source: &Entry,
     expected: Option<&Entry>,
 ) -> Result<StatInfo> {
-    check_parents(&loc.root, path, &mut HashSet::new())?;
-    let tmp = stage(
+    let owner = match &src {
+        Source::File(f) => {
+            let found = crate::beneath::fstat(f, &path.under(&loc.root))?;
+            Some((found.uid, found.gid))
+        }
+        Source::Symlink => None,
+    };
+    let staged: Staged = disk::stage(
+        loc,
+        path,
         src,
-        &source.stat,
-        &path.under(&loc.root),
         source,
+        owner,
         FaultPoint::None,
         None,
         &mut Vec::new(),
     )?;
-    let installed =
-        sync_filesystem(&loc.root).and_then(|_| install(index, loc, path, &tmp, source, expected));
+    let root = loc.dir()?;
+    let installed = root
+        .sync_all()
+        .and_then(|_| disk::install(index, loc, path, &staged, source, expected));
     match installed {
         Ok(stat) => {
-            sync_filesystem(&loc.root)?;
+            root.sync_all()?;
             Ok(stat)
         }
         Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
+            disk::discard(loc, path, &staged);
             Err(e)
         }
     }
-}
-
-fn remove_dir_if_empty(index: &Index, loc: &Location, path: &RelPath) -> Result<()> {
-    let abs = path.under(&loc.root);
-    let mut kept = Vec::new();
-    for item in std::fs::read_dir(&abs).ctx("list", &abs)? {
-        let item = item.ctx("list", &abs)?;
-        let name = item.file_name().to_string_lossy().into_owned();
-        if IndexRules::is_junk(&name) {
-            let child = path.join(&name)?;
-            let meta = std::fs::symlink_metadata(item.path()).ctx("stat", item.path())?;
-            if meta.is_file() {
-                let e = Entry::on_disk(child.clone(), EntryKind::File, &meta);
-                version_store::preserve(index, loc, &child, &e, "deleted with its folder")?;
-                std::fs::remove_file(item.path()).ctx("delete", item.path())?;
-                continue;
-            }
-        }
-        kept.push(name);
-    }
-    if !kept.is_empty() {
-        return Err(Error::Refused(format!(
-            "folder still holds {} item(s) that are not synced (ignored or unreadable), e.g. {:?}; kept",
-            kept.len(),
-            kept[0]
-        )));
-    }
-    std::fs::remove_dir(&abs).ctx("remove directory", &abs)
-}
-
-/// Safety rule 2: the disk must still be what the plan was made from.
-pub(crate) fn ensure_disk_matches(abs: &std::path::Path, expected: Option<&Entry>) -> Result<()> {
-    let ok = match (std::fs::symlink_metadata(abs), expected) {
-        (Err(e), None) if crate::fs_ops::is_absent(&e) => true,
-        (Err(e), Some(_)) if crate::fs_ops::is_absent(&e) => false,
-        (Err(e), _) => return Err(e).ctx("check", abs),
-        (Ok(_), None) => false,
-        (Ok(m), Some(e)) => {
-            kind_of(&m) == Some(e.kind)
-                && (e.kind == EntryKind::Dir || StatInfo::from_metadata(&m) == e.stat)
-        }
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Refused(format!(
-            "{} changed since the scan; left alone, will sync after the next scan",
-            crate::rel_path::escape_os(abs)
-        )))
-    }
-}
-
-pub(crate) fn lstat_info(abs: &std::path::Path) -> Result<StatInfo> {
-    Ok(StatInfo::from_metadata(
-        &std::fs::symlink_metadata(abs).ctx("stat", abs)?,
-    ))
 }
 
 pub(crate) fn landed(
@@ -883,13 +776,6 @@ pub(crate) fn tombstone(expected: &Entry, version: &VersionVector) -> Entry {
         racy: false,
         ..expected.clone()
     }
-}
-
-pub(crate) fn mtime_of(stat: &StatInfo) -> filetime::FileTime {
-    filetime::FileTime::from_unix_time(
-        stat.mtime_ns.div_euclid(1_000_000_000),
-        stat.mtime_ns.rem_euclid(1_000_000_000) as u32,
-    )
 }
 
 fn describe(a: &Action) -> String {

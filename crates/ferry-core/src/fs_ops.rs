@@ -1,14 +1,13 @@
 //! Low-level file-system operations the executor builds on: fast local copies
-//! (reflink, then `copy_file_range`, then plain copy), durability (`syncfs`), renames
-//! that never replace (`RENAME_NOREPLACE`), and the check that no parent of a path is
-//! a symlink leading out of the root.
+//! (reflink, then `copy_file_range`, then plain copy), verification, durability
+//! (`syncfs`), temp-file names. Where on disk they happen is `beneath`'s job.
 
 use crate::error::{Error, IoContext, Result};
-use crate::rel_path::RelPath;
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Copies all of `src` into the empty file `dst`, sharing extents where the file
 /// system can (reflink), else letting the kernel copy (`copy_file_range`).
@@ -116,19 +115,28 @@ fn plain_copy(mut src: &File, mut dst: &File, src_path: &Path) -> Result<u64> {
 
 /// BLAKE3 of a file's bytes (used to verify what landed in a temp file).
 pub fn blake3_file(path: &Path, buf: &mut Vec<u8>) -> Result<crate::chunk::Hash> {
-    let mut f = File::open(path).ctx("open for verification", path)?;
+    let f = File::open(path).ctx("open for verification", path)?;
+    blake3_of(&f, path, buf)
+}
+
+/// BLAKE3 of an open file's bytes from its start (positioned reads, so the file's own
+/// offset does not matter).
+pub fn blake3_of(f: &File, path: &Path, buf: &mut Vec<u8>) -> Result<crate::chunk::Hash> {
+    use std::os::unix::fs::FileExt;
     let mut hasher = blake3::Hasher::new();
     if buf.len() < 1 << 20 {
         buf.resize(1 << 20, 0);
     }
+    let mut off = 0u64;
     loop {
-        let n = match f.read(buf) {
+        let n = match f.read_at(buf, off) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e).ctx("read for verification", path),
         };
         hasher.update(&buf[..n]);
+        off += n as u64;
     }
     Ok(crate::chunk::Hash(*hasher.finalize().as_bytes()))
 }
@@ -145,47 +153,18 @@ pub fn sync_filesystem(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A temp-file name next to `path`, hidden and excluded from scans.
-pub fn temp_sibling(abs: &Path) -> PathBuf {
-    let name = abs
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut short: String = String::new();
-    for c in name.chars() {
-        if short.len() + c.len_utf8() > 100 {
-            break;
-        }
-        short.push(c);
-    }
-    let tag = &uuid::Uuid::new_v4().simple().to_string()[..12];
-    abs.with_file_name(format!("{}{short}.{tag}", crate::ignore_rules::TEMP_PREFIX))
+/// A temp-file name carrying `tag` (a location's [`crate::location::Location::temp_tag`]):
+/// `.ferry.tmp.<tag>.<16 random hex>`, the same length whatever file it stands for,
+/// so it stays within `NAME_MAX` (see [`crate::ignore_rules::temp_tag_of`]).
+pub fn temp_name(tag: &str) -> OsString {
+    let r = &uuid::Uuid::new_v4().simple().to_string()[..16];
+    OsString::from(format!("{}{tag}.{r}", crate::ignore_rules::TEMP_PREFIX))
 }
 
-/// Checks that every ancestor of `rel` under `root` is a real directory, not a symlink,
-/// so no write or delete is ever followed out of the root (safety rule 4).
-pub fn check_parents(
-    root: &Path,
-    rel: &RelPath,
-    verified: &mut std::collections::HashSet<String>,
-) -> Result<()> {
-    let mut ancestors: Vec<&str> = rel.ancestors().collect();
-    ancestors.reverse();
-    for anc in ancestors {
-        if verified.contains(anc) {
-            continue;
-        }
-        let p = crate::rel_path::key_under(root, anc);
-        let m = std::fs::symlink_metadata(&p).ctx("check parent", &p)?;
-        if !m.file_type().is_dir() {
-            return Err(Error::Refused(format!(
-                "{} is not a real directory (a symlink or file): not writing through it",
-                crate::rel_path::escape_os(&p)
-            )));
-        }
-        verified.insert(anc.to_string());
-    }
-    Ok(())
+/// A temp-file name with no location tag, for work inside `.ferry/` (never scanned).
+pub fn random_temp_name(what: &str) -> OsString {
+    let r = &uuid::Uuid::new_v4().simple().to_string()[..16];
+    OsString::from(format!(".{what}.tmp.{r}"))
 }
 
 /// Renames `from` to `to` only while nothing exists at `to` (`renameat2` with

@@ -32,7 +32,7 @@ impl IndexRules {
         if depth == 1 && name == FERRY_DIR {
             return true;
         }
-        if name.starts_with(TEMP_PREFIX) {
+        if temp_tag_of(name).is_some() {
             return true;
         }
         if self.index_everything {
@@ -43,8 +43,18 @@ impl IndexRules {
 
     /// OS clutter that may be removed with a directory being deleted.
     pub fn is_junk(name: &str) -> bool {
-        OS_JUNK.contains(&name) || name.starts_with(TEMP_PREFIX)
+        OS_JUNK.contains(&name)
     }
+}
+
+/// The location tag of one of ferry's temp-file names (`.ferry.tmp.<16 hex>.<16
+/// hex>`, see [`crate::fs_ops::temp_name`]), or `None` for any other name — a user's
+/// `.ferry.tmp.notes` is an ordinary file.
+pub fn temp_tag_of(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix(TEMP_PREFIX)?;
+    let (tag, r) = rest.split_once('.')?;
+    let hex = |s: &str| s.len() == 16 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    (hex(tag) && hex(r)).then_some(tag)
 }
 
 #[cfg(test)]
@@ -56,7 +66,10 @@ mod tests {
         let std = IndexRules::default();
         assert!(std.builtin_excluded(".ferry", 1, true));
         assert!(!std.builtin_excluded(".ferry", 2, true));
-        assert!(std.builtin_excluded(".ferry.tmp.x.abc", 3, false));
+        assert!(std.builtin_excluded(".ferry.tmp.0123456789abcdef.fedcba9876543210", 3, false));
+        assert!(!std.builtin_excluded(".ferry.tmp.x.abc", 3, false));
+        assert!(!std.builtin_excluded(".ferry.tmp.thesis-draft", 3, false));
+        assert!(!std.builtin_excluded(".ferry.tmp.0123456789abcdeF.fedcba9876543210", 3, false));
         assert!(std.builtin_excluded(".DS_Store", 2, false));
         assert!(std.builtin_excluded("node_modules", 2, true));
         assert!(!std.builtin_excluded("node_modules", 2, false));

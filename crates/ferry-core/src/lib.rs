@@ -2,9 +2,11 @@
 //! versions. No network here.
 
 pub mod archive;
+pub mod beneath;
 pub mod chunk;
 pub mod conduit;
 pub mod dir_rename;
+mod disk;
 pub mod entry;
 pub mod error;
 pub mod execute;

@@ -7,6 +7,7 @@
 //! root (no marker, no lock file), and the index rows it needs for a folder new to the
 //! index live only in the dry run's discarded transaction.
 
+use crate::beneath::RootDir;
 use crate::error::{Error, IoContext, Result};
 use crate::ignore_rules::FERRY_DIR;
 use crate::index::{Index, LocationRow};
@@ -24,6 +25,8 @@ pub struct Location {
     /// A dry run's location whose marker is not on disk (a folder new to the index, or
     /// one `--yes` would start over): its marker is expected to be absent.
     marker_pending: bool,
+    /// The root, open: every write of a run goes through it (see `beneath`).
+    handle: std::sync::OnceLock<std::sync::Arc<RootDir>>,
 }
 
 impl Location {
@@ -34,6 +37,7 @@ impl Location {
             row,
             dry_run: false,
             marker_pending: false,
+            handle: std::sync::OnceLock::new(),
         }
     }
 
@@ -44,6 +48,23 @@ impl Location {
     /// Opened by a dry run: scans must not write under the root (stale temp files stay).
     pub fn is_dry_run(&self) -> bool {
         self.dry_run
+    }
+
+    /// The root's directory handle, opened on first use and kept for the location's
+    /// life, so a root swapped for a symlink later is not followed.
+    pub fn dir(&self) -> Result<std::sync::Arc<RootDir>> {
+        if let Some(h) = self.handle.get() {
+            return Ok(h.clone());
+        }
+        let h = std::sync::Arc::new(RootDir::open(&self.root)?);
+        Ok(self.handle.get_or_init(|| h).clone())
+    }
+
+    /// A tag that names this location's temp files (derived from its ID, so the index
+    /// records it): only files carrying it are ferry's own leftovers.
+    pub fn temp_tag(&self) -> String {
+        let h = blake3::hash(format!("temp:{}", self.row.uuid).as_bytes());
+        h.to_hex()[..16].to_string()
     }
 
     pub fn ferry_dir(&self) -> PathBuf {
@@ -181,6 +202,7 @@ fn open(index: &mut Index, root: &Path, reinit: bool, dry_run: bool) -> Result<L
         root: root.clone(),
         dry_run,
         marker_pending,
+        handle: std::sync::OnceLock::new(),
     };
     if let Some(row) = index.location_by_root(&root)? {
         match marker {

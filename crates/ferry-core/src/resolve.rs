@@ -7,16 +7,15 @@
 //! next sync scans the change and converges (same content on both sides merges the
 //! version vectors; a loser moved aside is a plain rename plus a new file).
 
+use crate::disk::{self, Source};
 use crate::entry::{Entry, EntryKind};
-use crate::error::{Error, IoContext, Result};
-use crate::execute::{ensure_disk_matches, replace_file};
-use crate::fs_ops::check_parents;
+use crate::error::{Error, Result};
+use crate::execute::replace_file;
 use crate::index::{ConflictRow, Index};
 use crate::location::Location;
 use crate::plan::Side;
 use crate::rel_path::RelPath;
 use crate::restore::locate;
-use crate::version_store;
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -104,8 +103,7 @@ fn resolve_one(index: &mut Index, row: &ConflictRow, keep: Keep) -> Result<Resol
         let e = index.entry(l.id(), &path)?.filter(|e| e.is_live());
         // Safety rule 2: decide only on what the conflict was recorded from.
         let abs = path.under(&l.root);
-        check_parents(&l.root, &path, &mut HashSet::new())?;
-        ensure_disk_matches(&abs, e.as_ref()).map_err(|_| {
+        disk::ensure_matches(l, &path, e.as_ref()).map_err(|_| {
             Error::Refused(format!(
                 "{} changed since the last sync; run `ferry sync` first, then resolve",
                 crate::rel_path::escape_os(&abs)
@@ -181,14 +179,16 @@ fn take_winner(
         Some(w) if w.kind == EntryKind::Dir => {
             // The losing file goes (versioned); the next sync creates the folder there.
             if let Some(l) = le {
-                let abs = path.under(&ll.root);
-                version_store::preserve(index, ll, path, l, "conflict lost")?;
-                std::fs::remove_file(&abs).ctx("remove conflict loser", &abs)?;
+                disk::remove_file(index, ll, path, l, "conflict lost")?;
             }
             Ok(())
         }
         Some(w) => {
-            replace_file(index, ll, path, &path.under(&wl.root), w, le)?;
+            let src = match w.kind {
+                EntryKind::Symlink => Source::Symlink,
+                _ => Source::File(disk::open_source(wl, path, &w.stat)?.0),
+            };
+            replace_file(index, ll, path, src, w, le)?;
             Ok(())
         }
         None => Err(Error::Refused(format!(
@@ -217,8 +217,7 @@ fn move_aside(index: &Index, loc: &Location, e: &Entry, side: Side) -> Result<St
             break p;
         }
     };
-    let (from, to) = (e.path.under(&loc.root), aside.under(&loc.root));
-    std::fs::rename(&from, &to).ctx("move conflict loser aside", &to)?;
-    crate::fs_ops::sync_filesystem(&loc.root)?;
+    disk::move_checked(loc, &e.path, e, &aside)?;
+    loc.dir()?.sync_all()?;
     Ok(aside.as_str().to_string())
 }

@@ -4,16 +4,16 @@
 //! content versioned first, atomic rename) and leaves the index alone: to ferry it is an
 //! ordinary local edit, which the next sync scans and propagates like any other.
 
+use crate::disk::Source;
 use crate::entry::{kind_of, Entry, EntryKind, StatInfo};
 use crate::error::{Error, IoContext, Result};
 use crate::execute::replace_file;
-use crate::fs_ops::{blake3_file, check_parents};
+use crate::fs_ops::blake3_file;
 use crate::ignore_rules::FERRY_DIR;
 use crate::index::{Index, LocationRow, VersionRow};
 use crate::location::Location;
 use crate::rel_path::RelPath;
 use crate::version_vector::VersionVector;
-use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -207,17 +207,19 @@ pub fn restore(index: &Index, path: &Path, id: i64, to: Option<&Path>) -> Result
             let loc = Location::from_row(row);
             loc.verify_marker()?;
             let _lock = loc.lock()?;
-            make_parents(&loc.root, &rel)?;
+            make_parents(&loc, &rel)?;
             let abs = rel.under(&loc.root);
-            let current = current_entry(&abs, &rel)?;
-            replace_file(
-                index,
-                &loc,
-                &rel,
-                &stored,
-                &source_entry(rel.clone())?,
-                current.as_ref(),
-            )?;
+            let current = current_entry(&loc, &rel)?;
+            let entry = source_entry(rel.clone())?;
+            let src = match entry.kind {
+                EntryKind::Symlink => Source::Symlink,
+                _ => {
+                    let store = crate::beneath::RootDir::open(&version.location)?;
+                    let (dir, name) = store.parent(&stored_rel)?;
+                    Source::File(dir.open_file(&name)?)
+                }
+            };
+            replace_file(index, &loc, &rel, src, &entry, current.as_ref())?;
             Ok(RestoreOutcome {
                 version: id,
                 restored_to: abs,
@@ -239,7 +241,7 @@ pub fn restore(index: &Index, path: &Path, id: i64, to: Option<&Path>) -> Result
                 .parent()
                 .ok_or_else(|| Error::Other("restore target has no parent".into()))?;
             std::fs::create_dir_all(dir).ctx("create folder", dir)?;
-            let tmp = crate::fs_ops::temp_sibling(&abs);
+            let tmp = abs.with_file_name(crate::fs_ops::random_temp_name("ferry-restore"));
             let copied = std::fs::copy(&stored, &tmp).ctx("copy version", &tmp);
             let verified = copied.and_then(|_| {
                 let got = blake3_file(&tmp, &mut Vec::new())?;
@@ -270,41 +272,42 @@ pub fn restore(index: &Index, path: &Path, id: i64, to: Option<&Path>) -> Result
 
 /// Creates the missing folders above `rel` (a restore into a deleted folder), never
 /// through a symlink.
-fn make_parents(root: &Path, rel: &RelPath) -> Result<()> {
-    let mut verified = HashSet::new();
-    let mut ancestors: Vec<&str> = rel.ancestors().collect();
-    ancestors.reverse();
-    for anc in ancestors {
-        let p = crate::rel_path::key_under(root, anc);
-        if std::fs::symlink_metadata(&p).is_err() {
-            std::fs::create_dir(&p).ctx("create folder", &p)?;
+fn make_parents(loc: &Location, rel: &RelPath) -> Result<()> {
+    let mut dir = loc.dir()?.top()?;
+    if let Some(parent) = rel.parent() {
+        for comp in parent.as_str().split('/') {
+            let name = crate::rel_path::decode_os(comp);
+            dir = dir.subdir_or_create(&name, 0o755)?;
         }
     }
-    check_parents(root, rel, &mut verified)
+    Ok(())
 }
 
-/// What is at `abs` now, as an entry the version store can keep (`None` if nothing).
-fn current_entry(abs: &Path, rel: &RelPath) -> Result<Option<Entry>> {
-    let meta = match std::fs::symlink_metadata(abs) {
-        Ok(m) => m,
-        Err(e) if crate::fs_ops::is_absent(&e) => return Ok(None),
-        Err(e) => return Err(e).ctx("check", abs),
+/// What is at `rel` now, as an entry the version store can keep (`None` if nothing).
+fn current_entry(loc: &Location, rel: &RelPath) -> Result<Option<Entry>> {
+    let (dir, name) = loc.dir()?.parent(rel)?;
+    let Some(found) = dir.lstat(&name)? else {
+        return Ok(None);
     };
-    let kind = match kind_of(&meta) {
+    let kind = match found.kind {
         Some(EntryKind::Dir) | None => {
             return Err(Error::Refused(format!(
                 "{} is a folder or special file; not replacing it",
-                crate::rel_path::escape_os(abs)
+                crate::rel_path::escape_os(dir.show(&name))
             )))
         }
         Some(k) => k,
     };
     let hash = match kind {
-        EntryKind::File => Some(blake3_file(abs, &mut Vec::new())?),
+        EntryKind::File => Some(crate::fs_ops::blake3_of(
+            &dir.open_file(&name)?,
+            &dir.show(&name),
+            &mut Vec::new(),
+        )?),
         _ => None,
     };
     Ok(Some(Entry {
         hash,
-        ..Entry::on_disk(rel.clone(), kind, &meta)
+        ..Entry::at(rel.clone(), kind, found.stat)
     }))
 }

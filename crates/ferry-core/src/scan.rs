@@ -131,7 +131,9 @@ fn scan_scoped(
 ) -> Result<ScanReport> {
     let rows = scope_rows(index, loc, scope)?;
     let index_was_empty = rows.is_empty();
-    let observed = join(loc, walk_location(loc, rules, scope)?, rows);
+    let mut walked = walk_location(loc, rules, scope)?;
+    keep_leftovers(index, loc, &mut walked);
+    let observed = join(loc, walked, rows);
     absorb(index, loc, index_was_empty, observed, progress)
 }
 
@@ -182,13 +184,33 @@ pub fn scan_pair_scoped(
         ((wa, wb), rows)
     });
     let (rows_a, rows_b) = rows?;
-    let (wa, wb) = (walked.0?, walked.1?);
+    let (mut wa, mut wb) = (walked.0?, walked.1?);
+    keep_leftovers(index, la, &mut wa);
+    keep_leftovers(index, lb, &mut wb);
     let (empty_a, empty_b) = (rows_a.is_empty(), rows_b.is_empty());
     let (obs_a, obs_b) = (join(la, wa, rows_a), join(lb, wb, rows_b));
     Ok([
         absorb(index, la, empty_a, obs_a, progress)?,
         absorb(index, lb, empty_b, obs_b, progress)?,
     ])
+}
+
+/// Keeps this location's leftover temp files in its version store (one may hold the
+/// old content of a file whose replacement a crash interrupted); failures are noted.
+fn keep_leftovers(index: &Index, loc: &Location, walked: &mut Walked) {
+    for p in walked.out.temp_files.drain(..) {
+        let kept = p
+            .strip_prefix(&loc.root)
+            .map_err(|_| crate::error::Error::Other("outside the root".into()))
+            .and_then(RelPath::from_path)
+            .and_then(|rel| crate::version_store::keep_leftover(index, loc, &rel));
+        if let Err(e) = kept {
+            walked.report.errors.push(format!(
+                "{}: cannot keep leftover temp file: {e}",
+                escape_os(&p)
+            ));
+        }
+    }
 }
 
 /// A location's walk, with the time it started (for the racy-timestamp rule).
@@ -209,19 +231,17 @@ fn walk_location(loc: &Location, rules: IndexRules, scope: &Scope) -> Result<Wal
         Scope::Paths(paths) => walk_paths(&loc.root, rules, paths),
     };
     report.errors.append(&mut out.errors);
-    // Temp files of a run that died before installing them (the caller holds the
-    // location lock, so no live run owns them). A dry run leaves them.
-    if loc.is_dry_run() {
-        out.temp_files.clear();
-    }
-    for p in out.temp_files.drain(..) {
-        if let Err(e) = std::fs::remove_file(&p) {
-            report.errors.push(format!(
-                "{}: cannot remove stale temp file: {e}",
-                escape_os(&p)
-            ));
-        }
-    }
+    // Temp files of a run that died (the caller holds the location lock, so no live
+    // run owns them) are dealt with once the index is at hand ([`keep_leftovers`]);
+    // only this location's own count. A dry run leaves them.
+    let tag = loc.temp_tag();
+    out.temp_files.retain(|p| {
+        !loc.is_dry_run()
+            && p.file_name()
+                .and_then(|n| n.to_str())
+                .and_then(crate::ignore_rules::temp_tag_of)
+                == Some(tag.as_str())
+    });
     report.entries = out.seen.len() as u64;
     Ok(Walked {
         out,

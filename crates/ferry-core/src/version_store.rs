@@ -1,70 +1,260 @@
-//! The version store: before ferry overwrites or deletes anything, the old content is
-//! kept under `.ferry/versions/` (safety rule 3), recorded in the index, restorable.
+//! The version store: what ferry overwrites or deletes is kept under
+//! `.ferry/versions/` (safety rule 3), recorded in the index, restorable.
 //!
-//! Keeping a version is a hard link when the file system allows (no bytes copied, and
-//! the path itself is untouched until the atomic rename or unlink that follows).
+//! A version is the displaced file itself, *moved* into the store (a rename inside the
+//! location: no bytes copied, and the path never holds anything but the old or the new
+//! content). The move is then checked: the inode that arrived must be the one the index
+//! describes, or the caller puts it back (a save that landed at the last moment is
+//! never taken for the old content). A file with other hard links is copied instead of
+//! kept as one more link, so no outside link can rewrite a kept version. The store's
+//! folders are private (0700): nobody reads a version who could not read the original.
 
+use crate::beneath::{DirHandle, Found, RootDir};
 use crate::entry::{Entry, EntryKind};
-use crate::error::{IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::ignore_rules::FERRY_DIR;
 use crate::index::Index;
 use crate::location::Location;
-use crate::rel_path::{key_under, shorten_name, RelPath, NAME_MAX};
-use std::path::Path;
+use crate::rel_path::{shorten_name, RelPath, NAME_MAX};
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStringExt;
 
-/// Keeps the current disk content of `rel` (described by `entry`) as a version.
-/// Returns the stored path, relative to the location root.
-pub fn preserve(
+/// Mode of the store's folders.
+const PRIVATE: u32 = 0o700;
+
+/// The version folder for `rel`'s parent, open (created private where missing), and
+/// the stored key prefix (`.ferry/versions/<parent>/`). `.ferry` or any folder of the
+/// store that is a symlink is refused.
+pub(crate) fn version_dir(root: &RootDir, rel: &RelPath) -> Result<(DirHandle, String)> {
+    let top = root.top()?;
+    let ferry = top.subdir_or_create(OsStr::new(FERRY_DIR), 0o755)?;
+    let mut dir = ferry.subdir_or_create(OsStr::new("versions"), PRIVATE)?;
+    // Older stores were made 0755: the top of the store is what keeps it private.
+    let st = top_mode(&ferry)?;
+    if st & 0o077 != 0 {
+        ferry.chmod(OsStr::new("versions"), PRIVATE)?;
+    }
+    let mut key = format!("{FERRY_DIR}/versions/");
+    if let Some(parent) = rel.parent() {
+        for comp in parent.as_str().split('/') {
+            let name = OsString::from_vec(crate::rel_path::decode(comp).into_owned());
+            dir = dir.subdir_or_create(&name, PRIVATE)?;
+            key.push_str(comp);
+            key.push('/');
+        }
+    }
+    Ok((dir, key))
+}
+
+fn top_mode(ferry: &DirHandle) -> Result<u32> {
+    Ok(ferry
+        .lstat(OsStr::new("versions"))?
+        .map(|f| f.stat.mode)
+        .unwrap_or(PRIVATE))
+}
+
+/// A free name in `dir` for a version of `rel` taken now (stored key and name).
+fn free_name(dir: &DirHandle, key_prefix: &str, rel: &RelPath) -> Result<(String, OsString)> {
+    let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S-%9f").to_string();
+    // Room for "~stamp" and a "-N" counter within the file-name limit.
+    let name = shorten_name(rel.file_name(), NAME_MAX - stamp.len() - 6);
+    let base = format!("{name}~{stamp}");
+    let mut key = base.clone();
+    let mut n = 1;
+    loop {
+        let os = OsString::from_vec(crate::rel_path::decode(&key).into_owned());
+        if dir.lstat(&os)?.is_none() {
+            return Ok((format!("{key_prefix}{key}"), os));
+        }
+        n += 1;
+        key = format!("{base}-{n}");
+    }
+}
+
+/// Whether what lstat found is the thing `expected` describes: same kind and inode,
+/// same size, mtime and mode (a rename changes only the ctime).
+pub fn is_same(found: &Found, expected: &Entry) -> bool {
+    found.kind == Some(expected.kind)
+        && found.stat.inode == expected.stat.inode
+        && found.stat.size == expected.stat.size
+        && found.stat.mtime_ns == expected.stat.mtime_ns
+        && found.stat.mode == expected.stat.mode
+}
+
+/// A version just moved into the store, not yet recorded.
+pub struct Taken {
+    dir: DirHandle,
+    name: OsString,
+    /// Stored key, relative to the root.
+    pub stored: String,
+    /// What arrived, read after the move.
+    pub found: Found,
+}
+
+/// Moves `name` of `from` (the parent of `rel`) into `rel`'s version folder. Returns
+/// what arrived there; the caller checks it and either records it ([`Taken::record`])
+/// or puts it back ([`Taken::put_back`]).
+pub fn take(root: &RootDir, from: &DirHandle, name: &OsStr, rel: &RelPath) -> Result<Taken> {
+    let (dir, prefix) = version_dir(root, rel)?;
+    let (stored, vname) = free_name(&dir, &prefix, rel)?;
+    from.rename_raw(name, &dir, &vname, rustix::fs::RenameFlags::NOREPLACE)
+        .ctx("keep version of", from.show(name))?;
+    let found = dir.lstat(&vname)?.ok_or_else(|| {
+        Error::Other(format!(
+            "version {} vanished right after it was kept",
+            crate::rel_path::display_key(&stored)
+        ))
+    })?;
+    Ok(Taken {
+        dir,
+        name: vname,
+        stored,
+        found,
+    })
+}
+
+impl Taken {
+    /// Records the version in the index. A file that has other hard links is first
+    /// replaced in the store by a copy of its own, so no outside link can change it.
+    /// `hash` is the content's BLAKE3 where known (the index entry it was checked
+    /// against); size and mtime are what arrived.
+    pub fn record(
+        self,
+        index: &Index,
+        loc: &Location,
+        rel: &RelPath,
+        hash: Option<&crate::chunk::Hash>,
+        reason: &str,
+    ) -> Result<String> {
+        if self.found.kind == Some(EntryKind::File) && self.found.nlink > 1 {
+            self.make_private_copy()?;
+        }
+        index.insert_version(
+            loc.id(),
+            rel,
+            &self.stored,
+            self.found.stat.size,
+            hash,
+            self.found.stat.mtime_ns,
+            reason,
+        )?;
+        Ok(self.stored)
+    }
+
+    /// Moves the taken file back to `name` of `to`, only while that name is free.
+    /// Returns `false` (and leaves it in the store, unrecorded) when something else
+    /// took the name meanwhile.
+    pub fn put_back(&self, to: &DirHandle, name: &OsStr) -> Result<bool> {
+        match self
+            .dir
+            .rename_raw(&self.name, to, name, rustix::fs::RenameFlags::NOREPLACE)
+        {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(false),
+            Err(e) => Err(e).ctx("put back", to.show(name)),
+        }
+    }
+
+    fn make_private_copy(&self) -> Result<()> {
+        let shown = self.dir.show(&self.name);
+        let src = self.dir.open_file(&self.name)?;
+        let tmp = crate::fs_ops::random_temp_name("version");
+        let dst = self.dir.create_new(&tmp)?;
+        let copied = crate::fs_ops::clone_or_copy(&src, &dst, &shown)
+            .and_then(|_| crate::beneath::set_file_mode(&dst, self.found.stat.mode, &shown))
+            .and_then(|_| crate::beneath::set_file_mtime(&dst, self.found.stat.mtime_ns, &shown))
+            .and_then(|_| {
+                self.dir
+                    .rename_raw(
+                        &tmp,
+                        &self.dir,
+                        &self.name,
+                        rustix::fs::RenameFlags::empty(),
+                    )
+                    .ctx("keep version copy", &shown)
+            });
+        if copied.is_err() {
+            let _ = self.dir.unlink(&tmp);
+        }
+        copied
+    }
+}
+
+/// Removes the file or symlink `rel` of `loc`, which must be what `expected`
+/// describes, by moving it into the version store. If what arrived there is not it (a
+/// save landed since the check), it is put back and the removal refused; if the name
+/// was taken again meanwhile too, the arrival stays as a version and that is said.
+pub fn remove_kept(
     index: &Index,
     loc: &Location,
     rel: &RelPath,
-    entry: &Entry,
+    expected: &Entry,
     reason: &str,
 ) -> Result<String> {
-    let abs = rel.under(&loc.root);
-    let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S-%9f").to_string();
-    // Room for "~stamp" and a "-N" counter within the file-name limit. The stored
-    // path is a key like `rel`'s (a name that is not UTF-8 keeps its bytes on disk).
-    let name = shorten_name(rel.file_name(), NAME_MAX - stamp.len() - 6);
-    let dir = rel
-        .parent()
-        .map(|p| format!("{}/", p.as_str()))
-        .unwrap_or_default();
-    let base = format!("{FERRY_DIR}/versions/{dir}{name}~{stamp}");
-    let mut stored = base.clone();
-    let mut n = 1;
-    while std::fs::symlink_metadata(key_under(&loc.root, &stored)).is_ok() {
-        n += 1;
-        stored = format!("{base}-{n}");
+    let root = loc.dir()?;
+    let (parent, name) = root.parent(rel)?;
+    match parent.lstat(&name)? {
+        Some(f) if f.kind == Some(expected.kind) && f.stat == expected.stat => {}
+        _ => return Err(changed(&parent, &name)),
     }
-    let dest = key_under(&loc.root, &stored);
-    if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent).ctx("create version folder", parent)?;
+    let taken = take(&root, &parent, &name, rel)?;
+    if is_same(&taken.found, expected) {
+        return taken.record(index, loc, rel, expected.hash.as_ref(), reason);
     }
-    keep(&abs, &dest, entry.kind)?;
-    index.insert_version(
-        loc.id(),
-        rel,
-        &stored,
-        entry.stat.size,
-        entry.hash.as_ref(),
-        entry.stat.mtime_ns,
-        reason,
-    )?;
-    Ok(stored)
+    keep_or_put_back(index, loc, rel, &parent, &name, taken)
 }
 
-fn keep(src: &Path, dest: &Path, kind: EntryKind) -> Result<()> {
-    if std::fs::hard_link(src, dest).is_ok() {
+/// What arrived in the store is not what the plan expected: put it back, or keep it
+/// recorded as a version when its name was taken again. Always an error.
+pub(crate) fn keep_or_put_back(
+    index: &Index,
+    loc: &Location,
+    rel: &RelPath,
+    parent: &DirHandle,
+    name: &OsStr,
+    taken: Taken,
+) -> Result<String> {
+    if taken.put_back(parent, name)? {
+        return Err(changed(parent, name));
+    }
+    let shown = parent.show(name);
+    let stored = taken.record(index, loc, rel, None, "saved during a sync")?;
+    Err(Error::Refused(format!(
+        "{} changed twice while ferry replaced it; the earlier save is kept as version {}",
+        crate::rel_path::escape_os(shown),
+        crate::rel_path::display_key(&stored)
+    )))
+}
+
+pub(crate) fn changed(parent: &DirHandle, name: &OsStr) -> Error {
+    Error::Refused(format!(
+        "{} changed since the scan; left alone, will sync after the next scan",
+        crate::rel_path::escape_os(parent.show(name))
+    ))
+}
+
+/// Deals with a leftover temp file of a run that died (the caller knows it carries
+/// this location's tag). A replacement interrupted between its exchange and the move
+/// into the store leaves the *old* content under a temp name; that content is what
+/// the index still holds for the path, so a leftover whose bytes the index knows here
+/// is kept as a version. Any other leftover is a staged copy of the other side's
+/// content (still there): it is removed.
+pub fn keep_leftover(index: &Index, loc: &Location, rel: &RelPath) -> Result<()> {
+    let root = loc.dir()?;
+    let (parent, name) = root.parent(rel)?;
+    let Some(found) = parent.lstat(&name)? else {
+        return Ok(());
+    };
+    if found.kind != Some(EntryKind::File) {
         return Ok(());
     }
-    match kind {
-        EntryKind::Symlink => {
-            let target = std::fs::read_link(src).ctx("read symlink", src)?;
-            std::os::unix::fs::symlink(target, dest).ctx("keep symlink version", dest)
-        }
-        _ => std::fs::copy(src, dest)
-            .map(|_| ())
-            .ctx("keep version copy", dest),
+    let file = parent.open_file(&name)?;
+    let hash = crate::fs_ops::blake3_of(&file, &parent.show(&name), &mut Vec::new())?;
+    drop(file);
+    if found.stat.size == 0 || index.find_file_by_hash(loc.id(), &hash)?.is_none() {
+        return parent.unlink(&name);
     }
+    let taken = take(&root, &parent, &name, rel)?;
+    taken.record(index, loc, rel, Some(&hash), "left by an interrupted run")?;
+    Ok(())
 }

@@ -8,7 +8,7 @@
 //! `DirEntry::metadata` uses `statx(dirfd, name)`), so only one name is looked up.
 
 use crate::entry::{kind_of, EntryKind, StatInfo};
-use crate::ignore_rules::{IndexRules, IGNORE_FILE, TEMP_PREFIX};
+use crate::ignore_rules::{temp_tag_of, IndexRules, IGNORE_FILE};
 use crate::rel_path::{escape_os, RelPath};
 use ignore::gitignore::Gitignore;
 use ignore::Match;
@@ -156,7 +156,7 @@ pub fn walk_paths(root: &Path, builtin: IndexRules, paths: &[RelPath]) -> WalkOu
         };
         let name = p.file_name();
         let is_dir = kind == EntryKind::Dir;
-        if !is_dir && name.starts_with(TEMP_PREFIX) {
+        if !is_dir && temp_tag_of(name).is_some() {
             out.temp_files.push(abs);
             continue;
         }
@@ -323,7 +323,7 @@ fn read_dir(root: &Path, builtin: IndexRules, job: Job, out: &mut WalkOut) -> Ve
             continue; // sockets, fifos, devices are never synced
         };
         let is_dir = kind == EntryKind::Dir;
-        if !is_dir && name.starts_with(TEMP_PREFIX) {
+        if !is_dir && temp_tag_of(&name).is_some() {
             out.temp_files.push(dir_abs.join(&name_os));
             continue;
         }
@@ -400,7 +400,8 @@ mod tests {
             "node_modules/x/m.js",
             ".ferry/location",
             ".DS_Store",
-            "sub/.ferry.tmp.c.txt.abc",
+            "sub/.ferry.tmp.0123456789abcdef.0123456789abcdef",
+            "sub/.ferry.tmp.notes",
             "outside/o.txt",
         ] {
             std::fs::write(r.join(f), f).unwrap();
@@ -415,6 +416,7 @@ mod tests {
             "keep.log",
             "link",
             "sub",
+            "sub/.ferry.tmp.notes",
             "sub/.ferryignore",
             "sub/c.txt",
             "sub/deeper",
@@ -424,7 +426,10 @@ mod tests {
         .collect();
         assert_eq!(names(&out), want);
         assert!(out.errors.is_empty(), "{:?}", out.errors);
-        assert_eq!(out.temp_files, vec![r.join("sub/.ferry.tmp.c.txt.abc")]);
+        assert_eq!(
+            out.temp_files,
+            vec![r.join("sub/.ferry.tmp.0123456789abcdef.0123456789abcdef")]
+        );
         let link = out.seen.iter().find(|s| s.rel.as_str() == "link").unwrap();
         assert_eq!(link.kind, EntryKind::Symlink);
 

@@ -93,7 +93,7 @@ fn dry_run_after_edits_leaves_the_index_unchanged() {
     std::fs::write(f.a.join("sub/three.txt"), "three").unwrap();
     std::fs::remove_file(f.b.join("mine.txt")).unwrap();
     // A leftover temp file of a dead run is cleaned by real scans only.
-    std::fs::write(f.b.join(".ferry.tmp.x.1"), "partial").unwrap();
+    std::fs::write(f.b.join(common::leftover_temp_name(&f.b)), "partial").unwrap();
     let state = f.index_state();
     let (a_before, b_before) = (stat_listing(&f.a), stat_listing(&f.b));
 

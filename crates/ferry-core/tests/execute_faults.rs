@@ -29,7 +29,7 @@ fn temp_files(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     for e in paths_below(dir) {
         let name = e.file_name().unwrap().to_string_lossy().into_owned();
-        if name.starts_with(".ferry.tmp.") {
+        if name.starts_with(".ferry.tmp.") && !e.starts_with(dir.join(".ferry")) {
             out.push(name);
         }
     }

@@ -204,3 +204,12 @@ pub fn contents_without_ferry(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> 
     walk(root, root, &mut out);
     out
 }
+
+/// The name a temp file of the location at `root` carries (as `fs_ops::temp_name`
+/// makes it from the location's ID in its marker): a leftover of a run that died.
+#[allow(dead_code)]
+pub fn leftover_temp_name(root: &Path) -> String {
+    let uuid = std::fs::read_to_string(root.join(".ferry/location")).unwrap();
+    let tag = blake3::hash(format!("temp:{}", uuid.trim()).as_bytes()).to_hex()[..16].to_string();
+    format!(".ferry.tmp.{tag}.0123456789abcdef")
+}

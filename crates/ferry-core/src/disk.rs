@@ -1,0 +1,467 @@
+//! The executor's disk steps, each safe on its own: every one goes through the
+//! location's root handle (`beneath`, rule 4), re-checks the disk against the entry
+//! the plan was made from (rule 2), and keeps what it displaces (rule 3).
+//!
+//! - A new file is written to a temp file beside its target, verified, then renamed
+//!   into place without replacing anything (`RENAME_NOREPLACE`).
+//! - A file is replaced by `RENAME_EXCHANGE`: the new content takes the path in one
+//!   step, and what was displaced is checked to be the indexed file before it moves
+//!   into the version store. A save that landed at the last moment is exchanged back.
+//! - A file is deleted by moving it into the version store and checking what arrived;
+//!   anything else is put back.
+
+use crate::beneath::{self, DirHandle, Found};
+use crate::entry::{Entry, EntryKind, StatInfo};
+use crate::error::{Error, IoContext, Result};
+use crate::execute::FaultPoint;
+use crate::fs_ops::{blake3_of, clone_or_copy, temp_name, throttled_copy};
+use crate::ignore_rules::IndexRules;
+use crate::index::Index;
+use crate::location::Location;
+use crate::rel_path::{escape_os, RelPath};
+use crate::throttle::RateLimiter;
+use crate::version_store::{self, is_same};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+
+/// Whether this process may give files away (root): then ownership is kept.
+pub(crate) fn can_chown() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// What `found` at a path says about an expected entry (`None`: nothing expected).
+fn matches(found: Option<&Found>, expected: Option<&Entry>) -> bool {
+    match (found, expected) {
+        (None, None) => true,
+        (Some(f), Some(e)) => {
+            f.kind == Some(e.kind) && (e.kind == EntryKind::Dir || f.stat == e.stat)
+        }
+        _ => false,
+    }
+}
+
+/// Safety rule 2: the disk at `rel` must still be what the plan was made from.
+pub(crate) fn ensure_matches(
+    loc: &Location,
+    rel: &RelPath,
+    expected: Option<&Entry>,
+) -> Result<()> {
+    let root = loc.dir()?;
+    let (dir, name) = match root.parent(rel) {
+        Ok(p) => p,
+        // A parent that is gone (or is now a file) means nothing is at `rel`.
+        Err(Error::Io { source, .. })
+            if crate::fs_ops::is_absent(&source) && expected.is_none() =>
+        {
+            return Ok(())
+        }
+        Err(e) => return Err(e),
+    };
+    ensure_at(&dir, &name, expected)
+}
+
+fn ensure_at(dir: &DirHandle, name: &OsStr, expected: Option<&Entry>) -> Result<()> {
+    if matches(dir.lstat(name)?.as_ref(), expected) {
+        Ok(())
+    } else {
+        Err(version_store::changed(dir, name))
+    }
+}
+
+/// Whether anything is at `rel`.
+pub(crate) fn exists(loc: &Location, rel: &RelPath) -> Result<bool> {
+    let (dir, name) = loc.dir()?.parent(rel)?;
+    Ok(dir.lstat(&name)?.is_some())
+}
+
+/// The stat of `rel` (which must exist).
+pub(crate) fn lstat(loc: &Location, rel: &RelPath) -> Result<StatInfo> {
+    let (dir, name) = loc.dir()?.parent(rel)?;
+    Ok(dir
+        .lstat(&name)?
+        .ok_or_else(|| version_store::changed(&dir, &name))?
+        .stat)
+}
+
+/// Moves `from` (which must be `expected`) to the free path `to` of the same location;
+/// checks that what moved is `expected`, else moves it back and refuses. Returns the
+/// moved entry's stat.
+pub(crate) fn move_checked(
+    loc: &Location,
+    from: &RelPath,
+    expected: &Entry,
+    to: &RelPath,
+) -> Result<StatInfo> {
+    let root = loc.dir()?;
+    let (fd, fname) = root.parent(from)?;
+    let (td, tname) = root.parent(to)?;
+    ensure_at(&fd, &fname, Some(expected))?;
+    ensure_at(&td, &tname, None)?;
+    fd.rename_raw(&fname, &td, &tname, rustix::fs::RenameFlags::NOREPLACE)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::EEXIST) => version_store::changed(&td, &tname),
+            _ => Error::Io {
+                action: "rename",
+                path: td.show(&tname),
+                source: e,
+            },
+        })?;
+    let moved = td.lstat(&tname)?;
+    match moved {
+        Some(m) if is_same(&m, expected) => Ok(m.stat),
+        _ => {
+            // A save landed between the check and the rename: undo.
+            let _ = td.rename_raw(&tname, &fd, &fname, rustix::fs::RenameFlags::NOREPLACE);
+            Err(version_store::changed(&fd, &fname))
+        }
+    }
+}
+
+/// Sets `rel`'s mtime (a symlink's own).
+pub(crate) fn set_mtime(loc: &Location, rel: &RelPath, mtime_ns: i64) -> Result<()> {
+    let (dir, name) = loc.dir()?.parent(rel)?;
+    dir.set_mtime(&name, mtime_ns)
+}
+
+/// Sets the permission bits of the directory `rel`.
+pub(crate) fn chmod(loc: &Location, rel: &RelPath, mode: u32) -> Result<()> {
+    let (dir, name) = loc.dir()?.parent(rel)?;
+    dir.chmod(&name, mode)
+}
+
+/// Creates the directory `rel` (absent, as planned) for ferry to fill: owner-writable
+/// until [`chmod`] gives it its final mode once its contents are written. As root it
+/// gets the owner of `owner`.
+pub(crate) fn mkdir(
+    loc: &Location,
+    rel: &RelPath,
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> Result<()> {
+    let (dir, name) = loc.dir()?.parent(rel)?;
+    dir.mkdir(&name, (mode & 0o777) | 0o700)?;
+    if let Some((u, g)) = owner {
+        dir.chown(&name, u, g)?;
+    }
+    Ok(())
+}
+
+/// Makes the existing directory `rel` owner-writable (if it is not) so ferry can
+/// write into it; its final mode is set after its contents.
+pub(crate) fn open_up_dir(loc: &Location, rel: &RelPath) -> Result<()> {
+    let (dir, name) = loc.dir()?.parent(rel)?;
+    if let Some(f) = dir.lstat(&name)? {
+        if f.kind == Some(EntryKind::Dir)
+            && f.stat.mode & 0o700 != 0o700
+            && (can_chown() || f.uid == rustix::process::geteuid().as_raw())
+        {
+            dir.chmod(&name, f.stat.mode | 0o700)?;
+        }
+    }
+    Ok(())
+}
+
+/// The owner of `rel` on disk (for keeping ownership as root).
+pub(crate) fn owner_of(loc: &Location, rel: &RelPath) -> Result<Option<(u32, u32)>> {
+    let (dir, name) = loc.dir()?.parent(rel)?;
+    Ok(dir.lstat(&name)?.map(|f| (f.uid, f.gid)))
+}
+
+/// Removes the file or symlink `rel` (which must be `expected`) into the version store.
+pub(crate) fn remove_file(
+    index: &Index,
+    loc: &Location,
+    rel: &RelPath,
+    expected: &Entry,
+    reason: &str,
+) -> Result<String> {
+    version_store::remove_kept(index, loc, rel, expected, reason)
+}
+
+/// Removes the file or symlink `rel` (which must be `expected`) without keeping it
+/// (archive: its copy on the other side was verified): it is first renamed to a temp
+/// name, checked to be `expected`, and only then unlinked; anything else is put back.
+pub(crate) fn remove_unkept(loc: &Location, rel: &RelPath, expected: &Entry) -> Result<()> {
+    let (dir, name) = loc.dir()?.parent(rel)?;
+    ensure_at(&dir, &name, Some(expected))?;
+    let tmp = temp_name(&loc.temp_tag());
+    dir.rename_noreplace(&name, &tmp)
+        .ctx("remove", dir.show(&name))?;
+    match dir.lstat(&tmp)? {
+        Some(f) if is_same(&f, expected) => dir.unlink(&tmp),
+        _ => {
+            let _ = dir.rename_noreplace(&tmp, &name);
+            Err(version_store::changed(&dir, &name))
+        }
+    }
+}
+
+/// Removes the directory `rel` if nothing but OS clutter is left in it (the clutter is
+/// versioned first).
+pub(crate) fn remove_dir_if_empty(index: &Index, loc: &Location, rel: &RelPath) -> Result<()> {
+    let root = loc.dir()?;
+    let (parent, name) = root.parent(rel)?;
+    let dir = parent.subdir(&name)?;
+    let mut kept = Vec::new();
+    for item in dir.names()? {
+        let shown = item.to_string_lossy().into_owned();
+        if IndexRules::is_junk(&shown) {
+            if let Some(f) = dir.lstat(&item)? {
+                if f.kind == Some(EntryKind::File) {
+                    let key = crate::rel_path::encode(std::os::unix::ffi::OsStrExt::as_bytes(
+                        item.as_os_str(),
+                    ));
+                    let child = rel.join(&key)?;
+                    let e = Entry::at(child.clone(), EntryKind::File, f.stat);
+                    remove_file(index, loc, &child, &e, "deleted with its folder")?;
+                    continue;
+                }
+            }
+        }
+        kept.push(shown);
+    }
+    if !kept.is_empty() {
+        return Err(Error::Refused(format!(
+            "folder still holds {} item(s) that are not synced (ignored or unreadable), e.g. {:?}; kept",
+            kept.len(),
+            kept[0]
+        )));
+    }
+    parent.rmdir(&name)
+}
+
+/// Where a copy's bytes come from: an open file, or (symlinks) the entry itself.
+pub(crate) enum Source {
+    File(File),
+    Symlink,
+}
+
+/// Opens the file `rel` of `loc` to read a copy from; it must still have the size and
+/// mtime of `stat`. Returns it with its owner.
+pub(crate) fn open_source(loc: &Location, rel: &RelPath, stat: &StatInfo) -> Result<(File, Found)> {
+    let (dir, name) = loc.dir()?.parent(rel)?;
+    let f = dir.open_file(&name)?;
+    let found = beneath::fstat(&f, &dir.show(&name))?;
+    if found.kind != Some(EntryKind::File)
+        || found.stat.size != stat.size
+        || found.stat.mtime_ns != stat.mtime_ns
+    {
+        return Err(Error::Refused(format!(
+            "{} changed since the scan; will sync after the next scan",
+            escape_os(dir.show(&name))
+        )));
+    }
+    Ok((f, found))
+}
+
+/// A verified temp file beside its target, ready to install.
+pub(crate) struct Staged {
+    pub tmp: OsString,
+    /// The temp file's inode, to recognise it after an exchange.
+    pub inode: u64,
+    /// Said to the user: e.g. special bits not kept.
+    pub note: Option<String>,
+}
+
+/// Writes `source` (its bytes from `src`) to a verified temp file beside `path` of
+/// `loc`, with its mode and mtime. As root the file gets `owner` and keeps its
+/// setuid/setgid bits; otherwise those bits are kept only when the source belongs to
+/// this user, and stripped with a note.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn stage(
+    loc: &Location,
+    path: &RelPath,
+    src: Source,
+    source: &Entry,
+    owner: Option<(u32, u32)>,
+    fault: FaultPoint,
+    limiter: Option<&RateLimiter>,
+    buf: &mut Vec<u8>,
+) -> Result<Staged> {
+    let (dir, _) = loc.dir()?.parent(path)?;
+    let tmp = temp_name(&loc.temp_tag());
+    let shown = dir.show(&tmp);
+    let input = match src {
+        Source::Symlink => {
+            let target = source
+                .link_target
+                .as_deref()
+                .ok_or_else(|| Error::Corrupt("symlink entry without target".into()))?;
+            dir.symlink(&crate::rel_path::decode_os(target), &tmp)?;
+            let made = (|| {
+                if let Some((u, g)) = owner.filter(|_| can_chown()) {
+                    dir.chown(&tmp, u, g)?;
+                }
+                dir.lstat(&tmp)?
+                    .ok_or_else(|| Error::Other("temp symlink vanished".into()))
+            })();
+            return match made {
+                Ok(f) => Ok(Staged {
+                    tmp,
+                    inode: f.stat.inode,
+                    note: None,
+                }),
+                Err(e) => {
+                    let _ = dir.unlink(&tmp);
+                    Err(e)
+                }
+            };
+        }
+        Source::File(f) => f,
+    };
+    let expected_hash = source
+        .hash
+        .ok_or_else(|| Error::Corrupt("file entry without hash".into()))?;
+    let out = dir.create_new(&tmp)?;
+    let result = (|| {
+        match limiter {
+            Some(l) => throttled_copy(&input, &out, &shown, l, buf)?,
+            None => clone_or_copy(&input, &out, &shown)?,
+        };
+        if fault == FaultPoint::CorruptTempAfterCopy {
+            use std::io::Write;
+            out.set_len(0).ctx("inject fault", &shown)?;
+            (&out)
+                .write_all(b"corrupted by fault injection")
+                .ctx("inject fault", &shown)?;
+        }
+        let got = blake3_of(&out, &shown, buf)?;
+        if got != expected_hash {
+            return Err(Error::Refused(format!(
+                "copy for {} does not match the indexed hash (changed while copying?); not installed",
+                escape_os(dir.show(OsStr::new(path.file_name())))
+            )));
+        }
+        let mut mode = source.stat.mode;
+        let mut note = None;
+        let me = rustix::process::geteuid().as_raw();
+        match owner {
+            Some((u, g)) if can_chown() => beneath::set_file_owner(&out, u, g, &shown)?,
+            Some((u, _)) if u == me => {}
+            _ if mode & 0o6000 != 0 => {
+                mode &= !0o6000;
+                note = Some(format!(
+                    "{}: setuid/setgid bits not kept (the file's owner is not kept)",
+                    path
+                ));
+            }
+            _ => {}
+        }
+        beneath::set_file_mode(&out, mode, &shown)?;
+        beneath::set_file_mtime(&out, source.stat.mtime_ns, &shown)?;
+        let found = beneath::fstat(&out, &shown)?;
+        Ok(Staged {
+            tmp: tmp.clone(),
+            inode: found.stat.inode,
+            note,
+        })
+    })();
+    if result.is_err() {
+        let _ = dir.unlink(&tmp);
+    }
+    result.map_err(|e| name_destination(e, &shown))
+}
+
+/// A full disk is the destination's problem: say so.
+fn name_destination(e: Error, dest: &std::path::Path) -> Error {
+    match e {
+        Error::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC) => Error::Io {
+            action: "no space left to write",
+            path: dest.parent().map(|p| p.to_path_buf()).unwrap_or_default(),
+            source,
+        },
+        e => e,
+    }
+}
+
+/// Removes a staged temp file that will not be installed.
+pub(crate) fn discard(loc: &Location, path: &RelPath, staged: &Staged) {
+    if let Ok((dir, _)) = loc.dir().and_then(|r| r.parent(path)) {
+        if dir
+            .lstat(&staged.tmp)
+            .ok()
+            .flatten()
+            .is_some_and(|f| f.stat.inode == staged.inode)
+        {
+            let _ = dir.unlink(&staged.tmp);
+        }
+    }
+}
+
+/// Puts the staged file at `path`: with nothing there, a rename that never replaces;
+/// over `expected`, an exchange whose displaced side must be `expected` (then kept as
+/// a version), else exchanged back and refused. Returns the installed stat.
+pub(crate) fn install(
+    index: &Index,
+    loc: &Location,
+    path: &RelPath,
+    staged: &Staged,
+    source: &Entry,
+    expected: Option<&Entry>,
+) -> Result<StatInfo> {
+    let root = loc.dir()?;
+    let (dir, name) = root.parent(path)?;
+    ensure_at(&dir, &name, expected)?;
+    match expected {
+        None => {
+            dir.rename_noreplace(&staged.tmp, &name)
+                .map_err(|e| match e.raw_os_error() {
+                    Some(libc::EEXIST) => version_store::changed(&dir, &name),
+                    _ => Error::Io {
+                        action: "install",
+                        path: dir.show(&name),
+                        source: e,
+                    },
+                })?;
+        }
+        Some(old) if old.kind == EntryKind::Dir => {
+            return Err(Error::Refused(format!(
+                "{} is a folder; not replacing it with a file",
+                escape_os(dir.show(&name))
+            )))
+        }
+        Some(old) => {
+            // The store must take the old content before anything is exchanged.
+            version_store::version_dir(&root, path)?;
+            dir.exchange(&staged.tmp, &name)?;
+            let displaced = dir.lstat(&staged.tmp)?;
+            if displaced.as_ref().is_some_and(|d| is_same(d, old)) {
+                let taken = match version_store::take(&root, &dir, &staged.tmp, path) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        // Not kept: the old content goes back to its path.
+                        dir.exchange(&staged.tmp, &name)?;
+                        return Err(e);
+                    }
+                };
+                if is_same(&taken.found, old) {
+                    taken.record(index, loc, path, old.hash.as_ref(), "replaced")?;
+                } else {
+                    let stored = taken.record(index, loc, path, None, "saved during a sync")?;
+                    tracing::warn!(path = %path, stored, "an unexpected file was displaced; kept");
+                }
+            } else {
+                // A save landed since the check: give the path back to it.
+                dir.exchange(&staged.tmp, &name)?;
+                match dir.lstat(&staged.tmp)? {
+                    Some(f) if f.stat.inode == staged.inode => {
+                        let _ = dir.unlink(&staged.tmp);
+                    }
+                    Some(_) => {
+                        let taken = version_store::take(&root, &dir, &staged.tmp, path)?;
+                        taken.record(index, loc, path, None, "saved during a sync")?;
+                    }
+                    None => {}
+                }
+                return Err(version_store::changed(&dir, &name));
+            }
+        }
+    }
+    if source.kind == EntryKind::Symlink {
+        let _ = dir.set_mtime(&name, source.stat.mtime_ns);
+    }
+    Ok(dir
+        .lstat(&name)?
+        .ok_or_else(|| version_store::changed(&dir, &name))?
+        .stat)
+}

@@ -1,0 +1,266 @@
+//! The safety holes an attacker's tour found (issue 9), each closed and kept closed:
+//! no write or delete through a folder swapped for a symlink, no user file taken for a
+//! temp file, versions that are private and immutable, ownership and special bits,
+//! read-only folders, paths longer than `PATH_MAX`.
+
+mod common;
+use common::Pair;
+use ferry_core::execute::ExecReport;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+impl Pair {
+    /// Scans, plans and executes once; returns the report.
+    fn run(&mut self) -> ExecReport {
+        let (la, lb, plan) = self.plan();
+        self.execute(&la, &lb, &plan)
+    }
+}
+
+fn files_in(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    out.sort();
+    out
+}
+
+/// A folder of B swapped for a symlink to an outside folder after the plan was made:
+/// the copies meant for it are refused, nothing lands outside.
+#[test]
+fn copies_never_land_through_a_swapped_folder() {
+    let mut f = Pair::new();
+    std::fs::create_dir(f.a.join("sub")).unwrap();
+    f.run();
+    for i in 0..50 {
+        std::fs::write(f.a.join(format!("sub/f{i}")), vec![i as u8; 4096]).unwrap();
+    }
+    let (la, lb, plan) = f.plan();
+    let outside = f.tmp.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::rename(f.b.join("sub"), f.tmp.path().join("sub.real")).unwrap();
+    std::os::unix::fs::symlink(&outside, f.b.join("sub")).unwrap();
+    let report = f.execute(&la, &lb, &plan);
+    assert_eq!(report.errors.len(), 50, "{:?}", report.errors);
+    assert!(files_in(&outside).is_empty(), "{:?}", files_in(&outside));
+}
+
+/// The delete variant: B's folder whose files A deleted is swapped for a symlink to an
+/// outside folder holding files of the same names and content: none of them is deleted.
+#[test]
+fn deletes_never_reach_through_a_swapped_folder() {
+    let mut f = Pair::new();
+    std::fs::create_dir(f.a.join("sub")).unwrap();
+    for i in 0..20 {
+        std::fs::write(f.a.join(format!("sub/f{i}")), format!("file {i}")).unwrap();
+    }
+    f.run();
+    for i in 0..20 {
+        std::fs::remove_file(f.a.join(format!("sub/f{i}"))).unwrap();
+    }
+    let (la, lb, plan) = f.plan();
+    let outside = f.tmp.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    for i in 0..20 {
+        let p = outside.join(format!("f{i}"));
+        std::fs::write(&p, format!("file {i}")).unwrap();
+    }
+    // Same names, same content, and (by moving B's own files out) the same inodes.
+    std::fs::rename(f.b.join("sub"), f.tmp.path().join("sub.real")).unwrap();
+    for i in 0..20 {
+        std::fs::rename(
+            f.tmp.path().join(format!("sub.real/f{i}")),
+            outside.join(format!("f{i}")),
+        )
+        .unwrap();
+    }
+    std::os::unix::fs::symlink(&outside, f.b.join("sub")).unwrap();
+    let report = f.execute(&la, &lb, &plan);
+    assert!(!report.errors.is_empty());
+    assert_eq!(files_in(&outside).len(), 20);
+}
+
+/// `.ferry/versions` swapped for a symlink: the version store is refused, nothing is
+/// placed outside, and the file it would have replaced stays.
+#[test]
+fn a_symlinked_version_store_is_refused() {
+    let mut f = Pair::new();
+    std::fs::write(f.a.join("doc"), "one").unwrap();
+    f.run();
+    std::fs::write(f.a.join("doc"), "two, longer").unwrap();
+    let outside = f.tmp.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let store = f.b.join(".ferry/versions");
+    if store.exists() {
+        std::fs::remove_dir_all(&store).unwrap();
+    }
+    std::os::unix::fs::symlink(&outside, &store).unwrap();
+    let report = f.run();
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    assert!(files_in(&outside).is_empty());
+    assert_eq!(std::fs::read_to_string(f.b.join("doc")).unwrap(), "one");
+}
+
+/// A user's file whose name merely starts like ferry's temp files is an ordinary file:
+/// scanned, synced, never deleted.
+#[test]
+fn a_user_file_named_like_a_temp_file_is_synced_not_deleted() {
+    let mut f = Pair::new();
+    std::fs::create_dir(f.a.join("docs")).unwrap();
+    let name = "docs/.ferry.tmp.thesis-draft";
+    std::fs::write(f.a.join(name), "only copy").unwrap();
+    let report = f.run();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(
+        std::fs::read_to_string(f.a.join(name)).unwrap(),
+        "only copy"
+    );
+    assert_eq!(
+        std::fs::read_to_string(f.b.join(name)).unwrap(),
+        "only copy"
+    );
+}
+
+/// The version store is private (0700), and a version is a file of its own: editing
+/// a hard link to the replaced file, outside the tree, does not change the version.
+#[test]
+fn versions_are_private_and_immutable() {
+    let mut f = Pair::new();
+    std::fs::write(f.a.join("doc"), "old").unwrap();
+    f.run();
+    let outside_link = f.tmp.path().join("outside-link");
+    std::fs::hard_link(f.b.join("doc"), &outside_link).unwrap();
+    std::fs::write(f.a.join("doc"), "new content").unwrap();
+    let report = f.run();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(
+        std::fs::read_to_string(f.b.join("doc")).unwrap(),
+        "new content"
+    );
+    let store = f.b.join(".ferry/versions");
+    assert_eq!(
+        std::fs::metadata(&store).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let kept = files_in(&store);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    // Rewrite the outside link in place: the version must not follow.
+    std::fs::write(&outside_link, "tampered").unwrap();
+    assert_eq!(std::fs::read_to_string(&kept[0]).unwrap(), "old");
+    assert_eq!(std::fs::metadata(&kept[0]).unwrap().nlink(), 1);
+}
+
+/// A leftover of a run that died holding content the index knows (the old content of
+/// a file whose replacement was interrupted) is kept as a version, not deleted; one
+/// holding anything else (a staged copy) is removed.
+#[test]
+fn leftover_temp_files_with_indexed_content_are_kept_as_versions() {
+    let mut f = Pair::new();
+    std::fs::write(f.a.join("x"), "displaced old content").unwrap();
+    f.run();
+    // The interrupted replacement: x already holds the new content, its old one sits
+    // under a temp name; a staged copy that was never installed lies beside it.
+    std::fs::write(f.b.join("x"), "new").unwrap();
+    let leftover = f.b.join(common::leftover_temp_name(&f.b));
+    std::fs::write(&leftover, "displaced old content").unwrap();
+    let staged =
+        f.b.join(common::leftover_temp_name(&f.b).replace("0123", "4567"));
+    std::fs::write(&staged, "a staged copy").unwrap();
+    let report = f.run();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(!leftover.exists() && !staged.exists());
+    assert!(!f.a.join(leftover.file_name().unwrap()).exists());
+    let kept: Vec<String> = files_in(&f.b.join(".ferry/versions"))
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert_eq!(kept, vec!["displaced old content".to_string()]);
+}
+
+/// Run as root, ownership is kept (as `rsync -a` does), and with it setuid bits: a
+/// setuid file of `nobody` arrives owned by `nobody`, never as a root-owned setuid file.
+#[test]
+fn as_root_ownership_is_kept_with_special_bits() {
+    if !rustix_is_root() {
+        eprintln!("not root: ownership cannot be given away; covered by the CLI test");
+        return;
+    }
+    let mut f = Pair::new();
+    let p = f.a.join("tool");
+    std::fs::write(&p, "#!/bin/sh\nid -u\n").unwrap();
+    std::os::unix::fs::chown(&p, Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    std::fs::create_dir(f.a.join("shared")).unwrap();
+    std::os::unix::fs::chown(f.a.join("shared"), Some(65534), Some(65534)).unwrap();
+    let report = f.run();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let m = std::fs::metadata(f.b.join("tool")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (65534, 65534));
+    assert_eq!(m.mode() & 0o7777, 0o4755);
+    let d = std::fs::metadata(f.b.join("shared")).unwrap();
+    assert_eq!((d.uid(), d.gid()), (65534, 65534));
+}
+
+fn rustix_is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
+}
+
+/// A path of about 4,000 bytes (deeper than a single `openat2` accepts near
+/// `PATH_MAX`) syncs, then is updated and deleted like any other.
+#[test]
+fn a_path_near_path_max_is_created_updated_and_deleted() {
+    let mut f = Pair::new();
+    let comp = "d".repeat(200);
+    let mut rel = std::path::PathBuf::new();
+    for _ in 0..19 {
+        rel.push(&comp);
+    }
+    std::fs::create_dir_all(f.a.join(&rel)).unwrap();
+    let file = rel.join("f".repeat(200));
+    assert!(file.as_os_str().len() > 4000);
+    std::fs::write(f.a.join(&file), "one").unwrap();
+    let report = f.run();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(std::fs::read_to_string(f.b.join(&file)).unwrap(), "one");
+    std::fs::write(f.a.join(&file), "two, updated").unwrap();
+    let report = f.run();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(
+        std::fs::read_to_string(f.b.join(&file)).unwrap(),
+        "two, updated"
+    );
+    std::fs::remove_file(f.a.join(&file)).unwrap();
+    let report = f.run();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(!f.b.join(&file).exists());
+}
+
+/// A read-only folder (0555) gets its contents before its mode, so the first run
+/// converges. (Root ignores permission bits; the CLI test runs this as `nobody`.)
+#[test]
+fn a_read_only_folder_is_filled_before_it_becomes_read_only() {
+    let mut f = Pair::new();
+    std::fs::create_dir(f.a.join("ro")).unwrap();
+    std::fs::write(f.a.join("ro/inside"), "x").unwrap();
+    std::fs::set_permissions(f.a.join("ro"), std::fs::Permissions::from_mode(0o555)).unwrap();
+    let report = f.run();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(std::fs::read_to_string(f.b.join("ro/inside")).unwrap(), "x");
+    let m = std::fs::metadata(f.b.join("ro")).unwrap();
+    assert_eq!(m.permissions().mode() & 0o7777, 0o555);
+    // And the next run has nothing to do.
+    let (_, _, plan) = f.plan();
+    assert!(
+        plan.actions
+            .iter()
+            .all(|a| matches!(a, ferry_core::plan::Action::Record { .. })),
+        "{:?}",
+        plan.actions
+    );
+    for d in [&f.a, &f.b] {
+        std::fs::set_permissions(d.join("ro"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
