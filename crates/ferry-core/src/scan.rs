@@ -11,6 +11,7 @@
 //! observed at once. *Absorb* reads the content of what changed, in batches, and writes
 //! each batch to the index, so memory stays bounded on trees of millions of files.
 
+use crate::beneath::RootDir;
 use crate::chunk::{digest_reader_with, Digest, Hash};
 use crate::entry::{Entry, EntryKind, StatInfo};
 use crate::error::Result;
@@ -22,7 +23,6 @@ use crate::progress::Progress;
 use crate::rel_path::{encode, escape_os, RelPath};
 use crate::walk::{walk, walk_paths, Seen, WalkOut};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 
 /// An mtime this close to the scan (or later) is not trusted: the file may still be
 /// changing within the timestamp's granularity, so the next scan hashes it again.
@@ -45,6 +45,8 @@ pub struct ScanReport {
     pub forgotten: u64,
     /// Per-path problems; the rest of the scan went on.
     pub errors: Vec<String>,
+    /// Paths left out on purpose and said so (fifos, sockets, devices).
+    pub notes: Vec<String>,
 }
 
 /// Which paths of a location a scan looks at.
@@ -226,11 +228,13 @@ fn walk_location(loc: &Location, rules: IndexRules, scope: &Scope) -> Result<Wal
     loc.verify_marker()?;
     let mut report = ScanReport::default();
     let scan_start_ns = now_ns();
+    let root = loc.dir()?;
     let mut out = match scope {
-        Scope::All => walk(&loc.root, rules),
-        Scope::Paths(paths) => walk_paths(&loc.root, rules, paths),
+        Scope::All => walk(&root, rules),
+        Scope::Paths(paths) => walk_paths(&root, rules, paths),
     };
     report.errors.append(&mut out.errors);
+    report.notes.append(&mut out.notes);
     // Temp files of a run that died (the caller holds the location lock, so no live
     // run owns them) are dealt with once the index is at hand ([`keep_leftovers`]);
     // only this location's own count. A dry run leaves them.
@@ -291,12 +295,18 @@ fn join(loc: &Location, walked: Walked, rows: Vec<StatRow>) -> Observed {
         {
             continue; // could not look: keep what we knew
         }
-        match std::fs::symlink_metadata(path.under(&loc.root)) {
-            Err(err) if crate::fs_ops::is_absent(&err) => gone.push(path),
-            Ok(_) => forget.push(path),
-            Err(err) => report
-                .errors
-                .push(format!("{}: {err}", escape_os(path.under(&loc.root)))),
+        // Looked up beneath the root. A parent that is gone means the path is gone; one
+        // that is now a symlink or a file is not taken for deletions (as when a folder
+        // is moved elsewhere and a link left in its place): forgotten, not tombstoned.
+        let found = loc.dir().and_then(|r| r.parent(&path));
+        match found.and_then(|(dir, name)| dir.lstat(&name)) {
+            Ok(None) => gone.push(path),
+            Ok(Some(_)) => forget.push(path),
+            Err(crate::error::Error::Io { source, .. }) if crate::fs_ops::is_absent(&source) => {
+                gone.push(path)
+            }
+            Err(crate::error::Error::Refused(_)) => forget.push(path),
+            Err(err) => report.errors.push(err.to_string()),
         }
     }
     Observed {
@@ -340,7 +350,7 @@ fn absorb(
     progress.phase(&format!("scan {}", loc.root.display()), Some(total));
     for batch in candidates.chunks(ABSORB_BATCH) {
         let files: Vec<&Seen> = batch.iter().filter(|s| s.kind == EntryKind::File).collect();
-        let mut digests = hash_all(&loc.root, &files, progress).into_iter();
+        let mut digests = hash_all(&*loc.dir()?, &files, progress).into_iter();
         let mut updates = Vec::with_capacity(batch.len());
         for s in batch {
             let digest = if s.kind == EntryKind::File {
@@ -402,8 +412,11 @@ fn read_fresh(
             }
         },
         EntryKind::Symlink => {
-            let abs = s.rel.under(&loc.root);
-            match std::fs::read_link(&abs) {
+            let link = loc
+                .dir()
+                .and_then(|r| r.parent(&s.rel))
+                .and_then(|(dir, name)| dir.read_link(&name));
+            match link {
                 // The target's bytes are its content; it is stored as their key
                 // (`rel_path::encode`: itself when valid UTF-8).
                 Ok(t) => {
@@ -417,9 +430,7 @@ fn read_fresh(
                     )
                 }
                 Err(e) => {
-                    report
-                        .errors
-                        .push(format!("{}: cannot read symlink: {e}", escape_os(&abs)));
+                    report.errors.push(format!("{e}; kept its previous state"));
                     return None;
                 }
             }
@@ -487,9 +498,9 @@ fn record(
 
 /// Hashes files on all cores; each result carries the stat of the open file taken
 /// after reading it, to notice a file that changed while it was read.
-fn hash_all(root: &Path, files: &[&Seen], progress: &dyn Progress) -> Vec<HashResult> {
+fn hash_all(root: &RootDir, files: &[&Seen], progress: &dyn Progress) -> Vec<HashResult> {
     parallel_map(files, 0, |s, buf| {
-        let r = hash_one(&s.rel.under(root), buf);
+        let r = hash_one(root, &s.rel, buf);
         progress.bytes(s.stat.size);
         progress.item();
         r
@@ -499,16 +510,21 @@ fn hash_all(root: &Path, files: &[&Seen], progress: &dyn Progress) -> Vec<HashRe
     .collect()
 }
 
-fn hash_one(abs: &Path, buf: &mut Vec<u8>) -> HashResult {
-    let fail = |what: &str, e: std::io::Error| {
+/// Reads one file through the root's handle (never through a symlink).
+fn hash_one(root: &RootDir, rel: &RelPath, buf: &mut Vec<u8>) -> HashResult {
+    let abs = rel.under(root.path());
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
         format!(
             "{}: cannot {what}: {e}; kept its previous state",
-            escape_os(abs)
+            escape_os(&abs)
         )
     };
-    let f = std::fs::File::open(abs).map_err(|e| fail("open", e))?;
-    let d = digest_reader_with(&f, buf).map_err(|e| fail("read", e))?;
-    let m = f.metadata().map_err(|e| fail("stat", e))?;
+    let f = root
+        .parent(rel)
+        .and_then(|(dir, name)| dir.open_file(&name))
+        .map_err(|e| fail("open", &e))?;
+    let d = digest_reader_with(&f, buf).map_err(|e| fail("read", &e))?;
+    let m = f.metadata().map_err(|e| fail("stat", &e))?;
     Ok((d, StatInfo::from_metadata(&m)))
 }
 

@@ -271,7 +271,14 @@ fn run_conduit(
     };
     outcome.errors.extend(outcome.scan_a.errors.iter().cloned());
     outcome.errors.extend(outcome.scan_b.errors.iter().cloned());
+    // Said every run, but not a reason to plan the next one from scratch: what they
+    // name is never indexed.
+    let scan_notes: Vec<String> = (outcome.scan_a.notes.iter())
+        .chain(&outcome.scan_b.notes)
+        .cloned()
+        .collect();
     if opts.dry_run {
+        outcome.notes.extend(scan_notes);
         return Ok(outcome);
     }
     if opts.skip_empty && outcome.plan.actions.is_empty() && outcome.plan.conflicts.is_empty() {
@@ -280,6 +287,7 @@ fn run_conduit(
         if outcome.errors.is_empty() && conduit.id != 0 {
             index.set_conduit_clean_point(conduit.id, Some(converged_at(index)?))?;
         }
+        outcome.notes.extend(scan_notes);
         return Ok(outcome);
     }
 
@@ -331,6 +339,7 @@ fn run_conduit(
         "partial"
     };
     index.finish_generation(generation, status, &outcome.stats)?;
+    outcome.notes.extend(scan_notes);
     Ok(outcome)
 }
 

@@ -4,10 +4,13 @@
 //!
 //! Why not the `ignore` crate's own walker: it stats every entry by its full path, and
 //! resolving long paths component by component was measured at about 15% of a no-op
-//! sync. Here each entry is stat'ed relative to its open directory (std's
-//! `DirEntry::metadata` uses `statx(dirfd, name)`), so only one name is looked up.
+//! sync. Here each entry is stat'ed relative to its open directory
+//! (`fstatat(dirfd, name)`), so only one name is looked up, and each directory is
+//! opened beneath the root's handle without following symlinks (`beneath`), so a
+//! tree deeper than `PATH_MAX` walks too and a swapped folder is never followed.
 
-use crate::entry::{kind_of, EntryKind, StatInfo};
+use crate::beneath::{DirHandle, RootDir};
+use crate::entry::{EntryKind, StatInfo};
 use crate::ignore_rules::{temp_tag_of, IndexRules, IGNORE_FILE};
 use crate::rel_path::{escape_os, RelPath};
 use ignore::gitignore::Gitignore;
@@ -33,6 +36,16 @@ pub struct WalkOut {
     /// Leftover ferry temp files (from a run that died).
     pub temp_files: Vec<PathBuf>,
     pub errors: Vec<String>,
+    /// Paths left out on purpose and said so: fifos, sockets, devices.
+    pub notes: Vec<String>,
+}
+
+/// The note for a path that is neither a file, a folder nor a symlink.
+fn special_note(abs: &Path) -> String {
+    format!(
+        "{}: not a regular file, folder or symlink (fifo, socket or device); not synced",
+        escape_os(abs)
+    )
 }
 
 /// The `.ferryignore` matchers in force for a directory, nearest last.
@@ -119,7 +132,7 @@ impl Queue {
 }
 
 /// Walks `root` on all cores.
-pub fn walk(root: &Path, rules: IndexRules) -> WalkOut {
+pub fn walk(root: &RootDir, rules: IndexRules) -> WalkOut {
     let start = vec![Job {
         dir: None,
         rules: Arc::new(Rules::default()),
@@ -132,7 +145,7 @@ pub fn walk(root: &Path, rules: IndexRules) -> WalkOut {
 /// and the `.ferryignore` files of its ancestors, and skipped when an ancestor is
 /// excluded, missing or not a directory. A path that is absent is simply not seen.
 /// `paths` must not lie below one another (see [`crate::scan::Scope`]).
-pub fn walk_paths(root: &Path, builtin: IndexRules, paths: &[RelPath]) -> WalkOut {
+pub fn walk_paths(root: &RootDir, builtin: IndexRules, paths: &[RelPath]) -> WalkOut {
     let mut out = WalkOut::default();
     let mut chains = Chains::default();
     let mut start = Vec::new();
@@ -141,18 +154,20 @@ pub fn walk_paths(root: &Path, builtin: IndexRules, paths: &[RelPath]) -> WalkOu
         let Some(rules) = chains.rules_of(root, builtin, parent.as_ref(), &mut out) else {
             continue;
         };
-        let abs = p.under(root);
-        let meta = match std::fs::symlink_metadata(&abs) {
-            Ok(m) => m,
-            Err(e) if crate::fs_ops::is_absent(&e) => continue,
+        let abs = p.under(root.path());
+        let found = root.parent(p).and_then(|(dir, name)| dir.lstat(&name));
+        let found = match found {
+            Ok(Some(f)) => f,
+            Ok(None) => continue,
             Err(e) => {
-                out.errors.push(format!("{}: {e}", escape_os(&abs)));
+                out.errors.push(e.to_string());
                 out.unreadable.push(p.clone());
                 continue;
             }
         };
-        let Some(kind) = kind_of(&meta) else {
-            continue; // sockets, fifos, devices are never synced
+        let Some(kind) = found.kind else {
+            out.notes.push(special_note(&abs));
+            continue;
         };
         let name = p.file_name();
         let is_dir = kind == EntryKind::Dir;
@@ -174,7 +189,7 @@ pub fn walk_paths(root: &Path, builtin: IndexRules, paths: &[RelPath]) -> WalkOu
         out.seen.push(Seen {
             rel: p.clone(),
             kind,
-            stat: StatInfo::from_metadata(&meta),
+            stat: found.stat,
         });
     }
     walk_jobs(root, builtin, start, out)
@@ -193,7 +208,7 @@ impl Chains {
     /// the full walk builds them.
     fn rules_of(
         &mut self,
-        root: &Path,
+        root: &RootDir,
         builtin: IndexRules,
         dir: Option<&RelPath>,
         out: &mut WalkOut,
@@ -204,20 +219,22 @@ impl Chains {
         let rules = match dir {
             None => {
                 let base = Arc::new(Rules::default());
-                Some(match local_rules(root, &base, out) {
-                    Some(r) => Arc::new(r),
-                    None => base,
-                })
+                Some(
+                    match root.top().ok().and_then(|d| local_rules(&d, &base, out)) {
+                        Some(r) => Arc::new(r),
+                        None => base,
+                    },
+                )
             }
             Some(d) => self
                 .rules_of(root, builtin, d.parent().as_ref(), out)
                 .and_then(|above| {
-                    let abs = d.under(root);
-                    let is_dir = std::fs::symlink_metadata(&abs).is_ok_and(|m| m.is_dir());
-                    let excluded = !is_dir
-                        || builtin.builtin_excluded(d.file_name(), d.depth(), true)
+                    let abs = d.under(root.path());
+                    // Opened beneath the root: a symlink or a file there is no folder.
+                    let dir = root.dir(d.as_str()).ok()?;
+                    let excluded = builtin.builtin_excluded(d.file_name(), d.depth(), true)
                         || (above.any() && above.ignored(&abs, true));
-                    (!excluded).then(|| match local_rules(&abs, &above, out) {
+                    (!excluded).then(|| match local_rules(&dir, &above, out) {
                         Some(r) => Arc::new(r),
                         None => above,
                     })
@@ -230,7 +247,7 @@ impl Chains {
 
 /// Reads the directories of `start` and everything below them on all cores, adding
 /// what it finds to `out`.
-fn walk_jobs(root: &Path, rules: IndexRules, start: Vec<Job>, out: WalkOut) -> WalkOut {
+fn walk_jobs(root: &RootDir, rules: IndexRules, start: Vec<Job>, out: WalkOut) -> WalkOut {
     let queue = Queue::default();
     queue.push(start);
     let threads = std::thread::available_parallelism()
@@ -252,6 +269,7 @@ fn walk_jobs(root: &Path, rules: IndexRules, start: Vec<Job>, out: WalkOut) -> W
                     all.unreadable.extend(out.unreadable);
                     all.temp_files.extend(out.temp_files);
                     all.errors.extend(out.errors);
+                    all.notes.extend(out.notes);
                 }
             });
         }
@@ -260,15 +278,18 @@ fn walk_jobs(root: &Path, rules: IndexRules, start: Vec<Job>, out: WalkOut) -> W
 }
 
 /// Reads one directory; returns its subdirectories to read next.
-fn read_dir(root: &Path, builtin: IndexRules, job: Job, out: &mut WalkOut) -> Vec<Job> {
+fn read_dir(root: &RootDir, builtin: IndexRules, job: Job, out: &mut WalkOut) -> Vec<Job> {
     let mut subdirs = Vec::new();
     let dir_abs = match &job.dir {
-        Some(d) => d.under(root),
-        None => root.to_path_buf(),
+        Some(d) => d.under(root.path()),
+        None => root.path().to_path_buf(),
     };
     let depth = job.dir.as_ref().map_or(0, |d| d.depth()) + 1;
-    let entries = match std::fs::read_dir(&dir_abs) {
-        Ok(e) => e,
+    let listed = root
+        .dir(job.dir.as_ref().map_or("", |d| d.as_str()))
+        .and_then(|dir| Ok((dir.names()?, dir)));
+    let (names, dir) = match listed {
+        Ok(x) => x,
         Err(e) => {
             out.errors
                 .push(format!("{}: cannot list: {e}", escape_os(&dir_abs)));
@@ -278,24 +299,12 @@ fn read_dir(root: &Path, builtin: IndexRules, job: Job, out: &mut WalkOut) -> Ve
             return subdirs;
         }
     };
-    let rules = match local_rules(&dir_abs, &job.rules, out) {
+    let rules = match local_rules(&dir, &job.rules, out) {
         Some(r) => Arc::new(r),
         None => job.rules.clone(),
     };
     let check_rules = rules.any();
-    for item in entries {
-        let item = match item {
-            Ok(i) => i,
-            Err(e) => {
-                out.errors
-                    .push(format!("{}: cannot list: {e}", escape_os(&dir_abs)));
-                if let Some(d) = &job.dir {
-                    out.unreadable.push(d.clone());
-                }
-                continue;
-            }
-        };
-        let name_os = item.file_name();
+    for name_os in names {
         // The name's key: itself when it is valid UTF-8, else with its other bytes
         // escaped (see `rel_path`). The file system always gets `name_os`.
         let name = crate::rel_path::encode(name_os.as_bytes());
@@ -310,17 +319,18 @@ fn read_dir(root: &Path, builtin: IndexRules, job: Job, out: &mut WalkOut) -> Ve
             ));
             continue;
         };
-        let meta = match item.metadata() {
-            Ok(m) => m,
+        let found = match dir.lstat(&name_os) {
+            Ok(Some(f)) => f,
+            Ok(None) => continue, // gone since the listing
             Err(e) => {
-                out.errors
-                    .push(format!("{}: {e}", escape_os(dir_abs.join(&name_os))));
+                out.errors.push(e.to_string());
                 out.unreadable.push(rel);
                 continue;
             }
         };
-        let Some(kind) = kind_of(&meta) else {
-            continue; // sockets, fifos, devices are never synced
+        let Some(kind) = found.kind else {
+            out.notes.push(special_note(&dir_abs.join(&name_os)));
+            continue;
         };
         let is_dir = kind == EntryKind::Dir;
         if !is_dir && temp_tag_of(&name).is_some() {
@@ -342,22 +352,52 @@ fn read_dir(root: &Path, builtin: IndexRules, job: Job, out: &mut WalkOut) -> Ve
         out.seen.push(Seen {
             rel,
             kind,
-            stat: StatInfo::from_metadata(&meta),
+            stat: found.stat,
         });
     }
     subdirs
 }
 
 /// The rules for a directory that has its own `.ferryignore`, or `None` to inherit.
-fn local_rules(dir_abs: &Path, inherited: &Arc<Rules>, out: &mut WalkOut) -> Option<Rules> {
-    let file = dir_abs.join(IGNORE_FILE);
-    if !file.is_file() {
-        return None;
+/// The file is read through the directory's handle; its patterns are matched against
+/// the paths below `dir`.
+fn local_rules(dir: &DirHandle, inherited: &Arc<Rules>, out: &mut WalkOut) -> Option<Rules> {
+    let name = std::ffi::OsStr::new(IGNORE_FILE);
+    let shown = dir.show(name);
+    match dir.lstat(name) {
+        Ok(Some(f)) if f.kind == Some(EntryKind::File) => {}
+        _ => return None,
     }
-    let (matcher, err) = Gitignore::new(&file);
-    if let Some(e) = err {
-        out.errors.push(format!("{}: {e}", file.display()));
+    let text = match dir.open_file(name).and_then(|mut f| {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut f, &mut v)
+            .map(|_| v)
+            .map_err(|e| crate::error::Error::Io {
+                action: "read",
+                path: shown.clone(),
+                source: e,
+            })
+    }) {
+        Ok(t) => t,
+        Err(e) => {
+            out.errors.push(e.to_string());
+            return None;
+        }
+    };
+    let mut builder = ignore::gitignore::GitignoreBuilder::new(dir.path());
+    for line in text.split(|&b| b == b'\n') {
+        let line = String::from_utf8_lossy(line);
+        if let Err(e) = builder.add_line(Some(shown.clone()), line.trim_end_matches('\r')) {
+            out.errors.push(format!("{}: {e}", escape_os(&shown)));
+        }
     }
+    let matcher = match builder.build() {
+        Ok(m) => m,
+        Err(e) => {
+            out.errors.push(format!("{}: {e}", escape_os(&shown)));
+            return None;
+        }
+    };
     Some(Rules {
         parent: Some(inherited.clone()),
         matcher: Some(matcher),
@@ -409,7 +449,7 @@ mod tests {
         std::fs::write(r.join(".ferryignore"), "*.log\n!keep.log\noutside/\n").unwrap();
         std::fs::write(r.join("sub/.ferryignore"), "secret/\n*.tmp\n").unwrap();
         std::os::unix::fs::symlink(r.join("outside"), r.join("link")).unwrap();
-        let out = walk(r, IndexRules::default());
+        let out = walk(&RootDir::open(r).unwrap(), IndexRules::default());
         let want: BTreeSet<String> = [
             ".ferryignore",
             "a.txt",
@@ -434,7 +474,7 @@ mod tests {
         assert_eq!(link.kind, EntryKind::Symlink);
 
         let all = walk(
-            r,
+            &RootDir::open(r).unwrap(),
             IndexRules {
                 index_everything: true,
             },

@@ -264,3 +264,114 @@ fn a_read_only_folder_is_filled_before_it_becomes_read_only() {
         std::fs::set_permissions(d.join("ro"), std::fs::Permissions::from_mode(0o755)).unwrap();
     }
 }
+
+/// Fifos (like sockets and devices) are never synced, and each is named in a note of
+/// the run instead of being dropped silently.
+#[test]
+fn a_fifo_is_named_in_a_note_not_dropped_silently() {
+    let mut f = Pair::new();
+    std::fs::write(f.a.join("plain"), "x").unwrap();
+    let fifo = f.a.join("pipe");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    let opts = ferry_core::sync::SyncOptions::default();
+    let out = ferry_core::sync::sync(
+        &mut f.index,
+        &f.a,
+        &f.b,
+        &opts,
+        &ferry_core::progress::NoProgress,
+    )
+    .unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert!(
+        out.notes
+            .iter()
+            .any(|n| n.contains("pipe") && n.contains("fifo")),
+        "{:?}",
+        out.notes
+    );
+    assert!(f.b.join("plain").exists());
+    assert!(!f.b.join("pipe").exists());
+}
+
+/// A tree deeper than `PATH_MAX` (about 6,000 bytes of path) is walked, hashed, synced,
+/// updated and deleted: every access is relative to an open folder.
+#[test]
+fn a_tree_deeper_than_path_max_syncs() {
+    let mut f = Pair::new();
+    let comp = std::ffi::OsString::from("d".repeat(240));
+    // Build it relative to open folders: the path itself is too long for the kernel.
+    let mk = |root: &Path| {
+        let mut dir = std::fs::File::open(root).unwrap();
+        for _ in 0..25 {
+            let c = std::ffi::CString::new(comp.as_encoded_bytes()).unwrap();
+            use std::os::fd::AsRawFd;
+            // SAFETY: valid descriptor and NUL-terminated name.
+            unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), 0o755) };
+            let fd = unsafe {
+                libc::openat(
+                    dir.as_raw_fd(),
+                    c.as_ptr(),
+                    libc::O_RDONLY | libc::O_DIRECTORY,
+                )
+            };
+            assert!(fd >= 0);
+            // SAFETY: a fresh descriptor we own.
+            dir = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        }
+        dir
+    };
+    let write_deep = |dir: &std::fs::File, content: &str| {
+        use std::os::fd::AsRawFd;
+        let name = std::ffi::CString::new("leaf").unwrap();
+        // SAFETY: valid descriptor and NUL-terminated name.
+        let fd = unsafe {
+            libc::openat(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
+                0o644,
+            )
+        };
+        assert!(fd >= 0);
+        // SAFETY: a fresh descriptor we own.
+        let mut file = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        std::io::Write::write_all(&mut file, content.as_bytes()).unwrap();
+    };
+    let read_deep = |dir: &std::fs::File| -> Option<String> {
+        use std::os::fd::AsRawFd;
+        let name = std::ffi::CString::new("leaf").unwrap();
+        // SAFETY: valid descriptor and NUL-terminated name.
+        let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), libc::O_RDONLY) };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: a fresh descriptor we own.
+        let mut file = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut file, &mut s).unwrap();
+        Some(s)
+    };
+    let deep_a = mk(&f.a);
+    write_deep(&deep_a, "one");
+    let report = f.run();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let deep_b = mk(&f.b); // opens B's copies (mkdirat finds them there)
+    assert_eq!(read_deep(&deep_b).as_deref(), Some("one"));
+    write_deep(&deep_a, "two, updated");
+    let report = f.run();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(read_deep(&deep_b).as_deref(), Some("two, updated"));
+    use std::os::fd::AsRawFd;
+    let leaf = std::ffi::CString::new("leaf").unwrap();
+    // SAFETY: valid descriptor and NUL-terminated name.
+    assert_eq!(
+        unsafe { libc::unlinkat(deep_a.as_raw_fd(), leaf.as_ptr(), 0) },
+        0
+    );
+    let report = f.run();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(read_deep(&deep_b), None);
+}
