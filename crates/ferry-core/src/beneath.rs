@@ -453,6 +453,43 @@ pub fn set_file_owner(f: &File, uid: u32, gid: u32, path: &Path) -> Result<()> {
         .ctx("set owner", path)
 }
 
+/// Copies the `user.` extended attributes of `from` onto `to` (other namespaces are
+/// the system's: security labels, ACLs, which a sync does not grant). Returns the
+/// names that could not be set there (e.g. a file system without xattrs).
+pub fn copy_user_xattrs(from: &File, to: &File) -> std::io::Result<Vec<String>> {
+    let n = match rustix::fs::flistxattr_query(from) {
+        Ok(n) => n,
+        Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
+        Err(e) => return Err(os(e)),
+    };
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let mut list = vec![0u8; n];
+    let len = rustix::fs::flistxattr(from, &mut list[..]).map_err(os)?;
+    let mut failed = Vec::new();
+    for name in list[..len.min(n)].split(|&b| b == 0) {
+        if !name.starts_with(b"user.") {
+            continue;
+        }
+        let name = OsStr::from_bytes(name);
+        let size = rustix::fs::fgetxattr_query(from, name).map_err(os)?;
+        let mut value = vec![0u8; size];
+        let got = rustix::fs::fgetxattr(from, name, &mut value[..]).map_err(os)?;
+        if rustix::fs::fsetxattr(
+            to,
+            name,
+            &value[..got.min(size)],
+            rustix::fs::XattrFlags::empty(),
+        )
+        .is_err()
+        {
+            failed.push(name.to_string_lossy().into_owned());
+        }
+    }
+    Ok(failed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

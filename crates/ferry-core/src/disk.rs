@@ -347,6 +347,16 @@ pub(crate) fn stage(
             }
             _ => {}
         }
+        match beneath::copy_user_xattrs(&input, &out) {
+            Ok(failed) if failed.is_empty() => {}
+            Ok(failed) => {
+                note = Some(format!(
+                    "{path}: extended attributes not kept here: {}",
+                    failed.join(", ")
+                ))
+            }
+            Err(e) => note = Some(format!("{path}: extended attributes not read: {e}")),
+        }
         beneath::set_file_mode(&out, mode, &shown)?;
         beneath::set_file_mtime(&out, source.stat.mtime_ns, &shown)?;
         let found = beneath::fstat(&out, &shown)?;

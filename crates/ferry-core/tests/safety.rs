@@ -375,3 +375,86 @@ fn a_tree_deeper_than_path_max_syncs() {
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!(read_deep(&deep_b), None);
 }
+
+/// A file's `user.` extended attributes travel with its content.
+#[test]
+fn user_xattrs_are_copied() {
+    use std::os::unix::ffi::OsStrExt;
+    let mut f = Pair::new();
+    let p = f.a.join("tagged");
+    std::fs::write(&p, "x").unwrap();
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    let name = std::ffi::CString::new("user.ferry-test").unwrap();
+    // SAFETY: valid NUL-terminated strings and a valid value buffer.
+    let rc = unsafe { libc::setxattr(c.as_ptr(), name.as_ptr(), b"blue".as_ptr().cast(), 4, 0) };
+    if rc != 0 {
+        eprintln!(
+            "no user xattrs on this file system: {}",
+            std::io::Error::last_os_error()
+        );
+        return;
+    }
+    let report = f.run();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let cb = std::ffi::CString::new(f.b.join("tagged").as_os_str().as_bytes()).unwrap();
+    let mut buf = [0u8; 16];
+    // SAFETY: valid strings and buffer of the given length.
+    let n = unsafe { libc::getxattr(cb.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), 16) };
+    assert_eq!(n, 4);
+    assert_eq!(&buf[..4], b"blue");
+}
+
+/// A full disk names the destination, not the source, and leaves nothing half-written
+/// behind: no temp file, and the old content stays.
+#[test]
+fn a_full_disk_names_the_destination_and_leaves_no_partial_file() {
+    let mut f = Pair::new();
+    // B on a tiny file system of its own (needs root; skipped with a message if not).
+    let c = std::ffi::CString::new(f.b.as_os_str().as_encoded_bytes()).unwrap();
+    let (src, fs, opts) = (c"tmpfs", c"tmpfs", c"size=256k");
+    // SAFETY: valid NUL-terminated strings.
+    let rc = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            c.as_ptr(),
+            fs.as_ptr(),
+            0,
+            opts.as_ptr().cast(),
+        )
+    };
+    if rc != 0 {
+        eprintln!(
+            "cannot mount a tmpfs here: {}",
+            std::io::Error::last_os_error()
+        );
+        return;
+    }
+    struct Unmount(std::ffi::CString);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            // SAFETY: a valid NUL-terminated path.
+            unsafe { libc::umount2(self.0.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+    let _guard = Unmount(c.clone());
+    std::fs::write(f.a.join("small"), "fits").unwrap();
+    f.run();
+    std::fs::write(f.a.join("big"), vec![7u8; 1 << 20]).unwrap();
+    let report = f.run();
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    let e = &report.errors[0];
+    assert!(e.contains("no space"), "{e}");
+    assert!(
+        e.contains(f.b.to_str().unwrap()),
+        "names the destination: {e}"
+    );
+    assert!(!e.contains(f.a.to_str().unwrap()), "not the source: {e}");
+    let left: Vec<_> = std::fs::read_dir(&f.b)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".ferry.tmp."))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(!f.b.join("big").exists());
+    assert_eq!(std::fs::read_to_string(f.b.join("small")).unwrap(), "fits");
+}
