@@ -138,11 +138,27 @@ fn missing_marker(root: &Path) -> Error {
 }
 
 fn read_marker(root: &Path) -> Result<Option<String>> {
+    check_ferry_dir(root)?;
     let p = root.join(FERRY_DIR).join(MARKER);
     match std::fs::read_to_string(&p) {
         Ok(s) => Ok(Some(s.trim().to_string())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).ctx("read marker", p),
+    }
+}
+
+/// `.ferry` must be a real folder of the root (or absent): a symlink there could lead
+/// the marker, the lock and the version store out of the location.
+fn check_ferry_dir(root: &Path) -> Result<()> {
+    let p = root.join(FERRY_DIR);
+    match std::fs::symlink_metadata(&p) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(Error::Location {
+            root: root.to_path_buf(),
+            reason: format!("{FERRY_DIR} is a symlink or a file, not a folder; refusing to use it"),
+        }),
+        Err(e) if crate::fs_ops::is_absent(&e) => Ok(()),
+        Err(e) => Err(e).ctx("check", p),
     }
 }
 

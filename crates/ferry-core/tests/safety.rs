@@ -458,3 +458,21 @@ fn a_full_disk_names_the_destination_and_leaves_no_partial_file() {
     assert!(!f.b.join("big").exists());
     assert_eq!(std::fs::read_to_string(f.b.join("small")).unwrap(), "fits");
 }
+
+/// A `.ferry` folder replaced by a symlink is refused with a clear error; nothing is
+/// written where it points.
+#[test]
+fn a_symlinked_ferry_folder_is_refused() {
+    let mut f = Pair::new();
+    std::fs::write(f.a.join("x"), "x").unwrap();
+    f.run();
+    let outside = f.tmp.path().join("outside");
+    std::fs::rename(f.b.join(".ferry"), &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, f.b.join(".ferry")).unwrap();
+    let before: Vec<_> = files_in(&outside);
+    std::fs::write(f.a.join("x"), "changed").unwrap();
+    let e = ferry_core::location::open_location(&mut f.index, &f.b, false).unwrap_err();
+    assert!(e.to_string().contains("symlink"), "{e}");
+    assert_eq!(files_in(&outside), before);
+    assert_eq!(std::fs::read_to_string(f.b.join("x")).unwrap(), "x");
+}
