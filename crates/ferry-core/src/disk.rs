@@ -400,7 +400,7 @@ pub(crate) fn discard(loc: &Location, path: &RelPath, staged: &Staged) {
 
 /// Puts the staged file at `path`: with nothing there, a rename that never replaces;
 /// over `expected`, an exchange whose displaced side must be `expected` (then kept as
-/// a version), else exchanged back and refused. Returns the installed stat.
+/// a version), else exchanged back and refused.
 pub(crate) fn install(
     index: &Index,
     loc: &Location,
@@ -408,7 +408,7 @@ pub(crate) fn install(
     staged: &Staged,
     source: &Entry,
     expected: Option<&Entry>,
-) -> Result<StatInfo> {
+) -> Result<Installed> {
     let root = loc.dir()?;
     let (dir, name) = root.parent(path)?;
     ensure_at(&dir, &name, expected)?;
@@ -470,8 +470,21 @@ pub(crate) fn install(
     if source.kind == EntryKind::Symlink {
         let _ = dir.set_mtime(&name, source.stat.mtime_ns);
     }
-    Ok(dir
+    let now = dir
         .lstat(&name)?
-        .ok_or_else(|| version_store::changed(&dir, &name))?
-        .stat)
+        .ok_or_else(|| version_store::changed(&dir, &name))?;
+    // A save may have replaced our file the moment it landed: then what is there is
+    // not what was copied, and the index must not take it for that (see `Installed`).
+    Ok(Installed {
+        stat: now.stat,
+        replaced_since: now.stat.inode != staged.inode,
+    })
+}
+
+/// What [`install`] left at the path.
+pub(crate) struct Installed {
+    pub stat: StatInfo,
+    /// Something else took the path right after the install: the entry recorded for
+    /// it must be hashed again by the next scan (marked racy), not trusted by its stat.
+    pub replaced_since: bool,
 }

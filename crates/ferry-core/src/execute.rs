@@ -439,12 +439,16 @@ impl Executor<'_> {
                 version,
                 ..
             } => {
-                disk::move_checked(loc, from, expected, to)?;
+                let moved = disk::move_checked(loc, from, expected, to)?;
                 disk::set_mtime(loc, to, source.stat.mtime_ns)?;
                 stats.files_renamed += 1;
                 let stat = disk::lstat(loc, to)?;
                 Ok(vec![
-                    landed(to, source, stat, version),
+                    Entry {
+                        // Replaced by a save since the move: hash it again next scan.
+                        racy: stat.inode != moved.inode,
+                        ..landed(to, source, stat, version)
+                    },
                     tombstone(expected, from_version),
                 ])
             }
@@ -621,14 +625,15 @@ impl Executor<'_> {
                 };
                 let loc = self.loc(*to);
                 match disk::install(self.index, loc, path, &tmp, source, expected.as_ref()) {
-                    Ok(stat) => {
+                    Ok(installed) => {
                         report.stats.files_copied += 1;
                         if source.kind == EntryKind::File {
                             report.stats.bytes_transferred += source.stat.size;
                         }
-                        pending[*to as usize]
-                            .entries
-                            .push(landed(path, source, stat, version));
+                        pending[*to as usize].entries.push(Entry {
+                            racy: installed.replaced_since,
+                            ..landed(path, source, installed.stat, version)
+                        });
                     }
                     Err(e) => {
                         disk::discard(loc, path, &tmp);
@@ -738,9 +743,9 @@ pub(crate) fn replace_file(
         .sync_all()
         .and_then(|_| disk::install(index, loc, path, &staged, source, expected));
     match installed {
-        Ok(stat) => {
+        Ok(installed) => {
             root.sync_all()?;
-            Ok(stat)
+            Ok(installed.stat)
         }
         Err(e) => {
             disk::discard(loc, path, &staged);
