@@ -417,6 +417,48 @@ fn ferry_dir_listing(root: &Path) -> Vec<String> {
     out
 }
 
+/// A bind mount, undone (lazily) when dropped: declare it after the `Env` whose temp
+/// dir it lives in, so it goes first.
+struct BindMount(PathBuf);
+
+/// `mount --bind src dst`, or `None` with a note on stderr when this process may not
+/// mount (EPERM: not root); the calling test then skips. Other failures fail the test.
+fn bind_mount(src: &Path, dst: &Path) -> Option<BindMount> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    let (s, d) = (c(src), c(dst));
+    // SAFETY: both strings are valid, NUL-terminated, and live across the call.
+    let rc = unsafe {
+        libc::mount(
+            s.as_ptr(),
+            d.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EPERM) {
+            eprintln!("SKIPPED: cannot bind-mount ({e}); this test needs root");
+            return None;
+        }
+        panic!("mount --bind {} {}: {e}", src.display(), dst.display());
+    }
+    Some(BindMount(dst.to_path_buf()))
+}
+
+impl Drop for BindMount {
+    fn drop(&mut self) {
+        use std::os::unix::ffi::OsStrExt;
+        let Ok(p) = std::ffi::CString::new(self.0.as_os_str().as_bytes()) else {
+            return;
+        };
+        // SAFETY: a valid NUL-terminated path.
+        unsafe { libc::umount2(p.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
 /// A synced pair holding `f.txt` = "base", then edited on both sides: A's edit older,
 /// B's newer.
 fn conflicting_pair() -> Env {
@@ -1135,6 +1177,41 @@ fn overlapping_or_missing_folders_are_refused() {
     assert_eq!(snapshot(&env.a), a_before);
     assert!(!env.a.join(".ferry").exists());
     assert!(!missing.exists());
+}
+
+/// The repro: `mount --bind H A2/sub; ferry sync H A2` nested H into itself
+/// once more at every run. Now every run is refused, naming the mount point, and
+/// writes nothing: no marker, no file, no location in the index.
+#[test]
+fn overlap_hidden_by_a_bind_mount_is_refused() {
+    let env = Env::new();
+    let (h, a2) = (env.a.clone(), env.b.clone());
+    write(&h, "f.txt", "only in H");
+    fs::create_dir(a2.join("sub")).unwrap();
+    let Some(_mount) = bind_mount(&h, &a2.join("sub")) else {
+        return;
+    };
+    let before = (snapshot(&h), snapshot(&a2));
+    for _ in 0..2 {
+        let run = env.sync(&[]);
+        run.expect_code(1);
+        assert!(
+            run.stderr
+                .contains(&format!("{} is {}", a2.join("sub").display(), h.display())),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("overlap"), "{}", run.stderr);
+    }
+    assert_eq!((snapshot(&h), snapshot(&a2)), before);
+    assert!(!h.join(".ferry").exists() && !a2.join(".ferry").exists());
+    assert!(
+        !index_dump(&env.home)
+            .iter()
+            .any(|row| row.starts_with("locations:")),
+        "{:?}",
+        index_dump(&env.home)
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ pub mod ignore_rules;
 pub mod index;
 pub mod library;
 pub mod location;
+pub mod overlap;
 pub mod parallel;
 pub mod plan;
 pub mod progress;

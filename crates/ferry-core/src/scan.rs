@@ -18,6 +18,7 @@ use crate::error::Result;
 use crate::ignore_rules::{IndexRules, IGNORE_FILE};
 use crate::index::{Index, StatRow};
 use crate::location::{Location, LocationLock};
+use crate::overlap::Fence;
 use crate::parallel::parallel_map;
 use crate::progress::Progress;
 use crate::rel_path::{encode, escape_os, RelPath};
@@ -133,7 +134,8 @@ fn scan_scoped(
 ) -> Result<ScanReport> {
     let rows = scope_rows(index, loc, scope)?;
     let index_was_empty = rows.is_empty();
-    let mut walked = walk_location(loc, rules, scope)?;
+    let fence = Fence::around(&[&loc.root])?;
+    let mut walked = walk_location(loc, rules, scope, &fence)?;
     keep_leftovers(index, loc, &mut walked);
     let observed = join(loc, walked, rows);
     absorb(index, loc, index_was_empty, observed, progress)
@@ -176,9 +178,11 @@ pub fn scan_pair_scoped(
 ) -> Result<[ScanReport; 2]> {
     let [(la, _), (lb, _)] = locs;
     let [sa, sb] = scopes;
+    // Neither walk may enter either root, nor an ancestor of one (through a mount).
+    let fence = Fence::around(&[&la.root, &lb.root])?;
     let (walked, rows) = std::thread::scope(|sc| {
-        let wa = sc.spawn(|| walk_location(la, rules, sa));
-        let wb = sc.spawn(|| walk_location(lb, rules, sb));
+        let wa = sc.spawn(|| walk_location(la, rules, sa, &fence));
+        let wb = sc.spawn(|| walk_location(lb, rules, sb, &fence));
         let rows = scope_rows(index, la, sa).and_then(|a| Ok((a, scope_rows(index, lb, sb)?)));
         let panicked = || Err(crate::error::Error::Other("walk thread panicked".into()));
         let wa = wa.join().unwrap_or_else(|_| panicked());
@@ -222,17 +226,27 @@ struct Walked {
     report: ScanReport,
 }
 
-/// Checks the marker and walks the location's `scope`; removes stale temp files (not
-/// in a dry run).
-fn walk_location(loc: &Location, rules: IndexRules, scope: &Scope) -> Result<Walked> {
+/// Checks the marker and walks the location's `scope`; keeps this location's own
+/// stale temp files for [`keep_leftovers`] (none in a dry run). A directory inside
+/// that `fence` holds (a root of the run or an ancestor of one, mounted inside this
+/// root) stops the scan with an error, before anything is kept or recorded.
+fn walk_location(
+    loc: &Location,
+    rules: IndexRules,
+    scope: &Scope,
+    fence: &Fence,
+) -> Result<Walked> {
     loc.verify_marker()?;
     let mut report = ScanReport::default();
     let scan_start_ns = now_ns();
     let root = loc.dir()?;
     let mut out = match scope {
-        Scope::All => walk(&root, rules),
-        Scope::Paths(paths) => walk_paths(&root, rules, paths),
+        Scope::All => walk(&root, rules, fence),
+        Scope::Paths(paths) => walk_paths(&root, rules, paths, fence),
     };
+    if let Some((at, is)) = out.fenced.first() {
+        return Err(fence.refusal(at, is));
+    }
     report.errors.append(&mut out.errors);
     report.notes.append(&mut out.notes);
     // Temp files of a run that died (the caller holds the location lock, so no live

@@ -7,6 +7,7 @@ use crate::execute::{Executor, FaultPoint};
 use crate::ignore_rules::IndexRules;
 use crate::index::{ConduitRow, GenerationStats, Index};
 use crate::location::{canonical_root, open_location, open_location_dry, Location};
+use crate::overlap::check_roots;
 use crate::plan::{ConflictPolicy, ConflictRecord, Plan, Side, SyncMode};
 use crate::progress::Progress;
 use crate::reconcile::{reconcile, ReconcileInput};
@@ -73,8 +74,9 @@ impl SyncOutcome {
 }
 
 /// Opens (or creates) the conduit between roots `a` and `b` and its two locations.
-/// A changed mode that would undo an archive conduit is refused
-/// ([`crate::archive::check_mode_change`]), in a dry run too. With `opts.dry_run` this
+/// Roots that overlap (by directory identity, see [`crate::overlap`]) are refused
+/// before anything is written. A changed mode that would undo an archive conduit is
+/// refused ([`crate::archive::check_mode_change`]), in a dry run too. With `opts.dry_run` this
 /// must run inside [`Index::discarding`]: it stores settings, locations and the conduit
 /// as a real run would, and the transaction's rollback forgets them.
 pub fn open_conduit(
@@ -84,13 +86,7 @@ pub fn open_conduit(
     opts: &SyncOptions,
 ) -> Result<(ConduitRow, Location, Location)> {
     let (ra, rb) = (canonical_root(a)?, canonical_root(b)?);
-    if ra == rb || ra.starts_with(&rb) || rb.starts_with(&ra) {
-        return Err(Error::Refused(format!(
-            "{} and {} overlap; a folder cannot be synced with itself or its own subfolder",
-            ra.display(),
-            rb.display()
-        )));
-    }
+    check_roots(&ra, &rb)?;
     let open = if opts.dry_run {
         open_location_dry
     } else {
@@ -186,6 +182,7 @@ pub fn sync_conduit(
         .ok_or_else(|| Error::Other(format!("no conduit {id}; see `ferry conduit list`")))?;
     let ra = index.location(conduit.location_a)?.root;
     let rb = index.location(conduit.location_b)?.root;
+    check_roots(&canonical_root(&ra)?, &canonical_root(&rb)?)?;
     let open = if opts.dry_run {
         open_location_dry
     } else {

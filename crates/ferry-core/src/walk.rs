@@ -12,6 +12,7 @@
 use crate::beneath::{DirHandle, RootDir};
 use crate::entry::{EntryKind, StatInfo};
 use crate::ignore_rules::{temp_tag_of, IndexRules, IGNORE_FILE};
+use crate::overlap::{DirId, Fence};
 use crate::rel_path::{escape_os, RelPath};
 use ignore::gitignore::Gitignore;
 use ignore::Match;
@@ -38,6 +39,10 @@ pub struct WalkOut {
     pub errors: Vec<String>,
     /// Paths left out on purpose and said so: fifos, sockets, devices.
     pub notes: Vec<String>,
+    /// Directories the walk met that its fence holds (a root of the run, or an
+    /// ancestor of one, mounted inside the walked root), with the fenced path each one
+    /// is; the walk did not enter them. Any one of them stops the run.
+    pub fenced: Vec<(PathBuf, PathBuf)>,
 }
 
 /// The note for a path that is neither a file, a folder nor a symlink.
@@ -131,27 +136,33 @@ impl Queue {
     }
 }
 
-/// Walks `root` on all cores.
-pub fn walk(root: &RootDir, rules: IndexRules) -> WalkOut {
+/// Walks `root` on all cores, never entering a directory `fence` holds.
+pub fn walk(root: &RootDir, rules: IndexRules, fence: &Fence) -> WalkOut {
     let start = vec![Job {
         dir: None,
         rules: Arc::new(Rules::default()),
     }];
-    walk_jobs(root, rules, start, WalkOut::default())
+    walk_jobs(root, rules, start, WalkOut::default(), fence)
 }
 
 /// Walks only `paths` of `root` (and the subtrees of those that are directories), as
 /// the full walk would see them: each path is checked against the built-in excludes
 /// and the `.ferryignore` files of its ancestors, and skipped when an ancestor is
 /// excluded, missing or not a directory. A path that is absent is simply not seen.
-/// `paths` must not lie below one another (see [`crate::scan::Scope`]).
-pub fn walk_paths(root: &RootDir, builtin: IndexRules, paths: &[RelPath]) -> WalkOut {
+/// `paths` must not lie below one another (see [`crate::scan::Scope`]). A path, or an
+/// ancestor of one, that `fence` holds is reported in `fenced` and not entered.
+pub fn walk_paths(
+    root: &RootDir,
+    builtin: IndexRules,
+    paths: &[RelPath],
+    fence: &Fence,
+) -> WalkOut {
     let mut out = WalkOut::default();
     let mut chains = Chains::default();
     let mut start = Vec::new();
     for p in paths {
         let parent = p.parent();
-        let Some(rules) = chains.rules_of(root, builtin, parent.as_ref(), &mut out) else {
+        let Some(rules) = chains.rules_of(root, builtin, parent.as_ref(), fence, &mut out) else {
             continue;
         };
         let abs = p.under(root.path());
@@ -169,6 +180,10 @@ pub fn walk_paths(root: &RootDir, builtin: IndexRules, paths: &[RelPath]) -> Wal
             out.notes.push(special_note(&abs));
             continue;
         };
+        if let Some(is) = fence.hit_found(&found) {
+            out.fenced.push((abs, is.to_path_buf()));
+            continue;
+        }
         let name = p.file_name();
         let is_dir = kind == EntryKind::Dir;
         if !is_dir && temp_tag_of(name).is_some() {
@@ -192,7 +207,7 @@ pub fn walk_paths(root: &RootDir, builtin: IndexRules, paths: &[RelPath]) -> Wal
             stat: found.stat,
         });
     }
-    walk_jobs(root, builtin, start, out)
+    walk_jobs(root, builtin, start, out, fence)
 }
 
 /// The `.ferryignore` rules in force inside each directory a targeted walk looked at
@@ -211,6 +226,7 @@ impl Chains {
         root: &RootDir,
         builtin: IndexRules,
         dir: Option<&RelPath>,
+        fence: &Fence,
         out: &mut WalkOut,
     ) -> Option<Arc<Rules>> {
         if let Some(known) = self.known.get(&dir.cloned()) {
@@ -227,11 +243,15 @@ impl Chains {
                 )
             }
             Some(d) => self
-                .rules_of(root, builtin, d.parent().as_ref(), out)
+                .rules_of(root, builtin, d.parent().as_ref(), fence, out)
                 .and_then(|above| {
                     let abs = d.under(root.path());
                     // Opened beneath the root: a symlink or a file there is no folder.
                     let dir = root.dir(d.as_str()).ok()?;
+                    if let Some(is) = DirId::of_dir(&dir).ok().and_then(|id| fence.holds(id)) {
+                        out.fenced.push((abs, is.to_path_buf()));
+                        return None;
+                    }
                     let excluded = builtin.builtin_excluded(d.file_name(), d.depth(), true)
                         || (above.any() && above.ignored(&abs, true));
                     (!excluded).then(|| match local_rules(&dir, &above, out) {
@@ -247,7 +267,13 @@ impl Chains {
 
 /// Reads the directories of `start` and everything below them on all cores, adding
 /// what it finds to `out`.
-fn walk_jobs(root: &RootDir, rules: IndexRules, start: Vec<Job>, out: WalkOut) -> WalkOut {
+fn walk_jobs(
+    root: &RootDir,
+    rules: IndexRules,
+    start: Vec<Job>,
+    out: WalkOut,
+    fence: &Fence,
+) -> WalkOut {
     let queue = Queue::default();
     queue.push(start);
     let threads = std::thread::available_parallelism()
@@ -260,7 +286,7 @@ fn walk_jobs(root: &RootDir, rules: IndexRules, start: Vec<Job>, out: WalkOut) -
             sc.spawn(|| {
                 let mut out = WalkOut::default();
                 while let Some(job) = queue.next() {
-                    let subdirs = read_dir(root, rules, job, &mut out);
+                    let subdirs = read_dir(root, rules, job, fence, &mut out);
                     queue.push(subdirs);
                     queue.done();
                 }
@@ -270,6 +296,7 @@ fn walk_jobs(root: &RootDir, rules: IndexRules, start: Vec<Job>, out: WalkOut) -
                     all.temp_files.extend(out.temp_files);
                     all.errors.extend(out.errors);
                     all.notes.extend(out.notes);
+                    all.fenced.extend(out.fenced);
                 }
             });
         }
@@ -277,8 +304,15 @@ fn walk_jobs(root: &RootDir, rules: IndexRules, start: Vec<Job>, out: WalkOut) -
     merged.into_inner().unwrap_or_default()
 }
 
-/// Reads one directory; returns its subdirectories to read next.
-fn read_dir(root: &RootDir, builtin: IndexRules, job: Job, out: &mut WalkOut) -> Vec<Job> {
+/// Reads one directory; returns its subdirectories to read next (none that `fence`
+/// holds: those go to `out.fenced`).
+fn read_dir(
+    root: &RootDir,
+    builtin: IndexRules,
+    job: Job,
+    fence: &Fence,
+    out: &mut WalkOut,
+) -> Vec<Job> {
     let mut subdirs = Vec::new();
     let dir_abs = match &job.dir {
         Some(d) => d.under(root.path()),
@@ -332,6 +366,10 @@ fn read_dir(root: &RootDir, builtin: IndexRules, job: Job, out: &mut WalkOut) ->
             out.notes.push(special_note(&dir_abs.join(&name_os)));
             continue;
         };
+        if let Some(is) = fence.hit_found(&found) {
+            out.fenced.push((dir_abs.join(&name_os), is.to_path_buf()));
+            continue;
+        }
         let is_dir = kind == EntryKind::Dir;
         if !is_dir && temp_tag_of(&name).is_some() {
             out.temp_files.push(dir_abs.join(&name_os));
@@ -449,7 +487,11 @@ mod tests {
         std::fs::write(r.join(".ferryignore"), "*.log\n!keep.log\noutside/\n").unwrap();
         std::fs::write(r.join("sub/.ferryignore"), "secret/\n*.tmp\n").unwrap();
         std::os::unix::fs::symlink(r.join("outside"), r.join("link")).unwrap();
-        let out = walk(&RootDir::open(r).unwrap(), IndexRules::default());
+        let out = walk(
+            &RootDir::open(r).unwrap(),
+            IndexRules::default(),
+            &Fence::default(),
+        );
         let want: BTreeSet<String> = [
             ".ferryignore",
             "a.txt",
@@ -478,6 +520,7 @@ mod tests {
             IndexRules {
                 index_everything: true,
             },
+            &Fence::default(),
         );
         assert!(names(&all).contains("node_modules/x/m.js"));
         assert!(names(&all).contains(".DS_Store"));

@@ -1,0 +1,184 @@
+//! Roots are told apart by directory identity (device, inode), not by path: folders
+//! that overlap through a symlink or a bind mount are refused, before anything is
+//! written, and a walk that meets a root (or an ancestor of one) mounted inside the
+//! other stops the run.
+//!
+//! The bind-mount tests need root (`mount --bind`); they skip, saying so, when mounting
+//! is not permitted.
+
+mod common;
+
+use common::{bind_mount, folders, stat_listing};
+use ferry_core::entry::Entry;
+use ferry_core::ignore_rules::IndexRules;
+use ferry_core::index::{ConduitRow, Index, LocationRow};
+use ferry_core::location::open_location;
+use ferry_core::progress::NoProgress;
+use ferry_core::rel_path::RelPath;
+use ferry_core::scan::{scan_pair, scan_pair_scoped, Scope};
+use ferry_core::sync::{sync, SyncOptions};
+use ferry_core::Error;
+use std::path::{Path, PathBuf};
+
+fn canon(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap()
+}
+
+fn write(root: &Path, rel: &str, content: &str) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, content).unwrap();
+}
+
+/// Every location, entry and conduit the index holds.
+fn index_state(index: &Index) -> (Vec<LocationRow>, Vec<Vec<Entry>>, Vec<ConduitRow>) {
+    let locations = index.locations().unwrap();
+    let entries = locations
+        .iter()
+        .map(|l| index.entries(l.id).unwrap())
+        .collect();
+    (locations, entries, index.conduits().unwrap())
+}
+
+fn dry() -> SyncOptions {
+    SyncOptions {
+        dry_run: true,
+        ..Default::default()
+    }
+}
+
+fn refusal(r: ferry_core::Result<ferry_core::sync::SyncOutcome>) -> String {
+    match r {
+        Err(Error::Refused(msg)) => msg,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// `mount --bind H A2/sub; sync H A2`: no path of H starts with A2, yet A2 holds H.
+/// Refused (either way round, as a dry run too), naming the mount point; nothing is
+/// written (no marker, no index row). Today's path check let every run nest H once more.
+#[test]
+fn bind_mount_of_one_root_inside_the_other_is_refused_before_anything_is_written() {
+    let (_tmp, [h, a2], mut index) = folders(["H", "A2"]);
+    write(&h, "f.txt", "only in H");
+    std::fs::create_dir(a2.join("sub")).unwrap();
+    let Some(_mount) = bind_mount(&h, &a2.join("sub")) else {
+        return;
+    };
+    let before = (stat_listing(&h), stat_listing(&a2), index_state(&index));
+    for (x, y, opts) in [
+        (&h, &a2, SyncOptions::default()),
+        (&a2, &h, SyncOptions::default()),
+        (&h, &a2, dry()),
+    ] {
+        let msg = refusal(sync(&mut index, x, y, &opts, &NoProgress));
+        let at = canon(&a2).join("sub");
+        assert!(msg.contains(&at.display().to_string()), "{msg}");
+        assert!(msg.contains("overlap"), "{msg}");
+    }
+    assert_eq!(
+        (stat_listing(&h), stat_listing(&a2), index_state(&index)),
+        before
+    );
+    assert!(!h.join(".ferry").exists() && !a2.join(".ferry").exists());
+}
+
+/// The walk's own check, for mounts the up-front check cannot see (made after it, or
+/// not in this mount namespace's table): locations opened without it, then a root —
+/// or an ancestor of one — mounted inside the other. A full scan and targeted scans (a
+/// touched path at the mount, and one below it) stop with an error naming the mount
+/// point, and no entry is recorded on either side.
+#[test]
+fn walk_stops_at_a_mount_of_the_other_root_or_its_ancestor() {
+    let (tmp, [h, a2], mut index) = folders(["H", "A2"]);
+    write(&h, "f.txt", "only in H");
+    write(&a2, "own.txt", "a2's own");
+    std::fs::create_dir(a2.join("sub")).unwrap();
+    let la = open_location(&mut index, &h, false).unwrap();
+    let lb = open_location(&mut index, &a2, false).unwrap();
+    let (lock_a, lock_b) = (la.lock().unwrap(), lb.lock().unwrap());
+    let at = canon(&a2).join("sub");
+    // H itself, then the temp dir holding both roots.
+    for (src, what) in [
+        (canon(&h), "a folder of this run"),
+        (canon(tmp.path()), "which holds"),
+    ] {
+        let Some(_mount) = bind_mount(&src, &at) else {
+            return;
+        };
+        let touched = |p: &str| Scope::paths(&[RelPath::new(p).unwrap()]);
+        let scopes = [
+            (Scope::All, Scope::All),
+            (Scope::All, touched("sub")),
+            (Scope::All, touched("sub/f.txt")),
+        ];
+        for (sa, sb) in &scopes {
+            let r = scan_pair_scoped(
+                &mut index,
+                [(&la, &lock_a), (&lb, &lock_b)],
+                IndexRules::default(),
+                [sa, sb],
+                &NoProgress,
+            );
+            let msg = match r {
+                Err(Error::Refused(msg)) => msg,
+                Err(e) => panic!("{sb:?}: expected a refusal, got {e}"),
+                Ok(_) => panic!("{sb:?}: the scan went through a mount of {}", src.display()),
+            };
+            assert!(msg.contains(&at.display().to_string()), "{msg}");
+            assert!(msg.contains(what), "{msg}");
+        }
+        let r = scan_pair(
+            &mut index,
+            [(&lb, &lock_b), (&la, &lock_a)],
+            IndexRules::default(),
+            &NoProgress,
+        );
+        assert!(matches!(r, Err(Error::Refused(_))), "{r:?}");
+        assert!(index.entries(la.id()).unwrap().is_empty());
+        assert!(index.entries(lb.id()).unwrap().is_empty());
+    }
+}
+
+/// The same folder, or one inside the other, reached through a symlink or a bind mount
+/// (of a root, or of a root's ancestor) is refused, and nothing is written.
+#[test]
+fn overlap_through_a_symlink_or_a_bind_mount_is_refused() {
+    let (tmp, [a, p, m, m2], mut index) = folders(["A", "P", "M", "M2"]);
+    write(&a, "sub/x.txt", "x");
+    std::fs::create_dir(p.join("q")).unwrap();
+    let link = tmp.path().join("L");
+    std::os::unix::fs::symlink(&a, &link).unwrap();
+    let sub_link = tmp.path().join("L2");
+    std::os::unix::fs::symlink(a.join("sub"), &sub_link).unwrap();
+    let opts = SyncOptions::default();
+    for (x, y) in [(&a, &link), (&link, &a), (&a, &sub_link), (&sub_link, &a)] {
+        let msg = refusal(sync(&mut index, x, y, &opts, &NoProgress));
+        assert!(msg.contains("overlap"), "{msg}");
+    }
+    // A at M: the same folder at two paths, neither a symlink.
+    let Some(_m) = bind_mount(&a, &m) else {
+        return;
+    };
+    // P at M2, while P/q is synced with M2: M2 holds P/q.
+    let Some(_m2) = bind_mount(&p, &m2) else {
+        return;
+    };
+    let q = p.join("q");
+    for (x, y, needle) in [
+        (&a, &m, "are the same folder"),
+        (&m, &a, "are the same folder"),
+        (&q, &m2, "lies inside"),
+        (&m2, &q, "lies inside"),
+        (&m, &a.join("sub"), "lies inside"),
+    ] {
+        let msg = refusal(sync(&mut index, x, y, &opts, &NoProgress));
+        assert!(msg.contains(needle), "{x:?} {y:?}: {msg}");
+    }
+    let msg = refusal(sync(&mut index, &q, &m2, &dry(), &NoProgress));
+    assert!(msg.contains("bind mount"), "{msg}");
+    assert!(index.locations().unwrap().is_empty());
+    for d in [&a, &p, &q] {
+        assert!(!d.join(".ferry").exists(), "{d:?}");
+    }
+}
