@@ -93,6 +93,9 @@ fn run_sync(
     for e in &outcome.errors {
         eprintln!("ferry: warning: {e}");
     }
+    for m in &outcome.info {
+        eprintln!("ferry: note: {m}");
+    }
     if json_out {
         println!(
             "{}",
@@ -155,6 +158,7 @@ fn sync_json(o: &SyncOutcome, a: &Path, b: &Path, seconds: f64) -> serde_json::V
         "hashed_bytes": o.scan_a.hashed_bytes + o.scan_b.hashed_bytes,
         "errors": o.errors,
         "notes": o.notes,
+        "info": o.info,
         "seconds": seconds,
         "in_sync": o.errors.is_empty() && o.open_conflicts() == 0 && !o.dry_run,
     })
@@ -279,6 +283,9 @@ fn cmd_demo(index: &mut Index, dir: &Path, json_out: bool) -> Result<u8> {
 fn cmd_scan(index: &mut Index, dir: &Path, everything: bool, json_out: bool) -> Result<u8> {
     let started = Instant::now();
     let loc = ferry_core::location::open_location(index, dir, false)?;
+    if let Some(m) = loc.moved_note() {
+        eprintln!("ferry: note: {m}");
+    }
     let bar = Bar::new(!json_out);
     let rules = ferry_core::ignore_rules::IndexRules {
         index_everything: everything,

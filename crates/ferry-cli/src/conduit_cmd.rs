@@ -93,8 +93,11 @@ fn add(index: &mut Index, args: &ConduitAddArgs, json_out: bool) -> Result<u8> {
         index_everything: args.index_everything.then_some(true),
         ..Default::default()
     };
-    let (c, ..) = open_conduit(index, &args.a, &args.b, &opts)
+    let (c, la, lb) = open_conduit(index, &args.a, &args.b, &opts)
         .with_context(|| format!("adding {} ⇄ {}", args.a.display(), args.b.display()))?;
+    for m in [&la, &lb].iter().filter_map(|l| l.moved_note()) {
+        eprintln!("ferry: note: {m}");
+    }
     let existed = known.contains(&c.id);
     let schedule = match schedule {
         Some(s) => s.to_string(),

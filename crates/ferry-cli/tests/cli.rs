@@ -1214,6 +1214,79 @@ fn overlap_hidden_by_a_bind_mount_is_refused() {
     );
 }
 
+/// `ferry sync a b`, `mv a a2`, `ferry sync a2 b`: the folder is followed (a note says
+/// so), nothing is copied or deleted and the conduit stays the same; before, this was a
+/// raw `UNIQUE constraint failed` forever. Then `cp -a a2 a3; ferry sync a3 b`: a copy,
+/// refused with what to do, and nothing written.
+#[test]
+fn moved_folder_is_followed_and_a_copy_is_refused() {
+    let env = Env::new();
+    write(&env.a, "x.txt", "x");
+    write(&env.a, "d/y.txt", "y");
+    let first = env.sync_json(&[], 0);
+    assert_counts(&first, 2, 0, 0, 0);
+
+    let a2 = env.outside("a2");
+    fs::rename(&env.a, &a2).unwrap();
+    let run = env.ferry([
+        OsStr::new("--json"),
+        OsStr::new("sync"),
+        a2.as_os_str(),
+        env.b.as_os_str(),
+    ]);
+    run.expect_code(0);
+    let moved = run.json();
+    assert_counts(&moved, 0, 0, 0, 0);
+    assert_eq!(moved["conduit"], first["conduit"]);
+    let note = format!("{} was moved from {}", a2.display(), env.a.display());
+    assert!(
+        moved["info"][0].as_str().unwrap().contains(&note),
+        "{moved:#}"
+    );
+    assert!(
+        run.stderr.contains(&format!("ferry: note: {note}")),
+        "{}",
+        run.stderr
+    );
+    let list = env.ferry(["--json", "conduit", "list"]).json();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list:#}");
+
+    let a3 = env.outside("a3");
+    let cp = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&a2)
+        .arg(&a3)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    let before = (
+        index_dump(&env.home),
+        ferry_dir_listing(&a3),
+        snapshot(&a3),
+        snapshot(&env.b),
+    );
+    let run = env.ferry([OsStr::new("sync"), a3.as_os_str(), env.b.as_os_str()]);
+    run.expect_code(1);
+    assert!(run.stderr.contains("copy"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("delete {}", a3.join(".ferry").display())),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("UNIQUE"), "{}", run.stderr);
+    assert_eq!(
+        (
+            index_dump(&env.home),
+            ferry_dir_listing(&a3),
+            snapshot(&a3),
+            snapshot(&env.b)
+        ),
+        before,
+        "a refused run wrote something"
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // 11. Dry run, status, history, scan, usage errors
 // ---------------------------------------------------------------------------------------

@@ -403,6 +403,27 @@ impl Index {
             .optional()?)
     }
 
+    pub fn location_by_uuid(&self, uuid: &str) -> Result<Option<LocationRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, uuid, root, replica_id FROM locations WHERE uuid = ?1",
+                [uuid],
+                location_from_row,
+            )
+            .optional()?)
+    }
+
+    /// Moves a location to a new root (the folder was moved): its entries, versions and
+    /// conduits follow it, as they refer to its ID.
+    pub fn set_location_root(&self, id: i64, root: &Path) -> Result<LocationRow> {
+        self.conn.execute(
+            "UPDATE locations SET root = ?2 WHERE id = ?1",
+            params![id, path_str(root)?],
+        )?;
+        self.location(id)
+    }
+
     pub fn location(&self, id: i64) -> Result<LocationRow> {
         Ok(self.conn.query_row(
             "SELECT id, uuid, root, replica_id FROM locations WHERE id = ?1",

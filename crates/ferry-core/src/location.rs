@@ -3,6 +3,10 @@
 //! A root without its marker is never synced (safety rule 6): an unmounted disk or a
 //! wiped folder must not look like "everything was deleted".
 //!
+//! A folder that was moved keeps its marker, so its new root is recognised and the
+//! location follows it (its index row takes the new root); a copy of a folder, whose
+//! original still holds the same marker, is refused with what to do instead.
+//!
 //! A dry run opens locations with [`open_location_dry`]: it writes nothing under the
 //! root (no marker, no lock file), and the index rows it needs for a folder new to the
 //! index live only in the dry run's discarded transaction.
@@ -11,6 +15,7 @@ use crate::beneath::RootDir;
 use crate::error::{Error, IoContext, Result};
 use crate::ignore_rules::FERRY_DIR;
 use crate::index::{Index, LocationRow};
+use crate::overlap::DirId;
 use std::path::{Path, PathBuf};
 
 const MARKER: &str = "location";
@@ -27,6 +32,9 @@ pub struct Location {
     marker_pending: bool,
     /// The root, open: every write of a run goes through it (see `beneath`).
     handle: std::sync::OnceLock<std::sync::Arc<RootDir>>,
+    /// The root the index had for this location when it was opened at a new one (the
+    /// folder was moved; a dry run only pretends to follow it).
+    moved_from: Option<PathBuf>,
 }
 
 impl Location {
@@ -38,6 +46,7 @@ impl Location {
             dry_run: false,
             marker_pending: false,
             handle: std::sync::OnceLock::new(),
+            moved_from: None,
         }
     }
 
@@ -65,6 +74,29 @@ impl Location {
     pub fn temp_tag(&self) -> String {
         let h = blake3::hash(format!("temp:{}", self.row.uuid).as_bytes());
         h.to_hex()[..16].to_string()
+    }
+
+    /// Where the folder was before it was moved here, when opening it followed the move.
+    pub fn moved_from(&self) -> Option<&Path> {
+        self.moved_from.as_deref()
+    }
+
+    /// What to tell the user when opening this location followed a moved folder.
+    pub fn moved_note(&self) -> Option<String> {
+        let old = self.moved_from.as_ref()?;
+        Some(if self.dry_run {
+            format!(
+                "{} was moved from {}: a real run will sync it at its new place, keeping its index and conduits",
+                self.root.display(),
+                old.display()
+            )
+        } else {
+            format!(
+                "{} was moved from {}: ferry now syncs it at its new place, with its index and conduits",
+                self.root.display(),
+                old.display()
+            )
+        })
     }
 
     pub fn ferry_dir(&self) -> PathBuf {
@@ -219,6 +251,7 @@ fn open(index: &mut Index, root: &Path, reinit: bool, dry_run: bool) -> Result<L
         dry_run,
         marker_pending,
         handle: std::sync::OnceLock::new(),
+        moved_from: None,
     };
     if let Some(row) = index.location_by_root(&root)? {
         match marker {
@@ -240,6 +273,24 @@ fn open(index: &mut Index, root: &Path, reinit: bool, dry_run: bool) -> Result<L
             None => return Err(missing_marker(&root)),
         }
     }
+    if let Some(known) = marker
+        .as_deref()
+        .map(|m| index.location_by_uuid(m))
+        .transpose()?
+        .flatten()
+    {
+        let old = known.root.clone();
+        let row = follow_move(index, known, &root)?;
+        tracing::info!(
+            "location {} was moved from {}; following it",
+            root.display(),
+            old.display()
+        );
+        return Ok(Location {
+            moved_from: Some(old),
+            ..opened(row, false)
+        });
+    }
     let (uuid, pending) = match marker {
         Some(m) => (m, false),
         None => {
@@ -253,6 +304,42 @@ fn open(index: &mut Index, root: &Path, reinit: bool, dry_run: bool) -> Result<L
     let replica_id = replica_id_of(&uuid);
     let row = index.insert_location(&uuid, &root, replica_id)?;
     Ok(opened(row, pending))
+}
+
+/// `root` holds the marker of location `known`, which the index has at another root.
+/// If that root is gone or no longer holds the marker (or its path now leads here, e.g.
+/// a symlink left behind), the folder was moved: the location's row takes the new root
+/// and keeps its ID, so its entries, versions and conduits stay with it. If the old
+/// root still holds the same marker, `root` is a copy (or the same directory reached by
+/// another path, e.g. a bind mount): refused, saying what to do.
+fn follow_move(index: &Index, known: LocationRow, root: &Path) -> Result<LocationRow> {
+    let old = &known.root;
+    let old_now = std::fs::canonicalize(old).ok().filter(|p| p.is_dir());
+    if let Some(old_now) = old_now.filter(|p| p != root) {
+        if read_marker(&old_now)?.as_deref() == Some(known.uuid.as_str()) {
+            let reason = if DirId::at(&old_now)? == DirId::at(root)? {
+                format!(
+                    "is the folder ferry syncs as {} (the same directory, reached through a bind \
+                     mount or another path); sync it as {}",
+                    old.display(),
+                    old.display()
+                )
+            } else {
+                format!(
+                    "its marker {FERRY_DIR}/{MARKER} names the folder ferry syncs at {}, which \
+                     still has it: this looks like a copy of that folder. To sync the copy as a \
+                     folder of its own, delete {} and run again",
+                    old.display(),
+                    root.join(FERRY_DIR).display()
+                )
+            };
+            return Err(Error::Location {
+                root: root.to_path_buf(),
+                reason,
+            });
+        }
+    }
+    index.set_location_root(known.id, root)
 }
 
 /// Replica ID used in version vectors: the first 8 bytes of BLAKE3(location ID).

@@ -59,6 +59,9 @@ pub struct SyncOutcome {
     pub errors: Vec<String>,
     /// Things left alone on purpose (e.g. a path ignored on one side); not errors.
     pub notes: Vec<String>,
+    /// Things the user should be told that need nothing done (a moved folder followed
+    /// to its new root); unlike notes, they do not keep the conduit from converging.
+    pub info: Vec<String>,
     pub dry_run: bool,
 }
 
@@ -264,6 +267,7 @@ fn run_conduit(
         stats: GenerationStats::default(),
         errors: Vec::new(),
         notes: Vec::new(),
+        info: [&la, &lb].iter().filter_map(|l| l.moved_note()).collect(),
         dry_run: opts.dry_run,
     };
     outcome.errors.extend(outcome.scan_a.errors.iter().cloned());

@@ -1,7 +1,8 @@
 //! Roots are told apart by directory identity (device, inode), not by path: folders
 //! that overlap through a symlink or a bind mount are refused, before anything is
 //! written, and a walk that meets a root (or an ancestor of one) mounted inside the
-//! other stops the run.
+//! other stops the run. A folder that was moved is followed to its new root with its
+//! entries and conduits; a copy of a synced folder is refused with what to do.
 //!
 //! The bind-mount tests need root (`mount --bind`); they skip, saying so, when mounting
 //! is not permitted.
@@ -13,6 +14,7 @@ use ferry_core::entry::Entry;
 use ferry_core::ignore_rules::IndexRules;
 use ferry_core::index::{ConduitRow, Index, LocationRow};
 use ferry_core::location::open_location;
+use ferry_core::plan::Action;
 use ferry_core::progress::NoProgress;
 use ferry_core::rel_path::RelPath;
 use ferry_core::scan::{scan_pair, scan_pair_scoped, Scope};
@@ -181,4 +183,189 @@ fn overlap_through_a_symlink_or_a_bind_mount_is_refused() {
     for d in [&a, &p, &q] {
         assert!(!d.join(".ferry").exists(), "{d:?}");
     }
+}
+
+/// `sync A B`, `mv A A2`, `sync A2 B`: A2's marker names a location the index has at
+/// A, which is gone. The location follows the folder: same location and conduit, its
+/// entries kept, so nothing is copied or deleted, and the run says so. A dry run first
+/// reports it and writes nothing. (Today: a raw `UNIQUE constraint failed`.)
+#[test]
+fn moved_folder_is_followed_with_its_entries_and_conduit() {
+    let (tmp, [a, b], mut index) = folders(["A", "B"]);
+    write(&a, "x.txt", "x");
+    write(&a, "d/y.txt", "y");
+    let opts = SyncOptions::default();
+    let first = sync(&mut index, &a, &b, &opts, &NoProgress).unwrap();
+    assert_eq!(first.stats.files_copied, 2);
+    let loc = index.location_by_root(&canon(&a)).unwrap().unwrap();
+    // What a sync decides on (a rescan may refresh a racy file's stat and flag).
+    let synced_state = |index: &Index| -> Vec<_> {
+        index
+            .entries(loc.id)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.path, e.hash, e.version, e.sequence, e.deleted))
+            .collect()
+    };
+    let entries = synced_state(&index);
+
+    let a2 = tmp.path().join("A2");
+    std::fs::rename(&a, &a2).unwrap();
+    let before = (index_state(&index), stat_listing(&a2), stat_listing(&b));
+    let d = sync(&mut index, &a2, &b, &dry(), &NoProgress).unwrap();
+    assert_eq!(d.conduit_id, first.conduit_id);
+    assert!(
+        d.plan
+            .actions
+            .iter()
+            .all(|a| matches!(a, Action::Record { .. })),
+        "{:?}",
+        d.plan
+    );
+    assert_eq!(d.info.len(), 1, "{:?}", d.info);
+    assert!(d.info[0].contains("moved from"), "{:?}", d.info);
+    assert_eq!(
+        (index_state(&index), stat_listing(&a2), stat_listing(&b)),
+        before,
+        "the dry run wrote something"
+    );
+
+    let second = sync(&mut index, &a2, &b, &opts, &NoProgress).unwrap();
+    assert!(second.errors.is_empty(), "{:?}", second.errors);
+    assert_eq!(second.conduit_id, first.conduit_id);
+    assert_eq!(
+        (second.stats.files_copied, second.stats.files_deleted),
+        (0, 0)
+    );
+    assert_eq!(second.info.len(), 1, "{:?}", second.info);
+    let note = &second.info[0];
+    for p in [canon(&a2), canon(tmp.path()).join("A")] {
+        assert!(note.contains(&p.display().to_string()), "{note}");
+    }
+    let moved = index.location(loc.id).unwrap();
+    assert_eq!(moved.root, canon(&a2));
+    assert_eq!((&moved.uuid, moved.replica_id), (&loc.uuid, loc.replica_id));
+    assert_eq!(synced_state(&index), entries);
+    assert_eq!(index.locations().unwrap().len(), 2);
+    assert_eq!(index.conduits().unwrap().len(), 1);
+
+    // From now on an ordinary conduit: edits flow, nothing more is said.
+    write(&a2, "x.txt", "x, edited after the move");
+    let third = sync(&mut index, &a2, &b, &opts, &NoProgress).unwrap();
+    assert!(third.info.is_empty(), "{:?}", third.info);
+    assert_eq!(third.stats.files_copied, 1);
+    assert_eq!(
+        std::fs::read_to_string(b.join("x.txt")).unwrap(),
+        "x, edited after the move"
+    );
+}
+
+/// The old path may hold something else now (a new empty folder, or a symlink to the
+/// new place): it no longer has the marker, so the location still follows the folder.
+#[test]
+fn moved_folder_is_followed_when_its_old_path_holds_something_else() {
+    for leave_behind in ["empty folder", "symlink to the new place"] {
+        let (tmp, [a, b], mut index) = folders(["A", "B"]);
+        write(&a, "x.txt", "x");
+        let opts = SyncOptions::default();
+        let first = sync(&mut index, &a, &b, &opts, &NoProgress).unwrap();
+        let a2 = tmp.path().join("A2");
+        std::fs::rename(&a, &a2).unwrap();
+        match leave_behind {
+            "empty folder" => std::fs::create_dir(&a).unwrap(),
+            _ => std::os::unix::fs::symlink(&a2, &a).unwrap(),
+        }
+        let second = sync(&mut index, &a2, &b, &opts, &NoProgress).unwrap();
+        assert_eq!(second.conduit_id, first.conduit_id, "{leave_behind}");
+        assert_eq!(
+            (second.stats.files_copied, second.stats.files_deleted),
+            (0, 0),
+            "{leave_behind}"
+        );
+        assert_eq!(second.info.len(), 1, "{leave_behind}: {:?}", second.info);
+    }
+}
+
+/// `cp -a A A2`, then `sync A2 B`: A still holds the marker A2 copied, so A2 is a copy,
+/// not a move. Refused (as a dry run too) with a `Location` error that says to delete
+/// A2/.ferry; nothing is written. Doing that makes A2 a folder of its own.
+#[test]
+fn copied_folder_is_refused_with_what_to_do() {
+    let (tmp, [a, b], mut index) = folders(["A", "B"]);
+    write(&a, "x.txt", "x");
+    let opts = SyncOptions::default();
+    sync(&mut index, &a, &b, &opts, &NoProgress).unwrap();
+    let a2 = tmp.path().join("A2");
+    let cp = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&a)
+        .arg(&a2)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    let before = (
+        index_state(&index),
+        stat_listing(&a),
+        stat_listing(&a2),
+        stat_listing(&b),
+    );
+    for o in [dry(), opts.clone()] {
+        match sync(&mut index, &a2, &b, &o, &NoProgress) {
+            Err(Error::Location { root, reason }) => {
+                assert_eq!(root, canon(&a2));
+                assert!(reason.contains("copy"), "{reason}");
+                let ferry_dir = canon(&a2).join(".ferry");
+                assert!(
+                    reason.contains(&format!("delete {}", ferry_dir.display())),
+                    "{reason}"
+                );
+            }
+            other => panic!("expected a Location error, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        (
+            index_state(&index),
+            stat_listing(&a),
+            stat_listing(&a2),
+            stat_listing(&b)
+        ),
+        before,
+        "a refused run wrote something"
+    );
+
+    std::fs::remove_dir_all(a2.join(".ferry")).unwrap();
+    let out = sync(&mut index, &a2, &b, &opts, &NoProgress).unwrap();
+    assert_eq!(
+        (out.stats.files_copied, out.stats.files_deleted),
+        (0, 0),
+        "same content on both sides"
+    );
+    assert_eq!(index.locations().unwrap().len(), 3);
+}
+
+/// A synced folder reached by another path (a bind mount of it) carries its marker but
+/// is no move and no copy: the index's own path still leads to the same directory.
+/// Refused, naming the path to use.
+#[test]
+fn synced_folder_through_a_bind_mount_is_refused_naming_its_path() {
+    let (_tmp, [a, b, c, m], mut index) = folders(["A", "B", "C", "M"]);
+    write(&a, "x.txt", "x");
+    let opts = SyncOptions::default();
+    sync(&mut index, &a, &b, &opts, &NoProgress).unwrap();
+    let Some(_mount) = bind_mount(&a, &m) else {
+        return;
+    };
+    let before = index_state(&index);
+    match sync(&mut index, &m, &c, &opts, &NoProgress) {
+        Err(Error::Location { reason, .. }) => {
+            assert!(
+                reason.contains(&format!("sync it as {}", canon(&a).display())),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a Location error, got {other:?}"),
+    }
+    assert_eq!(index_state(&index), before);
+    assert!(!c.join(".ferry").exists());
 }
