@@ -558,3 +558,90 @@ fn sync_by_conduit_id_and_conduit_management() {
     assert!(!out.status.success());
     assert!(env.a.join("one.txt").exists() && env.b.join("one.txt").exists());
 }
+
+/// Asks the daemon to run conduit 1 now and waits for that run's end on the event
+/// stream (the `n`th run the stream has seen end); returns its event name and data.
+fn run_now(d: &Daemon, events: &mut Events, n: usize) -> (String, Value) {
+    let (code, body) = d.request("POST", "/api/conduits/1/sync", Some(&d.token()));
+    assert_eq!(code, 200, "{body}");
+    let ended = |list: &[(&str, Value)]| -> Vec<(String, Value)> {
+        list.iter()
+            .filter(|(name, _)| *name == "job_finished" || *name == "job_failed")
+            .map(|(name, data)| (name.to_string(), data.clone()))
+            .collect()
+    };
+    events.wait_for(&format!("the end of run {n}"), |list| {
+        ended(list).len() >= n
+    });
+    ended(&events.list()).swap_remove(n - 1)
+}
+
+/// A folder that is unplugged (its marker gone, then the whole root) makes the daemon
+/// refuse the conduit's runs: that is logged as a warning once per reason, not at
+/// every refused run; the folder's return is logged once too, and the run then syncs
+/// what changed meanwhile.
+#[test]
+fn unplugged_folder_is_logged_once_per_state() {
+    let env = Env::new();
+    std::fs::write(env.a.join("f.txt"), "x").unwrap();
+    env.add_conduit(&["--schedule", "manual"]);
+    let d = env.start(&[]);
+    let mut events = d.events();
+    let refusals = |d: &Daemon| d.log().matches("conduit 1: refused:").count();
+    assert_eq!(run_now(&d, &mut events, 1).0, "job_finished");
+    assert!(env.b.join("f.txt").exists());
+
+    // Marker gone: every run is refused, the reason is logged once.
+    let marker = env.a.join(".ferry/location");
+    let away = env.a.join(".ferry/location.unplugged");
+    std::fs::rename(&marker, &away).unwrap();
+    std::fs::write(env.b.join("g.txt"), "made while A was away").unwrap();
+    for n in 2..=4 {
+        let (name, data) = run_now(&d, &mut events, n);
+        assert_eq!(name, "job_failed", "{data:#}");
+        assert!(
+            data["error"].as_str().unwrap().contains("marker"),
+            "{data:#}"
+        );
+    }
+    let log = d.log();
+    assert_eq!(
+        refusals(&d),
+        1,
+        "one warning for three refused runs:\n{log}"
+    );
+    assert!(log.contains("WARN"), "{log}");
+    let line = log.lines().find(|l| l.contains("refused:")).unwrap();
+    assert!(line.contains(&env.a.display().to_string()), "{line}");
+    assert!(line.contains("marker"), "{line}");
+
+    // A new reason (the whole root gone) is a new state: logged again, once.
+    let gone = env.a.with_file_name("a-unplugged");
+    std::fs::rename(&env.a, &gone).unwrap();
+    for n in 5..=6 {
+        assert_eq!(run_now(&d, &mut events, n).0, "job_failed");
+    }
+    let log = d.log();
+    assert_eq!(refusals(&d), 2, "{log}");
+    assert!(
+        log.lines()
+            .filter(|l| l.contains("refused:"))
+            .nth(1)
+            .is_some_and(|l| l.contains("not reachable")),
+        "{log}"
+    );
+
+    // Plugged back in: the next run goes through, and says so once.
+    std::fs::rename(&gone, &env.a).unwrap();
+    std::fs::rename(&away, &marker).unwrap();
+    assert_eq!(run_now(&d, &mut events, 7).0, "job_finished");
+    assert_eq!(run_now(&d, &mut events, 8).0, "job_finished");
+    assert_eq!(
+        read(&env.a.join("g.txt")).as_deref(),
+        Some(&b"made while A was away"[..])
+    );
+    let log = d.log();
+    assert_eq!(log.matches("its folders are back").count(), 1, "{log}");
+    assert_eq!(refusals(&d), 2, "{log}");
+    assert!(!log.contains("run failed"), "{log}");
+}

@@ -158,6 +158,9 @@ pub enum JobResult {
     Done(Box<SyncOutcome>),
     /// Another process holds one of the locations; try again later.
     Busy(String),
+    /// A folder is not there as the index knows it (root or marker missing, e.g. an
+    /// unplugged disk; another folder's marker; a copy): refused, nothing was done.
+    Unplugged(String),
     Failed(String),
 }
 
@@ -188,6 +191,9 @@ pub fn run_once(
     match result {
         Ok(o) => JobResult::Done(Box::new(o)),
         Err(DaemonError::Core(e @ ferry_core::Error::Busy(_))) => JobResult::Busy(e.to_string()),
+        Err(DaemonError::Core(e @ ferry_core::Error::Location { .. })) => {
+            JobResult::Unplugged(e.to_string())
+        }
         Err(e) => JobResult::Failed(e.to_string()),
     }
 }

@@ -10,8 +10,12 @@
 //! events touched (merged over all batches since the last run). Every other reason, a
 //! lost-events signal, and a targeted run that failed queue a full rescan, which covers
 //! any targeted paths pending with it. A location held by another ferry process is
-//! retried later. The supervisor re-reads saved settings every second or so, starting,
-//! updating and stopping the per-conduit tasks.
+//! retried later. A run refused because a folder is not there as the index knows it
+//! (an unplugged disk: root or marker missing) is logged as a warning once, not at
+//! every retry, and again only when the reason changes; the run that goes through
+//! afterwards says so. Until then every run is a full rescan. The supervisor re-reads
+//! saved settings (and the conduits' roots, which follow a moved folder) every second
+//! or so, starting, updating and stopping the per-conduit tasks.
 
 use crate::events::DaemonEvent;
 use crate::jobs::{run_once, JobResult};
@@ -32,6 +36,8 @@ use tokio::time::Instant;
 pub enum Wake {
     Watch(WatchSignal),
     Settings(ConduitRow),
+    /// The conduit's folders are at new roots now (a moved folder was followed).
+    Roots(Vec<PathBuf>),
     RunNow,
     Stop,
 }
@@ -42,7 +48,7 @@ pub async fn supervise(shared: Arc<Shared>) {
         .with_index(|i| i.conduits_with_interrupted_runs())
         .map(|v| v.into_iter().collect())
         .unwrap_or_default();
-    let mut tasks: HashMap<i64, ConduitRow> = HashMap::new();
+    let mut tasks: HashMap<i64, (ConduitRow, Vec<PathBuf>)> = HashMap::new();
     let mut first = true;
     loop {
         match load(&shared) {
@@ -62,16 +68,25 @@ pub async fn supervise(shared: Arc<Shared>) {
                             if resume {
                                 tracing::info!("conduit {}: resuming its interrupted run", row.id);
                             }
-                            let task =
-                                ConduitTask::new(shared.clone(), row.clone(), roots, tx, resume);
+                            let task = ConduitTask::new(
+                                shared.clone(),
+                                row.clone(),
+                                roots.clone(),
+                                tx,
+                                resume,
+                            );
                             tokio::spawn(task.run(rx));
-                            tasks.insert(row.id, row);
+                            tasks.insert(row.id, (row, roots));
                         }
-                        Some(old) if *old != row => {
-                            send(&shared, row.id, Wake::Settings(row.clone()));
-                            tasks.insert(row.id, row);
+                        Some((old_row, old_roots)) => {
+                            if *old_row != row {
+                                send(&shared, row.id, Wake::Settings(row.clone()));
+                            }
+                            if *old_roots != roots {
+                                send(&shared, row.id, Wake::Roots(roots.clone()));
+                            }
+                            tasks.insert(row.id, (row, roots));
                         }
-                        Some(_) => {}
                     }
                 }
                 let gone: Vec<i64> = tasks
@@ -136,6 +151,10 @@ struct ConduitTask {
     retry_at: Option<Instant>,
     next_scan: Instant,
     stop: bool,
+    /// Why the last run was refused for a folder that is not there (logged once, when
+    /// it starts or changes), until a run goes through again. Meanwhile every run is a
+    /// full rescan.
+    unplugged: Option<String>,
 }
 
 impl ConduitTask {
@@ -166,6 +185,7 @@ impl ConduitTask {
             retry_at: None,
             next_scan: Instant::now(),
             stop: false,
+            unplugged: None,
         };
         t.next_scan = Instant::now() + t.interval();
         t
@@ -231,6 +251,21 @@ impl ConduitTask {
     fn handle(&mut self, w: Wake) {
         match w {
             Wake::Stop => self.stop = true,
+            Wake::Roots(roots) => {
+                tracing::info!(
+                    "conduit {}: its folders are now {}; watching there",
+                    self.id(),
+                    roots
+                        .iter()
+                        .map(|r| r.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                );
+                self.roots = roots;
+                self.watcher = None; // `update_watcher` starts one on the new roots
+                self.unwatchable = false;
+                self.want_full("start");
+            }
             Wake::RunNow => {
                 self.pending = Some("api");
                 self.targets = None;
@@ -285,6 +320,11 @@ impl ConduitTask {
     /// Queues a rescan of `touched`, merged into a targeted run already queued; a full
     /// run already queued covers them.
     fn want_paths(&mut self, why: &'static str, touched: Touched) {
+        if self.unplugged.is_some() {
+            // Refused last time: what the events touched before was never scanned.
+            self.want_full(why);
+            return;
+        }
         match (&self.pending, &mut self.targets) {
             (None, _) => {
                 self.pending = Some(why);
@@ -399,6 +439,9 @@ impl ConduitTask {
         match result {
             JobResult::Done(o) => {
                 self.retry_at = None;
+                if self.unplugged.take().is_some() {
+                    tracing::info!("conduit {id}: its folders are back; syncing again");
+                }
                 let status = if o.errors.is_empty() { "ok" } else { "partial" };
                 for e in &o.errors {
                     tracing::warn!("conduit {id}: {e}");
@@ -429,8 +472,30 @@ impl ConduitTask {
                 }
                 self.retry_at = Some(Instant::now() + shared.tunables.busy_retry);
             }
+            JobResult::Unplugged(msg) => {
+                self.retry_at = None;
+                // Said once per state, not at every event or rescan that retries it.
+                if self.unplugged.as_ref() != Some(&msg) {
+                    tracing::warn!("conduit {id}: refused: {msg}");
+                } else {
+                    tracing::debug!("conduit {id}: still refused: {msg}");
+                }
+                self.unplugged = Some(msg.clone());
+                shared.set_state(id, |s| {
+                    s.last_error = Some(msg.clone());
+                    s.last_finished_at = Some(ferry_core::index::unix_now());
+                });
+                shared.emit(DaemonEvent::JobFailed {
+                    conduit: id,
+                    error: msg,
+                });
+                // Retrying now would only be refused again; whatever runs next is a
+                // full rescan (see `want_paths`), so the paths this run did not scan
+                // are looked at once the folder is back.
+            }
             JobResult::Failed(msg) => {
                 self.retry_at = None;
+                self.unplugged = None;
                 tracing::warn!("conduit {id}: run failed: {msg}");
                 shared.set_state(id, |s| {
                     s.last_error = Some(msg.clone());
