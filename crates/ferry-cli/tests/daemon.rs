@@ -645,3 +645,33 @@ fn unplugged_folder_is_logged_once_per_state() {
     assert_eq!(refusals(&d), 2, "{log}");
     assert!(!log.contains("run failed"), "{log}");
 }
+
+/// `ferry sync` follows a moved folder while the daemon runs: the daemon picks up the
+/// conduit's new root from the index, says so, watches there and keeps syncing.
+#[test]
+fn daemon_follows_a_folder_moved_and_resynced_by_the_cli() {
+    let env = Env::new();
+    std::fs::write(env.a.join("f.txt"), "x").unwrap();
+    env.add_conduit(&[]);
+    let d = env.start(&[]);
+    wait_for("initial sync", || env.b.join("f.txt").exists());
+    let moved = env.a.with_file_name("a-moved");
+    std::fs::rename(&env.a, &moved).unwrap();
+    // The daemon may be running the conduit right then (busy): try again.
+    wait_for("`ferry sync` of the moved folder", || {
+        env.ferry(&["sync", moved.to_str().unwrap(), env.b.to_str().unwrap()])
+            .status
+            .success()
+    });
+    wait_for("the daemon to take the new root", || {
+        d.log()
+            .contains(&format!("its folders are now {}", moved.display()))
+    });
+    std::fs::write(moved.join("after-the-move.txt"), "y").unwrap();
+    wait_for("a change in the moved folder to reach b", || {
+        read(&env.b.join("after-the-move.txt")).as_deref() == Some(&b"y"[..])
+    });
+    let out = env.ferry(&["--json", "conduit", "list"]);
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list:#}");
+}
