@@ -4,7 +4,7 @@
 //! retention only decides what `ferry versions --prune` may drop later. A location uses
 //! its own setting, else its conduit's, else the default, `staggered`.
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::ignore_rules::FERRY_DIR;
 use crate::index::{Index, LocationRow, VersionRow};
 use crate::rel_path::RelPath;
@@ -153,23 +153,31 @@ pub fn prune_location(
                 v.id, v.stored_path
             )));
         }
-        let abs = rel.under(&loc.root);
-        match std::fs::remove_file(&abs) {
+        // Through the root's handle: a store (or a folder of it) that is a symlink is
+        // refused, never followed.
+        let root = crate::beneath::RootDir::open(&loc.root)?;
+        let (dir, name) = root.parent(&rel)?;
+        match dir.unlink(&name) {
             Ok(()) => {}
-            Err(e) if crate::fs_ops::is_absent(&e) => {}
-            Err(e) => return Err(e).ctx("remove version", &abs),
+            Err(Error::Io { source, .. }) if crate::fs_ops::is_absent(&source) => {}
+            Err(e) => return Err(e),
         }
         index.delete_version(v.id)?;
         report.versions_removed += 1;
         report.bytes_freed += v.size;
         // Tidy now-empty folders of the store, best effort.
-        let store = loc.root.join(FERRY_DIR).join("versions");
-        let mut dir = abs.parent().map(|p| p.to_path_buf());
-        while let Some(d) = dir {
-            if d == store || !d.starts_with(&store) || std::fs::remove_dir(&d).is_err() {
+        let mut folder = rel.parent();
+        while let Some(d) = folder {
+            if !d.as_str().starts_with(&prefix) {
                 break;
             }
-            dir = d.parent().map(|p| p.to_path_buf());
+            let Ok((parent, name)) = root.parent(&d) else {
+                break;
+            };
+            if parent.rmdir(&name).is_err() {
+                break;
+            }
+            folder = d.parent();
         }
     }
     Ok(report)

@@ -476,3 +476,73 @@ fn a_symlinked_ferry_folder_is_refused() {
     assert_eq!(files_in(&outside), before);
     assert_eq!(std::fs::read_to_string(f.b.join("x")).unwrap(), "x");
 }
+
+/// A version of a file hidden in a 0700 folder is no more readable than the file was:
+/// another user (here `nobody`, when run as root) cannot read it.
+#[test]
+fn versions_are_not_readable_by_other_users() {
+    if !rustix_is_root() {
+        eprintln!("not root: no other user to try as; the store's 0700 mode is checked elsewhere");
+        return;
+    }
+    let mut f = Pair::new();
+    std::fs::create_dir(f.a.join("secret")).unwrap();
+    std::fs::write(f.a.join("secret/diary"), "dear diary").unwrap();
+    std::fs::set_permissions(f.a.join("secret"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    f.run();
+    std::fs::write(f.a.join("secret/diary"), "dear diary, again").unwrap();
+    let report = f.run();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let kept = files_in(&f.b.join(".ferry/versions/secret"));
+    assert_eq!(kept.len(), 1);
+    // The tree up to the temp dir must be passable for nobody, as a user's home is.
+    for d in [f.tmp.path(), &f.b, &f.b.join(".ferry")] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let as_nobody = |p: &Path| {
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"])
+            .arg(p)
+            .output()
+            .expect("setpriv runs")
+    };
+    // The probe works: nobody can read a world-readable file here...
+    std::fs::write(f.b.join("public"), "hello").unwrap();
+    assert!(as_nobody(&f.b.join("public")).status.success());
+    // ...but neither the original nor its version.
+    assert!(!as_nobody(&f.b.join("secret/diary")).status.success());
+    let out = as_nobody(&kept[0]);
+    assert!(!out.status.success(), "nobody read the version");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("dear diary"));
+}
+
+/// Pruning goes through the root's handle: a folder of the store swapped for a symlink
+/// is refused, and nothing outside is removed.
+#[test]
+fn pruning_never_removes_through_a_symlinked_store() {
+    let mut f = Pair::new();
+    std::fs::create_dir(f.a.join("d")).unwrap();
+    std::fs::write(f.a.join("d/x"), "one").unwrap();
+    f.run();
+    std::fs::write(f.a.join("d/x"), "two, longer").unwrap();
+    f.run();
+    let store = f.b.join(".ferry/versions/d");
+    let kept = files_in(&store);
+    assert_eq!(kept.len(), 1);
+    let outside = f.tmp.path().join("outside");
+    std::fs::rename(&store, &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, &store).unwrap();
+    let row = f
+        .index
+        .location_by_root(&f.b.canonicalize().unwrap())
+        .unwrap()
+        .unwrap();
+    let r = ferry_core::retention::prune_location(
+        &f.index,
+        &row,
+        ferry_core::retention::Retention::None,
+        i64::MAX / 2,
+    );
+    assert!(r.is_err(), "{r:?}");
+    assert_eq!(files_in(&outside).len(), 1);
+}
