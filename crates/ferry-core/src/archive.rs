@@ -38,7 +38,7 @@
 use crate::disk;
 use crate::entry::{Entry, EntryKind};
 use crate::error::{Error, IoContext, Result};
-use crate::execute::FaultPoint;
+use crate::fault::FaultPoint;
 use crate::fs_ops::blake3_of;
 use crate::index::{ConduitRow, Index};
 use crate::location::Location;

@@ -24,7 +24,6 @@ use crate::plan::{Action, Plan, Side};
 use crate::progress::Progress;
 use crate::rel_path::RelPath;
 use crate::throttle::RateLimiter;
-use crate::version_vector::VersionVector;
 
 /// Files staged before one durability point.
 const COPY_BATCH_FILES: usize = 1024;
@@ -41,23 +40,7 @@ pub struct ExecReport {
     pub notes: Vec<String>,
 }
 
-/// Test hook: a failure injected at a named point of the executor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum FaultPoint {
-    #[default]
-    None,
-    /// Corrupt the temp file after copying, so verification must catch it.
-    CorruptTempAfterCopy,
-    /// Stop (as if the process died) after staging temp files, before any rename.
-    StopAfterStaging,
-    /// Archive: corrupt the installed copy on B before it is re-read for verification.
-    CorruptArchivedCopy,
-    /// Archive: stop (as if the process died) after the copies, before any removal from A.
-    StopBeforeArchiveRemoval,
-    /// Stop (as if the process died) after directories were renamed on disk, before the
-    /// index records their new paths.
-    StopAfterDirRenames,
-}
+pub use crate::fault::FaultPoint;
 
 /// The two locations a plan runs against.
 pub struct Executor<'a> {
@@ -396,7 +379,7 @@ impl Executor<'_> {
                     disk::remove_file(self.index, loc, path, expected, "deleted")?;
                     stats.files_deleted += 1;
                 }
-                Ok(vec![tombstone(expected, version)])
+                Ok(vec![expected.tombstone(version)])
             }
             Action::Mkdir {
                 path,
@@ -447,9 +430,9 @@ impl Executor<'_> {
                     Entry {
                         // Replaced by a save since the move: hash it again next scan.
                         racy: stat.inode != moved.inode,
-                        ..landed(to, source, stat, version)
+                        ..Entry::landed(to, source, stat, version)
                     },
-                    tombstone(expected, from_version),
+                    expected.tombstone(from_version),
                 ])
             }
             Action::Copy { .. } => Err(Error::Other("copies run in batches".into())),
@@ -632,7 +615,7 @@ impl Executor<'_> {
                         }
                         pending[*to as usize].entries.push(Entry {
                             racy: installed.replaced_since,
-                            ..landed(path, source, installed.stat, version)
+                            ..Entry::landed(path, source, installed.stat, version)
                         });
                     }
                     Err(e) => {
@@ -751,35 +734,6 @@ pub(crate) fn replace_file(
             disk::discard(loc, path, &staged);
             Err(e)
         }
-    }
-}
-
-pub(crate) fn landed(
-    path: &RelPath,
-    source: &Entry,
-    stat: StatInfo,
-    version: &VersionVector,
-) -> Entry {
-    Entry {
-        path: path.clone(),
-        kind: source.kind,
-        stat,
-        hash: source.hash,
-        chunks: source.chunks.clone(),
-        link_target: source.link_target.clone(),
-        version: version.clone(),
-        deleted: false,
-        sequence: 0,
-        racy: false,
-    }
-}
-
-pub(crate) fn tombstone(expected: &Entry, version: &VersionVector) -> Entry {
-    Entry {
-        deleted: true,
-        version: version.clone(),
-        racy: false,
-        ..expected.clone()
     }
 }
 

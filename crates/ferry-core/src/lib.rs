@@ -10,6 +10,7 @@ mod disk;
 pub mod entry;
 pub mod error;
 pub mod execute;
+pub mod fault;
 pub mod fs_ops;
 pub mod ignore_rules;
 pub mod index;
