@@ -13,6 +13,7 @@ pub mod execute;
 pub mod fs_ops;
 pub mod ignore_rules;
 pub mod index;
+pub mod itemize;
 pub mod library;
 pub mod location;
 pub mod overlap;
