@@ -7,8 +7,7 @@ use ferry_core::itemize::Item;
 use ferry_core::rel_path::display_key;
 use serde_json::{json, Value};
 
-/// Version of the JSON documents' shape; raised when a field changes meaning or goes.
-pub const SCHEMA_VERSION: u64 = 1;
+use ferry_core::JSON_SCHEMA_VERSION as SCHEMA_VERSION;
 
 /// Prints one JSON document on stdout: an object, with `schema_version` added.
 pub fn print(mut v: Value) -> Result<()> {

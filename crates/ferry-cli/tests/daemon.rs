@@ -265,6 +265,16 @@ fn edits_propagate_both_ways_and_changes_made_while_down_are_found() {
             .any(|g| g["trigger"] == "watch"),
         "{history:#}"
     );
+    // One run with what it did, path by path.
+    let copied = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["files_copied"].as_u64() > Some(0))
+        .unwrap_or_else(|| panic!("no run copied anything: {history:#}"));
+    let run = d.api(&format!("/api/history/{}", copied["generation"]));
+    let actions = run["actions"].as_array().unwrap();
+    assert!(actions.iter().any(|i| i["action"] == "copy"), "{run:#}");
 }
 
 /// Watched changes are rescanned by path: a file changed where the watcher cannot see

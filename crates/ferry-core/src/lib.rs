@@ -33,3 +33,7 @@ pub mod version_vector;
 pub mod walk;
 
 pub use error::{Error, Result};
+
+/// Version of the shape of ferry's JSON documents (CLI `--json` output and the local
+/// API): raised when a field changes meaning or goes away, not when one is added.
+pub const JSON_SCHEMA_VERSION: u64 = 1;
