@@ -26,6 +26,9 @@ pub enum Command {
         /// Where to create the demo folders.
         #[arg(default_value = "ferry-demo")]
         dir: PathBuf,
+        /// Start a demo folder over when its `.ferry` marker is gone (as `sync --yes`).
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
     /// Index a folder (registering it as a location) and report what changed.
     Scan {

@@ -26,7 +26,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
     .context("opening the library")?;
     match &cli.command {
         Command::Sync(args) => cmd_sync(&mut index, args, cli),
-        Command::Demo { dir } => cmd_demo(&mut index, dir, cli),
+        Command::Demo { dir, yes } => cmd_demo(&mut index, dir, *yes, cli),
         Command::Scan {
             dir,
             index_everything,
@@ -272,7 +272,7 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
-fn cmd_demo(index: &mut Index, dir: &Path, cli: &Cli) -> Result<u8> {
+fn cmd_demo(index: &mut Index, dir: &Path, yes: bool, cli: &Cli) -> Result<u8> {
     let (a, b) = (dir.join("a"), dir.join("b"));
     // A demo folder made afresh (the first time, or after it was deleted) holds nothing
     // of the user's: its old index rows, if any, must not stop the demo, so the run
@@ -295,7 +295,7 @@ fn cmd_demo(index: &mut Index, dir: &Path, cli: &Cli) -> Result<u8> {
     }
     std::fs::create_dir_all(&b).with_context(|| format!("creating {}", b.display()))?;
     let opts = SyncOptions {
-        yes: fresh,
+        yes: fresh || yes,
         ..Default::default()
     };
     run_sync(index, &a, &b, None, &opts, cli)

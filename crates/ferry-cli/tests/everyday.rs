@@ -517,6 +517,14 @@ fn demo_recovers_after_a_folder_is_deleted() {
     fs::remove_dir_all(demo.join("a")).unwrap();
     env.ferry(["demo"]).expect_code(0);
     assert_eq!(fs::read(demo.join("a/mine.txt")).unwrap(), b"mine");
+    // A folder that lost only its marker is the user's to start over: the refusal's
+    // advice (--yes) works.
+    fs::remove_dir_all(demo.join("b/.ferry")).unwrap();
+    let refused = env.ferry(["demo"]);
+    refused.expect_code(1);
+    assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
+    env.ferry(["demo", "--yes"]).expect_code(0);
+    assert!(demo.join("b/.ferry/location").is_file());
 }
 
 /// With `--json`, errors and safety stops are a JSON object on stdout as well as text on
