@@ -1,12 +1,14 @@
 //! The `ferry` binary: argument parsing and output only; the work is in ferry-core.
 //!
-//! Exit codes: 0 in sync, 1 error, 2 usage, 3 conflicts left for the user.
+//! Exit codes: 0 in sync, 1 error, 2 usage, 3 conflicts left for the user. With
+//! `--json`, an error is also a JSON object on stdout (`output::print_error`).
 
 mod api_client;
 mod cli;
 mod commands;
 mod conduit_cmd;
 mod daemon_cmd;
+mod output;
 mod progress_bar;
 mod recovery;
 mod status;
@@ -22,11 +24,25 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Usage errors exit 2 (help and --version 0); clap prints them on stderr.
+            if e.use_stderr() && output::json_requested() {
+                let text = e.render().to_string();
+                let first = text.lines().next().unwrap_or_default();
+                output::print_error("usage", first.strip_prefix("error: ").unwrap_or(first));
+            }
+            e.exit()
+        }
+    };
     match commands::run(&cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("ferry: error: {e:#}");
+            if cli.json {
+                output::print_error(output::error_kind(&e), &format!("{e:#}"));
+            }
             ExitCode::from(1)
         }
     }

@@ -18,6 +18,7 @@ use crate::entry::{Entry, EntryKind, StatInfo};
 use crate::error::{Error, Result};
 use crate::fs_ops::sync_filesystem;
 use crate::index::{GenerationStats, Index};
+use crate::itemize::Item;
 use crate::location::Location;
 use crate::parallel::parallel_map;
 use crate::plan::{Action, Plan, Side};
@@ -38,6 +39,10 @@ pub struct ExecReport {
     pub errors: Vec<String>,
     /// Actions skipped on purpose, e.g. onto a path the target side ignores.
     pub notes: Vec<String>,
+    /// What was carried out, one item per path, in the order it was done.
+    pub done: Vec<Item>,
+    /// How many of `done` the generation's record holds already.
+    recorded: usize,
 }
 
 pub use crate::fault::FaultPoint;
@@ -182,7 +187,7 @@ impl Executor<'_> {
             self.attempt(a, &mut report, &mut pending);
         }
         self.flush(&mut pending, true)?;
-        self.persist_progress(&report)?;
+        self.persist_progress(&mut report)?;
 
         let copies = phase(plan, &held, |a| matches!(a, Action::Copy { .. }));
         self.copy_all(&copies, &mut report, &mut pending)?;
@@ -216,6 +221,7 @@ impl Executor<'_> {
                 Ok(freed) => {
                     report.stats.files_archived += 1;
                     report.stats.bytes_freed += freed;
+                    Self::done(&mut report, a);
                 }
                 Err(e) => report.errors.push(format!("{}: {e}", describe(a))),
             }
@@ -245,16 +251,26 @@ impl Executor<'_> {
             }
         }
         report.stats.errors = report.errors.len() as u64;
+        self.persist_progress(&mut report)?;
         Ok(report)
     }
 
-    /// Persists the generation's counters so far (the index already holds every
-    /// completed action, so a run that dies here resumes from this point).
-    fn persist_progress(&self, report: &ExecReport) -> Result<()> {
+    /// Persists the generation's counters so far and the per-file actions done since
+    /// the last call (the index already holds every completed action, so a run that
+    /// dies here resumes from this point).
+    fn persist_progress(&mut self, report: &mut ExecReport) -> Result<()> {
         if let Some(g) = self.generation {
             self.index.record_generation_progress(g, &report.stats)?;
+            self.index
+                .record_generation_actions(g, &report.done[report.recorded..])?;
+            report.recorded = report.done.len();
         }
         Ok(())
+    }
+
+    /// Notes that `action` was carried out.
+    fn done(report: &mut ExecReport, action: &Action) {
+        report.done.extend(Item::of_action(action));
     }
 
     /// Makes pending changes durable, then records them in the index.
@@ -285,7 +301,10 @@ impl Executor<'_> {
     fn attempt(&mut self, action: &Action, report: &mut ExecReport, pending: &mut [Pending; 2]) {
         let side = action.side();
         match self.apply(action, &mut report.stats, &mut report.notes) {
-            Ok(entries) => pending[side as usize].entries.extend(entries),
+            Ok(entries) => {
+                pending[side as usize].entries.extend(entries);
+                Self::done(report, action);
+            }
             Err(e) => report.errors.push(format!("{}: {e}", describe(action))),
         }
     }
@@ -315,6 +334,9 @@ impl Executor<'_> {
         match dir_rename::apply(self.index, loc, g) {
             Ok(Applied::Renamed { entries, errors }) => {
                 mark(held, Hold::Done);
+                for &i in &g.covers {
+                    Self::done(report, &plan.actions[i]);
+                }
                 report.stats.files_renamed += g.entries_moved();
                 report.stats.dirs_renamed += 1;
                 pending[g.side as usize].entries.extend(entries);
@@ -609,6 +631,7 @@ impl Executor<'_> {
                 let loc = self.loc(*to);
                 match disk::install(self.index, loc, path, &tmp, source, expected.as_ref()) {
                     Ok(installed) => {
+                        Self::done(report, a);
                         report.stats.files_copied += 1;
                         if source.kind == EntryKind::File {
                             report.stats.bytes_transferred += source.stat.size;
