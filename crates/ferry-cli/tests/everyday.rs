@@ -163,6 +163,15 @@ fn changed_pair() -> Env {
     fs::rename(env.a.join("old-name.txt"), env.a.join("new-name.txt")).unwrap();
     write(&env.a, "both.txt", "edited on a");
     write(&env.b, "both.txt", "edited on b, later");
+    // Later for certain: two writes in a row can share one clock tick, and a tie is
+    // decided by content, not by order.
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(10);
+    fs::File::options()
+        .write(true)
+        .open(env.b.join("both.txt"))
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
     env
 }
 
