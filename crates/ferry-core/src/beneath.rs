@@ -231,16 +231,33 @@ impl DirHandle {
         }
     }
 
-    /// Opens the regular file `name` for reading; a symlink there is refused.
+    /// Opens the regular file `name` for reading; a symlink there is refused, and so
+    /// is a fifo or device (opened without blocking, checked, then made blocking: a
+    /// fifo swapped in must not hang the run).
     pub fn open_file(&self, name: &OsStr) -> Result<File> {
         let fd = rustix::fs::openat(
             &self.fd,
             name,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
             Mode::empty(),
         )
         .map_err(os)
         .ctx("open", self.show(name))?;
+        let st = rustix::fs::fstat(&fd)
+            .map_err(os)
+            .ctx("stat", self.show(name))?;
+        if found_of(&st).kind != Some(EntryKind::File) {
+            return Err(Error::Refused(format!(
+                "{} is not a regular file (any more); not read",
+                crate::rel_path::escape_os(self.show(name))
+            )));
+        }
+        let flags = rustix::fs::fcntl_getfl(&fd)
+            .map_err(os)
+            .ctx("open", self.show(name))?;
+        rustix::fs::fcntl_setfl(&fd, flags - OFlags::NONBLOCK)
+            .map_err(os)
+            .ctx("open", self.show(name))?;
         Ok(File::from(fd))
     }
 
@@ -280,6 +297,39 @@ impl DirHandle {
         .map_err(os)
         .ctx("create", self.show(name))?;
         Ok(File::from(fd))
+    }
+
+    /// Opens the regular file `name` for writing, creating it (0644) when absent,
+    /// never following a symlink there.
+    pub fn open_or_create(&self, name: &OsStr) -> Result<File> {
+        let fd = rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o644),
+        )
+        .map_err(os)
+        .ctx("open", self.show(name))?;
+        Ok(File::from(fd))
+    }
+
+    /// Whether this folder may hold what ferry keeps: owned by this process's user or
+    /// by `also` (the root's owner), and writable by no one else.
+    pub fn is_trusted(&self, also: u32) -> Result<bool> {
+        let st = rustix::fs::fstat(&self.fd)
+            .map_err(os)
+            .ctx("stat", &self.path)?;
+        let f = found_of(&st);
+        let me = rustix::process::geteuid().as_raw();
+        Ok((f.uid == me || f.uid == also) && f.stat.mode & 0o022 == 0)
+    }
+
+    /// The owner of this folder.
+    pub fn owner(&self) -> Result<u32> {
+        let st = rustix::fs::fstat(&self.fd)
+            .map_err(os)
+            .ctx("stat", &self.path)?;
+        Ok(found_of(&st).uid)
     }
 
     pub fn symlink(&self, target: &OsStr, name: &OsStr) -> Result<()> {

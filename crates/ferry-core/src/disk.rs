@@ -14,7 +14,7 @@ use crate::beneath::{self, DirHandle, Found};
 use crate::entry::{Entry, EntryKind, StatInfo};
 use crate::error::{Error, IoContext, Result};
 use crate::fault::FaultPoint;
-use crate::fs_ops::{blake3_of, clone_or_copy, temp_name, throttled_copy};
+use crate::fs_ops::{blake3_of, clone_or_copy, staged_temp_name, temp_name, throttled_copy};
 use crate::ignore_rules::IndexRules;
 use crate::index::Index;
 use crate::location::Location;
@@ -143,28 +143,36 @@ pub(crate) fn mkdir(
     rel: &RelPath,
     mode: u32,
     owner: Option<(u32, u32)>,
-) -> Result<()> {
+) -> Result<u64> {
     let (dir, name) = loc.dir()?.parent(rel)?;
-    dir.mkdir(&name, (mode & 0o777) | 0o700)?;
+    dir.mkdir(&name, 0o700)?;
     if let Some((u, g)) = owner {
         dir.chown(&name, u, g)?;
     }
-    Ok(())
+    // Its final mode at once (not masked by the umask), but owner-writable until
+    // filled: a run that dies before the end leaves at most the owner's bits added.
+    dir.chmod(&name, mode | 0o700)?;
+    let made = dir
+        .lstat(&name)?
+        .ok_or_else(|| version_store::changed(&dir, &name))?;
+    Ok(made.stat.inode)
 }
 
-/// Makes the existing directory `rel` owner-writable (if it is not) so ferry can
-/// write into it; its final mode is set after its contents.
-pub(crate) fn open_up_dir(loc: &Location, rel: &RelPath) -> Result<()> {
+/// Gives the existing directory `rel` its final `mode`, owner-writable so ferry can
+/// write into it; the exact mode is set after its contents. Returns its inode.
+pub(crate) fn open_up_dir(loc: &Location, rel: &RelPath, mode: u32) -> Result<u64> {
     let (dir, name) = loc.dir()?.parent(rel)?;
-    if let Some(f) = dir.lstat(&name)? {
-        if f.kind == Some(EntryKind::Dir)
-            && f.stat.mode & 0o700 != 0o700
-            && (can_chown() || f.uid == rustix::process::geteuid().as_raw())
-        {
-            dir.chmod(&name, f.stat.mode | 0o700)?;
-        }
+    let f = dir
+        .lstat(&name)?
+        .filter(|f| f.kind == Some(EntryKind::Dir))
+        .ok_or_else(|| version_store::changed(&dir, &name))?;
+    // Its final mode at once (a tightening must not wait for the end of the run),
+    // plus the owner's bits ferry needs to fill it.
+    let want = mode | 0o700;
+    if f.stat.mode != want && (can_chown() || f.uid == rustix::process::geteuid().as_raw()) {
+        dir.chmod(&name, want)?;
     }
-    Ok(())
+    Ok(f.stat.inode)
 }
 
 /// The owner of `rel` on disk (for keeping ownership as root).
@@ -296,7 +304,18 @@ pub(crate) fn stage(
     buf: &mut Vec<u8>,
 ) -> Result<Staged> {
     let (dir, _) = loc.dir()?.parent(path)?;
-    let tmp = temp_name(&loc.temp_tag());
+    let content = source
+        .hash
+        .ok_or_else(|| Error::Corrupt("entry without a content hash".into()))?;
+    // Copies of one content in one folder share the hash part of their names: a
+    // name taken already gets another random part.
+    let mut tmp = staged_temp_name(&loc.temp_tag(), &content);
+    for _ in 0..16 {
+        if dir.lstat(&tmp)?.is_none() {
+            break;
+        }
+        tmp = staged_temp_name(&loc.temp_tag(), &content);
+    }
     let shown = dir.show(&tmp);
     let input = match src {
         Source::Symlink => {
@@ -450,9 +469,13 @@ pub(crate) fn install(
         .ok_or_else(|| version_store::changed(&dir, &name))?;
     // A save may have replaced our file the moment it landed: then what is there is
     // not what was copied, and the index must not take it for that (see `Installed`).
+    // (or written to in place: then size or mtime differ from what was staged).
+    let ours = now.stat.inode == staged.inode
+        && (source.kind != EntryKind::File
+            || (now.stat.size == source.stat.size && now.stat.mtime_ns == source.stat.mtime_ns));
     Ok(Installed {
         stat: now.stat,
-        replaced_since: now.stat.inode != staged.inode,
+        replaced_since: !ours,
     })
 }
 
@@ -499,9 +522,17 @@ fn replace(
         return Ok(());
     }
     // A save landed since the check: give the path back to it.
-    staging
-        .rename_raw(tmp, dir, name, RenameFlags::EXCHANGE)
-        .ctx("put back", dir.show(name))?;
+    if let Err(e) = staging.rename_raw(tmp, dir, name, RenameFlags::EXCHANGE) {
+        // It cannot go back (the path changed again): keep it as a version, so the
+        // save is never left where a sweep could take it for ferry's own copy.
+        let taken = version_store::take(&root, &staging, tmp, path)?;
+        let stored = taken.record(index, loc, path, None, "saved during a sync")?;
+        return Err(Error::Refused(format!(
+            "{} changed while ferry replaced it ({e}); the save is kept as version {}",
+            escape_os(dir.show(name)),
+            crate::rel_path::display_key(&stored)
+        )));
+    }
     match staging.lstat(tmp)? {
         Some(f) if f.stat.inode == staged.inode => staging.unlink(tmp)?,
         Some(_) => {

@@ -158,13 +158,21 @@ impl Executor<'_> {
             Step::RenameDir(g) => (g.to.depth(), 0),
             Step::Mkdir(_, a) => (a.path().depth(), 1),
         });
+        // The directories this run made or prepared, by action, with their inodes: only
+        // those get their final mode and mtime at the end, and only while still there.
+        let mut made: std::collections::HashMap<usize, u64> = Default::default();
         for step in steps {
             match step {
                 Step::RenameDir(g) => {
                     self.rename_dir(g, plan, &mut held, &mut report, &mut pending)?
                 }
                 Step::Mkdir(i, a) if held[i] == Hold::Open => {
-                    self.attempt(a, &mut report, &mut pending)
+                    let side = a.side() as usize;
+                    let before = pending[side].entries.len();
+                    self.attempt(a, &mut report, &mut pending);
+                    if let Some(e) = pending[side].entries.get(before) {
+                        made.insert(i, e.stat.inode);
+                    }
                 }
                 Step::Mkdir(..) => {}
             }
@@ -228,26 +236,33 @@ impl Executor<'_> {
         }
 
         // Directory modes and mtimes last, deepest first, once their children are
-        // written (so a read-only folder is filled before it becomes read-only).
+        // written (so a read-only folder is filled before it becomes read-only) — only
+        // on the directory this run made or prepared, still there (a file saved in its
+        // place after a refused mkdir is not touched).
         for (i, a) in mkdirs.iter().rev() {
-            if held[*i] == Hold::Refused {
+            let Some(&inode) = made.get(i) else {
                 continue;
-            }
+            };
             if let Action::Mkdir {
                 side, path, source, ..
             } = a
             {
                 let loc = self.loc(*side);
-                let Ok(now) = disk::lstat(loc, path) else {
-                    continue; // its mkdir failed and said so
-                };
-                let mode = self.dir_mode(a, &mut Vec::new())?;
-                if now.mode != mode {
-                    if let Err(e) = disk::chmod(loc, path, mode) {
-                        report.errors.push(format!("{}: {e}", describe(a)));
+                match disk::lstat(loc, path) {
+                    Ok(now) if now.inode == inode => {
+                        let mode = self.dir_mode(a, &mut Vec::new())?;
+                        if now.mode != mode {
+                            if let Err(e) = disk::chmod(loc, path, mode) {
+                                report.errors.push(format!("{}: {e}", describe(a)));
+                            }
+                        }
+                        let _ = disk::set_mtime(loc, path, source.stat.mtime_ns);
                     }
+                    _ => report.errors.push(format!(
+                        "{}: the folder changed before its mode was set; left alone",
+                        describe(a)
+                    )),
                 }
-                let _ = disk::set_mtime(loc, path, source.stat.mtime_ns);
             }
         }
         report.stats.errors = report.errors.len() as u64;
@@ -417,7 +432,7 @@ impl Executor<'_> {
                     disk::mkdir(loc, path, mode, owner)?;
                     stats.dirs_created += 1;
                 } else {
-                    disk::open_up_dir(loc, path)?;
+                    disk::open_up_dir(loc, path, mode)?;
                 }
                 // Recorded with the mode it gets once its contents are written.
                 let mut stat = disk::lstat(loc, path)?;

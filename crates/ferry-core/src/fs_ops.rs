@@ -161,6 +161,29 @@ pub fn temp_name(tag: &str) -> OsString {
     OsString::from(format!("{}{tag}.{r}", crate::ignore_rules::TEMP_PREFIX))
 }
 
+/// The temp-file name of a staged copy whose content has BLAKE3 `hash`: like
+/// [`temp_name`], with the first 8 hex digits of the hash in place of random ones
+/// (8 random digits follow). After a crash, a leftover whose bytes have that hash is
+/// ferry's own copy (see [`is_own_copy`]; a user's file matches by chance once in
+/// 2^32); anything else is kept.
+pub fn staged_temp_name(tag: &str, hash: &crate::chunk::Hash) -> OsString {
+    let r = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let h = &hash.to_hex()[..8];
+    OsString::from(format!("{}{tag}.{h}{r}", crate::ignore_rules::TEMP_PREFIX))
+}
+
+/// Whether `name` is a staged-copy temp name (see [`staged_temp_name`]) whose content
+/// hash is `hash`.
+pub fn is_own_copy(name: &str, hash: &crate::chunk::Hash) -> bool {
+    let Some(rest) = name.strip_prefix(crate::ignore_rules::TEMP_PREFIX) else {
+        return false;
+    };
+    match rest.split_once('.') {
+        Some((_, r)) if r.len() == 16 => r[..8] == hash.to_hex()[..8],
+        _ => false,
+    }
+}
+
 /// A temp-file name with no location tag, for work inside `.ferry/` (never scanned).
 pub fn random_temp_name(what: &str) -> OsString {
     let r = &uuid::Uuid::new_v4().simple().to_string()[..16];

@@ -109,20 +109,24 @@ impl Location {
     /// A dry run creates no lock file: where there is none yet (a folder ferry has not
     /// marked), no process can hold it, and the dry run goes ahead unlocked.
     pub fn lock(&self) -> Result<LocationLock> {
-        let p = self.ferry_dir().join("lock");
+        // Through the root's handle, never following a symlink at `.ferry` or `lock`.
+        let lock = std::ffi::OsStr::new("lock");
         let file = if self.dry_run {
-            match std::fs::File::open(&p) {
-                Ok(f) => f,
-                Err(e) if crate::fs_ops::is_absent(&e) => return Ok(LocationLock { _file: None }),
-                Err(e) => return Err(e).ctx("open lock", &p),
+            let ferry = match self.dir()?.dir(FERRY_DIR) {
+                Ok(d) => d,
+                Err(Error::Io { source, .. }) if crate::fs_ops::is_absent(&source) => {
+                    return Ok(LocationLock { _file: None })
+                }
+                Err(e) => return Err(e),
+            };
+            match ferry.lstat(lock)? {
+                None => return Ok(LocationLock { _file: None }),
+                Some(_) => ferry.open_file(lock)?,
             }
         } else {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&p)
-                .ctx("open lock", &p)?
+            let top = self.dir()?.top()?;
+            top.subdir_or_create(std::ffi::OsStr::new(FERRY_DIR), 0o755)?
+                .open_or_create(lock)?
         };
         // A few short tries: a lock released by this process can still be held for a
         // moment by a child forked in between (the lock belongs to the open file, which
@@ -180,11 +184,18 @@ fn missing_marker(root: &Path) -> Error {
 fn read_marker(root: &Path) -> Result<Option<String>> {
     check_ferry_dir(root)?;
     let p = root.join(FERRY_DIR).join(MARKER);
-    match std::fs::read_to_string(&p) {
-        Ok(s) => Ok(Some(s.trim().to_string())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).ctx("read marker", p),
+    let ferry = match RootDir::open(root)?.dir(FERRY_DIR) {
+        Ok(d) => d,
+        Err(Error::Io { source, .. }) if crate::fs_ops::is_absent(&source) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let name = std::ffi::OsStr::new(MARKER);
+    if ferry.lstat(name)?.is_none() {
+        return Ok(None);
     }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut ferry.open_file(name)?, &mut text).ctx("read marker", &p)?;
+    Ok(Some(text.trim().to_string()))
 }
 
 /// `.ferry` must be a real folder of the root (or absent): a symlink there could lead
@@ -202,17 +213,32 @@ fn check_ferry_dir(root: &Path) -> Result<()> {
     }
 }
 
+/// Writes the marker through the root's handle: a new temp file (never through a
+/// symlink), made durable, renamed over the marker.
 fn write_marker(root: &Path, uuid: &str) -> Result<()> {
-    let dir = root.join(FERRY_DIR);
-    std::fs::create_dir_all(&dir).ctx("create", &dir)?;
-    let p = dir.join(MARKER);
-    let tmp = dir.join(format!("{MARKER}.tmp"));
-    std::fs::write(&tmp, format!("{uuid}\n")).ctx("write marker", &tmp)?;
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .ctx("fsync marker", &tmp)?;
-    std::fs::rename(&tmp, &p).ctx("install marker", &p)?;
-    Ok(())
+    let top = RootDir::open(root)?.top()?;
+    let ferry = top.subdir_or_create(std::ffi::OsStr::new(FERRY_DIR), 0o755)?;
+    let tmp = crate::fs_ops::random_temp_name(MARKER);
+    let shown = ferry.show(&tmp);
+    let written = (|| {
+        let mut f = ferry.create_new(&tmp)?;
+        std::io::Write::write_all(&mut f, format!("{uuid}\n").as_bytes())
+            .ctx("write marker", &shown)?;
+        crate::beneath::set_file_mode(&f, 0o644, &shown)?;
+        f.sync_all().ctx("fsync marker", &shown)?;
+        ferry
+            .rename_raw(
+                &tmp,
+                &ferry,
+                std::ffi::OsStr::new(MARKER),
+                rustix::fs::RenameFlags::empty(),
+            )
+            .ctx("install marker", ferry.show(std::ffi::OsStr::new(MARKER)))
+    })();
+    if written.is_err() {
+        let _ = ferry.unlink(&tmp);
+    }
+    written
 }
 
 /// Canonical absolute form of a root that must exist and be a directory.

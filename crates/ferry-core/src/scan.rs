@@ -205,7 +205,8 @@ pub fn scan_pair_scoped(
 /// old content of a file whose replacement a crash interrupted); failures are noted.
 fn keep_leftovers(index: &Index, loc: &Location, walked: &mut Walked) {
     if !loc.is_dry_run() {
-        let problems = crate::version_store::sweep_staging(index, loc);
+        let (notes, problems) = crate::version_store::sweep_staging(index, loc);
+        walked.report.notes.extend(notes);
         walked.report.errors.extend(problems);
     }
     for p in walked.out.temp_files.drain(..) {
@@ -214,11 +215,13 @@ fn keep_leftovers(index: &Index, loc: &Location, walked: &mut Walked) {
             .map_err(|_| crate::error::Error::Other("outside the root".into()))
             .and_then(RelPath::from_path)
             .and_then(|rel| crate::version_store::keep_leftover(index, loc, &rel));
-        if let Err(e) = kept {
-            walked.report.errors.push(format!(
+        match kept {
+            Ok(Some(note)) => walked.report.notes.push(note),
+            Ok(None) => {}
+            Err(e) => walked.report.errors.push(format!(
                 "{}: cannot keep leftover temp file: {e}",
                 escape_os(&p)
-            ));
+            )),
         }
     }
 }

@@ -27,8 +27,12 @@ const PRIVATE: u32 = 0o700;
 /// store that is a symlink is refused.
 pub(crate) fn version_dir(root: &RootDir, rel: &RelPath) -> Result<(DirHandle, String)> {
     let top = root.top()?;
-    let ferry = top.subdir_or_create(OsStr::new(FERRY_DIR), 0o755)?;
-    let mut dir = ferry.subdir_or_create(OsStr::new("versions"), PRIVATE)?;
+    let owner = top.owner()?;
+    let ferry = trusted(top.subdir_or_create(OsStr::new(FERRY_DIR), 0o755)?, owner)?;
+    let mut dir = trusted(
+        ferry.subdir_or_create(OsStr::new("versions"), PRIVATE)?,
+        owner,
+    )?;
     // Older stores were made 0755: the top of the store is what keeps it private.
     let st = top_mode(&ferry)?;
     if st & 0o077 != 0 {
@@ -38,12 +42,26 @@ pub(crate) fn version_dir(root: &RootDir, rel: &RelPath) -> Result<(DirHandle, S
     if let Some(parent) = rel.parent() {
         for comp in parent.as_str().split('/') {
             let name = OsString::from_vec(crate::rel_path::decode(comp).into_owned());
-            dir = dir.subdir_or_create(&name, PRIVATE)?;
+            dir = trusted(dir.subdir_or_create(&name, PRIVATE)?, owner)?;
             key.push_str(comp);
             key.push('/');
         }
     }
     Ok((dir, key))
+}
+
+/// Refuses a folder of the store that someone else could read into or write: owned
+/// by another user than this process's and the root's owner, or group/other-writable
+/// (e.g. a `.ferry` planted by another user of a shared folder).
+fn trusted(dir: DirHandle, root_owner: u32) -> Result<DirHandle> {
+    if dir.is_trusted(root_owner)? {
+        Ok(dir)
+    } else {
+        Err(Error::Refused(format!(
+            "{} belongs to another user or is writable by others; not keeping versions there",
+            crate::rel_path::escape_os(dir.path())
+        )))
+    }
 }
 
 fn top_mode(ferry: &DirHandle) -> Result<u32> {
@@ -209,8 +227,21 @@ impl Taken {
         let src = self.dir.open_file(&self.name)?;
         let tmp = crate::fs_ops::random_temp_name("version");
         let dst = self.dir.create_new(&tmp)?;
+        // The copy is ferry's file: it gets the original's owner where ferry can give
+        // it (root), else no setuid/setgid bits.
+        let mut mode = self.found.stat.mode;
         let copied = crate::fs_ops::clone_or_copy(&src, &dst, &shown)
-            .and_then(|_| crate::beneath::set_file_mode(&dst, self.found.stat.mode, &shown))
+            .and_then(|_| {
+                if crate::disk::can_chown() {
+                    crate::beneath::set_file_owner(&dst, self.found.uid, self.found.gid, &shown)
+                } else {
+                    if self.found.uid != rustix::process::geteuid().as_raw() {
+                        mode &= !0o6000;
+                    }
+                    Ok(())
+                }
+            })
+            .and_then(|_| crate::beneath::set_file_mode(&dst, mode, &shown))
             .and_then(|_| crate::beneath::set_file_mtime(&dst, self.found.stat.mtime_ns, &shown))
             .and_then(|_| {
                 self.dir
@@ -259,42 +290,65 @@ pub(crate) fn changed(parent: &DirHandle, name: &OsStr) -> Error {
 }
 
 /// Deals with a leftover temp file of a run that died (the caller knows it carries
-/// this location's tag). A replacement interrupted between its exchange and the move
-/// into the store leaves the *old* content under a temp name; that content is what
-/// the index still holds for the path, so a leftover whose bytes the index knows here
-/// is kept as a version. Any other leftover is a staged copy of the other side's
-/// content (still there): it is removed.
-pub fn keep_leftover(index: &Index, loc: &Location, rel: &RelPath) -> Result<()> {
+/// this location's tag), at `rel` in the tree. See [`recover`].
+pub fn keep_leftover(index: &Index, loc: &Location, rel: &RelPath) -> Result<Option<String>> {
     let root = loc.dir()?;
     let (parent, name) = root.parent(rel)?;
-    keep_if_indexed(index, loc, &parent, &name)
+    recover(index, loc, &parent, &name, rel)
 }
 
-/// Keeps `name` of `dir` as a version of the path whose indexed content it holds, or
-/// removes it when the index knows its bytes nowhere in this location.
-fn keep_if_indexed(index: &Index, loc: &Location, dir: &DirHandle, name: &OsStr) -> Result<()> {
+/// What a run that died left at `name` of `dir` (a temp name in the tree or in the
+/// staging folder): ferry's own staged copy — its bytes have the hash its name
+/// carries ([`crate::fs_ops::is_own_copy`]) — is removed; anything else is kept as a
+/// version, never deleted: the old content of an interrupted replacement (kept as a
+/// version of the path the index knows it at), or a save displaced at the last
+/// moment (kept as a version of `fallback`). Returns a note when something was kept.
+fn recover(
+    index: &Index,
+    loc: &Location,
+    dir: &DirHandle,
+    name: &OsStr,
+    fallback: &RelPath,
+) -> Result<Option<String>> {
     let Some(found) = dir.lstat(name)? else {
-        return Ok(());
+        return Ok(None);
     };
-    if found.kind != Some(EntryKind::File) {
-        return Ok(());
+    let hash = match found.kind {
+        Some(EntryKind::File) => {
+            let file = dir.open_file(name)?;
+            crate::fs_ops::blake3_of(&file, &dir.show(name), &mut Vec::new())?
+        }
+        Some(EntryKind::Symlink) => crate::chunk::Hash::of(std::os::unix::ffi::OsStrExt::as_bytes(
+            dir.read_link(name)?.as_os_str(),
+        )),
+        // A folder in ferry's place: not ours to judge; left where it is and said.
+        _ => {
+            return Ok(Some(format!(
+                "{}: found after an interrupted run and left alone (not a file)",
+                crate::rel_path::escape_os(dir.show(name))
+            )))
+        }
+    };
+    if crate::fs_ops::is_own_copy(&name.to_string_lossy(), &hash) {
+        dir.unlink(name)?;
+        return Ok(None);
     }
-    let file = dir.open_file(name)?;
-    let hash = crate::fs_ops::blake3_of(&file, &dir.show(name), &mut Vec::new())?;
-    drop(file);
-    let owner = match index.find_file_by_hash(loc.id(), &hash)? {
-        Some(p) if found.stat.size > 0 => p,
-        _ => return dir.unlink(name),
-    };
+    let owner = index
+        .find_file_by_hash(loc.id(), &hash)?
+        .unwrap_or_else(|| fallback.clone());
     let taken = take(&*loc.dir()?, dir, name, &owner)?;
-    taken.record(
+    let stored = taken.record(
         index,
         loc,
         &owner,
         Some(&hash),
-        "left by an interrupted run",
+        "found after an interrupted run",
     )?;
-    Ok(())
+    Ok(Some(format!(
+        "{}: found after an interrupted run; kept as version {}",
+        crate::rel_path::escape_os(dir.show(name)),
+        crate::rel_path::display_key(&stored)
+    )))
 }
 
 /// The store's staging folder, where a replacement's verified copy waits for the
@@ -302,9 +356,16 @@ fn keep_if_indexed(index: &Index, loc: &Location, dir: &DirHandle, name: &OsStr)
 /// name has the shape of this location's temp files, so no synced folder can have it.
 pub(crate) fn staging_dir(root: &RootDir, loc: &Location) -> Result<DirHandle> {
     let top = root.top()?;
-    let ferry = top.subdir_or_create(OsStr::new(FERRY_DIR), 0o755)?;
-    let versions = ferry.subdir_or_create(OsStr::new("versions"), PRIVATE)?;
-    versions.subdir_or_create(&staging_name(loc), PRIVATE)
+    let owner = top.owner()?;
+    let ferry = trusted(top.subdir_or_create(OsStr::new(FERRY_DIR), 0o755)?, owner)?;
+    let versions = trusted(
+        ferry.subdir_or_create(OsStr::new("versions"), PRIVATE)?,
+        owner,
+    )?;
+    trusted(
+        versions.subdir_or_create(&staging_name(loc), PRIVATE)?,
+        owner,
+    )
 }
 
 fn staging_name(loc: &Location) -> OsString {
@@ -315,30 +376,39 @@ fn staging_name(loc: &Location) -> OsString {
     ))
 }
 
-/// After a run that died: what waits in the staging folder is either a staged copy
-/// (the exchange never happened: removed) or the old content of a replaced file (the
-/// exchange happened, the move to its version name did not: kept as its version).
-/// Returns the problems met; the rest goes on.
-pub fn sweep_staging(index: &Index, loc: &Location) -> Vec<String> {
-    let mut problems = Vec::new();
+/// After a run that died: what waits in the staging folder is a staged copy (removed)
+/// or displaced content (kept as a version; see [`recover`]). Returns notes and
+/// problems; the rest goes on.
+pub fn sweep_staging(index: &Index, loc: &Location) -> (Vec<String>, Vec<String>) {
+    let (mut notes, mut problems) = (Vec::new(), Vec::new());
+    let staging = staging_name(loc);
     let dir = loc.dir().and_then(|r| {
         r.dir(&format!(
             "{FERRY_DIR}/versions/{}",
-            staging_name(loc).to_string_lossy()
+            staging.to_string_lossy()
         ))
     });
     let Ok(dir) = dir else {
-        return problems; // none yet (or unreadable: the next replacement will say so)
+        return (notes, problems); // none yet (or unreadable: the next replacement says so)
     };
     match dir.names() {
         Ok(names) => {
             for n in names {
-                if let Err(e) = keep_if_indexed(index, loc, &dir, &n) {
-                    problems.push(format!("{}: {e}", crate::rel_path::escape_os(dir.show(&n))));
+                // Displaced content whose path is unknown is filed under this name.
+                let fallback = RelPath::new(&format!(
+                    "ferry-recovered/{}",
+                    crate::rel_path::encode(std::os::unix::ffi::OsStrExt::as_bytes(n.as_os_str()))
+                ));
+                match fallback.and_then(|f| recover(index, loc, &dir, &n, &f)) {
+                    Ok(Some(note)) => notes.push(note),
+                    Ok(None) => {}
+                    Err(e) => {
+                        problems.push(format!("{}: {e}", crate::rel_path::escape_os(dir.show(&n))))
+                    }
                 }
             }
         }
         Err(e) => problems.push(e.to_string()),
     }
-    problems
+    (notes, problems)
 }

@@ -157,7 +157,7 @@ fn versions_are_private_and_immutable() {
 
 /// A leftover of a run that died holding content the index knows (the old content of
 /// a file whose replacement was interrupted) is kept as a version, not deleted; one
-/// holding anything else (a staged copy) is removed.
+/// that is ferry's own staged copy (its hash is in its name) is removed.
 #[test]
 fn leftover_temp_files_with_indexed_content_are_kept_as_versions() {
     let mut f = Pair::new();
@@ -168,8 +168,7 @@ fn leftover_temp_files_with_indexed_content_are_kept_as_versions() {
     std::fs::write(f.b.join("x"), "new").unwrap();
     let leftover = f.b.join(common::leftover_temp_name(&f.b));
     std::fs::write(&leftover, "displaced old content").unwrap();
-    let staged =
-        f.b.join(common::leftover_temp_name(&f.b).replace("0123", "4567"));
+    let staged = f.b.join(common::staged_copy_name(&f.b, b"a staged copy"));
     std::fs::write(&staged, "a staged copy").unwrap();
     let report = f.run();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
@@ -566,11 +565,26 @@ fn the_staging_folder_is_swept_after_a_crash() {
     // The exchange happened for x (B's x already new, its old content in staging)...
     std::fs::write(f.b.join("x"), "new content of x").unwrap();
     std::fs::write(staging.join("a"), "old content of x").unwrap();
-    // ...and another replacement died before its exchange (a staged copy).
-    std::fs::write(staging.join("b"), "a staged copy").unwrap();
+    // ...and another replacement died before its exchange (a staged copy, its hash in
+    // its name)...
+    let copy_name = common::staged_copy_name(&f.b, b"a staged copy");
+    std::fs::write(staging.join(&copy_name), "a staged copy").unwrap();
+    // ...and a third displaced a save it could not put back (bytes nobody indexed).
+    std::fs::write(
+        staging.join(common::leftover_temp_name(&f.b)),
+        "a user's save",
+    )
+    .unwrap();
     let report = f.run();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert!(files_in(&staging).is_empty(), "{:?}", files_in(&staging));
+    // The save is never deleted: it is a version, filed under ferry-recovered/.
+    let recovered = files_in(&f.b.join(".ferry/versions/ferry-recovered"));
+    assert_eq!(recovered.len(), 1, "{recovered:?}");
+    assert_eq!(
+        std::fs::read_to_string(&recovered[0]).unwrap(),
+        "a user's save"
+    );
     let kept: Vec<String> = files_in(&f.b.join(".ferry/versions"))
         .into_iter()
         .filter(|p| p.is_file())

@@ -205,6 +205,15 @@ pub fn contents_without_ferry(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> 
     out
 }
 
+/// The temp name ferry gives its staged copy of `content` in the location at `root`
+/// (the content's hash is in the name, so a sweep after a crash knows it for ferry's).
+#[allow(dead_code)]
+pub fn staged_copy_name(root: &Path, content: &[u8]) -> String {
+    let generic = leftover_temp_name(root);
+    let h = blake3::hash(content).to_hex()[..8].to_string();
+    generic.replace("0123456789abcdef", &format!("{h}abcd1234"))
+}
+
 /// The name a temp file of the location at `root` carries (as `fs_ops::temp_name`
 /// makes it from the location's ID in its marker): a leftover of a run that died.
 #[allow(dead_code)]
