@@ -11,7 +11,12 @@
 //! Durability is batched: a batch of temp files is written, then one `syncfs` makes them
 //! durable together, then they are renamed, then a second `syncfs` makes the renames
 //! durable before the index records them.
+//!
+//! A run asked to stop (a [`Cancel`]) stops at the next safe point: between actions,
+//! after a phase's flush, or between copy batches (staging stops; what was staged is
+//! still made durable, installed and recorded). Its report says `interrupted`.
 
+use crate::cancel::Cancel;
 use crate::dir_rename::{self, Applied, DirRename};
 use crate::disk::{self, Source, Staged};
 use crate::entry::{Entry, EntryKind, StatInfo};
@@ -39,6 +44,9 @@ pub struct ExecReport {
     pub errors: Vec<String>,
     /// Actions skipped on purpose, e.g. onto a path the target side ignores.
     pub notes: Vec<String>,
+    /// The run was asked to stop and did, at a safe point: the index holds every action
+    /// that completed, the rest of the plan was not attempted.
+    pub interrupted: bool,
 }
 
 /// Test hook: a failure injected at a named point of the executor.
@@ -72,6 +80,8 @@ pub struct Executor<'a> {
     pub limiter: Option<&'a RateLimiter>,
     /// The generation whose counters are persisted after each durable batch.
     pub generation: Option<i64>,
+    /// Set from outside to stop the run at its next safe point.
+    pub cancel: Option<&'a Cancel>,
 }
 
 struct Pending {
@@ -114,6 +124,11 @@ impl Executor<'_> {
         }
     }
 
+    /// Whether the run was asked to stop.
+    fn stopping(&self) -> bool {
+        crate::cancel::is_cancelled(self.cancel)
+    }
+
     /// Runs the plan. Per-action failures are collected in the report; only index
     /// failures abort.
     pub fn run(&mut self, plan: &Plan) -> Result<ExecReport> {
@@ -146,24 +161,40 @@ impl Executor<'_> {
         }
         self.flush(&mut pending, false)?;
 
+        // Which planned directories' steps were reached: only those get their final
+        // mode and mtime when the run is interrupted.
+        let mut reached = vec![false; plan.actions.len()];
+        let mut mkdirs: Vec<(usize, &Action)> = (plan.actions.iter().enumerate())
+            .filter(|(_, a)| matches!(a, Action::Mkdir { .. }))
+            .collect();
+        mkdirs.sort_by_key(|(_, a)| a.path().depth());
+
         for a in phase(plan, &held, |a| matches!(a, Action::MoveAside { .. })) {
+            if self.stopping() {
+                break;
+            }
             self.attempt(a, &mut report, &mut pending);
         }
         self.flush(&mut pending, true)?;
+        if self.stopping() {
+            return self.interrupted(report, &mkdirs, &held, &reached);
+        }
         for a in phase(
             plan,
             &held,
             |a| matches!(a, Action::Delete { expected, .. } if expected.kind != EntryKind::Dir),
         ) {
+            if self.stopping() {
+                break;
+            }
             self.attempt(a, &mut report, &mut pending);
         }
         self.flush(&mut pending, true)?;
+        if self.stopping() {
+            return self.interrupted(report, &mkdirs, &held, &reached);
+        }
         // Directories shallowest first. A directory rename stands where its target's
         // mkdir would: after the target's parents, before anything added inside it.
-        let mut mkdirs: Vec<(usize, &Action)> = (plan.actions.iter().enumerate())
-            .filter(|(_, a)| matches!(a, Action::Mkdir { .. }))
-            .collect();
-        mkdirs.sort_by_key(|(_, a)| a.path().depth());
         let mut steps: Vec<Step> = groups.iter().map(Step::RenameDir).collect();
         steps.extend(mkdirs.iter().map(|&(i, a)| Step::Mkdir(i, a)));
         steps.sort_by_key(|s| match s {
@@ -171,24 +202,37 @@ impl Executor<'_> {
             Step::Mkdir(_, a) => (a.path().depth(), 1),
         });
         for step in steps {
+            if self.stopping() {
+                break;
+            }
             match step {
                 Step::RenameDir(g) => {
                     self.rename_dir(g, plan, &mut held, &mut report, &mut pending)?
                 }
                 Step::Mkdir(i, a) if held[i] == Hold::Open => {
+                    reached[i] = true;
                     self.attempt(a, &mut report, &mut pending)
                 }
-                Step::Mkdir(..) => {}
+                Step::Mkdir(i, _) => reached[i] = true,
             }
         }
         if self.fault == FaultPoint::StopAfterDirRenames && report.stats.dirs_renamed > 0 {
             return Err(Error::Other("injected stop after directory renames".into()));
         }
         self.flush(&mut pending, true)?;
+        if self.stopping() {
+            return self.interrupted(report, &mkdirs, &held, &reached);
+        }
         for a in phase(plan, &held, |a| matches!(a, Action::Rename { .. })) {
+            if self.stopping() {
+                break;
+            }
             self.attempt(a, &mut report, &mut pending);
         }
         self.flush(&mut pending, true)?;
+        if self.stopping() {
+            return self.interrupted(report, &mkdirs, &held, &reached);
+        }
         let mut rmdirs: Vec<&Action> = phase(
             plan,
             &held,
@@ -196,13 +240,22 @@ impl Executor<'_> {
         );
         rmdirs.sort_by_key(|a| std::cmp::Reverse(a.path().depth()));
         for a in rmdirs {
+            if self.stopping() {
+                break;
+            }
             self.attempt(a, &mut report, &mut pending);
         }
         self.flush(&mut pending, true)?;
         self.persist_progress(&report)?;
+        if self.stopping() {
+            return self.interrupted(report, &mkdirs, &held, &reached);
+        }
 
         let copies = phase(plan, &held, |a| matches!(a, Action::Copy { .. }));
         self.copy_all(&copies, &mut report, &mut pending)?;
+        if self.stopping() {
+            return self.interrupted(report, &mkdirs, &held, &reached);
+        }
 
         // Archive removals last, once every copy is installed and durable.
         let archives = phase(plan, &held, |a| matches!(a, Action::Archive { .. }));
@@ -213,6 +266,9 @@ impl Executor<'_> {
             sync_filesystem(&self.b.root)?;
         }
         for a in archives {
+            if self.stopping() {
+                break;
+            }
             let Action::Archive {
                 path,
                 expected,
@@ -237,11 +293,42 @@ impl Executor<'_> {
                 Err(e) => report.errors.push(format!("{}: {e}", describe(a))),
             }
         }
+        if self.stopping() {
+            return self.interrupted(report, &mkdirs, &held, &reached);
+        }
+        self.finish_dirs(&mut report, &mkdirs, &held, &reached)?;
+        report.stats.errors = report.errors.len() as u64;
+        Ok(report)
+    }
 
-        // Directory modes and mtimes last, deepest first, once their children are
-        // written (so a read-only folder is filled before it becomes read-only).
+    /// Ends a run that was asked to stop, at a safe point: everything done so far is
+    /// durable and recorded; the directories created so far get their final modes.
+    fn interrupted(
+        &self,
+        mut report: ExecReport,
+        mkdirs: &[(usize, &Action)],
+        held: &[Hold],
+        reached: &[bool],
+    ) -> Result<ExecReport> {
+        self.finish_dirs(&mut report, mkdirs, held, reached)?;
+        self.persist_progress(&report)?;
+        report.interrupted = true;
+        report.stats.errors = report.errors.len() as u64;
+        Ok(report)
+    }
+
+    /// Directory modes and mtimes last, deepest first, once their children are written
+    /// (so a read-only folder is filled before it becomes read-only). Only directories
+    /// whose step was reached (all of them, unless the run was interrupted).
+    fn finish_dirs(
+        &self,
+        report: &mut ExecReport,
+        mkdirs: &[(usize, &Action)],
+        held: &[Hold],
+        reached: &[bool],
+    ) -> Result<()> {
         for (i, a) in mkdirs.iter().rev() {
-            if held[*i] == Hold::Refused {
+            if held[*i] == Hold::Refused || !reached[*i] {
                 continue;
             }
             if let Action::Mkdir {
@@ -261,8 +348,7 @@ impl Executor<'_> {
                 let _ = disk::set_mtime(loc, path, source.stat.mtime_ns);
             }
         }
-        report.stats.errors = report.errors.len() as u64;
-        Ok(report)
+        Ok(())
     }
 
     /// Persists the generation's counters so far (the index already holds every
@@ -507,7 +593,7 @@ impl Executor<'_> {
             self.index.has_live_file(self.b.id())?,
         ];
         let mut i = 0;
-        while i < copies.len() {
+        while i < copies.len() && !self.stopping() {
             let mut bytes = 0;
             let mut j = i;
             while j < copies.len()
@@ -543,6 +629,7 @@ impl Executor<'_> {
                 }
             }
             let limiter = self.limiter;
+            let cancel = self.cancel;
             let locs = [self.a, self.b];
             let t_stage = std::time::Instant::now();
             let results = parallel_map(&jobs, self.workers, |(a, src, owner), buf| {
@@ -552,6 +639,9 @@ impl Executor<'_> {
                 else {
                     return Err(Error::Other("not a copy".into()));
                 };
+                if crate::cancel::is_cancelled(cancel) {
+                    return Ok(None); // not staged: left for the next run
+                }
                 let src = src
                     .lock()
                     .ok()
@@ -573,12 +663,13 @@ impl Executor<'_> {
                     0
                 });
                 self.progress.item();
-                r
+                r.map(Some)
             });
             let mut staged = Vec::new();
             for ((a, ..), r) in jobs.iter().zip(results) {
                 match r {
-                    Some(Ok(tmp)) => {
+                    Some(Ok(None)) => {} // the run is stopping
+                    Some(Ok(Some(tmp))) => {
                         if let Some(n) = &tmp.note {
                             report.notes.push(n.clone());
                         }
