@@ -1,16 +1,20 @@
 //! `ferry conduit add|list|show|pause|resume|remove`: saved conduits in the index.
+//! A running daemon hears of every change at once: pause and resume go through its API
+//! (which also stops a running job at its next safe point), and after an add or a
+//! remove it is asked to re-read the conduits.
 
 use crate::cli::{ConduitAddArgs, ConduitCommand};
 use crate::commands::{human_bytes, EXIT_ERROR, EXIT_OK};
+use crate::config::Config;
 use anyhow::{Context, Result};
 use ferry_core::conduit::{format_rate, parse_rate, Schedule};
 use ferry_core::index::{ConduitRow, Index};
-use ferry_core::sync::{open_conduit, SyncOptions};
+use ferry_core::sync::{open_conduit, NewConduitDefaults, SyncOptions};
 use serde_json::json;
 
-pub fn run(index: &mut Index, cmd: &ConduitCommand, json_out: bool) -> Result<u8> {
+pub fn run(index: &mut Index, cmd: &ConduitCommand, config: &Config, json_out: bool) -> Result<u8> {
     match cmd {
-        ConduitCommand::Add(args) => add(index, args, json_out),
+        ConduitCommand::Add(args) => add(index, args, config, json_out),
         ConduitCommand::List => {
             let rows = index
                 .conduits()?
@@ -63,6 +67,7 @@ pub fn run(index: &mut Index, cmd: &ConduitCommand, json_out: bool) -> Result<u8
                 eprintln!("ferry: error: no conduit {id}");
                 return Ok(EXIT_ERROR);
             }
+            crate::api_client::reload(&ferry_core::library::library_dir()?);
             if json_out {
                 println!("{}", json!({"removed": id}));
             } else {
@@ -79,7 +84,7 @@ fn get(index: &Index, id: i64) -> Result<ConduitRow> {
         .with_context(|| format!("no conduit {id}; see `ferry conduit list`"))
 }
 
-fn add(index: &mut Index, args: &ConduitAddArgs, json_out: bool) -> Result<u8> {
+fn add(index: &mut Index, args: &ConduitAddArgs, config: &Config, json_out: bool) -> Result<u8> {
     let schedule = args.schedule.as_deref().map(Schedule::parse).transpose()?;
     let bandwidth = match args.bandwidth_limit.as_deref() {
         Some("0") | Some("none") | Some("unlimited") => Some(0),
@@ -91,6 +96,10 @@ fn add(index: &mut Index, args: &ConduitAddArgs, json_out: bool) -> Result<u8> {
         mode: args.mode.map(|m| m.mode()),
         policy: args.conflict.map(|p| p.policy()),
         index_everything: args.index_everything.then_some(true),
+        new_conduit: NewConduitDefaults {
+            policy: config.conflict,
+            retention: config.retention.clone(),
+        },
         ..Default::default()
     };
     let (c, la, lb) = open_conduit(index, &args.a, &args.b, &opts)
@@ -102,7 +111,7 @@ fn add(index: &mut Index, args: &ConduitAddArgs, json_out: bool) -> Result<u8> {
     let schedule = match schedule {
         Some(s) => s.to_string(),
         None if existed => c.schedule.clone(),
-        None => Schedule::Instant.to_string(),
+        None => config.schedule.unwrap_or(Schedule::Instant).to_string(),
     };
     index.update_conduit_schedule(
         c.id,
@@ -111,6 +120,7 @@ fn add(index: &mut Index, args: &ConduitAddArgs, json_out: bool) -> Result<u8> {
         bandwidth.unwrap_or(c.bandwidth_limit),
     )?;
     let c = get(index, c.id)?;
+    crate::api_client::reload(&ferry_core::library::library_dir()?);
     let v = conduit_json(index, &c)?;
     if json_out {
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -125,7 +135,22 @@ fn add(index: &mut Index, args: &ConduitAddArgs, json_out: bool) -> Result<u8> {
 }
 
 fn set_paused(index: &Index, id: i64, paused: bool, json_out: bool) -> Result<u8> {
-    if !index.set_conduit_paused(id, paused)? {
+    if index.conduit(id)?.is_none() {
+        eprintln!("ferry: error: no conduit {id}");
+        return Ok(EXIT_ERROR);
+    }
+    // Through a running daemon, so it acts at once; else in the index, where a daemon
+    // started later finds it.
+    let library = ferry_core::library::library_dir()?;
+    let verb = if paused { "pause" } else { "resume" };
+    let told = match crate::api_client::post(&library, &format!("/api/conduits/{id}/{verb}")) {
+        Ok(answer) => answer.is_some(),
+        Err(e) => {
+            eprintln!("ferry: warning: the daemon did not take it ({e:#}); saving it in the index");
+            false
+        }
+    };
+    if !told && !index.set_conduit_paused(id, paused)? {
         eprintln!("ferry: error: no conduit {id}");
         return Ok(EXIT_ERROR);
     }
@@ -161,9 +186,9 @@ pub fn conduit_line(v: &serde_json::Value) -> String {
     format!(
         "conduit {}: {} {} {} ({}, {}, conflicts: {}{}{}){}",
         v["conduit"],
-        v["a"].as_str().unwrap_or("?"),
+        ferry_core::rel_path::display_key(v["a"].as_str().unwrap_or("?")),
         if v["mode"] == "mirror" { "→" } else { "⇄" },
-        v["b"].as_str().unwrap_or("?"),
+        ferry_core::rel_path::display_key(v["b"].as_str().unwrap_or("?")),
         v["mode"].as_str().unwrap_or("?"),
         v["schedule"].as_str().unwrap_or("?"),
         v["conflict_policy"].as_str().unwrap_or("?"),

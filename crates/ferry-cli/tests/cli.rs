@@ -327,6 +327,7 @@ impl Env {
             Command::cargo_bin("ferry").unwrap()
         };
         cmd.env("FERRY_HOME", &self.home)
+            .env("FERRY_CONFIG", self.home.join("no-config.toml"))
             .env_remove("RUST_LOG")
             .current_dir(self.dir.path())
             .args(args);
