@@ -30,11 +30,12 @@ pub struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
-    /// More log output on stderr: -v info, -vv debug, -vvv trace (RUST_LOG overrides).
+    /// Say more: `sync -v` lists what it did, one line per path; logs on stderr at
+    /// -v info, -vv debug, -vvv trace (RUST_LOG overrides).
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
-    /// Less output: no progress bar, no summary or notes; warnings and errors still go
-    /// to stderr, and the exit code tells the outcome.
+    /// Say less: no progress bar, summary or notes; warnings and errors still go to
+    /// stderr, and the exit code tells the outcome.
     #[arg(short, long, global = true)]
     pub quiet: bool,
     #[command(subcommand)]
@@ -50,6 +51,9 @@ pub enum Command {
         /// Where to create the demo folders.
         #[arg(default_value = "ferry-demo")]
         dir: PathBuf,
+        /// Start a demo folder over when its `.ferry` marker is gone (as `sync --yes`).
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
     /// Index a folder (registering it as a location) and report what changed.
     Scan {
@@ -108,14 +112,11 @@ pub enum Command {
     Retention {
         dir: PathBuf,
         /// simple:N, staggered, trashcan:DAYS or none.
+        #[arg(value_parser = parse_retention)]
         spec: Option<String>,
     },
-    /// List past runs (generations), newest first.
-    History {
-        /// How many runs to show.
-        #[arg(long, default_value_t = 20)]
-        limit: usize,
-    },
+    /// List past runs (generations), newest first; `history show GEN` lists what one did.
+    History(HistoryArgs),
     /// Print a shell completion script, e.g. `ferry completions bash > ~/.local/share/bash-completion/completions/ferry`.
     Completions {
         #[arg(value_enum)]
@@ -125,6 +126,25 @@ pub enum Command {
     Man {
         /// Folder to write the pages into, e.g. ~/.local/share/man/man1.
         dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct HistoryArgs {
+    /// How many runs to show.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    #[command(subcommand)]
+    pub command: Option<HistoryCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HistoryCommand {
+    /// What one run did, one line per path (GEN: the run's generation, from `ferry history`).
+    Show {
+        #[arg(value_name = "GEN")]
+        generation: i64,
     },
 }
 
@@ -148,24 +168,96 @@ pub enum ConduitCommand {
 pub struct ConduitAddArgs {
     /// First folder (side a; the source in mirror mode).
     pub a: PathBuf,
-    /// Second folder (side b; the target in mirror mode).
+    /// Second folder (side b; the target in mirror mode). Created if missing.
     pub b: PathBuf,
     #[arg(long, value_enum)]
     pub mode: Option<ModeArg>,
-    /// instant (watch for changes), every:DURATION (e.g. every:10m) or manual. Default instant.
-    #[arg(long)]
+    /// instant (watch for changes), every:DURATION (e.g. every:10m) or manual. Default
+    /// instant, also for a pair that `ferry sync` made (manual until then).
+    #[arg(long, value_parser = parse_schedule)]
     pub schedule: Option<String>,
     #[arg(long = "conflict", value_enum)]
     pub conflict: Option<PolicyArg>,
-    /// Copies at once (default: one per core, up to 8).
-    #[arg(long)]
+    #[command(flatten)]
+    pub transfer: TransferArgs,
+    #[command(flatten)]
+    pub indexing: IndexingArgs,
+    /// Version retention of both folders: simple:N, staggered, trashcan:DAYS or none.
+    #[arg(long, value_parser = parse_retention)]
+    pub retention: Option<String>,
+}
+
+/// How a conduit's copies run; stored with the conduit.
+#[derive(Debug, clap::Args)]
+pub struct TransferArgs {
+    /// Copies at once: 1 to 64, or auto (one per core, up to 8; the default; also 0).
+    #[arg(long, value_parser = parse_parallel)]
     pub parallel: Option<u32>,
     /// Bytes per second for this conduit's copies, e.g. 500K, 10M (0 = unlimited).
-    #[arg(long)]
-    pub bandwidth_limit: Option<String>,
+    #[arg(long, value_parser = parse_bandwidth)]
+    pub bandwidth_limit: Option<u64>,
+}
+
+/// What a conduit indexes; stored with the conduit.
+#[derive(Debug, clap::Args)]
+pub struct IndexingArgs {
     /// Index everything, including node_modules and OS clutter.
-    #[arg(long)]
+    #[arg(long, overrides_with = "no_index_everything")]
     pub index_everything: bool,
+    /// Leave node_modules and OS clutter out again (the default).
+    #[arg(long, overrides_with = "index_everything")]
+    pub no_index_everything: bool,
+}
+
+impl IndexingArgs {
+    /// The setting asked for, if any.
+    pub fn index_everything(&self) -> Option<bool> {
+        if self.index_everything {
+            Some(true)
+        } else if self.no_index_everything {
+            Some(false)
+        } else {
+            None
+        }
+    }
+}
+
+/// `--schedule`: checked (and normalised) here, so a bad one is a usage error.
+fn parse_schedule(s: &str) -> Result<String, String> {
+    ferry_core::conduit::Schedule::parse(s)
+        .map(|s| s.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// `--bandwidth-limit`: bytes per second; `0`, `none` or `unlimited` for no limit.
+fn parse_bandwidth(s: &str) -> Result<u64, String> {
+    match s {
+        "0" | "none" | "unlimited" => Ok(0),
+        r => ferry_core::conduit::parse_rate(r).map_err(|e| e.to_string()),
+    }
+}
+
+/// Most copies a conduit may run at once.
+pub const MAX_PARALLEL: u32 = 64;
+
+/// `--parallel`: 1 to [`MAX_PARALLEL`], or `auto` / `0` (one per core, stored as 0).
+fn parse_parallel(s: &str) -> Result<u32, String> {
+    if s == "auto" {
+        return Ok(0);
+    }
+    match s.parse::<u32>() {
+        Ok(n) if n <= MAX_PARALLEL => Ok(n),
+        _ => Err(format!(
+            "expected 1 to {MAX_PARALLEL}, or auto (or 0) for one per core"
+        )),
+    }
+}
+
+/// A retention spec: simple:N, staggered, trashcan:DAYS or none.
+fn parse_retention(s: &str) -> Result<String, String> {
+    ferry_core::retention::Retention::parse(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
 }
 
 #[derive(Debug, clap::Args)]
@@ -181,11 +273,12 @@ pub struct SyncArgs {
     /// First folder (side a; the source in mirror mode).
     #[arg(required_unless_present = "conduit")]
     pub a: Option<PathBuf>,
-    /// Second folder (side b; the target in mirror mode).
+    /// Second folder (side b; the target in mirror mode). Created if missing.
     #[arg(required_unless_present = "conduit")]
     pub b: Option<PathBuf>,
     /// Run a saved conduit by its ID instead of naming two folders.
-    #[arg(long, conflicts_with_all = ["a", "b", "mode", "conflict", "index_everything"])]
+    #[arg(long, conflicts_with_all = ["a", "b", "mode", "conflict", "index_everything",
+        "no_index_everything", "parallel", "bandwidth_limit", "retention"])]
     pub conduit: Option<i64>,
     /// How changes move; stored with the conduit for later runs.
     #[arg(long, value_enum)]
@@ -193,17 +286,18 @@ pub struct SyncArgs {
     /// Who wins when both sides changed a file; stored with the conduit.
     #[arg(long = "conflict", value_enum)]
     pub conflict: Option<PolicyArg>,
-    /// Show what would happen; change nothing.
+    /// Show what would happen, one line per path; change nothing.
     #[arg(long)]
     pub dry_run: bool,
     /// Proceed past safety stops: a run deleting most of a side, a folder whose marker is gone.
     #[arg(long, short = 'y')]
     pub yes: bool,
-    /// Index everything, including node_modules and OS clutter.
-    #[arg(long)]
-    pub index_everything: bool,
+    #[command(flatten)]
+    pub indexing: IndexingArgs,
+    #[command(flatten)]
+    pub transfer: TransferArgs,
     /// Version retention of both folders: simple:N, staggered, trashcan:DAYS or none.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_retention)]
     pub retention: Option<String>,
 }
 

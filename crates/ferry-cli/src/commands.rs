@@ -1,11 +1,13 @@
 //! What each subcommand does: call ferry-core, print text or JSON, pick the exit code.
 
-use crate::cli::{Cli, Command, ConduitCommand, SyncArgs};
+use crate::cli::{Cli, Command, ConduitCommand, HistoryArgs, HistoryCommand, SyncArgs};
 use crate::config::Config;
+use crate::output::{self, item_line, NotFound};
 use crate::progress_bar::Bar;
 use crate::signals::Interrupt;
 use anyhow::{Context, Result};
 use ferry_core::index::Index;
+use ferry_core::itemize::plan_items;
 use ferry_core::plan::{Action, SyncMode};
 use ferry_core::rel_path::{display_key, escape_os};
 use ferry_core::sync::{sync, sync_conduit, NewConduitDefaults, SyncOptions, SyncOutcome};
@@ -17,19 +19,7 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_ERROR: u8 = 1;
 pub const EXIT_CONFLICTS: u8 = 3;
 
-/// How much the text output says (`-q`, `-v`).
-#[derive(Debug, Clone, Copy)]
-pub struct Say {
-    pub json: bool,
-    /// `-q`: no progress bar, summary or notes.
-    pub quiet: bool,
-}
-
 pub fn run(cli: &Cli) -> Result<u8> {
-    let say = Say {
-        json: cli.json,
-        quiet: cli.quiet,
-    };
     // These need no library.
     match &cli.command {
         Command::Completions { shell } => return crate::install::completions(*shell),
@@ -64,12 +54,12 @@ pub fn run(cli: &Cli) -> Result<u8> {
     }
     .context("opening the library")?;
     match &cli.command {
-        Command::Sync(args) => cmd_sync(&mut index, args, &config, say),
-        Command::Demo { dir } => cmd_demo(&mut index, dir, &config, say),
+        Command::Sync(args) => cmd_sync(&mut index, args, &config, cli),
+        Command::Demo { dir, yes } => cmd_demo(&mut index, dir, *yes, &config, cli),
         Command::Scan {
             dir,
             index_everything,
-        } => cmd_scan(&mut index, dir, *index_everything, say),
+        } => cmd_scan(&mut index, dir, *index_everything, cli),
         Command::Status => crate::status::cmd_status(&index, cli.json),
         Command::Conduit(c) => crate::conduit_cmd::run(&mut index, c, &config, cli.json),
         Command::Daemon(args) => crate::daemon_cmd::run(index, args, &config),
@@ -86,7 +76,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Retention { dir, spec } => {
             crate::recovery::cmd_retention(&index, dir, spec.as_deref(), cli.json)
         }
-        Command::History { limit } => cmd_history(&index, *limit, cli.json),
+        Command::History(args) => cmd_history(&index, args, cli.json),
         Command::Completions { .. } | Command::Man { .. } => Ok(EXIT_OK),
     }
 }
@@ -99,11 +89,13 @@ fn new_conduit_defaults(config: &Config) -> NewConduitDefaults {
     }
 }
 
-fn cmd_sync(index: &mut Index, args: &SyncArgs, config: &Config, say: Say) -> Result<u8> {
+fn cmd_sync(index: &mut Index, args: &SyncArgs, config: &Config, cli: &Cli) -> Result<u8> {
     let opts = SyncOptions {
         mode: args.mode.map(|m| m.mode()),
         policy: args.conflict.map(|p| p.policy()),
-        index_everything: args.index_everything.then_some(true),
+        index_everything: args.indexing.index_everything(),
+        parallel: args.transfer.parallel,
+        bandwidth_limit: args.transfer.bandwidth_limit,
         retention: args.retention.clone(),
         dry_run: args.dry_run,
         yes: args.yes,
@@ -114,12 +106,12 @@ fn cmd_sync(index: &mut Index, args: &SyncArgs, config: &Config, say: Say) -> Re
         (Some(id), ..) => {
             let c = index
                 .conduit(id)?
-                .with_context(|| format!("no conduit {id}; see `ferry conduit list`"))?;
+                .ok_or_else(|| NotFound(format!("no conduit {id}; see `ferry conduit list`")))?;
             let a = index.location(c.location_a)?.root;
             let b = index.location(c.location_b)?.root;
-            run_sync(index, &a, &b, Some(id), opts, say)
+            run_sync(index, &a, &b, Some(id), opts, cli)
         }
-        (None, Some(a), Some(b)) => run_sync(index, a, b, None, opts, say),
+        (None, Some(a), Some(b)) => run_sync(index, a, b, None, opts, cli),
         _ => anyhow::bail!("name two folders, or a conduit with --conduit ID"),
     }
 }
@@ -131,14 +123,14 @@ fn run_sync(
     b: &Path,
     conduit: Option<i64>,
     mut opts: SyncOptions,
-    say: Say,
+    cli: &Cli,
 ) -> Result<u8> {
-    let json_out = say.json;
+    let json_out = cli.json;
     let interrupt = Interrupt::install()?;
     opts.cancel = Some(interrupt.cancel.clone());
     let opts = &opts;
     let started = Instant::now();
-    let bar = Bar::new(!json_out && !say.quiet);
+    let bar = Bar::new(!json_out && !cli.quiet);
     let result = match conduit {
         Some(id) => sync_conduit(index, id, opts, &bar),
         None => sync(index, a, b, opts, &bar),
@@ -154,8 +146,8 @@ fn run_sync(
     for e in &outcome.errors {
         eprintln!("ferry: warning: {e}");
     }
-    if !say.quiet {
-        for m in &outcome.info {
+    if !cli.quiet {
+        for m in outcome.info.iter().chain(&outcome.notes) {
             eprintln!("ferry: note: {m}");
         }
     }
@@ -169,23 +161,27 @@ fn run_sync(
             }
         );
         if json_out {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&sync_json(&outcome, a, b, seconds))?
-            );
+            output::print(sync_json(&outcome, seconds, cli.verbose > 0))?;
         }
         return Ok(interrupt.exit_code());
     }
-    if say.quiet && !json_out {
+    if cli.quiet && !json_out {
         return Ok(exit_code_of(&outcome));
     }
+    let verbose = cli.verbose > 0;
     if json_out {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&sync_json(&outcome, a, b, seconds))?
-        );
+        output::print(sync_json(&outcome, seconds, verbose))?;
     } else {
-        println!("{}", sync_line(&outcome, a, b, seconds));
+        if outcome.dry_run {
+            for it in plan_items(&outcome.plan) {
+                println!("{}", item_line(&it));
+            }
+        } else if verbose {
+            for it in &outcome.done {
+                println!("{}", item_line(it));
+            }
+        }
+        println!("{}", sync_line(&outcome, seconds));
         for c in outcome.plan.conflicts.iter().filter(|c| c.winner.is_none()) {
             println!(
                 "conflict: {} (left untouched; see `ferry conflicts`)",
@@ -222,25 +218,19 @@ fn planned_counts(o: &SyncOutcome) -> serde_json::Value {
     json!({"copy": c[0], "delete": c[1], "rename": c[2], "mkdir": c[3], "move_aside": c[4], "archive": c[5]})
 }
 
-fn sync_json(o: &SyncOutcome, a: &Path, b: &Path, seconds: f64) -> serde_json::Value {
-    json!({
-        "a": a, "b": b,
+/// The `--json` document of a run. Counters carry the names history and the daemon's
+/// events use (`files_copied`, `bytes_transferred`, `error_count`, …); `actions` lists
+/// every action of a dry run's plan, or with `-v` what the run did.
+fn sync_json(o: &SyncOutcome, seconds: f64, verbose: bool) -> serde_json::Value {
+    let mut v = json!({
+        "a": o.roots[0], "b": o.roots[1],
         "conduit": o.conduit_id,
         "generation": o.generation_id,
         "mode": o.mode.as_str(),
         "conflict_policy": o.policy.as_str(),
         "dry_run": o.dry_run,
         "planned": planned_counts(o),
-        "copied": o.stats.files_copied,
-        "deleted": o.stats.files_deleted,
-        "renamed": o.stats.files_renamed,
-        "dirs_renamed": o.stats.dirs_renamed,
-        "dirs_created": o.stats.dirs_created,
-        "conflicts": o.plan.conflicts.len(),
         "open_conflicts": o.open_conflicts(),
-        "bytes": o.stats.bytes_transferred,
-        "archived": o.stats.files_archived,
-        "bytes_freed": o.stats.bytes_freed,
         "scanned": {"a": o.scan_a.entries, "b": o.scan_b.entries},
         "hashed_bytes": o.scan_a.hashed_bytes + o.scan_b.hashed_bytes,
         "errors": o.errors,
@@ -249,7 +239,20 @@ fn sync_json(o: &SyncOutcome, a: &Path, b: &Path, seconds: f64) -> serde_json::V
         "seconds": seconds,
         "interrupted": o.interrupted,
         "in_sync": o.errors.is_empty() && o.open_conflicts() == 0 && !o.dry_run && !o.interrupted,
-    })
+    });
+    if let (Some(m), Ok(serde_json::Value::Object(stats))) =
+        (v.as_object_mut(), serde_json::to_value(&o.stats))
+    {
+        m.extend(stats);
+        m.insert("conflicts".into(), json!(o.plan.conflicts.len()));
+        m.insert("error_count".into(), json!(o.errors.len()));
+    }
+    if o.dry_run {
+        v["actions"] = json!(plan_items(&o.plan));
+    } else if verbose {
+        v["actions"] = json!(o.done);
+    }
+    v
 }
 
 fn arrow(mode: SyncMode) -> &'static str {
@@ -259,7 +262,8 @@ fn arrow(mode: SyncMode) -> &'static str {
     }
 }
 
-fn sync_line(o: &SyncOutcome, a: &Path, b: &Path, seconds: f64) -> String {
+fn sync_line(o: &SyncOutcome, seconds: f64) -> String {
+    let (a, b) = (&o.roots[0], &o.roots[1]);
     if o.mode == SyncMode::Archive && !o.dry_run {
         return format!(
             "archived {} → {}: {} copied, {} archived, {} freed on {}, {} moved in {:.2}s{}",
@@ -340,11 +344,12 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
-fn cmd_demo(index: &mut Index, dir: &Path, config: &Config, say: Say) -> Result<u8> {
+fn cmd_demo(index: &mut Index, dir: &Path, yes: bool, config: &Config, cli: &Cli) -> Result<u8> {
     let (a, b) = (dir.join("a"), dir.join("b"));
-    // A demo folder created afresh may have been synced, deleted and made again; its
-    // old index rows must not stop it (nothing in it can be lost: we just wrote it).
-    let fresh = !a.exists() && !b.exists();
+    // A demo folder made afresh (the first time, or after it was deleted) holds nothing
+    // of the user's: its old index rows, if any, must not stop the demo, so the run
+    // starts it over (`--yes`) instead of asking for it.
+    let fresh = !a.exists() || !b.exists();
     if !a.exists() {
         std::fs::create_dir_all(a.join("notes"))
             .with_context(|| format!("creating {}", a.display()))?;
@@ -362,21 +367,21 @@ fn cmd_demo(index: &mut Index, dir: &Path, config: &Config, say: Say) -> Result<
     }
     std::fs::create_dir_all(&b).with_context(|| format!("creating {}", b.display()))?;
     let opts = SyncOptions {
-        yes: fresh,
+        yes: fresh || yes,
         new_conduit: new_conduit_defaults(config),
         ..Default::default()
     };
-    run_sync(index, &a, &b, None, opts, say)
+    run_sync(index, &a, &b, None, opts, cli)
 }
 
-fn cmd_scan(index: &mut Index, dir: &Path, everything: bool, say: Say) -> Result<u8> {
-    let json_out = say.json;
+fn cmd_scan(index: &mut Index, dir: &Path, everything: bool, cli: &Cli) -> Result<u8> {
+    let json_out = cli.json;
     let started = Instant::now();
     let loc = ferry_core::location::open_location(index, dir, false)?;
-    if let Some(m) = loc.moved_note().filter(|_| !say.quiet) {
+    if let Some(m) = loc.moved_note().filter(|_| !cli.quiet) {
         eprintln!("ferry: note: {m}");
     }
-    let bar = Bar::new(!json_out && !say.quiet);
+    let bar = Bar::new(!json_out && !cli.quiet);
     let rules = ferry_core::ignore_rules::IndexRules {
         index_everything: everything,
     };
@@ -387,13 +392,16 @@ fn cmd_scan(index: &mut Index, dir: &Path, everything: bool, say: Say) -> Result
     for e in &report.errors {
         eprintln!("ferry: warning: {e}");
     }
+    for n in report.notes.iter().filter(|_| !cli.quiet) {
+        eprintln!("ferry: note: {n}");
+    }
     let seconds = started.elapsed().as_secs_f64();
     if json_out {
         let mut v = serde_json::to_value(&report)?;
         v["root"] = json!(loc.root);
         v["seconds"] = json!(seconds);
-        println!("{}", serde_json::to_string_pretty(&v)?);
-    } else if !say.quiet {
+        output::print(v)?;
+    } else if !cli.quiet {
         println!(
             "scanned {}: {} entries, {} changed, {} deleted, {} hashed ({}) in {:.2}s",
             escape_os(&loc.root),
@@ -415,6 +423,7 @@ fn cmd_scan(index: &mut Index, dir: &Path, everything: bool, say: Say) -> Result
 /// Settled conflicts stay listed this long without --all.
 const RECENT_CONFLICT_SECS: i64 = 7 * 24 * 3600;
 
+/// A listing: exits 0 whether or not conflicts are open (`ferry sync` exits 3 for those).
 fn cmd_conflicts(index: &Index, all: bool, json_out: bool) -> Result<u8> {
     let rows = if all {
         index.conflicts(false)?
@@ -422,7 +431,7 @@ fn cmd_conflicts(index: &Index, all: bool, json_out: bool) -> Result<u8> {
         index.recent_conflicts(ferry_core::index::unix_now() - RECENT_CONFLICT_SECS)?
     };
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        output::print_list("conflicts", &rows)?;
     } else if rows.is_empty() {
         println!("no {}conflicts", if all { "" } else { "open or recent " });
     } else {
@@ -445,28 +454,32 @@ fn cmd_conflicts(index: &Index, all: bool, json_out: bool) -> Result<u8> {
             );
         }
     }
-    Ok(if rows.iter().any(|c| c.status == "open") {
-        EXIT_CONFLICTS
-    } else {
-        EXIT_OK
-    })
+    Ok(EXIT_OK)
 }
 
-fn cmd_history(index: &Index, limit: usize, json_out: bool) -> Result<u8> {
-    let rows = index.generations(limit)?;
+fn when(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+fn cmd_history(index: &Index, args: &HistoryArgs, json_out: bool) -> Result<u8> {
+    if let Some(HistoryCommand::Show { generation }) = &args.command {
+        return cmd_history_show(index, *generation, json_out);
+    }
+    let rows = index.generations(args.limit)?;
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        output::print_list("generations", &rows)?;
     } else if rows.is_empty() {
         println!("no runs yet");
     } else {
         for g in &rows {
-            let when = chrono::DateTime::from_timestamp(g.started_at, 0)
-                .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-                .unwrap_or_default();
             println!(
-                "conduit {} run {} at {when} UTC [{}]: {} copied, {} deleted, {} renamed, {} conflicts ({} resolved), {} archived ({} freed), {} moved, {} errors",
+                "#{} conduit {} run {} at {} UTC [{}]: {} copied, {} deleted, {} renamed, {} conflicts ({} resolved), {} archived ({} freed), {} moved, {} errors",
+                g.id,
                 g.conduit_id,
                 g.number,
+                when(g.started_at),
                 g.status,
                 g.stats.files_copied,
                 g.stats.files_deleted,
@@ -479,6 +492,54 @@ fn cmd_history(index: &Index, limit: usize, json_out: bool) -> Result<u8> {
                 g.stats.errors
             );
         }
+        println!("(`ferry history show N` lists what run #N did)");
+    }
+    Ok(EXIT_OK)
+}
+
+/// `ferry history show GEN`: one run's counters and its per-file actions.
+fn cmd_history_show(index: &Index, id: i64, json_out: bool) -> Result<u8> {
+    let g = index
+        .generation(id)?
+        .ok_or_else(|| NotFound(format!("no run #{id}; see `ferry history`")))?;
+    let items = index.generation_actions(id)?;
+    if json_out {
+        let mut v = serde_json::to_value(&g)?;
+        v["actions"] = json!(items);
+        return output::print(v).map(|_| EXIT_OK);
+    }
+    println!(
+        "#{} conduit {} run {} at {} UTC [{}, {}]: {} copied, {} deleted, {} renamed, {} conflicts, {} moved, {} errors",
+        g.id,
+        g.conduit_id,
+        g.number,
+        when(g.started_at),
+        g.status,
+        g.trigger,
+        g.stats.files_copied,
+        g.stats.files_deleted,
+        g.stats.files_renamed,
+        g.stats.conflicts,
+        human_bytes(g.stats.bytes_transferred),
+        g.stats.errors
+    );
+    for it in &items {
+        println!("{}", item_line(it));
+    }
+    if g.actions_omitted > 0 {
+        println!(
+            "… and {} more (only the first {} of a run are kept)",
+            g.actions_omitted,
+            ferry_core::index::MAX_ACTIONS_PER_GENERATION
+        );
+    }
+    if g.actions_pruned {
+        println!(
+            "(per-file actions are kept for the newest {} runs of a conduit; this one's were dropped)",
+            ferry_core::index::ACTION_HISTORY_GENERATIONS
+        );
+    } else if items.is_empty() && g.actions_omitted == 0 {
+        println!("(no per-file actions recorded)");
     }
     Ok(EXIT_OK)
 }

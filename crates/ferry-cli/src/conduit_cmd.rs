@@ -4,10 +4,11 @@
 //! remove it is asked to re-read the conduits.
 
 use crate::cli::{ConduitAddArgs, ConduitCommand};
-use crate::commands::{human_bytes, EXIT_ERROR, EXIT_OK};
+use crate::commands::{human_bytes, EXIT_OK};
 use crate::config::Config;
+use crate::output::{self, NotFound};
 use anyhow::{Context, Result};
-use ferry_core::conduit::{format_rate, parse_rate, Schedule};
+use ferry_core::conduit::{format_rate, Schedule};
 use ferry_core::index::{ConduitRow, Index};
 use ferry_core::sync::{open_conduit, NewConduitDefaults, SyncOptions};
 use serde_json::json;
@@ -22,7 +23,7 @@ pub fn run(index: &mut Index, cmd: &ConduitCommand, config: &Config, json_out: b
                 .map(|c| conduit_json(index, c))
                 .collect::<Result<Vec<_>>>()?;
             if json_out {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                output::print_list("conduits", &rows)?;
             } else if rows.is_empty() {
                 println!("no conduits yet; add one with `ferry conduit add A B`");
             } else {
@@ -43,7 +44,7 @@ pub fn run(index: &mut Index, cmd: &ConduitCommand, config: &Config, json_out: b
                 .collect();
             v["recent_runs"] = serde_json::to_value(&runs)?;
             if json_out {
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                output::print(v)?;
             } else {
                 println!("{}", conduit_line(&v));
                 for g in &runs {
@@ -64,12 +65,11 @@ pub fn run(index: &mut Index, cmd: &ConduitCommand, config: &Config, json_out: b
         ConduitCommand::Resume { id } => set_paused(index, *id, false, json_out),
         ConduitCommand::Remove { id } => {
             if !index.remove_conduit(*id)? {
-                eprintln!("ferry: error: no conduit {id}");
-                return Ok(EXIT_ERROR);
+                return Err(NotFound(format!("no conduit {id}; see `ferry conduit list`")).into());
             }
             crate::api_client::reload(&ferry_core::library::library_dir()?);
             if json_out {
-                println!("{}", json!({"removed": id}));
+                output::print(json!({"conduit": id, "removed": true}))?;
             } else {
                 println!("conduit {id} removed (its folders and files are untouched)");
             }
@@ -81,49 +81,59 @@ pub fn run(index: &mut Index, cmd: &ConduitCommand, config: &Config, json_out: b
 fn get(index: &Index, id: i64) -> Result<ConduitRow> {
     index
         .conduit(id)?
-        .with_context(|| format!("no conduit {id}; see `ferry conduit list`"))
+        .ok_or_else(|| NotFound(format!("no conduit {id}; see `ferry conduit list`")).into())
 }
 
 fn add(index: &mut Index, args: &ConduitAddArgs, config: &Config, json_out: bool) -> Result<u8> {
-    let schedule = args.schedule.as_deref().map(Schedule::parse).transpose()?;
-    let bandwidth = match args.bandwidth_limit.as_deref() {
-        Some("0") | Some("none") | Some("unlimited") => Some(0),
-        Some(r) => Some(parse_rate(r)?),
-        None => None,
-    };
     let known: Vec<i64> = index.conduits()?.iter().map(|c| c.id).collect();
     let opts = SyncOptions {
         mode: args.mode.map(|m| m.mode()),
         policy: args.conflict.map(|p| p.policy()),
-        index_everything: args.index_everything.then_some(true),
+        index_everything: args.indexing.index_everything(),
+        parallel: args.transfer.parallel,
+        bandwidth_limit: args.transfer.bandwidth_limit,
+        retention: args.retention.clone(),
         new_conduit: NewConduitDefaults {
             policy: config.conflict,
             retention: config.retention.clone(),
         },
         ..Default::default()
     };
-    let (c, la, lb) = open_conduit(index, &args.a, &args.b, &opts)
+    let opened = open_conduit(index, &args.a, &args.b, &opts)
         .with_context(|| format!("adding {} ⇄ {}", args.a.display(), args.b.display()))?;
-    for m in [&la, &lb].iter().filter_map(|l| l.moved_note()) {
+    let c = opened.conduit;
+    let notes = [&opened.a, &opened.b].map(|l| l.moved_note());
+    for m in notes.iter().flatten().chain(&opened.info) {
         eprintln!("ferry: note: {m}");
     }
     let existed = known.contains(&c.id);
-    let schedule = match schedule {
-        Some(s) => s.to_string(),
+    // `conduit add` is how a pair gets continuous sync: one that `ferry sync` made
+    // (manual) becomes instant (or the config file's schedule) unless one is given.
+    let default = config.schedule.unwrap_or(Schedule::Instant);
+    let schedule = match &args.schedule {
+        Some(s) => s.clone(),
+        None if existed
+            && c.schedule == Schedule::Manual.to_string()
+            && default != Schedule::Manual =>
+        {
+            eprintln!(
+                "ferry: note: conduit {} was manual (made by `ferry sync`); it is now {default}, \
+                 so a running daemon runs it (--schedule manual keeps it manual)",
+                c.id
+            );
+            default.to_string()
+        }
         None if existed => c.schedule.clone(),
-        None => config.schedule.unwrap_or(Schedule::Instant).to_string(),
+        None => default.to_string(),
     };
-    index.update_conduit_schedule(
-        c.id,
-        &schedule,
-        args.parallel.unwrap_or(c.parallel),
-        bandwidth.unwrap_or(c.bandwidth_limit),
-    )?;
+    index.update_conduit_schedule(c.id, &schedule, c.parallel, c.bandwidth_limit)?;
     let c = get(index, c.id)?;
     crate::api_client::reload(&ferry_core::library::library_dir()?);
     let v = conduit_json(index, &c)?;
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        let mut v = v;
+        v["added"] = json!(!existed);
+        output::print(v)?;
     } else {
         println!(
             "{} {}",
@@ -136,8 +146,7 @@ fn add(index: &mut Index, args: &ConduitAddArgs, config: &Config, json_out: bool
 
 fn set_paused(index: &Index, id: i64, paused: bool, json_out: bool) -> Result<u8> {
     if index.conduit(id)?.is_none() {
-        eprintln!("ferry: error: no conduit {id}");
-        return Ok(EXIT_ERROR);
+        return Err(NotFound(format!("no conduit {id}; see `ferry conduit list`")).into());
     }
     // Through a running daemon, so it acts at once; else in the index, where a daemon
     // started later finds it.
@@ -151,11 +160,10 @@ fn set_paused(index: &Index, id: i64, paused: bool, json_out: bool) -> Result<u8
         }
     };
     if !told && !index.set_conduit_paused(id, paused)? {
-        eprintln!("ferry: error: no conduit {id}");
-        return Ok(EXIT_ERROR);
+        return Err(NotFound(format!("no conduit {id}; see `ferry conduit list`")).into());
     }
     if json_out {
-        println!("{}", json!({"conduit": id, "paused": paused}));
+        output::print(json!({"conduit": id, "paused": paused}))?;
     } else if paused {
         println!("conduit {id} paused");
     } else {
@@ -177,6 +185,7 @@ pub fn conduit_json(index: &Index, c: &ConduitRow) -> Result<serde_json::Value> 
         "bandwidth_limit": c.bandwidth_limit,
         "paused": c.paused,
         "index_everything": c.index_everything,
+        "retention": c.retention,
         "runs": c.generation,
     }))
 }

@@ -3,6 +3,7 @@
 
 use crate::cli::KeepArg;
 use crate::commands::{human_bytes, EXIT_CONFLICTS, EXIT_ERROR, EXIT_OK};
+use crate::output;
 use anyhow::{bail, Context, Result};
 use ferry_core::index::{unix_now, Index};
 use ferry_core::rel_path::{display_key, escape_os, key_under};
@@ -43,7 +44,7 @@ pub fn cmd_versions(index: &Index, path: Option<&Path>, prune: bool, json_out: b
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        output::print_list("versions", &rows)?;
     } else if versions.is_empty() {
         println!("no earlier versions of {}", path.display());
     } else {
@@ -85,7 +86,7 @@ fn cmd_prune(index: &Index, json_out: bool) -> Result<u8> {
         }
     }
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        output::print_list("locations", &rows)?;
     }
     Ok(EXIT_OK)
 }
@@ -100,7 +101,7 @@ pub fn cmd_restore(
     let out = restore(index, path, version, to)
         .with_context(|| format!("restoring version {version} of {}", path.display()))?;
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        output::print(serde_json::to_value(&out)?)?;
     } else {
         println!(
             "restored version {} to {}{}{}",
@@ -145,10 +146,7 @@ pub fn cmd_resolve(
         eprintln!("ferry: warning: {e}");
     }
     if json_out {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({"resolved": done, "errors": errors}))?
-        );
+        output::print(json!({"resolved": done, "errors": errors}))?;
     } else {
         for r in &done {
             println!(
@@ -182,17 +180,11 @@ pub fn cmd_retention(index: &Index, dir: &Path, spec: Option<&str>, json_out: bo
         .location_by_root(&root)?
         .with_context(|| format!("{} is not a folder ferry syncs", root.display()))?;
     if let Some(spec) = spec {
-        Retention::parse(spec)?;
         index.set_location_retention(loc.id, Some(spec))?;
     }
     let policy = Retention::for_location(index, loc.id)?;
     if json_out {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &json!({"location": loc.root, "retention": policy.spec()})
-            )?
-        );
+        output::print(json!({"location": loc.root, "retention": policy.spec()}))?;
     } else {
         println!("{}: {}", loc.root.display(), policy.spec());
     }

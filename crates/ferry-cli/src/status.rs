@@ -17,7 +17,7 @@ pub fn cmd_status(index: &Index, json_out: bool) -> Result<u8> {
         }
     };
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        crate::output::print(status)?;
         return Ok(EXIT_OK);
     }
     let d = &status["daemon"];
@@ -38,8 +38,16 @@ pub fn cmd_status(index: &Index, json_out: bool) -> Result<u8> {
             (Some(s), Some(w)) => format!(" [{s}, {w}]"),
             _ => String::new(),
         };
+        let pending = match (
+            r["pending"]["files"].as_u64(),
+            r["pending"]["bytes"].as_u64(),
+        ) {
+            (Some(0), _) => "nothing".to_string(),
+            (Some(n), Some(b)) => format!("{n} files ({})", human_bytes(b)),
+            _ => "unknown (`ferry sync --dry-run` shows it)".to_string(),
+        };
         println!(
-            "{}: files {}/{}, {} runs, last: {}, open conflicts: {}{live}",
+            "{}: files {}/{}, {} runs, last: {}, open conflicts: {}, pending: {pending}{live}",
             crate::conduit_cmd::conduit_line(r),
             r["files"]["a"],
             r["files"]["b"],

@@ -352,12 +352,13 @@ impl Env {
     }
 }
 
-/// Asserts the summary's counters (`copied`, `deleted`, `renamed`, `conflicts`).
+/// Asserts the summary's counters (`files_copied`, `files_deleted`, `files_renamed`,
+/// `conflicts`).
 fn assert_counts(summary: &Value, copied: u64, deleted: u64, renamed: u64, conflicts: u64) {
     let got = (
-        summary["copied"].as_u64(),
-        summary["deleted"].as_u64(),
-        summary["renamed"].as_u64(),
+        summary["files_copied"].as_u64(),
+        summary["files_deleted"].as_u64(),
+        summary["files_renamed"].as_u64(),
         summary["conflicts"].as_u64(),
     );
     assert_eq!(
@@ -489,7 +490,7 @@ fn initial_sync_fills_empty_b_and_reports_json_summary() {
 
     let s = env.sync_json(&[], 0);
     assert_counts(&s, 3, 0, 0, 0);
-    assert_eq!(s["bytes"].as_u64(), Some(5 + 1000 + 7));
+    assert_eq!(s["bytes_transferred"].as_u64(), Some(5 + 1000 + 7));
     assert_eq!(s["in_sync"], Value::Bool(true));
     assert_eq!(s["open_conflicts"].as_u64(), Some(0));
     assert_eq!(s["mode"], "bidirectional");
@@ -500,7 +501,7 @@ fn initial_sync_fills_empty_b_and_reports_json_summary() {
 
     let again = env.sync_json(&[], 0);
     assert_counts(&again, 0, 0, 0, 0);
-    assert_eq!(again["bytes"].as_u64(), Some(0));
+    assert_eq!(again["bytes_transferred"].as_u64(), Some(0));
     assert_eq!(again["in_sync"], Value::Bool(true));
     assert_eq!(snapshot(&env.a), snapshot(&env.b));
 }
@@ -515,7 +516,7 @@ fn initial_sync_fills_empty_a_from_b() {
 
     let s = env.sync_json(&[], 0);
     assert_counts(&s, 2, 0, 0, 0);
-    assert_eq!(s["bytes"].as_u64(), Some(10 + 4));
+    assert_eq!(s["bytes_transferred"].as_u64(), Some(10 + 4));
     assert_eq!(snapshot(&env.a), before);
     assert_eq!(snapshot(&env.b), before);
 
@@ -621,7 +622,7 @@ fn large_sparse_file_syncs_identically() {
 
     let s = env.sync_json(&[], 0);
     assert_counts(&s, 2, 0, 0, 0);
-    assert_eq!(s["bytes"].as_u64(), Some(LEN + 5));
+    assert_eq!(s["bytes_transferred"].as_u64(), Some(LEN + 5));
     let dst = env.b.join("sparse.img");
     assert_eq!(fs::metadata(&dst).unwrap().len(), LEN);
     assert!(same_bytes(&src, &dst), "the copy's bytes differ");
@@ -909,11 +910,11 @@ fn conflict_newest_wins_and_loser_is_versioned() {
     // Recently settled conflicts are listed by default, and the exit code says none is open.
     let recent = env.ferry(["--json", "conflicts"]);
     recent.expect_code(0);
-    assert_eq!(recent.json()[0]["status"], "settled");
+    assert_eq!(recent.json()["conflicts"][0]["status"], "settled");
     let all = env.ferry(["--json", "conflicts", "--all"]);
     all.expect_code(0);
     let rows = all.json();
-    let rows = rows.as_array().unwrap();
+    let rows = rows["conflicts"].as_array().unwrap();
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["path"], "f.txt");
     assert_eq!(rows[0]["status"], "settled");
@@ -975,14 +976,15 @@ fn conflict_manual_leaves_both_untouched_and_exits_3() {
     text.expect_code(3);
     assert!(text.stdout.contains("conflict: f.txt"), "{}", text.stdout);
 
+    // A listing exits 0, open conflicts or not.
     let listed = env.ferry(["--json", "conflicts"]);
-    listed.expect_code(3);
+    listed.expect_code(0);
     let rows = listed.json();
-    let rows = rows.as_array().unwrap();
+    let rows = rows["conflicts"].as_array().unwrap();
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["path"], "f.txt");
     assert_eq!(rows[0]["status"], "open");
-    assert_eq!(rows[0]["policy"], "manual");
+    assert_eq!(rows[0]["conflict_policy"], "manual");
     assert_eq!(snapshot(&env.a), a_before);
     assert_eq!(snapshot(&env.b), b_before);
 }
@@ -1111,11 +1113,9 @@ fn missing_marker_refuses_until_yes_reinitialises() {
     fs::remove_dir_all(&env.b).unwrap();
     let run = env.sync(&[]);
     run.expect_code(1);
-    assert!(
-        run.stderr.contains("not reachable"),
-        "stderr: {}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("is gone"), "stderr: {}", run.stderr);
+    assert!(run.stderr.contains("--yes"), "stderr: {}", run.stderr);
+    assert!(!env.b.exists(), "a folder synced before is not recreated");
     assert_eq!(snapshot(&env.a), a_before, "A untouched while B is gone");
 
     fs::create_dir(&env.b).unwrap();
@@ -1157,8 +1157,9 @@ fn mirror_onto_a_full_folder_stops_until_yes() {
     );
 }
 
-/// A folder synced with itself or its own subfolder, or a folder that does not exist, is
-/// refused with exit 1 and nothing is created.
+/// A folder synced with itself or its own subfolder (also one that would be created
+/// there), a first folder that does not exist, or a second one whose parent does not,
+/// is refused with exit 1 and nothing is created.
 #[test]
 fn overlapping_or_missing_folders_are_refused() {
     let env = Env::new();
@@ -1169,7 +1170,9 @@ fn overlapping_or_missing_folders_are_refused() {
         (env.a.clone(), env.a.clone()),
         (env.a.clone(), env.a.join("sub")),
         (env.a.join("sub"), env.a.clone()),
-        (env.a.clone(), missing.clone()),
+        (env.a.clone(), env.a.join("sub/new")),
+        (missing.clone(), env.a.clone()),
+        (env.a.clone(), missing.join("deeper")),
     ] {
         let run = env.ferry([OsStr::new("sync"), a.as_os_str(), b.as_os_str()]);
         run.expect_code(1);
@@ -1250,7 +1253,7 @@ fn moved_folder_is_followed_and_a_copy_is_refused() {
         run.stderr
     );
     let list = env.ferry(["--json", "conduit", "list"]).json();
-    assert_eq!(list.as_array().unwrap().len(), 1, "{list:#}");
+    assert_eq!(list["conduits"].as_array().unwrap().len(), 1, "{list:#}");
 
     let a3 = env.outside("a3");
     let cp = std::process::Command::new("cp")
@@ -1496,7 +1499,7 @@ fn status_history_and_scan_report() {
     let history = env.ferry(["--json", "history"]);
     history.expect_code(0);
     let gens = history.json();
-    let gens = gens.as_array().unwrap();
+    let gens = gens["generations"].as_array().unwrap();
     assert_eq!(gens.len(), 2, "{gens:?}");
     let (newest, first) = (&gens[0], &gens[1]);
     for g in [newest, first] {
@@ -1517,7 +1520,7 @@ fn status_history_and_scan_report() {
     assert_eq!(newest["bytes_transferred"].as_u64(), Some(0));
     env.ferry(["history"]).expect_code(0);
     let limited = env.ferry(["--json", "history", "--limit", "1"]).json();
-    assert_eq!(limited.as_array().map(Vec::len), Some(1));
+    assert_eq!(limited["generations"].as_array().map(Vec::len), Some(1));
 
     let dir = env.outside("scanned");
     write(&dir, "s1.txt", "abc");
@@ -1577,7 +1580,7 @@ fn directory_rename_is_applied_as_renames() {
     let s = env.sync_json(&[], 0);
     assert_counts(&s, 0, 0, 50, 0);
     assert_eq!(s["dirs_renamed"].as_u64(), Some(1));
-    assert_eq!(s["bytes"].as_u64(), Some(0));
+    assert_eq!(s["bytes_transferred"].as_u64(), Some(0));
     assert_eq!(inode(&env.b.join("pictures")), dir_inode);
     assert!(!env.b.join("photos").exists());
     assert_eq!(fs::read_dir(env.b.join("pictures")).unwrap().count(), 50);
@@ -1655,7 +1658,7 @@ fn archive_mode_moves_files_to_b_and_reports_bytes_freed() {
     write(&env.a, "photo.raw", vec![3u8; 50_000]);
     write(&env.b, "already-archived.txt", "old");
     let s = env.sync_json(&["--mode", "archive"], 0);
-    assert_eq!(s["archived"].as_u64(), Some(2), "{s:#}");
+    assert_eq!(s["files_archived"].as_u64(), Some(2), "{s:#}");
     assert_eq!(s["bytes_freed"].as_u64(), Some(12 + 50_000), "{s:#}");
     assert!(!env.a.join("done/report.txt").exists());
     assert!(!env.a.join("photo.raw").exists());
@@ -1666,7 +1669,10 @@ fn archive_mode_moves_files_to_b_and_reports_bytes_freed() {
     let again = env.sync_json(&[], 0);
     assert_eq!(again["mode"], "archive");
     assert_eq!(
-        (again["copied"].as_u64(), again["archived"].as_u64()),
+        (
+            again["files_copied"].as_u64(),
+            again["files_archived"].as_u64()
+        ),
         (Some(0), Some(0))
     );
 
@@ -1690,7 +1696,7 @@ fn archive_conduit_refuses_to_switch_mode() {
     write(&env.a, "done/report.txt", "final report");
     write(&env.a, "photo.raw", vec![3u8; 50_000]);
     let s = env.sync_json(&["--mode", "archive"], 0);
-    assert_eq!(s["archived"].as_u64(), Some(2), "{s:#}");
+    assert_eq!(s["files_archived"].as_u64(), Some(2), "{s:#}");
     write(&env.a, "new.txt", "not archived yet");
     let (a_before, b_before) = (snapshot(&env.a), snapshot(&env.b));
 
@@ -1736,7 +1742,7 @@ fn archive_conduit_refuses_to_switch_mode() {
 
     let s = env.sync_json(&[], 0);
     assert_eq!(s["mode"], "archive");
-    assert_eq!(s["archived"].as_u64(), Some(1), "{s:#}");
+    assert_eq!(s["files_archived"].as_u64(), Some(1), "{s:#}");
     assert_eq!(read(&env.b, "done/report.txt"), b"final report");
     assert_eq!(read(&env.b, "new.txt"), b"not archived yet");
 }
@@ -1756,14 +1762,14 @@ fn restore_brings_back_a_deleted_file_and_it_syncs() {
     let listed = env.ferry(["--json", "versions", "a/notes/plan.md"]);
     listed.expect_code(0);
     let rows = listed.json();
-    let rows = rows.as_array().unwrap();
+    let rows = rows["versions"].as_array().unwrap();
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["size"].as_u64(), Some(8));
     assert!(rows[0]["time"].as_i64().unwrap() > 0);
     let id = rows[0]["id"].as_i64().unwrap().to_string();
     // The same history is listed when asking from the other folder.
     let from_a = env.ferry(["--json", "versions", "b/notes/plan.md"]).json();
-    assert_eq!(from_a[0]["id"], rows[0]["id"]);
+    assert_eq!(from_a["versions"][0]["id"], rows[0]["id"]);
 
     env.ferry(["restore", "a/notes/plan.md", "--version", &id])
         .expect_code(0);
@@ -1799,17 +1805,21 @@ fn prune_keeps_the_newest_versions_under_simple_retention() {
         env.sync(&[]).expect_code(0);
     }
     let before = env.ferry(["--json", "versions", "b/f.txt"]).json();
-    assert_eq!(before.as_array().unwrap().len(), 4, "{before:#}");
+    assert_eq!(
+        before["versions"].as_array().unwrap().len(),
+        4,
+        "{before:#}"
+    );
     env.ferry(["versions", "--prune"]).expect_code(0);
     let after = env.ferry(["--json", "versions", "b/f.txt"]).json();
-    let after = after.as_array().unwrap();
+    let after = after["versions"].as_array().unwrap();
     assert_eq!(after.len(), 2, "{after:?}");
     let kept: Vec<Vec<u8>> = after
         .iter()
         .map(|v| fs::read(v["stored_path"].as_str().unwrap()).unwrap())
         .collect();
     assert_eq!(kept, vec![b"v3".to_vec(), b"v2".to_vec()]);
-    env.ferry(["retention", "b", "trashcan:x"]).expect_code(1);
+    env.ferry(["retention", "b", "trashcan:x"]).expect_code(2);
 }
 
 /// A manual conflict settled with `ferry resolve --keep a|b|both`: the choice is applied,
@@ -1848,7 +1858,7 @@ fn resolve_each_way_then_sync_converges() {
             }
         }
         let rows = env.ferry(["--json", "conflicts"]).json();
-        let settled = rows
+        let settled = rows["conflicts"]
             .as_array()
             .unwrap()
             .iter()
@@ -1884,7 +1894,7 @@ fn history_counts_each_run() {
     fs::remove_file(env.a.join("other.txt")).unwrap();
     env.sync(&[]).expect_code(0); // run 3: one deletion
     let h = env.ferry(["--json", "history"]).json();
-    let h = h.as_array().unwrap();
+    let h = h["generations"].as_array().unwrap();
     assert_eq!(h.len(), 3, "{h:?}");
     let counts = |g: &Value| {
         (

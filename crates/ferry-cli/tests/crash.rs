@@ -251,7 +251,7 @@ fn kill_9_at_any_point_loses_nothing_and_resumes() {
     assert!(on_a.is_empty(), "the source changed: {on_a:#?}");
     // Verified work is not redone: the rerun copies only what b does not hold yet.
     assert!(
-        v["copied"].as_u64().unwrap() <= left as u64,
+        v["files_copied"].as_u64().unwrap() <= left as u64,
         "rerun copied again what b already held ({left} were missing): {v}"
     );
     let out = ferry_cmd(&home)
@@ -262,7 +262,7 @@ fn kill_9_at_any_point_loses_nothing_and_resumes() {
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
-        v["copied"], 0,
+        v["files_copied"], 0,
         "second run after convergence copied again: {v}"
     );
     // Every replaced old content is in b's version store, and nothing else: a new

@@ -275,6 +275,16 @@ fn edits_propagate_both_ways_and_changes_made_while_down_are_found() {
             .any(|g| g["trigger"] == "watch"),
         "{history:#}"
     );
+    // One run with what it did, path by path.
+    let copied = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["files_copied"].as_u64() > Some(0))
+        .unwrap_or_else(|| panic!("no run copied anything: {history:#}"));
+    let run = d.api(&format!("/api/history/{}", copied["generation"]));
+    let actions = run["actions"].as_array().unwrap();
+    assert!(actions.iter().any(|i| i["action"] == "copy"), "{run:#}");
 }
 
 /// Watched changes are rescanned by path: a file changed where the watcher cannot see
@@ -540,7 +550,7 @@ fn kill_9_mid_run_then_restart_converges_without_loss() {
         .expect("interrupted run recorded");
     let resumed = gens
         .iter()
-        .find(|g| g["resumes"] == interrupted["id"])
+        .find(|g| g["resumes"] == interrupted["generation"])
         .unwrap_or_else(|| panic!("no run resumes the interrupted one: {history:#}"));
     // Verified work is not redone: the resumed run copies only what was missing.
     wait_for("resumed run finished", || {
@@ -548,14 +558,14 @@ fn kill_9_mid_run_then_restart_converges_without_loss() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|g| g["id"] == resumed["id"] && g["status"] == "ok")
+            .any(|g| g["generation"] == resumed["generation"] && g["status"] == "ok")
     });
     let resumed = d
         .api("/api/history")
         .as_array()
         .unwrap()
         .iter()
-        .find(|g| g["id"] == resumed["id"])
+        .find(|g| g["generation"] == resumed["generation"])
         .cloned()
         .unwrap();
     assert!(
@@ -571,8 +581,8 @@ fn sync_by_conduit_id_and_conduit_management() {
     env.add_conduit(&["--schedule", "manual", "--mode", "mirror"]);
     let out = env.ferry(&["--json", "conduit", "list"]);
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(list[0]["schedule"], "manual");
-    assert_eq!(list[0]["mode"], "mirror");
+    assert_eq!(list["conduits"][0]["schedule"], "manual");
+    assert_eq!(list["conduits"][0]["mode"], "mirror");
     let out = env.ferry(&["sync", "--conduit", "1"]);
     assert!(
         out.status.success(),
@@ -705,7 +715,7 @@ fn daemon_follows_a_folder_moved_and_resynced_by_the_cli() {
     });
     let out = env.ferry(&["--json", "conduit", "list"]);
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(list.as_array().unwrap().len(), 1, "{list:#}");
+    assert_eq!(list["conduits"].as_array().unwrap().len(), 1, "{list:#}");
 }
 
 /// Places `content` at `path` in one step (written beside the folders, then renamed
@@ -828,9 +838,11 @@ fn check_stopped(env: &Env, want: &std::collections::BTreeMap<String, Vec<u8>>) 
         on_b.len() < want.len(),
         "the run finished before it was stopped"
     );
-    let history: Value = serde_json::from_slice(&env.ferry(&["--json", "history"]).stdout).unwrap();
+    let history: Value = serde_json::from_slice::<Value>(&env.ferry(&["--json", "history"]).stdout)
+        .unwrap()["generations"]
+        .take();
     assert_eq!(history[0]["status"], "interrupted", "{history:#}");
-    (history[0]["id"].as_u64().unwrap(), on_b.len())
+    (history[0]["generation"].as_u64().unwrap(), on_b.len())
 }
 
 /// The run after a stopped one resumes it and copies only what was missing.

@@ -133,7 +133,7 @@ fn interrupted_by(signal: libc::c_int) {
     assert_eq!(temp_files_below(&b), 0, "temp files left on b");
     assert!(got.len() < N, "the run was not interrupted: all {N} copied");
 
-    let history = json(ferry_cmd(&home).args(["--json", "history"]));
+    let history = json(ferry_cmd(&home).args(["--json", "history"]))["generations"].take();
     let first = &history[0];
     assert_eq!(first["status"], "interrupted", "{history:#}");
     assert_eq!(first["files_copied"], got.len() as u64, "{history:#}");
@@ -152,9 +152,12 @@ fn interrupted_by(signal: libc::c_int) {
         .args(["--bandwidth-limit", "0"]));
     ok(ferry_cmd(&home).args(["sync", "--conduit", "1"]));
     assert_eq!(files(&b), want);
-    let history = json(ferry_cmd(&home).args(["--json", "history"]));
+    let history = json(ferry_cmd(&home).args(["--json", "history"]))["generations"].take();
     assert_eq!(history[0]["status"], "ok", "{history:#}");
-    assert_eq!(history[0]["resumes"], history[1]["id"], "{history:#}");
+    assert_eq!(
+        history[0]["resumes"], history[1]["generation"],
+        "{history:#}"
+    );
     assert_eq!(
         history[0]["files_copied"].as_u64().unwrap() + history[1]["files_copied"].as_u64().unwrap(),
         N as u64,
@@ -378,7 +381,7 @@ fn reading_creates_no_library_and_ferry_home_is_absolute() {
     );
     assert!(abs.join("index.db").exists());
     // The same library, named absolutely from elsewhere.
-    let v = json(ferry_cmd(&abs).args(["--json", "conduit", "list"]));
+    let v = json(ferry_cmd(&abs).args(["--json", "conduit", "list"]))["conduits"].take();
     assert_eq!(v.as_array().unwrap().len(), 1, "{v:#}");
 }
 
@@ -476,7 +479,8 @@ fn config_file_defaults() {
         "--json".as_ref(),
         "conduit".as_ref(),
         "list".as_ref(),
-    ]));
+    ]))["conduits"]
+        .take();
     let by_a = |p: &PathBuf| -> Value {
         let root = p.canonicalize().unwrap();
         list.as_array()
@@ -505,7 +509,8 @@ fn config_file_defaults() {
         "--json".as_ref(),
         "conduit".as_ref(),
         "list".as_ref(),
-    ]));
+    ]))["conduits"]
+        .take();
     assert!(
         list.as_array()
             .unwrap()

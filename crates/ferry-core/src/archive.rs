@@ -30,15 +30,15 @@
 //! lose nothing at once, but it copies the whole archive back into A (which archiving
 //! emptied, perhaps to free its disk), and from then on deleting one of those files on
 //! A deletes the archived copy: the first step to the same loss, so it is refused too.
-//! A second conduit between the same two folders in the other direction
-//! (`check_reverse_conduit`) would do the same from the side, so it is refused while
-//! either of the two is an archive conduit. To mirror or sync the source elsewhere, or
+//! The same two folders named the other way round are the same conduit
+//! (`sync::open_conduit`), which refuses to run it in reverse unless it is
+//! bidirectional and stays so; no second conduit can work against an archive. To mirror or sync the source elsewhere, or
 //! to get archived files back, use a different folder (a new conduit).
 
 use crate::disk;
 use crate::entry::{Entry, EntryKind};
 use crate::error::{Error, IoContext, Result};
-use crate::execute::FaultPoint;
+use crate::fault::FaultPoint;
 use crate::fs_ops::blake3_of;
 use crate::index::{ConduitRow, Index};
 use crate::location::Location;
@@ -87,35 +87,6 @@ pub fn check_mode_change(conduit: &ConduitRow, to: SyncMode, a: &Path, b: &Path)
         "conduit {} archives {a} → {b} and stays an archive: {effect}. {instead} \
          Without --mode, the conduit keeps archiving.",
         conduit.id
-    )))
-}
-
-/// Refuses a new conduit `a` → `b` in `mode` when `reverse` (the conduit `b` → `a`)
-/// exists and either of the two archives: the other conduit would copy the archive
-/// back or delete from it.
-pub fn check_reverse_conduit(
-    reverse: &ConduitRow,
-    mode: SyncMode,
-    a: &Path,
-    b: &Path,
-) -> Result<()> {
-    let archive = SyncMode::Archive.as_str();
-    if reverse.mode != archive && mode != SyncMode::Archive {
-        return Ok(());
-    }
-    let (a, b) = (a.display(), b.display());
-    Err(Error::Refused(format!(
-        "conduit {id} already runs {b} → {a} in {rmode} mode; a second conduit {a} → {b} \
-         in {mode} mode would work against it ({why}). Use a different folder, or remove \
-         conduit {id} first (`ferry conduit remove {id}`) if the new conduit is to replace it",
-        id = reverse.id,
-        rmode = reverse.mode,
-        mode = mode.as_str(),
-        why = if reverse.mode == archive {
-            "it would copy the archive back or delete from it"
-        } else {
-            "files archived away would come back through the other conduit"
-        },
     )))
 }
 

@@ -32,7 +32,6 @@
 use crate::disk;
 use crate::entry::{Entry, EntryKind};
 use crate::error::{Error, IoContext, Result};
-use crate::execute::{landed, tombstone};
 use crate::index::Index;
 use crate::location::Location;
 use crate::plan::{Action, Side};
@@ -439,9 +438,9 @@ pub(crate) fn apply(index: &Index, loc: &Location, g: &DirRename) -> Result<Appl
         entries.push(Entry {
             // Not read since it was racy: the next scan must still hash it.
             racy: m.expected.racy,
-            ..landed(&m.to, &m.source, stat, &m.version)
+            ..Entry::landed(&m.to, &m.source, stat, &m.version)
         });
-        entries.push(tombstone(&m.expected, &m.from_version));
+        entries.push(m.expected.tombstone(&m.from_version));
     }
     Ok(Applied::Renamed { entries, errors })
 }

@@ -13,7 +13,7 @@
 use crate::beneath::{self, DirHandle, Found};
 use crate::entry::{Entry, EntryKind, StatInfo};
 use crate::error::{Error, IoContext, Result};
-use crate::execute::FaultPoint;
+use crate::fault::FaultPoint;
 use crate::fs_ops::{blake3_of, clone_or_copy, temp_name, throttled_copy};
 use crate::ignore_rules::IndexRules;
 use crate::index::Index;
@@ -98,14 +98,7 @@ pub(crate) fn move_checked(
     ensure_at(&fd, &fname, Some(expected))?;
     ensure_at(&td, &tname, None)?;
     fd.rename_raw(&fname, &td, &tname, rustix::fs::RenameFlags::NOREPLACE)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::EEXIST) => version_store::changed(&td, &tname),
-            _ => Error::Io {
-                action: "rename",
-                path: td.show(&tname),
-                source: e,
-            },
-        })?;
+        .map_err(|e| not_replaced(e, "rename", &td, &tname))?;
     let moved = td.lstat(&tname)?;
     match moved {
         Some(m) if is_same(&m, expected) => Ok(m.stat),
@@ -114,6 +107,19 @@ pub(crate) fn move_checked(
             let _ = td.rename_raw(&tname, &fd, &fname, rustix::fs::RenameFlags::NOREPLACE);
             Err(version_store::changed(&fd, &fname))
         }
+    }
+}
+
+/// The error of a rename that must not replace: something appeared at the target
+/// since the check (`EEXIST`), or an I/O error.
+fn not_replaced(e: std::io::Error, action: &'static str, dir: &DirHandle, name: &OsStr) -> Error {
+    match e.raw_os_error() {
+        Some(libc::EEXIST) => version_store::changed(dir, name),
+        _ => Error::Io {
+            action,
+            path: dir.show(name),
+            source: e,
+        },
     }
 }
 
@@ -167,7 +173,11 @@ pub(crate) fn owner_of(loc: &Location, rel: &RelPath) -> Result<Option<(u32, u32
     Ok(dir.lstat(&name)?.map(|f| (f.uid, f.gid)))
 }
 
-/// Removes the file or symlink `rel` (which must be `expected`) into the version store.
+/// Removes the file or symlink `rel` of `loc`, which must be what `expected`
+/// describes, by moving it into the version store. If what arrived there is not it (a
+/// save landed since the check), it is put back and the removal refused; if the name
+/// was taken again meanwhile too, the arrival stays as a version and that is said.
+/// Returns the stored key.
 pub(crate) fn remove_file(
     index: &Index,
     loc: &Location,
@@ -175,7 +185,14 @@ pub(crate) fn remove_file(
     expected: &Entry,
     reason: &str,
 ) -> Result<String> {
-    version_store::remove_kept(index, loc, rel, expected, reason)
+    let root = loc.dir()?;
+    let (parent, name) = root.parent(rel)?;
+    ensure_at(&parent, &name, Some(expected))?;
+    let taken = version_store::take(&root, &parent, &name, rel)?;
+    if is_same(&taken.found, expected) {
+        return taken.record(index, loc, rel, expected.hash.as_ref(), reason);
+    }
+    version_store::keep_or_put_back(index, loc, rel, &parent, &name, taken)
 }
 
 /// Removes the file or symlink `rel` (which must be `expected`) without keeping it
@@ -415,14 +432,7 @@ pub(crate) fn install(
     match expected {
         None => {
             dir.rename_noreplace(&staged.tmp, &name)
-                .map_err(|e| match e.raw_os_error() {
-                    Some(libc::EEXIST) => version_store::changed(&dir, &name),
-                    _ => Error::Io {
-                        action: "install",
-                        path: dir.show(&name),
-                        source: e,
-                    },
-                })?;
+                .map_err(|e| not_replaced(e, "install", &dir, &name))?;
         }
         Some(old) if old.kind == EntryKind::Dir => {
             return Err(Error::Refused(format!(
@@ -430,42 +440,7 @@ pub(crate) fn install(
                 escape_os(dir.show(&name))
             )))
         }
-        Some(old) => {
-            // The store must take the old content before anything is exchanged.
-            version_store::version_dir(&root, path)?;
-            dir.exchange(&staged.tmp, &name)?;
-            let displaced = dir.lstat(&staged.tmp)?;
-            if displaced.as_ref().is_some_and(|d| is_same(d, old)) {
-                let taken = match version_store::take(&root, &dir, &staged.tmp, path) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        // Not kept: the old content goes back to its path.
-                        dir.exchange(&staged.tmp, &name)?;
-                        return Err(e);
-                    }
-                };
-                if is_same(&taken.found, old) {
-                    taken.record(index, loc, path, old.hash.as_ref(), "replaced")?;
-                } else {
-                    let stored = taken.record(index, loc, path, None, "saved during a sync")?;
-                    tracing::warn!(path = %path, stored, "an unexpected file was displaced; kept");
-                }
-            } else {
-                // A save landed since the check: give the path back to it.
-                dir.exchange(&staged.tmp, &name)?;
-                match dir.lstat(&staged.tmp)? {
-                    Some(f) if f.stat.inode == staged.inode => {
-                        let _ = dir.unlink(&staged.tmp);
-                    }
-                    Some(_) => {
-                        let taken = version_store::take(&root, &dir, &staged.tmp, path)?;
-                        taken.record(index, loc, path, None, "saved during a sync")?;
-                    }
-                    None => {}
-                }
-                return Err(version_store::changed(&dir, &name));
-            }
-        }
+        Some(old) => replace(index, loc, path, staged, old, &dir, &name)?,
     }
     if source.kind == EntryKind::Symlink {
         let _ = dir.set_mtime(&name, source.stat.mtime_ns);
@@ -479,6 +454,107 @@ pub(crate) fn install(
         stat: now.stat,
         replaced_since: now.stat.inode != staged.inode,
     })
+}
+
+/// Replaces `old` at `name` of `dir` (the parent of `path`) with the staged file, so
+/// that the old content is never anywhere but at its path or in the version store:
+/// the staged file moves into the store's staging folder, then one
+/// `renameat2(RENAME_EXCHANGE)` swaps it with the target — the path gets the new
+/// content, the staging folder the old, which must be `old` (same inode, size, mtime,
+/// mode) and then moves to its version name; else a save landed since the check, and
+/// the swap is undone. A run that dies in between leaves the staging folder to
+/// [`version_store::sweep_staging`]. Where the store is on another file system (a
+/// mount inside the tree), the swap happens beside the target and the old content
+/// moves to the store after.
+fn replace(
+    index: &Index,
+    loc: &Location,
+    path: &RelPath,
+    staged: &Staged,
+    old: &Entry,
+    dir: &DirHandle,
+    name: &OsStr,
+) -> Result<()> {
+    use rustix::fs::RenameFlags;
+    let root = loc.dir()?;
+    let staging = version_store::staging_dir(&root, loc)?;
+    let tmp = &staged.tmp;
+    match dir.rename_raw(tmp, &staging, tmp, RenameFlags::NOREPLACE) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+            return replace_beside(index, loc, path, staged, old, dir, name)
+        }
+        Err(e) => return Err(e).ctx("stage in the version store", staging.show(tmp)),
+    }
+    if let Err(e) = staging.rename_raw(tmp, dir, name, RenameFlags::EXCHANGE) {
+        // Nothing was swapped: the staged file goes back beside its target.
+        let _ = staging.rename_raw(tmp, dir, tmp, RenameFlags::NOREPLACE);
+        return Err(e).ctx("replace", dir.show(name));
+    }
+    let displaced = staging.lstat(tmp)?;
+    if displaced.as_ref().is_some_and(|d| is_same(d, old)) {
+        let taken = version_store::take(&root, &staging, tmp, path)?;
+        let hash = is_same(&taken.found, old).then_some(old.hash).flatten();
+        taken.record(index, loc, path, hash.as_ref(), "replaced")?;
+        return Ok(());
+    }
+    // A save landed since the check: give the path back to it.
+    staging
+        .rename_raw(tmp, dir, name, RenameFlags::EXCHANGE)
+        .ctx("put back", dir.show(name))?;
+    match staging.lstat(tmp)? {
+        Some(f) if f.stat.inode == staged.inode => staging.unlink(tmp)?,
+        Some(_) => {
+            // Yet another save came in between: it stays, as a version.
+            let taken = version_store::take(&root, &staging, tmp, path)?;
+            taken.record(index, loc, path, None, "saved during a sync")?;
+        }
+        None => {}
+    }
+    Err(version_store::changed(dir, name))
+}
+
+/// [`replace`] for a store on another file system: exchange beside the target, then
+/// move what was displaced into the store (a crash in between leaves it under a temp
+/// name, which the next scan keeps as a version; see `version_store::keep_leftover`).
+fn replace_beside(
+    index: &Index,
+    loc: &Location,
+    path: &RelPath,
+    staged: &Staged,
+    old: &Entry,
+    dir: &DirHandle,
+    name: &OsStr,
+) -> Result<()> {
+    let root = loc.dir()?;
+    dir.exchange(&staged.tmp, name)?;
+    let displaced = dir.lstat(&staged.tmp)?;
+    if displaced.as_ref().is_some_and(|d| is_same(d, old)) {
+        let taken = match version_store::take(&root, dir, &staged.tmp, path) {
+            Ok(t) => t,
+            Err(e) => {
+                // Not kept: the old content goes back to its path.
+                dir.exchange(&staged.tmp, name)?;
+                return Err(e);
+            }
+        };
+        let hash = is_same(&taken.found, old).then_some(old.hash).flatten();
+        taken.record(index, loc, path, hash.as_ref(), "replaced")?;
+        return Ok(());
+    }
+    // A save landed since the check: give the path back to it.
+    dir.exchange(&staged.tmp, name)?;
+    match dir.lstat(&staged.tmp)? {
+        Some(f) if f.stat.inode == staged.inode => {
+            let _ = dir.unlink(&staged.tmp);
+        }
+        Some(_) => {
+            let taken = version_store::take(&root, dir, &staged.tmp, path)?;
+            taken.record(index, loc, path, None, "saved during a sync")?;
+        }
+        None => {}
+    }
+    Err(version_store::changed(dir, name))
 }
 
 /// What [`install`] left at the path.

@@ -124,6 +124,38 @@ impl Entry {
         }
     }
 
+    /// What a path holds once `source`'s content landed there with `stat`, at
+    /// `version`.
+    pub fn landed(
+        path: &RelPath,
+        source: &Entry,
+        stat: StatInfo,
+        version: &VersionVector,
+    ) -> Entry {
+        Entry {
+            path: path.clone(),
+            kind: source.kind,
+            stat,
+            hash: source.hash,
+            chunks: source.chunks.clone(),
+            link_target: source.link_target.clone(),
+            version: version.clone(),
+            deleted: false,
+            sequence: 0,
+            racy: false,
+        }
+    }
+
+    /// This entry deleted, at `version`.
+    pub fn tombstone(&self, version: &VersionVector) -> Entry {
+        Entry {
+            deleted: true,
+            version: version.clone(),
+            racy: false,
+            ..self.clone()
+        }
+    }
+
     pub fn is_live(&self) -> bool {
         !self.deleted
     }

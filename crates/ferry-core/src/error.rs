@@ -51,6 +51,31 @@ impl Error {
             _ => false,
         }
     }
+
+    /// A stable, machine-readable name for the kind of failure (the `kind` of a
+    /// `--json` error object).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Io { .. } => "io",
+            Error::Db(_) => "index",
+            Error::InvalidPath { .. } => "invalid_path",
+            Error::Location { .. } => "location",
+            Error::Busy(_) => "busy",
+            Error::Refused(_) => "refused",
+            Error::Unsupported(_) => "unsupported",
+            Error::Corrupt(_) => "corrupt_index",
+            Error::Library { .. } => "library",
+            Error::Interrupted => "interrupted",
+            Error::Other(_) => "other",
+        }
+    }
+
+    /// A safety stop (rule 6): a folder missing its root or marker, a copied folder, a
+    /// run that would delete most of a side, overlapping roots, a mode change that
+    /// would undo an archive. Nothing was written.
+    pub fn is_safety_stop(&self) -> bool {
+        matches!(self, Error::Location { .. } | Error::Refused(_))
+    }
 }
 
 /// Result alias used across ferry-core.

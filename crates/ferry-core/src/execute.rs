@@ -23,13 +23,13 @@ use crate::entry::{Entry, EntryKind, StatInfo};
 use crate::error::{Error, Result};
 use crate::fs_ops::sync_filesystem;
 use crate::index::{GenerationStats, Index};
+use crate::itemize::Item;
 use crate::location::Location;
 use crate::parallel::parallel_map;
 use crate::plan::{Action, Plan, Side};
 use crate::progress::Progress;
 use crate::rel_path::RelPath;
 use crate::throttle::RateLimiter;
-use crate::version_vector::VersionVector;
 
 /// Files staged before one durability point.
 const COPY_BATCH_FILES: usize = 1024;
@@ -47,25 +47,13 @@ pub struct ExecReport {
     /// The run was asked to stop and did, at a safe point: the index holds every action
     /// that completed, the rest of the plan was not attempted.
     pub interrupted: bool,
+    /// What was carried out, one item per path, in the order it was done.
+    pub done: Vec<Item>,
+    /// How many of `done` the generation's record holds already.
+    recorded: usize,
 }
 
-/// Test hook: a failure injected at a named point of the executor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum FaultPoint {
-    #[default]
-    None,
-    /// Corrupt the temp file after copying, so verification must catch it.
-    CorruptTempAfterCopy,
-    /// Stop (as if the process died) after staging temp files, before any rename.
-    StopAfterStaging,
-    /// Archive: corrupt the installed copy on B before it is re-read for verification.
-    CorruptArchivedCopy,
-    /// Archive: stop (as if the process died) after the copies, before any removal from A.
-    StopBeforeArchiveRemoval,
-    /// Stop (as if the process died) after directories were renamed on disk, before the
-    /// index records their new paths.
-    StopAfterDirRenames,
-}
+pub use crate::fault::FaultPoint;
 
 /// The two locations a plan runs against.
 pub struct Executor<'a> {
@@ -246,7 +234,7 @@ impl Executor<'_> {
             self.attempt(a, &mut report, &mut pending);
         }
         self.flush(&mut pending, true)?;
-        self.persist_progress(&report)?;
+        self.persist_progress(&mut report)?;
         if self.stopping() {
             return self.interrupted(report, &mkdirs, &held, &reached);
         }
@@ -289,6 +277,7 @@ impl Executor<'_> {
                 Ok(freed) => {
                     report.stats.files_archived += 1;
                     report.stats.bytes_freed += freed;
+                    Self::done(&mut report, a);
                 }
                 Err(e) => report.errors.push(format!("{}: {e}", describe(a))),
             }
@@ -298,22 +287,23 @@ impl Executor<'_> {
         }
         self.finish_dirs(&mut report, &mkdirs, &held, &reached)?;
         report.stats.errors = report.errors.len() as u64;
+        self.persist_progress(&mut report)?;
         Ok(report)
     }
 
     /// Ends a run that was asked to stop, at a safe point: everything done so far is
     /// durable and recorded; the directories created so far get their final modes.
     fn interrupted(
-        &self,
+        &mut self,
         mut report: ExecReport,
         mkdirs: &[(usize, &Action)],
         held: &[Hold],
         reached: &[bool],
     ) -> Result<ExecReport> {
         self.finish_dirs(&mut report, mkdirs, held, reached)?;
-        self.persist_progress(&report)?;
         report.interrupted = true;
         report.stats.errors = report.errors.len() as u64;
+        self.persist_progress(&mut report)?;
         Ok(report)
     }
 
@@ -351,13 +341,22 @@ impl Executor<'_> {
         Ok(())
     }
 
-    /// Persists the generation's counters so far (the index already holds every
-    /// completed action, so a run that dies here resumes from this point).
-    fn persist_progress(&self, report: &ExecReport) -> Result<()> {
+    /// Persists the generation's counters so far and the per-file actions done since
+    /// the last call (the index already holds every completed action, so a run that
+    /// dies here resumes from this point).
+    fn persist_progress(&mut self, report: &mut ExecReport) -> Result<()> {
         if let Some(g) = self.generation {
             self.index.record_generation_progress(g, &report.stats)?;
+            self.index
+                .record_generation_actions(g, &report.done[report.recorded..])?;
+            report.recorded = report.done.len();
         }
         Ok(())
+    }
+
+    /// Notes that `action` was carried out.
+    fn done(report: &mut ExecReport, action: &Action) {
+        report.done.extend(Item::of_action(action));
     }
 
     /// Makes pending changes durable, then records them in the index.
@@ -388,7 +387,10 @@ impl Executor<'_> {
     fn attempt(&mut self, action: &Action, report: &mut ExecReport, pending: &mut [Pending; 2]) {
         let side = action.side();
         match self.apply(action, &mut report.stats, &mut report.notes) {
-            Ok(entries) => pending[side as usize].entries.extend(entries),
+            Ok(entries) => {
+                pending[side as usize].entries.extend(entries);
+                Self::done(report, action);
+            }
             Err(e) => report.errors.push(format!("{}: {e}", describe(action))),
         }
     }
@@ -418,6 +420,9 @@ impl Executor<'_> {
         match dir_rename::apply(self.index, loc, g) {
             Ok(Applied::Renamed { entries, errors }) => {
                 mark(held, Hold::Done);
+                for &i in &g.covers {
+                    Self::done(report, &plan.actions[i]);
+                }
                 report.stats.files_renamed += g.entries_moved();
                 report.stats.dirs_renamed += 1;
                 pending[g.side as usize].entries.extend(entries);
@@ -482,7 +487,7 @@ impl Executor<'_> {
                     disk::remove_file(self.index, loc, path, expected, "deleted")?;
                     stats.files_deleted += 1;
                 }
-                Ok(vec![tombstone(expected, version)])
+                Ok(vec![expected.tombstone(version)])
             }
             Action::Mkdir {
                 path,
@@ -533,9 +538,9 @@ impl Executor<'_> {
                     Entry {
                         // Replaced by a save since the move: hash it again next scan.
                         racy: stat.inode != moved.inode,
-                        ..landed(to, source, stat, version)
+                        ..Entry::landed(to, source, stat, version)
                     },
-                    tombstone(expected, from_version),
+                    expected.tombstone(from_version),
                 ])
             }
             Action::Copy { .. } => Err(Error::Other("copies run in batches".into())),
@@ -717,13 +722,14 @@ impl Executor<'_> {
                 let loc = self.loc(*to);
                 match disk::install(self.index, loc, path, &tmp, source, expected.as_ref()) {
                     Ok(installed) => {
+                        Self::done(report, a);
                         report.stats.files_copied += 1;
                         if source.kind == EntryKind::File {
                             report.stats.bytes_transferred += source.stat.size;
                         }
                         pending[*to as usize].entries.push(Entry {
                             racy: installed.replaced_since,
-                            ..landed(path, source, installed.stat, version)
+                            ..Entry::landed(path, source, installed.stat, version)
                         });
                     }
                     Err(e) => {
@@ -842,35 +848,6 @@ pub(crate) fn replace_file(
             disk::discard(loc, path, &staged);
             Err(e)
         }
-    }
-}
-
-pub(crate) fn landed(
-    path: &RelPath,
-    source: &Entry,
-    stat: StatInfo,
-    version: &VersionVector,
-) -> Entry {
-    Entry {
-        path: path.clone(),
-        kind: source.kind,
-        stat,
-        hash: source.hash,
-        chunks: source.chunks.clone(),
-        link_target: source.link_target.clone(),
-        version: version.clone(),
-        deleted: false,
-        sequence: 0,
-        racy: false,
-    }
-}
-
-pub(crate) fn tombstone(expected: &Entry, version: &VersionVector) -> Entry {
-    Entry {
-        deleted: true,
-        version: version.clone(),
-        racy: false,
-        ..expected.clone()
     }
 }
 

@@ -4,6 +4,8 @@
 use crate::chunk::{decode_chunks, encode_chunks, Hash, CHUNKER_ID};
 use crate::entry::{Entry, EntryKind, StatInfo};
 use crate::error::{Error, Result};
+use crate::itemize::{Item, ItemAction};
+use crate::plan::Side;
 use crate::rel_path::RelPath;
 use crate::version_vector::VersionVector;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -124,7 +126,30 @@ ALTER TABLE generations ADD COLUMN resumes INTEGER REFERENCES generations(id);
     r#"
 ALTER TABLE generations ADD COLUMN dirs_renamed INTEGER NOT NULL DEFAULT 0;
 "#,
+    // 7: each generation's per-file actions (bounded; see `MAX_ACTIONS_PER_GENERATION`).
+    r#"
+CREATE TABLE generation_actions (
+    generation_id INTEGER NOT NULL REFERENCES generations(id),
+    seq INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    side TEXT,
+    path TEXT NOT NULL,
+    to_path TEXT,
+    kind TEXT,
+    size INTEGER,
+    detail TEXT,
+    PRIMARY KEY (generation_id, seq)
+) WITHOUT ROWID;
+ALTER TABLE generations ADD COLUMN actions_omitted INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE generations ADD COLUMN actions_pruned INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
+
+/// Per-file actions kept for one generation; beyond it only their number is kept.
+pub const MAX_ACTIONS_PER_GENERATION: u64 = 10_000;
+/// Generations per conduit whose per-file actions are kept (older ones keep their
+/// counters only).
+pub const ACTION_HISTORY_GENERATIONS: u64 = 100;
 
 /// The stat part of an entry (see [`Index::stat_rows`]).
 #[derive(Debug, Clone)]
@@ -183,6 +208,8 @@ pub struct GenerationStats {
     /// Conflicts the policy settled in the run (not the ones left for the user).
     pub conflicts_resolved: u64,
     pub bytes_transferred: u64,
+    /// Per-file problems (the messages are in the run's `errors`).
+    #[serde(rename = "error_count")]
     pub errors: u64,
     /// Archive mode: files removed from side A after their copy on B verified.
     pub files_archived: u64,
@@ -193,7 +220,9 @@ pub struct GenerationStats {
 /// A generation row, as `ferry history` shows it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct GenerationRow {
+    #[serde(rename = "generation")]
     pub id: i64,
+    #[serde(rename = "conduit")]
     pub conduit_id: i64,
     pub number: i64,
     pub started_at: i64,
@@ -205,12 +234,18 @@ pub struct GenerationRow {
     pub resumes: Option<i64>,
     #[serde(flatten)]
     pub stats: GenerationStats,
+    /// Per-file actions beyond [`MAX_ACTIONS_PER_GENERATION`], counted but not kept.
+    pub actions_omitted: u64,
+    /// The per-file actions were dropped with old history
+    /// ([`ACTION_HISTORY_GENERATIONS`]).
+    pub actions_pruned: bool,
 }
 
 /// A conflict row, as `ferry conflicts` shows it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ConflictRow {
     pub id: i64,
+    #[serde(rename = "conduit")]
     pub conduit_id: i64,
     /// A path key (`rel_path`), serialized for people.
     #[serde(serialize_with = "crate::rel_path::serialize_key")]
@@ -221,6 +256,7 @@ pub struct ConflictRow {
     pub b_kind: Option<String>,
     pub b_size: Option<i64>,
     pub b_mtime_ns: Option<i64>,
+    #[serde(rename = "conflict_policy")]
     pub policy: String,
     pub winner: Option<String>,
     #[serde(serialize_with = "crate::rel_path::serialize_opt_key")]
@@ -752,6 +788,15 @@ impl Index {
         Ok(())
     }
 
+    /// Stores how many copies a conduit runs at once and its bandwidth limit.
+    pub fn set_conduit_transfer(&self, id: i64, parallel: u32, bandwidth_limit: u64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE conduits SET parallel = ?2, bandwidth_limit = ?3 WHERE id = ?1",
+            params![id, parallel as i64, bandwidth_limit as i64],
+        )?;
+        Ok(())
+    }
+
     /// Pauses or resumes a conduit; false if there is no such conduit.
     pub fn set_conduit_paused(&self, id: i64, paused: bool) -> Result<bool> {
         let n = self.conn.execute(
@@ -766,6 +811,11 @@ impl Index {
     pub fn remove_conduit(&mut self, id: i64) -> Result<bool> {
         let tx = self.conn.savepoint()?;
         tx.execute("DELETE FROM conflicts WHERE conduit_id = ?1", [id])?;
+        tx.execute(
+            "DELETE FROM generation_actions WHERE generation_id IN
+                (SELECT id FROM generations WHERE conduit_id = ?1)",
+            [id],
+        )?;
         tx.execute(
             "UPDATE generations SET resumes = NULL WHERE resumes IN
                 (SELECT id FROM generations WHERE conduit_id = ?1)",
@@ -874,40 +924,172 @@ impl Index {
 
     /// Generations, newest first.
     pub fn generations(&self, limit: usize) -> Result<Vec<GenerationRow>> {
-        let mut st = self.conn.prepare(
-            "SELECT id, conduit_id, number, started_at, completed_at, status, files_copied,
-                    files_deleted, files_renamed, dirs_created, conflicts, bytes_transferred, errors,
-                    conflicts_resolved, files_archived, bytes_freed, trigger, resumes, dirs_renamed
-             FROM generations ORDER BY id DESC LIMIT ?1",
-        )?;
-        let rows = st.query_map([limit as i64], |r| {
-            Ok(GenerationRow {
-                id: r.get(0)?,
-                conduit_id: r.get(1)?,
-                number: r.get(2)?,
-                started_at: r.get(3)?,
-                completed_at: r.get(4)?,
-                status: r.get(5)?,
-                trigger: r.get(16)?,
-                resumes: r.get(17)?,
-                stats: GenerationStats {
-                    files_copied: r.get::<_, i64>(6)? as u64,
-                    files_deleted: r.get::<_, i64>(7)? as u64,
-                    files_renamed: r.get::<_, i64>(8)? as u64,
-                    dirs_renamed: r.get::<_, i64>(18)? as u64,
-                    dirs_created: r.get::<_, i64>(9)? as u64,
-                    conflicts: r.get::<_, i64>(10)? as u64,
-                    bytes_transferred: r.get::<_, i64>(11)? as u64,
-                    errors: r.get::<_, i64>(12)? as u64,
-                    conflicts_resolved: r.get::<_, i64>(13)? as u64,
-                    files_archived: r.get::<_, i64>(14)? as u64,
-                    bytes_freed: r.get::<_, i64>(15)? as u64,
-                },
-            })
-        })?;
+        let mut st = self.conn.prepare(&format!(
+            "{GENERATION_COLUMNS} FROM generations ORDER BY id DESC LIMIT ?1"
+        ))?;
+        let rows = st.query_map([limit as i64], generation_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// One generation by its ID.
+    pub fn generation(&self, id: i64) -> Result<Option<GenerationRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("{GENERATION_COLUMNS} FROM generations WHERE id = ?1"),
+                [id],
+                generation_from_row,
+            )
+            .optional()?)
+    }
+
+    /// Keeps per-file actions of generation `id`: appended after those already kept,
+    /// up to [`MAX_ACTIONS_PER_GENERATION`]; the rest are only counted.
+    pub fn record_generation_actions(&mut self, id: i64, items: &[Item]) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.savepoint()?;
+        let kept: i64 = tx.query_row(
+            "SELECT count(*) FROM generation_actions WHERE generation_id = ?1",
+            [id],
+            |r| r.get(0),
+        )?;
+        let room = (MAX_ACTIONS_PER_GENERATION as usize).saturating_sub(kept as usize);
+        {
+            let mut st = tx.prepare(
+                "INSERT INTO generation_actions
+                    (generation_id, seq, action, side, path, to_path, kind, size, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            for (seq, it) in (kept..).zip(items.iter().take(room)) {
+                st.execute(params![
+                    id,
+                    seq,
+                    it.action.as_str(),
+                    it.side.map(|s| s.letter()),
+                    it.path.as_str(),
+                    it.to.as_ref().map(|t| t.as_str()),
+                    it.kind.map(|k| k.as_str()),
+                    it.size.map(|n| n as i64),
+                    it.detail,
+                ])?;
+            }
+        }
+        let omitted = items.len().saturating_sub(room);
+        if omitted > 0 {
+            tx.execute(
+                "UPDATE generations SET actions_omitted = actions_omitted + ?2 WHERE id = ?1",
+                params![id, omitted as i64],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The per-file actions kept for generation `id`, in the order they were done.
+    pub fn generation_actions(&self, id: i64) -> Result<Vec<Item>> {
+        let mut st = self.conn.prepare(
+            "SELECT action, side, path, to_path, kind, size, detail FROM generation_actions
+             WHERE generation_id = ?1 ORDER BY seq",
+        )?;
+        let mut rows = st.query([id])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let action: String = r.get(0)?;
+            let side: Option<String> = r.get(1)?;
+            let path: String = r.get(2)?;
+            let to: Option<String> = r.get(3)?;
+            let kind: Option<String> = r.get(4)?;
+            let bad = |what: &str| Error::Corrupt(format!("generation {id}: action {what}"));
+            out.push(Item {
+                action: ItemAction::parse(&action).ok_or_else(|| bad(&action))?,
+                side: match side.as_deref() {
+                    None => None,
+                    Some("a") => Some(Side::A),
+                    Some("b") => Some(Side::B),
+                    Some(other) => return Err(bad(other)),
+                },
+                path: RelPath::new(&path)?,
+                to: to.as_deref().map(RelPath::new).transpose()?,
+                kind: match kind.as_deref() {
+                    None => None,
+                    Some(k) => Some(EntryKind::parse(k).ok_or_else(|| bad(k))?),
+                },
+                size: r.get::<_, Option<i64>>(5)?.map(|n| n as u64),
+                detail: r.get(6)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Drops the per-file actions of all but the newest [`ACTION_HISTORY_GENERATIONS`]
+    /// generations of a conduit (their counters stay).
+    pub fn prune_generation_actions(&mut self, conduit: i64) -> Result<()> {
+        let tx = self.conn.savepoint()?;
+        let old = "SELECT id FROM generations WHERE conduit_id = ?1 AND actions_pruned = 0
+                   ORDER BY id DESC LIMIT -1 OFFSET ?2";
+        tx.execute(
+            &format!("DELETE FROM generation_actions WHERE generation_id IN ({old})"),
+            params![conduit, ACTION_HISTORY_GENERATIONS as i64],
+        )?;
+        tx.execute(
+            &format!("UPDATE generations SET actions_pruned = 1 WHERE id IN ({old})"),
+            params![conduit, ACTION_HISTORY_GENERATIONS as i64],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Files and symlinks changed (or deleted) on a location since sequence `after`
+    /// (what a conduit that converged there has not synced yet), and the bytes of the
+    /// live files among them.
+    pub fn changed_since(&self, location: i64, after: u64) -> Result<(u64, u64)> {
+        let (n, bytes): (i64, i64) = self.conn.query_row(
+            "SELECT count(*), coalesce(sum(CASE WHEN deleted = 0 AND kind = 'file' THEN size END), 0)
+             FROM entries WHERE location_id = ?1 AND sequence > ?2 AND kind != 'dir'",
+            params![location, after as i64],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok((n as u64, bytes as u64))
+    }
+}
+
+const GENERATION_COLUMNS: &str =
+    "SELECT id, conduit_id, number, started_at, completed_at, status, files_copied,
+            files_deleted, files_renamed, dirs_created, conflicts, bytes_transferred, errors,
+            conflicts_resolved, files_archived, bytes_freed, trigger, resumes, dirs_renamed,
+            actions_omitted, actions_pruned";
+
+fn generation_from_row(r: &Row<'_>) -> rusqlite::Result<GenerationRow> {
+    Ok(GenerationRow {
+        id: r.get(0)?,
+        conduit_id: r.get(1)?,
+        number: r.get(2)?,
+        started_at: r.get(3)?,
+        completed_at: r.get(4)?,
+        status: r.get(5)?,
+        trigger: r.get(16)?,
+        resumes: r.get(17)?,
+        stats: GenerationStats {
+            files_copied: r.get::<_, i64>(6)? as u64,
+            files_deleted: r.get::<_, i64>(7)? as u64,
+            files_renamed: r.get::<_, i64>(8)? as u64,
+            dirs_renamed: r.get::<_, i64>(18)? as u64,
+            dirs_created: r.get::<_, i64>(9)? as u64,
+            conflicts: r.get::<_, i64>(10)? as u64,
+            bytes_transferred: r.get::<_, i64>(11)? as u64,
+            errors: r.get::<_, i64>(12)? as u64,
+            conflicts_resolved: r.get::<_, i64>(13)? as u64,
+            files_archived: r.get::<_, i64>(14)? as u64,
+            bytes_freed: r.get::<_, i64>(15)? as u64,
+        },
+        actions_omitted: r.get::<_, i64>(19)? as u64,
+        actions_pruned: r.get(20)?,
+    })
+}
+
+impl Index {
     // ---- conflicts ----
 
     #[allow(clippy::too_many_arguments)]
@@ -1351,5 +1533,66 @@ mod tests {
         idx.insert_location("after", Path::new("/after"), 4)
             .unwrap();
         assert_eq!(idx.locations().unwrap().len(), 2);
+    }
+
+    fn item(path: &str) -> Item {
+        Item {
+            action: ItemAction::Copy,
+            side: Some(Side::B),
+            path: RelPath::new(path).unwrap(),
+            to: None,
+            kind: Some(EntryKind::File),
+            size: Some(1),
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn generation_actions_are_bounded_pruned_and_removed_with_their_conduit() {
+        let mut idx = Index::open_in_memory().unwrap();
+        let (a, b) = (
+            idx.insert_location("ua", Path::new("/a"), 1).unwrap(),
+            idx.insert_location("ub", Path::new("/b"), 2).unwrap(),
+        );
+        let c = idx
+            .insert_conduit(a.id, b.id, "bidirectional", "newest", false)
+            .unwrap();
+        let g = idx.begin_generation(c.id, "cli").unwrap();
+        let many: Vec<Item> = (0..MAX_ACTIONS_PER_GENERATION + 7)
+            .map(|i| item(&format!("f{i}")))
+            .collect();
+        // Recorded in two batches, as the executor does after each durable batch.
+        idx.record_generation_actions(g, &many[..10]).unwrap();
+        idx.record_generation_actions(g, &many[10..]).unwrap();
+        let kept = idx.generation_actions(g).unwrap();
+        assert_eq!(kept.len() as u64, MAX_ACTIONS_PER_GENERATION);
+        assert_eq!(kept[..3], many[..3]);
+        assert_eq!(
+            kept.last(),
+            many.get(MAX_ACTIONS_PER_GENERATION as usize - 1)
+        );
+        let row = idx.generation(g).unwrap().unwrap();
+        assert_eq!(row.actions_omitted, 7);
+        assert!(!row.actions_pruned);
+
+        let mut gens = vec![g];
+        for i in 0..ACTION_HISTORY_GENERATIONS {
+            let g = idx.begin_generation(c.id, "cli").unwrap();
+            idx.record_generation_actions(g, &[item(&format!("run{i}"))])
+                .unwrap();
+            gens.push(g);
+        }
+        idx.prune_generation_actions(c.id).unwrap();
+        assert!(idx.generation_actions(gens[0]).unwrap().is_empty());
+        assert!(idx.generation(gens[0]).unwrap().unwrap().actions_pruned);
+        assert_eq!(idx.generation_actions(gens[1]).unwrap().len(), 1);
+        assert!(!idx.generation(gens[1]).unwrap().unwrap().actions_pruned);
+
+        assert!(idx.remove_conduit(c.id).unwrap());
+        let left: i64 = idx
+            .conn
+            .query_row("SELECT count(*) FROM generation_actions", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
     }
 }

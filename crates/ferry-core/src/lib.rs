@@ -11,9 +11,11 @@ mod disk;
 pub mod entry;
 pub mod error;
 pub mod execute;
+pub mod fault;
 pub mod fs_ops;
 pub mod ignore_rules;
 pub mod index;
+pub mod itemize;
 pub mod library;
 pub mod location;
 pub mod overlap;
@@ -33,3 +35,7 @@ pub mod version_vector;
 pub mod walk;
 
 pub use error::{Error, Result};
+
+/// Version of the shape of ferry's JSON documents (CLI `--json` output and the local
+/// API): raised when a field changes meaning or goes away, not when one is added.
+pub const JSON_SCHEMA_VERSION: u64 = 1;

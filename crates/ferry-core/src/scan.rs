@@ -204,6 +204,10 @@ pub fn scan_pair_scoped(
 /// Keeps this location's leftover temp files in its version store (one may hold the
 /// old content of a file whose replacement a crash interrupted); failures are noted.
 fn keep_leftovers(index: &Index, loc: &Location, walked: &mut Walked) {
+    if !loc.is_dry_run() {
+        let problems = crate::version_store::sweep_staging(index, loc);
+        walked.report.errors.extend(problems);
+    }
     for p in walked.out.temp_files.drain(..) {
         let kept = p
             .strip_prefix(&loc.root)

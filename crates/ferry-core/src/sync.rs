@@ -3,19 +3,20 @@
 
 use crate::cancel::Cancel;
 use crate::entry::Entry;
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::execute::{Executor, FaultPoint};
 use crate::ignore_rules::IndexRules;
 use crate::index::{ConduitRow, GenerationStats, Index};
+use crate::itemize::Item;
 use crate::location::{canonical_root, open_location, open_location_dry, Location};
-use crate::overlap::check_roots;
+use crate::overlap::{check_roots, DirId};
 use crate::plan::{ConflictPolicy, ConflictRecord, Plan, Side, SyncMode};
 use crate::progress::Progress;
 use crate::reconcile::{reconcile, ReconcileInput};
 use crate::rel_path::RelPath;
 use crate::scan::{scan_pair_scoped, ScanReport, Scope};
 use crate::throttle::RateLimiter;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A run that would delete more than this many files of a side…
 const MASS_DELETE_MIN: usize = 10;
@@ -28,6 +29,10 @@ pub struct SyncOptions {
     /// Overrides (and updates) the conduit's stored conflict policy.
     pub policy: Option<ConflictPolicy>,
     pub index_everything: Option<bool>,
+    /// Overrides (and updates) the conduit's copies at once (0: one per core).
+    pub parallel: Option<u32>,
+    /// Overrides (and updates) the conduit's bandwidth limit in bytes/s (0: none).
+    pub bandwidth_limit: Option<u64>,
     /// Sets the conduit's version retention (a spec `Retention::parse` accepts).
     pub retention: Option<String>,
     /// Plan only; change nothing: no file, no marker, no index row. [`sync`] and
@@ -77,6 +82,12 @@ pub struct SyncOutcome {
     pub scan_b: ScanReport,
     pub plan: Plan,
     pub stats: GenerationStats,
+    /// The conduit's two folders as the user knows them, in the conduit's order (a
+    /// pair named the other way round is shown as the conduit has it).
+    pub roots: [PathBuf; 2],
+    /// What the run carried out, one item per path (conflicts last); empty for a dry
+    /// run, whose plan says what it would do ([`crate::itemize::plan_items`]).
+    pub done: Vec<Item>,
     pub errors: Vec<String>,
     /// Things left alone on purpose (e.g. a path ignored on one side); not errors.
     pub notes: Vec<String>,
@@ -101,7 +112,53 @@ impl SyncOutcome {
     }
 }
 
+/// A conduit opened by [`open_conduit`], with its two locations.
+pub struct OpenedConduit {
+    pub conduit: ConduitRow,
+    pub a: Location,
+    pub b: Location,
+    /// The folders as the user knows them, in the conduit's order.
+    pub roots: [PathBuf; 2],
+    /// What to tell the user: a folder created, a pair named the other way round.
+    pub info: Vec<String>,
+    /// A dry run over a second folder that does not exist yet plans against an empty
+    /// stand-in folder, removed when this is dropped.
+    _stand_in: Option<StandIn>,
+}
+
+/// An empty private folder standing in for one a real run would create.
+struct StandIn(PathBuf);
+
+impl StandIn {
+    fn create() -> Result<StandIn> {
+        use std::os::unix::fs::DirBuilderExt;
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("ferry-dry-run-{}-{n}", std::process::id()));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&p)
+            .ctx("create a stand-in folder", &p)?;
+        Ok(StandIn(p))
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
 /// Opens (or creates) the conduit between roots `a` and `b` and its two locations.
+///
+/// - A pair is one conduit whichever order it is named in: named the other way round,
+///   the existing conduit is used as it is (said in `info`) when that changes nothing
+///   about its direction — it is bidirectional and no direction-bound setting (mirror
+///   or archive mode, `source`/`target` policy) is asked for; otherwise it is refused.
+/// - A second folder `b` that does not exist is created (said in `info`); its parent
+///   must exist, and one the index knows (an unplugged or deleted folder) is created
+///   only with `opts.yes`. A dry run creates nothing and plans against an empty folder.
+///
 /// Roots that overlap (by directory identity, see [`crate::overlap`]) are refused
 /// before anything is written. A changed mode that would undo an archive conduit is
 /// refused ([`crate::archive::check_mode_change`]), in a dry run too. With `opts.dry_run` this
@@ -112,8 +169,36 @@ pub fn open_conduit(
     a: &Path,
     b: &Path,
     opts: &SyncOptions,
-) -> Result<(ConduitRow, Location, Location)> {
-    let (ra, rb) = (canonical_root(a)?, canonical_root(b)?);
+) -> Result<OpenedConduit> {
+    let mut info = Vec::new();
+    let ra = canonical_root(a)?;
+    let mut stand_in = None;
+    let (rb, shown_b) = match missing_folder(index, &ra, b, opts.yes)? {
+        None => {
+            let rb = canonical_root(b)?;
+            (rb.clone(), rb)
+        }
+        Some(would_be) if opts.dry_run => {
+            info.push(format!(
+                "{} does not exist; a real run creates it",
+                would_be.display()
+            ));
+            let s = StandIn::create()?;
+            let rb = s.0.clone();
+            stand_in = Some(s);
+            (rb, would_be)
+        }
+        Some(would_be) => {
+            std::fs::create_dir(&would_be).ctx("create", &would_be)?;
+            info.push(format!("created {} (it did not exist)", would_be.display()));
+            let rb = canonical_root(&would_be)?;
+            if let Err(e) = check_roots(&ra, &rb) {
+                let _ = std::fs::remove_dir(&would_be);
+                return Err(e);
+            }
+            (rb.clone(), rb)
+        }
+    };
     check_roots(&ra, &rb)?;
     let open = if opts.dry_run {
         open_location_dry
@@ -122,19 +207,27 @@ pub fn open_conduit(
     };
     let la = open(index, &ra, opts.yes)?;
     let lb = open(index, &rb, opts.yes)?;
+    let mut roots = [ra, shown_b];
+    let (la, lb) = match index.conduit_between(la.id(), lb.id())? {
+        Some(_) => (la, lb),
+        None => match index.conduit_between(lb.id(), la.id())? {
+            Some(reverse) => {
+                check_reversed(&reverse, opts, &roots[0], &roots[1])?;
+                info.push(format!(
+                    "using conduit {} ({} ⇄ {}): the same pair, named the other way round",
+                    reverse.id,
+                    roots[1].display(),
+                    roots[0].display()
+                ));
+                roots.swap(0, 1);
+                (lb, la)
+            }
+            None => (la, lb),
+        },
+    };
     let existing = index.conduit_between(la.id(), lb.id())?;
-    match &existing {
-        Some(c) => {
-            if let Some(mode) = opts.mode {
-                crate::archive::check_mode_change(c, mode, &la.root, &lb.root)?;
-            }
-        }
-        None => {
-            if let Some(reverse) = index.conduit_between(lb.id(), la.id())? {
-                let mode = opts.mode.unwrap_or(SyncMode::Bidirectional);
-                crate::archive::check_reverse_conduit(&reverse, mode, &la.root, &lb.root)?;
-            }
-        }
+    if let (Some(c), Some(mode)) = (&existing, opts.mode) {
+        crate::archive::check_mode_change(c, mode, &la.root, &lb.root)?;
     }
     let created = existing.is_none();
     let conduit = match existing {
@@ -184,7 +277,105 @@ pub fn open_conduit(
         }
         _ => conduit,
     };
-    Ok((conduit, la, lb))
+    let conduit = if opts.parallel.is_some() || opts.bandwidth_limit.is_some() {
+        let parallel = opts.parallel.unwrap_or(conduit.parallel);
+        let bandwidth_limit = opts.bandwidth_limit.unwrap_or(conduit.bandwidth_limit);
+        index.set_conduit_transfer(conduit.id, parallel, bandwidth_limit)?;
+        ConduitRow {
+            parallel,
+            bandwidth_limit,
+            ..conduit
+        }
+    } else {
+        conduit
+    };
+    Ok(OpenedConduit {
+        conduit,
+        a: la,
+        b: lb,
+        roots,
+        info,
+        _stand_in: stand_in,
+    })
+}
+
+/// When `b` does not exist, where it would be (its parent's canonical path and its
+/// name); `None` when it exists (or cannot be judged: opening it then says why).
+/// Refuses a folder the index knows (unplugged? deleted?) unless `yes`, and one that
+/// would lie inside `ra`.
+fn missing_folder(index: &Index, ra: &Path, b: &Path, yes: bool) -> Result<Option<PathBuf>> {
+    match std::fs::symlink_metadata(b) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        _ => return Ok(None),
+    }
+    let name = match b.file_name() {
+        Some(n) if b.components().next_back() == Some(std::path::Component::Normal(n)) => n,
+        _ => return Ok(None),
+    };
+    let parent = match b.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let parent = canonical_root(parent).map_err(|_| Error::Location {
+        root: b.to_path_buf(),
+        reason: format!(
+            "does not exist, and neither does its parent folder {}; create it first",
+            parent.display()
+        ),
+    })?;
+    let would_be = parent.join(name);
+    if !yes && index.location_by_root(&would_be)?.is_some() {
+        return Err(Error::Location {
+            root: would_be,
+            reason: "was synced before but is gone (unplugged disk? deleted folder?); not \
+                     syncing. To start it over as an empty folder, run again with --yes"
+                .into(),
+        });
+    }
+    let source = DirId::at(ra)?;
+    for p in would_be.ancestors().skip(1) {
+        if DirId::at(p)? == source {
+            return Err(Error::Refused(format!(
+                "{} would lie inside {}; a folder cannot be synced with its own subfolder",
+                would_be.display(),
+                ra.display()
+            )));
+        }
+    }
+    Ok(Some(would_be))
+}
+
+/// Whether the conduit `reverse` (`b` → `a`) may run when named as `a`, `b`: only as
+/// it is, and only when that direction does not matter.
+fn check_reversed(reverse: &ConduitRow, opts: &SyncOptions, a: &Path, b: &Path) -> Result<()> {
+    let (a, b, id) = (a.display(), b.display(), reverse.id);
+    let two_way = SyncMode::Bidirectional.as_str();
+    if reverse.mode != two_way {
+        return Err(Error::Refused(format!(
+            "conduit {id} already runs {b} → {a} in {mode} mode; named the other way round \
+             ({a} first) it would work against it. Name the folders in its order (`ferry sync \
+             {b} {a}`); to sync either folder with another one, use a different folder (a new \
+             conduit); or remove conduit {id} first (`ferry conduit remove {id}`) to start a \
+             new one {a} → {b}",
+            mode = reverse.mode,
+        )));
+    }
+    let asked = match (opts.mode, opts.policy) {
+        (Some(m), _) if m != SyncMode::Bidirectional => Some(format!("--mode {}", m.as_str())),
+        (_, Some(p @ (ConflictPolicy::Source | ConflictPolicy::Target))) => {
+            Some(format!("--conflict {}", p.as_str()))
+        }
+        _ => None,
+    };
+    match asked {
+        Some(what) => Err(Error::Refused(format!(
+            "conduit {id} already syncs {b} ⇄ {a}, with {b} as its first folder; {what} names \
+             a direction, and the folders are named the other way round. Name them in its \
+             order (`ferry sync {b} {a} {what}`), or remove conduit {id} first (`ferry \
+             conduit remove {id}`) to start a new one with {a} first"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Runs the conduit between `a` and `b` once.
@@ -196,8 +387,11 @@ pub fn sync(
     progress: &dyn Progress,
 ) -> Result<SyncOutcome> {
     let run = |index: &mut Index| {
-        let (conduit, la, lb) = open_conduit(index, a, b, opts)?;
-        run_conduit(index, conduit, la, lb, opts, progress)
+        let opened = open_conduit(index, a, b, opts)?;
+        let mut outcome = run_conduit(index, opened.conduit, opened.a, opened.b, opts, progress)?;
+        outcome.roots = opened.roots;
+        outcome.info.splice(0..0, opened.info);
+        Ok(outcome)
     };
     if opts.dry_run {
         index.discarding(run)
@@ -280,6 +474,8 @@ fn run_conduit(
                 scan_b: ScanReport::default(),
                 plan: Plan::default(),
                 stats: GenerationStats::default(),
+                roots: [la.root.clone(), lb.root.clone()],
+                done: Vec::new(),
                 errors: Vec::new(),
                 notes: Vec::new(),
                 info: [&la, &lb].iter().filter_map(|l| l.moved_note()).collect(),
@@ -326,6 +522,8 @@ fn run_conduit(
         scan_b,
         plan,
         stats: GenerationStats::default(),
+        roots: [la.root.clone(), lb.root.clone()],
+        done: Vec::new(),
         errors: Vec::new(),
         notes: Vec::new(),
         info: [&la, &lb].iter().filter_map(|l| l.moved_note()).collect(),
@@ -381,12 +579,14 @@ fn run_conduit(
         // Stopped at a safe point: the index holds what completed; the plan's conflicts
         // are recorded by the run that finishes the work.
         outcome.interrupted = true;
+        outcome.done = report.done;
         outcome.stats = report.stats;
         outcome.errors.extend(report.errors);
         outcome.notes.extend(report.notes);
         outcome.stats.errors = outcome.errors.len() as u64;
         index.set_conduit_clean_point(conduit.id, None)?;
         index.finish_generation(generation, "interrupted", &outcome.stats)?;
+        index.prune_generation_actions(conduit.id)?;
         outcome.notes.extend(scan_notes);
         return Ok(outcome);
     }
@@ -394,6 +594,15 @@ fn run_conduit(
     for c in &outcome.plan.conflicts {
         record_conflict(index, conduit.id, generation, c)?;
     }
+    let conflict_items: Vec<Item> = outcome
+        .plan
+        .conflicts
+        .iter()
+        .map(Item::of_conflict)
+        .collect();
+    index.record_generation_actions(generation, &conflict_items)?;
+    outcome.done = report.done;
+    outcome.done.extend(conflict_items);
     outcome.stats = report.stats;
     outcome.stats.conflicts = outcome.plan.conflicts.len() as u64;
     outcome.stats.conflicts_resolved = outcome
@@ -420,6 +629,7 @@ fn run_conduit(
         "partial"
     };
     index.finish_generation(generation, status, &outcome.stats)?;
+    index.prune_generation_actions(conduit.id)?;
     outcome.notes.extend(scan_notes);
     Ok(outcome)
 }

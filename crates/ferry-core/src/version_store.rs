@@ -91,26 +91,53 @@ pub struct Taken {
     pub found: Found,
 }
 
+/// A free name for a new version of `rel`, in its version folder (open).
+pub struct Slot {
+    pub dir: DirHandle,
+    pub name: OsString,
+    /// Stored key, relative to the root.
+    pub stored: String,
+}
+
+/// A free slot for a version of `rel` taken now (its folder created private where
+/// missing).
+pub fn slot(root: &RootDir, rel: &RelPath) -> Result<Slot> {
+    let (dir, prefix) = version_dir(root, rel)?;
+    let (stored, name) = free_name(&dir, &prefix, rel)?;
+    Ok(Slot { dir, name, stored })
+}
+
+impl Slot {
+    /// What is in the slot now, as a version to record or put back.
+    pub fn arrived(self) -> Result<Taken> {
+        let found = self.dir.lstat(&self.name)?.ok_or_else(|| {
+            Error::Other(format!(
+                "version {} vanished right after it was kept",
+                crate::rel_path::display_key(&self.stored)
+            ))
+        })?;
+        Ok(Taken {
+            dir: self.dir,
+            name: self.name,
+            stored: self.stored,
+            found,
+        })
+    }
+}
+
 /// Moves `name` of `from` (the parent of `rel`) into `rel`'s version folder. Returns
 /// what arrived there; the caller checks it and either records it ([`Taken::record`])
 /// or puts it back ([`Taken::put_back`]).
 pub fn take(root: &RootDir, from: &DirHandle, name: &OsStr, rel: &RelPath) -> Result<Taken> {
-    let (dir, prefix) = version_dir(root, rel)?;
-    let (stored, vname) = free_name(&dir, &prefix, rel)?;
-    from.rename_raw(name, &dir, &vname, rustix::fs::RenameFlags::NOREPLACE)
-        .ctx("keep version of", from.show(name))?;
-    let found = dir.lstat(&vname)?.ok_or_else(|| {
-        Error::Other(format!(
-            "version {} vanished right after it was kept",
-            crate::rel_path::display_key(&stored)
-        ))
-    })?;
-    Ok(Taken {
-        dir,
-        name: vname,
-        stored,
-        found,
-    })
+    let slot = slot(root, rel)?;
+    from.rename_raw(
+        name,
+        &slot.dir,
+        &slot.name,
+        rustix::fs::RenameFlags::NOREPLACE,
+    )
+    .ctx("keep version of", from.show(name))?;
+    slot.arrived()
 }
 
 impl Taken {
@@ -155,6 +182,28 @@ impl Taken {
         }
     }
 
+    /// Swaps the taken file with `name` of `to` (undoing an exchange).
+    pub fn exchange_with(&self, to: &DirHandle, name: &OsStr) -> Result<()> {
+        self.dir
+            .rename_raw(&self.name, to, name, rustix::fs::RenameFlags::EXCHANGE)
+            .ctx("put back", to.show(name))
+    }
+
+    /// The same slot, read again (after an exchange changed what is in it).
+    pub fn refresh(self) -> Result<Taken> {
+        Slot {
+            dir: self.dir,
+            name: self.name,
+            stored: self.stored,
+        }
+        .arrived()
+    }
+
+    /// Removes what is in the slot without recording it (ferry's own staged copy).
+    pub fn discard(self) -> Result<()> {
+        self.dir.unlink(&self.name)
+    }
+
     fn make_private_copy(&self) -> Result<()> {
         let shown = self.dir.show(&self.name);
         let src = self.dir.open_file(&self.name)?;
@@ -178,30 +227,6 @@ impl Taken {
         }
         copied
     }
-}
-
-/// Removes the file or symlink `rel` of `loc`, which must be what `expected`
-/// describes, by moving it into the version store. If what arrived there is not it (a
-/// save landed since the check), it is put back and the removal refused; if the name
-/// was taken again meanwhile too, the arrival stays as a version and that is said.
-pub fn remove_kept(
-    index: &Index,
-    loc: &Location,
-    rel: &RelPath,
-    expected: &Entry,
-    reason: &str,
-) -> Result<String> {
-    let root = loc.dir()?;
-    let (parent, name) = root.parent(rel)?;
-    match parent.lstat(&name)? {
-        Some(f) if f.kind == Some(expected.kind) && f.stat == expected.stat => {}
-        _ => return Err(changed(&parent, &name)),
-    }
-    let taken = take(&root, &parent, &name, rel)?;
-    if is_same(&taken.found, expected) {
-        return taken.record(index, loc, rel, expected.hash.as_ref(), reason);
-    }
-    keep_or_put_back(index, loc, rel, &parent, &name, taken)
 }
 
 /// What arrived in the store is not what the plan expected: put it back, or keep it
@@ -242,19 +267,78 @@ pub(crate) fn changed(parent: &DirHandle, name: &OsStr) -> Error {
 pub fn keep_leftover(index: &Index, loc: &Location, rel: &RelPath) -> Result<()> {
     let root = loc.dir()?;
     let (parent, name) = root.parent(rel)?;
-    let Some(found) = parent.lstat(&name)? else {
+    keep_if_indexed(index, loc, &parent, &name)
+}
+
+/// Keeps `name` of `dir` as a version of the path whose indexed content it holds, or
+/// removes it when the index knows its bytes nowhere in this location.
+fn keep_if_indexed(index: &Index, loc: &Location, dir: &DirHandle, name: &OsStr) -> Result<()> {
+    let Some(found) = dir.lstat(name)? else {
         return Ok(());
     };
     if found.kind != Some(EntryKind::File) {
         return Ok(());
     }
-    let file = parent.open_file(&name)?;
-    let hash = crate::fs_ops::blake3_of(&file, &parent.show(&name), &mut Vec::new())?;
+    let file = dir.open_file(name)?;
+    let hash = crate::fs_ops::blake3_of(&file, &dir.show(name), &mut Vec::new())?;
     drop(file);
-    if found.stat.size == 0 || index.find_file_by_hash(loc.id(), &hash)?.is_none() {
-        return parent.unlink(&name);
-    }
-    let taken = take(&root, &parent, &name, rel)?;
-    taken.record(index, loc, rel, Some(&hash), "left by an interrupted run")?;
+    let owner = match index.find_file_by_hash(loc.id(), &hash)? {
+        Some(p) if found.stat.size > 0 => p,
+        _ => return dir.unlink(name),
+    };
+    let taken = take(&*loc.dir()?, dir, name, &owner)?;
+    taken.record(
+        index,
+        loc,
+        &owner,
+        Some(&hash),
+        "left by an interrupted run",
+    )?;
     Ok(())
+}
+
+/// The store's staging folder, where a replacement's verified copy waits for the
+/// exchange with its target (see `disk::replace`), created private where missing. Its
+/// name has the shape of this location's temp files, so no synced folder can have it.
+pub(crate) fn staging_dir(root: &RootDir, loc: &Location) -> Result<DirHandle> {
+    let top = root.top()?;
+    let ferry = top.subdir_or_create(OsStr::new(FERRY_DIR), 0o755)?;
+    let versions = ferry.subdir_or_create(OsStr::new("versions"), PRIVATE)?;
+    versions.subdir_or_create(&staging_name(loc), PRIVATE)
+}
+
+fn staging_name(loc: &Location) -> OsString {
+    OsString::from(format!(
+        "{}{}.0000000000000000",
+        crate::ignore_rules::TEMP_PREFIX,
+        loc.temp_tag()
+    ))
+}
+
+/// After a run that died: what waits in the staging folder is either a staged copy
+/// (the exchange never happened: removed) or the old content of a replaced file (the
+/// exchange happened, the move to its version name did not: kept as its version).
+/// Returns the problems met; the rest goes on.
+pub fn sweep_staging(index: &Index, loc: &Location) -> Vec<String> {
+    let mut problems = Vec::new();
+    let dir = loc.dir().and_then(|r| {
+        r.dir(&format!(
+            "{FERRY_DIR}/versions/{}",
+            staging_name(loc).to_string_lossy()
+        ))
+    });
+    let Ok(dir) = dir else {
+        return problems; // none yet (or unreadable: the next replacement will say so)
+    };
+    match dir.names() {
+        Ok(names) => {
+            for n in names {
+                if let Err(e) = keep_if_indexed(index, loc, &dir, &n) {
+                    problems.push(format!("{}: {e}", crate::rel_path::escape_os(dir.show(&n))));
+                }
+            }
+        }
+        Err(e) => problems.push(e.to_string()),
+    }
+    problems
 }

@@ -423,10 +423,22 @@ fn local_rules(dir: &DirHandle, inherited: &Arc<Rules>, out: &mut WalkOut) -> Op
         }
     };
     let mut builder = ignore::gitignore::GitignoreBuilder::new(dir.path());
-    for line in text.split(|&b| b == b'\n') {
-        let line = String::from_utf8_lossy(line);
-        if let Err(e) = builder.add_line(Some(shown.clone()), line.trim_end_matches('\r')) {
-            out.errors.push(format!("{}: {e}", escape_os(&shown)));
+    for (n, line) in text.split(|&b| b == b'\n').enumerate() {
+        // A line ferry cannot use is skipped with a warning (file and line); the
+        // others still apply.
+        let skipped = |why: &str| format!("{}:{}: {why}; line skipped", escape_os(&shown), n + 1);
+        let Ok(line) = std::str::from_utf8(line) else {
+            out.notes
+                .push(skipped("not valid UTF-8 (patterns must be UTF-8)"));
+            continue;
+        };
+        let line = line.trim_end_matches('\r');
+        if let Some(why) = unusable_pattern(line) {
+            out.notes.push(skipped(why));
+            continue;
+        }
+        if let Err(e) = builder.add_line(Some(shown.clone()), line) {
+            out.notes.push(skipped(&e.to_string()));
         }
     }
     let matcher = match builder.build() {
@@ -440,6 +452,30 @@ fn local_rules(dir: &DirHandle, inherited: &Arc<Rules>, out: &mut WalkOut) -> Op
         parent: Some(inherited.clone()),
         matcher: Some(matcher),
     })
+}
+
+/// Why a `.ferryignore` line that git would take as matching nothing cannot be given
+/// to the matcher as it is, or `None`. A lone `!` (or `/`, `!/`) has no pattern left
+/// once its markers are stripped: git ignores such a line, but the matcher would take
+/// `!` for "un-ignore everything".
+fn unusable_pattern(line: &str) -> Option<&'static str> {
+    // Comments, and `\!` / `\#` escapes, which keep a pattern.
+    if line.starts_with('#') || line.starts_with('\\') {
+        return None;
+    }
+    let trimmed = if line.ends_with("\\ ") {
+        line
+    } else {
+        line.trim_end()
+    };
+    if trimmed.is_empty() {
+        return None;
+    }
+    let core = trimmed.strip_prefix('!').unwrap_or(trimmed);
+    let core = core.strip_prefix('/').unwrap_or(core);
+    let core = core.strip_suffix('/').unwrap_or(core);
+    core.is_empty()
+        .then_some("no pattern after `!` or `/` (git ignores such a line)")
 }
 
 #[cfg(test)]
@@ -525,5 +561,56 @@ mod tests {
         assert!(names(&all).contains("node_modules/x/m.js"));
         assert!(names(&all).contains(".DS_Store"));
         assert!(!names(&all).iter().any(|n| n.starts_with(".ferry/")));
+    }
+
+    #[test]
+    fn unusable_ignore_lines_are_skipped_with_a_warning_and_the_rest_applies() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        for f in ["a.log", "b.tmp", "c.txt", "caf\u{e9}.bak", "d.md"] {
+            std::fs::write(r.join(f), f).unwrap();
+        }
+        let mut text = b"*.log\n!\ncaf\xe9.bak\n*.tmp\n/\n!/\n{z\n*.md\n# a comment\n".to_vec();
+        text.extend_from_slice(b"\\!literal\n");
+        std::fs::write(r.join(".ferryignore"), text).unwrap();
+        let out = walk(
+            &RootDir::open(r).unwrap(),
+            IndexRules::default(),
+            &Fence::default(),
+        );
+        let want: BTreeSet<String> = [".ferryignore", "c.txt", "caf\u{e9}.bak"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(names(&out), want, "notes: {:?}", out.notes);
+        assert!(out.errors.is_empty(), "{:?}", out.errors);
+        let lines: Vec<&str> = out
+            .notes
+            .iter()
+            .map(|n| n.split(": ").next().unwrap().rsplit('/').next().unwrap())
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                ".ferryignore:2",
+                ".ferryignore:3",
+                ".ferryignore:5",
+                ".ferryignore:6",
+                ".ferryignore:7"
+            ],
+            "{:?}",
+            out.notes
+        );
+        assert!(out.notes[1].contains("UTF-8"), "{:?}", out.notes);
+    }
+
+    #[test]
+    fn patterns_without_a_pattern_are_unusable() {
+        for bad in ["!", "! ", "/", "!/", "//", "!//"] {
+            assert!(unusable_pattern(bad).is_some(), "{bad:?}");
+        }
+        for ok in ["", "   ", "# c", "!x", "/x", "x/", "\\!", "\\ ", "*"] {
+            assert!(unusable_pattern(ok).is_none(), "{ok:?}");
+        }
     }
 }

@@ -143,7 +143,11 @@ fn versions_are_private_and_immutable() {
         std::fs::metadata(&store).unwrap().permissions().mode() & 0o777,
         0o700
     );
-    let kept = files_in(&store);
+    // (The store's staging folder, empty, sits beside the versions.)
+    let kept: Vec<_> = files_in(&store)
+        .into_iter()
+        .filter(|p| p.is_file())
+        .collect();
     assert_eq!(kept.len(), 1, "{kept:?}");
     // Rewrite the outside link in place: the version must not follow.
     std::fs::write(&outside_link, "tampered").unwrap();
@@ -545,4 +549,35 @@ fn pruning_never_removes_through_a_symlinked_store() {
     );
     assert!(r.is_err(), "{r:?}");
     assert_eq!(files_in(&outside).len(), 1);
+}
+
+/// A replacement killed between its steps leaves the store's staging folder holding
+/// either the staged copy (removed by the next scan) or the old content of the file
+/// (kept by the next scan as that file's version): nothing lost, nothing left over.
+#[test]
+fn the_staging_folder_is_swept_after_a_crash() {
+    let mut f = Pair::new();
+    std::fs::write(f.a.join("x"), "old content of x").unwrap();
+    f.run();
+    let staging =
+        f.b.join(".ferry/versions")
+            .join(common::leftover_temp_name(&f.b).replace("0123456789abcdef", "0000000000000000"));
+    std::fs::create_dir_all(&staging).unwrap();
+    // The exchange happened for x (B's x already new, its old content in staging)...
+    std::fs::write(f.b.join("x"), "new content of x").unwrap();
+    std::fs::write(staging.join("a"), "old content of x").unwrap();
+    // ...and another replacement died before its exchange (a staged copy).
+    std::fs::write(staging.join("b"), "a staged copy").unwrap();
+    let report = f.run();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(files_in(&staging).is_empty(), "{:?}", files_in(&staging));
+    let kept: Vec<String> = files_in(&f.b.join(".ferry/versions"))
+        .into_iter()
+        .filter(|p| p.is_file())
+        .map(|p| {
+            assert!(p.file_name().unwrap().to_string_lossy().starts_with("x~"));
+            std::fs::read_to_string(p).unwrap()
+        })
+        .collect();
+    assert_eq!(kept, vec!["old content of x".to_string()]);
 }

@@ -11,6 +11,7 @@
 //! | GET /api/jobs | running jobs with progress (files, bytes, rate, ETA, queue) |
 //! | GET /api/conflicts[?all=true] | open (or all) conflicts |
 //! | GET /api/history[?limit=N] | past runs, newest first |
+//! | GET /api/history/{generation} | one run with its per-file `actions` |
 //! | GET /api/locations | locations with free space |
 //! | GET /api/events | server-sent events: changes, jobs, pauses (see `events.rs`) |
 //!
@@ -47,6 +48,7 @@ pub fn router(shared: Arc<Shared>, token: String) -> Router {
         .route("/api/jobs", get(jobs))
         .route("/api/conflicts", get(conflicts))
         .route("/api/history", get(history))
+        .route("/api/history/{id}", get(generation))
         .route("/api/locations", get(locations))
         .route("/api/events", get(events))
         .route("/api/reload", post(reload))
@@ -136,6 +138,7 @@ async fn status(State(s): State<Arc<Shared>>) -> ApiResult {
         "conduits": conduits,
         "jobs": s.jobs.snapshot(),
         "queue_depth": queued,
+        "schema_version": ferry_core::JSON_SCHEMA_VERSION,
     })))
 }
 
@@ -242,6 +245,24 @@ struct HistoryQuery {
 async fn history(State(s): State<Arc<Shared>>, Query(q): Query<HistoryQuery>) -> ApiResult {
     let rows = s.with_index(|i| i.generations(q.limit.unwrap_or(50)))?;
     Ok(Json(json!(rows)))
+}
+
+async fn generation(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError(StatusCode::NOT_FOUND, format!("no run {id:?}")))?;
+    let found = s.with_index(|i| {
+        Ok(match i.generation(id)? {
+            Some(g) => Some((g, i.generation_actions(id)?)),
+            None => None,
+        })
+    })?;
+    let (g, actions) =
+        found.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no run #{id}")))?;
+    let mut v = serde_json::to_value(&g)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    v["actions"] = json!(actions);
+    Ok(Json(v))
 }
 
 async fn locations(State(s): State<Arc<Shared>>) -> ApiResult {

@@ -35,6 +35,7 @@ pub fn conduits(
                 "status": g.status, "trigger": g.trigger,
             })),
             "open_conflicts": conflicts.iter().filter(|x| x.conduit_id == c.id).count(),
+            "pending": pending(index, c.id, la.id, lb.id)?,
             "state": if states.is_some() && c.paused {
                 Some("paused".to_string())
             } else {
@@ -49,6 +50,20 @@ pub fn conduits(
         }));
     }
     Ok(rows)
+}
+
+/// What a conduit has not synced yet, as far as the index knows: the files changed on
+/// either side since it last converged (`{"files", "bytes"}`, the bytes of the live
+/// ones), counted from each location's sequence numbers. `null` when unknown: the
+/// conduit never converged, or its last run left errors. Changes on disk that no scan
+/// has seen yet are not counted.
+fn pending(index: &Index, conduit: i64, la: i64, lb: i64) -> ferry_core::Result<Value> {
+    let Some((sa, sb)) = index.conduit_clean_point(conduit)? else {
+        return Ok(Value::Null);
+    };
+    let (fa, ba) = index.changed_since(la, sa)?;
+    let (fb, bb) = index.changed_since(lb, sb)?;
+    Ok(json!({"files": fa + fb, "bytes": ba + bb}))
 }
 
 /// Every location with its file count and the free space of its file system.
