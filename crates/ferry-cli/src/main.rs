@@ -39,7 +39,7 @@ fn main() -> ExitCode {
         Err(e) => {
             output::report_error(&e);
             if cli.json {
-                output::print_error(output::error_kind(&e), &output::error_text(&e));
+                output::print_command_error(&e);
             }
             ExitCode::from(commands::EXIT_ERROR)
         }

@@ -56,6 +56,16 @@ pub fn print_error(kind: &str, message: &str) {
     let _ = print(json!({"error": {"kind": kind, "message": message}}));
 }
 
+/// Prints an error of a command on stdout as JSON: its kind, its message (each cause
+/// once) and, where ferry knows what to do about it, a `hint`.
+pub fn print_command_error(e: &anyhow::Error) {
+    let mut err = json!({"kind": error_kind(e), "message": error_text(e)});
+    if let Some(h) = hint(e) {
+        err["hint"] = json!(h);
+    }
+    let _ = print(json!({ "error": err }));
+}
+
 /// Whether the command line asks for JSON (for errors met before it is parsed).
 pub fn json_requested() -> bool {
     std::env::args_os()

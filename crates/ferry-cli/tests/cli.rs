@@ -296,7 +296,16 @@ impl Env {
         set_mode(&bin, 0o755);
         chown_tree(self.dir.path(), NOBODY, NOBODY);
         self.as_nobody = true;
-        let probe = self.ferry(["--version"]);
+        // The fresh copy can be "busy" for a moment when another test's process was
+        // forked while it was open for writing (closed at that process's exec).
+        let mut probe = self.ferry(["--version"]);
+        for _ in 0..20 {
+            if !probe.stderr.contains("Text file busy") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            probe = self.ferry(["--version"]);
+        }
         assert_eq!(
             probe.code, 0,
             "running as root, which ignores permission bits, and `setpriv` cannot run \

@@ -164,6 +164,14 @@ fn changed_pair() -> Env {
     fs::rename(env.a.join("old-name.txt"), env.a.join("new-name.txt")).unwrap();
     write(&env.a, "both.txt", "edited on a");
     write(&env.b, "both.txt", "edited on b, later");
+    // B's edit is the later one by mtime too: two writes in a row can share a coarse
+    // kernel timestamp, and a tie is decided by hash (that made this test flaky).
+    let earlier = std::time::SystemTime::now() - std::time::Duration::from_secs(10);
+    fs::File::options()
+        .write(true)
+        .open(env.a.join("both.txt"))
+        .and_then(|f| f.set_modified(earlier))
+        .unwrap();
     env
 }
 
