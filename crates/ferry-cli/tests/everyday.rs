@@ -74,7 +74,6 @@ impl Env {
     {
         let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
             .env("FERRY_HOME", &self.home)
-            .env("FERRY_CONFIG", self.home.join("no-config.toml"))
             .env_remove("RUST_LOG")
             .current_dir(self.dir.path())
             .args(args)
@@ -164,13 +163,14 @@ fn changed_pair() -> Env {
     fs::rename(env.a.join("old-name.txt"), env.a.join("new-name.txt")).unwrap();
     write(&env.a, "both.txt", "edited on a");
     write(&env.b, "both.txt", "edited on b, later");
-    // B's edit is the later one by mtime too: two writes in a row can share a coarse
-    // kernel timestamp, and a tie is decided by hash (that made this test flaky).
-    let earlier = std::time::SystemTime::now() - std::time::Duration::from_secs(10);
+    // Later for certain: two writes in a row can share one clock tick, and a tie is
+    // decided by content, not by order.
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(10);
     fs::File::options()
         .write(true)
-        .open(env.a.join("both.txt"))
-        .and_then(|f| f.set_modified(earlier))
+        .open(env.b.join("both.txt"))
+        .unwrap()
+        .set_modified(later)
         .unwrap();
     env
 }

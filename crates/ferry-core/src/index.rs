@@ -380,6 +380,22 @@ impl Index {
         self.discarding
     }
 
+    /// A write batch: a transaction that takes the write lock at once (`IMMEDIATE`), or a
+    /// savepoint inside the transaction already open (`discarding`). Immediate, because
+    /// a batch that reads before it writes would otherwise start as a reader and fail
+    /// with "database is locked" at once (no busy wait) when another process wrote
+    /// meanwhile.
+    fn write_batch(&mut self) -> Result<WriteBatch<'_>> {
+        Ok(if self.conn.is_autocommit() {
+            WriteBatch::Tx(
+                self.conn
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?,
+            )
+        } else {
+            WriteBatch::Nested(self.conn.savepoint()?)
+        })
+    }
+
     fn migrate(&mut self) -> Result<()> {
         let current: i64 = self
             .conn
@@ -597,7 +613,7 @@ impl Index {
     /// Writes entries (insert or replace) in one transaction.
     pub fn put_entries(&mut self, location: i64, entries: &[Entry]) -> Result<()> {
         // A savepoint, not a transaction, so this also works inside `discarding`.
-        let tx = self.conn.savepoint()?;
+        let tx = self.write_batch()?;
         {
             let mut st = tx.prepare_cached(
                 "INSERT OR REPLACE INTO entries (location_id, path, kind, size, mtime_ns, ctime_ns,
@@ -639,7 +655,7 @@ impl Index {
         if paths.is_empty() {
             return Ok(());
         }
-        let tx = self.conn.savepoint()?;
+        let tx = self.write_batch()?;
         tx.execute(
             "UPDATE locations SET sequence = sequence + 1 WHERE id = ?1",
             [location],
@@ -809,7 +825,7 @@ impl Index {
     /// Removes a conduit with its run history and conflict records. Its locations, their
     /// entries and version stores stay. False if there is no such conduit.
     pub fn remove_conduit(&mut self, id: i64) -> Result<bool> {
-        let tx = self.conn.savepoint()?;
+        let tx = self.write_batch()?;
         tx.execute("DELETE FROM conflicts WHERE conduit_id = ?1", [id])?;
         tx.execute(
             "DELETE FROM generation_actions WHERE generation_id IN
@@ -949,7 +965,7 @@ impl Index {
         if items.is_empty() {
             return Ok(());
         }
-        let tx = self.conn.savepoint()?;
+        let tx = self.write_batch()?;
         let kept: i64 = tx.query_row(
             "SELECT count(*) FROM generation_actions WHERE generation_id = ?1",
             [id],
@@ -1026,7 +1042,7 @@ impl Index {
     /// Drops the per-file actions of all but the newest [`ACTION_HISTORY_GENERATIONS`]
     /// generations of a conduit (their counters stay).
     pub fn prune_generation_actions(&mut self, conduit: i64) -> Result<()> {
-        let tx = self.conn.savepoint()?;
+        let tx = self.write_batch()?;
         let old = "SELECT id FROM generations WHERE conduit_id = ?1 AND actions_pruned = 0
                    ORDER BY id DESC LIMIT -1 OFFSET ?2";
         tx.execute(
@@ -1413,6 +1429,31 @@ fn entry_from_row(r: &Row<'_>) -> Result<Entry> {
         sequence: r.get::<_, i64>(12)? as u64,
         racy: r.get(13)?,
     })
+}
+
+/// See [`Index::write_batch`].
+enum WriteBatch<'a> {
+    Tx(rusqlite::Transaction<'a>),
+    Nested(rusqlite::Savepoint<'a>),
+}
+
+impl WriteBatch<'_> {
+    fn commit(self) -> rusqlite::Result<()> {
+        match self {
+            WriteBatch::Tx(t) => t.commit(),
+            WriteBatch::Nested(s) => s.commit(),
+        }
+    }
+}
+
+impl std::ops::Deref for WriteBatch<'_> {
+    type Target = rusqlite::Connection;
+    fn deref(&self) -> &rusqlite::Connection {
+        match self {
+            WriteBatch::Tx(t) => t,
+            WriteBatch::Nested(s) => s,
+        }
+    }
 }
 
 #[cfg(test)]

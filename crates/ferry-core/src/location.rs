@@ -124,17 +124,25 @@ impl Location {
                 .open(&p)
                 .ctx("open lock", &p)?
         };
-        // SAFETY: the descriptor is valid for the call.
-        let rc = unsafe {
-            libc::flock(
-                std::os::fd::AsRawFd::as_raw_fd(&file),
-                libc::LOCK_EX | libc::LOCK_NB,
-            )
-        };
-        if rc != 0 {
-            return Err(Error::Busy(self.root.clone()));
+        // A few short tries: a lock released by this process can still be held for a
+        // moment by a child forked in between (the lock belongs to the open file, which
+        // the child shares until it execs).
+        for attempt in 0..10 {
+            // SAFETY: the descriptor is valid for the call.
+            let rc = unsafe {
+                libc::flock(
+                    std::os::fd::AsRawFd::as_raw_fd(&file),
+                    libc::LOCK_EX | libc::LOCK_NB,
+                )
+            };
+            if rc == 0 {
+                return Ok(LocationLock { _file: Some(file) });
+            }
+            if attempt < 9 {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
         }
-        Ok(LocationLock { _file: Some(file) })
+        Err(Error::Busy(self.root.clone()))
     }
 
     /// Checks that the root and its marker are still there and name this location.
