@@ -1,5 +1,6 @@
-//! A minimal client of the daemon's local API (HTTP/1.1 over 127.0.0.1), enough for
-//! `ferry status` to ask a running daemon; no HTTP crate needed for a few GETs.
+//! A minimal client of the daemon's local API (HTTP/1.1 over 127.0.0.1), enough for the
+//! CLI to ask a running daemon (`ferry status`) and to tell it about changes at once
+//! (`ferry conduit pause|resume|add|remove`, `ferry sync`); no HTTP crate needed.
 
 use anyhow::{bail, Context, Result};
 use std::io::{Read, Write};
@@ -9,6 +10,23 @@ use std::time::Duration;
 
 /// GETs `path` from the library's daemon. `Ok(None)` when no daemon answers.
 pub fn get(library: &Path, path: &str) -> Result<Option<serde_json::Value>> {
+    call(library, "GET", path)
+}
+
+/// POSTs to `path` of the library's daemon. `Ok(None)` when no daemon answers.
+pub fn post(library: &Path, path: &str) -> Result<Option<serde_json::Value>> {
+    call(library, "POST", path)
+}
+
+/// Asks a running daemon to re-read saved conduits and settings now (it would
+/// otherwise notice at its next periodic reload). Best effort: no daemon, nothing to do.
+pub fn reload(library: &Path) {
+    if let Err(e) = post(library, "/api/reload") {
+        tracing::warn!("could not tell the daemon to reload its settings: {e:#}");
+    }
+}
+
+fn call(library: &Path, method: &str, path: &str) -> Result<Option<serde_json::Value>> {
     let Some(info) = ferry_daemon::discovery::read_info(library) else {
         return Ok(None);
     };
@@ -22,7 +40,7 @@ pub fn get(library: &Path, path: &str) -> Result<Option<serde_json::Value>> {
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )?;
     let mut raw = Vec::new();
     stream
@@ -41,11 +59,12 @@ pub fn get(library: &Path, path: &str) -> Result<Option<serde_json::Value>> {
     {
         body = dechunk(&body)?;
     }
-    if status != "200" {
-        bail!(
-            "daemon answered {status} for {path}: {}",
-            String::from_utf8_lossy(&body)
-        );
+    if !status.starts_with('2') {
+        let said = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+        bail!("daemon answered {status} for {method} {path}: {said}");
     }
     Ok(Some(
         serde_json::from_slice(&body).context("daemon's answer is not JSON")?,

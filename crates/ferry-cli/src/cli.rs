@@ -3,16 +3,41 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+/// What `ferry --help` and the man page say after the options.
+const AFTER_HELP: &str = "\
+Exit status:
+  0  in sync (or the command did what was asked)
+  1  an error, including per-file errors of a sync
+  2  usage error
+  3  conflicts left for the user (--conflict manual)
+  130, 143  interrupted by SIGINT (Ctrl-C) or SIGTERM; run again to resume
+
+Files:
+  $FERRY_HOME (else $XDG_DATA_HOME/ferry, else ~/.local/share/ferry)
+      the library: index.db, api-token, daemon.json
+  $XDG_CONFIG_HOME/ferry/config.toml (else ~/.config/ferry/config.toml)
+      optional defaults: retention, conflict, schedule, [daemon] port
+  FOLDER/.ferry/
+      a synced folder's marker, lock and version store
+
+Environment:
+  FERRY_HOME, FERRY_CONFIG (another config file), NO_COLOR, RUST_LOG";
+
 /// ferry keeps folders in step: safely, moving only what changed.
 #[derive(Debug, Parser)]
-#[command(name = "ferry", version, about, long_about = None)]
+#[command(name = "ferry", version, about, long_about = None, after_long_help = AFTER_HELP)]
 pub struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
-    /// Say more: `sync -v` lists what it did, one line per path.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    /// Say more: `sync -v` lists what it did, one line per path; logs on stderr at
+    /// -v info, -vv debug, -vvv trace (RUST_LOG overrides).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
+    /// Say less: no progress bar, summary or notes; warnings and errors still go to
+    /// stderr, and the exit code tells the outcome.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -92,6 +117,16 @@ pub enum Command {
     },
     /// List past runs (generations), newest first; `history show GEN` lists what one did.
     History(HistoryArgs),
+    /// Print a shell completion script, e.g. `ferry completions bash > ~/.local/share/bash-completion/completions/ferry`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (ferry.1 and one per subcommand) into DIR, or print ferry.1.
+    Man {
+        /// Folder to write the pages into, e.g. ~/.local/share/man/man1.
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -227,9 +262,10 @@ fn parse_retention(s: &str) -> Result<String, String> {
 
 #[derive(Debug, clap::Args)]
 pub struct DaemonArgs {
-    /// Port of the local API on 127.0.0.1 (default: any free port, written to daemon.json).
-    #[arg(long, default_value_t = 0)]
-    pub port: u16,
+    /// Port of the local API on 127.0.0.1 (default: the config file's [daemon] port, else
+    /// any free port; either is written to daemon.json).
+    #[arg(long)]
+    pub port: Option<u16>,
 }
 
 #[derive(Debug, clap::Args)]

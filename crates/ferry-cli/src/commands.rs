@@ -1,14 +1,16 @@
 //! What each subcommand does: call ferry-core, print text or JSON, pick the exit code.
 
-use crate::cli::{Cli, Command, HistoryArgs, HistoryCommand, SyncArgs};
+use crate::cli::{Cli, Command, ConduitCommand, HistoryArgs, HistoryCommand, SyncArgs};
+use crate::config::Config;
 use crate::output::{self, item_line, NotFound};
 use crate::progress_bar::Bar;
+use crate::signals::Interrupt;
 use anyhow::{Context, Result};
 use ferry_core::index::Index;
 use ferry_core::itemize::plan_items;
 use ferry_core::plan::{Action, SyncMode};
-use ferry_core::rel_path::display_key;
-use ferry_core::sync::{sync, sync_conduit, SyncOptions, SyncOutcome};
+use ferry_core::rel_path::{display_key, escape_os};
+use ferry_core::sync::{sync, sync_conduit, NewConduitDefaults, SyncOptions, SyncOutcome};
 use serde_json::json;
 use std::path::Path;
 use std::time::Instant;
@@ -18,22 +20,49 @@ pub const EXIT_ERROR: u8 = 1;
 pub const EXIT_CONFLICTS: u8 = 3;
 
 pub fn run(cli: &Cli) -> Result<u8> {
-    let mut index = match &cli.command {
-        // A dry run creates no library where there is none.
-        Command::Sync(args) if args.dry_run => ferry_core::library::open_index_for_dry_run(),
-        _ => ferry_core::library::open_index(),
+    // These need no library.
+    match &cli.command {
+        Command::Completions { shell } => return crate::install::completions(*shell),
+        Command::Man { dir } => return crate::install::man(dir.as_deref(), cli.quiet),
+        _ => {}
+    }
+    let config = crate::config::load()?;
+    if let Some(p) = &config.path {
+        tracing::info!("config file {}", escape_os(p));
+    }
+    if let Some((given, abs)) = ferry_core::library::relative_home() {
+        if !cli.quiet {
+            eprintln!(
+                "ferry: note: FERRY_HOME={} is relative; using {} (set an absolute path to use one library from everywhere)",
+                escape_os(given),
+                escape_os(abs)
+            );
+        }
+    }
+    // Only commands that write create a library; reading ones (and dry runs) plan
+    // against an empty index where there is none.
+    let creates = match &cli.command {
+        Command::Sync(args) => !args.dry_run,
+        Command::Demo { .. } | Command::Scan { .. } | Command::Daemon(_) => true,
+        Command::Conduit(ConduitCommand::Add(_)) => true,
+        _ => false,
+    };
+    let mut index = if creates {
+        ferry_core::library::open_index()
+    } else {
+        ferry_core::library::open_existing_index()
     }
     .context("opening the library")?;
     match &cli.command {
-        Command::Sync(args) => cmd_sync(&mut index, args, cli),
-        Command::Demo { dir, yes } => cmd_demo(&mut index, dir, *yes, cli),
+        Command::Sync(args) => cmd_sync(&mut index, args, &config, cli),
+        Command::Demo { dir, yes } => cmd_demo(&mut index, dir, *yes, &config, cli),
         Command::Scan {
             dir,
             index_everything,
-        } => cmd_scan(&mut index, dir, *index_everything, cli.json),
+        } => cmd_scan(&mut index, dir, *index_everything, cli),
         Command::Status => crate::status::cmd_status(&index, cli.json),
-        Command::Conduit(c) => crate::conduit_cmd::run(&mut index, c, cli.json),
-        Command::Daemon(args) => crate::daemon_cmd::run(index, args),
+        Command::Conduit(c) => crate::conduit_cmd::run(&mut index, c, &config, cli.json),
+        Command::Daemon(args) => crate::daemon_cmd::run(index, args, &config),
         Command::Conflicts { all } => cmd_conflicts(&index, *all, cli.json),
         Command::Resolve { path, all, keep } => {
             crate::recovery::cmd_resolve(&mut index, path.as_deref(), *all, *keep, cli.json)
@@ -48,10 +77,19 @@ pub fn run(cli: &Cli) -> Result<u8> {
             crate::recovery::cmd_retention(&index, dir, spec.as_deref(), cli.json)
         }
         Command::History(args) => cmd_history(&index, args, cli.json),
+        Command::Completions { .. } | Command::Man { .. } => Ok(EXIT_OK),
     }
 }
 
-fn cmd_sync(index: &mut Index, args: &SyncArgs, cli: &Cli) -> Result<u8> {
+/// Defaults the config file gives conduits a run creates.
+fn new_conduit_defaults(config: &Config) -> NewConduitDefaults {
+    NewConduitDefaults {
+        policy: config.conflict,
+        retention: config.retention.clone(),
+    }
+}
+
+fn cmd_sync(index: &mut Index, args: &SyncArgs, config: &Config, cli: &Cli) -> Result<u8> {
     let opts = SyncOptions {
         mode: args.mode.map(|m| m.mode()),
         policy: args.conflict.map(|p| p.policy()),
@@ -61,6 +99,7 @@ fn cmd_sync(index: &mut Index, args: &SyncArgs, cli: &Cli) -> Result<u8> {
         retention: args.retention.clone(),
         dry_run: args.dry_run,
         yes: args.yes,
+        new_conduit: new_conduit_defaults(config),
         ..Default::default()
     };
     match (args.conduit, &args.a, &args.b) {
@@ -70,36 +109,64 @@ fn cmd_sync(index: &mut Index, args: &SyncArgs, cli: &Cli) -> Result<u8> {
                 .ok_or_else(|| NotFound(format!("no conduit {id}; see `ferry conduit list`")))?;
             let a = index.location(c.location_a)?.root;
             let b = index.location(c.location_b)?.root;
-            run_sync(index, &a, &b, Some(id), &opts, cli)
+            run_sync(index, &a, &b, Some(id), opts, cli)
         }
-        (None, Some(a), Some(b)) => run_sync(index, a, b, None, &opts, cli),
+        (None, Some(a), Some(b)) => run_sync(index, a, b, None, opts, cli),
         _ => anyhow::bail!("name two folders, or a conduit with --conduit ID"),
     }
 }
 
+/// Runs a sync that SIGINT/SIGTERM stop at a safe point, and reports it.
 fn run_sync(
     index: &mut Index,
     a: &Path,
     b: &Path,
     conduit: Option<i64>,
-    opts: &SyncOptions,
+    mut opts: SyncOptions,
     cli: &Cli,
 ) -> Result<u8> {
     let json_out = cli.json;
+    let interrupt = Interrupt::install()?;
+    opts.cancel = Some(interrupt.cancel.clone());
+    let opts = &opts;
     let started = Instant::now();
-    let bar = Bar::new(!json_out);
+    let bar = Bar::new(!json_out && !cli.quiet);
     let result = match conduit {
         Some(id) => sync_conduit(index, id, opts, &bar),
         None => sync(index, a, b, opts, &bar),
     };
     bar.finish();
-    let outcome = result.with_context(|| format!("syncing {} and {}", a.display(), b.display()))?;
+    let outcome =
+        result.with_context(|| format!("syncing {} and {}", escape_os(a), escape_os(b)))?;
     let seconds = started.elapsed().as_secs_f64();
+    if !opts.dry_run {
+        // A running daemon picks up new conduits, settings and moved roots now.
+        crate::api_client::reload(&ferry_core::library::library_dir()?);
+    }
     for e in &outcome.errors {
         eprintln!("ferry: warning: {e}");
     }
-    for m in outcome.info.iter().chain(&outcome.notes) {
-        eprintln!("ferry: note: {m}");
+    if !cli.quiet {
+        for m in outcome.info.iter().chain(&outcome.notes) {
+            eprintln!("ferry: note: {m}");
+        }
+    }
+    if outcome.interrupted {
+        eprintln!(
+            "ferry: interrupted{}",
+            if opts.dry_run {
+                ""
+            } else {
+                " — run again to resume"
+            }
+        );
+        if json_out {
+            output::print(sync_json(&outcome, seconds, cli.verbose > 0))?;
+        }
+        return Ok(interrupt.exit_code());
+    }
+    if cli.quiet && !json_out {
+        return Ok(exit_code_of(&outcome));
     }
     let verbose = cli.verbose > 0;
     if json_out {
@@ -122,13 +189,17 @@ fn run_sync(
             );
         }
     }
-    Ok(if !outcome.errors.is_empty() {
+    Ok(exit_code_of(&outcome))
+}
+
+fn exit_code_of(outcome: &SyncOutcome) -> u8 {
+    if !outcome.errors.is_empty() {
         EXIT_ERROR
     } else if outcome.open_conflicts() > 0 {
         EXIT_CONFLICTS
     } else {
         EXIT_OK
-    })
+    }
 }
 
 fn planned_counts(o: &SyncOutcome) -> serde_json::Value {
@@ -166,7 +237,8 @@ fn sync_json(o: &SyncOutcome, seconds: f64, verbose: bool) -> serde_json::Value 
         "notes": o.notes,
         "info": o.info,
         "seconds": seconds,
-        "in_sync": o.errors.is_empty() && o.open_conflicts() == 0 && !o.dry_run,
+        "interrupted": o.interrupted,
+        "in_sync": o.errors.is_empty() && o.open_conflicts() == 0 && !o.dry_run && !o.interrupted,
     });
     if let (Some(m), Ok(serde_json::Value::Object(stats))) =
         (v.as_object_mut(), serde_json::to_value(&o.stats))
@@ -195,12 +267,12 @@ fn sync_line(o: &SyncOutcome, seconds: f64) -> String {
     if o.mode == SyncMode::Archive && !o.dry_run {
         return format!(
             "archived {} → {}: {} copied, {} archived, {} freed on {}, {} moved in {:.2}s{}",
-            a.display(),
-            b.display(),
+            escape_os(a),
+            escape_os(b),
             o.stats.files_copied,
             o.stats.files_archived,
             human_bytes(o.stats.bytes_freed),
-            a.display(),
+            escape_os(a),
             human_bytes(o.stats.bytes_transferred),
             seconds,
             if o.errors.is_empty() {
@@ -209,7 +281,7 @@ fn sync_line(o: &SyncOutcome, seconds: f64) -> String {
                 format!(
                     ", {} not archived (kept on {})",
                     o.errors.len(),
-                    a.display()
+                    escape_os(a)
                 )
             }
         );
@@ -225,9 +297,9 @@ fn sync_line(o: &SyncOutcome, seconds: f64) -> String {
             .collect();
         return format!(
             "dry run {} {} {}: would {}",
-            a.display(),
+            escape_os(a),
             arrow(o.mode),
-            b.display(),
+            escape_os(b),
             if would.is_empty() {
                 "do nothing".to_string()
             } else {
@@ -237,9 +309,9 @@ fn sync_line(o: &SyncOutcome, seconds: f64) -> String {
     }
     format!(
         "synced {} {} {} ({}): {} copied, {} deleted, {} renamed{}, {} dirs created, {} conflicts, {} moved in {:.2}s{}",
-        a.display(),
+        escape_os(a),
         arrow(o.mode),
-        b.display(),
+        escape_os(b),
         o.mode.as_str(),
         o.stats.files_copied,
         o.stats.files_deleted,
@@ -272,7 +344,7 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
-fn cmd_demo(index: &mut Index, dir: &Path, yes: bool, cli: &Cli) -> Result<u8> {
+fn cmd_demo(index: &mut Index, dir: &Path, yes: bool, config: &Config, cli: &Cli) -> Result<u8> {
     let (a, b) = (dir.join("a"), dir.join("b"));
     // A demo folder made afresh (the first time, or after it was deleted) holds nothing
     // of the user's: its old index rows, if any, must not stop the demo, so the run
@@ -296,18 +368,20 @@ fn cmd_demo(index: &mut Index, dir: &Path, yes: bool, cli: &Cli) -> Result<u8> {
     std::fs::create_dir_all(&b).with_context(|| format!("creating {}", b.display()))?;
     let opts = SyncOptions {
         yes: fresh || yes,
+        new_conduit: new_conduit_defaults(config),
         ..Default::default()
     };
-    run_sync(index, &a, &b, None, &opts, cli)
+    run_sync(index, &a, &b, None, opts, cli)
 }
 
-fn cmd_scan(index: &mut Index, dir: &Path, everything: bool, json_out: bool) -> Result<u8> {
+fn cmd_scan(index: &mut Index, dir: &Path, everything: bool, cli: &Cli) -> Result<u8> {
+    let json_out = cli.json;
     let started = Instant::now();
     let loc = ferry_core::location::open_location(index, dir, false)?;
-    if let Some(m) = loc.moved_note() {
+    if let Some(m) = loc.moved_note().filter(|_| !cli.quiet) {
         eprintln!("ferry: note: {m}");
     }
-    let bar = Bar::new(!json_out);
+    let bar = Bar::new(!json_out && !cli.quiet);
     let rules = ferry_core::ignore_rules::IndexRules {
         index_everything: everything,
     };
@@ -318,7 +392,7 @@ fn cmd_scan(index: &mut Index, dir: &Path, everything: bool, json_out: bool) -> 
     for e in &report.errors {
         eprintln!("ferry: warning: {e}");
     }
-    for n in &report.notes {
+    for n in report.notes.iter().filter(|_| !cli.quiet) {
         eprintln!("ferry: note: {n}");
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -327,10 +401,10 @@ fn cmd_scan(index: &mut Index, dir: &Path, everything: bool, json_out: bool) -> 
         v["root"] = json!(loc.root);
         v["seconds"] = json!(seconds);
         output::print(v)?;
-    } else {
+    } else if !cli.quiet {
         println!(
             "scanned {}: {} entries, {} changed, {} deleted, {} hashed ({}) in {:.2}s",
-            loc.root.display(),
+            escape_os(&loc.root),
             report.entries,
             report.changed,
             report.deleted,

@@ -1,17 +1,21 @@
 //! `ferry conduit add|list|show|pause|resume|remove`: saved conduits in the index.
+//! A running daemon hears of every change at once: pause and resume go through its API
+//! (which also stops a running job at its next safe point), and after an add or a
+//! remove it is asked to re-read the conduits.
 
 use crate::cli::{ConduitAddArgs, ConduitCommand};
 use crate::commands::{human_bytes, EXIT_OK};
+use crate::config::Config;
 use crate::output::{self, NotFound};
 use anyhow::{Context, Result};
 use ferry_core::conduit::{format_rate, Schedule};
 use ferry_core::index::{ConduitRow, Index};
-use ferry_core::sync::{open_conduit, SyncOptions};
+use ferry_core::sync::{open_conduit, NewConduitDefaults, SyncOptions};
 use serde_json::json;
 
-pub fn run(index: &mut Index, cmd: &ConduitCommand, json_out: bool) -> Result<u8> {
+pub fn run(index: &mut Index, cmd: &ConduitCommand, config: &Config, json_out: bool) -> Result<u8> {
     match cmd {
-        ConduitCommand::Add(args) => add(index, args, json_out),
+        ConduitCommand::Add(args) => add(index, args, config, json_out),
         ConduitCommand::List => {
             let rows = index
                 .conduits()?
@@ -63,6 +67,7 @@ pub fn run(index: &mut Index, cmd: &ConduitCommand, json_out: bool) -> Result<u8
             if !index.remove_conduit(*id)? {
                 return Err(NotFound(format!("no conduit {id}; see `ferry conduit list`")).into());
             }
+            crate::api_client::reload(&ferry_core::library::library_dir()?);
             if json_out {
                 output::print(json!({"conduit": id, "removed": true}))?;
             } else {
@@ -79,7 +84,7 @@ fn get(index: &Index, id: i64) -> Result<ConduitRow> {
         .ok_or_else(|| NotFound(format!("no conduit {id}; see `ferry conduit list`")).into())
 }
 
-fn add(index: &mut Index, args: &ConduitAddArgs, json_out: bool) -> Result<u8> {
+fn add(index: &mut Index, args: &ConduitAddArgs, config: &Config, json_out: bool) -> Result<u8> {
     let known: Vec<i64> = index.conduits()?.iter().map(|c| c.id).collect();
     let opts = SyncOptions {
         mode: args.mode.map(|m| m.mode()),
@@ -88,6 +93,10 @@ fn add(index: &mut Index, args: &ConduitAddArgs, json_out: bool) -> Result<u8> {
         parallel: args.transfer.parallel,
         bandwidth_limit: args.transfer.bandwidth_limit,
         retention: args.retention.clone(),
+        new_conduit: NewConduitDefaults {
+            policy: config.conflict,
+            retention: config.retention.clone(),
+        },
         ..Default::default()
     };
     let opened = open_conduit(index, &args.a, &args.b, &opts)
@@ -99,22 +108,27 @@ fn add(index: &mut Index, args: &ConduitAddArgs, json_out: bool) -> Result<u8> {
     }
     let existed = known.contains(&c.id);
     // `conduit add` is how a pair gets continuous sync: one that `ferry sync` made
-    // (manual) becomes instant unless a schedule is given.
+    // (manual) becomes instant (or the config file's schedule) unless one is given.
+    let default = config.schedule.unwrap_or(Schedule::Instant);
     let schedule = match &args.schedule {
         Some(s) => s.clone(),
-        None if existed && c.schedule == Schedule::Manual.to_string() => {
+        None if existed
+            && c.schedule == Schedule::Manual.to_string()
+            && default != Schedule::Manual =>
+        {
             eprintln!(
-                "ferry: note: conduit {} was manual (made by `ferry sync`); it is now instant, \
-                 so a running daemon watches it (--schedule manual keeps it manual)",
+                "ferry: note: conduit {} was manual (made by `ferry sync`); it is now {default}, \
+                 so a running daemon runs it (--schedule manual keeps it manual)",
                 c.id
             );
-            Schedule::Instant.to_string()
+            default.to_string()
         }
         None if existed => c.schedule.clone(),
-        None => Schedule::Instant.to_string(),
+        None => default.to_string(),
     };
     index.update_conduit_schedule(c.id, &schedule, c.parallel, c.bandwidth_limit)?;
     let c = get(index, c.id)?;
+    crate::api_client::reload(&ferry_core::library::library_dir()?);
     let v = conduit_json(index, &c)?;
     if json_out {
         let mut v = v;
@@ -131,7 +145,21 @@ fn add(index: &mut Index, args: &ConduitAddArgs, json_out: bool) -> Result<u8> {
 }
 
 fn set_paused(index: &Index, id: i64, paused: bool, json_out: bool) -> Result<u8> {
-    if !index.set_conduit_paused(id, paused)? {
+    if index.conduit(id)?.is_none() {
+        return Err(NotFound(format!("no conduit {id}; see `ferry conduit list`")).into());
+    }
+    // Through a running daemon, so it acts at once; else in the index, where a daemon
+    // started later finds it.
+    let library = ferry_core::library::library_dir()?;
+    let verb = if paused { "pause" } else { "resume" };
+    let told = match crate::api_client::post(&library, &format!("/api/conduits/{id}/{verb}")) {
+        Ok(answer) => answer.is_some(),
+        Err(e) => {
+            eprintln!("ferry: warning: the daemon did not take it ({e:#}); saving it in the index");
+            false
+        }
+    };
+    if !told && !index.set_conduit_paused(id, paused)? {
         return Err(NotFound(format!("no conduit {id}; see `ferry conduit list`")).into());
     }
     if json_out {
@@ -167,9 +195,9 @@ pub fn conduit_line(v: &serde_json::Value) -> String {
     format!(
         "conduit {}: {} {} {} ({}, {}, conflicts: {}{}{}){}",
         v["conduit"],
-        v["a"].as_str().unwrap_or("?"),
+        ferry_core::rel_path::display_key(v["a"].as_str().unwrap_or("?")),
         if v["mode"] == "mirror" { "→" } else { "⇄" },
-        v["b"].as_str().unwrap_or("?"),
+        ferry_core::rel_path::display_key(v["b"].as_str().unwrap_or("?")),
         v["mode"].as_str().unwrap_or("?"),
         v["schedule"].as_str().unwrap_or("?"),
         v["conflict_policy"].as_str().unwrap_or("?"),

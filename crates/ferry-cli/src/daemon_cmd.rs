@@ -1,15 +1,16 @@
 //! `ferry daemon`: continuous sync in the foreground (see ferry-daemon).
 
 use crate::cli::DaemonArgs;
+use crate::config::Config;
 use anyhow::{Context, Result};
 use ferry_core::index::Index;
 
-pub fn run(index: Index, args: &DaemonArgs) -> Result<u8> {
+pub fn run(index: Index, args: &DaemonArgs, config: &Config) -> Result<u8> {
     drop(index); // the daemon opens its own connections
     let library = ferry_core::library::library_dir()?;
     ferry_daemon::run(ferry_daemon::DaemonOptions {
         library,
-        port: args.port,
+        port: args.port.or(config.daemon_port).unwrap_or(0),
     })
     .context("running the daemon")?;
     Ok(crate::commands::EXIT_OK)

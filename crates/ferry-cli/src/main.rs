@@ -1,29 +1,26 @@
 //! The `ferry` binary: argument parsing and output only; the work is in ferry-core.
 //!
-//! Exit codes: 0 in sync, 1 error, 2 usage, 3 conflicts left for the user. With
-//! `--json`, an error is also a JSON object on stdout (`output::print_error`).
+//! Exit codes: 0 in sync, 1 error, 2 usage, 3 conflicts left for the user, 128+N when
+//! a sync was stopped by signal N (130 for Ctrl-C). With `--json`, an error is also a
+//! JSON object on stdout (`output::print_error`).
 
 mod api_client;
 mod cli;
 mod commands;
 mod conduit_cmd;
+mod config;
 mod daemon_cmd;
+mod install;
 mod output;
 mod progress_bar;
 mod recovery;
+mod signals;
 mod status;
 
 use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -36,14 +33,15 @@ fn main() -> ExitCode {
             e.exit()
         }
     };
+    output::init_logging(cli.verbose, cli.quiet);
     match commands::run(&cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("ferry: error: {e:#}");
+            output::report_error(&e);
             if cli.json {
-                output::print_error(output::error_kind(&e), &format!("{e:#}"));
+                output::print_command_error(&e);
             }
-            ExitCode::from(1)
+            ExitCode::from(commands::EXIT_ERROR)
         }
     }
 }

@@ -296,7 +296,16 @@ impl Env {
         set_mode(&bin, 0o755);
         chown_tree(self.dir.path(), NOBODY, NOBODY);
         self.as_nobody = true;
-        let probe = self.ferry(["--version"]);
+        // The fresh copy can be "busy" for a moment when another test's process was
+        // forked while it was open for writing (closed at that process's exec).
+        let mut probe = self.ferry(["--version"]);
+        for _ in 0..20 {
+            if !probe.stderr.contains("Text file busy") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            probe = self.ferry(["--version"]);
+        }
         assert_eq!(
             probe.code, 0,
             "running as root, which ignores permission bits, and `setpriv` cannot run \
@@ -327,6 +336,7 @@ impl Env {
             Command::cargo_bin("ferry").unwrap()
         };
         cmd.env("FERRY_HOME", &self.home)
+            .env("FERRY_CONFIG", self.home.join("no-config.toml"))
             .env_remove("RUST_LOG")
             .current_dir(self.dir.path())
             .args(args);

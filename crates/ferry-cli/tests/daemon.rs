@@ -159,6 +159,16 @@ impl Daemon {
         self.child.wait().unwrap();
     }
 
+    /// Sends SIGTERM and waits for the daemon to exit; returns its exit code.
+    fn terminate(mut self) -> Option<i32> {
+        // SAFETY: plain kill(2) of our own child.
+        assert_eq!(
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) },
+            0
+        );
+        self.child.wait().unwrap().code()
+    }
+
     /// Everything daemons of this library logged so far.
     fn log(&self) -> String {
         std::fs::read_to_string(self.home.join("daemon.log")).unwrap_or_default()
@@ -357,6 +367,22 @@ fn api_requires_the_token_and_reports_state() {
     assert!(locs[0]["free_bytes"].as_u64().unwrap() > 0, "{locs:#}");
     assert!(d.api("/api/jobs").is_array());
     assert!(d.api("/api/conflicts").is_array());
+    // Errors are JSON: an unknown route, a known one with the wrong method, an unknown
+    // conduit; without the token, 401 before anything else.
+    for (method, path, want) in [
+        ("GET", "/api/nope", 404),
+        ("POST", "/api/status", 405),
+        ("GET", "/api/conduits/abc", 404),
+        ("GET", "/api/conduits/99", 404),
+        ("POST", "/api/conduits/99/sync", 404),
+    ] {
+        let (code, body) = d.request(method, path, Some(&d.token()));
+        assert_eq!(code, want, "{method} {path}: {body}");
+        let v: Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {body:?}"));
+        assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{v:#}");
+    }
+    assert_eq!(d.request("GET", "/api/nope", None).0, 401);
     // Run now through the API.
     std::fs::write(env.a.join("g.txt"), "y").unwrap();
     let (code, body) = d.request("POST", "/api/conduits/1/sync", Some(&d.token()));
@@ -392,15 +418,21 @@ fn pause_and_resume() {
     });
     let out = env.ferry(&["conduit", "pause", "1"]);
     assert!(out.status.success());
-    wait_for("paused", || d.api("/api/conduits/1")["state"] == "paused");
+    // At once: `ferry conduit pause` goes through the API (no settings poll to wait for).
+    let c = d.api("/api/conduits/1");
+    assert_eq!(c["paused"], true, "{c:#}");
+    assert_eq!(c["state"], "paused", "{c:#}");
+    assert_eq!(c["watch"], "off", "{c:#}");
     let mut events = d.events();
     std::fs::write(env.a.join("during-pause.txt"), "wait").unwrap();
-    // Nothing moves while paused, not even on request. The request is queued to the
-    // conduit before the resume is (the daemon picks that up later from the saved
-    // settings), and the conduit handles both in order: a daemon that ran while paused
-    // has announced that run before it announces the resume.
+    // Nothing moves while paused, and a request to sync says why it is refused.
     let (code, body) = d.request("POST", "/api/conduits/1/sync", Some(&d.token()));
-    assert_eq!(code, 200, "{body}");
+    assert_eq!(code, 409, "{body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        answer["error"].as_str().unwrap().contains("paused"),
+        "{answer:#}"
+    );
     let out = env.ferry(&["conduit", "resume", "1"]);
     assert!(out.status.success());
     wait_for("resumed sync", || env.b.join("during-pause.txt").exists());
@@ -684,4 +716,198 @@ fn daemon_follows_a_folder_moved_and_resynced_by_the_cli() {
     let out = env.ferry(&["--json", "conduit", "list"]);
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(list["conduits"].as_array().unwrap().len(), 1, "{list:#}");
+}
+
+/// Places `content` at `path` in one step (written beside the folders, then renamed
+/// in), so the watcher sees one event for it, never a half-written file.
+fn place(env: &Env, path: &Path, content: &str) {
+    let staging = env._tmp.path().join("staging");
+    std::fs::write(&staging, content).unwrap();
+    std::fs::rename(&staging, path).unwrap();
+}
+
+/// The daemon's own writes come back as file-system events once its run is over; they
+/// queue no run (there used to be an extra, empty run after every change). Every run
+/// the event stream announces records a generation, i.e. had something to do, through
+/// new files, a new folder, an edit of a file the daemon itself wrote (which must not
+/// be taken for its own write) and a deletion. Its log, written to a file, carries no
+/// colour codes.
+#[test]
+fn own_writes_queue_no_extra_run() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.a.join("dir")).unwrap();
+    std::fs::write(env.a.join("dir/first.txt"), "1").unwrap();
+    env.add_conduit(&[]);
+    let d = env.start(&[("FERRY_DEBOUNCE", "20ms")]);
+    wait_for("initial sync", || {
+        read(&env.b.join("dir/first.txt")).is_some()
+    });
+    let idle = || d.api("/api/jobs").as_array().unwrap().is_empty();
+    wait_for("the initial run to end", idle);
+    let mut events = d.events();
+
+    place(&env, &env.a.join("new.txt"), "new on a");
+    wait_for("a new file", || read(&env.b.join("new.txt")).is_some());
+    wait_for("its run to end", idle);
+    let tree = env._tmp.path().join("tree");
+    std::fs::create_dir_all(tree.join("sub")).unwrap();
+    std::fs::write(tree.join("sub/deep.txt"), "deep").unwrap();
+    std::fs::rename(&tree, env.a.join("tree")).unwrap();
+    wait_for("a new folder", || {
+        read(&env.b.join("tree/sub/deep.txt")).is_some()
+    });
+    wait_for("its run to end", idle);
+    place(&env, &env.b.join("new.txt"), "edited on b");
+    wait_for("an edit of a file the daemon wrote", || {
+        read(&env.a.join("new.txt")).as_deref() == Some(&b"edited on b"[..])
+    });
+    wait_for("its run to end", idle);
+    std::fs::remove_file(env.a.join("dir/first.txt")).unwrap();
+    wait_for("a deletion", || !env.b.join("dir/first.txt").exists());
+    wait_for("its run to end", idle);
+    // A last change: its run ends after every event written before it was handled.
+    place(&env, &env.a.join("last.txt"), "last");
+    events.wait_for("the last run", |list| {
+        list.iter().any(|(name, data)| {
+            *name == "job_finished" && data["stats"]["files_copied"].as_u64() == Some(1) && {
+                read(&env.b.join("last.txt")).is_some()
+            }
+        })
+    });
+    wait_for("its run to end", idle);
+    events.read();
+    let list = events.list();
+    let finished: Vec<&Value> = list
+        .iter()
+        .filter(|(name, _)| *name == "job_finished")
+        .map(|(_, data)| data)
+        .collect();
+    assert!(finished.len() >= 5, "{list:#?}");
+    for run in &finished {
+        assert!(
+            !run["generation"].is_null(),
+            "a run with nothing to do (the daemon's own writes?): {run:#}\nall events: {list:#?}"
+        );
+    }
+    assert_eq!(readable_files(&env.a), readable_files(&env.b));
+    let log = d.log();
+    assert!(log.contains("INFO"), "{log}");
+    assert!(
+        !log.contains('\x1b'),
+        "colour codes in the log file: {log:?}"
+    );
+}
+
+/// A slow conduit (bandwidth-limited, one copy at a time) over `n` distinct files.
+fn slow_conduit(env: &Env, n: usize) -> std::collections::BTreeMap<String, Vec<u8>> {
+    for i in 0..n {
+        let dir = env.a.join(format!("d{}", i % 10));
+        std::fs::create_dir_all(&dir).unwrap();
+        let body: Vec<u8> = (0..(40_000 + i * 97))
+            .map(|j| (j as u8).wrapping_mul(13) ^ i as u8)
+            .collect();
+        std::fs::write(dir.join(format!("f{i}")), body).unwrap();
+    }
+    env.add_conduit(&["--bandwidth-limit", "2M", "--parallel", "1"]);
+    files(&env.a)
+}
+
+/// Waits until conduit 1's run is copying.
+fn wait_until_copying(d: &Daemon) {
+    wait_for("a run in its copy phase", || {
+        d.api("/api/jobs")
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["phase"] == "copy" && j["phase_files_done"].as_u64().unwrap_or(0) > 3)
+    });
+}
+
+/// After a run stopped at a safe point: only complete copies on b, no temp file, and
+/// the latest generation is `interrupted`. Returns (its ID, files on b).
+fn check_stopped(env: &Env, want: &std::collections::BTreeMap<String, Vec<u8>>) -> (u64, usize) {
+    let on_b = files(&env.b);
+    for (path, bytes) in &on_b {
+        assert_eq!(
+            want.get(path),
+            Some(bytes),
+            "{path} on b is not a complete copy"
+        );
+    }
+    assert!(
+        on_b.len() < want.len(),
+        "the run finished before it was stopped"
+    );
+    let history: Value = serde_json::from_slice::<Value>(&env.ferry(&["--json", "history"]).stdout)
+        .unwrap()["generations"]
+        .take();
+    assert_eq!(history[0]["status"], "interrupted", "{history:#}");
+    (history[0]["generation"].as_u64().unwrap(), on_b.len())
+}
+
+/// The run after a stopped one resumes it and copies only what was missing.
+fn wait_resumed(d: &Daemon, stopped: u64, copied_before: usize, n: usize) {
+    wait_for("the resumed run", || {
+        d.api("/api/history")
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["resumes"] == stopped && g["status"] == "ok")
+    });
+    let history = d.api("/api/history");
+    let resumed = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["resumes"] == stopped)
+        .unwrap();
+    assert_eq!(
+        resumed["files_copied"].as_u64().unwrap() as usize + copied_before,
+        n,
+        "copies lost or redone: {history:#}"
+    );
+}
+
+/// Pausing a conduit stops its running job at the next safe point (not after the whole
+/// run): the generation is `interrupted`, and resuming picks up where it stopped.
+#[test]
+fn pause_stops_a_running_job_at_a_safe_point() {
+    const N: usize = 150;
+    let env = Env::new();
+    let want = slow_conduit(&env, N);
+    let d = env.start(&[]);
+    wait_until_copying(&d);
+    let out = env.ferry(&["conduit", "pause", "1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for("the job to stop", || {
+        d.api("/api/jobs").as_array().unwrap().is_empty()
+    });
+    let (stopped, copied) = check_stopped(&env, &want);
+    assert_eq!(d.api("/api/conduits/1")["state"], "paused");
+    env.add_conduit(&["--bandwidth-limit", "0"]);
+    let out = env.ferry(&["conduit", "resume", "1"]);
+    assert!(out.status.success());
+    wait_for("converged", || readable_files(&env.b) == want);
+    wait_resumed(&d, stopped, copied, N);
+}
+
+/// SIGTERM stops the daemon's running job at a safe point before it exits; the next
+/// start resumes the run.
+#[test]
+fn sigterm_stops_the_daemon_after_its_job_reaches_a_safe_point() {
+    const N: usize = 150;
+    let env = Env::new();
+    let want = slow_conduit(&env, N);
+    let d = env.start(&[]);
+    wait_until_copying(&d);
+    assert_eq!(d.terminate(), Some(0));
+    let (stopped, copied) = check_stopped(&env, &want);
+    env.add_conduit(&["--bandwidth-limit", "0"]);
+    let d = env.start(&[]);
+    wait_for("converged", || readable_files(&env.b) == want);
+    wait_resumed(&d, stopped, copied, N);
 }

@@ -29,11 +29,29 @@ pub enum Error {
     Unsupported(String),
     #[error("corrupt index data: {0}")]
     Corrupt(String),
+    /// The library folder or its index cannot be used as it is; `reason` says what to do.
+    #[error("library {}: {reason}", crate::rel_path::escape_os(path))]
+    Library { path: PathBuf, reason: String },
+    /// The caller asked the work to stop (see `cancel`), and it did at a safe point.
+    #[error("interrupted")]
+    Interrupted,
     #[error("{0}")]
     Other(String),
 }
 
 impl Error {
+    /// SQLite found the index file not to be a database, or damaged.
+    pub fn is_corrupt_index(&self) -> bool {
+        use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+        match self {
+            Error::Db(e) => matches!(
+                e.sqlite_error_code(),
+                Some(DatabaseCorrupt) | Some(NotADatabase)
+            ),
+            _ => false,
+        }
+    }
+
     /// A stable, machine-readable name for the kind of failure (the `kind` of a
     /// `--json` error object).
     pub fn kind(&self) -> &'static str {
@@ -46,6 +64,8 @@ impl Error {
             Error::Refused(_) => "refused",
             Error::Unsupported(_) => "unsupported",
             Error::Corrupt(_) => "corrupt_index",
+            Error::Library { .. } => "library",
+            Error::Interrupted => "interrupted",
             Error::Other(_) => "other",
         }
     }

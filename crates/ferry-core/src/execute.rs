@@ -11,7 +11,12 @@
 //! Durability is batched: a batch of temp files is written, then one `syncfs` makes them
 //! durable together, then they are renamed, then a second `syncfs` makes the renames
 //! durable before the index records them.
+//!
+//! A run asked to stop (a [`Cancel`]) stops at the next safe point: between actions,
+//! after a phase's flush, or between copy batches (staging stops; what was staged is
+//! still made durable, installed and recorded). Its report says `interrupted`.
 
+use crate::cancel::Cancel;
 use crate::dir_rename::{self, Applied, DirRename};
 use crate::disk::{self, Source, Staged};
 use crate::entry::{Entry, EntryKind, StatInfo};
@@ -25,6 +30,7 @@ use crate::plan::{Action, Plan, Side};
 use crate::progress::Progress;
 use crate::rel_path::RelPath;
 use crate::throttle::RateLimiter;
+use std::collections::HashMap;
 
 /// Files staged before one durability point.
 const COPY_BATCH_FILES: usize = 1024;
@@ -39,6 +45,9 @@ pub struct ExecReport {
     pub errors: Vec<String>,
     /// Actions skipped on purpose, e.g. onto a path the target side ignores.
     pub notes: Vec<String>,
+    /// The run was asked to stop and did, at a safe point: the index holds every action
+    /// that completed, the rest of the plan was not attempted.
+    pub interrupted: bool,
     /// What was carried out, one item per path, in the order it was done.
     pub done: Vec<Item>,
     /// How many of `done` the generation's record holds already.
@@ -60,6 +69,8 @@ pub struct Executor<'a> {
     pub limiter: Option<&'a RateLimiter>,
     /// The generation whose counters are persisted after each durable batch.
     pub generation: Option<i64>,
+    /// Set from outside to stop the run at its next safe point.
+    pub cancel: Option<&'a Cancel>,
 }
 
 struct Pending {
@@ -102,6 +113,11 @@ impl Executor<'_> {
         }
     }
 
+    /// Whether the run was asked to stop.
+    fn stopping(&self) -> bool {
+        crate::cancel::is_cancelled(self.cancel)
+    }
+
     /// Runs the plan. Per-action failures are collected in the report; only index
     /// failures abort.
     pub fn run(&mut self, plan: &Plan) -> Result<ExecReport> {
@@ -134,34 +150,51 @@ impl Executor<'_> {
         }
         self.flush(&mut pending, false)?;
 
+        // The directories this run made or prepared, by action, with their inodes: only
+        // those get their final mode and mtime at the end (or when interrupted), and
+        // only while still there.
+        let mut made: HashMap<usize, u64> = HashMap::new();
+        let mut mkdirs: Vec<(usize, &Action)> = (plan.actions.iter().enumerate())
+            .filter(|(_, a)| matches!(a, Action::Mkdir { .. }))
+            .collect();
+        mkdirs.sort_by_key(|(_, a)| a.path().depth());
+
         for a in phase(plan, &held, |a| matches!(a, Action::MoveAside { .. })) {
+            if self.stopping() {
+                break;
+            }
             self.attempt(a, &mut report, &mut pending);
         }
         self.flush(&mut pending, true)?;
+        if self.stopping() {
+            return self.interrupted(report, &mkdirs, &made);
+        }
         for a in phase(
             plan,
             &held,
             |a| matches!(a, Action::Delete { expected, .. } if expected.kind != EntryKind::Dir),
         ) {
+            if self.stopping() {
+                break;
+            }
             self.attempt(a, &mut report, &mut pending);
         }
         self.flush(&mut pending, true)?;
+        if self.stopping() {
+            return self.interrupted(report, &mkdirs, &made);
+        }
         // Directories shallowest first. A directory rename stands where its target's
         // mkdir would: after the target's parents, before anything added inside it.
-        let mut mkdirs: Vec<(usize, &Action)> = (plan.actions.iter().enumerate())
-            .filter(|(_, a)| matches!(a, Action::Mkdir { .. }))
-            .collect();
-        mkdirs.sort_by_key(|(_, a)| a.path().depth());
         let mut steps: Vec<Step> = groups.iter().map(Step::RenameDir).collect();
         steps.extend(mkdirs.iter().map(|&(i, a)| Step::Mkdir(i, a)));
         steps.sort_by_key(|s| match s {
             Step::RenameDir(g) => (g.to.depth(), 0),
             Step::Mkdir(_, a) => (a.path().depth(), 1),
         });
-        // The directories this run made or prepared, by action, with their inodes: only
-        // those get their final mode and mtime at the end, and only while still there.
-        let mut made: std::collections::HashMap<usize, u64> = Default::default();
         for step in steps {
+            if self.stopping() {
+                break;
+            }
             match step {
                 Step::RenameDir(g) => {
                     self.rename_dir(g, plan, &mut held, &mut report, &mut pending)?
@@ -181,10 +214,19 @@ impl Executor<'_> {
             return Err(Error::Other("injected stop after directory renames".into()));
         }
         self.flush(&mut pending, true)?;
+        if self.stopping() {
+            return self.interrupted(report, &mkdirs, &made);
+        }
         for a in phase(plan, &held, |a| matches!(a, Action::Rename { .. })) {
+            if self.stopping() {
+                break;
+            }
             self.attempt(a, &mut report, &mut pending);
         }
         self.flush(&mut pending, true)?;
+        if self.stopping() {
+            return self.interrupted(report, &mkdirs, &made);
+        }
         let mut rmdirs: Vec<&Action> = phase(
             plan,
             &held,
@@ -192,13 +234,22 @@ impl Executor<'_> {
         );
         rmdirs.sort_by_key(|a| std::cmp::Reverse(a.path().depth()));
         for a in rmdirs {
+            if self.stopping() {
+                break;
+            }
             self.attempt(a, &mut report, &mut pending);
         }
         self.flush(&mut pending, true)?;
         self.persist_progress(&mut report)?;
+        if self.stopping() {
+            return self.interrupted(report, &mkdirs, &made);
+        }
 
         let copies = phase(plan, &held, |a| matches!(a, Action::Copy { .. }));
         self.copy_all(&copies, &mut report, &mut pending)?;
+        if self.stopping() {
+            return self.interrupted(report, &mkdirs, &made);
+        }
 
         // Archive removals last, once every copy is installed and durable.
         let archives = phase(plan, &held, |a| matches!(a, Action::Archive { .. }));
@@ -209,6 +260,9 @@ impl Executor<'_> {
             sync_filesystem(&self.b.root)?;
         }
         for a in archives {
+            if self.stopping() {
+                break;
+            }
             let Action::Archive {
                 path,
                 expected,
@@ -234,11 +288,41 @@ impl Executor<'_> {
                 Err(e) => report.errors.push(format!("{}: {e}", describe(a))),
             }
         }
+        if self.stopping() {
+            return self.interrupted(report, &mkdirs, &made);
+        }
+        self.finish_dirs(&mut report, &mkdirs, &made)?;
+        report.stats.errors = report.errors.len() as u64;
+        self.persist_progress(&mut report)?;
+        Ok(report)
+    }
 
-        // Directory modes and mtimes last, deepest first, once their children are
-        // written (so a read-only folder is filled before it becomes read-only) — only
-        // on the directory this run made or prepared, still there (a file saved in its
-        // place after a refused mkdir is not touched).
+    /// Ends a run that was asked to stop, at a safe point: everything done so far is
+    /// durable and recorded; the directories created so far get their final modes.
+    fn interrupted(
+        &mut self,
+        mut report: ExecReport,
+        mkdirs: &[(usize, &Action)],
+        made: &HashMap<usize, u64>,
+    ) -> Result<ExecReport> {
+        self.finish_dirs(&mut report, mkdirs, made)?;
+        report.interrupted = true;
+        report.stats.errors = report.errors.len() as u64;
+        self.persist_progress(&mut report)?;
+        Ok(report)
+    }
+
+    /// Directory modes and mtimes last, deepest first, once their children are written
+    /// (so a read-only folder is filled before it becomes read-only). Only on the
+    /// directories this run made or prepared (`made`: by action, with the inode), and
+    /// only while each is still that directory (a file saved in the place of a refused
+    /// mkdir is never touched).
+    fn finish_dirs(
+        &self,
+        report: &mut ExecReport,
+        mkdirs: &[(usize, &Action)],
+        made: &HashMap<usize, u64>,
+    ) -> Result<()> {
         for (i, a) in mkdirs.iter().rev() {
             let Some(&inode) = made.get(i) else {
                 continue;
@@ -265,9 +349,7 @@ impl Executor<'_> {
                 }
             }
         }
-        report.stats.errors = report.errors.len() as u64;
-        self.persist_progress(&mut report)?;
-        Ok(report)
+        Ok(())
     }
 
     /// Persists the generation's counters so far and the per-file actions done since
@@ -527,7 +609,7 @@ impl Executor<'_> {
             self.index.has_live_file(self.b.id())?,
         ];
         let mut i = 0;
-        while i < copies.len() {
+        while i < copies.len() && !self.stopping() {
             let mut bytes = 0;
             let mut j = i;
             while j < copies.len()
@@ -563,6 +645,7 @@ impl Executor<'_> {
                 }
             }
             let limiter = self.limiter;
+            let cancel = self.cancel;
             let locs = [self.a, self.b];
             let t_stage = std::time::Instant::now();
             let results = parallel_map(&jobs, self.workers, |(a, src, owner), buf| {
@@ -572,6 +655,9 @@ impl Executor<'_> {
                 else {
                     return Err(Error::Other("not a copy".into()));
                 };
+                if crate::cancel::is_cancelled(cancel) {
+                    return Ok(None); // not staged: left for the next run
+                }
                 let src = src
                     .lock()
                     .ok()
@@ -593,12 +679,13 @@ impl Executor<'_> {
                     0
                 });
                 self.progress.item();
-                r
+                r.map(Some)
             });
             let mut staged = Vec::new();
             for ((a, ..), r) in jobs.iter().zip(results) {
                 match r {
-                    Some(Ok(tmp)) => {
+                    Some(Ok(None)) => {} // the run is stopping
+                    Some(Ok(Some(tmp))) => {
                         if let Some(n) = &tmp.note {
                             report.notes.push(n.clone());
                         }

@@ -847,17 +847,20 @@ impl Index {
 
     /// Starts a generation of a conduit; returns its row ID. `trigger` says what started
     /// it; a generation of the same conduit left `running` by a process that died is
-    /// marked `interrupted`, and this one records that it resumes it.
+    /// marked `interrupted`. When the conduit's latest generation did not finish (left
+    /// running, or stopped at a safe point by a signal or a pause), this one records
+    /// that it resumes it.
     pub fn begin_generation(&self, conduit: i64, trigger: &str) -> Result<i64> {
         let resumes: Option<i64> = self
             .conn
             .query_row(
-                "SELECT max(id) FROM generations WHERE conduit_id = ?1 AND status = 'running'",
+                "SELECT id FROM generations WHERE conduit_id = ?1
+                   AND id = (SELECT max(id) FROM generations WHERE conduit_id = ?1)
+                   AND status IN ('running', 'interrupted')",
                 [conduit],
                 |r| r.get(0),
             )
-            .optional()?
-            .flatten();
+            .optional()?;
         self.conn.execute(
             "UPDATE generations SET status = 'interrupted', completed_at = ?2
              WHERE conduit_id = ?1 AND status = 'running'",
@@ -876,10 +879,15 @@ impl Index {
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// Conduits with a generation left `running` (by a process that died mid-run).
+    /// Conduits whose latest generation did not finish: left `running` by a process
+    /// that died mid-run, or `interrupted` (stopped at a safe point by a signal or a
+    /// pause) and not run since.
     pub fn conduits_with_interrupted_runs(&self) -> Result<Vec<i64>> {
         let mut st = self.conn.prepare(
-            "SELECT DISTINCT conduit_id FROM generations WHERE status = 'running' ORDER BY conduit_id",
+            "SELECT conduit_id FROM generations g
+             WHERE status IN ('running', 'interrupted')
+               AND id = (SELECT max(id) FROM generations WHERE conduit_id = g.conduit_id)
+             ORDER BY conduit_id",
         )?;
         let rows = st.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod beneath;
+pub mod cancel;
 pub mod chunk;
 pub mod conduit;
 pub mod conflict_name;

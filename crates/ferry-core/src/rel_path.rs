@@ -30,7 +30,7 @@
 //!   touching another file;
 //! - the bytes ([`RelPath::under`], [`key_under`], [`decode`]) are for the file system;
 //! - the escaped text (`Display`, [`display_key`], [`escape_os`]) is for people:
-//!   `caf\xe9.txt`, never a raw NUL.
+//!   `caf\xe9.txt`, never a raw NUL nor any other control character (`a\nb`).
 //!
 //! Symlink targets are stored with the same [`encode`]ing (a target is bytes too).
 
@@ -152,26 +152,38 @@ pub fn decoded_len(key: &str) -> usize {
 }
 
 /// A key as people read it: each escaped byte as `\xNN` (`caf\xe9.txt`), never a raw
-/// NUL. Valid UTF-8 is shown as it is, so a name that really is `caf\xe9.txt` looks the
-/// same; the bytes on disk (and the key) still tell them apart.
+/// NUL; control characters escaped too, so a name cannot break a line of output or
+/// drive a terminal: `\n`, `\r`, `\t`, other ASCII ones as `\x1b` (below `\x80`, so
+/// never mistaken for an escaped byte), C1 ones as `\u{85}`. Other valid UTF-8 is shown
+/// as it is, so a name that really is `caf\xe9.txt` looks the same; the bytes on disk
+/// (and the key) still tell them apart.
 pub fn display_key(key: &str) -> Cow<'_, str> {
-    if !key.contains(ESCAPE) {
-        return Cow::Borrowed(key);
+    if !key.contains(char::is_control) {
+        return Cow::Borrowed(key); // ESCAPE (NUL) is a control character too
     }
+    let bytes = key.as_bytes();
     let mut out = String::with_capacity(key.len() + 8);
-    let mut rest = key;
-    while let Some(i) = rest.find(ESCAPE) {
-        out.push_str(&rest[..i]);
-        if escaped_byte(rest.as_bytes(), i).is_some() {
-            out.push_str("\\x");
-            out.push_str(&rest[i + 1..i + 3]);
-            rest = &rest[i + 3..];
-        } else {
-            out.push_str("\\0");
-            rest = &rest[i + 1..];
+    let mut chars = key.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            ESCAPE => match escaped_byte(bytes, i) {
+                Some(_) => {
+                    out.push_str("\\x");
+                    out.push_str(&key[i + 1..i + 3]);
+                    chars.nth(1); // the two hex digits
+                }
+                None => out.push_str("\\0"),
+            },
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() && (c as u32) < 0x80 => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
         }
     }
-    out.push_str(rest);
     Cow::Owned(out)
 }
 
@@ -526,6 +538,11 @@ mod tests {
         assert_eq!(display_key("plain"), "plain");
         assert_eq!(display_key("a\0e9b"), r"a\xe9b");
         assert_eq!(display_key("a\0"), r"a\0");
+        assert_eq!(display_key("two\nlines"), r"two\nlines");
+        assert_eq!(display_key("\x1b[31mred\t\r"), r"\x1b[31mred\t\r");
+        assert_eq!(display_key("del\x7f c1\u{85}"), r"del\x7f c1\u{85}");
+        assert_eq!(display_key("caf\0e9\n"), r"caf\xe9\n");
+        assert_eq!(escape_os(OsStr::from_bytes(b"/x/a\nb")), r"/x/a\nb");
         assert_eq!(escape_os(OsStr::from_bytes(b"/x/caf\xe9")), r"/x/caf\xe9");
     }
 
@@ -558,7 +575,7 @@ mod tests {
             prop_assert_eq!(abs.as_os_str().as_bytes(), &want[..]);
             prop_assert_eq!(&RelPath::new(rel.as_str()).unwrap(), &rel);
             prop_assert_eq!(rel.is_utf8(), std::str::from_utf8(&p).is_ok());
-            proptest::prop_assert!(!rel.to_string().contains('\0'));
+            proptest::prop_assert!(!rel.to_string().contains(char::is_control));
             // The key is the components' keys joined by '/'.
             let parts: Vec<String> =
                 p.split(|b| *b == b'/').map(|c| encode(c).into_owned()).collect();

@@ -369,9 +369,19 @@ fn absorb(
         .map(|s| s.stat.size)
         .sum();
     progress.phase(&format!("scan {}", loc.root.display()), Some(total));
+    let files = candidates.iter().filter(|s| s.kind == EntryKind::File);
+    progress.items_total(files.count() as u64);
     for batch in candidates.chunks(ABSORB_BATCH) {
+        if progress.cancelled() {
+            return Err(crate::error::Error::Interrupted);
+        }
         let files: Vec<&Seen> = batch.iter().filter(|s| s.kind == EntryKind::File).collect();
-        let mut digests = hash_all(&*loc.dir()?, &files, progress).into_iter();
+        let digests = hash_all(&*loc.dir()?, &files, progress);
+        if progress.cancelled() {
+            // The batch is left for the next scan; earlier ones are recorded.
+            return Err(crate::error::Error::Interrupted);
+        }
+        let mut digests = digests.into_iter();
         let mut updates = Vec::with_capacity(batch.len());
         for s in batch {
             let digest = if s.kind == EntryKind::File {
@@ -521,6 +531,9 @@ fn record(
 /// after reading it, to notice a file that changed while it was read.
 fn hash_all(root: &RootDir, files: &[&Seen], progress: &dyn Progress) -> Vec<HashResult> {
     parallel_map(files, 0, |s, buf| {
+        if progress.cancelled() {
+            return Err("stopped".into()); // the caller drops the batch
+        }
         let r = hash_one(root, &s.rel, buf);
         progress.bytes(s.stat.size);
         progress.item();

@@ -1,6 +1,7 @@
 //! One run of a conduit: open both locations, scan, reconcile, check the safety
 //! thresholds, execute, and record the generation.
 
+use crate::cancel::Cancel;
 use crate::entry::Entry;
 use crate::error::{Error, IoContext, Result};
 use crate::execute::{Executor, FaultPoint};
@@ -48,6 +49,26 @@ pub struct SyncOptions {
     /// events touched) instead of both whole locations; `None` scans everything.
     /// Untouched entries keep their index rows, so the plan covers what changed.
     pub only: Option<[Vec<RelPath>; 2]>,
+    /// Stops the run at its next safe point when set (see [`crate::cancel`]); the
+    /// outcome then says `interrupted` and its generation is recorded as such.
+    pub cancel: Option<Cancel>,
+    /// Settings a conduit gets when this run creates it and no option above sets them
+    /// (the CLI's config file); an existing conduit keeps its own.
+    pub new_conduit: NewConduitDefaults,
+}
+
+/// Defaults for a conduit created by [`open_conduit`].
+#[derive(Debug, Clone, Default)]
+pub struct NewConduitDefaults {
+    pub policy: Option<ConflictPolicy>,
+    /// A version retention spec (`Retention::parse`).
+    pub retention: Option<String>,
+}
+
+impl SyncOptions {
+    fn cancelled(&self) -> bool {
+        crate::cancel::is_cancelled(self.cancel.as_ref())
+    }
 }
 
 /// What a run did (or, with `dry_run`, would do).
@@ -74,6 +95,10 @@ pub struct SyncOutcome {
     /// to its new root); unlike notes, they do not keep the conduit from converging.
     pub info: Vec<String>,
     pub dry_run: bool,
+    /// The run was asked to stop and did at a safe point (after the scan, or part-way
+    /// through executing the plan): what completed is recorded, the rest is left for
+    /// the next run. Its generation, if one was started, is `interrupted`.
+    pub interrupted: bool,
 }
 
 impl SyncOutcome {
@@ -204,6 +229,7 @@ pub fn open_conduit(
     if let (Some(c), Some(mode)) = (&existing, opts.mode) {
         crate::archive::check_mode_change(c, mode, &la.root, &lb.root)?;
     }
+    let created = existing.is_none();
     let conduit = match existing {
         Some(c) => {
             let mode = opts
@@ -229,11 +255,18 @@ pub fn open_conduit(
             la.id(),
             lb.id(),
             opts.mode.unwrap_or(SyncMode::Bidirectional).as_str(),
-            opts.policy.unwrap_or(ConflictPolicy::Newest).as_str(),
+            (opts.policy.or(opts.new_conduit.policy))
+                .unwrap_or(ConflictPolicy::Newest)
+                .as_str(),
             opts.index_everything.unwrap_or(false),
         )?,
     };
-    let conduit = match &opts.retention {
+    let retention = match &opts.retention {
+        Some(spec) => Some(spec),
+        None if created => opts.new_conduit.retention.as_ref(),
+        None => None,
+    };
+    let conduit = match retention {
         Some(spec) => {
             crate::retention::Retention::parse(spec)?;
             index.set_conduit_retention(conduit.id, Some(spec))?;
@@ -418,13 +451,40 @@ fn run_conduit(
         Some([a, b]) => [Scope::paths(a), Scope::paths(b)],
         None => [Scope::All, Scope::All],
     };
-    let [scan_a, scan_b] = scan_pair_scoped(
+    let progress = &Stoppable {
+        inner: progress,
+        cancel: opts.cancel.as_ref(),
+    };
+    let scanned = scan_pair_scoped(
         index,
         [(&la, &lock_a), (&lb, &lock_b)],
         rules,
         [&scope_a, &scope_b],
         progress,
-    )?;
+    );
+    let [scan_a, scan_b] = match scanned {
+        Err(Error::Interrupted) => {
+            // Stopped mid-scan: what it recorded is true, nothing else was written.
+            return Ok(SyncOutcome {
+                conduit_id: conduit.id,
+                generation_id: None,
+                mode,
+                policy,
+                scan_a: ScanReport::default(),
+                scan_b: ScanReport::default(),
+                plan: Plan::default(),
+                stats: GenerationStats::default(),
+                roots: [la.root.clone(), lb.root.clone()],
+                done: Vec::new(),
+                errors: Vec::new(),
+                notes: Vec::new(),
+                info: [&la, &lb].iter().filter_map(|l| l.moved_note()).collect(),
+                dry_run: opts.dry_run,
+                interrupted: true,
+            });
+        }
+        r => r?,
+    };
     tracing::debug!(
         ms = started.elapsed().as_millis() as u64,
         targeted = opts.only.is_some(),
@@ -439,7 +499,10 @@ fn run_conduit(
         ))
     };
     let clean_point = index.conduit_clean_point(conduit.id)?;
-    let plan = if clean_point.is_some() && clean_point == Some(converged_at(index)?) {
+    // Nothing to plan when stopping, or when nothing changed since the conduit converged.
+    let plan = if opts.cancelled()
+        || (clean_point.is_some() && clean_point == Some(converged_at(index)?))
+    {
         Plan::default()
     } else {
         plan_run(index, &la, &lb, mode, policy, opts.yes, clean_point)?
@@ -465,6 +528,7 @@ fn run_conduit(
         notes: Vec::new(),
         info: [&la, &lb].iter().filter_map(|l| l.moved_note()).collect(),
         dry_run: opts.dry_run,
+        interrupted: false,
     };
     outcome.errors.extend(outcome.scan_a.errors.iter().cloned());
     outcome.errors.extend(outcome.scan_b.errors.iter().cloned());
@@ -474,7 +538,10 @@ fn run_conduit(
         .chain(&outcome.scan_b.notes)
         .cloned()
         .collect();
-    if opts.dry_run {
+    if opts.dry_run || opts.cancelled() {
+        // Asked to stop before anything was planned: the scan's rows are true
+        // observations, nothing else was written, and no generation was started.
+        outcome.interrupted = opts.cancelled();
         outcome.notes.extend(scan_notes);
         return Ok(outcome);
     }
@@ -500,12 +567,29 @@ fn run_conduit(
         workers: conduit.parallel as usize,
         limiter: limiter.as_ref(),
         generation: Some(generation),
+        cancel: opts.cancel.as_ref(),
     }
     .run(&outcome.plan)?;
     tracing::debug!(
         ms = started.elapsed().as_millis() as u64,
+        interrupted = report.interrupted,
         "executed the plan"
     );
+    if report.interrupted {
+        // Stopped at a safe point: the index holds what completed; the plan's conflicts
+        // are recorded by the run that finishes the work.
+        outcome.interrupted = true;
+        outcome.done = report.done;
+        outcome.stats = report.stats;
+        outcome.errors.extend(report.errors);
+        outcome.notes.extend(report.notes);
+        outcome.stats.errors = outcome.errors.len() as u64;
+        index.set_conduit_clean_point(conduit.id, None)?;
+        index.finish_generation(generation, "interrupted", &outcome.stats)?;
+        index.prune_generation_actions(conduit.id)?;
+        outcome.notes.extend(scan_notes);
+        return Ok(outcome);
+    }
     index.close_open_conflicts(conduit.id, "superseded")?;
     for c in &outcome.plan.conflicts {
         record_conflict(index, conduit.id, generation, c)?;
@@ -548,6 +632,31 @@ fn run_conduit(
     index.prune_generation_actions(conduit.id)?;
     outcome.notes.extend(scan_notes);
     Ok(outcome)
+}
+
+/// The caller's progress sink, answering `cancelled` from the run's [`Cancel`] too, so
+/// the scan stops between batches when asked.
+struct Stoppable<'a> {
+    inner: &'a dyn Progress,
+    cancel: Option<&'a Cancel>,
+}
+
+impl Progress for Stoppable<'_> {
+    fn phase(&self, name: &str, total_bytes: Option<u64>) {
+        self.inner.phase(name, total_bytes)
+    }
+    fn items_total(&self, total: u64) {
+        self.inner.items_total(total)
+    }
+    fn bytes(&self, n: u64) {
+        self.inner.bytes(n)
+    }
+    fn item(&self) {
+        self.inner.item()
+    }
+    fn cancelled(&self) -> bool {
+        crate::cancel::is_cancelled(self.cancel) || self.inner.cancelled()
+    }
 }
 
 /// Loads both sides' entries, reconciles them, and applies the mass-deletion stop.

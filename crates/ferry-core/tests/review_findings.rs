@@ -226,6 +226,7 @@ fn f5_a_fifo_swapped_in_after_the_scan_does_not_hang_the_run() {
             workers: 1,
             limiter: None,
             generation: None,
+            cancel: None,
         }
         .run(&plan);
         let _ = tx.send(r.is_ok());

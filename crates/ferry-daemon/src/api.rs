@@ -5,19 +5,26 @@
 //! |---|---|
 //! | GET /api/status | daemon, conduits with their state, running jobs, queue depth |
 //! | GET /api/conduits, /api/conduits/{id} | settings, state, last run |
-//! | POST /api/conduits/{id}/pause, /resume, /sync | pause, resume, run now |
+//! | POST /api/conduits/{id}/pause, /resume | pause (a running job stops at its next safe point), resume; at once |
+//! | POST /api/conduits/{id}/sync | run now; 409 when the conduit is paused |
+//! | POST /api/reload | re-read saved conduits and settings now (answered once done) |
 //! | GET /api/jobs | running jobs with progress (files, bytes, rate, ETA, queue) |
 //! | GET /api/conflicts[?all=true] | open (or all) conflicts |
 //! | GET /api/history[?limit=N] | past runs, newest first |
 //! | GET /api/history/{generation} | one run with its per-file `actions` |
 //! | GET /api/locations | locations with free space |
 //! | GET /api/events | server-sent events: changes, jobs, pauses (see `events.rs`) |
+//!
+//! Errors are JSON too, `{"error": "..."}`: 401 without the token, 404 for an unknown
+//! conduit or route, 405 for a known route with another method, 409 for a paused
+//! conduit asked to sync.
 
 use crate::events::DaemonEvent;
 use crate::scheduler::{send, Wake};
 use crate::service::{ConduitState, Shared};
 use crate::views;
 use axum::extract::{Path, Query, Request, State};
+use axum::http::Method;
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -44,6 +51,9 @@ pub fn router(shared: Arc<Shared>, token: String) -> Router {
         .route("/api/history/{id}", get(generation))
         .route("/api/locations", get(locations))
         .route("/api/events", get(events))
+        .route("/api/reload", post(reload))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(Arc::new(token), auth))
         .with_state(shared)
 }
@@ -65,6 +75,23 @@ async fn auth(State(token): State<Arc<String>>, req: Request, next: Next) -> Res
         )
         .into_response()
     }
+}
+
+async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no such endpoint: {method} {}; see the list of endpoints in ferry's README",
+            uri.path()
+        ),
+    )
+}
+
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{} does not take {method}", uri.path()),
+    )
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -122,7 +149,14 @@ async fn conduits(State(s): State<Arc<Shared>>) -> ApiResult {
     )))
 }
 
-async fn conduit(State(s): State<Arc<Shared>>, Path(id): Path<i64>) -> ApiResult {
+/// A conduit ID from the path; anything else is an unknown conduit (404, in JSON).
+fn conduit_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError(StatusCode::NOT_FOUND, format!("no conduit {raw:?}")))
+}
+
+async fn conduit(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
+    let id = conduit_id(&id)?;
     let st = states(&s);
     s.with_index(|i| views::conduits(i, Some(&st)))?
         .into_iter()
@@ -131,9 +165,14 @@ async fn conduit(State(s): State<Arc<Shared>>, Path(id): Path<i64>) -> ApiResult
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no conduit {id}")))
 }
 
+/// Pauses or resumes at once: the index row, the state the API shows, the conduit's
+/// task, and (pausing) its running job, which stops at its next safe point.
 async fn set_paused(s: &Shared, id: i64, paused: bool) -> ApiResult {
     if !s.with_index(|i| i.set_conduit_paused(id, paused))? {
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no conduit {id}")));
+    }
+    if paused {
+        s.jobs.cancel(id); // a running job stops at its next safe point
     }
     if let Some(row) = s.with_index(|i| i.conduit(id))? {
         send(s, id, Wake::Settings(row));
@@ -141,20 +180,46 @@ async fn set_paused(s: &Shared, id: i64, paused: bool) -> ApiResult {
     Ok(Json(json!({"conduit": id, "paused": paused})))
 }
 
-async fn pause(State(s): State<Arc<Shared>>, Path(id): Path<i64>) -> ApiResult {
-    set_paused(&s, id, true).await
+async fn pause(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
+    set_paused(&s, conduit_id(&id)?, true).await
 }
 
-async fn resume(State(s): State<Arc<Shared>>, Path(id): Path<i64>) -> ApiResult {
-    set_paused(&s, id, false).await
+async fn resume(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
+    set_paused(&s, conduit_id(&id)?, false).await
 }
 
-async fn sync_now(State(s): State<Arc<Shared>>, Path(id): Path<i64>) -> ApiResult {
-    if send(&s, id, Wake::RunNow) {
-        Ok(Json(json!({"conduit": id, "queued": true})))
-    } else {
-        Err(ApiError(StatusCode::NOT_FOUND, format!("no conduit {id}")))
+async fn sync_now(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
+    let id = conduit_id(&id)?;
+    match s.with_index(|i| i.conduit(id))? {
+        None => Err(ApiError(StatusCode::NOT_FOUND, format!("no conduit {id}"))),
+        Some(c) if c.paused => Err(ApiError(
+            StatusCode::CONFLICT,
+            format!("conduit {id} is paused; resume it first (ferry conduit resume {id})"),
+        )),
+        Some(_) if send(&s, id, Wake::RunNow) => Ok(Json(json!({"conduit": id, "queued": true}))),
+        // Saved but not picked up by the scheduler yet: re-read, then ask.
+        Some(_) => {
+            reload_now(&s).await;
+            if send(&s, id, Wake::RunNow) {
+                Ok(Json(json!({"conduit": id, "queued": true})))
+            } else {
+                Err(ApiError(StatusCode::NOT_FOUND, format!("no conduit {id}")))
+            }
+        }
     }
+}
+
+/// Has the supervisor re-read the saved conduits; returns once it has.
+async fn reload_now(s: &Shared) {
+    let (done, wait) = tokio::sync::oneshot::channel();
+    if s.reload.send(done).is_ok() {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), wait).await;
+    }
+}
+
+async fn reload(State(s): State<Arc<Shared>>) -> ApiResult {
+    reload_now(&s).await;
+    Ok(Json(json!({"reloaded": true})))
 }
 
 async fn jobs(State(s): State<Arc<Shared>>) -> ApiResult {
@@ -182,7 +247,10 @@ async fn history(State(s): State<Arc<Shared>>, Query(q): Query<HistoryQuery>) ->
     Ok(Json(json!(rows)))
 }
 
-async fn generation(State(s): State<Arc<Shared>>, Path(id): Path<i64>) -> ApiResult {
+async fn generation(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError(StatusCode::NOT_FOUND, format!("no run {id:?}")))?;
     let found = s.with_index(|i| {
         Ok(match i.generation(id)? {
             Some(g) => Some((g, i.generation_actions(id)?)),

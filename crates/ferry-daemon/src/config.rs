@@ -15,7 +15,9 @@ pub struct Tunables {
     pub fallback_interval: Duration,
     /// Retry delay when a location is busy (`FERRY_BUSY_RETRY`, default 2s).
     pub busy_retry: Duration,
-    /// How often saved conduit settings are re-read (`FERRY_RELOAD_INTERVAL`, default 1s).
+    /// How often saved conduit settings are re-read as a backstop
+    /// (`FERRY_RELOAD_INTERVAL`, default 30s); `ferry conduit` and `ferry sync` ask a
+    /// running daemon to re-read them at once (`POST /api/reload`).
     pub reload_interval: Duration,
     /// Cap on directory watches per conduit, below the OS limit (`FERRY_MAX_WATCHES`).
     pub max_watches: Option<usize>,
@@ -35,7 +37,7 @@ impl Tunables {
             rescan_interval: dur("FERRY_RESCAN_INTERVAL", Duration::from_secs(3600)),
             fallback_interval: dur("FERRY_FALLBACK_INTERVAL", Duration::from_secs(60)),
             busy_retry: dur("FERRY_BUSY_RETRY", Duration::from_secs(2)),
-            reload_interval: dur("FERRY_RELOAD_INTERVAL", Duration::from_secs(1)),
+            reload_interval: dur("FERRY_RELOAD_INTERVAL", Duration::from_secs(30)),
             max_watches: std::env::var("FERRY_MAX_WATCHES")
                 .ok()
                 .and_then(|v| v.parse().ok()),

@@ -5,8 +5,13 @@
 //! from the last batch: the next generation notes which one it resumes, files already
 //! installed are found by the scan with the right content and only recorded, and staged
 //! temp files are cleaned up.
+//!
+//! A run can also be asked to stop (its conduit paused, the daemon stopping): it stops
+//! at the executor's next safe point, its generation is recorded `interrupted`, and the
+//! next run resumes it the same way.
 
 use crate::error::{DaemonError, Result};
+use ferry_core::cancel::Cancel;
 use ferry_core::index::Index;
 use ferry_core::progress::Progress;
 use ferry_core::rel_path::RelPath;
@@ -14,7 +19,7 @@ use ferry_core::sync::{sync_conduit, SyncOptions, SyncOutcome};
 use serde_json::json;
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -32,6 +37,8 @@ pub struct JobProgress {
     phase_items_done: AtomicU64,
     copied_files: AtomicU64,
     copied_bytes: AtomicU64,
+    /// Set to stop this run at its next safe point.
+    pub cancel: Cancel,
 }
 
 impl JobProgress {
@@ -49,6 +56,7 @@ impl JobProgress {
             phase_items_done: AtomicU64::new(0),
             copied_files: AtomicU64::new(0),
             copied_bytes: AtomicU64::new(0),
+            cancel: Cancel::new(),
         }
     }
 
@@ -67,9 +75,16 @@ impl JobProgress {
         let done = self.phase_bytes_done.load(Ordering::Relaxed);
         let items_total = self.phase_items_total.load(Ordering::Relaxed);
         let items_done = self.phase_items_done.load(Ordering::Relaxed);
-        let secs = since.elapsed().as_secs_f64();
+        let elapsed = since.elapsed();
+        let secs = elapsed.as_secs_f64();
         let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
-        let eta = (rate > 0.0 && total >= done).then(|| (total - done) as f64 / rate);
+        let work = ferry_core::progress::Work {
+            files_done: items_done,
+            files_total: items_total,
+            bytes_done: done,
+            bytes_total: total,
+        };
+        let eta = work.eta(elapsed).map(|d| d.as_secs_f64());
         json!({
             "conduit": self.conduit,
             "trigger": self.trigger,
@@ -121,15 +136,49 @@ impl Progress for JobProgress {
 #[derive(Debug, Default)]
 pub struct JobBoard {
     running: Mutex<HashMap<i64, Arc<JobProgress>>>,
+    /// The daemon is stopping: every run is asked to stop, new ones included.
+    stopping: AtomicBool,
 }
 
 impl JobBoard {
     pub fn start(&self, conduit: i64, trigger: &str) -> Arc<JobProgress> {
         let p = Arc::new(JobProgress::new(conduit, trigger));
         if let Ok(mut m) = self.running.lock() {
+            if self.stopping() {
+                p.cancel.cancel();
+            }
             m.insert(conduit, p.clone());
         }
         p
+    }
+
+    /// Asks conduit `conduit`'s running job, if any, to stop at its next safe point.
+    pub fn cancel(&self, conduit: i64) -> bool {
+        match self.get(conduit) {
+            Some(p) => {
+                p.cancel.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Asks every running job, and any started from now on, to stop.
+    pub fn stop_all(&self) {
+        if let Ok(m) = self.running.lock() {
+            self.stopping.store(true, Ordering::SeqCst);
+            for p in m.values() {
+                p.cancel.cancel();
+            }
+        }
+    }
+
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.running.lock().map(|m| m.is_empty()).unwrap_or(true)
     }
 
     pub fn finish(&self, conduit: i64) {
@@ -183,6 +232,7 @@ pub fn run_once(
             trigger: Some(trigger),
             skip_empty: true,
             only,
+            cancel: Some(progress.cancel.clone()),
             ..Default::default()
         };
         Ok(sync_conduit(&mut index, id, &opts, progress)?)

@@ -5,7 +5,10 @@
 //! - `touched`: the paths a batch of events touched, for a targeted rescan.
 //! - `scheduler`: one task per conduit deciding when it runs (change, timer, backstop,
 //!   start-up, API request), retrying when another process holds a location.
-//! - `jobs`: runs of a conduit on a blocking thread, with live progress.
+//! - `jobs`: runs of a conduit on a blocking thread, with live progress; a run can be
+//!   stopped at a safe point (pause, shutdown).
+//! - `known`: events on paths whose disk state the index already holds (the daemon's own
+//!   writes) queue no run.
 //! - `memory`: malloc arena cap and trimming that keep the idle daemon's RSS flat.
 //! - `api`: the local HTTP API (axum) on 127.0.0.1 with a bearer token, and its SSE stream.
 //! - `discovery`: the token file and `daemon.json` that let `ferry status` find the daemon.
@@ -16,6 +19,7 @@ pub mod discovery;
 pub mod error;
 pub mod events;
 pub mod jobs;
+pub mod known;
 pub mod memory;
 pub mod scheduler;
 pub mod service;

@@ -13,9 +13,17 @@
 //! retried later. A run refused because a folder is not there as the index knows it
 //! (an unplugged disk: root or marker missing) is logged as a warning once, not at
 //! every retry, and again only when the reason changes; the run that goes through
-//! afterwards says so. Until then every run is a full rescan. The supervisor re-reads
-//! saved settings (and the conduits' roots, which follow a moved folder) every second
-//! or so, starting, updating and stopping the per-conduit tasks.
+//! afterwards says so. Until then every run is a full rescan.
+//!
+//! Events that only name paths whose disk state the index already holds (the daemon's
+//! own writes, coming back once its run is over) queue nothing (`known.rs`).
+//!
+//! The supervisor re-reads saved settings (and the conduits' roots, which follow a
+//! moved folder) when asked through the API (`POST /api/reload`, which `ferry conduit`
+//! and `ferry sync` send to a running daemon) and otherwise every
+//! `FERRY_RELOAD_INTERVAL` (30 s) as a backstop, starting, updating and stopping the
+//! per-conduit tasks. Pausing through the API takes effect at once, stopping a running
+//! job at its next safe point.
 
 use crate::events::DaemonEvent;
 use crate::jobs::{run_once, JobResult};
@@ -29,6 +37,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 /// Messages to a conduit's task.
@@ -42,14 +51,19 @@ pub enum Wake {
     Stop,
 }
 
-/// Keeps one task per saved conduit in step with the index.
-pub async fn supervise(shared: Arc<Shared>) {
+/// A request to re-read the saved conduits now; answered once they were.
+pub type ReloadRequest = oneshot::Sender<()>;
+
+/// Keeps one task per saved conduit in step with the index: re-reads it when asked
+/// (`reload`) or every reload interval.
+pub async fn supervise(shared: Arc<Shared>, mut reload: UnboundedReceiver<ReloadRequest>) {
     let interrupted: HashSet<i64> = shared
         .with_index(|i| i.conduits_with_interrupted_runs())
         .map(|v| v.into_iter().collect())
         .unwrap_or_default();
     let mut tasks: HashMap<i64, (ConduitRow, Vec<PathBuf>)> = HashMap::new();
     let mut first = true;
+    let mut waiting: Vec<ReloadRequest> = Vec::new();
     loop {
         match load(&shared) {
             Ok(rows) => {
@@ -109,7 +123,19 @@ pub async fn supervise(shared: Arc<Shared>) {
             Err(e) => tracing::warn!("reading conduits: {e}"),
         }
         first = false;
-        tokio::time::sleep(shared.tunables.reload_interval).await;
+        for done in waiting.drain(..) {
+            let _ = done.send(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(shared.tunables.reload_interval) => {}
+            asked = reload.recv() => match asked {
+                Some(done) => waiting.push(done),
+                None => tokio::time::sleep(shared.tunables.reload_interval).await,
+            },
+        }
+        while let Ok(done) = reload.try_recv() {
+            waiting.push(done); // one re-read answers every request made meanwhile
+        }
     }
 }
 
@@ -271,6 +297,13 @@ impl ConduitTask {
                 self.targets = None;
             }
             Wake::Watch(WatchSignal::Changed { rescan, touched }) => {
+                let touched = match touched {
+                    Some(t) => match self.drop_known(t) {
+                        Some(t) => Some(t),
+                        None => return, // only the daemon's own writes (or nothing new)
+                    },
+                    None => None,
+                };
                 if rescan {
                     tracing::info!("conduit {}: events were lost; full rescan", self.id());
                 }
@@ -308,6 +341,38 @@ impl ConduitTask {
                     }
                 }
             }
+        }
+    }
+
+    /// The touched paths whose disk state the index does not hold yet (see `known.rs`),
+    /// or `None` when every one is in step: the events were this daemon's own writes
+    /// (or changes undone since), nothing to run for.
+    fn drop_known(&self, touched: Touched) -> Option<Touched> {
+        let locations = [self.row.location_a, self.row.location_b];
+        let roots = self.roots.clone();
+        let kept = tokio::task::block_in_place(|| {
+            self.shared.with_index(|index| {
+                let mut kept = touched.clone();
+                for (side, paths) in kept.sides.iter_mut().enumerate() {
+                    let (Some(&loc), Some(root)) = (locations.get(side), roots.get(side)) else {
+                        continue;
+                    };
+                    paths.retain(|p| !crate::known::in_step(index, loc, root, p));
+                }
+                Ok(kept)
+            })
+        });
+        match kept {
+            Ok(k) if k.is_empty() => {
+                tracing::debug!(
+                    "conduit {}: {} touched paths already in the index (own writes); no run",
+                    self.id(),
+                    touched.len()
+                );
+                None
+            }
+            Ok(k) => Some(k),
+            Err(_) => Some(touched),
         }
     }
 
@@ -442,7 +507,21 @@ impl ConduitTask {
                 if self.unplugged.take().is_some() {
                     tracing::info!("conduit {id}: its folders are back; syncing again");
                 }
-                let status = if o.errors.is_empty() { "ok" } else { "partial" };
+                let status = if o.interrupted {
+                    tracing::info!(
+                        "conduit {id}: run stopped at a safe point ({}); the next run resumes it",
+                        if self.shared.jobs.stopping() {
+                            "the daemon is stopping"
+                        } else {
+                            "paused"
+                        }
+                    );
+                    "interrupted"
+                } else if o.errors.is_empty() {
+                    "ok"
+                } else {
+                    "partial"
+                };
                 for e in &o.errors {
                     tracing::warn!("conduit {id}: {e}");
                 }

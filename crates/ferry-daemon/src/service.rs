@@ -1,19 +1,24 @@
 //! The daemon process: one per library. Binds the API, writes `daemon.json`, starts the
-//! scheduler, and stops cleanly on SIGINT/SIGTERM (a `kill -9` is safe too: every run
-//! resumes from its last durable batch).
+//! scheduler, and stops cleanly on SIGINT/SIGTERM: running jobs are asked to stop at
+//! their next safe point (their generations are recorded `interrupted` and resumed at
+//! the next start) and awaited for a while. A `kill -9` is safe too: every run resumes
+//! from its last durable batch.
 
 use crate::config::Tunables;
 use crate::discovery::{self, DaemonInfo};
 use crate::error::{io_err, DaemonError, Result};
 use crate::events::{DaemonEvent, EventSender};
 use crate::jobs::JobBoard;
-use crate::scheduler::{supervise, Wake};
+use crate::scheduler::{supervise, ReloadRequest, Wake};
 use ferry_core::index::Index;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+
+/// How long a stopping daemon waits for its running jobs to reach a safe point.
+const STOP_WAIT: Duration = Duration::from_secs(20);
 
 /// How `ferry daemon` was started.
 #[derive(Debug, Clone)]
@@ -46,6 +51,8 @@ pub struct Shared {
     pub wakers: Mutex<HashMap<i64, UnboundedSender<Wake>>>,
     pub started_at: i64,
     pub port: Mutex<u16>,
+    /// Asks the supervisor to re-read the saved conduits now.
+    pub reload: UnboundedSender<ReloadRequest>,
 }
 
 impl Shared {
@@ -76,6 +83,7 @@ pub fn run(opts: DaemonOptions) -> Result<()> {
     let token = discovery::load_or_create_token(&opts.library)?;
     let index = Index::open(&opts.library.join("index.db"))?;
     let (events, _) = tokio::sync::broadcast::channel(256);
+    let (reload, reload_rx) = unbounded_channel();
     let shared = Arc::new(Shared {
         library: opts.library.clone(),
         tunables: Tunables::from_env(),
@@ -86,19 +94,25 @@ pub fn run(opts: DaemonOptions) -> Result<()> {
         wakers: Mutex::new(HashMap::new()),
         started_at: ferry_core::index::unix_now(),
         port: Mutex::new(0),
+        reload,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| DaemonError::Other(format!("start runtime: {e}")))?;
-    let result = rt.block_on(serve(shared, token, opts.port));
+    let result = rt.block_on(serve(shared, token, opts.port, reload_rx));
     discovery::remove_info(&opts.library);
     rt.shutdown_timeout(Duration::from_secs(5));
     result
 }
 
-async fn serve(shared: Arc<Shared>, token: String, port: u16) -> Result<()> {
+async fn serve(
+    shared: Arc<Shared>,
+    token: String,
+    port: u16,
+    reload: tokio::sync::mpsc::UnboundedReceiver<ReloadRequest>,
+) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .map_err(|e| DaemonError::Other(format!("bind 127.0.0.1:{port}: {e}")))?;
@@ -121,15 +135,29 @@ async fn serve(shared: Arc<Shared>, token: String, port: u16) -> Result<()> {
     tracing::info!("API on 127.0.0.1:{port}");
     eprintln!("ferry daemon: API on 127.0.0.1:{port}; stop with Ctrl-C");
     let app = crate::api::router(shared.clone(), token);
-    let scheduler = tokio::spawn(supervise(shared.clone()));
+    let scheduler = tokio::spawn(supervise(shared.clone(), reload));
     let server = axum::serve(listener, app);
     let result = tokio::select! {
         r = server => r.map_err(|e| DaemonError::Other(format!("API server: {e}"))),
         _ = shutdown_signal() => Ok(()),
     };
     scheduler.abort();
+    stop_jobs(&shared).await;
     eprintln!("ferry daemon: stopped");
     result
+}
+
+/// Asks running jobs to stop at their next safe point and waits for them (a while).
+async fn stop_jobs(shared: &Shared) {
+    shared.jobs.stop_all();
+    if shared.jobs.is_empty() {
+        return;
+    }
+    eprintln!("ferry daemon: stopping running jobs at a safe point");
+    let deadline = tokio::time::Instant::now() + STOP_WAIT;
+    while !shared.jobs.is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn shutdown_signal() {

@@ -6,7 +6,8 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 
 /// Every conduit with its settings, file counts, last run, open conflicts and, when a
-/// daemon runs, its live state.
+/// daemon runs, its live state (a paused conduit is `paused` from the moment the index
+/// says so, before its task has heard).
 pub fn conduits(
     index: &Index,
     states: Option<&HashMap<i64, ConduitState>>,
@@ -35,8 +36,16 @@ pub fn conduits(
             })),
             "open_conflicts": conflicts.iter().filter(|x| x.conduit_id == c.id).count(),
             "pending": pending(index, c.id, la.id, lb.id)?,
-            "state": state.map(|s| s.state.clone()),
-            "watch": state.map(|s| s.watch.clone()),
+            "state": if states.is_some() && c.paused {
+                Some("paused".to_string())
+            } else {
+                state.map(|s| s.state.clone())
+            },
+            "watch": if states.is_some() && c.paused {
+                Some("off".to_string())
+            } else {
+                state.map(|s| s.watch.clone())
+            },
             "last_error": state.and_then(|s| s.last_error.clone()),
         }));
     }

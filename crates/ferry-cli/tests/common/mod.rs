@@ -22,10 +22,12 @@ pub fn folders<const N: usize>(names: [&str; N]) -> (TempDir, [PathBuf; N]) {
     (tmp, dirs)
 }
 
-/// The `ferry` binary under test, with its library (`FERRY_HOME`) at `home`.
+/// The `ferry` binary under test, with its library (`FERRY_HOME`) at `home` and no
+/// config file (the user's own `~/.config/ferry/config.toml` must not steer tests).
 pub fn ferry_cmd(home: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
-    c.env("FERRY_HOME", home);
+    c.env("FERRY_HOME", home)
+        .env("FERRY_CONFIG", home.join("no-config.toml"));
     c
 }
 

@@ -98,6 +98,7 @@ impl Pair {
             workers: 0,
             limiter: None,
             generation: None,
+            cancel: None,
         }
         .run(plan)
         .unwrap()
