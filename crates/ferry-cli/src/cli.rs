@@ -92,6 +92,8 @@ pub enum Command {
     },
     /// List past runs (generations), newest first; `history show GEN` lists what one did.
     History(HistoryArgs),
+    /// Print a one-time login link to the running daemon's web dashboard.
+    Dashboard,
 }
 
 #[derive(Debug, clap::Args)]

@@ -48,6 +48,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
             crate::recovery::cmd_retention(&index, dir, spec.as_deref(), cli.json)
         }
         Command::History(args) => cmd_history(&index, args, cli.json),
+        Command::Dashboard => crate::dashboard_cmd::run(cli.json),
     }
 }
 

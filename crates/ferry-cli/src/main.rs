@@ -8,6 +8,7 @@ mod cli;
 mod commands;
 mod conduit_cmd;
 mod daemon_cmd;
+mod dashboard_cmd;
 mod output;
 mod progress_bar;
 mod recovery;

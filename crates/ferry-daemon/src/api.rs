@@ -31,6 +31,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::{Stream, StreamExt};
 
 pub fn router(shared: Arc<Shared>, token: String) -> Router {
+    let dashboard = crate::dashboard::router(shared.clone(), token.clone());
     Router::new()
         .route("/api/status", get(status))
         .route("/api/conduits", get(conduits))
@@ -46,6 +47,7 @@ pub fn router(shared: Arc<Shared>, token: String) -> Router {
         .route("/api/events", get(events))
         .layer(middleware::from_fn_with_state(Arc::new(token), auth))
         .with_state(shared)
+        .merge(dashboard)
 }
 
 async fn auth(State(token): State<Arc<String>>, req: Request, next: Next) -> Response {
