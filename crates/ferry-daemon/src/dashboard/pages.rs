@@ -49,8 +49,8 @@ pub fn overview_table(shared: &Shared) -> crate::Result<String> {
             "paused".to_string()
         } else if let Some(j) = job {
             match s(&j["phase"]).as_str() {
-                "scan" | "scanning" => "scanning".into(),
-                p if p.is_empty() => "syncing".into(),
+                p if p.starts_with("scan") => format!("scanning ({})", esc(p)),
+                "" => "syncing".into(),
                 p => format!("syncing ({})", esc(p)),
             }
         } else if !c["last_error"].is_null() {
@@ -144,7 +144,7 @@ pub fn overview_table(shared: &Shared) -> crate::Result<String> {
 
 pub fn overview(shared: &Shared) -> crate::Result<String> {
     Ok(format!(
-        r#"<section id="overview" aria-label="Conduits, updated live" hx-get="/fragment/overview" hx-trigger="ferry-event from:body throttle:300ms" hx-swap="innerHTML">
+        r#"<section id="overview" aria-label="Conduits, updated live" hx-get="/fragment/overview" hx-trigger="ferry-event from:body delay:150ms" hx-sync="this:queue last" hx-swap="innerHTML">
 {}
 </section>"#,
         overview_table(shared)?
@@ -170,7 +170,11 @@ fn side(kind: &Option<String>, size: Option<i64>, mtime_ns: Option<i64>) -> Stri
 
 pub fn conflicts(index: &Index, viewer: &Viewer, message: Option<&str>) -> crate::Result<String> {
     let all = index.conflicts(false)?;
-    let (open, settled): (Vec<_>, Vec<_>) = all.into_iter().partition(|c| c.status == "open");
+    // A conflict a later run met again is `superseded` by the new row: not shown.
+    let (open, settled): (Vec<_>, Vec<_>) = all
+        .into_iter()
+        .filter(|c| c.status != "superseded")
+        .partition(|c| c.status == "open");
     let mut out = String::new();
     if let Some(m) = message {
         out.push_str(&format!(
