@@ -160,13 +160,16 @@ impl Env {
         self.b.to_str().unwrap()
     }
 
-    /// A conduit with an open conflict on `x.txt` (policy `manual`).
+    /// A conduit with open conflicts on `x.txt` and `y.txt` (policy `manual`).
     fn with_conflict(&self) {
         std::fs::write(self.a.join("x.txt"), "first\n").unwrap();
+        std::fs::write(self.a.join("y.txt"), "first y\n").unwrap();
         self.ok(&["conduit", "add", self.a(), self.b(), "--conflict", "manual"]);
         self.ok(&["sync", self.a(), self.b(), "--conflict", "manual"]);
         std::fs::write(self.a.join("x.txt"), "edited on A\n").unwrap();
         std::fs::write(self.b.join("x.txt"), "edited on B, longer\n").unwrap();
+        std::fs::write(self.a.join("y.txt"), "y edited on A\n").unwrap();
+        std::fs::write(self.b.join("y.txt"), "y edited on B\n").unwrap();
         let out = self.ferry(&["sync", self.a(), self.b(), "--conflict", "manual"]);
         assert_eq!(
             out.status.code(),
@@ -317,7 +320,7 @@ fn no_page_without_a_session_and_no_post_without_csrf_or_from_another_origin() {
     let r = http(p, "POST", "/conflicts/1/resolve", &with_cookie, b"keep=a");
     assert_eq!(r.code, 403);
     assert_eq!(d.api("/api/conduits/1")["paused"], false);
-    assert_eq!(d.api("/api/conflicts").as_array().unwrap().len(), 1);
+    assert_eq!(d.api("/api/conflicts").as_array().unwrap().len(), 2);
 
     // Cross-origin POSTs are refused even with the cookie and the token.
     let good = format!("csrf={csrf}");
@@ -552,7 +555,7 @@ fn browser_logs_in_sees_live_runs_resolves_a_conflict_and_pauses() {
     let row = browser.text("#conduit-1").expect("conduit 1 listed");
     assert!(row.contains(env.a()) && row.contains(env.b()), "{row}");
     assert!(row.contains("bidirectional"), "{row}");
-    assert!(row.contains("1 open"), "the open conflict: {row}");
+    assert!(row.contains("2 open"), "the open conflicts: {row}");
     let last = browser.text("#conduit-1 .last").unwrap();
     assert!(last.contains("UTC"), "its last run: {last}");
     browser.wait_text("#live", "the event stream", |t| t == "live");
@@ -582,39 +585,68 @@ fn browser_logs_in_sees_live_runs_resolves_a_conflict_and_pauses() {
         "updated in place, not reloaded"
     );
 
-    // Conflicts: keep B by clicking; the files on disk follow.
+    // Conflicts: keep B for x.txt by its own button, then keep A for y.txt by selecting
+    // it and using the bulk buttons; the files on disk follow.
     browser.click("nav a[href='/conflicts']");
     browser.wait_text("h1", "the conflicts page", |t| t == "Conflicts");
-    let row = browser
-        .text("tr[id^=conflict-]")
-        .expect("the open conflict");
-    assert!(row.contains("x.txt") && row.contains("manual"), "{row}");
+    let rows = browser.text("table.conflicts").expect("the open conflicts");
+    assert!(
+        rows.contains("x.txt") && rows.contains("y.txt") && rows.contains("manual"),
+        "{rows}"
+    );
     browser.screenshot("dashboard-conflicts.png");
-    // A run of the daemon between showing the page and the click records the conflict
+    let row_of = |path: &str| -> Option<String> {
+        browser
+            .js(&format!(
+                "var r = Array.from(document.querySelectorAll('tr[id^=conflict-]')).find(r => r.querySelector('th code').textContent === {}); return r ? r.id : null;",
+                json!(path)
+            ))
+            .as_str()
+            .map(str::to_string)
+    };
+    // A run of the daemon between showing the page and the click records a conflict
     // anew (the old row is superseded) and the click is refused with the page showing
     // the current one; a person would click again, so does the test (a few times).
-    let mut notice = String::new();
-    for _ in 0..5 {
-        browser
-            .js("document.querySelectorAll('[role=status]').forEach(e => e.remove()); return 1;");
-        browser.click("tr[id^=conflict-] button[value=b]");
-        notice = browser.wait_text("[role=status]", "the resolution notice", |_| true);
-        if !notice.contains("not settled") {
-            break;
+    let settle = |clicks: &[String]| {
+        let mut notice = String::new();
+        for _ in 0..5 {
+            browser.js(
+                "document.querySelectorAll('[role=status]').forEach(e => e.remove()); return 1;",
+            );
+            for c in clicks {
+                let css = c.replace("{x}", &row_of("x.txt").unwrap_or_default());
+                let css = css.replace("{y}", &row_of("y.txt").unwrap_or_default());
+                browser.click(&css);
+            }
+            notice = browser.wait_text("[role=status]", "the resolution notice", |_| true);
+            if !notice.contains("not settled") {
+                break;
+            }
         }
+        assert!(
+            notice.contains("settled") && !notice.contains("not settled"),
+            "{notice}"
+        );
+    };
+    settle(&["#{x} button[value=b]".to_string()]);
+    for side in [&env.a, &env.b] {
+        assert_eq!(
+            std::fs::read_to_string(side.join("x.txt")).unwrap(),
+            "edited on B, longer\n"
+        );
     }
-    assert!(
-        notice.contains("settled") && !notice.contains("not settled"),
-        "{notice}"
-    );
+    assert!(row_of("x.txt").is_none(), "x.txt settled");
+    settle(&[
+        "#{y} input[type=checkbox]".to_string(),
+        "#bulk button[value=a]".to_string(),
+    ]);
     assert_eq!(
-        std::fs::read_to_string(env.a.join("x.txt")).unwrap(),
-        "edited on B, longer\n"
+        std::fs::read_to_string(env.a.join("y.txt")).unwrap(),
+        "y edited on A\n"
     );
-    assert_eq!(
-        std::fs::read_to_string(env.b.join("x.txt")).unwrap(),
-        "edited on B, longer\n"
-    );
+    wait_for("y.txt synced to B by the daemon", || {
+        std::fs::read_to_string(env.b.join("y.txt")).unwrap() == "y edited on A\n"
+    });
     assert!(
         browser.text("tr[id^=conflict-]").is_none(),
         "no open conflict left"

@@ -8,6 +8,7 @@
 //! | GET / | overview: every conduit, live over `/events` |
 //! | GET /fragment/overview | the overview's table alone (what the page re-fetches) |
 //! | GET /conflicts, POST /conflicts/{id}/resolve | open and settled conflicts; keep a, b or both |
+//! | POST /conflicts/resolve | the same for every selected conflict (`id=…&id=…`) |
 //! | GET /history, /history/{id} | runs, and one run's per-file actions |
 //! | GET /settings, POST /conduits/{id}/pause, /resume, /sync | conduit settings and actions |
 //! | GET /events | the daemon's server-sent events (as `/api/events`) |
@@ -61,6 +62,7 @@ pub fn router(shared: Arc<Shared>, token: String) -> Router {
         .route("/fragment/overview", get(overview_fragment))
         .route("/conflicts", get(conflicts))
         .route("/conflicts/{id}/resolve", post(resolve))
+        .route("/conflicts/resolve", post(resolve_selected))
         .route("/history", get(history))
         .route("/history/{id}", get(run))
         .route("/settings", get(settings))
@@ -294,6 +296,77 @@ fn back(target: &str, msg: &str) -> Response {
     Redirect::to(&format!("{target}?msg={enc}")).into_response()
 }
 
+fn keep_of(s: &str) -> Option<Keep> {
+    match s {
+        "a" => Some(Keep::A),
+        "b" => Some(Keep::B),
+        "both" => Some(Keep::Both),
+        _ => None,
+    }
+}
+
+/// The fields of a form body whose values are plain tokens (IDs, hex, words): `+` and
+/// `%XX` are not expected and make the value not match.
+fn form_fields(body: &str) -> Vec<(&str, &str)> {
+    body.split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .collect()
+}
+
+/// Settles the selected conflicts (checkboxes `id`, possibly several) with one choice.
+async fn resolve_selected(
+    State(d): State<Arc<Dash>>,
+    Extension(v): Extension<Viewer>,
+    body: String,
+) -> Response {
+    let fields = form_fields(&body);
+    let field = |name: &str| fields.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+    if !v.csrf_ok(field("csrf").unwrap_or("")) {
+        return csrf_refused();
+    }
+    let Some(keep) = field("keep").and_then(keep_of) else {
+        return (StatusCode::BAD_REQUEST, "keep must be a, b or both").into_response();
+    };
+    let ids: Vec<i64> = fields
+        .iter()
+        .filter(|(k, _)| *k == "id")
+        .filter_map(|(_, v)| v.parse().ok())
+        .collect();
+    if ids.is_empty() {
+        return back(
+            "/conflicts",
+            "Select conflicts first (the boxes in the first column).",
+        );
+    }
+    let shared = d.shared.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        ids.into_iter()
+            .map(|id| (id, shared.with_index(|i| resolve_id(i, id, keep))))
+            .collect::<Vec<_>>()
+    })
+    .await;
+    let msg = match done {
+        Ok(results) => {
+            let settled = results.iter().filter(|(_, r)| r.is_ok()).count();
+            let failed: Vec<String> = results
+                .iter()
+                .filter_map(|(id, r)| r.as_ref().err().map(|e| format!("#{id}: {e}")))
+                .collect();
+            if failed.is_empty() {
+                format!("{settled} conflicts settled.")
+            } else {
+                format!(
+                    "{settled} conflicts settled; {} not settled: {}",
+                    failed.len(),
+                    failed.join("; ")
+                )
+            }
+        }
+        Err(e) => format!("Conflicts not settled: {e}"),
+    };
+    back("/conflicts", &msg)
+}
+
 async fn resolve(
     State(d): State<Arc<Dash>>,
     Extension(v): Extension<Viewer>,
@@ -303,11 +376,8 @@ async fn resolve(
     if !v.csrf_ok(&f.csrf) {
         return csrf_refused();
     }
-    let keep = match f.keep.as_str() {
-        "a" => Keep::A,
-        "b" => Keep::B,
-        "both" => Keep::Both,
-        _ => return (StatusCode::BAD_REQUEST, "keep must be a, b or both").into_response(),
+    let Some(keep) = keep_of(&f.keep) else {
+        return (StatusCode::BAD_REQUEST, "keep must be a, b or both").into_response();
     };
     let shared = d.shared.clone();
     let done =

@@ -186,11 +186,11 @@ pub fn conflicts(index: &Index, viewer: &Viewer, message: Option<&str>) -> crate
         out.push_str("<p>No open conflicts.</p>");
     } else {
         out.push_str(r#"<table class="conflicts"><caption>Open conflicts: choose which content survives (the other is kept as a version, or beside it with “keep both”)</caption>
-<thead><tr><th scope="col">Path</th><th scope="col">A</th><th scope="col">B</th><th scope="col">Policy</th><th scope="col">Since</th><th scope="col">Resolve</th></tr></thead><tbody>"#);
+<thead><tr><th scope="col">Select</th><th scope="col">Path</th><th scope="col">A</th><th scope="col">B</th><th scope="col">Policy</th><th scope="col">Since</th><th scope="col">Resolve</th></tr></thead><tbody>"#);
         for c in &open {
             let path = esc(&display_key(&c.path));
             out.push_str(&format!(
-                r#"<tr id="conflict-{id}"><th scope="row"><code>{path}</code><div class="roots">#{conduit}: {ar} ⇄ {br}</div></th><td>{a}</td><td>{b}</td><td>{policy}</td><td>{since}</td>
+                r#"<tr id="conflict-{id}"><td><input type="checkbox" name="id" value="{id}" form="bulk" id="select-{id}" aria-label="Select {path}"></td><th scope="row"><code>{path}</code><div class="roots">#{conduit}: {ar} ⇄ {br}</div></th><td>{a}</td><td>{b}</td><td>{policy}</td><td>{since}</td>
 <td><form method="post" action="/conflicts/{id}/resolve" class="actions">{csrf}
 <button name="keep" value="a" aria-label="Keep A's {path}">Keep A</button>
 <button name="keep" value="b" aria-label="Keep B's {path}">Keep B</button>
@@ -208,7 +208,15 @@ pub fn conflicts(index: &Index, viewer: &Viewer, message: Option<&str>) -> crate
                 csrf = viewer.csrf_field(),
             ));
         }
-        out.push_str("</tbody></table>");
+        out.push_str(&format!(
+            r#"</tbody></table>
+<form method="post" action="/conflicts/resolve" id="bulk" class="actions" aria-label="Settle the selected conflicts">{csrf}
+<button name="keep" value="a">Keep A for selected</button>
+<button name="keep" value="b">Keep B for selected</button>
+<button name="keep" value="both">Keep both for selected</button>
+</form>"#,
+            csrf = viewer.csrf_field()
+        ));
     }
     if !settled.is_empty() {
         out.push_str(r#"<h2>Recently settled</h2><table class="conflicts"><thead><tr><th scope="col">Path</th><th scope="col">Policy</th><th scope="col">Outcome</th><th scope="col">Loser kept at</th><th scope="col">Settled</th></tr></thead><tbody>"#);
