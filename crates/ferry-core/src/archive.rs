@@ -35,6 +35,7 @@
 //! bidirectional and stays so; no second conduit can work against an archive. To mirror or sync the source elsewhere, or
 //! to get archived files back, use a different folder (a new conduit).
 
+use crate::conflict_name::conflict_name;
 use crate::disk;
 use crate::entry::{Entry, EntryKind};
 use crate::error::{Error, IoContext, Result};
@@ -42,8 +43,8 @@ use crate::fault::FaultPoint;
 use crate::fs_ops::blake3_of;
 use crate::index::{ConduitRow, Index};
 use crate::location::Location;
+use crate::plan::ReconcileInput;
 use crate::plan::{Action, ConflictRecord, Plan, Side, SyncMode};
-use crate::reconcile::{conflict_name, ReconcileInput};
 use crate::rel_path::{encode, RelPath};
 use crate::version_vector::Causality;
 use std::collections::{BTreeMap, HashSet};

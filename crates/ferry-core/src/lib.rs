@@ -5,6 +5,7 @@ pub mod archive;
 pub mod beneath;
 pub mod chunk;
 pub mod conduit;
+pub mod conflict_name;
 pub mod dir_rename;
 mod disk;
 pub mod entry;

@@ -223,3 +223,19 @@ impl Plan {
             .any(|a| !matches!(a, Action::Record { .. }))
     }
 }
+
+/// Whether a path is already known on either side, beyond the entries given (a run
+/// may reconcile only what changed): a pure look-up, used to name conflict copies.
+pub type Occupied<'a> = &'a dyn Fn(&RelPath) -> bool;
+
+/// What the reconciler needs to know.
+#[derive(Clone, Copy)]
+pub struct ReconcileInput<'a> {
+    pub a: &'a [Entry],
+    pub b: &'a [Entry],
+    pub mode: SyncMode,
+    pub policy: ConflictPolicy,
+    /// Seconds since the epoch, used only to name conflict copies.
+    pub now: i64,
+    pub occupied: Occupied<'a>,
+}

@@ -11,28 +11,15 @@
 //! - a file that disappears on one path and appears with the same content on another
 //!   is applied as a rename on the other side (paths that end alike pair first).
 
+use crate::conflict_name::conflict_name;
 use crate::entry::{Entry, EntryKind, StatInfo};
 use crate::error::{Error, Result};
 use crate::plan::{Action, ConflictPolicy, ConflictRecord, Plan, Side, SyncMode};
-use crate::rel_path::{decoded_len, shorten_name, RelPath, NAME_MAX};
+use crate::rel_path::RelPath;
 use crate::version_vector::{Causality, VersionVector};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-/// Whether a path is already known on either side, beyond the entries given (a run
-/// may reconcile only what changed): a pure look-up, used to name conflict copies.
-pub type Occupied<'a> = &'a dyn Fn(&RelPath) -> bool;
-
-/// What the reconciler needs to know.
-#[derive(Clone, Copy)]
-pub struct ReconcileInput<'a> {
-    pub a: &'a [Entry],
-    pub b: &'a [Entry],
-    pub mode: SyncMode,
-    pub policy: ConflictPolicy,
-    /// Seconds since the epoch, used only to name conflict copies.
-    pub now: i64,
-    pub occupied: Occupied<'a>,
-}
+pub use crate::plan::{Occupied, ReconcileInput};
 
 /// What happens at one path before the directory rule is applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -411,44 +398,6 @@ impl Reconciler<'_> {
             path,
             side,
         )
-    }
-}
-
-/// `name.conflict-YYYYMMDD-HHMMSS-<side>.ext`, unique among `taken` (which it joins)
-/// and not `occupied`.
-pub(crate) fn conflict_name(
-    taken: &mut HashSet<String>,
-    occupied: Occupied<'_>,
-    now: i64,
-    path: &RelPath,
-    side: Side,
-) -> RelPath {
-    // The name's key: `.` is never escaped, and lengths count the bytes on disk.
-    let name = path.file_name();
-    let (stem, ext) = match name.rfind('.') {
-        Some(i) if i > 0 && decoded_len(&name[i..]) <= 32 => (&name[..i], &name[i..]),
-        _ => (name, ""),
-    };
-    // Room for ".conflict-YYYYMMDD-HHMMSS-a-NN" and the extension.
-    let stem = shorten_name(stem, NAME_MAX - decoded_len(ext) - 32);
-    let stamp = chrono::DateTime::from_timestamp(now, 0)
-        .unwrap_or_default()
-        .format("%Y%m%d-%H%M%S")
-        .to_string();
-    let mut n = 1;
-    loop {
-        let suffix = if n == 1 {
-            String::new()
-        } else {
-            format!("-{n}")
-        };
-        let candidate = format!("{stem}.conflict-{stamp}-{}{suffix}{ext}", side.letter());
-        if let Ok(p) = path.with_file_name(&candidate) {
-            if !occupied(&p) && taken.insert(p.as_str().to_string()) {
-                return p;
-            }
-        }
-        n += 1;
     }
 }
 

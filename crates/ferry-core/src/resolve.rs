@@ -216,7 +216,7 @@ fn move_aside(index: &Index, loc: &Location, e: &Entry, side: Side) -> Result<St
         .map(|e| e.path.as_str().to_string())
         .collect();
     let aside = loop {
-        let p = crate::reconcile::conflict_name(
+        let p = crate::conflict_name::conflict_name(
             &mut taken,
             &|_| false,
             crate::index::unix_now(),
