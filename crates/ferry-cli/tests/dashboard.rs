@@ -679,3 +679,71 @@ fn browser_logs_in_sees_live_runs_resolves_a_conflict_and_pauses() {
     browser.wait_text("[role=status]", "resumed notice", |t| t.contains("resumed"));
     assert_eq!(d.api("/api/conduits/1")["paused"], false);
 }
+
+#[test]
+fn browser_watches_a_transfer_live() {
+    let env = Env::new();
+    // A slow conduit (bandwidth limit) so the copy is seen while it runs.
+    env.ok(&[
+        "conduit",
+        "add",
+        env.a(),
+        env.b(),
+        "--bandwidth-limit",
+        "256K",
+    ]);
+    let d = env.start();
+    let browser = Browser::start(&env.scratch.join("profile"));
+    browser.goto(&env.login_link());
+    browser.wait_text("h1", "the overview", |t| t == "Overview");
+    browser.click("nav a[href='/transfers']");
+    browser.wait_text("h1", "the transfers page", |t| t == "Transfers");
+    browser.wait_text("#live", "the event stream", |t| t == "live");
+    assert!(browser.text("#no-jobs").is_some(), "nothing runs yet");
+    browser.js("document.body.dataset.marker = 'same page'; return 1;");
+
+    // Several files: a run's byte progress advances as each file completes.
+    let content =
+        |n: u32| -> Vec<u8> { (0..200_000u32).map(|i| (i * 7 % 251 + n) as u8).collect() };
+    for n in 0..6 {
+        std::fs::write(env.a.join(format!("big{n}.bin")), content(n)).unwrap();
+    }
+
+    // The job's row appears and its copied bytes grow, without a reload.
+    let done = |b: &Browser| -> Option<u64> {
+        b.js("var r = document.querySelector('#job-1'); return r && r.cells[1].textContent === 'copy' ? r.dataset.done : null;")
+            .as_str()
+            .and_then(|s| s.parse().ok())
+    };
+    let mut first = None;
+    wait_for("the copy to show progress", || {
+        first = done(&browser);
+        first.is_some()
+    });
+    let rate = browser.text("#job-1 .rate").unwrap();
+    assert!(rate.ends_with("/s"), "{rate}");
+    wait_for("the progress to grow", || {
+        done(&browser).is_some_and(|n| n > first.unwrap())
+    });
+    browser.screenshot("dashboard-transfers.png");
+    assert_eq!(
+        browser.js("return document.body.dataset.marker || null;"),
+        "same page"
+    );
+
+    // When it is done the row goes and the chart keeps the run's rate line.
+    wait_for("the files on B", || {
+        (0..6).all(|n| std::fs::read(env.b.join(format!("big{n}.bin"))).ok() == Some(content(n)))
+    });
+    wait_for("the job to leave the page", || {
+        browser.text("#no-jobs").is_some()
+    });
+    assert!(
+        browser
+            .js("return document.querySelectorAll(\"polyline[data-conduit='1']\").length;")
+            .as_u64()
+            == Some(1),
+        "a rate line for conduit 1"
+    );
+    assert!(d.api("/api/jobs").as_array().unwrap().is_empty());
+}

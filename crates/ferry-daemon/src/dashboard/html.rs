@@ -20,8 +20,9 @@ pub fn esc(s: &str) -> String {
 }
 
 /// The pages in the navigation bar: (path, label).
-const NAV: [(&str, &str); 4] = [
+const NAV: [(&str, &str); 5] = [
     ("/", "Overview"),
+    ("/transfers", "Transfers"),
     ("/conflicts", "Conflicts"),
     ("/history", "History"),
     ("/settings", "Settings"),

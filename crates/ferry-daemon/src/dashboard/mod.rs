@@ -7,6 +7,7 @@
 //! | GET /login?code=… | one-time login link from `ferry dashboard`; sets the session cookie |
 //! | GET / | overview: every conduit, live over `/events` |
 //! | GET /fragment/overview | the overview's table alone (what the page re-fetches) |
+//! | GET /transfers, /fragment/transfers | running jobs with progress and a rate chart (live) |
 //! | GET /conflicts, POST /conflicts/{id}/resolve | open and settled conflicts; keep a, b or both |
 //! | POST /conflicts/resolve | the same for every selected conflict (`id=…&id=…`) |
 //! | GET /history, /history/{id} | runs, and one run's per-file actions |
@@ -21,6 +22,7 @@
 pub mod auth;
 mod html;
 mod pages;
+mod transfers;
 
 use crate::events::DaemonEvent;
 use crate::scheduler::{send, Wake};
@@ -46,20 +48,26 @@ pub struct Dash {
     token: String,
     key: LinkKey,
     sessions: Sessions,
+    rates: Arc<transfers::RateLog>,
 }
 
 /// The dashboard's routes, to be merged with the API router.
 pub fn router(shared: Arc<Shared>, token: String) -> Router {
     let key = LinkKey::new(&token, std::process::id(), shared.started_at);
+    let rates = Arc::new(transfers::RateLog::default());
+    rates.follow(&shared);
     let dash = Arc::new(Dash {
         shared,
         token,
         key,
         sessions: Sessions::default(),
+        rates,
     });
     let guarded = Router::new()
         .route("/", get(overview))
         .route("/fragment/overview", get(overview_fragment))
+        .route("/transfers", get(transfers_page))
+        .route("/fragment/transfers", get(transfers_fragment))
         .route("/conflicts", get(conflicts))
         .route("/conflicts/{id}/resolve", post(resolve))
         .route("/conflicts/resolve", post(resolve_selected))
@@ -251,6 +259,19 @@ async fn overview_fragment(State(d): State<Arc<Dash>>) -> Response {
         Ok(t) => Html(t).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
+}
+
+async fn transfers_page(State(d): State<Arc<Dash>>, Extension(v): Extension<Viewer>) -> Response {
+    respond(
+        "Transfers",
+        "/transfers",
+        &v,
+        Ok(transfers::page(&d.shared, &d.rates)),
+    )
+}
+
+async fn transfers_fragment(State(d): State<Arc<Dash>>) -> Response {
+    Html(transfers::fragment(&d.shared, &d.rates)).into_response()
 }
 
 #[derive(serde::Deserialize)]
