@@ -319,6 +319,14 @@ fn no_page_without_a_session_and_no_post_without_csrf_or_from_another_origin() {
     }
     let r = http(p, "POST", "/conflicts/1/resolve", &with_cookie, b"keep=a");
     assert_eq!(r.code, 403);
+    for path in [
+        "/conflicts/resolve",
+        "/versions/1/restore",
+        "/conduits/1/sync",
+    ] {
+        let r = http(p, "POST", path, &with_cookie, b"keep=a&id=1");
+        assert_eq!(r.code, 403, "{path}");
+    }
     assert_eq!(d.api("/api/conduits/1")["paused"], false);
     assert_eq!(d.api("/api/conflicts").as_array().unwrap().len(), 2);
 
@@ -652,6 +660,33 @@ fn browser_logs_in_sees_live_runs_resolves_a_conflict_and_pauses() {
         "no open conflict left"
     );
     assert!(d.api("/api/conflicts").as_array().unwrap().is_empty());
+
+    // Versions: keeping B moved A's x.txt into A's version store; restore it by clicking.
+    browser.click("nav a[href='/versions']");
+    browser.wait_text("h1", "the versions page", |t| t == "Versions");
+    let href = browser.js(&format!(
+        "var a = Array.from(document.querySelectorAll('.folders a')).find(a => a.textContent === {}); return a.getAttribute('href');",
+        json!(env.a())
+    ));
+    browser.click(&format!(".folders a[href='{}']", href.as_str().unwrap()));
+    browser.wait_text(".folders a[aria-current]", "folder A shown", |t| {
+        t == env.a()
+    });
+    let row = browser.js(
+        "var r = Array.from(document.querySelectorAll('tr[id^=version-]')).find(r => r.querySelector('th code').textContent === 'x.txt' && r.cells[2].textContent === '12 B'); return r ? r.id : null;",
+    );
+    let row = row
+        .as_str()
+        .expect("A's x.txt kept as a version")
+        .to_string();
+    browser.screenshot("dashboard-versions.png");
+    browser.click(&format!("#{row} button"));
+    let notice = browser.wait_text("[role=status]", "the restore notice", |_| true);
+    assert!(notice.contains("restored to"), "{notice}");
+    assert_eq!(
+        std::fs::read_to_string(env.a.join("x.txt")).unwrap(),
+        "edited on A\n"
+    );
 
     // History lists the runs; a run shows its per-file actions.
     browser.click("nav a[href='/history']");

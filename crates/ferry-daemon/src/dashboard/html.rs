@@ -20,11 +20,12 @@ pub fn esc(s: &str) -> String {
 }
 
 /// The pages in the navigation bar: (path, label).
-const NAV: [(&str, &str); 5] = [
+const NAV: [(&str, &str); 6] = [
     ("/", "Overview"),
     ("/transfers", "Transfers"),
     ("/conflicts", "Conflicts"),
     ("/history", "History"),
+    ("/versions", "Versions"),
     ("/settings", "Settings"),
 ];
 

@@ -10,6 +10,7 @@
 //! | GET /transfers, /fragment/transfers | running jobs with progress and a rate chart (live) |
 //! | GET /conflicts, POST /conflicts/{id}/resolve | open and settled conflicts; keep a, b or both |
 //! | POST /conflicts/resolve | the same for every selected conflict (`id=…&id=…`) |
+//! | GET /versions[?location=ID], POST /versions/{id}/restore | a folder's kept versions; restore (`to`: elsewhere) |
 //! | GET /history, /history/{id} | runs, and one run's per-file actions |
 //! | GET /settings, POST /conduits/{id}/pause, /resume, /sync | conduit settings and actions |
 //! | GET /events | the daemon's server-sent events (as `/api/events`) |
@@ -23,6 +24,7 @@ pub mod auth;
 mod html;
 mod pages;
 mod transfers;
+mod versions;
 
 use crate::events::DaemonEvent;
 use crate::scheduler::{send, Wake};
@@ -71,6 +73,8 @@ pub fn router(shared: Arc<Shared>, token: String) -> Router {
         .route("/conflicts", get(conflicts))
         .route("/conflicts/{id}/resolve", post(resolve))
         .route("/conflicts/resolve", post(resolve_selected))
+        .route("/versions", get(versions_page))
+        .route("/versions/{id}/restore", post(restore_version))
         .route("/history", get(history))
         .route("/history/{id}", get(run))
         .route("/settings", get(settings))
@@ -291,6 +295,57 @@ async fn conflicts(
 }
 
 #[derive(serde::Deserialize)]
+struct VersionsQuery {
+    location: Option<i64>,
+    msg: Option<String>,
+}
+
+async fn versions_page(
+    State(d): State<Arc<Dash>>,
+    Extension(v): Extension<Viewer>,
+    Query(q): Query<VersionsQuery>,
+) -> Response {
+    let body = d
+        .shared
+        .with_index(|i| Ok(versions::page(i, &v, q.location, q.msg.as_deref())));
+    respond("Versions", "/versions", &v, body.and_then(|r| r))
+}
+
+#[derive(serde::Deserialize)]
+struct RestoreForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    to: String,
+}
+
+async fn restore_version(
+    State(d): State<Arc<Dash>>,
+    Extension(v): Extension<Viewer>,
+    Path(id): Path<i64>,
+    Form(f): Form<RestoreForm>,
+) -> Response {
+    if !v.csrf_ok(&f.csrf) {
+        return csrf_refused();
+    }
+    let shared = d.shared.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        shared.with_index(|i| Ok(versions::restore(i, id, &f.to)))
+    })
+    .await;
+    let (msg, location) = match done {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => (format!("Version #{id} not restored: {e}"), None),
+        Err(e) => (format!("Version #{id} not restored: {e}"), None),
+    };
+    let target = match location {
+        Some(l) => format!("/versions?location={l}&"),
+        None => "/versions?".to_string(),
+    };
+    back_to(&target, &msg)
+}
+
+#[derive(serde::Deserialize)]
 struct ResolveForm {
     #[serde(default)]
     csrf: String,
@@ -307,6 +362,11 @@ fn csrf_refused() -> Response {
 
 /// `target?msg=…` after a POST (303, so a reload does not post again).
 fn back(target: &str, msg: &str) -> Response {
+    back_to(&format!("{target}?"), msg)
+}
+
+/// `prefix` (ending in `?` or `&`) followed by `msg=…`.
+fn back_to(prefix: &str, msg: &str) -> Response {
     let enc: String = msg
         .bytes()
         .map(|b| match b {
@@ -314,7 +374,7 @@ fn back(target: &str, msg: &str) -> Response {
             _ => format!("%{b:02X}"),
         })
         .collect();
-    Redirect::to(&format!("{target}?msg={enc}")).into_response()
+    Redirect::to(&format!("{prefix}msg={enc}")).into_response()
 }
 
 fn keep_of(s: &str) -> Option<Keep> {
