@@ -498,6 +498,20 @@ impl Browser {
         self.cmd("POST", &format!("/element/{id}/click"), Some(json!({})));
     }
 
+    fn type_into(&self, css: &str, text: &str) {
+        let e = self.cmd(
+            "POST",
+            "/element",
+            Some(json!({"using": "css selector", "value": css})),
+        );
+        let id = e[ELEMENT].as_str().unwrap().to_string();
+        self.cmd(
+            "POST",
+            &format!("/element/{id}/value"),
+            Some(json!({ "text": text })),
+        );
+    }
+
     /// Saves a PNG of the page when `FERRY_DASHBOARD_SCREENSHOTS` names a folder; checks
     /// that a screenshot can be taken either way.
     fn screenshot(&self, name: &str) {
@@ -680,12 +694,22 @@ fn browser_logs_in_sees_live_runs_resolves_a_conflict_and_pauses() {
         .expect("A's x.txt kept as a version")
         .to_string();
     browser.screenshot("dashboard-versions.png");
+    // Restored elsewhere (a path typed beside the button), so the synced x.txt stays.
+    let elsewhere = env.scratch.join("x-as-on-A.txt");
+    browser.type_into(
+        &format!("#{row} input[name=to]"),
+        elsewhere.to_str().unwrap(),
+    );
     browser.click(&format!("#{row} button"));
     let notice = browser.wait_text("[role=status]", "the restore notice", |_| true);
     assert!(notice.contains("restored to"), "{notice}");
     assert_eq!(
-        std::fs::read_to_string(env.a.join("x.txt")).unwrap(),
+        std::fs::read_to_string(&elsewhere).unwrap(),
         "edited on A\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.a.join("x.txt")).unwrap(),
+        "edited on B, longer\n"
     );
 
     // History lists the runs; a run shows its per-file actions.
@@ -713,6 +737,22 @@ fn browser_logs_in_sees_live_runs_resolves_a_conflict_and_pauses() {
     browser.click("#settings-1 button[formaction$='/resume']");
     browser.wait_text("[role=status]", "resumed notice", |t| t.contains("resumed"));
     assert_eq!(d.api("/api/conduits/1")["paused"], false);
+
+    // The dark theme follows the system's preference.
+    let bg = |b: &Browser| b.js("return getComputedStyle(document.body).backgroundColor;");
+    assert_eq!(bg(&browser), "rgb(251, 251, 250)", "light by default");
+    browser.cmd(
+        "POST",
+        "/goog/cdp/execute",
+        Some(json!({"cmd": "Emulation.setEmulatedMedia", "params": {
+            "features": [{"name": "prefers-color-scheme", "value": "dark"}]}})),
+    );
+    browser.click("nav a[href='/']");
+    browser.wait_text("h1", "the overview", |t| t == "Overview");
+    assert_eq!(bg(&browser), "rgb(21, 23, 26)", "dark when the system is");
+    let row = browser.text("#conduit-1").unwrap();
+    assert!(row.contains("none"), "no open conflict: {row}");
+    browser.screenshot("dashboard-overview-dark.png");
 }
 
 #[test]
