@@ -272,6 +272,13 @@ impl Daemon {
 fn no_page_without_a_session_and_no_post_without_csrf_or_from_another_origin() {
     let env = Env::new();
     env.with_conflict();
+    let out = env.ferry(&["dashboard"]);
+    assert!(!out.status.success(), "no daemon, no link");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ferry daemon"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let d = env.start();
     let p = d.port;
     let form = [("Content-Type", "application/x-www-form-urlencoded")];
