@@ -127,6 +127,8 @@ pub enum Command {
         /// Folder to write the pages into, e.g. ~/.local/share/man/man1.
         dir: Option<PathBuf>,
     },
+    /// Print a one-time login link to the running daemon's web dashboard.
+    Dashboard,
 }
 
 #[derive(Debug, clap::Args)]

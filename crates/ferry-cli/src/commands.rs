@@ -78,6 +78,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
         }
         Command::History(args) => cmd_history(&index, args, cli.json),
         Command::Completions { .. } | Command::Man { .. } => Ok(EXIT_OK),
+        Command::Dashboard => crate::dashboard_cmd::run(cli.json),
     }
 }
 

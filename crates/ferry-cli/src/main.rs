@@ -10,6 +10,7 @@ mod commands;
 mod conduit_cmd;
 mod config;
 mod daemon_cmd;
+mod dashboard_cmd;
 mod install;
 mod output;
 mod progress_bar;

@@ -67,6 +67,16 @@ pub fn resolve_path(index: &mut Index, path: &Path, keep: Keep) -> Result<Vec<Re
     Ok(out)
 }
 
+/// Settles one open conflict by its ID (as `ferry conflicts` and the dashboard list them).
+pub fn resolve_id(index: &mut Index, id: i64, keep: Keep) -> Result<Resolved> {
+    let row = index
+        .conflicts(true)?
+        .into_iter()
+        .find(|r| r.id == id)
+        .ok_or_else(|| Error::Other(format!("no open conflict #{id}; see `ferry conflicts`")))?;
+    resolve_one(index, &row, keep)
+}
+
 /// Settles every open conflict. One that cannot be settled (e.g. changed since the last
 /// sync) is reported and stays open; the others proceed.
 pub fn resolve_all(index: &mut Index, keep: Keep) -> Result<(Vec<Resolved>, Vec<String>)> {

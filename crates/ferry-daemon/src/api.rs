@@ -38,6 +38,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::{Stream, StreamExt};
 
 pub fn router(shared: Arc<Shared>, token: String) -> Router {
+    let dashboard = crate::dashboard::router(shared.clone(), token.clone());
     Router::new()
         .route("/api/status", get(status))
         .route("/api/conduits", get(conduits))
@@ -56,6 +57,7 @@ pub fn router(shared: Arc<Shared>, token: String) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(Arc::new(token), auth))
         .with_state(shared)
+        .merge(dashboard)
 }
 
 async fn auth(State(token): State<Arc<String>>, req: Request, next: Next) -> Response {

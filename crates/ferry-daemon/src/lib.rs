@@ -11,10 +11,12 @@
 //!   writes) queue no run.
 //! - `memory`: malloc arena cap and trimming that keep the idle daemon's RSS flat.
 //! - `api`: the local HTTP API (axum) on 127.0.0.1 with a bearer token, and its SSE stream.
+//! - `dashboard`: the web dashboard (HTML pages, login links, sessions) beside the API.
 //! - `discovery`: the token file and `daemon.json` that let `ferry status` find the daemon.
 
 pub mod api;
 pub mod config;
+pub mod dashboard;
 pub mod discovery;
 pub mod error;
 pub mod events;

@@ -1,0 +1,831 @@
+//! The web dashboard against a real `ferry daemon`: security rules over plain HTTP, and
+//! the pages in a real headless Chromium driven through chromedriver's WebDriver HTTP
+//! protocol (a few JSON requests over std's TcpStream: no browser-driver crate).
+//!
+//! Chromium and chromedriver must be installed (Debian `chromium chromium-driver`, as
+//! `.ci/run` does); without them the browser test FAILS rather than skipping.
+//! `FERRY_CHROMIUM` / `FERRY_CHROMEDRIVER` override their paths. With
+//! `FERRY_DASHBOARD_SCREENSHOTS=DIR` the test saves the main pages as PNG there
+//! (`docs/` holds the ones README shows).
+//!
+//! Conditions are awaited by polling with a generous deadline; nothing asserts on timing.
+
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+use common::{ferry_cmd, folders};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+// ---------- a minimal HTTP/1.1 client ----------
+
+struct Reply {
+    code: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+}
+
+fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("Host: 127.0.0.1:{port}\r\n"));
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    // Read the head, then exactly the body (chromedriver keeps connections open).
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16384];
+    let split = loop {
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "connection closed before the answer's head");
+        raw.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut body = raw[split + 4..].to_vec();
+    let lower = head.to_ascii_lowercase();
+    let length = lower.lines().find_map(|l| {
+        l.strip_prefix("content-length:")
+            .and_then(|v| v.trim().parse::<usize>().ok())
+    });
+    if let Some(len) = length {
+        while body.len() < len {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "connection closed mid-body");
+            body.extend_from_slice(&buf[..n]);
+        }
+    } else if lower.contains("transfer-encoding: chunked") {
+        while !body.ends_with(b"0\r\n\r\n") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "connection closed mid-body");
+            body.extend_from_slice(&buf[..n]);
+        }
+        body = dechunk(&body);
+    } else {
+        s.read_to_end(&mut body).unwrap();
+    }
+    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    Reply { code, head, body }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let eol = b.windows(2).position(|w| w == b"\r\n").unwrap();
+        let n = usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap().trim(), 16).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + n]);
+        b = &b[eol + 4 + n..];
+    }
+}
+
+// ---------- the daemon under test ----------
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    home: PathBuf,
+    a: PathBuf,
+    b: PathBuf,
+    scratch: PathBuf,
+}
+
+impl Env {
+    fn new() -> Env {
+        let (tmp, [home, a, b, scratch]) = folders(["home", "a", "b", "scratch"]);
+        Env {
+            _tmp: tmp,
+            home,
+            a,
+            b,
+            scratch,
+        }
+    }
+
+    fn ferry(&self, args: &[&str]) -> std::process::Output {
+        ferry_cmd(&self.home).args(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.ferry(args);
+        assert!(
+            out.status.success(),
+            "ferry {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn a(&self) -> &str {
+        self.a.to_str().unwrap()
+    }
+    fn b(&self) -> &str {
+        self.b.to_str().unwrap()
+    }
+
+    /// A conduit with open conflicts on `x.txt` and `y.txt` (policy `manual`).
+    fn with_conflict(&self) {
+        std::fs::write(self.a.join("x.txt"), "first\n").unwrap();
+        std::fs::write(self.a.join("y.txt"), "first y\n").unwrap();
+        self.ok(&["conduit", "add", self.a(), self.b(), "--conflict", "manual"]);
+        self.ok(&["sync", self.a(), self.b(), "--conflict", "manual"]);
+        std::fs::write(self.a.join("x.txt"), "edited on A\n").unwrap();
+        std::fs::write(self.b.join("x.txt"), "edited on B, longer\n").unwrap();
+        std::fs::write(self.a.join("y.txt"), "y edited on A\n").unwrap();
+        std::fs::write(self.b.join("y.txt"), "y edited on B\n").unwrap();
+        let out = self.ferry(&["sync", self.a(), self.b(), "--conflict", "manual"]);
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "a conflict: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+
+    fn start(&self) -> Daemon {
+        let _ = std::fs::remove_file(self.home.join("daemon.json"));
+        let log = std::fs::File::create(self.home.join("daemon.log")).unwrap();
+        let child = ferry_cmd(&self.home)
+            .arg("daemon")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut d = Daemon {
+            child,
+            home: self.home.clone(),
+            port: 0,
+        };
+        wait_for("daemon.json", || {
+            d.port = d.read_port().unwrap_or(0);
+            d.port != 0
+        });
+        d
+    }
+
+    /// A fresh one-time login link from `ferry dashboard --json`.
+    fn login_link(&self) -> String {
+        let v: Value = serde_json::from_str(&self.ok(&["--json", "dashboard"])).unwrap();
+        v["login_link"].as_str().unwrap().to_string()
+    }
+}
+
+struct Daemon {
+    child: Child,
+    home: PathBuf,
+    port: u16,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    fn read_port(&self) -> Option<u16> {
+        let text = std::fs::read_to_string(self.home.join("daemon.json")).ok()?;
+        let v: Value = serde_json::from_str(&text).ok()?;
+        (v["pid"].as_u64()? == self.child.id() as u64).then_some(v["port"].as_u64()? as u16)
+    }
+
+    fn api(&self, path: &str) -> Value {
+        let token = std::fs::read_to_string(self.home.join("api-token")).unwrap();
+        let r = http(
+            self.port,
+            "GET",
+            path,
+            &[("Authorization", &format!("Bearer {}", token.trim()))],
+            b"",
+        );
+        assert_eq!(r.code, 200, "{}", r.text());
+        serde_json::from_slice(&r.body).unwrap()
+    }
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Logs in over plain HTTP: the session cookie (`name=value`) and its CSRF token.
+    fn session(&self, link: &str) -> (String, String) {
+        let path = link.strip_prefix(&self.base()).unwrap();
+        let r = http(self.port, "GET", path, &[], b"");
+        assert_eq!(r.code, 303, "{}", r.text());
+        let set = r.header("set-cookie").expect("a session cookie");
+        assert!(set.contains("HttpOnly"), "{set}");
+        assert!(set.contains("SameSite=Strict"), "{set}");
+        let cookie = set.split(';').next().unwrap().to_string();
+        let page = http(self.port, "GET", "/settings", &[("Cookie", &cookie)], b"");
+        assert_eq!(page.code, 200);
+        let text = page.text();
+        let csrf = text
+            .split(r#"name="csrf" value=""#)
+            .nth(1)
+            .and_then(|t| t.split('"').next())
+            .expect("a CSRF field")
+            .to_string();
+        (cookie, csrf)
+    }
+}
+
+// ---------- security over plain HTTP ----------
+
+#[test]
+fn no_page_without_a_session_and_no_post_without_csrf_or_from_another_origin() {
+    let env = Env::new();
+    env.with_conflict();
+    let out = env.ferry(&["dashboard"]);
+    assert!(!out.status.success(), "no daemon, no link");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ferry daemon"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d = env.start();
+    let p = d.port;
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+
+    // No session: pages redirect to /login, which says how to get in; POSTs get 401.
+    for path in ["/", "/conflicts", "/history", "/settings", "/history/1"] {
+        let r = http(p, "GET", path, &[], b"");
+        assert_eq!(r.code, 303, "{path}");
+        assert_eq!(r.header("location").as_deref(), Some("/login"), "{path}");
+    }
+    let r = http(p, "GET", "/login", &[], b"");
+    assert_eq!(r.code, 401);
+    assert!(r.text().contains("ferry dashboard"), "{}", r.text());
+    assert_eq!(http(p, "GET", "/events", &[], b"").code, 401);
+    assert_eq!(
+        http(p, "POST", "/conduits/1/pause", &form, b"csrf=x").code,
+        401
+    );
+    let r = http(p, "GET", "/login?code=forged.1.2", &[], b"");
+    assert_eq!(r.code, 401);
+    assert!(r.header("set-cookie").is_none());
+
+    // A link works once.
+    let link = env.login_link();
+    let (cookie, csrf) = d.session(&link);
+    let path = link.strip_prefix(&d.base()).unwrap();
+    let again = http(p, "GET", path, &[], b"");
+    assert_eq!(again.code, 401, "a used link is refused");
+    assert!(again.header("set-cookie").is_none());
+    let r = http(p, "GET", "/", &[("Cookie", &cookie)], b"");
+    assert_eq!(r.code, 200);
+    assert!(r.text().contains(env.a()), "the overview lists the conduit");
+
+    // POST without (or with a wrong) CSRF token: 403, nothing changes.
+    let with_cookie = [form[0], ("Cookie", cookie.as_str())];
+    for body in ["", "csrf=", "csrf=0123456789abcdef"] {
+        let r = http(
+            p,
+            "POST",
+            "/conduits/1/pause",
+            &with_cookie,
+            body.as_bytes(),
+        );
+        assert_eq!(r.code, 403, "body {body:?}: {}", r.text());
+    }
+    let r = http(p, "POST", "/conflicts/1/resolve", &with_cookie, b"keep=a");
+    assert_eq!(r.code, 403);
+    for path in [
+        "/conflicts/resolve",
+        "/versions/1/restore",
+        "/conduits/1/sync",
+    ] {
+        let r = http(p, "POST", path, &with_cookie, b"keep=a&id=1");
+        assert_eq!(r.code, 403, "{path}");
+    }
+    assert_eq!(d.api("/api/conduits/1")["paused"], false);
+    assert_eq!(d.api("/api/conflicts").as_array().unwrap().len(), 2);
+
+    // Cross-origin POSTs are refused even with the cookie and the token.
+    let good = format!("csrf={csrf}");
+    for extra in [
+        ("Origin", "http://evil.example"),
+        ("Sec-Fetch-Site", "cross-site"),
+        ("Sec-Fetch-Site", "same-site"),
+    ] {
+        let mut h = with_cookie.to_vec();
+        h.push(extra);
+        let r = http(p, "POST", "/conduits/1/pause", &h, good.as_bytes());
+        assert_eq!(r.code, 403, "{extra:?}");
+    }
+    // A foreign Host (DNS rebinding) is refused.
+    let mut h = with_cookie.to_vec();
+    h.push(("Host", "evil.example"));
+    assert_eq!(http(p, "GET", "/", &h, b"").code, 403);
+    assert_eq!(d.api("/api/conduits/1")["paused"], false);
+
+    // The same request from our own origin goes through.
+    let mut h = with_cookie.to_vec();
+    let origin = d.base();
+    h.push(("Origin", origin.as_str()));
+    h.push(("Sec-Fetch-Site", "same-origin"));
+    let r = http(p, "POST", "/conduits/1/pause", &h, good.as_bytes());
+    assert_eq!(r.code, 303, "{}", r.text());
+    assert_eq!(d.api("/api/conduits/1")["paused"], true);
+
+    // The bearer token reads pages too (no cookie, so no CSRF needed).
+    let token = std::fs::read_to_string(env.home.join("api-token")).unwrap();
+    let bearer = format!("Bearer {}", token.trim());
+    let r = http(p, "GET", "/history", &[("Authorization", &bearer)], b"");
+    assert_eq!(r.code, 200);
+    assert!(r.text().contains("run-1"), "{}", r.text());
+}
+
+// ---------- a real browser ----------
+
+fn tool(env_var: &str, default: &str) -> PathBuf {
+    let p = std::env::var_os(env_var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(default));
+    assert!(
+        p.exists(),
+        "{} not found: install Debian's `chromium chromium-driver` (as .ci/run does) or set {env_var}",
+        p.display()
+    );
+    p
+}
+
+/// chromedriver and one headless Chromium session; both end when dropped.
+struct Browser {
+    driver: Child,
+    port: u16,
+    session: String,
+}
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+impl Browser {
+    fn start(profile: &Path) -> Browser {
+        let chromium = tool("FERRY_CHROMIUM", "/usr/bin/chromium");
+        let chromedriver = tool("FERRY_CHROMEDRIVER", "/usr/bin/chromedriver");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let mut b = Browser {
+            driver,
+            port,
+            session: String::new(),
+        };
+        wait_for("chromedriver", || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && b.call("GET", "/status", None)["ready"] == true
+        });
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage", "--window-size=1280,860",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            },
+        }}});
+        let v = b.call("POST", "/session", Some(caps));
+        b.session = v["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session: {v}"))
+            .to_string();
+        b
+    }
+
+    /// One WebDriver command; its `value`.
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let r = http(
+            self.port,
+            method,
+            path,
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        );
+        let v: Value = serde_json::from_slice(&r.body)
+            .unwrap_or_else(|_| panic!("{method} {path}: {}", r.text()));
+        v["value"].clone()
+    }
+
+    fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let v = self.call(method, &format!("/session/{}{path}", self.session), body);
+        assert!(v.get("error").is_none(), "{method} {path}: {v}");
+        v
+    }
+
+    fn goto(&self, url: &str) {
+        self.cmd("POST", "/url", Some(json!({ "url": url })));
+    }
+
+    fn url(&self) -> String {
+        self.cmd("GET", "/url", None).as_str().unwrap().to_string()
+    }
+
+    fn js(&self, script: &str) -> Value {
+        self.cmd(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+    }
+
+    /// The text of the first element matching `css`, or `None`.
+    fn text(&self, css: &str) -> Option<String> {
+        let v = self.js(&format!(
+            "var e = document.querySelector({}); return e ? e.textContent : null;",
+            json!(css)
+        ));
+        v.as_str().map(str::to_string)
+    }
+
+    fn wait_text(&self, css: &str, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let mut last = None;
+        wait_for(what, || {
+            last = self.text(css);
+            last.as_deref().is_some_and(&pred)
+        });
+        last.unwrap()
+    }
+
+    fn click(&self, css: &str) {
+        let e = self.cmd(
+            "POST",
+            "/element",
+            Some(json!({"using": "css selector", "value": css})),
+        );
+        let id = e[ELEMENT].as_str().unwrap().to_string();
+        self.cmd("POST", &format!("/element/{id}/click"), Some(json!({})));
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let e = self.cmd(
+            "POST",
+            "/element",
+            Some(json!({"using": "css selector", "value": css})),
+        );
+        let id = e[ELEMENT].as_str().unwrap().to_string();
+        self.cmd(
+            "POST",
+            &format!("/element/{id}/value"),
+            Some(json!({ "text": text })),
+        );
+    }
+
+    /// Saves a PNG of the page when `FERRY_DASHBOARD_SCREENSHOTS` names a folder; checks
+    /// that a screenshot can be taken either way.
+    fn screenshot(&self, name: &str) {
+        let png = base64_decode(self.cmd("GET", "/screenshot", None).as_str().unwrap());
+        assert!(png.starts_with(b"\x89PNG"), "a PNG");
+        if let Some(dir) = std::env::var_os("FERRY_DASHBOARD_SCREENSHOTS") {
+            std::fs::write(Path::new(&dir).join(name), png).unwrap();
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            let _ = self.call("DELETE", &format!("/session/{}", self.session), None);
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => (c - b'A') as u32,
+            b'a'..=b'z' => (c - b'a' + 26) as u32,
+            b'0'..=b'9' => (c - b'0' + 52) as u32,
+            b'+' => 62,
+            b'/' => 63,
+            _ => panic!("not base64: {c}"),
+        }
+    };
+    let bytes: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
+    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
+    for chunk in bytes.chunks(4) {
+        let data: Vec<u8> = chunk.iter().copied().filter(|&c| c != b'=').collect();
+        let mut n = 0u32;
+        for (i, &c) in data.iter().enumerate() {
+            n |= val(c) << (18 - 6 * i);
+        }
+        for i in 0..data.len().saturating_sub(1) {
+            out.push((n >> (16 - 8 * i)) as u8);
+        }
+    }
+    out
+}
+
+#[test]
+fn browser_logs_in_sees_live_runs_resolves_a_conflict_and_pauses() {
+    let env = Env::new();
+    env.with_conflict();
+    let d = env.start();
+    let browser = Browser::start(&env.scratch.join("profile"));
+
+    // Without a session the dashboard sends the browser to the login page.
+    browser.goto(&d.base());
+    assert!(browser.url().ends_with("/login"), "{}", browser.url());
+    assert_eq!(browser.text("h1").as_deref(), Some("Log in"));
+
+    // The one-time link logs in and lands on the overview.
+    browser.goto(&env.login_link());
+    browser.wait_text("h1", "the overview", |t| t == "Overview");
+    let row = browser.text("#conduit-1").expect("conduit 1 listed");
+    assert!(row.contains(env.a()) && row.contains(env.b()), "{row}");
+    assert!(row.contains("bidirectional"), "{row}");
+    assert!(row.contains("2 open"), "the open conflicts: {row}");
+    let last = browser.text("#conduit-1 .last").unwrap();
+    assert!(last.contains("UTC"), "its last run: {last}");
+    browser.wait_text("#live", "the event stream", |t| t == "live");
+    browser.screenshot("dashboard-overview.png");
+
+    // Live: a new file is synced by the daemon and the row's last run changes, no reload.
+    let marker = browser.js("document.body.dataset.marker = 'same page'; return 1;");
+    assert_eq!(marker, 1);
+    let href = |b: &Browser| {
+        b.js("var a = document.querySelector('#conduit-1 .last a'); return a ? a.getAttribute('href') : null;")
+    };
+    let before = href(&browser);
+    std::fs::write(env.a.join("new.txt"), "live\n").unwrap();
+    wait_for("new.txt on B", || env.b.join("new.txt").exists());
+    // The run that copied it (or a later one) is what the row shows, once the event
+    // stream has told the page.
+    let mut shown = Value::Null;
+    wait_for("the overview to show the newest run", || {
+        let newest = d.api("/api/conduits/1")["last_run"]["generation"].clone();
+        shown = href(&browser);
+        shown == json!(format!("/history/{newest}"))
+    });
+    assert_ne!(shown, before, "a new run is shown");
+    assert_eq!(
+        browser.js("return document.body.dataset.marker || null;"),
+        "same page",
+        "updated in place, not reloaded"
+    );
+
+    // Conflicts: keep B for x.txt by its own button, then keep A for y.txt by selecting
+    // it and using the bulk buttons; the files on disk follow.
+    browser.click("nav a[href='/conflicts']");
+    browser.wait_text("h1", "the conflicts page", |t| t == "Conflicts");
+    let rows = browser.text("table.conflicts").expect("the open conflicts");
+    assert!(
+        rows.contains("x.txt") && rows.contains("y.txt") && rows.contains("manual"),
+        "{rows}"
+    );
+    browser.screenshot("dashboard-conflicts.png");
+    let row_of = |path: &str| -> Option<String> {
+        browser
+            .js(&format!(
+                "var r = Array.from(document.querySelectorAll('tr[id^=conflict-]')).find(r => r.querySelector('th code').textContent === {}); return r ? r.id : null;",
+                json!(path)
+            ))
+            .as_str()
+            .map(str::to_string)
+    };
+    // A run of the daemon between showing the page and the click records a conflict
+    // anew (the old row is superseded) and the click is refused with the page showing
+    // the current one; a person would click again, so does the test (a few times).
+    let settle = |clicks: &[String]| {
+        let mut notice = String::new();
+        for _ in 0..5 {
+            browser.js(
+                "document.querySelectorAll('[role=status]').forEach(e => e.remove()); return 1;",
+            );
+            for c in clicks {
+                let css = c.replace("{x}", &row_of("x.txt").unwrap_or_default());
+                let css = css.replace("{y}", &row_of("y.txt").unwrap_or_default());
+                browser.click(&css);
+            }
+            notice = browser.wait_text("[role=status]", "the resolution notice", |_| true);
+            if !notice.contains("not settled") {
+                break;
+            }
+        }
+        assert!(
+            notice.contains("settled") && !notice.contains("not settled"),
+            "{notice}"
+        );
+    };
+    settle(&["#{x} button[value=b]".to_string()]);
+    for side in [&env.a, &env.b] {
+        assert_eq!(
+            std::fs::read_to_string(side.join("x.txt")).unwrap(),
+            "edited on B, longer\n"
+        );
+    }
+    assert!(row_of("x.txt").is_none(), "x.txt settled");
+    settle(&[
+        "#{y} input[type=checkbox]".to_string(),
+        "#bulk button[value=a]".to_string(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(env.a.join("y.txt")).unwrap(),
+        "y edited on A\n"
+    );
+    wait_for("y.txt synced to B by the daemon", || {
+        std::fs::read_to_string(env.b.join("y.txt")).unwrap() == "y edited on A\n"
+    });
+    assert!(
+        browser.text("tr[id^=conflict-]").is_none(),
+        "no open conflict left"
+    );
+    assert!(d.api("/api/conflicts").as_array().unwrap().is_empty());
+
+    // Versions: keeping B moved A's x.txt into A's version store; restore it by clicking.
+    browser.click("nav a[href='/versions']");
+    browser.wait_text("h1", "the versions page", |t| t == "Versions");
+    let href = browser.js(&format!(
+        "var a = Array.from(document.querySelectorAll('.folders a')).find(a => a.textContent === {}); return a.getAttribute('href');",
+        json!(env.a())
+    ));
+    browser.click(&format!(".folders a[href='{}']", href.as_str().unwrap()));
+    browser.wait_text(".folders a[aria-current]", "folder A shown", |t| {
+        t == env.a()
+    });
+    let row = browser.js(
+        "var r = Array.from(document.querySelectorAll('tr[id^=version-]')).find(r => r.querySelector('th code').textContent === 'x.txt' && r.cells[2].textContent === '12 B'); return r ? r.id : null;",
+    );
+    let row = row
+        .as_str()
+        .expect("A's x.txt kept as a version")
+        .to_string();
+    browser.screenshot("dashboard-versions.png");
+    // Restored elsewhere (a path typed beside the button), so the synced x.txt stays.
+    let elsewhere = env.scratch.join("x-as-on-A.txt");
+    browser.type_into(
+        &format!("#{row} input[name=to]"),
+        elsewhere.to_str().unwrap(),
+    );
+    browser.click(&format!("#{row} button"));
+    let notice = browser.wait_text("[role=status]", "the restore notice", |_| true);
+    assert!(notice.contains("restored to"), "{notice}");
+    assert_eq!(
+        std::fs::read_to_string(&elsewhere).unwrap(),
+        "edited on A\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.a.join("x.txt")).unwrap(),
+        "edited on B, longer\n"
+    );
+
+    // History lists the runs; a run shows its per-file actions.
+    browser.click("nav a[href='/history']");
+    browser.wait_text("h1", "the history page", |t| t == "History");
+    browser.screenshot("dashboard-history.png");
+    browser.click("#run-1 a");
+    browser.wait_text("h1", "run 1", |t| t == "Run #1");
+    let actions = browser.text("table.actions").expect("per-file actions");
+    assert!(actions.contains("x.txt"), "{actions}");
+
+    // Settings: pause, then resume, by clicking.
+    browser.click("nav a[href='/settings']");
+    browser.wait_text("h1", "the settings page", |t| t == "Settings");
+    browser.js("document.querySelectorAll('[role=status]').forEach(e => e.remove()); return 1;");
+    browser.click("#settings-1 button[formaction$='/pause']");
+    browser.wait_text("[role=status]", "paused notice", |t| t.contains("paused"));
+    assert_eq!(d.api("/api/conduits/1")["paused"], true);
+    assert_eq!(
+        browser.text("#settings-1 .state").as_deref(),
+        Some("paused")
+    );
+    browser.screenshot("dashboard-settings.png");
+    browser.js("document.querySelectorAll('[role=status]').forEach(e => e.remove()); return 1;");
+    browser.click("#settings-1 button[formaction$='/resume']");
+    browser.wait_text("[role=status]", "resumed notice", |t| t.contains("resumed"));
+    assert_eq!(d.api("/api/conduits/1")["paused"], false);
+
+    // The dark theme follows the system's preference.
+    let bg = |b: &Browser| b.js("return getComputedStyle(document.body).backgroundColor;");
+    assert_eq!(bg(&browser), "rgb(251, 251, 250)", "light by default");
+    browser.cmd(
+        "POST",
+        "/goog/cdp/execute",
+        Some(json!({"cmd": "Emulation.setEmulatedMedia", "params": {
+            "features": [{"name": "prefers-color-scheme", "value": "dark"}]}})),
+    );
+    browser.click("nav a[href='/']");
+    browser.wait_text("h1", "the overview", |t| t == "Overview");
+    assert_eq!(bg(&browser), "rgb(21, 23, 26)", "dark when the system is");
+    let row = browser.text("#conduit-1").unwrap();
+    assert!(row.contains("none"), "no open conflict: {row}");
+    browser.screenshot("dashboard-overview-dark.png");
+}
+
+#[test]
+fn browser_watches_a_transfer_live() {
+    let env = Env::new();
+    // A slow conduit (bandwidth limit) so the copy is seen while it runs.
+    env.ok(&[
+        "conduit",
+        "add",
+        env.a(),
+        env.b(),
+        "--bandwidth-limit",
+        "256K",
+    ]);
+    let d = env.start();
+    let browser = Browser::start(&env.scratch.join("profile"));
+    browser.goto(&env.login_link());
+    browser.wait_text("h1", "the overview", |t| t == "Overview");
+    browser.click("nav a[href='/transfers']");
+    browser.wait_text("h1", "the transfers page", |t| t == "Transfers");
+    browser.wait_text("#live", "the event stream", |t| t == "live");
+    assert!(browser.text("#no-jobs").is_some(), "nothing runs yet");
+    browser.js("document.body.dataset.marker = 'same page'; return 1;");
+
+    // Several files: a run's byte progress advances as each file completes.
+    let content =
+        |n: u32| -> Vec<u8> { (0..200_000u32).map(|i| (i * 7 % 251 + n) as u8).collect() };
+    for n in 0..6 {
+        std::fs::write(env.a.join(format!("big{n}.bin")), content(n)).unwrap();
+    }
+
+    // The job's row appears and its copied bytes grow, without a reload.
+    let done = |b: &Browser| -> Option<u64> {
+        b.js("var r = document.querySelector('#job-1'); return r && r.cells[1].textContent === 'copy' ? r.dataset.done : null;")
+            .as_str()
+            .and_then(|s| s.parse().ok())
+    };
+    let mut first = None;
+    wait_for("the copy to show progress", || {
+        first = done(&browser);
+        first.is_some()
+    });
+    let rate = browser.text("#job-1 .rate").unwrap();
+    assert!(rate.ends_with("/s"), "{rate}");
+    wait_for("the progress to grow", || {
+        done(&browser).is_some_and(|n| n > first.unwrap())
+    });
+    browser.screenshot("dashboard-transfers.png");
+    assert_eq!(
+        browser.js("return document.body.dataset.marker || null;"),
+        "same page"
+    );
+
+    // When it is done the row goes and the chart keeps the run's rate line.
+    wait_for("the files on B", || {
+        (0..6).all(|n| std::fs::read(env.b.join(format!("big{n}.bin"))).ok() == Some(content(n)))
+    });
+    wait_for("the job to leave the page", || {
+        browser.text("#no-jobs").is_some()
+    });
+    assert!(
+        browser
+            .js("return document.querySelectorAll(\"polyline[data-conduit='1']\").length;")
+            .as_u64()
+            == Some(1),
+        "a rate line for conduit 1"
+    );
+    assert!(d.api("/api/jobs").as_array().unwrap().is_empty());
+}

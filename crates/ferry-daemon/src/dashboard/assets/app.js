@@ -1,0 +1,26 @@
+// ferry dashboard: follow the daemon's event stream and tell htmx to refresh the live
+// parts of the page (elements with hx-trigger="ferry-event from:body"). Pages read
+// fine without this script; it only makes them live.
+(function () {
+  "use strict";
+  if (!window.EventSource) return;
+  var names = ["change_detected", "job_started", "job_progress", "job_finished",
+    "job_failed", "conduit_paused", "conduit_resumed", "conduit_added",
+    "conduit_removed", "watch_fallback"];
+  var es = new EventSource("/events");
+  function mark(text, state) {
+    var el = document.getElementById("live");
+    if (el) { el.textContent = text; el.dataset.state = state; }
+  }
+  es.onopen = function () { mark("live", "on"); };
+  es.onerror = function () { mark("reconnecting…", "off"); };
+  names.forEach(function (n) {
+    es.addEventListener(n, function () {
+      if (window.htmx) window.htmx.trigger(document.body, "ferry-event");
+    });
+  });
+  // hx-boost swaps the body: put the indicator back.
+  document.addEventListener("htmx:afterSettle", function () {
+    if (es.readyState === 1) mark("live", "on");
+  });
+})();
