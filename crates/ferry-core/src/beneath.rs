@@ -232,8 +232,8 @@ impl DirHandle {
     }
 
     /// Opens the regular file `name` for reading; a symlink there is refused, and so
-    /// is a fifo or device (opened without blocking, checked, then made blocking: a
-    /// fifo swapped in must not hang the run).
+    /// is a fifo or device (opened without blocking and checked: a fifo swapped in
+    /// must not hang the run).
     pub fn open_file(&self, name: &OsStr) -> Result<File> {
         let fd = rustix::fs::openat(
             &self.fd,
@@ -252,12 +252,7 @@ impl DirHandle {
                 crate::rel_path::escape_os(self.show(name))
             )));
         }
-        let flags = rustix::fs::fcntl_getfl(&fd)
-            .map_err(os)
-            .ctx("open", self.show(name))?;
-        rustix::fs::fcntl_setfl(&fd, flags - OFlags::NONBLOCK)
-            .map_err(os)
-            .ctx("open", self.show(name))?;
+        // O_NONBLOCK changes nothing for a regular file's reads: it stays.
         Ok(File::from(fd))
     }
 

@@ -307,23 +307,27 @@ pub(crate) fn stage(
     let content = source
         .hash
         .ok_or_else(|| Error::Corrupt("entry without a content hash".into()))?;
-    // Copies of one content in one folder share the hash part of their names: a
-    // name taken already gets another random part.
     let mut tmp = staged_temp_name(&loc.temp_tag(), &content);
-    for _ in 0..16 {
-        if dir.lstat(&tmp)?.is_none() {
-            break;
-        }
-        tmp = staged_temp_name(&loc.temp_tag(), &content);
-    }
-    let shown = dir.show(&tmp);
     let input = match src {
         Source::Symlink => {
             let target = source
                 .link_target
                 .as_deref()
                 .ok_or_else(|| Error::Corrupt("symlink entry without target".into()))?;
-            dir.symlink(&crate::rel_path::decode_os(target), &tmp)?;
+            let target = crate::rel_path::decode_os(target);
+            let mut made = dir.symlink(&target, &tmp);
+            for _ in 0..16 {
+                match &made {
+                    Err(Error::Io { source, .. })
+                        if source.kind() == std::io::ErrorKind::AlreadyExists =>
+                    {
+                        tmp = staged_temp_name(&loc.temp_tag(), &content);
+                        made = dir.symlink(&target, &tmp);
+                    }
+                    _ => break,
+                }
+            }
+            made?;
             let made = (|| {
                 if let Some((u, g)) = owner.filter(|_| can_chown()) {
                     dir.chown(&tmp, u, g)?;
@@ -348,7 +352,20 @@ pub(crate) fn stage(
     let expected_hash = source
         .hash
         .ok_or_else(|| Error::Corrupt("file entry without hash".into()))?;
-    let out = dir.create_new(&tmp)?;
+    // Copies of one content in one folder share the hash part of their names: a
+    // name taken already gets another random part.
+    let mut out = dir.create_new(&tmp);
+    for _ in 0..16 {
+        match &out {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {
+                tmp = staged_temp_name(&loc.temp_tag(), &content);
+                out = dir.create_new(&tmp);
+            }
+            _ => break,
+        }
+    }
+    let out = out?;
+    let shown = dir.show(&tmp);
     let result = (|| {
         match limiter {
             Some(l) => throttled_copy(&input, &out, &shown, l, buf)?,

@@ -640,7 +640,7 @@ impl Executor<'_> {
                     continue;
                 }
                 match self.copy_source(*to, source, reuse_local[*to as usize]) {
-                    Ok((src, owner)) => jobs.push((*a, std::sync::Mutex::new(Some(src)), owner)),
+                    Ok(from) => jobs.push((*a, from)),
                     Err(e) => report.errors.push(format!("{}: {e}", describe(a))),
                 }
             }
@@ -648,7 +648,7 @@ impl Executor<'_> {
             let cancel = self.cancel;
             let locs = [self.a, self.b];
             let t_stage = std::time::Instant::now();
-            let results = parallel_map(&jobs, self.workers, |(a, src, owner), buf| {
+            let results = parallel_map(&jobs, self.workers, |(a, from), buf| {
                 let Action::Copy {
                     to, path, source, ..
                 } = a
@@ -658,21 +658,20 @@ impl Executor<'_> {
                 if crate::cancel::is_cancelled(cancel) {
                     return Ok(None); // not staged: left for the next run
                 }
-                let src = src
-                    .lock()
-                    .ok()
-                    .and_then(|mut s| s.take())
-                    .ok_or_else(|| Error::Other("copy source taken twice".into()))?;
-                let r = disk::stage(
-                    locs[*to as usize],
-                    path,
-                    src,
-                    source,
-                    *owner,
-                    self.fault,
-                    limiter,
-                    buf,
-                );
+                // Opened here, on the worker, one at a time: a batch never holds more
+                // open files than there are workers.
+                let r = from.open(&locs).and_then(|(src, owner)| {
+                    disk::stage(
+                        locs[*to as usize],
+                        path,
+                        src,
+                        source,
+                        owner,
+                        self.fault,
+                        limiter,
+                        buf,
+                    )
+                });
                 self.progress.bytes(if source.kind == EntryKind::File {
                     source.stat.size
                 } else {
@@ -780,34 +779,67 @@ impl Executor<'_> {
         Ok(self.index.entry(loc.id(), path)?.is_none())
     }
 
-    /// Where a copy's bytes come from, open, and the owner the copy gets: a file
-    /// already in the destination location when the index knows one with the same
-    /// content whose disk state still matches, else the source on the other side.
-    fn copy_source(
-        &self,
-        to: Side,
-        source: &Entry,
-        reuse_local: bool,
-    ) -> Result<(Source, Option<(u32, u32)>)> {
-        let other = self.loc(to.other());
+    /// Where a copy's bytes come from, and the owner the copy gets: a file already in
+    /// the destination location when the index knows one with the same content (the
+    /// other side's file if that one changed meanwhile), else the source on the other
+    /// side. Nothing is opened here (see [`CopyFrom::open`]).
+    fn copy_source(&self, to: Side, source: &Entry, reuse_local: bool) -> Result<CopyFrom> {
+        let other = (to.other(), source.path.clone(), source.stat);
         if source.kind == EntryKind::Symlink {
-            return Ok((Source::Symlink, self.owner_on(to.other(), &source.path)?));
+            return Ok(CopyFrom::Symlink(self.owner_on(to.other(), &source.path)?));
         }
         if reuse_local && source.stat.size > 0 {
             if let Some(hash) = source.hash {
                 let dst = self.loc(to);
                 if let Some(p) = self.index.find_file_by_hash(dst.id(), &hash)? {
                     if let Some(e) = self.index.entry(dst.id(), &p)? {
-                        if let Ok((f, _)) = disk::open_source(dst, &p, &e.stat) {
-                            let owner = disk::owner_of(other, &source.path)?;
-                            return Ok((Source::File(f), owner));
-                        }
+                        let owner = disk::owner_of(self.loc(to.other()), &source.path)?;
+                        return Ok(CopyFrom::File {
+                            first: (to, p, e.stat),
+                            then: Some(other),
+                            owner,
+                        });
                     }
                 }
             }
         }
-        let (f, found) = disk::open_source(other, &source.path, &source.stat)?;
-        Ok((Source::File(f), Some((found.uid, found.gid))))
+        Ok(CopyFrom::File {
+            first: other,
+            then: None,
+            owner: None,
+        })
+    }
+}
+
+/// Where a copy's bytes are to be read: a file of one side (and one to fall back on),
+/// with the owner the copy gets when it is not the file's own.
+enum CopyFrom {
+    Symlink(Option<(u32, u32)>),
+    File {
+        first: (Side, RelPath, StatInfo),
+        then: Option<(Side, RelPath, StatInfo)>,
+        owner: Option<(u32, u32)>,
+    },
+}
+
+impl CopyFrom {
+    /// Opens the source (through its root's handle; it must still have the indexed
+    /// size and mtime) and says whose the copy is.
+    fn open(&self, locs: &[&Location; 2]) -> Result<(Source, Option<(u32, u32)>)> {
+        match self {
+            CopyFrom::Symlink(owner) => Ok((Source::Symlink, *owner)),
+            CopyFrom::File { first, then, owner } => {
+                let open = |(side, rel, stat): &(Side, RelPath, StatInfo)| {
+                    disk::open_source(locs[*side as usize], rel, stat)
+                };
+                let (f, found) = match (open(first), then) {
+                    (Ok(x), _) => x,
+                    (Err(_), Some(t)) => open(t)?,
+                    (Err(e), None) => return Err(e),
+                };
+                Ok((Source::File(f), owner.or(Some((found.uid, found.gid)))))
+            }
+        }
     }
 }
 
