@@ -266,7 +266,7 @@ fn edits_propagate_both_ways_and_changes_made_while_down_are_found() {
     });
     let status = d.api("/api/status");
     assert_eq!(status["conduits"][0]["schedule"], "instant", "{status:#}");
-    let history = d.api("/api/history");
+    let history = d.api("/api/history")["history"].clone();
     assert!(
         history
             .as_array()
@@ -314,7 +314,7 @@ fn watched_changes_rescan_only_the_touched_paths() {
     });
     // The run that installed it was on the job board when it did; gone means finished.
     wait_for("its run finished", || {
-        d.api("/api/jobs").as_array().unwrap().is_empty()
+        d.api("/api/jobs")["jobs"].as_array().unwrap().is_empty()
     });
     assert_eq!(
         read(&env.b.join("linked.txt")).as_deref(),
@@ -362,11 +362,21 @@ fn api_requires_the_token_and_reports_state() {
     assert_eq!(c["parallel"], 2);
     assert_eq!(c["bandwidth_limit"], 10 << 20);
     assert_eq!(c["watch"], "timer");
-    let locs = d.api("/api/locations");
+    let locs = d.api("/api/locations")["locations"].clone();
     assert_eq!(locs.as_array().unwrap().len(), 2);
     assert!(locs[0]["free_bytes"].as_u64().unwrap() > 0, "{locs:#}");
-    assert!(d.api("/api/jobs").is_array());
-    assert!(d.api("/api/conflicts").is_array());
+    assert!(d.api("/api/jobs")["jobs"].is_array());
+    // Every answer is one document with the schema version, as the CLI's.
+    for path in [
+        "/api/jobs",
+        "/api/conflicts",
+        "/api/history",
+        "/api/locations",
+        "/api/conduits",
+    ] {
+        assert_eq!(d.api(path)["schema_version"], 1, "{path}");
+    }
+    assert!(d.api("/api/conflicts")["conflicts"].is_array());
     // Errors are JSON: an unknown route, a known one with the wrong method, an unknown
     // conduit; without the token, 401 before anything else.
     for (method, path, want) in [
@@ -380,7 +390,12 @@ fn api_requires_the_token_and_reports_state() {
         assert_eq!(code, want, "{method} {path}: {body}");
         let v: Value = serde_json::from_str(&body)
             .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {body:?}"));
-        assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{v:#}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|e| !e.is_empty()),
+            "{v:#}"
+        );
     }
     assert_eq!(d.request("GET", "/api/nope", None).0, 401);
     // Run now through the API.
@@ -430,7 +445,10 @@ fn pause_and_resume() {
     assert_eq!(code, 409, "{body}");
     let answer: Value = serde_json::from_str(&body).unwrap();
     assert!(
-        answer["error"].as_str().unwrap().contains("paused"),
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("paused"),
         "{answer:#}"
     );
     let out = env.ferry(&["conduit", "resume", "1"]);
@@ -518,7 +536,7 @@ fn kill_9_mid_run_then_restart_converges_without_loss() {
     env.add_conduit(&["--bandwidth-limit", "4M", "--parallel", "1"]);
     let d = env.start(&[]);
     wait_for("a run in progress", || {
-        let jobs = d.api("/api/jobs");
+        let jobs = d.api("/api/jobs")["jobs"].clone();
         jobs.as_array()
             .unwrap()
             .iter()
@@ -542,7 +560,7 @@ fn kill_9_mid_run_then_restart_converges_without_loss() {
         readable_files(&env.b) == before_a
     });
     assert_eq!(readable_files(&env.a), before_a, "the source changed");
-    let history = d.api("/api/history");
+    let history = d.api("/api/history")["history"].clone();
     let gens = history.as_array().unwrap();
     let interrupted = gens
         .iter()
@@ -554,14 +572,13 @@ fn kill_9_mid_run_then_restart_converges_without_loss() {
         .unwrap_or_else(|| panic!("no run resumes the interrupted one: {history:#}"));
     // Verified work is not redone: the resumed run copies only what was missing.
     wait_for("resumed run finished", || {
-        d.api("/api/history")
+        d.api("/api/history")["history"]
             .as_array()
             .unwrap()
             .iter()
             .any(|g| g["generation"] == resumed["generation"] && g["status"] == "ok")
     });
-    let resumed = d
-        .api("/api/history")
+    let resumed = d.api("/api/history")["history"]
         .as_array()
         .unwrap()
         .iter()
@@ -742,7 +759,7 @@ fn own_writes_queue_no_extra_run() {
     wait_for("initial sync", || {
         read(&env.b.join("dir/first.txt")).is_some()
     });
-    let idle = || d.api("/api/jobs").as_array().unwrap().is_empty();
+    let idle = || d.api("/api/jobs")["jobs"].as_array().unwrap().is_empty();
     wait_for("the initial run to end", idle);
     let mut events = d.events();
 
@@ -815,7 +832,7 @@ fn slow_conduit(env: &Env, n: usize) -> std::collections::BTreeMap<String, Vec<u
 /// Waits until conduit 1's run is copying.
 fn wait_until_copying(d: &Daemon) {
     wait_for("a run in its copy phase", || {
-        d.api("/api/jobs")
+        d.api("/api/jobs")["jobs"]
             .as_array()
             .unwrap()
             .iter()
@@ -848,13 +865,13 @@ fn check_stopped(env: &Env, want: &std::collections::BTreeMap<String, Vec<u8>>) 
 /// The run after a stopped one resumes it and copies only what was missing.
 fn wait_resumed(d: &Daemon, stopped: u64, copied_before: usize, n: usize) {
     wait_for("the resumed run", || {
-        d.api("/api/history")
+        d.api("/api/history")["history"]
             .as_array()
             .unwrap()
             .iter()
             .any(|g| g["resumes"] == stopped && g["status"] == "ok")
     });
-    let history = d.api("/api/history");
+    let history = d.api("/api/history")["history"].clone();
     let resumed = history
         .as_array()
         .unwrap()
@@ -884,7 +901,7 @@ fn pause_stops_a_running_job_at_a_safe_point() {
         String::from_utf8_lossy(&out.stderr)
     );
     wait_for("the job to stop", || {
-        d.api("/api/jobs").as_array().unwrap().is_empty()
+        d.api("/api/jobs")["jobs"].as_array().unwrap().is_empty()
     });
     let (stopped, copied) = check_stopped(&env, &want);
     assert_eq!(d.api("/api/conduits/1")["state"], "paused");
@@ -910,4 +927,22 @@ fn sigterm_stops_the_daemon_after_its_job_reaches_a_safe_point() {
     let d = env.start(&[]);
     wait_for("converged", || readable_files(&env.b) == want);
     wait_resumed(&d, stopped, copied, N);
+}
+
+/// A run's notes (here an ignore-file line ferry cannot use) reach the daemon's log,
+/// as the CLI prints them.
+#[test]
+fn a_runs_notes_reach_the_daemon_log() {
+    let env = Env::new();
+    std::fs::write(env.a.join("f.txt"), "x").unwrap();
+    std::fs::write(env.a.join(".ferryignore"), "*.log\n!\n").unwrap();
+    env.add_conduit(&["--schedule", "manual"]);
+    let d = env.start(&[]);
+    let mut events = d.events();
+    assert_eq!(run_now(&d, &mut events, 1).0, "job_finished");
+    let log = d.log();
+    assert!(
+        log.contains("note:") && log.contains(".ferryignore"),
+        "{log}"
+    );
 }

@@ -335,7 +335,13 @@ fn no_page_without_a_session_and_no_post_without_csrf_or_from_another_origin() {
         assert_eq!(r.code, 403, "{path}");
     }
     assert_eq!(d.api("/api/conduits/1")["paused"], false);
-    assert_eq!(d.api("/api/conflicts").as_array().unwrap().len(), 2);
+    assert_eq!(
+        d.api("/api/conflicts")["conflicts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 
     // Cross-origin POSTs are refused even with the cookie and the token.
     let good = format!("csrf={csrf}");
@@ -680,7 +686,10 @@ fn browser_logs_in_sees_live_runs_resolves_a_conflict_and_pauses() {
         browser.text("tr[id^=conflict-]").is_none(),
         "no open conflict left"
     );
-    assert!(d.api("/api/conflicts").as_array().unwrap().is_empty());
+    assert!(d.api("/api/conflicts")["conflicts"]
+        .as_array()
+        .unwrap()
+        .is_empty());
 
     // Versions: keeping B moved A's x.txt into A's version store; restore it by clicking.
     browser.click("nav a[href='/versions']");
@@ -827,5 +836,5 @@ fn browser_watches_a_transfer_live() {
             == Some(1),
         "a rate line for conduit 1"
     );
-    assert!(d.api("/api/jobs").as_array().unwrap().is_empty());
+    assert!(d.api("/api/jobs")["jobs"].as_array().unwrap().is_empty());
 }

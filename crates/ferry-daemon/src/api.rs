@@ -15,7 +15,8 @@
 //! | GET /api/locations | locations with free space |
 //! | GET /api/events | server-sent events: changes, jobs, pauses (see `events.rs`) |
 //!
-//! Errors are JSON too, `{"error": "..."}`: 401 without the token, 404 for an unknown
+//! Every answer is an object with `schema_version` (listings wrap their array:
+//! `{"jobs": [...]}`). Errors are JSON too, `{"error": {"kind", "message"}}`: 401 without the token, 404 for an unknown
 //! conduit or route, 405 for a known route with another method, 409 for a paused
 //! conduit asked to sync.
 
@@ -100,13 +101,33 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// An error answer: status code and `{"error": "..."}`.
+/// An error answer: status code and, as the CLI's `--json` errors,
+/// `{"schema_version": V, "error": {"kind": ..., "message": "..."}}`.
 pub struct ApiError(StatusCode, String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({"error": self.1}))).into_response()
+        let kind = match self.0 {
+            StatusCode::UNAUTHORIZED => "unauthorized",
+            StatusCode::NOT_FOUND => "not_found",
+            StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+            StatusCode::CONFLICT => "conflict",
+            StatusCode::BAD_REQUEST => "usage",
+            _ => "internal",
+        };
+        let body = json!({
+            "schema_version": ferry_core::JSON_SCHEMA_VERSION,
+            "error": {"kind": kind, "message": self.1},
+        });
+        (self.0, Json(body)).into_response()
     }
+}
+
+/// A listing as one document: `{"schema_version": V, name: [...]}` (as the CLI's).
+fn listing(name: &str, items: Value) -> Json<Value> {
+    let mut doc = json!({"schema_version": ferry_core::JSON_SCHEMA_VERSION});
+    doc[name] = items;
+    Json(doc)
 }
 
 impl From<crate::DaemonError> for ApiError {
@@ -146,9 +167,10 @@ async fn status(State(s): State<Arc<Shared>>) -> ApiResult {
 
 async fn conduits(State(s): State<Arc<Shared>>) -> ApiResult {
     let st = states(&s);
-    Ok(Json(Value::Array(
-        s.with_index(|i| views::conduits(i, Some(&st)))?,
-    )))
+    Ok(listing(
+        "conduits",
+        Value::Array(s.with_index(|i| views::conduits(i, Some(&st)))?),
+    ))
 }
 
 /// A conduit ID from the path; anything else is an unknown conduit (404, in JSON).
@@ -163,7 +185,10 @@ async fn conduit(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiRes
     s.with_index(|i| views::conduits(i, Some(&st)))?
         .into_iter()
         .find(|c| c["conduit"] == id)
-        .map(Json)
+        .map(|mut c| {
+            c["schema_version"] = json!(ferry_core::JSON_SCHEMA_VERSION);
+            Json(c)
+        })
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no conduit {id}")))
 }
 
@@ -179,7 +204,9 @@ async fn set_paused(s: &Shared, id: i64, paused: bool) -> ApiResult {
     if let Some(row) = s.with_index(|i| i.conduit(id))? {
         send(s, id, Wake::Settings(row));
     }
-    Ok(Json(json!({"conduit": id, "paused": paused})))
+    Ok(Json(
+        json!({"schema_version": ferry_core::JSON_SCHEMA_VERSION, "conduit": id, "paused": paused}),
+    ))
 }
 
 async fn pause(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
@@ -198,12 +225,16 @@ async fn sync_now(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiRe
             StatusCode::CONFLICT,
             format!("conduit {id} is paused; resume it first (ferry conduit resume {id})"),
         )),
-        Some(_) if send(&s, id, Wake::RunNow) => Ok(Json(json!({"conduit": id, "queued": true}))),
+        Some(_) if send(&s, id, Wake::RunNow) => Ok(Json(
+            json!({"schema_version": ferry_core::JSON_SCHEMA_VERSION, "conduit": id, "queued": true}),
+        )),
         // Saved but not picked up by the scheduler yet: re-read, then ask.
         Some(_) => {
             reload_now(&s).await;
             if send(&s, id, Wake::RunNow) {
-                Ok(Json(json!({"conduit": id, "queued": true})))
+                Ok(Json(
+                    json!({"schema_version": ferry_core::JSON_SCHEMA_VERSION, "conduit": id, "queued": true}),
+                ))
             } else {
                 Err(ApiError(StatusCode::NOT_FOUND, format!("no conduit {id}")))
             }
@@ -221,11 +252,13 @@ async fn reload_now(s: &Shared) {
 
 async fn reload(State(s): State<Arc<Shared>>) -> ApiResult {
     reload_now(&s).await;
-    Ok(Json(json!({"reloaded": true})))
+    Ok(Json(
+        json!({"schema_version": ferry_core::JSON_SCHEMA_VERSION, "reloaded": true}),
+    ))
 }
 
 async fn jobs(State(s): State<Arc<Shared>>) -> ApiResult {
-    Ok(Json(Value::Array(s.jobs.snapshot())))
+    Ok(listing("jobs", Value::Array(s.jobs.snapshot())))
 }
 
 #[derive(serde::Deserialize)]
@@ -236,7 +269,7 @@ struct ConflictQuery {
 
 async fn conflicts(State(s): State<Arc<Shared>>, Query(q): Query<ConflictQuery>) -> ApiResult {
     let rows = s.with_index(|i| i.conflicts(!q.all))?;
-    Ok(Json(json!(rows)))
+    Ok(listing("conflicts", json!(rows)))
 }
 
 #[derive(serde::Deserialize)]
@@ -246,7 +279,7 @@ struct HistoryQuery {
 
 async fn history(State(s): State<Arc<Shared>>, Query(q): Query<HistoryQuery>) -> ApiResult {
     let rows = s.with_index(|i| i.generations(q.limit.unwrap_or(50)))?;
-    Ok(Json(json!(rows)))
+    Ok(listing("history", json!(rows)))
 }
 
 async fn generation(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
@@ -264,11 +297,15 @@ async fn generation(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Api
     let mut v = serde_json::to_value(&g)
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     v["actions"] = json!(actions);
+    v["schema_version"] = json!(ferry_core::JSON_SCHEMA_VERSION);
     Ok(Json(v))
 }
 
 async fn locations(State(s): State<Arc<Shared>>) -> ApiResult {
-    Ok(Json(Value::Array(s.with_index(|i| views::locations(i))?)))
+    Ok(listing(
+        "locations",
+        Value::Array(s.with_index(|i| views::locations(i))?),
+    ))
 }
 
 async fn events(

@@ -239,7 +239,14 @@ pub fn run_once(
     })();
     crate::memory::release_freed();
     match result {
-        Ok(o) => JobResult::Done(Box::new(o)),
+        Ok(o) => {
+            // What the run left alone on purpose (ignore-file warnings, special files,
+            // paths ignored on one side) reaches the daemon's log, as the CLI prints it.
+            for note in &o.notes {
+                tracing::info!(conduit = id, "note: {note}");
+            }
+            JobResult::Done(Box::new(o))
+        }
         Err(DaemonError::Core(e @ ferry_core::Error::Busy(_))) => JobResult::Busy(e.to_string()),
         Err(DaemonError::Core(e @ ferry_core::Error::Location { .. })) => {
             JobResult::Unplugged(e.to_string())
