@@ -531,35 +531,7 @@ fn replace(
         let _ = staging.rename_raw(tmp, dir, tmp, RenameFlags::NOREPLACE);
         return Err(e).ctx("replace", dir.show(name));
     }
-    let displaced = staging.lstat(tmp)?;
-    if displaced.as_ref().is_some_and(|d| is_same(d, old)) {
-        let taken = version_store::take(&root, &staging, tmp, path)?;
-        let hash = is_same(&taken.found, old).then_some(old.hash).flatten();
-        taken.record(index, loc, path, hash.as_ref(), "replaced")?;
-        return Ok(());
-    }
-    // A save landed since the check: give the path back to it.
-    if let Err(e) = staging.rename_raw(tmp, dir, name, RenameFlags::EXCHANGE) {
-        // It cannot go back (the path changed again): keep it as a version, so the
-        // save is never left where a sweep could take it for ferry's own copy.
-        let taken = version_store::take(&root, &staging, tmp, path)?;
-        let stored = taken.record(index, loc, path, None, "saved during a sync")?;
-        return Err(Error::Refused(format!(
-            "{} changed while ferry replaced it ({e}); the save is kept as version {}",
-            escape_os(dir.show(name)),
-            crate::rel_path::display_key(&stored)
-        )));
-    }
-    match staging.lstat(tmp)? {
-        Some(f) if f.stat.inode == staged.inode => staging.unlink(tmp)?,
-        Some(_) => {
-            // Yet another save came in between: it stays, as a version.
-            let taken = version_store::take(&root, &staging, tmp, path)?;
-            taken.record(index, loc, path, None, "saved during a sync")?;
-        }
-        None => {}
-    }
-    Err(version_store::changed(dir, name))
+    settle_exchange(index, loc, path, staged, old, &staging, dir, name)
 }
 
 /// [`replace`] for a store on another file system: exchange beside the target, then
@@ -574,15 +546,38 @@ fn replace_beside(
     dir: &DirHandle,
     name: &OsStr,
 ) -> Result<()> {
-    let root = loc.dir()?;
     dir.exchange(&staged.tmp, name)?;
-    let displaced = dir.lstat(&staged.tmp)?;
+    settle_exchange(index, loc, path, staged, old, dir, dir, name)
+}
+
+/// After the exchange of a replacement: `holder` (the store's staging folder, or the
+/// target's own folder) holds, under the staged copy's temp name, what was displaced
+/// from `name` of `dir`. If it is `old` it moves to its version name and is recorded;
+/// if it cannot be kept, the swap is undone. Anything else is a save that landed
+/// since the check: the swap is undone (or, if the path changed again, the save is
+/// kept as a version) and the replacement refused.
+#[allow(clippy::too_many_arguments)]
+fn settle_exchange(
+    index: &Index,
+    loc: &Location,
+    path: &RelPath,
+    staged: &Staged,
+    old: &Entry,
+    holder: &DirHandle,
+    dir: &DirHandle,
+    name: &OsStr,
+) -> Result<()> {
+    use rustix::fs::RenameFlags;
+    let root = loc.dir()?;
+    let tmp = &staged.tmp;
+    let swap_back = || holder.rename_raw(tmp, dir, name, RenameFlags::EXCHANGE);
+    let displaced = holder.lstat(tmp)?;
     if displaced.as_ref().is_some_and(|d| is_same(d, old)) {
-        let taken = match version_store::take(&root, dir, &staged.tmp, path) {
+        let taken = match version_store::take(&root, holder, tmp, path) {
             Ok(t) => t,
             Err(e) => {
                 // Not kept: the old content goes back to its path.
-                dir.exchange(&staged.tmp, name)?;
+                swap_back().ctx("put back", dir.show(name))?;
                 return Err(e);
             }
         };
@@ -591,13 +586,24 @@ fn replace_beside(
         return Ok(());
     }
     // A save landed since the check: give the path back to it.
-    dir.exchange(&staged.tmp, name)?;
-    match dir.lstat(&staged.tmp)? {
+    if let Err(e) = swap_back() {
+        // It cannot go back (the path changed again): keep it as a version, so the
+        // save is never left where a sweep could take it for ferry's own copy.
+        let taken = version_store::take(&root, holder, tmp, path)?;
+        let stored = taken.record(index, loc, path, None, "saved during a sync")?;
+        return Err(Error::Refused(format!(
+            "{} changed while ferry replaced it ({e}); the save is kept as version {}",
+            escape_os(dir.show(name)),
+            crate::rel_path::display_key(&stored)
+        )));
+    }
+    match holder.lstat(tmp)? {
         Some(f) if f.stat.inode == staged.inode => {
-            let _ = dir.unlink(&staged.tmp);
+            let _ = holder.unlink(tmp);
         }
         Some(_) => {
-            let taken = version_store::take(&root, dir, &staged.tmp, path)?;
+            // Yet another save came in between: it stays, as a version.
+            let taken = version_store::take(&root, holder, tmp, path)?;
             taken.record(index, loc, path, None, "saved during a sync")?;
         }
         None => {}

@@ -94,18 +94,7 @@ impl Entry {
     /// An entry for what is on disk now, with no history yet (empty version vector,
     /// no content hash, not in the index).
     pub fn on_disk(path: RelPath, kind: EntryKind, meta: &std::fs::Metadata) -> Entry {
-        Entry {
-            path,
-            kind,
-            stat: StatInfo::from_metadata(meta),
-            hash: None,
-            chunks: Vec::new(),
-            link_target: None,
-            version: VersionVector::new(),
-            deleted: false,
-            sequence: 0,
-            racy: false,
-        }
+        Entry::at(path, kind, StatInfo::from_metadata(meta))
     }
 
     /// An entry for what a stat found, with no history yet.
