@@ -1,0 +1,83 @@
+//! What `ferry device list` and the daemon's `/api/devices` show about a device: the
+//! stored facts, plus the live ones (connected, path, RTT) when a node runs.
+
+use crate::connection::PathKind;
+use crate::devices::{DeviceStore, KnownDevice, PendingDevice};
+use crate::error::StoreError;
+use crate::identity::DeviceId;
+use std::path::Path;
+
+/// Whether the user accepted the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceState {
+    Known,
+    /// It tried to connect and was refused: `ferry device add` accepts it.
+    Pending,
+}
+
+/// One row of the device list.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DeviceStatus {
+    pub id: DeviceId,
+    pub name: Option<String>,
+    pub state: DeviceState,
+    pub connected: bool,
+    /// Direct or relayed, while connected.
+    pub path: Option<PathKind>,
+    /// The remote address in use while connected; for a pending device, where it came from.
+    pub address: Option<String>,
+    /// Addresses this device dials it at.
+    pub addresses: Vec<String>,
+    pub rtt_ms: Option<f64>,
+    /// Unix seconds (now, while connected).
+    pub last_seen: Option<i64>,
+    /// Why the last dial failed, while not connected.
+    pub last_error: Option<String>,
+    /// Refused attempts (pending devices).
+    pub attempts: Option<u64>,
+}
+
+impl DeviceStatus {
+    pub fn known(k: &KnownDevice) -> DeviceStatus {
+        DeviceStatus {
+            id: k.id,
+            name: k.name.clone(),
+            state: DeviceState::Known,
+            connected: false,
+            path: None,
+            address: None,
+            addresses: k.addresses.clone(),
+            rtt_ms: None,
+            last_seen: k.last_seen,
+            last_error: None,
+            attempts: None,
+        }
+    }
+
+    pub fn pending(p: &PendingDevice) -> DeviceStatus {
+        DeviceStatus {
+            id: p.id,
+            name: p.name.clone(),
+            state: DeviceState::Pending,
+            connected: false,
+            path: None,
+            address: p.address.clone(),
+            addresses: Vec::new(),
+            rtt_ms: None,
+            last_seen: Some(p.last_seen),
+            last_error: None,
+            attempts: Some(p.attempts),
+        }
+    }
+}
+
+/// The list from the store alone (no node running): nothing is connected.
+pub fn offline(home: &Path) -> Result<Vec<DeviceStatus>, StoreError> {
+    let Some(store) = DeviceStore::open_existing(home)? else {
+        return Ok(Vec::new());
+    };
+    let mut out: Vec<DeviceStatus> = store.known()?.iter().map(DeviceStatus::known).collect();
+    out.extend(store.pending()?.iter().map(DeviceStatus::pending));
+    Ok(out)
+}

@@ -1,0 +1,86 @@
+//! The messages. Every frame carries one [`Envelope`], whose `body` says which message
+//! it is; new messages get new tags in [`Body`], and new fields new tags in their
+//! message, never a reused one (the golden bytes in `tests/golden.rs` pin the format).
+
+/// The protocol this build speaks; a peer with another version is closed with
+/// [`crate::node::CloseCode::Incompatible`].
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Optional abilities this build announces in its `Hello` (none yet: the list is for
+/// later additions, which peers that lack them can ignore).
+pub const FEATURES: &[&str] = &[];
+
+/// One framed message.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Envelope {
+    #[prost(oneof = "Body", tags = "1, 2")]
+    pub body: Option<Body>,
+}
+
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum Body {
+    #[prost(message, tag = "1")]
+    Hello(Hello),
+    #[prost(message, tag = "2")]
+    Close(Close),
+}
+
+/// The first message each side sends on a connection.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Hello {
+    #[prost(uint32, tag = "1")]
+    pub protocol_version: u32,
+    /// Optional abilities, by name (unknown ones are ignored).
+    #[prost(string, repeated, tag = "2")]
+    pub features: Vec<String>,
+    /// What the user calls the sending device (its host name by default).
+    #[prost(string, tag = "3")]
+    pub device_name: String,
+}
+
+/// Why a side is ending the conversation, sent before it closes (the QUIC close code
+/// carries the same code, for peers that miss this message).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Close {
+    #[prost(uint32, tag = "1")]
+    pub code: u32,
+    #[prost(string, tag = "2")]
+    pub reason: String,
+}
+
+impl Body {
+    /// The message's name, for errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Body::Hello(_) => "Hello",
+            Body::Close(_) => "Close",
+        }
+    }
+}
+
+impl From<Hello> for Envelope {
+    fn from(h: Hello) -> Self {
+        Envelope {
+            body: Some(Body::Hello(h)),
+        }
+    }
+}
+
+impl From<Close> for Envelope {
+    fn from(c: Close) -> Self {
+        Envelope {
+            body: Some(Body::Close(c)),
+        }
+    }
+}
+
+impl Hello {
+    /// This build's hello.
+    pub fn ours(device_name: &str) -> Hello {
+        Hello {
+            protocol_version: PROTOCOL_VERSION,
+            features: FEATURES.iter().map(|f| f.to_string()).collect(),
+            device_name: device_name.to_string(),
+        }
+    }
+}
