@@ -14,7 +14,8 @@ Exit status:
 
 Files:
   $FERRY_HOME (else $XDG_DATA_HOME/ferry, else ~/.local/share/ferry)
-      the library: index.db, api-token, daemon.json
+      the library: index.db, api-token, daemon.json; device.key and devices.db
+      (this device's key and the devices it trusts)
   $XDG_CONFIG_HOME/ferry/config.toml (else ~/.config/ferry/config.toml)
       optional defaults: retention, conflict, schedule, [daemon] port
   FOLDER/.ferry/
@@ -129,6 +130,53 @@ pub enum Command {
     },
     /// Print a one-time login link to the running daemon's web dashboard.
     Dashboard,
+    /// This device's ID, and the devices it talks to (trusted by ID).
+    #[cfg(feature = "net")]
+    #[command(subcommand)]
+    Device(DeviceCommand),
+}
+
+#[cfg(feature = "net")]
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Print this device's ID (creating its key on first use), to give to other devices.
+    Id,
+    /// Trust a device by its ID (accepting it if it is pending); the daemon dials it.
+    Add {
+        /// Its ID, from `ferry device id` on it (dashes and case do not matter).
+        #[arg(value_parser = parse_device_id)]
+        id: ferry_net::DeviceId,
+        /// What to call it (default: the name it gives when it connects).
+        #[arg(long)]
+        name: Option<String>,
+        /// Where to reach it, HOST:PORT (UDP); may be given more than once.
+        #[arg(long = "addr", value_name = "HOST:PORT", value_parser = parse_host_port)]
+        addrs: Vec<String>,
+    },
+    /// List known devices (with live state when the daemon runs) and pending ones.
+    List,
+    /// Stop trusting a device (known or pending), by ID or name.
+    Remove {
+        #[arg(value_name = "ID|NAME")]
+        device: String,
+    },
+}
+
+#[cfg(feature = "net")]
+fn parse_device_id(s: &str) -> Result<ferry_net::DeviceId, String> {
+    s.parse()
+        .map_err(|e: ferry_net::IdentityError| e.to_string())
+}
+
+#[cfg(feature = "net")]
+/// `HOST:PORT`: a host name or IP (IPv6 in brackets) and a port.
+fn parse_host_port(s: &str) -> Result<String, String> {
+    match s.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {
+            Ok(s.to_string())
+        }
+        _ => Err("expected HOST:PORT, e.g. 192.168.1.20:22100".into()),
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -268,6 +316,16 @@ pub struct DaemonArgs {
     /// any free port; either is written to daemon.json).
     #[arg(long)]
     pub port: Option<u16>,
+    /// Start the device node on this UDP address (default 0.0.0.0:22100 when given
+    /// without a value): accept known devices, dial them, list unknown ones as pending.
+    #[cfg(feature = "net")]
+    #[arg(long, value_name = "HOST:PORT", num_args = 0..=1, default_missing_value = "0.0.0.0:22100")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Also reach devices through this relay server (a self-hosted iroh-relay URL);
+    /// without it, only direct addresses are used.
+    #[cfg(feature = "net")]
+    #[arg(long, value_name = "URL", requires = "listen")]
+    pub relay: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]

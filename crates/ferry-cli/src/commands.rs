@@ -39,6 +39,10 @@ pub fn run(cli: &Cli) -> Result<u8> {
             );
         }
     }
+    #[cfg(feature = "net")]
+    if let Command::Device(cmd) = &cli.command {
+        return crate::device_cmd::run(cmd, cli.json);
+    }
     // Only commands that write create a library; reading ones (and dry runs) plan
     // against an empty index where there is none.
     let creates = match &cli.command {
@@ -79,6 +83,8 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::History(args) => cmd_history(&index, args, cli.json),
         Command::Completions { .. } | Command::Man { .. } => Ok(EXIT_OK),
         Command::Dashboard => crate::dashboard_cmd::run(cli.json),
+        #[cfg(feature = "net")]
+        Command::Device(_) => Ok(EXIT_OK), // handled above
     }
 }
 

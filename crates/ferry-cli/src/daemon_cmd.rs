@@ -11,7 +11,21 @@ pub fn run(index: Index, args: &DaemonArgs, config: &Config) -> Result<u8> {
     ferry_daemon::run(ferry_daemon::DaemonOptions {
         library,
         port: args.port.or(config.daemon_port).unwrap_or(0),
+        net: net_options(args),
     })
     .context("running the daemon")?;
     Ok(crate::commands::EXIT_OK)
+}
+
+#[cfg(feature = "net")]
+fn net_options(args: &DaemonArgs) -> Option<ferry_daemon::NetOptions> {
+    args.listen.map(|listen| ferry_daemon::NetOptions {
+        listen,
+        relay: args.relay.clone(),
+    })
+}
+
+#[cfg(not(feature = "net"))]
+fn net_options(_args: &DaemonArgs) -> Option<ferry_daemon::NetOptions> {
+    None
 }

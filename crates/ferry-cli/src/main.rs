@@ -11,6 +11,8 @@ mod conduit_cmd;
 mod config;
 mod daemon_cmd;
 mod dashboard_cmd;
+#[cfg(feature = "net")]
+mod device_cmd;
 mod install;
 mod output;
 mod progress_bar;

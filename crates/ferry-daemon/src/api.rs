@@ -13,6 +13,7 @@
 //! | GET /api/history[?limit=N] | past runs, newest first |
 //! | GET /api/history/{generation} | one run with its per-file `actions` |
 //! | GET /api/locations | locations with free space |
+//! | GET /api/devices | the device node's devices with live state (404 without `--listen`) |
 //! | GET /api/events | server-sent events: changes, jobs, pauses (see `events.rs`) |
 //!
 //! Every answer is an object with `schema_version` (listings wrap their array:
@@ -52,6 +53,7 @@ pub fn router(shared: Arc<Shared>, token: String) -> Router {
         .route("/api/history", get(history))
         .route("/api/history/{id}", get(generation))
         .route("/api/locations", get(locations))
+        .route("/api/devices", get(devices))
         .route("/api/events", get(events))
         .route("/api/reload", post(reload))
         .fallback(not_found)
@@ -163,6 +165,19 @@ async fn status(State(s): State<Arc<Shared>>) -> ApiResult {
         "queue_depth": queued,
         "schema_version": ferry_core::JSON_SCHEMA_VERSION,
     })))
+}
+
+async fn devices(State(s): State<Arc<Shared>>) -> ApiResult {
+    match crate::devices::listing(&s)? {
+        Some(mut doc) => {
+            doc["schema_version"] = json!(ferry_core::JSON_SCHEMA_VERSION);
+            Ok(Json(doc))
+        }
+        None => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            "this daemon runs no device node (start it with `ferry daemon --listen`)".into(),
+        )),
+    }
 }
 
 async fn conduits(State(s): State<Arc<Shared>>) -> ApiResult {

@@ -12,11 +12,14 @@
 //! - `memory`: malloc arena cap and trimming that keep the idle daemon's RSS flat.
 //! - `api`: the local HTTP API (axum) on 127.0.0.1 with a bearer token, and its SSE stream.
 //! - `dashboard`: the web dashboard (HTML pages, login links, sessions) beside the API.
+//! - `devices`: the device node (ferry-net, with the `net` feature) started by
+//!   `--listen`, and its listing for the API.
 //! - `discovery`: the token file and `daemon.json` that let `ferry status` find the daemon.
 
 pub mod api;
 pub mod config;
 pub mod dashboard;
+pub mod devices;
 pub mod discovery;
 pub mod error;
 pub mod events;
@@ -30,4 +33,4 @@ pub mod views;
 pub mod watcher;
 
 pub use error::{DaemonError, Result};
-pub use service::{run, DaemonOptions};
+pub use service::{run, DaemonOptions, NetOptions};

@@ -26,6 +26,17 @@ pub struct DaemonOptions {
     pub library: PathBuf,
     /// API port on 127.0.0.1; 0 picks a free one.
     pub port: u16,
+    /// Start the device node (`--listen`); needs the `net` feature.
+    pub net: Option<NetOptions>,
+}
+
+/// How the device node listens (see ferry-net).
+#[derive(Debug, Clone)]
+pub struct NetOptions {
+    /// UDP address; port 0 picks a free one (shown by `GET /api/devices`).
+    pub listen: std::net::SocketAddr,
+    /// A self-hosted relay's URL.
+    pub relay: Option<String>,
 }
 
 /// What the scheduler shows about a conduit.
@@ -53,6 +64,9 @@ pub struct Shared {
     pub port: Mutex<u16>,
     /// Asks the supervisor to re-read the saved conduits now.
     pub reload: UnboundedSender<ReloadRequest>,
+    /// The device node, when started with `--listen`.
+    #[cfg(feature = "net")]
+    pub node: std::sync::OnceLock<ferry_net::Node>,
 }
 
 impl Shared {
@@ -95,13 +109,18 @@ pub fn run(opts: DaemonOptions) -> Result<()> {
         started_at: ferry_core::index::unix_now(),
         port: Mutex::new(0),
         reload,
+        #[cfg(feature = "net")]
+        node: std::sync::OnceLock::new(),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| DaemonError::Other(format!("start runtime: {e}")))?;
-    let result = rt.block_on(serve(shared, token, opts.port, reload_rx));
+    let result = rt.block_on(async {
+        crate::devices::start(&shared, opts.net.as_ref()).await?;
+        serve(shared.clone(), token, opts.port, reload_rx).await
+    });
     discovery::remove_info(&opts.library);
     rt.shutdown_timeout(Duration::from_secs(5));
     result
@@ -142,6 +161,7 @@ async fn serve(
         _ = shutdown_signal() => Ok(()),
     };
     scheduler.abort();
+    crate::devices::stop(&shared).await;
     stop_jobs(&shared).await;
     eprintln!("ferry daemon: stopped");
     result

@@ -164,7 +164,7 @@ impl Node {
     }
 
     /// Closes every connection and the endpoint.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         for t in &self.tasks {
             t.abort();
         }

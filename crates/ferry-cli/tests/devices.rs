@@ -1,0 +1,314 @@
+//! Devices with real `ferry daemon --listen` processes on loopback, each with its own
+//! library: trust by ID, refusal and pending, acceptance, and hostile peers. Every
+//! daemon binds UDP port 0 and tells its port through `ferry device list --json`, so
+//! tests run in parallel; conditions are polled with a generous deadline, and nothing
+//! asserts on timing.
+
+#![cfg(feature = "net")]
+
+use ferry_net::iroh::endpoint::ConnectionError;
+use ferry_net::iroh::EndpointAddr;
+use ferry_net::{CloseCode, DeviceId, Identity, ALPN};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+use common::ferry_cmd;
+
+const DEADLINE: Duration = Duration::from_secs(90);
+
+/// One device: a library and, once started, its daemon (killed when dropped).
+struct Device {
+    _tmp: tempfile::TempDir,
+    home: PathBuf,
+    daemon: Option<Child>,
+}
+
+impl Device {
+    fn new() -> Device {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("home");
+        Device {
+            _tmp: tmp,
+            home,
+            daemon: None,
+        }
+    }
+
+    /// Runs `ferry ARGS --json`, asserts success, returns its JSON.
+    fn json(&self, args: &[&str]) -> Value {
+        let out = ferry_cmd(&self.home)
+            .args(args)
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ferry {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn id(&self) -> String {
+        self.json(&["device", "id"])["device_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Starts the daemon with a device node on a free loopback port; returns that
+    /// address once the daemon answers.
+    fn start(&mut self) -> String {
+        std::fs::create_dir_all(&self.home).unwrap();
+        let log = std::fs::File::create(self.home.join("daemon.log")).unwrap();
+        let child = ferry_cmd(&self.home)
+            .args(["daemon", "--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.daemon = Some(child);
+        let mut addr = None;
+        wait_for("the daemon's device node", || {
+            let v = self.list();
+            addr = v["node"]["listen"][0].as_str().map(str::to_string);
+            addr.is_some()
+        });
+        addr.unwrap()
+    }
+
+    fn list(&self) -> Value {
+        self.json(&["device", "list"])
+    }
+
+    fn row(&self, id: &str) -> Option<Value> {
+        self.list()["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .cloned()
+    }
+
+    fn connected_to(&self, id: &str) -> bool {
+        self.row(id).is_some_and(|r| r["connected"] == true)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.home.join("daemon.log")).unwrap_or_default()
+    }
+
+    /// Stops the daemon (SIGTERM) and checks it neither panicked nor failed.
+    fn stop(&mut self) {
+        let mut child = self.daemon.take().unwrap();
+        // SAFETY: plain kill(2) of our own child.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+        let status = child.wait().unwrap();
+        let log = self.log();
+        assert!(!log.contains("panicked"), "{log}");
+        assert!(status.success(), "daemon exited with {status}: {log}");
+    }
+}
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.daemon.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < DEADLINE, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn trusted_devices_connect_and_a_stranger_waits_as_pending_until_added() {
+    let (mut a, mut b, mut c) = (Device::new(), Device::new(), Device::new());
+    let (ida, idb, idc) = (a.id(), b.id(), c.id());
+    let (addr_a, addr_b, addr_c) = (a.start(), b.start(), c.start());
+    assert_eq!(a.list()["node"]["device_id"], ida.as_str());
+
+    a.json(&["device", "add", &idb, "--name", "bee", "--addr", &addr_b]);
+    b.json(&["device", "add", &ida, "--addr", &addr_a]);
+    wait_for("a and b connected", || {
+        a.connected_to(&idb) && b.connected_to(&ida)
+    });
+    let row = a.row(&idb).unwrap();
+    assert_eq!(row["name"], "bee");
+    assert_eq!(row["path"], "direct");
+    assert_eq!(row["address"], addr_b.as_str());
+    assert!(row["rtt_ms"].as_f64().is_some(), "{row}");
+    assert!(row["last_seen"].as_i64().is_some(), "{row}");
+    // b's user gave no name: the one a sent in its hello fills in.
+    wait_for("a's name on b", || {
+        b.row(&ida).is_some_and(|r| r["name"].is_string())
+    });
+
+    // c trusts a, but a does not know c: refused, and pending on a.
+    c.json(&["device", "add", &ida, "--addr", &addr_a]);
+    wait_for("c pending on a", || {
+        a.row(&idc).is_some_and(|r| r["state"] == "pending")
+    });
+    let pending = a.row(&idc).unwrap();
+    assert_eq!(pending["connected"], false);
+    assert_eq!(pending["address"], addr_c.as_str());
+    assert!(!c.connected_to(&ida));
+    let text = ferry_cmd(&a.home)
+        .args(["device", "list"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("pending"), "{text}");
+    assert!(text.contains("bee  connected, direct"), "{text}");
+
+    // Accepting it (no address given: the one it came from is kept).
+    let added = a.json(&["device", "add", &idc]);
+    assert_eq!(added["accepted_pending"], true);
+    wait_for("a and c connected", || {
+        a.connected_to(&idc) && c.connected_to(&ida)
+    });
+    assert_eq!(a.row(&idc).unwrap()["state"], "known");
+
+    // Removing b by name drops the connection on both sides.
+    a.json(&["device", "remove", "bee"]);
+    assert!(a.row(&idb).is_none());
+    wait_for("b sees a gone", || !b.connected_to(&ida));
+
+    a.stop();
+    b.stop();
+    c.stop();
+    // Without a daemon the stored list is shown, last seen kept.
+    let offline = a.list();
+    assert_eq!(offline["live"], false);
+    let row = offline["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == idc.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(row["connected"], false);
+    assert!(row["last_seen"].as_i64().is_some(), "{row}");
+}
+
+/// A device a has been told about, played by a raw endpoint so it can misbehave.
+async fn rogue(
+    a: &Device,
+    addr_a: &str,
+    home: &Path,
+) -> (
+    ferry_net::iroh::endpoint::Connection,
+    ferry_net::iroh::Endpoint,
+) {
+    let me = Identity::load_or_create(home).unwrap();
+    a.json(&["device", "add", &me.id().to_string()]);
+    let ep = ferry_net::node::bind_endpoint(&me, "127.0.0.1:0".parse().unwrap(), None)
+        .await
+        .unwrap();
+    let id_a: DeviceId = a.id().parse().unwrap();
+    let target = EndpointAddr::new(id_a.public_key()).with_ip_addr(addr_a.parse().unwrap());
+    let conn = ep.connect(target, ALPN).await.unwrap();
+    (conn, ep)
+}
+
+async fn close_code(conn: &ferry_net::iroh::endpoint::Connection) -> u64 {
+    match tokio::time::timeout(DEADLINE, conn.closed()).await.unwrap() {
+        ConnectionError::ApplicationClosed(c) => c.error_code.into_inner(),
+        other => panic!("expected an application close, got {other}"),
+    }
+}
+
+#[test]
+fn hostile_peers_are_disconnected_and_the_daemon_carries_on() {
+    let mut a = Device::new();
+    let addr_a = a.start();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let homes = tempfile::tempdir().unwrap();
+    rt.block_on(async {
+        // A length prefix of 4 GiB: refused before anything is allocated.
+        let (conn, _ep) = rogue(&a, &addr_a, &homes.path().join("r1")).await;
+        let (mut send, _recv) = conn.open_bi().await.unwrap();
+        send.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+        assert_eq!(close_code(&conn).await, CloseCode::Protocol as u64);
+
+        // A hello that is garbage.
+        let (conn, _ep) = rogue(&a, &addr_a, &homes.path().join("r2")).await;
+        let (mut send, _recv) = conn.open_bi().await.unwrap();
+        send.write_all(&[0, 0, 0, 5, 0x0a, 0xff, 0xff, 0xff, 0xff])
+            .await
+            .unwrap();
+        assert_eq!(close_code(&conn).await, CloseCode::Protocol as u64);
+
+        // An unknown device sending garbage is refused before it is read.
+        let me = Identity::load_or_create(&homes.path().join("r3")).unwrap();
+        let ep = ferry_net::node::bind_endpoint(&me, "127.0.0.1:0".parse().unwrap(), None)
+            .await
+            .unwrap();
+        let id_a: DeviceId = a.id().parse().unwrap();
+        let target = EndpointAddr::new(id_a.public_key()).with_ip_addr(addr_a.parse().unwrap());
+        let conn = ep.connect(target, ALPN).await.unwrap();
+        if let Ok((mut send, _)) = conn.open_bi().await {
+            let _ = send.write_all(b"garbage garbage").await;
+        }
+        assert_eq!(close_code(&conn).await, CloseCode::UnknownDevice as u64);
+    });
+    // Still serving, and a real device still connects.
+    let mut b = Device::new();
+    let idb = b.id();
+    b.start();
+    a.json(&["device", "add", &idb]);
+    b.json(&["device", "add", &a.id(), "--addr", &addr_a]);
+    wait_for("a and b connected", || a.connected_to(&idb));
+    a.stop();
+    b.stop();
+}
+
+#[test]
+fn device_ids_are_checked_and_own_id_is_refused() {
+    let a = Device::new();
+    let id = a.id();
+    // One character changed: its group's check character catches it (usage error).
+    let mut bad: Vec<char> = id.chars().collect();
+    bad[2] = if bad[2] == 'A' { 'B' } else { 'A' };
+    let bad: String = bad.into_iter().collect();
+    let out = ferry_cmd(&a.home)
+        .args(["device", "add", &bad])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("check character"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Lower case without dashes is the same ID.
+    let plain = id.replace('-', "").to_lowercase();
+    let out = ferry_cmd(&a.home)
+        .args(["device", "add", &plain])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("own ID"));
+    let out = ferry_cmd(&a.home)
+        .args(["device", "remove", "nobody", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["kind"], "not_found");
+}
