@@ -14,6 +14,10 @@ use std::time::Duration;
 /// File name of the store under the ferry home.
 pub const STORE_FILE: &str = "devices.db";
 
+/// Most pending devices kept (the least recently seen go first): anyone can knock with
+/// a fresh key, and must not be able to grow the store without bound.
+pub const MAX_PENDING: usize = 100;
+
 /// A device this one talks to.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct KnownDevice {
@@ -243,6 +247,13 @@ impl DeviceStore {
                 params![id.to_string(), address, now, name],
             )
             .map_err(sql(&self.path))?;
+        self.conn
+            .execute(
+                "DELETE FROM pending_devices WHERE id NOT IN
+                     (SELECT id FROM pending_devices ORDER BY last_seen DESC, id LIMIT ?1)",
+                params![MAX_PENDING as i64],
+            )
+            .map_err(sql(&self.path))?;
         Ok(())
     }
 
@@ -414,6 +425,18 @@ mod tests {
         // A known device is never recorded as pending.
         s.record_pending(dev(3), None, None, 40).unwrap();
         assert!(s.pending().unwrap().is_empty());
+    }
+
+    #[test]
+    fn pending_devices_are_capped_keeping_the_latest() {
+        let home = tempfile::tempdir().unwrap();
+        let s = DeviceStore::open(home.path()).unwrap();
+        for n in 0..(MAX_PENDING as u8 + 5) {
+            s.record_pending(dev(n), None, None, i64::from(n)).unwrap();
+        }
+        let p = s.pending().unwrap();
+        assert_eq!(p.len(), MAX_PENDING);
+        assert!(p.iter().all(|d| d.last_seen >= 5));
     }
 
     #[test]
