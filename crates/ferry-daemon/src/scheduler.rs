@@ -517,12 +517,12 @@ impl ConduitTask {
                         }
                     );
                     "interrupted"
-                } else if o.errors.is_empty() {
+                } else if o.problems.is_empty() {
                     "ok"
                 } else {
                     "partial"
                 };
-                for e in &o.errors {
+                for e in &o.problems {
                     tracing::warn!("conduit {id}: {e}");
                 }
                 tracing::info!(
@@ -533,7 +533,7 @@ impl ConduitTask {
                     o.stats.conflicts
                 );
                 shared.set_state(id, |s| {
-                    s.last_error = o.errors.first().cloned();
+                    s.last_error = o.problems.first().map(|p| p.to_string());
                     s.last_finished_at = Some(ferry_core::index::unix_now());
                 });
                 shared.emit(DaemonEvent::JobFinished {
