@@ -230,7 +230,8 @@ pub fn open_conduit(
     };
     let existing = index.conduit_between(la.id(), lb.id())?;
     if let (Some(c), Some(mode)) = (&existing, opts.mode) {
-        crate::plan::archive::check_mode_change(c, mode, &la.root, &lb.root)?;
+        let now = SyncMode::parse(&c.mode)?;
+        crate::plan::archive::check_mode_change(c.id, now, mode, &la.root, &lb.root)?;
     }
     let created = existing.is_none();
     let conduit = match existing {

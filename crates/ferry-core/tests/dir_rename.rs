@@ -136,6 +136,59 @@ fn many_files_renamed_on_a_are_one_directory_rename_on_b() {
     f.assert_converged();
 }
 
+/// The schedule runs every action of the plan once, on its own side, in stage order;
+/// the group's rename stands before the mkdirs it covers, and its covered actions are
+/// marked so they run only if it falls back.
+#[test]
+fn the_schedule_orders_each_side_and_marks_the_covered_actions() {
+    use ferry_core::plan::schedule::{schedule, Stage, Step};
+    let mut f = Pair::new();
+    populate(&f.a, "d", 5);
+    write(&f.a, "top.txt", "t");
+    f.sync();
+    std::fs::rename(f.a.join("d"), f.a.join("e")).unwrap();
+    write(&f.a, "e/new/added.txt", "new");
+    write(&f.a, "top.txt", "edited");
+    let (_, _, plan) = f.plan();
+    let order = schedule(&plan);
+    assert_eq!(order.groups.len(), 1);
+    let mut seen = vec![0; plan.actions.len()];
+    for side_plan in &order.sides {
+        let mut last_stage = None;
+        for (stage, steps) in &side_plan.stages {
+            assert!(last_stage < Some(*stage), "stages in order");
+            last_stage = Some(*stage);
+            for step in steps {
+                if let Step::Act { action, group } = step {
+                    seen[*action] += 1;
+                    let a = &plan.actions[*action];
+                    assert_eq!(a.side(), side_plan.side, "{a:?}");
+                    let covered = order.groups[0].covers.contains(action);
+                    assert_eq!(group.is_some(), covered, "{a:?}");
+                }
+            }
+        }
+    }
+    assert!(seen.iter().all(|&n| n == 1), "each action once: {seen:?}");
+    let b = &order.sides[1];
+    let dirs = b.steps(Stage::Directories);
+    assert!(matches!(dirs[0], Step::RenameDir { group: 0 }), "{dirs:?}");
+    // The new folder inside the renamed one is made after the rename, uncovered.
+    let made_new = dirs.iter().any(|s| {
+        matches!(s, Step::Act { action, group: None }
+        if plan.actions[*action].path().as_str() == "e/new")
+    });
+    assert!(made_new, "{dirs:?}");
+    // The edited file outside the group is an ordinary copy.
+    let copies = b.steps(Stage::Copies);
+    assert!(copies
+        .iter()
+        .any(|s| matches!(s, Step::Act { action, group: None }
+        if plan.actions[*action].path().as_str() == "top.txt")));
+    f.sync();
+    f.assert_converged();
+}
+
 /// The plan keeps its per-file actions; `find` sees them as one group.
 #[test]
 fn the_plan_of_a_renamed_dir_forms_one_group() {

@@ -26,8 +26,9 @@ use crate::index::{GenerationStats, Index};
 use crate::model::entry::{Entry, EntryKind, StatInfo};
 use crate::model::rel_path::RelPath;
 use crate::parallel::parallel_map;
-use crate::plan::dir_renames::{self, DirRename};
+use crate::plan::dir_renames::DirRename;
 use crate::plan::itemize::Item;
+use crate::plan::schedule::{schedule, Stage, Step};
 use crate::plan::{Action, Plan, Side};
 use crate::problem::{Problem, ProblemKind};
 use crate::progress::Progress;
@@ -93,31 +94,28 @@ struct Pending {
     entries: Vec<Entry>,
 }
 
-/// Where an action stands with respect to the directory renames that may carry it out.
+/// What became of a directory rename, for the actions it covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Hold {
-    /// Runs in its phase.
-    Open,
-    /// Waits for its directory rename.
-    Held,
-    /// Carried out by its directory rename.
+enum Group {
+    /// Not run yet.
+    Waiting,
+    /// Carried out: its actions are done.
     Done,
-    /// Its directory rename was refused; left alone this run.
+    /// The side was not as planned: its actions run one by one.
+    FellBack,
+    /// Refused (e.g. the target appeared): its actions are left alone this run.
     Refused,
 }
 
-/// One step of the directory phase.
-enum Step<'p> {
-    RenameDir(&'p DirRename),
-    Mkdir(usize, &'p Action),
-}
-
-/// The plan's actions that `f` selects and that are not held by a directory rename.
-fn phase<'p>(plan: &'p Plan, held: &[Hold], f: fn(&Action) -> bool) -> Vec<&'p Action> {
-    (plan.actions.iter().enumerate())
-        .filter(|(i, a)| held[*i] == Hold::Open && f(a))
-        .map(|(_, a)| a)
-        .collect()
+/// The action a step runs, unless a directory rename carried it out or was refused.
+fn runnable<'p>(step: &Step, groups: &[Group], plan: &'p Plan) -> Option<(usize, &'p Action)> {
+    match step {
+        Step::Act { action, group } => match group {
+            Some(g) if groups[*g] != Group::FellBack => None,
+            _ => Some((*action, &plan.actions[*action])),
+        },
+        Step::RenameDir { .. } => None,
+    }
 }
 
 impl Executor<'_> {
@@ -133,8 +131,9 @@ impl Executor<'_> {
         crate::cancel::is_cancelled(self.cancel)
     }
 
-    /// Runs the plan. Per-action failures are collected in the report; only index
-    /// failures abort.
+    /// Runs the plan, stage by stage (see [`schedule`]): in each stage side A's steps,
+    /// then side B's, then one durability point. Per-action failures are collected in
+    /// the report; only index failures abort.
     pub fn run(&mut self, plan: &Plan) -> Result<ExecReport> {
         let mut report = ExecReport::default();
         let mut pending = [
@@ -147,24 +146,8 @@ impl Executor<'_> {
                 entries: Vec::new(),
             },
         ];
-        // Directory renames carry out groups of the plan's per-file actions; those are
-        // held back until their group has run, then done or refused with it, or run one
-        // by one after all.
-        let groups = dir_renames::find(&plan.actions);
-        let mut held = vec![Hold::Open; plan.actions.len()];
-        for g in &groups {
-            for &i in &g.covers {
-                held[i] = Hold::Held;
-            }
-        }
-
-        for a in phase(plan, &held, |a| matches!(a, Action::Record { .. })) {
-            if let Action::Record { side, entry } = a {
-                pending[*side as usize].entries.push(entry.clone());
-            }
-        }
-        self.flush(&mut pending, false)?;
-
+        let order = schedule(plan);
+        let mut groups = vec![Group::Waiting; order.groups.len()];
         // The directories this run made or prepared, by action, with their inodes: only
         // those get their final mode and mtime at the end (or when interrupted), and
         // only while still there.
@@ -174,142 +157,98 @@ impl Executor<'_> {
             .collect();
         mkdirs.sort_by_key(|(_, a)| a.path().depth());
 
-        for a in phase(plan, &held, |a| matches!(a, Action::MoveAside { .. })) {
-            if self.stopping() {
-                break;
-            }
-            self.attempt(a, &mut report, &mut pending);
-        }
-        self.flush(&mut pending, true)?;
-        if self.stopping() {
-            return self.interrupted(report, &mkdirs, &made);
-        }
-        for a in phase(
-            plan,
-            &held,
-            |a| matches!(a, Action::Delete { expected, .. } if expected.state.kind != EntryKind::Dir),
-        ) {
-            if self.stopping() {
-                break;
-            }
-            self.attempt(a, &mut report, &mut pending);
-        }
-        self.flush(&mut pending, true)?;
-        if self.stopping() {
-            return self.interrupted(report, &mkdirs, &made);
-        }
-        // Directories shallowest first. A directory rename stands where its target's
-        // mkdir would: after the target's parents, before anything added inside it.
-        let mut steps: Vec<Step> = groups.iter().map(Step::RenameDir).collect();
-        steps.extend(mkdirs.iter().map(|&(i, a)| Step::Mkdir(i, a)));
-        steps.sort_by_key(|s| match s {
-            Step::RenameDir(g) => (g.to.depth(), 0),
-            Step::Mkdir(_, a) => (a.path().depth(), 1),
-        });
-        for step in steps {
-            if self.stopping() {
-                break;
-            }
-            match step {
-                Step::RenameDir(g) => {
-                    self.rename_dir(g, plan, &mut held, &mut report, &mut pending)?
+        for stage in Stage::ALL {
+            if stage == Stage::Archive && order.sides.iter().any(|s| !s.steps(stage).is_empty()) {
+                if self.fault == FaultPoint::StopBeforeArchiveRemoval {
+                    return Err(Error::Other("injected stop before archive removal".into()));
                 }
-                Step::Mkdir(i, a) if held[i] == Hold::Open => {
-                    let side = a.side() as usize;
-                    let before = pending[side].entries.len();
-                    self.attempt(a, &mut report, &mut pending);
-                    if let Some(e) = pending[side].entries.get(before) {
-                        made.insert(i, e.cache.inode);
+                // Every copy on B is installed; make them durable before A loses anything.
+                sync_filesystem(&self.b.root)?;
+            }
+            for side_plan in &order.sides {
+                if stage == Stage::Copies {
+                    let copies: Vec<&Action> = (side_plan.steps(stage).iter())
+                        .filter_map(|s| runnable(s, &groups, plan))
+                        .map(|(_, a)| a)
+                        .collect();
+                    self.copy_all(&copies, &mut report, &mut pending)?;
+                    continue;
+                }
+                for step in side_plan.steps(stage) {
+                    if self.stopping() {
+                        break;
+                    }
+                    if let Step::RenameDir { group } = step {
+                        let g = &order.groups[*group];
+                        groups[*group] = self.rename_dir(g, plan, &mut report, &mut pending)?;
+                        continue;
+                    }
+                    let Some((i, a)) = runnable(step, &groups, plan) else {
+                        continue;
+                    };
+                    match a {
+                        Action::Archive { .. } => self.archive(a, &mut report),
+                        Action::Mkdir { .. } => {
+                            let side = a.side() as usize;
+                            let before = pending[side].entries.len();
+                            self.attempt(a, &mut report, &mut pending);
+                            if let Some(e) = pending[side].entries.get(before) {
+                                made.insert(i, e.cache.inode);
+                            }
+                        }
+                        _ => self.attempt(a, &mut report, &mut pending),
                     }
                 }
-                Step::Mkdir(..) => {}
             }
-        }
-        if self.fault == FaultPoint::StopAfterDirRenames && report.stats.dirs_renamed > 0 {
-            return Err(Error::Other("injected stop after directory renames".into()));
-        }
-        self.flush(&mut pending, true)?;
-        if self.stopping() {
-            return self.interrupted(report, &mkdirs, &made);
-        }
-        for a in phase(plan, &held, |a| matches!(a, Action::Rename { .. })) {
-            if self.stopping() {
-                break;
+            if stage == Stage::Directories
+                && self.fault == FaultPoint::StopAfterDirRenames
+                && report.stats.dirs_renamed > 0
+            {
+                return Err(Error::Other("injected stop after directory renames".into()));
             }
-            self.attempt(a, &mut report, &mut pending);
-        }
-        self.flush(&mut pending, true)?;
-        if self.stopping() {
-            return self.interrupted(report, &mkdirs, &made);
-        }
-        let mut rmdirs: Vec<&Action> = phase(
-            plan,
-            &held,
-            |a| matches!(a, Action::Delete { expected, .. } if expected.state.kind == EntryKind::Dir),
-        );
-        rmdirs.sort_by_key(|a| std::cmp::Reverse(a.path().depth()));
-        for a in rmdirs {
-            if self.stopping() {
-                break;
+            // Copies made themselves durable batch by batch; records need no sync.
+            if !matches!(stage, Stage::Copies | Stage::Archive) {
+                self.flush(&mut pending, stage != Stage::Records)?;
             }
-            self.attempt(a, &mut report, &mut pending);
-        }
-        self.flush(&mut pending, true)?;
-        self.persist_progress(&mut report)?;
-        if self.stopping() {
-            return self.interrupted(report, &mkdirs, &made);
-        }
-
-        let copies = phase(plan, &held, |a| matches!(a, Action::Copy { .. }));
-        self.copy_all(&copies, &mut report, &mut pending)?;
-        if self.stopping() {
-            return self.interrupted(report, &mkdirs, &made);
-        }
-
-        // Archive removals last, once every copy is installed and durable.
-        let archives = phase(plan, &held, |a| matches!(a, Action::Archive { .. }));
-        if !archives.is_empty() {
-            if self.fault == FaultPoint::StopBeforeArchiveRemoval {
-                return Err(Error::Other("injected stop before archive removal".into()));
+            if stage == Stage::DirRemovals {
+                self.persist_progress(&mut report)?;
             }
-            sync_filesystem(&self.b.root)?;
-        }
-        for a in archives {
-            if self.stopping() {
-                break;
+            if stage != Stage::Records && self.stopping() {
+                return self.interrupted(report, &mkdirs, &made);
             }
-            let Action::Archive {
-                path,
-                expected,
-                archived_as,
-            } = a
-            else {
-                continue;
-            };
-            match crate::execute::archive::remove_archived(
-                self.index,
-                self.a,
-                self.b,
-                path,
-                expected,
-                archived_as,
-                self.fault,
-            ) {
-                Ok(freed) => {
-                    report.stats.files_archived += 1;
-                    report.stats.bytes_freed += freed;
-                    Self::done(&mut report, a);
-                }
-                Err(e) => report.failed(a, &e),
-            }
-        }
-        if self.stopping() {
-            return self.interrupted(report, &mkdirs, &made);
         }
         self.finish_dirs(&mut report, &mkdirs, &made)?;
         report.stats.errors = report.problems.len() as u64;
         self.persist_progress(&mut report)?;
         Ok(report)
+    }
+
+    /// Removes an archived file from side A once its copy on B verifies.
+    fn archive(&mut self, a: &Action, report: &mut ExecReport) {
+        let Action::Archive {
+            path,
+            expected,
+            archived_as,
+        } = a
+        else {
+            return;
+        };
+        match crate::execute::archive::remove_archived(
+            self.index,
+            self.a,
+            self.b,
+            path,
+            expected,
+            archived_as,
+            self.fault,
+        ) {
+            Ok(freed) => {
+                report.stats.files_archived += 1;
+                report.stats.bytes_freed += freed;
+                Self::done(report, a);
+            }
+            Err(e) => report.failed(a, &e),
+        }
     }
 
     /// Ends a run that was asked to stop, at a safe point: everything done so far is
@@ -426,17 +365,16 @@ impl Executor<'_> {
     }
 
     /// Applies one directory rename. If the side is no longer as planned, the group's
-    /// actions run one by one instead (the removals of symlinks, whose phase has passed,
-    /// right away); if the rename is refused, they are all left alone this run. Only
-    /// index failures are returned.
+    /// actions run one by one instead (their steps follow in the side plan); if the
+    /// rename is refused, they are all left alone this run. Only index failures are
+    /// returned.
     fn rename_dir(
         &mut self,
         g: &DirRename,
         plan: &Plan,
-        held: &mut [Hold],
         report: &mut ExecReport,
         pending: &mut [Pending; 2],
-    ) -> Result<()> {
+    ) -> Result<Group> {
         let describe = || {
             format!(
                 "rename directory {}:{} -> {}",
@@ -446,10 +384,8 @@ impl Executor<'_> {
             )
         };
         let loc = self.loc(g.side);
-        let mark = |held: &mut [Hold], h| g.covers.iter().for_each(|&i| held[i] = h);
         match dir_rename::apply(self.index, loc, g) {
             Ok(Applied::Renamed { entries, errors }) => {
-                mark(held, Hold::Done);
                 for &i in &g.covers {
                     Self::done(report, &plan.actions[i]);
                 }
@@ -459,28 +395,21 @@ impl Executor<'_> {
                 report.problems.extend(errors.iter().map(|e| {
                     Problem::from_error(Some(g.side), Some(g.to.to_string()), &describe(), e)
                 }));
+                Ok(Group::Done)
             }
             Ok(Applied::FallBack(why)) => {
                 tracing::debug!(rename = describe(), why, "renaming entry by entry");
-                mark(held, Hold::Open);
-                for &i in &g.covers {
-                    let a = &plan.actions[i];
-                    if matches!(a, Action::Delete { expected, .. } if expected.state.kind != EntryKind::Dir)
-                    {
-                        self.attempt(a, report, pending);
-                    }
-                }
+                Ok(Group::FellBack)
             }
-            Err(e @ Error::Db(_)) => return Err(e),
+            Err(e @ Error::Db(_)) => Err(e),
             Err(e) => {
-                mark(held, Hold::Refused);
                 let at = Some(g.from.to_string());
                 report
                     .problems
                     .push(Problem::from_error(Some(g.side), at, &describe(), &e));
+                Ok(Group::Refused)
             }
         }
-        Ok(())
     }
 
     /// Carries out one non-copy action; returns the index entries it changed.

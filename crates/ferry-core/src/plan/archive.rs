@@ -36,7 +36,6 @@
 //! to get archived files back, use a different folder (a new conduit).
 
 use crate::error::{Error, Result};
-use crate::index::ConduitRow;
 use crate::model::entry::{Entry, EntryKind};
 use crate::model::rel_path::RelPath;
 use crate::model::version_vector::Causality;
@@ -46,10 +45,10 @@ use crate::plan::{Action, ConflictRecord, Plan, Side, SyncMode};
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
-/// Refuses to take `conduit` (between roots `a` and `b`) out of archive mode: `to` is
-/// the mode asked for. Any other change of mode is left alone.
-pub fn check_mode_change(conduit: &ConduitRow, to: SyncMode, a: &Path, b: &Path) -> Result<()> {
-    if conduit.mode != SyncMode::Archive.as_str() || to == SyncMode::Archive {
+/// Refuses to take conduit `id` (between roots `a` and `b`) out of archive mode: `from`
+/// is its mode now, `to` the mode asked for. Any other change of mode is left alone.
+pub fn check_mode_change(id: i64, from: SyncMode, to: SyncMode, a: &Path, b: &Path) -> Result<()> {
+    if from != SyncMode::Archive || to == SyncMode::Archive {
         return Ok(());
     }
     let (a, b) = (a.display(), b.display());
@@ -82,7 +81,7 @@ pub fn check_mode_change(conduit: &ConduitRow, to: SyncMode, a: &Path, b: &Path)
     Err(Error::Refused(format!(
         "conduit {} archives {a} → {b} and stays an archive: {effect}. {instead} \
          Without --mode, the conduit keeps archiving.",
-        conduit.id
+        id
     )))
 }
 

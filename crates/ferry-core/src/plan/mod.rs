@@ -7,6 +7,7 @@ pub mod dir_renames;
 pub mod itemize;
 pub mod reconcile;
 pub(crate) mod renames;
+pub mod schedule;
 
 use crate::error::{Error, Result};
 use crate::model::entry::Entry;
