@@ -233,26 +233,12 @@ fn parse_schedule(s: &str) -> Result<String, String> {
 
 /// `--bandwidth-limit`: bytes per second; `0`, `none` or `unlimited` for no limit.
 fn parse_bandwidth(s: &str) -> Result<u64, String> {
-    match s {
-        "0" | "none" | "unlimited" => Ok(0),
-        r => ferry_core::conduit::parse_rate(r).map_err(|e| e.to_string()),
-    }
+    ferry_core::conduit_edit::parse_bandwidth(s).map_err(|e| e.to_string())
 }
 
-/// Most copies a conduit may run at once.
-pub const MAX_PARALLEL: u32 = 64;
-
-/// `--parallel`: 1 to [`MAX_PARALLEL`], or `auto` / `0` (one per core, stored as 0).
+/// `--parallel`: 1 to `ferry_core::conduit_edit::MAX_PARALLEL`, or `auto` / `0` (one per core, stored as 0).
 fn parse_parallel(s: &str) -> Result<u32, String> {
-    if s == "auto" {
-        return Ok(0);
-    }
-    match s.parse::<u32>() {
-        Ok(n) if n <= MAX_PARALLEL => Ok(n),
-        _ => Err(format!(
-            "expected 1 to {MAX_PARALLEL}, or auto (or 0) for one per core"
-        )),
-    }
+    ferry_core::conduit_edit::parse_parallel(s).map_err(|e| e.to_string())
 }
 
 /// A retention spec: simple:N, staggered, trashcan:DAYS or none.

@@ -6,6 +6,7 @@ pub mod beneath;
 pub mod cancel;
 pub mod chunk;
 pub mod conduit;
+pub mod conduit_edit;
 pub mod conflict_name;
 pub mod dir_rename;
 mod disk;

@@ -10,12 +10,15 @@
 //! - `known`: events on paths whose disk state the index already holds (the daemon's own
 //!   writes) queue no run.
 //! - `memory`: malloc arena cap and trimming that keep the idle daemon's RSS flat.
+//! - `control`: pause, resume, sync now, add, change and remove conduits (the API's
+//!   and the dashboard's one implementation).
 //! - `api`: the local HTTP API (axum) on 127.0.0.1 with a bearer token, and its SSE stream.
 //! - `dashboard`: the web dashboard (HTML pages, login links, sessions) beside the API.
 //! - `discovery`: the token file and `daemon.json` that let `ferry status` find the daemon.
 
 pub mod api;
 pub mod config;
+pub mod control;
 pub mod dashboard;
 pub mod discovery;
 pub mod error;

@@ -10,6 +10,7 @@ use crate::error::{io_err, DaemonError, Result};
 use crate::events::{DaemonEvent, EventSender};
 use crate::jobs::JobBoard;
 use crate::scheduler::{supervise, ReloadRequest, Wake};
+use ferry_core::conduit_edit::ConduitDefaults;
 use ferry_core::index::Index;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -26,6 +27,9 @@ pub struct DaemonOptions {
     pub library: PathBuf,
     /// API port on 127.0.0.1; 0 picks a free one.
     pub port: u16,
+    /// What conduits added through the API or the dashboard get when the request does
+    /// not say (the config file's defaults, as `ferry conduit add` uses).
+    pub conduit_defaults: ConduitDefaults,
 }
 
 /// What the scheduler shows about a conduit.
@@ -53,6 +57,7 @@ pub struct Shared {
     pub port: Mutex<u16>,
     /// Asks the supervisor to re-read the saved conduits now.
     pub reload: UnboundedSender<ReloadRequest>,
+    pub conduit_defaults: ConduitDefaults,
 }
 
 impl Shared {
@@ -95,6 +100,7 @@ pub fn run(opts: DaemonOptions) -> Result<()> {
         started_at: ferry_core::index::unix_now(),
         port: Mutex::new(0),
         reload,
+        conduit_defaults: opts.conduit_defaults.clone(),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
