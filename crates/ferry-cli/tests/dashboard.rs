@@ -946,7 +946,10 @@ fn api_adds_changes_and_removes_conduits() {
     assert_eq!(list["conduits"][0]["mode"], "mirror");
     assert_eq!(list["conduits"][0]["bandwidth_limit"], 256 * 1024);
     // The same pair again: 200, `added: false`, the settings given applied.
-    let (code, v) = add(json!({"a": env.a(), "b": env.b(), "bandwidth_limit": 0}));
+    // (A schedule is given: re-adding a manual pair without one makes it instant, as
+    // `ferry conduit add` does, and its mirror run would race the changes below.)
+    let (code, v) =
+        add(json!({"a": env.a(), "b": env.b(), "bandwidth_limit": 0, "schedule": "manual"}));
     assert_eq!((code, v["added"].clone()), (200, json!(false)), "{v}");
     assert_eq!(v["bandwidth_limit"], 0);
     assert_eq!(v["mode"], "mirror", "kept");
@@ -970,9 +973,20 @@ fn api_adds_changes_and_removes_conduits() {
         (json!("bidirectional"), json!("keep-both"), json!("instant"))
     );
     std::fs::write(env.b.join("from-b.txt"), "b\n").unwrap();
-    wait_for("from-b.txt synced to A", || {
-        env.a.join("from-b.txt").exists()
-    });
+    let start = Instant::now();
+    while !env.a.join("from-b.txt").exists() {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "from-b.txt not synced to A; B holds {:?}; daemon log:\n{}\nconduit: {}",
+            std::fs::read_dir(&env.b)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect::<Vec<_>>(),
+            std::fs::read_to_string(env.home.join("daemon.log")).unwrap_or_default(),
+            d.api("/api/conduits/1")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let (code, v) = d.api_send(
         "POST",
         "/api/conduits/1/settings",
@@ -1236,4 +1250,55 @@ fn browser_adds_changes_and_removes_a_conduit() {
     }
     let list: Value = serde_json::from_str(&env.ok(&["--json", "conduit", "list"])).unwrap();
     assert!(list["conduits"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn a_file_changed_during_a_copy_shows_as_a_problem_that_will_be_retried() {
+    let env = Env::new();
+    // A slow conduit: the last file is edited after the scan, before its copy starts.
+    env.ok(&[
+        "conduit",
+        "add",
+        env.a(),
+        env.b(),
+        "--bandwidth-limit",
+        "64K",
+    ]);
+    for n in 0..8u8 {
+        std::fs::write(env.a.join(format!("big{n}.bin")), vec![n; 64 << 10]).unwrap();
+    }
+    let d = env.start();
+    wait_for("the run to copy", || {
+        d.api("/api/jobs")["jobs"][0]["phase"] == "copy"
+    });
+    std::fs::write(env.a.join("big7.bin"), b"edited during the copy\n").unwrap();
+    // The first run skips it (rule 2) and says why, by kind; a later run syncs it.
+    let mut run = Value::Null;
+    wait_for("the first run to finish", || {
+        run = d.api("/api/history/1");
+        run["status"] != "running" && run["status"] != "interrupted"
+    });
+    assert_eq!(run["status"], "partial", "{run}");
+    let p = &run["problems"][0];
+    assert_eq!(p["kind"], "changed_during_sync", "{run}");
+    assert_eq!(p["label"], "changed during sync, will retry");
+    assert_eq!(p["retried"], true);
+    assert_eq!(p["action"], "copy to b:big7.bin");
+    wait_for("big7.bin synced by a later run", || {
+        std::fs::read(env.b.join("big7.bin")).ok().as_deref()
+            == Some(b"edited during the copy\n".as_slice())
+    });
+
+    let browser = Browser::start(&env.scratch.join("profile"));
+    browser.goto(&env.login_link());
+    browser.wait_text("h1", "the overview", |t| t == "Overview");
+    browser.goto(&format!("{}/history/1", d.base()));
+    browser.wait_text("h1", "run 1", |t| t == "Run #1");
+    let shown = browser
+        .text("ul.problems li[data-kind=changed_during_sync]")
+        .expect("the problem, by kind");
+    assert!(
+        shown.starts_with("changed during sync, will retry") && shown.contains("big7.bin"),
+        "{shown}"
+    );
 }

@@ -4,7 +4,7 @@
 //! | method, path | what |
 //! |---|---|
 //! | GET /api/status | daemon, conduits with their state, running jobs, queue depth |
-//! | GET /api/conduits, /api/conduits/{id} | settings, state, last run |
+//! | GET /api/conduits, /api/conduits/{id} | settings, state, last run, its `problems` by kind |
 //! | POST /api/conduits | add a conduit: `{"a", "b", "mode", "conflict_policy", "schedule", "bandwidth_limit", "parallel"}` (folders absolute; the rest optional); 201, or 200 with `"added": false` for a pair that is one already |
 //! | PATCH /api/conduits/{id}, POST /api/conduits/{id}/settings | change `mode`, `conflict_policy`, `schedule`, `bandwidth_limit`, `parallel` (those given); the conduit as it is now |
 //! | DELETE /api/conduits/{id} | remove a conduit (its folders, files and versions stay) |
@@ -14,7 +14,7 @@
 //! | GET /api/jobs | running jobs with progress (files, bytes, rate, ETA, queue) |
 //! | GET /api/conflicts[?all=true] | open (or all) conflicts |
 //! | GET /api/history[?limit=N] | past runs, newest first |
-//! | GET /api/history/{generation} | one run with its per-file `actions` |
+//! | GET /api/history/{generation} | one run with its per-file `actions` and `problems` (kind, label, message; runs of this daemon) |
 //! | GET /api/locations | locations with free space |
 //! | GET /api/events | server-sent events: changes, jobs, pauses (see `events.rs`) |
 //!
@@ -350,6 +350,8 @@ async fn generation(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Api
     let mut v = serde_json::to_value(&g)
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None))?;
     v["actions"] = json!(actions);
+    // What went wrong, by kind, for runs this daemon made (empty when none is known).
+    v["problems"] = json!(s.run_problems.get(id).unwrap_or_default());
     v["schema_version"] = json!(ferry_core::JSON_SCHEMA_VERSION);
     Ok(Json(v))
 }

@@ -9,6 +9,8 @@
 //!   stopped at a safe point (pause, shutdown).
 //! - `known`: events on paths whose disk state the index already holds (the daemon's own
 //!   writes) queue no run.
+//! - `problems`: a run's errors as typed problems (changed during sync, permission
+//!   denied, disk full, …) for the API and the dashboard.
 //! - `memory`: malloc arena cap and trimming that keep the idle daemon's RSS flat.
 //! - `control`: pause, resume, sync now, add, change and remove conduits (the API's
 //!   and the dashboard's one implementation).
@@ -26,6 +28,7 @@ pub mod events;
 pub mod jobs;
 pub mod known;
 pub mod memory;
+pub mod problems;
 pub mod scheduler;
 pub mod service;
 pub mod touched;

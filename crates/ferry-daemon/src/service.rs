@@ -40,6 +40,8 @@ pub struct ConduitState {
     /// `watching`, `periodic (watch limit)`, `timer`, or `off`.
     pub watch: String,
     pub last_error: Option<String>,
+    /// The last run's problems (or why it failed), by kind.
+    pub problems: Vec<crate::problems::Problem>,
     pub last_finished_at: Option<i64>,
 }
 
@@ -58,6 +60,8 @@ pub struct Shared {
     /// Asks the supervisor to re-read the saved conduits now.
     pub reload: UnboundedSender<ReloadRequest>,
     pub conduit_defaults: ConduitDefaults,
+    /// The problems of the runs this daemon made, for the run pages.
+    pub run_problems: crate::problems::RunProblems,
 }
 
 impl Shared {
@@ -101,6 +105,7 @@ pub fn run(opts: DaemonOptions) -> Result<()> {
         port: Mutex::new(0),
         reload,
         conduit_defaults: opts.conduit_defaults.clone(),
+        run_problems: Default::default(),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -16,6 +16,42 @@ fn s(v: &Value) -> String {
     }
 }
 
+/// Problems (JSON, as `problems::Problem`) as a labelled list: the kind first, then what
+/// the run was doing and the engine's message; at most `max`, then how many more.
+pub fn problem_list(list: &[Value], max: usize) -> String {
+    let mut out = String::from(r#"<ul class="problems" aria-label="Problems">"#);
+    for p in list.iter().take(max) {
+        let kind = s(&p["kind"]);
+        let class = if p["retried"] == true {
+            "warn"
+        } else {
+            "problem"
+        };
+        out.push_str(&format!(
+            r#"<li class="{class}" data-kind="{kind}"><span class="problem-label">{label}</span>{action}: {message}</li>"#,
+            kind = esc(&kind),
+            label = esc(&s(&p["label"])),
+            action = match p["action"].as_str() {
+                Some(a) => format!(" (<code>{}</code>)", esc(a)),
+                None => String::new(),
+            },
+            message = esc(&s(&p["message"])),
+        ));
+    }
+    if list.len() > max {
+        out.push_str(&format!("<li>and {} more</li>", list.len() - max));
+    }
+    out.push_str("</ul>");
+    out
+}
+
+/// Every problem is one the next run retries by itself (not an error state).
+fn only_retried(problems: &Value) -> bool {
+    problems
+        .as_array()
+        .is_some_and(|l| !l.is_empty() && l.iter().all(|p| p["retried"] == true))
+}
+
 /// The overview's live part: one row per conduit. Re-fetched by the page on every
 /// daemon event (`/fragment/overview`).
 pub fn overview_table(shared: &Shared) -> crate::Result<String> {
@@ -53,7 +89,7 @@ pub fn overview_table(shared: &Shared) -> crate::Result<String> {
                 "" => "syncing".into(),
                 p => format!("syncing ({})", esc(p)),
             }
-        } else if !c["last_error"].is_null() {
+        } else if !c["last_error"].is_null() && !only_retried(&c["problems"]) {
             "error".into()
         } else {
             match s(&c["state"]).as_str() {
@@ -61,13 +97,13 @@ pub fn overview_table(shared: &Shared) -> crate::Result<String> {
                 st => esc(st),
             }
         };
-        let error = if c["last_error"].is_null() {
-            String::new()
-        } else {
-            format!(
+        let error = match c["problems"].as_array() {
+            Some(list) if !list.is_empty() => problem_list(list, 5),
+            _ if c["last_error"].is_null() => String::new(),
+            _ => format!(
                 r#"<div class="problem">{}</div>"#,
                 esc(&s(&c["last_error"]))
-            )
+            ),
         };
         let last = match &c["last_run"] {
             Value::Null => "never".to_string(),
@@ -279,7 +315,11 @@ pub fn history(index: &Index) -> crate::Result<String> {
 }
 
 /// One run with its per-file actions; `None` when there is no such run.
-pub fn run(index: &Index, id: i64) -> crate::Result<Option<String>> {
+pub fn run(
+    index: &Index,
+    id: i64,
+    problems: Option<Vec<crate::problems::Problem>>,
+) -> crate::Result<Option<String>> {
     let Some(g) = index.generation(id)? else {
         return Ok(None);
     };
@@ -298,6 +338,18 @@ pub fn run(index: &Index, id: i64) -> crate::Result<Option<String>> {
         g.stats.conflicts_resolved,
         g.stats.errors,
     );
+    if let Some(p) = problems.filter(|p| !p.is_empty()) {
+        let list: Vec<Value> = p
+            .iter()
+            .filter_map(|p| serde_json::to_value(p).ok())
+            .collect();
+        out.push_str(&format!(
+            r#"<h2 id="problems">Problems</h2>{}"#,
+            problem_list(&list, crate::problems::MAX_KEPT)
+        ));
+    } else if g.stats.errors > 0 {
+        out.push_str("<p>This run's problems are not known here (it ran before the daemon started); <code>ferry</code>'s log has them.</p>");
+    }
     if actions.is_empty() {
         out.push_str(if g.actions_pruned {
             "<p>The per-file actions of this run were dropped with old history.</p>"
