@@ -837,6 +837,15 @@ fn browser_watches_a_transfer_live() {
     });
     let rate = browser.text("#job-1 .rate").unwrap();
     assert!(rate.ends_with("/s"), "{rate}");
+    // Totals of the phase with progress bars: bytes and files.
+    let bars = browser.js(
+        "var r = document.querySelector('#job-1'); return r ? Array.from(r.querySelectorAll('progress')).map(p => p.className).join(' ') : null;",
+    );
+    assert!(
+        bars.as_str()
+            .is_some_and(|b| b.contains("bytes") && b.contains("files")),
+        "{bars}"
+    );
     wait_for("the progress to grow", || {
         done(&browser).is_some_and(|n| n > first.unwrap())
     });
