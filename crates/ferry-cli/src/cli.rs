@@ -154,6 +154,8 @@ pub enum HistoryCommand {
 pub enum ConduitCommand {
     /// Save a conduit between two folders (or update the settings of an existing one).
     Add(ConduitAddArgs),
+    /// Change a saved conduit's mode, schedule, conflict policy or transfer settings.
+    Set(ConduitSetArgs),
     /// List saved conduits.
     List,
     /// Show one conduit's settings and recent runs.
@@ -187,6 +189,22 @@ pub struct ConduitAddArgs {
     /// Version retention of both folders: simple:N, staggered, trashcan:DAYS or none.
     #[arg(long, value_parser = parse_retention)]
     pub retention: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ConduitSetArgs {
+    /// The conduit's ID (see `ferry conduit list`).
+    pub id: i64,
+    /// A new mode; an archive conduit cannot become mirror or bidirectional.
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
+    /// instant (watch for changes), every:DURATION (e.g. every:10m) or manual.
+    #[arg(long, value_parser = parse_schedule)]
+    pub schedule: Option<String>,
+    #[arg(long = "conflict", value_enum)]
+    pub conflict: Option<PolicyArg>,
+    #[command(flatten)]
+    pub transfer: TransferArgs,
 }
 
 /// How a conduit's copies run; stored with the conduit.

@@ -1,21 +1,22 @@
-//! `ferry conduit add|list|show|pause|resume|remove`: saved conduits in the index.
+//! `ferry conduit add|set|list|show|pause|resume|remove`: saved conduits in the index.
 //! A running daemon hears of every change at once: pause and resume go through its API
 //! (which also stops a running job at its next safe point), and after an add or a
 //! remove it is asked to re-read the conduits.
 
-use crate::cli::{ConduitAddArgs, ConduitCommand};
+use crate::cli::{ConduitAddArgs, ConduitCommand, ConduitSetArgs};
 use crate::commands::{human_bytes, EXIT_OK};
 use crate::config::Config;
 use crate::output::{self, NotFound};
 use anyhow::{Context, Result};
 use ferry_core::conduit::{format_rate, Schedule};
-use ferry_core::conduit_edit::{add_conduit, ConduitSettings};
+use ferry_core::conduit_edit::{add_conduit, change_conduit, ConduitSettings, SettingsChange};
 use ferry_core::index::{ConduitRow, Index};
 use serde_json::json;
 
 pub fn run(index: &mut Index, cmd: &ConduitCommand, config: &Config, json_out: bool) -> Result<u8> {
     match cmd {
         ConduitCommand::Add(args) => add(index, args, config, json_out),
+        ConduitCommand::Set(args) => set(index, args, json_out),
         ConduitCommand::List => {
             let rows = index
                 .conduits()?
@@ -118,6 +119,29 @@ fn add(index: &mut Index, args: &ConduitAddArgs, config: &Config, json_out: bool
             if added.existed { "updated" } else { "added" },
             conduit_line(&v)
         );
+    }
+    Ok(EXIT_OK)
+}
+
+/// `ferry conduit set`: the daemon's settings change (`conduit_edit::change_conduit`),
+/// then a running daemon re-reads it.
+fn set(index: &mut Index, args: &ConduitSetArgs, json_out: bool) -> Result<u8> {
+    let change = SettingsChange {
+        mode: args.mode.map(|m| m.mode()),
+        policy: args.conflict.map(|p| p.policy()),
+        schedule: args.schedule.as_deref().map(Schedule::parse).transpose()?,
+        parallel: args.transfer.parallel,
+        bandwidth_limit: args.transfer.bandwidth_limit,
+    };
+    let c = change_conduit(index, args.id, &change)
+        .with_context(|| format!("changing conduit {}", args.id))?
+        .ok_or_else(|| NotFound(format!("no conduit {}; see `ferry conduit list`", args.id)))?;
+    crate::api_client::reload(&ferry_core::library::library_dir()?);
+    let v = conduit_json(index, &c)?;
+    if json_out {
+        output::print(v)?;
+    } else {
+        println!("updated {}", conduit_line(&v));
     }
     Ok(EXIT_OK)
 }
