@@ -197,9 +197,9 @@ pub fn conduit_line(v: &serde_json::Value) -> String {
     format!(
         "conduit {}: {} {} {} ({}, {}, conflicts: {}{}{}){}",
         v["conduit"],
-        ferry_core::rel_path::display_key(v["a"].as_str().unwrap_or("?")),
+        ferry_core::model::rel_path::display_key(v["a"].as_str().unwrap_or("?")),
         if v["mode"] == "mirror" { "→" } else { "⇄" },
-        ferry_core::rel_path::display_key(v["b"].as_str().unwrap_or("?")),
+        ferry_core::model::rel_path::display_key(v["b"].as_str().unwrap_or("?")),
         v["mode"].as_str().unwrap_or("?"),
         v["schedule"].as_str().unwrap_or("?"),
         v["conflict_policy"].as_str().unwrap_or("?"),

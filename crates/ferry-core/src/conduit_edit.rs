@@ -7,7 +7,7 @@
 //!   the one asked for, else the configured default, else `instant`; a pair that
 //!   `ferry sync` made (`manual`) becomes continuous unless a schedule is given.
 //! - [`change_conduit`] changes the settings of a saved conduit by its ID, with the same
-//!   checks: a mode change goes through [`crate::archive::check_mode_change`].
+//!   checks: a mode change goes through [`crate::plan::archive::check_mode_change`].
 //! - The text forms shared by the front ends: [`parse_mode`], [`parse_bandwidth`],
 //!   [`parse_parallel`], and [`Schedule::parse`].
 
@@ -185,7 +185,7 @@ pub struct SettingsChange {
 }
 
 /// Changes conduit `id`'s settings; `Ok(None)` when there is no such conduit. A mode
-/// change that would undo an archive is refused ([`crate::archive::check_mode_change`])
+/// change that would undo an archive is refused ([`crate::plan::archive::check_mode_change`])
 /// and nothing is changed. A new mode or policy makes the next run plan from a full
 /// comparison (the conduit's clean point is cleared), as a changed mode on the
 /// command line does.
@@ -202,7 +202,7 @@ pub fn change_conduit(
             parse_mode("selective")?;
         }
         let (la, lb) = (index.location(c.location_a)?, index.location(c.location_b)?);
-        crate::archive::check_mode_change(&c, mode, &la.root, &lb.root)?;
+        crate::plan::archive::check_mode_change(&c, mode, &la.root, &lb.root)?;
     }
     let mode = change
         .mode

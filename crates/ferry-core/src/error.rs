@@ -6,7 +6,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The path is shown with bytes that are not UTF-8 as `\xNN` (`rel_path::escape_os`).
-    #[error("{action} {}: {source}", crate::rel_path::escape_os(path))]
+    #[error("{action} {}: {source}", crate::model::rel_path::escape_os(path))]
     Io {
         action: &'static str,
         path: PathBuf,
@@ -30,7 +30,7 @@ pub enum Error {
     #[error("corrupt index data: {0}")]
     Corrupt(String),
     /// The library folder or its index cannot be used as it is; `reason` says what to do.
-    #[error("library {}: {reason}", crate::rel_path::escape_os(path))]
+    #[error("library {}: {reason}", crate::model::rel_path::escape_os(path))]
     Library { path: PathBuf, reason: String },
     /// The caller asked the work to stop (see `cancel`), and it did at a safe point.
     #[error("interrupted")]

@@ -2,19 +2,19 @@
 //! thresholds, execute, and record the generation.
 
 use crate::cancel::Cancel;
-use crate::entry::Entry;
 use crate::error::{Error, IoContext, Result};
 use crate::execute::{Executor, FaultPoint};
-use crate::ignore_rules::IndexRules;
 use crate::index::{ConduitRow, GenerationStats, Index};
-use crate::itemize::Item;
-use crate::location::{canonical_root, open_location, open_location_dry, Location};
-use crate::overlap::{check_roots, DirId};
+use crate::model::entry::Entry;
+use crate::model::rel_path::RelPath;
+use crate::plan::itemize::Item;
+use crate::plan::reconcile::{reconcile, ReconcileInput};
 use crate::plan::{ConflictPolicy, ConflictRecord, Plan, Side, SyncMode};
 use crate::progress::Progress;
-use crate::reconcile::{reconcile, ReconcileInput};
-use crate::rel_path::RelPath;
-use crate::scan::{scan_pair_scoped, ScanReport, Scope};
+use crate::replica::ignore_rules::IndexRules;
+use crate::replica::location::{canonical_root, open_location, open_location_dry, Location};
+use crate::replica::overlap::{check_roots, DirId};
+use crate::replica::scan::{scan_pair_scoped, ScanReport, Scope};
 use crate::throttle::RateLimiter;
 use std::path::{Path, PathBuf};
 
@@ -86,7 +86,7 @@ pub struct SyncOutcome {
     /// pair named the other way round is shown as the conduit has it).
     pub roots: [PathBuf; 2],
     /// What the run carried out, one item per path (conflicts last); empty for a dry
-    /// run, whose plan says what it would do ([`crate::itemize::plan_items`]).
+    /// run, whose plan says what it would do ([`crate::plan::itemize::plan_items`]).
     pub done: Vec<Item>,
     pub errors: Vec<String>,
     /// Things left alone on purpose (e.g. a path ignored on one side); not errors.
@@ -159,9 +159,9 @@ impl Drop for StandIn {
 ///   must exist, and one the index knows (an unplugged or deleted folder) is created
 ///   only with `opts.yes`. A dry run creates nothing and plans against an empty folder.
 ///
-/// Roots that overlap (by directory identity, see [`crate::overlap`]) are refused
+/// Roots that overlap (by directory identity, see [`crate::replica::overlap`]) are refused
 /// before anything is written. A changed mode that would undo an archive conduit is
-/// refused ([`crate::archive::check_mode_change`]), in a dry run too. With `opts.dry_run` this
+/// refused ([`crate::plan::archive::check_mode_change`]), in a dry run too. With `opts.dry_run` this
 /// must run inside [`Index::discarding`]: it stores settings, locations and the conduit
 /// as a real run would, and the transaction's rollback forgets them.
 pub fn open_conduit(
@@ -227,7 +227,7 @@ pub fn open_conduit(
     };
     let existing = index.conduit_between(la.id(), lb.id())?;
     if let (Some(c), Some(mode)) = (&existing, opts.mode) {
-        crate::archive::check_mode_change(c, mode, &la.root, &lb.root)?;
+        crate::plan::archive::check_mode_change(c, mode, &la.root, &lb.root)?;
     }
     let created = existing.is_none();
     let conduit = match existing {

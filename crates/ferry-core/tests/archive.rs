@@ -3,10 +3,10 @@
 //! deletions, and an archive conduit cannot be switched to a mode that would undo it.
 
 use ferry_core::execute::FaultPoint;
-use ferry_core::location::open_location;
+use ferry_core::model::rel_path::RelPath;
 use ferry_core::plan::SyncMode;
 use ferry_core::progress::NoProgress;
-use ferry_core::rel_path::RelPath;
+use ferry_core::replica::location::open_location;
 use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
 use ferry_core::Error;
 use std::path::Path;

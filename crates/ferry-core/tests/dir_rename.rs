@@ -5,11 +5,11 @@
 //! a destination that exists or appears), the run falls back to per-file actions or
 //! leaves the directory alone, and nothing is lost.
 
-use ferry_core::dir_rename;
 use ferry_core::execute::FaultPoint;
-use ferry_core::location::open_location;
+use ferry_core::plan::dir_renames;
 use ferry_core::plan::SyncMode;
 use ferry_core::progress::NoProgress;
+use ferry_core::replica::location::open_location;
 use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
 use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
@@ -144,7 +144,7 @@ fn the_plan_of_a_renamed_dir_forms_one_group() {
     f.sync();
     std::fs::rename(f.a.join("d"), f.a.join("e")).unwrap();
     let (_, _, plan) = f.plan();
-    let groups = dir_rename::find(&plan.actions);
+    let groups = dir_renames::find(&plan.actions);
     assert_eq!(groups.len(), 1, "{groups:#?}");
     let g = &groups[0];
     assert_eq!((g.from.as_str(), g.to.as_str()), ("d", "e"));
@@ -301,7 +301,7 @@ fn edit_on_b_after_the_scan_falls_back_and_keeps_the_edit() {
     f.sync();
     std::fs::rename(f.a.join("d"), f.a.join("e")).unwrap();
     let (la, lb, plan) = f.plan();
-    assert_eq!(dir_rename::find(&plan.actions).len(), 1);
+    assert_eq!(dir_renames::find(&plan.actions).len(), 1);
     write(&f.b, "d/f0007.txt", "edited on b after the scan");
     let report = f.execute(&la, &lb, &plan);
     assert_eq!(report.stats.dirs_renamed, 0);
@@ -400,7 +400,7 @@ fn destination_appearing_on_b_after_the_scan_is_never_replaced() {
     f.sync();
     std::fs::rename(f.a.join("d"), f.a.join("e")).unwrap();
     let (la, lb, plan) = f.plan();
-    assert_eq!(dir_rename::find(&plan.actions).len(), 1);
+    assert_eq!(dir_renames::find(&plan.actions).len(), 1);
     write(&f.b, "e/late.txt", "appeared after the scan");
     let report = f.execute(&la, &lb, &plan);
     assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
@@ -445,7 +445,7 @@ fn dir_rename_never_goes_through_a_symlinked_parent() {
     f.sync();
     std::fs::rename(f.a.join("d"), f.a.join("p/d")).unwrap();
     let (la, lb, plan) = f.plan();
-    assert_eq!(dir_rename::find(&plan.actions).len(), 1);
+    assert_eq!(dir_renames::find(&plan.actions).len(), 1);
     let outside = f.tmp.path().join("outside");
     std::fs::create_dir(&outside).unwrap();
     std::fs::rename(f.b.join("p"), f.tmp.path().join("p-moved-away")).unwrap();

@@ -1,9 +1,9 @@
 //! A dry run plans like a real run but writes nothing: no file or marker under either
 //! root, and no row in the index (locations, conduits, entries, generations).
 
-use ferry_core::location::open_location;
 use ferry_core::plan::{Action, SyncMode};
 use ferry_core::progress::NoProgress;
+use ferry_core::replica::location::open_location;
 use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
 
 mod common;

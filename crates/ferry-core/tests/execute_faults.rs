@@ -3,9 +3,9 @@
 //! symlink that leads out of the root.
 
 use ferry_core::execute::FaultPoint;
-use ferry_core::location::open_location;
 use ferry_core::plan::Action;
 use ferry_core::progress::NoProgress;
+use ferry_core::replica::location::open_location;
 use ferry_core::sync::{sync, SyncOptions};
 use std::path::Path;
 
@@ -261,7 +261,10 @@ fn replaced_and_deleted_content_is_versioned() {
     for (name, content) in [("x", "original"), ("y", "to be deleted")] {
         let versions = f
             .index
-            .versions_of(lb.id(), &ferry_core::rel_path::RelPath::new(name).unwrap())
+            .versions_of(
+                lb.id(),
+                &ferry_core::model::rel_path::RelPath::new(name).unwrap(),
+            )
             .unwrap();
         assert_eq!(versions.len(), 1, "{name}");
         let stored = lb.root.join(&versions[0].stored_path);

@@ -10,14 +10,14 @@
 mod common;
 
 use common::{bind_mount, folders, stat_listing};
-use ferry_core::entry::Entry;
-use ferry_core::ignore_rules::IndexRules;
 use ferry_core::index::{ConduitRow, Index, LocationRow};
-use ferry_core::location::open_location;
+use ferry_core::model::entry::Entry;
+use ferry_core::model::rel_path::RelPath;
 use ferry_core::plan::Action;
 use ferry_core::progress::NoProgress;
-use ferry_core::rel_path::RelPath;
-use ferry_core::scan::{scan_pair, scan_pair_scoped, Scope};
+use ferry_core::replica::ignore_rules::IndexRules;
+use ferry_core::replica::location::open_location;
+use ferry_core::replica::scan::{scan_pair, scan_pair_scoped, Scope};
 use ferry_core::sync::{sync, SyncOptions};
 use ferry_core::Error;
 use std::path::{Path, PathBuf};

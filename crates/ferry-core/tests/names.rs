@@ -2,11 +2,11 @@
 //! are indexed under escaped keys (`rel_path`), kept intact in SQLite, and synced with
 //! their bytes: files, folders, symlink targets, renames, deletions, conflict copies.
 
-use ferry_core::entry::{Entry, EntryKind, StatInfo};
 use ferry_core::index::Index;
+use ferry_core::model::entry::{Entry, EntryKind, StatInfo};
+use ferry_core::model::rel_path::RelPath;
 use ferry_core::plan::{ConflictPolicy, SyncMode};
 use ferry_core::progress::NoProgress;
-use ferry_core::rel_path::RelPath;
 use ferry_core::restore::versions_of_path;
 use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
 use std::ffi::OsStr;

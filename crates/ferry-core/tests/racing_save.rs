@@ -33,9 +33,9 @@
 //! installed file's stat by path after the rename, a save landing right after it is
 //! recorded as the copy and never synced; the replacement test catches that too.
 
-use ferry_core::ignore_rules::{FERRY_DIR, TEMP_PREFIX};
 use ferry_core::plan::{ConflictPolicy, SyncMode};
 use ferry_core::progress::NoProgress;
+use ferry_core::replica::ignore_rules::{FERRY_DIR, TEMP_PREFIX};
 use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ffi::CString;

@@ -1,4 +1,4 @@
-//! Truth-table tests of the pure reconciler (`ferry_core::reconcile`), through the crate's
+//! Truth-table tests of the pure reconciler (`ferry_core::plan::reconcile`), through the crate's
 //! public API only.
 //!
 //! - `truth_table`: one row per situation (absent, same content, one side newer,
@@ -13,12 +13,12 @@
 //!   never touches side A's disk, and (except for manual conflicts) applying the plan
 //!   leaves both sides with the same content, the same vectors and well-formed trees.
 
-use ferry_core::chunk::Hash;
-use ferry_core::entry::{Entry, EntryKind, StatInfo};
+use ferry_core::model::chunk::Hash;
+use ferry_core::model::entry::{Entry, EntryKind, StatInfo};
+use ferry_core::model::rel_path::RelPath;
+use ferry_core::model::version_vector::VersionVector;
+use ferry_core::plan::reconcile::{reconcile, ReconcileInput};
 use ferry_core::plan::{Action, ConflictPolicy, Plan, Side, SyncMode};
-use ferry_core::reconcile::{reconcile, ReconcileInput};
-use ferry_core::rel_path::RelPath;
-use ferry_core::version_vector::VersionVector;
 use ferry_core::Error;
 use proptest::prelude::*;
 use std::collections::BTreeMap;

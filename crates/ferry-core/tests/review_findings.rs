@@ -3,8 +3,8 @@
 //! report for severity and suggested fix). Tests that need root skip without it.
 
 use ferry_core::execute::FaultPoint;
-use ferry_core::location::open_location;
 use ferry_core::progress::NoProgress;
+use ferry_core::replica::location::open_location;
 use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};

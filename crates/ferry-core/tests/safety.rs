@@ -474,7 +474,7 @@ fn a_symlinked_ferry_folder_is_refused() {
     std::os::unix::fs::symlink(&outside, f.b.join(".ferry")).unwrap();
     let before: Vec<_> = files_in(&outside);
     std::fs::write(f.a.join("x"), "changed").unwrap();
-    let e = ferry_core::location::open_location(&mut f.index, &f.b, false).unwrap_err();
+    let e = ferry_core::replica::location::open_location(&mut f.index, &f.b, false).unwrap_err();
     assert!(e.to_string().contains("symlink"), "{e}");
     assert_eq!(files_in(&outside), before);
     assert_eq!(std::fs::read_to_string(f.b.join("x")).unwrap(), "x");

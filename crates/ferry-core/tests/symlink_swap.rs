@@ -13,9 +13,9 @@
 //!
 //! OUTSIDE is a folder beside the roots, in the test's temp dir.
 
-use ferry_core::ignore_rules::TEMP_PREFIX;
 use ferry_core::plan::{ConflictPolicy, SyncMode};
 use ferry_core::progress::NoProgress;
+use ferry_core::replica::ignore_rules::TEMP_PREFIX;
 use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;

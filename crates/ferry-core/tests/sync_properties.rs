@@ -154,13 +154,15 @@ impl Pair {
 
     /// Plans a run from the index as it is, without the unchanged-conduit short cut.
     fn replan(&mut self, mode: SyncMode, policy: ConflictPolicy) -> ferry_core::plan::Plan {
-        let la = ferry_core::location::open_location(&mut self.index, &self.a, false).unwrap();
-        let lb = ferry_core::location::open_location(&mut self.index, &self.b, false).unwrap();
+        let la =
+            ferry_core::replica::location::open_location(&mut self.index, &self.a, false).unwrap();
+        let lb =
+            ferry_core::replica::location::open_location(&mut self.index, &self.b, false).unwrap();
         let (ea, eb) = (
             self.index.entries(la.id()).unwrap(),
             self.index.entries(lb.id()).unwrap(),
         );
-        ferry_core::reconcile::reconcile(ferry_core::reconcile::ReconcileInput {
+        ferry_core::plan::reconcile::reconcile(ferry_core::plan::reconcile::ReconcileInput {
             a: &ea,
             b: &eb,
             mode,

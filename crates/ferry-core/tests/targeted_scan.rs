@@ -2,12 +2,12 @@
 //! directories) are looked at, judged exactly as a full scan would judge them; every
 //! other entry keeps its row until a full scan.
 
-use ferry_core::ignore_rules::IndexRules;
 use ferry_core::index::Index;
-use ferry_core::location::{open_location, Location};
+use ferry_core::model::rel_path::RelPath;
 use ferry_core::progress::NoProgress;
-use ferry_core::rel_path::RelPath;
-use ferry_core::scan::{scan_location, scan_paths, ScanReport, Scope};
+use ferry_core::replica::ignore_rules::IndexRules;
+use ferry_core::replica::location::{open_location, Location};
+use ferry_core::replica::scan::{scan_location, scan_paths, ScanReport, Scope};
 use ferry_core::sync::{sync, SyncOptions};
 use std::path::Path;
 
@@ -77,7 +77,7 @@ impl Fixture {
         match self.index.entry(self.loc.id(), &rel(p)).unwrap() {
             None => "absent".into(),
             Some(e) if e.deleted => "deleted".into(),
-            Some(e) if e.kind == ferry_core::entry::EntryKind::Dir => "dir".into(),
+            Some(e) if e.kind == ferry_core::model::entry::EntryKind::Dir => "dir".into(),
             Some(e) => format!("live {}", e.stat.size),
         }
     }

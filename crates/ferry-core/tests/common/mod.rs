@@ -7,13 +7,13 @@
 #![allow(dead_code)]
 
 use ferry_core::execute::{ExecReport, Executor, FaultPoint};
-use ferry_core::ignore_rules::IndexRules;
 use ferry_core::index::Index;
-use ferry_core::location::{open_location, Location};
+use ferry_core::plan::reconcile::{reconcile, ReconcileInput};
 use ferry_core::plan::{ConflictPolicy, Plan, SyncMode};
 use ferry_core::progress::NoProgress;
-use ferry_core::reconcile::{reconcile, ReconcileInput};
-use ferry_core::scan::scan_location;
+use ferry_core::replica::ignore_rules::IndexRules;
+use ferry_core::replica::location::{open_location, Location};
+use ferry_core::replica::scan::scan_location;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

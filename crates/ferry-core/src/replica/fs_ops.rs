@@ -114,14 +114,14 @@ fn plain_copy(mut src: &File, mut dst: &File, src_path: &Path) -> Result<u64> {
 }
 
 /// BLAKE3 of a file's bytes (used to verify what landed in a temp file).
-pub fn blake3_file(path: &Path, buf: &mut Vec<u8>) -> Result<crate::chunk::Hash> {
+pub fn blake3_file(path: &Path, buf: &mut Vec<u8>) -> Result<crate::model::chunk::Hash> {
     let f = File::open(path).ctx("open for verification", path)?;
     blake3_of(&f, path, buf)
 }
 
 /// BLAKE3 of an open file's bytes from its start (positioned reads, so the file's own
 /// offset does not matter).
-pub fn blake3_of(f: &File, path: &Path, buf: &mut Vec<u8>) -> Result<crate::chunk::Hash> {
+pub fn blake3_of(f: &File, path: &Path, buf: &mut Vec<u8>) -> Result<crate::model::chunk::Hash> {
     use std::os::unix::fs::FileExt;
     let mut hasher = blake3::Hasher::new();
     if buf.len() < 1 << 20 {
@@ -138,7 +138,7 @@ pub fn blake3_of(f: &File, path: &Path, buf: &mut Vec<u8>) -> Result<crate::chun
         hasher.update(&buf[..n]);
         off += n as u64;
     }
-    Ok(crate::chunk::Hash(*hasher.finalize().as_bytes()))
+    Ok(crate::model::chunk::Hash(*hasher.finalize().as_bytes()))
 }
 
 /// Makes everything written on the file system holding `path` durable, in one call:
@@ -153,12 +153,15 @@ pub fn sync_filesystem(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A temp-file name carrying `tag` (a location's [`crate::location::Location::temp_tag`]):
+/// A temp-file name carrying `tag` (a location's [`crate::replica::location::Location::temp_tag`]):
 /// `.ferry.tmp.<tag>.<16 random hex>`, the same length whatever file it stands for,
-/// so it stays within `NAME_MAX` (see [`crate::ignore_rules::temp_tag_of`]).
+/// so it stays within `NAME_MAX` (see [`crate::replica::ignore_rules::temp_tag_of`]).
 pub fn temp_name(tag: &str) -> OsString {
     let r = &uuid::Uuid::new_v4().simple().to_string()[..16];
-    OsString::from(format!("{}{tag}.{r}", crate::ignore_rules::TEMP_PREFIX))
+    OsString::from(format!(
+        "{}{tag}.{r}",
+        crate::replica::ignore_rules::TEMP_PREFIX
+    ))
 }
 
 /// The temp-file name of a staged copy whose content has BLAKE3 `hash`: like
@@ -166,16 +169,19 @@ pub fn temp_name(tag: &str) -> OsString {
 /// (8 random digits follow). After a crash, a leftover whose bytes have that hash is
 /// ferry's own copy (see [`is_own_copy`]; a user's file matches by chance once in
 /// 2^32); anything else is kept.
-pub fn staged_temp_name(tag: &str, hash: &crate::chunk::Hash) -> OsString {
+pub fn staged_temp_name(tag: &str, hash: &crate::model::chunk::Hash) -> OsString {
     let r = &uuid::Uuid::new_v4().simple().to_string()[..8];
     let h = &hash.to_hex()[..8];
-    OsString::from(format!("{}{tag}.{h}{r}", crate::ignore_rules::TEMP_PREFIX))
+    OsString::from(format!(
+        "{}{tag}.{h}{r}",
+        crate::replica::ignore_rules::TEMP_PREFIX
+    ))
 }
 
 /// Whether `name` is a staged-copy temp name (see [`staged_temp_name`]) whose content
 /// hash is `hash`.
-pub fn is_own_copy(name: &str, hash: &crate::chunk::Hash) -> bool {
-    let Some(rest) = name.strip_prefix(crate::ignore_rules::TEMP_PREFIX) else {
+pub fn is_own_copy(name: &str, hash: &crate::model::chunk::Hash) -> bool {
+    let Some(rest) = name.strip_prefix(crate::replica::ignore_rules::TEMP_PREFIX) else {
         return false;
     };
     match rest.split_once('.') {

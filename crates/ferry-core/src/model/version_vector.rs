@@ -21,7 +21,7 @@ pub enum Causality {
 }
 
 /// A version vector. Zero counters are never stored.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct VersionVector(BTreeMap<ReplicaId, u64>);
 
 impl VersionVector {

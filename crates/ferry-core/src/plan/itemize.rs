@@ -2,9 +2,9 @@
 //! did (kept with its generation), like `rsync -i`: the action, its direction, the
 //! path, and the size of the file concerned.
 
-use crate::entry::EntryKind;
+use crate::model::entry::EntryKind;
+use crate::model::rel_path::{display_key, RelPath};
 use crate::plan::{Action, ConflictRecord, Plan, Side};
-use crate::rel_path::{display_key, RelPath};
 
 /// What happened (or will happen) to one path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,8 +235,8 @@ impl serde::Serialize for Item {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entry::{Entry, StatInfo};
-    use crate::version_vector::VersionVector;
+    use crate::model::entry::{Entry, StatInfo};
+    use crate::model::version_vector::VersionVector;
 
     fn file(path: &str, size: u64) -> Entry {
         Entry {

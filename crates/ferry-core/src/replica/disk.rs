@@ -10,17 +10,19 @@
 //! - A file is deleted by moving it into the version store and checking what arrived;
 //!   anything else is put back.
 
-use crate::beneath::{self, DirHandle, Found};
-use crate::entry::{Entry, EntryKind, StatInfo};
 use crate::error::{Error, IoContext, Result};
 use crate::fault::FaultPoint;
-use crate::fs_ops::{blake3_of, clone_or_copy, staged_temp_name, temp_name, throttled_copy};
-use crate::ignore_rules::IndexRules;
 use crate::index::Index;
-use crate::location::Location;
-use crate::rel_path::{escape_os, RelPath};
+use crate::model::entry::{Entry, EntryKind, StatInfo};
+use crate::model::rel_path::{escape_os, RelPath};
+use crate::replica::beneath::{self, DirHandle, Found};
+use crate::replica::fs_ops::{
+    blake3_of, clone_or_copy, staged_temp_name, temp_name, throttled_copy,
+};
+use crate::replica::ignore_rules::IndexRules;
+use crate::replica::location::Location;
+use crate::replica::version_store::{self, is_same};
 use crate::throttle::RateLimiter;
-use crate::version_store::{self, is_same};
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 
@@ -51,7 +53,7 @@ pub(crate) fn ensure_matches(
         Ok(p) => p,
         // A parent that is gone (or is now a file) means nothing is at `rel`.
         Err(Error::Io { source, .. })
-            if crate::fs_ops::is_absent(&source) && expected.is_none() =>
+            if crate::replica::fs_ops::is_absent(&source) && expected.is_none() =>
         {
             return Ok(())
         }
@@ -233,9 +235,9 @@ pub(crate) fn remove_dir_if_empty(index: &Index, loc: &Location, rel: &RelPath) 
         if IndexRules::is_junk(&shown) {
             if let Some(f) = dir.lstat(&item)? {
                 if f.kind == Some(EntryKind::File) {
-                    let key = crate::rel_path::encode(std::os::unix::ffi::OsStrExt::as_bytes(
-                        item.as_os_str(),
-                    ));
+                    let key = crate::model::rel_path::encode(
+                        std::os::unix::ffi::OsStrExt::as_bytes(item.as_os_str()),
+                    );
                     let child = rel.join(&key)?;
                     let e = Entry::at(child.clone(), EntryKind::File, f.stat);
                     remove_file(index, loc, &child, &e, "deleted with its folder")?;
@@ -314,7 +316,7 @@ pub(crate) fn stage(
                 .link_target
                 .as_deref()
                 .ok_or_else(|| Error::Corrupt("symlink entry without target".into()))?;
-            let target = crate::rel_path::decode_os(target);
+            let target = crate::model::rel_path::decode_os(target);
             let mut made = dir.symlink(&target, &tmp);
             for _ in 0..16 {
                 match &made {
@@ -594,7 +596,7 @@ fn settle_exchange(
         return Err(Error::Refused(format!(
             "{} changed while ferry replaced it ({e}); the save is kept as version {}",
             escape_os(dir.show(name)),
-            crate::rel_path::display_key(&stored)
+            crate::model::rel_path::display_key(&stored)
         )));
     }
     match holder.lstat(tmp)? {

@@ -11,18 +11,18 @@
 //! observed at once. *Absorb* reads the content of what changed, in batches, and writes
 //! each batch to the index, so memory stays bounded on trees of millions of files.
 
-use crate::beneath::RootDir;
-use crate::chunk::{digest_reader_with, Digest, Hash};
-use crate::entry::{Entry, EntryKind, StatInfo};
 use crate::error::Result;
-use crate::ignore_rules::{IndexRules, IGNORE_FILE};
 use crate::index::{Index, StatRow};
-use crate::location::{Location, LocationLock};
-use crate::overlap::Fence;
+use crate::model::chunk::{digest_reader_with, Digest, Hash};
+use crate::model::entry::{Entry, EntryKind, StatInfo};
+use crate::model::rel_path::{encode, escape_os, RelPath};
 use crate::parallel::parallel_map;
 use crate::progress::Progress;
-use crate::rel_path::{encode, escape_os, RelPath};
-use crate::walk::{walk, walk_paths, Seen, WalkOut};
+use crate::replica::beneath::RootDir;
+use crate::replica::ignore_rules::{IndexRules, IGNORE_FILE};
+use crate::replica::location::{Location, LocationLock};
+use crate::replica::overlap::Fence;
+use crate::replica::walk::{walk, walk_paths, Seen, WalkOut};
 use std::os::unix::ffi::OsStrExt;
 
 /// An mtime this close to the scan (or later) is not trusted: the file may still be
@@ -205,7 +205,7 @@ pub fn scan_pair_scoped(
 /// old content of a file whose replacement a crash interrupted); failures are noted.
 fn keep_leftovers(index: &Index, loc: &Location, walked: &mut Walked) {
     if !loc.is_dry_run() {
-        let (notes, problems) = crate::version_store::sweep_staging(index, loc);
+        let (notes, problems) = crate::replica::version_store::sweep_staging(index, loc);
         walked.report.notes.extend(notes);
         walked.report.errors.extend(problems);
     }
@@ -214,7 +214,7 @@ fn keep_leftovers(index: &Index, loc: &Location, walked: &mut Walked) {
             .strip_prefix(&loc.root)
             .map_err(|_| crate::error::Error::Other("outside the root".into()))
             .and_then(RelPath::from_path)
-            .and_then(|rel| crate::version_store::keep_leftover(index, loc, &rel));
+            .and_then(|rel| crate::replica::version_store::keep_leftover(index, loc, &rel));
         match kept {
             Ok(Some(note)) => walked.report.notes.push(note),
             Ok(None) => {}
@@ -264,7 +264,7 @@ fn walk_location(
         !loc.is_dry_run()
             && p.file_name()
                 .and_then(|n| n.to_str())
-                .and_then(crate::ignore_rules::temp_tag_of)
+                .and_then(crate::replica::ignore_rules::temp_tag_of)
                 == Some(tag.as_str())
     });
     report.entries = out.seen.len() as u64;
@@ -323,7 +323,9 @@ fn join(loc: &Location, walked: Walked, rows: Vec<StatRow>) -> Observed {
         match found.and_then(|(dir, name)| dir.lstat(&name)) {
             Ok(None) => gone.push(path),
             Ok(Some(_)) => forget.push(path),
-            Err(crate::error::Error::Io { source, .. }) if crate::fs_ops::is_absent(&source) => {
+            Err(crate::error::Error::Io { source, .. })
+                if crate::replica::fs_ops::is_absent(&source) =>
+            {
                 gone.push(path)
             }
             Err(crate::error::Error::Refused(_)) => forget.push(path),

@@ -9,13 +9,13 @@
 //! kept as one more link, so no outside link can rewrite a kept version. The store's
 //! folders are private (0700): nobody reads a version who could not read the original.
 
-use crate::beneath::{DirHandle, Found, RootDir};
-use crate::entry::{Entry, EntryKind};
 use crate::error::{Error, IoContext, Result};
-use crate::ignore_rules::FERRY_DIR;
 use crate::index::Index;
-use crate::location::Location;
-use crate::rel_path::{shorten_name, RelPath, NAME_MAX};
+use crate::model::entry::{Entry, EntryKind};
+use crate::model::rel_path::{shorten_name, RelPath, NAME_MAX};
+use crate::replica::beneath::{DirHandle, Found, RootDir};
+use crate::replica::ignore_rules::FERRY_DIR;
+use crate::replica::location::Location;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStringExt;
 
@@ -41,7 +41,7 @@ pub(crate) fn version_dir(root: &RootDir, rel: &RelPath) -> Result<(DirHandle, S
     let mut key = format!("{FERRY_DIR}/versions/");
     if let Some(parent) = rel.parent() {
         for comp in parent.as_str().split('/') {
-            let name = OsString::from_vec(crate::rel_path::decode(comp).into_owned());
+            let name = OsString::from_vec(crate::model::rel_path::decode(comp).into_owned());
             dir = trusted(dir.subdir_or_create(&name, PRIVATE)?, owner)?;
             key.push_str(comp);
             key.push('/');
@@ -59,7 +59,7 @@ fn trusted(dir: DirHandle, root_owner: u32) -> Result<DirHandle> {
     } else {
         Err(Error::Refused(format!(
             "{} belongs to another user or is writable by others; not keeping versions there",
-            crate::rel_path::escape_os(dir.path())
+            crate::model::rel_path::escape_os(dir.path())
         )))
     }
 }
@@ -80,7 +80,7 @@ fn free_name(dir: &DirHandle, key_prefix: &str, rel: &RelPath) -> Result<(String
     let mut key = base.clone();
     let mut n = 1;
     loop {
-        let os = OsString::from_vec(crate::rel_path::decode(&key).into_owned());
+        let os = OsString::from_vec(crate::model::rel_path::decode(&key).into_owned());
         if dir.lstat(&os)?.is_none() {
             return Ok((format!("{key_prefix}{key}"), os));
         }
@@ -131,7 +131,7 @@ impl Slot {
         let found = self.dir.lstat(&self.name)?.ok_or_else(|| {
             Error::Other(format!(
                 "version {} vanished right after it was kept",
-                crate::rel_path::display_key(&self.stored)
+                crate::model::rel_path::display_key(&self.stored)
             ))
         })?;
         Ok(Taken {
@@ -168,7 +168,7 @@ impl Taken {
         index: &Index,
         loc: &Location,
         rel: &RelPath,
-        hash: Option<&crate::chunk::Hash>,
+        hash: Option<&crate::model::chunk::Hash>,
         reason: &str,
     ) -> Result<String> {
         if self.found.kind == Some(EntryKind::File) && self.found.nlink > 1 {
@@ -225,15 +225,20 @@ impl Taken {
     fn make_private_copy(&self) -> Result<()> {
         let shown = self.dir.show(&self.name);
         let src = self.dir.open_file(&self.name)?;
-        let tmp = crate::fs_ops::random_temp_name("version");
+        let tmp = crate::replica::fs_ops::random_temp_name("version");
         let dst = self.dir.create_new(&tmp)?;
         // The copy is ferry's file: it gets the original's owner where ferry can give
         // it (root), else no setuid/setgid bits.
         let mut mode = self.found.stat.mode;
-        let copied = crate::fs_ops::clone_or_copy(&src, &dst, &shown)
+        let copied = crate::replica::fs_ops::clone_or_copy(&src, &dst, &shown)
             .and_then(|_| {
-                if crate::disk::can_chown() {
-                    crate::beneath::set_file_owner(&dst, self.found.uid, self.found.gid, &shown)
+                if crate::replica::disk::can_chown() {
+                    crate::replica::beneath::set_file_owner(
+                        &dst,
+                        self.found.uid,
+                        self.found.gid,
+                        &shown,
+                    )
                 } else {
                     if self.found.uid != rustix::process::geteuid().as_raw() {
                         mode &= !0o6000;
@@ -241,8 +246,10 @@ impl Taken {
                     Ok(())
                 }
             })
-            .and_then(|_| crate::beneath::set_file_mode(&dst, mode, &shown))
-            .and_then(|_| crate::beneath::set_file_mtime(&dst, self.found.stat.mtime_ns, &shown))
+            .and_then(|_| crate::replica::beneath::set_file_mode(&dst, mode, &shown))
+            .and_then(|_| {
+                crate::replica::beneath::set_file_mtime(&dst, self.found.stat.mtime_ns, &shown)
+            })
             .and_then(|_| {
                 self.dir
                     .rename_raw(
@@ -277,15 +284,15 @@ pub(crate) fn keep_or_put_back(
     let stored = taken.record(index, loc, rel, None, "saved during a sync")?;
     Err(Error::Refused(format!(
         "{} changed twice while ferry replaced it; the earlier save is kept as version {}",
-        crate::rel_path::escape_os(shown),
-        crate::rel_path::display_key(&stored)
+        crate::model::rel_path::escape_os(shown),
+        crate::model::rel_path::display_key(&stored)
     )))
 }
 
 pub(crate) fn changed(parent: &DirHandle, name: &OsStr) -> Error {
     Error::Refused(format!(
         "{} changed since the scan; left alone, will sync after the next scan",
-        crate::rel_path::escape_os(parent.show(name))
+        crate::model::rel_path::escape_os(parent.show(name))
     ))
 }
 
@@ -299,7 +306,7 @@ pub fn keep_leftover(index: &Index, loc: &Location, rel: &RelPath) -> Result<Opt
 
 /// What a run that died left at `name` of `dir` (a temp name in the tree or in the
 /// staging folder): ferry's own staged copy — its bytes have the hash its name
-/// carries ([`crate::fs_ops::is_own_copy`]) — is removed; anything else is kept as a
+/// carries ([`crate::replica::fs_ops::is_own_copy`]) — is removed; anything else is kept as a
 /// version, never deleted: the old content of an interrupted replacement (kept as a
 /// version of the path the index knows it at), or a save displaced at the last
 /// moment (kept as a version of `fallback`). Returns a note when something was kept.
@@ -316,20 +323,20 @@ fn recover(
     let hash = match found.kind {
         Some(EntryKind::File) => {
             let file = dir.open_file(name)?;
-            crate::fs_ops::blake3_of(&file, &dir.show(name), &mut Vec::new())?
+            crate::replica::fs_ops::blake3_of(&file, &dir.show(name), &mut Vec::new())?
         }
-        Some(EntryKind::Symlink) => crate::chunk::Hash::of(std::os::unix::ffi::OsStrExt::as_bytes(
-            dir.read_link(name)?.as_os_str(),
-        )),
+        Some(EntryKind::Symlink) => crate::model::chunk::Hash::of(
+            std::os::unix::ffi::OsStrExt::as_bytes(dir.read_link(name)?.as_os_str()),
+        ),
         // A folder in ferry's place: not ours to judge; left where it is and said.
         _ => {
             return Ok(Some(format!(
                 "{}: found after an interrupted run and left alone (not a file)",
-                crate::rel_path::escape_os(dir.show(name))
+                crate::model::rel_path::escape_os(dir.show(name))
             )))
         }
     };
-    if crate::fs_ops::is_own_copy(&name.to_string_lossy(), &hash) {
+    if crate::replica::fs_ops::is_own_copy(&name.to_string_lossy(), &hash) {
         dir.unlink(name)?;
         return Ok(None);
     }
@@ -346,8 +353,8 @@ fn recover(
     )?;
     Ok(Some(format!(
         "{}: found after an interrupted run; kept as version {}",
-        crate::rel_path::escape_os(dir.show(name)),
-        crate::rel_path::display_key(&stored)
+        crate::model::rel_path::escape_os(dir.show(name)),
+        crate::model::rel_path::display_key(&stored)
     )))
 }
 
@@ -371,7 +378,7 @@ pub(crate) fn staging_dir(root: &RootDir, loc: &Location) -> Result<DirHandle> {
 fn staging_name(loc: &Location) -> OsString {
     OsString::from(format!(
         "{}{}.0000000000000000",
-        crate::ignore_rules::TEMP_PREFIX,
+        crate::replica::ignore_rules::TEMP_PREFIX,
         loc.temp_tag()
     ))
 }
@@ -397,14 +404,17 @@ pub fn sweep_staging(index: &Index, loc: &Location) -> (Vec<String>, Vec<String>
                 // Displaced content whose path is unknown is filed under this name.
                 let fallback = RelPath::new(&format!(
                     "ferry-recovered/{}",
-                    crate::rel_path::encode(std::os::unix::ffi::OsStrExt::as_bytes(n.as_os_str()))
+                    crate::model::rel_path::encode(std::os::unix::ffi::OsStrExt::as_bytes(
+                        n.as_os_str()
+                    ))
                 ));
                 match fallback.and_then(|f| recover(index, loc, &dir, &n, &f)) {
                     Ok(Some(note)) => notes.push(note),
                     Ok(None) => {}
-                    Err(e) => {
-                        problems.push(format!("{}: {e}", crate::rel_path::escape_os(dir.show(&n))))
-                    }
+                    Err(e) => problems.push(format!(
+                        "{}: {e}",
+                        crate::model::rel_path::escape_os(dir.show(&n))
+                    )),
                 }
             }
         }

@@ -9,9 +9,9 @@
 //! another real directory is still inside the root. Nothing is cached by path: each
 //! action opens its parent afresh, and what it does there goes through that handle.
 
-use crate::entry::{EntryKind, StatInfo};
 use crate::error::{Error, IoContext, Result};
-use crate::rel_path::RelPath;
+use crate::model::entry::{EntryKind, StatInfo};
+use crate::model::rel_path::RelPath;
 use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, ResolveFlags};
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -103,8 +103,8 @@ impl RootDir {
         if rel.is_empty() {
             return self.top();
         }
-        let bytes = crate::rel_path::decode(rel);
-        let path = crate::rel_path::key_under(&self.path, rel);
+        let bytes = crate::model::rel_path::decode(rel);
+        let path = crate::model::rel_path::key_under(&self.path, rel);
         let fd = open_beneath(self.fd.as_fd(), &bytes).map_err(|e| refusal(e, &path))?;
         Ok(DirHandle { fd, path })
     }
@@ -115,7 +115,7 @@ impl RootDir {
             Some(p) => self.dir(p.as_str())?,
             None => self.top()?,
         };
-        let name = OsString::from_vec(crate::rel_path::decode(rel.file_name()).into_owned());
+        let name = OsString::from_vec(crate::model::rel_path::decode(rel.file_name()).into_owned());
         Ok((dir, name))
     }
 
@@ -131,7 +131,7 @@ fn refusal(e: std::io::Error, path: &Path) -> Error {
     if is_link_refusal(&e) {
         Error::Refused(format!(
             "{} is not a real directory inside the location (a symlink or a file): not going through it",
-            crate::rel_path::escape_os(path)
+            crate::model::rel_path::escape_os(path)
         ))
     } else {
         Error::Io {
@@ -249,7 +249,7 @@ impl DirHandle {
         if found_of(&st).kind != Some(EntryKind::File) {
             return Err(Error::Refused(format!(
                 "{} is not a regular file (any more); not read",
-                crate::rel_path::escape_os(self.show(name))
+                crate::model::rel_path::escape_os(self.show(name))
             )));
         }
         // O_NONBLOCK changes nothing for a regular file's reads: it stays.
@@ -412,7 +412,7 @@ impl DirHandle {
         if found_of(&st).kind == Some(EntryKind::Symlink) {
             return Err(Error::Refused(format!(
                 "{} is a symlink; permissions not set",
-                crate::rel_path::escape_os(self.show(name))
+                crate::model::rel_path::escape_os(self.show(name))
             )));
         }
         let proc = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));

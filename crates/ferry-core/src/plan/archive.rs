@@ -35,20 +35,15 @@
 //! bidirectional and stays so; no second conduit can work against an archive. To mirror or sync the source elsewhere, or
 //! to get archived files back, use a different folder (a new conduit).
 
-use crate::conflict_name::conflict_name;
-use crate::disk;
-use crate::entry::{Entry, EntryKind};
-use crate::error::{Error, IoContext, Result};
-use crate::fault::FaultPoint;
-use crate::fs_ops::blake3_of;
-use crate::index::{ConduitRow, Index};
-use crate::location::Location;
+use crate::error::{Error, Result};
+use crate::index::ConduitRow;
+use crate::model::entry::{Entry, EntryKind};
+use crate::model::rel_path::RelPath;
+use crate::model::version_vector::Causality;
+use crate::plan::conflict_name::conflict_name;
 use crate::plan::ReconcileInput;
 use crate::plan::{Action, ConflictRecord, Plan, Side, SyncMode};
-use crate::rel_path::{encode, RelPath};
-use crate::version_vector::Causality;
 use std::collections::{BTreeMap, HashSet};
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 /// Refuses to take `conduit` (between roots `a` and `b`) out of archive mode: `to` is
@@ -187,64 +182,5 @@ fn open_conflict(ea: &Entry, eb: Option<&Entry>) -> ConflictRecord {
         policy: crate::plan::ConflictPolicy::Manual,
         winner: None,
         loser_kept_at: None,
-    }
-}
-
-/// Removes A's `path` once B's `archived_as` re-reads with A's indexed content. Returns
-/// the bytes freed on A. Any doubt leaves the file on A with an error.
-pub(crate) fn remove_archived(
-    index: &mut Index,
-    a: &Location,
-    b: &Location,
-    path: &RelPath,
-    expected: &Entry,
-    archived_as: &RelPath,
-    fault: FaultPoint,
-) -> Result<u64> {
-    let root_b = b.dir()?;
-    let (dir_b, name_b) = root_b.parent(archived_as)?;
-    if fault == FaultPoint::CorruptArchivedCopy && expected.kind == EntryKind::File {
-        let on_b = archived_as.under(&b.root);
-        std::fs::write(&on_b, b"corrupted by fault injection").ctx("inject fault", &on_b)?;
-    }
-    verify_copy(&dir_b, &name_b, expected)?;
-    disk::ensure_matches(a, path, Some(expected))?;
-    // Forget first: a crash before the removal leaves an unindexed file, never a tombstone.
-    index.forget_entries(a.id(), std::slice::from_ref(path))?;
-    disk::remove_unkept(a, path, expected)?;
-    Ok(if expected.kind == EntryKind::File {
-        expected.stat.size
-    } else {
-        0
-    })
-}
-
-/// The copy on B, read back from disk, must carry exactly A's indexed content.
-fn verify_copy(
-    dir: &crate::beneath::DirHandle,
-    name: &std::ffi::OsStr,
-    expected: &Entry,
-) -> Result<()> {
-    let on_b = dir.show(name);
-    let found = dir.lstat(name)?;
-    let ok = match (expected.kind, found) {
-        (EntryKind::File, Some(f)) if f.kind == Some(EntryKind::File) => {
-            let file = dir.open_file(name)?;
-            f.stat.size == expected.stat.size
-                && Some(blake3_of(&file, &on_b, &mut Vec::new())?) == expected.hash
-        }
-        (EntryKind::Symlink, Some(f)) if f.kind == Some(EntryKind::Symlink) => {
-            Some(encode(dir.read_link(name)?.as_bytes())).as_deref()
-                == expected.link_target.as_deref()
-        }
-        _ => false,
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Refused(format!(
-            "the copy at {} does not match the source's content; source kept",
-            crate::rel_path::escape_os(&on_b)
-        )))
     }
 }

@@ -11,11 +11,11 @@
 //! root (no marker, no lock file), and the index rows it needs for a folder new to the
 //! index live only in the dry run's discarded transaction.
 
-use crate::beneath::RootDir;
 use crate::error::{Error, IoContext, Result};
-use crate::ignore_rules::FERRY_DIR;
 use crate::index::{Index, LocationRow};
-use crate::overlap::DirId;
+use crate::replica::beneath::RootDir;
+use crate::replica::ignore_rules::FERRY_DIR;
+use crate::replica::overlap::DirId;
 use std::path::{Path, PathBuf};
 
 const MARKER: &str = "location";
@@ -114,7 +114,7 @@ impl Location {
         let file = if self.dry_run {
             let ferry = match self.dir()?.dir(FERRY_DIR) {
                 Ok(d) => d,
-                Err(Error::Io { source, .. }) if crate::fs_ops::is_absent(&source) => {
+                Err(Error::Io { source, .. }) if crate::replica::fs_ops::is_absent(&source) => {
                     return Ok(LocationLock { _file: None })
                 }
                 Err(e) => return Err(e),
@@ -186,7 +186,9 @@ fn read_marker(root: &Path) -> Result<Option<String>> {
     let p = root.join(FERRY_DIR).join(MARKER);
     let ferry = match RootDir::open(root)?.dir(FERRY_DIR) {
         Ok(d) => d,
-        Err(Error::Io { source, .. }) if crate::fs_ops::is_absent(&source) => return Ok(None),
+        Err(Error::Io { source, .. }) if crate::replica::fs_ops::is_absent(&source) => {
+            return Ok(None)
+        }
         Err(e) => return Err(e),
     };
     let name = std::ffi::OsStr::new(MARKER);
@@ -208,7 +210,7 @@ fn check_ferry_dir(root: &Path) -> Result<()> {
             root: root.to_path_buf(),
             reason: format!("{FERRY_DIR} is a symlink or a file, not a folder; refusing to use it"),
         }),
-        Err(e) if crate::fs_ops::is_absent(&e) => Ok(()),
+        Err(e) if crate::replica::fs_ops::is_absent(&e) => Ok(()),
         Err(e) => Err(e).ctx("check", p),
     }
 }
@@ -218,13 +220,13 @@ fn check_ferry_dir(root: &Path) -> Result<()> {
 fn write_marker(root: &Path, uuid: &str) -> Result<()> {
     let top = RootDir::open(root)?.top()?;
     let ferry = top.subdir_or_create(std::ffi::OsStr::new(FERRY_DIR), 0o755)?;
-    let tmp = crate::fs_ops::random_temp_name(MARKER);
+    let tmp = crate::replica::fs_ops::random_temp_name(MARKER);
     let shown = ferry.show(&tmp);
     let written = (|| {
         let mut f = ferry.create_new(&tmp)?;
         std::io::Write::write_all(&mut f, format!("{uuid}\n").as_bytes())
             .ctx("write marker", &shown)?;
-        crate::beneath::set_file_mode(&f, 0o644, &shown)?;
+        crate::replica::beneath::set_file_mode(&f, 0o644, &shown)?;
         f.sync_all().ctx("fsync marker", &shown)?;
         ferry
             .rename_raw(

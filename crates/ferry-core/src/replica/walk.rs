@@ -9,11 +9,11 @@
 //! opened beneath the root's handle without following symlinks (`beneath`), so a
 //! tree deeper than `PATH_MAX` walks too and a swapped folder is never followed.
 
-use crate::beneath::{DirHandle, RootDir};
-use crate::entry::{EntryKind, StatInfo};
-use crate::ignore_rules::{temp_tag_of, IndexRules, IGNORE_FILE};
-use crate::overlap::{DirId, Fence};
-use crate::rel_path::{escape_os, RelPath};
+use crate::model::entry::{EntryKind, StatInfo};
+use crate::model::rel_path::{escape_os, RelPath};
+use crate::replica::beneath::{DirHandle, RootDir};
+use crate::replica::ignore_rules::{temp_tag_of, IndexRules, IGNORE_FILE};
+use crate::replica::overlap::{DirId, Fence};
 use ignore::gitignore::Gitignore;
 use ignore::Match;
 use std::collections::VecDeque;
@@ -149,7 +149,7 @@ pub fn walk(root: &RootDir, rules: IndexRules, fence: &Fence) -> WalkOut {
 /// the full walk would see them: each path is checked against the built-in excludes
 /// and the `.ferryignore` files of its ancestors, and skipped when an ancestor is
 /// excluded, missing or not a directory. A path that is absent is simply not seen.
-/// `paths` must not lie below one another (see [`crate::scan::Scope`]). A path, or an
+/// `paths` must not lie below one another (see [`crate::replica::scan::Scope`]). A path, or an
 /// ancestor of one, that `fence` holds is reported in `fenced` and not entered.
 pub fn walk_paths(
     root: &RootDir,
@@ -341,7 +341,7 @@ fn read_dir(
     for name_os in names {
         // The name's key: itself when it is valid UTF-8, else with its other bytes
         // escaped (see `rel_path`). The file system always gets `name_os`.
-        let name = crate::rel_path::encode(name_os.as_bytes());
+        let name = crate::model::rel_path::encode(name_os.as_bytes());
         let rel = match &job.dir {
             Some(d) => d.join(&name),
             None => RelPath::new(&name),

@@ -16,20 +16,24 @@
 //! after a phase's flush, or between copy batches (staging stops; what was staged is
 //! still made durable, installed and recorded). Its report says `interrupted`.
 
+pub(crate) mod archive;
+pub(crate) mod dir_rename;
+
 use crate::cancel::Cancel;
-use crate::dir_rename::{self, Applied, DirRename};
-use crate::disk::{self, Source, Staged};
-use crate::entry::{Entry, EntryKind, StatInfo};
 use crate::error::{Error, Result};
-use crate::fs_ops::sync_filesystem;
 use crate::index::{GenerationStats, Index};
-use crate::itemize::Item;
-use crate::location::Location;
+use crate::model::entry::{Entry, EntryKind, StatInfo};
+use crate::model::rel_path::RelPath;
 use crate::parallel::parallel_map;
+use crate::plan::dir_renames::{self, DirRename};
+use crate::plan::itemize::Item;
 use crate::plan::{Action, Plan, Side};
 use crate::progress::Progress;
-use crate::rel_path::RelPath;
+use crate::replica::disk::{self, Source, Staged};
+use crate::replica::fs_ops::sync_filesystem;
+use crate::replica::location::Location;
 use crate::throttle::RateLimiter;
+use dir_rename::Applied;
 use std::collections::HashMap;
 
 /// Files staged before one durability point.
@@ -135,7 +139,7 @@ impl Executor<'_> {
         // Directory renames carry out groups of the plan's per-file actions; those are
         // held back until their group has run, then done or refused with it, or run one
         // by one after all.
-        let groups = dir_rename::find(&plan.actions);
+        let groups = dir_renames::find(&plan.actions);
         let mut held = vec![Hold::Open; plan.actions.len()];
         for g in &groups {
             for &i in &g.covers {
@@ -271,7 +275,7 @@ impl Executor<'_> {
             else {
                 continue;
             };
-            match crate::archive::remove_archived(
+            match crate::execute::archive::remove_archived(
                 self.index,
                 self.a,
                 self.b,
@@ -863,7 +867,7 @@ pub(crate) fn replace_file(
 ) -> Result<StatInfo> {
     let owner = match &src {
         Source::File(f) => {
-            let found = crate::beneath::fstat(f, &path.under(&loc.root))?;
+            let found = crate::replica::beneath::fstat(f, &path.under(&loc.root))?;
             Some((found.uid, found.gid))
         }
         Source::Symlink => None,

@@ -1,8 +1,8 @@
 //! Names for conflict copies: `name.conflict-YYYYMMDD-HHMMSS-<side>.ext`, unique, within
 //! the file-name limit. Used by the reconciler, archive planning and `ferry resolve`.
 
+use crate::model::rel_path::{decoded_len, shorten_name, RelPath, NAME_MAX};
 use crate::plan::{Occupied, Side};
-use crate::rel_path::{decoded_len, shorten_name, RelPath, NAME_MAX};
 use std::collections::HashSet;
 
 /// `name.conflict-YYYYMMDD-HHMMSS-<side>.ext`, unique among `taken` (which it joins)

@@ -48,7 +48,7 @@ impl IndexRules {
 }
 
 /// The location tag of one of ferry's temp-file names (`.ferry.tmp.<16 hex>.<16
-/// hex>`, see [`crate::fs_ops::temp_name`]), or `None` for any other name — a user's
+/// hex>`, see [`crate::replica::fs_ops::temp_name`]), or `None` for any other name — a user's
 /// `.ferry.tmp.notes` is an ordinary file.
 pub fn temp_tag_of(name: &str) -> Option<&str> {
     let rest = name.strip_prefix(TEMP_PREFIX)?;

@@ -18,9 +18,9 @@
 //!   also holds for mounts the table does not show (made after the check, or in
 //!   another mount namespace's view).
 
-use crate::beneath::{DirHandle, Found};
-use crate::entry::EntryKind;
 use crate::error::{Error, IoContext, Result};
+use crate::model::entry::EntryKind;
+use crate::replica::beneath::{DirHandle, Found};
 use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;

@@ -1,8 +1,8 @@
 //! Index entries: what the index knows about one path of one location.
 
-use crate::chunk::{Chunk, Hash};
-use crate::rel_path::RelPath;
-use crate::version_vector::VersionVector;
+use crate::model::chunk::{Chunk, Hash};
+use crate::model::rel_path::RelPath;
+use crate::model::version_vector::VersionVector;
 use std::os::unix::fs::MetadataExt;
 
 /// What kind of thing a path is.

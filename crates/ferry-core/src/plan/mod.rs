@@ -1,10 +1,17 @@
 //! The reconciler's output: a plan of actions for the executor, and the modes and
 //! policies that shape it.
 
-use crate::entry::Entry;
+pub mod archive;
+pub mod conflict_name;
+pub mod dir_renames;
+pub mod itemize;
+pub mod reconcile;
+pub(crate) mod renames;
+
 use crate::error::{Error, Result};
-use crate::rel_path::RelPath;
-use crate::version_vector::VersionVector;
+use crate::model::entry::Entry;
+use crate::model::rel_path::RelPath;
+use crate::model::version_vector::VersionVector;
 
 /// One side of a conduit: `A` is the first folder, `B` the second.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -211,7 +218,7 @@ impl Plan {
             .iter()
             .filter(|a| {
                 matches!(a, Action::Delete { side: s, expected, .. }
-                    if *s == side && expected.kind != crate::entry::EntryKind::Dir)
+                    if *s == side && expected.kind != crate::model::entry::EntryKind::Dir)
             })
             .count()
     }
