@@ -924,6 +924,11 @@ fn api_adds_changes_and_removes_conduits() {
             "usage",
             "bandwidth limit",
         ),
+        (
+            json!({"a": env.a(), "b": env.b(), "policy": "manual"}),
+            "usage",
+            "unknown field `policy`",
+        ),
     ];
     for (body, kind, text) in cases {
         let (code, v) = add(body.clone());

@@ -105,7 +105,9 @@ pub type ControlResult<T> = Result<T, ControlError>;
 
 /// The fields of an add or a settings change, as a form or a JSON object sends them:
 /// all text (a JSON number is taken as its text), an empty one means "not given".
+/// An unknown field is refused (a misspelt setting is not silently ignored).
 #[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ConduitFields {
     #[serde(default, deserialize_with = "text")]
     pub a: String,
