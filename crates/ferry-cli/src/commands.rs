@@ -144,7 +144,7 @@ fn run_sync(
         // A running daemon picks up new conduits, settings and moved roots now.
         crate::api_client::reload(&ferry_core::library::library_dir()?);
     }
-    for e in &outcome.errors {
+    for e in &outcome.problems {
         eprintln!("ferry: warning: {e}");
     }
     if !cli.quiet {
@@ -194,7 +194,7 @@ fn run_sync(
 }
 
 fn exit_code_of(outcome: &SyncOutcome) -> u8 {
-    if !outcome.errors.is_empty() {
+    if !outcome.problems.is_empty() {
         EXIT_ERROR
     } else if outcome.open_conflicts() > 0 {
         EXIT_CONFLICTS
@@ -234,19 +234,20 @@ fn sync_json(o: &SyncOutcome, seconds: f64, verbose: bool) -> serde_json::Value 
         "open_conflicts": o.open_conflicts(),
         "scanned": {"a": o.scan_a.entries, "b": o.scan_b.entries},
         "hashed_bytes": o.scan_a.hashed_bytes + o.scan_b.hashed_bytes,
-        "errors": o.errors,
+        "errors": o.problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "problems": o.problems,
         "notes": o.notes,
         "info": o.info,
         "seconds": seconds,
         "interrupted": o.interrupted,
-        "in_sync": o.errors.is_empty() && o.open_conflicts() == 0 && !o.dry_run && !o.interrupted,
+        "in_sync": o.problems.is_empty() && o.open_conflicts() == 0 && !o.dry_run && !o.interrupted,
     });
     if let (Some(m), Ok(serde_json::Value::Object(stats))) =
         (v.as_object_mut(), serde_json::to_value(&o.stats))
     {
         m.extend(stats);
         m.insert("conflicts".into(), json!(o.plan.conflicts.len()));
-        m.insert("error_count".into(), json!(o.errors.len()));
+        m.insert("error_count".into(), json!(o.problems.len()));
     }
     if o.dry_run {
         v["actions"] = json!(plan_items(&o.plan));
@@ -276,12 +277,12 @@ fn sync_line(o: &SyncOutcome, seconds: f64) -> String {
             escape_os(a),
             human_bytes(o.stats.bytes_transferred),
             seconds,
-            if o.errors.is_empty() {
+            if o.problems.is_empty() {
                 String::new()
             } else {
                 format!(
                     ", {} not archived (kept on {})",
-                    o.errors.len(),
+                    o.problems.len(),
                     escape_os(a)
                 )
             }
@@ -326,7 +327,7 @@ fn sync_line(o: &SyncOutcome, seconds: f64) -> String {
         o.plan.conflicts.len(),
         human_bytes(o.stats.bytes_transferred),
         seconds,
-        if o.errors.is_empty() { String::new() } else { format!(", {} errors", o.errors.len()) }
+        if o.problems.is_empty() { String::new() } else { format!(", {} errors", o.problems.len()) }
     )
 }
 

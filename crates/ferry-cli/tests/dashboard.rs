@@ -1294,10 +1294,15 @@ fn a_file_changed_during_a_copy_shows_as_a_problem_that_will_be_retried() {
     });
     assert_eq!(run["status"], "partial", "{run}");
     let p = &run["problems"][0];
-    assert_eq!(p["kind"], "changed_during_sync", "{run}");
+    assert_eq!(p["kind"], "changed", "{run}");
     assert_eq!(p["label"], "changed during sync, will retry");
     assert_eq!(p["retried"], true);
-    assert_eq!(p["action"], "copy to b:big7.bin");
+    assert_eq!(
+        (p["side"].clone(), p["path"].clone()),
+        (json!("B"), json!("big7.bin")),
+        "{run}"
+    );
+    assert!(p["detail"].as_str().unwrap().contains("big7.bin"), "{run}");
     wait_for("big7.bin synced by a later run", || {
         std::fs::read(env.b.join("big7.bin")).ok().as_deref()
             == Some(b"edited during the copy\n".as_slice())
@@ -1309,7 +1314,7 @@ fn a_file_changed_during_a_copy_shows_as_a_problem_that_will_be_retried() {
     browser.goto(&format!("{}/history/1", d.base()));
     browser.wait_text("h1", "run 1", |t| t == "Run #1");
     let shown = browser
-        .text("ul.problems li[data-kind=changed_during_sync]")
+        .text("ul.problems li[data-kind=changed]")
         .expect("the problem, by kind");
     assert!(
         shown.starts_with("changed during sync, will retry") && shown.contains("big7.bin"),

@@ -25,6 +25,13 @@ pub enum Error {
     Busy(PathBuf),
     #[error("refusing to run: {0}")]
     Refused(String),
+    /// The disk changed since the scan (a racing edit, a file that vanished): the path
+    /// was left alone and syncs after the next scan.
+    #[error("{0}")]
+    Changed(String),
+    /// Content needed for a copy is on no source that could be reached.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     #[error("unsupported: {0}")]
     Unsupported(String),
     #[error("corrupt index data: {0}")]
@@ -62,6 +69,8 @@ impl Error {
             Error::Location { .. } => "location",
             Error::Busy(_) => "busy",
             Error::Refused(_) => "refused",
+            Error::Changed(_) => "changed",
+            Error::Unavailable(_) => "unavailable",
             Error::Unsupported(_) => "unsupported",
             Error::Corrupt(_) => "corrupt_index",
             Error::Library { .. } => "library",
@@ -74,7 +83,10 @@ impl Error {
     /// run that would delete most of a side, overlapping roots, a mode change that
     /// would undo an archive. Nothing was written.
     pub fn is_safety_stop(&self) -> bool {
-        matches!(self, Error::Location { .. } | Error::Refused(_))
+        matches!(
+            self,
+            Error::Location { .. } | Error::Refused(_) | Error::Changed(_)
+        )
     }
 }
 

@@ -13,6 +13,7 @@ pub mod library;
 pub mod model;
 pub mod parallel;
 pub mod plan;
+pub mod problem;
 pub mod progress;
 pub mod replica;
 pub mod resolve;

@@ -127,7 +127,7 @@ fn resolve_one(index: &mut Index, row: &ConflictRow, keep: Keep) -> Result<Resol
     let (ea, eb) = (live(&la)?, live(&lb)?);
     let keep = match keep {
         Keep::Newest => match (&ea, &eb) {
-            (Some(a), Some(b)) if b.stat.mtime_ns > a.stat.mtime_ns => Keep::B,
+            (Some(a), Some(b)) if b.state.mtime_ns > a.state.mtime_ns => Keep::B,
             (None, Some(_)) => Keep::B,
             _ => Keep::A,
         },
@@ -146,7 +146,7 @@ fn resolve_one(index: &mut Index, row: &ConflictRow, keep: Keep) -> Result<Resol
         }
         Keep::Both | Keep::Newest => {
             // A directory stays where it is; the file (or A's side) moves aside.
-            let a_is_dir = ea.as_ref().is_some_and(|e| e.kind == EntryKind::Dir);
+            let a_is_dir = ea.as_ref().is_some_and(|e| e.state.kind == EntryKind::Dir);
             let (side, loc, e) = if a_is_dir {
                 (Side::B, &lb, &eb)
             } else {
@@ -182,14 +182,14 @@ fn take_winner(
     le: Option<&Entry>,
     path: &RelPath,
 ) -> Result<()> {
-    if le.is_some_and(|e| e.kind == EntryKind::Dir) {
+    if le.is_some_and(|e| e.state.kind == EntryKind::Dir) {
         return Err(Error::Refused(format!(
             "{} is a folder on the losing side; move it away yourself or use --keep both",
             crate::model::rel_path::escape_os(path.under(&ll.root))
         )));
     }
     match we {
-        Some(w) if w.kind == EntryKind::Dir => {
+        Some(w) if w.state.kind == EntryKind::Dir => {
             // The losing file goes (versioned); the next sync creates the folder there.
             if let Some(l) = le {
                 disk::remove_file(index, ll, path, l, "conflict lost")?;
@@ -197,9 +197,9 @@ fn take_winner(
             Ok(())
         }
         Some(w) => {
-            let src = match w.kind {
+            let src = match w.state.kind {
                 EntryKind::Symlink => Source::Symlink,
-                _ => Source::File(disk::open_source(wl, path, &w.stat)?.0),
+                _ => Source::File(disk::open_source(wl, path, &w.stat())?.0),
             };
             replace_file(index, ll, path, src, w, le)?;
             Ok(())

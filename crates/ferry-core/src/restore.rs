@@ -7,9 +7,8 @@
 use crate::error::{Error, IoContext, Result};
 use crate::execute::replace_file;
 use crate::index::{Index, LocationRow, VersionRow};
-use crate::model::entry::{kind_of, Entry, EntryKind, StatInfo};
+use crate::model::entry::{kind_of, Entry, EntryKind};
 use crate::model::rel_path::RelPath;
-use crate::model::version_vector::VersionVector;
 use crate::replica::disk::Source;
 use crate::replica::fs_ops::blake3_file;
 use crate::replica::ignore_rules::FERRY_DIR;
@@ -189,18 +188,10 @@ pub fn restore(index: &Index, path: &Path, id: i64, to: Option<&Path>) -> Result
                 .as_deref()
                 .map(|t| crate::model::chunk::Hash::of(&crate::model::rel_path::decode(t))),
         };
-        Ok(Entry {
-            path: rel,
-            kind,
-            stat: StatInfo::from_metadata(&meta),
-            hash,
-            chunks: Vec::new(),
-            link_target,
-            version: VersionVector::new(),
-            deleted: false,
-            sequence: 0,
-            racy: false,
-        })
+        let mut e = Entry::on_disk(rel, kind, &meta);
+        e.state.hash = hash;
+        e.state.link_target = link_target;
+        Ok(e)
     };
     match locate(index, target) {
         Ok((row, rel)) => {
@@ -211,7 +202,7 @@ pub fn restore(index: &Index, path: &Path, id: i64, to: Option<&Path>) -> Result
             let abs = rel.under(&loc.root);
             let current = current_entry(&loc, &rel)?;
             let entry = source_entry(rel.clone())?;
-            let src = match entry.kind {
+            let src = match entry.state.kind {
                 EntryKind::Symlink => Source::Symlink,
                 _ => {
                     let store = crate::replica::beneath::RootDir::open(&version.location)?;
@@ -306,8 +297,7 @@ fn current_entry(loc: &Location, rel: &RelPath) -> Result<Option<Entry>> {
         )?),
         _ => None,
     };
-    Ok(Some(Entry {
-        hash,
-        ..Entry::at(rel.clone(), kind, found.stat)
-    }))
+    let mut e = Entry::at(rel.clone(), kind, found.stat);
+    e.state.hash = hash;
+    Ok(Some(e))
 }

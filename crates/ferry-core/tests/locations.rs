@@ -204,7 +204,15 @@ fn moved_folder_is_followed_with_its_entries_and_conduit() {
             .entries(loc.id)
             .unwrap()
             .into_iter()
-            .map(|e| (e.path, e.hash, e.version, e.sequence, e.deleted))
+            .map(|e| {
+                (
+                    e.is_tombstone(),
+                    e.path,
+                    e.state.hash,
+                    e.state.version,
+                    e.cache.sequence,
+                )
+            })
             .collect()
     };
     let entries = synced_state(&index);
@@ -231,7 +239,7 @@ fn moved_folder_is_followed_with_its_entries_and_conduit() {
     );
 
     let second = sync(&mut index, &a2, &b, &opts, &NoProgress).unwrap();
-    assert!(second.errors.is_empty(), "{:?}", second.errors);
+    assert!(second.problems.is_empty(), "{:?}", second.problems);
     assert_eq!(second.conduit_id, first.conduit_id);
     assert_eq!(
         (second.stats.files_copied, second.stats.files_deleted),

@@ -291,7 +291,11 @@ fn differences(a: &Path, b: &Path) -> Vec<String> {
 
 /// Whether the run's report names `rel`: an error, a note or a conflict.
 fn reported(out: &SyncOutcome, rel: &str) -> bool {
-    out.errors.iter().chain(&out.notes).any(|m| m.contains(rel))
+    out.problems
+        .iter()
+        .map(|p| &p.detail)
+        .chain(&out.notes)
+        .any(|m| m.contains(rel))
         || out.plan.conflicts.iter().any(|c| c.path.as_str() == rel)
 }
 
@@ -323,7 +327,7 @@ fn round(pair: &mut Pair, n: usize, change_a: fn(&Path, usize, usize)) -> Tally 
         std::fs::write(&p, content(&format!("{base} {}", rel(i)), i + n)).unwrap();
     }
     let first = sync_newest(pair);
-    assert!(first.errors.is_empty(), "round {n}: {:?}", first.errors);
+    assert!(first.problems.is_empty(), "round {n}: {:?}", first.problems);
     for i in 0..FILES {
         change_a(&pair.a, i, n);
     }
@@ -373,7 +377,7 @@ fn round(pair: &mut Pair, n: usize, change_a: fn(&Path, usize, usize)) -> Tally 
 
     // Nothing racing now: the next run converges and keeps every save.
     let again = sync_newest(pair);
-    t.later_errors = again.errors;
+    t.later_errors = again.problems.iter().map(|p| p.to_string()).collect();
     t.not_converged = differences(&pair.a, &pair.b);
     let mut everywhere = kept_on(&pair.a);
     everywhere.extend(kept_on(&pair.b));

@@ -165,7 +165,7 @@ fn folder_swapped_for_a_symlink_during_copies_gets_nothing_written_through_it() 
         "{} entries were written through the symlink into OUTSIDE (run: {} copied, {} errors): {:?}",
         escaped.len(),
         out.stats.files_copied,
-        out.errors.len(),
+        out.problems.len(),
         &escaped[..escaped.len().min(10)]
     );
     let mode = std::fs::metadata(&outside).unwrap().permissions().mode() & 0o7777;
@@ -187,7 +187,7 @@ fn folder_swapped_for_a_symlink_during_deletions_gets_nothing_deleted_through_it
         std::fs::write(pair.a.join("sub").join(name(i)), content(i, 1000)).unwrap();
     }
     let first = run(&mut pair);
-    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    assert!(first.problems.is_empty(), "{:?}", first.problems);
     let b_sub = pair.b.join("sub");
     for i in 0..FILES {
         std::fs::hard_link(b_sub.join(name(i)), outside.join(name(i))).unwrap();
@@ -215,7 +215,7 @@ fn folder_swapped_for_a_symlink_during_deletions_gets_nothing_deleted_through_it
         "{} of {FILES} files of OUTSIDE were deleted or changed through the symlink (run: {} deleted, {} errors): {:?}",
         missing.len(),
         out.stats.files_deleted,
-        out.errors.len(),
+        out.problems.len(),
         &missing[..missing.len().min(10)]
     );
 }

@@ -14,7 +14,7 @@
 //! | GET /api/jobs | running jobs with progress (files, bytes, rate, ETA, queue) |
 //! | GET /api/conflicts[?all=true] | open (or all) conflicts |
 //! | GET /api/history[?limit=N] | past runs, newest first |
-//! | GET /api/history/{generation} | one run with its per-file `actions` and `problems` (kind, label, message; runs of this daemon) |
+//! | GET /api/history/{generation} | one run with its per-file `actions` and `problems` (side, path, kind, detail, label, retried; runs of this daemon) |
 //! | GET /api/locations | locations with free space |
 //! | GET /api/events | server-sent events: changes, jobs, pauses (see `events.rs`) |
 //!

@@ -143,13 +143,13 @@ mod tests {
         assert!(!check(&index, "d"));
         // Once recorded as deleted, its absence is in step.
         let mut gone = rows[2].clone();
-        gone.deleted = true;
+        gone.state.presence = ferry_core::model::entry::Presence::Tombstone;
         index.put_entries(loc.id, &[gone]).unwrap();
         assert!(check(&index, "d/e/f.txt"));
         assert!(check(&index, "d"));
         // A racy row is never taken as in step.
         let mut racy = entry(root, "g.txt");
-        racy.racy = true;
+        racy.cache.racy = true;
         index.put_entries(loc.id, &[racy]).unwrap();
         assert!(!check(&index, "g.txt"));
     }

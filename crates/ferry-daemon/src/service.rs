@@ -41,7 +41,7 @@ pub struct ConduitState {
     pub watch: String,
     pub last_error: Option<String>,
     /// The last run's problems (or why it failed), by kind.
-    pub problems: Vec<crate::problems::Problem>,
+    pub problems: Vec<crate::problems::ProblemView>,
     pub last_finished_at: Option<i64>,
 }
 

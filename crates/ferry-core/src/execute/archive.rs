@@ -25,7 +25,7 @@ pub(crate) fn remove_archived(
 ) -> Result<u64> {
     let root_b = b.dir()?;
     let (dir_b, name_b) = root_b.parent(archived_as)?;
-    if fault == FaultPoint::CorruptArchivedCopy && expected.kind == EntryKind::File {
+    if fault == FaultPoint::CorruptArchivedCopy && expected.state.kind == EntryKind::File {
         let on_b = archived_as.under(&b.root);
         std::fs::write(&on_b, b"corrupted by fault injection").ctx("inject fault", &on_b)?;
     }
@@ -34,8 +34,8 @@ pub(crate) fn remove_archived(
     // Forget first: a crash before the removal leaves an unindexed file, never a tombstone.
     index.forget_entries(a.id(), std::slice::from_ref(path))?;
     disk::remove_unkept(a, path, expected)?;
-    Ok(if expected.kind == EntryKind::File {
-        expected.stat.size
+    Ok(if expected.state.kind == EntryKind::File {
+        expected.state.size
     } else {
         0
     })
@@ -49,15 +49,15 @@ fn verify_copy(
 ) -> Result<()> {
     let on_b = dir.show(name);
     let found = dir.lstat(name)?;
-    let ok = match (expected.kind, found) {
+    let ok = match (expected.state.kind, found) {
         (EntryKind::File, Some(f)) if f.kind == Some(EntryKind::File) => {
             let file = dir.open_file(name)?;
-            f.stat.size == expected.stat.size
-                && Some(blake3_of(&file, &on_b, &mut Vec::new())?) == expected.hash
+            f.stat.size == expected.state.size
+                && Some(blake3_of(&file, &on_b, &mut Vec::new())?) == expected.state.hash
         }
         (EntryKind::Symlink, Some(f)) if f.kind == Some(EntryKind::Symlink) => {
             Some(encode(dir.read_link(name)?.as_bytes())).as_deref()
-                == expected.link_target.as_deref()
+                == expected.state.link_target.as_deref()
         }
         _ => false,
     };

@@ -20,7 +20,7 @@ pub(crate) enum Applied {
     /// time or mode that could not be set), which lost nothing.
     Renamed {
         entries: Vec<Entry>,
-        errors: Vec<String>,
+        errors: Vec<Error>,
     },
     /// The side is not as planned any more, or cannot rename without replacing: the
     /// per-file actions run instead. Nothing was changed.
@@ -62,7 +62,7 @@ pub(crate) fn apply(index: &Index, loc: &Location, g: &DirRename) -> Result<Appl
         rustix::fs::RenameFlags::NOREPLACE,
     ) {
         return match e.raw_os_error() {
-            Some(libc::EEXIST | libc::ENOTEMPTY) => Err(Error::Refused(format!(
+            Some(libc::EEXIST | libc::ENOTEMPTY) => Err(Error::Changed(format!(
                 "{} appeared since the scan; {} left alone, will sync after the next scan",
                 dst.display(),
                 src.display()
@@ -77,33 +77,33 @@ pub(crate) fn apply(index: &Index, loc: &Location, g: &DirRename) -> Result<Appl
     let mut entries = Vec::with_capacity(2 * g.moves.len());
     let mut errors = Vec::new();
     for m in &g.moves {
-        let dir = m.expected.kind == EntryKind::Dir;
+        let dir = m.expected.state.kind == EntryKind::Dir;
         // The rename changed nothing below the directory. What differs from the other
         // side is set, as a per-file mkdir (mode) or rename (mtime) would set it.
-        let set = if dir && m.expected.stat.mode != m.source.stat.mode {
-            Some(disk::chmod(loc, &m.to, m.source.stat.mode))
-        } else if !dir && m.expected.stat.mtime_ns != m.source.stat.mtime_ns {
-            Some(disk::set_mtime(loc, &m.to, m.source.stat.mtime_ns))
+        let set = if dir && m.expected.state.mode != m.source.state.mode {
+            Some(disk::chmod(loc, &m.to, m.source.state.mode))
+        } else if !dir && m.expected.state.mtime_ns != m.source.state.mtime_ns {
+            Some(disk::set_mtime(loc, &m.to, m.source.state.mtime_ns))
         } else {
             None
         };
-        if let Some(Err(e)) = &set {
-            errors.push(e.to_string());
+        let was_set = set.is_some();
+        if let Some(Err(e)) = set {
+            errors.push(e);
         }
         // Directories are read again (the renamed one's ctime moved), and what was set.
-        let stat = if dir || set.is_some() {
+        let stat = if dir || was_set {
             disk::lstat(loc, &m.to).unwrap_or_else(|e| {
-                errors.push(e.to_string());
-                m.expected.stat
+                errors.push(e);
+                m.expected.stat()
             })
         } else {
-            m.expected.stat
+            m.expected.stat()
         };
-        entries.push(Entry {
-            // Not read since it was racy: the next scan must still hash it.
-            racy: m.expected.racy,
-            ..Entry::landed(&m.to, &m.source, stat, &m.version)
-        });
+        let mut moved = Entry::landed(&m.to, &m.source, stat, &m.version);
+        // Not read since it was racy: the next scan must still hash it.
+        moved.cache.racy = m.expected.cache.racy;
+        entries.push(moved);
         entries.push(m.expected.tombstone(&m.from_version));
     }
     Ok(Applied::Renamed { entries, errors })
@@ -123,7 +123,10 @@ fn index_holds(
             continue;
         }
         match want.get(r.path.as_str()) {
-            Some(e) if e.kind == r.kind && (e.kind == EntryKind::Dir || e.stat == r.stat) => {
+            Some(e)
+                if e.state.kind == r.kind
+                    && (e.state.kind == EntryKind::Dir || e.stat() == r.stat) =>
+            {
                 live += 1
             }
             _ => {
@@ -153,7 +156,7 @@ fn disk_holds(
         .ok_or_else(|| format!("{dir} is not part of the move"))?;
     disk::ensure_matches(loc, dir, Some(expected)).map_err(|e| e.to_string())?;
     *seen += 1;
-    if expected.kind != EntryKind::Dir {
+    if expected.state.kind != EntryKind::Dir {
         return Ok(());
     }
     let items = loc

@@ -17,6 +17,7 @@
 //! still made durable, installed and recorded). Its report says `interrupted`.
 
 pub(crate) mod archive;
+pub mod assemble;
 pub(crate) mod dir_rename;
 
 use crate::cancel::Cancel;
@@ -28,6 +29,7 @@ use crate::parallel::parallel_map;
 use crate::plan::dir_renames::{self, DirRename};
 use crate::plan::itemize::Item;
 use crate::plan::{Action, Plan, Side};
+use crate::problem::{Problem, ProblemKind};
 use crate::progress::Progress;
 use crate::replica::disk::{self, Source, Staged};
 use crate::replica::fs_ops::sync_filesystem;
@@ -46,7 +48,7 @@ const COPY_BATCH_BYTES: u64 = 512 * 1024 * 1024;
 pub struct ExecReport {
     pub stats: GenerationStats,
     /// Per-action problems; the action was skipped and nothing was lost.
-    pub errors: Vec<String>,
+    pub problems: Vec<Problem>,
     /// Actions skipped on purpose, e.g. onto a path the target side ignores.
     pub notes: Vec<String>,
     /// The run was asked to stop and did, at a safe point: the index holds every action
@@ -56,6 +58,15 @@ pub struct ExecReport {
     pub done: Vec<Item>,
     /// How many of `done` the generation's record holds already.
     recorded: usize,
+}
+
+impl ExecReport {
+    /// `action` failed with `e`: skipped, nothing lost.
+    fn failed(&mut self, action: &Action, e: &Error) {
+        let at = Some(action.path().to_string());
+        let p = Problem::from_error(Some(action.side()), at, &describe(action), e);
+        self.problems.push(p);
+    }
 }
 
 pub use crate::fault::FaultPoint;
@@ -176,7 +187,7 @@ impl Executor<'_> {
         for a in phase(
             plan,
             &held,
-            |a| matches!(a, Action::Delete { expected, .. } if expected.kind != EntryKind::Dir),
+            |a| matches!(a, Action::Delete { expected, .. } if expected.state.kind != EntryKind::Dir),
         ) {
             if self.stopping() {
                 break;
@@ -208,7 +219,7 @@ impl Executor<'_> {
                     let before = pending[side].entries.len();
                     self.attempt(a, &mut report, &mut pending);
                     if let Some(e) = pending[side].entries.get(before) {
-                        made.insert(i, e.stat.inode);
+                        made.insert(i, e.cache.inode);
                     }
                 }
                 Step::Mkdir(..) => {}
@@ -234,7 +245,7 @@ impl Executor<'_> {
         let mut rmdirs: Vec<&Action> = phase(
             plan,
             &held,
-            |a| matches!(a, Action::Delete { expected, .. } if expected.kind == EntryKind::Dir),
+            |a| matches!(a, Action::Delete { expected, .. } if expected.state.kind == EntryKind::Dir),
         );
         rmdirs.sort_by_key(|a| std::cmp::Reverse(a.path().depth()));
         for a in rmdirs {
@@ -289,14 +300,14 @@ impl Executor<'_> {
                     report.stats.bytes_freed += freed;
                     Self::done(&mut report, a);
                 }
-                Err(e) => report.errors.push(format!("{}: {e}", describe(a))),
+                Err(e) => report.failed(a, &e),
             }
         }
         if self.stopping() {
             return self.interrupted(report, &mkdirs, &made);
         }
         self.finish_dirs(&mut report, &mkdirs, &made)?;
-        report.stats.errors = report.errors.len() as u64;
+        report.stats.errors = report.problems.len() as u64;
         self.persist_progress(&mut report)?;
         Ok(report)
     }
@@ -311,7 +322,7 @@ impl Executor<'_> {
     ) -> Result<ExecReport> {
         self.finish_dirs(&mut report, mkdirs, made)?;
         report.interrupted = true;
-        report.stats.errors = report.errors.len() as u64;
+        report.stats.errors = report.problems.len() as u64;
         self.persist_progress(&mut report)?;
         Ok(report)
     }
@@ -341,14 +352,18 @@ impl Executor<'_> {
                         let mode = self.dir_mode(a, &mut Vec::new())?;
                         if now.mode != mode {
                             if let Err(e) = disk::chmod(loc, path, mode) {
-                                report.errors.push(format!("{}: {e}", describe(a)));
+                                report.failed(a, &e);
                             }
                         }
-                        let _ = disk::set_mtime(loc, path, source.stat.mtime_ns);
+                        let _ = disk::set_mtime(loc, path, source.state.mtime_ns);
                     }
-                    _ => report.errors.push(format!(
-                        "{}: the folder changed before its mode was set; left alone",
-                        describe(a)
+                    _ => report.problems.push(Problem::described(
+                        Some(*side),
+                        ProblemKind::Changed,
+                        format!(
+                            "{}: the folder changed before its mode was set; left alone",
+                            describe(a)
+                        ),
                     )),
                 }
             }
@@ -391,7 +406,7 @@ impl Executor<'_> {
                 .index
                 .reserve_sequence(loc.id(), p.entries.len() as u64)?;
             for (seq, e) in (first..).zip(p.entries.iter_mut()) {
-                e.sequence = seq;
+                e.cache.sequence = seq;
             }
             self.index.put_entries(loc.id(), &p.entries)?;
             p.entries.clear();
@@ -406,7 +421,7 @@ impl Executor<'_> {
                 pending[side as usize].entries.extend(entries);
                 Self::done(report, action);
             }
-            Err(e) => report.errors.push(format!("{}: {e}", describe(action))),
+            Err(e) => report.failed(action, &e),
         }
     }
 
@@ -441,15 +456,16 @@ impl Executor<'_> {
                 report.stats.files_renamed += g.entries_moved();
                 report.stats.dirs_renamed += 1;
                 pending[g.side as usize].entries.extend(entries);
-                let errors = errors.into_iter().map(|e| format!("{}: {e}", describe()));
-                report.errors.extend(errors);
+                report.problems.extend(errors.iter().map(|e| {
+                    Problem::from_error(Some(g.side), Some(g.to.to_string()), &describe(), e)
+                }));
             }
             Ok(Applied::FallBack(why)) => {
                 tracing::debug!(rename = describe(), why, "renaming entry by entry");
                 mark(held, Hold::Open);
                 for &i in &g.covers {
                     let a = &plan.actions[i];
-                    if matches!(a, Action::Delete { expected, .. } if expected.kind != EntryKind::Dir)
+                    if matches!(a, Action::Delete { expected, .. } if expected.state.kind != EntryKind::Dir)
                     {
                         self.attempt(a, report, pending);
                     }
@@ -458,7 +474,10 @@ impl Executor<'_> {
             Err(e @ Error::Db(_)) => return Err(e),
             Err(e) => {
                 mark(held, Hold::Refused);
-                report.errors.push(format!("{}: {e}", describe()));
+                let at = Some(g.from.to_string());
+                report
+                    .problems
+                    .push(Problem::from_error(Some(g.side), at, &describe(), &e));
             }
         }
         Ok(())
@@ -477,16 +496,11 @@ impl Executor<'_> {
                 path, to, expected, ..
             } => {
                 let stat = disk::move_checked(loc, path, expected, to)?;
-                let moved = Entry {
-                    path: to.clone(),
-                    stat,
-                    racy: false,
-                    ..expected.clone()
-                };
-                let gone = Entry {
-                    deleted: true,
-                    ..expected.clone()
-                };
+                let mut moved = expected.clone();
+                moved.path = to.clone();
+                moved.set_stat(stat);
+                moved.cache.racy = false;
+                let gone = expected.tombstone(&expected.state.version);
                 Ok(vec![moved, gone])
             }
             Action::Delete {
@@ -495,7 +509,7 @@ impl Executor<'_> {
                 version,
                 ..
             } => {
-                if expected.kind == EntryKind::Dir {
+                if expected.state.kind == EntryKind::Dir {
                     disk::ensure_matches(loc, path, Some(expected))?;
                     disk::remove_dir_if_empty(self.index, loc, path)?;
                 } else {
@@ -523,18 +537,9 @@ impl Executor<'_> {
                 // Recorded with the mode it gets once its contents are written.
                 let mut stat = disk::lstat(loc, path)?;
                 stat.mode = mode;
-                Ok(vec![Entry {
-                    path: path.clone(),
-                    kind: EntryKind::Dir,
-                    stat,
-                    hash: None,
-                    chunks: Vec::new(),
-                    link_target: None,
-                    version: version.clone(),
-                    deleted: false,
-                    sequence: 0,
-                    racy: false,
-                }])
+                let mut made = Entry::at(path.clone(), EntryKind::Dir, stat);
+                made.state.version = version.clone();
+                Ok(vec![made])
             }
             Action::Rename {
                 from,
@@ -546,14 +551,15 @@ impl Executor<'_> {
                 ..
             } => {
                 let moved = disk::move_checked(loc, from, expected, to)?;
-                disk::set_mtime(loc, to, source.stat.mtime_ns)?;
+                disk::set_mtime(loc, to, source.state.mtime_ns)?;
                 stats.files_renamed += 1;
                 let stat = disk::lstat(loc, to)?;
                 Ok(vec![
-                    Entry {
+                    {
+                        let mut e = Entry::landed(to, source, stat, version);
                         // Replaced by a save since the move: hash it again next scan.
-                        racy: stat.inode != moved.inode,
-                        ..Entry::landed(to, source, stat, version)
+                        e.cache.racy = stat.inode != moved.inode;
+                        e
                     },
                     expected.tombstone(from_version),
                 ])
@@ -582,7 +588,7 @@ impl Executor<'_> {
         else {
             return Err(Error::Other("not a directory action".into()));
         };
-        let mode = source.stat.mode;
+        let mode = source.state.mode;
         if mode & 0o6000 == 0 || disk::can_chown() {
             return Ok(mode);
         }
@@ -645,7 +651,7 @@ impl Executor<'_> {
                 }
                 match self.copy_source(*to, source, reuse_local[*to as usize]) {
                     Ok(from) => jobs.push((*a, from)),
-                    Err(e) => report.errors.push(format!("{}: {e}", describe(a))),
+                    Err(e) => report.failed(a, &e),
                 }
             }
             let limiter = self.limiter;
@@ -676,11 +682,12 @@ impl Executor<'_> {
                         buf,
                     )
                 });
-                self.progress.bytes(if source.kind == EntryKind::File {
-                    source.stat.size
-                } else {
-                    0
-                });
+                self.progress
+                    .bytes(if source.state.kind == EntryKind::File {
+                        source.state.size
+                    } else {
+                        0
+                    });
                 self.progress.item();
                 r.map(Some)
             });
@@ -694,10 +701,12 @@ impl Executor<'_> {
                         }
                         staged.push((*a, tmp))
                     }
-                    Some(Err(e)) => report.errors.push(format!("{}: {e}", describe(a))),
-                    None => report
-                        .errors
-                        .push(format!("{}: the copy worker stopped", describe(a))),
+                    Some(Err(e)) => report.failed(a, &e),
+                    None => report.problems.push(Problem::described(
+                        Some(a.side()),
+                        ProblemKind::Other,
+                        format!("{}: the copy worker stopped", describe(a)),
+                    )),
                 }
             }
             if self.fault == FaultPoint::StopAfterStaging {
@@ -738,17 +747,16 @@ impl Executor<'_> {
                     Ok(installed) => {
                         Self::done(report, a);
                         report.stats.files_copied += 1;
-                        if source.kind == EntryKind::File {
-                            report.stats.bytes_transferred += source.stat.size;
+                        if source.state.kind == EntryKind::File {
+                            report.stats.bytes_transferred += source.state.size;
                         }
-                        pending[*to as usize].entries.push(Entry {
-                            racy: installed.replaced_since,
-                            ..Entry::landed(path, source, installed.stat, version)
-                        });
+                        let mut e = Entry::landed(path, source, installed.stat, version);
+                        e.cache.racy = installed.replaced_since;
+                        pending[*to as usize].entries.push(e);
                     }
                     Err(e) => {
                         disk::discard(loc, path, &tmp);
-                        report.errors.push(format!("{}: {e}", describe(a)));
+                        report.failed(a, &e);
                     }
                 }
             }
@@ -788,18 +796,18 @@ impl Executor<'_> {
     /// other side's file if that one changed meanwhile), else the source on the other
     /// side. Nothing is opened here (see [`CopyFrom::open`]).
     fn copy_source(&self, to: Side, source: &Entry, reuse_local: bool) -> Result<CopyFrom> {
-        let other = (to.other(), source.path.clone(), source.stat);
-        if source.kind == EntryKind::Symlink {
+        let other = (to.other(), source.path.clone(), source.stat());
+        if source.state.kind == EntryKind::Symlink {
             return Ok(CopyFrom::Symlink(self.owner_on(to.other(), &source.path)?));
         }
-        if reuse_local && source.stat.size > 0 {
-            if let Some(hash) = source.hash {
+        if reuse_local && source.state.size > 0 {
+            if let Some(hash) = source.state.hash {
                 let dst = self.loc(to);
                 if let Some(p) = self.index.find_file_by_hash(dst.id(), &hash)? {
                     if let Some(e) = self.index.entry(dst.id(), &p)? {
                         let owner = disk::owner_of(self.loc(to.other()), &source.path)?;
                         return Ok(CopyFrom::File {
-                            first: (to, p, e.stat),
+                            first: (to, p, e.stat()),
                             then: Some(other),
                             owner,
                         });
@@ -849,7 +857,7 @@ impl CopyFrom {
 
 fn copy_size(a: &Action) -> u64 {
     match a {
-        Action::Copy { source, .. } if source.kind == EntryKind::File => source.stat.size,
+        Action::Copy { source, .. } if source.state.kind == EntryKind::File => source.state.size,
         _ => 0,
     }
 }

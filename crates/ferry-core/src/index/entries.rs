@@ -3,7 +3,7 @@
 use super::Index;
 use crate::error::{Error, Result};
 use crate::model::chunk::{decode_chunks, encode_chunks, Hash};
-use crate::model::entry::{Entry, EntryKind, StatInfo};
+use crate::model::entry::{Entry, EntryKind, Presence, StatInfo};
 use crate::model::rel_path::RelPath;
 use crate::model::version_vector::VersionVector;
 use rusqlite::{params, OptionalExtension, Row};
@@ -136,23 +136,23 @@ impl Index {
                 st.execute(params![
                     location,
                     e.path.as_str(),
-                    e.kind.as_str(),
-                    e.stat.size as i64,
-                    e.stat.mtime_ns,
-                    e.stat.ctime_ns,
-                    e.stat.inode as i64,
-                    e.stat.mode,
-                    e.hash.as_ref().map(|h| &h.0[..]),
-                    if e.chunks.is_empty() {
+                    e.state.kind.as_str(),
+                    e.state.size as i64,
+                    e.state.mtime_ns,
+                    e.cache.ctime_ns,
+                    e.cache.inode as i64,
+                    e.state.mode,
+                    e.state.hash.as_ref().map(|h| &h.0[..]),
+                    if e.state.chunks.is_empty() {
                         None
                     } else {
-                        Some(encode_chunks(&e.chunks))
+                        Some(encode_chunks(&e.state.chunks))
                     },
-                    e.link_target,
-                    e.version.to_bytes(),
-                    e.deleted,
-                    e.sequence as i64,
-                    e.racy,
+                    e.state.link_target,
+                    e.state.version.to_bytes(),
+                    e.is_tombstone(),
+                    e.cache.sequence as i64,
+                    e.cache.racy,
                 ])?;
             }
         }
@@ -243,27 +243,28 @@ fn entry_from_row(r: &Row<'_>) -> Result<Entry> {
     let hash: Option<Vec<u8>> = r.get(7)?;
     let chunks: Option<Vec<u8>> = r.get(8)?;
     let version: Vec<u8> = r.get(10)?;
-    Ok(Entry {
-        path: RelPath::new(&path)?,
-        kind: EntryKind::parse(&kind)
-            .ok_or_else(|| Error::Corrupt(format!("entry {path:?} has kind {kind:?}")))?,
-        stat: stat_from_row(r)?,
-        hash: match hash {
-            Some(h) => Some(
-                Hash::from_slice(&h)
-                    .ok_or_else(|| Error::Corrupt(format!("entry {path:?} has a bad hash")))?,
-            ),
-            None => None,
-        },
-        chunks: match chunks {
-            Some(c) => decode_chunks(&c)
-                .ok_or_else(|| Error::Corrupt(format!("entry {path:?} has a bad chunk list")))?,
-            None => Vec::new(),
-        },
-        link_target: r.get(9)?,
-        version: VersionVector::from_bytes(&version)?,
-        deleted: r.get(11)?,
-        sequence: r.get::<_, i64>(12)? as u64,
-        racy: r.get(13)?,
-    })
+    let path = RelPath::new(&path)?;
+    let kind = EntryKind::parse(&kind)
+        .ok_or_else(|| Error::Corrupt(format!("entry {path:?} has kind {kind:?}")))?;
+    let mut e = Entry::at(path, kind, stat_from_row(r)?);
+    e.state.hash = match hash {
+        Some(h) => Some(
+            Hash::from_slice(&h)
+                .ok_or_else(|| Error::Corrupt(format!("entry {:?} has a bad hash", e.path)))?,
+        ),
+        None => None,
+    };
+    e.state.chunks = match chunks {
+        Some(c) => decode_chunks(&c)
+            .ok_or_else(|| Error::Corrupt(format!("entry {:?} has a bad chunk list", e.path)))?,
+        None => Vec::new(),
+    };
+    e.state.link_target = r.get(9)?;
+    e.state.version = VersionVector::from_bytes(&version)?;
+    if r.get::<_, bool>(11)? {
+        e.state.presence = Presence::Tombstone;
+    }
+    e.cache.sequence = r.get::<_, i64>(12)? as u64;
+    e.cache.racy = r.get(13)?;
+    Ok(e)
 }

@@ -212,23 +212,23 @@ mod tests {
         let loc = idx.insert_location("u1", Path::new("/x"), 7).unwrap();
         assert_eq!(idx.reserve_sequence(loc.id, 3).unwrap(), 1);
         assert_eq!(idx.reserve_sequence(loc.id, 1).unwrap(), 4);
-        let e = Entry {
-            path: RelPath::new("a/b").unwrap(),
-            kind: EntryKind::File,
-            stat: StatInfo {
-                size: 5,
-                mtime_ns: 1,
-                ctime_ns: 2,
-                inode: 3,
-                mode: 0o644,
-            },
-            hash: Some(Hash::of(b"hello")),
-            chunks: vec![],
-            link_target: None,
-            version: VersionVector::new().bumped(7, 1),
-            deleted: false,
-            sequence: 1,
-            racy: true,
+        let e = {
+            let mut e = Entry::at(
+                RelPath::new("a/b").unwrap(),
+                EntryKind::File,
+                StatInfo {
+                    size: 5,
+                    mtime_ns: 1,
+                    ctime_ns: 2,
+                    inode: 3,
+                    mode: 0o644,
+                },
+            );
+            e.state.hash = Some(Hash::of(b"hello"));
+            e.state.version = VersionVector::new().bumped(7, 1);
+            e.cache.sequence = 1;
+            e.cache.racy = true;
+            e
         };
         idx.put_entries(loc.id, std::slice::from_ref(&e)).unwrap();
         drop(idx);
@@ -273,18 +273,7 @@ mod tests {
         let mut idx = Index::open(&dir.path().join("index.db")).unwrap();
         let kept = idx.insert_location("keep", Path::new("/keep"), 1).unwrap();
         let gone = RelPath::new("gone").unwrap();
-        let e = Entry {
-            path: gone.clone(),
-            kind: EntryKind::Dir,
-            stat: StatInfo::default(),
-            hash: None,
-            chunks: vec![],
-            link_target: None,
-            version: VersionVector::new(),
-            deleted: false,
-            sequence: 0,
-            racy: false,
-        };
+        let e = Entry::at(gone.clone(), EntryKind::Dir, StatInfo::default());
         idx.put_entries(kept.id, std::slice::from_ref(&e)).unwrap();
         let before = (idx.locations().unwrap(), idx.entries(kept.id).unwrap());
 

@@ -101,9 +101,10 @@ pub(crate) fn plan_archive(input: ReconcileInput<'_>) -> Plan {
         let eb = b.get(path).copied();
         let lb = eb.filter(|e| e.is_live());
         let merged = ea
+            .state
             .version
-            .merged(&eb.map(|e| e.version.clone()).unwrap_or_default());
-        if ea.kind == EntryKind::Dir {
+            .merged(&eb.map(|e| e.state.version.clone()).unwrap_or_default());
+        if ea.state.kind == EntryKind::Dir {
             match lb {
                 None => plan.actions.push(Action::Mkdir {
                     side: Side::B,
@@ -112,7 +113,7 @@ pub(crate) fn plan_archive(input: ReconcileInput<'_>) -> Plan {
                     expected: None,
                     version: merged,
                 }),
-                Some(d) if d.kind == EntryKind::Dir => {}
+                Some(d) if d.state.kind == EntryKind::Dir => {}
                 // B's file stays; A's folder stays; files below fail to copy and stay.
                 Some(_) => plan.conflicts.push(open_conflict(ea, eb)),
             }
@@ -120,11 +121,11 @@ pub(crate) fn plan_archive(input: ReconcileInput<'_>) -> Plan {
         }
         let archived_as = match lb {
             Some(l) if l.same_content(ea) => path.clone(),
-            Some(l) if l.kind == EntryKind::Dir => {
+            Some(l) if l.state.kind == EntryKind::Dir => {
                 plan.conflicts.push(open_conflict(ea, eb));
                 continue;
             }
-            Some(l) if ea.version.compare(&l.version) == Causality::Newer => {
+            Some(l) if ea.state.version.compare(&l.state.version) == Causality::Newer => {
                 plan.actions.push(Action::Copy {
                     to: Side::B,
                     path: path.clone(),
@@ -142,7 +143,7 @@ pub(crate) fn plan_archive(input: ReconcileInput<'_>) -> Plan {
                     path: aside.clone(),
                     source: ea.clone(),
                     expected: None,
-                    version: ea.version.clone(),
+                    version: ea.state.version.clone(),
                 });
                 plan.conflicts.push(ConflictRecord {
                     path: path.clone(),

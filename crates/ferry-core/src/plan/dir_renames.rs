@@ -66,7 +66,7 @@ impl DirRename {
     pub fn entries_moved(&self) -> u64 {
         self.moves
             .iter()
-            .filter(|m| m.expected.kind != EntryKind::Dir)
+            .filter(|m| m.expected.state.kind != EntryKind::Dir)
             .count() as u64
     }
 }
@@ -197,7 +197,7 @@ impl<'a> PlanPaths<'a> {
         self.find_at(
             side,
             path,
-            |a| matches!(a, Action::Delete { expected, .. } if expected.kind == EntryKind::Dir),
+            |a| matches!(a, Action::Delete { expected, .. } if expected.state.kind == EntryKind::Dir),
         )
     }
 
@@ -239,12 +239,12 @@ impl<'a> PlanPaths<'a> {
             let target = format!("{to}/{suffix}");
             match &self.actions[i] {
                 a if index_only(a) => continue,
-                Action::Delete { expected, .. } if expected.kind == EntryKind::Dir => {
+                Action::Delete { expected, .. } if expected.state.kind == EntryKind::Dir => {
                     let mkdir = self.new_dir(side, &target)?;
                     covers.extend([i, mkdir]);
                     moves.push(self.paired(i, mkdir)?);
                 }
-                Action::Delete { expected, .. } if expected.kind == EntryKind::Symlink => {
+                Action::Delete { expected, .. } if expected.state.kind == EntryKind::Symlink => {
                     let copy = self.find_at(side, &target, |a| {
                         matches!(a, Action::Copy { expected: None, source, .. }
                             if source.same_content(expected))

@@ -107,8 +107,8 @@ impl Item {
                 side,
                 path: path.clone(),
                 to: None,
-                kind: Some(source.kind),
-                size: file_size(source.kind, source.stat.size),
+                kind: Some(source.state.kind),
+                size: file_size(source.state.kind, source.state.size),
                 detail: expected.as_ref().map(|_| "replace".to_string()),
             },
             Action::Delete { path, expected, .. } => Item {
@@ -116,8 +116,8 @@ impl Item {
                 side,
                 path: path.clone(),
                 to: None,
-                kind: Some(expected.kind),
-                size: file_size(expected.kind, expected.stat.size),
+                kind: Some(expected.state.kind),
+                size: file_size(expected.state.kind, expected.state.size),
                 detail: None,
             },
             Action::Rename {
@@ -127,8 +127,8 @@ impl Item {
                 side,
                 path: from.clone(),
                 to: Some(to.clone()),
-                kind: Some(source.kind),
-                size: file_size(source.kind, source.stat.size),
+                kind: Some(source.state.kind),
+                size: file_size(source.state.kind, source.state.size),
                 detail: None,
             },
             Action::Mkdir {
@@ -149,7 +149,7 @@ impl Item {
                 size: None,
                 detail: expected
                     .as_ref()
-                    .map(|_| format!("mode {:o}", source.stat.mode & 0o7777)),
+                    .map(|_| format!("mode {:o}", source.state.mode & 0o7777)),
             },
             Action::MoveAside {
                 path, to, expected, ..
@@ -158,8 +158,8 @@ impl Item {
                 side,
                 path: path.clone(),
                 to: Some(to.clone()),
-                kind: Some(expected.kind),
-                size: file_size(expected.kind, expected.stat.size),
+                kind: Some(expected.state.kind),
+                size: file_size(expected.state.kind, expected.state.size),
                 detail: None,
             },
             Action::Archive {
@@ -171,8 +171,8 @@ impl Item {
                 side,
                 path: path.clone(),
                 to: (archived_as != path).then(|| archived_as.clone()),
-                kind: Some(expected.kind),
-                size: file_size(expected.kind, expected.stat.size),
+                kind: Some(expected.state.kind),
+                size: file_size(expected.state.kind, expected.state.size),
                 detail: None,
             },
             Action::Record { .. } => return None,
@@ -181,7 +181,7 @@ impl Item {
 
     /// The item for a conflict the reconciler met.
     pub fn of_conflict(c: &ConflictRecord) -> Item {
-        let kind = c.a.as_ref().or(c.b.as_ref()).map(|e| e.kind);
+        let kind = c.a.as_ref().or(c.b.as_ref()).map(|e| e.state.kind);
         let detail = match c.winner {
             Some(w) => format!(
                 "{}: {} wins{}",
@@ -239,21 +239,11 @@ mod tests {
     use crate::model::version_vector::VersionVector;
 
     fn file(path: &str, size: u64) -> Entry {
-        Entry {
-            path: RelPath::new(path).unwrap(),
-            kind: EntryKind::File,
-            stat: StatInfo {
-                size,
-                ..Default::default()
-            },
-            hash: None,
-            chunks: Vec::new(),
-            link_target: None,
-            version: VersionVector::default(),
-            deleted: false,
-            sequence: 0,
-            racy: false,
-        }
+        let stat = StatInfo {
+            size,
+            ..Default::default()
+        };
+        Entry::at(RelPath::new(path).unwrap(), EntryKind::File, stat)
     }
 
     #[test]

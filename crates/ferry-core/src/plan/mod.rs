@@ -14,7 +14,9 @@ use crate::model::rel_path::RelPath;
 use crate::model::version_vector::VersionVector;
 
 /// One side of a conduit: `A` is the first folder, `B` the second.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Side {
     A,
     B,
@@ -218,7 +220,7 @@ impl Plan {
             .iter()
             .filter(|a| {
                 matches!(a, Action::Delete { side: s, expected, .. }
-                    if *s == side && expected.kind != crate::model::entry::EntryKind::Dir)
+                    if *s == side && expected.state.kind != crate::model::entry::EntryKind::Dir)
             })
             .count()
     }

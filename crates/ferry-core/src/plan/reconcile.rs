@@ -81,7 +81,7 @@ fn live(e: Option<&Entry>) -> Option<&Entry> {
 }
 
 fn version(e: Option<&Entry>) -> VersionVector {
-    e.map(|e| e.version.clone()).unwrap_or_default()
+    e.map(|e| e.state.version.clone()).unwrap_or_default()
 }
 
 impl Reconciler<'_> {
@@ -92,8 +92,8 @@ impl Reconciler<'_> {
         };
         let merged = version(ea).merged(&version(eb));
         let final_kind = match decision {
-            Decision::Agree => live(ea).map(|e| e.kind),
-            Decision::Win(s) | Decision::Conflict(s) => live(pick(s, ea, eb)).map(|e| e.kind),
+            Decision::Agree => live(ea).map(|e| e.state.kind),
+            Decision::Win(s) | Decision::Conflict(s) => live(pick(s, ea, eb)).map(|e| e.state.kind),
             Decision::Manual => None,
         };
         let survivors_below = self.has_survivor.contains(path.as_str());
@@ -134,9 +134,9 @@ impl Reconciler<'_> {
     fn agree(&mut self, ea: Option<&Entry>, eb: Option<&Entry>, merged: &VersionVector) {
         for (side, e) in [(Side::A, ea), (Side::B, eb)] {
             if let Some(e) = e {
-                if &e.version != merged {
+                if &e.state.version != merged {
                     let mut e = e.clone();
-                    e.version = merged.clone();
+                    e.state.version = merged.clone();
                     self.plan.actions.push(Action::Record { side, entry: e });
                 }
             }
@@ -156,9 +156,9 @@ impl Reconciler<'_> {
         let (we, le) = (pick(w, ea, eb), pick(l, ea, eb));
         // The winner's own entry takes the merged vector too, so both sides end equal.
         if let Some(e) = we {
-            if &e.version != merged {
+            if &e.state.version != merged {
                 let mut e = e.clone();
-                e.version = merged.clone();
+                e.state.version = merged.clone();
                 self.plan.actions.push(Action::Record { side: w, entry: e });
             }
         }
@@ -177,15 +177,12 @@ impl Reconciler<'_> {
     ) {
         let record = |e: &Entry| Action::Record {
             side: to,
-            entry: Entry {
-                version: version.clone(),
-                ..e.clone()
-            },
+            entry: e.with_version(version),
         };
         match (winner, cur) {
             (None, None) => {
                 if let Some(e) = raw_cur {
-                    if &e.version != version {
+                    if &e.state.version != version {
                         self.plan.actions.push(record(e));
                     }
                 }
@@ -197,14 +194,15 @@ impl Reconciler<'_> {
                 version: version.clone(),
             }),
             (Some(w), Some(c)) if w.same_content(c) => {
-                if &c.version != version {
+                if &c.state.version != version {
                     self.plan.actions.push(record(c));
                 }
             }
             (Some(w), cur) => {
                 let mut expected = cur.cloned();
-                let replace_kind =
-                    cur.is_some_and(|c| (c.kind == EntryKind::Dir) != (w.kind == EntryKind::Dir));
+                let replace_kind = cur.is_some_and(|c| {
+                    (c.state.kind == EntryKind::Dir) != (w.state.kind == EntryKind::Dir)
+                });
                 if replace_kind {
                     if let Some(c) = cur {
                         self.plan.actions.push(Action::Delete {
@@ -216,7 +214,7 @@ impl Reconciler<'_> {
                     }
                     expected = None;
                 }
-                if w.kind == EntryKind::Dir {
+                if w.state.kind == EntryKind::Dir {
                     self.plan.actions.push(Action::Mkdir {
                         side: to,
                         path: path.clone(),
@@ -249,21 +247,21 @@ impl Reconciler<'_> {
         let l = w.other();
         let le = pick(l, ea, eb);
         let loser = live(le);
-        let both_dirs = live(ea).is_some_and(|e| e.kind == EntryKind::Dir)
-            && live(eb).is_some_and(|e| e.kind == EntryKind::Dir);
+        let both_dirs = live(ea).is_some_and(|e| e.state.kind == EntryKind::Dir)
+            && live(eb).is_some_and(|e| e.state.kind == EntryKind::Dir);
         if both_dirs {
             // Only the permission bits differ; nothing to keep.
             self.win(path, w, ea, eb, merged);
             return;
         }
         let keep_aside = self.input.policy == ConflictPolicy::KeepBoth
-            && loser.is_some_and(|e| e.kind != EntryKind::Dir);
+            && loser.is_some_and(|e| e.state.kind != EntryKind::Dir);
         let loser_kept_at = match loser {
             Some(le) if keep_aside => {
                 let aside = self.move_aside(path, l, le);
                 Some(aside.as_str().to_string())
             }
-            Some(le) if le.kind != EntryKind::Dir => {
+            Some(le) if le.state.kind != EntryKind::Dir => {
                 Some(format!("version store of side {}", l.letter()))
             }
             _ => None,
@@ -279,13 +277,10 @@ impl Reconciler<'_> {
         if keep_aside {
             let we = pick(w, ea, eb);
             if let Some(e) = we {
-                if &e.version != merged {
+                if &e.state.version != merged {
                     self.plan.actions.push(Action::Record {
                         side: w,
-                        entry: Entry {
-                            version: merged.clone(),
-                            ..e.clone()
-                        },
+                        entry: e.with_version(merged),
                     });
                 }
             }
@@ -313,7 +308,7 @@ impl Reconciler<'_> {
                 ..entry.clone()
             },
             expected: None,
-            version: entry.version.clone(),
+            version: entry.state.version.clone(),
         });
         aside
     }
@@ -326,26 +321,19 @@ impl Reconciler<'_> {
         eb: Option<&Entry>,
         merged: &VersionVector,
     ) {
-        let is_dir = |e: Option<&Entry>| live(e).filter(|e| e.kind == EntryKind::Dir).cloned();
-        let source = is_dir(ea).or_else(|| is_dir(eb)).unwrap_or_else(|| Entry {
-            path: path.clone(),
-            kind: EntryKind::Dir,
-            stat: StatInfo {
+        let is_dir =
+            |e: Option<&Entry>| live(e).filter(|e| e.state.kind == EntryKind::Dir).cloned();
+        let source = is_dir(ea).or_else(|| is_dir(eb)).unwrap_or_else(|| {
+            let stat = StatInfo {
                 mode: 0o755,
                 ..StatInfo::default()
-            },
-            hash: None,
-            chunks: Vec::new(),
-            link_target: None,
-            version: merged.clone(),
-            deleted: false,
-            sequence: 0,
-            racy: false,
+            };
+            Entry::at(path.clone(), EntryKind::Dir, stat).with_version(merged)
         });
         for (side, e) in [(Side::A, ea), (Side::B, eb)] {
             match live(e) {
-                Some(e) if e.kind == EntryKind::Dir => {
-                    if e.stat.mode != source.stat.mode {
+                Some(e) if e.state.kind == EntryKind::Dir => {
+                    if e.state.mode != source.state.mode {
                         self.plan.actions.push(Action::Mkdir {
                             side,
                             path: path.clone(),
@@ -353,13 +341,10 @@ impl Reconciler<'_> {
                             expected: Some(e.clone()),
                             version: merged.clone(),
                         });
-                    } else if &e.version != merged {
+                    } else if &e.state.version != merged {
                         self.plan.actions.push(Action::Record {
                             side,
-                            entry: Entry {
-                                version: merged.clone(),
-                                ..e.clone()
-                            },
+                            entry: e.with_version(merged),
                         });
                     }
                 }
@@ -449,11 +434,11 @@ fn decide_bidirectional(
 
 /// The later mtime wins; ties go to the larger content hash, then to side A.
 fn newest(a: &Entry, b: &Entry) -> Side {
-    match a.stat.mtime_ns.cmp(&b.stat.mtime_ns) {
+    match a.state.mtime_ns.cmp(&b.state.mtime_ns) {
         std::cmp::Ordering::Greater => Side::A,
         std::cmp::Ordering::Less => Side::B,
         std::cmp::Ordering::Equal => {
-            if b.hash > a.hash {
+            if b.state.hash > a.state.hash {
                 Side::B
             } else {
                 Side::A
@@ -472,7 +457,7 @@ fn hold_subtrees_of_manual_conflicts(plan: &mut Plan) {
         .filter(|c| {
             let dir = |e: &Option<Entry>| {
                 e.as_ref()
-                    .is_some_and(|e| e.is_live() && e.kind == EntryKind::Dir)
+                    .is_some_and(|e| e.is_live() && e.state.kind == EntryKind::Dir)
             };
             dir(&c.a) != dir(&c.b)
         })

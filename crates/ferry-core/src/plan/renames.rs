@@ -51,9 +51,9 @@ pub(crate) fn pair_renames(plan: &mut Plan) {
             ..
         } = a
         {
-            if expected.kind == EntryKind::File && !written.contains(&(*side, path.clone())) {
-                if let Some(h) = expected.hash {
-                    delete_paths.push((i, (*side, h, expected.stat.mode), path.to_string()));
+            if expected.state.kind == EntryKind::File && !written.contains(&(*side, path.clone())) {
+                if let Some(h) = expected.state.hash {
+                    delete_paths.push((i, (*side, h, expected.state.mode), path.to_string()));
                 }
             }
         }
@@ -85,14 +85,14 @@ pub(crate) fn pair_renames(plan: &mut Plan) {
         };
         // A copy that replaces a directory must wait for that directory's removal.
         if deleted_at.contains(&(*to, path.clone()))
-            || source.kind != EntryKind::File
+            || source.state.kind != EntryKind::File
             || &source.path != path
         {
             continue;
         }
-        if let Some(h) = source.hash {
-            if deletes.contains_key(&(*to, h, source.stat.mode)) {
-                copies.push((i, (*to, h, source.stat.mode), None));
+        if let Some(h) = source.state.hash {
+            if deletes.contains_key(&(*to, h, source.state.mode)) {
+                copies.push((i, (*to, h, source.state.mode), None));
             }
         }
     }

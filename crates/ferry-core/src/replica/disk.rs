@@ -36,7 +36,7 @@ fn matches(found: Option<&Found>, expected: Option<&Entry>) -> bool {
     match (found, expected) {
         (None, None) => true,
         (Some(f), Some(e)) => {
-            f.kind == Some(e.kind) && (e.kind == EntryKind::Dir || f.stat == e.stat)
+            f.kind == Some(e.state.kind) && (e.state.kind == EntryKind::Dir || f.stat == e.stat())
         }
         _ => false,
     }
@@ -200,7 +200,7 @@ pub(crate) fn remove_file(
     ensure_at(&parent, &name, Some(expected))?;
     let taken = version_store::take(&root, &parent, &name, rel)?;
     if is_same(&taken.found, expected) {
-        return taken.record(index, loc, rel, expected.hash.as_ref(), reason);
+        return taken.record(index, loc, rel, expected.state.hash.as_ref(), reason);
     }
     version_store::keep_or_put_back(index, loc, rel, &parent, &name, taken)
 }
@@ -273,7 +273,7 @@ pub(crate) fn open_source(loc: &Location, rel: &RelPath, stat: &StatInfo) -> Res
         || found.stat.size != stat.size
         || found.stat.mtime_ns != stat.mtime_ns
     {
-        return Err(Error::Refused(format!(
+        return Err(Error::Changed(format!(
             "{} changed since the scan; will sync after the next scan",
             escape_os(dir.show(&name))
         )));
@@ -307,12 +307,14 @@ pub(crate) fn stage(
 ) -> Result<Staged> {
     let (dir, _) = loc.dir()?.parent(path)?;
     let content = source
+        .state
         .hash
         .ok_or_else(|| Error::Corrupt("entry without a content hash".into()))?;
     let mut tmp = staged_temp_name(&loc.temp_tag(), &content);
     let input = match src {
         Source::Symlink => {
             let target = source
+                .state
                 .link_target
                 .as_deref()
                 .ok_or_else(|| Error::Corrupt("symlink entry without target".into()))?;
@@ -352,6 +354,7 @@ pub(crate) fn stage(
         Source::File(f) => f,
     };
     let expected_hash = source
+        .state
         .hash
         .ok_or_else(|| Error::Corrupt("file entry without hash".into()))?;
     // Copies of one content in one folder share the hash part of their names: a
@@ -382,12 +385,12 @@ pub(crate) fn stage(
         }
         let got = blake3_of(&out, &shown, buf)?;
         if got != expected_hash {
-            return Err(Error::Refused(format!(
+            return Err(Error::Changed(format!(
                 "copy for {} does not match the indexed hash (changed while copying?); not installed",
                 escape_os(dir.show(OsStr::new(path.file_name())))
             )));
         }
-        let mut mode = source.stat.mode;
+        let mut mode = source.state.mode;
         let mut note = None;
         let me = rustix::process::geteuid().as_raw();
         match owner {
@@ -413,7 +416,7 @@ pub(crate) fn stage(
             Err(e) => note = Some(format!("{path}: extended attributes not read: {e}")),
         }
         beneath::set_file_mode(&out, mode, &shown)?;
-        beneath::set_file_mtime(&out, source.stat.mtime_ns, &shown)?;
+        beneath::set_file_mtime(&out, source.state.mtime_ns, &shown)?;
         let found = beneath::fstat(&out, &shown)?;
         Ok(Staged {
             tmp: tmp.clone(),
@@ -472,7 +475,7 @@ pub(crate) fn install(
             dir.rename_noreplace(&staged.tmp, &name)
                 .map_err(|e| not_replaced(e, "install", &dir, &name))?;
         }
-        Some(old) if old.kind == EntryKind::Dir => {
+        Some(old) if old.state.kind == EntryKind::Dir => {
             return Err(Error::Refused(format!(
                 "{} is a folder; not replacing it with a file",
                 escape_os(dir.show(&name))
@@ -480,8 +483,8 @@ pub(crate) fn install(
         }
         Some(old) => replace(index, loc, path, staged, old, &dir, &name)?,
     }
-    if source.kind == EntryKind::Symlink {
-        let _ = dir.set_mtime(&name, source.stat.mtime_ns);
+    if source.state.kind == EntryKind::Symlink {
+        let _ = dir.set_mtime(&name, source.state.mtime_ns);
     }
     let now = dir
         .lstat(&name)?
@@ -490,8 +493,8 @@ pub(crate) fn install(
     // not what was copied, and the index must not take it for that (see `Installed`).
     // (or written to in place: then size or mtime differ from what was staged).
     let ours = now.stat.inode == staged.inode
-        && (source.kind != EntryKind::File
-            || (now.stat.size == source.stat.size && now.stat.mtime_ns == source.stat.mtime_ns));
+        && (source.state.kind != EntryKind::File
+            || (now.stat.size == source.state.size && now.stat.mtime_ns == source.state.mtime_ns));
     Ok(Installed {
         stat: now.stat,
         replaced_since: !ours,
@@ -583,7 +586,9 @@ fn settle_exchange(
                 return Err(e);
             }
         };
-        let hash = is_same(&taken.found, old).then_some(old.hash).flatten();
+        let hash = is_same(&taken.found, old)
+            .then_some(old.state.hash)
+            .flatten();
         taken.record(index, loc, path, hash.as_ref(), "replaced")?;
         return Ok(());
     }
@@ -593,7 +598,7 @@ fn settle_exchange(
         // save is never left where a sweep could take it for ferry's own copy.
         let taken = version_store::take(&root, holder, tmp, path)?;
         let stored = taken.record(index, loc, path, None, "saved during a sync")?;
-        return Err(Error::Refused(format!(
+        return Err(Error::Changed(format!(
             "{} changed while ferry replaced it ({e}); the save is kept as version {}",
             escape_os(dir.show(name)),
             crate::model::rel_path::display_key(&stored)

@@ -3,6 +3,7 @@
 //! version store.
 
 pub mod beneath;
+pub mod chunk_source;
 pub(crate) mod disk;
 pub mod fs_ops;
 pub mod ignore_rules;
@@ -10,4 +11,5 @@ pub mod location;
 pub mod overlap;
 pub mod scan;
 pub mod version_store;
+pub mod view;
 pub mod walk;

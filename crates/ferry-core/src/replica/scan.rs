@@ -17,6 +17,7 @@ use crate::model::chunk::{digest_reader_with, Digest, Hash};
 use crate::model::entry::{Entry, EntryKind, StatInfo};
 use crate::model::rel_path::{encode, escape_os, RelPath};
 use crate::parallel::parallel_map;
+use crate::problem::{Problem, ProblemKind};
 use crate::progress::Progress;
 use crate::replica::beneath::RootDir;
 use crate::replica::ignore_rules::{IndexRules, IGNORE_FILE};
@@ -30,7 +31,7 @@ use std::os::unix::ffi::OsStrExt;
 const RACY_WINDOW_NS: i64 = 2_000_000_000;
 
 /// A file's digest and its stat after reading, or why it could not be read.
-type HashResult = std::result::Result<(Digest, StatInfo), String>;
+type HashResult = std::result::Result<(Digest, StatInfo), Problem>;
 
 /// Changed paths read and written to the index together.
 const ABSORB_BATCH: usize = 16 * 1024;
@@ -45,7 +46,8 @@ pub struct ScanReport {
     pub deleted: u64,
     pub forgotten: u64,
     /// Per-path problems; the rest of the scan went on.
-    pub errors: Vec<String>,
+    #[serde(serialize_with = "crate::problem::as_sentences")]
+    pub errors: Vec<Problem>,
     /// Paths left out on purpose and said so (fifos, sockets, devices).
     pub notes: Vec<String>,
 }
@@ -218,10 +220,13 @@ fn keep_leftovers(index: &Index, loc: &Location, walked: &mut Walked) {
         match kept {
             Ok(Some(note)) => walked.report.notes.push(note),
             Ok(None) => {}
-            Err(e) => walked.report.errors.push(format!(
-                "{}: cannot keep leftover temp file: {e}",
-                escape_os(&p)
-            )),
+            Err(e) => {
+                let doing = format!("{}: cannot keep leftover temp file", escape_os(&p));
+                walked
+                    .report
+                    .errors
+                    .push(Problem::from_error(None, None, &doing, &e))
+            }
         }
     }
 }
@@ -329,7 +334,9 @@ fn join(loc: &Location, walked: Walked, rows: Vec<StatRow>) -> Observed {
                 gone.push(path)
             }
             Err(crate::error::Error::Refused(_)) => forget.push(path),
-            Err(err) => report.errors.push(err.to_string()),
+            Err(err) => report
+                .errors
+                .push(Problem::from_error(None, None, "", &err)),
         }
     }
     Observed {
@@ -408,7 +415,7 @@ fn absorb(
     let mut tombstones = Vec::with_capacity(gone.len());
     for p in gone {
         if let Some(mut t) = index.entry(loc.id(), &p)? {
-            t.deleted = true;
+            t.state.presence = crate::model::entry::Presence::Tombstone;
             tombstones.push((t, true));
         }
     }
@@ -463,25 +470,21 @@ fn read_fresh(
                     )
                 }
                 Err(e) => {
-                    report.errors.push(format!("{e}; kept its previous state"));
+                    let kind = ProblemKind::of(&e);
+                    let detail = format!("{e}; kept its previous state");
+                    report.errors.push(Problem::described(None, kind, detail));
                     return None;
                 }
             }
         }
         EntryKind::Dir => (None, Vec::new(), None, s.stat, false),
     };
-    Some(Entry {
-        path: s.rel.clone(),
-        kind: s.kind,
-        stat,
-        hash,
-        chunks,
-        link_target,
-        version: Default::default(),
-        deleted: false,
-        sequence: 0,
-        racy,
-    })
+    let mut e = Entry::at(s.rel.clone(), s.kind, stat);
+    e.state.hash = hash;
+    e.state.chunks = chunks;
+    e.state.link_target = link_target;
+    e.cache.racy = racy;
+    Some(e)
 }
 
 /// Compares a fresh entry with the indexed one: same content keeps the version (only
@@ -490,12 +493,12 @@ fn read_fresh(
 fn settle(mut e: Entry, prev: Option<Entry>) -> Option<(Entry, bool)> {
     match prev {
         Some(p) if p.same_content(&e) => {
-            e.version = p.version.clone();
-            e.sequence = p.sequence;
+            e.state.version = p.state.version.clone();
+            e.cache.sequence = p.cache.sequence;
             (p != e).then_some((e, false))
         }
         p => {
-            e.version = p.map(|p| p.version).unwrap_or_default();
+            e.state.version = p.map(|p| p.state.version).unwrap_or_default();
             Some((e, true))
         }
     }
@@ -519,12 +522,15 @@ fn record(
         let first = index.reserve_sequence(loc.id(), changed)?;
         let fresh = updates.iter_mut().filter(|(_, c)| *c);
         for (seq, (e, _)) in (first..).zip(fresh) {
-            e.sequence = seq;
-            e.version = e.version.bumped(loc.row.replica_id, seq);
+            e.cache.sequence = seq;
+            e.state.version = e.state.version.bumped(loc.row.replica_id, seq);
         }
     }
-    report.deleted += updates.iter().filter(|(e, _)| e.deleted).count() as u64;
-    report.changed += updates.iter().filter(|(e, c)| *c && !e.deleted).count() as u64;
+    report.deleted += updates.iter().filter(|(e, _)| e.is_tombstone()).count() as u64;
+    report.changed += updates
+        .iter()
+        .filter(|(e, c)| *c && !e.is_tombstone())
+        .count() as u64;
     let entries: Vec<Entry> = updates.into_iter().map(|(e, _)| e).collect();
     index.put_entries(loc.id(), &entries)
 }
@@ -534,7 +540,12 @@ fn record(
 fn hash_all(root: &RootDir, files: &[&Seen], progress: &dyn Progress) -> Vec<HashResult> {
     parallel_map(files, 0, |s, buf| {
         if progress.cancelled() {
-            return Err("stopped".into()); // the caller drops the batch
+            // The caller drops the batch.
+            return Err(Problem::described(
+                None,
+                ProblemKind::Other,
+                "stopped".into(),
+            ));
         }
         let r = hash_one(root, &s.rel, buf);
         progress.bytes(s.stat.size);
@@ -542,25 +553,33 @@ fn hash_all(root: &RootDir, files: &[&Seen], progress: &dyn Progress) -> Vec<Has
         r
     })
     .into_iter()
-    .map(|r| r.unwrap_or_else(|| Err("hashing did not run".into())))
+    .map(|r| {
+        r.unwrap_or_else(|| {
+            let why = "hashing did not run".to_string();
+            Err(Problem::described(None, ProblemKind::Other, why))
+        })
+    })
     .collect()
 }
 
 /// Reads one file through the root's handle (never through a symlink).
 fn hash_one(root: &RootDir, rel: &RelPath, buf: &mut Vec<u8>) -> HashResult {
     let abs = rel.under(root.path());
-    let fail = |what: &str, e: &dyn std::fmt::Display| {
-        format!(
+    let fail = |what: &str, kind: ProblemKind, e: &dyn std::fmt::Display| {
+        let detail = format!(
             "{}: cannot {what}: {e}; kept its previous state",
             escape_os(&abs)
-        )
+        );
+        Problem::described(None, kind, detail)
     };
     let f = root
         .parent(rel)
         .and_then(|(dir, name)| dir.open_file(&name))
-        .map_err(|e| fail("open", &e))?;
-    let d = digest_reader_with(&f, buf).map_err(|e| fail("read", &e))?;
-    let m = f.metadata().map_err(|e| fail("stat", &e))?;
+        .map_err(|e| fail("open", ProblemKind::of(&e), &e))?;
+    let d = digest_reader_with(&f, buf).map_err(|e| fail("read", ProblemKind::of_io(&e), &e))?;
+    let m = f
+        .metadata()
+        .map_err(|e| fail("stat", ProblemKind::of_io(&e), &e))?;
     Ok((d, StatInfo::from_metadata(&m)))
 }
 

@@ -13,6 +13,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::index::Index;
 use crate::model::entry::{Entry, EntryKind};
 use crate::model::rel_path::{shorten_name, RelPath, NAME_MAX};
+use crate::problem::Problem;
 use crate::replica::beneath::{DirHandle, Found, RootDir};
 use crate::replica::ignore_rules::FERRY_DIR;
 use crate::replica::location::Location;
@@ -92,11 +93,11 @@ fn free_name(dir: &DirHandle, key_prefix: &str, rel: &RelPath) -> Result<(String
 /// Whether what lstat found is the thing `expected` describes: same kind and inode,
 /// same size, mtime and mode (a rename changes only the ctime).
 pub fn is_same(found: &Found, expected: &Entry) -> bool {
-    found.kind == Some(expected.kind)
-        && found.stat.inode == expected.stat.inode
-        && found.stat.size == expected.stat.size
-        && found.stat.mtime_ns == expected.stat.mtime_ns
-        && found.stat.mode == expected.stat.mode
+    found.kind == Some(expected.state.kind)
+        && found.stat.inode == expected.cache.inode
+        && found.stat.size == expected.state.size
+        && found.stat.mtime_ns == expected.state.mtime_ns
+        && found.stat.mode == expected.state.mode
 }
 
 /// A version just moved into the store, not yet recorded.
@@ -282,7 +283,7 @@ pub(crate) fn keep_or_put_back(
     }
     let shown = parent.show(name);
     let stored = taken.record(index, loc, rel, None, "saved during a sync")?;
-    Err(Error::Refused(format!(
+    Err(Error::Changed(format!(
         "{} changed twice while ferry replaced it; the earlier save is kept as version {}",
         crate::model::rel_path::escape_os(shown),
         crate::model::rel_path::display_key(&stored)
@@ -290,7 +291,7 @@ pub(crate) fn keep_or_put_back(
 }
 
 pub(crate) fn changed(parent: &DirHandle, name: &OsStr) -> Error {
-    Error::Refused(format!(
+    Error::Changed(format!(
         "{} changed since the scan; left alone, will sync after the next scan",
         crate::model::rel_path::escape_os(parent.show(name))
     ))
@@ -386,7 +387,7 @@ fn staging_name(loc: &Location) -> OsString {
 /// After a run that died: what waits in the staging folder is a staged copy (removed)
 /// or displaced content (kept as a version; see [`recover`]). Returns notes and
 /// problems; the rest goes on.
-pub fn sweep_staging(index: &Index, loc: &Location) -> (Vec<String>, Vec<String>) {
+pub fn sweep_staging(index: &Index, loc: &Location) -> (Vec<String>, Vec<Problem>) {
     let (mut notes, mut problems) = (Vec::new(), Vec::new());
     let staging = staging_name(loc);
     let dir = loc.dir().and_then(|r| {
@@ -411,14 +412,14 @@ pub fn sweep_staging(index: &Index, loc: &Location) -> (Vec<String>, Vec<String>
                 match fallback.and_then(|f| recover(index, loc, &dir, &n, &f)) {
                     Ok(Some(note)) => notes.push(note),
                     Ok(None) => {}
-                    Err(e) => problems.push(format!(
-                        "{}: {e}",
-                        crate::model::rel_path::escape_os(dir.show(&n))
-                    )),
+                    Err(e) => {
+                        let at = crate::model::rel_path::escape_os(dir.show(&n)).to_string();
+                        problems.push(Problem::from_error(None, None, &at, &e))
+                    }
                 }
             }
         }
-        Err(e) => problems.push(e.to_string()),
+        Err(e) => problems.push(Problem::from_error(None, None, "", &e)),
     }
     (notes, problems)
 }

@@ -11,6 +11,7 @@
 
 use crate::model::entry::{EntryKind, StatInfo};
 use crate::model::rel_path::{escape_os, RelPath};
+use crate::problem::{Problem, ProblemKind};
 use crate::replica::beneath::{DirHandle, RootDir};
 use crate::replica::ignore_rules::{temp_tag_of, IndexRules, IGNORE_FILE};
 use crate::replica::overlap::{DirId, Fence};
@@ -36,7 +37,7 @@ pub struct WalkOut {
     pub unreadable: Vec<RelPath>,
     /// Leftover ferry temp files (from a run that died).
     pub temp_files: Vec<PathBuf>,
-    pub errors: Vec<String>,
+    pub errors: Vec<Problem>,
     /// Paths left out on purpose and said so: fifos, sockets, devices.
     pub notes: Vec<String>,
     /// Directories the walk met that its fence holds (a root of the run, or an
@@ -171,7 +172,7 @@ pub fn walk_paths(
             Ok(Some(f)) => f,
             Ok(None) => continue,
             Err(e) => {
-                out.errors.push(e.to_string());
+                out.errors.push(Problem::from_error(None, None, "", &e));
                 out.unreadable.push(p.clone());
                 continue;
             }
@@ -325,8 +326,8 @@ fn read_dir(
     let (names, dir) = match listed {
         Ok(x) => x,
         Err(e) => {
-            out.errors
-                .push(format!("{}: cannot list: {e}", escape_os(&dir_abs)));
+            let doing = format!("{}: cannot list", escape_os(&dir_abs));
+            out.errors.push(Problem::from_error(None, None, &doing, &e));
             if let Some(d) = job.dir {
                 out.unreadable.push(d);
             }
@@ -347,17 +348,19 @@ fn read_dir(
             None => RelPath::new(&name),
         };
         let Ok(rel) = rel else {
-            out.errors.push(format!(
+            let why = format!(
                 "{}: invalid name; not synced",
                 escape_os(dir_abs.join(&name_os))
-            ));
+            );
+            out.errors
+                .push(Problem::described(None, ProblemKind::InvalidPath, why));
             continue;
         };
         let found = match dir.lstat(&name_os) {
             Ok(Some(f)) => f,
             Ok(None) => continue, // gone since the listing
             Err(e) => {
-                out.errors.push(e.to_string());
+                out.errors.push(Problem::from_error(None, None, "", &e));
                 out.unreadable.push(rel);
                 continue;
             }
@@ -418,7 +421,7 @@ fn local_rules(dir: &DirHandle, inherited: &Arc<Rules>, out: &mut WalkOut) -> Op
     }) {
         Ok(t) => t,
         Err(e) => {
-            out.errors.push(e.to_string());
+            out.errors.push(Problem::from_error(None, None, "", &e));
             return None;
         }
     };
@@ -444,7 +447,9 @@ fn local_rules(dir: &DirHandle, inherited: &Arc<Rules>, out: &mut WalkOut) -> Op
     let matcher = match builder.build() {
         Ok(m) => m,
         Err(e) => {
-            out.errors.push(format!("{}: {e}", escape_os(&shown)));
+            let why = format!("{}: {e}", escape_os(&shown));
+            out.errors
+                .push(Problem::described(None, ProblemKind::Other, why));
             return None;
         }
     };

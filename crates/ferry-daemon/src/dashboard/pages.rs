@@ -16,26 +16,31 @@ fn s(v: &Value) -> String {
     }
 }
 
-/// Problems (JSON, as `problems::Problem`) as a labelled list: the kind first, then what
-/// the run was doing and the engine's message; at most `max`, then how many more.
+/// Problems (JSON, as `problems::ProblemView`) as a labelled list: the kind's label
+/// first, then the side and path, then the engine's sentence; at most `max`, then how
+/// many more.
 pub fn problem_list(list: &[Value], max: usize) -> String {
     let mut out = String::from(r#"<ul class="problems" aria-label="Problems">"#);
     for p in list.iter().take(max) {
-        let kind = s(&p["kind"]);
         let class = if p["retried"] == true {
             "warn"
         } else {
             "problem"
         };
+        let at = match (p["side"].as_str(), p["path"].as_str()) {
+            (Some(side), Some(path)) => format!(
+                " <code>{}:{}</code>",
+                esc(&side.to_ascii_lowercase()),
+                esc(path)
+            ),
+            (None, Some(path)) => format!(" <code>{}</code>", esc(path)),
+            _ => String::new(),
+        };
         out.push_str(&format!(
-            r#"<li class="{class}" data-kind="{kind}"><span class="problem-label">{label}</span>{action}: {message}</li>"#,
-            kind = esc(&kind),
+            r#"<li class="{class}" data-kind="{kind}"><span class="problem-label">{label}</span>{at}: {detail}</li>"#,
+            kind = esc(&s(&p["kind"])),
             label = esc(&s(&p["label"])),
-            action = match p["action"].as_str() {
-                Some(a) => format!(" (<code>{}</code>)", esc(a)),
-                None => String::new(),
-            },
-            message = esc(&s(&p["message"])),
+            detail = esc(&s(&p["detail"])),
         ));
     }
     if list.len() > max {
@@ -318,7 +323,7 @@ pub fn history(index: &Index) -> crate::Result<String> {
 pub fn run(
     index: &Index,
     id: i64,
-    problems: Option<Vec<crate::problems::Problem>>,
+    problems: Option<Vec<crate::problems::ProblemView>>,
 ) -> crate::Result<Option<String>> {
     let Some(g) = index.generation(id)? else {
         return Ok(None);
