@@ -11,6 +11,7 @@ pub fn run(index: Index, args: &DaemonArgs, config: &Config) -> Result<u8> {
     ferry_daemon::run(ferry_daemon::DaemonOptions {
         library,
         port: args.port.or(config.daemon_port).unwrap_or(0),
+        conduit_defaults: config.conduit_defaults(),
     })
     .context("running the daemon")?;
     Ok(crate::commands::EXIT_OK)

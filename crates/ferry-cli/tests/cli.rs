@@ -1725,6 +1725,7 @@ fn archive_conduit_refuses_to_switch_mode() {
             OsStr::new("mirror"),
         ]),
         env.ferry([OsStr::new("sync"), b, a]),
+        env.ferry(["conduit", "set", "1", "--mode", "mirror"]),
     ];
     for run in &runs {
         run.expect_code(1);
@@ -1754,6 +1755,47 @@ fn archive_conduit_refuses_to_switch_mode() {
     assert_eq!(s["files_archived"].as_u64(), Some(1), "{s:#}");
     assert_eq!(read(&env.b, "done/report.txt"), b"final report");
     assert_eq!(read(&env.b, "new.txt"), b"not archived yet");
+}
+
+/// `ferry conduit set` changes a saved conduit's settings (the dashboard's code path);
+/// an unknown conduit or a bad value changes nothing.
+#[test]
+fn conduit_set_changes_settings() {
+    let env = Env::new();
+    let (a, b) = (env.a.as_os_str(), env.b.as_os_str());
+    env.ferry([OsStr::new("conduit"), OsStr::new("add"), a, b])
+        .expect_code(0);
+    let v = env
+        .ferry([
+            "--json",
+            "conduit",
+            "set",
+            "1",
+            "--mode",
+            "mirror",
+            "--conflict",
+            "manual",
+            "--schedule",
+            "every:10m",
+            "--bandwidth-limit",
+            "1M",
+        ])
+        .json();
+    assert_eq!(v["mode"], "mirror", "{v:#}");
+    assert_eq!(v["conflict_policy"], "manual");
+    assert_eq!(v["schedule"], "every:10m");
+    assert_eq!(v["bandwidth_limit"], 1 << 20);
+    let unknown = env.ferry(["conduit", "set", "7", "--mode", "mirror"]);
+    unknown.expect_code(1);
+    assert!(
+        unknown.stderr.contains("no conduit 7"),
+        "{}",
+        unknown.stderr
+    );
+    env.ferry(["conduit", "set", "1", "--schedule", "often"])
+        .expect_code(2);
+    let list = env.ferry(["--json", "conduit", "list"]).json();
+    assert_eq!(list["conduits"][0]["schedule"], "every:10m");
 }
 
 /// A file deleted by a sync is listed by `ferry versions` (in either folder) and comes

@@ -4,6 +4,7 @@
 
 pub mod cancel;
 pub mod conduit;
+pub mod conduit_edit;
 pub mod error;
 pub mod execute;
 pub mod fault;

@@ -9,13 +9,18 @@
 //!   stopped at a safe point (pause, shutdown).
 //! - `known`: events on paths whose disk state the index already holds (the daemon's own
 //!   writes) queue no run.
+//! - `problems`: a run's errors as typed problems (changed during sync, permission
+//!   denied, disk full, …) for the API and the dashboard.
 //! - `memory`: malloc arena cap and trimming that keep the idle daemon's RSS flat.
+//! - `control`: pause, resume, sync now, add, change and remove conduits (the API's
+//!   and the dashboard's one implementation).
 //! - `api`: the local HTTP API (axum) on 127.0.0.1 with a bearer token, and its SSE stream.
 //! - `dashboard`: the web dashboard (HTML pages, login links, sessions) beside the API.
 //! - `discovery`: the token file and `daemon.json` that let `ferry status` find the daemon.
 
 pub mod api;
 pub mod config;
+pub mod control;
 pub mod dashboard;
 pub mod discovery;
 pub mod error;
@@ -23,6 +28,7 @@ pub mod events;
 pub mod jobs;
 pub mod known;
 pub mod memory;
+pub mod problems;
 pub mod scheduler;
 pub mod service;
 pub mod touched;

@@ -10,6 +10,7 @@ use crate::error::{io_err, DaemonError, Result};
 use crate::events::{DaemonEvent, EventSender};
 use crate::jobs::JobBoard;
 use crate::scheduler::{supervise, ReloadRequest, Wake};
+use ferry_core::conduit_edit::ConduitDefaults;
 use ferry_core::index::Index;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -26,6 +27,9 @@ pub struct DaemonOptions {
     pub library: PathBuf,
     /// API port on 127.0.0.1; 0 picks a free one.
     pub port: u16,
+    /// What conduits added through the API or the dashboard get when the request does
+    /// not say (the config file's defaults, as `ferry conduit add` uses).
+    pub conduit_defaults: ConduitDefaults,
 }
 
 /// What the scheduler shows about a conduit.
@@ -36,6 +40,8 @@ pub struct ConduitState {
     /// `watching`, `periodic (watch limit)`, `timer`, or `off`.
     pub watch: String,
     pub last_error: Option<String>,
+    /// The last run's problems (or why it failed), by kind.
+    pub problems: Vec<crate::problems::ProblemView>,
     pub last_finished_at: Option<i64>,
 }
 
@@ -53,6 +59,9 @@ pub struct Shared {
     pub port: Mutex<u16>,
     /// Asks the supervisor to re-read the saved conduits now.
     pub reload: UnboundedSender<ReloadRequest>,
+    pub conduit_defaults: ConduitDefaults,
+    /// The problems of the runs this daemon made, for the run pages.
+    pub run_problems: crate::problems::RunProblems,
 }
 
 impl Shared {
@@ -95,6 +104,8 @@ pub fn run(opts: DaemonOptions) -> Result<()> {
         started_at: ferry_core::index::unix_now(),
         port: Mutex::new(0),
         reload,
+        conduit_defaults: opts.conduit_defaults.clone(),
+        run_problems: Default::default(),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -47,6 +47,7 @@ pub fn conduits(
                 state.map(|s| s.watch.clone())
             },
             "last_error": state.and_then(|s| s.last_error.clone()),
+            "problems": state.map(|s| json!(s.problems)).unwrap_or(json!([])),
         }));
     }
     Ok(rows)

@@ -54,7 +54,7 @@ pub fn page(title: &str, current: &str, viewer: Option<&Viewer>, body: &str) -> 
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light dark">
-<meta name="htmx-config" content='{{"includeIndicatorStyles":false}}'>
+<meta name="htmx-config" content='{{"includeIndicatorStyles":false,"responseHandling":[{{"code":"204","swap":false}},{{"code":"[23]..","swap":true}},{{"code":"422","swap":true}},{{"code":"[45]..","swap":false,"error":true}},{{"code":"...","swap":false}}]}}'>
 <title>{title} · ferry</title>
 <link rel="stylesheet" href="/assets/style.css">
 <script src="/assets/htmx.min.js" defer></script>
