@@ -331,20 +331,7 @@ fn sync_line(o: &SyncOutcome, seconds: f64) -> String {
     )
 }
 
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+pub use ferry_core::conduit::format_bytes as human_bytes;
 
 fn cmd_demo(index: &mut Index, dir: &Path, yes: bool, config: &Config, cli: &Cli) -> Result<u8> {
     let (a, b) = (dir.join("a"), dir.join("b"));

@@ -202,7 +202,8 @@ pub fn change_conduit(
             parse_mode("selective")?;
         }
         let (la, lb) = (index.location(c.location_a)?, index.location(c.location_b)?);
-        crate::plan::archive::check_mode_change(&c, mode, &la.root, &lb.root)?;
+        let now = SyncMode::parse(&c.mode)?;
+        crate::plan::archive::check_mode_change(c.id, now, mode, &la.root, &lb.root)?;
     }
     let mode = change
         .mode

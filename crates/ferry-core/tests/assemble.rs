@@ -16,20 +16,8 @@ use ferry_core::replica::chunk_source::{ChunkSource, LocalContent, Piece};
 use ferry_core::replica::ignore_rules::IndexRules;
 use ferry_core::replica::location::open_location;
 use ferry_core::replica::scan::scan_location;
+use ferry_testkit::noise;
 use std::cell::Cell;
-
-/// Deterministic bytes that do not compress or repeat (xorshift).
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 fn state_of(bytes: &[u8]) -> FileState {
     let d = digest_reader(bytes).unwrap();

@@ -17,8 +17,7 @@ use ferry_core::plan::{ConflictPolicy, SyncMode};
 use ferry_core::progress::NoProgress;
 use ferry_core::replica::ignore_rules::TEMP_PREFIX;
 use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
+use ferry_testkit::exchange;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -71,26 +70,6 @@ fn entries_below(dir: &Path) -> Vec<String> {
     }
     out.sort();
     out
-}
-
-fn exchange(from: &Path, to: &Path) -> std::io::Result<()> {
-    let f = CString::new(from.as_os_str().as_bytes()).unwrap();
-    let t = CString::new(to.as_os_str().as_bytes()).unwrap();
-    // SAFETY: both are valid NUL-terminated paths for the duration of the call.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            f.as_ptr(),
-            libc::AT_FDCWD,
-            t.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
 }
 
 /// Runs `sync` while `racer` waits for its moment and swaps; returns the run's outcome

@@ -183,17 +183,7 @@ pub fn decode_chunks(b: &[u8]) -> Option<Vec<Chunk>> {
 mod tests {
     use super::*;
 
-    fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
+    use ferry_testkit::noise as pseudo_random;
 
     /// A reader that returns at most `step` bytes a call, to exercise buffer refills.
     struct Trickle<'a>(&'a [u8], usize);
