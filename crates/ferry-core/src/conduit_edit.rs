@@ -202,19 +202,12 @@ pub fn change_conduit(
             parse_mode("selective")?;
         }
         let (la, lb) = (index.location(c.location_a)?, index.location(c.location_b)?);
-        let now = SyncMode::parse(&c.mode)?;
-        crate::plan::archive::check_mode_change(c.id, now, mode, &la.root, &lb.root)?;
+        crate::plan::archive::check_mode_change(c.id, c.mode, mode, &la.root, &lb.root)?;
     }
-    let mode = change
-        .mode
-        .map(|m| m.as_str().to_string())
-        .unwrap_or(c.mode.clone());
-    let policy = change
-        .policy
-        .map(|p| p.as_str().to_string())
-        .unwrap_or(c.conflict_policy.clone());
+    let mode = change.mode.unwrap_or(c.mode);
+    let policy = change.policy.unwrap_or(c.conflict_policy);
     if mode != c.mode || policy != c.conflict_policy {
-        index.update_conduit_settings(id, &mode, &policy, c.index_everything)?;
+        index.update_conduit_settings(id, mode, policy, c.index_everything)?;
     }
     let schedule = change
         .schedule
@@ -277,7 +270,7 @@ mod tests {
         .unwrap();
         assert!(!added.existed);
         assert_eq!(added.conduit.schedule, "instant");
-        assert_eq!(added.conduit.mode, "archive");
+        assert_eq!(added.conduit.mode, SyncMode::Archive);
         let id = added.conduit.id;
         let refused = change_conduit(
             &mut index,
@@ -303,7 +296,7 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert_eq!(c.conflict_policy, "manual");
+        assert_eq!(c.conflict_policy, ConflictPolicy::Manual);
         assert_eq!(c.schedule, "manual");
         assert_eq!(c.bandwidth_limit, 1 << 20);
         assert!(

@@ -4,6 +4,7 @@
 use crate::cancel::Cancel;
 use crate::error::{Error, IoContext, Result};
 use crate::execute::{Executor, FaultPoint};
+use crate::index::RunStatus;
 use crate::index::{ConduitRow, GenerationStats, Index};
 use crate::model::entry::Entry;
 use crate::model::rel_path::RelPath;
@@ -230,23 +231,16 @@ pub fn open_conduit(
     };
     let existing = index.conduit_between(la.id(), lb.id())?;
     if let (Some(c), Some(mode)) = (&existing, opts.mode) {
-        let now = SyncMode::parse(&c.mode)?;
-        crate::plan::archive::check_mode_change(c.id, now, mode, &la.root, &lb.root)?;
+        crate::plan::archive::check_mode_change(c.id, c.mode, mode, &la.root, &lb.root)?;
     }
     let created = existing.is_none();
     let conduit = match existing {
         Some(c) => {
-            let mode = opts
-                .mode
-                .map(|m| m.as_str().to_string())
-                .unwrap_or(c.mode.clone());
-            let policy = opts
-                .policy
-                .map(|p| p.as_str().to_string())
-                .unwrap_or(c.conflict_policy.clone());
+            let mode = opts.mode.unwrap_or(c.mode);
+            let policy = opts.policy.unwrap_or(c.conflict_policy);
             let everything = opts.index_everything.unwrap_or(c.index_everything);
             if mode != c.mode || policy != c.conflict_policy || everything != c.index_everything {
-                index.update_conduit_settings(c.id, &mode, &policy, everything)?;
+                index.update_conduit_settings(c.id, mode, policy, everything)?;
             }
             ConduitRow {
                 mode,
@@ -258,10 +252,8 @@ pub fn open_conduit(
         None => index.insert_conduit(
             la.id(),
             lb.id(),
-            opts.mode.unwrap_or(SyncMode::Bidirectional).as_str(),
-            (opts.policy.or(opts.new_conduit.policy))
-                .unwrap_or(ConflictPolicy::Newest)
-                .as_str(),
+            opts.mode.unwrap_or(SyncMode::Bidirectional),
+            (opts.policy.or(opts.new_conduit.policy)).unwrap_or(ConflictPolicy::Newest),
             opts.index_everything.unwrap_or(false),
         )?,
     };
@@ -353,8 +345,7 @@ fn missing_folder(index: &Index, ra: &Path, b: &Path, yes: bool) -> Result<Optio
 /// it is, and only when that direction does not matter.
 fn check_reversed(reverse: &ConduitRow, opts: &SyncOptions, a: &Path, b: &Path) -> Result<()> {
     let (a, b, id) = (a.display(), b.display(), reverse.id);
-    let two_way = SyncMode::Bidirectional.as_str();
-    if reverse.mode != two_way {
+    if reverse.mode != SyncMode::Bidirectional {
         return Err(Error::Refused(format!(
             "conduit {id} already runs {b} → {a} in {mode} mode; named the other way round \
              ({a} first) it would work against it. Name the folders in its order (`ferry sync \
@@ -443,8 +434,7 @@ fn run_conduit(
     opts: &SyncOptions,
     progress: &dyn Progress,
 ) -> Result<SyncOutcome> {
-    let mode = SyncMode::parse(&conduit.mode)?;
-    let policy = ConflictPolicy::parse(&conduit.conflict_policy)?;
+    let (mode, policy) = (conduit.mode, conduit.conflict_policy);
     let (lock_a, lock_b) = (la.lock()?, lb.lock()?);
     let rules = IndexRules {
         index_everything: conduit.index_everything,
@@ -592,7 +582,7 @@ fn run_conduit(
         outcome.notes.extend(report.notes);
         outcome.stats.errors = outcome.problems.len() as u64;
         index.set_conduit_clean_point(conduit.id, None)?;
-        index.finish_generation(generation, "interrupted", &outcome.stats)?;
+        index.finish_generation(generation, RunStatus::Interrupted, &outcome.stats)?;
         index.prune_generation_actions(conduit.id)?;
         outcome.notes.extend(scan_notes);
         return Ok(outcome);
@@ -631,9 +621,9 @@ fn run_conduit(
     };
     index.set_conduit_clean_point(conduit.id, point)?;
     let status = if outcome.problems.is_empty() {
-        "ok"
+        RunStatus::Ok
     } else {
-        "partial"
+        RunStatus::Partial
     };
     index.finish_generation(generation, status, &outcome.stats)?;
     index.prune_generation_actions(conduit.id)?;

@@ -39,7 +39,7 @@ impl Pair {
     }
 
     /// The stored mode of the conduit A → B.
-    fn stored_mode(&mut self) -> String {
+    fn stored_mode(&mut self) -> SyncMode {
         let la = open_location(&mut self.index, &self.a, false).unwrap();
         let lb = open_location(&mut self.index, &self.b, false).unwrap();
         self.index
@@ -248,7 +248,7 @@ fn assert_switch_refused(mode: SyncMode, says: &str) {
         for part in ["archive", says, "different folder", "new conduit"] {
             assert!(msg.contains(part), "{part:?} missing in: {msg}");
         }
-        assert_eq!(f.stored_mode(), "archive", "dry run {dry_run}");
+        assert_eq!(f.stored_mode(), SyncMode::Archive, "dry run {dry_run}");
         assert_eq!(user_files(&f.a), a_before, "dry run {dry_run}");
         assert_eq!(user_files(&f.b), b_before, "dry run {dry_run}");
         originals_on(&f.b);
@@ -320,6 +320,6 @@ fn two_way_conduit_may_become_an_archive() {
     let o = f.archive(FaultPoint::None).unwrap();
     assert!(o.problems.is_empty(), "{:?}", o.problems);
     assert_eq!(o.stats.files_archived, 2);
-    assert_eq!(f.stored_mode(), "archive");
+    assert_eq!(f.stored_mode(), SyncMode::Archive);
     originals_on(&f.b);
 }

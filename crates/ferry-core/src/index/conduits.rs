@@ -2,6 +2,7 @@
 
 use super::{unix_now, Index};
 use crate::error::{Error, Result};
+use crate::plan::{ConflictPolicy, SyncMode};
 use rusqlite::{params, OptionalExtension, Row};
 
 /// A conduit row.
@@ -10,8 +11,8 @@ pub struct ConduitRow {
     pub id: i64,
     pub location_a: i64,
     pub location_b: i64,
-    pub mode: String,
-    pub conflict_policy: String,
+    pub mode: SyncMode,
+    pub conflict_policy: ConflictPolicy,
     pub index_everything: bool,
     pub generation: i64,
     /// Version retention for both locations (`None`: the default, staggered).
@@ -54,8 +55,8 @@ impl Index {
         &self,
         a: i64,
         b: i64,
-        mode: &str,
-        policy: &str,
+        mode: SyncMode,
+        policy: ConflictPolicy,
         index_everything: bool,
     ) -> Result<ConduitRow> {
         self.conn.execute(
@@ -89,8 +90,8 @@ impl Index {
     pub fn update_conduit_settings(
         &self,
         id: i64,
-        mode: &str,
-        policy: &str,
+        mode: SyncMode,
+        policy: ConflictPolicy,
         index_everything: bool,
     ) -> Result<()> {
         self.conn.execute(

@@ -14,6 +14,46 @@ pub const MAX_ACTIONS_PER_GENERATION: u64 = 10_000;
 /// counters only).
 pub const ACTION_HISTORY_GENERATIONS: u64 = 100;
 
+/// How a run (generation) ended, or that it is still running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Running,
+    /// Everything planned was done.
+    Ok,
+    /// Done, with per-path problems (nothing lost; the next run retries).
+    Partial,
+    /// Stopped at a safe point (asked to, or the process died and a later run saw it).
+    Interrupted,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Ok => "ok",
+            RunStatus::Partial => "partial",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        Some(match s {
+            "running" => RunStatus::Running,
+            "ok" => RunStatus::Ok,
+            "partial" => RunStatus::Partial,
+            "interrupted" => RunStatus::Interrupted,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Counters of one generation (one run of a conduit).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct GenerationStats {
@@ -49,7 +89,7 @@ pub struct GenerationRow {
     pub number: i64,
     pub started_at: i64,
     pub completed_at: Option<i64>,
-    pub status: String,
+    pub status: RunStatus,
     /// What started the run: `cli`, or the daemon's `watch`, `timer`, `start`, `api`.
     pub trigger: String,
     /// The interrupted generation this run picked up from, if any.
@@ -131,7 +171,7 @@ impl Index {
         Ok(())
     }
 
-    pub fn finish_generation(&self, id: i64, status: &str, s: &GenerationStats) -> Result<()> {
+    pub fn finish_generation(&self, id: i64, status: RunStatus, s: &GenerationStats) -> Result<()> {
         self.conn.execute(
             "UPDATE generations SET completed_at = ?2, status = ?3, files_copied = ?4,
                 files_deleted = ?5, files_renamed = ?6, dirs_created = ?7, conflicts = ?8,

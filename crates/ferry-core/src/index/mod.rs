@@ -7,13 +7,15 @@ mod entries;
 mod history;
 mod locations;
 mod schema;
+mod sql_types;
 mod versions;
 
 pub use conduits::ConduitRow;
 pub use conflicts::ConflictRow;
 pub use entries::StatRow;
 pub use history::{
-    GenerationRow, GenerationStats, ACTION_HISTORY_GENERATIONS, MAX_ACTIONS_PER_GENERATION,
+    GenerationRow, GenerationStats, RunStatus, ACTION_HISTORY_GENERATIONS,
+    MAX_ACTIONS_PER_GENERATION,
 };
 pub use locations::LocationRow;
 pub use versions::VersionRow;
@@ -201,7 +203,7 @@ mod tests {
     use crate::model::rel_path::RelPath;
     use crate::model::version_vector::VersionVector;
     use crate::plan::itemize::{Item, ItemAction};
-    use crate::plan::Side;
+    use crate::plan::{ConflictPolicy, Side, SyncMode};
 
     #[test]
     fn migrates_and_roundtrips_entries() {
@@ -252,7 +254,7 @@ mod tests {
         let a = idx.insert_location("ua", Path::new("/a"), 1).unwrap();
         let b = idx.insert_location("ub", Path::new("/b"), 2).unwrap();
         let c = idx
-            .insert_conduit(a.id, b.id, "mirror", "keep-both", true)
+            .insert_conduit(a.id, b.id, SyncMode::Mirror, ConflictPolicy::KeepBoth, true)
             .unwrap();
         idx.set_conduit_retention(c.id, Some("simple:3")).unwrap();
         idx.update_conduit_schedule(c.id, "every:10m", 4, 1 << 20)
@@ -328,7 +330,13 @@ mod tests {
             idx.insert_location("ub", Path::new("/b"), 2).unwrap(),
         );
         let c = idx
-            .insert_conduit(a.id, b.id, "bidirectional", "newest", false)
+            .insert_conduit(
+                a.id,
+                b.id,
+                SyncMode::Bidirectional,
+                ConflictPolicy::Newest,
+                false,
+            )
             .unwrap();
         let g = idx.begin_generation(c.id, "cli").unwrap();
         let many: Vec<Item> = (0..MAX_ACTIONS_PER_GENERATION + 7)

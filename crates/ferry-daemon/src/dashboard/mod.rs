@@ -616,7 +616,7 @@ fn conduit_summary(d: &Dash, c: &ferry_core::index::ConduitRow) -> String {
         Ok((a, b)) => format!(
             "{} {} {} ({}, {}, conflicts: {})",
             a.display(),
-            if c.mode == "bidirectional" {
+            if c.mode == ferry_core::plan::SyncMode::Bidirectional {
                 "⇄"
             } else {
                 "→"
