@@ -202,6 +202,8 @@ pub enum HistoryCommand {
 pub enum ConduitCommand {
     /// Save a conduit between two folders (or update the settings of an existing one).
     Add(ConduitAddArgs),
+    /// Change a saved conduit's mode, schedule, conflict policy or transfer settings.
+    Set(ConduitSetArgs),
     /// List saved conduits.
     List,
     /// Show one conduit's settings and recent runs.
@@ -235,6 +237,22 @@ pub struct ConduitAddArgs {
     /// Version retention of both folders: simple:N, staggered, trashcan:DAYS or none.
     #[arg(long, value_parser = parse_retention)]
     pub retention: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ConduitSetArgs {
+    /// The conduit's ID (see `ferry conduit list`).
+    pub id: i64,
+    /// A new mode; an archive conduit cannot become mirror or bidirectional.
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
+    /// instant (watch for changes), every:DURATION (e.g. every:10m) or manual.
+    #[arg(long, value_parser = parse_schedule)]
+    pub schedule: Option<String>,
+    #[arg(long = "conflict", value_enum)]
+    pub conflict: Option<PolicyArg>,
+    #[command(flatten)]
+    pub transfer: TransferArgs,
 }
 
 /// How a conduit's copies run; stored with the conduit.
@@ -281,26 +299,12 @@ fn parse_schedule(s: &str) -> Result<String, String> {
 
 /// `--bandwidth-limit`: bytes per second; `0`, `none` or `unlimited` for no limit.
 fn parse_bandwidth(s: &str) -> Result<u64, String> {
-    match s {
-        "0" | "none" | "unlimited" => Ok(0),
-        r => ferry_core::conduit::parse_rate(r).map_err(|e| e.to_string()),
-    }
+    ferry_core::conduit_edit::parse_bandwidth(s).map_err(|e| e.to_string())
 }
 
-/// Most copies a conduit may run at once.
-pub const MAX_PARALLEL: u32 = 64;
-
-/// `--parallel`: 1 to [`MAX_PARALLEL`], or `auto` / `0` (one per core, stored as 0).
+/// `--parallel`: 1 to `ferry_core::conduit_edit::MAX_PARALLEL`, or `auto` / `0` (one per core, stored as 0).
 fn parse_parallel(s: &str) -> Result<u32, String> {
-    if s == "auto" {
-        return Ok(0);
-    }
-    match s.parse::<u32>() {
-        Ok(n) if n <= MAX_PARALLEL => Ok(n),
-        _ => Err(format!(
-            "expected 1 to {MAX_PARALLEL}, or auto (or 0) for one per core"
-        )),
-    }
+    ferry_core::conduit_edit::parse_parallel(s).map_err(|e| e.to_string())
 }
 
 /// A retention spec: simple:N, staggered, trashcan:DAYS or none.

@@ -7,9 +7,9 @@ use crate::progress_bar::Bar;
 use crate::signals::Interrupt;
 use anyhow::{Context, Result};
 use ferry_core::index::Index;
-use ferry_core::itemize::plan_items;
+use ferry_core::model::rel_path::{display_key, escape_os};
+use ferry_core::plan::itemize::plan_items;
 use ferry_core::plan::{Action, SyncMode};
-use ferry_core::rel_path::{display_key, escape_os};
 use ferry_core::sync::{sync, sync_conduit, NewConduitDefaults, SyncOptions, SyncOutcome};
 use serde_json::json;
 use std::path::Path;
@@ -150,7 +150,7 @@ fn run_sync(
         // A running daemon picks up new conduits, settings and moved roots now.
         crate::api_client::reload(&ferry_core::library::library_dir()?);
     }
-    for e in &outcome.errors {
+    for e in &outcome.problems {
         eprintln!("ferry: warning: {e}");
     }
     if !cli.quiet {
@@ -200,7 +200,7 @@ fn run_sync(
 }
 
 fn exit_code_of(outcome: &SyncOutcome) -> u8 {
-    if !outcome.errors.is_empty() {
+    if !outcome.problems.is_empty() {
         EXIT_ERROR
     } else if outcome.open_conflicts() > 0 {
         EXIT_CONFLICTS
@@ -240,19 +240,20 @@ fn sync_json(o: &SyncOutcome, seconds: f64, verbose: bool) -> serde_json::Value 
         "open_conflicts": o.open_conflicts(),
         "scanned": {"a": o.scan_a.entries, "b": o.scan_b.entries},
         "hashed_bytes": o.scan_a.hashed_bytes + o.scan_b.hashed_bytes,
-        "errors": o.errors,
+        "errors": o.problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "problems": o.problems,
         "notes": o.notes,
         "info": o.info,
         "seconds": seconds,
         "interrupted": o.interrupted,
-        "in_sync": o.errors.is_empty() && o.open_conflicts() == 0 && !o.dry_run && !o.interrupted,
+        "in_sync": o.problems.is_empty() && o.open_conflicts() == 0 && !o.dry_run && !o.interrupted,
     });
     if let (Some(m), Ok(serde_json::Value::Object(stats))) =
         (v.as_object_mut(), serde_json::to_value(&o.stats))
     {
         m.extend(stats);
         m.insert("conflicts".into(), json!(o.plan.conflicts.len()));
-        m.insert("error_count".into(), json!(o.errors.len()));
+        m.insert("error_count".into(), json!(o.problems.len()));
     }
     if o.dry_run {
         v["actions"] = json!(plan_items(&o.plan));
@@ -282,12 +283,12 @@ fn sync_line(o: &SyncOutcome, seconds: f64) -> String {
             escape_os(a),
             human_bytes(o.stats.bytes_transferred),
             seconds,
-            if o.errors.is_empty() {
+            if o.problems.is_empty() {
                 String::new()
             } else {
                 format!(
                     ", {} not archived (kept on {})",
-                    o.errors.len(),
+                    o.problems.len(),
                     escape_os(a)
                 )
             }
@@ -332,24 +333,11 @@ fn sync_line(o: &SyncOutcome, seconds: f64) -> String {
         o.plan.conflicts.len(),
         human_bytes(o.stats.bytes_transferred),
         seconds,
-        if o.errors.is_empty() { String::new() } else { format!(", {} errors", o.errors.len()) }
+        if o.problems.is_empty() { String::new() } else { format!(", {} errors", o.problems.len()) }
     )
 }
 
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+pub use ferry_core::conduit::format_bytes as human_bytes;
 
 fn cmd_demo(index: &mut Index, dir: &Path, yes: bool, config: &Config, cli: &Cli) -> Result<u8> {
     let (a, b) = (dir.join("a"), dir.join("b"));
@@ -384,16 +372,16 @@ fn cmd_demo(index: &mut Index, dir: &Path, yes: bool, config: &Config, cli: &Cli
 fn cmd_scan(index: &mut Index, dir: &Path, everything: bool, cli: &Cli) -> Result<u8> {
     let json_out = cli.json;
     let started = Instant::now();
-    let loc = ferry_core::location::open_location(index, dir, false)?;
+    let loc = ferry_core::replica::location::open_location(index, dir, false)?;
     if let Some(m) = loc.moved_note().filter(|_| !cli.quiet) {
         eprintln!("ferry: note: {m}");
     }
     let bar = Bar::new(!json_out && !cli.quiet);
-    let rules = ferry_core::ignore_rules::IndexRules {
+    let rules = ferry_core::replica::ignore_rules::IndexRules {
         index_everything: everything,
     };
     let lock = loc.lock()?;
-    let report = ferry_core::scan::scan_location(index, &loc, &lock, rules, &bar);
+    let report = ferry_core::replica::scan::scan_location(index, &loc, &lock, rules, &bar);
     bar.finish();
     let report = report?;
     for e in &report.errors {

@@ -1,21 +1,22 @@
-//! `ferry conduit add|list|show|pause|resume|remove`: saved conduits in the index.
+//! `ferry conduit add|set|list|show|pause|resume|remove`: saved conduits in the index.
 //! A running daemon hears of every change at once: pause and resume go through its API
 //! (which also stops a running job at its next safe point), and after an add or a
 //! remove it is asked to re-read the conduits.
 
-use crate::cli::{ConduitAddArgs, ConduitCommand};
+use crate::cli::{ConduitAddArgs, ConduitCommand, ConduitSetArgs};
 use crate::commands::{human_bytes, EXIT_OK};
 use crate::config::Config;
 use crate::output::{self, NotFound};
 use anyhow::{Context, Result};
 use ferry_core::conduit::{format_rate, Schedule};
+use ferry_core::conduit_edit::{add_conduit, change_conduit, ConduitSettings, SettingsChange};
 use ferry_core::index::{ConduitRow, Index};
-use ferry_core::sync::{open_conduit, NewConduitDefaults, SyncOptions};
 use serde_json::json;
 
 pub fn run(index: &mut Index, cmd: &ConduitCommand, config: &Config, json_out: bool) -> Result<u8> {
     match cmd {
         ConduitCommand::Add(args) => add(index, args, config, json_out),
+        ConduitCommand::Set(args) => set(index, args, json_out),
         ConduitCommand::List => {
             let rows = index
                 .conduits()?
@@ -85,61 +86,62 @@ fn get(index: &Index, id: i64) -> Result<ConduitRow> {
 }
 
 fn add(index: &mut Index, args: &ConduitAddArgs, config: &Config, json_out: bool) -> Result<u8> {
-    let known: Vec<i64> = index.conduits()?.iter().map(|c| c.id).collect();
-    let opts = SyncOptions {
+    // The same code path as the daemon's API and dashboard (ferry-core's conduit_edit).
+    let settings = ConduitSettings {
         mode: args.mode.map(|m| m.mode()),
         policy: args.conflict.map(|p| p.policy()),
-        index_everything: args.indexing.index_everything(),
+        schedule: args.schedule.as_deref().map(Schedule::parse).transpose()?,
         parallel: args.transfer.parallel,
         bandwidth_limit: args.transfer.bandwidth_limit,
+        index_everything: args.indexing.index_everything(),
         retention: args.retention.clone(),
-        new_conduit: NewConduitDefaults {
-            policy: config.conflict,
-            retention: config.retention.clone(),
-        },
-        ..Default::default()
     };
-    let opened = open_conduit(index, &args.a, &args.b, &opts)
-        .with_context(|| format!("adding {} ⇄ {}", args.a.display(), args.b.display()))?;
-    let c = opened.conduit;
-    let notes = [&opened.a, &opened.b].map(|l| l.moved_note());
-    for m in notes.iter().flatten().chain(&opened.info) {
+    let added = add_conduit(
+        index,
+        &args.a,
+        &args.b,
+        &settings,
+        &config.conduit_defaults(),
+    )
+    .with_context(|| format!("adding {} ⇄ {}", args.a.display(), args.b.display()))?;
+    for m in &added.notes {
         eprintln!("ferry: note: {m}");
     }
-    let existed = known.contains(&c.id);
-    // `conduit add` is how a pair gets continuous sync: one that `ferry sync` made
-    // (manual) becomes instant (or the config file's schedule) unless one is given.
-    let default = config.schedule.unwrap_or(Schedule::Instant);
-    let schedule = match &args.schedule {
-        Some(s) => s.clone(),
-        None if existed
-            && c.schedule == Schedule::Manual.to_string()
-            && default != Schedule::Manual =>
-        {
-            eprintln!(
-                "ferry: note: conduit {} was manual (made by `ferry sync`); it is now {default}, \
-                 so a running daemon runs it (--schedule manual keeps it manual)",
-                c.id
-            );
-            default.to_string()
-        }
-        None if existed => c.schedule.clone(),
-        None => default.to_string(),
-    };
-    index.update_conduit_schedule(c.id, &schedule, c.parallel, c.bandwidth_limit)?;
-    let c = get(index, c.id)?;
     crate::api_client::reload(&ferry_core::library::library_dir()?);
-    let v = conduit_json(index, &c)?;
+    let v = conduit_json(index, &added.conduit)?;
     if json_out {
         let mut v = v;
-        v["added"] = json!(!existed);
+        v["added"] = json!(!added.existed);
         output::print(v)?;
     } else {
         println!(
             "{} {}",
-            if existed { "updated" } else { "added" },
+            if added.existed { "updated" } else { "added" },
             conduit_line(&v)
         );
+    }
+    Ok(EXIT_OK)
+}
+
+/// `ferry conduit set`: the daemon's settings change (`conduit_edit::change_conduit`),
+/// then a running daemon re-reads it.
+fn set(index: &mut Index, args: &ConduitSetArgs, json_out: bool) -> Result<u8> {
+    let change = SettingsChange {
+        mode: args.mode.map(|m| m.mode()),
+        policy: args.conflict.map(|p| p.policy()),
+        schedule: args.schedule.as_deref().map(Schedule::parse).transpose()?,
+        parallel: args.transfer.parallel,
+        bandwidth_limit: args.transfer.bandwidth_limit,
+    };
+    let c = change_conduit(index, args.id, &change)
+        .with_context(|| format!("changing conduit {}", args.id))?
+        .ok_or_else(|| NotFound(format!("no conduit {}; see `ferry conduit list`", args.id)))?;
+    crate::api_client::reload(&ferry_core::library::library_dir()?);
+    let v = conduit_json(index, &c)?;
+    if json_out {
+        output::print(v)?;
+    } else {
+        println!("updated {}", conduit_line(&v));
     }
     Ok(EXIT_OK)
 }
@@ -195,9 +197,9 @@ pub fn conduit_line(v: &serde_json::Value) -> String {
     format!(
         "conduit {}: {} {} {} ({}, {}, conflicts: {}{}{}){}",
         v["conduit"],
-        ferry_core::rel_path::display_key(v["a"].as_str().unwrap_or("?")),
+        ferry_core::model::rel_path::display_key(v["a"].as_str().unwrap_or("?")),
         if v["mode"] == "mirror" { "→" } else { "⇄" },
-        ferry_core::rel_path::display_key(v["b"].as_str().unwrap_or("?")),
+        ferry_core::model::rel_path::display_key(v["b"].as_str().unwrap_or("?")),
         v["mode"].as_str().unwrap_or("?"),
         v["schedule"].as_str().unwrap_or("?"),
         v["conflict_policy"].as_str().unwrap_or("?"),

@@ -64,6 +64,18 @@ pub fn config_path() -> Option<PathBuf> {
     var("HOME").map(|h| PathBuf::from(h).join(".config/ferry/config.toml"))
 }
 
+impl Config {
+    /// What new conduits get when no flag says otherwise (also handed to the daemon,
+    /// whose dashboard and API add conduits too).
+    pub fn conduit_defaults(&self) -> ferry_core::conduit_edit::ConduitDefaults {
+        ferry_core::conduit_edit::ConduitDefaults {
+            policy: self.conflict,
+            retention: self.retention.clone(),
+            schedule: self.schedule,
+        }
+    }
+}
+
 /// Reads the config file, if there is one.
 pub fn load() -> Result<Config> {
     let explicit = std::env::var_os("FERRY_CONFIG").is_some_and(|v| !v.is_empty());

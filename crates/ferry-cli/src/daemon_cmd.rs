@@ -12,6 +12,7 @@ pub fn run(index: Index, args: &DaemonArgs, config: &Config) -> Result<u8> {
         library,
         port: args.port.or(config.daemon_port).unwrap_or(0),
         net: net_options(args),
+        conduit_defaults: config.conduit_defaults(),
     })
     .context("running the daemon")?;
     Ok(crate::commands::EXIT_OK)

@@ -6,6 +6,7 @@
 //! content, permission bits and symlink target.
 
 use assert_cmd::Command;
+use ferry_testkit::{bind_mount, Run};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -211,44 +212,6 @@ fn chown_tree(path: &Path, uid: u32, gid: u32) {
     }
 }
 
-/// The result of one `ferry` run.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    /// Asserts the exit code, showing the output when it differs.
-    fn expect_code(&self, code: i32) -> &Run {
-        assert_eq!(
-            self.code, code,
-            "unexpected exit code\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not JSON ({e})\n--- stdout\n{}\n--- stderr\n{}",
-                self.stdout, self.stderr
-            )
-        })
-    }
-}
-
-fn finish(cmd: &mut Command) -> Run {
-    let out = cmd.output().unwrap();
-    Run {
-        code: out.status.code().expect("ferry was killed by a signal"),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 /// One test's world: a temp dir holding the library (`home/`) and folders `a/` and `b/`.
 struct Env {
     dir: TempDir,
@@ -340,7 +303,7 @@ impl Env {
             .env_remove("RUST_LOG")
             .current_dir(self.dir.path())
             .args(args);
-        finish(&mut cmd)
+        Run::from(cmd.output().unwrap())
     }
 
     /// `ferry sync A B EXTRA…`.
@@ -426,48 +389,6 @@ fn ferry_dir_listing(root: &Path) -> Vec<String> {
         .collect();
     out.sort();
     out
-}
-
-/// A bind mount, undone (lazily) when dropped: declare it after the `Env` whose temp
-/// dir it lives in, so it goes first.
-struct BindMount(PathBuf);
-
-/// `mount --bind src dst`, or `None` with a note on stderr when this process may not
-/// mount (EPERM: not root); the calling test then skips. Other failures fail the test.
-fn bind_mount(src: &Path, dst: &Path) -> Option<BindMount> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
-    let (s, d) = (c(src), c(dst));
-    // SAFETY: both strings are valid, NUL-terminated, and live across the call.
-    let rc = unsafe {
-        libc::mount(
-            s.as_ptr(),
-            d.as_ptr(),
-            std::ptr::null(),
-            libc::MS_BIND,
-            std::ptr::null(),
-        )
-    };
-    if rc != 0 {
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EPERM) {
-            eprintln!("SKIPPED: cannot bind-mount ({e}); this test needs root");
-            return None;
-        }
-        panic!("mount --bind {} {}: {e}", src.display(), dst.display());
-    }
-    Some(BindMount(dst.to_path_buf()))
-}
-
-impl Drop for BindMount {
-    fn drop(&mut self) {
-        use std::os::unix::ffi::OsStrExt;
-        let Ok(p) = std::ffi::CString::new(self.0.as_os_str().as_bytes()) else {
-            return;
-        };
-        // SAFETY: a valid NUL-terminated path.
-        unsafe { libc::umount2(p.as_ptr(), libc::MNT_DETACH) };
-    }
 }
 
 /// A synced pair holding `f.txt` = "base", then edited on both sides: A's edit older,
@@ -1725,6 +1646,7 @@ fn archive_conduit_refuses_to_switch_mode() {
             OsStr::new("mirror"),
         ]),
         env.ferry([OsStr::new("sync"), b, a]),
+        env.ferry(["conduit", "set", "1", "--mode", "mirror"]),
     ];
     for run in &runs {
         run.expect_code(1);
@@ -1754,6 +1676,47 @@ fn archive_conduit_refuses_to_switch_mode() {
     assert_eq!(s["files_archived"].as_u64(), Some(1), "{s:#}");
     assert_eq!(read(&env.b, "done/report.txt"), b"final report");
     assert_eq!(read(&env.b, "new.txt"), b"not archived yet");
+}
+
+/// `ferry conduit set` changes a saved conduit's settings (the dashboard's code path);
+/// an unknown conduit or a bad value changes nothing.
+#[test]
+fn conduit_set_changes_settings() {
+    let env = Env::new();
+    let (a, b) = (env.a.as_os_str(), env.b.as_os_str());
+    env.ferry([OsStr::new("conduit"), OsStr::new("add"), a, b])
+        .expect_code(0);
+    let v = env
+        .ferry([
+            "--json",
+            "conduit",
+            "set",
+            "1",
+            "--mode",
+            "mirror",
+            "--conflict",
+            "manual",
+            "--schedule",
+            "every:10m",
+            "--bandwidth-limit",
+            "1M",
+        ])
+        .json();
+    assert_eq!(v["mode"], "mirror", "{v:#}");
+    assert_eq!(v["conflict_policy"], "manual");
+    assert_eq!(v["schedule"], "every:10m");
+    assert_eq!(v["bandwidth_limit"], 1 << 20);
+    let unknown = env.ferry(["conduit", "set", "7", "--mode", "mirror"]);
+    unknown.expect_code(1);
+    assert!(
+        unknown.stderr.contains("no conduit 7"),
+        "{}",
+        unknown.stderr
+    );
+    env.ferry(["conduit", "set", "1", "--schedule", "often"])
+        .expect_code(2);
+    let list = env.ferry(["--json", "conduit", "list"]).json();
+    assert_eq!(list["conduits"][0]["schedule"], "every:10m");
 }
 
 /// A file deleted by a sync is listed by `ferry versions` (in either folder) and comes

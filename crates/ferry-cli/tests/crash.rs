@@ -4,6 +4,7 @@
 //! kill each path holds its old content or its complete new content (safety rule 1), and
 //! later runs converge without redoing verified work or losing anything (rule 5).
 
+use ferry_testkit::files_below;
 use std::collections::{BTreeMap, HashSet};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -34,35 +35,15 @@ fn ferry(home: &Path, a: &Path, b: &Path) -> Command {
     c
 }
 
-/// Every file below `dir`, recursively.
-fn files_in(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
 /// Old contents kept in b's version store: one is added right before each install that
 /// replaces a file, so their count says how far the installs have got.
 fn versions_kept(b: &Path) -> usize {
-    files_in(&b.join(".ferry/versions")).len()
+    files_below(&b.join(".ferry/versions")).len()
 }
 
 /// Whether ferry's temp files are on b (staging has begun).
 fn temp_files_on(b: &Path) -> bool {
-    files_in(b)
+    files_below(b)
         .iter()
         .any(|p| p.to_string_lossy().contains(".ferry.tmp."))
 }
@@ -267,7 +248,7 @@ fn kill_9_at_any_point_loses_nothing_and_resumes() {
     );
     // Every replaced old content is in b's version store, and nothing else: a new
     // content there would mean an installed file was replaced again (work redone).
-    let kept: HashSet<Vec<u8>> = files_in(&b.join(".ferry/versions"))
+    let kept: HashSet<Vec<u8>> = files_below(&b.join(".ferry/versions"))
         .iter()
         .map(|p| std::fs::read(p).unwrap())
         .collect();

@@ -240,6 +240,31 @@ impl Daemon {
         serde_json::from_slice(&r.body).unwrap()
     }
 
+    /// An API request with the token and a JSON body; the answer's code and JSON.
+    fn api_send(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
+        let token = std::fs::read_to_string(self.home.join("api-token")).unwrap();
+        let r = http(
+            self.port,
+            method,
+            path,
+            &[
+                ("Authorization", &format!("Bearer {}", token.trim())),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        );
+        let v = serde_json::from_slice(&r.body)
+            .unwrap_or_else(|_| panic!("{method} {path}: not JSON: {}", r.text()));
+        (r.code, v)
+    }
+
+    fn conduit_count(&self) -> usize {
+        self.api("/api/conduits")["conduits"]
+            .as_array()
+            .unwrap()
+            .len()
+    }
+
     fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
@@ -748,7 +773,6 @@ fn browser_logs_in_sees_live_runs_resolves_a_conflict_and_pauses() {
         browser.text("#settings-1 .state").as_deref(),
         Some("paused")
     );
-    browser.screenshot("dashboard-settings.png");
     browser.js("document.querySelectorAll('[role=status]').forEach(e => e.remove()); return 1;");
     browser.click("#settings-1 button[formaction$='/resume']");
     browser.wait_text("[role=status]", "resumed notice", |t| t.contains("resumed"));
@@ -813,6 +837,15 @@ fn browser_watches_a_transfer_live() {
     });
     let rate = browser.text("#job-1 .rate").unwrap();
     assert!(rate.ends_with("/s"), "{rate}");
+    // Totals of the phase with progress bars: bytes and files.
+    let bars = browser.js(
+        "var r = document.querySelector('#job-1'); return r ? Array.from(r.querySelectorAll('progress')).map(p => p.className).join(' ') : null;",
+    );
+    assert!(
+        bars.as_str()
+            .is_some_and(|b| b.contains("bytes") && b.contains("files")),
+        "{bars}"
+    );
     wait_for("the progress to grow", || {
         done(&browser).is_some_and(|n| n > first.unwrap())
     });
@@ -837,4 +870,454 @@ fn browser_watches_a_transfer_live() {
         "a rate line for conduit 1"
     );
     assert!(d.api("/api/jobs")["jobs"].as_array().unwrap().is_empty());
+}
+
+// ---------- steering conduits ----------
+
+#[test]
+fn api_adds_changes_and_removes_conduits() {
+    let env = Env::new();
+    let d = env.start();
+    let p = d.port;
+    let add = |body: Value| d.api_send("POST", "/api/conduits", &body.to_string());
+
+    // Without the token: 401, nothing added.
+    let body = json!({"a": env.a(), "b": env.b()}).to_string();
+    let r = http(p, "POST", "/api/conduits", &[], body.as_bytes());
+    assert_eq!(r.code, 401);
+    assert_eq!(d.conduit_count(), 0);
+
+    // Invalid adds: 400, typed error as the CLI's, nothing added.
+    std::fs::create_dir(env.a.join("sub")).unwrap();
+    let sub = env.a.join("sub");
+    let cases = [
+        (
+            json!({"a": env.a(), "b": env.a()}),
+            "refused",
+            "same folder",
+        ),
+        (json!({"a": env.a(), "b": sub}), "refused", "lies inside"),
+        (
+            json!({"a": env.scratch.join("nope"), "b": env.b()}),
+            "location",
+            "not reachable",
+        ),
+        (
+            json!({"a": env.a(), "b": env.scratch.join("no/such/b")}),
+            "location",
+            "create it first",
+        ),
+        (json!({"b": env.b()}), "usage", "folder A is required"),
+        (json!({"a": "a", "b": env.b()}), "usage", "absolute"),
+        (
+            json!({"a": env.a(), "b": env.b(), "mode": "sideways"}),
+            "usage",
+            "mirror, bidirectional or archive",
+        ),
+        (
+            json!({"a": env.a(), "b": env.b(), "schedule": "sometimes"}),
+            "usage",
+            "schedule",
+        ),
+        (
+            json!({"a": env.a(), "b": env.b(), "bandwidth_limit": "fast"}),
+            "usage",
+            "bandwidth limit",
+        ),
+        (
+            json!({"a": env.a(), "b": env.b(), "policy": "manual"}),
+            "usage",
+            "unknown field `policy`",
+        ),
+    ];
+    for (body, kind, text) in cases {
+        let (code, v) = add(body.clone());
+        assert_eq!(code, 400, "{body}: {v}");
+        assert_eq!(v["schema_version"], 1, "{v}");
+        assert_eq!(v["error"]["kind"], kind, "{body}: {v}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(text), "{body}: {msg}");
+    }
+    let (code, v) = d.api_send("POST", "/api/conduits", "{not json");
+    assert_eq!((code, v["error"]["kind"].clone()), (400, json!("usage")));
+    assert_eq!(d.conduit_count(), 0, "nothing added");
+    assert!(!env.scratch.join("no").exists());
+
+    // A good add: 201 with the conduit, as `ferry conduit list` shows it.
+    let (code, v) = add(json!({
+        "a": env.a(), "b": env.b(), "mode": "mirror", "conflict_policy": "manual",
+        "schedule": "manual", "bandwidth_limit": "256K",
+    }));
+    assert_eq!(code, 201, "{v}");
+    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["added"], true);
+    assert_eq!(v["conduit"], 1);
+    assert_eq!(v["mode"], "mirror");
+    assert_eq!(v["conflict_policy"], "manual");
+    assert_eq!(v["schedule"], "manual");
+    assert_eq!(v["bandwidth_limit"], 256 * 1024);
+    let list: Value = serde_json::from_str(&env.ok(&["--json", "conduit", "list"])).unwrap();
+    assert_eq!(list["conduits"][0]["mode"], "mirror");
+    assert_eq!(list["conduits"][0]["bandwidth_limit"], 256 * 1024);
+    // The same pair again: 200, `added: false`, the settings given applied.
+    // (A schedule is given: re-adding a manual pair without one makes it instant, as
+    // `ferry conduit add` does, and its mirror run would race the changes below.)
+    let (code, v) =
+        add(json!({"a": env.a(), "b": env.b(), "bandwidth_limit": 0, "schedule": "manual"}));
+    assert_eq!((code, v["added"].clone()), (200, json!(false)), "{v}");
+    assert_eq!(v["bandwidth_limit"], 0);
+    assert_eq!(v["mode"], "mirror", "kept");
+
+    // Changes: PATCH and POST …/settings; the scheduler hears (a manual conduit made
+    // instant syncs a new file by itself).
+    let (code, v) = d.api_send(
+        "PATCH",
+        "/api/conduits/1",
+        &json!({"mode": "bidirectional", "conflict_policy": "keep-both", "schedule": "instant"})
+            .to_string(),
+    );
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["schema_version"], 1);
+    assert_eq!(
+        (
+            v["mode"].clone(),
+            v["conflict_policy"].clone(),
+            v["schedule"].clone()
+        ),
+        (json!("bidirectional"), json!("keep-both"), json!("instant"))
+    );
+    std::fs::write(env.b.join("from-b.txt"), "b\n").unwrap();
+    let start = Instant::now();
+    while !env.a.join("from-b.txt").exists() {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "from-b.txt not synced to A; B holds {:?}; daemon log:\n{}\nconduit: {}",
+            std::fs::read_dir(&env.b)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect::<Vec<_>>(),
+            std::fs::read_to_string(env.home.join("daemon.log")).unwrap_or_default(),
+            d.api("/api/conduits/1")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (code, v) = d.api_send(
+        "POST",
+        "/api/conduits/1/settings",
+        &json!({"bandwidth_limit": "1M", "schedule": "every:5m"}).to_string(),
+    );
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["bandwidth_limit"], 1 << 20);
+    assert_eq!(v["schedule"], "every:5m");
+    let (code, v) = d.api_send("PATCH", "/api/conduits/1", r#"{"schedule": "often"}"#);
+    assert_eq!(
+        (code, v["error"]["kind"].clone()),
+        (400, json!("usage")),
+        "{v}"
+    );
+    let (code, v) = d.api_send("PATCH", "/api/conduits/1", r#"{"a": "/elsewhere"}"#);
+    assert_eq!(code, 400, "{v}");
+    let (code, v) = d.api_send("PATCH", "/api/conduits/9", r#"{"mode": "mirror"}"#);
+    assert_eq!(
+        (code, v["error"]["kind"].clone()),
+        (404, json!("not_found"))
+    );
+
+    // An archive conduit stays one (ferry-core's archive check, as on the CLI).
+    let (a2, b2) = (env.scratch.join("a2"), env.scratch.join("b2"));
+    std::fs::create_dir(&a2).unwrap();
+    std::fs::write(a2.join("keep.txt"), "kept\n").unwrap();
+    let (code, v) = add(json!({"a": a2, "b": b2, "mode": "archive", "schedule": "manual"}));
+    assert_eq!(code, 201, "{v}");
+    assert!(b2.is_dir(), "folder B created");
+    let id = v["conduit"].as_i64().unwrap();
+    let (code, v) = d.api_send(
+        "PATCH",
+        &format!("/api/conduits/{id}"),
+        r#"{"mode": "mirror"}"#,
+    );
+    assert_eq!(
+        (code, v["error"]["kind"].clone()),
+        (400, json!("refused")),
+        "{v}"
+    );
+    assert!(v["error"]["message"].as_str().unwrap().contains("archive"));
+    assert_eq!(d.api(&format!("/api/conduits/{id}"))["mode"], "archive");
+
+    // Removing: 200, gone from the API and the CLI, files untouched; again: 404.
+    let (code, v) = d.api_send("DELETE", &format!("/api/conduits/{id}"), "");
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(
+        v,
+        json!({"schema_version": 1, "conduit": id, "removed": true})
+    );
+    let (code, _) = d.api_send("GET", &format!("/api/conduits/{id}"), "");
+    assert_eq!(code, 404);
+    let (code, v) = d.api_send("DELETE", &format!("/api/conduits/{id}"), "");
+    assert_eq!(
+        (code, v["error"]["kind"].clone()),
+        (404, json!("not_found"))
+    );
+    assert_eq!(
+        std::fs::read_to_string(a2.join("keep.txt")).unwrap(),
+        "kept\n"
+    );
+    let list: Value = serde_json::from_str(&env.ok(&["--json", "conduit", "list"])).unwrap();
+    assert_eq!(list["conduits"].as_array().unwrap().len(), 1);
+
+    // The dashboard's forms need the CSRF token like every other POST.
+    let (cookie, csrf) = d.session(&env.login_link());
+    let h = [
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Cookie", cookie.as_str()),
+    ];
+    let form = format!("a={}&b={}", a2.display(), b2.display());
+    for path in ["/conduits", "/conduits/1/settings", "/conduits/1/remove"] {
+        let r = http(p, "POST", path, &h, form.as_bytes());
+        assert_eq!(r.code, 403, "{path}: {}", r.text());
+    }
+    assert_eq!(d.conduit_count(), 1, "nothing added or removed");
+    let r = http(
+        p,
+        "POST",
+        "/conduits",
+        &h,
+        format!("csrf={csrf}&{form}&mode=mirror").as_bytes(),
+    );
+    assert_eq!(r.code, 303, "{}", r.text());
+    assert_eq!(d.conduit_count(), 2);
+}
+
+#[test]
+fn dashboard_pause_stops_a_running_job_at_once() {
+    let env = Env::new();
+    // A slow conduit: its run takes far longer than the test waits.
+    env.ok(&[
+        "conduit",
+        "add",
+        env.a(),
+        env.b(),
+        "--bandwidth-limit",
+        "64K",
+    ]);
+    for n in 0..16u8 {
+        std::fs::write(env.a.join(format!("big{n}.bin")), vec![n; 128 << 10]).unwrap();
+    }
+    let d = env.start();
+    wait_for("the run to copy", || {
+        d.api("/api/jobs")["jobs"][0]["phase"] == "copy"
+    });
+    let (cookie, csrf) = d.session(&env.login_link());
+    let r = http(
+        d.port,
+        "POST",
+        "/conduits/1/pause",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", cookie.as_str()),
+        ],
+        format!("csrf={csrf}").as_bytes(),
+    );
+    assert_eq!(r.code, 303, "{}", r.text());
+    // The job stops at its next safe point: the run is recorded interrupted, not done.
+    wait_for("the job to stop", || {
+        d.api("/api/jobs")["jobs"].as_array().unwrap().is_empty()
+    });
+    let c = d.api("/api/conduits/1");
+    assert_eq!(c["paused"], true);
+    assert_eq!(c["last_run"]["status"], "interrupted", "{c}");
+}
+
+#[test]
+fn browser_adds_changes_and_removes_a_conduit() {
+    let env = Env::new();
+    std::fs::write(env.a.join("hello.txt"), "hello\n").unwrap();
+    let d = env.start();
+    let browser = Browser::start(&env.scratch.join("profile"));
+    browser.goto(&env.login_link());
+    browser.wait_text("h1", "the overview", |t| t == "Overview");
+    browser.click("nav a[href='/settings']");
+    browser.wait_text("h1", "the settings page", |t| t == "Settings");
+
+    let set = |css: &str, value: &str| {
+        browser.js(&format!(
+            "document.querySelector({}).value = {}; return 1;",
+            json!(css),
+            json!(value)
+        ));
+    };
+    let submit_add = |a: &str, b: &str| {
+        browser.js("document.querySelectorAll('[role=status],[role=alert]').forEach(e => e.remove()); return 1;");
+        set("#add-a", a);
+        set("#add-b", b);
+        browser.click("#add-conduit button[type=submit]");
+    };
+
+    // Invalid adds: a clear error, the form keeps what was typed, nothing is added.
+    let sub = env.a.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let missing = env.scratch.join("missing");
+    for (a, b, says) in [
+        (env.a(), env.a(), "same folder"),
+        (env.a(), sub.to_str().unwrap(), "lies inside"),
+        (missing.to_str().unwrap(), env.b(), "not reachable"),
+    ] {
+        submit_add(a, b);
+        let problem = browser.wait_text("[role=alert]", "the add's error", |_| true);
+        assert!(
+            problem.contains("No conduit added") && problem.contains(says),
+            "{problem}"
+        );
+        let kept = browser.js("return document.querySelector('#add-b').value;");
+        assert_eq!(kept, json!(b), "the form keeps the values");
+        assert_eq!(d.conduit_count(), 0, "nothing added for {a} {b}");
+    }
+
+    // A good add, typed as a person would: it shows on the overview and the CLI, and
+    // the daemon syncs it at once.
+    browser.js("document.querySelectorAll('[role=status],[role=alert]').forEach(e => e.remove()); document.querySelector('#add-a').value = ''; document.querySelector('#add-b').value = ''; return 1;");
+    browser.type_into("#add-a", env.a());
+    browser.type_into("#add-b", env.b());
+    set("#add-mode", "mirror");
+    set("#add-policy", "manual");
+    browser.type_into("#add-bandwidth", "10M");
+    browser.click("#add-conduit button[type=submit]");
+    let notice = browser.wait_text("[role=status]", "the add notice", |_| true);
+    assert!(notice.contains("Conduit #1 added"), "{notice}");
+    assert_eq!(browser.text("#settings-1 .mode").as_deref(), Some("mirror"));
+    let list: Value = serde_json::from_str(&env.ok(&["--json", "conduit", "list"])).unwrap();
+    let c = &list["conduits"][0];
+    assert_eq!(
+        (
+            c["mode"].clone(),
+            c["conflict_policy"].clone(),
+            c["schedule"].clone()
+        ),
+        (json!("mirror"), json!("manual"), json!("instant")),
+        "{c}"
+    );
+    assert_eq!(c["bandwidth_limit"], 10 << 20);
+    wait_for("hello.txt mirrored to B", || {
+        std::fs::read_to_string(env.b.join("hello.txt"))
+            .ok()
+            .as_deref()
+            == Some("hello\n")
+    });
+    browser.click("nav a[href='/']");
+    browser.wait_text("h1", "the overview", |t| t == "Overview");
+    let row = browser
+        .text("#conduit-1")
+        .expect("the new conduit on the overview");
+    assert!(row.contains("mirror") && row.contains(env.b()), "{row}");
+
+    // Change its mode and policy.
+    browser.click("nav a[href='/settings']");
+    browser.wait_text("h1", "the settings page", |t| t == "Settings");
+    browser.click("#settings-1 summary");
+    set("#mode-1", "bidirectional");
+    set("#policy-1", "keep-both");
+    browser.js("document.querySelectorAll('[role=status],[role=alert]').forEach(e => e.remove()); return 1;");
+    browser.click("#settings-1 form[action$='/settings'] button[type=submit]");
+    let notice = browser.wait_text("[role=status]", "the change notice", |_| true);
+    assert!(notice.contains("Conduit #1 changed"), "{notice}");
+    assert_eq!(
+        browser.text("#settings-1 .mode").as_deref(),
+        Some("bidirectional")
+    );
+    assert_eq!(
+        browser.text("#settings-1 .policy").as_deref(),
+        Some("keep-both")
+    );
+    let c = d.api("/api/conduits/1");
+    assert_eq!(
+        (c["mode"].clone(), c["conflict_policy"].clone()),
+        (json!("bidirectional"), json!("keep-both"))
+    );
+    browser.screenshot("dashboard-settings.png");
+    // A bad value: the error is shown, nothing changes.
+    browser.click("#settings-1 summary");
+    set("#schedule-1", "sometimes");
+    browser.click("#settings-1 form[action$='/settings'] button[type=submit]");
+    let problem = browser.wait_text("[role=alert]", "the change's error", |_| true);
+    assert!(
+        problem.contains("not changed") && problem.contains("schedule"),
+        "{problem}"
+    );
+    assert_eq!(d.api("/api/conduits/1")["schedule"], "instant");
+
+    // Remove it: a confirmation step first; the files stay.
+    browser.click("#settings-1 a[href$='/remove']");
+    browser.wait_text("h1", "the confirmation", |t| t == "Remove conduit #1");
+    let text = browser.text("#remove-1").unwrap();
+    assert!(text.contains("No file is deleted"), "{text}");
+    assert_eq!(d.conduit_count(), 1, "not before confirming");
+    browser.click("#remove-1 button[type=submit]");
+    let notice = browser.wait_text("[role=status]", "the removal notice", |_| true);
+    assert!(notice.contains("removed"), "{notice}");
+    assert_eq!(d.conduit_count(), 0);
+    assert!(browser.text("#settings-1").is_none());
+    for side in [&env.a, &env.b] {
+        assert_eq!(
+            std::fs::read_to_string(side.join("hello.txt")).unwrap(),
+            "hello\n"
+        );
+    }
+    let list: Value = serde_json::from_str(&env.ok(&["--json", "conduit", "list"])).unwrap();
+    assert!(list["conduits"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn a_file_changed_during_a_copy_shows_as_a_problem_that_will_be_retried() {
+    let env = Env::new();
+    // A slow conduit: the last file is edited after the scan, before its copy starts.
+    env.ok(&[
+        "conduit",
+        "add",
+        env.a(),
+        env.b(),
+        "--bandwidth-limit",
+        "64K",
+    ]);
+    for n in 0..8u8 {
+        std::fs::write(env.a.join(format!("big{n}.bin")), vec![n; 64 << 10]).unwrap();
+    }
+    let d = env.start();
+    wait_for("the run to copy", || {
+        d.api("/api/jobs")["jobs"][0]["phase"] == "copy"
+    });
+    std::fs::write(env.a.join("big7.bin"), b"edited during the copy\n").unwrap();
+    // The first run skips it (rule 2) and says why, by kind; a later run syncs it.
+    let mut run = Value::Null;
+    wait_for("the first run to finish", || {
+        run = d.api("/api/history/1");
+        run["status"] != "running" && run["status"] != "interrupted"
+    });
+    assert_eq!(run["status"], "partial", "{run}");
+    let p = &run["problems"][0];
+    assert_eq!(p["kind"], "changed", "{run}");
+    assert_eq!(p["label"], "changed during sync, will retry");
+    assert_eq!(p["retried"], true);
+    assert_eq!(
+        (p["side"].clone(), p["path"].clone()),
+        (json!("B"), json!("big7.bin")),
+        "{run}"
+    );
+    assert!(p["detail"].as_str().unwrap().contains("big7.bin"), "{run}");
+    wait_for("big7.bin synced by a later run", || {
+        std::fs::read(env.b.join("big7.bin")).ok().as_deref()
+            == Some(b"edited during the copy\n".as_slice())
+    });
+
+    let browser = Browser::start(&env.scratch.join("profile"));
+    browser.goto(&env.login_link());
+    browser.wait_text("h1", "the overview", |t| t == "Overview");
+    browser.goto(&format!("{}/history/1", d.base()));
+    browser.wait_text("h1", "run 1", |t| t == "Run #1");
+    let shown = browser
+        .text("ul.problems li[data-kind=changed]")
+        .expect("the problem, by kind");
+    assert!(
+        shown.starts_with("changed during sync, will retry") && shown.contains("big7.bin"),
+        "{shown}"
+    );
 }

@@ -4,42 +4,13 @@
 //! second folder created, `ferry demo` recovering, JSON errors and exit codes, and the
 //! conduit knobs.
 
+use ferry_testkit::Run;
 use serde_json::Value;
 use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use tempfile::TempDir;
-
-/// The result of one `ferry` run.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn expect_code(&self, code: i32) -> &Run {
-        assert_eq!(
-            self.code, code,
-            "unexpected exit code\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-
-    fn json(&self) -> Value {
-        let v: Value = serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not JSON ({e})\n--- stdout\n{}\n--- stderr\n{}",
-                self.stdout, self.stderr
-            )
-        });
-        assert_eq!(v["schema_version"], 1, "no schema version: {v:#}");
-        v
-    }
-}
 
 /// One test's world: a temp dir holding the library (`home/`) and folders `a/`, `b/`.
 struct Env {
@@ -79,11 +50,7 @@ impl Env {
             .args(args)
             .output()
             .unwrap();
-        Run {
-            code: out.status.code().expect("ferry was killed by a signal"),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Run::from(out)
     }
 
     /// `ferry sync X Y EXTRA…`.
@@ -113,7 +80,7 @@ impl Env {
     fn conduits(&self) -> Vec<Value> {
         let run = self.ferry(["--json", "conduit", "list"]);
         run.expect_code(0);
-        run.json()["conduits"].as_array().unwrap().clone()
+        run.document()["conduits"].as_array().unwrap().clone()
     }
 }
 
@@ -200,7 +167,7 @@ fn dry_run_itemizes_and_the_run_and_its_history_list_what_was_done() {
     let env = changed_pair();
     let dry = env.sync(&["--dry-run", "--json", "--conflict", "keep-both"]);
     dry.expect_code(0);
-    let dry = dry.json();
+    let dry = dry.document();
     let planned = normalized(&dry["actions"]);
     for want in [
         t("conflict", "-", "both.txt", "-"),
@@ -258,9 +225,9 @@ fn dry_run_itemizes_and_the_run_and_its_history_list_what_was_done() {
     // The real run with -v lists what it did: what the dry run showed.
     let run = env.sync(&["-v", "--json", "--conflict", "keep-both"]);
     run.expect_code(0);
-    let run = run.json();
+    let run = run.document();
     assert_eq!(normalized(&run["actions"]), planned, "{run:#}");
-    let quiet = env.sync(&["--json"]).json();
+    let quiet = env.sync(&["--json"]).document();
     assert_eq!(quiet["actions"], Value::Null, "listed only with -v");
     let text_run = env.sync(&["-v"]);
     text_run.expect_code(0);
@@ -275,7 +242,7 @@ fn dry_run_itemizes_and_the_run_and_its_history_list_what_was_done() {
     let generation = run["generation"].as_i64().unwrap().to_string();
     let shown = env.ferry(["--json", "history", "show", &generation]);
     shown.expect_code(0);
-    let shown = shown.json();
+    let shown = shown.document();
     assert_eq!(normalized(&shown["actions"]), planned, "{shown:#}");
     assert_eq!(shown["files_copied"], run["files_copied"], "{shown:#}");
     assert_eq!(shown["generation"], run["generation"]);
@@ -306,10 +273,10 @@ fn a_generation_keeps_a_bounded_number_of_actions() {
     }
     let run = env.sync(&["--json"]);
     run.expect_code(0);
-    let run = run.json();
+    let run = run.document();
     assert_eq!(run["files_copied"], 10_003);
     let g = run["generation"].as_i64().unwrap().to_string();
-    let shown = env.ferry(["--json", "history", "show", &g]).json();
+    let shown = env.ferry(["--json", "history", "show", &g]).document();
     assert_eq!(shown["actions"].as_array().unwrap().len(), 10_000);
     assert_eq!(shown["actions_omitted"], 3, "{}", shown["actions_omitted"]);
     let text = env.ferry(["history", "show", &g]);
@@ -322,14 +289,14 @@ fn status_shows_pending_work() {
     let env = Env::new();
     write(&env.a, "one.txt", "1");
     env.add(&["--schedule", "manual"]).expect_code(0);
-    let status = env.ferry(["--json", "status"]).json();
+    let status = env.ferry(["--json", "status"]).document();
     assert_eq!(
         status["conduits"][0]["pending"],
         Value::Null,
         "never synced: unknown"
     );
     env.sync(&[]).expect_code(0);
-    let status = env.ferry(["--json", "status"]).json();
+    let status = env.ferry(["--json", "status"]).document();
     assert_eq!(
         status["conduits"][0]["pending"],
         serde_json::json!({"files": 0, "bytes": 0})
@@ -338,7 +305,7 @@ fn status_shows_pending_work() {
     write(&env.a, "three.txt", "333");
     env.ferry([OsStr::new("scan"), env.a.as_os_str()])
         .expect_code(0);
-    let status = env.ferry(["--json", "status"]).json();
+    let status = env.ferry(["--json", "status"]).document();
     assert_eq!(
         status["conduits"][0]["pending"],
         serde_json::json!({"files": 2, "bytes": 5}),
@@ -351,7 +318,7 @@ fn status_shows_pending_work() {
         text.stdout
     );
     env.sync(&[]).expect_code(0);
-    let status = env.ferry(["--json", "status"]).json();
+    let status = env.ferry(["--json", "status"]).document();
     assert_eq!(status["conduits"][0]["pending"]["files"], 0);
 }
 
@@ -371,7 +338,7 @@ fn a_pair_named_the_other_way_round_is_the_same_conduit() {
         "{}",
         reversed.stderr
     );
-    assert_eq!(reversed.json()["error"]["kind"], "refused");
+    assert_eq!(reversed.document()["error"]["kind"], "refused");
     assert!(
         !env.a.join("only-on-b.txt").exists(),
         "nothing copied into the source"
@@ -390,7 +357,7 @@ fn a_pair_named_the_other_way_round_is_the_same_conduit() {
         "{}",
         run.stderr
     );
-    let v = run.json();
+    let v = run.document();
     assert_eq!(v["conduit"], 1);
     assert_eq!(
         v["a"].as_str(),
@@ -458,7 +425,7 @@ fn unusable_ignore_lines_warn_and_the_rest_applies() {
     for line in [".ferryignore:2", ".ferryignore:3", ".ferryignore:5"] {
         assert!(run.stderr.contains(line), "{line} in {}", run.stderr);
     }
-    let notes = run.json()["notes"].to_string();
+    let notes = run.document()["notes"].to_string();
     assert!(notes.contains(".ferryignore:3: not valid UTF-8"), "{notes}");
     assert!(env.b.join("keep.txt").exists());
     for ignored in ["debug.log", "scratch.tmp", "secret", "sub/x.log"] {
@@ -484,7 +451,7 @@ fn a_missing_second_folder_is_created() {
     let dry = env.sync_pair(&env.a, &target, &["--dry-run", "--json"]);
     dry.expect_code(0);
     assert!(dry.stderr.contains("does not exist"), "{}", dry.stderr);
-    let v = dry.json();
+    let v = dry.document();
     assert_eq!(
         actions(&v["actions"]),
         vec![
@@ -545,7 +512,7 @@ fn json_errors_and_exit_codes() {
     let run = env.sync_pair(&missing, &env.b, &["--json"]);
     run.expect_code(1);
     assert!(run.stderr.contains("ferry: error"), "{}", run.stderr);
-    let e = run.json();
+    let e = run.document();
     assert_eq!(e["error"]["kind"], "location", "{e:#}");
     assert!(
         e["error"]["message"].as_str().unwrap().contains("missing"),
@@ -562,12 +529,12 @@ fn json_errors_and_exit_codes() {
     }
     let stop = env.sync(&["--json"]);
     stop.expect_code(1);
-    assert_eq!(stop.json()["error"]["kind"], "refused");
+    assert_eq!(stop.document()["error"]["kind"], "refused");
     assert!(stop.stderr.contains("--yes"), "{}", stop.stderr);
 
     let shown = env.ferry(["--json", "conduit", "show", "99"]);
     shown.expect_code(1);
-    assert_eq!(shown.json()["error"]["kind"], "not_found");
+    assert_eq!(shown.document()["error"]["kind"], "not_found");
 
     let a = env.a.to_str().unwrap();
     let b = env.b.to_str().unwrap();
@@ -590,7 +557,7 @@ fn json_errors_and_exit_codes() {
         with_json.extend(&args);
         let run = env.ferry(&with_json);
         run.expect_code(2);
-        assert_eq!(run.json()["error"]["kind"], "usage", "{args:?}");
+        assert_eq!(run.document()["error"]["kind"], "usage", "{args:?}");
     }
     assert_eq!(
         env.conduits()[0]["schedule"],
@@ -608,8 +575,8 @@ fn json_documents_carry_a_schema_version_and_shared_names() {
     write(&env.a, "x.txt", "12345");
     let sync = env.sync(&["--json"]);
     sync.expect_code(0);
-    let sync = sync.json();
-    let history = env.ferry(["--json", "history"]).json();
+    let sync = sync.document();
+    let history = env.ferry(["--json", "history"]).document();
     let g = &history["generations"][0];
     for field in [
         "files_copied",
@@ -636,14 +603,14 @@ fn json_documents_carry_a_schema_version_and_shared_names() {
         vec!["--json", "conduit", "show", "1"],
         vec!["--json", "history", "show", "1"],
     ] {
-        env.ferry(&args).expect_code(0).json();
+        env.ferry(&args).expect_code(0).document();
     }
     let versions = env.ferry([
         OsStr::new("--json"),
         OsStr::new("versions"),
         env.a.join("x.txt").as_os_str(),
     ]);
-    versions.expect_code(0).json();
+    versions.expect_code(0).document();
 }
 
 /// The conduit knobs: `--index-everything` and `--no-index-everything`, `--parallel` and
@@ -686,7 +653,7 @@ fn conduit_knobs() {
         fs::read(env.b.join("node_modules/pkg/index.js")).unwrap(),
         b"js"
     );
-    let status = env.ferry(["--json", "status"]).json();
+    let status = env.ferry(["--json", "status"]).document();
     assert_eq!(status["conduits"][0]["files"]["a"], 1, "{status:#}");
 
     env.add(&["--no-index-everything", "--index-everything"])

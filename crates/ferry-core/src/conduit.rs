@@ -115,6 +115,22 @@ pub fn parse_rate(s: &str) -> Result<u64> {
     Ok(v as u64)
 }
 
+/// Bytes for people: B, KiB, MiB, GiB, TiB (`1.5 KiB`).
+pub fn format_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
 /// Text form of a rate for display (`10.0 MiB/s`).
 pub fn format_rate(bytes_per_sec: u64) -> String {
     let mut v = bytes_per_sec as f64;

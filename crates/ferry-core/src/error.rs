@@ -6,7 +6,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The path is shown with bytes that are not UTF-8 as `\xNN` (`rel_path::escape_os`).
-    #[error("{action} {}: {source}", crate::rel_path::escape_os(path))]
+    #[error("{action} {}: {source}", crate::model::rel_path::escape_os(path))]
     Io {
         action: &'static str,
         path: PathBuf,
@@ -25,12 +25,19 @@ pub enum Error {
     Busy(PathBuf),
     #[error("refusing to run: {0}")]
     Refused(String),
+    /// The disk changed since the scan (a racing edit, a file that vanished): the path
+    /// was left alone and syncs after the next scan.
+    #[error("{0}")]
+    Changed(String),
+    /// Content needed for a copy is on no source that could be reached.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     #[error("unsupported: {0}")]
     Unsupported(String),
     #[error("corrupt index data: {0}")]
     Corrupt(String),
     /// The library folder or its index cannot be used as it is; `reason` says what to do.
-    #[error("library {}: {reason}", crate::rel_path::escape_os(path))]
+    #[error("library {}: {reason}", crate::model::rel_path::escape_os(path))]
     Library { path: PathBuf, reason: String },
     /// The caller asked the work to stop (see `cancel`), and it did at a safe point.
     #[error("interrupted")]
@@ -62,6 +69,8 @@ impl Error {
             Error::Location { .. } => "location",
             Error::Busy(_) => "busy",
             Error::Refused(_) => "refused",
+            Error::Changed(_) => "changed",
+            Error::Unavailable(_) => "unavailable",
             Error::Unsupported(_) => "unsupported",
             Error::Corrupt(_) => "corrupt_index",
             Error::Library { .. } => "library",
@@ -74,7 +83,10 @@ impl Error {
     /// run that would delete most of a side, overlapping roots, a mode change that
     /// would undo an archive. Nothing was written.
     pub fn is_safety_stop(&self) -> bool {
-        matches!(self, Error::Location { .. } | Error::Refused(_))
+        matches!(
+            self,
+            Error::Location { .. } | Error::Refused(_) | Error::Changed(_)
+        )
     }
 }
 

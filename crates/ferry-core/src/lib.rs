@@ -1,39 +1,26 @@
-//! ferry-core: the sync engine. Index (SQLite), scan, reconcile (pure), execute (safe),
-//! versions. No network here.
+//! ferry-core: the sync engine, grouped by stage: `model` (what a replica holds),
+//! `replica` (a local folder: scan, safe disk access, versions), `index` (SQLite),
+//! `plan` (reconcile, pure), `execute` (apply a plan safely). No network here.
 
-pub mod archive;
-pub mod beneath;
 pub mod cancel;
-pub mod chunk;
 pub mod conduit;
-pub mod conflict_name;
-pub mod dir_rename;
-mod disk;
-pub mod entry;
+pub mod conduit_edit;
 pub mod error;
 pub mod execute;
 pub mod fault;
-pub mod fs_ops;
-pub mod ignore_rules;
 pub mod index;
-pub mod itemize;
 pub mod library;
-pub mod location;
-pub mod overlap;
+pub mod model;
 pub mod parallel;
 pub mod plan;
+pub mod problem;
 pub mod progress;
-pub mod reconcile;
-pub mod rel_path;
+pub mod replica;
 pub mod resolve;
 pub mod restore;
 pub mod retention;
-pub mod scan;
 pub mod sync;
 pub mod throttle;
-pub mod version_store;
-pub mod version_vector;
-pub mod walk;
 
 pub use error::{Error, Result};
 

@@ -123,6 +123,6 @@ pub fn corrupt_index_advice(path: &Path) -> String {
          both sides are matched, files that differ are handled as conflicts (newest wins, \
          the other is kept as a version), a file deleted on one side since the last sync \
          comes back, and conduit settings and history start over",
-        p = crate::rel_path::escape_os(path)
+        p = crate::model::rel_path::escape_os(path)
     )
 }

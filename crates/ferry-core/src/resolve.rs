@@ -7,14 +7,14 @@
 //! next sync scans the change and converges (same content on both sides merges the
 //! version vectors; a loser moved aside is a plain rename plus a new file).
 
-use crate::disk::{self, Source};
-use crate::entry::{Entry, EntryKind};
 use crate::error::{Error, Result};
 use crate::execute::replace_file;
 use crate::index::{ConflictRow, Index};
-use crate::location::Location;
+use crate::model::entry::{Entry, EntryKind};
+use crate::model::rel_path::RelPath;
 use crate::plan::Side;
-use crate::rel_path::RelPath;
+use crate::replica::disk::{self, Source};
+use crate::replica::location::Location;
 use crate::restore::locate;
 use std::collections::HashSet;
 use std::path::Path;
@@ -38,11 +38,11 @@ pub enum Keep {
 pub struct Resolved {
     pub conflict: i64,
     /// A path key (`rel_path`), serialized for people.
-    #[serde(serialize_with = "crate::rel_path::serialize_key")]
+    #[serde(serialize_with = "crate::model::rel_path::serialize_key")]
     pub path: String,
     /// `a`, `b` or `both`.
     pub kept: String,
-    #[serde(serialize_with = "crate::rel_path::serialize_opt_key")]
+    #[serde(serialize_with = "crate::model::rel_path::serialize_opt_key")]
     pub loser_kept_at: Option<String>,
 }
 
@@ -61,7 +61,7 @@ pub fn resolve_path(index: &mut Index, path: &Path, keep: Keep) -> Result<Vec<Re
     if out.is_empty() {
         return Err(Error::Other(format!(
             "no open conflict at {}; see `ferry conflicts`",
-            crate::rel_path::escape_os(path)
+            crate::model::rel_path::escape_os(path)
         )));
     }
     Ok(out)
@@ -84,7 +84,10 @@ pub fn resolve_all(index: &mut Index, keep: Keep) -> Result<(Vec<Resolved>, Vec<
     for row in index.conflicts(true)? {
         match resolve_one(index, &row, keep) {
             Ok(r) => done.push(r),
-            Err(e) => errors.push(format!("{}: {e}", crate::rel_path::display_key(&row.path))),
+            Err(e) => errors.push(format!(
+                "{}: {e}",
+                crate::model::rel_path::display_key(&row.path)
+            )),
         }
     }
     Ok((done, errors))
@@ -116,7 +119,7 @@ fn resolve_one(index: &mut Index, row: &ConflictRow, keep: Keep) -> Result<Resol
         disk::ensure_matches(l, &path, e.as_ref()).map_err(|_| {
             Error::Refused(format!(
                 "{} changed since the last sync; run `ferry sync` first, then resolve",
-                crate::rel_path::escape_os(&abs)
+                crate::model::rel_path::escape_os(&abs)
             ))
         })?;
         Ok(e)
@@ -124,7 +127,7 @@ fn resolve_one(index: &mut Index, row: &ConflictRow, keep: Keep) -> Result<Resol
     let (ea, eb) = (live(&la)?, live(&lb)?);
     let keep = match keep {
         Keep::Newest => match (&ea, &eb) {
-            (Some(a), Some(b)) if b.stat.mtime_ns > a.stat.mtime_ns => Keep::B,
+            (Some(a), Some(b)) if b.state.mtime_ns > a.state.mtime_ns => Keep::B,
             (None, Some(_)) => Keep::B,
             _ => Keep::A,
         },
@@ -143,7 +146,7 @@ fn resolve_one(index: &mut Index, row: &ConflictRow, keep: Keep) -> Result<Resol
         }
         Keep::Both | Keep::Newest => {
             // A directory stays where it is; the file (or A's side) moves aside.
-            let a_is_dir = ea.as_ref().is_some_and(|e| e.kind == EntryKind::Dir);
+            let a_is_dir = ea.as_ref().is_some_and(|e| e.state.kind == EntryKind::Dir);
             let (side, loc, e) = if a_is_dir {
                 (Side::B, &lb, &eb)
             } else {
@@ -179,14 +182,14 @@ fn take_winner(
     le: Option<&Entry>,
     path: &RelPath,
 ) -> Result<()> {
-    if le.is_some_and(|e| e.kind == EntryKind::Dir) {
+    if le.is_some_and(|e| e.state.kind == EntryKind::Dir) {
         return Err(Error::Refused(format!(
             "{} is a folder on the losing side; move it away yourself or use --keep both",
-            crate::rel_path::escape_os(path.under(&ll.root))
+            crate::model::rel_path::escape_os(path.under(&ll.root))
         )));
     }
     match we {
-        Some(w) if w.kind == EntryKind::Dir => {
+        Some(w) if w.state.kind == EntryKind::Dir => {
             // The losing file goes (versioned); the next sync creates the folder there.
             if let Some(l) = le {
                 disk::remove_file(index, ll, path, l, "conflict lost")?;
@@ -194,16 +197,16 @@ fn take_winner(
             Ok(())
         }
         Some(w) => {
-            let src = match w.kind {
+            let src = match w.state.kind {
                 EntryKind::Symlink => Source::Symlink,
-                _ => Source::File(disk::open_source(wl, path, &w.stat)?.0),
+                _ => Source::File(disk::open_source(wl, path, &w.stat())?.0),
             };
             replace_file(index, ll, path, src, w, le)?;
             Ok(())
         }
         None => Err(Error::Refused(format!(
             "{} does not exist on the chosen side",
-            crate::rel_path::escape_os(path.under(&wl.root))
+            crate::model::rel_path::escape_os(path.under(&wl.root))
         ))),
     }
 }
@@ -216,7 +219,7 @@ fn move_aside(index: &Index, loc: &Location, e: &Entry, side: Side) -> Result<St
         .map(|e| e.path.as_str().to_string())
         .collect();
     let aside = loop {
-        let p = crate::conflict_name::conflict_name(
+        let p = crate::plan::conflict_name::conflict_name(
             &mut taken,
             &|_| false,
             crate::index::unix_now(),

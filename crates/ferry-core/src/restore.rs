@@ -4,16 +4,15 @@
 //! content versioned first, atomic rename) and leaves the index alone: to ferry it is an
 //! ordinary local edit, which the next sync scans and propagates like any other.
 
-use crate::disk::Source;
-use crate::entry::{kind_of, Entry, EntryKind, StatInfo};
 use crate::error::{Error, IoContext, Result};
 use crate::execute::replace_file;
-use crate::fs_ops::blake3_file;
-use crate::ignore_rules::FERRY_DIR;
 use crate::index::{Index, LocationRow, VersionRow};
-use crate::location::Location;
-use crate::rel_path::RelPath;
-use crate::version_vector::VersionVector;
+use crate::model::entry::{kind_of, Entry, EntryKind};
+use crate::model::rel_path::RelPath;
+use crate::replica::disk::Source;
+use crate::replica::fs_ops::blake3_file;
+use crate::replica::ignore_rules::FERRY_DIR;
+use crate::replica::location::Location;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -50,7 +49,7 @@ fn absolute(path: &Path) -> Result<PathBuf> {
     let name = abs.file_name().map(|n| n.to_os_string()).ok_or_else(|| {
         Error::Other(format!(
             "{} names no file",
-            crate::rel_path::escape_os(path)
+            crate::model::rel_path::escape_os(path)
         ))
     })?;
     let mut existing = abs.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -81,14 +80,14 @@ pub fn locate(index: &Index, path: &Path) -> Result<(LocationRow, RelPath)> {
     let Some(loc) = best else {
         return Err(Error::Other(format!(
             "{} is not inside a folder ferry syncs",
-            crate::rel_path::escape_os(&abs)
+            crate::model::rel_path::escape_os(&abs)
         )));
     };
     let rel = RelPath::from_path(abs.strip_prefix(&loc.root).unwrap_or(&abs))?;
     if rel.as_str() == FERRY_DIR || rel.as_str().starts_with(&format!("{FERRY_DIR}/")) {
         return Err(Error::Other(format!(
             "{} is inside ferry's own {FERRY_DIR} folder",
-            crate::rel_path::escape_os(&abs)
+            crate::model::rel_path::escape_os(&abs)
         )));
     }
     Ok((loc, rel))
@@ -133,7 +132,7 @@ pub fn versions_of_path(index: &Index, path: &Path) -> Result<Vec<VersionInfo>> 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RestoreOutcome {
     pub version: i64,
-    #[serde(serialize_with = "crate::rel_path::serialize_os_path")]
+    #[serde(serialize_with = "crate::model::rel_path::serialize_os_path")]
     pub restored_to: PathBuf,
     /// Whether something was replaced (and kept as a version first).
     pub replaced_kept: bool,
@@ -150,8 +149,8 @@ pub fn restore(index: &Index, path: &Path, id: i64, to: Option<&Path>) -> Result
         .ok_or_else(|| {
             Error::Other(format!(
                 "{} has no version {id}; see `ferry versions {}`",
-                crate::rel_path::escape_os(path),
-                crate::rel_path::escape_os(path)
+                crate::model::rel_path::escape_os(path),
+                crate::model::rel_path::escape_os(path)
             ))
         })?;
     let stored_rel = RelPath::new(&version.row.stored_path)?;
@@ -172,7 +171,7 @@ pub fn restore(index: &Index, path: &Path, id: i64, to: Option<&Path>) -> Result
             .ok_or_else(|| Error::Corrupt(format!("version {id} is not a file")))?;
         let link_target = match kind {
             EntryKind::Symlink => Some(
-                crate::rel_path::encode(
+                crate::model::rel_path::encode(
                     std::fs::read_link(&stored)
                         .ctx("read version", &stored)?
                         .as_os_str()
@@ -187,20 +186,12 @@ pub fn restore(index: &Index, path: &Path, id: i64, to: Option<&Path>) -> Result
             (EntryKind::File, None) => Some(blake3_file(&stored, &mut Vec::new())?),
             _ => link_target
                 .as_deref()
-                .map(|t| crate::chunk::Hash::of(&crate::rel_path::decode(t))),
+                .map(|t| crate::model::chunk::Hash::of(&crate::model::rel_path::decode(t))),
         };
-        Ok(Entry {
-            path: rel,
-            kind,
-            stat: StatInfo::from_metadata(&meta),
-            hash,
-            chunks: Vec::new(),
-            link_target,
-            version: VersionVector::new(),
-            deleted: false,
-            sequence: 0,
-            racy: false,
-        })
+        let mut e = Entry::on_disk(rel, kind, &meta);
+        e.state.hash = hash;
+        e.state.link_target = link_target;
+        Ok(e)
     };
     match locate(index, target) {
         Ok((row, rel)) => {
@@ -211,10 +202,10 @@ pub fn restore(index: &Index, path: &Path, id: i64, to: Option<&Path>) -> Result
             let abs = rel.under(&loc.root);
             let current = current_entry(&loc, &rel)?;
             let entry = source_entry(rel.clone())?;
-            let src = match entry.kind {
+            let src = match entry.state.kind {
                 EntryKind::Symlink => Source::Symlink,
                 _ => {
-                    let store = crate::beneath::RootDir::open(&version.location)?;
+                    let store = crate::replica::beneath::RootDir::open(&version.location)?;
                     let (dir, name) = store.parent(&stored_rel)?;
                     Source::File(dir.open_file(&name)?)
                 }
@@ -234,14 +225,14 @@ pub fn restore(index: &Index, path: &Path, id: i64, to: Option<&Path>) -> Result
             if std::fs::symlink_metadata(&abs).is_ok() {
                 return Err(Error::Refused(format!(
                     "{} exists and is outside the folders ferry syncs; choose a free path",
-                    crate::rel_path::escape_os(&abs)
+                    crate::model::rel_path::escape_os(&abs)
                 )));
             }
             let dir = abs
                 .parent()
                 .ok_or_else(|| Error::Other("restore target has no parent".into()))?;
             std::fs::create_dir_all(dir).ctx("create folder", dir)?;
-            let tmp = abs.with_file_name(crate::fs_ops::random_temp_name("ferry-restore"));
+            let tmp = abs.with_file_name(crate::replica::fs_ops::random_temp_name("ferry-restore"));
             let copied = std::fs::copy(&stored, &tmp).ctx("copy version", &tmp);
             let verified = copied.and_then(|_| {
                 let got = blake3_file(&tmp, &mut Vec::new())?;
@@ -276,7 +267,7 @@ fn make_parents(loc: &Location, rel: &RelPath) -> Result<()> {
     let mut dir = loc.dir()?.top()?;
     if let Some(parent) = rel.parent() {
         for comp in parent.as_str().split('/') {
-            let name = crate::rel_path::decode_os(comp);
+            let name = crate::model::rel_path::decode_os(comp);
             dir = dir.subdir_or_create(&name, 0o755)?;
         }
     }
@@ -293,21 +284,20 @@ fn current_entry(loc: &Location, rel: &RelPath) -> Result<Option<Entry>> {
         Some(EntryKind::Dir) | None => {
             return Err(Error::Refused(format!(
                 "{} is a folder or special file; not replacing it",
-                crate::rel_path::escape_os(dir.show(&name))
+                crate::model::rel_path::escape_os(dir.show(&name))
             )))
         }
         Some(k) => k,
     };
     let hash = match kind {
-        EntryKind::File => Some(crate::fs_ops::blake3_of(
+        EntryKind::File => Some(crate::replica::fs_ops::blake3_of(
             &dir.open_file(&name)?,
             &dir.show(&name),
             &mut Vec::new(),
         )?),
         _ => None,
     };
-    Ok(Some(Entry {
-        hash,
-        ..Entry::at(rel.clone(), kind, found.stat)
-    }))
+    let mut e = Entry::at(rel.clone(), kind, found.stat);
+    e.state.hash = hash;
+    Ok(Some(e))
 }

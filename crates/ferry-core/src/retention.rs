@@ -5,9 +5,9 @@
 //! its own setting, else its conduit's, else the default, `staggered`.
 
 use crate::error::{Error, Result};
-use crate::ignore_rules::FERRY_DIR;
 use crate::index::{Index, LocationRow, VersionRow};
-use crate::rel_path::RelPath;
+use crate::model::rel_path::RelPath;
+use crate::replica::ignore_rules::FERRY_DIR;
 use std::collections::HashMap;
 
 const MINUTE: i64 = 60;
@@ -155,11 +155,11 @@ pub fn prune_location(
         }
         // Through the root's handle: a store (or a folder of it) that is a symlink is
         // refused, never followed.
-        let root = crate::beneath::RootDir::open(&loc.root)?;
+        let root = crate::replica::beneath::RootDir::open(&loc.root)?;
         let (dir, name) = root.parent(&rel)?;
         match dir.unlink(&name) {
             Ok(()) => {}
-            Err(Error::Io { source, .. }) if crate::fs_ops::is_absent(&source) => {}
+            Err(Error::Io { source, .. }) if crate::replica::fs_ops::is_absent(&source) => {}
             Err(e) => return Err(e),
         }
         index.delete_version(v.id)?;

@@ -2,19 +2,22 @@
 //! thresholds, execute, and record the generation.
 
 use crate::cancel::Cancel;
-use crate::entry::Entry;
 use crate::error::{Error, IoContext, Result};
 use crate::execute::{Executor, FaultPoint};
-use crate::ignore_rules::IndexRules;
+use crate::index::RunStatus;
 use crate::index::{ConduitRow, GenerationStats, Index};
-use crate::itemize::Item;
-use crate::location::{canonical_root, open_location, open_location_dry, Location};
-use crate::overlap::{check_roots, DirId};
+use crate::model::entry::Entry;
+use crate::model::rel_path::RelPath;
+use crate::plan::itemize::Item;
+use crate::plan::reconcile::{reconcile, ReconcileInput};
 use crate::plan::{ConflictPolicy, ConflictRecord, Plan, Side, SyncMode};
+use crate::problem::Problem;
 use crate::progress::Progress;
-use crate::reconcile::{reconcile, ReconcileInput};
-use crate::rel_path::RelPath;
-use crate::scan::{scan_pair_scoped, ScanReport, Scope};
+use crate::replica::ignore_rules::IndexRules;
+use crate::replica::location::{canonical_root, open_location, open_location_dry, Location};
+use crate::replica::overlap::{check_roots, DirId};
+use crate::replica::scan::{scan_pair_scoped, ScanReport, Scope};
+use crate::replica::view::{IndexedReplica, ReplicaView};
 use crate::throttle::RateLimiter;
 use std::path::{Path, PathBuf};
 
@@ -86,9 +89,10 @@ pub struct SyncOutcome {
     /// pair named the other way round is shown as the conduit has it).
     pub roots: [PathBuf; 2],
     /// What the run carried out, one item per path (conflicts last); empty for a dry
-    /// run, whose plan says what it would do ([`crate::itemize::plan_items`]).
+    /// run, whose plan says what it would do ([`crate::plan::itemize::plan_items`]).
     pub done: Vec<Item>,
-    pub errors: Vec<String>,
+    /// What could not be done, path by path (nothing was lost; see [`Problem`]).
+    pub problems: Vec<Problem>,
     /// Things left alone on purpose (e.g. a path ignored on one side); not errors.
     pub notes: Vec<String>,
     /// Things the user should be told that need nothing done (a moved folder followed
@@ -159,9 +163,9 @@ impl Drop for StandIn {
 ///   must exist, and one the index knows (an unplugged or deleted folder) is created
 ///   only with `opts.yes`. A dry run creates nothing and plans against an empty folder.
 ///
-/// Roots that overlap (by directory identity, see [`crate::overlap`]) are refused
+/// Roots that overlap (by directory identity, see [`crate::replica::overlap`]) are refused
 /// before anything is written. A changed mode that would undo an archive conduit is
-/// refused ([`crate::archive::check_mode_change`]), in a dry run too. With `opts.dry_run` this
+/// refused ([`crate::plan::archive::check_mode_change`]), in a dry run too. With `opts.dry_run` this
 /// must run inside [`Index::discarding`]: it stores settings, locations and the conduit
 /// as a real run would, and the transaction's rollback forgets them.
 pub fn open_conduit(
@@ -227,22 +231,16 @@ pub fn open_conduit(
     };
     let existing = index.conduit_between(la.id(), lb.id())?;
     if let (Some(c), Some(mode)) = (&existing, opts.mode) {
-        crate::archive::check_mode_change(c, mode, &la.root, &lb.root)?;
+        crate::plan::archive::check_mode_change(c.id, c.mode, mode, &la.root, &lb.root)?;
     }
     let created = existing.is_none();
     let conduit = match existing {
         Some(c) => {
-            let mode = opts
-                .mode
-                .map(|m| m.as_str().to_string())
-                .unwrap_or(c.mode.clone());
-            let policy = opts
-                .policy
-                .map(|p| p.as_str().to_string())
-                .unwrap_or(c.conflict_policy.clone());
+            let mode = opts.mode.unwrap_or(c.mode);
+            let policy = opts.policy.unwrap_or(c.conflict_policy);
             let everything = opts.index_everything.unwrap_or(c.index_everything);
             if mode != c.mode || policy != c.conflict_policy || everything != c.index_everything {
-                index.update_conduit_settings(c.id, &mode, &policy, everything)?;
+                index.update_conduit_settings(c.id, mode, policy, everything)?;
             }
             ConduitRow {
                 mode,
@@ -254,10 +252,8 @@ pub fn open_conduit(
         None => index.insert_conduit(
             la.id(),
             lb.id(),
-            opts.mode.unwrap_or(SyncMode::Bidirectional).as_str(),
-            (opts.policy.or(opts.new_conduit.policy))
-                .unwrap_or(ConflictPolicy::Newest)
-                .as_str(),
+            opts.mode.unwrap_or(SyncMode::Bidirectional),
+            (opts.policy.or(opts.new_conduit.policy)).unwrap_or(ConflictPolicy::Newest),
             opts.index_everything.unwrap_or(false),
         )?,
     };
@@ -349,8 +345,7 @@ fn missing_folder(index: &Index, ra: &Path, b: &Path, yes: bool) -> Result<Optio
 /// it is, and only when that direction does not matter.
 fn check_reversed(reverse: &ConduitRow, opts: &SyncOptions, a: &Path, b: &Path) -> Result<()> {
     let (a, b, id) = (a.display(), b.display(), reverse.id);
-    let two_way = SyncMode::Bidirectional.as_str();
-    if reverse.mode != two_way {
+    if reverse.mode != SyncMode::Bidirectional {
         return Err(Error::Refused(format!(
             "conduit {id} already runs {b} → {a} in {mode} mode; named the other way round \
              ({a} first) it would work against it. Name the folders in its order (`ferry sync \
@@ -439,8 +434,7 @@ fn run_conduit(
     opts: &SyncOptions,
     progress: &dyn Progress,
 ) -> Result<SyncOutcome> {
-    let mode = SyncMode::parse(&conduit.mode)?;
-    let policy = ConflictPolicy::parse(&conduit.conflict_policy)?;
+    let (mode, policy) = (conduit.mode, conduit.conflict_policy);
     let (lock_a, lock_b) = (la.lock()?, lb.lock()?);
     let rules = IndexRules {
         index_everything: conduit.index_everything,
@@ -476,7 +470,7 @@ fn run_conduit(
                 stats: GenerationStats::default(),
                 roots: [la.root.clone(), lb.root.clone()],
                 done: Vec::new(),
-                errors: Vec::new(),
+                problems: Vec::new(),
                 notes: Vec::new(),
                 info: [&la, &lb].iter().filter_map(|l| l.moved_note()).collect(),
                 dry_run: opts.dry_run,
@@ -524,14 +518,17 @@ fn run_conduit(
         stats: GenerationStats::default(),
         roots: [la.root.clone(), lb.root.clone()],
         done: Vec::new(),
-        errors: Vec::new(),
+        problems: Vec::new(),
         notes: Vec::new(),
         info: [&la, &lb].iter().filter_map(|l| l.moved_note()).collect(),
         dry_run: opts.dry_run,
         interrupted: false,
     };
-    outcome.errors.extend(outcome.scan_a.errors.iter().cloned());
-    outcome.errors.extend(outcome.scan_b.errors.iter().cloned());
+    for (side, scan) in [(Side::A, &outcome.scan_a), (Side::B, &outcome.scan_b)] {
+        let mut found = scan.errors.clone();
+        found.iter_mut().for_each(|p| p.side = Some(side));
+        outcome.problems.extend(found);
+    }
     // Said every run, but not a reason to plan the next one from scratch: what they
     // name is never indexed.
     let scan_notes: Vec<String> = (outcome.scan_a.notes.iter())
@@ -548,7 +545,7 @@ fn run_conduit(
     if opts.skip_empty && outcome.plan.actions.is_empty() && outcome.plan.conflicts.is_empty() {
         // Nothing to do and nothing wrong: the conduit is in step, so the next run can
         // plan from what changes after this point.
-        if outcome.errors.is_empty() && conduit.id != 0 {
+        if outcome.problems.is_empty() && conduit.id != 0 {
             index.set_conduit_clean_point(conduit.id, Some(converged_at(index)?))?;
         }
         outcome.notes.extend(scan_notes);
@@ -581,11 +578,11 @@ fn run_conduit(
         outcome.interrupted = true;
         outcome.done = report.done;
         outcome.stats = report.stats;
-        outcome.errors.extend(report.errors);
+        outcome.problems.extend(report.problems);
         outcome.notes.extend(report.notes);
-        outcome.stats.errors = outcome.errors.len() as u64;
+        outcome.stats.errors = outcome.problems.len() as u64;
         index.set_conduit_clean_point(conduit.id, None)?;
-        index.finish_generation(generation, "interrupted", &outcome.stats)?;
+        index.finish_generation(generation, RunStatus::Interrupted, &outcome.stats)?;
         index.prune_generation_actions(conduit.id)?;
         outcome.notes.extend(scan_notes);
         return Ok(outcome);
@@ -611,10 +608,10 @@ fn run_conduit(
         .iter()
         .filter(|c| c.winner.is_some())
         .count() as u64;
-    outcome.errors.extend(report.errors);
+    outcome.problems.extend(report.problems);
     outcome.notes.extend(report.notes);
-    outcome.stats.errors = outcome.errors.len() as u64;
-    let converged = outcome.errors.is_empty()
+    outcome.stats.errors = outcome.problems.len() as u64;
+    let converged = outcome.problems.is_empty()
         && outcome.notes.is_empty()
         && outcome.plan.conflicts.iter().all(|c| c.winner.is_some());
     let point = if converged {
@@ -623,10 +620,10 @@ fn run_conduit(
         None
     };
     index.set_conduit_clean_point(conduit.id, point)?;
-    let status = if outcome.errors.is_empty() {
-        "ok"
+    let status = if outcome.problems.is_empty() {
+        RunStatus::Ok
     } else {
-        "partial"
+        RunStatus::Partial
     };
     index.finish_generation(generation, status, &outcome.stats)?;
     index.prune_generation_actions(conduit.id)?;
@@ -672,9 +669,14 @@ fn plan_run(
     yes: bool,
     clean_point: Option<(u64, u64)>,
 ) -> Result<Plan> {
+    let views = [
+        IndexedReplica::new(index, la.id()),
+        IndexedReplica::new(index, lb.id()),
+    ];
+    let [va, vb] = &views;
     let (ea, eb) = match clean_point {
-        Some(point) => changed_entries(index, la, lb, point)?,
-        None => (index.entries(la.id())?, index.entries(lb.id())?),
+        Some(point) => changed_entries([va, vb], point)?,
+        None => (va.entries()?, vb.entries()?),
     };
     let plan = reconcile(ReconcileInput {
         a: &ea,
@@ -685,17 +687,15 @@ fn plan_run(
         occupied: &|p| {
             // Only consulted when naming a conflict copy; a failed look-up counts as
             // taken, so a name is never reused.
-            [la.id(), lb.id()]
-                .iter()
-                .any(|&l| !matches!(index.entry(l, p), Ok(None)))
+            views.iter().any(|v| !matches!(v.entry(p), Ok(None)))
         },
     })?;
-    for (side, root) in [(Side::A, &la.root), (Side::B, &lb.root)] {
+    for (side, root, view) in [(Side::A, &la.root, va), (Side::B, &lb.root, vb)] {
         let deleting = plan.file_deletions(side);
         if yes || deleting <= MASS_DELETE_MIN {
             continue;
         }
-        let live = index.live_file_count(if side == Side::A { la.id() } else { lb.id() })? as usize;
+        let live = view.live_files()? as usize;
         if deleting * 2 > live {
             return Err(Error::Refused(format!(
                 "this run would delete {deleting} of {live} files in {}; run again with --yes if that is intended",
@@ -711,13 +711,11 @@ const POINT_LOAD_LIMIT: usize = 5000;
 
 /// Both sides' entries at the paths either side changed since `point`.
 fn changed_entries(
-    index: &Index,
-    la: &Location,
-    lb: &Location,
+    [va, vb]: [&dyn ReplicaView; 2],
     point: (u64, u64),
 ) -> Result<(Vec<Entry>, Vec<Entry>)> {
-    let mut paths: Vec<RelPath> = index.paths_changed_since(la.id(), point.0)?;
-    paths.extend(index.paths_changed_since(lb.id(), point.1)?);
+    let mut paths: Vec<RelPath> = va.changed_since(point.0)?;
+    paths.extend(vb.changed_since(point.1)?);
     paths.sort_unstable();
     paths.dedup();
     if paths.len() > POINT_LOAD_LIMIT {
@@ -727,13 +725,13 @@ fn changed_entries(
                 .filter(|e| wanted.contains(&e.path))
                 .collect()
         };
-        return Ok((pick(index.entries(la.id())?), pick(index.entries(lb.id())?)));
+        return Ok((pick(va.entries()?), pick(vb.entries()?)));
     }
     let mut ea = Vec::new();
     let mut eb = Vec::new();
     for p in &paths {
-        ea.extend(index.entry(la.id(), p)?);
-        eb.extend(index.entry(lb.id(), p)?);
+        ea.extend(va.entry(p)?);
+        eb.extend(vb.entry(p)?);
     }
     Ok((ea, eb))
 }

@@ -3,10 +3,10 @@
 //! deletions, and an archive conduit cannot be switched to a mode that would undo it.
 
 use ferry_core::execute::FaultPoint;
-use ferry_core::location::open_location;
+use ferry_core::model::rel_path::RelPath;
 use ferry_core::plan::SyncMode;
 use ferry_core::progress::NoProgress;
-use ferry_core::rel_path::RelPath;
+use ferry_core::replica::location::open_location;
 use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
 use ferry_core::Error;
 use std::path::Path;
@@ -39,7 +39,7 @@ impl Pair {
     }
 
     /// The stored mode of the conduit A → B.
-    fn stored_mode(&mut self) -> String {
+    fn stored_mode(&mut self) -> SyncMode {
         let la = open_location(&mut self.index, &self.a, false).unwrap();
         let lb = open_location(&mut self.index, &self.b, false).unwrap();
         self.index
@@ -87,7 +87,7 @@ fn user_files(root: &Path) -> Vec<String> {
 fn archive_moves_verified_files_and_reports_bytes_freed() {
     let mut f = fixture();
     let o = f.archive(FaultPoint::None).unwrap();
-    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert!(o.problems.is_empty(), "{:?}", o.problems);
     assert_eq!(o.stats.files_archived, 2);
     assert_eq!(o.stats.bytes_freed, 19 + 300_000);
     originals_on(&f.b);
@@ -111,12 +111,12 @@ fn copy_failing_verification_keeps_the_source() {
     let mut f = fixture();
     let o = f.archive(FaultPoint::CorruptTempAfterCopy).unwrap();
     assert_eq!(o.stats.files_archived, 0);
-    assert!(!o.errors.is_empty());
+    assert!(!o.problems.is_empty());
     originals_on(&f.a);
     assert_eq!(user_files(&f.b), Vec::<String>::new());
 
     let o = f.archive(FaultPoint::None).unwrap();
-    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert!(o.problems.is_empty(), "{:?}", o.problems);
     assert_eq!(o.stats.files_archived, 2);
     originals_on(&f.b);
 }
@@ -128,11 +128,13 @@ fn installed_copy_that_reads_back_wrong_keeps_the_source() {
     let mut f = fixture();
     let o = f.archive(FaultPoint::CorruptArchivedCopy).unwrap();
     assert_eq!(o.stats.files_archived, 0);
-    assert_eq!(o.errors.len(), 2, "{:?}", o.errors);
+    assert_eq!(o.problems.len(), 2, "{:?}", o.problems);
     assert!(
-        o.errors.iter().all(|e| e.contains("does not match")),
+        o.problems
+            .iter()
+            .all(|e| e.detail.contains("does not match")),
         "{:?}",
-        o.errors
+        o.problems
     );
     originals_on(&f.a);
 }
@@ -150,7 +152,7 @@ fn interrupted_archive_resumes_without_loss() {
     originals_on(&g.a);
     originals_on(&g.b);
     let o = g.archive(FaultPoint::None).unwrap();
-    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert!(o.problems.is_empty(), "{:?}", o.problems);
     assert_eq!(
         o.stats.files_copied, 0,
         "already on B, verified, not copied again"
@@ -160,7 +162,7 @@ fn interrupted_archive_resumes_without_loss() {
     assert_eq!(user_files(&g.a), Vec::<String>::new());
 
     let o = f.archive(FaultPoint::None).unwrap();
-    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert!(o.problems.is_empty(), "{:?}", o.problems);
     assert_eq!(o.stats.files_archived, 2);
     originals_on(&f.b);
 }
@@ -178,7 +180,7 @@ fn archive_removals_never_propagate_as_deletions() {
 
     std::fs::write(f.a.join("one.txt"), "second version of the work").unwrap();
     let o = f.archive(FaultPoint::None).unwrap();
-    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert!(o.problems.is_empty(), "{:?}", o.problems);
     assert_eq!(o.stats.files_archived, 1);
     assert_eq!(
         std::fs::read(f.b.join("one.txt")).unwrap(),
@@ -197,7 +199,7 @@ fn archive_removals_never_propagate_as_deletions() {
     let conduit = f.index.conduits().unwrap()[0].id;
     assert!(f.index.remove_conduit(conduit).unwrap());
     let o = f.run(SyncMode::Bidirectional, FaultPoint::None).unwrap();
-    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert!(o.problems.is_empty(), "{:?}", o.problems);
     assert_eq!(o.stats.files_deleted, 0);
     assert!(exists(&f.b, "one.txt") && exists(&f.b, "sub/two.bin"));
 }
@@ -209,7 +211,7 @@ fn unrelated_file_on_b_is_kept_and_a_copy_lands_beside_it() {
     let mut f = fixture();
     std::fs::write(f.b.join("one.txt"), "B's own file").unwrap();
     let o = f.archive(FaultPoint::None).unwrap();
-    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert!(o.problems.is_empty(), "{:?}", o.problems);
     assert_eq!(o.stats.files_archived, 2);
     assert_eq!(std::fs::read(f.b.join("one.txt")).unwrap(), b"B's own file");
     let aside: Vec<String> = user_files(&f.b)
@@ -246,7 +248,7 @@ fn assert_switch_refused(mode: SyncMode, says: &str) {
         for part in ["archive", says, "different folder", "new conduit"] {
             assert!(msg.contains(part), "{part:?} missing in: {msg}");
         }
-        assert_eq!(f.stored_mode(), "archive", "dry run {dry_run}");
+        assert_eq!(f.stored_mode(), SyncMode::Archive, "dry run {dry_run}");
         assert_eq!(user_files(&f.a), a_before, "dry run {dry_run}");
         assert_eq!(user_files(&f.b), b_before, "dry run {dry_run}");
         originals_on(&f.b);
@@ -316,8 +318,8 @@ fn two_way_conduit_may_become_an_archive() {
     let mut f = fixture();
     f.run(SyncMode::Bidirectional, FaultPoint::None).unwrap();
     let o = f.archive(FaultPoint::None).unwrap();
-    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert!(o.problems.is_empty(), "{:?}", o.problems);
     assert_eq!(o.stats.files_archived, 2);
-    assert_eq!(f.stored_mode(), "archive");
+    assert_eq!(f.stored_mode(), SyncMode::Archive);
     originals_on(&f.b);
 }

@@ -5,11 +5,11 @@
 //! a destination that exists or appears), the run falls back to per-file actions or
 //! leaves the directory alone, and nothing is lost.
 
-use ferry_core::dir_rename;
 use ferry_core::execute::FaultPoint;
-use ferry_core::location::open_location;
+use ferry_core::plan::dir_renames;
 use ferry_core::plan::SyncMode;
 use ferry_core::progress::NoProgress;
+use ferry_core::replica::location::open_location;
 use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
 use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
@@ -40,7 +40,7 @@ impl Pair {
         let fresh = self.reconcile(&la, &lb);
         assert!(fresh.actions.is_empty(), "{:#?}", fresh.actions);
         let again = self.sync();
-        assert!(again.errors.is_empty(), "{:?}", again.errors);
+        assert!(again.problems.is_empty(), "{:?}", again.problems);
         assert!(again.plan.actions.is_empty(), "{:#?}", again.plan.actions);
     }
 }
@@ -99,14 +99,14 @@ fn many_files_renamed_on_a_are_one_directory_rename_on_b() {
     let mut f = Pair::new();
     populate(&f.a, "photos", 500);
     let first = f.sync();
-    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    assert!(first.problems.is_empty(), "{:?}", first.problems);
     let dir_ino = ino(&f.b.join("photos"));
     let sub_ino = ino(&f.b.join("photos/sub/deep"));
     let file_ino = ino(&f.b.join("photos/f0123.txt"));
 
     std::fs::rename(f.a.join("photos"), f.a.join("pictures")).unwrap();
     let out = f.sync();
-    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
     assert_eq!(out.stats.dirs_renamed, 1);
     // 500 files, 2 nested files, 1 symlink; nothing copied, deleted or created.
     assert_eq!(out.stats.files_renamed, 503);
@@ -130,9 +130,62 @@ fn many_files_renamed_on_a_are_one_directory_rename_on_b() {
     let a_ino = ino(&f.a.join("pictures"));
     std::fs::rename(f.b.join("pictures"), f.b.join("photos")).unwrap();
     let out = f.sync();
-    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
     assert_eq!((out.stats.dirs_renamed, out.stats.files_renamed), (1, 503));
     assert_eq!(ino(&f.a.join("photos")), a_ino);
+    f.assert_converged();
+}
+
+/// The schedule runs every action of the plan once, on its own side, in stage order;
+/// the group's rename stands before the mkdirs it covers, and its covered actions are
+/// marked so they run only if it falls back.
+#[test]
+fn the_schedule_orders_each_side_and_marks_the_covered_actions() {
+    use ferry_core::plan::schedule::{schedule, Stage, Step};
+    let mut f = Pair::new();
+    populate(&f.a, "d", 5);
+    write(&f.a, "top.txt", "t");
+    f.sync();
+    std::fs::rename(f.a.join("d"), f.a.join("e")).unwrap();
+    write(&f.a, "e/new/added.txt", "new");
+    write(&f.a, "top.txt", "edited");
+    let (_, _, plan) = f.plan();
+    let order = schedule(&plan);
+    assert_eq!(order.groups.len(), 1);
+    let mut seen = vec![0; plan.actions.len()];
+    for side_plan in &order.sides {
+        let mut last_stage = None;
+        for (stage, steps) in &side_plan.stages {
+            assert!(last_stage < Some(*stage), "stages in order");
+            last_stage = Some(*stage);
+            for step in steps {
+                if let Step::Act { action, group } = step {
+                    seen[*action] += 1;
+                    let a = &plan.actions[*action];
+                    assert_eq!(a.side(), side_plan.side, "{a:?}");
+                    let covered = order.groups[0].covers.contains(action);
+                    assert_eq!(group.is_some(), covered, "{a:?}");
+                }
+            }
+        }
+    }
+    assert!(seen.iter().all(|&n| n == 1), "each action once: {seen:?}");
+    let b = &order.sides[1];
+    let dirs = b.steps(Stage::Directories);
+    assert!(matches!(dirs[0], Step::RenameDir { group: 0 }), "{dirs:?}");
+    // The new folder inside the renamed one is made after the rename, uncovered.
+    let made_new = dirs.iter().any(|s| {
+        matches!(s, Step::Act { action, group: None }
+        if plan.actions[*action].path().as_str() == "e/new")
+    });
+    assert!(made_new, "{dirs:?}");
+    // The edited file outside the group is an ordinary copy.
+    let copies = b.steps(Stage::Copies);
+    assert!(copies
+        .iter()
+        .any(|s| matches!(s, Step::Act { action, group: None }
+        if plan.actions[*action].path().as_str() == "top.txt")));
+    f.sync();
     f.assert_converged();
 }
 
@@ -144,7 +197,7 @@ fn the_plan_of_a_renamed_dir_forms_one_group() {
     f.sync();
     std::fs::rename(f.a.join("d"), f.a.join("e")).unwrap();
     let (_, _, plan) = f.plan();
-    let groups = dir_rename::find(&plan.actions);
+    let groups = dir_renames::find(&plan.actions);
     assert_eq!(groups.len(), 1, "{groups:#?}");
     let g = &groups[0];
     assert_eq!((g.from.as_str(), g.to.as_str()), ("d", "e"));
@@ -167,7 +220,7 @@ fn mirror_applies_a_directory_rename_in_one_rename() {
     let dir_ino = ino(&f.b.join("d"));
     std::fs::rename(f.a.join("d"), f.a.join("e")).unwrap();
     let out = f.sync_mode(SyncMode::Mirror);
-    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
     assert_eq!(out.stats.dirs_renamed, 1);
     assert_eq!(ino(&f.b.join("e")), dir_ino);
     assert_eq!(tree(&f.a), tree(&f.b));
@@ -187,7 +240,7 @@ fn additions_inside_the_renamed_dir_follow_the_rename() {
     write(&f.a, "e/sub/newdir/z.txt", "new nested");
     std::fs::rename(f.a.join("elsewhere.txt"), f.a.join("e/moved-in.txt")).unwrap();
     let out = f.sync();
-    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
     assert_eq!(out.stats.dirs_renamed, 1);
     assert_eq!(ino(&f.b.join("e")), dir_ino);
     assert_eq!(out.stats.files_copied, 2);
@@ -210,7 +263,7 @@ fn equal_contents_in_the_renamed_dir_still_rename_once() {
     f.sync();
     std::fs::rename(f.a.join("d"), f.a.join("e")).unwrap();
     let out = f.sync();
-    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
     assert_eq!((out.stats.dirs_renamed, out.stats.files_renamed), (1, 4));
     f.assert_converged();
 }
@@ -238,7 +291,7 @@ fn nested_renamed_dirs() {
     std::fs::rename(f.a.join("other"), f.a.join("other2")).unwrap();
     std::fs::rename(f.a.join("other2/inner"), f.a.join("other2/inner2")).unwrap();
     let out = f.sync();
-    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
     assert_eq!(out.stats.dirs_renamed, 2, "top and other/inner");
     assert_eq!(ino(&f.b.join("top2/mid/low")), low_ino);
     assert_eq!(ino(&f.b.join("other2/inner2")), inner_ino);
@@ -259,7 +312,7 @@ fn renamed_into_a_new_parent() {
     std::fs::create_dir_all(f.a.join("p/q")).unwrap();
     std::fs::rename(f.a.join("d"), f.a.join("p/q/d")).unwrap();
     let out = f.sync();
-    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
     assert_eq!(out.stats.dirs_renamed, 1);
     assert_eq!(ino(&f.b.join("p/q/d")), dir_ino);
     f.assert_converged();
@@ -279,7 +332,7 @@ fn edit_on_b_inside_the_dir_renamed_on_a_is_kept() {
     let sub_ino = ino(&f.b.join("d/sub"));
     let before: BTreeSet<_> = contents(&f.a).union(&contents(&f.b)).cloned().collect();
     let out = f.sync();
-    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
     // d stays for the edit; its untouched subfolder still moves as a whole.
     assert_eq!(out.stats.dirs_renamed, 1);
     assert_eq!(ino(&f.b.join("e/sub")), sub_ino);
@@ -301,22 +354,25 @@ fn edit_on_b_after_the_scan_falls_back_and_keeps_the_edit() {
     f.sync();
     std::fs::rename(f.a.join("d"), f.a.join("e")).unwrap();
     let (la, lb, plan) = f.plan();
-    assert_eq!(dir_rename::find(&plan.actions).len(), 1);
+    assert_eq!(dir_renames::find(&plan.actions).len(), 1);
     write(&f.b, "d/f0007.txt", "edited on b after the scan");
     let report = f.execute(&la, &lb, &plan);
     assert_eq!(report.stats.dirs_renamed, 0);
     // 20 + 2 nested files, all but the edited one (the symlink is recreated).
     assert_eq!(report.stats.files_renamed, 21);
     assert!(
-        report.errors.iter().any(|e| e.contains("f0007.txt")),
+        report
+            .problems
+            .iter()
+            .any(|e| e.detail.contains("f0007.txt")),
         "{:?}",
-        report.errors
+        report.problems
     );
     assert_eq!(read(&f.b, "d/f0007.txt"), "edited on b after the scan");
     assert_eq!(read(&f.b, "e/f0003.txt"), "file 3 of d");
 
     let out = f.sync();
-    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
     for side in [&f.a, &f.b] {
         assert_eq!(read(side, "d/f0007.txt"), "edited on b after the scan");
         assert_eq!(read(side, "e/f0007.txt"), "file 7 of d");
@@ -334,7 +390,7 @@ fn unindexed_item_in_the_old_dir_falls_back() {
     write(&f.b, "d/.DS_Store", "finder junk");
     std::fs::rename(f.a.join("d"), f.a.join("e")).unwrap();
     let out = f.sync();
-    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
     assert_eq!(out.stats.dirs_renamed, 0);
     assert_eq!(out.stats.files_renamed, 7);
     assert!(contents(&f.b).contains(b"finder junk".as_slice()));
@@ -353,7 +409,7 @@ fn deletion_inside_the_renamed_dir_falls_back() {
     std::fs::rename(f.a.join("d"), f.a.join("e")).unwrap();
     std::fs::remove_file(f.a.join("e/f0002.txt")).unwrap();
     let out = f.sync();
-    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
     // Only the untouched subfolder moves as a whole.
     assert_eq!(out.stats.dirs_renamed, 1);
     assert_eq!(ino(&f.b.join("e/sub")), sub_ino);
@@ -378,7 +434,7 @@ fn existing_destination_on_b_is_not_overwritten() {
     std::fs::rename(f.a.join("d"), f.a.join("e")).unwrap();
     let before: BTreeSet<_> = contents(&f.a).union(&contents(&f.b)).cloned().collect();
     let out = f.sync();
-    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
     // Only d/sub, absent from B's e, moves into it as a whole.
     assert_eq!(out.stats.dirs_renamed, 1);
     assert_eq!(ino(&f.b.join("e/sub")), sub_ino);
@@ -400,14 +456,16 @@ fn destination_appearing_on_b_after_the_scan_is_never_replaced() {
     f.sync();
     std::fs::rename(f.a.join("d"), f.a.join("e")).unwrap();
     let (la, lb, plan) = f.plan();
-    assert_eq!(dir_rename::find(&plan.actions).len(), 1);
+    assert_eq!(dir_renames::find(&plan.actions).len(), 1);
     write(&f.b, "e/late.txt", "appeared after the scan");
     let report = f.execute(&la, &lb, &plan);
-    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     assert!(
-        report.errors[0].contains("appeared since the scan"),
+        report.problems[0]
+            .detail
+            .contains("appeared since the scan"),
         "{:?}",
-        report.errors
+        report.problems
     );
     assert_eq!(report.stats.files_renamed, 0);
     let in_e: Vec<_> = std::fs::read_dir(f.b.join("e")).unwrap().collect();
@@ -416,7 +474,7 @@ fn destination_appearing_on_b_after_the_scan_is_never_replaced() {
     assert_eq!(read(&f.b, "d/f0004.txt"), "file 4 of d");
 
     let out = f.sync();
-    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
     assert_eq!(read(&f.a, "e/late.txt"), "appeared after the scan");
     assert_eq!(read(&f.b, "e/f0004.txt"), "file 4 of d");
     f.assert_converged();
@@ -430,7 +488,7 @@ fn empty_dir_rename_is_mkdir_and_rmdir() {
     f.sync();
     std::fs::rename(f.a.join("empty"), f.a.join("still-empty")).unwrap();
     let out = f.sync();
-    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
     assert_eq!((out.stats.dirs_renamed, out.stats.dirs_created), (0, 1));
     f.assert_converged();
 }
@@ -445,7 +503,7 @@ fn dir_rename_never_goes_through_a_symlinked_parent() {
     f.sync();
     std::fs::rename(f.a.join("d"), f.a.join("p/d")).unwrap();
     let (la, lb, plan) = f.plan();
-    assert_eq!(dir_rename::find(&plan.actions).len(), 1);
+    assert_eq!(dir_renames::find(&plan.actions).len(), 1);
     let outside = f.tmp.path().join("outside");
     std::fs::create_dir(&outside).unwrap();
     std::fs::rename(f.b.join("p"), f.tmp.path().join("p-moved-away")).unwrap();
@@ -453,11 +511,11 @@ fn dir_rename_never_goes_through_a_symlinked_parent() {
     let report = f.execute(&la, &lb, &plan);
     assert!(
         report
-            .errors
+            .problems
             .iter()
-            .any(|e| e.contains("not a real directory")),
+            .any(|e| e.detail.contains("not a real directory")),
         "{:?}",
-        report.errors
+        report.problems
     );
     assert_eq!(report.stats.dirs_renamed, 0);
     assert!(
@@ -561,7 +619,7 @@ proptest! {
             }
         }
         let first = f.sync_mode(mode);
-        prop_assert!(first.errors.is_empty(), "{:?}", first.errors);
+        prop_assert!(first.problems.is_empty(), "{:?}", first.problems);
 
         if let Some(parent) = Path::new(target).parent() {
             std::fs::create_dir_all(f.a.join(parent)).unwrap();
@@ -572,7 +630,7 @@ proptest! {
         let a_before = tree(&f.a);
         let before = all_contents(&f);
         let out = f.sync_mode(mode);
-        prop_assert!(out.errors.is_empty(), "{:?}", out.errors);
+        prop_assert!(out.problems.is_empty(), "{:?}", out.problems);
         let after = all_contents(&f);
         let lost: Vec<_> = before.difference(&after).collect();
         prop_assert!(lost.is_empty(), "lost {:?}", lost);
@@ -585,7 +643,7 @@ proptest! {
             prop_assert_eq!(out.stats.dirs_renamed, 1);
         }
         let again = f.sync_mode(mode);
-        prop_assert!(again.errors.is_empty(), "{:?}", again.errors);
+        prop_assert!(again.problems.is_empty(), "{:?}", again.problems);
         prop_assert!(again.plan.actions.is_empty(), "{:#?}", again.plan.actions);
     }
 }
@@ -598,7 +656,7 @@ proptest! {
 fn death_after_the_directory_rename_resumes_without_copies() {
     let mut f = Pair::new();
     populate(&f.a, "photos", 200);
-    assert!(f.sync().errors.is_empty());
+    assert!(f.sync().problems.is_empty());
     let before = tree(&f.b);
 
     std::fs::rename(f.a.join("photos"), f.a.join("pictures")).unwrap();
@@ -619,7 +677,7 @@ fn death_after_the_directory_rename_resumes_without_copies() {
     assert_eq!(tree(&f.b), moved, "B holds the renamed folder, untouched");
 
     let out = f.sync();
-    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
     assert_eq!(
         (out.stats.files_copied, out.stats.bytes_transferred),
         (0, 0)

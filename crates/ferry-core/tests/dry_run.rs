@@ -1,9 +1,9 @@
 //! A dry run plans like a real run but writes nothing: no file or marker under either
 //! root, and no row in the index (locations, conduits, entries, generations).
 
-use ferry_core::location::open_location;
 use ferry_core::plan::{Action, SyncMode};
 use ferry_core::progress::NoProgress;
+use ferry_core::replica::location::open_location;
 use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
 
 mod common;
@@ -65,7 +65,7 @@ fn dry_run_on_new_folders_stores_nothing() {
     let mut f = fixture();
     let (a_before, b_before) = (stat_listing(&f.a), stat_listing(&f.b));
     let o = f.dry();
-    assert!(o.dry_run && o.errors.is_empty(), "{:?}", o.errors);
+    assert!(o.dry_run && o.problems.is_empty(), "{:?}", o.problems);
     assert_eq!(copies(&o), 3, "{:?}", o.plan);
     assert_eq!(o.generation_id, None);
     assert!(!f.a.join(".ferry").exists() && !f.b.join(".ferry").exists());
@@ -77,7 +77,7 @@ fn dry_run_on_new_folders_stores_nothing() {
     assert!(f.index.conduits().unwrap().is_empty());
 
     let o = f.run(&SyncOptions::default()).unwrap();
-    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert!(o.problems.is_empty(), "{:?}", o.problems);
     assert_eq!(o.stats.files_copied, 3);
     assert_eq!(std::fs::read(f.b.join("sub/two.txt")).unwrap(), b"two");
     assert_eq!(std::fs::read(f.a.join("mine.txt")).unwrap(), b"b's own");
@@ -117,7 +117,7 @@ fn dry_run_after_edits_leaves_the_index_unchanged() {
     }
 
     let o = f.run(&SyncOptions::default()).unwrap();
-    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert!(o.problems.is_empty(), "{:?}", o.problems);
     assert_eq!((o.stats.files_copied, o.stats.files_deleted), (2, 1));
     assert!(!f.b.join(".ferry.tmp.x.1").exists());
 }
@@ -139,7 +139,7 @@ fn dry_run_does_not_reinitialise_a_folder_missing_its_marker() {
             ..Default::default()
         })
         .unwrap();
-    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert!(o.problems.is_empty(), "{:?}", o.problems);
     assert!(!f.b.join(".ferry").exists());
     assert_eq!(f.index_state(), state);
     assert!(f.run(&SyncOptions::default()).is_err(), "still refused");

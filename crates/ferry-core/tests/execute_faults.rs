@@ -3,9 +3,9 @@
 //! symlink that leads out of the root.
 
 use ferry_core::execute::FaultPoint;
-use ferry_core::location::open_location;
 use ferry_core::plan::Action;
 use ferry_core::progress::NoProgress;
+use ferry_core::replica::location::open_location;
 use ferry_core::sync::{sync, SyncOptions};
 use std::path::Path;
 
@@ -47,11 +47,13 @@ fn corrupt_copy_is_not_installed() {
     std::fs::write(f.a.join("new.txt"), "brand new").unwrap();
 
     let out = f.sync_with(FaultPoint::CorruptTempAfterCopy).unwrap();
-    assert_eq!(out.errors.len(), 2, "{:?}", out.errors);
+    assert_eq!(out.problems.len(), 2, "{:?}", out.problems);
     assert!(
-        out.errors.iter().all(|e| e.contains("does not match")),
+        out.problems
+            .iter()
+            .all(|e| e.detail.contains("does not match")),
         "{:?}",
-        out.errors
+        out.problems
     );
     assert_eq!(
         std::fs::read_to_string(f.b.join("doc.txt")).unwrap(),
@@ -61,7 +63,7 @@ fn corrupt_copy_is_not_installed() {
     assert!(temp_files(&f.b).is_empty());
 
     let out = f.sync_with(FaultPoint::None).unwrap();
-    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
     assert_eq!(
         std::fs::read_to_string(f.b.join("doc.txt")).unwrap(),
         "second version"
@@ -94,7 +96,7 @@ fn run_dying_before_install_loses_nothing_and_resumes() {
     );
 
     let out = f.sync_with(FaultPoint::None).unwrap();
-    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
     assert!(temp_files(&f.b).is_empty());
     assert_eq!(
         std::fs::read_to_string(f.b.join("keep.txt")).unwrap(),
@@ -119,7 +121,7 @@ fn copy_reads_a_local_file_of_the_same_content() {
     std::thread::sleep(std::time::Duration::from_millis(20));
     std::fs::write(f.a.join("y.txt"), "same bytes").unwrap();
     let out = f.sync_with(FaultPoint::None).unwrap();
-    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
     assert_eq!(out.stats.files_copied, 1);
     assert_eq!(
         std::fs::read_to_string(f.b.join("y.txt")).unwrap(),
@@ -146,15 +148,18 @@ fn fresh_edit_after_scan_is_not_overwritten() {
     // The user edits B between scan and execute.
     std::fs::write(f.b.join("x.txt"), "fresh edit on b, longer").unwrap();
     let report = f.execute(&la, &lb, &plan);
-    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
-    assert!(report.errors[0].contains("changed since the scan"));
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert!(report.problems[0].detail.contains("changed since the scan"));
+    let kind = report.problems[0].kind;
+    assert_eq!(kind, ferry_core::problem::ProblemKind::Changed);
+    assert!(kind.retries_by_itself());
     assert_eq!(
         std::fs::read_to_string(f.b.join("x.txt")).unwrap(),
         "fresh edit on b, longer"
     );
     // The next run sees both edits as a conflict; nothing is lost either way.
     let out = f.sync_with(FaultPoint::None).unwrap();
-    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
     assert_eq!(out.plan.conflicts.len(), 1);
 }
 
@@ -172,7 +177,7 @@ fn deletion_skips_a_file_edited_after_scan() {
         .any(|a| matches!(a, Action::Delete { .. })));
     std::fs::write(f.b.join("x.txt"), "edited on b after the scan").unwrap();
     let report = f.execute(&la, &lb, &plan);
-    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     assert_eq!(
         std::fs::read_to_string(f.b.join("x.txt")).unwrap(),
         "edited on b after the scan"
@@ -194,11 +199,11 @@ fn never_writes_through_a_symlinked_parent() {
     std::fs::rename(f.b.join("d"), f.tmp.path().join("moved-away")).unwrap();
     std::os::unix::fs::symlink(&outside, f.b.join("d")).unwrap();
     let report = f.execute(&la, &lb, &plan);
-    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     assert!(
-        report.errors[0].contains("not a real directory"),
+        report.problems[0].detail.contains("not a real directory"),
         "{:?}",
-        report.errors
+        report.problems
     );
     assert!(
         std::fs::read_dir(&outside).unwrap().next().is_none(),
@@ -256,12 +261,15 @@ fn replaced_and_deleted_content_is_versioned() {
     std::fs::write(f.a.join("x"), "changed").unwrap();
     std::fs::remove_file(f.a.join("y")).unwrap();
     let out = f.sync_with(FaultPoint::None).unwrap();
-    assert!(out.errors.is_empty());
+    assert!(out.problems.is_empty());
     let lb = open_location(&mut f.index, &f.b, false).unwrap();
     for (name, content) in [("x", "original"), ("y", "to be deleted")] {
         let versions = f
             .index
-            .versions_of(lb.id(), &ferry_core::rel_path::RelPath::new(name).unwrap())
+            .versions_of(
+                lb.id(),
+                &ferry_core::model::rel_path::RelPath::new(name).unwrap(),
+            )
             .unwrap();
         assert_eq!(versions.len(), 1, "{name}");
         let stored = lb.root.join(&versions[0].stored_path);

@@ -10,14 +10,14 @@
 mod common;
 
 use common::{bind_mount, folders, stat_listing};
-use ferry_core::entry::Entry;
-use ferry_core::ignore_rules::IndexRules;
 use ferry_core::index::{ConduitRow, Index, LocationRow};
-use ferry_core::location::open_location;
+use ferry_core::model::entry::Entry;
+use ferry_core::model::rel_path::RelPath;
 use ferry_core::plan::Action;
 use ferry_core::progress::NoProgress;
-use ferry_core::rel_path::RelPath;
-use ferry_core::scan::{scan_pair, scan_pair_scoped, Scope};
+use ferry_core::replica::ignore_rules::IndexRules;
+use ferry_core::replica::location::open_location;
+use ferry_core::replica::scan::{scan_pair, scan_pair_scoped, Scope};
 use ferry_core::sync::{sync, SyncOptions};
 use ferry_core::Error;
 use std::path::{Path, PathBuf};
@@ -204,7 +204,15 @@ fn moved_folder_is_followed_with_its_entries_and_conduit() {
             .entries(loc.id)
             .unwrap()
             .into_iter()
-            .map(|e| (e.path, e.hash, e.version, e.sequence, e.deleted))
+            .map(|e| {
+                (
+                    e.is_tombstone(),
+                    e.path,
+                    e.state.hash,
+                    e.state.version,
+                    e.cache.sequence,
+                )
+            })
             .collect()
     };
     let entries = synced_state(&index);
@@ -231,7 +239,7 @@ fn moved_folder_is_followed_with_its_entries_and_conduit() {
     );
 
     let second = sync(&mut index, &a2, &b, &opts, &NoProgress).unwrap();
-    assert!(second.errors.is_empty(), "{:?}", second.errors);
+    assert!(second.problems.is_empty(), "{:?}", second.problems);
     assert_eq!(second.conduit_id, first.conduit_id);
     assert_eq!(
         (second.stats.files_copied, second.stats.files_deleted),

@@ -2,11 +2,11 @@
 //! are indexed under escaped keys (`rel_path`), kept intact in SQLite, and synced with
 //! their bytes: files, folders, symlink targets, renames, deletions, conflict copies.
 
-use ferry_core::entry::{Entry, EntryKind, StatInfo};
 use ferry_core::index::Index;
+use ferry_core::model::entry::{Entry, EntryKind, StatInfo};
+use ferry_core::model::rel_path::RelPath;
 use ferry_core::plan::{ConflictPolicy, SyncMode};
 use ferry_core::progress::NoProgress;
-use ferry_core::rel_path::RelPath;
 use ferry_core::restore::versions_of_path;
 use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
 use std::ffi::OsStr;
@@ -25,24 +25,17 @@ fn rel(b: &[u8]) -> RelPath {
 }
 
 fn entry(path: RelPath, kind: EntryKind, link: Option<&str>) -> Entry {
-    Entry {
-        path,
-        kind,
-        stat: StatInfo {
-            size: 1,
-            mtime_ns: 2,
-            ctime_ns: 3,
-            inode: 4,
-            mode: 0o644,
-        },
-        hash: None,
-        chunks: Vec::new(),
-        link_target: link.map(str::to_string),
-        version: Default::default(),
-        deleted: false,
-        sequence: 1,
-        racy: false,
-    }
+    let stat = StatInfo {
+        size: 1,
+        mtime_ns: 2,
+        ctime_ns: 3,
+        inode: 4,
+        mode: 0o644,
+    };
+    let mut e = Entry::at(path, kind, stat);
+    e.state.link_target = link.map(str::to_string);
+    e.cache.sequence = 1;
+    e
 }
 
 /// Keys with NULs in them go into SQLite and come back whole, sort in the same order
@@ -93,7 +86,7 @@ fn sqlite_keeps_keys_with_nuls_whole_and_in_order() {
     );
     assert!(back
         .iter()
-        .all(|e| e.link_target.as_deref() == Some("t\0ff")));
+        .all(|e| e.state.link_target.as_deref() == Some("t\0ff")));
     let stat: Vec<RelPath> = index
         .stat_rows(loc.id)
         .unwrap()
@@ -145,7 +138,7 @@ impl Pair {
             ..Default::default()
         };
         let out = sync(&mut self.index, &self.a, &self.b, &opts, &NoProgress).unwrap();
-        assert!(out.errors.is_empty(), "{:?}", out.errors);
+        assert!(out.problems.is_empty(), "{:?}", out.problems);
         assert!(out.scan_a.errors.is_empty(), "{:?}", out.scan_a.errors);
         assert!(out.scan_b.errors.is_empty(), "{:?}", out.scan_b.errors);
         out
@@ -261,7 +254,7 @@ fn latin1_names_sync_rename_delete_and_conflict_with_their_bytes() {
         ..Default::default()
     };
     let targeted = sync(&mut p.index, &a, &b, &opts, &NoProgress).unwrap();
-    assert!(targeted.errors.is_empty(), "{:?}", targeted.errors);
+    assert!(targeted.problems.is_empty(), "{:?}", targeted.problems);
     assert_eq!(targeted.stats.files_copied, 1);
     assert_eq!(
         std::fs::read(b.join(os(b"r\xe9sum\xe9/cv.txt"))).unwrap(),

@@ -33,14 +33,13 @@
 //! installed file's stat by path after the rename, a save landing right after it is
 //! recorded as the copy and never synced; the replacement test catches that too.
 
-use ferry_core::ignore_rules::{FERRY_DIR, TEMP_PREFIX};
 use ferry_core::plan::{ConflictPolicy, SyncMode};
 use ferry_core::progress::NoProgress;
+use ferry_core::replica::ignore_rules::{FERRY_DIR, TEMP_PREFIX};
 use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
+use ferry_testkit::{exchange, files_below};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::ffi::CString;
 use std::io::Read;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -90,25 +89,6 @@ fn sync_newest(pair: &mut Pair) -> SyncOutcome {
     sync(&mut pair.index, &pair.a, &pair.b, &opts, &NoProgress).unwrap()
 }
 
-/// Every file below `dir`, recursively (none if it does not exist).
-fn files_below(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            match e.file_type() {
-                Ok(t) if t.is_dir() => stack.push(e.path()),
-                Ok(t) if t.is_file() => out.push(e.path()),
-                _ => {}
-            }
-        }
-    }
-    out
-}
-
 /// Every content a side keeps: its files (not ferry's temp files) and its version store.
 fn kept_on(root: &Path) -> HashSet<Vec<u8>> {
     let ferry_dir = root.join(FERRY_DIR);
@@ -118,27 +98,6 @@ fn kept_on(root: &Path) -> HashSet<Vec<u8>> {
         .chain(files_below(&ferry_dir.join("versions")))
         .filter_map(|p| std::fs::read(p).ok())
         .collect()
-}
-
-/// `renameat2(from, to, RENAME_EXCHANGE)`: both must exist; they swap places atomically.
-fn exchange(from: &Path, to: &Path) -> std::io::Result<()> {
-    let f = CString::new(from.as_os_str().as_bytes()).unwrap();
-    let t = CString::new(to.as_os_str().as_bytes()).unwrap();
-    // SAFETY: both are valid NUL-terminated paths for the duration of the call.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            f.as_ptr(),
-            libc::AT_FDCWD,
-            t.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
 }
 
 /// What the racing editor did.
@@ -291,7 +250,11 @@ fn differences(a: &Path, b: &Path) -> Vec<String> {
 
 /// Whether the run's report names `rel`: an error, a note or a conflict.
 fn reported(out: &SyncOutcome, rel: &str) -> bool {
-    out.errors.iter().chain(&out.notes).any(|m| m.contains(rel))
+    out.problems
+        .iter()
+        .map(|p| &p.detail)
+        .chain(&out.notes)
+        .any(|m| m.contains(rel))
         || out.plan.conflicts.iter().any(|c| c.path.as_str() == rel)
 }
 
@@ -323,7 +286,7 @@ fn round(pair: &mut Pair, n: usize, change_a: fn(&Path, usize, usize)) -> Tally 
         std::fs::write(&p, content(&format!("{base} {}", rel(i)), i + n)).unwrap();
     }
     let first = sync_newest(pair);
-    assert!(first.errors.is_empty(), "round {n}: {:?}", first.errors);
+    assert!(first.problems.is_empty(), "round {n}: {:?}", first.problems);
     for i in 0..FILES {
         change_a(&pair.a, i, n);
     }
@@ -373,7 +336,7 @@ fn round(pair: &mut Pair, n: usize, change_a: fn(&Path, usize, usize)) -> Tally 
 
     // Nothing racing now: the next run converges and keeps every save.
     let again = sync_newest(pair);
-    t.later_errors = again.errors;
+    t.later_errors = again.problems.iter().map(|p| p.to_string()).collect();
     t.not_converged = differences(&pair.a, &pair.b);
     let mut everywhere = kept_on(&pair.a);
     everywhere.extend(kept_on(&pair.b));

@@ -1,4 +1,4 @@
-//! Truth-table tests of the pure reconciler (`ferry_core::reconcile`), through the crate's
+//! Truth-table tests of the pure reconciler (`ferry_core::plan::reconcile`), through the crate's
 //! public API only.
 //!
 //! - `truth_table`: one row per situation (absent, same content, one side newer,
@@ -13,12 +13,12 @@
 //!   never touches side A's disk, and (except for manual conflicts) applying the plan
 //!   leaves both sides with the same content, the same vectors and well-formed trees.
 
-use ferry_core::chunk::Hash;
-use ferry_core::entry::{Entry, EntryKind, StatInfo};
+use ferry_core::model::chunk::Hash;
+use ferry_core::model::entry::{Entry, EntryKind, StatInfo};
+use ferry_core::model::rel_path::RelPath;
+use ferry_core::model::version_vector::VersionVector;
+use ferry_core::plan::reconcile::{reconcile, ReconcileInput};
 use ferry_core::plan::{Action, ConflictPolicy, Plan, Side, SyncMode};
-use ferry_core::reconcile::{reconcile, ReconcileInput};
-use ferry_core::rel_path::RelPath;
-use ferry_core::version_vector::VersionVector;
 use ferry_core::Error;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -72,59 +72,44 @@ fn stat(size: u64, mode: u32) -> StatInfo {
 
 /// A regular file, mode 0644, mtime 1000 s.
 fn file(path: &str, content: &str, v: Vv) -> Entry {
-    Entry {
-        path: p(path),
-        kind: EntryKind::File,
-        stat: stat(content.len() as u64, 0o644),
-        hash: Some(Hash::of(content.as_bytes())),
-        chunks: Vec::new(),
-        link_target: None,
-        version: vv(v),
-        deleted: false,
-        sequence: 1,
-        racy: false,
+    {
+        let mut e = Entry::at(p(path), EntryKind::File, stat(content.len() as u64, 0o644));
+        e.state.hash = Some(Hash::of(content.as_bytes()));
+        e.state.version = vv(v);
+        e.cache.sequence = 1;
+        e
     }
 }
 
 /// A directory, mode 0755.
 fn dir(path: &str, v: Vv) -> Entry {
-    Entry {
-        path: p(path),
-        kind: EntryKind::Dir,
-        stat: stat(0, 0o755),
-        hash: None,
-        chunks: Vec::new(),
-        link_target: None,
-        version: vv(v),
-        deleted: false,
-        sequence: 1,
-        racy: false,
+    {
+        let mut e = Entry::at(p(path), EntryKind::Dir, stat(0, 0o755));
+        e.state.version = vv(v);
+        e.cache.sequence = 1;
+        e
     }
 }
 
 /// A symbolic link to `target` (its content hash is the hash of the target).
 fn link(path: &str, target: &str, v: Vv) -> Entry {
-    Entry {
-        path: p(path),
-        kind: EntryKind::Symlink,
-        stat: stat(target.len() as u64, 0o777),
-        hash: Some(Hash::of(target.as_bytes())),
-        chunks: Vec::new(),
-        link_target: Some(target.to_string()),
-        version: vv(v),
-        deleted: false,
-        sequence: 1,
-        racy: false,
+    {
+        let mut e = Entry::at(
+            p(path),
+            EntryKind::Symlink,
+            stat(target.len() as u64, 0o777),
+        );
+        e.state.hash = Some(Hash::of(target.as_bytes()));
+        e.state.link_target = Some(target.to_string());
+        e.state.version = vv(v);
+        e.cache.sequence = 1;
+        e
     }
 }
 
 /// The tombstone a scan leaves when `e` disappears: same row, deleted, with vector `v`.
 fn tomb(e: &Entry, v: Vv) -> Entry {
-    Entry {
-        deleted: true,
-        version: vv(v),
-        ..e.clone()
-    }
+    e.tombstone(&vv(v))
 }
 
 /// Builder-style tweaks of fixture entries.
@@ -136,11 +121,11 @@ trait EntryExt {
 
 impl EntryExt for Entry {
     fn mode(mut self, mode: u32) -> Entry {
-        self.stat.mode = mode;
+        self.state.mode = mode;
         self
     }
     fn mtime(mut self, secs: i64) -> Entry {
-        self.stat.mtime_ns = secs * SEC;
+        self.state.mtime_ns = secs * SEC;
         self
     }
     fn at(mut self, path: &str) -> Entry {
@@ -188,10 +173,7 @@ fn mkdir(side: Side, source: &Entry, expected: Option<&Entry>, v: Vv) -> Action 
 fn record(side: Side, e: &Entry, v: Vv) -> Action {
     Action::Record {
         side,
-        entry: Entry {
-            version: vv(v),
-            ..e.clone()
-        },
+        entry: e.with_version(&vv(v)),
     }
 }
 
@@ -1167,7 +1149,9 @@ fn newest_mtime_tie_is_broken_by_content_not_by_side() {
             );
             // The winning content lands at t.txt on the loser's side.
             let landed = plan.actions.iter().find_map(|act| match act {
-                Action::Copy { path, source, .. } if path.as_str() == "t.txt" => Some(source.hash),
+                Action::Copy { path, source, .. } if path.as_str() == "t.txt" => {
+                    Some(source.state.hash)
+                }
                 _ => None,
             });
             assert_eq!(landed, Some(Some(Hash::of(bigger.as_bytes()))));
@@ -1607,7 +1591,7 @@ fn simulate(a: &[Entry], b: &[Entry], plan: &Plan) -> Result<[SideState; 2], Str
                 // Index only: the disk must already agree.
                 let on_disk = s.disk.get(&entry.path).map(|(e, _)| e);
                 let agrees = match on_disk {
-                    None => entry.deleted,
+                    None => entry.is_tombstone(),
                     Some(d) => entry.is_live() && d.same_content(entry),
                 };
                 if !agrees {
@@ -1630,13 +1614,8 @@ fn simulate(a: &[Entry], b: &[Entry], plan: &Plan) -> Result<[SideState; 2], Str
                 s.disk.remove(path);
                 s.disk.insert(to.clone(), (moved.clone(), false));
                 s.index.insert(to.clone(), moved);
-                s.index.insert(
-                    path.clone(),
-                    Entry {
-                        deleted: true,
-                        ..expected.clone()
-                    },
-                );
+                s.index
+                    .insert(path.clone(), expected.tombstone(&expected.state.version));
             }
             Action::Delete {
                 path,
@@ -1652,14 +1631,7 @@ fn simulate(a: &[Entry], b: &[Entry], plan: &Plan) -> Result<[SideState; 2], Str
                 // executor removes directories after moving and deleting files, so
                 // emptiness is checked on the final trees instead.
                 s.disk.remove(path);
-                s.index.insert(
-                    path.clone(),
-                    Entry {
-                        deleted: true,
-                        version: version.clone(),
-                        ..expected.clone()
-                    },
-                );
+                s.index.insert(path.clone(), expected.tombstone(version));
             }
             Action::Mkdir {
                 path,
@@ -1669,13 +1641,13 @@ fn simulate(a: &[Entry], b: &[Entry], plan: &Plan) -> Result<[SideState; 2], Str
                 ..
             } => {
                 s.check(&ctx, path, expected.as_ref())?;
-                if source.kind != EntryKind::Dir || !source.is_live() {
+                if source.state.kind != EntryKind::Dir || !source.is_live() {
                     return Err(format!("{ctx}: source is not a live dir"));
                 }
-                let e = Entry {
-                    path: path.clone(),
-                    version: version.clone(),
-                    ..source.clone()
+                let e = {
+                    let mut e = source.with_version(version);
+                    e.path = path.clone();
+                    e
                 };
                 s.disk.insert(path.clone(), (e.clone(), false));
                 s.index.insert(path.clone(), e);
@@ -1691,29 +1663,23 @@ fn simulate(a: &[Entry], b: &[Entry], plan: &Plan) -> Result<[SideState; 2], Str
             } => {
                 s.check(&ctx, from, Some(expected))?;
                 s.check(&ctx, to, None)?;
-                if expected.kind != EntryKind::File
-                    || source.kind != EntryKind::File
-                    || expected.hash != source.hash
-                    || expected.stat.mode != source.stat.mode
+                if expected.state.kind != EntryKind::File
+                    || source.state.kind != EntryKind::File
+                    || expected.state.hash != source.state.hash
+                    || expected.state.mode != source.state.mode
                 {
                     return Err(format!("{ctx}: renamed content differs from the source"));
                 }
-                let e = Entry {
-                    path: to.clone(),
-                    version: version.clone(),
-                    ..source.clone()
+                let e = {
+                    let mut e = source.with_version(version);
+                    e.path = to.clone();
+                    e
                 };
                 s.disk.remove(from);
                 s.disk.insert(to.clone(), (e.clone(), false));
                 s.index.insert(to.clone(), e);
-                s.index.insert(
-                    from.clone(),
-                    Entry {
-                        deleted: true,
-                        version: from_version.clone(),
-                        ..expected.clone()
-                    },
-                );
+                s.index
+                    .insert(from.clone(), expected.tombstone(from_version));
             }
             Action::Copy {
                 path,
@@ -1723,13 +1689,13 @@ fn simulate(a: &[Entry], b: &[Entry], plan: &Plan) -> Result<[SideState; 2], Str
                 ..
             } => {
                 s.check(&ctx, path, expected.as_ref())?;
-                if source.kind == EntryKind::Dir || !source.is_live() {
+                if source.state.kind == EntryKind::Dir || !source.is_live() {
                     return Err(format!("{ctx}: source is not a live file or symlink"));
                 }
-                let e = Entry {
-                    path: path.clone(),
-                    version: version.clone(),
-                    ..source.clone()
+                let e = {
+                    let mut e = source.with_version(version);
+                    e.path = path.clone();
+                    e
                 };
                 s.disk.insert(path.clone(), (e.clone(), false));
                 s.index.insert(path.clone(), e);
@@ -1769,7 +1735,7 @@ fn check_plan(mode: SyncMode, a: &[Entry], b: &[Entry], plan: &Plan) -> Result<(
         for (path, (e, _)) in &s.disk {
             if let Some(parent) = path.parent() {
                 match s.disk.get(&parent) {
-                    Some((d, _)) if d.kind == EntryKind::Dir => {}
+                    Some((d, _)) if d.state.kind == EntryKind::Dir => {}
                     other => {
                         return Err(format!(
                             "side {side:?} ends with {path} below a non-directory: {other:?}"
@@ -1809,7 +1775,7 @@ fn check_plan(mode: SyncMode, a: &[Entry], b: &[Entry], plan: &Plan) -> Result<(
         let (ea, eb) = (st[0].disk.get(q), st[1].disk.get(q));
         match (ea, eb) {
             (Some((x, _)), Some((y, _))) if x.same_content(y) => {
-                let (va, vb) = (&st[0].index[q].version, &st[1].index[q].version);
+                let (va, vb) = (&st[0].index[q].state.version, &st[1].index[q].state.version);
                 if va != vb {
                     return Err(format!("{q}: sides end with vectors {va:?} / {vb:?}"));
                 }
@@ -1887,10 +1853,10 @@ fn build(spec: &[(Shape, Vec<(u64, u64)>)]) -> Vec<Entry> {
             None => true,
             Some(parent) => out
                 .iter()
-                .any(|q| q.path == parent && q.is_live() && q.kind == EntryKind::Dir),
+                .any(|q| q.path == parent && q.is_live() && q.state.kind == EntryKind::Dir),
         };
         if !parent_ok {
-            e.deleted = true;
+            e.state.presence = ferry_core::model::entry::Presence::Tombstone;
         }
         out.push(e);
     }
@@ -1965,7 +1931,7 @@ proptest! {
             a: &a, b: &b, mode: Bidirectional, policy: Manual, now: NOW, occupied: &|_| false,
         }).unwrap();
         let type_clash = plan.conflicts.iter().any(|c| {
-            let dir = |e: &Option<Entry>| e.as_ref().is_some_and(|e| e.kind == EntryKind::Dir);
+            let dir = |e: &Option<Entry>| e.as_ref().is_some_and(|e| e.state.kind == EntryKind::Dir);
             dir(&c.a) != dir(&c.b)
         });
         prop_assume!(!type_clash);

@@ -228,9 +228,9 @@ impl World {
         let p = &mut self.pair;
         let out = sync(&mut p.index, &p.a, &p.b, &opts, &NoProgress).unwrap();
         prop_assert!(
-            out.errors.is_empty(),
+            out.problems.is_empty(),
             "run reported errors: {:?}",
-            out.errors
+            out.problems
         );
 
         for side in [Side::A, Side::B] {

@@ -3,8 +3,8 @@
 //! report for severity and suggested fix). Tests that need root skip without it.
 
 use ferry_core::execute::FaultPoint;
-use ferry_core::location::open_location;
 use ferry_core::progress::NoProgress;
+use ferry_core::replica::location::open_location;
 use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -84,7 +84,7 @@ fn f1_save_displaced_into_staging_survives_a_crash() {
     let staged = stage.join(leftover_temp_name(&f.b));
     assert!(staged.exists());
     let out = f.run(FaultPoint::None);
-    eprintln!("run: {:?}", out.as_ref().map(|o| (&o.errors, &o.notes)));
+    eprintln!("run: {:?}", out.as_ref().map(|o| (&o.problems, &o.notes)));
     assert!(
         !staged.exists(),
         "the scan should have swept the staging folder"
@@ -116,7 +116,7 @@ fn f2_failed_mkdir_does_not_chmod_what_the_user_put_there() {
     set_mtime(&secret, 1_900_000_000);
     let report = f.execute(&la, &lb, &plan);
     assert!(
-        !report.errors.is_empty(),
+        !report.problems.is_empty(),
         "the mkdir should have been refused"
     );
     let m = std::fs::symlink_metadata(&secret).unwrap();
@@ -144,7 +144,7 @@ fn f3_crash_before_final_dir_modes_does_not_undo_a_tightening() {
     std::fs::write(f.a.join("d/secret"), "secret").unwrap();
     assert!(f.run(FaultPoint::StopAfterStaging).is_err());
     let out = f.run(FaultPoint::None).unwrap();
-    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
     assert_eq!(
         mode(&f.a.join("d")),
         0o700,
@@ -327,7 +327,7 @@ fn f9_a_leftover_temp_symlink_is_cleaned_up() {
     std::os::unix::fs::symlink("seed", f.a.join("link")).unwrap();
     assert!(f.run(FaultPoint::StopAfterStaging).is_err());
     let out = f.run(FaultPoint::None).unwrap();
-    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
     let left: Vec<_> = std::fs::read_dir(&f.b)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -42,7 +42,7 @@ fn copies_never_land_through_a_swapped_folder() {
     std::fs::rename(f.b.join("sub"), f.tmp.path().join("sub.real")).unwrap();
     std::os::unix::fs::symlink(&outside, f.b.join("sub")).unwrap();
     let report = f.execute(&la, &lb, &plan);
-    assert_eq!(report.errors.len(), 50, "{:?}", report.errors);
+    assert_eq!(report.problems.len(), 50, "{:?}", report.problems);
     assert!(files_in(&outside).is_empty(), "{:?}", files_in(&outside));
 }
 
@@ -77,7 +77,7 @@ fn deletes_never_reach_through_a_swapped_folder() {
     }
     std::os::unix::fs::symlink(&outside, f.b.join("sub")).unwrap();
     let report = f.execute(&la, &lb, &plan);
-    assert!(!report.errors.is_empty());
+    assert!(!report.problems.is_empty());
     assert_eq!(files_in(&outside).len(), 20);
 }
 
@@ -97,7 +97,7 @@ fn a_symlinked_version_store_is_refused() {
     }
     std::os::unix::fs::symlink(&outside, &store).unwrap();
     let report = f.run();
-    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     assert!(files_in(&outside).is_empty());
     assert_eq!(std::fs::read_to_string(f.b.join("doc")).unwrap(), "one");
 }
@@ -111,7 +111,7 @@ fn a_user_file_named_like_a_temp_file_is_synced_not_deleted() {
     let name = "docs/.ferry.tmp.thesis-draft";
     std::fs::write(f.a.join(name), "only copy").unwrap();
     let report = f.run();
-    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert_eq!(
         std::fs::read_to_string(f.a.join(name)).unwrap(),
         "only copy"
@@ -133,7 +133,7 @@ fn versions_are_private_and_immutable() {
     std::fs::hard_link(f.b.join("doc"), &outside_link).unwrap();
     std::fs::write(f.a.join("doc"), "new content").unwrap();
     let report = f.run();
-    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert_eq!(
         std::fs::read_to_string(f.b.join("doc")).unwrap(),
         "new content"
@@ -171,7 +171,7 @@ fn leftover_temp_files_with_indexed_content_are_kept_as_versions() {
     let staged = f.b.join(common::staged_copy_name(&f.b, b"a staged copy"));
     std::fs::write(&staged, "a staged copy").unwrap();
     let report = f.run();
-    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert!(!leftover.exists() && !staged.exists());
     assert!(!f.a.join(leftover.file_name().unwrap()).exists());
     let kept: Vec<String> = files_in(&f.b.join(".ferry/versions"))
@@ -197,7 +197,7 @@ fn as_root_ownership_is_kept_with_special_bits() {
     std::fs::create_dir(f.a.join("shared")).unwrap();
     std::os::unix::fs::chown(f.a.join("shared"), Some(65534), Some(65534)).unwrap();
     let report = f.run();
-    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
     let m = std::fs::metadata(f.b.join("tool")).unwrap();
     assert_eq!((m.uid(), m.gid()), (65534, 65534));
     assert_eq!(m.mode() & 0o7777, 0o4755);
@@ -226,18 +226,18 @@ fn a_path_near_path_max_is_created_updated_and_deleted() {
     assert!(file.as_os_str().len() > 4000);
     std::fs::write(f.a.join(&file), "one").unwrap();
     let report = f.run();
-    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert_eq!(std::fs::read_to_string(f.b.join(&file)).unwrap(), "one");
     std::fs::write(f.a.join(&file), "two, updated").unwrap();
     let report = f.run();
-    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert_eq!(
         std::fs::read_to_string(f.b.join(&file)).unwrap(),
         "two, updated"
     );
     std::fs::remove_file(f.a.join(&file)).unwrap();
     let report = f.run();
-    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert!(!f.b.join(&file).exists());
 }
 
@@ -250,7 +250,7 @@ fn a_read_only_folder_is_filled_before_it_becomes_read_only() {
     std::fs::write(f.a.join("ro/inside"), "x").unwrap();
     std::fs::set_permissions(f.a.join("ro"), std::fs::Permissions::from_mode(0o555)).unwrap();
     let report = f.run();
-    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert_eq!(std::fs::read_to_string(f.b.join("ro/inside")).unwrap(), "x");
     let m = std::fs::metadata(f.b.join("ro")).unwrap();
     assert_eq!(m.permissions().mode() & 0o7777, 0o555);
@@ -287,7 +287,7 @@ fn a_fifo_is_named_in_a_note_not_dropped_silently() {
         &ferry_core::progress::NoProgress,
     )
     .unwrap();
-    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
     assert!(
         out.notes
             .iter()
@@ -360,12 +360,12 @@ fn a_tree_deeper_than_path_max_syncs() {
     let deep_a = mk(&f.a);
     write_deep(&deep_a, "one");
     let report = f.run();
-    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
     let deep_b = mk(&f.b); // opens B's copies (mkdirat finds them there)
     assert_eq!(read_deep(&deep_b).as_deref(), Some("one"));
     write_deep(&deep_a, "two, updated");
     let report = f.run();
-    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert_eq!(read_deep(&deep_b).as_deref(), Some("two, updated"));
     use std::os::fd::AsRawFd;
     let leaf = std::ffi::CString::new("leaf").unwrap();
@@ -375,7 +375,7 @@ fn a_tree_deeper_than_path_max_syncs() {
         0
     );
     let report = f.run();
-    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert_eq!(read_deep(&deep_b), None);
 }
 
@@ -398,7 +398,7 @@ fn user_xattrs_are_copied() {
         return;
     }
     let report = f.run();
-    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
     let cb = std::ffi::CString::new(f.b.join("tagged").as_os_str().as_bytes()).unwrap();
     let mut buf = [0u8; 16];
     // SAFETY: valid strings and buffer of the given length.
@@ -444,14 +444,20 @@ fn a_full_disk_names_the_destination_and_leaves_no_partial_file() {
     f.run();
     std::fs::write(f.a.join("big"), vec![7u8; 1 << 20]).unwrap();
     let report = f.run();
-    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
-    let e = &report.errors[0];
-    assert!(e.contains("no space"), "{e}");
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    let e = &report.problems[0];
+    assert!(e.detail.contains("no space"), "{e}");
+    assert_eq!(e.kind, ferry_core::problem::ProblemKind::NoSpace, "{e:?}");
+    assert_eq!(e.side, Some(ferry_core::plan::Side::B), "{e:?}");
+    assert_eq!(e.path.as_deref(), Some("big"), "{e:?}");
     assert!(
-        e.contains(f.b.to_str().unwrap()),
+        e.detail.contains(f.b.to_str().unwrap()),
         "names the destination: {e}"
     );
-    assert!(!e.contains(f.a.to_str().unwrap()), "not the source: {e}");
+    assert!(
+        !e.detail.contains(f.a.to_str().unwrap()),
+        "not the source: {e}"
+    );
     let left: Vec<_> = std::fs::read_dir(&f.b)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -474,7 +480,7 @@ fn a_symlinked_ferry_folder_is_refused() {
     std::os::unix::fs::symlink(&outside, f.b.join(".ferry")).unwrap();
     let before: Vec<_> = files_in(&outside);
     std::fs::write(f.a.join("x"), "changed").unwrap();
-    let e = ferry_core::location::open_location(&mut f.index, &f.b, false).unwrap_err();
+    let e = ferry_core::replica::location::open_location(&mut f.index, &f.b, false).unwrap_err();
     assert!(e.to_string().contains("symlink"), "{e}");
     assert_eq!(files_in(&outside), before);
     assert_eq!(std::fs::read_to_string(f.b.join("x")).unwrap(), "x");
@@ -495,7 +501,7 @@ fn versions_are_not_readable_by_other_users() {
     f.run();
     std::fs::write(f.a.join("secret/diary"), "dear diary, again").unwrap();
     let report = f.run();
-    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
     let kept = files_in(&f.b.join(".ferry/versions/secret"));
     assert_eq!(kept.len(), 1);
     // The tree up to the temp dir must be passable for nobody, as a user's home is.
@@ -576,7 +582,7 @@ fn the_staging_folder_is_swept_after_a_crash() {
     )
     .unwrap();
     let report = f.run();
-    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert!(files_in(&staging).is_empty(), "{:?}", files_in(&staging));
     // The save is never deleted: it is a version, filed under ferry-recovered/.
     let recovered = files_in(&f.b.join(".ferry/versions/ferry-recovered"));

@@ -14,7 +14,7 @@ fn change_through_one_conduit_reaches_the_other() {
     std::fs::write(a.join("x"), "one").unwrap();
     for (p, q) in [(&a, &b), (&a, &c), (&a, &b), (&a, &c)] {
         let out = sync(&mut index, p, q, &opts, &NoProgress).unwrap();
-        assert!(out.errors.is_empty(), "{:?}", out.errors);
+        assert!(out.problems.is_empty(), "{:?}", out.problems);
     }
     // Both conduits converged. An edit on C reaches A through A⇄C…
     std::fs::write(c.join("x"), "two, from c").unwrap();

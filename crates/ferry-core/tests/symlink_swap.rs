@@ -13,12 +13,11 @@
 //!
 //! OUTSIDE is a folder beside the roots, in the test's temp dir.
 
-use ferry_core::ignore_rules::TEMP_PREFIX;
 use ferry_core::plan::{ConflictPolicy, SyncMode};
 use ferry_core::progress::NoProgress;
+use ferry_core::replica::ignore_rules::TEMP_PREFIX;
 use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
+use ferry_testkit::exchange;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -71,26 +70,6 @@ fn entries_below(dir: &Path) -> Vec<String> {
     }
     out.sort();
     out
-}
-
-fn exchange(from: &Path, to: &Path) -> std::io::Result<()> {
-    let f = CString::new(from.as_os_str().as_bytes()).unwrap();
-    let t = CString::new(to.as_os_str().as_bytes()).unwrap();
-    // SAFETY: both are valid NUL-terminated paths for the duration of the call.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            f.as_ptr(),
-            libc::AT_FDCWD,
-            t.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
 }
 
 /// Runs `sync` while `racer` waits for its moment and swaps; returns the run's outcome
@@ -165,7 +144,7 @@ fn folder_swapped_for_a_symlink_during_copies_gets_nothing_written_through_it() 
         "{} entries were written through the symlink into OUTSIDE (run: {} copied, {} errors): {:?}",
         escaped.len(),
         out.stats.files_copied,
-        out.errors.len(),
+        out.problems.len(),
         &escaped[..escaped.len().min(10)]
     );
     let mode = std::fs::metadata(&outside).unwrap().permissions().mode() & 0o7777;
@@ -187,7 +166,7 @@ fn folder_swapped_for_a_symlink_during_deletions_gets_nothing_deleted_through_it
         std::fs::write(pair.a.join("sub").join(name(i)), content(i, 1000)).unwrap();
     }
     let first = run(&mut pair);
-    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    assert!(first.problems.is_empty(), "{:?}", first.problems);
     let b_sub = pair.b.join("sub");
     for i in 0..FILES {
         std::fs::hard_link(b_sub.join(name(i)), outside.join(name(i))).unwrap();
@@ -215,7 +194,7 @@ fn folder_swapped_for_a_symlink_during_deletions_gets_nothing_deleted_through_it
         "{} of {FILES} files of OUTSIDE were deleted or changed through the symlink (run: {} deleted, {} errors): {:?}",
         missing.len(),
         out.stats.files_deleted,
-        out.errors.len(),
+        out.problems.len(),
         &missing[..missing.len().min(10)]
     );
 }

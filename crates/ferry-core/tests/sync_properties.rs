@@ -154,13 +154,15 @@ impl Pair {
 
     /// Plans a run from the index as it is, without the unchanged-conduit short cut.
     fn replan(&mut self, mode: SyncMode, policy: ConflictPolicy) -> ferry_core::plan::Plan {
-        let la = ferry_core::location::open_location(&mut self.index, &self.a, false).unwrap();
-        let lb = ferry_core::location::open_location(&mut self.index, &self.b, false).unwrap();
+        let la =
+            ferry_core::replica::location::open_location(&mut self.index, &self.a, false).unwrap();
+        let lb =
+            ferry_core::replica::location::open_location(&mut self.index, &self.b, false).unwrap();
         let (ea, eb) = (
             self.index.entries(la.id()).unwrap(),
             self.index.entries(lb.id()).unwrap(),
         );
-        ferry_core::reconcile::reconcile(ferry_core::reconcile::ReconcileInput {
+        ferry_core::plan::reconcile::reconcile(ferry_core::plan::reconcile::ReconcileInput {
             a: &ea,
             b: &eb,
             mode,
@@ -226,7 +228,7 @@ fn check_run(pair: &mut Pair, mode: SyncMode, policy: ConflictPolicy) -> Result<
     let before = pair.all_contents();
     let a_before = tree_without_ferry(&pair.a);
     let out = pair.sync(mode, policy);
-    prop_assert!(out.errors.is_empty(), "errors: {:?}", out.errors);
+    prop_assert!(out.problems.is_empty(), "errors: {:?}", out.problems);
     no_content_lost(&before, pair)?;
     let (ta, tb) = (tree_without_ferry(&pair.a), tree_without_ferry(&pair.b));
     prop_assert_eq!(&ta, &tb, "trees differ after sync; plan: {:#?}", out.plan);
@@ -242,7 +244,7 @@ fn check_run(pair: &mut Pair, mode: SyncMode, policy: ConflictPolicy) -> Result<
         fresh.actions
     );
     let again = pair.sync(mode, policy);
-    prop_assert!(again.errors.is_empty(), "errors: {:?}", again.errors);
+    prop_assert!(again.problems.is_empty(), "errors: {:?}", again.problems);
     prop_assert!(
         again.plan.actions.is_empty(),
         "second run not a no-op: {:#?}",
@@ -275,7 +277,7 @@ fn check_manual_run(pair: &mut Pair) -> Result<(), TestCaseError> {
     let before = pair.all_contents();
     let (a0, b0) = (tree_without_ferry(&pair.a), tree_without_ferry(&pair.b));
     let out = pair.sync(SyncMode::Bidirectional, ConflictPolicy::Manual);
-    prop_assert!(out.errors.is_empty(), "errors: {:?}", out.errors);
+    prop_assert!(out.problems.is_empty(), "errors: {:?}", out.problems);
     no_content_lost(&before, pair)?;
     let open = open_conflicts(&out);
     let (a1, b1) = (tree_without_ferry(&pair.a), tree_without_ferry(&pair.b));
@@ -303,7 +305,7 @@ fn check_manual_run(pair: &mut Pair) -> Result<(), TestCaseError> {
     );
     // Settled: the next run leaves the same conflicts open and changes nothing.
     let again = pair.sync(SyncMode::Bidirectional, ConflictPolicy::Manual);
-    prop_assert!(again.errors.is_empty(), "errors: {:?}", again.errors);
+    prop_assert!(again.problems.is_empty(), "errors: {:?}", again.problems);
     prop_assert!(
         again.plan.actions.is_empty(),
         "second run not settled: {:#?}",

@@ -2,12 +2,12 @@
 //! directories) are looked at, judged exactly as a full scan would judge them; every
 //! other entry keeps its row until a full scan.
 
-use ferry_core::ignore_rules::IndexRules;
 use ferry_core::index::Index;
-use ferry_core::location::{open_location, Location};
+use ferry_core::model::rel_path::RelPath;
 use ferry_core::progress::NoProgress;
-use ferry_core::rel_path::RelPath;
-use ferry_core::scan::{scan_location, scan_paths, ScanReport, Scope};
+use ferry_core::replica::ignore_rules::IndexRules;
+use ferry_core::replica::location::{open_location, Location};
+use ferry_core::replica::scan::{scan_location, scan_paths, ScanReport, Scope};
 use ferry_core::sync::{sync, SyncOptions};
 use std::path::Path;
 
@@ -76,9 +76,9 @@ impl Fixture {
     fn state(&self, p: &str) -> String {
         match self.index.entry(self.loc.id(), &rel(p)).unwrap() {
             None => "absent".into(),
-            Some(e) if e.deleted => "deleted".into(),
-            Some(e) if e.kind == ferry_core::entry::EntryKind::Dir => "dir".into(),
-            Some(e) => format!("live {}", e.stat.size),
+            Some(e) if e.is_tombstone() => "deleted".into(),
+            Some(e) if e.state.kind == ferry_core::model::entry::EntryKind::Dir => "dir".into(),
+            Some(e) => format!("live {}", e.state.size),
         }
     }
 }
@@ -235,7 +235,7 @@ fn targeted_sync_converges_the_touched_paths() {
         ..Default::default()
     };
     let o = sync(&mut index, &a, &b, &only, &NoProgress).unwrap();
-    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert!(o.problems.is_empty(), "{:?}", o.problems);
     let (ta, tb) = (contents_without_ferry(&a), contents_without_ferry(&b));
     assert_eq!(tb["edit.txt"], Some(b"edited on A".to_vec()));
     assert_eq!(
@@ -259,7 +259,7 @@ fn targeted_sync_converges_the_touched_paths() {
 fn a_stat_only_refresh_keeps_the_location_sequence() {
     let mut f = Fixture::new(&[("a.txt", "one")]);
     let before = f.index.entry(f.loc.id(), &rel("a.txt")).unwrap().unwrap();
-    assert!(before.racy, "a file written just now is racy");
+    assert!(before.cache.racy, "a file written just now is racy");
     let seq = f.index.location_sequence(f.loc.id()).unwrap();
 
     // Same content, older mtime: the stat is refreshed, nothing a sync decides on moved.
@@ -272,17 +272,20 @@ fn a_stat_only_refresh_keeps_the_location_sequence() {
     drop(file);
     f.full(IndexRules::default());
     let after = f.index.entry(f.loc.id(), &rel("a.txt")).unwrap().unwrap();
-    assert!(!after.racy);
-    assert_ne!(after.stat.mtime_ns, before.stat.mtime_ns, "stat refreshed");
-    assert_eq!(after.version, before.version);
-    assert_eq!(after.sequence, before.sequence);
+    assert!(!after.cache.racy);
+    assert_ne!(
+        after.state.mtime_ns, before.state.mtime_ns,
+        "stat refreshed"
+    );
+    assert_eq!(after.state.version, before.state.version);
+    assert_eq!(after.cache.sequence, before.cache.sequence);
     assert_eq!(f.index.location_sequence(f.loc.id()).unwrap(), seq);
 
     // New content moves both.
     write(&f.root, "a.txt", "two");
     f.full(IndexRules::default());
     let changed = f.index.entry(f.loc.id(), &rel("a.txt")).unwrap().unwrap();
-    assert!(changed.sequence > seq);
+    assert!(changed.cache.sequence > seq);
     assert!(f.index.location_sequence(f.loc.id()).unwrap() > seq);
-    assert_ne!(changed.version, before.version);
+    assert_ne!(changed.state.version, before.state.version);
 }

@@ -4,14 +4,17 @@
 //! | method, path | what |
 //! |---|---|
 //! | GET /api/status | daemon, conduits with their state, running jobs, queue depth |
-//! | GET /api/conduits, /api/conduits/{id} | settings, state, last run |
+//! | GET /api/conduits, /api/conduits/{id} | settings, state, last run, its `problems` by kind |
+//! | POST /api/conduits | add a conduit: `{"a", "b", "mode", "conflict_policy", "schedule", "bandwidth_limit", "parallel"}` (folders absolute; the rest optional); 201, or 200 with `"added": false` for a pair that is one already |
+//! | PATCH /api/conduits/{id}, POST /api/conduits/{id}/settings | change `mode`, `conflict_policy`, `schedule`, `bandwidth_limit`, `parallel` (those given); the conduit as it is now |
+//! | DELETE /api/conduits/{id} | remove a conduit (its folders, files and versions stay) |
 //! | POST /api/conduits/{id}/pause, /resume | pause (a running job stops at its next safe point), resume; at once |
 //! | POST /api/conduits/{id}/sync | run now; 409 when the conduit is paused |
 //! | POST /api/reload | re-read saved conduits and settings now (answered once done) |
 //! | GET /api/jobs | running jobs with progress (files, bytes, rate, ETA, queue) |
 //! | GET /api/conflicts[?all=true] | open (or all) conflicts |
 //! | GET /api/history[?limit=N] | past runs, newest first |
-//! | GET /api/history/{generation} | one run with its per-file `actions` |
+//! | GET /api/history/{generation} | one run with its per-file `actions` and `problems` (side, path, kind, detail, label, retried; runs of this daemon) |
 //! | GET /api/locations | locations with free space |
 //! | GET /api/devices | the device node's devices with live state (404 without `--listen`) |
 //! | GET /api/events | server-sent events: changes, jobs, pauses (see `events.rs`) |
@@ -19,12 +22,16 @@
 //! Every answer is an object with `schema_version` (listings wrap their array:
 //! `{"jobs": [...]}`). Errors are JSON too, `{"error": {"kind", "message"}}`: 401 without the token, 404 for an unknown
 //! conduit or route, 405 for a known route with another method, 409 for a paused
-//! conduit asked to sync.
+//! conduit asked to sync, 400 for an add or change refused (kind `usage` for a bad
+//! field, else ferry-core's kind as the CLI's `--json` errors: `refused` for
+//! overlapping folders or a mode change that would undo an archive, `location` for a
+//! missing folder, …). Adds, changes and removals reach the scheduler at once.
 
+use crate::control::{self, ConduitFields, ControlError};
 use crate::events::DaemonEvent;
-use crate::scheduler::{send, Wake};
 use crate::service::{ConduitState, Shared};
 use crate::views;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::Method;
 use axum::http::StatusCode;
@@ -43,8 +50,12 @@ pub fn router(shared: Arc<Shared>, token: String) -> Router {
     let dashboard = crate::dashboard::router(shared.clone(), token.clone());
     Router::new()
         .route("/api/status", get(status))
-        .route("/api/conduits", get(conduits))
-        .route("/api/conduits/{id}", get(conduit))
+        .route("/api/conduits", get(conduits).post(add_conduit))
+        .route(
+            "/api/conduits/{id}",
+            get(conduit).patch(change_conduit).delete(remove_conduit),
+        )
+        .route("/api/conduits/{id}/settings", post(change_conduit))
         .route("/api/conduits/{id}/pause", post(pause))
         .route("/api/conduits/{id}/resume", post(resume))
         .route("/api/conduits/{id}/sync", post(sync_now))
@@ -76,8 +87,7 @@ async fn auth(State(token): State<Arc<String>>, req: Request, next: Next) -> Res
         ApiError(
             StatusCode::UNAUTHORIZED,
             "missing or wrong token: send `Authorization: Bearer <token from $FERRY_HOME/api-token>`"
-                .into(),
-        )
+                .into(), None)
         .into_response()
     }
 }
@@ -89,6 +99,7 @@ async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
             "no such endpoint: {method} {}; see the list of endpoints in ferry's README",
             uri.path()
         ),
+        None,
     )
 }
 
@@ -96,6 +107,7 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
     ApiError(
         StatusCode::METHOD_NOT_ALLOWED,
         format!("{} does not take {method}", uri.path()),
+        None,
     )
 }
 
@@ -105,18 +117,18 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// An error answer: status code and, as the CLI's `--json` errors,
 /// `{"schema_version": V, "error": {"kind": ..., "message": "..."}}`.
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(StatusCode, String, Option<&'static str>);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let kind = match self.0 {
+        let kind = self.2.unwrap_or(match self.0 {
             StatusCode::UNAUTHORIZED => "unauthorized",
             StatusCode::NOT_FOUND => "not_found",
             StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
             StatusCode::CONFLICT => "conflict",
             StatusCode::BAD_REQUEST => "usage",
             _ => "internal",
-        };
+        });
         let body = json!({
             "schema_version": ferry_core::JSON_SCHEMA_VERSION,
             "error": {"kind": kind, "message": self.1},
@@ -134,7 +146,7 @@ fn listing(name: &str, items: Value) -> Json<Value> {
 
 impl From<crate::DaemonError> for ApiError {
     fn from(e: crate::DaemonError) -> ApiError {
-        ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None)
     }
 }
 
@@ -176,6 +188,7 @@ async fn devices(State(s): State<Arc<Shared>>) -> ApiResult {
         None => Err(ApiError(
             StatusCode::NOT_FOUND,
             "this daemon runs no device node (start it with `ferry daemon --listen`)".into(),
+            None,
         )),
     }
 }
@@ -191,7 +204,7 @@ async fn conduits(State(s): State<Arc<Shared>>) -> ApiResult {
 /// A conduit ID from the path; anything else is an unknown conduit (404, in JSON).
 fn conduit_id(raw: &str) -> Result<i64, ApiError> {
     raw.parse()
-        .map_err(|_| ApiError(StatusCode::NOT_FOUND, format!("no conduit {raw:?}")))
+        .map_err(|_| ApiError(StatusCode::NOT_FOUND, format!("no conduit {raw:?}"), None))
 }
 
 async fn conduit(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
@@ -204,71 +217,112 @@ async fn conduit(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiRes
             c["schema_version"] = json!(ferry_core::JSON_SCHEMA_VERSION);
             Json(c)
         })
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no conduit {id}")))
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no conduit {id}"), None))
 }
 
-/// Pauses or resumes at once: the index row, the state the API shows, the conduit's
-/// task, and (pausing) its running job, which stops at its next safe point.
-async fn set_paused(s: &Shared, id: i64, paused: bool) -> ApiResult {
-    if !s.with_index(|i| i.set_conduit_paused(id, paused))? {
-        return Err(ApiError(StatusCode::NOT_FOUND, format!("no conduit {id}")));
+impl From<ControlError> for ApiError {
+    fn from(e: ControlError) -> ApiError {
+        ApiError(e.status(), e.to_string(), Some(e.kind()))
     }
-    if paused {
-        s.jobs.cancel(id); // a running job stops at its next safe point
-    }
-    if let Some(row) = s.with_index(|i| i.conduit(id))? {
-        send(s, id, Wake::Settings(row));
-    }
-    Ok(Json(
+}
+
+fn paused_answer(id: i64, paused: bool) -> Json<Value> {
+    Json(
         json!({"schema_version": ferry_core::JSON_SCHEMA_VERSION, "conduit": id, "paused": paused}),
-    ))
+    )
 }
 
 async fn pause(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
-    set_paused(&s, conduit_id(&id)?, true).await
+    let id = conduit_id(&id)?;
+    control::set_paused(&s, id, true).await?;
+    Ok(paused_answer(id, true))
 }
 
 async fn resume(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
-    set_paused(&s, conduit_id(&id)?, false).await
+    let id = conduit_id(&id)?;
+    control::set_paused(&s, id, false).await?;
+    Ok(paused_answer(id, false))
 }
 
 async fn sync_now(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
     let id = conduit_id(&id)?;
-    match s.with_index(|i| i.conduit(id))? {
-        None => Err(ApiError(StatusCode::NOT_FOUND, format!("no conduit {id}"))),
-        Some(c) if c.paused => Err(ApiError(
-            StatusCode::CONFLICT,
-            format!("conduit {id} is paused; resume it first (ferry conduit resume {id})"),
-        )),
-        Some(_) if send(&s, id, Wake::RunNow) => Ok(Json(
-            json!({"schema_version": ferry_core::JSON_SCHEMA_VERSION, "conduit": id, "queued": true}),
-        )),
-        // Saved but not picked up by the scheduler yet: re-read, then ask.
-        Some(_) => {
-            reload_now(&s).await;
-            if send(&s, id, Wake::RunNow) {
-                Ok(Json(
-                    json!({"schema_version": ferry_core::JSON_SCHEMA_VERSION, "conduit": id, "queued": true}),
-                ))
-            } else {
-                Err(ApiError(StatusCode::NOT_FOUND, format!("no conduit {id}")))
-            }
-        }
-    }
-}
-
-/// Has the supervisor re-read the saved conduits; returns once it has.
-async fn reload_now(s: &Shared) {
-    let (done, wait) = tokio::sync::oneshot::channel();
-    if s.reload.send(done).is_ok() {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), wait).await;
-    }
+    control::sync_now(&s, id).await?;
+    Ok(Json(
+        json!({"schema_version": ferry_core::JSON_SCHEMA_VERSION, "conduit": id, "queued": true}),
+    ))
 }
 
 async fn reload(State(s): State<Arc<Shared>>) -> ApiResult {
-    reload_now(&s).await;
+    control::reload_now(&s).await;
     Ok(Json(
         json!({"schema_version": ferry_core::JSON_SCHEMA_VERSION, "reloaded": true}),
+    ))
+}
+
+/// A JSON request body as the fields of an add or a change (400 when it is not a JSON
+/// object of strings and numbers).
+fn fields_of(body: &[u8]) -> Result<ConduitFields, ApiError> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("the request body must be a JSON object of settings: {e}"),
+            Some("usage"),
+        )
+    })
+}
+
+/// One conduit's view (as `GET /api/conduits/{id}`), with `schema_version`.
+fn conduit_view(s: &Shared, id: i64) -> Result<Value, ApiError> {
+    let st = states(s);
+    let mut v = s
+        .with_index(|i| views::conduits(i, Some(&st)))?
+        .into_iter()
+        .find(|c| c["conduit"] == id)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no conduit {id}"), None))?;
+    v["schema_version"] = json!(ferry_core::JSON_SCHEMA_VERSION);
+    Ok(v)
+}
+
+/// `POST /api/conduits`: adds a conduit (201), or updates the settings of a pair that
+/// is one already (200); `added` says which. `notes` are what `ferry conduit add` prints.
+async fn add_conduit(State(s): State<Arc<Shared>>, body: Bytes) -> Result<Response, ApiError> {
+    let fields = fields_of(&body)?;
+    let added = control::add(&s, &fields).await?;
+    let mut v = conduit_view(&s, added.conduit.id)?;
+    v["added"] = json!(!added.existed);
+    v["notes"] = json!(added.notes);
+    let code = if added.existed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((code, Json(v)).into_response())
+}
+
+/// `PATCH /api/conduits/{id}` or `POST /api/conduits/{id}/settings`: changes the
+/// settings given; answers the conduit as it is now.
+async fn change_conduit(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let id = conduit_id(&id)?;
+    let fields = fields_of(&body)?;
+    control::change(&s, id, &fields).await?;
+    Ok(Json(conduit_view(&s, id)?))
+}
+
+/// `DELETE /api/conduits/{id}`: removes the conduit; its folders and files stay.
+async fn remove_conduit(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
+    let id = conduit_id(&id)?;
+    control::remove(&s, id).await?;
+    Ok(Json(
+        json!({"schema_version": ferry_core::JSON_SCHEMA_VERSION, "conduit": id, "removed": true}),
     ))
 }
 
@@ -300,7 +354,7 @@ async fn history(State(s): State<Arc<Shared>>, Query(q): Query<HistoryQuery>) ->
 async fn generation(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
     let id: i64 = id
         .parse()
-        .map_err(|_| ApiError(StatusCode::NOT_FOUND, format!("no run {id:?}")))?;
+        .map_err(|_| ApiError(StatusCode::NOT_FOUND, format!("no run {id:?}"), None))?;
     let found = s.with_index(|i| {
         Ok(match i.generation(id)? {
             Some(g) => Some((g, i.generation_actions(id)?)),
@@ -308,10 +362,12 @@ async fn generation(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Api
         })
     })?;
     let (g, actions) =
-        found.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no run #{id}")))?;
+        found.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no run #{id}"), None))?;
     let mut v = serde_json::to_value(&g)
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None))?;
     v["actions"] = json!(actions);
+    // What went wrong, by kind, for runs this daemon made (empty when none is known).
+    v["problems"] = json!(s.run_problems.get(id).unwrap_or_default());
     v["schema_version"] = json!(ferry_core::JSON_SCHEMA_VERSION);
     Ok(Json(v))
 }

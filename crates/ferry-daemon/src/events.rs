@@ -40,6 +40,10 @@ pub enum DaemonEvent {
     ConduitRemoved {
         conduit: i64,
     },
+    /// A conduit's settings changed (mode, policy, schedule, bandwidth limit…).
+    ConduitChanged {
+        conduit: i64,
+    },
     /// A conduit could not be watched (OS watch limit); it is scanned periodically.
     WatchFallback {
         conduit: i64,
@@ -59,6 +63,7 @@ impl DaemonEvent {
             DaemonEvent::ConduitResumed { .. } => "conduit_resumed",
             DaemonEvent::ConduitAdded { .. } => "conduit_added",
             DaemonEvent::ConduitRemoved { .. } => "conduit_removed",
+            DaemonEvent::ConduitChanged { .. } => "conduit_changed",
             DaemonEvent::WatchFallback { .. } => "watch_fallback",
         }
     }

@@ -13,8 +13,8 @@
 use crate::error::{DaemonError, Result};
 use ferry_core::cancel::Cancel;
 use ferry_core::index::Index;
+use ferry_core::model::rel_path::RelPath;
 use ferry_core::progress::Progress;
-use ferry_core::rel_path::RelPath;
 use ferry_core::sync::{sync_conduit, SyncOptions, SyncOutcome};
 use serde_json::json;
 use std::collections::HashMap;

@@ -9,7 +9,11 @@
 //!   stopped at a safe point (pause, shutdown).
 //! - `known`: events on paths whose disk state the index already holds (the daemon's own
 //!   writes) queue no run.
+//! - `problems`: a run's errors as typed problems (changed during sync, permission
+//!   denied, disk full, …) for the API and the dashboard.
 //! - `memory`: malloc arena cap and trimming that keep the idle daemon's RSS flat.
+//! - `control`: pause, resume, sync now, add, change and remove conduits (the API's
+//!   and the dashboard's one implementation).
 //! - `api`: the local HTTP API (axum) on 127.0.0.1 with a bearer token, and its SSE stream.
 //! - `dashboard`: the web dashboard (HTML pages, login links, sessions) beside the API.
 //! - `devices`: the device node (ferry-net, with the `net` feature) started by
@@ -18,6 +22,7 @@
 
 pub mod api;
 pub mod config;
+pub mod control;
 pub mod dashboard;
 pub mod devices;
 pub mod discovery;
@@ -26,6 +31,7 @@ pub mod events;
 pub mod jobs;
 pub mod known;
 pub mod memory;
+pub mod problems;
 pub mod scheduler;
 pub mod service;
 pub mod touched;

@@ -517,12 +517,12 @@ impl ConduitTask {
                         }
                     );
                     "interrupted"
-                } else if o.errors.is_empty() {
+                } else if o.problems.is_empty() {
                     "ok"
                 } else {
                     "partial"
                 };
-                for e in &o.errors {
+                for e in &o.problems {
                     tracing::warn!("conduit {id}: {e}");
                 }
                 tracing::info!(
@@ -532,8 +532,13 @@ impl ConduitTask {
                     o.stats.files_renamed,
                     o.stats.conflicts
                 );
+                let problems = crate::problems::of_run(&o.problems);
+                if let (Some(g), false) = (o.generation_id, problems.is_empty()) {
+                    shared.run_problems.record(g, problems.clone());
+                }
                 shared.set_state(id, |s| {
-                    s.last_error = o.errors.first().cloned();
+                    s.last_error = o.problems.first().map(|p| p.to_string());
+                    s.problems = problems;
                     s.last_finished_at = Some(ferry_core::index::unix_now());
                 });
                 shared.emit(DaemonEvent::JobFinished {
@@ -562,6 +567,7 @@ impl ConduitTask {
                 self.unplugged = Some(msg.clone());
                 shared.set_state(id, |s| {
                     s.last_error = Some(msg.clone());
+                    s.problems = vec![crate::problems::ProblemView::folder_unavailable(&msg)];
                     s.last_finished_at = Some(ferry_core::index::unix_now());
                 });
                 shared.emit(DaemonEvent::JobFailed {
@@ -578,6 +584,7 @@ impl ConduitTask {
                 tracing::warn!("conduit {id}: run failed: {msg}");
                 shared.set_state(id, |s| {
                     s.last_error = Some(msg.clone());
+                    s.problems = vec![crate::problems::ProblemView::run_failed(&msg)];
                     s.last_finished_at = Some(ferry_core::index::unix_now());
                 });
                 shared.emit(DaemonEvent::JobFailed {

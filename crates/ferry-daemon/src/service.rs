@@ -10,6 +10,7 @@ use crate::error::{io_err, DaemonError, Result};
 use crate::events::{DaemonEvent, EventSender};
 use crate::jobs::JobBoard;
 use crate::scheduler::{supervise, ReloadRequest, Wake};
+use ferry_core::conduit_edit::ConduitDefaults;
 use ferry_core::index::Index;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -28,6 +29,9 @@ pub struct DaemonOptions {
     pub port: u16,
     /// Start the device node (`--listen`); needs the `net` feature.
     pub net: Option<NetOptions>,
+    /// What conduits added through the API or the dashboard get when the request does
+    /// not say (the config file's defaults, as `ferry conduit add` uses).
+    pub conduit_defaults: ConduitDefaults,
 }
 
 /// How the device node listens (see ferry-net).
@@ -47,6 +51,8 @@ pub struct ConduitState {
     /// `watching`, `periodic (watch limit)`, `timer`, or `off`.
     pub watch: String,
     pub last_error: Option<String>,
+    /// The last run's problems (or why it failed), by kind.
+    pub problems: Vec<crate::problems::ProblemView>,
     pub last_finished_at: Option<i64>,
 }
 
@@ -67,6 +73,9 @@ pub struct Shared {
     /// The device node, when started with `--listen`.
     #[cfg(feature = "net")]
     pub node: std::sync::OnceLock<ferry_net::Node>,
+    pub conduit_defaults: ConduitDefaults,
+    /// The problems of the runs this daemon made, for the run pages.
+    pub run_problems: crate::problems::RunProblems,
 }
 
 impl Shared {
@@ -111,6 +120,8 @@ pub fn run(opts: DaemonOptions) -> Result<()> {
         reload,
         #[cfg(feature = "net")]
         node: std::sync::OnceLock::new(),
+        conduit_defaults: opts.conduit_defaults.clone(),
+        run_problems: Default::default(),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

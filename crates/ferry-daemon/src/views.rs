@@ -47,6 +47,7 @@ pub fn conduits(
                 state.map(|s| s.watch.clone())
             },
             "last_error": state.and_then(|s| s.last_error.clone()),
+            "problems": state.map(|s| json!(s.problems)).unwrap_or(json!([])),
         }));
     }
     Ok(rows)
@@ -70,7 +71,7 @@ fn pending(index: &Index, conduit: i64, la: i64, lb: i64) -> ferry_core::Result<
 pub fn locations(index: &Index) -> ferry_core::Result<Vec<Value>> {
     let mut out = Vec::new();
     for l in index.locations()? {
-        let space = ferry_core::fs_ops::free_space(&l.root);
+        let space = ferry_core::replica::fs_ops::free_space(&l.root);
         out.push(json!({
             "location": l.id,
             "uuid": l.uuid,

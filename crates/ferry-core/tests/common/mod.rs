@@ -7,13 +7,15 @@
 #![allow(dead_code)]
 
 use ferry_core::execute::{ExecReport, Executor, FaultPoint};
-use ferry_core::ignore_rules::IndexRules;
 use ferry_core::index::Index;
-use ferry_core::location::{open_location, Location};
+use ferry_core::plan::reconcile::{reconcile, ReconcileInput};
 use ferry_core::plan::{ConflictPolicy, Plan, SyncMode};
 use ferry_core::progress::NoProgress;
-use ferry_core::reconcile::{reconcile, ReconcileInput};
-use ferry_core::scan::scan_location;
+use ferry_core::replica::ignore_rules::IndexRules;
+use ferry_core::replica::location::{open_location, Location};
+use ferry_core::replica::scan::scan_location;
+#[allow(unused_imports)]
+pub use ferry_testkit::{bind_mount, BindMount};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -225,50 +227,3 @@ pub fn leftover_temp_name(root: &Path) -> String {
 }
 
 // ---------------------------------------------------------------- bind mounts
-
-/// A bind mount, undone (lazily, so a busy mount cannot fail the test) when dropped.
-/// Bind it to a name declared after the temp dir it lives in, so it goes first.
-pub struct BindMount(PathBuf);
-
-/// Bind-mounts `src` at `dst` (`mount --bind`). `None`, with a note on stderr, when this
-/// process may not mount (EPERM: not root, or a container without the capability);
-/// the calling test then skips. Any other failure fails the test.
-pub fn bind_mount(src: &Path, dst: &Path) -> Option<BindMount> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
-    let (s, d) = (c(src), c(dst));
-    // SAFETY: both strings are valid, NUL-terminated, and live across the call.
-    let rc = unsafe {
-        libc::mount(
-            s.as_ptr(),
-            d.as_ptr(),
-            std::ptr::null(),
-            libc::MS_BIND,
-            std::ptr::null(),
-        )
-    };
-    if rc != 0 {
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EPERM) {
-            eprintln!(
-                "SKIPPED: cannot bind-mount {} at {} ({e}); this test needs root",
-                src.display(),
-                dst.display()
-            );
-            return None;
-        }
-        panic!("mount --bind {} {}: {e}", src.display(), dst.display());
-    }
-    Some(BindMount(dst.to_path_buf()))
-}
-
-impl Drop for BindMount {
-    fn drop(&mut self) {
-        use std::os::unix::ffi::OsStrExt;
-        let Ok(p) = std::ffi::CString::new(self.0.as_os_str().as_bytes()) else {
-            return;
-        };
-        // SAFETY: a valid NUL-terminated path.
-        unsafe { libc::umount2(p.as_ptr(), libc::MNT_DETACH) };
-    }
-}

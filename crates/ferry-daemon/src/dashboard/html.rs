@@ -54,7 +54,7 @@ pub fn page(title: &str, current: &str, viewer: Option<&Viewer>, body: &str) -> 
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light dark">
-<meta name="htmx-config" content='{{"includeIndicatorStyles":false}}'>
+<meta name="htmx-config" content='{{"includeIndicatorStyles":false,"responseHandling":[{{"code":"204","swap":false}},{{"code":"[23]..","swap":true}},{{"code":"422","swap":true}},{{"code":"[45]..","swap":false,"error":true}},{{"code":"...","swap":false}}]}}'>
 <title>{title} · ferry</title>
 <link rel="stylesheet" href="/assets/style.css">
 <script src="/assets/htmx.min.js" defer></script>
@@ -73,21 +73,7 @@ pub fn page(title: &str, current: &str, viewer: Option<&Viewer>, body: &str) -> 
     )
 }
 
-/// Bytes as B, KiB, MiB, GiB, TiB.
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+pub use ferry_core::conduit::format_bytes as bytes;
 
 /// A Unix time as `YYYY-MM-DD HH:MM:SS UTC`.
 pub fn time(unix: i64) -> String {

@@ -12,7 +12,10 @@
 //! | POST /conflicts/resolve | the same for every selected conflict (`id=…&id=…`) |
 //! | GET /versions[?location=ID], POST /versions/{id}/restore | a folder's kept versions; restore (`to`: elsewhere) |
 //! | GET /history, /history/{id} | runs, and one run's per-file actions |
-//! | GET /settings, POST /conduits/{id}/pause, /resume, /sync | conduit settings and actions |
+//! | GET /settings, POST /conduits/{id}/pause, /resume, /sync | conduit settings and actions (the API's code: `control.rs`) |
+//! | POST /conduits | add a conduit (as `ferry conduit add`; a refusal re-shows the form, 422) |
+//! | POST /conduits/{id}/settings | change mode, policy, schedule, bandwidth limit |
+//! | GET, POST /conduits/{id}/remove | confirm, then remove a conduit (files stay) |
 //! | GET /events | the daemon's server-sent events (as `/api/events`) |
 //! | GET /assets/… | style sheet, htmx, the page script (public) |
 //!
@@ -26,8 +29,8 @@ mod pages;
 mod transfers;
 mod versions;
 
+use crate::control::{self, ControlError};
 use crate::events::DaemonEvent;
-use crate::scheduler::{send, Wake};
 use crate::service::Shared;
 use auth::{LinkKey, Sessions, Viewer, COOKIE};
 use axum::extract::{Path, Query, Request, State};
@@ -81,6 +84,12 @@ pub fn router(shared: Arc<Shared>, token: String) -> Router {
         .route("/conduits/{id}/pause", post(pause))
         .route("/conduits/{id}/resume", post(resume))
         .route("/conduits/{id}/sync", post(sync_now))
+        .route("/conduits", post(add_conduit))
+        .route("/conduits/{id}/settings", post(change_conduit))
+        .route(
+            "/conduits/{id}/remove",
+            get(remove_confirm).post(remove_conduit),
+        )
         .route("/events", get(events))
         .layer(middleware::from_fn_with_state(dash.clone(), guard));
     Router::new()
@@ -468,13 +477,13 @@ async fn resolve(
             Some(at) => format!(
                 "Conflict #{id} settled: kept {} for {}; the other content is at {}.",
                 r.kept,
-                ferry_core::rel_path::display_key(&r.path),
-                ferry_core::rel_path::display_key(at)
+                ferry_core::model::rel_path::display_key(&r.path),
+                ferry_core::model::rel_path::display_key(at)
             ),
             None => format!(
                 "Conflict #{id} settled: kept {} for {}; the other content is in the version store.",
                 r.kept,
-                ferry_core::rel_path::display_key(&r.path)
+                ferry_core::model::rel_path::display_key(&r.path)
             ),
         },
         Ok(Err(e)) => format!("Conflict #{id} not settled: {e}"),
@@ -501,7 +510,7 @@ async fn run(
 ) -> Response {
     match d
         .shared
-        .with_index(|i| Ok(pages::run(i, id)))
+        .with_index(|i| Ok(pages::run(i, id, d.shared.run_problems.get(id))))
         .and_then(|r| r)
     {
         Ok(Some(body)) => respond(&format!("Run #{id}"), "/history", &v, Ok(body)),
@@ -526,8 +535,21 @@ async fn settings(
 ) -> Response {
     let body = d
         .shared
-        .with_index(|i| Ok(pages::settings(i, &v, q.msg.as_deref())));
+        .with_index(|i| Ok(pages::settings(i, &v, q.msg.as_deref(), None)));
     respond("Settings", "/settings", &v, body.and_then(|r| r))
+}
+
+/// The settings page again with what went wrong (422: htmx swaps it in too; a browser
+/// without JavaScript shows it as well).
+fn settings_problem(d: &Dash, v: &Viewer, problem: pages::SettingsProblem) -> Response {
+    let body = d
+        .shared
+        .with_index(|i| Ok(pages::settings(i, v, None, Some(&problem))));
+    let mut res = respond("Settings", "/settings", v, body.and_then(|r| r));
+    if res.status() == StatusCode::OK {
+        *res.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    res
 }
 
 #[derive(serde::Deserialize)]
@@ -536,24 +558,15 @@ struct CsrfForm {
     csrf: String,
 }
 
-fn set_paused(s: &Shared, id: i64, paused: bool) -> crate::Result<bool> {
-    if !s.with_index(|i| i.set_conduit_paused(id, paused))? {
-        return Ok(false);
-    }
-    if let Some(row) = s.with_index(|i| i.conduit(id))? {
-        send(s, id, Wake::Settings(row));
-    }
-    Ok(true)
-}
-
 async fn toggle(d: &Dash, v: &Viewer, id: i64, f: &CsrfForm, paused: bool) -> Response {
     if !v.csrf_ok(&f.csrf) {
         return csrf_refused();
     }
     let verb = if paused { "paused" } else { "resumed" };
-    match set_paused(&d.shared, id, paused) {
-        Ok(true) => back("/settings", &format!("Conduit #{id} {verb}.")),
-        Ok(false) => back("/settings", &format!("There is no conduit #{id}.")),
+    // The API's path: pausing stops a running job at its next safe point.
+    match control::set_paused(&d.shared, id, paused).await {
+        Ok(()) => back("/settings", &format!("Conduit #{id} {verb}.")),
+        Err(ControlError::NotFound(_)) => back("/settings", &format!("There is no conduit #{id}.")),
         Err(e) => back("/settings", &format!("Conduit #{id} not {verb}: {e}")),
     }
 }
@@ -585,13 +598,139 @@ async fn sync_now(
     if !v.csrf_ok(&f.csrf) {
         return csrf_refused();
     }
-    if send(&d.shared, id, Wake::RunNow) {
-        back("/settings", &format!("Conduit #{id}: a run is queued."))
-    } else {
-        back(
+    match control::sync_now(&d.shared, id).await {
+        Ok(()) => back("/settings", &format!("Conduit #{id}: a run is queued.")),
+        Err(e) => back("/settings", &format!("Conduit #{id} not synced: {e}.")),
+    }
+}
+
+/// A conduit's folders and settings in one line, for notices.
+fn conduit_summary(d: &Dash, c: &ferry_core::index::ConduitRow) -> String {
+    let roots = d.shared.with_index(|i| {
+        Ok((
+            i.location(c.location_a)?.root,
+            i.location(c.location_b)?.root,
+        ))
+    });
+    match roots {
+        Ok((a, b)) => format!(
+            "{} {} {} ({}, {}, conflicts: {})",
+            a.display(),
+            if c.mode == ferry_core::plan::SyncMode::Bidirectional {
+                "⇄"
+            } else {
+                "→"
+            },
+            b.display(),
+            c.mode,
+            c.schedule,
+            c.conflict_policy
+        ),
+        Err(_) => format!("({}, {})", c.mode, c.schedule),
+    }
+}
+
+/// Adds a conduit from the settings page's form (as `ferry conduit add`).
+async fn add_conduit(
+    State(d): State<Arc<Dash>>,
+    Extension(v): Extension<Viewer>,
+    Form(f): Form<control::ConduitFields>,
+) -> Response {
+    if !v.csrf_ok(&f.csrf) {
+        return csrf_refused();
+    }
+    match control::add(&d.shared, &f).await {
+        Ok(added) => {
+            let id = added.conduit.id;
+            let mut msg = format!(
+                "Conduit #{id} {}: {}.",
+                if added.existed { "updated" } else { "added" },
+                conduit_summary(&d, &added.conduit)
+            );
+            for n in &added.notes {
+                msg.push_str(&format!(" Note: {n}."));
+            }
+            back("/settings", &msg)
+        }
+        Err(e) => settings_problem(
+            &d,
+            &v,
+            pages::SettingsProblem {
+                message: format!("No conduit added: {e}"),
+                add: Some(control::ConduitFields {
+                    csrf: String::new(),
+                    ..f
+                }),
+            },
+        ),
+    }
+}
+
+/// Changes a conduit's mode, policy, schedule or bandwidth limit.
+async fn change_conduit(
+    State(d): State<Arc<Dash>>,
+    Extension(v): Extension<Viewer>,
+    Path(id): Path<i64>,
+    Form(f): Form<control::ConduitFields>,
+) -> Response {
+    if !v.csrf_ok(&f.csrf) {
+        return csrf_refused();
+    }
+    match control::change(&d.shared, id, &f).await {
+        Ok(c) => back(
             "/settings",
-            &format!("Conduit #{id} is not running in the daemon (paused or unknown)."),
-        )
+            &format!("Conduit #{id} changed: {}.", conduit_summary(&d, &c)),
+        ),
+        Err(e) => settings_problem(
+            &d,
+            &v,
+            pages::SettingsProblem {
+                message: format!("Conduit #{id} not changed: {e}"),
+                add: None,
+            },
+        ),
+    }
+}
+
+/// The confirmation step before a removal (a page of its own: works without JS).
+async fn remove_confirm(
+    State(d): State<Arc<Dash>>,
+    Extension(v): Extension<Viewer>,
+    Path(id): Path<i64>,
+) -> Response {
+    match d
+        .shared
+        .with_index(|i| Ok(pages::remove_confirm(i, &v, id)))
+        .and_then(|r| r)
+    {
+        Ok(Some(body)) => respond(&format!("Remove conduit #{id}"), "/settings", &v, Ok(body)),
+        Ok(None) => back("/settings", &format!("There is no conduit #{id}.")),
+        Err(e) => respond("Remove conduit", "/settings", &v, Err(e)),
+    }
+}
+
+async fn remove_conduit(
+    State(d): State<Arc<Dash>>,
+    Extension(v): Extension<Viewer>,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if !v.csrf_ok(&f.csrf) {
+        return csrf_refused();
+    }
+    match control::remove(&d.shared, id).await {
+        Ok(()) => back(
+            "/settings",
+            &format!("Conduit #{id} removed; its folders and files are untouched."),
+        ),
+        Err(e) => settings_problem(
+            &d,
+            &v,
+            pages::SettingsProblem {
+                message: format!("Conduit #{id} not removed: {e}"),
+                add: None,
+            },
+        ),
     }
 }
 

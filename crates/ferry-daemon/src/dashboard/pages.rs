@@ -4,7 +4,7 @@ use super::auth::Viewer;
 use super::html::{bytes, duration, esc, time_el};
 use crate::service::Shared;
 use ferry_core::index::Index;
-use ferry_core::rel_path::display_key;
+use ferry_core::model::rel_path::display_key;
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -14,6 +14,47 @@ fn s(v: &Value) -> String {
         Value::Null => String::new(),
         other => other.to_string(),
     }
+}
+
+/// Problems (JSON, as `problems::ProblemView`) as a labelled list: the kind's label
+/// first, then the side and path, then the engine's sentence; at most `max`, then how
+/// many more.
+pub fn problem_list(list: &[Value], max: usize) -> String {
+    let mut out = String::from(r#"<ul class="problems" aria-label="Problems">"#);
+    for p in list.iter().take(max) {
+        let class = if p["retried"] == true {
+            "warn"
+        } else {
+            "problem"
+        };
+        let at = match (p["side"].as_str(), p["path"].as_str()) {
+            (Some(side), Some(path)) => format!(
+                " <code>{}:{}</code>",
+                esc(&side.to_ascii_lowercase()),
+                esc(path)
+            ),
+            (None, Some(path)) => format!(" <code>{}</code>", esc(path)),
+            _ => String::new(),
+        };
+        out.push_str(&format!(
+            r#"<li class="{class}" data-kind="{kind}"><span class="problem-label">{label}</span>{at}: {detail}</li>"#,
+            kind = esc(&s(&p["kind"])),
+            label = esc(&s(&p["label"])),
+            detail = esc(&s(&p["detail"])),
+        ));
+    }
+    if list.len() > max {
+        out.push_str(&format!("<li>and {} more</li>", list.len() - max));
+    }
+    out.push_str("</ul>");
+    out
+}
+
+/// Every problem is one the next run retries by itself (not an error state).
+fn only_retried(problems: &Value) -> bool {
+    problems
+        .as_array()
+        .is_some_and(|l| !l.is_empty() && l.iter().all(|p| p["retried"] == true))
 }
 
 /// The overview's live part: one row per conduit. Re-fetched by the page on every
@@ -38,7 +79,7 @@ pub fn overview_table(shared: &Shared) -> crate::Result<String> {
         .collect();
     if conduits.is_empty() {
         return Ok(
-            "<p>No conduits yet. Add one with <code>ferry conduit add A B</code>.</p>".into(),
+            "<p>No conduits yet. Add one on the <a href=\"/settings#add-conduit\">Settings</a> page or with <code>ferry conduit add A B</code>.</p>".into(),
         );
     }
     let mut rows = String::new();
@@ -53,7 +94,7 @@ pub fn overview_table(shared: &Shared) -> crate::Result<String> {
                 "" => "syncing".into(),
                 p => format!("syncing ({})", esc(p)),
             }
-        } else if !c["last_error"].is_null() {
+        } else if !c["last_error"].is_null() && !only_retried(&c["problems"]) {
             "error".into()
         } else {
             match s(&c["state"]).as_str() {
@@ -61,13 +102,13 @@ pub fn overview_table(shared: &Shared) -> crate::Result<String> {
                 st => esc(st),
             }
         };
-        let error = if c["last_error"].is_null() {
-            String::new()
-        } else {
-            format!(
+        let error = match c["problems"].as_array() {
+            Some(list) if !list.is_empty() => problem_list(list, 5),
+            _ if c["last_error"].is_null() => String::new(),
+            _ => format!(
                 r#"<div class="problem">{}</div>"#,
                 esc(&s(&c["last_error"]))
-            )
+            ),
         };
         let last = match &c["last_run"] {
             Value::Null => "never".to_string(),
@@ -265,7 +306,7 @@ pub fn history(index: &Index) -> crate::Result<String> {
             number = g.number,
             started = time_el(g.started_at),
             trigger = esc(&g.trigger),
-            status = esc(&g.status),
+            status = g.status.as_str(),
             copied = g.stats.files_copied,
             deleted = g.stats.files_deleted,
             renamed = g.stats.files_renamed + g.stats.dirs_renamed,
@@ -279,7 +320,11 @@ pub fn history(index: &Index) -> crate::Result<String> {
 }
 
 /// One run with its per-file actions; `None` when there is no such run.
-pub fn run(index: &Index, id: i64) -> crate::Result<Option<String>> {
+pub fn run(
+    index: &Index,
+    id: i64,
+    problems: Option<Vec<crate::problems::ProblemView>>,
+) -> crate::Result<Option<String>> {
     let Some(g) = index.generation(id)? else {
         return Ok(None);
     };
@@ -289,7 +334,7 @@ pub fn run(index: &Index, id: i64) -> crate::Result<Option<String>> {
 <dl class="facts"><dt>Conduit</dt><dd>#{}</dd><dt>Started</dt><dd>{}</dd><dt>Status</dt><dd>{}</dd><dt>Trigger</dt><dd>{}</dd><dt>Copied</dt><dd>{} files, {}</dd><dt>Deleted</dt><dd>{}</dd><dt>Conflicts</dt><dd>{} ({} settled by policy)</dd><dt>Errors</dt><dd>{}</dd></dl>"#,
         g.conduit_id,
         time_el(g.started_at),
-        esc(&g.status),
+        g.status.as_str(),
         esc(&g.trigger),
         g.stats.files_copied,
         bytes(g.stats.bytes_transferred),
@@ -298,6 +343,18 @@ pub fn run(index: &Index, id: i64) -> crate::Result<Option<String>> {
         g.stats.conflicts_resolved,
         g.stats.errors,
     );
+    if let Some(p) = problems.filter(|p| !p.is_empty()) {
+        let list: Vec<Value> = p
+            .iter()
+            .filter_map(|p| serde_json::to_value(p).ok())
+            .collect();
+        out.push_str(&format!(
+            r#"<h2 id="problems">Problems</h2>{}"#,
+            problem_list(&list, crate::problems::MAX_KEPT)
+        ));
+    } else if g.stats.errors > 0 {
+        out.push_str("<p>This run's problems are not known here (it ran before the daemon started); <code>ferry</code>'s log has them.</p>");
+    }
     if actions.is_empty() {
         out.push_str(if g.actions_pruned {
             "<p>The per-file actions of this run were dropped with old history.</p>"
@@ -338,8 +395,111 @@ pub fn run(index: &Index, id: i64) -> crate::Result<Option<String>> {
     Ok(Some(out))
 }
 
-pub fn settings(index: &Index, viewer: &Viewer, message: Option<&str>) -> crate::Result<String> {
+/// What went wrong with the last settings form, shown above the forms (and, for an
+/// add, the values typed, so nothing has to be typed again).
+pub struct SettingsProblem {
+    pub message: String,
+    /// The add form's values when the add was refused.
+    pub add: Option<crate::control::ConduitFields>,
+}
+
+const MODES: [(&str, &str); 3] = [
+    ("bidirectional", "bidirectional: changes flow both ways"),
+    ("mirror", "mirror: B becomes an exact copy of A"),
+    (
+        "archive",
+        "archive: copy A to B, verify, then remove from A",
+    ),
+];
+
+const POLICIES: [(&str, &str); 5] = [
+    (
+        "newest",
+        "newest: the later edit wins, the other is kept as a version",
+    ),
+    (
+        "keep-both",
+        "keep-both: as newest, and the loser stays beside it",
+    ),
+    ("source", "source: A wins"),
+    ("target", "target: B wins"),
+    ("manual", "manual: touch nothing, ask me"),
+];
+
+/// `<option>`s of `choices`, `current` selected; with `blank`, a first option of value
+/// "" (not given) with that label.
+fn options(choices: &[(&str, &str)], current: &str, blank: Option<&str>) -> String {
     let mut out = String::new();
+    if let Some(label) = blank {
+        let sel = if current.is_empty() { " selected" } else { "" };
+        out.push_str(&format!(r#"<option value=""{sel}>{}</option>"#, esc(label)));
+    }
+    for (value, label) in choices {
+        let sel = if *value == current { " selected" } else { "" };
+        out.push_str(&format!(
+            r#"<option value="{value}"{sel}>{}</option>"#,
+            esc(label)
+        ));
+    }
+    out
+}
+
+const SCHEDULE_HELP: &str =
+    "instant (watch for changes), every:DURATION (e.g. every:10m) or manual";
+const BANDWIDTH_HELP: &str = "bytes per second, e.g. 500K or 10M; unlimited (or 0) for none";
+
+fn add_form(viewer: &Viewer, values: Option<&crate::control::ConduitFields>) -> String {
+    let empty = crate::control::ConduitFields::default();
+    let v = values.unwrap_or(&empty);
+    format!(
+        r#"<section class="card" id="add-conduit" aria-labelledby="add-conduit-h">
+<h2 id="add-conduit-h">Add a conduit</h2>
+<form method="post" action="/conduits" class="settings-form">{csrf}
+<label for="add-a">Folder A</label>
+<input type="text" id="add-a" name="a" value="{a}" required placeholder="/absolute/path" aria-describedby="add-a-help"><span class="help" id="add-a-help">An existing folder; the source in mirror and archive mode.</span>
+<label for="add-b">Folder B</label>
+<input type="text" id="add-b" name="b" value="{b}" required placeholder="/absolute/path" aria-describedby="add-b-help"><span class="help" id="add-b-help">Created if missing (its parent must exist); the target in mirror and archive mode.</span>
+<label for="add-mode">Mode</label>
+<select id="add-mode" name="mode">{modes}</select><span></span>
+<label for="add-policy">Conflict policy</label>
+<select id="add-policy" name="conflict_policy">{policies}</select><span></span>
+<label for="add-schedule">Schedule</label>
+<input type="text" id="add-schedule" name="schedule" value="{schedule}" placeholder="instant" aria-describedby="add-schedule-help"><span class="help" id="add-schedule-help">{schedule_help}</span>
+<label for="add-bandwidth">Bandwidth limit</label>
+<input type="text" id="add-bandwidth" name="bandwidth_limit" value="{bandwidth}" placeholder="unlimited" aria-describedby="add-bandwidth-help"><span class="help" id="add-bandwidth-help">{bandwidth_help}</span>
+<span></span><div class="actions"><button type="submit">Add conduit</button></div>
+</form>
+</section>
+"#,
+        csrf = viewer.csrf_field(),
+        a = esc(&v.a),
+        b = esc(&v.b),
+        modes = options(&MODES, &v.mode, Some("bidirectional (the default)")),
+        policies = options(
+            &POLICIES,
+            &v.conflict_policy,
+            Some("the default (newest, or the config file's)")
+        ),
+        schedule = esc(&v.schedule),
+        bandwidth = esc(&v.bandwidth_limit),
+        schedule_help = SCHEDULE_HELP,
+        bandwidth_help = BANDWIDTH_HELP,
+    )
+}
+
+pub fn settings(
+    index: &Index,
+    viewer: &Viewer,
+    message: Option<&str>,
+    problem: Option<&SettingsProblem>,
+) -> crate::Result<String> {
+    let mut out = String::new();
+    if let Some(p) = problem {
+        out.push_str(&format!(
+            r#"<p role="alert" class="problem notice" id="settings-problem">{}</p>"#,
+            esc(&p.message)
+        ));
+    }
     if let Some(m) = message {
         out.push_str(&format!(
             r#"<p role="status" class="notice">{}</p>"#,
@@ -348,8 +508,9 @@ pub fn settings(index: &Index, viewer: &Viewer, message: Option<&str>) -> crate:
     }
     let conduits = index.conduits()?;
     if conduits.is_empty() {
-        out.push_str("<p>No conduits yet. Add one with <code>ferry conduit add A B</code>.</p>");
-        return Ok(out);
+        out.push_str(
+            "<p>No conduits yet: add one below (or with <code>ferry conduit add A B</code>).</p>",
+        );
     }
     for c in conduits {
         let (a, b) = (index.location(c.location_a)?, index.location(c.location_b)?);
@@ -373,30 +534,69 @@ pub fn settings(index: &Index, viewer: &Viewer, message: Option<&str>) -> crate:
             r#"<section class="card" id="settings-{id}" aria-labelledby="settings-{id}-h">
 <h2 id="settings-{id}-h">Conduit #{id} <span class="state">{paused}</span></h2>
 <p class="roots">A: {a}<br>B: {b}</p>
-<dl class="facts"><dt>Mode</dt><dd>{mode}</dd><dt>Schedule</dt><dd>{schedule}</dd><dt>Conflict policy</dt><dd>{policy}</dd><dt>Parallel copies</dt><dd>{parallel}</dd><dt>Bandwidth limit</dt><dd>{limit}</dd></dl>
+<dl class="facts"><dt>Mode</dt><dd class="mode">{mode}</dd><dt>Schedule</dt><dd class="schedule">{schedule}</dd><dt>Conflict policy</dt><dd class="policy">{policy}</dd><dt>Parallel copies</dt><dd>{parallel}</dd><dt>Bandwidth limit</dt><dd class="bandwidth">{limit}</dd></dl>
 <form method="post" action="/conduits/{id}/sync" class="actions">{csrf}
 {toggle}
 <button formaction="/conduits/{id}/sync" aria-label="Sync conduit {id} now">Sync now</button>
+<a class="button" href="/conduits/{id}/remove" aria-label="Remove conduit {id}…">Remove…</a>
 </form>
+<details class="change"><summary>Change settings</summary>
+<form method="post" action="/conduits/{id}/settings" class="settings-form" aria-label="Settings of conduit {id}">{csrf}
+<label for="mode-{id}">Mode</label>
+<select id="mode-{id}" name="mode">{modes}</select><span></span>
+<label for="policy-{id}">Conflict policy</label>
+<select id="policy-{id}" name="conflict_policy">{policies}</select><span></span>
+<label for="schedule-{id}">Schedule</label>
+<input type="text" id="schedule-{id}" name="schedule" value="{schedule}" aria-describedby="schedule-{id}-help"><span class="help" id="schedule-{id}-help">{schedule_help}</span>
+<label for="bandwidth-{id}">Bandwidth limit</label>
+<input type="text" id="bandwidth-{id}" name="bandwidth_limit" value="{bandwidth}" aria-describedby="bandwidth-{id}-help"><span class="help" id="bandwidth-{id}-help">{bandwidth_help}</span>
+<span></span><div class="actions"><button type="submit" aria-label="Save the settings of conduit {id}">Save settings</button></div>
+</form>
+</details>
 </section>
 "#,
             id = c.id,
             paused = if c.paused { "paused" } else { "active" },
             a = esc(&a.root.to_string_lossy()),
             b = esc(&b.root.to_string_lossy()),
-            mode = esc(&c.mode),
+            mode = c.mode.as_str(),
             schedule = esc(&c.schedule),
-            policy = esc(&c.conflict_policy),
+            policy = c.conflict_policy.as_str(),
             parallel = if c.parallel == 0 {
                 "one per core".to_string()
             } else {
                 c.parallel.to_string()
             },
             csrf = viewer.csrf_field(),
+            modes = options(&MODES, c.mode.as_str(), None),
+            policies = options(&POLICIES, c.conflict_policy.as_str(), None),
+            bandwidth = esc(&ferry_core::conduit_edit::format_bandwidth(c.bandwidth_limit)),
+            schedule_help = SCHEDULE_HELP,
+            bandwidth_help = BANDWIDTH_HELP,
         ));
     }
-    out.push_str(
-        "<p>Change mode, schedule, policy or bandwidth with <code>ferry conduit set</code>.</p>",
-    );
+    out.push_str(&add_form(viewer, problem.and_then(|p| p.add.as_ref())));
     Ok(out)
+}
+
+/// The confirmation step before removing conduit `id`; `None` when there is none.
+pub fn remove_confirm(index: &Index, viewer: &Viewer, id: i64) -> crate::Result<Option<String>> {
+    let Some(c) = index.conduit(id)? else {
+        return Ok(None);
+    };
+    let (a, b) = (index.location(c.location_a)?, index.location(c.location_b)?);
+    Ok(Some(format!(
+        r#"<section class="card" id="remove-{id}" aria-labelledby="remove-{id}-h">
+<h2 id="remove-{id}-h">Remove conduit #{id}?</h2>
+<p class="roots">A: {a}<br>B: {b}</p>
+<p>The daemon stops syncing these folders. <strong>No file is deleted</strong>: both folders, their files and their kept versions stay as they are. The conduit's run history and conflict records go.</p>
+<form method="post" action="/conduits/{id}/remove" class="actions">{csrf}
+<button type="submit" class="danger">Remove conduit #{id}</button>
+<a class="button" href="/settings">Cancel</a>
+</form>
+</section>"#,
+        a = esc(&a.root.to_string_lossy()),
+        b = esc(&b.root.to_string_lossy()),
+        csrf = viewer.csrf_field(),
+    )))
 }

@@ -151,19 +151,27 @@ pub fn fragment(shared: &Shared, log: &RateLog) -> String {
             j["phase_files_done"].as_u64().unwrap_or(0),
             j["phase_files_total"].as_u64().unwrap_or(0),
         );
-        let progress = if total > 0 {
-            format!(
-                r#"<progress max="{total}" value="{done}" aria-label="conduit {id}: {} of {}">{} of {}</progress> {} of {}"#,
-                bytes(done),
-                bytes(total),
-                bytes(done),
-                bytes(total),
-                bytes(done),
-                bytes(total)
-            )
-        } else {
-            format!("{fdone} of {ftotal} items")
-        };
+        // Totals of the current phase: the engine counts a file's bytes when the file
+        // is done, so there is no per-file byte progress to show (see `page`).
+        let mut progress = String::new();
+        if total > 0 {
+            progress.push_str(&format!(
+                r#"<progress class="bytes" max="{total}" value="{done}" aria-label="conduit {id}: {d} of {t}">{d} of {t}</progress> {d} of {t}"#,
+                d = bytes(done),
+                t = bytes(total),
+            ));
+        }
+        if ftotal > 0 {
+            if !progress.is_empty() {
+                progress.push_str("<br>");
+            }
+            progress.push_str(&format!(
+                r#"<progress class="files" max="{ftotal}" value="{fdone}" aria-label="conduit {id}: {fdone} of {ftotal} files">{fdone} of {ftotal} files</progress> {fdone} of {ftotal} files"#
+            ));
+        }
+        if progress.is_empty() {
+            progress = format!("{fdone} of {ftotal} items");
+        }
         out.push_str(&format!(
             r#"<tr id="job-{id}" data-done="{done}"><th scope="row"><a href="/history">#{id}</a> <span class="roots">{trigger}</span></th><td>{phase}</td><td>{progress}</td><td>{files} files, {copied}</td><td class="rate">{rate}/s</td><td>{eta}</td><td class="queue">{queue} files</td></tr>"#,
             trigger = esc(j["trigger"].as_str().unwrap_or("")),
@@ -187,7 +195,7 @@ pub fn page(shared: &Shared, log: &RateLog) -> String {
         r#"<section id="transfers" aria-label="Transfers, updated live" hx-get="/fragment/transfers" hx-trigger="ferry-event from:body delay:150ms" hx-sync="this:queue last" hx-swap="innerHTML">
 {}
 </section>
-<p>Progress is per run (the current phase's bytes and items); per-file progress is not tracked.</p>"#,
+<p class="help">Progress is per run: the current phase's bytes and files, counted as each file completes. Per-file byte progress (the file being copied and how far it is) is not reported by the engine yet.</p>"#,
         fragment(shared, log)
     )
 }

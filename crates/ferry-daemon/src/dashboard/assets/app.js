@@ -6,7 +6,7 @@
   if (!window.EventSource) return;
   var names = ["change_detected", "job_started", "job_progress", "job_finished",
     "job_failed", "conduit_paused", "conduit_resumed", "conduit_added",
-    "conduit_removed", "watch_fallback"];
+    "conduit_removed", "conduit_changed", "watch_fallback"];
   var es = new EventSource("/events");
   function mark(text, state) {
     var el = document.getElementById("live");

@@ -1,0 +1,851 @@
+//! The executor: carries out a plan on disk, following the safety rules.
+//!
+//! - Every write goes to a temp file next to its target, is verified against the
+//!   expected BLAKE3, made durable, then renamed into place (rule 1).
+//! - Right before overwriting, deleting or renaming, the disk is compared with the
+//!   entry the plan was made from; a path that changed since the scan is skipped (rule 2).
+//! - What is overwritten or deleted goes to the version store first (rule 3).
+//! - No write passes through a symlinked parent (rule 4).
+//! - The index is updated only for actions that completed and are durable (rule 5).
+//!
+//! Durability is batched: a batch of temp files is written, then one `syncfs` makes them
+//! durable together, then they are renamed, then a second `syncfs` makes the renames
+//! durable before the index records them.
+//!
+//! A run asked to stop (a [`Cancel`]) stops at the next safe point: between actions,
+//! after a phase's flush, or between copy batches (staging stops; what was staged is
+//! still made durable, installed and recorded). Its report says `interrupted`.
+
+pub(crate) mod archive;
+pub mod assemble;
+pub(crate) mod dir_rename;
+
+use crate::cancel::Cancel;
+use crate::error::{Error, Result};
+use crate::index::{GenerationStats, Index};
+use crate::model::entry::{Entry, EntryKind, StatInfo};
+use crate::model::rel_path::RelPath;
+use crate::parallel::parallel_map;
+use crate::plan::dir_renames::DirRename;
+use crate::plan::itemize::Item;
+use crate::plan::schedule::{schedule, Stage, Step};
+use crate::plan::{Action, Plan, Side};
+use crate::problem::{Problem, ProblemKind};
+use crate::progress::Progress;
+use crate::replica::disk::{self, Source, Staged};
+use crate::replica::fs_ops::sync_filesystem;
+use crate::replica::location::Location;
+use crate::throttle::RateLimiter;
+use dir_rename::Applied;
+use std::collections::HashMap;
+
+/// Files staged before one durability point.
+const COPY_BATCH_FILES: usize = 1024;
+/// Bytes staged before one durability point.
+const COPY_BATCH_BYTES: u64 = 512 * 1024 * 1024;
+
+/// What an execution did.
+#[derive(Debug, Clone, Default)]
+pub struct ExecReport {
+    pub stats: GenerationStats,
+    /// Per-action problems; the action was skipped and nothing was lost.
+    pub problems: Vec<Problem>,
+    /// Actions skipped on purpose, e.g. onto a path the target side ignores.
+    pub notes: Vec<String>,
+    /// The run was asked to stop and did, at a safe point: the index holds every action
+    /// that completed, the rest of the plan was not attempted.
+    pub interrupted: bool,
+    /// What was carried out, one item per path, in the order it was done.
+    pub done: Vec<Item>,
+    /// How many of `done` the generation's record holds already.
+    recorded: usize,
+}
+
+impl ExecReport {
+    /// `action` failed with `e`: skipped, nothing lost.
+    fn failed(&mut self, action: &Action, e: &Error) {
+        let at = Some(action.path().to_string());
+        let p = Problem::from_error(Some(action.side()), at, &describe(action), e);
+        self.problems.push(p);
+    }
+}
+
+pub use crate::fault::FaultPoint;
+
+/// The two locations a plan runs against.
+pub struct Executor<'a> {
+    pub index: &'a mut Index,
+    pub a: &'a Location,
+    pub b: &'a Location,
+    pub progress: &'a dyn Progress,
+    pub fault: FaultPoint,
+    /// Copies staged at once; 0 = one per core (up to 8).
+    pub workers: usize,
+    /// Bandwidth limit shared by all copies of the run.
+    pub limiter: Option<&'a RateLimiter>,
+    /// The generation whose counters are persisted after each durable batch.
+    pub generation: Option<i64>,
+    /// Set from outside to stop the run at its next safe point.
+    pub cancel: Option<&'a Cancel>,
+}
+
+struct Pending {
+    side: Side,
+    entries: Vec<Entry>,
+}
+
+/// What became of a directory rename, for the actions it covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Group {
+    /// Not run yet.
+    Waiting,
+    /// Carried out: its actions are done.
+    Done,
+    /// The side was not as planned: its actions run one by one.
+    FellBack,
+    /// Refused (e.g. the target appeared): its actions are left alone this run.
+    Refused,
+}
+
+/// The action a step runs, unless a directory rename carried it out or was refused.
+fn runnable<'p>(step: &Step, groups: &[Group], plan: &'p Plan) -> Option<(usize, &'p Action)> {
+    match step {
+        Step::Act { action, group } => match group {
+            Some(g) if groups[*g] != Group::FellBack => None,
+            _ => Some((*action, &plan.actions[*action])),
+        },
+        Step::RenameDir { .. } => None,
+    }
+}
+
+impl Executor<'_> {
+    fn loc(&self, side: Side) -> &Location {
+        match side {
+            Side::A => self.a,
+            Side::B => self.b,
+        }
+    }
+
+    /// Whether the run was asked to stop.
+    fn stopping(&self) -> bool {
+        crate::cancel::is_cancelled(self.cancel)
+    }
+
+    /// Runs the plan, stage by stage (see [`schedule`]): in each stage side A's steps,
+    /// then side B's, then one durability point. Per-action failures are collected in
+    /// the report; only index failures abort.
+    pub fn run(&mut self, plan: &Plan) -> Result<ExecReport> {
+        let mut report = ExecReport::default();
+        let mut pending = [
+            Pending {
+                side: Side::A,
+                entries: Vec::new(),
+            },
+            Pending {
+                side: Side::B,
+                entries: Vec::new(),
+            },
+        ];
+        let order = schedule(plan);
+        let mut groups = vec![Group::Waiting; order.groups.len()];
+        // The directories this run made or prepared, by action, with their inodes: only
+        // those get their final mode and mtime at the end (or when interrupted), and
+        // only while still there.
+        let mut made: HashMap<usize, u64> = HashMap::new();
+        let mut mkdirs: Vec<(usize, &Action)> = (plan.actions.iter().enumerate())
+            .filter(|(_, a)| matches!(a, Action::Mkdir { .. }))
+            .collect();
+        mkdirs.sort_by_key(|(_, a)| a.path().depth());
+
+        for stage in Stage::ALL {
+            if stage == Stage::Archive && order.sides.iter().any(|s| !s.steps(stage).is_empty()) {
+                if self.fault == FaultPoint::StopBeforeArchiveRemoval {
+                    return Err(Error::Other("injected stop before archive removal".into()));
+                }
+                // Every copy on B is installed; make them durable before A loses anything.
+                sync_filesystem(&self.b.root)?;
+            }
+            for side_plan in &order.sides {
+                if stage == Stage::Copies {
+                    let copies: Vec<&Action> = (side_plan.steps(stage).iter())
+                        .filter_map(|s| runnable(s, &groups, plan))
+                        .map(|(_, a)| a)
+                        .collect();
+                    self.copy_all(&copies, &mut report, &mut pending)?;
+                    continue;
+                }
+                for step in side_plan.steps(stage) {
+                    if self.stopping() {
+                        break;
+                    }
+                    if let Step::RenameDir { group } = step {
+                        let g = &order.groups[*group];
+                        groups[*group] = self.rename_dir(g, plan, &mut report, &mut pending)?;
+                        continue;
+                    }
+                    let Some((i, a)) = runnable(step, &groups, plan) else {
+                        continue;
+                    };
+                    match a {
+                        Action::Archive { .. } => self.archive(a, &mut report),
+                        Action::Mkdir { .. } => {
+                            let side = a.side() as usize;
+                            let before = pending[side].entries.len();
+                            self.attempt(a, &mut report, &mut pending);
+                            if let Some(e) = pending[side].entries.get(before) {
+                                made.insert(i, e.cache.inode);
+                            }
+                        }
+                        _ => self.attempt(a, &mut report, &mut pending),
+                    }
+                }
+            }
+            if stage == Stage::Directories
+                && self.fault == FaultPoint::StopAfterDirRenames
+                && report.stats.dirs_renamed > 0
+            {
+                return Err(Error::Other("injected stop after directory renames".into()));
+            }
+            // Copies made themselves durable batch by batch; records need no sync.
+            if !matches!(stage, Stage::Copies | Stage::Archive) {
+                self.flush(&mut pending, stage != Stage::Records)?;
+            }
+            if stage == Stage::DirRemovals {
+                self.persist_progress(&mut report)?;
+            }
+            if stage != Stage::Records && self.stopping() {
+                return self.interrupted(report, &mkdirs, &made);
+            }
+        }
+        self.finish_dirs(&mut report, &mkdirs, &made)?;
+        report.stats.errors = report.problems.len() as u64;
+        self.persist_progress(&mut report)?;
+        Ok(report)
+    }
+
+    /// Removes an archived file from side A once its copy on B verifies.
+    fn archive(&mut self, a: &Action, report: &mut ExecReport) {
+        let Action::Archive {
+            path,
+            expected,
+            archived_as,
+        } = a
+        else {
+            return;
+        };
+        match crate::execute::archive::remove_archived(
+            self.index,
+            self.a,
+            self.b,
+            path,
+            expected,
+            archived_as,
+            self.fault,
+        ) {
+            Ok(freed) => {
+                report.stats.files_archived += 1;
+                report.stats.bytes_freed += freed;
+                Self::done(report, a);
+            }
+            Err(e) => report.failed(a, &e),
+        }
+    }
+
+    /// Ends a run that was asked to stop, at a safe point: everything done so far is
+    /// durable and recorded; the directories created so far get their final modes.
+    fn interrupted(
+        &mut self,
+        mut report: ExecReport,
+        mkdirs: &[(usize, &Action)],
+        made: &HashMap<usize, u64>,
+    ) -> Result<ExecReport> {
+        self.finish_dirs(&mut report, mkdirs, made)?;
+        report.interrupted = true;
+        report.stats.errors = report.problems.len() as u64;
+        self.persist_progress(&mut report)?;
+        Ok(report)
+    }
+
+    /// Directory modes and mtimes last, deepest first, once their children are written
+    /// (so a read-only folder is filled before it becomes read-only). Only on the
+    /// directories this run made or prepared (`made`: by action, with the inode), and
+    /// only while each is still that directory (a file saved in the place of a refused
+    /// mkdir is never touched).
+    fn finish_dirs(
+        &self,
+        report: &mut ExecReport,
+        mkdirs: &[(usize, &Action)],
+        made: &HashMap<usize, u64>,
+    ) -> Result<()> {
+        for (i, a) in mkdirs.iter().rev() {
+            let Some(&inode) = made.get(i) else {
+                continue;
+            };
+            if let Action::Mkdir {
+                side, path, source, ..
+            } = a
+            {
+                let loc = self.loc(*side);
+                match disk::lstat(loc, path) {
+                    Ok(now) if now.inode == inode => {
+                        let mode = self.dir_mode(a, &mut Vec::new())?;
+                        if now.mode != mode {
+                            if let Err(e) = disk::chmod(loc, path, mode) {
+                                report.failed(a, &e);
+                            }
+                        }
+                        let _ = disk::set_mtime(loc, path, source.state.mtime_ns);
+                    }
+                    _ => report.problems.push(Problem::described(
+                        Some(*side),
+                        ProblemKind::Changed,
+                        format!(
+                            "{}: the folder changed before its mode was set; left alone",
+                            describe(a)
+                        ),
+                    )),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Persists the generation's counters so far and the per-file actions done since
+    /// the last call (the index already holds every completed action, so a run that
+    /// dies here resumes from this point).
+    fn persist_progress(&mut self, report: &mut ExecReport) -> Result<()> {
+        if let Some(g) = self.generation {
+            self.index.record_generation_progress(g, &report.stats)?;
+            self.index
+                .record_generation_actions(g, &report.done[report.recorded..])?;
+            report.recorded = report.done.len();
+        }
+        Ok(())
+    }
+
+    /// Notes that `action` was carried out.
+    fn done(report: &mut ExecReport, action: &Action) {
+        report.done.extend(Item::of_action(action));
+    }
+
+    /// Makes pending changes durable, then records them in the index.
+    fn flush(&mut self, pending: &mut [Pending; 2], sync: bool) -> Result<()> {
+        for p in pending.iter_mut() {
+            if p.entries.is_empty() {
+                continue;
+            }
+            let loc = match p.side {
+                Side::A => self.a,
+                Side::B => self.b,
+            };
+            if sync {
+                sync_filesystem(&loc.root)?;
+            }
+            let first = self
+                .index
+                .reserve_sequence(loc.id(), p.entries.len() as u64)?;
+            for (seq, e) in (first..).zip(p.entries.iter_mut()) {
+                e.cache.sequence = seq;
+            }
+            self.index.put_entries(loc.id(), &p.entries)?;
+            p.entries.clear();
+        }
+        Ok(())
+    }
+
+    fn attempt(&mut self, action: &Action, report: &mut ExecReport, pending: &mut [Pending; 2]) {
+        let side = action.side();
+        match self.apply(action, &mut report.stats, &mut report.notes) {
+            Ok(entries) => {
+                pending[side as usize].entries.extend(entries);
+                Self::done(report, action);
+            }
+            Err(e) => report.failed(action, &e),
+        }
+    }
+
+    /// Applies one directory rename. If the side is no longer as planned, the group's
+    /// actions run one by one instead (their steps follow in the side plan); if the
+    /// rename is refused, they are all left alone this run. Only index failures are
+    /// returned.
+    fn rename_dir(
+        &mut self,
+        g: &DirRename,
+        plan: &Plan,
+        report: &mut ExecReport,
+        pending: &mut [Pending; 2],
+    ) -> Result<Group> {
+        let describe = || {
+            format!(
+                "rename directory {}:{} -> {}",
+                g.side.letter(),
+                g.from,
+                g.to
+            )
+        };
+        let loc = self.loc(g.side);
+        match dir_rename::apply(self.index, loc, g) {
+            Ok(Applied::Renamed { entries, errors }) => {
+                for &i in &g.covers {
+                    Self::done(report, &plan.actions[i]);
+                }
+                report.stats.files_renamed += g.entries_moved();
+                report.stats.dirs_renamed += 1;
+                pending[g.side as usize].entries.extend(entries);
+                report.problems.extend(errors.iter().map(|e| {
+                    Problem::from_error(Some(g.side), Some(g.to.to_string()), &describe(), e)
+                }));
+                Ok(Group::Done)
+            }
+            Ok(Applied::FallBack(why)) => {
+                tracing::debug!(rename = describe(), why, "renaming entry by entry");
+                Ok(Group::FellBack)
+            }
+            Err(e @ Error::Db(_)) => Err(e),
+            Err(e) => {
+                let at = Some(g.from.to_string());
+                report
+                    .problems
+                    .push(Problem::from_error(Some(g.side), at, &describe(), &e));
+                Ok(Group::Refused)
+            }
+        }
+    }
+
+    /// Carries out one non-copy action; returns the index entries it changed.
+    fn apply(
+        &self,
+        action: &Action,
+        stats: &mut GenerationStats,
+        notes: &mut Vec<String>,
+    ) -> Result<Vec<Entry>> {
+        let loc = self.loc(action.side());
+        match action {
+            Action::MoveAside {
+                path, to, expected, ..
+            } => {
+                let stat = disk::move_checked(loc, path, expected, to)?;
+                let mut moved = expected.clone();
+                moved.path = to.clone();
+                moved.set_stat(stat);
+                moved.cache.racy = false;
+                let gone = expected.tombstone(&expected.state.version);
+                Ok(vec![moved, gone])
+            }
+            Action::Delete {
+                path,
+                expected,
+                version,
+                ..
+            } => {
+                if expected.state.kind == EntryKind::Dir {
+                    disk::ensure_matches(loc, path, Some(expected))?;
+                    disk::remove_dir_if_empty(self.index, loc, path)?;
+                } else {
+                    disk::remove_file(self.index, loc, path, expected, "deleted")?;
+                    stats.files_deleted += 1;
+                }
+                Ok(vec![expected.tombstone(version)])
+            }
+            Action::Mkdir {
+                path,
+                source,
+                expected,
+                version,
+                ..
+            } => {
+                disk::ensure_matches(loc, path, expected.as_ref())?;
+                let mode = self.dir_mode(action, notes)?;
+                if expected.is_none() {
+                    let owner = self.owner_on(action.side().other(), &source.path)?;
+                    disk::mkdir(loc, path, mode, owner)?;
+                    stats.dirs_created += 1;
+                } else {
+                    disk::open_up_dir(loc, path, mode)?;
+                }
+                // Recorded with the mode it gets once its contents are written.
+                let mut stat = disk::lstat(loc, path)?;
+                stat.mode = mode;
+                let mut made = Entry::at(path.clone(), EntryKind::Dir, stat);
+                made.state.version = version.clone();
+                Ok(vec![made])
+            }
+            Action::Rename {
+                from,
+                expected,
+                from_version,
+                to,
+                source,
+                version,
+                ..
+            } => {
+                let moved = disk::move_checked(loc, from, expected, to)?;
+                disk::set_mtime(loc, to, source.state.mtime_ns)?;
+                stats.files_renamed += 1;
+                let stat = disk::lstat(loc, to)?;
+                Ok(vec![
+                    {
+                        let mut e = Entry::landed(to, source, stat, version);
+                        // Replaced by a save since the move: hash it again next scan.
+                        e.cache.racy = stat.inode != moved.inode;
+                        e
+                    },
+                    expected.tombstone(from_version),
+                ])
+            }
+            Action::Copy { .. } => Err(Error::Other("copies run in batches".into())),
+            Action::Archive { .. } => Err(Error::Other("archive removals run last".into())),
+            Action::Record { entry, .. } => Ok(vec![entry.clone()]),
+        }
+    }
+
+    /// The owner a new file or folder gets: the source's, when this process can give
+    /// files away (root); else `None`.
+    fn owner_on(&self, side: Side, rel: &RelPath) -> Result<Option<(u32, u32)>> {
+        if !disk::can_chown() {
+            return Ok(None);
+        }
+        disk::owner_of(self.loc(side), rel)
+    }
+
+    /// The final mode of a planned directory: the source's, without setuid/setgid
+    /// where its owner is not kept (said in a note).
+    fn dir_mode(&self, action: &Action, notes: &mut Vec<String>) -> Result<u32> {
+        let Action::Mkdir {
+            side, path, source, ..
+        } = action
+        else {
+            return Err(Error::Other("not a directory action".into()));
+        };
+        let mode = source.state.mode;
+        if mode & 0o6000 == 0 || disk::can_chown() {
+            return Ok(mode);
+        }
+        let me = rustix::process::geteuid().as_raw();
+        if disk::owner_of(self.loc(side.other()), &source.path)?.is_some_and(|(u, _)| u == me) {
+            return Ok(mode);
+        }
+        notes.push(format!(
+            "{}: setuid/setgid bits not kept on {} (the folder's owner is not kept)",
+            path,
+            side.letter()
+        ));
+        Ok(mode & !0o6000)
+    }
+
+    /// Copies in batches: stage temp files, one durability point, renames, another.
+    fn copy_all(
+        &mut self,
+        copies: &[&Action],
+        report: &mut ExecReport,
+        pending: &mut [Pending; 2],
+    ) -> Result<()> {
+        let total: u64 = copies.iter().map(|a| copy_size(a)).sum();
+        self.progress.phase("copy", Some(total));
+        self.progress.items_total(copies.len() as u64);
+        let reuse_local = [
+            self.index.has_live_file(self.a.id())?,
+            self.index.has_live_file(self.b.id())?,
+        ];
+        let mut i = 0;
+        while i < copies.len() && !self.stopping() {
+            let mut bytes = 0;
+            let mut j = i;
+            while j < copies.len()
+                && j - i < COPY_BATCH_FILES
+                && (bytes < COPY_BATCH_BYTES || j == i)
+            {
+                bytes += copy_size(copies[j]);
+                j += 1;
+            }
+            // Checks and index look-ups stay on this thread; the byte work runs on all cores.
+            let mut jobs = Vec::new();
+            for a in &copies[i..j] {
+                let Action::Copy {
+                    to,
+                    path,
+                    source,
+                    expected,
+                    ..
+                } = a
+                else {
+                    continue;
+                };
+                if self.unindexed_on_target(*to, path, expected.as_ref())? {
+                    report.notes.push(format!(
+                        "{}: left alone, it exists there but is not indexed (ignored on that side?)",
+                        describe(a)
+                    ));
+                    continue;
+                }
+                match self.copy_source(*to, source, reuse_local[*to as usize]) {
+                    Ok(from) => jobs.push((*a, from)),
+                    Err(e) => report.failed(a, &e),
+                }
+            }
+            let limiter = self.limiter;
+            let cancel = self.cancel;
+            let locs = [self.a, self.b];
+            let t_stage = std::time::Instant::now();
+            let results = parallel_map(&jobs, self.workers, |(a, from), buf| {
+                let Action::Copy {
+                    to, path, source, ..
+                } = a
+                else {
+                    return Err(Error::Other("not a copy".into()));
+                };
+                if crate::cancel::is_cancelled(cancel) {
+                    return Ok(None); // not staged: left for the next run
+                }
+                // Opened here, on the worker, one at a time: a batch never holds more
+                // open files than there are workers.
+                let r = from.open(&locs).and_then(|(src, owner)| {
+                    disk::stage(
+                        locs[*to as usize],
+                        path,
+                        src,
+                        source,
+                        owner,
+                        self.fault,
+                        limiter,
+                        buf,
+                    )
+                });
+                self.progress
+                    .bytes(if source.state.kind == EntryKind::File {
+                        source.state.size
+                    } else {
+                        0
+                    });
+                self.progress.item();
+                r.map(Some)
+            });
+            let mut staged = Vec::new();
+            for ((a, ..), r) in jobs.iter().zip(results) {
+                match r {
+                    Some(Ok(None)) => {} // the run is stopping
+                    Some(Ok(Some(tmp))) => {
+                        if let Some(n) = &tmp.note {
+                            report.notes.push(n.clone());
+                        }
+                        staged.push((*a, tmp))
+                    }
+                    Some(Err(e)) => report.failed(a, &e),
+                    None => report.problems.push(Problem::described(
+                        Some(a.side()),
+                        ProblemKind::Other,
+                        format!("{}: the copy worker stopped", describe(a)),
+                    )),
+                }
+            }
+            if self.fault == FaultPoint::StopAfterStaging {
+                return Err(Error::Other("injected stop after staging".into()));
+            }
+            // One durability point per batch serves twice: it makes this batch's temp
+            // files durable before they are renamed, and the previous batch's renames
+            // durable before the index records them.
+            for side in [Side::A, Side::B] {
+                let staged_here = staged.iter().any(|(a, _)| a.side() == side);
+                if staged_here || !pending[side as usize].entries.is_empty() {
+                    let t = std::time::Instant::now();
+                    sync_filesystem(&self.loc(side).root)?;
+                    tracing::debug!(ms = t.elapsed().as_millis() as u64, "batch durable");
+                }
+            }
+            self.flush(pending, false)?;
+            self.persist_progress(report)?;
+            tracing::debug!(
+                ms = t_stage.elapsed().as_millis() as u64,
+                files = staged.len(),
+                "staged batch"
+            );
+            let t_install = std::time::Instant::now();
+            for (a, tmp) in staged {
+                let Action::Copy {
+                    to,
+                    path,
+                    source,
+                    expected,
+                    version,
+                } = a
+                else {
+                    continue;
+                };
+                let loc = self.loc(*to);
+                match disk::install(self.index, loc, path, &tmp, source, expected.as_ref()) {
+                    Ok(installed) => {
+                        Self::done(report, a);
+                        report.stats.files_copied += 1;
+                        if source.state.kind == EntryKind::File {
+                            report.stats.bytes_transferred += source.state.size;
+                        }
+                        let mut e = Entry::landed(path, source, installed.stat, version);
+                        e.cache.racy = installed.replaced_since;
+                        pending[*to as usize].entries.push(e);
+                    }
+                    Err(e) => {
+                        disk::discard(loc, path, &tmp);
+                        report.failed(a, &e);
+                    }
+                }
+            }
+            tracing::debug!(
+                ms = t_install.elapsed().as_millis() as u64,
+                "installed batch"
+            );
+            i = j;
+        }
+        // The last batch's renames: durable, then recorded.
+        self.flush(pending, true)?;
+        self.persist_progress(report)?;
+        Ok(())
+    }
+
+    /// A copy onto a path that exists on disk but has no index row on that side: the
+    /// side ignores it (or it appeared after the scan), so it is not ferry's to replace.
+    fn unindexed_on_target(
+        &self,
+        to: Side,
+        path: &RelPath,
+        expected: Option<&Entry>,
+    ) -> Result<bool> {
+        if expected.is_some() {
+            return Ok(false);
+        }
+        let loc = self.loc(to);
+        // Where the parent cannot be opened, staging fails and says why.
+        if !disk::exists(loc, path).unwrap_or(false) {
+            return Ok(false);
+        }
+        Ok(self.index.entry(loc.id(), path)?.is_none())
+    }
+
+    /// Where a copy's bytes come from, and the owner the copy gets: a file already in
+    /// the destination location when the index knows one with the same content (the
+    /// other side's file if that one changed meanwhile), else the source on the other
+    /// side. Nothing is opened here (see [`CopyFrom::open`]).
+    fn copy_source(&self, to: Side, source: &Entry, reuse_local: bool) -> Result<CopyFrom> {
+        let other = (to.other(), source.path.clone(), source.stat());
+        if source.state.kind == EntryKind::Symlink {
+            return Ok(CopyFrom::Symlink(self.owner_on(to.other(), &source.path)?));
+        }
+        if reuse_local && source.state.size > 0 {
+            if let Some(hash) = source.state.hash {
+                let dst = self.loc(to);
+                if let Some(p) = self.index.find_file_by_hash(dst.id(), &hash)? {
+                    if let Some(e) = self.index.entry(dst.id(), &p)? {
+                        let owner = disk::owner_of(self.loc(to.other()), &source.path)?;
+                        return Ok(CopyFrom::File {
+                            first: (to, p, e.stat()),
+                            then: Some(other),
+                            owner,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(CopyFrom::File {
+            first: other,
+            then: None,
+            owner: None,
+        })
+    }
+}
+
+/// Where a copy's bytes are to be read: a file of one side (and one to fall back on),
+/// with the owner the copy gets when it is not the file's own.
+enum CopyFrom {
+    Symlink(Option<(u32, u32)>),
+    File {
+        first: (Side, RelPath, StatInfo),
+        then: Option<(Side, RelPath, StatInfo)>,
+        owner: Option<(u32, u32)>,
+    },
+}
+
+impl CopyFrom {
+    /// Opens the source (through its root's handle; it must still have the indexed
+    /// size and mtime) and says whose the copy is.
+    fn open(&self, locs: &[&Location; 2]) -> Result<(Source, Option<(u32, u32)>)> {
+        match self {
+            CopyFrom::Symlink(owner) => Ok((Source::Symlink, *owner)),
+            CopyFrom::File { first, then, owner } => {
+                let open = |(side, rel, stat): &(Side, RelPath, StatInfo)| {
+                    disk::open_source(locs[*side as usize], rel, stat)
+                };
+                let (f, found) = match (open(first), then) {
+                    (Ok(x), _) => x,
+                    (Err(_), Some(t)) => open(t)?,
+                    (Err(e), None) => return Err(e),
+                };
+                Ok((Source::File(f), owner.or(Some((found.uid, found.gid)))))
+            }
+        }
+    }
+}
+
+fn copy_size(a: &Action) -> u64 {
+    match a {
+        Action::Copy { source, .. } if source.state.kind == EntryKind::File => source.state.size,
+        _ => 0,
+    }
+}
+
+/// Writes `source` (its bytes from `src`) to `path` of `loc` through the same safe
+/// steps as a sync: verified temp file, durable, disk re-checked against `expected`,
+/// old content versioned, atomic exchange, durable. Used by restore and resolve.
+pub(crate) fn replace_file(
+    index: &Index,
+    loc: &Location,
+    path: &RelPath,
+    src: Source,
+    source: &Entry,
+    expected: Option<&Entry>,
+) -> Result<StatInfo> {
+    let owner = match &src {
+        Source::File(f) => {
+            let found = crate::replica::beneath::fstat(f, &path.under(&loc.root))?;
+            Some((found.uid, found.gid))
+        }
+        Source::Symlink => None,
+    };
+    let staged: Staged = disk::stage(
+        loc,
+        path,
+        src,
+        source,
+        owner,
+        FaultPoint::None,
+        None,
+        &mut Vec::new(),
+    )?;
+    let root = loc.dir()?;
+    let installed = root
+        .sync_all()
+        .and_then(|_| disk::install(index, loc, path, &staged, source, expected));
+    match installed {
+        Ok(installed) => {
+            root.sync_all()?;
+            Ok(installed.stat)
+        }
+        Err(e) => {
+            disk::discard(loc, path, &staged);
+            Err(e)
+        }
+    }
+}
+
+fn describe(a: &Action) -> String {
+    let side = a.side().letter();
+    match a {
+        Action::MoveAside { path, to, .. } => format!("move aside {side}:{path} -> {to}"),
+        Action::Delete { path, .. } => format!("delete {side}:{path}"),
+        Action::Mkdir { path, .. } => format!("mkdir {side}:{path}"),
+        Action::Rename { from, to, .. } => format!("rename {side}:{from} -> {to}"),
+        Action::Copy { path, .. } => format!("copy to {side}:{path}"),
+        Action::Record { entry, .. } => format!("record {side}:{}", entry.path),
+        Action::Archive {
+            path, archived_as, ..
+        } => format!("archive {side}:{path} -> b:{archived_as}"),
+    }
+}

@@ -1,0 +1,164 @@
+//! Conflicts met by runs, open or settled.
+
+use super::{unix_now, Index};
+use crate::error::Result;
+use crate::model::entry::Entry;
+use crate::model::rel_path::RelPath;
+use rusqlite::params;
+
+/// A conflict row, as `ferry conflicts` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConflictRow {
+    pub id: i64,
+    #[serde(rename = "conduit")]
+    pub conduit_id: i64,
+    /// A path key (`rel_path`), serialized for people.
+    #[serde(serialize_with = "crate::model::rel_path::serialize_key")]
+    pub path: String,
+    pub a_kind: Option<String>,
+    pub a_size: Option<i64>,
+    pub a_mtime_ns: Option<i64>,
+    pub b_kind: Option<String>,
+    pub b_size: Option<i64>,
+    pub b_mtime_ns: Option<i64>,
+    #[serde(rename = "conflict_policy")]
+    pub policy: String,
+    pub winner: Option<String>,
+    #[serde(serialize_with = "crate::model::rel_path::serialize_opt_key")]
+    pub loser_kept_at: Option<String>,
+    pub status: String,
+    pub created_at: i64,
+    /// How the user settled it with `ferry resolve` (`a`, `b`, `both`), if they did.
+    pub resolution: Option<String>,
+    pub settled_at: Option<i64>,
+    pub a_root: String,
+    pub b_root: String,
+}
+
+impl Index {
+    #[allow(clippy::too_many_arguments)]
+    pub fn insert_conflict(
+        &self,
+        conduit: i64,
+        generation: i64,
+        path: &RelPath,
+        a: Option<&Entry>,
+        b: Option<&Entry>,
+        policy: &str,
+        winner: Option<&str>,
+        loser_kept_at: Option<&str>,
+        status: &str,
+    ) -> Result<()> {
+        let live = |e: Option<&Entry>| e.filter(|e| e.is_live()).cloned();
+        let (a, b) = (live(a), live(b));
+        self.conn.execute(
+            "INSERT INTO conflicts (conduit_id, generation_id, path, a_kind, a_size, a_mtime_ns,
+                b_kind, b_size, b_mtime_ns, policy, winner, loser_kept_at, status, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            params![
+                conduit,
+                generation,
+                path.as_str(),
+                a.as_ref().map(|e| e.state.kind.as_str()),
+                a.as_ref().map(|e| e.state.size as i64),
+                a.as_ref().map(|e| e.state.mtime_ns),
+                b.as_ref().map(|e| e.state.kind.as_str()),
+                b.as_ref().map(|e| e.state.size as i64),
+                b.as_ref().map(|e| e.state.mtime_ns),
+                policy,
+                winner,
+                loser_kept_at,
+                status,
+                unix_now()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Conflicts, newest first: all of them, or only open ones.
+    pub fn conflicts(&self, only_open: bool) -> Result<Vec<ConflictRow>> {
+        self.query_conflicts(
+            "WHERE (?1 = 0 OR c.status = 'open') ORDER BY c.id DESC",
+            params![only_open],
+        )
+    }
+
+    /// Open conflicts, and those settled (by policy or by the user) at or after `since`,
+    /// newest first. Superseded rows (an open conflict recorded again by a later run) are
+    /// left out.
+    pub fn recent_conflicts(&self, since: i64) -> Result<Vec<ConflictRow>> {
+        self.query_conflicts(
+            "WHERE c.status = 'open'
+                OR (c.status = 'settled' AND coalesce(c.settled_at, c.created_at) >= ?1)
+             ORDER BY c.id DESC",
+            params![since],
+        )
+    }
+
+    /// Open conflicts at `path` of a conduit.
+    pub fn open_conflicts_at(&self, conduit: i64, path: &RelPath) -> Result<Vec<ConflictRow>> {
+        self.query_conflicts(
+            "WHERE c.conduit_id = ?1 AND c.path = ?2 AND c.status = 'open' ORDER BY c.id DESC",
+            params![conduit, path.as_str()],
+        )
+    }
+
+    fn query_conflicts(&self, tail: &str, args: impl rusqlite::Params) -> Result<Vec<ConflictRow>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT c.id, c.conduit_id, c.path, c.a_kind, c.a_size, c.a_mtime_ns, c.b_kind,
+                    c.b_size, c.b_mtime_ns, c.policy, c.winner, c.loser_kept_at, c.status,
+                    c.created_at, c.resolution, c.settled_at, la.root, lb.root
+             FROM conflicts c JOIN conduits d ON d.id = c.conduit_id
+             JOIN locations la ON la.id = d.location_a JOIN locations lb ON lb.id = d.location_b
+             {tail}"
+        ))?;
+        let rows = st.query_map(args, |r| {
+            Ok(ConflictRow {
+                id: r.get(0)?,
+                conduit_id: r.get(1)?,
+                path: r.get(2)?,
+                a_kind: r.get(3)?,
+                a_size: r.get(4)?,
+                a_mtime_ns: r.get(5)?,
+                b_kind: r.get(6)?,
+                b_size: r.get(7)?,
+                b_mtime_ns: r.get(8)?,
+                policy: r.get(9)?,
+                winner: r.get(10)?,
+                loser_kept_at: r.get(11)?,
+                status: r.get(12)?,
+                created_at: r.get(13)?,
+                resolution: r.get(14)?,
+                settled_at: r.get(15)?,
+                a_root: r.get(16)?,
+                b_root: r.get(17)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Records the user's decision on an open conflict.
+    pub fn settle_conflict(
+        &self,
+        id: i64,
+        resolution: &str,
+        winner: Option<&str>,
+        loser_kept_at: Option<&str>,
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE conflicts SET status = 'settled', resolution = ?2, winner = ?3,
+                loser_kept_at = ?4, settled_at = ?5 WHERE id = ?1",
+            params![id, resolution, winner, loser_kept_at, unix_now()],
+        )?;
+        Ok(())
+    }
+
+    /// Marks open conflicts of a conduit as superseded before a run records fresh ones.
+    pub fn close_open_conflicts(&self, conduit: i64, status: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE conflicts SET status = ?2 WHERE conduit_id = ?1 AND status = 'open'",
+            params![conduit, status],
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,270 @@
+//! Entries: what each location holds, path by path.
+
+use super::Index;
+use crate::error::{Error, Result};
+use crate::model::chunk::{decode_chunks, encode_chunks, Hash};
+use crate::model::entry::{Entry, EntryKind, Presence, StatInfo};
+use crate::model::rel_path::RelPath;
+use crate::model::version_vector::VersionVector;
+use rusqlite::{params, OptionalExtension, Row};
+
+/// The stat part of an entry (see [`Index::stat_rows`]).
+#[derive(Debug, Clone)]
+pub struct StatRow {
+    pub path: RelPath,
+    pub kind: EntryKind,
+    pub stat: StatInfo,
+    pub deleted: bool,
+    pub racy: bool,
+}
+
+/// Decodes `SELECT path, kind, size, mtime_ns, ctime_ns, inode, mode, deleted, racy` rows.
+fn read_stat_rows(mut rows: rusqlite::Rows<'_>, out: &mut Vec<StatRow>) -> Result<()> {
+    while let Some(r) = rows.next()? {
+        let path: String = r.get(0)?;
+        let kind: String = r.get(1)?;
+        out.push(StatRow {
+            kind: EntryKind::parse(&kind)
+                .ok_or_else(|| Error::Corrupt(format!("entry {path:?} has kind {kind:?}")))?,
+            path: RelPath::new(&path)?,
+            stat: stat_from_row(r)?,
+            deleted: r.get(7)?,
+            racy: r.get(8)?,
+        });
+    }
+    Ok(())
+}
+
+impl Index {
+    /// All entries of a location (live and deleted), sorted by path.
+    pub fn entries(&self, location: i64) -> Result<Vec<Entry>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT path, kind, size, mtime_ns, ctime_ns, inode, mode, hash, chunks, link_target,
+                    version, deleted, sequence, racy
+             FROM entries WHERE location_id = ?1 ORDER BY path",
+        )?;
+        let mut rows = st.query([location])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(entry_from_row(row)?);
+        }
+        Ok(out)
+    }
+
+    /// The stat part of every entry of a location, sorted by path: what a scan needs
+    /// to tell whether the disk changed, without decoding hashes and vectors.
+    pub fn stat_rows(&self, location: i64) -> Result<Vec<StatRow>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT path, kind, size, mtime_ns, ctime_ns, inode, mode, deleted, racy
+             FROM entries WHERE location_id = ?1 ORDER BY path",
+        )?;
+        let mut out = Vec::new();
+        read_stat_rows(st.query([location])?, &mut out)?;
+        Ok(out)
+    }
+
+    /// The stat rows of `path` and of everything below it, sorted by path: what a
+    /// targeted scan of that path compares the disk with. A range over the primary key
+    /// (`path/` up to `path0`, `0` being the byte after `/`), so no other row is read.
+    /// The bounds are made here, not with SQL's `||`: a key may hold NULs (`rel_path`),
+    /// which SQLite compares in full but whose handling in expressions it leaves open.
+    pub fn stat_rows_under(&self, location: i64, path: &RelPath) -> Result<Vec<StatRow>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT path, kind, size, mtime_ns, ctime_ns, inode, mode, deleted, racy
+             FROM entries WHERE location_id = ?1
+               AND (path = ?2 OR (path >= ?3 AND path < ?4))
+             ORDER BY path",
+        )?;
+        let key = path.as_str();
+        let (from, to) = (format!("{key}/"), format!("{key}0"));
+        let mut out = Vec::new();
+        read_stat_rows(st.query(params![location, key, from, to])?, &mut out)?;
+        Ok(out)
+    }
+
+    pub fn entry(&self, location: i64, path: &RelPath) -> Result<Option<Entry>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT path, kind, size, mtime_ns, ctime_ns, inode, mode, hash, chunks, link_target,
+                    version, deleted, sequence, racy
+             FROM entries WHERE location_id = ?1 AND path = ?2",
+        )?;
+        let mut rows = st.query(params![location, path.as_str()])?;
+        match rows.next()? {
+            Some(row) => Ok(Some(entry_from_row(row)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Paths of a location whose rows changed after sequence number `after`.
+    pub fn paths_changed_since(&self, location: i64, after: u64) -> Result<Vec<RelPath>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT path FROM entries WHERE location_id = ?1 AND sequence > ?2")?;
+        let rows = st.query_map(params![location, after as i64], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for p in rows {
+            out.push(RelPath::new(&p?)?);
+        }
+        Ok(out)
+    }
+
+    /// A live file of the location with this content hash, if any.
+    pub fn find_file_by_hash(&self, location: i64, hash: &Hash) -> Result<Option<RelPath>> {
+        let p: Option<String> = self
+            .conn
+            .prepare_cached(
+                "SELECT path FROM entries INDEXED BY entries_by_hash
+                 WHERE location_id = ?1 AND hash = ?2 AND deleted = 0
+                 AND kind = 'file' LIMIT 1",
+            )?
+            .query_row(params![location, &hash.0[..]], |r| r.get(0))
+            .optional()?;
+        p.map(|s| RelPath::new(&s)).transpose()
+    }
+
+    /// Writes entries (insert or replace) in one transaction.
+    pub fn put_entries(&mut self, location: i64, entries: &[Entry]) -> Result<()> {
+        // A savepoint, not a transaction, so this also works inside `discarding`.
+        let tx = self.write_batch()?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT OR REPLACE INTO entries (location_id, path, kind, size, mtime_ns, ctime_ns,
+                    inode, mode, hash, chunks, link_target, version, deleted, sequence, racy)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            )?;
+            for e in entries {
+                st.execute(params![
+                    location,
+                    e.path.as_str(),
+                    e.state.kind.as_str(),
+                    e.state.size as i64,
+                    e.state.mtime_ns,
+                    e.cache.ctime_ns,
+                    e.cache.inode as i64,
+                    e.state.mode,
+                    e.state.hash.as_ref().map(|h| &h.0[..]),
+                    if e.state.chunks.is_empty() {
+                        None
+                    } else {
+                        Some(encode_chunks(&e.state.chunks))
+                    },
+                    e.state.link_target,
+                    e.state.version.to_bytes(),
+                    e.is_tombstone(),
+                    e.cache.sequence as i64,
+                    e.cache.racy,
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Forgets entries (used when a path becomes ignored: it leaves the index, not the
+    /// disk). Moves the location's sequence on, as every change of its rows does, and
+    /// clears its conduits' convergence points.
+    pub fn forget_entries(&mut self, location: i64, paths: &[RelPath]) -> Result<()> {
+        if paths.is_empty() {
+            return Ok(());
+        }
+        let tx = self.write_batch()?;
+        tx.execute(
+            "UPDATE locations SET sequence = sequence + 1 WHERE id = ?1",
+            [location],
+        )?;
+        // A forgotten row leaves no newer row behind to say the path changed, so the
+        // conduits of this location can no longer plan from what changed since they
+        // converged: they reconcile everything next time.
+        tx.execute(
+            "UPDATE conduits SET clean_seq_a = NULL, clean_seq_b = NULL
+             WHERE location_a = ?1 OR location_b = ?1",
+            [location],
+        )?;
+        {
+            let mut st =
+                tx.prepare_cached("DELETE FROM entries WHERE location_id = ?1 AND path = ?2")?;
+            for p in paths {
+                st.execute(params![location, p.as_str()])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Whether the location has any live file (cheaper than counting them).
+    pub fn has_live_file(&self, location: i64) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT 1 FROM entries WHERE location_id = ?1 AND deleted = 0 AND kind = 'file' LIMIT 1",
+            )?
+            .query_row([location], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    pub fn live_file_count(&self, location: i64) -> Result<u64> {
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM entries WHERE location_id = ?1 AND deleted = 0 AND kind != 'dir'",
+            [location],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
+    /// Files and symlinks changed (or deleted) on a location since sequence `after`
+    /// (what a conduit that converged there has not synced yet), and the bytes of the
+    /// live files among them.
+    pub fn changed_since(&self, location: i64, after: u64) -> Result<(u64, u64)> {
+        let (n, bytes): (i64, i64) = self.conn.query_row(
+            "SELECT count(*), coalesce(sum(CASE WHEN deleted = 0 AND kind = 'file' THEN size END), 0)
+             FROM entries WHERE location_id = ?1 AND sequence > ?2 AND kind != 'dir'",
+            params![location, after as i64],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok((n as u64, bytes as u64))
+    }
+}
+
+/// The stat columns (2 to 6: size, mtime, ctime, inode, mode) every entry query selects.
+fn stat_from_row(r: &Row<'_>) -> rusqlite::Result<StatInfo> {
+    Ok(StatInfo {
+        size: r.get::<_, i64>(2)? as u64,
+        mtime_ns: r.get(3)?,
+        ctime_ns: r.get(4)?,
+        inode: r.get::<_, i64>(5)? as u64,
+        mode: r.get(6)?,
+    })
+}
+
+fn entry_from_row(r: &Row<'_>) -> Result<Entry> {
+    let path: String = r.get(0)?;
+    let kind: String = r.get(1)?;
+    let hash: Option<Vec<u8>> = r.get(7)?;
+    let chunks: Option<Vec<u8>> = r.get(8)?;
+    let version: Vec<u8> = r.get(10)?;
+    let path = RelPath::new(&path)?;
+    let kind = EntryKind::parse(&kind)
+        .ok_or_else(|| Error::Corrupt(format!("entry {path:?} has kind {kind:?}")))?;
+    let mut e = Entry::at(path, kind, stat_from_row(r)?);
+    e.state.hash = match hash {
+        Some(h) => Some(
+            Hash::from_slice(&h)
+                .ok_or_else(|| Error::Corrupt(format!("entry {:?} has a bad hash", e.path)))?,
+        ),
+        None => None,
+    };
+    e.state.chunks = match chunks {
+        Some(c) => decode_chunks(&c)
+            .ok_or_else(|| Error::Corrupt(format!("entry {:?} has a bad chunk list", e.path)))?,
+        None => Vec::new(),
+    };
+    e.state.link_target = r.get(9)?;
+    e.state.version = VersionVector::from_bytes(&version)?;
+    if r.get::<_, bool>(11)? {
+        e.state.presence = Presence::Tombstone;
+    }
+    e.cache.sequence = r.get::<_, i64>(12)? as u64;
+    e.cache.racy = r.get(13)?;
+    Ok(e)
+}

@@ -1,0 +1,105 @@
+//! Locations: the folders this library indexes.
+
+use super::{path_str, unix_now, Index};
+use crate::error::Result;
+use rusqlite::{params, OptionalExtension, Row};
+use std::path::{Path, PathBuf};
+
+/// A location row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocationRow {
+    pub id: i64,
+    pub uuid: String,
+    pub root: PathBuf,
+    pub replica_id: u64,
+}
+
+impl Index {
+    pub fn location_by_root(&self, root: &Path) -> Result<Option<LocationRow>> {
+        let root_s = path_str(root)?;
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, uuid, root, replica_id FROM locations WHERE root = ?1",
+                [root_s],
+                location_from_row,
+            )
+            .optional()?)
+    }
+
+    pub fn location_by_uuid(&self, uuid: &str) -> Result<Option<LocationRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, uuid, root, replica_id FROM locations WHERE uuid = ?1",
+                [uuid],
+                location_from_row,
+            )
+            .optional()?)
+    }
+
+    /// Moves a location to a new root (the folder was moved): its entries, versions and
+    /// conduits follow it, as they refer to its ID.
+    pub fn set_location_root(&self, id: i64, root: &Path) -> Result<LocationRow> {
+        self.conn.execute(
+            "UPDATE locations SET root = ?2 WHERE id = ?1",
+            params![id, path_str(root)?],
+        )?;
+        self.location(id)
+    }
+
+    pub fn location(&self, id: i64) -> Result<LocationRow> {
+        Ok(self.conn.query_row(
+            "SELECT id, uuid, root, replica_id FROM locations WHERE id = ?1",
+            [id],
+            location_from_row,
+        )?)
+    }
+
+    pub fn locations(&self) -> Result<Vec<LocationRow>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id, uuid, root, replica_id FROM locations ORDER BY id")?;
+        let rows = st.query_map([], location_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn insert_location(&self, uuid: &str, root: &Path, replica_id: u64) -> Result<LocationRow> {
+        self.conn.execute(
+            "INSERT INTO locations (uuid, root, replica_id, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![uuid, path_str(root)?, replica_id as i64, unix_now()],
+        )?;
+        self.location(self.conn.last_insert_rowid())
+    }
+
+    /// The last sequence number handed out by a location: it changes whenever the
+    /// content, version or presence of any of the location's entries changes (a stat
+    /// refresh alone keeps the row's number).
+    pub fn location_sequence(&self, location: i64) -> Result<u64> {
+        let s: i64 = self.conn.query_row(
+            "SELECT sequence FROM locations WHERE id = ?1",
+            [location],
+            |r| r.get(0),
+        )?;
+        Ok(s as u64)
+    }
+
+    /// Reserves `n` sequence numbers of a location; returns the first.
+    pub fn reserve_sequence(&self, location: i64, n: u64) -> Result<u64> {
+        let last: i64 = self.conn.query_row(
+            "UPDATE locations SET sequence = sequence + ?2 WHERE id = ?1 RETURNING sequence",
+            params![location, n as i64],
+            |r| r.get(0),
+        )?;
+        Ok(last as u64 - n + 1)
+    }
+}
+
+fn location_from_row(r: &Row<'_>) -> rusqlite::Result<LocationRow> {
+    Ok(LocationRow {
+        id: r.get(0)?,
+        uuid: r.get(1)?,
+        root: PathBuf::from(r.get::<_, String>(2)?),
+        replica_id: r.get::<_, i64>(3)? as u64,
+    })
+}

@@ -1,0 +1,379 @@
+//! The index: one SQLite database per library holding locations, entries, conduits,
+//! generations, conflicts and versions. Every sync decision is a query over it.
+
+mod conduits;
+mod conflicts;
+mod entries;
+mod history;
+mod locations;
+mod schema;
+mod sql_types;
+mod versions;
+
+pub use conduits::ConduitRow;
+pub use conflicts::ConflictRow;
+pub use entries::StatRow;
+pub use history::{
+    GenerationRow, GenerationStats, RunStatus, ACTION_HISTORY_GENERATIONS,
+    MAX_ACTIONS_PER_GENERATION,
+};
+pub use locations::LocationRow;
+pub use versions::VersionRow;
+
+use schema::MIGRATIONS;
+
+use crate::error::{Error, Result};
+use crate::model::chunk::CHUNKER_ID;
+use rusqlite::{Connection, OptionalExtension};
+use std::path::Path;
+
+/// Seconds since the Unix epoch, for timestamps kept in the index.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// An open index database.
+pub struct Index {
+    conn: Connection,
+    /// Inside [`Index::discarding`]: every write is rolled back at its end.
+    discarding: bool,
+}
+
+impl Index {
+    /// Opens (creating and migrating as needed) the index at `path`.
+    pub fn open(path: &Path) -> Result<Index> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        Self::setup(conn)
+    }
+
+    /// An empty index in memory, gone when dropped (a dry run on a device with no
+    /// library yet plans against it, so it creates no library).
+    pub fn open_in_memory() -> Result<Index> {
+        Self::setup(Connection::open_in_memory()?)
+    }
+
+    fn setup(conn: Connection) -> Result<Index> {
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut index = Index {
+            conn,
+            discarding: false,
+        };
+        index.migrate()?;
+        Ok(index)
+    }
+
+    /// Runs `f` inside a transaction that is always rolled back, whatever `f` returns:
+    /// `f` reads its own writes, and afterwards the database is as it was. Dry runs
+    /// plan inside one. Nested calls share the outermost transaction.
+    ///
+    /// The transaction is `IMMEDIATE`: it takes the write lock at once (waiting up to
+    /// the busy timeout) and holds it until `f` returns, so other processes' writes
+    /// wait meanwhile. A deferred one would lock only from `f`'s first write, but then
+    /// fail outright (`SQLITE_BUSY_SNAPSHOT`) whenever another process had committed
+    /// since `f`'s first read, e.g. a daemon syncing another conduit.
+    pub fn discarding<T>(&mut self, f: impl FnOnce(&mut Index) -> Result<T>) -> Result<T> {
+        if self.discarding {
+            return f(self);
+        }
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        self.discarding = true;
+        let out = f(self);
+        self.discarding = false;
+        // An error may already have ended the transaction (SQLite rolls back on some).
+        let rolled_back = if self.conn.is_autocommit() {
+            Ok(())
+        } else {
+            self.conn.execute_batch("ROLLBACK")
+        };
+        let out = out?;
+        rolled_back?;
+        Ok(out)
+    }
+
+    /// Whether the caller runs inside [`Index::discarding`].
+    pub fn is_discarding(&self) -> bool {
+        self.discarding
+    }
+
+    /// A write batch: a transaction that takes the write lock at once (`IMMEDIATE`), or a
+    /// savepoint inside the transaction already open (`discarding`). Immediate, because
+    /// a batch that reads before it writes would otherwise start as a reader and fail
+    /// with "database is locked" at once (no busy wait) when another process wrote
+    /// meanwhile.
+    fn write_batch(&mut self) -> Result<WriteBatch<'_>> {
+        Ok(if self.conn.is_autocommit() {
+            WriteBatch::Tx(
+                self.conn
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?,
+            )
+        } else {
+            WriteBatch::Nested(self.conn.savepoint()?)
+        })
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let current: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if current as usize > MIGRATIONS.len() {
+            return Err(Error::Corrupt(format!(
+                "index schema version {current} is newer than this ferry understands ({})",
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        let chunker: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'chunker'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        match chunker {
+            None => {
+                self.conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('chunker', ?1)",
+                    [CHUNKER_ID],
+                )?;
+            }
+            Some(c) if c != CHUNKER_ID => {
+                return Err(Error::Corrupt(format!(
+                    "index was built with chunker {c}, this ferry uses {CHUNKER_ID}"
+                )))
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
+
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+}
+
+pub(super) fn path_str(p: &Path) -> Result<&str> {
+    p.to_str().ok_or_else(|| Error::InvalidPath {
+        path: p.to_string_lossy().into_owned(),
+        reason: "location root is not valid UTF-8",
+    })
+}
+
+/// See [`Index::write_batch`].
+enum WriteBatch<'a> {
+    Tx(rusqlite::Transaction<'a>),
+    Nested(rusqlite::Savepoint<'a>),
+}
+
+impl WriteBatch<'_> {
+    fn commit(self) -> rusqlite::Result<()> {
+        match self {
+            WriteBatch::Tx(t) => t.commit(),
+            WriteBatch::Nested(s) => s.commit(),
+        }
+    }
+}
+
+impl std::ops::Deref for WriteBatch<'_> {
+    type Target = rusqlite::Connection;
+    fn deref(&self) -> &rusqlite::Connection {
+        match self {
+            WriteBatch::Tx(t) => t,
+            WriteBatch::Nested(s) => s,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::chunk::Hash;
+    use crate::model::entry::{Entry, EntryKind, StatInfo};
+    use crate::model::rel_path::RelPath;
+    use crate::model::version_vector::VersionVector;
+    use crate::plan::itemize::{Item, ItemAction};
+    use crate::plan::{ConflictPolicy, Side, SyncMode};
+
+    #[test]
+    fn migrates_and_roundtrips_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("index.db");
+        let mut idx = Index::open(&db).unwrap();
+        assert_eq!(idx.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        let loc = idx.insert_location("u1", Path::new("/x"), 7).unwrap();
+        assert_eq!(idx.reserve_sequence(loc.id, 3).unwrap(), 1);
+        assert_eq!(idx.reserve_sequence(loc.id, 1).unwrap(), 4);
+        let e = {
+            let mut e = Entry::at(
+                RelPath::new("a/b").unwrap(),
+                EntryKind::File,
+                StatInfo {
+                    size: 5,
+                    mtime_ns: 1,
+                    ctime_ns: 2,
+                    inode: 3,
+                    mode: 0o644,
+                },
+            );
+            e.state.hash = Some(Hash::of(b"hello"));
+            e.state.version = VersionVector::new().bumped(7, 1);
+            e.cache.sequence = 1;
+            e.cache.racy = true;
+            e
+        };
+        idx.put_entries(loc.id, std::slice::from_ref(&e)).unwrap();
+        drop(idx);
+        let idx = Index::open(&db).unwrap();
+        assert_eq!(idx.entries(loc.id).unwrap(), vec![e.clone()]);
+        assert_eq!(
+            idx.find_file_by_hash(loc.id, &Hash::of(b"hello")).unwrap(),
+            Some(e.path.clone())
+        );
+        assert_eq!(
+            idx.find_file_by_hash(loc.id, &Hash::of(b"x")).unwrap(),
+            None
+        );
+    }
+
+    /// Every way of reading a conduit sees the same row (the column lists agree).
+    #[test]
+    fn conduit_reads_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let idx = Index::open(&dir.path().join("index.db")).unwrap();
+        let a = idx.insert_location("ua", Path::new("/a"), 1).unwrap();
+        let b = idx.insert_location("ub", Path::new("/b"), 2).unwrap();
+        let c = idx
+            .insert_conduit(a.id, b.id, SyncMode::Mirror, ConflictPolicy::KeepBoth, true)
+            .unwrap();
+        idx.set_conduit_retention(c.id, Some("simple:3")).unwrap();
+        idx.update_conduit_schedule(c.id, "every:10m", 4, 1 << 20)
+            .unwrap();
+        let by_id = idx.conduit(c.id).unwrap().unwrap();
+        assert_eq!(by_id.retention.as_deref(), Some("simple:3"));
+        assert_eq!(by_id.schedule, "every:10m");
+        assert_eq!((by_id.parallel, by_id.bandwidth_limit), (4, 1 << 20));
+        assert_eq!(idx.conduit_between(a.id, b.id).unwrap().unwrap(), by_id);
+        assert_eq!(idx.conduits().unwrap(), vec![by_id]);
+    }
+
+    /// Writes inside `discarding` (batched ones included) are seen there and gone after,
+    /// whether it ends well or with an error; nested calls share the transaction.
+    #[test]
+    fn discarding_rolls_back_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut idx = Index::open(&dir.path().join("index.db")).unwrap();
+        let kept = idx.insert_location("keep", Path::new("/keep"), 1).unwrap();
+        let gone = RelPath::new("gone").unwrap();
+        let e = Entry::at(gone.clone(), EntryKind::Dir, StatInfo::default());
+        idx.put_entries(kept.id, std::slice::from_ref(&e)).unwrap();
+        let before = (idx.locations().unwrap(), idx.entries(kept.id).unwrap());
+
+        let seen = idx
+            .discarding(|idx| {
+                let loc = idx.insert_location("tmp", Path::new("/tmp"), 2)?;
+                idx.put_entries(loc.id, std::slice::from_ref(&e))?;
+                idx.forget_entries(kept.id, std::slice::from_ref(&gone))?;
+                idx.reserve_sequence(kept.id, 5)?;
+                idx.discarding(|idx| idx.insert_location("nested", Path::new("/n"), 3))?;
+                assert!(idx.is_discarding());
+                Ok((idx.locations()?.len(), idx.entries(loc.id)?.len()))
+            })
+            .unwrap();
+        assert_eq!(seen, (3, 1));
+        assert!(!idx.is_discarding());
+        assert_eq!(
+            (idx.locations().unwrap(), idx.entries(kept.id).unwrap()),
+            before
+        );
+        assert_eq!(idx.location_sequence(kept.id).unwrap(), 0);
+
+        let failed: Result<()> = idx.discarding(|idx| {
+            idx.insert_location("tmp", Path::new("/tmp"), 2)?;
+            Err(Error::Other("stop".into()))
+        });
+        assert!(failed.is_err());
+        assert_eq!(idx.locations().unwrap(), before.0);
+        // Ordinary writes commit again afterwards.
+        idx.insert_location("after", Path::new("/after"), 4)
+            .unwrap();
+        assert_eq!(idx.locations().unwrap().len(), 2);
+    }
+
+    fn item(path: &str) -> Item {
+        Item {
+            action: ItemAction::Copy,
+            side: Some(Side::B),
+            path: RelPath::new(path).unwrap(),
+            to: None,
+            kind: Some(EntryKind::File),
+            size: Some(1),
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn generation_actions_are_bounded_pruned_and_removed_with_their_conduit() {
+        let mut idx = Index::open_in_memory().unwrap();
+        let (a, b) = (
+            idx.insert_location("ua", Path::new("/a"), 1).unwrap(),
+            idx.insert_location("ub", Path::new("/b"), 2).unwrap(),
+        );
+        let c = idx
+            .insert_conduit(
+                a.id,
+                b.id,
+                SyncMode::Bidirectional,
+                ConflictPolicy::Newest,
+                false,
+            )
+            .unwrap();
+        let g = idx.begin_generation(c.id, "cli").unwrap();
+        let many: Vec<Item> = (0..MAX_ACTIONS_PER_GENERATION + 7)
+            .map(|i| item(&format!("f{i}")))
+            .collect();
+        // Recorded in two batches, as the executor does after each durable batch.
+        idx.record_generation_actions(g, &many[..10]).unwrap();
+        idx.record_generation_actions(g, &many[10..]).unwrap();
+        let kept = idx.generation_actions(g).unwrap();
+        assert_eq!(kept.len() as u64, MAX_ACTIONS_PER_GENERATION);
+        assert_eq!(kept[..3], many[..3]);
+        assert_eq!(
+            kept.last(),
+            many.get(MAX_ACTIONS_PER_GENERATION as usize - 1)
+        );
+        let row = idx.generation(g).unwrap().unwrap();
+        assert_eq!(row.actions_omitted, 7);
+        assert!(!row.actions_pruned);
+
+        let mut gens = vec![g];
+        for i in 0..ACTION_HISTORY_GENERATIONS {
+            let g = idx.begin_generation(c.id, "cli").unwrap();
+            idx.record_generation_actions(g, &[item(&format!("run{i}"))])
+                .unwrap();
+            gens.push(g);
+        }
+        idx.prune_generation_actions(c.id).unwrap();
+        assert!(idx.generation_actions(gens[0]).unwrap().is_empty());
+        assert!(idx.generation(gens[0]).unwrap().unwrap().actions_pruned);
+        assert_eq!(idx.generation_actions(gens[1]).unwrap().len(), 1);
+        assert!(!idx.generation(gens[1]).unwrap().unwrap().actions_pruned);
+
+        assert!(idx.remove_conduit(c.id).unwrap());
+        let left: i64 = idx
+            .conn
+            .query_row("SELECT count(*) FROM generation_actions", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
+    }
+}

@@ -1,0 +1,138 @@
+//! Content by hash. A replica that writes a file asks for the pieces of its content
+//! from chunk sources, nearest first: this device's own files (a rename, a copy or the
+//! old version of the same file hold most chunks of a small change), then a peer or
+//! the hub. Every piece is checked against its BLAKE3 before it is used, so a source
+//! that lies or a file that changed under it costs a retry elsewhere, never a wrong
+//! byte.
+
+use crate::error::Result;
+use crate::index::Index;
+use crate::model::chunk::Hash;
+use crate::model::entry::{EntryKind, FileState, Presence};
+use crate::replica::location::Location;
+use std::cell::RefCell;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
+/// `len` bytes at `offset` of the content whose BLAKE3 is `content`; `hash` is the
+/// BLAKE3 of those bytes (for a one-chunk file, the content hash itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Piece {
+    pub content: Hash,
+    pub offset: u64,
+    pub len: u32,
+    pub hash: Hash,
+}
+
+/// The pieces `state`'s content is made of, in order: one per chunk, or the whole file
+/// as one piece when it has no chunk list (no larger than one chunk). Empty for an
+/// empty file, a directory, or a file whose hash is unknown.
+pub fn pieces_of(state: &FileState) -> Vec<Piece> {
+    let Some(content) = state.hash else {
+        return Vec::new();
+    };
+    if state.kind != EntryKind::File || state.size == 0 {
+        return Vec::new();
+    }
+    if state.chunks.is_empty() {
+        return match u32::try_from(state.size) {
+            Ok(len) => vec![Piece {
+                content,
+                offset: 0,
+                len,
+                hash: content,
+            }],
+            Err(_) => Vec::new(),
+        };
+    }
+    let mut offset = 0;
+    (state.chunks.iter())
+        .map(|c| {
+            let p = Piece {
+                content,
+                offset,
+                len: c.len,
+                hash: c.hash,
+            };
+            offset += u64::from(c.len);
+            p
+        })
+        .collect()
+}
+
+/// Somewhere pieces of content can be read from.
+pub trait ChunkSource {
+    /// Reads `piece` into `buf` (replacing what it held) and checks its hash. `Ok(false)`
+    /// when this source does not have it, or what it has no longer matches; an error
+    /// only when the source itself failed (the caller may try the next one).
+    fn read(&self, piece: &Piece, buf: &mut Vec<u8>) -> Result<bool>;
+}
+
+/// Reads `piece` at its offset of `file` into `buf`; whether the bytes match its hash.
+pub fn read_piece(file: &File, piece: &Piece, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+    buf.clear();
+    buf.resize(piece.len as usize, 0);
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], piece.offset + done as u64) {
+            Ok(0) => return Ok(false), // shorter than indexed: changed
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Hash::of(buf) == piece.hash)
+}
+
+/// The files of one local location, found by content hash through the index and read
+/// through the root's handle (never through a symlink). The last file opened stays
+/// open for the next piece of the same content.
+pub struct LocalContent<'a> {
+    index: &'a Index,
+    loc: &'a Location,
+    open: RefCell<Option<(Hash, File)>>,
+}
+
+impl<'a> LocalContent<'a> {
+    pub fn new(index: &'a Index, loc: &'a Location) -> Self {
+        LocalContent {
+            index,
+            loc,
+            open: RefCell::new(None),
+        }
+    }
+
+    /// A live file of this location whose indexed content is `content`, opened, if it
+    /// still has the indexed size and mtime.
+    fn open(&self, content: &Hash) -> Result<Option<File>> {
+        let Some(path) = self.index.find_file_by_hash(self.loc.id(), content)? else {
+            return Ok(None);
+        };
+        let Some(e) = self.index.entry(self.loc.id(), &path)? else {
+            return Ok(None);
+        };
+        if e.state.presence != Presence::Live {
+            return Ok(None);
+        }
+        match crate::replica::disk::open_source(self.loc, &path, &e.stat()) {
+            Ok((f, _)) => Ok(Some(f)),
+            // Changed since it was indexed: not a source now.
+            Err(crate::error::Error::Changed(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl ChunkSource for LocalContent<'_> {
+    fn read(&self, piece: &Piece, buf: &mut Vec<u8>) -> Result<bool> {
+        let mut open = self.open.borrow_mut();
+        if open.as_ref().map(|(h, _)| h) != Some(&piece.content) {
+            *open = self.open(&piece.content)?.map(|f| (piece.content, f));
+        }
+        let Some((_, file)) = open.as_ref() else {
+            return Ok(false);
+        };
+        let shown = self.loc.root.clone();
+        crate::error::IoContext::ctx(read_piece(file, piece, buf), "read", shown)
+    }
+}

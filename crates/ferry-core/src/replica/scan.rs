@@ -1,0 +1,591 @@
+//! Scan: walk a location, compare each path's stat with the index, hash only what
+//! changed, and record changes (with version-vector bumps) and deletions.
+//!
+//! A scan covers a [`Scope`]: the whole location, or only some paths and their
+//! subtrees (the daemon's targeted rescans of what file-system events touched).
+//! Either way the same join and absorb code compares and records, so a targeted scan
+//! judges each path exactly as a full scan would.
+//!
+//! Two stages. *Observe* walks the disk and merge-joins it with the index's stat rows
+//! (both sorted by path); it touches no index, so both locations of a conduit are
+//! observed at once. *Absorb* reads the content of what changed, in batches, and writes
+//! each batch to the index, so memory stays bounded on trees of millions of files.
+
+use crate::error::Result;
+use crate::index::{Index, StatRow};
+use crate::model::chunk::{digest_reader_with, Digest, Hash};
+use crate::model::entry::{Entry, EntryKind, StatInfo};
+use crate::model::rel_path::{encode, escape_os, RelPath};
+use crate::parallel::parallel_map;
+use crate::problem::{Problem, ProblemKind};
+use crate::progress::Progress;
+use crate::replica::beneath::RootDir;
+use crate::replica::ignore_rules::{IndexRules, IGNORE_FILE};
+use crate::replica::location::{Location, LocationLock};
+use crate::replica::overlap::Fence;
+use crate::replica::walk::{walk, walk_paths, Seen, WalkOut};
+use std::os::unix::ffi::OsStrExt;
+
+/// An mtime this close to the scan (or later) is not trusted: the file may still be
+/// changing within the timestamp's granularity, so the next scan hashes it again.
+const RACY_WINDOW_NS: i64 = 2_000_000_000;
+
+/// A file's digest and its stat after reading, or why it could not be read.
+type HashResult = std::result::Result<(Digest, StatInfo), Problem>;
+
+/// Changed paths read and written to the index together.
+const ABSORB_BATCH: usize = 16 * 1024;
+
+/// What a scan found.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ScanReport {
+    pub entries: u64,
+    pub hashed_files: u64,
+    pub hashed_bytes: u64,
+    pub changed: u64,
+    pub deleted: u64,
+    pub forgotten: u64,
+    /// Per-path problems; the rest of the scan went on.
+    #[serde(serialize_with = "crate::problem::as_sentences")]
+    pub errors: Vec<Problem>,
+    /// Paths left out on purpose and said so (fifos, sockets, devices).
+    pub notes: Vec<String>,
+}
+
+/// Which paths of a location a scan looks at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Everything.
+    All,
+    /// Only these paths and, for directories, their subtrees; no path lies below
+    /// another. Build with [`Scope::paths`].
+    Paths(Vec<RelPath>),
+}
+
+impl Scope {
+    /// A scope of the given paths: sorted, deduplicated, and with paths below another
+    /// one dropped (scanning a directory covers its subtree). A touched `.ferryignore`
+    /// changes which paths are indexed anywhere below it, so it widens to `All`.
+    pub fn paths(paths: &[RelPath]) -> Scope {
+        if paths.iter().any(|p| p.file_name() == IGNORE_FILE) {
+            return Scope::All;
+        }
+        let mut sorted: Vec<RelPath> = paths.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut out: Vec<RelPath> = Vec::with_capacity(sorted.len());
+        for p in sorted {
+            // Sorted order puts an ancestor before its descendants, but not always
+            // directly before (`a`, `a-b`, `a/c`): check every kept ancestor's name.
+            if !p
+                .ancestors()
+                .any(|a| out.binary_search_by(|k| k.as_str().cmp(a)).is_ok())
+            {
+                out.push(p);
+            }
+        }
+        Scope::Paths(out)
+    }
+}
+
+/// What observing a location's disk found, before anything is read or written.
+struct Observed {
+    report: ScanReport,
+    scan_start_ns: i64,
+    /// Paths that are new or whose stat changed, sorted by path.
+    candidates: Vec<Seen>,
+    /// Indexed live paths that are gone from disk: they become tombstones.
+    gone: Vec<RelPath>,
+    /// Indexed paths still on disk but no longer walked (ignored now): they leave the
+    /// index without counting as deletions.
+    forget: Vec<RelPath>,
+}
+
+/// Scans `loc` and brings its index entries up to date. The caller holds the
+/// location's lock (`_held`), so stale temp files found can be removed.
+pub fn scan_location(
+    index: &mut Index,
+    loc: &Location,
+    _held: &LocationLock,
+    rules: IndexRules,
+    progress: &dyn Progress,
+) -> Result<ScanReport> {
+    scan_scoped(index, loc, rules, &Scope::All, progress)
+}
+
+/// Scans only `paths` of `loc` (and the subtrees of those that are directories) and
+/// brings their index entries up to date; every other entry is left alone. A touched
+/// `.ferryignore` makes it a full scan. The caller holds the location's lock.
+pub fn scan_paths(
+    index: &mut Index,
+    loc: &Location,
+    _held: &LocationLock,
+    rules: IndexRules,
+    paths: &[RelPath],
+    progress: &dyn Progress,
+) -> Result<ScanReport> {
+    scan_scoped(index, loc, rules, &Scope::paths(paths), progress)
+}
+
+fn scan_scoped(
+    index: &mut Index,
+    loc: &Location,
+    rules: IndexRules,
+    scope: &Scope,
+    progress: &dyn Progress,
+) -> Result<ScanReport> {
+    let rows = scope_rows(index, loc, scope)?;
+    let index_was_empty = rows.is_empty();
+    let fence = Fence::around(&[&loc.root])?;
+    let mut walked = walk_location(loc, rules, scope, &fence)?;
+    keep_leftovers(index, loc, &mut walked);
+    let observed = join(loc, walked, rows);
+    absorb(index, loc, index_was_empty, observed, progress)
+}
+
+/// The index rows a scan of `scope` compares the disk with, sorted by path.
+fn scope_rows(index: &Index, loc: &Location, scope: &Scope) -> Result<Vec<StatRow>> {
+    match scope {
+        Scope::All => index.stat_rows(loc.id()),
+        Scope::Paths(paths) => {
+            let mut rows = Vec::new();
+            for p in paths {
+                rows.extend(index.stat_rows_under(loc.id(), p)?);
+            }
+            // Subtrees of neighbours interleave in byte order (`a`, `a-b`, `a/c`).
+            rows.sort_unstable_by(|x, y| x.path.cmp(&y.path));
+            Ok(rows)
+        }
+    }
+}
+
+/// Scans both locations of a conduit: both walks run while this thread loads the
+/// index rows they will be compared with.
+pub fn scan_pair(
+    index: &mut Index,
+    locs: [(&Location, &LocationLock); 2],
+    rules: IndexRules,
+    progress: &dyn Progress,
+) -> Result<[ScanReport; 2]> {
+    scan_pair_scoped(index, locs, rules, [&Scope::All, &Scope::All], progress)
+}
+
+/// Scans `scopes[i]` of each location of a conduit, like [`scan_pair`].
+pub fn scan_pair_scoped(
+    index: &mut Index,
+    locs: [(&Location, &LocationLock); 2],
+    rules: IndexRules,
+    scopes: [&Scope; 2],
+    progress: &dyn Progress,
+) -> Result<[ScanReport; 2]> {
+    let [(la, _), (lb, _)] = locs;
+    let [sa, sb] = scopes;
+    // Neither walk may enter either root, nor an ancestor of one (through a mount).
+    let fence = Fence::around(&[&la.root, &lb.root])?;
+    let (walked, rows) = std::thread::scope(|sc| {
+        let wa = sc.spawn(|| walk_location(la, rules, sa, &fence));
+        let wb = sc.spawn(|| walk_location(lb, rules, sb, &fence));
+        let rows = scope_rows(index, la, sa).and_then(|a| Ok((a, scope_rows(index, lb, sb)?)));
+        let panicked = || Err(crate::error::Error::Other("walk thread panicked".into()));
+        let wa = wa.join().unwrap_or_else(|_| panicked());
+        let wb = wb.join().unwrap_or_else(|_| panicked());
+        ((wa, wb), rows)
+    });
+    let (rows_a, rows_b) = rows?;
+    let (mut wa, mut wb) = (walked.0?, walked.1?);
+    keep_leftovers(index, la, &mut wa);
+    keep_leftovers(index, lb, &mut wb);
+    let (empty_a, empty_b) = (rows_a.is_empty(), rows_b.is_empty());
+    let (obs_a, obs_b) = (join(la, wa, rows_a), join(lb, wb, rows_b));
+    Ok([
+        absorb(index, la, empty_a, obs_a, progress)?,
+        absorb(index, lb, empty_b, obs_b, progress)?,
+    ])
+}
+
+/// Keeps this location's leftover temp files in its version store (one may hold the
+/// old content of a file whose replacement a crash interrupted); failures are noted.
+fn keep_leftovers(index: &Index, loc: &Location, walked: &mut Walked) {
+    if !loc.is_dry_run() {
+        let (notes, problems) = crate::replica::version_store::sweep_staging(index, loc);
+        walked.report.notes.extend(notes);
+        walked.report.errors.extend(problems);
+    }
+    for p in walked.out.temp_files.drain(..) {
+        let kept = p
+            .strip_prefix(&loc.root)
+            .map_err(|_| crate::error::Error::Other("outside the root".into()))
+            .and_then(RelPath::from_path)
+            .and_then(|rel| crate::replica::version_store::keep_leftover(index, loc, &rel));
+        match kept {
+            Ok(Some(note)) => walked.report.notes.push(note),
+            Ok(None) => {}
+            Err(e) => {
+                let doing = format!("{}: cannot keep leftover temp file", escape_os(&p));
+                walked
+                    .report
+                    .errors
+                    .push(Problem::from_error(None, None, &doing, &e))
+            }
+        }
+    }
+}
+
+/// A location's walk, with the time it started (for the racy-timestamp rule).
+struct Walked {
+    out: WalkOut,
+    scan_start_ns: i64,
+    report: ScanReport,
+}
+
+/// Checks the marker and walks the location's `scope`; keeps this location's own
+/// stale temp files for [`keep_leftovers`] (none in a dry run). A directory inside
+/// that `fence` holds (a root of the run or an ancestor of one, mounted inside this
+/// root) stops the scan with an error, before anything is kept or recorded.
+fn walk_location(
+    loc: &Location,
+    rules: IndexRules,
+    scope: &Scope,
+    fence: &Fence,
+) -> Result<Walked> {
+    loc.verify_marker()?;
+    let mut report = ScanReport::default();
+    let scan_start_ns = now_ns();
+    let root = loc.dir()?;
+    let mut out = match scope {
+        Scope::All => walk(&root, rules, fence),
+        Scope::Paths(paths) => walk_paths(&root, rules, paths, fence),
+    };
+    if let Some((at, is)) = out.fenced.first() {
+        return Err(fence.refusal(at, is));
+    }
+    report.errors.append(&mut out.errors);
+    report.notes.append(&mut out.notes);
+    // Temp files of a run that died (the caller holds the location lock, so no live
+    // run owns them) are dealt with once the index is at hand ([`keep_leftovers`]);
+    // only this location's own count. A dry run leaves them.
+    let tag = loc.temp_tag();
+    out.temp_files.retain(|p| {
+        !loc.is_dry_run()
+            && p.file_name()
+                .and_then(|n| n.to_str())
+                .and_then(crate::replica::ignore_rules::temp_tag_of)
+                == Some(tag.as_str())
+    });
+    report.entries = out.seen.len() as u64;
+    Ok(Walked {
+        out,
+        scan_start_ns,
+        report,
+    })
+}
+
+/// Merge-joins a walk with the index rows of the same scope (both sorted by path): what is new or
+/// changed, what is gone, what is no longer walked.
+fn join(loc: &Location, walked: Walked, rows: Vec<StatRow>) -> Observed {
+    let Walked {
+        out: WalkOut {
+            mut seen,
+            unreadable,
+            ..
+        },
+        scan_start_ns,
+        mut report,
+    } = walked;
+    seen.sort_unstable_by(|x, y| x.rel.cmp(&y.rel));
+
+    let mut candidates = Vec::new();
+    let mut missing = Vec::new();
+    let mut rows = rows.into_iter().peekable();
+    for s in seen {
+        // Index rows before this path were not seen on disk.
+        while let Some(r) = rows.next_if(|r| r.path < s.rel) {
+            if !r.deleted {
+                missing.push(r.path);
+            }
+        }
+        match rows.next_if(|r| r.path == s.rel) {
+            Some(r) if !r.deleted && r.kind == s.kind && !r.racy && stat_unchanged(&r, &s) => {}
+            _ => candidates.push(s),
+        }
+    }
+    missing.extend(rows.filter(|r| !r.deleted).map(|r| r.path));
+
+    // Indexed live paths the walk did not see: deleted, ignored now, or unreadable.
+    let mut gone = Vec::new();
+    let mut forget = Vec::new();
+    for path in missing {
+        if unreadable
+            .iter()
+            .any(|u| &path == u || path.is_strictly_under(u))
+        {
+            continue; // could not look: keep what we knew
+        }
+        // Looked up beneath the root. A parent that is gone means the path is gone; one
+        // that is now a symlink or a file is not taken for deletions (as when a folder
+        // is moved elsewhere and a link left in its place): forgotten, not tombstoned.
+        let found = loc.dir().and_then(|r| r.parent(&path));
+        match found.and_then(|(dir, name)| dir.lstat(&name)) {
+            Ok(None) => gone.push(path),
+            Ok(Some(_)) => forget.push(path),
+            Err(crate::error::Error::Io { source, .. })
+                if crate::replica::fs_ops::is_absent(&source) =>
+            {
+                gone.push(path)
+            }
+            Err(crate::error::Error::Refused(_)) => forget.push(path),
+            Err(err) => report
+                .errors
+                .push(Problem::from_error(None, None, "", &err)),
+        }
+    }
+    Observed {
+        report,
+        scan_start_ns,
+        candidates,
+        gone,
+        forget,
+    }
+}
+
+fn stat_unchanged(r: &StatRow, s: &Seen) -> bool {
+    match s.kind {
+        // A directory's own content is its mode; its mtime moves with its children.
+        EntryKind::Dir => r.stat.mode == s.stat.mode,
+        _ => r.stat == s.stat,
+    }
+}
+
+/// Reads what changed, batch by batch, and records it: a content change gets a fresh
+/// sequence number and bumps the version vector with it.
+fn absorb(
+    index: &mut Index,
+    loc: &Location,
+    index_was_empty: bool,
+    obs: Observed,
+    progress: &dyn Progress,
+) -> Result<ScanReport> {
+    let Observed {
+        mut report,
+        scan_start_ns,
+        candidates,
+        gone,
+        forget,
+    } = obs;
+    let total: u64 = candidates
+        .iter()
+        .filter(|s| s.kind == EntryKind::File)
+        .map(|s| s.stat.size)
+        .sum();
+    progress.phase(&format!("scan {}", loc.root.display()), Some(total));
+    let files = candidates.iter().filter(|s| s.kind == EntryKind::File);
+    progress.items_total(files.count() as u64);
+    for batch in candidates.chunks(ABSORB_BATCH) {
+        if progress.cancelled() {
+            return Err(crate::error::Error::Interrupted);
+        }
+        let files: Vec<&Seen> = batch.iter().filter(|s| s.kind == EntryKind::File).collect();
+        let digests = hash_all(&*loc.dir()?, &files, progress);
+        if progress.cancelled() {
+            // The batch is left for the next scan; earlier ones are recorded.
+            return Err(crate::error::Error::Interrupted);
+        }
+        let mut digests = digests.into_iter();
+        let mut updates = Vec::with_capacity(batch.len());
+        for s in batch {
+            let digest = if s.kind == EntryKind::File {
+                digests.next()
+            } else {
+                None
+            };
+            let Some(fresh) = read_fresh(loc, s, digest, scan_start_ns, &mut report) else {
+                continue;
+            };
+            let prev = if index_was_empty {
+                None
+            } else {
+                index.entry(loc.id(), &fresh.path)?
+            };
+            if let Some(u) = settle(fresh, prev) {
+                updates.push(u);
+            }
+        }
+        record(index, loc, updates, &mut report)?;
+    }
+    let mut tombstones = Vec::with_capacity(gone.len());
+    for p in gone {
+        if let Some(mut t) = index.entry(loc.id(), &p)? {
+            t.state.presence = crate::model::entry::Presence::Tombstone;
+            tombstones.push((t, true));
+        }
+    }
+    record(index, loc, tombstones, &mut report)?;
+    report.forgotten = forget.len() as u64;
+    index.forget_entries(loc.id(), &forget)?;
+    Ok(report)
+}
+
+/// The entry a changed path has now, from its walk stat and what reading it found.
+fn read_fresh(
+    loc: &Location,
+    s: &Seen,
+    digest: Option<HashResult>,
+    scan_start_ns: i64,
+    report: &mut ScanReport,
+) -> Option<Entry> {
+    let (hash, chunks, link_target, stat, racy) = match s.kind {
+        EntryKind::File => match digest? {
+            Ok((d, after)) => {
+                report.hashed_files += 1;
+                report.hashed_bytes += d.size;
+                let moved = after != s.stat;
+                let racy = moved || after.mtime_ns > scan_start_ns - RACY_WINDOW_NS;
+                let stat = StatInfo {
+                    size: d.size,
+                    ..after
+                };
+                (Some(d.hash), d.chunks, None, stat, racy)
+            }
+            Err(msg) => {
+                report.errors.push(msg);
+                return None;
+            }
+        },
+        EntryKind::Symlink => {
+            let link = loc
+                .dir()
+                .and_then(|r| r.parent(&s.rel))
+                .and_then(|(dir, name)| dir.read_link(&name));
+            match link {
+                // The target's bytes are its content; it is stored as their key
+                // (`rel_path::encode`: itself when valid UTF-8).
+                Ok(t) => {
+                    let bytes = t.as_os_str().as_bytes();
+                    (
+                        Some(Hash::of(bytes)),
+                        Vec::new(),
+                        Some(encode(bytes).into_owned()),
+                        s.stat,
+                        false,
+                    )
+                }
+                Err(e) => {
+                    let kind = ProblemKind::of(&e);
+                    let detail = format!("{e}; kept its previous state");
+                    report.errors.push(Problem::described(None, kind, detail));
+                    return None;
+                }
+            }
+        }
+        EntryKind::Dir => (None, Vec::new(), None, s.stat, false),
+    };
+    let mut e = Entry::at(s.rel.clone(), s.kind, stat);
+    e.state.hash = hash;
+    e.state.chunks = chunks;
+    e.state.link_target = link_target;
+    e.cache.racy = racy;
+    Some(e)
+}
+
+/// Compares a fresh entry with the indexed one: same content keeps the version (only
+/// the stat is refreshed), new content continues the old history with a bump.
+/// Returns the row to write and whether its content changed, or `None` if nothing did.
+fn settle(mut e: Entry, prev: Option<Entry>) -> Option<(Entry, bool)> {
+    match prev {
+        Some(p) if p.same_content(&e) => {
+            e.state.version = p.state.version.clone();
+            e.cache.sequence = p.cache.sequence;
+            (p != e).then_some((e, false))
+        }
+        p => {
+            e.state.version = p.map(|p| p.state.version).unwrap_or_default();
+            Some((e, true))
+        }
+    }
+}
+
+/// Writes rows; changed content gets a fresh sequence number and a version bump.
+/// A refreshed stat alone (same content, e.g. a racy timestamp settled or a file
+/// touched) keeps its sequence number: nothing a sync decides on moved, so the
+/// conduit's convergence point still holds.
+fn record(
+    index: &mut Index,
+    loc: &Location,
+    mut updates: Vec<(Entry, bool)>,
+    report: &mut ScanReport,
+) -> Result<()> {
+    if updates.is_empty() {
+        return Ok(());
+    }
+    let changed = updates.iter().filter(|(_, c)| *c).count() as u64;
+    if changed > 0 {
+        let first = index.reserve_sequence(loc.id(), changed)?;
+        let fresh = updates.iter_mut().filter(|(_, c)| *c);
+        for (seq, (e, _)) in (first..).zip(fresh) {
+            e.cache.sequence = seq;
+            e.state.version = e.state.version.bumped(loc.row.replica_id, seq);
+        }
+    }
+    report.deleted += updates.iter().filter(|(e, _)| e.is_tombstone()).count() as u64;
+    report.changed += updates
+        .iter()
+        .filter(|(e, c)| *c && !e.is_tombstone())
+        .count() as u64;
+    let entries: Vec<Entry> = updates.into_iter().map(|(e, _)| e).collect();
+    index.put_entries(loc.id(), &entries)
+}
+
+/// Hashes files on all cores; each result carries the stat of the open file taken
+/// after reading it, to notice a file that changed while it was read.
+fn hash_all(root: &RootDir, files: &[&Seen], progress: &dyn Progress) -> Vec<HashResult> {
+    parallel_map(files, 0, |s, buf| {
+        if progress.cancelled() {
+            // The caller drops the batch.
+            return Err(Problem::described(
+                None,
+                ProblemKind::Other,
+                "stopped".into(),
+            ));
+        }
+        let r = hash_one(root, &s.rel, buf);
+        progress.bytes(s.stat.size);
+        progress.item();
+        r
+    })
+    .into_iter()
+    .map(|r| {
+        r.unwrap_or_else(|| {
+            let why = "hashing did not run".to_string();
+            Err(Problem::described(None, ProblemKind::Other, why))
+        })
+    })
+    .collect()
+}
+
+/// Reads one file through the root's handle (never through a symlink).
+fn hash_one(root: &RootDir, rel: &RelPath, buf: &mut Vec<u8>) -> HashResult {
+    let abs = rel.under(root.path());
+    let fail = |what: &str, kind: ProblemKind, e: &dyn std::fmt::Display| {
+        let detail = format!(
+            "{}: cannot {what}: {e}; kept its previous state",
+            escape_os(&abs)
+        );
+        Problem::described(None, kind, detail)
+    };
+    let f = root
+        .parent(rel)
+        .and_then(|(dir, name)| dir.open_file(&name))
+        .map_err(|e| fail("open", ProblemKind::of(&e), &e))?;
+    let d = digest_reader_with(&f, buf).map_err(|e| fail("read", ProblemKind::of_io(&e), &e))?;
+    let m = f
+        .metadata()
+        .map_err(|e| fail("stat", ProblemKind::of_io(&e), &e))?;
+    Ok((d, StatInfo::from_metadata(&m)))
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
