@@ -145,8 +145,8 @@ fn copy(to: Side, source: &Entry, expected: Option<&Entry>, v: Vv) -> Action {
     Action::Copy {
         to,
         path: source.path.clone(),
-        source: source.clone(),
-        expected: expected.cloned(),
+        source: Box::new(source.clone()),
+        expected: expected.cloned().map(Box::new),
         version: vv(v),
     }
 }
@@ -155,7 +155,7 @@ fn delete(side: Side, expected: &Entry, v: Vv) -> Action {
     Action::Delete {
         side,
         path: expected.path.clone(),
-        expected: expected.clone(),
+        expected: Box::new(expected.clone()),
         version: vv(v),
     }
 }
@@ -164,8 +164,8 @@ fn mkdir(side: Side, source: &Entry, expected: Option<&Entry>, v: Vv) -> Action 
     Action::Mkdir {
         side,
         path: source.path.clone(),
-        source: source.clone(),
-        expected: expected.cloned(),
+        source: Box::new(source.clone()),
+        expected: expected.cloned().map(Box::new),
         version: vv(v),
     }
 }
@@ -173,7 +173,7 @@ fn mkdir(side: Side, source: &Entry, expected: Option<&Entry>, v: Vv) -> Action 
 fn record(side: Side, e: &Entry, v: Vv) -> Action {
     Action::Record {
         side,
-        entry: e.with_version(&vv(v)),
+        entry: Box::new(e.with_version(&vv(v))),
     }
 }
 
@@ -182,7 +182,7 @@ fn move_aside(side: Side, expected: &Entry, to: &str) -> Action {
         side,
         path: expected.path.clone(),
         to: p(to),
-        expected: expected.clone(),
+        expected: Box::new(expected.clone()),
     }
 }
 
@@ -190,10 +190,10 @@ fn rename(side: Side, expected: &Entry, from_v: Vv, source: &Entry, v: Vv) -> Ac
     Action::Rename {
         side,
         from: expected.path.clone(),
-        expected: expected.clone(),
+        expected: Box::new(expected.clone()),
         from_version: vv(from_v),
         to: source.path.clone(),
-        source: source.clone(),
+        source: Box::new(source.clone()),
         version: vv(v),
     }
 }
@@ -1597,7 +1597,7 @@ fn simulate(a: &[Entry], b: &[Entry], plan: &Plan) -> Result<[SideState; 2], Str
                 if !agrees {
                     return Err(format!("{ctx}: disk holds {on_disk:?}"));
                 }
-                s.index.insert(entry.path.clone(), entry.clone());
+                s.index.insert(entry.path.clone(), *entry.clone());
             }
             Action::MoveAside {
                 path, to, expected, ..
@@ -1609,7 +1609,7 @@ fn simulate(a: &[Entry], b: &[Entry], plan: &Plan) -> Result<[SideState; 2], Str
                 }
                 let moved = Entry {
                     path: to.clone(),
-                    ..expected.clone()
+                    ..*expected.clone()
                 };
                 s.disk.remove(path);
                 s.disk.insert(to.clone(), (moved.clone(), false));
@@ -1640,7 +1640,7 @@ fn simulate(a: &[Entry], b: &[Entry], plan: &Plan) -> Result<[SideState; 2], Str
                 version,
                 ..
             } => {
-                s.check(&ctx, path, expected.as_ref())?;
+                s.check(&ctx, path, expected.as_deref())?;
                 if source.state.kind != EntryKind::Dir || !source.is_live() {
                     return Err(format!("{ctx}: source is not a live dir"));
                 }
@@ -1688,7 +1688,7 @@ fn simulate(a: &[Entry], b: &[Entry], plan: &Plan) -> Result<[SideState; 2], Str
                 version,
                 ..
             } => {
-                s.check(&ctx, path, expected.as_ref())?;
+                s.check(&ctx, path, expected.as_deref())?;
                 if source.state.kind == EntryKind::Dir || !source.is_live() {
                     return Err(format!("{ctx}: source is not a live file or symlink"));
                 }

@@ -430,7 +430,7 @@ impl Executor<'_> {
                 moved.set_stat(stat);
                 moved.cache.racy = false;
                 let gone = expected.tombstone(&expected.state.version);
-                Ok(vec![moved, gone])
+                Ok(vec![*moved, gone])
             }
             Action::Delete {
                 path,
@@ -454,7 +454,7 @@ impl Executor<'_> {
                 version,
                 ..
             } => {
-                disk::ensure_matches(loc, path, expected.as_ref())?;
+                disk::ensure_matches(loc, path, expected.as_deref())?;
                 let mode = self.dir_mode(action, notes)?;
                 if expected.is_none() {
                     let owner = self.owner_on(action.side().other(), &source.path)?;
@@ -495,7 +495,7 @@ impl Executor<'_> {
             }
             Action::Copy { .. } => Err(Error::Other("copies run in batches".into())),
             Action::Archive { .. } => Err(Error::Other("archive removals run last".into())),
-            Action::Record { entry, .. } => Ok(vec![entry.clone()]),
+            Action::Record { entry, .. } => Ok(vec![(**entry).clone()]),
         }
     }
 
@@ -571,7 +571,7 @@ impl Executor<'_> {
                 else {
                     continue;
                 };
-                if self.unindexed_on_target(*to, path, expected.as_ref())? {
+                if self.unindexed_on_target(*to, path, expected.as_deref())? {
                     report.notes.push(format!(
                         "{}: left alone, it exists there but is not indexed (ignored on that side?)",
                         describe(a)
@@ -672,7 +672,7 @@ impl Executor<'_> {
                     continue;
                 };
                 let loc = self.loc(*to);
-                match disk::install(self.index, loc, path, &tmp, source, expected.as_ref()) {
+                match disk::install(self.index, loc, path, &tmp, source, expected.as_deref()) {
                     Ok(installed) => {
                         Self::done(report, a);
                         report.stats.files_copied += 1;

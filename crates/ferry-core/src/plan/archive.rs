@@ -108,7 +108,7 @@ pub(crate) fn plan_archive(input: ReconcileInput<'_>) -> Plan {
                 None => plan.actions.push(Action::Mkdir {
                     side: Side::B,
                     path: path.clone(),
-                    source: ea.clone(),
+                    source: Box::new(ea.clone()),
                     expected: None,
                     version: merged,
                 }),
@@ -128,8 +128,8 @@ pub(crate) fn plan_archive(input: ReconcileInput<'_>) -> Plan {
                 plan.actions.push(Action::Copy {
                     to: Side::B,
                     path: path.clone(),
-                    source: ea.clone(),
-                    expected: Some(l.clone()),
+                    source: Box::new(ea.clone()),
+                    expected: Some(Box::new(l.clone())),
                     version: merged,
                 });
                 path.clone()
@@ -140,7 +140,7 @@ pub(crate) fn plan_archive(input: ReconcileInput<'_>) -> Plan {
                 plan.actions.push(Action::Copy {
                     to: Side::B,
                     path: aside.clone(),
-                    source: ea.clone(),
+                    source: Box::new(ea.clone()),
                     expected: None,
                     version: ea.state.version.clone(),
                 });
@@ -158,7 +158,7 @@ pub(crate) fn plan_archive(input: ReconcileInput<'_>) -> Plan {
                 plan.actions.push(Action::Copy {
                     to: Side::B,
                     path: path.clone(),
-                    source: ea.clone(),
+                    source: Box::new(ea.clone()),
                     expected: None,
                     version: merged,
                 });
@@ -167,7 +167,7 @@ pub(crate) fn plan_archive(input: ReconcileInput<'_>) -> Plan {
         };
         plan.actions.push(Action::Archive {
             path: path.clone(),
-            expected: ea.clone(),
+            expected: Box::new(ea.clone()),
             archived_as,
         });
     }

@@ -334,10 +334,10 @@ impl<'a> PlanPaths<'a> {
             _ => return None,
         };
         Some(Move {
-            expected: expected.clone(),
+            expected: *expected.clone(),
             from_version: from_version.clone(),
             to: to.clone(),
-            source: source.clone(),
+            source: *source.clone(),
             version: version.clone(),
         })
     }

@@ -251,7 +251,7 @@ mod tests {
         let copy = Action::Copy {
             to: Side::B,
             path: RelPath::new("x.txt").unwrap(),
-            source: file("x.txt", 5),
+            source: Box::new(file("x.txt", 5)),
             expected: None,
             version: VersionVector::default(),
         };
@@ -267,7 +267,7 @@ mod tests {
         let delete = Action::Delete {
             side: Side::A,
             path: RelPath::new("gone.txt").unwrap(),
-            expected: file("gone.txt", 3),
+            expected: Box::new(file("gone.txt", 3)),
             version: VersionVector::default(),
         };
         let item = Item::of_action(&delete).unwrap();
@@ -275,7 +275,7 @@ mod tests {
 
         let record = Action::Record {
             side: Side::A,
-            entry: file("same.txt", 1),
+            entry: Box::new(file("same.txt", 1)),
         };
         assert_eq!(Item::of_action(&record), None);
         for a in [

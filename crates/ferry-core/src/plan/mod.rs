@@ -127,6 +127,8 @@ impl ConflictPolicy {
 
 /// One step of a plan. Every action names what the executor must find on disk first
 /// (`expected`), so a path that changed after the scan is skipped, never clobbered.
+/// Entries are boxed: a plan holds one action per changed path, and an action with its
+/// entries inline would be ~500 bytes even for the smallest kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Move a conflict loser aside on its own side: `path` → `to`.
@@ -134,48 +136,48 @@ pub enum Action {
         side: Side,
         path: RelPath,
         to: RelPath,
-        expected: Entry,
+        expected: Box<Entry>,
     },
     /// Remove a file, symlink or (empty) directory.
     Delete {
         side: Side,
         path: RelPath,
-        expected: Entry,
+        expected: Box<Entry>,
         version: VersionVector,
     },
     /// Create a directory, or fix the mode of an existing one (`expected` = that dir).
     Mkdir {
         side: Side,
         path: RelPath,
-        source: Entry,
-        expected: Option<Entry>,
+        source: Box<Entry>,
+        expected: Option<Box<Entry>>,
         version: VersionVector,
     },
     /// Rename a file on `side` whose content the other side now has under a new name.
     Rename {
         side: Side,
         from: RelPath,
-        expected: Entry,
+        expected: Box<Entry>,
         from_version: VersionVector,
         to: RelPath,
-        source: Entry,
+        source: Box<Entry>,
         version: VersionVector,
     },
     /// Write the other side's `source` (a file or symlink) to `path` on `to`.
     Copy {
         to: Side,
         path: RelPath,
-        source: Entry,
-        expected: Option<Entry>,
+        source: Box<Entry>,
+        expected: Option<Box<Entry>>,
         version: VersionVector,
     },
     /// Index-only update: the disk already agrees, only the entry changes.
-    Record { side: Side, entry: Entry },
+    Record { side: Side, entry: Box<Entry> },
     /// Archive mode: remove `path` from side A, but only once the copy on B at
     /// `archived_as` re-reads with `expected`'s content (see `archive.rs`).
     Archive {
         path: RelPath,
-        expected: Entry,
+        expected: Box<Entry>,
         archived_as: RelPath,
     },
 }

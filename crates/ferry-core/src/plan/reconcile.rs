@@ -137,7 +137,10 @@ impl Reconciler<'_> {
                 if &e.state.version != merged {
                     let mut e = e.clone();
                     e.state.version = merged.clone();
-                    self.plan.actions.push(Action::Record { side, entry: e });
+                    self.plan.actions.push(Action::Record {
+                        side,
+                        entry: Box::new(e),
+                    });
                 }
             }
         }
@@ -159,7 +162,10 @@ impl Reconciler<'_> {
             if &e.state.version != merged {
                 let mut e = e.clone();
                 e.state.version = merged.clone();
-                self.plan.actions.push(Action::Record { side: w, entry: e });
+                self.plan.actions.push(Action::Record {
+                    side: w,
+                    entry: Box::new(e),
+                });
             }
         }
         self.apply_to(path, l, live(we), live(le), le, merged);
@@ -177,7 +183,7 @@ impl Reconciler<'_> {
     ) {
         let record = |e: &Entry| Action::Record {
             side: to,
-            entry: e.with_version(version),
+            entry: Box::new(e.with_version(version)),
         };
         match (winner, cur) {
             (None, None) => {
@@ -190,7 +196,7 @@ impl Reconciler<'_> {
             (None, Some(c)) => self.plan.actions.push(Action::Delete {
                 side: to,
                 path: path.clone(),
-                expected: c.clone(),
+                expected: Box::new(c.clone()),
                 version: version.clone(),
             }),
             (Some(w), Some(c)) if w.same_content(c) => {
@@ -208,7 +214,7 @@ impl Reconciler<'_> {
                         self.plan.actions.push(Action::Delete {
                             side: to,
                             path: path.clone(),
-                            expected: c.clone(),
+                            expected: Box::new(c.clone()),
                             version: version.clone(),
                         });
                     }
@@ -218,16 +224,16 @@ impl Reconciler<'_> {
                     self.plan.actions.push(Action::Mkdir {
                         side: to,
                         path: path.clone(),
-                        source: w.clone(),
-                        expected,
+                        source: Box::new(w.clone()),
+                        expected: expected.map(Box::new),
                         version: version.clone(),
                     });
                 } else {
                     self.plan.actions.push(Action::Copy {
                         to,
                         path: path.clone(),
-                        source: w.clone(),
-                        expected,
+                        source: Box::new(w.clone()),
+                        expected: expected.map(Box::new),
                         version: version.clone(),
                     });
                 }
@@ -280,7 +286,7 @@ impl Reconciler<'_> {
                 if &e.state.version != merged {
                     self.plan.actions.push(Action::Record {
                         side: w,
-                        entry: e.with_version(merged),
+                        entry: Box::new(e.with_version(merged)),
                     });
                 }
             }
@@ -298,15 +304,15 @@ impl Reconciler<'_> {
             side,
             path: path.clone(),
             to: aside.clone(),
-            expected: entry.clone(),
+            expected: Box::new(entry.clone()),
         });
         self.plan.actions.push(Action::Copy {
             to: side.other(),
             path: aside.clone(),
-            source: Entry {
+            source: Box::new(Entry {
                 path: aside.clone(),
                 ..entry.clone()
-            },
+            }),
             expected: None,
             version: entry.state.version.clone(),
         });
@@ -337,14 +343,14 @@ impl Reconciler<'_> {
                         self.plan.actions.push(Action::Mkdir {
                             side,
                             path: path.clone(),
-                            source: source.clone(),
-                            expected: Some(e.clone()),
+                            source: Box::new(source.clone()),
+                            expected: Some(Box::new(e.clone())),
                             version: merged.clone(),
                         });
                     } else if &e.state.version != merged {
                         self.plan.actions.push(Action::Record {
                             side,
-                            entry: e.with_version(merged),
+                            entry: Box::new(e.with_version(merged)),
                         });
                     }
                 }
@@ -369,7 +375,7 @@ impl Reconciler<'_> {
         self.plan.actions.push(Action::Mkdir {
             side,
             path: path.clone(),
-            source: source.clone(),
+            source: Box::new(source.clone()),
             expected: None,
             version: version.clone(),
         });
