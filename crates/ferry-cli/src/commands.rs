@@ -15,9 +15,7 @@ use serde_json::json;
 use std::path::Path;
 use std::time::Instant;
 
-pub const EXIT_OK: u8 = 0;
-pub const EXIT_ERROR: u8 = 1;
-pub const EXIT_CONFLICTS: u8 = 3;
+pub use crate::exit::{EXIT_CONFLICTS, EXIT_ERROR, EXIT_OK};
 
 pub fn run(cli: &Cli) -> Result<u8> {
     // These need no library.

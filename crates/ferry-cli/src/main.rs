@@ -13,6 +13,7 @@ mod daemon_cmd;
 mod dashboard_cmd;
 #[cfg(feature = "net")]
 mod device_cmd;
+mod exit;
 mod install;
 mod output;
 mod progress_bar;

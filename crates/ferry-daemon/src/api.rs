@@ -29,7 +29,7 @@
 
 use crate::control::{self, ConduitFields, ControlError};
 use crate::events::DaemonEvent;
-use crate::service::{ConduitState, Shared};
+use crate::shared::{ConduitState, Shared};
 use crate::views;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};

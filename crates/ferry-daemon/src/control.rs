@@ -10,7 +10,7 @@
 
 use crate::events::DaemonEvent;
 use crate::scheduler::{send, Wake};
-use crate::service::Shared;
+use crate::shared::Shared;
 use ferry_core::conduit::Schedule;
 use ferry_core::conduit_edit::{
     add_conduit, change_conduit, parse_bandwidth, parse_mode, parse_parallel, parse_policy, Added,

@@ -4,7 +4,8 @@
 //! CLI falls back to the stored list.
 
 use crate::error::{DaemonError, Result};
-use crate::service::{NetOptions, Shared};
+use crate::service::NetOptions;
+use crate::shared::Shared;
 use serde_json::Value;
 
 /// Starts the node if asked for.

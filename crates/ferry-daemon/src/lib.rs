@@ -34,6 +34,7 @@ pub mod memory;
 pub mod problems;
 pub mod scheduler;
 pub mod service;
+pub mod shared;
 pub mod touched;
 pub mod views;
 pub mod watcher;

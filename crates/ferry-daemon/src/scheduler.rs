@@ -27,7 +27,7 @@
 
 use crate::events::DaemonEvent;
 use crate::jobs::{run_once, JobResult};
-use crate::service::Shared;
+use crate::shared::Shared;
 use crate::touched::{Touched, MAX_TOUCHED};
 use crate::watcher::{ConduitWatcher, WatchError, WatchSignal};
 use ferry_core::conduit::Schedule;

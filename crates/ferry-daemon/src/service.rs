@@ -7,16 +7,16 @@
 use crate::config::Tunables;
 use crate::discovery::{self, DaemonInfo};
 use crate::error::{io_err, DaemonError, Result};
-use crate::events::{DaemonEvent, EventSender};
 use crate::jobs::JobBoard;
-use crate::scheduler::{supervise, ReloadRequest, Wake};
+use crate::scheduler::{supervise, ReloadRequest};
+use crate::shared::Shared;
 use ferry_core::conduit_edit::ConduitDefaults;
 use ferry_core::index::Index;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+use tokio::sync::mpsc::unbounded_channel;
 
 /// How long a stopping daemon waits for its running jobs to reach a safe point.
 const STOP_WAIT: Duration = Duration::from_secs(20);
@@ -41,61 +41,6 @@ pub struct NetOptions {
     pub listen: std::net::SocketAddr,
     /// A self-hosted relay's URL.
     pub relay: Option<String>,
-}
-
-/// What the scheduler shows about a conduit.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct ConduitState {
-    /// `idle`, `queued`, `running`, `paused`, `waiting` (location busy) or `manual`.
-    pub state: String,
-    /// `watching`, `periodic (watch limit)`, `timer`, or `off`.
-    pub watch: String,
-    pub last_error: Option<String>,
-    /// The last run's problems (or why it failed), by kind.
-    pub problems: Vec<crate::problems::ProblemView>,
-    pub last_finished_at: Option<i64>,
-}
-
-/// State shared by the scheduler tasks and the API handlers.
-pub struct Shared {
-    pub library: PathBuf,
-    pub tunables: Tunables,
-    pub jobs: JobBoard,
-    pub events: EventSender,
-    /// The daemon's own index connection (API reads, settings reloads).
-    pub index: Mutex<Index>,
-    pub states: Mutex<HashMap<i64, ConduitState>>,
-    pub wakers: Mutex<HashMap<i64, UnboundedSender<Wake>>>,
-    pub started_at: i64,
-    pub port: Mutex<u16>,
-    /// Asks the supervisor to re-read the saved conduits now.
-    pub reload: UnboundedSender<ReloadRequest>,
-    /// The device node, when started with `--listen`.
-    #[cfg(feature = "net")]
-    pub node: std::sync::OnceLock<ferry_net::Node>,
-    pub conduit_defaults: ConduitDefaults,
-    /// The problems of the runs this daemon made, for the run pages.
-    pub run_problems: crate::problems::RunProblems,
-}
-
-impl Shared {
-    pub fn emit(&self, e: DaemonEvent) {
-        let _ = self.events.send(e);
-    }
-
-    pub fn set_state(&self, id: i64, f: impl FnOnce(&mut ConduitState)) {
-        if let Ok(mut m) = self.states.lock() {
-            f(m.entry(id).or_default());
-        }
-    }
-
-    pub fn with_index<T>(&self, f: impl FnOnce(&mut Index) -> ferry_core::Result<T>) -> Result<T> {
-        let mut idx = self
-            .index
-            .lock()
-            .map_err(|_| DaemonError::Other("index lock poisoned".into()))?;
-        Ok(f(&mut idx)?)
-    }
 }
 
 /// Runs the daemon in the foreground until SIGINT or SIGTERM.

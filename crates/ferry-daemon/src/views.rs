@@ -1,6 +1,6 @@
 //! JSON views of the index shared by the API and `ferry status` without a daemon.
 
-use crate::service::ConduitState;
+use crate::shared::ConduitState;
 use ferry_core::index::Index;
 use serde_json::{json, Value};
 use std::collections::HashMap;

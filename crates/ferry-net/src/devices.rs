@@ -116,7 +116,7 @@ impl DeviceStore {
         now: i64,
     ) -> Result<KnownDevice, StoreError> {
         let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(sql(&path))?;
+        let tx = self.write().map_err(sql(&path))?;
         if let Some(name) = name {
             let other: Option<String> = tx
                 .query_row(
@@ -170,11 +170,20 @@ impl DeviceStore {
         Ok(added)
     }
 
+    /// A write transaction that takes the write lock at once (`IMMEDIATE`): one that
+    /// read first would fail with "database is locked" (`SQLITE_BUSY_SNAPSHOT`, no busy
+    /// wait) when the daemon's node wrote in between, as `ferry device add` and a
+    /// running daemon do.
+    fn write(&mut self) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+        self.conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+    }
+
     /// Removes a known or pending device, named by ID or by its (unique) name.
     pub fn remove(&mut self, id_or_name: &str) -> Result<Removed, StoreError> {
         let path = self.path.clone();
         let target = self.resolve(id_or_name)?;
-        let tx = self.conn.transaction().map_err(sql(&path))?;
+        let tx = self.write().map_err(sql(&path))?;
         let removed = if let Some(k) = query_known(&tx, Some(&target), &path)?.pop() {
             Removed::Known(k)
         } else if let Some(p) = query_pending(&tx, Some(&target), &path)?.pop() {
@@ -358,6 +367,32 @@ mod tests {
 
     fn dev(n: u8) -> DeviceId {
         DeviceId::from_public_key(SecretKey::from_bytes(&[n; 32]).public())
+    }
+
+    /// The CLI adding devices while the daemon records attempts and sightings, in two
+    /// processes' worth of connections: every write lands, none fails as locked.
+    #[test]
+    fn concurrent_writers_wait_instead_of_failing() {
+        let home = tempfile::tempdir().unwrap();
+        DeviceStore::open(home.path()).unwrap();
+        let daemon = {
+            let home = home.path().to_path_buf();
+            std::thread::spawn(move || {
+                let s = DeviceStore::open(&home).unwrap();
+                for i in 0..200u8 {
+                    s.record_pending(dev(100 + (i % 50)), Some("10.0.0.9:1"), None, i64::from(i))
+                        .unwrap();
+                    s.seen(&dev(i % 50), None, i64::from(i)).unwrap();
+                }
+            })
+        };
+        let mut cli = DeviceStore::open(home.path()).unwrap();
+        for i in 0..50u8 {
+            cli.add(dev(i), None, &[], i64::from(i)).unwrap();
+            let _ = cli.known().unwrap();
+        }
+        daemon.join().unwrap();
+        assert_eq!(cli.known().unwrap().len(), 50);
     }
 
     #[test]

@@ -31,7 +31,7 @@ mod versions;
 
 use crate::control::{self, ControlError};
 use crate::events::DaemonEvent;
-use crate::service::Shared;
+use crate::shared::Shared;
 use auth::{LinkKey, Sessions, Viewer, COOKIE};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};

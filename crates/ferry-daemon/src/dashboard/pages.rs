@@ -2,7 +2,7 @@
 
 use super::auth::Viewer;
 use super::html::{bytes, duration, esc, time_el};
-use crate::service::Shared;
+use crate::shared::Shared;
 use ferry_core::index::Index;
 use ferry_core::model::rel_path::display_key;
 use serde_json::Value;

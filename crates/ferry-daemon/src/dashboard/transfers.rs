@@ -3,7 +3,7 @@
 
 use super::html::{bytes, duration, esc};
 use crate::events::DaemonEvent;
-use crate::service::Shared;
+use crate::shared::Shared;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
