@@ -165,38 +165,41 @@ impl Executor<'_> {
                 // Every copy on B is installed; make them durable before A loses anything.
                 sync_filesystem(&self.b.root)?;
             }
-            for side_plan in &order.sides {
-                if stage == Stage::Copies {
-                    let copies: Vec<&Action> = (side_plan.steps(stage).iter())
-                        .filter_map(|s| runnable(s, &groups, plan))
-                        .map(|(_, a)| a)
-                        .collect();
-                    self.copy_all(&copies, &mut report, &mut pending)?;
-                    continue;
-                }
-                for step in side_plan.steps(stage) {
-                    if self.stopping() {
-                        break;
-                    }
-                    if let Step::RenameDir { group } = step {
-                        let g = &order.groups[*group];
-                        groups[*group] = self.rename_dir(g, plan, &mut report, &mut pending)?;
-                        continue;
-                    }
-                    let Some((i, a)) = runnable(step, &groups, plan) else {
-                        continue;
-                    };
-                    match a {
-                        Action::Archive { .. } => self.archive(a, &mut report),
-                        Action::Mkdir { .. } => {
-                            let side = a.side() as usize;
-                            let before = pending[side].entries.len();
-                            self.attempt(a, &mut report, &mut pending);
-                            if let Some(e) = pending[side].entries.get(before) {
-                                made.insert(i, e.cache.inode);
-                            }
+            if stage == Stage::Copies {
+                // Both sides' copies in one pipeline: one phase for the progress shown,
+                // batches and durability points shared.
+                let copies: Vec<&Action> = (order.sides.iter())
+                    .flat_map(|s| s.steps(stage))
+                    .filter_map(|s| runnable(s, &groups, plan))
+                    .map(|(_, a)| a)
+                    .collect();
+                self.copy_all(&copies, &mut report, &mut pending)?;
+            } else {
+                for side_plan in &order.sides {
+                    for step in side_plan.steps(stage) {
+                        if self.stopping() {
+                            break;
                         }
-                        _ => self.attempt(a, &mut report, &mut pending),
+                        if let Step::RenameDir { group } = step {
+                            let g = &order.groups[*group];
+                            groups[*group] = self.rename_dir(g, plan, &mut report, &mut pending)?;
+                            continue;
+                        }
+                        let Some((i, a)) = runnable(step, &groups, plan) else {
+                            continue;
+                        };
+                        match a {
+                            Action::Archive { .. } => self.archive(a, &mut report),
+                            Action::Mkdir { .. } => {
+                                let side = a.side() as usize;
+                                let before = pending[side].entries.len();
+                                self.attempt(a, &mut report, &mut pending);
+                                if let Some(e) = pending[side].entries.get(before) {
+                                    made.insert(i, e.cache.inode);
+                                }
+                            }
+                            _ => self.attempt(a, &mut report, &mut pending),
+                        }
                     }
                 }
             }

@@ -216,10 +216,6 @@ impl Entry {
         self.cache.ctime_ns = stat.ctime_ns;
     }
 
-    pub fn kind(&self) -> EntryKind {
-        self.state.kind
-    }
-
     /// The path exists on this replica (with or without its content here).
     pub fn is_live(&self) -> bool {
         self.state.presence != Presence::Tombstone

@@ -11,8 +11,10 @@ use crate::model::chunk::Hash;
 use crate::model::entry::{EntryKind, FileState, Presence};
 use crate::replica::location::Location;
 use std::cell::RefCell;
+use std::collections::hash_map::{Entry, HashMap};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
 
 /// `len` bytes at `offset` of the content whose BLAKE3 is `content`; `hash` is the
 /// BLAKE3 of those bytes (for a one-chunk file, the content hash itself).
@@ -85,12 +87,13 @@ pub fn read_piece(file: &File, piece: &Piece, buf: &mut Vec<u8>) -> std::io::Res
 }
 
 /// The files of one local location, found by content hash through the index and read
-/// through the root's handle (never through a symlink). The last file opened stays
-/// open for the next piece of the same content.
+/// through the root's handle (never through a symlink). Each content looked up stays
+/// known for its next pieces: its file open, or that there is none here. (A writer
+/// asks for a handful of contents per file: the new one and the old versions.)
 pub struct LocalContent<'a> {
     index: &'a Index,
     loc: &'a Location,
-    open: RefCell<Option<(Hash, File)>>,
+    looked_up: RefCell<HashMap<Hash, Option<(File, PathBuf)>>>,
 }
 
 impl<'a> LocalContent<'a> {
@@ -98,13 +101,13 @@ impl<'a> LocalContent<'a> {
         LocalContent {
             index,
             loc,
-            open: RefCell::new(None),
+            looked_up: RefCell::new(HashMap::new()),
         }
     }
 
-    /// A live file of this location whose indexed content is `content`, opened, if it
-    /// still has the indexed size and mtime.
-    fn open(&self, content: &Hash) -> Result<Option<File>> {
+    /// A live file of this location whose indexed content is `content`, opened (with
+    /// its path, for errors), if it still has the indexed size and mtime.
+    fn open(&self, content: &Hash) -> Result<Option<(File, PathBuf)>> {
         let Some(path) = self.index.find_file_by_hash(self.loc.id(), content)? else {
             return Ok(None);
         };
@@ -115,7 +118,7 @@ impl<'a> LocalContent<'a> {
             return Ok(None);
         }
         match crate::replica::disk::open_source(self.loc, &path, &e.stat()) {
-            Ok((f, _)) => Ok(Some(f)),
+            Ok((f, _)) => Ok(Some((f, path.under(&self.loc.root)))),
             // Changed since it was indexed: not a source now.
             Err(crate::error::Error::Changed(_)) => Ok(None),
             Err(e) => Err(e),
@@ -125,14 +128,14 @@ impl<'a> LocalContent<'a> {
 
 impl ChunkSource for LocalContent<'_> {
     fn read(&self, piece: &Piece, buf: &mut Vec<u8>) -> Result<bool> {
-        let mut open = self.open.borrow_mut();
-        if open.as_ref().map(|(h, _)| h) != Some(&piece.content) {
-            *open = self.open(&piece.content)?.map(|f| (piece.content, f));
-        }
-        let Some((_, file)) = open.as_ref() else {
+        let mut looked_up = self.looked_up.borrow_mut();
+        let found = match looked_up.entry(piece.content) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(self.open(&piece.content)?),
+        };
+        let Some((file, shown)) = found else {
             return Ok(false);
         };
-        let shown = self.loc.root.clone();
-        crate::error::IoContext::ctx(read_piece(file, piece, buf), "read", shown)
+        crate::error::IoContext::ctx(read_piece(file, piece, buf), "read", shown.clone())
     }
 }
