@@ -134,6 +134,49 @@ pub enum Command {
     #[cfg(feature = "net")]
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Share a folder with other devices (`ferry share DIR --with DEVICE`), list shares
+    /// and offers (`ferry share list`), add a device to a share.
+    #[cfg(feature = "net")]
+    Share(ShareArgs),
+    /// Accept a share another device offered, into DIR (created if missing).
+    #[cfg(feature = "net")]
+    Accept {
+        /// The share's ID, from `ferry share list` (or the other device's `ferry share`).
+        share: String,
+        dir: PathBuf,
+    },
+}
+
+#[cfg(feature = "net")]
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ShareArgs {
+    /// The folder to share.
+    pub dir: Option<PathBuf>,
+    /// A device to offer it to, by ID or name (`ferry device list`); may be repeated.
+    #[arg(long = "with", value_name = "DEVICE")]
+    pub with: Vec<String>,
+    /// bidirectional (default) or mirror (this device is the source).
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
+    /// What wins when both devices changed a file (default newest).
+    #[arg(long, value_enum)]
+    pub conflict: Option<PolicyArg>,
+    #[command(subcommand)]
+    pub command: Option<ShareCommand>,
+}
+
+#[cfg(feature = "net")]
+#[derive(Debug, Subcommand)]
+pub enum ShareCommand {
+    /// This device's shares with their members, and offers waiting to be accepted.
+    List,
+    /// Offer a share to one more device.
+    AddDevice {
+        share: String,
+        #[arg(value_name = "DEVICE")]
+        device: String,
+    },
 }
 
 #[cfg(feature = "net")]

@@ -41,6 +41,14 @@ pub fn run(cli: &Cli) -> Result<u8> {
     if let Command::Device(cmd) = &cli.command {
         return crate::device_cmd::run(cmd, cli.json);
     }
+    #[cfg(feature = "net")]
+    if let Command::Share(args) = &cli.command {
+        return crate::share_cmd::share(args, cli.json);
+    }
+    #[cfg(feature = "net")]
+    if let Command::Accept { share, dir } = &cli.command {
+        return crate::share_cmd::accept(share, dir, cli.json);
+    }
     // Only commands that write create a library; reading ones (and dry runs) plan
     // against an empty index where there is none.
     let creates = match &cli.command {
@@ -83,6 +91,8 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Dashboard => crate::dashboard_cmd::run(cli.json),
         #[cfg(feature = "net")]
         Command::Device(_) => Ok(EXIT_OK), // handled above
+        #[cfg(feature = "net")]
+        Command::Share(_) | Command::Accept { .. } => Ok(EXIT_OK), // handled above
     }
 }
 

@@ -18,6 +18,8 @@ mod install;
 mod output;
 mod progress_bar;
 mod recovery;
+#[cfg(feature = "net")]
+mod share_cmd;
 mod signals;
 mod status;
 

@@ -10,127 +10,12 @@ use ferry_net::iroh::endpoint::ConnectionError;
 use ferry_net::iroh::EndpointAddr;
 use ferry_net::{CloseCode, DeviceId, Identity, ALPN};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
 mod common;
 use common::ferry_cmd;
 
-const DEADLINE: Duration = Duration::from_secs(90);
-
-/// One device: a library and, once started, its daemon (killed when dropped).
-struct Device {
-    _tmp: tempfile::TempDir,
-    home: PathBuf,
-    daemon: Option<Child>,
-}
-
-impl Device {
-    fn new() -> Device {
-        let tmp = tempfile::tempdir().unwrap();
-        let home = tmp.path().join("home");
-        Device {
-            _tmp: tmp,
-            home,
-            daemon: None,
-        }
-    }
-
-    /// Runs `ferry ARGS --json`, asserts success, returns its JSON.
-    fn json(&self, args: &[&str]) -> Value {
-        let out = ferry_cmd(&self.home)
-            .args(args)
-            .arg("--json")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ferry {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    fn id(&self) -> String {
-        self.json(&["device", "id"])["device_id"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    }
-
-    /// Starts the daemon with a device node on a free loopback port; returns that
-    /// address once the daemon answers.
-    fn start(&mut self) -> String {
-        std::fs::create_dir_all(&self.home).unwrap();
-        let log = std::fs::File::create(self.home.join("daemon.log")).unwrap();
-        let child = ferry_cmd(&self.home)
-            .args(["daemon", "--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.daemon = Some(child);
-        let mut addr = None;
-        wait_for("the daemon's device node", || {
-            let v = self.list();
-            addr = v["node"]["listen"][0].as_str().map(str::to_string);
-            addr.is_some()
-        });
-        addr.unwrap()
-    }
-
-    fn list(&self) -> Value {
-        self.json(&["device", "list"])
-    }
-
-    fn row(&self, id: &str) -> Option<Value> {
-        self.list()["devices"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["id"] == id)
-            .cloned()
-    }
-
-    fn connected_to(&self, id: &str) -> bool {
-        self.row(id).is_some_and(|r| r["connected"] == true)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.home.join("daemon.log")).unwrap_or_default()
-    }
-
-    /// Stops the daemon (SIGTERM) and checks it neither panicked nor failed.
-    fn stop(&mut self) {
-        let mut child = self.daemon.take().unwrap();
-        // SAFETY: plain kill(2) of our own child.
-        assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
-        let status = child.wait().unwrap();
-        let log = self.log();
-        assert!(!log.contains("panicked"), "{log}");
-        assert!(status.success(), "daemon exited with {status}: {log}");
-    }
-}
-
-impl Drop for Device {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.daemon.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < DEADLINE, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use common::device::{wait_for, Device, DEADLINE};
 
 #[test]
 fn trusted_devices_connect_and_a_stranger_waits_as_pending_until_added() {

@@ -19,6 +19,7 @@ pub mod replica;
 pub mod resolve;
 pub mod restore;
 pub mod retention;
+pub mod share;
 pub mod sync;
 pub mod throttle;
 

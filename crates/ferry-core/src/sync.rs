@@ -13,10 +13,11 @@ use crate::plan::reconcile::{reconcile, ReconcileInput};
 use crate::plan::{ConflictPolicy, ConflictRecord, Plan, Side, SyncMode};
 use crate::problem::Problem;
 use crate::progress::Progress;
+use crate::replica::chunk_source::ChunkSource;
 use crate::replica::ignore_rules::IndexRules;
 use crate::replica::location::{canonical_root, open_location, open_location_dry, Location};
 use crate::replica::overlap::{check_roots, DirId};
-use crate::replica::scan::{scan_pair_scoped, ScanReport, Scope};
+use crate::replica::scan::{scan_one, scan_pair_scoped, ScanReport, Scope};
 use crate::replica::view::{IndexedReplica, ReplicaView};
 use crate::throttle::RateLimiter;
 use std::path::{Path, PathBuf};
@@ -58,6 +59,50 @@ pub struct SyncOptions {
     /// Settings a conduit gets when this run creates it and no option above sets them
     /// (the CLI's config file); an existing conduit keeps its own.
     pub new_conduit: NewConduitDefaults,
+    /// For a conduit with another device's copy of a shared folder: where that
+    /// device's content is read from (a connection to it). Without one, copies from
+    /// that device fail as unavailable and the next run retries.
+    pub pull: Option<PullSource>,
+}
+
+/// Content of another device's files, by hash (see [`SyncOptions::pull`]).
+#[derive(Clone)]
+pub struct PullSource(pub std::sync::Arc<dyn ChunkSource + Send + Sync>);
+
+impl std::fmt::Debug for PullSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PullSource")
+    }
+}
+
+/// One side of a run: a folder on this device, or another device's copy of a shared
+/// folder (its entries are the ones that device sent; it applies its own plan).
+enum Replica {
+    Here(Location),
+    Peer(crate::index::LocationRow),
+}
+
+impl Replica {
+    fn id(&self) -> i64 {
+        match self {
+            Replica::Here(l) => l.id(),
+            Replica::Peer(r) => r.id,
+        }
+    }
+
+    fn root(&self) -> PathBuf {
+        match self {
+            Replica::Here(l) => l.root.clone(),
+            Replica::Peer(r) => r.root.clone(),
+        }
+    }
+
+    fn here(&self) -> Option<&Location> {
+        match self {
+            Replica::Here(l) => Some(l),
+            Replica::Peer(_) => None,
+        }
+    }
 }
 
 /// Defaults for a conduit created by [`open_conduit`].
@@ -383,7 +428,8 @@ pub fn sync(
 ) -> Result<SyncOutcome> {
     let run = |index: &mut Index| {
         let opened = open_conduit(index, a, b, opts)?;
-        let mut outcome = run_conduit(index, opened.conduit, opened.a, opened.b, opts, progress)?;
+        let replicas = [Replica::Here(opened.a), Replica::Here(opened.b)];
+        let mut outcome = run_conduit(index, opened.conduit, replicas, opts, progress)?;
         outcome.roots = opened.roots;
         outcome.info.splice(0..0, opened.info);
         Ok(outcome)
@@ -405,18 +451,31 @@ pub fn sync_conduit(
     let conduit = index
         .conduit(id)?
         .ok_or_else(|| Error::Other(format!("no conduit {id}; see `ferry conduit list`")))?;
-    let ra = index.location(conduit.location_a)?.root;
-    let rb = index.location(conduit.location_b)?.root;
-    check_roots(&canonical_root(&ra)?, &canonical_root(&rb)?)?;
+    let rows = [
+        index.location(conduit.location_a)?,
+        index.location(conduit.location_b)?,
+    ];
+    if rows.iter().all(|r| r.peer.is_none()) {
+        check_roots(
+            &canonical_root(&rows[0].root)?,
+            &canonical_root(&rows[1].root)?,
+        )?;
+    }
     let open = if opts.dry_run {
         open_location_dry
     } else {
         open_location
     };
     let run = |index: &mut Index| {
-        let la = open(index, &ra, opts.yes)?;
-        let lb = open(index, &rb, opts.yes)?;
-        run_conduit(index, conduit, la, lb, opts, progress)
+        let [ra, rb] = rows.clone();
+        let mut side = |row: crate::index::LocationRow| -> Result<Replica> {
+            Ok(match row.peer {
+                Some(_) => Replica::Peer(row),
+                None => Replica::Here(open(index, &row.root, opts.yes)?),
+            })
+        };
+        let replicas = [side(ra)?, side(rb)?];
+        run_conduit(index, conduit, replicas, opts, progress)
     };
     if opts.dry_run {
         index.discarding(run)
@@ -429,13 +488,20 @@ pub fn sync_conduit(
 fn run_conduit(
     index: &mut Index,
     conduit: ConduitRow,
-    la: Location,
-    lb: Location,
+    replicas: [Replica; 2],
     opts: &SyncOptions,
     progress: &dyn Progress,
 ) -> Result<SyncOutcome> {
     let (mode, policy) = (conduit.mode, conduit.conflict_policy);
-    let (lock_a, lock_b) = (la.lock()?, lb.lock()?);
+    let [ra, rb] = &replicas;
+    let lock_a = ra.here().map(Location::lock).transpose()?;
+    let lock_b = rb.here().map(Location::lock).transpose()?;
+    let roots = [ra.root(), rb.root()];
+    let moved_notes = || -> Vec<String> {
+        (replicas.iter())
+            .filter_map(|r| r.here().and_then(|l| l.moved_note()))
+            .collect()
+    };
     let rules = IndexRules {
         index_everything: conduit.index_everything,
     };
@@ -449,13 +515,20 @@ fn run_conduit(
         inner: progress,
         cancel: opts.cancel.as_ref(),
     };
-    let scanned = scan_pair_scoped(
-        index,
-        [(&la, &lock_a), (&lb, &lock_b)],
-        rules,
-        [&scope_a, &scope_b],
-        progress,
-    );
+    let scanned =
+        match (
+            ra.here().zip(lock_a.as_ref()),
+            rb.here().zip(lock_b.as_ref()),
+        ) {
+            (Some(a), Some(b)) => {
+                scan_pair_scoped(index, [a, b], rules, [&scope_a, &scope_b], progress)
+            }
+            (Some((la, held)), None) => scan_one(index, la, held, rules, &scope_a, progress)
+                .map(|s| [s, ScanReport::default()]),
+            (None, Some((lb, held))) => scan_one(index, lb, held, rules, &scope_b, progress)
+                .map(|s| [ScanReport::default(), s]),
+            (None, None) => Ok([ScanReport::default(), ScanReport::default()]),
+        };
     let [scan_a, scan_b] = match scanned {
         Err(Error::Interrupted) => {
             // Stopped mid-scan: what it recorded is true, nothing else was written.
@@ -468,11 +541,11 @@ fn run_conduit(
                 scan_b: ScanReport::default(),
                 plan: Plan::default(),
                 stats: GenerationStats::default(),
-                roots: [la.root.clone(), lb.root.clone()],
+                roots: roots.clone(),
                 done: Vec::new(),
                 problems: Vec::new(),
                 notes: Vec::new(),
-                info: [&la, &lb].iter().filter_map(|l| l.moved_note()).collect(),
+                info: moved_notes(),
                 dry_run: opts.dry_run,
                 interrupted: true,
             });
@@ -488,8 +561,8 @@ fn run_conduit(
     // last converged, the plan is empty without loading or reconciling anything.
     let converged_at = |index: &Index| -> Result<(u64, u64)> {
         Ok((
-            index.location_sequence(la.id())?,
-            index.location_sequence(lb.id())?,
+            index.location_sequence(ra.id())?,
+            index.location_sequence(rb.id())?,
         ))
     };
     let clean_point = index.conduit_clean_point(conduit.id)?;
@@ -499,7 +572,7 @@ fn run_conduit(
     {
         Plan::default()
     } else {
-        plan_run(index, &la, &lb, mode, policy, opts.yes, clean_point)?
+        plan_run(index, [ra, rb], mode, policy, opts.yes, clean_point)?
     };
     tracing::debug!(
         ms = started.elapsed().as_millis() as u64,
@@ -516,11 +589,11 @@ fn run_conduit(
         scan_b,
         plan,
         stats: GenerationStats::default(),
-        roots: [la.root.clone(), lb.root.clone()],
+        roots: roots.clone(),
         done: Vec::new(),
         problems: Vec::new(),
         notes: Vec::new(),
-        info: [&la, &lb].iter().filter_map(|l| l.moved_note()).collect(),
+        info: moved_notes(),
         dry_run: opts.dry_run,
         interrupted: false,
     };
@@ -557,8 +630,12 @@ fn run_conduit(
     let limiter = (conduit.bandwidth_limit > 0).then(|| RateLimiter::new(conduit.bandwidth_limit));
     let report = Executor {
         index,
-        a: &la,
-        b: &lb,
+        a: ra.here(),
+        b: rb.here(),
+        pull: opts
+            .pull
+            .as_ref()
+            .map(|p| &*p.0 as &(dyn ChunkSource + Sync)),
         progress,
         fault: opts.fault,
         workers: conduit.parallel as usize,
@@ -662,16 +739,15 @@ impl Progress for Stoppable<'_> {
 /// in step then and neither side has touched it since.
 fn plan_run(
     index: &Index,
-    la: &Location,
-    lb: &Location,
+    [ra, rb]: [&Replica; 2],
     mode: SyncMode,
     policy: ConflictPolicy,
     yes: bool,
     clean_point: Option<(u64, u64)>,
 ) -> Result<Plan> {
     let views = [
-        IndexedReplica::new(index, la.id()),
-        IndexedReplica::new(index, lb.id()),
+        IndexedReplica::new(index, ra.id()),
+        IndexedReplica::new(index, rb.id()),
     ];
     let [va, vb] = &views;
     let (ea, eb) = match clean_point {
@@ -690,7 +766,12 @@ fn plan_run(
             views.iter().any(|v| !matches!(v.entry(p), Ok(None)))
         },
     })?;
-    for (side, root, view) in [(Side::A, &la.root, va), (Side::B, &lb.root, vb)] {
+    // Another device's copy is that device's to guard: it plans its own deletions.
+    for (side, replica, view) in [(Side::A, ra, va), (Side::B, rb, vb)] {
+        let Some(here) = replica.here() else {
+            continue;
+        };
+        let root = &here.root;
         let deleting = plan.file_deletions(side);
         if yes || deleting <= MASS_DELETE_MIN {
             continue;

@@ -219,8 +219,9 @@ fn f5_a_fifo_swapped_in_after_the_scan_does_not_hang_the_run() {
     std::thread::spawn(move || {
         let r = ferry_core::execute::Executor {
             index: &mut index,
-            a: &la,
-            b: &lb,
+            a: Some(&la),
+            b: Some(&lb),
+            pull: None,
             progress: &NoProgress,
             fault: FaultPoint::None,
             workers: 1,

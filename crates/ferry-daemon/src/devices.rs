@@ -7,18 +7,30 @@ use crate::error::{DaemonError, Result};
 use crate::service::NetOptions;
 use crate::shared::Shared;
 use serde_json::Value;
+use std::sync::Arc;
 
-/// Starts the node if asked for.
+/// Starts the node if asked for. A member device's changed entries queue a run of the
+/// share's conduit.
 #[cfg(feature = "net")]
-pub async fn start(shared: &Shared, opts: Option<&NetOptions>) -> Result<()> {
+pub async fn start(shared: &Arc<Shared>, opts: Option<&NetOptions>) -> Result<()> {
     let Some(opts) = opts else {
         return Ok(());
     };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<i64>();
+    let s = shared.clone();
+    tokio::spawn(async move {
+        while let Some(conduit) = rx.recv().await {
+            if let Err(e) = crate::control::sync_now(&s, conduit).await {
+                tracing::info!("conduit {conduit}: a device's changes arrived; not run: {e}");
+            }
+        }
+    });
     let node = ferry_net::Node::start(ferry_net::NodeConfig {
         home: shared.library.clone(),
         listen: opts.listen,
         relay: opts.relay.clone(),
         device_name: ferry_net::host_name(),
+        changes: Some(tx),
     })
     .await
     .map_err(|e| DaemonError::Other(format!("starting the device node: {e}")))?;
@@ -33,7 +45,7 @@ pub async fn start(shared: &Shared, opts: Option<&NetOptions>) -> Result<()> {
 }
 
 #[cfg(not(feature = "net"))]
-pub async fn start(_shared: &Shared, opts: Option<&NetOptions>) -> Result<()> {
+pub async fn start(_shared: &Arc<Shared>, opts: Option<&NetOptions>) -> Result<()> {
     match opts {
         None => Ok(()),
         Some(_) => Err(DaemonError::Other(
@@ -41,6 +53,19 @@ pub async fn start(_shared: &Shared, opts: Option<&NetOptions>) -> Result<()> {
                 .into(),
         )),
     }
+}
+
+/// Where a run of `conduit` reads another device's content, when the conduit is a
+/// share's and that device is connected.
+pub async fn pull_source(shared: &Shared, conduit: i64) -> Option<ferry_core::sync::PullSource> {
+    #[cfg(feature = "net")]
+    if let Some(node) = shared.node.get() {
+        let content = node.content_for(conduit).await?;
+        return Some(ferry_core::sync::PullSource(Arc::new(content)));
+    }
+    #[cfg(not(feature = "net"))]
+    let _ = (shared, conduit);
+    None
 }
 
 /// Closes the node's connections politely.

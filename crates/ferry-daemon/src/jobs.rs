@@ -224,6 +224,7 @@ pub fn run_once(
     id: i64,
     trigger: &'static str,
     only: Option<[Vec<RelPath>; 2]>,
+    pull: Option<ferry_core::sync::PullSource>,
     progress: &JobProgress,
 ) -> JobResult {
     let result: Result<SyncOutcome> = (|| {
@@ -233,6 +234,7 @@ pub fn run_once(
             skip_empty: true,
             only,
             cancel: Some(progress.cancel.clone()),
+            pull,
             ..Default::default()
         };
         Ok(sync_conduit(&mut index, id, &opts, progress)?)

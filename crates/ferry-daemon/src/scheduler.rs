@@ -496,9 +496,11 @@ impl ConduitTask {
         if let Some(t) = &only {
             tracing::debug!("conduit {id}: targeted rescan of {} paths", t.len());
         }
-        let result = tokio::task::spawn_blocking(move || run_once(&library, id, trigger, pair, &p))
-            .await
-            .unwrap_or_else(|e| JobResult::Failed(format!("run panicked: {e}")));
+        let pull = crate::devices::pull_source(&shared, id).await;
+        let result =
+            tokio::task::spawn_blocking(move || run_once(&library, id, trigger, pair, pull, &p))
+                .await
+                .unwrap_or_else(|e| JobResult::Failed(format!("run panicked: {e}")));
         ticker.abort();
         shared.jobs.finish(id);
         match result {

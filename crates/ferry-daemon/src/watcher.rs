@@ -48,7 +48,10 @@ impl ConduitWatcher {
         send: impl Fn(WatchSignal) + Send + 'static,
     ) -> Result<ConduitWatcher, WatchError> {
         if let Some(cap) = max_watches {
-            let dirs: usize = roots.iter().map(|r| count_dirs(r, cap + 1)).sum();
+            let dirs: usize = (roots.iter())
+                .filter(|r| r.is_absolute())
+                .map(|r| count_dirs(r, cap + 1))
+                .sum();
             if dirs > cap {
                 return Err(WatchError::LimitHit(format!(
                     "{dirs} folders to watch, more than the watch limit {cap} (FERRY_MAX_WATCHES)"
@@ -91,7 +94,8 @@ impl ConduitWatcher {
         let tick = (debounce / 2).max(Duration::from_millis(10));
         let mut debouncer = new_debouncer(debounce, Some(tick), handler)
             .map_err(|e| WatchError::Other(e.to_string()))?;
-        for r in roots {
+        // Another device's copy of a shared folder has no folder here to watch.
+        for r in roots.iter().filter(|r| r.is_absolute()) {
             if let Err(e) = debouncer.watch(r, RecursiveMode::Recursive) {
                 return Err(match e.kind {
                     ErrorKind::MaxFilesWatch => WatchError::LimitHit(format!(

@@ -76,6 +76,8 @@ pub enum WireError {
     Truncated,
     #[error("stream: {0}")]
     Io(#[from] std::io::Error),
+    #[error("a message that cannot be true: {0}")]
+    Invalid(String),
 }
 
 /// Starting the node, dialing and accepting devices.
@@ -111,4 +113,6 @@ pub enum NetError {
     Timeout { device: String },
     #[error("device {0} has no address to dial")]
     NoAddress(String),
+    #[error("shared folder: {0}")]
+    Share(String),
 }

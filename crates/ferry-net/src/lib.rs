@@ -10,9 +10,12 @@
 //! - `node`: the iroh endpoint (ALPN `ferry/1`, no n0 services) that accepts known
 //!   devices, refuses unknown ones (recording them as pending) and keeps connections
 //!   to known devices.
+//! - `sharing`: shared folders: share lists and offers, index exchange (pulled in
+//!   batches, announced by push), content pulled by hash ([`PeerContent`]).
 //! - `status`: the device list as the CLI and the daemon's API show it.
 //!
-//! Independent of the sync engine: index exchange and chunk transfer build on this.
+//! The engine (`ferry-core`) decides and writes; this crate carries its entries and
+//! content between devices.
 
 pub mod connection;
 pub mod devices;
@@ -20,6 +23,7 @@ pub mod error;
 pub mod handshake;
 pub mod identity;
 pub mod node;
+pub mod sharing;
 pub mod status;
 pub mod wire;
 
@@ -28,6 +32,7 @@ pub use devices::{DeviceStore, KnownDevice, PendingDevice, Removed};
 pub use error::{IdentityError, NetError, StoreError, WireError};
 pub use identity::{DeviceId, Identity};
 pub use node::{Node, NodeConfig, ALPN, DEFAULT_PORT};
+pub use sharing::PeerContent;
 pub use status::{DeviceState, DeviceStatus};
 
 /// iroh, re-exported for tests that need a raw endpoint (e.g. a misbehaving peer).

@@ -11,6 +11,7 @@ use crate::devices::DeviceStore;
 use crate::error::NetError;
 use crate::handshake;
 use crate::identity::{DeviceId, Identity};
+use crate::sharing::{PeerContent, Sharing};
 use crate::status::DeviceStatus;
 use crate::wire::Hello;
 use iroh::endpoint::presets;
@@ -50,6 +51,9 @@ pub struct NodeConfig {
     pub relay: Option<String>,
     /// This device's name, sent in its `Hello`.
     pub device_name: String,
+    /// Receives the ID of a conduit whose member device's entries changed (a run of it
+    /// is due).
+    pub changes: Option<tokio::sync::mpsc::UnboundedSender<i64>>,
 }
 
 /// A running node. Dropping it stops its tasks; [`Node::shutdown`] also closes the
@@ -67,6 +71,7 @@ struct Shared {
     store: Mutex<DeviceStore>,
     peers: Mutex<HashMap<DeviceId, Peer>>,
     dials: Mutex<HashMap<DeviceId, DialState>>,
+    sharing: Arc<Sharing>,
 }
 
 struct Peer {
@@ -96,6 +101,7 @@ impl Node {
             })?),
             None => None,
         };
+        let sharing = Sharing::open(&config.home, config.changes.clone())?;
         let endpoint = bind_endpoint(&identity, config.listen, relay.clone()).await?;
         let shared = Arc::new(Shared {
             endpoint,
@@ -105,6 +111,7 @@ impl Node {
             store: Mutex::new(store),
             peers: Mutex::new(HashMap::new()),
             dials: Mutex::new(HashMap::new()),
+            sharing,
         });
         let tasks = vec![
             tokio::spawn(accept_loop(shared.clone())),
@@ -161,6 +168,15 @@ impl Node {
     /// backoff) and keeps the connection.
     pub async fn dial(&self, id: DeviceId, addrs: &[SocketAddr]) -> Result<Connection, NetError> {
         dial(&self.shared, id, addrs).await
+    }
+
+    /// Where a run of `conduit` (a share's) reads the member device's content: `None`
+    /// when the conduit is not a share's or the device is not connected.
+    pub async fn content_for(&self, conduit: i64) -> Option<PeerContent> {
+        let shared = self.shared.clone();
+        (self.shared.sharing)
+            .content_for(conduit, move |id| shared.connection(id))
+            .await
     }
 
     /// Closes every connection and the endpoint.
@@ -271,6 +287,7 @@ impl Shared {
             if let Ok(mut d) = self.dials.lock() {
                 d.remove(&id);
             }
+            self.sharing.connected(conn.clone());
             let shared = self.clone();
             tokio::spawn(async move {
                 let why = conn.closed().await;
@@ -446,6 +463,17 @@ async fn dial_loop(shared: Arc<Shared>) {
                 }
             });
         }
+        let conns: Vec<Connection> = shared
+            .peers
+            .lock()
+            .map(|p| {
+                p.values()
+                    .filter(|p| !p.conn.is_closed())
+                    .map(|p| p.conn.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        shared.sharing.tick(conns).await;
         if last_seen_write.elapsed() >= SEEN_EVERY {
             last_seen_write = Instant::now();
             let ids: Vec<DeviceId> = shared

@@ -20,6 +20,7 @@ async fn start(home: &Path, name: &str) -> Node {
         listen: "127.0.0.1:0".parse().unwrap(),
         relay: None,
         device_name: name.into(),
+        changes: None,
     })
     .await
     .unwrap()
@@ -79,15 +80,26 @@ async fn devices_that_know_each_other_connect() {
             == Some("b".into())
     })
     .await;
-    // A framed stream works on the connection.
+    // The node answers requests on the connection itself: one for content of a share
+    // b does not have with a gets no bytes back, and the connection carries on.
     let conn = a.connection(&b.id()).unwrap();
     assert_eq!(conn.hello().device_name, "b");
-    let conn_b = b.connection(&a.id()).unwrap();
     let mut out = conn.open_bi().await.unwrap();
-    out.send(&Hello::ours("ping").into()).await.unwrap();
-    let mut inc = conn_b.accept_bi().await.unwrap();
-    let got = inc.recv().await.unwrap().unwrap();
-    assert_eq!(got, Hello::ours("ping").into());
+    let ask = ferry_net::wire::share::PieceRequest {
+        share_id: "not-shared".into(),
+        content: vec![0; 32],
+        offset: 0,
+        len: 1,
+        hash: vec![0; 32],
+    };
+    out.send(&ask.into()).await.unwrap();
+    out.finish();
+    let got = tokio::time::timeout(PATIENCE, out.recv()).await.unwrap();
+    assert!(
+        !matches!(got, Ok(Some(_))),
+        "answered a stranger's share: {got:?}"
+    );
+    assert!(connected(&a, b.id()) && connected(&b, a.id()));
     a.shutdown().await;
     b.shutdown().await;
 }

@@ -6,6 +6,9 @@
 
 #![allow(dead_code)]
 
+#[cfg(feature = "net")]
+pub mod device;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;

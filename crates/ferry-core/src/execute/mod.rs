@@ -23,7 +23,7 @@ pub(crate) mod dir_rename;
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::index::{GenerationStats, Index};
-use crate::model::entry::{Entry, EntryKind, StatInfo};
+use crate::model::entry::{Entry, EntryKind, FileState, StatInfo};
 use crate::model::rel_path::RelPath;
 use crate::parallel::parallel_map;
 use crate::plan::dir_renames::DirRename;
@@ -32,6 +32,7 @@ use crate::plan::schedule::{schedule, Stage, Step};
 use crate::plan::{Action, Plan, Side};
 use crate::problem::{Problem, ProblemKind};
 use crate::progress::Progress;
+use crate::replica::chunk_source::{ChunkSource, OpenContent};
 use crate::replica::disk::{self, Source, Staged};
 use crate::replica::fs_ops::sync_filesystem;
 use crate::replica::location::Location;
@@ -72,11 +73,15 @@ impl ExecReport {
 
 pub use crate::fault::FaultPoint;
 
-/// The two locations a plan runs against.
+/// The two replicas a plan runs against. A side whose folder is on this device is
+/// written here; a side that is another device's copy (`None`) is left to that device,
+/// which runs its own plan, and copies from it pull their content from `pull`.
 pub struct Executor<'a> {
     pub index: &'a mut Index,
-    pub a: &'a Location,
-    pub b: &'a Location,
+    pub a: Option<&'a Location>,
+    pub b: Option<&'a Location>,
+    /// Content of another device's files, by hash (with a side that is `None`).
+    pub pull: Option<&'a (dyn ChunkSource + Sync)>,
     pub progress: &'a dyn Progress,
     pub fault: FaultPoint,
     /// Copies staged at once; 0 = one per core (up to 8).
@@ -119,11 +124,23 @@ fn runnable<'p>(step: &Step, groups: &[Group], plan: &'p Plan) -> Option<(usize,
 }
 
 impl Executor<'_> {
-    fn loc(&self, side: Side) -> &Location {
+    /// The folder of `side`, if it is on this device.
+    fn local(&self, side: Side) -> Option<&Location> {
         match side {
             Side::A => self.a,
             Side::B => self.b,
         }
+    }
+
+    /// The folder of `side`; an error for another device's copy (whose steps this
+    /// device never runs).
+    fn loc(&self, side: Side) -> Result<&Location> {
+        self.local(side).ok_or_else(|| {
+            Error::Other(format!(
+                "side {} is another device's copy; it applies its own plan",
+                side.letter()
+            ))
+        })
     }
 
     /// Whether the run was asked to stop.
@@ -163,12 +180,13 @@ impl Executor<'_> {
                     return Err(Error::Other("injected stop before archive removal".into()));
                 }
                 // Every copy on B is installed; make them durable before A loses anything.
-                sync_filesystem(&self.b.root)?;
+                sync_filesystem(&self.loc(Side::B)?.root)?;
             }
             if stage == Stage::Copies {
                 // Both sides' copies in one pipeline: one phase for the progress shown,
                 // batches and durability points shared.
                 let copies: Vec<&Action> = (order.sides.iter())
+                    .filter(|s| self.local(s.side).is_some())
                     .flat_map(|s| s.steps(stage))
                     .filter_map(|s| runnable(s, &groups, plan))
                     .map(|(_, a)| a)
@@ -176,6 +194,9 @@ impl Executor<'_> {
                 self.copy_all(&copies, &mut report, &mut pending)?;
             } else {
                 for side_plan in &order.sides {
+                    if self.local(side_plan.side).is_none() {
+                        continue; // another device's copy: it runs its own plan
+                    }
                     for step in side_plan.steps(stage) {
                         if self.stopping() {
                             break;
@@ -236,10 +257,15 @@ impl Executor<'_> {
         else {
             return;
         };
+        let (Some(la), Some(lb)) = (self.a, self.b) else {
+            let e = Error::Refused("archive removals need both folders on this device".into());
+            report.failed(a, &e);
+            return;
+        };
         match crate::execute::archive::remove_archived(
             self.index,
-            self.a,
-            self.b,
+            la,
+            lb,
             path,
             expected,
             archived_as,
@@ -288,7 +314,7 @@ impl Executor<'_> {
                 side, path, source, ..
             } = a
             {
-                let loc = self.loc(*side);
+                let loc = self.loc(*side)?;
                 match disk::lstat(loc, path) {
                     Ok(now) if now.inode == inode => {
                         let mode = self.dir_mode(a, &mut Vec::new())?;
@@ -337,10 +363,7 @@ impl Executor<'_> {
             if p.entries.is_empty() {
                 continue;
             }
-            let loc = match p.side {
-                Side::A => self.a,
-                Side::B => self.b,
-            };
+            let loc = self.loc(p.side)?;
             if sync {
                 sync_filesystem(&loc.root)?;
             }
@@ -386,7 +409,7 @@ impl Executor<'_> {
                 g.to
             )
         };
-        let loc = self.loc(g.side);
+        let loc = self.loc(g.side)?;
         match dir_rename::apply(self.index, loc, g) {
             Ok(Applied::Renamed { entries, errors }) => {
                 for &i in &g.covers {
@@ -422,7 +445,7 @@ impl Executor<'_> {
         stats: &mut GenerationStats,
         notes: &mut Vec<String>,
     ) -> Result<Vec<Entry>> {
-        let loc = self.loc(action.side());
+        let loc = self.loc(action.side())?;
         match action {
             Action::MoveAside {
                 path, to, expected, ..
@@ -505,10 +528,11 @@ impl Executor<'_> {
     /// The owner a new file or folder gets: the source's, when this process can give
     /// files away (root); else `None`.
     fn owner_on(&self, side: Side, rel: &RelPath) -> Result<Option<(u32, u32)>> {
-        if !disk::can_chown() {
-            return Ok(None);
+        match self.local(side) {
+            Some(loc) if disk::can_chown() => disk::owner_of(loc, rel),
+            // Another device's owner means nothing here.
+            _ => Ok(None),
         }
-        disk::owner_of(self.loc(side), rel)
     }
 
     /// The final mode of a planned directory: the source's, without setuid/setgid
@@ -521,12 +545,16 @@ impl Executor<'_> {
             return Err(Error::Other("not a directory action".into()));
         };
         let mode = source.state.mode;
-        if mode & 0o6000 == 0 || disk::can_chown() {
+        // Another device's folder: its owner is not kept, so neither are these bits.
+        let from = self.local(side.other());
+        if mode & 0o6000 == 0 || (disk::can_chown() && from.is_some()) {
             return Ok(mode);
         }
         let me = rustix::process::geteuid().as_raw();
-        if disk::owner_of(self.loc(side.other()), &source.path)?.is_some_and(|(u, _)| u == me) {
-            return Ok(mode);
+        if let Some(from) = from {
+            if disk::owner_of(from, &source.path)?.is_some_and(|(u, _)| u == me) {
+                return Ok(mode);
+            }
         }
         notes.push(format!(
             "{}: setuid/setgid bits not kept on {} (the folder's owner is not kept)",
@@ -546,10 +574,12 @@ impl Executor<'_> {
         let total: u64 = copies.iter().map(|a| copy_size(a)).sum();
         self.progress.phase("copy", Some(total));
         self.progress.items_total(copies.len() as u64);
-        let reuse_local = [
-            self.index.has_live_file(self.a.id())?,
-            self.index.has_live_file(self.b.id())?,
-        ];
+        let mut reuse_local = [false; 2];
+        for side in [Side::A, Side::B] {
+            if let Some(l) = self.local(side) {
+                reuse_local[side as usize] = self.index.has_live_file(l.id())?;
+            }
+        }
         let mut i = 0;
         while i < copies.len() && !self.stopping() {
             let mut bytes = 0;
@@ -581,7 +611,8 @@ impl Executor<'_> {
                     ));
                     continue;
                 }
-                match self.copy_source(*to, source, reuse_local[*to as usize]) {
+                match self.copy_source(*to, source, expected.as_deref(), reuse_local[*to as usize])
+                {
                     Ok(from) => jobs.push((*a, from)),
                     Err(e) => report.failed(a, &e),
                 }
@@ -589,6 +620,7 @@ impl Executor<'_> {
             let limiter = self.limiter;
             let cancel = self.cancel;
             let locs = [self.a, self.b];
+            let pull = self.pull;
             let t_stage = std::time::Instant::now();
             let results = parallel_map(&jobs, self.workers, |(a, from), buf| {
                 let Action::Copy {
@@ -602,17 +634,11 @@ impl Executor<'_> {
                 }
                 // Opened here, on the worker, one at a time: a batch never holds more
                 // open files than there are workers.
-                let r = from.open(&locs).and_then(|(src, owner)| {
-                    disk::stage(
-                        locs[*to as usize],
-                        path,
-                        src,
-                        source,
-                        owner,
-                        self.fault,
-                        limiter,
-                        buf,
-                    )
+                let Some(dst) = locs[*to as usize] else {
+                    return Err(Error::Other("a copy onto another device's copy".into()));
+                };
+                let r = from.open(&locs, pull, source).and_then(|(src, owner)| {
+                    disk::stage(dst, path, src, source, owner, self.fault, limiter, buf)
                 });
                 self.progress
                     .bytes(if source.state.kind == EntryKind::File {
@@ -651,7 +677,7 @@ impl Executor<'_> {
                 let staged_here = staged.iter().any(|(a, _)| a.side() == side);
                 if staged_here || !pending[side as usize].entries.is_empty() {
                     let t = std::time::Instant::now();
-                    sync_filesystem(&self.loc(side).root)?;
+                    sync_filesystem(&self.loc(side)?.root)?;
                     tracing::debug!(ms = t.elapsed().as_millis() as u64, "batch durable");
                 }
             }
@@ -674,7 +700,7 @@ impl Executor<'_> {
                 else {
                     continue;
                 };
-                let loc = self.loc(*to);
+                let loc = self.loc(*to)?;
                 match disk::install(self.index, loc, path, &tmp, source, expected.as_deref()) {
                     Ok(installed) => {
                         Self::done(report, a);
@@ -715,7 +741,7 @@ impl Executor<'_> {
         if expected.is_some() {
             return Ok(false);
         }
-        let loc = self.loc(to);
+        let loc = self.loc(to)?;
         // Where the parent cannot be opened, staging fails and says why.
         if !disk::exists(loc, path).unwrap_or(false) {
             return Ok(false);
@@ -726,26 +752,44 @@ impl Executor<'_> {
     /// Where a copy's bytes come from, and the owner the copy gets: a file already in
     /// the destination location when the index knows one with the same content (the
     /// other side's file if that one changed meanwhile), else the source on the other
-    /// side. Nothing is opened here (see [`CopyFrom::open`]).
-    fn copy_source(&self, to: Side, source: &Entry, reuse_local: bool) -> Result<CopyFrom> {
+    /// side; when that side is another device's copy, pieces pulled by hash (chunks
+    /// this device has — the same content elsewhere, the file's old version — first).
+    /// Nothing is opened here (see [`CopyFrom::open`]).
+    fn copy_source(
+        &self,
+        to: Side,
+        source: &Entry,
+        expected: Option<&Entry>,
+        reuse_local: bool,
+    ) -> Result<CopyFrom> {
         let other = (to.other(), source.path.clone(), source.stat());
         if source.state.kind == EntryKind::Symlink {
             return Ok(CopyFrom::Symlink(self.owner_on(to.other(), &source.path)?));
         }
-        if reuse_local && source.state.size > 0 {
-            if let Some(hash) = source.state.hash {
-                let dst = self.loc(to);
-                if let Some(p) = self.index.find_file_by_hash(dst.id(), &hash)? {
-                    if let Some(e) = self.index.entry(dst.id(), &p)? {
-                        let owner = disk::owner_of(self.loc(to.other()), &source.path)?;
-                        return Ok(CopyFrom::File {
-                            first: (to, p, e.stat()),
-                            then: Some(other),
-                            owner,
-                        });
-                    }
+        let dst = self.loc(to)?;
+        let same_here = match source.state.hash {
+            Some(hash) if reuse_local && source.state.size > 0 => {
+                match self.index.find_file_by_hash(dst.id(), &hash)? {
+                    Some(p) => self.index.entry(dst.id(), &p)?,
+                    None => None,
                 }
             }
+            _ => None,
+        };
+        if self.local(to.other()).is_none() {
+            let old = expected.filter(|e| e.is_live() && e.state.kind == EntryKind::File);
+            let known = (same_here.iter().chain(old))
+                .map(|e| (e.path.clone(), e.stat(), e.state.clone()))
+                .collect();
+            return Ok(CopyFrom::Pull { to, known });
+        }
+        if let Some(e) = same_here {
+            let owner = disk::owner_of(self.loc(to.other())?, &source.path)?;
+            return Ok(CopyFrom::File {
+                first: (to, e.path.clone(), e.stat()),
+                then: Some(other),
+                owner,
+            });
         }
         Ok(CopyFrom::File {
             first: other,
@@ -756,7 +800,9 @@ impl Executor<'_> {
 }
 
 /// Where a copy's bytes are to be read: a file of one side (and one to fall back on),
-/// with the owner the copy gets when it is not the file's own.
+/// with the owner the copy gets when it is not the file's own; or pieces pulled by
+/// hash, from files of side `to` holding some of them (`known`) and then the device
+/// that has the file.
 enum CopyFrom {
     Symlink(Option<(u32, u32)>),
     File {
@@ -764,18 +810,29 @@ enum CopyFrom {
         then: Option<(Side, RelPath, StatInfo)>,
         owner: Option<(u32, u32)>,
     },
+    Pull {
+        to: Side,
+        known: Vec<(RelPath, StatInfo, FileState)>,
+    },
 }
 
 impl CopyFrom {
     /// Opens the source (through its root's handle; it must still have the indexed
     /// size and mtime) and says whose the copy is.
-    fn open(&self, locs: &[&Location; 2]) -> Result<(Source, Option<(u32, u32)>)> {
+    fn open<'s>(
+        &self,
+        locs: &[Option<&Location>; 2],
+        pull: Option<&'s (dyn ChunkSource + Sync)>,
+        source: &Entry,
+    ) -> Result<(Source<'s>, Option<(u32, u32)>)> {
         match self {
             CopyFrom::Symlink(owner) => Ok((Source::Symlink, *owner)),
             CopyFrom::File { first, then, owner } => {
-                let open = |(side, rel, stat): &(Side, RelPath, StatInfo)| {
-                    disk::open_source(locs[*side as usize], rel, stat)
-                };
+                let open =
+                    |(side, rel, stat): &(Side, RelPath, StatInfo)| match locs[*side as usize] {
+                        Some(loc) => disk::open_source(loc, rel, stat),
+                        None => Err(Error::Other("a local copy from another device".into())),
+                    };
                 let (f, found) = match (open(first), then) {
                     (Ok(x), _) => x,
                     (Err(_), Some(t)) => open(t)?,
@@ -783,8 +840,39 @@ impl CopyFrom {
                 };
                 Ok((Source::File(f), owner.or(Some((found.uid, found.gid)))))
             }
+            CopyFrom::Pull { to, known } => {
+                let pull = pull.ok_or_else(|| {
+                    Error::Unavailable(format!(
+                        "{}: the device that has it is not connected",
+                        source.path
+                    ))
+                })?;
+                // Files here that stopped matching their entries are simply not used.
+                let files: Vec<OpenContent> = match locs[*to as usize] {
+                    Some(loc) => (known.iter())
+                        .filter_map(|(rel, stat, state)| {
+                            let (f, _) = disk::open_source(loc, rel, stat).ok()?;
+                            OpenContent::new(f, state)
+                        })
+                        .collect(),
+                    None => Vec::new(),
+                };
+                let want = source.state.clone();
+                let fill = move |out: &mut dyn std::io::Write| -> Result<()> {
+                    let known: Vec<&FileState> = known_states(&files);
+                    let mut sources: Vec<&dyn ChunkSource> =
+                        files.iter().map(|f| f as &dyn ChunkSource).collect();
+                    sources.push(pull);
+                    assemble::assemble(&want, &known, &sources, out).map(|_| ())
+                };
+                Ok((Source::Pieces(Box::new(fill)), None))
+            }
         }
     }
+}
+
+fn known_states(files: &[OpenContent]) -> Vec<&FileState> {
+    files.iter().map(|f| f.state()).collect()
 }
 
 fn copy_size(a: &Action) -> u64 {
@@ -810,7 +898,7 @@ pub(crate) fn replace_file(
             let found = crate::replica::beneath::fstat(f, &path.under(&loc.root))?;
             Some((found.uid, found.gid))
         }
-        Source::Symlink => None,
+        Source::Symlink | Source::Pieces(_) => None,
     };
     let staged: Staged = disk::stage(
         loc,

@@ -126,38 +126,26 @@ impl Index {
     pub fn put_entries(&mut self, location: i64, entries: &[Entry]) -> Result<()> {
         // A savepoint, not a transaction, so this also works inside `discarding`.
         let tx = self.write_batch()?;
-        {
-            let mut st = tx.prepare_cached(
-                "INSERT OR REPLACE INTO entries (location_id, path, kind, size, mtime_ns, ctime_ns,
-                    inode, mode, hash, chunks, link_target, version, deleted, sequence, racy)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-            )?;
-            for e in entries {
-                st.execute(params![
-                    location,
-                    e.path.as_str(),
-                    e.state.kind.as_str(),
-                    e.state.size as i64,
-                    e.state.mtime_ns,
-                    e.cache.ctime_ns,
-                    e.cache.inode as i64,
-                    e.state.mode,
-                    e.state.hash.as_ref().map(|h| &h.0[..]),
-                    if e.state.chunks.is_empty() {
-                        None
-                    } else {
-                        Some(encode_chunks(&e.state.chunks))
-                    },
-                    e.state.link_target,
-                    e.state.version.to_bytes(),
-                    e.is_tombstone(),
-                    e.cache.sequence as i64,
-                    e.cache.racy,
-                ])?;
-            }
-        }
+        put_entries_in(&tx, location, entries)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Up to `limit` entries of a location whose sequence number is above `after`, in
+    /// sequence order: what a device sends a peer that holds its entries up to `after`.
+    pub fn entries_after(&self, location: i64, after: u64, limit: usize) -> Result<Vec<Entry>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT path, kind, size, mtime_ns, ctime_ns, inode, mode, hash, chunks, link_target,
+                    version, deleted, sequence, racy
+             FROM entries INDEXED BY entries_by_sequence
+             WHERE location_id = ?1 AND sequence > ?2 ORDER BY sequence LIMIT ?3",
+        )?;
+        let mut rows = st.query(params![location, after as i64, limit as i64])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(entry_from_row(row)?);
+        }
+        Ok(out)
     }
 
     /// Forgets entries (used when a path becomes ignored: it leaves the index, not the
@@ -237,7 +225,7 @@ fn stat_from_row(r: &Row<'_>) -> rusqlite::Result<StatInfo> {
     })
 }
 
-fn entry_from_row(r: &Row<'_>) -> Result<Entry> {
+pub(super) fn entry_from_row(r: &Row<'_>) -> Result<Entry> {
     let path: String = r.get(0)?;
     let kind: String = r.get(1)?;
     let hash: Option<Vec<u8>> = r.get(7)?;
@@ -267,4 +255,42 @@ fn entry_from_row(r: &Row<'_>) -> Result<Entry> {
     e.cache.sequence = r.get::<_, i64>(12)? as u64;
     e.cache.racy = r.get(13)?;
     Ok(e)
+}
+
+/// Inserts or replaces `entries` of `location` on `conn` (inside the caller's
+/// transaction).
+pub(super) fn put_entries_in(
+    conn: &rusqlite::Connection,
+    location: i64,
+    entries: &[Entry],
+) -> Result<()> {
+    let mut st = conn.prepare_cached(
+        "INSERT OR REPLACE INTO entries (location_id, path, kind, size, mtime_ns, ctime_ns,
+            inode, mode, hash, chunks, link_target, version, deleted, sequence, racy)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )?;
+    for e in entries {
+        st.execute(params![
+            location,
+            e.path.as_str(),
+            e.state.kind.as_str(),
+            e.state.size as i64,
+            e.state.mtime_ns,
+            e.cache.ctime_ns,
+            e.cache.inode as i64,
+            e.state.mode,
+            e.state.hash.as_ref().map(|h| &h.0[..]),
+            if e.state.chunks.is_empty() {
+                None
+            } else {
+                Some(encode_chunks(&e.state.chunks))
+            },
+            e.state.link_target,
+            e.state.version.to_bytes(),
+            e.is_tombstone(),
+            e.cache.sequence as i64,
+            e.cache.racy,
+        ])?;
+    }
+    Ok(())
 }

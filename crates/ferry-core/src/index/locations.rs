@@ -12,6 +12,9 @@ pub struct LocationRow {
     pub uuid: String,
     pub root: PathBuf,
     pub replica_id: u64,
+    /// For a peer device's copy of a shared folder: that device's ID. Such a location
+    /// has no folder here; its entries are what the device sent.
+    pub peer: Option<String>,
 }
 
 impl Index {
@@ -20,7 +23,7 @@ impl Index {
         Ok(self
             .conn
             .query_row(
-                "SELECT id, uuid, root, replica_id FROM locations WHERE root = ?1",
+                "SELECT id, uuid, root, replica_id, peer FROM locations WHERE root = ?1",
                 [root_s],
                 location_from_row,
             )
@@ -31,7 +34,7 @@ impl Index {
         Ok(self
             .conn
             .query_row(
-                "SELECT id, uuid, root, replica_id FROM locations WHERE uuid = ?1",
+                "SELECT id, uuid, root, replica_id, peer FROM locations WHERE uuid = ?1",
                 [uuid],
                 location_from_row,
             )
@@ -50,7 +53,7 @@ impl Index {
 
     pub fn location(&self, id: i64) -> Result<LocationRow> {
         Ok(self.conn.query_row(
-            "SELECT id, uuid, root, replica_id FROM locations WHERE id = ?1",
+            "SELECT id, uuid, root, replica_id, peer FROM locations WHERE id = ?1",
             [id],
             location_from_row,
         )?)
@@ -59,7 +62,7 @@ impl Index {
     pub fn locations(&self) -> Result<Vec<LocationRow>> {
         let mut st = self
             .conn
-            .prepare("SELECT id, uuid, root, replica_id FROM locations ORDER BY id")?;
+            .prepare("SELECT id, uuid, root, replica_id, peer FROM locations ORDER BY id")?;
         let rows = st.query_map([], location_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -68,6 +71,23 @@ impl Index {
         self.conn.execute(
             "INSERT INTO locations (uuid, root, replica_id, created_at) VALUES (?1, ?2, ?3, ?4)",
             params![uuid, path_str(root)?, replica_id as i64, unix_now()],
+        )?;
+        self.location(self.conn.last_insert_rowid())
+    }
+
+    /// Adds a peer device's copy of a shared folder: `uuid` is that folder's location ID
+    /// on the peer (its version vectors use the replica ID derived from it), `label` a
+    /// name for it shown where a root would be (`ferry-peer:DEVICE/SHARE`).
+    pub fn insert_peer_location(&self, uuid: &str, label: &str, peer: &str) -> Result<LocationRow> {
+        self.conn.execute(
+            "INSERT INTO locations (uuid, root, replica_id, created_at, peer) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                uuid,
+                label,
+                crate::replica::location::replica_id_of(uuid) as i64,
+                unix_now(),
+                peer
+            ],
         )?;
         self.location(self.conn.last_insert_rowid())
     }
@@ -101,5 +121,6 @@ fn location_from_row(r: &Row<'_>) -> rusqlite::Result<LocationRow> {
         uuid: r.get(1)?,
         root: PathBuf::from(r.get::<_, String>(2)?),
         replica_id: r.get::<_, i64>(3)? as u64,
+        peer: r.get(4)?,
     })
 }

@@ -7,6 +7,7 @@ mod entries;
 mod history;
 mod locations;
 mod schema;
+mod shares;
 mod sql_types;
 mod versions;
 
@@ -18,6 +19,7 @@ pub use history::{
     MAX_ACTIONS_PER_GENERATION,
 };
 pub use locations::LocationRow;
+pub use shares::{ShareMember, ShareOffer, ShareRow};
 pub use versions::VersionRow;
 
 use schema::MIGRATIONS;

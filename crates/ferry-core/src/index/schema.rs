@@ -132,4 +132,36 @@ CREATE TABLE generation_actions (
 ALTER TABLE generations ADD COLUMN actions_omitted INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE generations ADD COLUMN actions_pruned INTEGER NOT NULL DEFAULT 0;
 "#,
+    // 8: folders shared with other devices. A peer's copy of a shared folder is a
+    // location with `peer` set (its device ID) and no folder on this disk: its entries
+    // are the ones that device sent.
+    r#"
+ALTER TABLE locations ADD COLUMN peer TEXT;
+CREATE TABLE shares (
+    id TEXT PRIMARY KEY,
+    location_id INTEGER NOT NULL REFERENCES locations(id),
+    mode TEXT NOT NULL,
+    conflict_policy TEXT NOT NULL,
+    offered_by TEXT,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE share_members (
+    share_id TEXT NOT NULL REFERENCES shares(id),
+    device TEXT NOT NULL,
+    remote_location INTEGER REFERENCES locations(id),
+    conduit_id INTEGER REFERENCES conduits(id),
+    received_seq INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (share_id, device)
+) WITHOUT ROWID;
+CREATE TABLE share_offers (
+    share_id TEXT NOT NULL,
+    device TEXT NOT NULL,
+    folder_name TEXT NOT NULL,
+    folder_id TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    conflict_policy TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (share_id, device)
+) WITHOUT ROWID;
+"#,
 ];

@@ -33,6 +33,11 @@ impl VersionVector {
         self.0.is_empty()
     }
 
+    /// Each replica's counter, by replica ID (zero counters are not there).
+    pub fn iter(&self) -> impl Iterator<Item = (ReplicaId, u64)> + '_ {
+        self.0.iter().map(|(&id, &c)| (id, c))
+    }
+
     pub fn get(&self, id: ReplicaId) -> u64 {
         self.0.get(&id).copied().unwrap_or(0)
     }

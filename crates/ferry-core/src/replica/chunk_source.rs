@@ -86,6 +86,38 @@ pub fn read_piece(file: &File, piece: &Piece, buf: &mut Vec<u8>) -> std::io::Res
     Ok(Hash::of(buf) == piece.hash)
 }
 
+/// One open file whose content is known (the indexed state it was opened against):
+/// serves pieces of that content only.
+pub struct OpenContent {
+    file: File,
+    state: FileState,
+}
+
+impl OpenContent {
+    /// `None` when the state names no content (no hash).
+    pub fn new(file: File, state: &FileState) -> Option<OpenContent> {
+        state.hash?;
+        Some(OpenContent {
+            file,
+            state: state.clone(),
+        })
+    }
+
+    pub fn state(&self) -> &FileState {
+        &self.state
+    }
+}
+
+impl ChunkSource for OpenContent {
+    fn read(&self, piece: &Piece, buf: &mut Vec<u8>) -> Result<bool> {
+        if self.state.hash != Some(piece.content) {
+            return Ok(false);
+        }
+        // A read error here only means this file cannot help; the next source can.
+        Ok(read_piece(&self.file, piece, buf).unwrap_or(false))
+    }
+}
+
 /// The files of one local location, found by content hash through the index and read
 /// through the root's handle (never through a symlink). Each content looked up stays
 /// known for its next pieces: its file open, or that there is none here. (A writer
@@ -137,5 +169,30 @@ impl ChunkSource for LocalContent<'_> {
             return Ok(false);
         };
         crate::error::IoContext::ctx(read_piece(file, piece, buf), "read", shown.clone())
+    }
+}
+
+/// The files of one local location, owning its index connection: a server answering
+/// another device's requests from several threads at once (one at a time inside).
+pub struct FolderContent {
+    inner: std::sync::Mutex<(Index, Location)>,
+}
+
+impl FolderContent {
+    pub fn new(index: Index, loc: Location) -> FolderContent {
+        FolderContent {
+            inner: std::sync::Mutex::new((index, loc)),
+        }
+    }
+}
+
+impl ChunkSource for FolderContent {
+    fn read(&self, piece: &Piece, buf: &mut Vec<u8>) -> Result<bool> {
+        let guard = self
+            .inner
+            .lock()
+            .map_err(|_| crate::error::Error::Other("content server poisoned".into()))?;
+        let (index, loc) = &*guard;
+        LocalContent::new(index, loc).read(piece, buf)
     }
 }

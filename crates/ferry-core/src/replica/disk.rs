@@ -257,11 +257,16 @@ pub(crate) fn remove_dir_if_empty(index: &Index, loc: &Location, rel: &RelPath) 
     parent.rmdir(&name)
 }
 
-/// Where a copy's bytes come from: an open file, or (symlinks) the entry itself.
-pub(crate) enum Source {
+/// Where a copy's bytes come from: an open file, the entry itself (symlinks), or a
+/// writer that assembles them from pieces pulled by hash (a peer's file).
+pub(crate) enum Source<'a> {
     File(File),
     Symlink,
+    Pieces(Fill<'a>),
 }
+
+/// Writes a copy's bytes to the temp file it is given.
+pub(crate) type Fill<'a> = Box<dyn FnOnce(&mut dyn std::io::Write) -> Result<()> + 'a>;
 
 /// Opens the file `rel` of `loc` to read a copy from; it must still have the size and
 /// mtime of `stat`. Returns it with its owner.
@@ -311,6 +316,7 @@ pub(crate) fn stage(
         .hash
         .ok_or_else(|| Error::Corrupt("entry without a content hash".into()))?;
     let mut tmp = staged_temp_name(&loc.temp_tag(), &content);
+    let mut pieces = None;
     let input = match src {
         Source::Symlink => {
             let target = source
@@ -351,7 +357,11 @@ pub(crate) fn stage(
                 }
             };
         }
-        Source::File(f) => f,
+        Source::File(f) => Some(f),
+        Source::Pieces(fill) => {
+            pieces = Some(fill);
+            None
+        }
     };
     let expected_hash = source
         .state
@@ -372,9 +382,19 @@ pub(crate) fn stage(
     let out = out?;
     let shown = dir.show(&tmp);
     let result = (|| {
-        match limiter {
-            Some(l) => throttled_copy(&input, &out, &shown, l, buf)?,
-            None => clone_or_copy(&input, &out, &shown)?,
+        match (&input, limiter, pieces) {
+            (Some(input), Some(l), _) => {
+                throttled_copy(input, &out, &shown, l, buf)?;
+            }
+            (Some(input), None, _) => {
+                clone_or_copy(input, &out, &shown)?;
+            }
+            (None, _, Some(fill)) => {
+                let mut w = std::io::BufWriter::with_capacity(1 << 20, &out);
+                fill(&mut w)?;
+                std::io::Write::flush(&mut w).ctx("write", &shown)?;
+            }
+            (None, _, None) => return Err(Error::Other("a copy without a source".into())),
         };
         if fault == FaultPoint::CorruptTempAfterCopy {
             use std::io::Write;
@@ -405,15 +425,16 @@ pub(crate) fn stage(
             }
             _ => {}
         }
-        match beneath::copy_user_xattrs(&input, &out) {
-            Ok(failed) if failed.is_empty() => {}
-            Ok(failed) => {
+        match input.as_ref().map(|i| beneath::copy_user_xattrs(i, &out)) {
+            None => {}
+            Some(Ok(failed)) if failed.is_empty() => {}
+            Some(Ok(failed)) => {
                 note = Some(format!(
                     "{path}: extended attributes not kept here: {}",
                     failed.join(", ")
                 ))
             }
-            Err(e) => note = Some(format!("{path}: extended attributes not read: {e}")),
+            Some(Err(e)) => note = Some(format!("{path}: extended attributes not read: {e}")),
         }
         beneath::set_file_mode(&out, mode, &shown)?;
         beneath::set_file_mtime(&out, source.state.mtime_ns, &shown)?;

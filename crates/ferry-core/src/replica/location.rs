@@ -379,7 +379,7 @@ fn follow_move(index: &Index, known: LocationRow, root: &Path) -> Result<Locatio
 }
 
 /// Replica ID used in version vectors: the first 8 bytes of BLAKE3(location ID).
-fn replica_id_of(uuid: &str) -> u64 {
+pub(crate) fn replica_id_of(uuid: &str) -> u64 {
     let h = blake3::hash(uuid.as_bytes());
     let mut b = [0u8; 8];
     b.copy_from_slice(&h.as_bytes()[..8]);

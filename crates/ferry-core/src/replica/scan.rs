@@ -127,6 +127,19 @@ pub fn scan_paths(
     scan_scoped(index, loc, rules, &Scope::paths(paths), progress)
 }
 
+/// Scans `scope` of one location (a conduit whose other side is another device's).
+/// The caller holds the location's lock.
+pub fn scan_one(
+    index: &mut Index,
+    loc: &Location,
+    _held: &LocationLock,
+    rules: IndexRules,
+    scope: &Scope,
+    progress: &dyn Progress,
+) -> Result<ScanReport> {
+    scan_scoped(index, loc, rules, scope, progress)
+}
+
 fn scan_scoped(
     index: &mut Index,
     loc: &Location,

@@ -93,8 +93,9 @@ impl Pair {
     pub fn execute(&mut self, la: &Location, lb: &Location, plan: &Plan) -> ExecReport {
         Executor {
             index: &mut self.index,
-            a: la,
-            b: lb,
+            a: Some(la),
+            b: Some(lb),
+            pull: None,
             progress: &NoProgress,
             fault: FaultPoint::None,
             workers: 0,

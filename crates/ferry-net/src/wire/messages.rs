@@ -13,7 +13,7 @@ pub const FEATURES: &[&str] = &[];
 /// One framed message.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Envelope {
-    #[prost(oneof = "Body", tags = "1, 2")]
+    #[prost(oneof = "Body", tags = "1, 2, 3, 4, 5, 6, 7, 8")]
     pub body: Option<Body>,
 }
 
@@ -23,6 +23,18 @@ pub enum Body {
     Hello(Hello),
     #[prost(message, tag = "2")]
     Close(Close),
+    #[prost(message, tag = "3")]
+    ShareList(crate::wire::share::ShareList),
+    #[prost(message, tag = "4")]
+    IndexRequest(crate::wire::share::IndexRequest),
+    #[prost(message, tag = "5")]
+    IndexBatch(crate::wire::share::IndexBatch),
+    #[prost(message, tag = "6")]
+    Changed(crate::wire::share::Changed),
+    #[prost(message, tag = "7")]
+    PieceRequest(crate::wire::share::PieceRequest),
+    #[prost(message, tag = "8")]
+    PieceReply(crate::wire::share::PieceReply),
 }
 
 /// The first message each side sends on a connection.
@@ -54,6 +66,12 @@ impl Body {
         match self {
             Body::Hello(_) => "Hello",
             Body::Close(_) => "Close",
+            Body::ShareList(_) => "ShareList",
+            Body::IndexRequest(_) => "IndexRequest",
+            Body::IndexBatch(_) => "IndexBatch",
+            Body::Changed(_) => "Changed",
+            Body::PieceRequest(_) => "PieceRequest",
+            Body::PieceReply(_) => "PieceReply",
         }
     }
 }
@@ -73,6 +91,27 @@ impl From<Close> for Envelope {
         }
     }
 }
+
+macro_rules! into_envelope {
+    ($($name:ident),*) => {$(
+        impl From<crate::wire::share::$name> for Envelope {
+            fn from(m: crate::wire::share::$name) -> Self {
+                Envelope {
+                    body: Some(Body::$name(m)),
+                }
+            }
+        }
+    )*};
+}
+
+into_envelope!(
+    ShareList,
+    IndexRequest,
+    IndexBatch,
+    Changed,
+    PieceRequest,
+    PieceReply
+);
 
 impl Hello {
     /// This build's hello.

@@ -1,0 +1,175 @@
+//! `ferry share DIR --with DEVICE`, `ferry share list`, `ferry share add-device`,
+//! `ferry accept SHARE DIR`: shared folders in the index (ferry-core's `share`); the
+//! daemon's device node offers them and keeps them in step.
+
+use crate::cli::{ShareArgs, ShareCommand};
+use crate::commands::EXIT_OK;
+use crate::output::{self, NotFound};
+use anyhow::{Context, Result};
+use ferry_core::plan::{ConflictPolicy, SyncMode};
+use ferry_net::{DeviceId, DeviceStore, StoreError};
+use serde_json::json;
+use std::path::Path;
+
+pub fn share(args: &ShareArgs, json_out: bool) -> Result<u8> {
+    let home = ferry_core::library::library_dir()?;
+    match (&args.command, &args.dir) {
+        (Some(ShareCommand::List), _) => list(&home, json_out),
+        (Some(ShareCommand::AddDevice { share, device }), _) => {
+            let id = resolve(&home, device)?;
+            let index = ferry_core::library::open_index()?;
+            if index.share(share)?.is_none() {
+                return Err(NotFound(format!("no share {share}; see `ferry share list`")).into());
+            }
+            index.add_share_member(share, &id.to_string())?;
+            if json_out {
+                output::print(json!({"share": share, "added": id}))?;
+            } else {
+                println!("offered share {share} to {}", id.short());
+            }
+            Ok(EXIT_OK)
+        }
+        (None, Some(dir)) => {
+            if args.with.is_empty() {
+                anyhow::bail!(
+                    "say which device to share with: --with DEVICE (see `ferry device list`)"
+                );
+            }
+            let mut devices = Vec::new();
+            for d in &args.with {
+                devices.push(resolve(&home, d)?.to_string());
+            }
+            let mode = args
+                .mode
+                .map(|m| m.mode())
+                .unwrap_or(SyncMode::Bidirectional);
+            let policy = (args.conflict.map(|p| p.policy())).unwrap_or(ConflictPolicy::Newest);
+            let mut index = ferry_core::library::open_index()?;
+            let share = ferry_core::share::create_share(&mut index, dir, &devices, mode, policy)?;
+            if json_out {
+                output::print(json!({"share": share, "devices": devices}))?;
+            } else {
+                println!("{}", share.id);
+                eprintln!(
+                    "shared {} ({mode}); the other device accepts with `ferry accept {} DIR` \
+                     (its daemon shows the offer once the two are connected)",
+                    dir.display(),
+                    share.id
+                );
+            }
+            Ok(EXIT_OK)
+        }
+        (None, None) => anyhow::bail!(
+            "say which folder to share: `ferry share DIR --with DEVICE` (or `ferry share list`)"
+        ),
+    }
+}
+
+pub fn accept(share_id: &str, dir: &Path, json_out: bool) -> Result<u8> {
+    let mut index = ferry_core::library::open_index()?;
+    let share = ferry_core::share::accept_offer(&mut index, share_id, dir)?;
+    if json_out {
+        output::print(json!({"share": share}))?;
+    } else {
+        println!(
+            "accepted share {} into {} ({})",
+            share.id,
+            dir.display(),
+            share.mode
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+fn list(home: &Path, json_out: bool) -> Result<u8> {
+    let index = ferry_core::library::open_existing_index()?;
+    let store = DeviceStore::open_existing(home).context("opening the devices store")?;
+    let name_of = |id: &str| -> Option<String> {
+        let id: DeviceId = id.parse().ok()?;
+        store.as_ref()?.get(&id).ok()??.name
+    };
+    let mut shares = Vec::new();
+    for s in index.shares()? {
+        let root = index.location(s.location_id)?.root;
+        let members: Vec<_> = (index.share_members(&s.id)?.into_iter())
+            .map(|m| {
+                json!({
+                    "device": m.device,
+                    "name": name_of(&m.device),
+                    "joined": m.remote_location.is_some(),
+                    "conduit": m.conduit_id,
+                })
+            })
+            .collect();
+        shares.push(json!({
+            "id": s.id, "folder": root, "mode": s.mode, "conflict_policy": s.conflict_policy,
+            "offered_by": s.offered_by, "members": members,
+        }));
+    }
+    let offers: Vec<_> = (index.offers()?.into_iter())
+        .map(|o| {
+            json!({
+                "share": o.share_id, "device": o.device, "name": name_of(&o.device),
+                "folder_name": o.folder_name, "mode": o.mode, "conflict_policy": o.conflict_policy,
+                "received_at": o.received_at,
+            })
+        })
+        .collect();
+    if json_out {
+        output::print(json!({"shares": shares, "offers": offers}))?;
+        return Ok(EXIT_OK);
+    }
+    if shares.is_empty() && offers.is_empty() {
+        println!("no shares yet; share a folder with `ferry share DIR --with DEVICE`");
+    }
+    for s in &shares {
+        println!(
+            "{}  {}  ({})",
+            s["id"].as_str().unwrap_or_default(),
+            s["folder"].as_str().unwrap_or_default(),
+            s["mode"].as_str().unwrap_or_default()
+        );
+        for m in s["members"].as_array().into_iter().flatten() {
+            let who = m["name"]
+                .as_str()
+                .or(m["device"].as_str())
+                .unwrap_or_default();
+            let state = if m["joined"] == true {
+                "in step with this device"
+            } else {
+                "offered, not accepted yet"
+            };
+            println!("    {who}: {state}");
+        }
+    }
+    for o in &offers {
+        let who = o["name"]
+            .as_str()
+            .or(o["device"].as_str())
+            .unwrap_or_default();
+        println!(
+            "offer {} from {who}: folder {:?} ({}); accept with `ferry accept {} DIR`",
+            o["share"].as_str().unwrap_or_default(),
+            o["folder_name"].as_str().unwrap_or_default(),
+            o["mode"].as_str().unwrap_or_default(),
+            o["share"].as_str().unwrap_or_default()
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+/// A known device by ID or name.
+fn resolve(home: &Path, device: &str) -> Result<DeviceId> {
+    let not_known = || {
+        NotFound(format!(
+            "no device {device:?}; add it with `ferry device add ID` first"
+        ))
+    };
+    let Some(store) = DeviceStore::open_existing(home)? else {
+        return Err(not_known().into());
+    };
+    store.resolve(device).map_err(|e| match e {
+        StoreError::NotFound(_) => not_known().into(),
+        e => e.into(),
+    })
+}

@@ -1,0 +1,145 @@
+//! Shared folders between two real daemons on loopback, each with its own library:
+//! offer, accept, the first copy, edits and deletions flowing both ways as they happen
+//! (no run asked for: file-system events on one device, push to the other), and a
+//! mirror share that never flows back. Conditions are polled with a generous deadline.
+
+#![cfg(feature = "net")]
+
+mod common;
+use common::device::{wait_for, Device};
+use common::files;
+use serde_json::Value;
+use std::path::Path;
+
+/// Two devices that trust each other, daemons running and connected.
+fn connected() -> (Device, Device, String, String) {
+    let (mut x, mut y) = (Device::new(), Device::new());
+    let (idx, idy) = (x.id(), y.id());
+    let (ax, ay) = (x.start(), y.start());
+    x.json(&["device", "add", &idy, "--name", "laptop", "--addr", &ay]);
+    y.json(&["device", "add", &idx, "--name", "desktop", "--addr", &ax]);
+    wait_for("the two devices connected", || {
+        x.connected_to(&idy) && y.connected_to(&idx)
+    });
+    (x, y, idx, idy)
+}
+
+fn offers(d: &Device) -> Vec<Value> {
+    d.json(&["share", "list"])["offers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Shares `dir` of `x` with `y` and accepts it on `y` into `into`; returns the share ID.
+fn share_and_accept(x: &Device, y: &Device, dir: &Path, into: &Path, mode: &str) -> String {
+    let out = x.json(&[
+        "share",
+        dir.to_str().unwrap(),
+        "--with",
+        "laptop",
+        "--mode",
+        mode,
+    ]);
+    let id = out["share"]["id"].as_str().unwrap().to_string();
+    wait_for("the offer on the other device", || {
+        offers(y).iter().any(|o| o["share"] == id.as_str())
+    });
+    let offer = offers(y)
+        .into_iter()
+        .find(|o| o["share"] == id.as_str())
+        .unwrap();
+    assert_eq!(offer["name"], "desktop");
+    assert_eq!(offer["mode"], mode);
+    y.json(&["accept", &id, into.to_str().unwrap()]);
+    id
+}
+
+fn same_trees(a: &Path, b: &Path) -> bool {
+    files(a) == files(b)
+}
+
+#[test]
+fn a_shared_folder_stays_in_step_between_two_daemons() {
+    let (mut x, mut y, idx, _) = connected();
+    let fx = x.tmp.path().join("photos");
+    let fy = y.tmp.path().join("photos-here");
+    std::fs::create_dir_all(fx.join("2026/summer")).unwrap();
+    std::fs::write(fx.join("notes.txt"), "first words").unwrap();
+    std::fs::write(
+        fx.join("2026/summer/beach.raw"),
+        ferry_testkit::noise(3 << 20, 5),
+    )
+    .unwrap();
+    let id = share_and_accept(&x, &y, &fx, &fy, "bidirectional");
+    wait_for("the folder on the other device", || same_trees(&fx, &fy));
+
+    let listed = y.json(&["share", "list"]);
+    let s = &listed["shares"][0];
+    assert_eq!(s["id"], id.as_str());
+    assert_eq!(s["offered_by"], idx.as_str());
+    assert_eq!(s["members"][0]["joined"], true);
+
+    // Edits on either side reach the other with nothing asked: events, then push.
+    std::fs::write(fy.join("notes.txt"), "edited on the laptop").unwrap();
+    std::fs::write(fy.join("todo.txt"), "new on the laptop").unwrap();
+    wait_for("the laptop's edits on the desktop", || {
+        std::fs::read_to_string(fx.join("todo.txt")).is_ok_and(|t| t == "new on the laptop")
+            && same_trees(&fx, &fy)
+    });
+    std::fs::remove_file(fx.join("2026/summer/beach.raw")).unwrap();
+    wait_for("the deletion on the laptop", || {
+        !fy.join("2026/summer/beach.raw").exists() && same_trees(&fx, &fy)
+    });
+    // The laptop kept what it deleted for the desktop as a version.
+    let versions = ferry_testkit::files_below(&fy.join(".ferry/versions"));
+    assert!(
+        versions
+            .iter()
+            .any(|p| p.to_string_lossy().contains("beach.raw")),
+        "{versions:?}"
+    );
+    x.stop();
+    y.stop();
+}
+
+#[test]
+fn a_mirror_share_flows_only_from_the_device_that_made_it() {
+    let (mut x, mut y, _, _) = connected();
+    let fx = x.tmp.path().join("site");
+    let fy = y.tmp.path().join("site-mirror");
+    std::fs::create_dir_all(&fx).unwrap();
+    std::fs::write(fx.join("index.html"), "<h1>hi</h1>").unwrap();
+    share_and_accept(&x, &y, &fx, &fy, "mirror");
+    wait_for("the mirror filled", || same_trees(&fx, &fy));
+    std::fs::write(fy.join("stray.txt"), "made on the mirror").unwrap();
+    std::fs::write(fx.join("about.html"), "<p>about</p>").unwrap();
+    wait_for(
+        "the source's new page on the mirror, the stray file gone",
+        || fy.join("about.html").exists() && !fy.join("stray.txt").exists(),
+    );
+    assert!(!fx.join("stray.txt").exists(), "a mirror flowed back");
+    x.stop();
+    y.stop();
+}
+
+#[test]
+fn an_offer_to_an_unknown_device_and_a_wrong_accept_are_clear_errors() {
+    let d = Device::new();
+    let dir = d.tmp.path().join("f");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = common::ferry_cmd(&d.home)
+        .args(["share", dir.to_str().unwrap(), "--with", "nobody"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ferry device add"), "{err}");
+    let out = common::ferry_cmd(&d.home)
+        .args(["accept", "0123456789abcdef", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ferry share list"), "{err}");
+}

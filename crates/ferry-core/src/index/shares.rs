@@ -1,0 +1,298 @@
+//! Shares: folders kept in step with other devices. A share is one local location
+//! and its members (other devices); each member that accepted has a *peer location*
+//! (its copy of the folder, as the entries it sent) and a conduit between the two.
+//! Offers other devices made to this one wait in `share_offers` until accepted.
+
+use super::{unix_now, Index};
+use crate::error::{Error, Result};
+use crate::model::entry::{Entry, FileState};
+use crate::model::rel_path::RelPath;
+use crate::plan::{ConflictPolicy, SyncMode};
+use rusqlite::{params, OptionalExtension, Row};
+
+/// A share row: this device's folder in a share.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ShareRow {
+    pub id: String,
+    pub location_id: i64,
+    pub mode: SyncMode,
+    pub conflict_policy: ConflictPolicy,
+    /// The device that offered the share (`None`: this device did).
+    pub offered_by: Option<String>,
+    pub created_at: i64,
+}
+
+/// Another device in a share.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ShareMember {
+    pub share_id: String,
+    pub device: String,
+    /// Its copy of the folder, once it said which one (it accepted).
+    pub remote_location: Option<i64>,
+    pub conduit_id: Option<i64>,
+    /// The device's own sequence number up to which its entries are held here.
+    pub received_seq: u64,
+}
+
+/// A share another device offered to this one, not accepted yet.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ShareOffer {
+    pub share_id: String,
+    pub device: String,
+    /// The folder's name on the offering device (a suggestion, nothing more).
+    pub folder_name: String,
+    /// The folder's ID (location UUID) on the offering device.
+    pub folder_id: String,
+    pub mode: SyncMode,
+    pub conflict_policy: ConflictPolicy,
+    pub received_at: i64,
+}
+
+fn share_from_row(r: &Row<'_>) -> rusqlite::Result<ShareRow> {
+    Ok(ShareRow {
+        id: r.get(0)?,
+        location_id: r.get(1)?,
+        mode: r.get(2)?,
+        conflict_policy: r.get(3)?,
+        offered_by: r.get(4)?,
+        created_at: r.get(5)?,
+    })
+}
+
+fn member_from_row(r: &Row<'_>) -> rusqlite::Result<ShareMember> {
+    Ok(ShareMember {
+        share_id: r.get(0)?,
+        device: r.get(1)?,
+        remote_location: r.get(2)?,
+        conduit_id: r.get(3)?,
+        received_seq: r.get::<_, i64>(4)? as u64,
+    })
+}
+
+const SHARE_COLUMNS: &str = "id, location_id, mode, conflict_policy, offered_by, created_at";
+const MEMBER_COLUMNS: &str = "share_id, device, remote_location, conduit_id, received_seq";
+
+impl Index {
+    pub fn insert_share(
+        &self,
+        id: &str,
+        location_id: i64,
+        mode: SyncMode,
+        policy: ConflictPolicy,
+        offered_by: Option<&str>,
+    ) -> Result<ShareRow> {
+        self.conn.execute(
+            "INSERT INTO shares (id, location_id, mode, conflict_policy, offered_by, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![id, location_id, mode, policy, offered_by, unix_now()],
+        )?;
+        self.share(id)?
+            .ok_or_else(|| Error::Corrupt("share vanished after insert".into()))
+    }
+
+    pub fn share(&self, id: &str) -> Result<Option<ShareRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {SHARE_COLUMNS} FROM shares WHERE id = ?1"),
+                [id],
+                share_from_row,
+            )
+            .optional()?)
+    }
+
+    pub fn shares(&self) -> Result<Vec<ShareRow>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {SHARE_COLUMNS} FROM shares ORDER BY created_at, id"
+        ))?;
+        let rows = st.query_map([], share_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Adds `device` to a share (nothing happens if it is a member already).
+    pub fn add_share_member(&self, share: &str, device: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO share_members (share_id, device) VALUES (?1, ?2)",
+            params![share, device],
+        )?;
+        Ok(())
+    }
+
+    pub fn share_members(&self, share: &str) -> Result<Vec<ShareMember>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {MEMBER_COLUMNS} FROM share_members WHERE share_id = ?1 ORDER BY device"
+        ))?;
+        let rows = st.query_map([share], member_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn share_member(&self, share: &str, device: &str) -> Result<Option<ShareMember>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT {MEMBER_COLUMNS} FROM share_members WHERE share_id = ?1 AND device = ?2"
+                ),
+                params![share, device],
+                member_from_row,
+            )
+            .optional()?)
+    }
+
+    /// The shares `device` is a member of, with its membership.
+    pub fn shares_with(&self, device: &str) -> Result<Vec<(ShareRow, ShareMember)>> {
+        let mut st = self.conn.prepare(
+            "SELECT s.id, s.location_id, s.mode, s.conflict_policy, s.offered_by, s.created_at,
+                    m.share_id, m.device, m.remote_location, m.conduit_id, m.received_seq
+             FROM shares s JOIN share_members m ON m.share_id = s.id
+             WHERE m.device = ?1 ORDER BY s.id",
+        )?;
+        let rows = st.query_map([device], |r| {
+            let s = share_from_row(r)?;
+            let m = ShareMember {
+                share_id: r.get(6)?,
+                device: r.get(7)?,
+                remote_location: r.get(8)?,
+                conduit_id: r.get(9)?,
+                received_seq: r.get::<_, i64>(10)? as u64,
+            };
+            Ok((s, m))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The share a conduit belongs to and the member device at its other end, if the
+    /// conduit is one of a share's.
+    pub fn share_of_conduit(&self, conduit: i64) -> Result<Option<(ShareRow, ShareMember)>> {
+        let found: Option<(String, String)> = self
+            .conn
+            .query_row(
+                "SELECT share_id, device FROM share_members WHERE conduit_id = ?1",
+                [conduit],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((share, device)) = found else {
+            return Ok(None);
+        };
+        let s = self.share(&share)?;
+        let m = self.share_member(&share, &device)?;
+        Ok(s.zip(m))
+    }
+
+    pub fn set_member_replica(
+        &self,
+        share: &str,
+        device: &str,
+        remote_location: i64,
+        conduit: i64,
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE share_members SET remote_location = ?3, conduit_id = ?4
+             WHERE share_id = ?1 AND device = ?2",
+            params![share, device, remote_location, conduit],
+        )?;
+        Ok(())
+    }
+
+    /// Keeps (or refreshes) an offer from another device.
+    pub fn record_offer(&self, offer: &ShareOffer) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO share_offers
+               (share_id, device, folder_name, folder_id, mode, conflict_policy, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                offer.share_id,
+                offer.device,
+                offer.folder_name,
+                offer.folder_id,
+                offer.mode,
+                offer.conflict_policy,
+                offer.received_at
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn offers(&self) -> Result<Vec<ShareOffer>> {
+        let mut st = self.conn.prepare(
+            "SELECT share_id, device, folder_name, folder_id, mode, conflict_policy, received_at
+             FROM share_offers ORDER BY received_at, share_id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(ShareOffer {
+                share_id: r.get(0)?,
+                device: r.get(1)?,
+                folder_name: r.get(2)?,
+                folder_id: r.get(3)?,
+                mode: r.get(4)?,
+                conflict_policy: r.get(5)?,
+                received_at: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn remove_offers(&self, share: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM share_offers WHERE share_id = ?1", [share])?;
+        Ok(())
+    }
+
+    /// Stores entries a member device sent for its copy of a share (`location`, a peer
+    /// location) and how far its sequence they reach, in one transaction: a cut
+    /// exchange resumes from what was stored. An entry equal to the one held (same
+    /// state) is not rewritten, so it does not move the location's sequence. Returns
+    /// how many entries changed.
+    pub fn put_received(
+        &mut self,
+        share: &str,
+        device: &str,
+        location: i64,
+        received: &[(RelPath, FileState)],
+        received_seq: u64,
+    ) -> Result<usize> {
+        let tx = self.write_batch()?;
+        let mut changed = Vec::new();
+        {
+            let mut get = tx.prepare_cached(
+                "SELECT path, kind, size, mtime_ns, ctime_ns, inode, mode, hash, chunks, link_target,
+                        version, deleted, sequence, racy
+                 FROM entries WHERE location_id = ?1 AND path = ?2",
+            )?;
+            for (path, state) in received {
+                let held = get
+                    .query_row(params![location, path.as_str()], |r| {
+                        Ok(super::entries::entry_from_row(r))
+                    })
+                    .optional()?
+                    .transpose()?;
+                if held.is_some_and(|h| &h.state == state) {
+                    continue;
+                }
+                let mut e = Entry::at(path.clone(), state.kind, Default::default());
+                e.state = state.clone();
+                changed.push(e);
+            }
+        }
+        if !changed.is_empty() {
+            let last: i64 = tx.query_row(
+                "UPDATE locations SET sequence = sequence + ?2 WHERE id = ?1 RETURNING sequence",
+                params![location, changed.len() as i64],
+                |r| r.get(0),
+            )?;
+            let first = last as u64 - changed.len() as u64 + 1;
+            for (seq, e) in (first..).zip(changed.iter_mut()) {
+                e.cache.sequence = seq;
+            }
+            super::entries::put_entries_in(&tx, location, &changed)?;
+        }
+        tx.execute(
+            "UPDATE share_members SET received_seq = max(received_seq, ?3)
+             WHERE share_id = ?1 AND device = ?2",
+            params![share, device, received_seq as i64],
+        )?;
+        tx.commit()?;
+        Ok(changed.len())
+    }
+}

@@ -1,0 +1,328 @@
+//! Two devices in one process: each with its own index and folder, sharing the folder
+//! through the engine's seams only — entries handed over as a peer would send them
+//! (`share::outgoing` → `share::incoming`), content pulled by hash from the other
+//! device's folder (`FolderContent`), each device applying only its own side.
+
+use ferry_core::index::{Index, ShareOffer, ShareRow};
+use ferry_core::model::chunk::Hash;
+use ferry_core::model::rel_path::RelPath;
+use ferry_core::plan::{ConflictPolicy, SyncMode};
+use ferry_core::progress::NoProgress;
+use ferry_core::replica::chunk_source::{ChunkSource, FolderContent, Piece};
+use ferry_core::replica::location::open_location;
+use ferry_core::share;
+use ferry_core::sync::{sync_conduit, PullSource, SyncOptions, SyncOutcome};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+struct Device {
+    name: &'static str,
+    db: PathBuf,
+    dir: PathBuf,
+    index: Index,
+    share: Option<ShareRow>,
+}
+
+impl Device {
+    fn new(tmp: &Path, name: &'static str) -> Device {
+        let dir = tmp.join(name).join("folder");
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = tmp.join(name).join("index.db");
+        let index = Index::open(&db).unwrap();
+        Device {
+            name,
+            db,
+            dir,
+            index,
+            share: None,
+        }
+    }
+
+    fn share(&self) -> &ShareRow {
+        self.share.as_ref().unwrap()
+    }
+
+    fn location_uuid(&self) -> String {
+        self.index.location(self.share().location_id).unwrap().uuid
+    }
+
+    /// What a peer reads this device's content from.
+    fn content(&self) -> Arc<FolderContent> {
+        let mut index = Index::open(&self.db).unwrap();
+        let loc = open_location(&mut index, &self.dir, false).unwrap();
+        Arc::new(FolderContent::new(index, loc))
+    }
+
+    fn conduit(&self, peer: &str) -> i64 {
+        (self
+            .index
+            .share_member(&self.share().id, peer)
+            .unwrap()
+            .unwrap())
+        .conduit_id
+        .unwrap()
+    }
+
+    fn run(&mut self, peer: &str, pull: Arc<dyn ChunkSource + Send + Sync>) -> SyncOutcome {
+        let conduit = self.conduit(peer);
+        let opts = SyncOptions {
+            pull: Some(PullSource(pull)),
+            ..Default::default()
+        };
+        sync_conduit(&mut self.index, conduit, &opts, &NoProgress).unwrap()
+    }
+
+    fn write(&self, rel: &str, bytes: &[u8]) {
+        let p = self.dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+
+    fn read(&self, rel: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.dir.join(rel)).ok()
+    }
+}
+
+/// Hands `from`'s changes to `to` as the wire would; returns how many entries changed.
+fn send(from: &Device, to: &mut Device) -> usize {
+    let member = (to.index.share_member(&to.share().id, from.name).unwrap()).unwrap();
+    let entries = share::outgoing(&from.index, from.share(), member.received_seq, 10_000).unwrap();
+    let upto = entries.iter().map(|e| e.cache.sequence).max().unwrap_or(0);
+    let pairs: Vec<_> = entries.into_iter().map(|e| (e.path, e.state)).collect();
+    let share = to.share().clone();
+    share::incoming(&mut to.index, &share, from.name, &pairs, upto).unwrap()
+}
+
+/// X offers its folder to Y, Y accepts, and each learns the other's folder ID.
+fn pair(tmp: &Path, mode: SyncMode) -> (Device, Device) {
+    let mut x = Device::new(tmp, "X");
+    let mut y = Device::new(tmp, "Y");
+    let dir = x.dir.clone();
+    x.share = Some(
+        share::create_share(
+            &mut x.index,
+            &dir,
+            &["Y".into()],
+            mode,
+            ConflictPolicy::Newest,
+        )
+        .unwrap(),
+    );
+    let id = x.share().id.clone();
+    (y.index)
+        .record_offer(&ShareOffer {
+            share_id: id.clone(),
+            device: "X".into(),
+            folder_name: "folder".into(),
+            folder_id: x.location_uuid(),
+            mode,
+            conflict_policy: ConflictPolicy::Newest,
+            received_at: 0,
+        })
+        .unwrap();
+    let dir = y.dir.clone();
+    y.share = Some(share::accept_offer(&mut y.index, &id, &dir).unwrap());
+    assert!(y.index.offers().unwrap().is_empty());
+    // Accepting tied Y to X's folder; X learns Y's from Y's share list.
+    assert!(y
+        .index
+        .share_member(&id, "X")
+        .unwrap()
+        .unwrap()
+        .conduit_id
+        .is_some());
+    let uy = y.location_uuid();
+    let sx = x.share().clone();
+    share::attach_member(&mut x.index, &sx, "Y", &uy).unwrap();
+    (x, y)
+}
+
+/// Runs both devices and exchanges entries until nothing changes any more.
+fn settle(x: &mut Device, y: &mut Device) {
+    let (cx, cy) = (x.content(), y.content());
+    for _ in 0..6 {
+        x.run("Y", cy.clone());
+        let a = send(x, y);
+        y.run("X", cx.clone());
+        let b = send(y, x);
+        if a == 0 && b == 0 {
+            return;
+        }
+    }
+    panic!("the two devices did not settle");
+}
+
+#[test]
+fn a_shared_folder_reaches_the_other_device_and_changes_flow_both_ways() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut x, mut y) = pair(tmp.path(), SyncMode::Bidirectional);
+    x.write("notes.txt", b"from x");
+    x.write("photos/2026/cat.jpg", &ferry_testkit::noise(700_000, 1));
+    std::os::unix::fs::symlink("notes.txt", x.dir.join("link")).unwrap();
+    settle(&mut x, &mut y);
+    assert_eq!(y.read("notes.txt").unwrap(), b"from x");
+    assert_eq!(
+        y.read("photos/2026/cat.jpg").unwrap(),
+        ferry_testkit::noise(700_000, 1)
+    );
+    assert_eq!(
+        std::fs::read_link(y.dir.join("link")).unwrap(),
+        Path::new("notes.txt")
+    );
+
+    // An edit on Y and a deletion on X, each reaching the other.
+    y.write("notes.txt", b"edited on y");
+    std::fs::remove_file(x.dir.join("photos/2026/cat.jpg")).unwrap();
+    settle(&mut x, &mut y);
+    assert_eq!(x.read("notes.txt").unwrap(), b"edited on y");
+    assert_eq!(y.read("photos/2026/cat.jpg"), None);
+    // Y's copy was kept as a version, not just unlinked.
+    let versions = ferry_testkit::files_below(&y.dir.join(".ferry/versions"));
+    assert!(
+        versions
+            .iter()
+            .any(|p| p.to_string_lossy().contains("cat.jpg")),
+        "{versions:?}"
+    );
+}
+
+/// Counts the bytes a source handed out.
+struct Counting {
+    inner: Arc<FolderContent>,
+    bytes: AtomicU64,
+}
+
+impl ChunkSource for Counting {
+    fn read(&self, piece: &Piece, buf: &mut Vec<u8>) -> ferry_core::Result<bool> {
+        let found = self.inner.read(piece, buf)?;
+        if found {
+            self.bytes
+                .fetch_add(u64::from(piece.len), Ordering::Relaxed);
+        }
+        Ok(found)
+    }
+}
+
+#[test]
+fn a_small_edit_to_a_big_file_pulls_only_the_chunks_that_changed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut x, mut y) = pair(tmp.path(), SyncMode::Bidirectional);
+    let mut big = ferry_testkit::noise(8 << 20, 7);
+    x.write("big.bin", &big);
+    settle(&mut x, &mut y);
+    assert_eq!(y.read("big.bin").unwrap(), big);
+
+    big.splice(
+        0..0,
+        b"a hundred bytes or so inserted at the very start".repeat(2),
+    );
+    x.write("big.bin", &big);
+    x.run("Y", y.content());
+    send(&x, &mut y);
+    let far = Arc::new(Counting {
+        inner: x.content(),
+        bytes: AtomicU64::new(0),
+    });
+    let out = y.run("X", far.clone());
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
+    assert_eq!(y.read("big.bin").unwrap(), big);
+    let pulled = far.bytes.load(Ordering::Relaxed);
+    assert!(
+        pulled > 0 && pulled < 1 << 20,
+        "pulled {pulled} bytes of an 8 MiB file for a 100-byte insert"
+    );
+}
+
+/// Claims to have every piece and hands out zeros.
+struct Liar;
+
+impl ChunkSource for Liar {
+    fn read(&self, piece: &Piece, buf: &mut Vec<u8>) -> ferry_core::Result<bool> {
+        buf.clear();
+        buf.resize(piece.len as usize, 0);
+        Ok(true)
+    }
+}
+
+#[test]
+fn content_from_a_lying_device_is_never_installed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut x, mut y) = pair(tmp.path(), SyncMode::Bidirectional);
+    y.write("doc.txt", b"y's own words");
+    x.write("new.txt", b"real content");
+    x.write("doc.txt", b"x's later words, which win by time");
+    let later = filetime::FileTime::from_unix_time(2_000_000_000, 0);
+    filetime::set_file_mtime(x.dir.join("doc.txt"), later).unwrap();
+    x.run("Y", y.content());
+    send(&x, &mut y);
+    let out = y.run("X", Arc::new(Liar));
+    assert!(!out.problems.is_empty());
+    assert_eq!(y.read("new.txt"), None);
+    assert_eq!(y.read("doc.txt").unwrap(), b"y's own words");
+    let left: Vec<_> = ferry_testkit::files_below(&y.dir)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(".ferry.tmp"))
+        .collect();
+    assert!(left.is_empty(), "temp files left: {left:?}");
+    // With the honest device, the next run completes.
+    let out = y.run("X", x.content());
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
+    assert_eq!(y.read("new.txt").unwrap(), b"real content");
+}
+
+#[test]
+fn entries_that_cannot_be_true_are_refused_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut x, mut y) = pair(tmp.path(), SyncMode::Bidirectional);
+    x.write("a.txt", b"fine");
+    x.run("Y", y.content());
+    let good = share::outgoing(&x.index, x.share(), 0, 100).unwrap();
+    let mut pairs: Vec<_> = good.into_iter().map(|e| (e.path, e.state)).collect();
+    let mut bad = pairs[0].1.clone();
+    bad.hash = None;
+    pairs.push((RelPath::new("b.txt").unwrap(), bad.clone()));
+    let share = y.share().clone();
+    let err = share::incoming(&mut y.index, &share, "X", &pairs, 99).unwrap_err();
+    assert!(err.to_string().contains("b.txt"), "{err}");
+    let member = y.index.share_member(&share.id, "X").unwrap().unwrap();
+    let held = y.index.entries(member.remote_location.unwrap()).unwrap();
+    assert!(held.is_empty(), "stored part of a refused batch: {held:?}");
+    assert_eq!(member.received_seq, 0);
+
+    // A file of 1 GiB claiming to be one chunk: refused before anyone asks for it.
+    bad.hash = Some(Hash::of(b"x"));
+    bad.size = 1 << 30;
+    let one = vec![(RelPath::new("c.txt").unwrap(), bad)];
+    assert!(share::incoming(&mut y.index, &share, "X", &one, 1).is_err());
+    // Someone who is not a member is refused too.
+    assert!(share::incoming(&mut y.index, &share, "Z", &pairs[..1], 1).is_err());
+}
+
+#[test]
+fn a_mirror_share_flows_from_the_device_that_made_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut x, mut y) = pair(tmp.path(), SyncMode::Mirror);
+    x.write("src.txt", b"source");
+    settle(&mut x, &mut y);
+    assert_eq!(y.read("src.txt").unwrap(), b"source");
+    y.write("extra.txt", b"made on the mirror");
+    y.write("src.txt", b"edited on the mirror");
+    settle(&mut x, &mut y);
+    assert_eq!(x.read("extra.txt"), None, "a mirror never flows back");
+    assert_eq!(x.read("src.txt").unwrap(), b"source");
+    assert_eq!(y.read("src.txt").unwrap(), b"source");
+    assert_eq!(y.read("extra.txt"), None);
+}
+
+#[test]
+fn archive_and_selective_are_not_shared_between_devices_yet() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut x = Device::new(tmp.path(), "X");
+    let dir = x.dir.clone();
+    for mode in [SyncMode::Archive, SyncMode::Selective] {
+        let err =
+            share::create_share(&mut x.index, &dir, &[], mode, ConflictPolicy::Newest).unwrap_err();
+        assert!(err.to_string().contains("between devices"), "{err}");
+    }
+}

@@ -1,0 +1,626 @@
+//! Shared folders between devices: what a node says and answers about them.
+//!
+//! - When a connection opens, and whenever they change, each side sends the
+//!   [`ShareList`] of shares it has with the other; a share the receiver does not have
+//!   is recorded as an offer (`ferry share list`), one it has ties the sender's folder
+//!   to its own (`share::attach_member`).
+//! - Index exchange is pulled: a device asks for a member's entries changed after the
+//!   sequence it holds them to, in batches, each stored in one transaction (a cut
+//!   exchange resumes there). A device whose folder changed sends [`Changed`] to its
+//!   connected members, who pull at once: no polling between devices.
+//! - Content is pulled by hash, piece by piece ([`PeerContent`]), and every piece is
+//!   checked against its BLAKE3 by the engine before it is used.
+//!
+//! Every request names a share and is answered only if the asking device is a member.
+
+use crate::connection::{Connection, FramedStream};
+use crate::error::{NetError, WireError};
+use crate::identity::DeviceId;
+use crate::wire::share::{
+    Changed, IndexBatch, IndexRequest, PieceReply, PieceRequest, ShareInfo, ShareList, WireEntry,
+};
+use crate::wire::{Body, Envelope};
+use ferry_core::index::{Index, ShareOffer, ShareRow};
+use ferry_core::model::chunk::Hash;
+use ferry_core::plan::{ConflictPolicy, SyncMode};
+use ferry_core::replica::chunk_source::{ChunkSource, LocalContent, Piece};
+use ferry_core::replica::location::{open_location, Location};
+use ferry_core::share;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// Entries per index batch (a batch of 1,000 entries is well under the frame cap).
+const BATCH: usize = 1000;
+/// Longest wait for one piece.
+const PIECE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A node's shared-folder state.
+pub(crate) struct Sharing {
+    index: Mutex<Index>,
+    /// Conduits whose member's entries changed (a run is due).
+    changes: Option<UnboundedSender<i64>>,
+    /// The list last sent to each device.
+    sent: Mutex<HashMap<DeviceId, ShareList>>,
+    /// Each share's folder sequence last announced with `Changed`.
+    announced: Mutex<HashMap<String, u64>>,
+    /// Index pulls running (share, device) and whether another was asked meanwhile.
+    pulling: Mutex<HashMap<(String, DeviceId), bool>>,
+    /// Each share's folder, opened once, for answering piece requests.
+    folders: Mutex<HashMap<String, Arc<Location>>>,
+    /// (share, device) pulled at least once since the device connected.
+    pulled: Mutex<HashSet<(String, DeviceId)>>,
+}
+
+type Res<T> = Result<T, NetError>;
+
+fn core(e: ferry_core::Error) -> NetError {
+    NetError::Share(e.to_string())
+}
+
+impl Sharing {
+    pub(crate) fn open(home: &Path, changes: Option<UnboundedSender<i64>>) -> Res<Arc<Sharing>> {
+        let index = Index::open(&home.join("index.db")).map_err(core)?;
+        Ok(Arc::new(Sharing {
+            index: Mutex::new(index),
+            changes,
+            sent: Mutex::new(HashMap::new()),
+            announced: Mutex::new(HashMap::new()),
+            pulling: Mutex::new(HashMap::new()),
+            folders: Mutex::new(HashMap::new()),
+            pulled: Mutex::new(HashSet::new()),
+        }))
+    }
+
+    /// Runs `f` with the index on a blocking thread.
+    async fn with_index<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut Index) -> ferry_core::Result<T> + Send + 'static,
+    ) -> Res<T> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut index = me.index.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut index)
+        })
+        .await
+        .map_err(|e| NetError::Share(format!("index task failed: {e}")))?
+        .map_err(core)
+    }
+
+    /// The shares this device has with `device`, as it tells that device.
+    fn list_for(index: &Index, device: &DeviceId) -> ferry_core::Result<ShareList> {
+        let mut shares = Vec::new();
+        for (s, _) in index.shares_with(&device.to_string())? {
+            let loc = index.location(s.location_id)?;
+            shares.push(ShareInfo {
+                share_id: s.id.clone(),
+                folder_name: (loc.root.file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                mode: s.mode.as_str().to_string(),
+                conflict_policy: s.conflict_policy.as_str().to_string(),
+                folder_id: loc.uuid,
+            });
+        }
+        Ok(ShareList { shares })
+    }
+
+    /// A connection to `conn`'s device is up: answer its requests, tell it our shares.
+    pub(crate) fn connected(self: &Arc<Self>, conn: Connection) {
+        let me = self.clone();
+        let c = conn.clone();
+        tokio::spawn(async move {
+            // Until the connection is gone.
+            while let Ok(stream) = c.accept_bi().await {
+                let (me, c) = (me.clone(), c.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = me.answer(&c, stream).await {
+                        tracing::info!("request from {}: {e}", c.remote().short());
+                    }
+                });
+            }
+        });
+        if let Ok(mut sent) = self.sent.lock() {
+            sent.remove(&conn.remote());
+        }
+        if let Ok(mut pulled) = self.pulled.lock() {
+            pulled.retain(|(_, d)| *d != conn.remote());
+        }
+        let me = self.clone();
+        tokio::spawn(async move { me.tell_shares(&conn).await });
+    }
+
+    /// Once a tick: resend share lists that changed, announce folders that changed.
+    pub(crate) async fn tick(self: &Arc<Self>, conns: Vec<Connection>) {
+        for conn in &conns {
+            self.tell_shares(conn).await;
+        }
+        let changed = self
+            .with_index(|index| {
+                let mut out = Vec::new();
+                for s in index.shares()? {
+                    let seq = index.location_sequence(s.location_id)?;
+                    let members: Vec<(String, bool)> = (index.share_members(&s.id)?.into_iter())
+                        .map(|m| (m.device, m.conduit_id.is_some()))
+                        .collect();
+                    out.push((s.id, seq, members));
+                }
+                Ok(out)
+            })
+            .await;
+        let changed = match changed {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("reading shares: {e}");
+                return;
+            }
+        };
+        for (share_id, seq, members) in changed {
+            // A member tied but not pulled since it connected: pull its entries now.
+            for conn in &conns {
+                let tied = members
+                    .iter()
+                    .any(|(d, t)| *t && *d == conn.remote().to_string());
+                let first = tied
+                    && (self.pulled.lock())
+                        .map(|mut p| p.insert((share_id.clone(), conn.remote())))
+                        .unwrap_or(false);
+                if first {
+                    self.pull(conn.clone(), share_id.clone(), true);
+                }
+            }
+            let moved = {
+                let Ok(mut a) = self.announced.lock() else {
+                    continue;
+                };
+                a.insert(share_id.clone(), seq) != Some(seq)
+            };
+            if !moved {
+                continue;
+            }
+            let is_member =
+                |c: &&Connection| members.iter().any(|(d, _)| *d == c.remote().to_string());
+            for conn in conns.iter().filter(is_member) {
+                let conn = conn.clone();
+                let msg: Envelope = Changed {
+                    share_id: share_id.clone(),
+                }
+                .into();
+                tokio::spawn(async move {
+                    if let Err(e) = send_one(&conn, &msg).await {
+                        tracing::debug!("telling {} of a change: {e}", conn.remote().short());
+                    }
+                });
+            }
+        }
+    }
+
+    /// Sends `conn`'s device our list of shares with it, if it changed since last sent.
+    async fn tell_shares(self: &Arc<Self>, conn: &Connection) {
+        let device = conn.remote();
+        let list = match self.with_index(move |i| Self::list_for(i, &device)).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!("listing shares for {}: {e}", device.short());
+                return;
+            }
+        };
+        {
+            let Ok(sent) = self.sent.lock() else { return };
+            if sent.get(&device) == Some(&list) {
+                return;
+            }
+        }
+        match send_one(conn, &list.clone().into()).await {
+            Ok(()) => {
+                if let Ok(mut sent) = self.sent.lock() {
+                    sent.insert(device, list);
+                }
+            }
+            Err(e) => tracing::debug!("sending shares to {}: {e}", device.short()),
+        }
+    }
+
+    /// Answers one stream the remote opened.
+    async fn answer(self: &Arc<Self>, conn: &Connection, mut stream: FramedStream) -> Res<()> {
+        let device = conn.remote();
+        let Some(msg) = stream.recv().await? else {
+            return Ok(());
+        };
+        match msg.body {
+            Some(Body::ShareList(list)) => {
+                let attached = self
+                    .with_index(move |i| apply_list(i, &device, list))
+                    .await?;
+                // Tied (perhaps just now): the conduit runs once whatever the pull
+                // brings, so a daemon that just got it starts watching the folder.
+                for share_id in attached {
+                    self.pull(conn.clone(), share_id, true);
+                }
+                Ok(())
+            }
+            Some(Body::Changed(c)) => {
+                self.pull(conn.clone(), c.share_id, false);
+                Ok(())
+            }
+            Some(Body::IndexRequest(r)) => self.serve_index(&device, r, &mut stream).await,
+            Some(Body::PieceRequest(r)) => self.serve_piece(&device, r, &mut stream).await,
+            Some(other) => Err(WireError::Unexpected {
+                expected: "a request",
+                got: other.name(),
+            }
+            .into()),
+            None => Err(WireError::Empty.into()),
+        }
+    }
+
+    /// The share `share_id` if `device` is one of its members.
+    async fn member_share(self: &Arc<Self>, device: &DeviceId, share_id: String) -> Res<ShareRow> {
+        let d = device.to_string();
+        let found = self
+            .with_index(move |i| {
+                let s = i.share(&share_id)?;
+                let m = i.share_member(&share_id, &d)?;
+                Ok(s.filter(|_| m.is_some()))
+            })
+            .await?;
+        found.ok_or_else(|| {
+            NetError::Share(format!("{} is not a member of that share", device.short()))
+        })
+    }
+
+    async fn serve_index(
+        self: &Arc<Self>,
+        device: &DeviceId,
+        req: IndexRequest,
+        stream: &mut FramedStream,
+    ) -> Res<()> {
+        let share = self.member_share(device, req.share_id.clone()).await?;
+        let mut after = req.after;
+        loop {
+            let s = share.clone();
+            let entries = self
+                .with_index(move |i| share::outgoing(i, &s, after, BATCH))
+                .await?;
+            let done = entries.len() < BATCH;
+            let upto = entries
+                .iter()
+                .map(|e| e.cache.sequence)
+                .max()
+                .unwrap_or(after);
+            let batch = IndexBatch {
+                share_id: share.id.clone(),
+                entries: (entries.iter())
+                    .map(|e| WireEntry::from_state(&e.path, &e.state))
+                    .collect(),
+                upto,
+                done,
+            };
+            stream.send(&batch.into()).await?;
+            if done {
+                stream.finish();
+                return Ok(());
+            }
+            after = upto;
+        }
+    }
+
+    async fn serve_piece(
+        self: &Arc<Self>,
+        device: &DeviceId,
+        req: PieceRequest,
+        stream: &mut FramedStream,
+    ) -> Res<()> {
+        let share = self.member_share(device, req.share_id.clone()).await?;
+        let piece = req.piece()?;
+        if piece.len as usize > ferry_core::model::chunk::CHUNK_MAX {
+            return Err(WireError::Invalid(format!("a piece of {} bytes", piece.len)).into());
+        }
+        let folder = self.folder(&share).await?;
+        let me = self.clone();
+        let reply = tokio::task::spawn_blocking(move || {
+            let index = me.index.lock().unwrap_or_else(|p| p.into_inner());
+            let mut buf = Vec::new();
+            let found = LocalContent::new(&index, &folder).read(&piece, &mut buf)?;
+            Ok::<_, ferry_core::Error>(PieceReply {
+                found,
+                data: if found { buf } else { Vec::new() },
+            })
+        })
+        .await
+        .map_err(|e| NetError::Share(format!("piece task failed: {e}")))?
+        .map_err(core)?;
+        stream.send(&reply.into()).await?;
+        stream.finish();
+        Ok(())
+    }
+
+    /// This device's folder of `share`, opened once.
+    async fn folder(self: &Arc<Self>, share: &ShareRow) -> Res<Arc<Location>> {
+        if let Some(f) = self
+            .folders
+            .lock()
+            .ok()
+            .and_then(|f| f.get(&share.id).cloned())
+        {
+            return Ok(f);
+        }
+        let loc_id = share.location_id;
+        let loc = self
+            .with_index(move |i| {
+                let root = i.location(loc_id)?.root;
+                open_location(i, &root, false)
+            })
+            .await?;
+        let loc = Arc::new(loc);
+        if let Ok(mut f) = self.folders.lock() {
+            f.insert(share.id.clone(), loc.clone());
+        }
+        Ok(loc)
+    }
+
+    /// Pulls `conn`'s device's entries of `share_id` (once at a time per share and
+    /// device; a request meanwhile runs it again after), and asks for a run of the
+    /// share's conduit when entries changed, or in any case with `run`.
+    fn pull(self: &Arc<Self>, conn: Connection, share_id: String, mut run: bool) {
+        let key = (share_id.clone(), conn.remote());
+        {
+            let Ok(mut p) = self.pulling.lock() else {
+                return;
+            };
+            if let Some(again) = p.get_mut(&key) {
+                *again = true;
+                return;
+            }
+            p.insert(key.clone(), false);
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match me.pull_once(&conn, &share_id).await {
+                    Ok(Some((conduit, changed))) if changed || run => {
+                        if let Some(tx) = &me.changes {
+                            let _ = tx.send(conduit);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::info!(
+                        "entries of share {share_id} from {}: {e}",
+                        conn.remote().short()
+                    ),
+                }
+                run = false;
+                let Ok(mut p) = me.pulling.lock() else { return };
+                match p.get_mut(&key) {
+                    Some(again) if *again => *again = false,
+                    _ => {
+                        p.remove(&key);
+                        return;
+                    }
+                }
+            }
+        });
+    }
+
+    /// One index pull: the share's conduit and whether entries changed (`None` when
+    /// the member is not tied yet).
+    async fn pull_once(
+        self: &Arc<Self>,
+        conn: &Connection,
+        share_id: &str,
+    ) -> Res<Option<(i64, bool)>> {
+        let device = conn.remote().to_string();
+        let (sid, d) = (share_id.to_string(), device.clone());
+        let found = self
+            .with_index(move |i| Ok(i.share(&sid)?.zip(i.share_member(&sid, &d)?)))
+            .await?;
+        let Some((share, member)) = found else {
+            return Ok(None);
+        };
+        let Some(conduit) = member.conduit_id else {
+            return Ok(None); // not tied yet: its share list comes first
+        };
+        let mut stream = conn.open_bi().await?;
+        let req = IndexRequest {
+            share_id: share_id.to_string(),
+            after: member.received_seq,
+        };
+        stream.send(&req.into()).await?;
+        stream.finish();
+        let mut changed = 0;
+        loop {
+            let Some(msg) = stream.recv().await? else {
+                return Err(WireError::Truncated.into());
+            };
+            let batch = match msg.body {
+                Some(Body::IndexBatch(b)) if b.share_id == share_id => b,
+                Some(other) => {
+                    return Err(WireError::Unexpected {
+                        expected: "IndexBatch",
+                        got: other.name(),
+                    }
+                    .into())
+                }
+                None => return Err(WireError::Empty.into()),
+            };
+            let entries = (batch.entries.iter())
+                .map(WireEntry::to_state)
+                .collect::<Result<Vec<_>, _>>()?;
+            let (s, d, upto) = (share.clone(), device.clone(), batch.upto);
+            changed += self
+                .with_index(move |i| share::incoming(i, &s, &d, &entries, upto))
+                .await?;
+            if batch.done {
+                break;
+            }
+        }
+        tracing::debug!(
+            share = share_id,
+            changed,
+            "pulled entries from {}",
+            conn.remote().short()
+        );
+        Ok(Some((conduit, changed > 0)))
+    }
+
+    /// Where a run of `conduit` reads the member device's content: a connection to it.
+    pub(crate) async fn content_for(
+        self: &Arc<Self>,
+        conduit: i64,
+        connection: impl Fn(&DeviceId) -> Option<Connection>,
+    ) -> Option<PeerContent> {
+        let found = self
+            .with_index(move |i| i.share_of_conduit(conduit))
+            .await
+            .ok()??;
+        let (share, member) = found;
+        let device: DeviceId = member.device.parse().ok()?;
+        let conn = connection(&device)?;
+        Some(PeerContent {
+            conn,
+            share_id: share.id,
+            rt: tokio::runtime::Handle::current(),
+        })
+    }
+}
+
+/// Applies a device's share list: ties the shares this device has with it, records
+/// the others as offers. Returns the shares tied (their entries can be pulled).
+fn apply_list(
+    index: &mut Index,
+    device: &DeviceId,
+    list: ShareList,
+) -> ferry_core::Result<Vec<String>> {
+    let d = device.to_string();
+    let mut tied = Vec::new();
+    let mut seen = HashSet::new();
+    for info in list.shares {
+        if !seen.insert(info.share_id.clone()) {
+            continue;
+        }
+        match index.share(&info.share_id)? {
+            Some(s) => {
+                if index.share_member(&s.id, &d)?.is_none() {
+                    tracing::info!(
+                        "{} lists share {} without being a member here",
+                        device.short(),
+                        s.id
+                    );
+                    continue;
+                }
+                match share::attach_member(index, &s, &d, &info.folder_id) {
+                    Ok(_) => tied.push(s.id),
+                    Err(e) => tracing::warn!("share {} with {}: {e}", s.id, device.short()),
+                }
+            }
+            None => {
+                let (Ok(mode), Ok(policy)) = (
+                    SyncMode::parse(&info.mode),
+                    ConflictPolicy::parse(&info.conflict_policy),
+                ) else {
+                    tracing::info!(
+                        "{} offers share {} with an unknown mode or policy",
+                        device.short(),
+                        info.share_id
+                    );
+                    continue;
+                };
+                let offer = ShareOffer {
+                    share_id: info.share_id,
+                    device: d.clone(),
+                    folder_name: info.folder_name,
+                    folder_id: info.folder_id,
+                    mode,
+                    conflict_policy: policy,
+                    received_at: crate::node::unix_now(),
+                };
+                let known = index
+                    .offers()?
+                    .iter()
+                    .any(|o| o.share_id == offer.share_id && o.device == d);
+                if !known {
+                    tracing::info!(
+                        "{} offers share {} (folder {:?}): accept it with `ferry accept {} DIR`",
+                        device.short(),
+                        offer.share_id,
+                        offer.folder_name,
+                        offer.share_id
+                    );
+                }
+                index.record_offer(&offer)?;
+            }
+        }
+    }
+    Ok(tied)
+}
+
+/// Opens a stream, sends one message, and closes our side.
+async fn send_one(conn: &Connection, msg: &Envelope) -> Res<()> {
+    let mut s = conn.open_bi().await?;
+    s.send(msg).await?;
+    s.finish();
+    Ok(())
+}
+
+/// Content of a member device's folder, pulled piece by piece over a connection. Used
+/// from the engine's copy workers (plain threads): each read blocks on the runtime.
+pub struct PeerContent {
+    conn: Connection,
+    share_id: String,
+    rt: tokio::runtime::Handle,
+}
+
+impl PeerContent {
+    async fn fetch(&self, piece: &Piece) -> Res<PieceReply> {
+        let mut s = self.conn.open_bi().await?;
+        s.send(&PieceRequest::of(&self.share_id, piece).into())
+            .await?;
+        s.finish();
+        match s.recv().await? {
+            Some(Envelope {
+                body: Some(Body::PieceReply(r)),
+            }) => Ok(r),
+            Some(Envelope { body: Some(other) }) => Err(WireError::Unexpected {
+                expected: "PieceReply",
+                got: other.name(),
+            }
+            .into()),
+            _ => Err(WireError::Truncated.into()),
+        }
+    }
+}
+
+impl ChunkSource for PeerContent {
+    fn read(&self, piece: &Piece, buf: &mut Vec<u8>) -> ferry_core::Result<bool> {
+        // The timer is made inside the runtime (this is a plain thread).
+        let reply = (self.rt)
+            .block_on(async { tokio::time::timeout(PIECE_TIMEOUT, self.fetch(piece)).await });
+        let unavailable = |why: String| {
+            ferry_core::Error::Unavailable(format!(
+                "{} bytes of content {} from {}: {why}",
+                piece.len,
+                piece.content,
+                self.conn.remote().short()
+            ))
+        };
+        let reply = match reply {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return Err(unavailable(e.to_string())),
+            Err(_) => return Err(unavailable("no answer in time".into())),
+        };
+        if !reply.found {
+            return Ok(false);
+        }
+        if reply.data.len() != piece.len as usize || Hash::of(&reply.data) != piece.hash {
+            tracing::warn!(
+                "{} sent bytes that are not the piece asked for; not used",
+                self.conn.remote().short()
+            );
+            return Ok(false);
+        }
+        *buf = reply.data;
+        Ok(true)
+    }
+}
