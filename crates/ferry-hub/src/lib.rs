@@ -4,8 +4,8 @@
 //! manifests, named by keyed IDs, plus key slots only member devices can open. The
 //! server, the wire protocol and the CLI sit on top of this crate (issue 13).
 //!
-//! - [`crypto`]-side types: [`ShareKeys`] (one key epoch of a share), [`KeySlot`],
-//!   [`KeyRing`], [`ObjectId`], [`KeyedChunker`], device keys.
+//! - Encryption: [`ShareKeys`] (one key epoch of a share), [`KeySlot`], [`KeyRing`],
+//!   [`ObjectId`], [`KeyedChunker`], [`DeviceIdentity`] and [`DeviceRecipient`].
 //! - Stores: [`BlobStore`] (immutable blobs on object storage) and [`MetaStore`]
 //!   (mutable metadata; [`SqliteMeta`] and [`PostgresMeta`]).
 

@@ -272,7 +272,7 @@ fn the_header_layout_is_as_documented() {
     assert_eq!(sealed[0], 1, "format");
     assert_eq!(&sealed[1..5], &[1, 2, 3, 4], "epoch, big-endian");
     assert_eq!(sealed[5], 0, "incompressible: raw");
-    assert_eq!(sealed.len(), chunk.len() + SEALED_OVERHEAD);
+    assert_eq!(sealed.len(), 1024 + SEALED_OVERHEAD, "padded to 1 KiB");
 
     let text = b"hello hello hello hello hello hello hello hello hello hello".repeat(100);
     let id = keys.object_id(&text);
@@ -283,7 +283,39 @@ fn the_header_layout_is_as_documented() {
 
     // Fresh data key and nonces per seal: the same chunk never seals to the same bytes.
     assert_ne!(keys.seal_object(&id, &text).unwrap(), sealed);
-    assert_eq!(keys.seal_object(&id, b"").unwrap().len(), SEALED_OVERHEAD);
+    assert_eq!(
+        keys.seal_object(&id, b"").unwrap().len(),
+        1024 + SEALED_OVERHEAD
+    );
+}
+
+#[test]
+fn sealed_sizes_are_padded() {
+    let keys = keys();
+    let sealed_len = |len: usize| {
+        let chunk = noise(len, (len % 251) as u8);
+        let sealed = keys.seal_object(&keys.object_id(&chunk), &chunk).unwrap();
+        sealed.len() - SEALED_OVERHEAD
+    };
+    // Everything up to 1 KiB (with the 4-byte length) looks the same.
+    for len in [0, 1, 100, 700, 1020] {
+        assert_eq!(sealed_len(len), 1024, "{len}");
+    }
+    // Larger sizes fall into few buckets, never more than 12 % above the payload.
+    let mut sizes = std::collections::BTreeSet::new();
+    for len in (60_000..70_000).step_by(97) {
+        let padded = sealed_len(len);
+        assert!(
+            padded >= len + 4 && padded * 100 <= (len + 4) * 112,
+            "{len} → {padded}"
+        );
+        sizes.insert(padded);
+    }
+    assert!(
+        sizes.len() <= 12,
+        "{} distinct sizes for 104 lengths",
+        sizes.len()
+    );
 }
 
 #[test]
@@ -454,7 +486,7 @@ proptest! {
         let data = data.repeat(repeat);
         let id = keys.object_id(&data);
         let sealed = keys.seal_object(&id, &data).unwrap();
-        prop_assert!(sealed.len() <= data.len() + SEALED_OVERHEAD);
+        prop_assert!(sealed.len() <= (data.len() + 4).max(1024) * 112 / 100 + SEALED_OVERHEAD);
         prop_assert_eq!(keys.open_object(&id, &sealed).unwrap(), data.clone());
         let manifest = keys.seal_manifest(1, &data).unwrap();
         prop_assert_eq!(keys.open_manifest(1, &manifest).unwrap(), data);

@@ -24,6 +24,8 @@ pub enum CryptoError {
     /// stored under another object's ID (or a manifest under another version).
     #[error("sealed data failed authentication (altered, or swapped for another object)")]
     Tampered,
+    #[error("sealed data authenticated but its padding is malformed")]
+    BadPadding,
     #[error("sealed data authenticated but does not decompress")]
     Decompress,
     #[error("plaintext larger than {limit} bytes")]

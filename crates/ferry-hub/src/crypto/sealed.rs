@@ -9,8 +9,14 @@
 //!     30   48  data key (32 random bytes, fresh per seal) sealed by the wrap key
 //!              (objects) or manifest key (manifests) with XChaCha20-Poly1305
 //!     78   24  body nonce (random)
-//!    102  n+16 body: XChaCha20-Poly1305 under the data key over the (compressed) plaintext
+//!    102  p+16 body: XChaCha20-Poly1305 under the data key over the padded payload:
+//!              payload length (u32 BE) ‖ payload (zstd frame or raw chunk) ‖ zeros,
+//!              p = max(1 KiB, Padmé(4 + payload length))
 //! ```
+//!
+//! Padding hides exact sizes: Padmé (Nikitin et al., PURBs, 2019) rounds a length to
+//! one with at most about log2(log2(length)) significant bits (≤ 12 % overhead), and
+//! every payload under 1 KiB looks alike (Syncthing pads blocks to 1 KiB likewise).
 //!
 //! Associated data: the data key's is `domain ‖ bytes 0..6`; the body's is
 //! `domain ‖ id ‖ bytes 0..102`, where the domain tells objects from manifests and the
@@ -38,8 +44,11 @@ const ZSTD_LEVEL: i32 = 3;
 
 /// Bytes before the body.
 pub const SEALED_HEADER_LEN: usize = PREFIX_LEN + NONCE_LEN + WRAPPED_KEY_LEN + NONCE_LEN;
-/// Sealed size minus (compressed) plaintext size.
+/// Sealed size minus padded payload size: header plus the body's tag.
 pub const SEALED_OVERHEAD: usize = SEALED_HEADER_LEN + TAG_LEN;
+/// The smallest padded payload.
+const MIN_PADDED: usize = 1024;
+const LEN_PREFIX: usize = 4;
 
 /// Largest plaintext a sealed body may decompress to: a bound on what a malicious
 /// member's zstd bomb can make a reader allocate (chunks are ≤ 256 KiB; manifests of
@@ -90,7 +99,14 @@ pub(crate) fn seal(
     let key_nonce = random_bytes::<NONCE_LEN>()?;
     let body_nonce = random_bytes::<NONCE_LEN>()?;
 
-    let mut out = Vec::with_capacity(SEALED_OVERHEAD + body.len());
+    let padded_len = padded(LEN_PREFIX + body.len());
+    let mut padded_body = Vec::with_capacity(padded_len);
+    let body_len = u32::try_from(body.len()).map_err(|_| too_large.clone())?;
+    padded_body.extend_from_slice(&body_len.to_be_bytes());
+    padded_body.extend_from_slice(&body);
+    padded_body.resize(padded_len, 0);
+
+    let mut out = Vec::with_capacity(SEALED_OVERHEAD + padded_len);
     out.push(FORMAT_V1);
     out.extend_from_slice(&epoch.0.to_be_bytes());
     out.push(flags);
@@ -112,7 +128,7 @@ pub(crate) fn seal(
         .encrypt(
             XNonce::from_slice(&body_nonce),
             Payload {
-                msg: &body,
+                msg: &padded_body,
                 aad: &body_aad,
             },
         )
@@ -171,10 +187,32 @@ pub(crate) fn open(
             },
         )
         .map_err(|_| CryptoError::Tampered)?;
+    let payload = unpad(&plain)?;
     if flags & FLAG_ZSTD == 0 {
-        return Ok(plain);
+        return Ok(payload.to_vec());
     }
-    decompress(&plain)
+    decompress(payload)
+}
+
+/// The padded size of a payload of `len` bytes: Padmé, at least `MIN_PADDED`.
+fn padded(len: usize) -> usize {
+    if len <= MIN_PADDED {
+        return MIN_PADDED;
+    }
+    let e = len.ilog2(); // floor(log2(len)), ≥ 10 here
+    let s = e.ilog2() + 1; // bits needed for e
+    let mask = (1usize << (e - s)) - 1;
+    (len + mask) & !mask
+}
+
+/// The payload inside an authenticated padded body. A bad length can only come from a
+/// member holding the keys, but it is checked all the same.
+fn unpad(plain: &[u8]) -> Result<&[u8], CryptoError> {
+    let (len, rest) = plain
+        .split_first_chunk::<LEN_PREFIX>()
+        .ok_or(CryptoError::BadPadding)?;
+    rest.get(..u32::from_be_bytes(*len) as usize)
+        .ok_or(CryptoError::BadPadding)
 }
 
 /// zstd with a ceiling on the output, read as a stream so nothing is allocated up

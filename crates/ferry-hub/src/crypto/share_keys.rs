@@ -2,10 +2,10 @@
 //!
 //! ```text
 //! root key (32 random bytes, one per epoch)
-//!  ├─ derive_key("ferry hub v1 object-id") → object-ID key  (keyed hash of chunk hashes)
-//!  ├─ derive_key("ferry hub v1 wrap")      → wrap key       (wraps per-object data keys)
-//!  ├─ derive_key("ferry hub v1 manifest")  → manifest key   (wraps manifests' data keys)
-//!  └─ derive_key("ferry hub v1 chunker")   → chunker key    (secret gear table)
+//!  ├─ derive_key("ferry-hub 2026-12-01 share object-id key") → object-ID key
+//!  ├─ derive_key("ferry-hub 2026-12-01 share wrap key")      → wrap key (object data keys)
+//!  ├─ derive_key("ferry-hub 2026-12-01 share manifest key")  → manifest key
+//!  └─ derive_key("ferry-hub 2026-12-01 share chunker key")   → chunker key (gear table)
 //! ```
 //!
 //! Every sub-key comes from the epoch's root key, so after a rotation a removed
@@ -21,10 +21,10 @@ use super::random::random_bytes;
 use super::sealed::{self, Domain};
 use super::{CryptoError, ObjectId};
 
-const OBJECT_ID_CONTEXT: &str = "ferry hub v1 object-id";
-const WRAP_CONTEXT: &str = "ferry hub v1 wrap";
-const MANIFEST_CONTEXT: &str = "ferry hub v1 manifest";
-const CHUNKER_CONTEXT: &str = "ferry hub v1 chunker";
+const OBJECT_ID_CONTEXT: &str = "ferry-hub 2026-12-01 share object-id key";
+const WRAP_CONTEXT: &str = "ferry-hub 2026-12-01 share wrap key";
+const MANIFEST_CONTEXT: &str = "ferry-hub 2026-12-01 share manifest key";
+const CHUNKER_CONTEXT: &str = "ferry-hub 2026-12-01 share chunker key";
 
 /// A key epoch of a share. The first is 1; removing a device starts the next one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -114,7 +114,8 @@ impl ShareKeys {
     }
 
     /// Starts the next epoch: a new root key, wrapped only for `members`. Used when a
-    /// device is removed; the removed device's slot is simply not made.
+    /// device is removed; the removed device's slot is simply not made. A passphrase
+    /// slot, if the share has one, is made anew with `slot_for_passphrase`.
     pub fn rotate(
         &self,
         members: &[DeviceRecipient],
@@ -176,5 +177,62 @@ impl ShareKeys {
             &version.to_be_bytes(),
             sealed,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Pinned outputs: if one of these changes, every share stored so far breaks.
+
+    use super::*;
+    use crate::KeyedChunker;
+
+    fn fixed() -> ShareKeys {
+        ShareKeys::from_root(Epoch(1), SecretKey([7; 32]))
+    }
+
+    fn from_hex(hex: &str) -> Vec<u8> {
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn object_ids_and_chunk_boundaries_are_pinned() {
+        let keys = fixed();
+        assert_eq!(
+            keys.object_id(b"ferry").to_hex(),
+            "43efe8bf12ce1746990649a81753616e8c0c0cb394834f4d28d4ebc1e28726a2"
+        );
+        let mut data = vec![0u8; 1 << 20];
+        blake3::Hasher::new()
+            .update(b"pinned")
+            .finalize_xof()
+            .fill(&mut data);
+        let ends: Vec<usize> = KeyedChunker::new(&keys)
+            .chunks(&data)
+            .map(|r| r.end)
+            .collect();
+        assert_eq!(
+            ends,
+            [
+                67686, 179905, 253192, 346275, 444117, 511169, 600115, 677575, 750318, 783638,
+                808359, 829225, 906644, 982051, 1048576
+            ]
+        );
+    }
+
+    #[test]
+    fn an_object_sealed_by_format_1_still_opens() {
+        // Sealed once by this code with `fixed()`; 1142 bytes in hex, 64 digits a line.
+        const SEALED: &str = include_str!("testdata/object-format-1.hex");
+        let keys = fixed();
+        let plain = b"ferry hub object, format 1";
+        let id = keys.object_id(plain);
+        let hex: String = SEALED.split_whitespace().collect();
+        let sealed = from_hex(&hex);
+        assert_eq!(sealed.len(), 1142);
+        assert_eq!(keys.open_object(&id, &sealed).unwrap(), plain);
     }
 }
