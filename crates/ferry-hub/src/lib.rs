@@ -10,13 +10,15 @@
 //!   (mutable metadata; [`SqliteMeta`] and [`PostgresMeta`]).
 
 mod crypto;
+mod share_id;
 mod store;
 
 pub use crypto::{
     CryptoError, DeviceIdentity, DeviceRecipient, Epoch, KeyRing, KeySlot, KeyedChunker, ObjectId,
     PassphraseParams, ShareKeys, SEALED_HEADER_LEN, SEALED_OVERHEAD,
 };
+pub use share_id::{BadShareId, ShareId};
 pub use store::{
     BlobStore, CasOutcome, DeviceRecord, ManifestHead, MetaStore, PostgresMeta, PutOutcome,
-    ShareId, SlotRecord, SqliteMeta, StoreError,
+    SlotRecord, SqliteMeta, StoreError,
 };

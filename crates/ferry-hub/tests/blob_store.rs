@@ -8,7 +8,7 @@ use ferry_hub::{BlobStore, Epoch, ObjectId, PutOutcome, ShareId, ShareKeys, Stor
 async fn behaves_like_a_blob_store(store: &BlobStore) {
     let share: ShareId = "share-1".parse().unwrap();
     let other: ShareId = "share_2".parse().unwrap();
-    let keys = ShareKeys::generate(Epoch::FIRST).unwrap();
+    let keys = ShareKeys::generate(&share, Epoch::FIRST).unwrap();
     let chunk = b"some chunk".to_vec();
     let id = keys.object_id(&chunk);
     let sealed = keys.seal_object(&id, &chunk).unwrap();

@@ -3,7 +3,7 @@
 
 use ferry_hub::{
     CryptoError, DeviceIdentity, DeviceRecipient, Epoch, KeyRing, KeySlot, KeyedChunker, ObjectId,
-    PassphraseParams, ShareKeys, SEALED_HEADER_LEN, SEALED_OVERHEAD,
+    PassphraseParams, ShareId, ShareKeys, SEALED_HEADER_LEN, SEALED_OVERHEAD,
 };
 use proptest::prelude::*;
 
@@ -14,8 +14,13 @@ const CHEAP: PassphraseParams = PassphraseParams {
     lanes: 1,
 };
 
+fn share() -> ShareId {
+    "photos".parse().unwrap()
+}
+
+/// Fresh keys of share `photos`, epoch 1 (each call another root key).
 fn keys() -> ShareKeys {
-    ShareKeys::generate(Epoch::FIRST).unwrap()
+    ShareKeys::generate(&share(), Epoch::FIRST).unwrap()
 }
 
 /// Bytes that do not compress (a BLAKE3 XOF stream).
@@ -60,7 +65,9 @@ fn a_device_slot_opens_only_with_that_device() {
     let stored = KeySlot::from_bytes(&slot.to_bytes()).unwrap();
     assert_eq!(stored, slot);
 
-    let opened = stored.open_with_device(Epoch::FIRST, &alice).unwrap();
+    let opened = stored
+        .open_with_device(&share(), Epoch::FIRST, &alice)
+        .unwrap();
     // Same root key → same sub-keys: equal IDs, and each opens the other's objects.
     assert_eq!(opened.object_id(b"chunk"), keys.object_id(b"chunk"));
     let id = keys.object_id(b"chunk");
@@ -68,11 +75,15 @@ fn a_device_slot_opens_only_with_that_device() {
     assert_eq!(opened.open_object(&id, &sealed).unwrap(), b"chunk");
 
     assert_eq!(
-        stored.open_with_device(Epoch::FIRST, &mallory).unwrap_err(),
+        stored
+            .open_with_device(&share(), Epoch::FIRST, &mallory)
+            .unwrap_err(),
         CryptoError::NotForThisDevice
     );
     assert!(matches!(
-        stored.open_with_passphrase(Epoch::FIRST, "x").unwrap_err(),
+        stored
+            .open_with_passphrase(&share(), Epoch::FIRST, "x")
+            .unwrap_err(),
         CryptoError::WrongSlotKind { .. }
     ));
 }
@@ -82,7 +93,8 @@ fn a_slot_served_for_another_epoch_is_refused() {
     let alice = DeviceIdentity::generate();
     let slot = keys().slot_for_device(&alice.recipient()).unwrap();
     assert_eq!(
-        slot.open_with_device(Epoch(2), &alice).unwrap_err(),
+        slot.open_with_device(&share(), Epoch(2), &alice)
+            .unwrap_err(),
         CryptoError::EpochMismatch {
             sealed: Epoch(1),
             keys: Epoch(2)
@@ -90,8 +102,34 @@ fn a_slot_served_for_another_epoch_is_refused() {
     );
     let slot = keys().slot_for_passphrase("pw", CHEAP).unwrap();
     assert!(matches!(
-        slot.open_with_passphrase(Epoch(2), "pw").unwrap_err(),
+        slot.open_with_passphrase(&share(), Epoch(2), "pw")
+            .unwrap_err(),
         CryptoError::EpochMismatch { .. }
+    ));
+}
+
+#[test]
+fn a_slot_served_for_another_share_is_refused() {
+    // A device in two shares: a hub handing it one share's slot as the other's is caught.
+    let alice = DeviceIdentity::generate();
+    let music: ShareId = "music".parse().unwrap();
+    let slot = ShareKeys::generate(&music, Epoch::FIRST)
+        .unwrap()
+        .slot_for_device(&alice.recipient())
+        .unwrap();
+    assert!(slot.open_with_device(&music, Epoch::FIRST, &alice).is_ok());
+    assert_eq!(
+        slot.open_with_device(&share(), Epoch::FIRST, &alice)
+            .unwrap_err(),
+        CryptoError::ShareMismatch {
+            sealed: "music".into(),
+            keys: "photos".into()
+        }
+    );
+    let slot = keys().slot_for_passphrase("pw", CHEAP).unwrap();
+    assert!(matches!(
+        slot.open_with_passphrase(&music, Epoch::FIRST, "pw"),
+        Err(CryptoError::ShareMismatch { .. })
     ));
 }
 
@@ -105,12 +143,12 @@ fn a_passphrase_slot_opens_with_the_passphrase_only() {
     let bytes = slot.to_bytes();
     let stored = KeySlot::from_bytes(&bytes).unwrap();
     let opened = stored
-        .open_with_passphrase(Epoch::FIRST, "correct horse battery staple")
+        .open_with_passphrase(&share(), Epoch::FIRST, "correct horse battery staple")
         .unwrap();
     assert_eq!(opened.object_id(b"x"), keys.object_id(b"x"));
     assert_eq!(
         stored
-            .open_with_passphrase(Epoch::FIRST, "correct horse battery stapler")
+            .open_with_passphrase(&share(), Epoch::FIRST, "correct horse battery stapler")
             .unwrap_err(),
         CryptoError::WrongPassphrase
     );
@@ -122,7 +160,7 @@ fn a_passphrase_slot_opens_with_the_passphrase_only() {
     let cheaper = KeySlot::from_bytes(&cheaper).unwrap();
     assert_eq!(
         cheaper
-            .open_with_passphrase(Epoch::FIRST, "correct horse battery staple")
+            .open_with_passphrase(&share(), Epoch::FIRST, "correct horse battery staple")
             .unwrap_err(),
         CryptoError::WrongPassphrase
     );
@@ -143,7 +181,9 @@ fn forged_passphrase_costs_are_refused_before_any_work() {
     bytes[1..5].copy_from_slice(&u32::MAX.to_be_bytes()); // memory_kib
     let forged = KeySlot::from_bytes(&bytes).unwrap();
     assert!(matches!(
-        forged.open_with_passphrase(Epoch::FIRST, "pw").unwrap_err(),
+        forged
+            .open_with_passphrase(&share(), Epoch::FIRST, "pw")
+            .unwrap_err(),
         CryptoError::BadParams(_)
     ));
 }
@@ -164,7 +204,7 @@ fn garbage_slots_are_typed_errors() {
     ));
     let junk = KeySlot::from_bytes(&[1, b'n', b'o']).unwrap();
     assert!(matches!(
-        junk.open_with_device(Epoch::FIRST, &DeviceIdentity::generate()),
+        junk.open_with_device(&share(), Epoch::FIRST, &DeviceIdentity::generate()),
         Err(CryptoError::MalformedSlot(_))
     ));
 }
@@ -190,19 +230,21 @@ fn a_removed_device_cannot_open_the_new_epoch() {
     assert_eq!(slots.len(), 2);
     for slot in &slots {
         assert_eq!(
-            slot.open_with_device(Epoch(2), &c).unwrap_err(),
+            slot.open_with_device(&share(), Epoch(2), &c).unwrap_err(),
             CryptoError::NotForThisDevice
         );
     }
-    let a2 = slots[0].open_with_device(Epoch(2), &a).unwrap();
-    let b2 = slots[1].open_with_device(Epoch(2), &b).unwrap();
+    let a2 = slots[0].open_with_device(&share(), Epoch(2), &a).unwrap();
+    let b2 = slots[1].open_with_device(&share(), Epoch(2), &b).unwrap();
 
     let new_id = a2.object_id(b"after");
     let new_object = a2.seal_object(&new_id, b"after").unwrap();
     assert_eq!(b2.open_object(&new_id, &new_object).unwrap(), b"after");
 
     // C still has epoch 1 (what it could read before), which does not open epoch 2.
-    let c1 = old_slots[2].open_with_device(Epoch::FIRST, &c).unwrap();
+    let c1 = old_slots[2]
+        .open_with_device(&share(), Epoch::FIRST, &c)
+        .unwrap();
     assert_eq!(
         c1.open_object(&new_id, &new_object).unwrap_err(),
         CryptoError::EpochMismatch {
@@ -222,7 +264,11 @@ fn a_removed_device_cannot_open_the_new_epoch() {
 
     // A member keeps both epochs: old objects open under epoch 1, new under epoch 2.
     let mut ring = KeyRing::new();
-    ring.insert(old_slots[0].open_with_device(Epoch::FIRST, &a).unwrap());
+    ring.insert(
+        old_slots[0]
+            .open_with_device(&share(), Epoch::FIRST, &a)
+            .unwrap(),
+    );
     ring.insert(a2);
     assert_eq!(ring.current().unwrap().epoch(), Epoch(2));
     assert_eq!(ring.open_object(&old_id, &old_object).unwrap(), b"before");
@@ -237,7 +283,8 @@ fn a_removed_device_cannot_open_the_new_epoch() {
 
 #[test]
 fn object_ids_dedup_within_a_share_and_are_unrelated_across_shares() {
-    let (share1, share2) = (keys(), keys());
+    let share1 = keys();
+    let share2 = ShareKeys::generate(&"music".parse().unwrap(), Epoch::FIRST).unwrap();
     let chunk = noise(1000, 1);
     assert_eq!(share1.object_id(&chunk), share1.object_id(&chunk));
     assert_eq!(
@@ -263,7 +310,7 @@ fn object_ids_dedup_within_a_share_and_are_unrelated_across_shares() {
 
 #[test]
 fn the_header_layout_is_as_documented() {
-    let keys = ShareKeys::generate(Epoch(0x0102_0304)).unwrap();
+    let keys = ShareKeys::generate(&share(), Epoch(0x0102_0304)).unwrap();
     let chunk = noise(500, 3);
     let id = keys.object_id(&chunk);
     let sealed = keys.seal_object(&id, &chunk).unwrap();
@@ -366,7 +413,7 @@ fn opening_reports_each_kind_of_damage() {
         CryptoError::Tampered
     );
 
-    let epoch2 = ShareKeys::generate(Epoch(2)).unwrap();
+    let epoch2 = ShareKeys::generate(&share(), Epoch(2)).unwrap();
     assert_eq!(
         epoch2.open_object(&id, &sealed).unwrap_err(),
         CryptoError::EpochMismatch {
@@ -482,7 +529,7 @@ proptest! {
 
     #[test]
     fn seal_then_open_round_trips(data in prop::collection::vec(any::<u8>(), 0..4096), repeat in 1usize..4) {
-        let keys = ShareKeys::generate(Epoch(3)).unwrap();
+        let keys = ShareKeys::generate(&share(), Epoch(3)).unwrap();
         let data = data.repeat(repeat);
         let id = keys.object_id(&data);
         let sealed = keys.seal_object(&id, &data).unwrap();
@@ -509,7 +556,7 @@ proptest! {
         prop_assert!(keys.open_object(&id, &junk).is_err());
         prop_assert!(keys.open_manifest(1, &junk).is_err());
         if let Ok(slot) = KeySlot::from_bytes(&junk) {
-            prop_assert!(slot.open_with_device(Epoch::FIRST, &DeviceIdentity::generate()).is_err());
+            prop_assert!(slot.open_with_device(&share(), Epoch::FIRST, &DeviceIdentity::generate()).is_err());
         }
     }
 }

@@ -2,12 +2,12 @@
 //! under a passphrase (Argon2id, then XChaCha20-Poly1305). The hub stores slots; it
 //! cannot open any.
 //!
-//! Both kinds wrap `epoch (u32 BE) ‖ root key`, so a slot served for the wrong epoch is
-//! refused. Encoding (`to_bytes`):
+//! Both kinds wrap `share ID length (u8) ‖ share ID ‖ epoch (u32 BE) ‖ root key`, so a
+//! slot served for another share or epoch is refused. Encoding (`to_bytes`):
 //!
 //! ```text
 //! device:     0x01 ‖ age file (binary, one X25519 recipient stanza)
-//! passphrase: 0x02 ‖ m_cost KiB u32 ‖ t_cost u32 ‖ p_cost u32 ‖ salt 16 ‖ nonce 24 ‖ sealed 52
+//! passphrase: 0x02 ‖ m_cost KiB u32 ‖ t_cost u32 ‖ p_cost u32 ‖ salt 16 ‖ nonce 24 ‖ sealed
 //! ```
 
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -19,13 +19,13 @@ use super::device::{DeviceIdentity, DeviceRecipient};
 use super::random::random_bytes;
 use super::share_keys::SecretKey;
 use super::{CryptoError, Epoch, ShareKeys};
+use crate::ShareId;
 
 const KIND_DEVICE: u8 = 1;
 const KIND_PASSPHRASE: u8 = 2;
 const SALT_LEN: usize = 16;
 const NONCE_LEN: usize = 24;
-const PLAIN_LEN: usize = 4 + 32;
-const SEALED_LEN: usize = PLAIN_LEN + 16;
+const TAG_LEN: usize = 16;
 const PASSPHRASE_AAD: &[u8] = b"ferry passphrase slot v1\0";
 
 /// Argon2id cost. The default follows RFC 9106's second recommendation with one lane
@@ -91,18 +91,37 @@ enum Slot {
 }
 
 fn plaintext(keys: &ShareKeys) -> Zeroizing<Vec<u8>> {
-    let mut plain = Zeroizing::new(Vec::with_capacity(PLAIN_LEN));
+    let share = keys.share().as_str().as_bytes();
+    let mut plain = Zeroizing::new(Vec::with_capacity(1 + share.len() + 4 + 32));
+    // A share ID is at most 64 bytes (`ShareId`), so its length fits a byte.
+    plain.push(share.len() as u8);
+    plain.extend_from_slice(share);
     plain.extend_from_slice(&keys.epoch().0.to_be_bytes());
     plain.extend_from_slice(&keys.root().0);
     plain
 }
 
-/// Checks the epoch inside an unwrapped slot and rebuilds the keys.
-fn keys_from_plaintext(epoch: Epoch, plain: &[u8]) -> Result<ShareKeys, CryptoError> {
-    if plain.len() != PLAIN_LEN {
-        return Err(CryptoError::MalformedSlot("wrong plaintext length"));
+/// Checks the share and epoch inside an unwrapped slot and rebuilds the keys.
+fn keys_from_plaintext(
+    share: &ShareId,
+    epoch: Epoch,
+    plain: &[u8],
+) -> Result<ShareKeys, CryptoError> {
+    let malformed = CryptoError::MalformedSlot("wrong plaintext length");
+    let (&share_len, rest) = plain.split_first().ok_or(malformed.clone())?;
+    let (sealed_share, rest) = rest
+        .split_at_checked(share_len.into())
+        .ok_or(malformed.clone())?;
+    if rest.len() != 4 + 32 {
+        return Err(malformed);
     }
-    let sealed = Epoch(u32::from_be_bytes([plain[0], plain[1], plain[2], plain[3]]));
+    if sealed_share != share.as_str().as_bytes() {
+        return Err(CryptoError::ShareMismatch {
+            sealed: String::from_utf8_lossy(sealed_share).into_owned(),
+            keys: share.to_string(),
+        });
+    }
+    let sealed = Epoch(u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]));
     if sealed != epoch {
         return Err(CryptoError::EpochMismatch {
             sealed,
@@ -110,8 +129,8 @@ fn keys_from_plaintext(epoch: Epoch, plain: &[u8]) -> Result<ShareKeys, CryptoEr
         });
     }
     let mut root = SecretKey([0; 32]);
-    root.0.copy_from_slice(&plain[4..]);
-    Ok(ShareKeys::from_root(epoch, root))
+    root.0.copy_from_slice(&rest[4..]);
+    Ok(ShareKeys::from_root(share.clone(), epoch, root))
 }
 
 fn passphrase_key(
@@ -177,9 +196,10 @@ impl KeySlot {
         }
     }
 
-    /// Opens a device slot of `epoch` with this device's identity.
+    /// Opens a device slot of `share` and `epoch` with this device's identity.
     pub fn open_with_device(
         &self,
+        share: &ShareId,
         epoch: Epoch,
         identity: &DeviceIdentity,
     ) -> Result<ShareKeys, CryptoError> {
@@ -193,12 +213,13 @@ impl KeySlot {
             age::DecryptError::NoMatchingKeys => CryptoError::NotForThisDevice,
             _ => CryptoError::MalformedSlot("not a valid age file"),
         })?);
-        keys_from_plaintext(epoch, &plain)
+        keys_from_plaintext(share, epoch, &plain)
     }
 
-    /// Opens a passphrase slot of `epoch`.
+    /// Opens a passphrase slot of `share` and `epoch`.
     pub fn open_with_passphrase(
         &self,
+        share: &ShareId,
         epoch: Epoch,
         passphrase: &str,
     ) -> Result<ShareKeys, CryptoError> {
@@ -226,7 +247,7 @@ impl KeySlot {
                 )
                 .map_err(|_| CryptoError::WrongPassphrase)?,
         );
-        keys_from_plaintext(epoch, &plain)
+        keys_from_plaintext(share, epoch, &plain)
     }
 
     /// The stored form (see the module docs).
@@ -258,8 +279,8 @@ impl KeySlot {
                 age_file: rest.to_vec(),
             })),
             KIND_PASSPHRASE => {
-                if rest.len() != 12 + SALT_LEN + NONCE_LEN + SEALED_LEN {
-                    return Err(CryptoError::MalformedSlot("wrong passphrase slot length"));
+                if rest.len() <= 12 + SALT_LEN + NONCE_LEN + TAG_LEN {
+                    return Err(CryptoError::MalformedSlot("passphrase slot too short"));
                 }
                 let u32_at =
                     |i: usize| u32::from_be_bytes([rest[i], rest[i + 1], rest[i + 2], rest[i + 3]]);

@@ -20,6 +20,7 @@ use super::key_slot::{KeySlot, PassphraseParams};
 use super::random::random_bytes;
 use super::sealed::{self, Domain};
 use super::{CryptoError, ObjectId};
+use crate::ShareId;
 
 const OBJECT_ID_CONTEXT: &str = "ferry-hub 2026-12-01 share object-id key";
 const WRAP_CONTEXT: &str = "ferry-hub 2026-12-01 share wrap key";
@@ -55,6 +56,7 @@ pub(crate) struct SecretKey(pub(crate) [u8; 32]);
 /// another device or a passphrase; never printed.
 #[derive(Clone)]
 pub struct ShareKeys {
+    share: ShareId,
     epoch: Epoch,
     root: SecretKey,
     object_id: SecretKey,
@@ -65,19 +67,24 @@ pub struct ShareKeys {
 
 impl fmt::Debug for ShareKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ShareKeys(epoch {}, ..)", self.epoch)
+        write!(f, "ShareKeys({} epoch {}, ..)", self.share, self.epoch)
     }
 }
 
 impl ShareKeys {
     /// Fresh keys for a new share (epoch 1) or a new epoch.
-    pub fn generate(epoch: Epoch) -> Result<Self, CryptoError> {
-        Ok(Self::from_root(epoch, SecretKey(random_bytes()?)))
+    pub fn generate(share: &ShareId, epoch: Epoch) -> Result<Self, CryptoError> {
+        Ok(Self::from_root(
+            share.clone(),
+            epoch,
+            SecretKey(random_bytes()?),
+        ))
     }
 
-    pub(crate) fn from_root(epoch: Epoch, root: SecretKey) -> Self {
+    pub(crate) fn from_root(share: ShareId, epoch: Epoch, root: SecretKey) -> Self {
         let derive = |context| SecretKey(blake3::derive_key(context, &root.0));
         ShareKeys {
+            share,
             epoch,
             object_id: derive(OBJECT_ID_CONTEXT),
             wrap: derive(WRAP_CONTEXT),
@@ -85,6 +92,10 @@ impl ShareKeys {
             chunker: derive(CHUNKER_CONTEXT),
             root,
         }
+    }
+
+    pub fn share(&self) -> &ShareId {
+        &self.share
     }
 
     pub fn epoch(&self) -> Epoch {
@@ -120,7 +131,7 @@ impl ShareKeys {
         &self,
         members: &[DeviceRecipient],
     ) -> Result<(ShareKeys, Vec<KeySlot>), CryptoError> {
-        let next = ShareKeys::generate(self.epoch.next()?)?;
+        let next = ShareKeys::generate(&self.share, self.epoch.next()?)?;
         let slots = members
             .iter()
             .map(|m| next.slot_for_device(m))
@@ -188,7 +199,8 @@ mod tests {
     use crate::KeyedChunker;
 
     fn fixed() -> ShareKeys {
-        ShareKeys::from_root(Epoch(1), SecretKey([7; 32]))
+        let share = "pinned".parse().unwrap();
+        ShareKeys::from_root(share, Epoch(1), SecretKey([7; 32]))
     }
 
     fn from_hex(hex: &str) -> Vec<u8> {

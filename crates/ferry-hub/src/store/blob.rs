@@ -14,8 +14,8 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
-use super::{ShareId, StoreError};
-use crate::ObjectId;
+use super::StoreError;
+use crate::{ObjectId, ShareId};
 
 /// What a put did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -3,8 +3,6 @@
 pub enum StoreError {
     #[error("invalid store location {location:?}: {reason}")]
     BadLocation { location: String, reason: String },
-    #[error("invalid share ID {0:?}: 1-64 characters of A-Z a-z 0-9 - _")]
-    BadShareId(String),
     #[error("invalid object ID prefix {0:?}: lowercase hex, at most 64 characters")]
     BadPrefix(String),
     #[error("unexpected blob name in the store: {0}")]

@@ -3,8 +3,8 @@
 
 use std::future::Future;
 
-use super::{ShareId, StoreError};
-use crate::Epoch;
+use super::StoreError;
+use crate::{Epoch, ShareId};
 
 /// A member device of a share: its ID (as ferry-net names devices) and the age
 /// recipient its key slots are wrapped to.

@@ -5,12 +5,10 @@ mod blob;
 mod error;
 mod meta;
 mod postgres;
-mod share_id;
 mod sqlite;
 
 pub use blob::{BlobStore, PutOutcome};
 pub use error::StoreError;
 pub use meta::{CasOutcome, DeviceRecord, ManifestHead, MetaStore, SlotRecord};
 pub use postgres::PostgresMeta;
-pub use share_id::ShareId;
 pub use sqlite::SqliteMeta;

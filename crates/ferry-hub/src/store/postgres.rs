@@ -10,8 +10,8 @@ use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls, Transaction};
 
 use super::meta::{to_epoch, to_i64, to_u64};
-use super::{CasOutcome, DeviceRecord, ManifestHead, MetaStore, ShareId, SlotRecord, StoreError};
-use crate::Epoch;
+use super::{CasOutcome, DeviceRecord, ManifestHead, MetaStore, SlotRecord, StoreError};
+use crate::{Epoch, ShareId};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS share_changes (

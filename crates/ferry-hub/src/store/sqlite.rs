@@ -11,8 +11,8 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::meta::{to_epoch, to_i64, to_u64};
-use super::{CasOutcome, DeviceRecord, ManifestHead, MetaStore, ShareId, SlotRecord, StoreError};
-use crate::Epoch;
+use super::{CasOutcome, DeviceRecord, ManifestHead, MetaStore, SlotRecord, StoreError};
+use crate::{Epoch, ShareId};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS share_changes (

@@ -1,10 +1,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::StoreError;
-
-/// A share's name at the hub: it becomes part of blob paths and database keys, so it is
-/// restricted to characters that are safe in both.
+/// A share's name at the hub. Key slots are bound to it (a hub cannot hand a device one
+/// share's keys as another's), and it becomes part of blob paths and database keys, so
+/// it is restricted to characters that are safe in both.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ShareId(String);
 
@@ -15,7 +14,7 @@ impl ShareId {
 }
 
 impl FromStr for ShareId {
-    type Err = StoreError;
+    type Err = BadShareId;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let ok = (1..=64).contains(&s.len())
@@ -24,7 +23,7 @@ impl FromStr for ShareId {
         if ok {
             Ok(ShareId(s.to_owned()))
         } else {
-            Err(StoreError::BadShareId(s.to_owned()))
+            Err(BadShareId(s.to_owned()))
         }
     }
 }
@@ -34,3 +33,7 @@ impl fmt::Display for ShareId {
         f.write_str(&self.0)
     }
 }
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid share ID {0:?}: 1-64 characters of A-Z a-z 0-9 - _")]
+pub struct BadShareId(pub String);
