@@ -263,18 +263,22 @@ fn a_removed_device_cannot_open_the_new_epoch() {
     assert_ne!(c1.object_id(b"after"), new_id);
 
     // A member keeps both epochs: old objects open under epoch 1, new under epoch 2.
-    let mut ring = KeyRing::new();
-    ring.insert(
-        old_slots[0]
-            .open_with_device(&share(), Epoch::FIRST, &a)
-            .unwrap(),
-    );
-    ring.insert(a2);
+    let mut ring = KeyRing::new(share());
+    let a1 = old_slots[0]
+        .open_with_device(&share(), Epoch::FIRST, &a)
+        .unwrap();
+    ring.insert(a1).unwrap();
+    ring.insert(a2).unwrap();
     assert_eq!(ring.current().unwrap().epoch(), Epoch(2));
     assert_eq!(ring.open_object(&old_id, &old_object).unwrap(), b"before");
     assert_eq!(ring.open_object(&new_id, &new_object).unwrap(), b"after");
-    let mut only_new = KeyRing::new();
-    only_new.insert(b2);
+    let mut only_new = KeyRing::new(share());
+    only_new.insert(b2).unwrap();
+    let music = ShareKeys::generate(&"music".parse().unwrap(), Epoch(3)).unwrap();
+    assert!(matches!(
+        only_new.insert(music),
+        Err(CryptoError::ShareMismatch { .. })
+    ));
     assert_eq!(
         only_new.open_object(&old_id, &old_object).unwrap_err(),
         CryptoError::UnknownEpoch(Epoch(1))
@@ -464,8 +468,8 @@ fn manifests_are_sealed_apart_from_objects() {
         keys.open_manifest(7, &object).unwrap_err(),
         CryptoError::WrongKey
     );
-    let mut ring = KeyRing::new();
-    ring.insert(keys);
+    let mut ring = KeyRing::new(share());
+    ring.insert(keys).unwrap();
     assert_eq!(ring.open_manifest(7, &sealed).unwrap(), manifest);
 }
 

@@ -13,7 +13,7 @@ pub enum CryptoError {
     UnknownFlags(u8),
     #[error("sealed under key epoch {sealed}, but the keys given are for epoch {keys}")]
     EpochMismatch { sealed: Epoch, keys: Epoch },
-    #[error("key slot of share {sealed:?} offered for share {keys:?}")]
+    #[error("keys of share {sealed:?} offered for share {keys:?}")]
     ShareMismatch { sealed: String, keys: String },
     #[error("no keys for epoch {0} in this key ring")]
     UnknownEpoch(Epoch),

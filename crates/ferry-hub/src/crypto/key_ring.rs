@@ -6,19 +6,33 @@ use std::collections::BTreeMap;
 
 use super::sealed::sealed_epoch;
 use super::{CryptoError, Epoch, ObjectId, ShareKeys};
+use crate::ShareId;
 
-#[derive(Clone, Debug, Default)]
+/// One share's epochs.
+#[derive(Clone, Debug)]
 pub struct KeyRing {
+    share: ShareId,
     epochs: BTreeMap<Epoch, ShareKeys>,
 }
 
 impl KeyRing {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(share: ShareId) -> Self {
+        KeyRing {
+            share,
+            epochs: BTreeMap::new(),
+        }
     }
 
-    pub fn insert(&mut self, keys: ShareKeys) {
+    /// Adds an epoch's keys; keys of another share are refused.
+    pub fn insert(&mut self, keys: ShareKeys) -> Result<(), CryptoError> {
+        if keys.share() != &self.share {
+            return Err(CryptoError::ShareMismatch {
+                sealed: keys.share().to_string(),
+                keys: self.share.to_string(),
+            });
+        }
         self.epochs.insert(keys.epoch(), keys);
+        Ok(())
     }
 
     /// The newest epoch: what new objects and manifests are sealed under.
