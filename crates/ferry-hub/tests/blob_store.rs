@@ -34,6 +34,35 @@ async fn behaves_like_a_blob_store(store: &BlobStore) {
     assert_eq!(stored, sealed);
     assert_eq!(keys.open_object(&id, &stored).unwrap(), chunk);
 
+    // Two nodes putting one ID at once (each sealed it with its own random keys):
+    // exactly one put stores, and the blob is that one's bytes, whole.
+    for round in 0..10u8 {
+        let chunk = vec![round; 5000];
+        let id = keys.object_id(&chunk);
+        let mut puts = Vec::new();
+        for _ in 0..2 {
+            let (store, share, sealed) = (
+                store.clone(),
+                share.clone(),
+                keys.seal_object(&id, &chunk).unwrap(),
+            );
+            puts.push(tokio::spawn(async move {
+                let outcome = store.put(&share, &id, sealed.clone()).await.unwrap();
+                (outcome, sealed)
+            }));
+        }
+        let mut stored = Vec::new();
+        for put in puts {
+            let (outcome, sealed) = put.await.unwrap();
+            if outcome == PutOutcome::Stored {
+                stored.push(sealed);
+            }
+        }
+        assert_eq!(stored.len(), 1, "round {round}");
+        assert_eq!(store.get(&share, &id).await.unwrap().unwrap(), stored[0]);
+        store.delete(&share, &id).await.unwrap();
+    }
+
     // Listing by prefix.
     let mut ids = vec![id];
     for i in 0..20u8 {
@@ -84,7 +113,7 @@ async fn behaves_like_a_blob_store(store: &BlobStore) {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_directory() {
     let dir = tempfile::tempdir().unwrap();
     let store = BlobStore::open(dir.path().join("blobs").to_str().unwrap()).unwrap();
@@ -106,7 +135,7 @@ async fn a_local_directory() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_s3_compatible_server() {
     let moto = common::Moto::start("ferry-hub-test");
     let store = BlobStore::open(&moto.url("ferry-hub-test")).unwrap();
