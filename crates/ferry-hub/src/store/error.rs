@@ -13,8 +13,6 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("PostgreSQL: {0}")]
     Postgres(#[from] tokio_postgres::Error),
-    #[error("key slots for share {share} epoch {epoch} already exist (slots are written once per epoch)")]
-    SlotsExist { share: String, epoch: u32 },
     #[error("stored value out of range: {0}")]
     OutOfRange(&'static str),
     #[error("background task failed: {0}")]
