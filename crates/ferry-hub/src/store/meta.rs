@@ -1,0 +1,119 @@
+//! The hub's mutable metadata, behind one trait so a single node can use an embedded
+//! SQLite file and a cluster of stateless nodes can share a PostgreSQL database.
+
+use std::future::Future;
+
+use super::StoreError;
+use crate::{Epoch, ShareId};
+
+/// A member device of a share: its ID (as ferry-net names devices) and the age
+/// recipient its key slots are wrapped to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceRecord {
+    pub device_id: String,
+    pub recipient: String,
+}
+
+/// A share's current manifest: its version (1, 2, ...) and the sealed manifest or a
+/// reference to it. Opaque bytes here; sealed by the devices, unreadable by the hub.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManifestHead {
+    pub version: u64,
+    pub manifest: Vec<u8>,
+}
+
+/// One stored key slot: a label (the device ID, or `passphrase`) and the slot's bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotRecord {
+    pub label: String,
+    pub slot: Vec<u8>,
+}
+
+/// What a compare-and-swap of a manifest head did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CasOutcome {
+    /// The head moved to `version`.
+    Swapped { version: u64 },
+    /// Someone else moved it first; the head is at `current` (0 = no head).
+    Conflict { current: u64 },
+}
+
+/// Every write that changes a share also bumps the share's change counter in the same
+/// transaction, so a reader that saw counter N has seen every change up to N.
+pub trait MetaStore: Send + Sync {
+    /// Adds a member device, or updates its recipient.
+    fn add_device(
+        &self,
+        share: &ShareId,
+        device: &DeviceRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Removes a member device; false if it was not a member.
+    fn remove_device(
+        &self,
+        share: &ShareId,
+        device_id: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The share's member devices, by device ID.
+    fn devices(
+        &self,
+        share: &ShareId,
+    ) -> impl Future<Output = Result<Vec<DeviceRecord>, StoreError>> + Send;
+
+    /// Stores key slots of `epoch`; a slot with the same label is replaced.
+    fn put_key_slots(
+        &self,
+        share: &ShareId,
+        epoch: Epoch,
+        slots: &[SlotRecord],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The key slots of `epoch`, by label.
+    fn key_slots(
+        &self,
+        share: &ShareId,
+        epoch: Epoch,
+    ) -> impl Future<Output = Result<Vec<SlotRecord>, StoreError>> + Send;
+
+    /// The newest epoch that has key slots.
+    fn latest_epoch(
+        &self,
+        share: &ShareId,
+    ) -> impl Future<Output = Result<Option<Epoch>, StoreError>> + Send;
+
+    fn manifest_head(
+        &self,
+        share: &ShareId,
+    ) -> impl Future<Output = Result<Option<ManifestHead>, StoreError>> + Send;
+
+    /// Moves the head from version `expected` (0 = none yet) to `expected + 1` with
+    /// `manifest`, only if it is still at `expected`: of two nodes racing from the same
+    /// version exactly one wins and the other learns the current version.
+    fn swap_manifest_head(
+        &self,
+        share: &ShareId,
+        expected: u64,
+        manifest: &[u8],
+    ) -> impl Future<Output = Result<CasOutcome, StoreError>> + Send;
+
+    /// How many changes the share has had (0 for an unknown share).
+    fn change_counter(
+        &self,
+        share: &ShareId,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+pub(crate) fn to_i64(value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::OutOfRange("above i64::MAX"))
+}
+
+pub(crate) fn to_u64(value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::OutOfRange("negative"))
+}
+
+pub(crate) fn to_epoch(value: i64) -> Result<Epoch, StoreError> {
+    u32::try_from(value)
+        .map(Epoch)
+        .map_err(|_| StoreError::OutOfRange("epoch"))
+}

@@ -1,0 +1,277 @@
+//! Metadata in PostgreSQL, for several stateless hub nodes sharing one database.
+//!
+//! A compare-and-swap is a single conditional `UPDATE ... WHERE version = expected`
+//! (or `INSERT ... ON CONFLICT DO NOTHING` for the first head): under PostgreSQL's row
+//! locks, of two nodes racing from the same version the second sees the first's row
+//! and matches nothing. The connection is plain TCP or a Unix socket (no TLS yet): keep
+//! the database on loopback or a private network.
+
+use tokio::sync::Mutex;
+use tokio_postgres::{Client, NoTls, Transaction};
+
+use super::meta::{to_epoch, to_i64, to_u64};
+use super::{CasOutcome, DeviceRecord, ManifestHead, MetaStore, SlotRecord, StoreError};
+use crate::{Epoch, ShareId};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS share_changes (
+    share TEXT PRIMARY KEY,
+    changes BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS devices (
+    share TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    PRIMARY KEY (share, device_id)
+);
+CREATE TABLE IF NOT EXISTS key_slots (
+    share TEXT NOT NULL,
+    epoch BIGINT NOT NULL,
+    label TEXT NOT NULL,
+    slot BYTEA NOT NULL,
+    PRIMARY KEY (share, epoch, label)
+);
+CREATE TABLE IF NOT EXISTS manifest_heads (
+    share TEXT PRIMARY KEY,
+    version BIGINT NOT NULL,
+    manifest BYTEA NOT NULL
+);
+";
+
+/// Any fixed number: nodes starting together take this advisory lock so their
+/// `CREATE TABLE IF NOT EXISTS` do not collide.
+const SCHEMA_LOCK: i64 = 0x6665_7272_7968_7562; // "ferryhub"
+
+/// One connection to PostgreSQL. Transactions need the client exclusively, hence the
+/// mutex; a hub node that needs more parallelism opens several.
+pub struct PostgresMeta {
+    client: Mutex<Client>,
+}
+
+impl std::fmt::Debug for PostgresMeta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PostgresMeta")
+    }
+}
+
+async fn bump(tx: &Transaction<'_>, share: &str) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO share_changes (share, changes) VALUES ($1, 1)
+         ON CONFLICT (share) DO UPDATE SET changes = share_changes.changes + 1",
+        &[&share],
+    )
+    .await?;
+    Ok(())
+}
+
+impl PostgresMeta {
+    /// Connects with a libpq-style URL or key/value string
+    /// (`postgres://user@host:port/db`, `host=/run/postgresql user=ferry`) and creates
+    /// the tables if missing.
+    pub async fn connect(config: &str) -> Result<Self, StoreError> {
+        let (mut client, connection) = tokio_postgres::connect(config, NoTls).await?;
+        // The connection task ends when the client is dropped or the server goes away;
+        // either way the next query reports the error.
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+            .await?;
+        tx.batch_execute(SCHEMA).await?;
+        tx.commit().await?;
+        Ok(PostgresMeta {
+            client: Mutex::new(client),
+        })
+    }
+}
+
+impl MetaStore for PostgresMeta {
+    async fn add_device(&self, share: &ShareId, device: &DeviceRecord) -> Result<(), StoreError> {
+        let mut client = self.client.lock().await;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "INSERT INTO devices (share, device_id, recipient) VALUES ($1, $2, $3)
+             ON CONFLICT (share, device_id) DO UPDATE SET recipient = excluded.recipient",
+            &[&share.as_str(), &device.device_id, &device.recipient],
+        )
+        .await?;
+        bump(&tx, share.as_str()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn remove_device(&self, share: &ShareId, device_id: &str) -> Result<bool, StoreError> {
+        let mut client = self.client.lock().await;
+        let tx = client.transaction().await?;
+        let removed = tx
+            .execute(
+                "DELETE FROM devices WHERE share = $1 AND device_id = $2",
+                &[&share.as_str(), &device_id],
+            )
+            .await?
+            > 0;
+        if removed {
+            bump(&tx, share.as_str()).await?;
+        }
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    async fn devices(&self, share: &ShareId) -> Result<Vec<DeviceRecord>, StoreError> {
+        let client = self.client.lock().await;
+        let rows = client
+            .query(
+                "SELECT device_id, recipient FROM devices WHERE share = $1 ORDER BY device_id",
+                &[&share.as_str()],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(DeviceRecord {
+                    device_id: row.try_get(0)?,
+                    recipient: row.try_get(1)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn put_key_slots(
+        &self,
+        share: &ShareId,
+        epoch: Epoch,
+        slots: &[SlotRecord],
+    ) -> Result<(), StoreError> {
+        let mut client = self.client.lock().await;
+        let tx = client.transaction().await?;
+        for slot in slots {
+            tx.execute(
+                "INSERT INTO key_slots (share, epoch, label, slot) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (share, epoch, label) DO UPDATE SET slot = excluded.slot",
+                &[
+                    &share.as_str(),
+                    &i64::from(epoch.0),
+                    &slot.label,
+                    &slot.slot,
+                ],
+            )
+            .await?;
+        }
+        bump(&tx, share.as_str()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn key_slots(
+        &self,
+        share: &ShareId,
+        epoch: Epoch,
+    ) -> Result<Vec<SlotRecord>, StoreError> {
+        let client = self.client.lock().await;
+        let rows = client
+            .query(
+                "SELECT label, slot FROM key_slots WHERE share = $1 AND epoch = $2 ORDER BY label",
+                &[&share.as_str(), &i64::from(epoch.0)],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(SlotRecord {
+                    label: row.try_get(0)?,
+                    slot: row.try_get(1)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn latest_epoch(&self, share: &ShareId) -> Result<Option<Epoch>, StoreError> {
+        let client = self.client.lock().await;
+        let row = client
+            .query_one(
+                "SELECT MAX(epoch) FROM key_slots WHERE share = $1",
+                &[&share.as_str()],
+            )
+            .await?;
+        let epoch: Option<i64> = row.try_get(0)?;
+        epoch.map(to_epoch).transpose()
+    }
+
+    async fn manifest_head(&self, share: &ShareId) -> Result<Option<ManifestHead>, StoreError> {
+        let client = self.client.lock().await;
+        let row = client
+            .query_opt(
+                "SELECT version, manifest FROM manifest_heads WHERE share = $1",
+                &[&share.as_str()],
+            )
+            .await?;
+        row.map(|row| {
+            Ok(ManifestHead {
+                version: to_u64(row.try_get(0)?)?,
+                manifest: row.try_get(1)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn swap_manifest_head(
+        &self,
+        share: &ShareId,
+        expected: u64,
+        manifest: &[u8],
+    ) -> Result<CasOutcome, StoreError> {
+        let expected_i = to_i64(expected)?;
+        let next = expected_i
+            .checked_add(1)
+            .ok_or(StoreError::OutOfRange("manifest version"))?;
+        let mut client = self.client.lock().await;
+        let tx = client.transaction().await?;
+        let moved = if expected == 0 {
+            tx.execute(
+                "INSERT INTO manifest_heads (share, version, manifest) VALUES ($1, 1, $2)
+                 ON CONFLICT (share) DO NOTHING",
+                &[&share.as_str(), &manifest],
+            )
+            .await?
+        } else {
+            tx.execute(
+                "UPDATE manifest_heads SET version = $3, manifest = $4
+                 WHERE share = $1 AND version = $2",
+                &[&share.as_str(), &expected_i, &next, &manifest],
+            )
+            .await?
+        };
+        if moved == 0 {
+            let row = tx
+                .query_opt(
+                    "SELECT version FROM manifest_heads WHERE share = $1",
+                    &[&share.as_str()],
+                )
+                .await?;
+            let current = match row {
+                Some(row) => to_u64(row.try_get(0)?)?,
+                None => 0,
+            };
+            tx.rollback().await?;
+            return Ok(CasOutcome::Conflict { current });
+        }
+        bump(&tx, share.as_str()).await?;
+        tx.commit().await?;
+        Ok(CasOutcome::Swapped {
+            version: to_u64(next)?,
+        })
+    }
+
+    async fn change_counter(&self, share: &ShareId) -> Result<u64, StoreError> {
+        let client = self.client.lock().await;
+        let row = client
+            .query_opt(
+                "SELECT changes FROM share_changes WHERE share = $1",
+                &[&share.as_str()],
+            )
+            .await?;
+        match row {
+            Some(row) => to_u64(row.try_get(0)?),
+            None => Ok(0),
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! The embedded metadata store: one SQLite file under the hub's home (WAL).
+//!
+//! Writes take the write lock at once (`BEGIN IMMEDIATE`), so two connections to the
+//! same file serialize instead of failing half way; a compare-and-swap reads and
+//! writes the head inside that one transaction.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+
+use super::meta::{to_epoch, to_i64, to_u64};
+use super::{CasOutcome, DeviceRecord, ManifestHead, MetaStore, SlotRecord, StoreError};
+use crate::{Epoch, ShareId};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS share_changes (
+    share TEXT PRIMARY KEY,
+    changes INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS devices (
+    share TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    PRIMARY KEY (share, device_id)
+);
+CREATE TABLE IF NOT EXISTS key_slots (
+    share TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    slot BLOB NOT NULL,
+    PRIMARY KEY (share, epoch, label)
+);
+CREATE TABLE IF NOT EXISTS manifest_heads (
+    share TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    manifest BLOB NOT NULL
+);
+";
+
+/// Metadata in a SQLite file. Cheap to clone (one connection behind a mutex); open
+/// the same file twice to get two independent writers.
+#[derive(Clone)]
+pub struct SqliteMeta {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteMeta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteMeta")
+    }
+}
+
+fn bump(tx: &Transaction, share: &str) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO share_changes (share, changes) VALUES (?1, 1)
+         ON CONFLICT (share) DO UPDATE SET changes = changes + 1",
+        params![share],
+    )?;
+    Ok(())
+}
+
+impl SqliteMeta {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(SqliteMeta {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` on the connection off the async runtime's threads.
+    async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn
+                .lock()
+                .map_err(|_| StoreError::Task("SQLite connection lock poisoned".into()))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Runs `f` in an immediate (write-locked) transaction and commits.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.run(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        })
+        .await
+    }
+}
+
+impl MetaStore for SqliteMeta {
+    async fn add_device(&self, share: &ShareId, device: &DeviceRecord) -> Result<(), StoreError> {
+        let (share, device) = (share.to_string(), device.clone());
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO devices (share, device_id, recipient) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (share, device_id) DO UPDATE SET recipient = excluded.recipient",
+                params![share, device.device_id, device.recipient],
+            )?;
+            bump(tx, &share)
+        })
+        .await
+    }
+
+    async fn remove_device(&self, share: &ShareId, device_id: &str) -> Result<bool, StoreError> {
+        let (share, device_id) = (share.to_string(), device_id.to_owned());
+        self.write(move |tx| {
+            let removed = tx.execute(
+                "DELETE FROM devices WHERE share = ?1 AND device_id = ?2",
+                params![share, device_id],
+            )? > 0;
+            if removed {
+                bump(tx, &share)?;
+            }
+            Ok(removed)
+        })
+        .await
+    }
+
+    async fn devices(&self, share: &ShareId) -> Result<Vec<DeviceRecord>, StoreError> {
+        let share = share.to_string();
+        self.run(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT device_id, recipient FROM devices WHERE share = ?1 ORDER BY device_id",
+            )?;
+            let rows = stmt.query_map(params![share], |row| {
+                Ok(DeviceRecord {
+                    device_id: row.get(0)?,
+                    recipient: row.get(1)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn put_key_slots(
+        &self,
+        share: &ShareId,
+        epoch: Epoch,
+        slots: &[SlotRecord],
+    ) -> Result<(), StoreError> {
+        let (share, slots) = (share.to_string(), slots.to_vec());
+        self.write(move |tx| {
+            for slot in &slots {
+                tx.execute(
+                    "INSERT INTO key_slots (share, epoch, label, slot) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (share, epoch, label) DO UPDATE SET slot = excluded.slot",
+                    params![share, epoch.0, slot.label, slot.slot],
+                )?;
+            }
+            bump(tx, &share)
+        })
+        .await
+    }
+
+    async fn key_slots(
+        &self,
+        share: &ShareId,
+        epoch: Epoch,
+    ) -> Result<Vec<SlotRecord>, StoreError> {
+        let share = share.to_string();
+        self.run(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT label, slot FROM key_slots WHERE share = ?1 AND epoch = ?2 ORDER BY label",
+            )?;
+            let rows = stmt.query_map(params![share, epoch.0], |row| {
+                Ok(SlotRecord {
+                    label: row.get(0)?,
+                    slot: row.get(1)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn latest_epoch(&self, share: &ShareId) -> Result<Option<Epoch>, StoreError> {
+        let share = share.to_string();
+        self.run(move |conn| {
+            let epoch: Option<i64> = conn.query_row(
+                "SELECT MAX(epoch) FROM key_slots WHERE share = ?1",
+                params![share],
+                |row| row.get(0),
+            )?;
+            epoch.map(to_epoch).transpose()
+        })
+        .await
+    }
+
+    async fn manifest_head(&self, share: &ShareId) -> Result<Option<ManifestHead>, StoreError> {
+        let share = share.to_string();
+        self.run(move |conn| {
+            let row: Option<(i64, Vec<u8>)> = conn
+                .query_row(
+                    "SELECT version, manifest FROM manifest_heads WHERE share = ?1",
+                    params![share],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            row.map(|(version, manifest)| {
+                Ok(ManifestHead {
+                    version: to_u64(version)?,
+                    manifest,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn swap_manifest_head(
+        &self,
+        share: &ShareId,
+        expected: u64,
+        manifest: &[u8],
+    ) -> Result<CasOutcome, StoreError> {
+        let (share, manifest) = (share.to_string(), manifest.to_vec());
+        let next = to_i64(expected)?
+            .checked_add(1)
+            .ok_or(StoreError::OutOfRange("manifest version"))?;
+        self.write(move |tx| {
+            let current: Option<i64> = tx
+                .query_row(
+                    "SELECT version FROM manifest_heads WHERE share = ?1",
+                    params![share],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let current = to_u64(current.unwrap_or(0))?;
+            if current != expected {
+                return Ok(CasOutcome::Conflict { current });
+            }
+            tx.execute(
+                "INSERT INTO manifest_heads (share, version, manifest) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (share) DO UPDATE SET version = excluded.version, manifest = excluded.manifest",
+                params![share, next, manifest],
+            )?;
+            bump(tx, &share)?;
+            Ok(CasOutcome::Swapped {
+                version: to_u64(next)?,
+            })
+        })
+        .await
+    }
+
+    async fn change_counter(&self, share: &ShareId) -> Result<u64, StoreError> {
+        let share = share.to_string();
+        self.run(move |conn| {
+            let changes: Option<i64> = conn
+                .query_row(
+                    "SELECT changes FROM share_changes WHERE share = ?1",
+                    params![share],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            to_u64(changes.unwrap_or(0))
+        })
+        .await
+    }
+}

@@ -1,0 +1,205 @@
+//! One behaviour suite for every `MetaStore`, run against SQLite and a real
+//! PostgreSQL. Each run gets two handles on one database, as two hub nodes would.
+
+mod common;
+
+use std::sync::Arc;
+
+use ferry_hub::{
+    CasOutcome, DeviceRecord, Epoch, ManifestHead, MetaStore, PostgresMeta, ShareId, SlotRecord,
+    SqliteMeta,
+};
+
+fn device(id: &str, recipient: &str) -> DeviceRecord {
+    DeviceRecord {
+        device_id: id.into(),
+        recipient: recipient.into(),
+    }
+}
+
+fn slot(label: &str, bytes: &[u8]) -> SlotRecord {
+    SlotRecord {
+        label: label.into(),
+        slot: bytes.to_vec(),
+    }
+}
+
+async fn behaves_like_a_meta_store<S: MetaStore + 'static>(a: Arc<S>, b: Arc<S>) {
+    let share: ShareId = "s1".parse().unwrap();
+    let other: ShareId = "s2".parse().unwrap();
+
+    // Devices.
+    assert_eq!(a.change_counter(&share).await.unwrap(), 0);
+    a.add_device(&share, &device("dev-b", "age1b"))
+        .await
+        .unwrap();
+    a.add_device(&share, &device("dev-a", "age1a"))
+        .await
+        .unwrap();
+    a.add_device(&share, &device("dev-a", "age1a2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.devices(&share).await.unwrap(),
+        vec![device("dev-a", "age1a2"), device("dev-b", "age1b")]
+    );
+    assert!(b.devices(&other).await.unwrap().is_empty());
+    assert_eq!(b.change_counter(&share).await.unwrap(), 3);
+    assert!(b.remove_device(&share, "dev-b").await.unwrap());
+    assert!(!a.remove_device(&share, "dev-b").await.unwrap());
+    assert_eq!(
+        a.devices(&share).await.unwrap(),
+        vec![device("dev-a", "age1a2")]
+    );
+    assert_eq!(
+        a.change_counter(&share).await.unwrap(),
+        4,
+        "a no-op removal is no change"
+    );
+
+    // Key slots per epoch.
+    assert_eq!(a.latest_epoch(&share).await.unwrap(), None);
+    a.put_key_slots(
+        &share,
+        Epoch(1),
+        &[slot("dev-a", b"1a"), slot("passphrase", b"1p")],
+    )
+    .await
+    .unwrap();
+    a.put_key_slots(&share, Epoch(2), &[slot("dev-a", b"2a")])
+        .await
+        .unwrap();
+    b.put_key_slots(
+        &share,
+        Epoch(2),
+        &[slot("dev-c", b"2c"), slot("dev-a", b"2a'")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(b.latest_epoch(&share).await.unwrap(), Some(Epoch(2)));
+    assert_eq!(
+        a.key_slots(&share, Epoch(2)).await.unwrap(),
+        vec![slot("dev-a", b"2a'"), slot("dev-c", b"2c")]
+    );
+    assert_eq!(
+        a.key_slots(&share, Epoch(1)).await.unwrap(),
+        vec![slot("dev-a", b"1a"), slot("passphrase", b"1p")]
+    );
+    assert!(a.key_slots(&other, Epoch(1)).await.unwrap().is_empty());
+    assert_eq!(a.change_counter(&share).await.unwrap(), 7);
+
+    // Manifest heads: compare-and-swap.
+    assert_eq!(a.manifest_head(&share).await.unwrap(), None);
+    assert_eq!(
+        a.swap_manifest_head(&share, 0, b"m1").await.unwrap(),
+        CasOutcome::Swapped { version: 1 }
+    );
+    assert_eq!(
+        b.swap_manifest_head(&share, 0, b"stale").await.unwrap(),
+        CasOutcome::Conflict { current: 1 }
+    );
+    assert_eq!(
+        b.swap_manifest_head(&share, 1, b"m2").await.unwrap(),
+        CasOutcome::Swapped { version: 2 }
+    );
+    assert_eq!(
+        a.swap_manifest_head(&share, 1, b"stale").await.unwrap(),
+        CasOutcome::Conflict { current: 2 }
+    );
+    assert_eq!(
+        a.swap_manifest_head(&share, 5, b"ahead").await.unwrap(),
+        CasOutcome::Conflict { current: 2 }
+    );
+    assert_eq!(
+        a.manifest_head(&share).await.unwrap(),
+        Some(ManifestHead {
+            version: 2,
+            manifest: b"m2".to_vec()
+        })
+    );
+    assert_eq!(a.manifest_head(&other).await.unwrap(), None);
+    assert_eq!(
+        a.swap_manifest_head(&other, 2, b"x").await.unwrap(),
+        CasOutcome::Conflict { current: 0 }
+    );
+    // Two successful swaps counted; conflicts change nothing.
+    assert_eq!(b.change_counter(&share).await.unwrap(), 9);
+    assert_eq!(b.change_counter(&other).await.unwrap(), 0);
+
+    // Two nodes racing from the same version, many times: exactly one wins each round.
+    let race: ShareId = "race".parse().unwrap();
+    for round in 0..30u64 {
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let mut tasks = Vec::new();
+        for (node, store) in [(0u8, a.clone()), (1u8, b.clone())] {
+            let (barrier, race) = (barrier.clone(), race.clone());
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                let manifest = [node; 4];
+                store.swap_manifest_head(&race, round, &manifest).await
+            }));
+        }
+        let mut outcomes = Vec::new();
+        for task in tasks {
+            outcomes.push(task.await.unwrap().unwrap());
+        }
+        let winners: Vec<usize> = outcomes
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| matches!(o, CasOutcome::Swapped { .. }))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}: {outcomes:?}");
+        let loser = 1 - winners[0];
+        assert_eq!(
+            outcomes[winners[0]],
+            CasOutcome::Swapped { version: round + 1 }
+        );
+        assert_eq!(outcomes[loser], CasOutcome::Conflict { current: round + 1 });
+        // The head holds the winner's manifest, not a mix.
+        let head = a.manifest_head(&race).await.unwrap().unwrap();
+        assert_eq!(head.version, round + 1);
+        assert_eq!(head.manifest, vec![winners[0] as u8; 4]);
+    }
+    assert_eq!(a.change_counter(&race).await.unwrap(), 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hub.db");
+    let a = Arc::new(SqliteMeta::open(&path).unwrap());
+    let b = Arc::new(SqliteMeta::open(&path).unwrap());
+    behaves_like_a_meta_store(a, b).await;
+    // Reopened, everything is still there.
+    let reopened = SqliteMeta::open(&path).unwrap();
+    let share: ShareId = "s1".parse().unwrap();
+    assert_eq!(
+        reopened
+            .manifest_head(&share)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres() {
+    let pg = common::Postgres::start();
+    let a = Arc::new(PostgresMeta::connect(&pg.config()).await.unwrap());
+    let b = Arc::new(PostgresMeta::connect(&pg.config()).await.unwrap());
+    behaves_like_a_meta_store(a, b).await;
+    let reconnected = PostgresMeta::connect(&pg.config()).await.unwrap();
+    let share: ShareId = "s1".parse().unwrap();
+    assert_eq!(
+        reconnected
+            .manifest_head(&share)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
+}
