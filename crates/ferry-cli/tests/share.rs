@@ -99,6 +99,17 @@ fn a_shared_folder_stays_in_step_between_two_daemons() {
             .any(|p| p.to_string_lossy().contains("beach.raw")),
         "{versions:?}"
     );
+
+    // The laptop is off while the desktop changes; it catches up when it is back.
+    y.stop();
+    std::fs::write(
+        fx.join("while-away.txt"),
+        "written while the laptop was off",
+    )
+    .unwrap();
+    std::fs::write(fx.join("notes.txt"), "edited while the laptop was off").unwrap();
+    y.start();
+    wait_for("the laptop caught up", || same_trees(&fx, &fy));
     x.stop();
     y.stop();
 }

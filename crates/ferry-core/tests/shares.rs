@@ -295,6 +295,17 @@ fn entries_that_cannot_be_true_are_refused_whole() {
     bad.size = 1 << 30;
     let one = vec![(RelPath::new("c.txt").unwrap(), bad)];
     assert!(share::incoming(&mut y.index, &share, "X", &one, 1).is_err());
+    // Paths a scan never indexes: ferry's own folder and its temp files.
+    let good = pairs[0].1.clone();
+    for p in [
+        ".ferry/versions/x",
+        ".ferry",
+        "d/.ferry.tmp.0123456789abcdef.0123456789abcdef",
+    ] {
+        let one = vec![(RelPath::new(p).unwrap(), good.clone())];
+        let err = share::incoming(&mut y.index, &share, "X", &one, 1).unwrap_err();
+        assert!(err.to_string().contains("ferry's own folder"), "{p}: {err}");
+    }
     // Someone who is not a member is refused too.
     assert!(share::incoming(&mut y.index, &share, "Z", &pairs[..1], 1).is_err());
 }
@@ -316,7 +327,7 @@ fn a_mirror_share_flows_from_the_device_that_made_it() {
 }
 
 #[test]
-fn archive_and_selective_are_not_shared_between_devices_yet() {
+fn archive_selective_and_manual_are_not_shared_between_devices_yet() {
     let tmp = tempfile::tempdir().unwrap();
     let mut x = Device::new(tmp.path(), "X");
     let dir = x.dir.clone();
@@ -325,4 +336,76 @@ fn archive_and_selective_are_not_shared_between_devices_yet() {
             share::create_share(&mut x.index, &dir, &[], mode, ConflictPolicy::Newest).unwrap_err();
         assert!(err.to_string().contains("between devices"), "{err}");
     }
+    let err = share::create_share(
+        &mut x.index,
+        &dir,
+        &[],
+        SyncMode::Bidirectional,
+        ConflictPolicy::Manual,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("manual"), "{err}");
+}
+
+#[test]
+fn concurrent_edits_settle_on_the_same_winner_on_both_devices() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut x, mut y) = pair(tmp.path(), SyncMode::Bidirectional);
+    x.write("plan.txt", b"v1");
+    settle(&mut x, &mut y);
+    // Both edit before either hears of the other's edit; Y's is later.
+    x.write("plan.txt", b"x's edit");
+    y.write("plan.txt", b"y's later edit");
+    let t = |s| filetime::FileTime::from_unix_time(s, 0);
+    filetime::set_file_mtime(x.dir.join("plan.txt"), t(1_900_000_000)).unwrap();
+    filetime::set_file_mtime(y.dir.join("plan.txt"), t(1_900_000_100)).unwrap();
+    settle(&mut x, &mut y);
+    assert_eq!(x.read("plan.txt").unwrap(), b"y's later edit");
+    assert_eq!(y.read("plan.txt").unwrap(), b"y's later edit");
+    // The losing edit is kept on the device that had it.
+    let kept = ferry_testkit::files_below(&x.dir.join(".ferry/versions"))
+        .into_iter()
+        .any(|p| std::fs::read(&p).is_ok_and(|b| b == b"x's edit"));
+    assert!(kept, "x's edit was not kept as a version");
+}
+
+#[test]
+fn keep_both_leaves_one_conflict_copy_on_both_devices() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut x, mut y) = pair(tmp.path(), SyncMode::Bidirectional);
+    let sx = x.share().id.clone();
+    for d in [&x, &y] {
+        let conduit = d.conduit(if d.name == "X" { "Y" } else { "X" });
+        let c = d.index.conduit(conduit).unwrap().unwrap();
+        d.index
+            .update_conduit_settings(conduit, c.mode, ConflictPolicy::KeepBoth, false)
+            .unwrap();
+    }
+    assert_eq!(sx, y.share().id);
+    x.write("doc.txt", b"v1");
+    settle(&mut x, &mut y);
+    x.write("doc.txt", b"x wrote this");
+    y.write("doc.txt", b"y wrote this later");
+    let t = |s| filetime::FileTime::from_unix_time(s, 0);
+    filetime::set_file_mtime(x.dir.join("doc.txt"), t(1_900_000_000)).unwrap();
+    filetime::set_file_mtime(y.dir.join("doc.txt"), t(1_900_000_100)).unwrap();
+    settle(&mut x, &mut y);
+    let names = |d: &Device| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(&d.dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != ".ferry")
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&x), names(&y));
+    assert_eq!(names(&x).len(), 2, "{:?}", names(&x));
+    assert_eq!(x.read("doc.txt").unwrap(), b"y wrote this later");
+    let copy = names(&x)
+        .into_iter()
+        .find(|n| n.contains("conflict"))
+        .unwrap();
+    assert_eq!(x.read(&copy).unwrap(), b"x wrote this");
+    assert_eq!(y.read(&copy).unwrap(), b"x wrote this");
 }
