@@ -6,7 +6,7 @@
 #![cfg(feature = "net")]
 
 mod common;
-use common::device::{wait_for, Device};
+use common::device::{wait_for, Device, Island, UdpLink};
 use common::files;
 use serde_json::Value;
 use std::path::Path;
@@ -153,4 +153,56 @@ fn an_offer_to_an_unknown_device_and_a_wrong_accept_are_clear_errors() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("ferry share list"), "{err}");
+}
+
+#[test]
+fn a_share_syncs_over_a_slow_lossy_link_that_drops_for_a_while() {
+    // Each device in a network namespace of its own: they reach each other only
+    // through links with 100 ms round trip and 1 % loss each way.
+    let island = Island::new();
+    let mut x = Device::in_netns(&island.ns[0], &island.inner[0]);
+    let mut y = Device::in_netns(&island.ns[1], &island.inner[1]);
+    let (idx, idy) = (x.id(), y.id());
+    let (ax, ay) = (x.start(), y.start());
+    let delay = std::time::Duration::from_millis(50);
+    let [ox, oy] = &island.outer;
+    let to_y = UdpLink::new(ox, oy, ay.parse().unwrap(), delay, 0.01);
+    let to_x = UdpLink::new(oy, ox, ax.parse().unwrap(), delay, 0.01);
+    let (via_y, via_x) = (to_y.addr.to_string(), to_x.addr.to_string());
+    x.json(&["device", "add", &idy, "--name", "laptop", "--addr", &via_y]);
+    y.json(&["device", "add", &idx, "--name", "desktop", "--addr", &via_x]);
+    wait_for("the two devices connected", || {
+        x.connected_to(&idy) && y.connected_to(&idx)
+    });
+    let fx = x.tmp.path().join("docs");
+    let fy = y.tmp.path().join("docs");
+    std::fs::create_dir_all(fx.join("sub")).unwrap();
+    for i in 0..40 {
+        std::fs::write(fx.join(format!("sub/small-{i}.txt")), format!("file {i}")).unwrap();
+    }
+    std::fs::write(fx.join("big.bin"), ferry_testkit::noise(4 << 20, 9)).unwrap();
+    share_and_accept(&x, &y, &fx, &fy, "bidirectional");
+    // The link goes away for a few seconds while the first copy is under way.
+    wait_for("the copy under way", || {
+        std::fs::read_dir(&fy).is_ok_and(|d| d.count() > 1)
+    });
+    to_y.set_up(false);
+    to_x.set_up(false);
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    to_y.set_up(true);
+    to_x.set_up(true);
+    wait_for("the folder across the slow link", || same_trees(&fx, &fy));
+    std::fs::write(fy.join("sub/small-3.txt"), "edited across the link").unwrap();
+    wait_for("the edit back across the link", || same_trees(&fx, &fy));
+    let left: Vec<_> = ferry_testkit::files_below(&fy)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(".ferry.tmp"))
+        .collect();
+    assert!(left.is_empty(), "temp files left: {left:?}");
+    // The bytes went through the impaired links, not around them.
+    let carried = to_y.carried.load(std::sync::atomic::Ordering::Relaxed)
+        + to_x.carried.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(carried > 4 << 20, "only {carried} bytes crossed the links");
+    x.stop();
+    y.stop();
 }
