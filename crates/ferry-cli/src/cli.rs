@@ -1,6 +1,7 @@
 //! Command-line arguments.
 
 use clap::{Parser, Subcommand, ValueEnum};
+use ferry_core::conduit::Schedule;
 use std::path::PathBuf;
 
 /// What `ferry --help` and the man page say after the options.
@@ -227,7 +228,7 @@ pub struct ConduitAddArgs {
     /// instant (watch for changes), every:DURATION (e.g. every:10m) or manual. Default
     /// instant, also for a pair that `ferry sync` made (manual until then).
     #[arg(long, value_parser = parse_schedule)]
-    pub schedule: Option<String>,
+    pub schedule: Option<Schedule>,
     #[arg(long = "conflict", value_enum)]
     pub conflict: Option<PolicyArg>,
     #[command(flatten)]
@@ -248,7 +249,7 @@ pub struct ConduitSetArgs {
     pub mode: Option<ModeArg>,
     /// instant (watch for changes), every:DURATION (e.g. every:10m) or manual.
     #[arg(long, value_parser = parse_schedule)]
-    pub schedule: Option<String>,
+    pub schedule: Option<Schedule>,
     #[arg(long = "conflict", value_enum)]
     pub conflict: Option<PolicyArg>,
     #[command(flatten)]
@@ -290,11 +291,9 @@ impl IndexingArgs {
     }
 }
 
-/// `--schedule`: checked (and normalised) here, so a bad one is a usage error.
-fn parse_schedule(s: &str) -> Result<String, String> {
-    ferry_core::conduit::Schedule::parse(s)
-        .map(|s| s.to_string())
-        .map_err(|e| e.to_string())
+/// `--schedule`: checked here, so a bad one is a usage error.
+fn parse_schedule(s: &str) -> Result<Schedule, String> {
+    Schedule::parse(s).map_err(|e| e.to_string())
 }
 
 /// `--bandwidth-limit`: bytes per second; `0`, `none` or `unlimited` for no limit.

@@ -8,7 +8,7 @@ use crate::commands::{human_bytes, EXIT_OK};
 use crate::config::Config;
 use crate::output::{self, NotFound};
 use anyhow::{Context, Result};
-use ferry_core::conduit::{format_rate, Schedule};
+use ferry_core::conduit::format_rate;
 use ferry_core::conduit_edit::{add_conduit, change_conduit, ConduitSettings, SettingsChange};
 use ferry_core::index::{ConduitRow, Index};
 use serde_json::json;
@@ -90,7 +90,7 @@ fn add(index: &mut Index, args: &ConduitAddArgs, config: &Config, json_out: bool
     let settings = ConduitSettings {
         mode: args.mode.map(|m| m.mode()),
         policy: args.conflict.map(|p| p.policy()),
-        schedule: args.schedule.as_deref().map(Schedule::parse).transpose()?,
+        schedule: args.schedule,
         parallel: args.transfer.parallel,
         bandwidth_limit: args.transfer.bandwidth_limit,
         index_everything: args.indexing.index_everything(),
@@ -129,7 +129,7 @@ fn set(index: &mut Index, args: &ConduitSetArgs, json_out: bool) -> Result<u8> {
     let change = SettingsChange {
         mode: args.mode.map(|m| m.mode()),
         policy: args.conflict.map(|p| p.policy()),
-        schedule: args.schedule.as_deref().map(Schedule::parse).transpose()?,
+        schedule: args.schedule,
         parallel: args.transfer.parallel,
         bandwidth_limit: args.transfer.bandwidth_limit,
     };

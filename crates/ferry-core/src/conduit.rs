@@ -17,6 +17,8 @@ pub enum Schedule {
 }
 
 impl Schedule {
+    /// Reads the text form (`instant`, `every:10m`, `manual`); an interval under 1s is
+    /// refused.
     pub fn parse(s: &str) -> Result<Schedule> {
         match s {
             "instant" => Ok(Schedule::Instant),
@@ -36,6 +38,19 @@ impl Schedule {
                 ))),
             },
         }
+    }
+}
+
+impl serde::Serialize for Schedule {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Schedule {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Schedule::parse(&s).map_err(serde::de::Error::custom)
     }
 }
 
@@ -172,6 +187,13 @@ mod tests {
         assert!(Schedule::parse("every:0s").is_err());
         assert!(Schedule::parse("sometimes").is_err());
         assert!(Schedule::parse("every:5x").is_err());
+        let every = Schedule::Every(Duration::from_secs(600));
+        assert_eq!(serde_json::to_value(every).unwrap(), "every:10m");
+        assert_eq!(
+            serde_json::from_value::<Schedule>("every:10m".into()).unwrap(),
+            every
+        );
+        assert!(serde_json::from_value::<Schedule>("hourly".into()).is_err());
     }
 
     #[test]

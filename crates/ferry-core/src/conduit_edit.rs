@@ -147,23 +147,20 @@ pub fn add_conduit(
     // Adding is how a pair gets continuous sync: one that `ferry sync` made (manual)
     // becomes instant (or the configured schedule) unless one is given.
     let default = defaults.schedule.unwrap_or(Schedule::Instant);
-    let schedule = match &settings.schedule {
-        Some(s) => s.to_string(),
-        None if existed
-            && c.schedule == Schedule::Manual.to_string()
-            && default != Schedule::Manual =>
-        {
+    let schedule = match settings.schedule {
+        Some(s) => s,
+        None if existed && c.schedule == Schedule::Manual && default != Schedule::Manual => {
             notes.push(format!(
                 "conduit {} was manual (made by `ferry sync`); it is now {default}, \
                  so a running daemon runs it (--schedule manual keeps it manual)",
                 c.id
             ));
-            default.to_string()
+            default
         }
-        None if existed => c.schedule.clone(),
-        None => default.to_string(),
+        None if existed => c.schedule,
+        None => default,
     };
-    index.update_conduit_schedule(c.id, &schedule, c.parallel, c.bandwidth_limit)?;
+    index.update_conduit_schedule(c.id, schedule, c.parallel, c.bandwidth_limit)?;
     let conduit = index
         .conduit(c.id)?
         .ok_or_else(|| Error::Corrupt(format!("conduit {} vanished after saving it", c.id)))?;
@@ -209,14 +206,11 @@ pub fn change_conduit(
     if mode != c.mode || policy != c.conflict_policy {
         index.update_conduit_settings(id, mode, policy, c.index_everything)?;
     }
-    let schedule = change
-        .schedule
-        .map(|s| s.to_string())
-        .unwrap_or(c.schedule.clone());
+    let schedule = change.schedule.unwrap_or(c.schedule);
     let parallel = change.parallel.unwrap_or(c.parallel);
     let bandwidth_limit = change.bandwidth_limit.unwrap_or(c.bandwidth_limit);
     if schedule != c.schedule || parallel != c.parallel || bandwidth_limit != c.bandwidth_limit {
-        index.update_conduit_schedule(id, &schedule, parallel, bandwidth_limit)?;
+        index.update_conduit_schedule(id, schedule, parallel, bandwidth_limit)?;
     }
     index.conduit(id)
 }
@@ -269,7 +263,7 @@ mod tests {
         )
         .unwrap();
         assert!(!added.existed);
-        assert_eq!(added.conduit.schedule, "instant");
+        assert_eq!(added.conduit.schedule, Schedule::Instant);
         assert_eq!(added.conduit.mode, SyncMode::Archive);
         let id = added.conduit.id;
         let refused = change_conduit(
@@ -297,7 +291,7 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(c.conflict_policy, ConflictPolicy::Manual);
-        assert_eq!(c.schedule, "manual");
+        assert_eq!(c.schedule, Schedule::Manual);
         assert_eq!(c.bandwidth_limit, 1 << 20);
         assert!(
             change_conduit(&mut index, id + 1, &SettingsChange::default())

@@ -1,6 +1,7 @@
 //! Conduits: sync relationships between two locations, and their settings.
 
 use super::{unix_now, Index};
+use crate::conduit::Schedule;
 use crate::error::{Error, Result};
 use crate::plan::{ConflictPolicy, SyncMode};
 use rusqlite::{params, OptionalExtension, Row};
@@ -17,8 +18,8 @@ pub struct ConduitRow {
     pub generation: i64,
     /// Version retention for both locations (`None`: the default, staggered).
     pub retention: Option<String>,
-    /// `instant`, `every:DURATION` or `manual` (see `conduit::Schedule`).
-    pub schedule: String,
+    /// When the daemon runs it (stored as `instant`, `every:DURATION` or `manual`).
+    pub schedule: Schedule,
     /// Copies at once; 0 = one per core (up to 8).
     pub parallel: u32,
     /// Bytes per second; 0 = unlimited.
@@ -119,7 +120,7 @@ impl Index {
     pub fn update_conduit_schedule(
         &self,
         id: i64,
-        schedule: &str,
+        schedule: Schedule,
         parallel: u32,
         bandwidth_limit: u64,
     ) -> Result<()> {

@@ -4,7 +4,48 @@ use super::{unix_now, Index};
 use crate::error::Result;
 use crate::model::entry::Entry;
 use crate::model::rel_path::RelPath;
+use crate::plan::ConflictPolicy;
 use rusqlite::params;
+
+/// Where a recorded conflict stands (stored as its name; an unknown name makes the row
+/// corrupt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConflictStatus {
+    /// Waiting for the user (`manual` policy, or a file facing a directory).
+    Open,
+    /// Decided, by the policy during the run or by the user with `ferry resolve`.
+    Settled,
+    /// An open conflict that a later run met again and recorded afresh.
+    Superseded,
+}
+
+impl ConflictStatus {
+    /// The stored and shown name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConflictStatus::Open => "open",
+            ConflictStatus::Settled => "settled",
+            ConflictStatus::Superseded => "superseded",
+        }
+    }
+
+    /// The status named `s`, if ferry knows it.
+    pub fn parse(s: &str) -> Option<ConflictStatus> {
+        Some(match s {
+            "open" => ConflictStatus::Open,
+            "settled" => ConflictStatus::Settled,
+            "superseded" => ConflictStatus::Superseded,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for ConflictStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// A conflict row, as `ferry conflicts` shows it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -22,11 +63,11 @@ pub struct ConflictRow {
     pub b_size: Option<i64>,
     pub b_mtime_ns: Option<i64>,
     #[serde(rename = "conflict_policy")]
-    pub policy: String,
+    pub policy: ConflictPolicy,
     pub winner: Option<String>,
     #[serde(serialize_with = "crate::model::rel_path::serialize_opt_key")]
     pub loser_kept_at: Option<String>,
-    pub status: String,
+    pub status: ConflictStatus,
     pub created_at: i64,
     /// How the user settled it with `ferry resolve` (`a`, `b`, `both`), if they did.
     pub resolution: Option<String>,
@@ -44,10 +85,10 @@ impl Index {
         path: &RelPath,
         a: Option<&Entry>,
         b: Option<&Entry>,
-        policy: &str,
+        policy: ConflictPolicy,
         winner: Option<&str>,
         loser_kept_at: Option<&str>,
-        status: &str,
+        status: ConflictStatus,
     ) -> Result<()> {
         let live = |e: Option<&Entry>| e.filter(|e| e.is_live()).cloned();
         let (a, b) = (live(a), live(b));
@@ -78,8 +119,8 @@ impl Index {
     /// Conflicts, newest first: all of them, or only open ones.
     pub fn conflicts(&self, only_open: bool) -> Result<Vec<ConflictRow>> {
         self.query_conflicts(
-            "WHERE (?1 = 0 OR c.status = 'open') ORDER BY c.id DESC",
-            params![only_open],
+            "WHERE (?1 = 0 OR c.status = ?2) ORDER BY c.id DESC",
+            params![only_open, ConflictStatus::Open],
         )
     }
 
@@ -88,18 +129,18 @@ impl Index {
     /// left out.
     pub fn recent_conflicts(&self, since: i64) -> Result<Vec<ConflictRow>> {
         self.query_conflicts(
-            "WHERE c.status = 'open'
-                OR (c.status = 'settled' AND coalesce(c.settled_at, c.created_at) >= ?1)
+            "WHERE c.status = ?2
+                OR (c.status = ?3 AND coalesce(c.settled_at, c.created_at) >= ?1)
              ORDER BY c.id DESC",
-            params![since],
+            params![since, ConflictStatus::Open, ConflictStatus::Settled],
         )
     }
 
     /// Open conflicts at `path` of a conduit.
     pub fn open_conflicts_at(&self, conduit: i64, path: &RelPath) -> Result<Vec<ConflictRow>> {
         self.query_conflicts(
-            "WHERE c.conduit_id = ?1 AND c.path = ?2 AND c.status = 'open' ORDER BY c.id DESC",
-            params![conduit, path.as_str()],
+            "WHERE c.conduit_id = ?1 AND c.path = ?2 AND c.status = ?3 ORDER BY c.id DESC",
+            params![conduit, path.as_str(), ConflictStatus::Open],
         )
     }
 
@@ -146,18 +187,25 @@ impl Index {
         loser_kept_at: Option<&str>,
     ) -> Result<()> {
         self.conn.execute(
-            "UPDATE conflicts SET status = 'settled', resolution = ?2, winner = ?3,
+            "UPDATE conflicts SET status = ?6, resolution = ?2, winner = ?3,
                 loser_kept_at = ?4, settled_at = ?5 WHERE id = ?1",
-            params![id, resolution, winner, loser_kept_at, unix_now()],
+            params![
+                id,
+                resolution,
+                winner,
+                loser_kept_at,
+                unix_now(),
+                ConflictStatus::Settled
+            ],
         )?;
         Ok(())
     }
 
     /// Marks open conflicts of a conduit as superseded before a run records fresh ones.
-    pub fn close_open_conflicts(&self, conduit: i64, status: &str) -> Result<()> {
+    pub fn close_open_conflicts(&self, conduit: i64, status: ConflictStatus) -> Result<()> {
         self.conn.execute(
-            "UPDATE conflicts SET status = ?2 WHERE conduit_id = ?1 AND status = 'open'",
-            params![conduit, status],
+            "UPDATE conflicts SET status = ?2 WHERE conduit_id = ?1 AND status = ?3",
+            params![conduit, status, ConflictStatus::Open],
         )?;
         Ok(())
     }

@@ -11,7 +11,7 @@ mod sql_types;
 mod versions;
 
 pub use conduits::ConduitRow;
-pub use conflicts::ConflictRow;
+pub use conflicts::{ConflictRow, ConflictStatus};
 pub use entries::StatRow;
 pub use history::{
     GenerationRow, GenerationStats, RunStatus, ACTION_HISTORY_GENERATIONS,
@@ -198,6 +198,7 @@ impl std::ops::Deref for WriteBatch<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conduit::Schedule;
     use crate::model::chunk::Hash;
     use crate::model::entry::{Entry, EntryKind, StatInfo};
     use crate::model::rel_path::RelPath;
@@ -257,14 +258,60 @@ mod tests {
             .insert_conduit(a.id, b.id, SyncMode::Mirror, ConflictPolicy::KeepBoth, true)
             .unwrap();
         idx.set_conduit_retention(c.id, Some("simple:3")).unwrap();
-        idx.update_conduit_schedule(c.id, "every:10m", 4, 1 << 20)
-            .unwrap();
+        idx.update_conduit_schedule(
+            c.id,
+            Schedule::Every(std::time::Duration::from_secs(600)),
+            4,
+            1 << 20,
+        )
+        .unwrap();
         let by_id = idx.conduit(c.id).unwrap().unwrap();
         assert_eq!(by_id.retention.as_deref(), Some("simple:3"));
-        assert_eq!(by_id.schedule, "every:10m");
+        assert_eq!(by_id.schedule.to_string(), "every:10m");
         assert_eq!((by_id.parallel, by_id.bandwidth_limit), (4, 1 << 20));
         assert_eq!(idx.conduit_between(a.id, b.id).unwrap().unwrap(), by_id);
         assert_eq!(idx.conduits().unwrap(), vec![by_id]);
+    }
+
+    /// A schedule or conflict status this ferry does not know makes the row unreadable
+    /// (corrupt), never a default; the stored names read back as they were written.
+    #[test]
+    fn unknown_schedule_or_conflict_status_is_refused() {
+        let idx = Index::open_in_memory().unwrap();
+        let a = idx.insert_location("ua", Path::new("/a"), 1).unwrap();
+        let b = idx.insert_location("ub", Path::new("/b"), 2).unwrap();
+        let c = idx
+            .insert_conduit(a.id, b.id, SyncMode::Mirror, ConflictPolicy::Manual, false)
+            .unwrap();
+        let path = RelPath::new("f").unwrap();
+        let g = idx.begin_generation(c.id, "cli").unwrap();
+        idx.insert_conflict(
+            c.id,
+            g,
+            &path,
+            None,
+            None,
+            ConflictPolicy::Manual,
+            None,
+            None,
+            ConflictStatus::Open,
+        )
+        .unwrap();
+        let stored = |sql: &str| -> String { idx.conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(stored("SELECT schedule FROM conduits"), "manual");
+        assert_eq!(stored("SELECT status FROM conflicts"), "open");
+        assert_eq!(stored("SELECT policy FROM conflicts"), "manual");
+        assert_eq!(idx.conflicts(true).unwrap()[0].status, ConflictStatus::Open);
+
+        idx.conn
+            .execute("UPDATE conduits SET schedule = 'hourly'", [])
+            .unwrap();
+        assert!(idx.conduit(c.id).is_err());
+        assert!(idx.conduits().is_err());
+        idx.conn
+            .execute("UPDATE conflicts SET status = 'pending'", [])
+            .unwrap();
+        assert!(idx.conflicts(false).is_err());
     }
 
     /// Writes inside `discarding` (batched ones included) are seen there and gone after,

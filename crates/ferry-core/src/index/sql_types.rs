@@ -2,7 +2,8 @@
 //! a row holds a name this ferry does not know (the row is reported corrupt, never
 //! taken as a default).
 
-use crate::index::RunStatus;
+use crate::conduit::Schedule;
+use crate::index::{ConflictStatus, RunStatus};
 use crate::plan::{ConflictPolicy, SyncMode};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
@@ -46,5 +47,31 @@ impl FromSql for RunStatus {
     fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
         let s = v.as_str()?;
         RunStatus::parse(s).ok_or_else(|| unknown("run status", s))
+    }
+}
+
+impl ToSql for Schedule {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(self.to_string().into())
+    }
+}
+
+impl FromSql for Schedule {
+    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+        let s = v.as_str()?;
+        Schedule::parse(s).map_err(|_| unknown("schedule", s))
+    }
+}
+
+impl ToSql for ConflictStatus {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
+impl FromSql for ConflictStatus {
+    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+        let s = v.as_str()?;
+        ConflictStatus::parse(s).ok_or_else(|| unknown("conflict status", s))
     }
 }
