@@ -298,17 +298,17 @@ fn parse_schedule(s: &str) -> Result<Schedule, String> {
 
 /// `--bandwidth-limit`: bytes per second; `0`, `none` or `unlimited` for no limit.
 fn parse_bandwidth(s: &str) -> Result<u64, String> {
-    ferry_core::conduit_edit::parse_bandwidth(s).map_err(|e| e.to_string())
+    ferry_core::conduit::parse_bandwidth(s).map_err(|e| e.to_string())
 }
 
-/// `--parallel`: 1 to `ferry_core::conduit_edit::MAX_PARALLEL`, or `auto` / `0` (one per core, stored as 0).
+/// `--parallel`: 1 to `ferry_core::conduit::MAX_PARALLEL`, or `auto` / `0` (one per core, stored as 0).
 fn parse_parallel(s: &str) -> Result<u32, String> {
-    ferry_core::conduit_edit::parse_parallel(s).map_err(|e| e.to_string())
+    ferry_core::conduit::parse_parallel(s).map_err(|e| e.to_string())
 }
 
 /// A retention spec: simple:N, staggered, trashcan:DAYS or none.
 fn parse_retention(s: &str) -> Result<String, String> {
-    ferry_core::retention::Retention::parse(s)
+    ferry_core::versions::Retention::parse(s)
         .map(|_| s.to_string())
         .map_err(|e| e.to_string())
 }

@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::output::{self, NotFound};
 use anyhow::{Context, Result};
 use ferry_core::conduit::format_rate;
-use ferry_core::conduit_edit::{add_conduit, change_conduit, ConduitSettings, SettingsChange};
+use ferry_core::conduit::{add_conduit, change_conduit, ConduitSettings, SettingsChange};
 use ferry_core::index::{ConduitRow, Index};
 use serde_json::json;
 
@@ -197,9 +197,9 @@ pub fn conduit_line(v: &serde_json::Value) -> String {
     format!(
         "conduit {}: {} {} {} ({}, {}, conflicts: {}{}{}){}",
         v["conduit"],
-        ferry_core::model::rel_path::display_key(v["a"].as_str().unwrap_or("?")),
+        ferry_core::model::display_key(v["a"].as_str().unwrap_or("?")),
         if v["mode"] == "mirror" { "→" } else { "⇄" },
-        ferry_core::model::rel_path::display_key(v["b"].as_str().unwrap_or("?")),
+        ferry_core::model::display_key(v["b"].as_str().unwrap_or("?")),
         v["mode"].as_str().unwrap_or("?"),
         v["schedule"].as_str().unwrap_or("?"),
         v["conflict_policy"].as_str().unwrap_or("?"),

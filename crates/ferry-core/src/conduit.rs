@@ -1,5 +1,11 @@
 //! Conduit settings that drive continuous sync: schedule, parallelism and bandwidth
-//! limit, with their text forms (`instant`, `every:5m`, `manual`; `10M`, `500KiB/s`).
+//! limit, with their text forms (`instant`, `every:5m`, `manual`; `10M`, `500KiB/s`);
+//! and adding and changing saved conduits, the one code path of every front end.
+
+pub use crate::conduit_edit::{
+    add_conduit, change_conduit, format_bandwidth, parse_bandwidth, parse_mode, parse_parallel,
+    parse_policy, Added, ConduitDefaults, ConduitSettings, SettingsChange, MAX_PARALLEL,
+};
 
 use crate::error::{Error, Result};
 use std::fmt;
@@ -104,7 +110,7 @@ pub fn format_duration(d: Duration) -> String {
 
 /// Parses a rate in bytes per second: `1048576`, `500K`, `10M`, `1G`, optionally with
 /// `B`, `iB` and `/s` (`10MiB/s`). Units are binary (K = 1024).
-pub fn parse_rate(s: &str) -> Result<u64> {
+pub(crate) fn parse_rate(s: &str) -> Result<u64> {
     let bad = || {
         Error::Other(format!(
             "bad rate {s:?}; use e.g. 500K, 10M, 1G (per second)"

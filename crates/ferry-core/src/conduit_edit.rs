@@ -82,11 +82,17 @@ pub fn format_bandwidth(bytes_per_sec: u64) -> String {
 /// one takes the defaults.
 #[derive(Debug, Clone, Default)]
 pub struct ConduitSettings {
+    /// The mode (default bidirectional for a new conduit).
     pub mode: Option<SyncMode>,
+    /// The conflict policy (default: the configured one, else newest).
     pub policy: Option<ConflictPolicy>,
+    /// When the daemon runs it (default: the configured one, else instant).
     pub schedule: Option<Schedule>,
+    /// Copies at once (0: one per core).
     pub parallel: Option<u32>,
+    /// Bytes per second for copies (0: unlimited).
     pub bandwidth_limit: Option<u64>,
+    /// Index node_modules and OS clutter too.
     pub index_everything: Option<bool>,
     /// A version retention spec (`Retention::parse`).
     pub retention: Option<String>,
@@ -95,14 +101,18 @@ pub struct ConduitSettings {
 /// Settings new conduits get when none is asked for (the config file's).
 #[derive(Debug, Clone, Default)]
 pub struct ConduitDefaults {
+    /// Conflict policy of a new conduit.
     pub policy: Option<ConflictPolicy>,
+    /// Version retention of a new conduit (a `Retention` spec).
     pub retention: Option<String>,
+    /// Schedule of a new conduit (`instant` when none).
     pub schedule: Option<Schedule>,
 }
 
 /// What [`add_conduit`] did.
 #[derive(Debug)]
 pub struct Added {
+    /// The conduit as saved.
     pub conduit: ConduitRow,
     /// The pair was a conduit already (its settings were updated).
     pub existed: bool,
@@ -174,10 +184,15 @@ pub fn add_conduit(
 /// A change of a saved conduit's settings; `None` leaves one as it is.
 #[derive(Debug, Clone, Default)]
 pub struct SettingsChange {
+    /// A new mode (an archive conduit keeps its own).
     pub mode: Option<SyncMode>,
+    /// A new conflict policy.
     pub policy: Option<ConflictPolicy>,
+    /// A new schedule.
     pub schedule: Option<Schedule>,
+    /// A new number of copies at once (0: one per core).
     pub parallel: Option<u32>,
+    /// A new bandwidth limit in bytes per second (0: unlimited).
     pub bandwidth_limit: Option<u64>,
 }
 

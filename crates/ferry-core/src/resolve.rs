@@ -36,6 +36,7 @@ pub enum Keep {
 /// One conflict settled.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Resolved {
+    /// The conflict's ID.
     pub conflict: i64,
     /// A path key (`rel_path`), serialized for people.
     #[serde(serialize_with = "crate::model::rel_path::serialize_key")]
@@ -43,6 +44,7 @@ pub struct Resolved {
     /// `a`, `b` or `both`.
     pub kept: String,
     #[serde(serialize_with = "crate::model::rel_path::serialize_opt_key")]
+    /// Where the loser stays visible (`--keep both`), as a path key.
     pub loser_kept_at: Option<String>,
 }
 

@@ -7,8 +7,8 @@
 
 use ferry_core::index::ConflictStatus;
 use ferry_core::plan::{ConflictPolicy, SyncMode};
-use ferry_core::progress::NoProgress;
-use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
+use ferry_core::NoProgress;
+use ferry_core::{sync, SyncOptions, SyncOutcome};
 use ferry_testkit::{
     ago, kept_versions, names_starting_with, read, same_bytes, set_mode, set_mtime, snapshot, write,
 };

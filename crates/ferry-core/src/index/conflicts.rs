@@ -50,35 +50,52 @@ impl std::fmt::Display for ConflictStatus {
 /// A conflict row, as `ferry conflicts` shows it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ConflictRow {
+    /// The conflict's ID (`ferry resolve --id`).
     pub id: i64,
     #[serde(rename = "conduit")]
+    /// The conduit whose run met it.
     pub conduit_id: i64,
     /// A path key (`rel_path`), serialized for people.
     #[serde(serialize_with = "crate::model::rel_path::serialize_key")]
     pub path: String,
+    /// Side A's kind then (`file`, `dir`, `symlink`); `None` if deleted there.
     pub a_kind: Option<String>,
+    /// Side A's size then.
     pub a_size: Option<i64>,
+    /// Side A's mtime then (ns since the epoch).
     pub a_mtime_ns: Option<i64>,
+    /// Side B's kind then; `None` if deleted there.
     pub b_kind: Option<String>,
+    /// Side B's size then.
     pub b_size: Option<i64>,
+    /// Side B's mtime then (ns since the epoch).
     pub b_mtime_ns: Option<i64>,
     #[serde(rename = "conflict_policy")]
+    /// The policy in force when it was met.
     pub policy: ConflictPolicy,
+    /// The side whose content won (`a`, `b`), if one did.
     pub winner: Option<String>,
     #[serde(serialize_with = "crate::model::rel_path::serialize_opt_key")]
+    /// Where the losing content stays visible (`keep-both`), as a path key.
     pub loser_kept_at: Option<String>,
+    /// Open, settled or superseded.
     pub status: ConflictStatus,
+    /// When it was met (seconds since the epoch).
     pub created_at: i64,
     /// How the user settled it with `ferry resolve` (`a`, `b`, `both`), if they did.
     pub resolution: Option<String>,
+    /// When it was settled by the user (seconds since the epoch).
     pub settled_at: Option<i64>,
+    /// Root of side A.
     pub a_root: String,
+    /// Root of side B.
     pub b_root: String,
 }
 
 impl Index {
     #[allow(clippy::too_many_arguments)]
-    pub fn insert_conflict(
+    /// Records a conflict a run met at `path`, with both sides' state then.
+    pub(crate) fn insert_conflict(
         &self,
         conduit: i64,
         generation: i64,
@@ -137,7 +154,11 @@ impl Index {
     }
 
     /// Open conflicts at `path` of a conduit.
-    pub fn open_conflicts_at(&self, conduit: i64, path: &RelPath) -> Result<Vec<ConflictRow>> {
+    pub(crate) fn open_conflicts_at(
+        &self,
+        conduit: i64,
+        path: &RelPath,
+    ) -> Result<Vec<ConflictRow>> {
         self.query_conflicts(
             "WHERE c.conduit_id = ?1 AND c.path = ?2 AND c.status = ?3 ORDER BY c.id DESC",
             params![conduit, path.as_str(), ConflictStatus::Open],
@@ -179,7 +200,7 @@ impl Index {
     }
 
     /// Records the user's decision on an open conflict.
-    pub fn settle_conflict(
+    pub(crate) fn settle_conflict(
         &self,
         id: i64,
         resolution: &str,
@@ -202,7 +223,7 @@ impl Index {
     }
 
     /// Marks open conflicts of a conduit as superseded before a run records fresh ones.
-    pub fn close_open_conflicts(&self, conduit: i64, status: ConflictStatus) -> Result<()> {
+    pub(crate) fn close_open_conflicts(&self, conduit: i64, status: ConflictStatus) -> Result<()> {
         self.conn.execute(
             "UPDATE conflicts SET status = ?2 WHERE conduit_id = ?1 AND status = ?3",
             params![conduit, status, ConflictStatus::Open],

@@ -18,6 +18,7 @@ pub const ACTION_HISTORY_GENERATIONS: u64 = 100;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
+    /// Started and not finished (or the process died: see `Interrupted`).
     Running,
     /// Everything planned was done.
     Ok,
@@ -28,6 +29,7 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
+    /// The stored and shown name.
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Running => "running",
@@ -37,6 +39,7 @@ impl RunStatus {
         }
     }
 
+    /// The status named `s`, if ferry knows it.
     pub fn parse(s: &str) -> Option<RunStatus> {
         Some(match s {
             "running" => RunStatus::Running,
@@ -57,18 +60,22 @@ impl std::fmt::Display for RunStatus {
 /// Counters of one generation (one run of a conduit).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct GenerationStats {
+    /// Files (and symlinks) written to either side.
     pub files_copied: u64,
+    /// Files (and symlinks) deleted on either side.
     pub files_deleted: u64,
     /// Files and symlinks that moved to a new name (no bytes copied), one by one or
     /// with their directory.
     pub files_renamed: u64,
     /// Directories renamed as a whole (one `rename` for everything below them).
     pub dirs_renamed: u64,
+    /// Directories created.
     pub dirs_created: u64,
     /// Conflicts met in the run (settled by policy or left open).
     pub conflicts: u64,
     /// Conflicts the policy settled in the run (not the ones left for the user).
     pub conflicts_resolved: u64,
+    /// Bytes copied.
     pub bytes_transferred: u64,
     /// Per-file problems (the messages are in the run's `errors`).
     #[serde(rename = "error_count")]
@@ -83,18 +90,25 @@ pub struct GenerationStats {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct GenerationRow {
     #[serde(rename = "generation")]
+    /// The generation's ID.
     pub id: i64,
     #[serde(rename = "conduit")]
+    /// The conduit it ran.
     pub conduit_id: i64,
+    /// Its number within the conduit (1, 2, …).
     pub number: i64,
+    /// When it started (seconds since the epoch).
     pub started_at: i64,
+    /// When it ended, if it did.
     pub completed_at: Option<i64>,
+    /// How it ended, or that it is running.
     pub status: RunStatus,
     /// What started the run: `cli`, or the daemon's `watch`, `timer`, `start`, `api`.
     pub trigger: String,
     /// The interrupted generation this run picked up from, if any.
     pub resumes: Option<i64>,
     #[serde(flatten)]
+    /// What it did.
     pub stats: GenerationStats,
     /// Per-file actions beyond [`MAX_ACTIONS_PER_GENERATION`], counted but not kept.
     pub actions_omitted: u64,
@@ -109,7 +123,7 @@ impl Index {
     /// marked `interrupted`. When the conduit's latest generation did not finish (left
     /// running, or stopped at a safe point by a signal or a pause), this one records
     /// that it resumes it.
-    pub fn begin_generation(&self, conduit: i64, trigger: &str) -> Result<i64> {
+    pub(crate) fn begin_generation(&self, conduit: i64, trigger: &str) -> Result<i64> {
         let resumes: Option<i64> = self
             .conn
             .query_row(
@@ -153,7 +167,7 @@ impl Index {
     }
 
     /// Persists a running generation's counters so far (after each durable batch).
-    pub fn record_generation_progress(&self, id: i64, s: &GenerationStats) -> Result<()> {
+    pub(crate) fn record_generation_progress(&self, id: i64, s: &GenerationStats) -> Result<()> {
         self.conn.execute(
             "UPDATE generations SET files_copied = ?2, files_deleted = ?3, files_renamed = ?4,
                 dirs_created = ?5, bytes_transferred = ?6, dirs_renamed = ?7
@@ -171,7 +185,13 @@ impl Index {
         Ok(())
     }
 
-    pub fn finish_generation(&self, id: i64, status: RunStatus, s: &GenerationStats) -> Result<()> {
+    /// Ends a generation with its status and final counters.
+    pub(crate) fn finish_generation(
+        &self,
+        id: i64,
+        status: RunStatus,
+        s: &GenerationStats,
+    ) -> Result<()> {
         self.conn.execute(
             "UPDATE generations SET completed_at = ?2, status = ?3, files_copied = ?4,
                 files_deleted = ?5, files_renamed = ?6, dirs_created = ?7, conflicts = ?8,
@@ -220,7 +240,7 @@ impl Index {
 
     /// Keeps per-file actions of generation `id`: appended after those already kept,
     /// up to [`MAX_ACTIONS_PER_GENERATION`]; the rest are only counted.
-    pub fn record_generation_actions(&mut self, id: i64, items: &[Item]) -> Result<()> {
+    pub(crate) fn record_generation_actions(&mut self, id: i64, items: &[Item]) -> Result<()> {
         if items.is_empty() {
             return Ok(());
         }
@@ -300,7 +320,7 @@ impl Index {
 
     /// Drops the per-file actions of all but the newest [`ACTION_HISTORY_GENERATIONS`]
     /// generations of a conduit (their counters stay).
-    pub fn prune_generation_actions(&mut self, conduit: i64) -> Result<()> {
+    pub(crate) fn prune_generation_actions(&mut self, conduit: i64) -> Result<()> {
         let tx = self.write_batch()?;
         let old = "SELECT id FROM generations WHERE conduit_id = ?1 AND actions_pruned = 0
                    ORDER BY id DESC LIMIT -1 OFFSET ?2";

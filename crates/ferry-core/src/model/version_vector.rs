@@ -25,14 +25,17 @@ pub enum Causality {
 pub struct VersionVector(BTreeMap<ReplicaId, u64>);
 
 impl VersionVector {
+    /// An empty vector (no replica changed the path yet).
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Whether no replica has a counter.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
+    /// The counter of replica `id` (0 when absent).
     pub fn get(&self, id: ReplicaId) -> u64 {
         self.0.get(&id).copied().unwrap_or(0)
     }
@@ -47,7 +50,7 @@ impl VersionVector {
     }
 
     /// Records a local change by `id`, using a counter from the replica's monotonic clock.
-    pub fn bumped(&self, id: ReplicaId, counter: u64) -> Self {
+    pub(crate) fn bumped(&self, id: ReplicaId, counter: u64) -> Self {
         let mut v = self.clone();
         v.set(id, counter.max(self.get(id) + 1));
         v
@@ -64,6 +67,7 @@ impl VersionVector {
         v
     }
 
+    /// How this vector relates to `other`: equal, before, after or concurrent.
     pub fn compare(&self, other: &Self) -> Causality {
         let mut greater = false;
         let mut less = false;
@@ -92,6 +96,7 @@ impl VersionVector {
         out
     }
 
+    /// A vector stored by `to_bytes`.
     pub fn from_bytes(b: &[u8]) -> Result<Self> {
         if b.len() % 16 != 0 {
             return Err(Error::Corrupt(format!(

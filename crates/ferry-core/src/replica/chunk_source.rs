@@ -20,16 +20,20 @@ use std::path::PathBuf;
 /// BLAKE3 of those bytes (for a one-chunk file, the content hash itself).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Piece {
+    /// BLAKE3 of the whole content the piece belongs to.
     pub content: Hash,
+    /// Where the piece starts in it.
     pub offset: u64,
+    /// How many bytes it has.
     pub len: u32,
+    /// BLAKE3 of the piece itself.
     pub hash: Hash,
 }
 
 /// The pieces `state`'s content is made of, in order: one per chunk, or the whole file
 /// as one piece when it has no chunk list (no larger than one chunk). Empty for an
 /// empty file, a directory, or a file whose hash is unknown.
-pub fn pieces_of(state: &FileState) -> Vec<Piece> {
+pub(crate) fn pieces_of(state: &FileState) -> Vec<Piece> {
     let Some(content) = state.hash else {
         return Vec::new();
     };
@@ -71,7 +75,7 @@ pub trait ChunkSource {
 }
 
 /// Reads `piece` at its offset of `file` into `buf`; whether the bytes match its hash.
-pub fn read_piece(file: &File, piece: &Piece, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+pub(crate) fn read_piece(file: &File, piece: &Piece, buf: &mut Vec<u8>) -> std::io::Result<bool> {
     buf.clear();
     buf.resize(piece.len as usize, 0);
     let mut done = 0;
@@ -97,6 +101,7 @@ pub struct LocalContent<'a> {
 }
 
 impl<'a> LocalContent<'a> {
+    /// Contents of location `loc`, found through `index`.
     pub fn new(index: &'a Index, loc: &'a Location) -> Self {
         LocalContent {
             index,

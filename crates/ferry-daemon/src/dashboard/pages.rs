@@ -4,7 +4,7 @@ use super::auth::Viewer;
 use super::html::{bytes, duration, esc, time_el};
 use crate::shared::Shared;
 use ferry_core::index::{ConflictStatus, Index};
-use ferry_core::model::rel_path::display_key;
+use ferry_core::model::display_key;
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -570,7 +570,7 @@ pub fn settings(
             csrf = viewer.csrf_field(),
             modes = options(&MODES, c.mode.as_str(), None),
             policies = options(&POLICIES, c.conflict_policy.as_str(), None),
-            bandwidth = esc(&ferry_core::conduit_edit::format_bandwidth(c.bandwidth_limit)),
+            bandwidth = esc(&ferry_core::conduit::format_bandwidth(c.bandwidth_limit)),
             schedule_help = SCHEDULE_HELP,
             bandwidth_help = BANDWIDTH_HELP,
         ));
