@@ -43,8 +43,8 @@ pub struct Resolved {
     pub path: String,
     /// `a`, `b` or `both`.
     pub kept: String,
-    #[serde(serialize_with = "crate::model::rel_path::serialize_opt_key")]
     /// Where the loser stays visible (`--keep both`), as a path key.
+    #[serde(serialize_with = "crate::model::rel_path::serialize_opt_key")]
     pub loser_kept_at: Option<String>,
 }
 

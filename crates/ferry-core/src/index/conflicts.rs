@@ -20,40 +20,19 @@ pub enum ConflictStatus {
     Superseded,
 }
 
-impl ConflictStatus {
-    /// The stored and shown name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConflictStatus::Open => "open",
-            ConflictStatus::Settled => "settled",
-            ConflictStatus::Superseded => "superseded",
-        }
-    }
-
-    /// The status named `s`, if ferry knows it.
-    pub fn parse(s: &str) -> Option<ConflictStatus> {
-        Some(match s {
-            "open" => ConflictStatus::Open,
-            "settled" => ConflictStatus::Settled,
-            "superseded" => ConflictStatus::Superseded,
-            _ => return None,
-        })
-    }
-}
-
-impl std::fmt::Display for ConflictStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+stored_names!(ConflictStatus {
+    Open => "open",
+    Settled => "settled",
+    Superseded => "superseded",
+});
 
 /// A conflict row, as `ferry conflicts` shows it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ConflictRow {
     /// The conflict's ID (`ferry resolve --id`).
     pub id: i64,
-    #[serde(rename = "conduit")]
     /// The conduit whose run met it.
+    #[serde(rename = "conduit")]
     pub conduit_id: i64,
     /// A path key (`rel_path`), serialized for people.
     #[serde(serialize_with = "crate::model::rel_path::serialize_key")]
@@ -70,13 +49,13 @@ pub struct ConflictRow {
     pub b_size: Option<i64>,
     /// Side B's mtime then (ns since the epoch).
     pub b_mtime_ns: Option<i64>,
-    #[serde(rename = "conflict_policy")]
     /// The policy in force when it was met.
+    #[serde(rename = "conflict_policy")]
     pub policy: ConflictPolicy,
     /// The side whose content won (`a`, `b`), if one did.
     pub winner: Option<String>,
-    #[serde(serialize_with = "crate::model::rel_path::serialize_opt_key")]
     /// Where the losing content stays visible (`keep-both`), as a path key.
+    #[serde(serialize_with = "crate::model::rel_path::serialize_opt_key")]
     pub loser_kept_at: Option<String>,
     /// Open, settled or superseded.
     pub status: ConflictStatus,

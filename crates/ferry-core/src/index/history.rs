@@ -28,34 +28,12 @@ pub enum RunStatus {
     Interrupted,
 }
 
-impl RunStatus {
-    /// The stored and shown name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Running => "running",
-            RunStatus::Ok => "ok",
-            RunStatus::Partial => "partial",
-            RunStatus::Interrupted => "interrupted",
-        }
-    }
-
-    /// The status named `s`, if ferry knows it.
-    pub fn parse(s: &str) -> Option<RunStatus> {
-        Some(match s {
-            "running" => RunStatus::Running,
-            "ok" => RunStatus::Ok,
-            "partial" => RunStatus::Partial,
-            "interrupted" => RunStatus::Interrupted,
-            _ => return None,
-        })
-    }
-}
-
-impl std::fmt::Display for RunStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+stored_names!(RunStatus {
+    Running => "running",
+    Ok => "ok",
+    Partial => "partial",
+    Interrupted => "interrupted",
+});
 
 /// Counters of one generation (one run of a conduit).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -89,11 +67,11 @@ pub struct GenerationStats {
 /// A generation row, as `ferry history` shows it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct GenerationRow {
-    #[serde(rename = "generation")]
     /// The generation's ID.
+    #[serde(rename = "generation")]
     pub id: i64,
-    #[serde(rename = "conduit")]
     /// The conduit it ran.
+    #[serde(rename = "conduit")]
     pub conduit_id: i64,
     /// Its number within the conduit (1, 2, …).
     pub number: i64,
@@ -107,8 +85,8 @@ pub struct GenerationRow {
     pub trigger: String,
     /// The interrupted generation this run picked up from, if any.
     pub resumes: Option<i64>,
-    #[serde(flatten)]
     /// What it did.
+    #[serde(flatten)]
     pub stats: GenerationStats,
     /// Per-file actions beyond [`MAX_ACTIONS_PER_GENERATION`], counted but not kept.
     pub actions_omitted: u64,

@@ -1,6 +1,35 @@
 //! The index: one SQLite database per library holding locations, entries, conduits,
 //! generations, conflicts and versions. Every sync decision is a query over it.
 
+/// `as_str`, `parse` and `Display` of an enum that rows store by name
+/// (`stored_names!(RunStatus { Running => "running", … })`).
+macro_rules! stored_names {
+    ($ty:ident { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            /// The stored and shown name.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name,)+
+                }
+            }
+
+            /// The value named `s`, if ferry knows it.
+            pub fn parse(s: &str) -> Option<$ty> {
+                Some(match s {
+                    $($name => $ty::$variant,)+
+                    _ => return None,
+                })
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
 mod conduits;
 mod conflicts;
 mod entries;

@@ -16,8 +16,8 @@ pub struct VersionRow {
     /// Path keys (`rel_path`), serialized for people.
     #[serde(serialize_with = "crate::model::rel_path::serialize_key")]
     pub path: String,
-    #[serde(serialize_with = "crate::model::rel_path::serialize_key")]
     /// Where it is, relative to the location's root (below `.ferry/versions/`).
+    #[serde(serialize_with = "crate::model::rel_path::serialize_key")]
     pub stored_path: String,
     /// Its size in bytes.
     pub size: u64,
