@@ -197,7 +197,7 @@ pub struct SettingsChange {
 }
 
 /// Changes conduit `id`'s settings; `Ok(None)` when there is no such conduit. A mode
-/// change that would undo an archive is refused ([`crate::plan::archive::check_mode_change`])
+/// change that would undo an archive is refused (`plan::archive::check_mode_change`)
 /// and nothing is changed. A new mode or policy makes the next run plan from a full
 /// comparison (the conduit's clean point is cleared), as a changed mode on the
 /// command line does.

@@ -46,7 +46,7 @@ impl Work {
         files as f64 * FILE_COST_BYTES as f64 + bytes as f64
     }
 
-    /// The share done, 0 to 1, weighing files and bytes (see [`FILE_COST_BYTES`]).
+    /// The share done, 0 to 1, weighing files and bytes (see `FILE_COST_BYTES`, 128 KiB).
     pub fn fraction(&self) -> f64 {
         let total = Self::units(self.files_total, self.bytes_total);
         if total <= 0.0 {

@@ -61,7 +61,7 @@ fn hex_value(d: u8) -> Option<u8> {
 
 /// The key of `bytes`: valid UTF-8 without NUL stays as it is (borrowed); every byte
 /// outside a valid UTF-8 sequence, and a NUL byte, becomes NUL + two lowercase hex
-/// digits. Injective over all byte strings; [`decode`] is its inverse.
+/// digits. Injective over all byte strings; `decode` is its inverse.
 pub fn encode(bytes: &[u8]) -> Cow<'_, str> {
     match std::str::from_utf8(bytes) {
         Ok(s) if !s.contains(ESCAPE) => Cow::Borrowed(s),

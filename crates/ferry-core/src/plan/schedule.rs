@@ -79,7 +79,7 @@ pub enum Step {
         /// Index of the directory rename that covers it, if one does.
         group: Option<usize>,
     },
-    /// The directory rename at index `group` of [`Schedule::groups`].
+    /// The directory rename at index `group` of the schedule's `groups`.
     RenameDir {
         /// Index of the rename in the schedule's groups.
         group: usize,
