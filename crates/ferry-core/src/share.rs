@@ -163,7 +163,12 @@ pub fn attach_member(
         None => {
             let c = index.insert_conduit(a, b, share.mode, share.conflict_policy, false)?;
             // A daemon watches this device's folder and runs on every change.
-            index.update_conduit_schedule(c.id, "instant", c.parallel, c.bandwidth_limit)?;
+            index.update_conduit_schedule(
+                c.id,
+                crate::conduit::Schedule::Instant,
+                c.parallel,
+                c.bandwidth_limit,
+            )?;
             c
         }
     };

@@ -4,8 +4,8 @@
 use crate::cancel::Cancel;
 use crate::error::{Error, IoContext, Result};
 use crate::execute::{Executor, FaultPoint};
-use crate::index::RunStatus;
 use crate::index::{ConduitRow, GenerationStats, Index};
+use crate::index::{ConflictStatus, RunStatus};
 use crate::model::entry::Entry;
 use crate::model::rel_path::RelPath;
 use crate::plan::itemize::Item;
@@ -664,7 +664,7 @@ fn run_conduit(
         outcome.notes.extend(scan_notes);
         return Ok(outcome);
     }
-    index.close_open_conflicts(conduit.id, "superseded")?;
+    index.close_open_conflicts(conduit.id, ConflictStatus::Superseded)?;
     for c in &outcome.plan.conflicts {
         record_conflict(index, conduit.id, generation, c)?;
     }
@@ -824,13 +824,13 @@ fn record_conflict(index: &Index, conduit: i64, generation: i64, c: &ConflictRec
         &c.path,
         c.a.as_ref(),
         c.b.as_ref(),
-        c.policy.as_str(),
+        c.policy,
         c.winner.map(|w| w.letter()),
         c.loser_kept_at.as_deref(),
         if c.winner.is_some() {
-            "settled"
+            ConflictStatus::Settled
         } else {
-            "open"
+            ConflictStatus::Open
         },
     )
 }

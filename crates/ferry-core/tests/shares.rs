@@ -4,14 +4,14 @@
 //! device's folder (`FolderContent`), each device applying only its own side.
 
 use ferry_core::index::{Index, ShareOffer, ShareRow};
-use ferry_core::model::chunk::Hash;
-use ferry_core::model::rel_path::RelPath;
+use ferry_core::model::Hash;
+use ferry_core::model::RelPath;
 use ferry_core::plan::{ConflictPolicy, SyncMode};
-use ferry_core::progress::NoProgress;
-use ferry_core::replica::chunk_source::{ChunkSource, FolderContent, Piece};
-use ferry_core::replica::location::open_location;
+use ferry_core::replica::open_location;
+use ferry_core::replica::{ChunkSource, FolderContent, Piece};
 use ferry_core::share;
-use ferry_core::sync::{sync_conduit, PullSource, SyncOptions, SyncOutcome};
+use ferry_core::NoProgress;
+use ferry_core::{sync_conduit, PullSource, SyncOptions, SyncOutcome};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -96,6 +96,10 @@ fn send(from: &Device, to: &mut Device) -> usize {
 
 /// X offers its folder to Y, Y accepts, and each learns the other's folder ID.
 fn pair(tmp: &Path, mode: SyncMode) -> (Device, Device) {
+    pair_with(tmp, mode, ConflictPolicy::Newest)
+}
+
+fn pair_with(tmp: &Path, mode: SyncMode, policy: ConflictPolicy) -> (Device, Device) {
     let mut x = Device::new(tmp, "X");
     let mut y = Device::new(tmp, "Y");
     let dir = x.dir.clone();
@@ -117,7 +121,7 @@ fn pair(tmp: &Path, mode: SyncMode) -> (Device, Device) {
             folder_name: "folder".into(),
             folder_id: x.location_uuid(),
             mode,
-            conflict_policy: ConflictPolicy::Newest,
+            conflict_policy: policy,
             received_at: 0,
         })
         .unwrap();
@@ -372,16 +376,11 @@ fn concurrent_edits_settle_on_the_same_winner_on_both_devices() {
 #[test]
 fn keep_both_leaves_one_conflict_copy_on_both_devices() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mut x, mut y) = pair(tmp.path(), SyncMode::Bidirectional);
-    let sx = x.share().id.clone();
-    for d in [&x, &y] {
-        let conduit = d.conduit(if d.name == "X" { "Y" } else { "X" });
-        let c = d.index.conduit(conduit).unwrap().unwrap();
-        d.index
-            .update_conduit_settings(conduit, c.mode, ConflictPolicy::KeepBoth, false)
-            .unwrap();
-    }
-    assert_eq!(sx, y.share().id);
+    let (mut x, mut y) = pair_with(
+        tmp.path(),
+        SyncMode::Bidirectional,
+        ConflictPolicy::KeepBoth,
+    );
     x.write("doc.txt", b"v1");
     settle(&mut x, &mut y);
     x.write("doc.txt", b"x wrote this");
