@@ -191,10 +191,13 @@ fn a_shared_folder_reaches_the_other_device_and_changes_flow_both_ways() {
     );
 }
 
-/// Counts the bytes a source handed out.
+/// Counts the bytes a source handed out, and notes which pieces it was told of ahead
+/// and which it was asked for.
 struct Counting {
     inner: Arc<FolderContent>,
     bytes: AtomicU64,
+    told: std::sync::Mutex<Vec<Hash>>,
+    asked: std::sync::Mutex<Vec<Hash>>,
 }
 
 impl ChunkSource for Counting {
@@ -203,8 +206,16 @@ impl ChunkSource for Counting {
         if found {
             self.bytes
                 .fetch_add(u64::from(piece.len), Ordering::Relaxed);
+            self.asked.lock().unwrap().push(piece.hash);
         }
         Ok(found)
+    }
+
+    fn prefetch(&self, upcoming: &[Piece]) {
+        self.told
+            .lock()
+            .unwrap()
+            .extend(upcoming.iter().map(|p| p.hash));
     }
 }
 
@@ -227,6 +238,8 @@ fn a_small_edit_to_a_big_file_pulls_only_the_chunks_that_changed() {
     let far = Arc::new(Counting {
         inner: x.content(),
         bytes: AtomicU64::new(0),
+        told: Default::default(),
+        asked: Default::default(),
     });
     let out = y.run("X", far.clone());
     assert!(out.problems.is_empty(), "{:?}", out.problems);
@@ -236,6 +249,17 @@ fn a_small_edit_to_a_big_file_pulls_only_the_chunks_that_changed() {
         pulled > 0 && pulled < 1 << 20,
         "pulled {pulled} bytes of an 8 MiB file for a 100-byte insert"
     );
+    // Every piece read from afar was announced before it was asked for, and only the
+    // pieces no local content held were announced.
+    let (told, asked) = (far.told.lock().unwrap(), far.asked.lock().unwrap());
+    assert!(
+        asked.iter().all(|h| told.contains(h)),
+        "asked for pieces never announced"
+    );
+    let mut distinct = told.clone();
+    distinct.sort_unstable_by_key(|h| h.0);
+    distinct.dedup();
+    assert_eq!(distinct.len(), asked.len(), "announced pieces held here");
 }
 
 /// Claims to have every piece and hands out zeros.
