@@ -206,3 +206,42 @@ fn a_share_syncs_over_a_slow_lossy_link_that_drops_for_a_while() {
     x.stop();
     y.stop();
 }
+
+#[test]
+fn one_share_between_three_devices_keeps_all_three_in_step() {
+    let (mut x, mut y, mut z) = (Device::new(), Device::new(), Device::new());
+    let (idx, idy, idz) = (x.id(), y.id(), z.id());
+    let (ax, ay, az) = (x.start(), y.start(), z.start());
+    x.json(&["device", "add", &idy, "--name", "laptop", "--addr", &ay]);
+    x.json(&["device", "add", &idz, "--name", "phone", "--addr", &az]);
+    y.json(&["device", "add", &idx, "--name", "desktop", "--addr", &ax]);
+    z.json(&["device", "add", &idx, "--name", "desktop", "--addr", &ax]);
+    wait_for("the desktop connected to both", || {
+        x.connected_to(&idy) && x.connected_to(&idz)
+    });
+    let (fx, fy, fz) = (
+        x.tmp.path().join("music"),
+        y.tmp.path().join("music"),
+        z.tmp.path().join("music"),
+    );
+    std::fs::create_dir_all(&fx).unwrap();
+    std::fs::write(fx.join("a.flac"), ferry_testkit::noise(300_000, 3)).unwrap();
+    let id = share_and_accept(&x, &y, &fx, &fy, "bidirectional");
+    x.json(&["share", "add-device", &id, "phone"]);
+    wait_for("the offer on the phone", || {
+        offers(&z).iter().any(|o| o["share"] == id.as_str())
+    });
+    z.json(&["accept", &id, fz.to_str().unwrap()]);
+    wait_for("all three in step", || {
+        same_trees(&fx, &fy) && same_trees(&fx, &fz)
+    });
+    // The laptop and the phone know only the desktop: a change on one reaches the
+    // other through it.
+    std::fs::write(fy.join("b.flac"), "from the laptop").unwrap();
+    wait_for("the laptop's file on the phone", || {
+        fz.join("b.flac").exists() && same_trees(&fy, &fz) && same_trees(&fx, &fz)
+    });
+    for d in [&mut x, &mut y, &mut z] {
+        d.stop();
+    }
+}
