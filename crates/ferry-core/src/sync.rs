@@ -3,7 +3,7 @@
 
 use crate::cancel::Cancel;
 use crate::error::{Error, IoContext, Result};
-use crate::execute::{Executor, FaultPoint};
+use crate::execute::Executor;
 use crate::index::{ConduitRow, GenerationStats, Index};
 use crate::index::{ConflictStatus, RunStatus};
 use crate::model::entry::Entry;
@@ -44,7 +44,9 @@ pub struct SyncOptions {
     pub dry_run: bool,
     /// Proceed past the safety stops (mass deletion, missing marker).
     pub yes: bool,
-    pub fault: FaultPoint,
+    /// Test hook: a failure injected at a named point (the `fault-injection` feature).
+    #[cfg(feature = "fault-injection")]
+    pub fault: crate::execute::FaultPoint,
     /// What started the run, recorded with its generation (`cli` when unset).
     pub trigger: Option<&'static str>,
     /// Record no generation for a run with nothing to do (the daemon's many no-op runs).
@@ -637,6 +639,7 @@ fn run_conduit(
             .as_ref()
             .map(|p| &*p.0 as &(dyn ChunkSource + Sync)),
         progress,
+        #[cfg(feature = "fault-injection")]
         fault: opts.fault,
         workers: conduit.parallel as usize,
         limiter: limiter.as_ref(),
