@@ -9,7 +9,7 @@
 use crate::error::{Error, Result};
 use crate::index::{Index, ShareMember, ShareRow};
 use crate::plan::{ConflictPolicy, SyncMode};
-use crate::replica::location::{canonical_root, open_location};
+use crate::replica::location::{canonical_root, open_location, Location};
 use std::path::Path;
 
 /// A new share ID: 128 random bits as 32 hex digits.
@@ -43,24 +43,31 @@ pub fn create_share(
     policy: ConflictPolicy,
 ) -> Result<ShareRow> {
     check_mode(mode, policy)?;
-    let root = canonical_root(dir)?;
-    let loc = open_location(index, &root, false)?;
-    if let Some(s) = index
-        .shares()?
-        .into_iter()
-        .find(|s| s.location_id == loc.id())
-    {
-        return Err(Error::Refused(format!(
-            "{} is shared already (share {}); add devices to it with `ferry share add-device`",
-            root.display(),
-            s.id
-        )));
-    }
+    let loc = unshared_location(
+        index,
+        dir,
+        "add devices to that share with `ferry share add-device`",
+    )?;
     let share = index.insert_share(&new_share_id(), loc.id(), mode, policy, None)?;
     for d in devices {
         index.add_share_member(&share.id, d)?;
     }
     Ok(share)
+}
+
+/// `dir` as a location, if it is in no share yet (else refused, saying `instead`).
+fn unshared_location(index: &mut Index, dir: &Path, instead: &str) -> Result<Location> {
+    let root = canonical_root(dir)?;
+    let loc = open_location(index, &root, false)?;
+    let shares = index.shares()?;
+    match shares.iter().find(|s| s.location_id == loc.id()) {
+        Some(s) => Err(Error::Refused(format!(
+            "{} is in share {} already; {instead}",
+            root.display(),
+            s.id
+        ))),
+        None => Ok(loc),
+    }
 }
 
 /// Accepts the offer of share `share_id` into `dir` (created if missing; its parent
@@ -87,19 +94,7 @@ pub fn accept_offer(index: &mut Index, share_id: &str, dir: &Path) -> Result<Sha
             source: e,
         })?;
     }
-    let root = canonical_root(dir)?;
-    let loc = open_location(index, &root, false)?;
-    if let Some(s) = index
-        .shares()?
-        .into_iter()
-        .find(|s| s.location_id == loc.id())
-    {
-        return Err(Error::Refused(format!(
-            "{} is in share {} already; accept into another folder",
-            root.display(),
-            s.id
-        )));
-    }
+    let loc = unshared_location(index, dir, "accept into another folder")?;
     let share = index.insert_share(
         share_id,
         loc.id(),
