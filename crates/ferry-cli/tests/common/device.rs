@@ -122,6 +122,13 @@ impl Device {
         std::fs::read_to_string(self.home.join("daemon.log")).unwrap_or_default()
     }
 
+    /// Kills the daemon (SIGKILL): no chance to stop at a safe point.
+    pub fn kill(&mut self) {
+        let mut child = self.daemon.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
     /// Stops the daemon (SIGTERM) and checks it neither panicked nor failed.
     pub fn stop(&mut self) {
         let mut child = self.daemon.take().unwrap();
