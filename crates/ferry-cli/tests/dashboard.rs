@@ -1676,4 +1676,24 @@ fn api_trusts_and_removes_devices_and_accepts_shares() {
     assert_eq!(x.row(&idy).unwrap()["state"], "known");
     x.stop();
     y.stop();
+
+    // Without a daemon `ferry status` shows the stored devices and the index's shares.
+    let st = x.json(&["status"]);
+    assert_eq!(st["devices_live"], false, "{st}");
+    assert_eq!(st["devices"][0]["name"], "laptop", "{st}");
+    assert_eq!(st["devices"][0]["connected"], false, "{st}");
+    let m = &st["shares"][0]["members"][0];
+    assert_eq!(
+        (
+            m["name"].clone(),
+            m["joined"].clone(),
+            m["connected"].clone()
+        ),
+        (json!("laptop"), json!(true), json!(false)),
+        "{st}"
+    );
+    let out = common::ferry_cmd(&x.home).arg("status").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("laptop: known (no daemon"), "{text}");
+    assert!(text.contains("    laptop: joined\n"), "{text}");
 }
