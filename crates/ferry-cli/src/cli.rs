@@ -1,6 +1,7 @@
 //! Command-line arguments.
 
 use clap::{Parser, Subcommand, ValueEnum};
+use ferry_core::conduit::Schedule;
 use std::path::PathBuf;
 
 /// What `ferry --help` and the man page say after the options.
@@ -270,7 +271,7 @@ pub struct ConduitAddArgs {
     /// instant (watch for changes), every:DURATION (e.g. every:10m) or manual. Default
     /// instant, also for a pair that `ferry sync` made (manual until then).
     #[arg(long, value_parser = parse_schedule)]
-    pub schedule: Option<String>,
+    pub schedule: Option<Schedule>,
     #[arg(long = "conflict", value_enum)]
     pub conflict: Option<PolicyArg>,
     #[command(flatten)]
@@ -291,7 +292,7 @@ pub struct ConduitSetArgs {
     pub mode: Option<ModeArg>,
     /// instant (watch for changes), every:DURATION (e.g. every:10m) or manual.
     #[arg(long, value_parser = parse_schedule)]
-    pub schedule: Option<String>,
+    pub schedule: Option<Schedule>,
     #[arg(long = "conflict", value_enum)]
     pub conflict: Option<PolicyArg>,
     #[command(flatten)]
@@ -333,26 +334,24 @@ impl IndexingArgs {
     }
 }
 
-/// `--schedule`: checked (and normalised) here, so a bad one is a usage error.
-fn parse_schedule(s: &str) -> Result<String, String> {
-    ferry_core::conduit::Schedule::parse(s)
-        .map(|s| s.to_string())
-        .map_err(|e| e.to_string())
+/// `--schedule`: checked here, so a bad one is a usage error.
+fn parse_schedule(s: &str) -> Result<Schedule, String> {
+    Schedule::parse(s).map_err(|e| e.to_string())
 }
 
 /// `--bandwidth-limit`: bytes per second; `0`, `none` or `unlimited` for no limit.
 fn parse_bandwidth(s: &str) -> Result<u64, String> {
-    ferry_core::conduit_edit::parse_bandwidth(s).map_err(|e| e.to_string())
+    ferry_core::conduit::parse_bandwidth(s).map_err(|e| e.to_string())
 }
 
-/// `--parallel`: 1 to `ferry_core::conduit_edit::MAX_PARALLEL`, or `auto` / `0` (one per core, stored as 0).
+/// `--parallel`: 1 to `ferry_core::conduit::MAX_PARALLEL`, or `auto` / `0` (one per core, stored as 0).
 fn parse_parallel(s: &str) -> Result<u32, String> {
-    ferry_core::conduit_edit::parse_parallel(s).map_err(|e| e.to_string())
+    ferry_core::conduit::parse_parallel(s).map_err(|e| e.to_string())
 }
 
 /// A retention spec: simple:N, staggered, trashcan:DAYS or none.
 fn parse_retention(s: &str) -> Result<String, String> {
-    ferry_core::retention::Retention::parse(s)
+    ferry_core::versions::Retention::parse(s)
         .map(|_| s.to_string())
         .map_err(|e| e.to_string())
 }

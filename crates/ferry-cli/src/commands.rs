@@ -7,10 +7,10 @@ use crate::progress_bar::Bar;
 use crate::signals::Interrupt;
 use anyhow::{Context, Result};
 use ferry_core::index::Index;
-use ferry_core::model::rel_path::{display_key, escape_os};
-use ferry_core::plan::itemize::plan_items;
+use ferry_core::model::{display_key, escape_os};
+use ferry_core::plan::plan_items;
 use ferry_core::plan::{Action, SyncMode};
-use ferry_core::sync::{sync, sync_conduit, NewConduitDefaults, SyncOptions, SyncOutcome};
+use ferry_core::{sync, sync_conduit, NewConduitDefaults, SyncOptions, SyncOutcome};
 use serde_json::json;
 use std::path::Path;
 use std::time::Instant;
@@ -380,16 +380,16 @@ fn cmd_demo(index: &mut Index, dir: &Path, yes: bool, config: &Config, cli: &Cli
 fn cmd_scan(index: &mut Index, dir: &Path, everything: bool, cli: &Cli) -> Result<u8> {
     let json_out = cli.json;
     let started = Instant::now();
-    let loc = ferry_core::replica::location::open_location(index, dir, false)?;
+    let loc = ferry_core::replica::open_location(index, dir, false)?;
     if let Some(m) = loc.moved_note().filter(|_| !cli.quiet) {
         eprintln!("ferry: note: {m}");
     }
     let bar = Bar::new(!json_out && !cli.quiet);
-    let rules = ferry_core::replica::ignore_rules::IndexRules {
+    let rules = ferry_core::replica::IndexRules {
         index_everything: everything,
     };
     let lock = loc.lock()?;
-    let report = ferry_core::replica::scan::scan_location(index, &loc, &lock, rules, &bar);
+    let report = ferry_core::replica::scan_location(index, &loc, &lock, rules, &bar);
     bar.finish();
     let report = report?;
     for e in &report.errors {

@@ -8,8 +8,8 @@ use crate::commands::{human_bytes, EXIT_OK};
 use crate::config::Config;
 use crate::output::{self, NotFound};
 use anyhow::{Context, Result};
-use ferry_core::conduit::{format_rate, Schedule};
-use ferry_core::conduit_edit::{add_conduit, change_conduit, ConduitSettings, SettingsChange};
+use ferry_core::conduit::format_rate;
+use ferry_core::conduit::{add_conduit, change_conduit, ConduitSettings, SettingsChange};
 use ferry_core::index::{ConduitRow, Index};
 use serde_json::json;
 
@@ -90,7 +90,7 @@ fn add(index: &mut Index, args: &ConduitAddArgs, config: &Config, json_out: bool
     let settings = ConduitSettings {
         mode: args.mode.map(|m| m.mode()),
         policy: args.conflict.map(|p| p.policy()),
-        schedule: args.schedule.as_deref().map(Schedule::parse).transpose()?,
+        schedule: args.schedule,
         parallel: args.transfer.parallel,
         bandwidth_limit: args.transfer.bandwidth_limit,
         index_everything: args.indexing.index_everything(),
@@ -129,7 +129,7 @@ fn set(index: &mut Index, args: &ConduitSetArgs, json_out: bool) -> Result<u8> {
     let change = SettingsChange {
         mode: args.mode.map(|m| m.mode()),
         policy: args.conflict.map(|p| p.policy()),
-        schedule: args.schedule.as_deref().map(Schedule::parse).transpose()?,
+        schedule: args.schedule,
         parallel: args.transfer.parallel,
         bandwidth_limit: args.transfer.bandwidth_limit,
     };
@@ -197,9 +197,9 @@ pub fn conduit_line(v: &serde_json::Value) -> String {
     format!(
         "conduit {}: {} {} {} ({}, {}, conflicts: {}{}{}){}",
         v["conduit"],
-        ferry_core::model::rel_path::display_key(v["a"].as_str().unwrap_or("?")),
+        ferry_core::model::display_key(v["a"].as_str().unwrap_or("?")),
         if v["mode"] == "mirror" { "→" } else { "⇄" },
-        ferry_core::model::rel_path::display_key(v["b"].as_str().unwrap_or("?")),
+        ferry_core::model::display_key(v["b"].as_str().unwrap_or("?")),
         v["mode"].as_str().unwrap_or("?"),
         v["schedule"].as_str().unwrap_or("?"),
         v["conflict_policy"].as_str().unwrap_or("?"),

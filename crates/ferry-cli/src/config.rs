@@ -20,7 +20,7 @@
 use anyhow::{Context, Result};
 use ferry_core::conduit::Schedule;
 use ferry_core::plan::ConflictPolicy;
-use ferry_core::retention::Retention;
+use ferry_core::versions::Retention;
 use serde::Deserialize;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -67,8 +67,8 @@ pub fn config_path() -> Option<PathBuf> {
 impl Config {
     /// What new conduits get when no flag says otherwise (also handed to the daemon,
     /// whose dashboard and API add conduits too).
-    pub fn conduit_defaults(&self) -> ferry_core::conduit_edit::ConduitDefaults {
-        ferry_core::conduit_edit::ConduitDefaults {
+    pub fn conduit_defaults(&self) -> ferry_core::conduit::ConduitDefaults {
+        ferry_core::conduit::ConduitDefaults {
             policy: self.conflict,
             retention: self.retention.clone(),
             schedule: self.schedule,

@@ -4,8 +4,8 @@
 
 use crate::commands::human_bytes;
 use anyhow::Result;
-use ferry_core::model::rel_path::display_key;
-use ferry_core::plan::itemize::Item;
+use ferry_core::model::display_key;
+use ferry_core::plan::Item;
 use serde_json::{json, Value};
 use std::io::IsTerminal;
 
@@ -84,7 +84,7 @@ pub fn item_line(it: &Item) -> String {
         (None, None) => "a⇄b".to_string(),
     };
     let dir_mark = |p: &str| {
-        if it.kind == Some(ferry_core::model::entry::EntryKind::Dir) {
+        if it.kind == Some(ferry_core::model::EntryKind::Dir) {
             format!("{p}/")
         } else {
             p.to_string()

@@ -1,9 +1,9 @@
 //! A terminal progress bar fed by the library's progress events: files and bytes of
-//! the current phase, rate, and an ETA that weighs both (`ferry_core::progress::Work`),
+//! the current phase, rate, and an ETA that weighs both (`ferry_core::Work`),
 //! so 50,000 tiny files are not estimated by their few bytes.
 
 use crate::commands::human_bytes;
-use ferry_core::progress::{Progress, Work};
+use ferry_core::{Progress, Work};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

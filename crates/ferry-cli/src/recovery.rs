@@ -6,10 +6,10 @@ use crate::commands::{human_bytes, EXIT_CONFLICTS, EXIT_ERROR, EXIT_OK};
 use crate::output;
 use anyhow::{bail, Context, Result};
 use ferry_core::index::{unix_now, Index};
-use ferry_core::model::rel_path::{display_key, escape_os, key_under};
+use ferry_core::model::{display_key, escape_os, key_under};
 use ferry_core::resolve::{resolve_all, resolve_path, Keep};
-use ferry_core::restore::{restore, versions_of_path};
-use ferry_core::retention::{prune_location, Retention};
+use ferry_core::versions::{prune_location, Retention};
+use ferry_core::versions::{restore, versions_of_path};
 use serde_json::json;
 use std::path::Path;
 
@@ -175,7 +175,7 @@ pub fn cmd_resolve(
 }
 
 pub fn cmd_retention(index: &Index, dir: &Path, spec: Option<&str>, json_out: bool) -> Result<u8> {
-    let root = ferry_core::replica::location::canonical_root(dir)?;
+    let root = ferry_core::replica::canonical_root(dir)?;
     let loc = index
         .location_by_root(&root)?
         .with_context(|| format!("{} is not a folder ferry syncs", root.display()))?;

@@ -5,7 +5,7 @@
 //! executor's crash rules hold for any kill).
 
 use anyhow::{Context, Result};
-use ferry_core::cancel::Cancel;
+use ferry_core::Cancel;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

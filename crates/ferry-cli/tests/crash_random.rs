@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ferry_core::replica::ignore_rules::{FERRY_DIR, TEMP_PREFIX};
+use ferry_core::replica::{FERRY_DIR, TEMP_PREFIX};
 
 mod common;
 use common::{ferry_cmd, folders};

@@ -6,7 +6,7 @@
 #![cfg(feature = "net")]
 
 mod common;
-use common::device::{wait_for, Device};
+use common::device::{wait_for, Device, Island, UdpLink};
 use common::files;
 use serde_json::Value;
 use std::path::Path;
@@ -99,6 +99,17 @@ fn a_shared_folder_stays_in_step_between_two_daemons() {
             .any(|p| p.to_string_lossy().contains("beach.raw")),
         "{versions:?}"
     );
+
+    // The laptop is off while the desktop changes; it catches up when it is back.
+    y.stop();
+    std::fs::write(
+        fx.join("while-away.txt"),
+        "written while the laptop was off",
+    )
+    .unwrap();
+    std::fs::write(fx.join("notes.txt"), "edited while the laptop was off").unwrap();
+    y.start();
+    wait_for("the laptop caught up", || same_trees(&fx, &fy));
     x.stop();
     y.stop();
 }
@@ -142,4 +153,95 @@ fn an_offer_to_an_unknown_device_and_a_wrong_accept_are_clear_errors() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("ferry share list"), "{err}");
+}
+
+#[test]
+fn a_share_syncs_over_a_slow_lossy_link_that_drops_for_a_while() {
+    // Each device in a network namespace of its own: they reach each other only
+    // through links with 100 ms round trip and 1 % loss each way.
+    let island = Island::new();
+    let mut x = Device::in_netns(&island.ns[0], &island.inner[0]);
+    let mut y = Device::in_netns(&island.ns[1], &island.inner[1]);
+    let (idx, idy) = (x.id(), y.id());
+    let (ax, ay) = (x.start(), y.start());
+    let delay = std::time::Duration::from_millis(50);
+    let [ox, oy] = &island.outer;
+    let to_y = UdpLink::new(ox, oy, ay.parse().unwrap(), delay, 0.01);
+    let to_x = UdpLink::new(oy, ox, ax.parse().unwrap(), delay, 0.01);
+    let (via_y, via_x) = (to_y.addr.to_string(), to_x.addr.to_string());
+    x.json(&["device", "add", &idy, "--name", "laptop", "--addr", &via_y]);
+    y.json(&["device", "add", &idx, "--name", "desktop", "--addr", &via_x]);
+    wait_for("the two devices connected", || {
+        x.connected_to(&idy) && y.connected_to(&idx)
+    });
+    let fx = x.tmp.path().join("docs");
+    let fy = y.tmp.path().join("docs");
+    std::fs::create_dir_all(fx.join("sub")).unwrap();
+    for i in 0..40 {
+        std::fs::write(fx.join(format!("sub/small-{i}.txt")), format!("file {i}")).unwrap();
+    }
+    std::fs::write(fx.join("big.bin"), ferry_testkit::noise(4 << 20, 9)).unwrap();
+    share_and_accept(&x, &y, &fx, &fy, "bidirectional");
+    // The link goes away for a few seconds while the first copy is under way.
+    wait_for("the copy under way", || {
+        std::fs::read_dir(&fy).is_ok_and(|d| d.count() > 1)
+    });
+    to_y.set_up(false);
+    to_x.set_up(false);
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    to_y.set_up(true);
+    to_x.set_up(true);
+    wait_for("the folder across the slow link", || same_trees(&fx, &fy));
+    std::fs::write(fy.join("sub/small-3.txt"), "edited across the link").unwrap();
+    wait_for("the edit back across the link", || same_trees(&fx, &fy));
+    let left: Vec<_> = ferry_testkit::files_below(&fy)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(".ferry.tmp"))
+        .collect();
+    assert!(left.is_empty(), "temp files left: {left:?}");
+    // The bytes went through the impaired links, not around them.
+    let carried = to_y.carried.load(std::sync::atomic::Ordering::Relaxed)
+        + to_x.carried.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(carried > 4 << 20, "only {carried} bytes crossed the links");
+    x.stop();
+    y.stop();
+}
+
+#[test]
+fn one_share_between_three_devices_keeps_all_three_in_step() {
+    let (mut x, mut y, mut z) = (Device::new(), Device::new(), Device::new());
+    let (idx, idy, idz) = (x.id(), y.id(), z.id());
+    let (ax, ay, az) = (x.start(), y.start(), z.start());
+    x.json(&["device", "add", &idy, "--name", "laptop", "--addr", &ay]);
+    x.json(&["device", "add", &idz, "--name", "phone", "--addr", &az]);
+    y.json(&["device", "add", &idx, "--name", "desktop", "--addr", &ax]);
+    z.json(&["device", "add", &idx, "--name", "desktop", "--addr", &ax]);
+    wait_for("the desktop connected to both", || {
+        x.connected_to(&idy) && x.connected_to(&idz)
+    });
+    let (fx, fy, fz) = (
+        x.tmp.path().join("music"),
+        y.tmp.path().join("music"),
+        z.tmp.path().join("music"),
+    );
+    std::fs::create_dir_all(&fx).unwrap();
+    std::fs::write(fx.join("a.flac"), ferry_testkit::noise(300_000, 3)).unwrap();
+    let id = share_and_accept(&x, &y, &fx, &fy, "bidirectional");
+    x.json(&["share", "add-device", &id, "phone"]);
+    wait_for("the offer on the phone", || {
+        offers(&z).iter().any(|o| o["share"] == id.as_str())
+    });
+    z.json(&["accept", &id, fz.to_str().unwrap()]);
+    wait_for("all three in step", || {
+        same_trees(&fx, &fy) && same_trees(&fx, &fz)
+    });
+    // The laptop and the phone know only the desktop: a change on one reaches the
+    // other through it.
+    std::fs::write(fy.join("b.flac"), "from the laptop").unwrap();
+    wait_for("the laptop's file on the phone", || {
+        fz.join("b.flac").exists() && same_trees(&fy, &fz) && same_trees(&fx, &fz)
+    });
+    for d in [&mut x, &mut y, &mut z] {
+        d.stop();
+    }
 }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 pub struct Cancel(Arc<AtomicBool>);
 
 impl Cancel {
+    /// A flag no one has set yet.
     pub fn new() -> Cancel {
         Cancel::default()
     }
@@ -24,7 +25,8 @@ impl Cancel {
         self.0.store(true, Ordering::SeqCst);
     }
 
-    pub fn is_cancelled(&self) -> bool {
+    /// Whether the work was asked to stop.
+    pub(crate) fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::SeqCst)
     }
 
@@ -36,7 +38,7 @@ impl Cancel {
 }
 
 /// Whether `cancel` (if any) was set.
-pub fn is_cancelled(cancel: Option<&Cancel>) -> bool {
+pub(crate) fn is_cancelled(cancel: Option<&Cancel>) -> bool {
     cancel.is_some_and(Cancel::is_cancelled)
 }
 

@@ -1,5 +1,11 @@
 //! Conduit settings that drive continuous sync: schedule, parallelism and bandwidth
-//! limit, with their text forms (`instant`, `every:5m`, `manual`; `10M`, `500KiB/s`).
+//! limit, with their text forms (`instant`, `every:5m`, `manual`; `10M`, `500KiB/s`);
+//! and adding and changing saved conduits, the one code path of every front end.
+
+pub use crate::conduit_edit::{
+    add_conduit, change_conduit, format_bandwidth, parse_bandwidth, parse_mode, parse_parallel,
+    parse_policy, Added, ConduitDefaults, ConduitSettings, SettingsChange, MAX_PARALLEL,
+};
 
 use crate::error::{Error, Result};
 use std::fmt;
@@ -17,6 +23,8 @@ pub enum Schedule {
 }
 
 impl Schedule {
+    /// Reads the text form (`instant`, `every:10m`, `manual`); an interval under 1s is
+    /// refused.
     pub fn parse(s: &str) -> Result<Schedule> {
         match s {
             "instant" => Ok(Schedule::Instant),
@@ -36,6 +44,19 @@ impl Schedule {
                 ))),
             },
         }
+    }
+}
+
+impl serde::Serialize for Schedule {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Schedule {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Schedule::parse(&s).map_err(serde::de::Error::custom)
     }
 }
 
@@ -89,7 +110,7 @@ pub fn format_duration(d: Duration) -> String {
 
 /// Parses a rate in bytes per second: `1048576`, `500K`, `10M`, `1G`, optionally with
 /// `B`, `iB` and `/s` (`10MiB/s`). Units are binary (K = 1024).
-pub fn parse_rate(s: &str) -> Result<u64> {
+pub(crate) fn parse_rate(s: &str) -> Result<u64> {
     let bad = || {
         Error::Other(format!(
             "bad rate {s:?}; use e.g. 500K, 10M, 1G (per second)"
@@ -172,6 +193,13 @@ mod tests {
         assert!(Schedule::parse("every:0s").is_err());
         assert!(Schedule::parse("sometimes").is_err());
         assert!(Schedule::parse("every:5x").is_err());
+        let every = Schedule::Every(Duration::from_secs(600));
+        assert_eq!(serde_json::to_value(every).unwrap(), "every:10m");
+        assert_eq!(
+            serde_json::from_value::<Schedule>("every:10m".into()).unwrap(),
+            every
+        );
+        assert!(serde_json::from_value::<Schedule>("hourly".into()).is_err());
     }
 
     #[test]

@@ -82,11 +82,17 @@ pub fn format_bandwidth(bytes_per_sec: u64) -> String {
 /// one takes the defaults.
 #[derive(Debug, Clone, Default)]
 pub struct ConduitSettings {
+    /// The mode (default bidirectional for a new conduit).
     pub mode: Option<SyncMode>,
+    /// The conflict policy (default: the configured one, else newest).
     pub policy: Option<ConflictPolicy>,
+    /// When the daemon runs it (default: the configured one, else instant).
     pub schedule: Option<Schedule>,
+    /// Copies at once (0: one per core).
     pub parallel: Option<u32>,
+    /// Bytes per second for copies (0: unlimited).
     pub bandwidth_limit: Option<u64>,
+    /// Index node_modules and OS clutter too.
     pub index_everything: Option<bool>,
     /// A version retention spec (`Retention::parse`).
     pub retention: Option<String>,
@@ -95,14 +101,18 @@ pub struct ConduitSettings {
 /// Settings new conduits get when none is asked for (the config file's).
 #[derive(Debug, Clone, Default)]
 pub struct ConduitDefaults {
+    /// Conflict policy of a new conduit.
     pub policy: Option<ConflictPolicy>,
+    /// Version retention of a new conduit (a `Retention` spec).
     pub retention: Option<String>,
+    /// Schedule of a new conduit (`instant` when none).
     pub schedule: Option<Schedule>,
 }
 
 /// What [`add_conduit`] did.
 #[derive(Debug)]
 pub struct Added {
+    /// The conduit as saved.
     pub conduit: ConduitRow,
     /// The pair was a conduit already (its settings were updated).
     pub existed: bool,
@@ -147,23 +157,20 @@ pub fn add_conduit(
     // Adding is how a pair gets continuous sync: one that `ferry sync` made (manual)
     // becomes instant (or the configured schedule) unless one is given.
     let default = defaults.schedule.unwrap_or(Schedule::Instant);
-    let schedule = match &settings.schedule {
-        Some(s) => s.to_string(),
-        None if existed
-            && c.schedule == Schedule::Manual.to_string()
-            && default != Schedule::Manual =>
-        {
+    let schedule = match settings.schedule {
+        Some(s) => s,
+        None if existed && c.schedule == Schedule::Manual && default != Schedule::Manual => {
             notes.push(format!(
                 "conduit {} was manual (made by `ferry sync`); it is now {default}, \
                  so a running daemon runs it (--schedule manual keeps it manual)",
                 c.id
             ));
-            default.to_string()
+            default
         }
-        None if existed => c.schedule.clone(),
-        None => default.to_string(),
+        None if existed => c.schedule,
+        None => default,
     };
-    index.update_conduit_schedule(c.id, &schedule, c.parallel, c.bandwidth_limit)?;
+    index.update_conduit_schedule(c.id, schedule, c.parallel, c.bandwidth_limit)?;
     let conduit = index
         .conduit(c.id)?
         .ok_or_else(|| Error::Corrupt(format!("conduit {} vanished after saving it", c.id)))?;
@@ -177,15 +184,20 @@ pub fn add_conduit(
 /// A change of a saved conduit's settings; `None` leaves one as it is.
 #[derive(Debug, Clone, Default)]
 pub struct SettingsChange {
+    /// A new mode (an archive conduit keeps its own).
     pub mode: Option<SyncMode>,
+    /// A new conflict policy.
     pub policy: Option<ConflictPolicy>,
+    /// A new schedule.
     pub schedule: Option<Schedule>,
+    /// A new number of copies at once (0: one per core).
     pub parallel: Option<u32>,
+    /// A new bandwidth limit in bytes per second (0: unlimited).
     pub bandwidth_limit: Option<u64>,
 }
 
 /// Changes conduit `id`'s settings; `Ok(None)` when there is no such conduit. A mode
-/// change that would undo an archive is refused ([`crate::plan::archive::check_mode_change`])
+/// change that would undo an archive is refused (`plan::archive::check_mode_change`)
 /// and nothing is changed. A new mode or policy makes the next run plan from a full
 /// comparison (the conduit's clean point is cleared), as a changed mode on the
 /// command line does.
@@ -209,14 +221,11 @@ pub fn change_conduit(
     if mode != c.mode || policy != c.conflict_policy {
         index.update_conduit_settings(id, mode, policy, c.index_everything)?;
     }
-    let schedule = change
-        .schedule
-        .map(|s| s.to_string())
-        .unwrap_or(c.schedule.clone());
+    let schedule = change.schedule.unwrap_or(c.schedule);
     let parallel = change.parallel.unwrap_or(c.parallel);
     let bandwidth_limit = change.bandwidth_limit.unwrap_or(c.bandwidth_limit);
     if schedule != c.schedule || parallel != c.parallel || bandwidth_limit != c.bandwidth_limit {
-        index.update_conduit_schedule(id, &schedule, parallel, bandwidth_limit)?;
+        index.update_conduit_schedule(id, schedule, parallel, bandwidth_limit)?;
     }
     index.conduit(id)
 }
@@ -269,7 +278,7 @@ mod tests {
         )
         .unwrap();
         assert!(!added.existed);
-        assert_eq!(added.conduit.schedule, "instant");
+        assert_eq!(added.conduit.schedule, Schedule::Instant);
         assert_eq!(added.conduit.mode, SyncMode::Archive);
         let id = added.conduit.id;
         let refused = change_conduit(
@@ -297,7 +306,7 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(c.conflict_policy, ConflictPolicy::Manual);
-        assert_eq!(c.schedule, "manual");
+        assert_eq!(c.schedule, Schedule::Manual);
         assert_eq!(c.bandwidth_limit, 1 << 20);
         assert!(
             change_conduit(&mut index, id + 1, &SettingsChange::default())

@@ -5,24 +5,41 @@ use std::path::PathBuf;
 /// Errors from ferry-core. Each I/O failure carries the path it concerns.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The path is shown with bytes that are not UTF-8 as `\xNN` (`rel_path::escape_os`).
+    /// An I/O failure. The path is shown with bytes that are not UTF-8 as `\xNN`
+    /// (`rel_path::escape_os`).
     #[error("{action} {}: {source}", crate::model::rel_path::escape_os(path))]
     Io {
+        /// What was being done (`open`, `read`, `rename`…).
         action: &'static str,
+        /// The path it was done to.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
+    /// The index database failed (SQLite).
     #[error("index database: {0}")]
     Db(#[from] rusqlite::Error),
-    /// `path` is for people (bytes that are not UTF-8 shown as `\xNN`).
+    /// A path from outside (a peer, a row, the user) that is not a valid relative path.
     #[error("invalid path \"{path}\": {reason}")]
-    InvalidPath { path: String, reason: &'static str },
+    InvalidPath {
+        /// The path, for people (bytes that are not UTF-8 shown as `\xNN`).
+        path: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A location cannot be used as it is (root or marker missing, a copied folder…).
     #[error("location {root}: {reason}")]
-    Location { root: PathBuf, reason: String },
+    Location {
+        /// The location's root.
+        root: PathBuf,
+        /// What is wrong, and what to do.
+        reason: String,
+    },
     /// Another ferry process holds a location's lock; try again later.
     #[error("another ferry process is working on {}; try again when it is done", .0.display())]
     Busy(PathBuf),
+    /// A safety stop: the run would do something ferry does not do unasked.
     #[error("refusing to run: {0}")]
     Refused(String),
     /// The disk changed since the scan (a racing edit, a file that vanished): the path
@@ -32,16 +49,24 @@ pub enum Error {
     /// Content needed for a copy is on no source that could be reached.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// Asked for something not built yet (selective mode).
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// An index row ferry cannot read (an unknown name, a broken value).
     #[error("corrupt index data: {0}")]
     Corrupt(String),
-    /// The library folder or its index cannot be used as it is; `reason` says what to do.
+    /// The library folder or its index cannot be used as it is.
     #[error("library {}: {reason}", crate::model::rel_path::escape_os(path))]
-    Library { path: PathBuf, reason: String },
+    Library {
+        /// The library folder or index file.
+        path: PathBuf,
+        /// What is wrong, and what to do.
+        reason: String,
+    },
     /// The caller asked the work to stop (see `cancel`), and it did at a safe point.
     #[error("interrupted")]
     Interrupted,
+    /// Anything else, said in words.
     #[error("{0}")]
     Other(String),
 }
@@ -77,16 +102,6 @@ impl Error {
             Error::Interrupted => "interrupted",
             Error::Other(_) => "other",
         }
-    }
-
-    /// A safety stop (rule 6): a folder missing its root or marker, a copied folder, a
-    /// run that would delete most of a side, overlapping roots, a mode change that
-    /// would undo an archive. Nothing was written.
-    pub fn is_safety_stop(&self) -> bool {
-        matches!(
-            self,
-            Error::Location { .. } | Error::Refused(_) | Error::Changed(_)
-        )
     }
 }
 

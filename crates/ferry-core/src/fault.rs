@@ -5,6 +5,7 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FaultPoint {
     #[default]
+    /// No fault: the normal run.
     None,
     /// Corrupt the temp file after copying, so verification must catch it.
     CorruptTempAfterCopy,

@@ -70,12 +70,6 @@ pub fn open_existing_index() -> Result<Index> {
     }
 }
 
-/// Opens the library's index for a dry run, which must not create anything (see
-/// [`open_existing_index`]).
-pub fn open_index_for_dry_run() -> Result<Index> {
-    open_existing_index()
-}
-
 /// Where the library folder is taken from, for messages.
 fn set_by() -> &'static str {
     if std::env::var_os("FERRY_HOME").is_some_and(|v| !v.is_empty()) {

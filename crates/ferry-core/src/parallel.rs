@@ -4,7 +4,7 @@
 /// Runs `f` over `items` on `workers` threads (0 = all cores, up to 8), each worker
 /// with its own scratch buffer; results come back in input order (`None` only for an
 /// item no worker finished).
-pub fn parallel_map<T: Sync, R: Send>(
+pub(crate) fn parallel_map<T: Sync, R: Send>(
     items: &[T],
     workers: usize,
     f: impl Fn(&T, &mut Vec<u8>) -> R + Sync,

@@ -44,7 +44,7 @@ impl ProblemKind {
     }
 
     /// Of an I/O error.
-    pub fn of_io(e: &std::io::Error) -> ProblemKind {
+    pub(crate) fn of_io(e: &std::io::Error) -> ProblemKind {
         match e.kind() {
             std::io::ErrorKind::PermissionDenied => ProblemKind::PermissionDenied,
             // Gone since the scan (or the listing): the next scan sees it as deleted.
@@ -83,6 +83,7 @@ pub struct Problem {
     pub side: Option<Side>,
     /// The path (as people read it) the problem is about, when one is.
     pub path: Option<String>,
+    /// What kind of failure it was.
     pub kind: ProblemKind,
     /// What was being done and what went wrong, in a sentence for people.
     pub detail: String,
@@ -121,7 +122,7 @@ impl Problem {
 
 /// Serializes problems as their sentences (documents whose `errors` were strings keep
 /// that shape).
-pub fn as_sentences<S: serde::Serializer>(p: &[Problem], s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn as_sentences<S: serde::Serializer>(p: &[Problem], s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(p.iter().map(|p| p.detail.as_str()))
 }
 

@@ -31,9 +31,13 @@ pub const FILE_COST_BYTES: u64 = 128 * 1024;
 /// How far a phase has got, in files and bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Work {
+    /// Files done in this phase.
     pub files_done: u64,
+    /// Files this phase has to do.
     pub files_total: u64,
+    /// Bytes done in this phase.
     pub bytes_done: u64,
+    /// Bytes this phase has to do.
     pub bytes_total: u64,
 }
 
@@ -42,7 +46,7 @@ impl Work {
         files as f64 * FILE_COST_BYTES as f64 + bytes as f64
     }
 
-    /// The share done, 0 to 1, weighing files and bytes (see [`FILE_COST_BYTES`]).
+    /// The share done, 0 to 1, weighing files and bytes (see `FILE_COST_BYTES`, 128 KiB).
     pub fn fraction(&self) -> f64 {
         let total = Self::units(self.files_total, self.bytes_total);
         if total <= 0.0 {

@@ -36,12 +36,14 @@ pub enum Keep {
 /// One conflict settled.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Resolved {
+    /// The conflict's ID.
     pub conflict: i64,
     /// A path key (`rel_path`), serialized for people.
     #[serde(serialize_with = "crate::model::rel_path::serialize_key")]
     pub path: String,
     /// `a`, `b` or `both`.
     pub kept: String,
+    /// Where the loser stays visible (`--keep both`), as a path key.
     #[serde(serialize_with = "crate::model::rel_path::serialize_opt_key")]
     pub loser_kept_at: Option<String>,
 }

@@ -70,7 +70,7 @@ fn absolute(path: &Path) -> Result<PathBuf> {
 }
 
 /// The location holding `path` (which need not exist) and the path inside it.
-pub fn locate(index: &Index, path: &Path) -> Result<(LocationRow, RelPath)> {
+pub(crate) fn locate(index: &Index, path: &Path) -> Result<(LocationRow, RelPath)> {
     let abs = absolute(path)?;
     let best = index
         .locations()?

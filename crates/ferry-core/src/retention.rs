@@ -40,6 +40,7 @@ pub enum Retention {
 }
 
 impl Retention {
+    /// Reads `simple:N`, `staggered`, `trashcan:DAYS` or `none`.
     pub fn parse(spec: &str) -> Result<Retention> {
         let bad = || {
             Error::Other(format!(
@@ -75,7 +76,7 @@ impl Retention {
 
     /// IDs of the versions this policy drops, given all versions of one location.
     /// Pure: `now` is seconds since the epoch.
-    pub fn prunable(&self, versions: &[VersionRow], now: i64) -> Vec<i64> {
+    pub(crate) fn prunable(&self, versions: &[VersionRow], now: i64) -> Vec<i64> {
         let mut by_path: HashMap<&str, Vec<&VersionRow>> = HashMap::new();
         for v in versions {
             by_path.entry(&v.path).or_default().push(v);

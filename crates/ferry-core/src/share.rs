@@ -17,11 +17,16 @@ pub fn new_share_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-/// Modes that work between devices today.
-fn check_mode(mode: SyncMode) -> Result<()> {
-    match mode {
-        SyncMode::Bidirectional | SyncMode::Mirror => Ok(()),
-        other => Err(Error::Unsupported(format!(
+/// Modes and policies that work between devices today. A `manual` conflict would wait
+/// for a resolution that has to reach both devices; not built yet.
+fn check_mode(mode: SyncMode, policy: ConflictPolicy) -> Result<()> {
+    match (mode, policy) {
+        (_, ConflictPolicy::Manual) => Err(Error::Unsupported(
+            "the manual conflict policy does not work between devices yet; use newest or keep-both"
+                .into(),
+        )),
+        (SyncMode::Bidirectional | SyncMode::Mirror, _) => Ok(()),
+        (other, _) => Err(Error::Unsupported(format!(
             "mode {other} does not work between devices yet; use bidirectional or mirror"
         ))),
     }
@@ -37,7 +42,7 @@ pub fn create_share(
     mode: SyncMode,
     policy: ConflictPolicy,
 ) -> Result<ShareRow> {
-    check_mode(mode)?;
+    check_mode(mode, policy)?;
     let root = canonical_root(dir)?;
     let loc = open_location(index, &root, false)?;
     if let Some(s) = index
@@ -74,7 +79,7 @@ pub fn accept_offer(index: &mut Index, share_id: &str, dir: &Path) -> Result<Sha
             "no device has offered share {share_id}; `ferry share list` shows the offers"
         )));
     };
-    check_mode(offer.mode)?;
+    check_mode(offer.mode, offer.conflict_policy)?;
     if !dir.exists() {
         std::fs::create_dir(dir).map_err(|e| Error::Io {
             action: "create",
@@ -158,7 +163,12 @@ pub fn attach_member(
         None => {
             let c = index.insert_conduit(a, b, share.mode, share.conflict_policy, false)?;
             // A daemon watches this device's folder and runs on every change.
-            index.update_conduit_schedule(c.id, "instant", c.parallel, c.bandwidth_limit)?;
+            index.update_conduit_schedule(
+                c.id,
+                crate::conduit::Schedule::Instant,
+                c.parallel,
+                c.bandwidth_limit,
+            )?;
             c
         }
     };
@@ -208,13 +218,28 @@ pub fn incoming(
         )));
     };
     for (path, state) in entries {
-        check_state(state).map_err(|why| {
+        check_path(path).and_then(|_| check_state(state)).map_err(|why| {
             Error::Refused(format!(
                 "device {device} sent an entry that cannot be true for {path}: {why}; nothing stored"
             ))
         })?;
     }
     index.put_received(&share.id, device, location, entries, upto)
+}
+
+/// Why a received path cannot be one a device's folder syncs: ferry's own folder at
+/// the root and its temp files are never indexed by a scan, so a device that sends one
+/// is lying (and writing there would reach into this device's version store).
+fn check_path(path: &crate::model::rel_path::RelPath) -> std::result::Result<(), &'static str> {
+    let rules = crate::replica::ignore_rules::IndexRules {
+        index_everything: true,
+    };
+    for (depth, name) in path.as_str().split('/').enumerate() {
+        if rules.builtin_excluded(name, depth + 1, true) {
+            return Err("a path inside ferry's own folder or a ferry temp file");
+        }
+    }
+    Ok(())
 }
 
 /// Why a received file state cannot be true, if it cannot.

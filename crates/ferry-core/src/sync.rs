@@ -3,9 +3,9 @@
 
 use crate::cancel::Cancel;
 use crate::error::{Error, IoContext, Result};
-use crate::execute::{Executor, FaultPoint};
-use crate::index::RunStatus;
+use crate::execute::Executor;
 use crate::index::{ConduitRow, GenerationStats, Index};
+use crate::index::{ConflictStatus, RunStatus};
 use crate::model::entry::Entry;
 use crate::model::rel_path::RelPath;
 use crate::plan::itemize::Item;
@@ -44,7 +44,9 @@ pub struct SyncOptions {
     pub dry_run: bool,
     /// Proceed past the safety stops (mass deletion, missing marker).
     pub yes: bool,
-    pub fault: FaultPoint,
+    /// Test hook: a failure injected at a named point (the `fault-injection` feature).
+    #[cfg(feature = "fault-injection")]
+    pub fault: crate::execute::FaultPoint,
     /// What started the run, recorded with its generation (`cli` when unset).
     pub trigger: Option<&'static str>,
     /// Record no generation for a run with nothing to do (the daemon's many no-op runs).
@@ -637,6 +639,7 @@ fn run_conduit(
             .as_ref()
             .map(|p| &*p.0 as &(dyn ChunkSource + Sync)),
         progress,
+        #[cfg(feature = "fault-injection")]
         fault: opts.fault,
         workers: conduit.parallel as usize,
         limiter: limiter.as_ref(),
@@ -664,7 +667,7 @@ fn run_conduit(
         outcome.notes.extend(scan_notes);
         return Ok(outcome);
     }
-    index.close_open_conflicts(conduit.id, "superseded")?;
+    index.close_open_conflicts(conduit.id, ConflictStatus::Superseded)?;
     for c in &outcome.plan.conflicts {
         record_conflict(index, conduit.id, generation, c)?;
     }
@@ -824,13 +827,13 @@ fn record_conflict(index: &Index, conduit: i64, generation: i64, c: &ConflictRec
         &c.path,
         c.a.as_ref(),
         c.b.as_ref(),
-        c.policy.as_str(),
+        c.policy,
         c.winner.map(|w| w.letter()),
         c.loser_kept_at.as_deref(),
         if c.winner.is_some() {
-            "settled"
+            ConflictStatus::Settled
         } else {
-            "open"
+            ConflictStatus::Open
         },
     )
 }

@@ -32,7 +32,7 @@ impl RateLimiter {
     }
 
     /// Takes `n` bytes' worth of tokens, sleeping until they are available.
-    pub fn acquire(&self, n: u64) {
+    pub(crate) fn acquire(&self, n: u64) {
         let wait = {
             let Ok(mut b) = self.state.lock() else { return };
             let now = Instant::now();

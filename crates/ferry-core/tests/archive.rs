@@ -2,13 +2,13 @@
 //! an interrupted run resumes without loss, archive removals never travel as
 //! deletions, and an archive conduit cannot be switched to a mode that would undo it.
 
-use ferry_core::execute::FaultPoint;
-use ferry_core::model::rel_path::RelPath;
+use ferry_core::model::RelPath;
 use ferry_core::plan::SyncMode;
-use ferry_core::progress::NoProgress;
-use ferry_core::replica::location::open_location;
-use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
+use ferry_core::replica::open_location;
 use ferry_core::Error;
+use ferry_core::FaultPoint;
+use ferry_core::NoProgress;
+use ferry_core::{sync, SyncOptions, SyncOutcome};
 use std::path::Path;
 
 mod common;

@@ -5,17 +5,17 @@
 mod common;
 
 use common::folders;
-use ferry_core::error::Result;
-use ferry_core::execute::assemble::assemble;
-use ferry_core::model::chunk::{digest_reader, Hash};
-use ferry_core::model::entry::{EntryKind, FileState, Presence};
-use ferry_core::model::rel_path::RelPath;
-use ferry_core::model::version_vector::VersionVector;
-use ferry_core::progress::NoProgress;
-use ferry_core::replica::chunk_source::{ChunkSource, LocalContent, Piece};
-use ferry_core::replica::ignore_rules::IndexRules;
-use ferry_core::replica::location::open_location;
-use ferry_core::replica::scan::scan_location;
+use ferry_core::model::RelPath;
+use ferry_core::model::VersionVector;
+use ferry_core::model::{digest_reader, Hash};
+use ferry_core::model::{EntryKind, FileState, Presence};
+use ferry_core::replica::assemble;
+use ferry_core::replica::open_location;
+use ferry_core::replica::scan_location;
+use ferry_core::replica::IndexRules;
+use ferry_core::replica::{ChunkSource, LocalContent, Piece};
+use ferry_core::NoProgress;
+use ferry_core::Result;
 use ferry_testkit::noise;
 use std::cell::Cell;
 

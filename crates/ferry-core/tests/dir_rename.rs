@@ -5,12 +5,12 @@
 //! a destination that exists or appears), the run falls back to per-file actions or
 //! leaves the directory alone, and nothing is lost.
 
-use ferry_core::execute::FaultPoint;
-use ferry_core::plan::dir_renames;
+use ferry_core::plan::find_dir_renames;
 use ferry_core::plan::SyncMode;
-use ferry_core::progress::NoProgress;
-use ferry_core::replica::location::open_location;
-use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
+use ferry_core::replica::open_location;
+use ferry_core::FaultPoint;
+use ferry_core::NoProgress;
+use ferry_core::{sync, SyncOptions, SyncOutcome};
 use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -141,7 +141,7 @@ fn many_files_renamed_on_a_are_one_directory_rename_on_b() {
 /// marked so they run only if it falls back.
 #[test]
 fn the_schedule_orders_each_side_and_marks_the_covered_actions() {
-    use ferry_core::plan::schedule::{schedule, Stage, Step};
+    use ferry_core::plan::{schedule, Stage, Step};
     let mut f = Pair::new();
     populate(&f.a, "d", 5);
     write(&f.a, "top.txt", "t");
@@ -197,7 +197,7 @@ fn the_plan_of_a_renamed_dir_forms_one_group() {
     f.sync();
     std::fs::rename(f.a.join("d"), f.a.join("e")).unwrap();
     let (_, _, plan) = f.plan();
-    let groups = dir_renames::find(&plan.actions);
+    let groups = find_dir_renames(&plan.actions);
     assert_eq!(groups.len(), 1, "{groups:#?}");
     let g = &groups[0];
     assert_eq!((g.from.as_str(), g.to.as_str()), ("d", "e"));
@@ -354,7 +354,7 @@ fn edit_on_b_after_the_scan_falls_back_and_keeps_the_edit() {
     f.sync();
     std::fs::rename(f.a.join("d"), f.a.join("e")).unwrap();
     let (la, lb, plan) = f.plan();
-    assert_eq!(dir_renames::find(&plan.actions).len(), 1);
+    assert_eq!(find_dir_renames(&plan.actions).len(), 1);
     write(&f.b, "d/f0007.txt", "edited on b after the scan");
     let report = f.execute(&la, &lb, &plan);
     assert_eq!(report.stats.dirs_renamed, 0);
@@ -456,7 +456,7 @@ fn destination_appearing_on_b_after_the_scan_is_never_replaced() {
     f.sync();
     std::fs::rename(f.a.join("d"), f.a.join("e")).unwrap();
     let (la, lb, plan) = f.plan();
-    assert_eq!(dir_renames::find(&plan.actions).len(), 1);
+    assert_eq!(find_dir_renames(&plan.actions).len(), 1);
     write(&f.b, "e/late.txt", "appeared after the scan");
     let report = f.execute(&la, &lb, &plan);
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
@@ -503,7 +503,7 @@ fn dir_rename_never_goes_through_a_symlinked_parent() {
     f.sync();
     std::fs::rename(f.a.join("d"), f.a.join("p/d")).unwrap();
     let (la, lb, plan) = f.plan();
-    assert_eq!(dir_renames::find(&plan.actions).len(), 1);
+    assert_eq!(find_dir_renames(&plan.actions).len(), 1);
     let outside = f.tmp.path().join("outside");
     std::fs::create_dir(&outside).unwrap();
     std::fs::rename(f.b.join("p"), f.tmp.path().join("p-moved-away")).unwrap();

@@ -2,9 +2,9 @@
 //! root, and no row in the index (locations, conduits, entries, generations).
 
 use ferry_core::plan::{Action, SyncMode};
-use ferry_core::progress::NoProgress;
-use ferry_core::replica::location::open_location;
-use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
+use ferry_core::replica::open_location;
+use ferry_core::NoProgress;
+use ferry_core::{sync, SyncOptions, SyncOutcome};
 
 mod common;
 use common::{stat_listing, Pair};

@@ -2,21 +2,18 @@
 //! dies mid-way, a disk that changes between scan and execute, a parent swapped for a
 //! symlink that leads out of the root.
 
-use ferry_core::execute::FaultPoint;
 use ferry_core::plan::Action;
-use ferry_core::progress::NoProgress;
-use ferry_core::replica::location::open_location;
-use ferry_core::sync::{sync, SyncOptions};
+use ferry_core::replica::open_location;
+use ferry_core::FaultPoint;
+use ferry_core::NoProgress;
+use ferry_core::{sync, SyncOptions};
 use std::path::Path;
 
 mod common;
 use common::{paths_below, Pair};
 
 impl Pair {
-    fn sync_with(
-        &mut self,
-        fault: FaultPoint,
-    ) -> ferry_core::Result<ferry_core::sync::SyncOutcome> {
+    fn sync_with(&mut self, fault: FaultPoint) -> ferry_core::Result<ferry_core::SyncOutcome> {
         let opts = SyncOptions {
             fault,
             ..Default::default()
@@ -151,7 +148,7 @@ fn fresh_edit_after_scan_is_not_overwritten() {
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     assert!(report.problems[0].detail.contains("changed since the scan"));
     let kind = report.problems[0].kind;
-    assert_eq!(kind, ferry_core::problem::ProblemKind::Changed);
+    assert_eq!(kind, ferry_core::ProblemKind::Changed);
     assert!(kind.retries_by_itself());
     assert_eq!(
         std::fs::read_to_string(f.b.join("x.txt")).unwrap(),
@@ -266,10 +263,7 @@ fn replaced_and_deleted_content_is_versioned() {
     for (name, content) in [("x", "original"), ("y", "to be deleted")] {
         let versions = f
             .index
-            .versions_of(
-                lb.id(),
-                &ferry_core::model::rel_path::RelPath::new(name).unwrap(),
-            )
+            .versions_of(lb.id(), &ferry_core::model::RelPath::new(name).unwrap())
             .unwrap();
         assert_eq!(versions.len(), 1, "{name}");
         let stored = lb.root.join(&versions[0].stored_path);

@@ -11,15 +11,15 @@ mod common;
 
 use common::{bind_mount, folders, stat_listing};
 use ferry_core::index::{ConduitRow, Index, LocationRow};
-use ferry_core::model::entry::Entry;
-use ferry_core::model::rel_path::RelPath;
+use ferry_core::model::Entry;
+use ferry_core::model::RelPath;
 use ferry_core::plan::Action;
-use ferry_core::progress::NoProgress;
-use ferry_core::replica::ignore_rules::IndexRules;
-use ferry_core::replica::location::open_location;
-use ferry_core::replica::scan::{scan_pair, scan_pair_scoped, Scope};
-use ferry_core::sync::{sync, SyncOptions};
+use ferry_core::replica::open_location;
+use ferry_core::replica::IndexRules;
+use ferry_core::replica::{scan_pair, scan_pair_scoped, Scope};
 use ferry_core::Error;
+use ferry_core::NoProgress;
+use ferry_core::{sync, SyncOptions};
 use std::path::{Path, PathBuf};
 
 fn canon(p: &Path) -> PathBuf {
@@ -49,7 +49,7 @@ fn dry() -> SyncOptions {
     }
 }
 
-fn refusal(r: ferry_core::Result<ferry_core::sync::SyncOutcome>) -> String {
+fn refusal(r: ferry_core::Result<ferry_core::SyncOutcome>) -> String {
     match r {
         Err(Error::Refused(msg)) => msg,
         other => panic!("expected a refusal, got {other:?}"),

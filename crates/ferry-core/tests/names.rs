@@ -3,12 +3,12 @@
 //! their bytes: files, folders, symlink targets, renames, deletions, conflict copies.
 
 use ferry_core::index::Index;
-use ferry_core::model::entry::{Entry, EntryKind, StatInfo};
-use ferry_core::model::rel_path::RelPath;
+use ferry_core::model::RelPath;
+use ferry_core::model::{Entry, EntryKind, StatInfo};
 use ferry_core::plan::{ConflictPolicy, SyncMode};
-use ferry_core::progress::NoProgress;
-use ferry_core::restore::versions_of_path;
-use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
+use ferry_core::versions::versions_of_path;
+use ferry_core::NoProgress;
+use ferry_core::{sync, SyncOptions, SyncOutcome};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};

@@ -34,9 +34,9 @@
 //! recorded as the copy and never synced; the replacement test catches that too.
 
 use ferry_core::plan::{ConflictPolicy, SyncMode};
-use ferry_core::progress::NoProgress;
-use ferry_core::replica::ignore_rules::{FERRY_DIR, TEMP_PREFIX};
-use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
+use ferry_core::replica::{FERRY_DIR, TEMP_PREFIX};
+use ferry_core::NoProgress;
+use ferry_core::{sync, SyncOptions, SyncOutcome};
 use ferry_testkit::{exchange, files_below};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Read;

@@ -13,11 +13,11 @@
 //!   never touches side A's disk, and (except for manual conflicts) applying the plan
 //!   leaves both sides with the same content, the same vectors and well-formed trees.
 
-use ferry_core::model::chunk::Hash;
-use ferry_core::model::entry::{Entry, EntryKind, StatInfo};
-use ferry_core::model::rel_path::RelPath;
-use ferry_core::model::version_vector::VersionVector;
-use ferry_core::plan::reconcile::{reconcile, ReconcileInput};
+use ferry_core::model::Hash;
+use ferry_core::model::RelPath;
+use ferry_core::model::VersionVector;
+use ferry_core::model::{Entry, EntryKind, StatInfo};
+use ferry_core::plan::{reconcile, ReconcileInput};
 use ferry_core::plan::{Action, ConflictPolicy, Plan, Side, SyncMode};
 use ferry_core::Error;
 use proptest::prelude::*;
@@ -1856,7 +1856,7 @@ fn build(spec: &[(Shape, Vec<(u64, u64)>)]) -> Vec<Entry> {
                 .any(|q| q.path == parent && q.is_live() && q.state.kind == EntryKind::Dir),
         };
         if !parent_ok {
-            e.state.presence = ferry_core::model::entry::Presence::Tombstone;
+            e.state.presence = ferry_core::model::Presence::Tombstone;
         }
         out.push(e);
     }

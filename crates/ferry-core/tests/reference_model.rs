@@ -16,8 +16,8 @@
 //! must be in that side's `.ferry/versions/`.
 
 use ferry_core::plan::{ConflictPolicy, Side, SyncMode};
-use ferry_core::progress::NoProgress;
-use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
+use ferry_core::NoProgress;
+use ferry_core::{sync, SyncOptions, SyncOutcome};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

@@ -2,10 +2,10 @@
 //! Each test states one finding; a failing test is a confirmed bug (see the review
 //! report for severity and suggested fix). Tests that need root skip without it.
 
-use ferry_core::execute::FaultPoint;
-use ferry_core::progress::NoProgress;
-use ferry_core::replica::location::open_location;
-use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
+use ferry_core::replica::open_location;
+use ferry_core::FaultPoint;
+use ferry_core::NoProgress;
+use ferry_core::{sync, SyncOptions, SyncOutcome};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -217,7 +217,7 @@ fn f5_a_fifo_swapped_in_after_the_scan_does_not_hang_the_run() {
     let (tx, rx) = std::sync::mpsc::channel();
     let mut index = ferry_core::index::Index::open(&f.tmp.path().join("index.db")).unwrap();
     std::thread::spawn(move || {
-        let r = ferry_core::execute::Executor {
+        let r = ferry_core::Executor {
             index: &mut index,
             a: Some(&la),
             b: Some(&lb),

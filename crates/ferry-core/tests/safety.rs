@@ -5,7 +5,7 @@
 
 mod common;
 use common::Pair;
-use ferry_core::execute::ExecReport;
+use ferry_core::ExecReport;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
@@ -278,15 +278,8 @@ fn a_fifo_is_named_in_a_note_not_dropped_silently() {
     let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
-    let opts = ferry_core::sync::SyncOptions::default();
-    let out = ferry_core::sync::sync(
-        &mut f.index,
-        &f.a,
-        &f.b,
-        &opts,
-        &ferry_core::progress::NoProgress,
-    )
-    .unwrap();
+    let opts = ferry_core::SyncOptions::default();
+    let out = ferry_core::sync(&mut f.index, &f.a, &f.b, &opts, &ferry_core::NoProgress).unwrap();
     assert!(out.problems.is_empty(), "{:?}", out.problems);
     assert!(
         out.notes
@@ -447,7 +440,7 @@ fn a_full_disk_names_the_destination_and_leaves_no_partial_file() {
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     let e = &report.problems[0];
     assert!(e.detail.contains("no space"), "{e}");
-    assert_eq!(e.kind, ferry_core::problem::ProblemKind::NoSpace, "{e:?}");
+    assert_eq!(e.kind, ferry_core::ProblemKind::NoSpace, "{e:?}");
     assert_eq!(e.side, Some(ferry_core::plan::Side::B), "{e:?}");
     assert_eq!(e.path.as_deref(), Some("big"), "{e:?}");
     assert!(
@@ -480,7 +473,7 @@ fn a_symlinked_ferry_folder_is_refused() {
     std::os::unix::fs::symlink(&outside, f.b.join(".ferry")).unwrap();
     let before: Vec<_> = files_in(&outside);
     std::fs::write(f.a.join("x"), "changed").unwrap();
-    let e = ferry_core::replica::location::open_location(&mut f.index, &f.b, false).unwrap_err();
+    let e = ferry_core::replica::open_location(&mut f.index, &f.b, false).unwrap_err();
     assert!(e.to_string().contains("symlink"), "{e}");
     assert_eq!(files_in(&outside), before);
     assert_eq!(std::fs::read_to_string(f.b.join("x")).unwrap(), "x");
@@ -546,10 +539,10 @@ fn pruning_never_removes_through_a_symlinked_store() {
         .location_by_root(&f.b.canonicalize().unwrap())
         .unwrap()
         .unwrap();
-    let r = ferry_core::retention::prune_location(
+    let r = ferry_core::versions::prune_location(
         &f.index,
         &row,
-        ferry_core::retention::Retention::None,
+        ferry_core::versions::Retention::None,
         i64::MAX / 2,
     );
     assert!(r.is_err(), "{r:?}");

@@ -2,8 +2,8 @@
 //! other, even though the other converged before and nothing changed on its far side
 //! (the unchanged-conduit short cut must see the shared location's new sequence).
 
-use ferry_core::progress::NoProgress;
-use ferry_core::sync::{sync, SyncOptions};
+use ferry_core::NoProgress;
+use ferry_core::{sync, SyncOptions};
 
 mod common;
 

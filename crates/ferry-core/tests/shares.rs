@@ -4,14 +4,14 @@
 //! device's folder (`FolderContent`), each device applying only its own side.
 
 use ferry_core::index::{Index, ShareOffer, ShareRow};
-use ferry_core::model::chunk::Hash;
-use ferry_core::model::rel_path::RelPath;
+use ferry_core::model::Hash;
+use ferry_core::model::RelPath;
 use ferry_core::plan::{ConflictPolicy, SyncMode};
-use ferry_core::progress::NoProgress;
-use ferry_core::replica::chunk_source::{ChunkSource, FolderContent, Piece};
-use ferry_core::replica::location::open_location;
+use ferry_core::replica::open_location;
+use ferry_core::replica::{ChunkSource, FolderContent, Piece};
 use ferry_core::share;
-use ferry_core::sync::{sync_conduit, PullSource, SyncOptions, SyncOutcome};
+use ferry_core::NoProgress;
+use ferry_core::{sync_conduit, PullSource, SyncOptions, SyncOutcome};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -96,6 +96,10 @@ fn send(from: &Device, to: &mut Device) -> usize {
 
 /// X offers its folder to Y, Y accepts, and each learns the other's folder ID.
 fn pair(tmp: &Path, mode: SyncMode) -> (Device, Device) {
+    pair_with(tmp, mode, ConflictPolicy::Newest)
+}
+
+fn pair_with(tmp: &Path, mode: SyncMode, policy: ConflictPolicy) -> (Device, Device) {
     let mut x = Device::new(tmp, "X");
     let mut y = Device::new(tmp, "Y");
     let dir = x.dir.clone();
@@ -117,7 +121,7 @@ fn pair(tmp: &Path, mode: SyncMode) -> (Device, Device) {
             folder_name: "folder".into(),
             folder_id: x.location_uuid(),
             mode,
-            conflict_policy: ConflictPolicy::Newest,
+            conflict_policy: policy,
             received_at: 0,
         })
         .unwrap();
@@ -187,10 +191,13 @@ fn a_shared_folder_reaches_the_other_device_and_changes_flow_both_ways() {
     );
 }
 
-/// Counts the bytes a source handed out.
+/// Counts the bytes a source handed out, and notes which pieces it was told of ahead
+/// and which it was asked for.
 struct Counting {
     inner: Arc<FolderContent>,
     bytes: AtomicU64,
+    told: std::sync::Mutex<Vec<Hash>>,
+    asked: std::sync::Mutex<Vec<Hash>>,
 }
 
 impl ChunkSource for Counting {
@@ -199,8 +206,16 @@ impl ChunkSource for Counting {
         if found {
             self.bytes
                 .fetch_add(u64::from(piece.len), Ordering::Relaxed);
+            self.asked.lock().unwrap().push(piece.hash);
         }
         Ok(found)
+    }
+
+    fn prefetch(&self, upcoming: &[Piece]) {
+        self.told
+            .lock()
+            .unwrap()
+            .extend(upcoming.iter().map(|p| p.hash));
     }
 }
 
@@ -223,6 +238,8 @@ fn a_small_edit_to_a_big_file_pulls_only_the_chunks_that_changed() {
     let far = Arc::new(Counting {
         inner: x.content(),
         bytes: AtomicU64::new(0),
+        told: Default::default(),
+        asked: Default::default(),
     });
     let out = y.run("X", far.clone());
     assert!(out.problems.is_empty(), "{:?}", out.problems);
@@ -232,6 +249,17 @@ fn a_small_edit_to_a_big_file_pulls_only_the_chunks_that_changed() {
         pulled > 0 && pulled < 1 << 20,
         "pulled {pulled} bytes of an 8 MiB file for a 100-byte insert"
     );
+    // Every piece read from afar was announced before it was asked for, and only the
+    // pieces no local content held were announced.
+    let (told, asked) = (far.told.lock().unwrap(), far.asked.lock().unwrap());
+    assert!(
+        asked.iter().all(|h| told.contains(h)),
+        "asked for pieces never announced"
+    );
+    let mut distinct = told.clone();
+    distinct.sort_unstable_by_key(|h| h.0);
+    distinct.dedup();
+    assert_eq!(distinct.len(), asked.len(), "announced pieces held here");
 }
 
 /// Claims to have every piece and hands out zeros.
@@ -295,6 +323,17 @@ fn entries_that_cannot_be_true_are_refused_whole() {
     bad.size = 1 << 30;
     let one = vec![(RelPath::new("c.txt").unwrap(), bad)];
     assert!(share::incoming(&mut y.index, &share, "X", &one, 1).is_err());
+    // Paths a scan never indexes: ferry's own folder and its temp files.
+    let good = pairs[0].1.clone();
+    for p in [
+        ".ferry/versions/x",
+        ".ferry",
+        "d/.ferry.tmp.0123456789abcdef.0123456789abcdef",
+    ] {
+        let one = vec![(RelPath::new(p).unwrap(), good.clone())];
+        let err = share::incoming(&mut y.index, &share, "X", &one, 1).unwrap_err();
+        assert!(err.to_string().contains("ferry's own folder"), "{p}: {err}");
+    }
     // Someone who is not a member is refused too.
     assert!(share::incoming(&mut y.index, &share, "Z", &pairs[..1], 1).is_err());
 }
@@ -316,7 +355,7 @@ fn a_mirror_share_flows_from_the_device_that_made_it() {
 }
 
 #[test]
-fn archive_and_selective_are_not_shared_between_devices_yet() {
+fn archive_selective_and_manual_are_not_shared_between_devices_yet() {
     let tmp = tempfile::tempdir().unwrap();
     let mut x = Device::new(tmp.path(), "X");
     let dir = x.dir.clone();
@@ -325,4 +364,71 @@ fn archive_and_selective_are_not_shared_between_devices_yet() {
             share::create_share(&mut x.index, &dir, &[], mode, ConflictPolicy::Newest).unwrap_err();
         assert!(err.to_string().contains("between devices"), "{err}");
     }
+    let err = share::create_share(
+        &mut x.index,
+        &dir,
+        &[],
+        SyncMode::Bidirectional,
+        ConflictPolicy::Manual,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("manual"), "{err}");
+}
+
+#[test]
+fn concurrent_edits_settle_on_the_same_winner_on_both_devices() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut x, mut y) = pair(tmp.path(), SyncMode::Bidirectional);
+    x.write("plan.txt", b"v1");
+    settle(&mut x, &mut y);
+    // Both edit before either hears of the other's edit; Y's is later.
+    x.write("plan.txt", b"x's edit");
+    y.write("plan.txt", b"y's later edit");
+    let t = |s| filetime::FileTime::from_unix_time(s, 0);
+    filetime::set_file_mtime(x.dir.join("plan.txt"), t(1_900_000_000)).unwrap();
+    filetime::set_file_mtime(y.dir.join("plan.txt"), t(1_900_000_100)).unwrap();
+    settle(&mut x, &mut y);
+    assert_eq!(x.read("plan.txt").unwrap(), b"y's later edit");
+    assert_eq!(y.read("plan.txt").unwrap(), b"y's later edit");
+    // The losing edit is kept on the device that had it.
+    let kept = ferry_testkit::files_below(&x.dir.join(".ferry/versions"))
+        .into_iter()
+        .any(|p| std::fs::read(&p).is_ok_and(|b| b == b"x's edit"));
+    assert!(kept, "x's edit was not kept as a version");
+}
+
+#[test]
+fn keep_both_leaves_one_conflict_copy_on_both_devices() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut x, mut y) = pair_with(
+        tmp.path(),
+        SyncMode::Bidirectional,
+        ConflictPolicy::KeepBoth,
+    );
+    x.write("doc.txt", b"v1");
+    settle(&mut x, &mut y);
+    x.write("doc.txt", b"x wrote this");
+    y.write("doc.txt", b"y wrote this later");
+    let t = |s| filetime::FileTime::from_unix_time(s, 0);
+    filetime::set_file_mtime(x.dir.join("doc.txt"), t(1_900_000_000)).unwrap();
+    filetime::set_file_mtime(y.dir.join("doc.txt"), t(1_900_000_100)).unwrap();
+    settle(&mut x, &mut y);
+    let names = |d: &Device| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(&d.dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != ".ferry")
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&x), names(&y));
+    assert_eq!(names(&x).len(), 2, "{:?}", names(&x));
+    assert_eq!(x.read("doc.txt").unwrap(), b"y wrote this later");
+    let copy = names(&x)
+        .into_iter()
+        .find(|n| n.contains("conflict"))
+        .unwrap();
+    assert_eq!(x.read(&copy).unwrap(), b"x wrote this");
+    assert_eq!(y.read(&copy).unwrap(), b"x wrote this");
 }

@@ -14,9 +14,9 @@
 //! OUTSIDE is a folder beside the roots, in the test's temp dir.
 
 use ferry_core::plan::{ConflictPolicy, SyncMode};
-use ferry_core::progress::NoProgress;
-use ferry_core::replica::ignore_rules::TEMP_PREFIX;
-use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
+use ferry_core::replica::TEMP_PREFIX;
+use ferry_core::NoProgress;
+use ferry_core::{sync, SyncOptions, SyncOutcome};
 use ferry_testkit::exchange;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

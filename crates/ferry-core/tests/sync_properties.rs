@@ -6,8 +6,8 @@
 //! - a second run right after changes nothing.
 
 use ferry_core::plan::{ConflictPolicy, SyncMode};
-use ferry_core::progress::NoProgress;
-use ferry_core::sync::{sync, SyncOptions, SyncOutcome};
+use ferry_core::NoProgress;
+use ferry_core::{sync, SyncOptions, SyncOutcome};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
@@ -154,15 +154,13 @@ impl Pair {
 
     /// Plans a run from the index as it is, without the unchanged-conduit short cut.
     fn replan(&mut self, mode: SyncMode, policy: ConflictPolicy) -> ferry_core::plan::Plan {
-        let la =
-            ferry_core::replica::location::open_location(&mut self.index, &self.a, false).unwrap();
-        let lb =
-            ferry_core::replica::location::open_location(&mut self.index, &self.b, false).unwrap();
+        let la = ferry_core::replica::open_location(&mut self.index, &self.a, false).unwrap();
+        let lb = ferry_core::replica::open_location(&mut self.index, &self.b, false).unwrap();
         let (ea, eb) = (
             self.index.entries(la.id()).unwrap(),
             self.index.entries(lb.id()).unwrap(),
         );
-        ferry_core::plan::reconcile::reconcile(ferry_core::plan::reconcile::ReconcileInput {
+        ferry_core::plan::reconcile(ferry_core::plan::ReconcileInput {
             a: &ea,
             b: &eb,
             mode,

@@ -3,12 +3,12 @@
 //! other entry keeps its row until a full scan.
 
 use ferry_core::index::Index;
-use ferry_core::model::rel_path::RelPath;
-use ferry_core::progress::NoProgress;
-use ferry_core::replica::ignore_rules::IndexRules;
-use ferry_core::replica::location::{open_location, Location};
-use ferry_core::replica::scan::{scan_location, scan_paths, ScanReport, Scope};
-use ferry_core::sync::{sync, SyncOptions};
+use ferry_core::model::RelPath;
+use ferry_core::replica::IndexRules;
+use ferry_core::replica::{open_location, Location};
+use ferry_core::replica::{scan_location, scan_paths, ScanReport, Scope};
+use ferry_core::NoProgress;
+use ferry_core::{sync, SyncOptions};
 use std::path::Path;
 
 mod common;
@@ -77,7 +77,7 @@ impl Fixture {
         match self.index.entry(self.loc.id(), &rel(p)).unwrap() {
             None => "absent".into(),
             Some(e) if e.is_tombstone() => "deleted".into(),
-            Some(e) if e.state.kind == ferry_core::model::entry::EntryKind::Dir => "dir".into(),
+            Some(e) if e.state.kind == ferry_core::model::EntryKind::Dir => "dir".into(),
             Some(e) => format!("live {}", e.state.size),
         }
     }

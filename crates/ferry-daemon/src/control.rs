@@ -12,7 +12,7 @@ use crate::events::DaemonEvent;
 use crate::scheduler::{send, Wake};
 use crate::shared::Shared;
 use ferry_core::conduit::Schedule;
-use ferry_core::conduit_edit::{
+use ferry_core::conduit::{
     add_conduit, change_conduit, parse_bandwidth, parse_mode, parse_parallel, parse_policy, Added,
     ConduitSettings, SettingsChange,
 };

@@ -56,11 +56,11 @@ pub async fn start(_shared: &Arc<Shared>, opts: Option<&NetOptions>) -> Result<(
 
 /// Where a run of `conduit` reads another device's content, when the conduit is a
 /// share's and that device is connected.
-pub async fn pull_source(shared: &Shared, conduit: i64) -> Option<ferry_core::sync::PullSource> {
+pub async fn pull_source(shared: &Shared, conduit: i64) -> Option<ferry_core::PullSource> {
     #[cfg(feature = "net")]
     if let Some(node) = shared.node.get() {
         let content = node.content_for(conduit).await?;
-        return Some(ferry_core::sync::PullSource(Arc::new(content)));
+        return Some(ferry_core::PullSource(Arc::new(content)));
     }
     #[cfg(not(feature = "net"))]
     let _ = (shared, conduit);

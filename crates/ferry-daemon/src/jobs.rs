@@ -11,11 +11,11 @@
 //! next run resumes it the same way.
 
 use crate::error::{DaemonError, Result};
-use ferry_core::cancel::Cancel;
 use ferry_core::index::Index;
-use ferry_core::model::rel_path::RelPath;
-use ferry_core::progress::Progress;
-use ferry_core::sync::{sync_conduit, SyncOptions, SyncOutcome};
+use ferry_core::model::RelPath;
+use ferry_core::Cancel;
+use ferry_core::Progress;
+use ferry_core::{sync_conduit, SyncOptions, SyncOutcome};
 use serde_json::json;
 use std::collections::HashMap;
 use std::path::Path;
@@ -78,7 +78,7 @@ impl JobProgress {
         let elapsed = since.elapsed();
         let secs = elapsed.as_secs_f64();
         let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
-        let work = ferry_core::progress::Work {
+        let work = ferry_core::Work {
             files_done: items_done,
             files_total: items_total,
             bytes_done: done,
@@ -224,7 +224,7 @@ pub fn run_once(
     id: i64,
     trigger: &'static str,
     only: Option<[Vec<RelPath>; 2]>,
-    pull: Option<ferry_core::sync::PullSource>,
+    pull: Option<ferry_core::PullSource>,
     progress: &JobProgress,
 ) -> JobResult {
     let result: Result<SyncOutcome> = (|| {

@@ -11,9 +11,9 @@
 //! before.
 
 use ferry_core::index::{Index, StatRow};
-use ferry_core::model::entry::{kind_of, EntryKind, StatInfo};
-use ferry_core::model::rel_path::{encode, RelPath};
-use ferry_core::replica::ignore_rules::TEMP_PREFIX;
+use ferry_core::model::{encode, RelPath};
+use ferry_core::model::{kind_of, EntryKind, StatInfo};
+use ferry_core::replica::TEMP_PREFIX;
 use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -91,7 +91,7 @@ fn same_stat(kind: EntryKind, indexed: &StatInfo, now: &StatInfo) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferry_core::model::entry::Entry;
+    use ferry_core::model::Entry;
 
     fn entry(root: &Path, rel: &str) -> Entry {
         let meta = std::fs::symlink_metadata(root.join(rel)).unwrap();
@@ -143,7 +143,7 @@ mod tests {
         assert!(!check(&index, "d"));
         // Once recorded as deleted, its absence is in step.
         let mut gone = rows[2].clone();
-        gone.state.presence = ferry_core::model::entry::Presence::Tombstone;
+        gone.state.presence = ferry_core::model::Presence::Tombstone;
         index.put_entries(loc.id, &[gone]).unwrap();
         assert!(check(&index, "d/e/f.txt"));
         assert!(check(&index, "d"));

@@ -1,5 +1,5 @@
 //! A run's problems as the API and the dashboard show them: the engine's typed
-//! problems (`ferry_core::problem::Problem`: side, path, kind, detail) with a label for
+//! problems (`ferry_core::Problem`: side, path, kind, detail) with a label for
 //! people ("changed during sync, will retry", "permission denied", "disk full", …) and
 //! whether the next run takes care of it by itself.
 //!
@@ -7,7 +7,7 @@
 //! problem without a path; the daemon hears of it as a message, so its kind is the
 //! engine's `refused` (a folder unavailable) or `other`, with the daemon's label.
 
-use ferry_core::problem::{Problem, ProblemKind};
+use ferry_core::{Problem, ProblemKind};
 use serde::Serialize;
 
 /// One problem of a run, as the API answers it: the engine's fields (`side`, `path`,

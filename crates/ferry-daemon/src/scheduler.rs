@@ -191,7 +191,7 @@ impl ConduitTask {
         tx: UnboundedSender<Wake>,
         resume: bool,
     ) -> ConduitTask {
-        let schedule = schedule_of(&row);
+        let schedule = row.schedule;
         let pending = if resume {
             Some("resume")
         } else if schedule != Schedule::Manual {
@@ -224,7 +224,7 @@ impl ConduitTask {
     /// Time between unprompted runs.
     fn interval(&self) -> Duration {
         let t = &self.shared.tunables;
-        match schedule_of(&self.row) {
+        match self.row.schedule {
             Schedule::Instant if self.unwatchable => t.fallback_interval,
             Schedule::Instant => t.rescan_interval,
             Schedule::Every(d) => d,
@@ -261,7 +261,7 @@ impl ConduitTask {
                 },
                 _ = tokio::time::sleep_until(deadline) => {
                     if Instant::now() >= self.next_scan {
-                        let why = match schedule_of(&self.row) {
+                        let why = match self.row.schedule {
                             Schedule::Every(_) => "timer",
                             _ => "rescan",
                         };
@@ -336,7 +336,7 @@ impl ConduitTask {
                 self.row = new;
                 if schedule_changed {
                     self.next_scan = Instant::now() + self.interval();
-                    if schedule_of(&self.row) != Schedule::Manual {
+                    if self.row.schedule != Schedule::Manual {
                         self.want_full("start");
                     }
                 }
@@ -423,8 +423,7 @@ impl ConduitTask {
     }
 
     fn update_watcher(&mut self) {
-        let want =
-            schedule_of(&self.row) == Schedule::Instant && !self.row.paused && !self.unwatchable;
+        let want = self.row.schedule == Schedule::Instant && !self.row.paused && !self.unwatchable;
         if !want {
             self.watcher = None;
             return;
@@ -444,7 +443,7 @@ impl ConduitTask {
     }
 
     fn publish_state(&self, running: Option<&str>) {
-        let schedule = schedule_of(&self.row);
+        let schedule = self.row.schedule;
         let state = match running {
             Some(s) => s.to_string(),
             None if self.row.paused => "paused".into(),
@@ -601,8 +600,4 @@ impl ConduitTask {
         }
         self.next_scan = Instant::now() + self.interval();
     }
-}
-
-fn schedule_of(row: &ConduitRow) -> Schedule {
-    Schedule::parse(&row.schedule).unwrap_or(Schedule::Manual)
 }

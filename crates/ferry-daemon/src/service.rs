@@ -10,7 +10,7 @@ use crate::error::{io_err, DaemonError, Result};
 use crate::jobs::JobBoard;
 use crate::scheduler::{supervise, ReloadRequest};
 use crate::shared::Shared;
-use ferry_core::conduit_edit::ConduitDefaults;
+use ferry_core::conduit::ConduitDefaults;
 use ferry_core::index::Index;
 use std::collections::HashMap;
 use std::path::PathBuf;

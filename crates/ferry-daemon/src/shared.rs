@@ -6,7 +6,7 @@ use crate::error::{DaemonError, Result};
 use crate::events::{DaemonEvent, EventSender};
 use crate::jobs::JobBoard;
 use crate::scheduler::{ReloadRequest, Wake};
-use ferry_core::conduit_edit::ConduitDefaults;
+use ferry_core::conduit::ConduitDefaults;
 use ferry_core::index::Index;
 use std::collections::HashMap;
 use std::path::PathBuf;

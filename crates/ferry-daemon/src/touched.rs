@@ -7,8 +7,8 @@
 //! paths, the root itself) the batch widens to a full rescan. Names need not be UTF-8
 //! (`RelPath::from_path` takes their bytes).
 
-use ferry_core::model::rel_path::RelPath;
-use ferry_core::replica::ignore_rules::{FERRY_DIR, TEMP_PREFIX};
+use ferry_core::model::RelPath;
+use ferry_core::replica::{FERRY_DIR, TEMP_PREFIX};
 use notify::event::{ModifyKind, RenameMode};
 use notify::{Event, EventKind};
 use std::collections::BTreeSet;

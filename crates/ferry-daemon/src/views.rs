@@ -71,7 +71,7 @@ fn pending(index: &Index, conduit: i64, la: i64, lb: i64) -> ferry_core::Result<
 pub fn locations(index: &Index) -> ferry_core::Result<Vec<Value>> {
     let mut out = Vec::new();
     for l in index.locations()? {
-        let space = ferry_core::replica::fs_ops::free_space(&l.root);
+        let space = ferry_core::replica::free_space(&l.root);
         out.push(json!({
             "location": l.id,
             "uuid": l.uuid,

@@ -21,10 +21,10 @@ use crate::wire::share::{
 };
 use crate::wire::{Body, Envelope};
 use ferry_core::index::{Index, ShareOffer, ShareRow};
-use ferry_core::model::chunk::Hash;
+use ferry_core::model::Hash;
 use ferry_core::plan::{ConflictPolicy, SyncMode};
-use ferry_core::replica::chunk_source::{ChunkSource, LocalContent, Piece};
-use ferry_core::replica::location::{open_location, Location};
+use ferry_core::replica::{open_location, Location};
+use ferry_core::replica::{ChunkSource, LocalContent, Piece};
 use ferry_core::share;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -315,7 +315,7 @@ impl Sharing {
     ) -> Res<()> {
         let share = self.member_share(device, req.share_id.clone()).await?;
         let piece = req.piece()?;
-        if piece.len as usize > ferry_core::model::chunk::CHUNK_MAX {
+        if piece.len as usize > ferry_core::model::CHUNK_MAX {
             return Err(WireError::Invalid(format!("a piece of {} bytes", piece.len)).into());
         }
         let folder = self.folder(&share).await?;
@@ -478,11 +478,7 @@ impl Sharing {
         let (share, member) = found;
         let device: DeviceId = member.device.parse().ok()?;
         let conn = connection(&device)?;
-        Some(PeerContent {
-            conn,
-            share_id: share.id,
-            rt: tokio::runtime::Handle::current(),
-        })
+        Some(PeerContent::new(conn, share.id))
     }
 }
 
@@ -564,15 +560,28 @@ async fn send_one(conn: &Connection, msg: &Envelope) -> Res<()> {
     Ok(())
 }
 
-/// Content of a member device's folder, pulled piece by piece over a connection. Used
-/// from the engine's copy workers (plain threads): each read blocks on the runtime.
+/// Content of a member device's folder, pulled piece by piece over a connection (one
+/// QUIC stream per piece). Used from the engine's copy workers (plain threads): each
+/// read blocks on the runtime. Pieces announced with `prefetch` are fetched at once,
+/// concurrently, so a file's round trips overlap; a read takes the fetched bytes.
 pub struct PeerContent {
-    conn: Connection,
-    share_id: String,
+    fetcher: Fetcher,
     rt: tokio::runtime::Handle,
+    /// Pieces asked for ahead, by the piece's hash: the bytes once they arrive (`None`:
+    /// not there, or the answer was not the piece).
+    ahead: Mutex<HashMap<Hash, Arc<Early>>>,
 }
 
-impl PeerContent {
+/// A piece fetched ahead: its checked bytes once they arrived.
+type Early = tokio::sync::OnceCell<Option<Vec<u8>>>;
+
+#[derive(Clone)]
+struct Fetcher {
+    conn: Connection,
+    share_id: String,
+}
+
+impl Fetcher {
     async fn fetch(&self, piece: &Piece) -> Res<PieceReply> {
         let mut s = self.conn.open_bi().await?;
         s.send(&PieceRequest::of(&self.share_id, piece).into())
@@ -590,37 +599,86 @@ impl PeerContent {
             _ => Err(WireError::Truncated.into()),
         }
     }
-}
 
-impl ChunkSource for PeerContent {
-    fn read(&self, piece: &Piece, buf: &mut Vec<u8>) -> ferry_core::Result<bool> {
-        // The timer is made inside the runtime (this is a plain thread).
-        let reply = (self.rt)
-            .block_on(async { tokio::time::timeout(PIECE_TIMEOUT, self.fetch(piece)).await });
-        let unavailable = |why: String| {
-            ferry_core::Error::Unavailable(format!(
-                "{} bytes of content {} from {}: {why}",
-                piece.len,
-                piece.content,
-                self.conn.remote().short()
-            ))
-        };
-        let reply = match reply {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => return Err(unavailable(e.to_string())),
-            Err(_) => return Err(unavailable("no answer in time".into())),
+    /// The piece's bytes, checked: `Ok(None)` when the device does not have it or sent
+    /// something else.
+    async fn checked(&self, piece: &Piece) -> Res<Option<Vec<u8>>> {
+        let reply = match tokio::time::timeout(PIECE_TIMEOUT, self.fetch(piece)).await {
+            Ok(r) => r?,
+            Err(_) => return Err(NetError::Share("no answer in time".into())),
         };
         if !reply.found {
-            return Ok(false);
+            return Ok(None);
         }
         if reply.data.len() != piece.len as usize || Hash::of(&reply.data) != piece.hash {
             tracing::warn!(
                 "{} sent bytes that are not the piece asked for; not used",
                 self.conn.remote().short()
             );
-            return Ok(false);
+            return Ok(None);
         }
-        *buf = reply.data;
-        Ok(true)
+        Ok(Some(reply.data))
+    }
+}
+
+impl PeerContent {
+    fn new(conn: Connection, share_id: String) -> PeerContent {
+        PeerContent {
+            fetcher: Fetcher { conn, share_id },
+            rt: tokio::runtime::Handle::current(),
+            ahead: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl ChunkSource for PeerContent {
+    fn prefetch(&self, upcoming: &[Piece]) {
+        let Ok(mut ahead) = self.ahead.lock() else {
+            return;
+        };
+        for piece in upcoming {
+            if ahead.contains_key(&piece.hash) {
+                continue;
+            }
+            let cell = Arc::new(tokio::sync::OnceCell::new());
+            ahead.insert(piece.hash, cell.clone());
+            let (fetcher, piece) = (self.fetcher.clone(), *piece);
+            self.rt.spawn(async move {
+                cell.get_or_init(|| async { fetcher.checked(&piece).await.ok().flatten() })
+                    .await;
+            });
+        }
+    }
+
+    fn read(&self, piece: &Piece, buf: &mut Vec<u8>) -> ferry_core::Result<bool> {
+        let early = self
+            .ahead
+            .lock()
+            .ok()
+            .and_then(|mut a| a.remove(&piece.hash));
+        // The timer is made inside the runtime (this is a plain thread).
+        let got = match early {
+            Some(cell) => (self.rt).block_on(async {
+                let fetcher = &self.fetcher;
+                let bytes = cell
+                    .get_or_init(|| async { fetcher.checked(piece).await.ok().flatten() })
+                    .await;
+                Ok(bytes.clone())
+            }),
+            None => (self.rt).block_on(self.fetcher.checked(piece)),
+        };
+        match got {
+            Ok(Some(bytes)) => {
+                *buf = bytes;
+                Ok(true)
+            }
+            Ok(None) => Ok(false),
+            Err(e) => Err(ferry_core::Error::Unavailable(format!(
+                "{} bytes of content {} from {}: {e}",
+                piece.len,
+                piece.content,
+                self.fetcher.conn.remote().short()
+            ))),
+        }
     }
 }

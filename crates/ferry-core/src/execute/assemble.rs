@@ -11,6 +11,10 @@ use crate::replica::chunk_source::{pieces_of, ChunkSource, Piece};
 use std::collections::HashMap;
 use std::io::Write;
 
+/// How many pieces ahead a far source is asked for (with chunks of 64 KiB on average,
+/// about 1 MiB in flight per file: enough to fill a long link, bounded in memory).
+const PREFETCH: usize = 16;
+
 /// Where an assembled content's bytes came from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Assembled {
@@ -44,7 +48,17 @@ pub fn assemble(
     let mut hasher = blake3::Hasher::new();
     let mut buf = Vec::new();
     let mut written = 0u64;
-    for piece in pieces_of(want) {
+    let pieces = pieces_of(want);
+    for (i, &piece) in pieces.iter().enumerate() {
+        // The next pieces no content here holds: far sources start on them now.
+        let upcoming: Vec<Piece> = (pieces[i..].iter())
+            .filter(|p| !elsewhere.contains_key(&p.hash))
+            .take(PREFETCH)
+            .copied()
+            .collect();
+        if !upcoming.is_empty() {
+            sources.iter().for_each(|s| s.prefetch(&upcoming));
+        }
         let candidates = elsewhere.get(&piece.hash).into_iter().chain([&piece]);
         let candidates: Vec<&Piece> = candidates.collect();
         let mut found = false;

@@ -83,6 +83,8 @@ pub struct Executor<'a> {
     /// Content of another device's files, by hash (with a side that is `None`).
     pub pull: Option<&'a (dyn ChunkSource + Sync)>,
     pub progress: &'a dyn Progress,
+    /// Test hook: a failure injected at a named point (the `fault-injection` feature).
+    #[cfg(feature = "fault-injection")]
     pub fault: FaultPoint,
     /// Copies staged at once; 0 = one per core (up to 8).
     pub workers: usize,
@@ -143,6 +145,14 @@ impl Executor<'_> {
         })
     }
 
+    /// The failure to inject (tests only; none in a build without `fault-injection`).
+    fn fault(&self) -> FaultPoint {
+        #[cfg(feature = "fault-injection")]
+        return self.fault;
+        #[cfg(not(feature = "fault-injection"))]
+        FaultPoint::None
+    }
+
     /// Whether the run was asked to stop.
     fn stopping(&self) -> bool {
         crate::cancel::is_cancelled(self.cancel)
@@ -176,7 +186,7 @@ impl Executor<'_> {
 
         for stage in Stage::ALL {
             if stage == Stage::Archive && order.sides.iter().any(|s| !s.steps(stage).is_empty()) {
-                if self.fault == FaultPoint::StopBeforeArchiveRemoval {
+                if self.fault() == FaultPoint::StopBeforeArchiveRemoval {
                     return Err(Error::Other("injected stop before archive removal".into()));
                 }
                 // Every copy on B is installed; make them durable before A loses anything.
@@ -225,7 +235,7 @@ impl Executor<'_> {
                 }
             }
             if stage == Stage::Directories
-                && self.fault == FaultPoint::StopAfterDirRenames
+                && self.fault() == FaultPoint::StopAfterDirRenames
                 && report.stats.dirs_renamed > 0
             {
                 return Err(Error::Other("injected stop after directory renames".into()));
@@ -269,7 +279,7 @@ impl Executor<'_> {
             path,
             expected,
             archived_as,
-            self.fault,
+            self.fault(),
         ) {
             Ok(freed) => {
                 report.stats.files_archived += 1;
@@ -622,6 +632,7 @@ impl Executor<'_> {
             let locs = [self.a, self.b];
             let pull = self.pull;
             let t_stage = std::time::Instant::now();
+            let fault = self.fault();
             let results = parallel_map(&jobs, self.workers, |(a, from), buf| {
                 let Action::Copy {
                     to, path, source, ..
@@ -638,7 +649,7 @@ impl Executor<'_> {
                     return Err(Error::Other("a copy onto another device's copy".into()));
                 };
                 let r = from.open(&locs, pull, source).and_then(|(src, owner)| {
-                    disk::stage(dst, path, src, source, owner, self.fault, limiter, buf)
+                    disk::stage(dst, path, src, source, owner, fault, limiter, buf)
                 });
                 self.progress
                     .bytes(if source.state.kind == EntryKind::File {
@@ -667,7 +678,7 @@ impl Executor<'_> {
                     )),
                 }
             }
-            if self.fault == FaultPoint::StopAfterStaging {
+            if self.fault() == FaultPoint::StopAfterStaging {
                 return Err(Error::Other("injected stop after staging".into()));
             }
             // One durability point per batch serves twice: it makes this batch's temp

@@ -1,6 +1,7 @@
 //! Conduits: sync relationships between two locations, and their settings.
 
 use super::{unix_now, Index};
+use crate::conduit::Schedule;
 use crate::error::{Error, Result};
 use crate::plan::{ConflictPolicy, SyncMode};
 use rusqlite::{params, OptionalExtension, Row};
@@ -8,17 +9,24 @@ use rusqlite::{params, OptionalExtension, Row};
 /// A conduit row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConduitRow {
+    /// The conduit's ID.
     pub id: i64,
+    /// Location ID of side A (the source in mirror and archive mode).
     pub location_a: i64,
+    /// Location ID of side B.
     pub location_b: i64,
+    /// How the two sides are kept in step.
     pub mode: SyncMode,
+    /// Who wins when both sides changed a path.
     pub conflict_policy: ConflictPolicy,
+    /// Whether node_modules and OS clutter are indexed too.
     pub index_everything: bool,
+    /// Runs so far (the number of the last generation).
     pub generation: i64,
     /// Version retention for both locations (`None`: the default, staggered).
     pub retention: Option<String>,
-    /// `instant`, `every:DURATION` or `manual` (see `conduit::Schedule`).
-    pub schedule: String,
+    /// When the daemon runs it (stored as `instant`, `every:DURATION` or `manual`).
+    pub schedule: Schedule,
     /// Copies at once; 0 = one per core (up to 8).
     pub parallel: u32,
     /// Bytes per second; 0 = unlimited.
@@ -28,6 +36,7 @@ pub struct ConduitRow {
 }
 
 impl Index {
+    /// The conduit from location `a` to location `b`, if there is one.
     pub fn conduit_between(&self, a: i64, b: i64) -> Result<Option<ConduitRow>> {
         Ok(self
             .conn
@@ -41,6 +50,7 @@ impl Index {
             .optional()?)
     }
 
+    /// Every conduit, by ID.
     pub fn conduits(&self) -> Result<Vec<ConduitRow>> {
         let mut st = self.conn.prepare(
             "SELECT id, location_a, location_b, mode, conflict_policy, index_everything, generation,
@@ -51,7 +61,8 @@ impl Index {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    pub fn insert_conduit(
+    /// Saves a new conduit from `a` to `b` with default continuous-sync settings.
+    pub(crate) fn insert_conduit(
         &self,
         a: i64,
         b: i64,
@@ -79,7 +90,7 @@ impl Index {
     }
 
     /// Records (or, with `None`, clears) the point where the conduit converged.
-    pub fn set_conduit_clean_point(&self, id: i64, point: Option<(u64, u64)>) -> Result<()> {
+    pub(crate) fn set_conduit_clean_point(&self, id: i64, point: Option<(u64, u64)>) -> Result<()> {
         self.conn.execute(
             "UPDATE conduits SET clean_seq_a = ?2, clean_seq_b = ?3 WHERE id = ?1",
             params![id, point.map(|p| p.0 as i64), point.map(|p| p.1 as i64)],
@@ -87,7 +98,8 @@ impl Index {
         Ok(())
     }
 
-    pub fn update_conduit_settings(
+    /// Stores a conduit's mode, policy and indexing; the next run compares everything.
+    pub(crate) fn update_conduit_settings(
         &self,
         id: i64,
         mode: SyncMode,
@@ -102,6 +114,7 @@ impl Index {
         Ok(())
     }
 
+    /// The conduit with ID `id`, if there is one.
     pub fn conduit(&self, id: i64) -> Result<Option<ConduitRow>> {
         Ok(self
             .conn
@@ -116,10 +129,10 @@ impl Index {
     }
 
     /// Stores the continuous-sync settings of a conduit.
-    pub fn update_conduit_schedule(
+    pub(crate) fn update_conduit_schedule(
         &self,
         id: i64,
-        schedule: &str,
+        schedule: Schedule,
         parallel: u32,
         bandwidth_limit: u64,
     ) -> Result<()> {
@@ -131,7 +144,12 @@ impl Index {
     }
 
     /// Stores how many copies a conduit runs at once and its bandwidth limit.
-    pub fn set_conduit_transfer(&self, id: i64, parallel: u32, bandwidth_limit: u64) -> Result<()> {
+    pub(crate) fn set_conduit_transfer(
+        &self,
+        id: i64,
+        parallel: u32,
+        bandwidth_limit: u64,
+    ) -> Result<()> {
         self.conn.execute(
             "UPDATE conduits SET parallel = ?2, bandwidth_limit = ?3 WHERE id = ?1",
             params![id, parallel as i64, bandwidth_limit as i64],
@@ -171,7 +189,8 @@ impl Index {
 
     // ---- retention settings ----
 
-    pub fn set_conduit_retention(&self, conduit: i64, spec: Option<&str>) -> Result<()> {
+    /// Sets (or, with `None`, clears) a conduit's version retention.
+    pub(crate) fn set_conduit_retention(&self, conduit: i64, spec: Option<&str>) -> Result<()> {
         self.conn.execute(
             "UPDATE conduits SET retention = ?2 WHERE id = ?1",
             params![conduit, spec],
@@ -179,6 +198,7 @@ impl Index {
         Ok(())
     }
 
+    /// Sets (or, with `None`, clears) a location's own version retention.
     pub fn set_location_retention(&self, location: i64, spec: Option<&str>) -> Result<()> {
         self.conn.execute(
             "UPDATE locations SET retention = ?2 WHERE id = ?1",
@@ -189,7 +209,7 @@ impl Index {
 
     /// The retention a location uses: its own setting, else that of its first conduit
     /// that has one, else `None` (the default).
-    pub fn retention_for_location(&self, location: i64) -> Result<Option<String>> {
+    pub(crate) fn retention_for_location(&self, location: i64) -> Result<Option<String>> {
         let own: Option<String> = self.conn.query_row(
             "SELECT retention FROM locations WHERE id = ?1",
             [location],

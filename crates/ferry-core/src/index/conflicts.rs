@@ -4,50 +4,87 @@ use super::{unix_now, Index};
 use crate::error::Result;
 use crate::model::entry::Entry;
 use crate::model::rel_path::RelPath;
+use crate::plan::ConflictPolicy;
 use rusqlite::params;
+
+/// Where a recorded conflict stands (stored as its name; an unknown name makes the row
+/// corrupt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConflictStatus {
+    /// Waiting for the user (`manual` policy, or a file facing a directory).
+    Open,
+    /// Decided, by the policy during the run or by the user with `ferry resolve`.
+    Settled,
+    /// An open conflict that a later run met again and recorded afresh.
+    Superseded,
+}
+
+stored_names!(ConflictStatus {
+    Open => "open",
+    Settled => "settled",
+    Superseded => "superseded",
+});
 
 /// A conflict row, as `ferry conflicts` shows it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ConflictRow {
+    /// The conflict's ID (`ferry resolve --id`).
     pub id: i64,
+    /// The conduit whose run met it.
     #[serde(rename = "conduit")]
     pub conduit_id: i64,
     /// A path key (`rel_path`), serialized for people.
     #[serde(serialize_with = "crate::model::rel_path::serialize_key")]
     pub path: String,
+    /// Side A's kind then (`file`, `dir`, `symlink`); `None` if deleted there.
     pub a_kind: Option<String>,
+    /// Side A's size then.
     pub a_size: Option<i64>,
+    /// Side A's mtime then (ns since the epoch).
     pub a_mtime_ns: Option<i64>,
+    /// Side B's kind then; `None` if deleted there.
     pub b_kind: Option<String>,
+    /// Side B's size then.
     pub b_size: Option<i64>,
+    /// Side B's mtime then (ns since the epoch).
     pub b_mtime_ns: Option<i64>,
+    /// The policy in force when it was met.
     #[serde(rename = "conflict_policy")]
-    pub policy: String,
+    pub policy: ConflictPolicy,
+    /// The side whose content won (`a`, `b`), if one did.
     pub winner: Option<String>,
+    /// Where the losing content stays visible (`keep-both`), as a path key.
     #[serde(serialize_with = "crate::model::rel_path::serialize_opt_key")]
     pub loser_kept_at: Option<String>,
-    pub status: String,
+    /// Open, settled or superseded.
+    pub status: ConflictStatus,
+    /// When it was met (seconds since the epoch).
     pub created_at: i64,
     /// How the user settled it with `ferry resolve` (`a`, `b`, `both`), if they did.
     pub resolution: Option<String>,
+    /// When it was settled by the user (seconds since the epoch).
     pub settled_at: Option<i64>,
+    /// Root of side A.
     pub a_root: String,
+    /// Root of side B.
     pub b_root: String,
 }
 
 impl Index {
     #[allow(clippy::too_many_arguments)]
-    pub fn insert_conflict(
+    /// Records a conflict a run met at `path`, with both sides' state then.
+    pub(crate) fn insert_conflict(
         &self,
         conduit: i64,
         generation: i64,
         path: &RelPath,
         a: Option<&Entry>,
         b: Option<&Entry>,
-        policy: &str,
+        policy: ConflictPolicy,
         winner: Option<&str>,
         loser_kept_at: Option<&str>,
-        status: &str,
+        status: ConflictStatus,
     ) -> Result<()> {
         let live = |e: Option<&Entry>| e.filter(|e| e.is_live()).cloned();
         let (a, b) = (live(a), live(b));
@@ -78,8 +115,8 @@ impl Index {
     /// Conflicts, newest first: all of them, or only open ones.
     pub fn conflicts(&self, only_open: bool) -> Result<Vec<ConflictRow>> {
         self.query_conflicts(
-            "WHERE (?1 = 0 OR c.status = 'open') ORDER BY c.id DESC",
-            params![only_open],
+            "WHERE (?1 = 0 OR c.status = ?2) ORDER BY c.id DESC",
+            params![only_open, ConflictStatus::Open],
         )
     }
 
@@ -88,18 +125,22 @@ impl Index {
     /// left out.
     pub fn recent_conflicts(&self, since: i64) -> Result<Vec<ConflictRow>> {
         self.query_conflicts(
-            "WHERE c.status = 'open'
-                OR (c.status = 'settled' AND coalesce(c.settled_at, c.created_at) >= ?1)
+            "WHERE c.status = ?2
+                OR (c.status = ?3 AND coalesce(c.settled_at, c.created_at) >= ?1)
              ORDER BY c.id DESC",
-            params![since],
+            params![since, ConflictStatus::Open, ConflictStatus::Settled],
         )
     }
 
     /// Open conflicts at `path` of a conduit.
-    pub fn open_conflicts_at(&self, conduit: i64, path: &RelPath) -> Result<Vec<ConflictRow>> {
+    pub(crate) fn open_conflicts_at(
+        &self,
+        conduit: i64,
+        path: &RelPath,
+    ) -> Result<Vec<ConflictRow>> {
         self.query_conflicts(
-            "WHERE c.conduit_id = ?1 AND c.path = ?2 AND c.status = 'open' ORDER BY c.id DESC",
-            params![conduit, path.as_str()],
+            "WHERE c.conduit_id = ?1 AND c.path = ?2 AND c.status = ?3 ORDER BY c.id DESC",
+            params![conduit, path.as_str(), ConflictStatus::Open],
         )
     }
 
@@ -138,7 +179,7 @@ impl Index {
     }
 
     /// Records the user's decision on an open conflict.
-    pub fn settle_conflict(
+    pub(crate) fn settle_conflict(
         &self,
         id: i64,
         resolution: &str,
@@ -146,18 +187,25 @@ impl Index {
         loser_kept_at: Option<&str>,
     ) -> Result<()> {
         self.conn.execute(
-            "UPDATE conflicts SET status = 'settled', resolution = ?2, winner = ?3,
+            "UPDATE conflicts SET status = ?6, resolution = ?2, winner = ?3,
                 loser_kept_at = ?4, settled_at = ?5 WHERE id = ?1",
-            params![id, resolution, winner, loser_kept_at, unix_now()],
+            params![
+                id,
+                resolution,
+                winner,
+                loser_kept_at,
+                unix_now(),
+                ConflictStatus::Settled
+            ],
         )?;
         Ok(())
     }
 
     /// Marks open conflicts of a conduit as superseded before a run records fresh ones.
-    pub fn close_open_conflicts(&self, conduit: i64, status: &str) -> Result<()> {
+    pub(crate) fn close_open_conflicts(&self, conduit: i64, status: ConflictStatus) -> Result<()> {
         self.conn.execute(
-            "UPDATE conflicts SET status = ?2 WHERE conduit_id = ?1 AND status = 'open'",
-            params![conduit, status],
+            "UPDATE conflicts SET status = ?2 WHERE conduit_id = ?1 AND status = ?3",
+            params![conduit, status, ConflictStatus::Open],
         )?;
         Ok(())
     }

@@ -11,10 +11,15 @@ use rusqlite::{params, OptionalExtension, Row};
 /// The stat part of an entry (see [`Index::stat_rows`]).
 #[derive(Debug, Clone)]
 pub struct StatRow {
+    /// The entry's path.
     pub path: RelPath,
+    /// File, directory or symlink.
     pub kind: EntryKind,
+    /// The stat the row was recorded with.
     pub stat: StatInfo,
+    /// A tombstone: the path was deleted.
     pub deleted: bool,
+    /// The mtime was too close to the scan to trust: hash again.
     pub racy: bool,
 }
 
@@ -82,6 +87,7 @@ impl Index {
         Ok(out)
     }
 
+    /// The entry of `path` in `location`, live or tombstone.
     pub fn entry(&self, location: i64, path: &RelPath) -> Result<Option<Entry>> {
         let mut st = self.conn.prepare_cached(
             "SELECT path, kind, size, mtime_ns, ctime_ns, inode, mode, hash, chunks, link_target,
@@ -96,7 +102,7 @@ impl Index {
     }
 
     /// Paths of a location whose rows changed after sequence number `after`.
-    pub fn paths_changed_since(&self, location: i64, after: u64) -> Result<Vec<RelPath>> {
+    pub(crate) fn paths_changed_since(&self, location: i64, after: u64) -> Result<Vec<RelPath>> {
         let mut st = self
             .conn
             .prepare_cached("SELECT path FROM entries WHERE location_id = ?1 AND sequence > ?2")?;
@@ -109,7 +115,7 @@ impl Index {
     }
 
     /// A live file of the location with this content hash, if any.
-    pub fn find_file_by_hash(&self, location: i64, hash: &Hash) -> Result<Option<RelPath>> {
+    pub(crate) fn find_file_by_hash(&self, location: i64, hash: &Hash) -> Result<Option<RelPath>> {
         let p: Option<String> = self
             .conn
             .prepare_cached(
@@ -180,7 +186,7 @@ impl Index {
     }
 
     /// Whether the location has any live file (cheaper than counting them).
-    pub fn has_live_file(&self, location: i64) -> Result<bool> {
+    pub(crate) fn has_live_file(&self, location: i64) -> Result<bool> {
         Ok(self
             .conn
             .prepare_cached(
@@ -191,6 +197,7 @@ impl Index {
             .is_some())
     }
 
+    /// Live files of a location (for status and the mass-deletion stop).
     pub fn live_file_count(&self, location: i64) -> Result<u64> {
         let n: i64 = self.conn.query_row(
             "SELECT count(*) FROM entries WHERE location_id = ?1 AND deleted = 0 AND kind != 'dir'",

@@ -18,6 +18,7 @@ pub const ACTION_HISTORY_GENERATIONS: u64 = 100;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
+    /// Started and not finished (or the process died: see `Interrupted`).
     Running,
     /// Everything planned was done.
     Ok,
@@ -27,48 +28,32 @@ pub enum RunStatus {
     Interrupted,
 }
 
-impl RunStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Running => "running",
-            RunStatus::Ok => "ok",
-            RunStatus::Partial => "partial",
-            RunStatus::Interrupted => "interrupted",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<RunStatus> {
-        Some(match s {
-            "running" => RunStatus::Running,
-            "ok" => RunStatus::Ok,
-            "partial" => RunStatus::Partial,
-            "interrupted" => RunStatus::Interrupted,
-            _ => return None,
-        })
-    }
-}
-
-impl std::fmt::Display for RunStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+stored_names!(RunStatus {
+    Running => "running",
+    Ok => "ok",
+    Partial => "partial",
+    Interrupted => "interrupted",
+});
 
 /// Counters of one generation (one run of a conduit).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct GenerationStats {
+    /// Files (and symlinks) written to either side.
     pub files_copied: u64,
+    /// Files (and symlinks) deleted on either side.
     pub files_deleted: u64,
     /// Files and symlinks that moved to a new name (no bytes copied), one by one or
     /// with their directory.
     pub files_renamed: u64,
     /// Directories renamed as a whole (one `rename` for everything below them).
     pub dirs_renamed: u64,
+    /// Directories created.
     pub dirs_created: u64,
     /// Conflicts met in the run (settled by policy or left open).
     pub conflicts: u64,
     /// Conflicts the policy settled in the run (not the ones left for the user).
     pub conflicts_resolved: u64,
+    /// Bytes copied.
     pub bytes_transferred: u64,
     /// Per-file problems (the messages are in the run's `errors`).
     #[serde(rename = "error_count")]
@@ -82,18 +67,25 @@ pub struct GenerationStats {
 /// A generation row, as `ferry history` shows it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct GenerationRow {
+    /// The generation's ID.
     #[serde(rename = "generation")]
     pub id: i64,
+    /// The conduit it ran.
     #[serde(rename = "conduit")]
     pub conduit_id: i64,
+    /// Its number within the conduit (1, 2, …).
     pub number: i64,
+    /// When it started (seconds since the epoch).
     pub started_at: i64,
+    /// When it ended, if it did.
     pub completed_at: Option<i64>,
+    /// How it ended, or that it is running.
     pub status: RunStatus,
     /// What started the run: `cli`, or the daemon's `watch`, `timer`, `start`, `api`.
     pub trigger: String,
     /// The interrupted generation this run picked up from, if any.
     pub resumes: Option<i64>,
+    /// What it did.
     #[serde(flatten)]
     pub stats: GenerationStats,
     /// Per-file actions beyond [`MAX_ACTIONS_PER_GENERATION`], counted but not kept.
@@ -109,7 +101,7 @@ impl Index {
     /// marked `interrupted`. When the conduit's latest generation did not finish (left
     /// running, or stopped at a safe point by a signal or a pause), this one records
     /// that it resumes it.
-    pub fn begin_generation(&self, conduit: i64, trigger: &str) -> Result<i64> {
+    pub(crate) fn begin_generation(&self, conduit: i64, trigger: &str) -> Result<i64> {
         let resumes: Option<i64> = self
             .conn
             .query_row(
@@ -153,7 +145,7 @@ impl Index {
     }
 
     /// Persists a running generation's counters so far (after each durable batch).
-    pub fn record_generation_progress(&self, id: i64, s: &GenerationStats) -> Result<()> {
+    pub(crate) fn record_generation_progress(&self, id: i64, s: &GenerationStats) -> Result<()> {
         self.conn.execute(
             "UPDATE generations SET files_copied = ?2, files_deleted = ?3, files_renamed = ?4,
                 dirs_created = ?5, bytes_transferred = ?6, dirs_renamed = ?7
@@ -171,7 +163,13 @@ impl Index {
         Ok(())
     }
 
-    pub fn finish_generation(&self, id: i64, status: RunStatus, s: &GenerationStats) -> Result<()> {
+    /// Ends a generation with its status and final counters.
+    pub(crate) fn finish_generation(
+        &self,
+        id: i64,
+        status: RunStatus,
+        s: &GenerationStats,
+    ) -> Result<()> {
         self.conn.execute(
             "UPDATE generations SET completed_at = ?2, status = ?3, files_copied = ?4,
                 files_deleted = ?5, files_renamed = ?6, dirs_created = ?7, conflicts = ?8,
@@ -220,7 +218,7 @@ impl Index {
 
     /// Keeps per-file actions of generation `id`: appended after those already kept,
     /// up to [`MAX_ACTIONS_PER_GENERATION`]; the rest are only counted.
-    pub fn record_generation_actions(&mut self, id: i64, items: &[Item]) -> Result<()> {
+    pub(crate) fn record_generation_actions(&mut self, id: i64, items: &[Item]) -> Result<()> {
         if items.is_empty() {
             return Ok(());
         }
@@ -300,7 +298,7 @@ impl Index {
 
     /// Drops the per-file actions of all but the newest [`ACTION_HISTORY_GENERATIONS`]
     /// generations of a conduit (their counters stay).
-    pub fn prune_generation_actions(&mut self, conduit: i64) -> Result<()> {
+    pub(crate) fn prune_generation_actions(&mut self, conduit: i64) -> Result<()> {
         let tx = self.write_batch()?;
         let old = "SELECT id FROM generations WHERE conduit_id = ?1 AND actions_pruned = 0
                    ORDER BY id DESC LIMIT -1 OFFSET ?2";

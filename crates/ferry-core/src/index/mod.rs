@@ -1,10 +1,41 @@
 //! The index: one SQLite database per library holding locations, entries, conduits,
 //! generations, conflicts and versions. Every sync decision is a query over it.
 
+/// `as_str`, `parse` and `Display` of an enum that rows store by name
+/// (`stored_names!(RunStatus { Running => "running", … })`).
+macro_rules! stored_names {
+    ($ty:ident { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            /// The stored and shown name.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name,)+
+                }
+            }
+
+            /// The value named `s`, if ferry knows it.
+            pub fn parse(s: &str) -> Option<$ty> {
+                Some(match s {
+                    $($name => $ty::$variant,)+
+                    _ => return None,
+                })
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
 mod conduits;
 mod conflicts;
 mod entries;
 mod history;
+// Being reworked on another branch; documented there.
+#[allow(missing_docs)]
 mod locations;
 mod schema;
 mod shares;
@@ -12,7 +43,7 @@ mod sql_types;
 mod versions;
 
 pub use conduits::ConduitRow;
-pub use conflicts::ConflictRow;
+pub use conflicts::{ConflictRow, ConflictStatus};
 pub use entries::StatRow;
 pub use history::{
     GenerationRow, GenerationStats, RunStatus, ACTION_HISTORY_GENERATIONS,
@@ -79,7 +110,7 @@ impl Index {
     /// wait meanwhile. A deferred one would lock only from `f`'s first write, but then
     /// fail outright (`SQLITE_BUSY_SNAPSHOT`) whenever another process had committed
     /// since `f`'s first read, e.g. a daemon syncing another conduit.
-    pub fn discarding<T>(&mut self, f: impl FnOnce(&mut Index) -> Result<T>) -> Result<T> {
+    pub(crate) fn discarding<T>(&mut self, f: impl FnOnce(&mut Index) -> Result<T>) -> Result<T> {
         if self.discarding {
             return f(self);
         }
@@ -99,7 +130,7 @@ impl Index {
     }
 
     /// Whether the caller runs inside [`Index::discarding`].
-    pub fn is_discarding(&self) -> bool {
+    pub(crate) fn is_discarding(&self) -> bool {
         self.discarding
     }
 
@@ -158,6 +189,7 @@ impl Index {
         Ok(())
     }
 
+    /// The schema version the index is at (its number of migrations).
     pub fn schema_version(&self) -> Result<i64> {
         Ok(self
             .conn
@@ -200,6 +232,7 @@ impl std::ops::Deref for WriteBatch<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conduit::Schedule;
     use crate::model::chunk::Hash;
     use crate::model::entry::{Entry, EntryKind, StatInfo};
     use crate::model::rel_path::RelPath;
@@ -259,14 +292,60 @@ mod tests {
             .insert_conduit(a.id, b.id, SyncMode::Mirror, ConflictPolicy::KeepBoth, true)
             .unwrap();
         idx.set_conduit_retention(c.id, Some("simple:3")).unwrap();
-        idx.update_conduit_schedule(c.id, "every:10m", 4, 1 << 20)
-            .unwrap();
+        idx.update_conduit_schedule(
+            c.id,
+            Schedule::Every(std::time::Duration::from_secs(600)),
+            4,
+            1 << 20,
+        )
+        .unwrap();
         let by_id = idx.conduit(c.id).unwrap().unwrap();
         assert_eq!(by_id.retention.as_deref(), Some("simple:3"));
-        assert_eq!(by_id.schedule, "every:10m");
+        assert_eq!(by_id.schedule.to_string(), "every:10m");
         assert_eq!((by_id.parallel, by_id.bandwidth_limit), (4, 1 << 20));
         assert_eq!(idx.conduit_between(a.id, b.id).unwrap().unwrap(), by_id);
         assert_eq!(idx.conduits().unwrap(), vec![by_id]);
+    }
+
+    /// A schedule or conflict status this ferry does not know makes the row unreadable
+    /// (corrupt), never a default; the stored names read back as they were written.
+    #[test]
+    fn unknown_schedule_or_conflict_status_is_refused() {
+        let idx = Index::open_in_memory().unwrap();
+        let a = idx.insert_location("ua", Path::new("/a"), 1).unwrap();
+        let b = idx.insert_location("ub", Path::new("/b"), 2).unwrap();
+        let c = idx
+            .insert_conduit(a.id, b.id, SyncMode::Mirror, ConflictPolicy::Manual, false)
+            .unwrap();
+        let path = RelPath::new("f").unwrap();
+        let g = idx.begin_generation(c.id, "cli").unwrap();
+        idx.insert_conflict(
+            c.id,
+            g,
+            &path,
+            None,
+            None,
+            ConflictPolicy::Manual,
+            None,
+            None,
+            ConflictStatus::Open,
+        )
+        .unwrap();
+        let stored = |sql: &str| -> String { idx.conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(stored("SELECT schedule FROM conduits"), "manual");
+        assert_eq!(stored("SELECT status FROM conflicts"), "open");
+        assert_eq!(stored("SELECT policy FROM conflicts"), "manual");
+        assert_eq!(idx.conflicts(true).unwrap()[0].status, ConflictStatus::Open);
+
+        idx.conn
+            .execute("UPDATE conduits SET schedule = 'hourly'", [])
+            .unwrap();
+        assert!(idx.conduit(c.id).is_err());
+        assert!(idx.conduits().is_err());
+        idx.conn
+            .execute("UPDATE conflicts SET status = 'pending'", [])
+            .unwrap();
+        assert!(idx.conflicts(false).is_err());
     }
 
     /// Writes inside `discarding` (batched ones included) are seen there and gone after,

@@ -13,22 +13,30 @@ use rusqlite::{params, OptionalExtension, Row};
 /// A share row: this device's folder in a share.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ShareRow {
+    /// The share's ID, the same on every member device.
     pub id: String,
+    /// This device's folder in the share.
     pub location_id: i64,
+    /// How the share syncs (bidirectional or mirror).
     pub mode: SyncMode,
+    /// What wins when two devices changed the same file.
     pub conflict_policy: ConflictPolicy,
     /// The device that offered the share (`None`: this device did).
     pub offered_by: Option<String>,
+    /// When this device made or accepted the share (seconds since the epoch).
     pub created_at: i64,
 }
 
 /// Another device in a share.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ShareMember {
+    /// The share this membership is of.
     pub share_id: String,
+    /// The member's device ID.
     pub device: String,
     /// Its copy of the folder, once it said which one (it accepted).
     pub remote_location: Option<i64>,
+    /// The conduit between this device's folder and the member's copy, once tied.
     pub conduit_id: Option<i64>,
     /// The device's own sequence number up to which its entries are held here.
     pub received_seq: u64,
@@ -37,14 +45,19 @@ pub struct ShareMember {
 /// A share another device offered to this one, not accepted yet.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ShareOffer {
+    /// The share offered.
     pub share_id: String,
+    /// The device that offered it.
     pub device: String,
     /// The folder's name on the offering device (a suggestion, nothing more).
     pub folder_name: String,
     /// The folder's ID (location UUID) on the offering device.
     pub folder_id: String,
+    /// How the share syncs.
     pub mode: SyncMode,
+    /// What wins when two devices changed the same file.
     pub conflict_policy: ConflictPolicy,
+    /// When the offer was last heard (seconds since the epoch).
     pub received_at: i64,
 }
 
@@ -73,6 +86,7 @@ const SHARE_COLUMNS: &str = "id, location_id, mode, conflict_policy, offered_by,
 const MEMBER_COLUMNS: &str = "share_id, device, remote_location, conduit_id, received_seq";
 
 impl Index {
+    /// Records a share of location `location_id` (`offered_by`: the device that made it, `None` for this one).
     pub fn insert_share(
         &self,
         id: &str,
@@ -90,6 +104,7 @@ impl Index {
             .ok_or_else(|| Error::Corrupt("share vanished after insert".into()))
     }
 
+    /// The share with this ID, if this device has it.
     pub fn share(&self, id: &str) -> Result<Option<ShareRow>> {
         Ok(self
             .conn
@@ -101,6 +116,7 @@ impl Index {
             .optional()?)
     }
 
+    /// Every share of this device.
     pub fn shares(&self) -> Result<Vec<ShareRow>> {
         let mut st = self.conn.prepare(&format!(
             "SELECT {SHARE_COLUMNS} FROM shares ORDER BY created_at, id"
@@ -118,6 +134,7 @@ impl Index {
         Ok(())
     }
 
+    /// The member devices of a share.
     pub fn share_members(&self, share: &str) -> Result<Vec<ShareMember>> {
         let mut st = self.conn.prepare(&format!(
             "SELECT {MEMBER_COLUMNS} FROM share_members WHERE share_id = ?1 ORDER BY device"
@@ -126,6 +143,7 @@ impl Index {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// One member of a share, if `device` is one.
     pub fn share_member(&self, share: &str, device: &str) -> Result<Option<ShareMember>> {
         Ok(self
             .conn
@@ -180,6 +198,7 @@ impl Index {
         Ok(s.zip(m))
     }
 
+    /// Ties member `device` to its copy of the folder (a peer location) and the conduit.
     pub fn set_member_replica(
         &self,
         share: &str,
@@ -214,6 +233,7 @@ impl Index {
         Ok(())
     }
 
+    /// Offers other devices made that are not accepted yet.
     pub fn offers(&self) -> Result<Vec<ShareOffer>> {
         let mut st = self.conn.prepare(
             "SELECT share_id, device, folder_name, folder_id, mode, conflict_policy, received_at
@@ -233,6 +253,7 @@ impl Index {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Forgets the offers of a share (it was accepted).
     pub fn remove_offers(&self, share: &str) -> Result<()> {
         self.conn
             .execute("DELETE FROM share_offers WHERE share_id = ?1", [share])?;

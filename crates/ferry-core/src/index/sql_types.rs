@@ -2,7 +2,8 @@
 //! a row holds a name this ferry does not know (the row is reported corrupt, never
 //! taken as a default).
 
-use crate::index::RunStatus;
+use crate::conduit::Schedule;
+use crate::index::{ConflictStatus, RunStatus};
 use crate::plan::{ConflictPolicy, SyncMode};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
@@ -10,41 +11,30 @@ fn unknown(what: &str, s: &str) -> FromSqlError {
     FromSqlError::Other(format!("unknown {what} {s:?}").into())
 }
 
-impl ToSql for SyncMode {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(self.as_str().into())
-    }
+/// Stores `$ty` as its `Display` text and reads it back with `$parse` (text → `Option`);
+/// a name `$parse` does not know is an error naming `$what`.
+macro_rules! text_column {
+    ($ty:ty, $what:literal, $parse:expr) => {
+        impl ToSql for $ty {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(self.to_string().into())
+            }
+        }
+
+        impl FromSql for $ty {
+            fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+                let s = v.as_str()?;
+                let parse: fn(&str) -> Option<$ty> = $parse;
+                parse(s).ok_or_else(|| unknown($what, s))
+            }
+        }
+    };
 }
 
-impl FromSql for SyncMode {
-    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
-        let s = v.as_str()?;
-        SyncMode::parse(s).map_err(|_| unknown("mode", s))
-    }
-}
-
-impl ToSql for ConflictPolicy {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(self.as_str().into())
-    }
-}
-
-impl FromSql for ConflictPolicy {
-    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
-        let s = v.as_str()?;
-        ConflictPolicy::parse(s).map_err(|_| unknown("conflict policy", s))
-    }
-}
-
-impl ToSql for RunStatus {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(self.as_str().into())
-    }
-}
-
-impl FromSql for RunStatus {
-    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
-        let s = v.as_str()?;
-        RunStatus::parse(s).ok_or_else(|| unknown("run status", s))
-    }
-}
+text_column!(SyncMode, "mode", |s| SyncMode::parse(s).ok());
+text_column!(ConflictPolicy, "conflict policy", |s| {
+    ConflictPolicy::parse(s).ok()
+});
+text_column!(RunStatus, "run status", RunStatus::parse);
+text_column!(Schedule, "schedule", |s| Schedule::parse(s).ok());
+text_column!(ConflictStatus, "conflict status", ConflictStatus::parse);

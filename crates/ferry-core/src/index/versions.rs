@@ -9,16 +9,23 @@ use rusqlite::params;
 /// A version-store record.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct VersionRow {
+    /// The version's ID (`ferry restore --id`).
     pub id: i64,
+    /// The location whose store keeps it.
     pub location_id: i64,
     /// Path keys (`rel_path`), serialized for people.
     #[serde(serialize_with = "crate::model::rel_path::serialize_key")]
     pub path: String,
+    /// Where it is, relative to the location's root (below `.ferry/versions/`).
     #[serde(serialize_with = "crate::model::rel_path::serialize_key")]
     pub stored_path: String,
+    /// Its size in bytes.
     pub size: u64,
+    /// The file's mtime when it was kept (ns since the epoch).
     pub mtime_ns: i64,
+    /// When it was kept (seconds since the epoch).
     pub created_at: i64,
+    /// Why: `replaced`, `deleted`, `recovered`….
     pub reason: String,
     /// BLAKE3 of the kept content, checked again before a restore.
     #[serde(skip)]
@@ -27,7 +34,8 @@ pub struct VersionRow {
 
 impl Index {
     #[allow(clippy::too_many_arguments)]
-    pub fn insert_version(
+    /// Records a version the store now keeps.
+    pub(crate) fn insert_version(
         &self,
         location: i64,
         path: &RelPath,
@@ -67,6 +75,7 @@ impl Index {
         self.query_versions("WHERE location_id = ?1 ORDER BY id DESC", params![location])
     }
 
+    /// The version with ID `id`, if there is one.
     pub fn version(&self, id: i64) -> Result<Option<VersionRow>> {
         Ok(self
             .query_versions("WHERE id = ?1", params![id])?
@@ -75,7 +84,7 @@ impl Index {
     }
 
     /// Forgets a version record (its stored file is removed by the caller first).
-    pub fn delete_version(&self, id: i64) -> Result<()> {
+    pub(crate) fn delete_version(&self, id: i64) -> Result<()> {
         self.conn
             .execute("DELETE FROM versions WHERE id = ?1", params![id])?;
         Ok(())

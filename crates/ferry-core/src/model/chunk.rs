@@ -5,15 +5,14 @@
 //! change under us) and named by their own BLAKE3. A file no larger than the minimum
 //! chunk is one chunk whose hash is the file hash, so small files are hashed once.
 
-use crate::error::{IoContext, Result};
 use fastcdc::v2020::FastCDC;
 use std::fmt;
 use std::io::Read;
-use std::path::Path;
 
 /// FastCDC parameters; recorded in the index so a change is detected, not silently mixed.
 pub const CHUNK_MIN: usize = 16 * 1024;
 pub const CHUNK_AVG: usize = 64 * 1024;
+/// The largest chunk the chunker cuts (a piece asked for is never larger).
 pub const CHUNK_MAX: usize = 256 * 1024;
 /// Identifies the chunking scheme stored alongside chunk lists.
 pub const CHUNKER_ID: &str = "fastcdc-5.0.0-v2020-16k-64k-256k-blake3";
@@ -25,14 +24,17 @@ const READ_BUF: usize = 4 * 1024 * 1024;
 pub struct Hash(pub [u8; 32]);
 
 impl Hash {
+    /// The BLAKE3 of `data`.
     pub fn of(data: &[u8]) -> Hash {
         Hash(*blake3::hash(data).as_bytes())
     }
 
+    /// A hash from its 32 bytes; `None` for any other length.
     pub fn from_slice(b: &[u8]) -> Option<Hash> {
         <[u8; 32]>::try_from(b).ok().map(Hash)
     }
 
+    /// Lower-case hex, as shown and stored.
     pub fn to_hex(&self) -> String {
         self.0.iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -40,7 +42,7 @@ impl Hash {
 
 impl Hash {
     /// Parses 64 hex digits.
-    pub fn from_hex(s: &str) -> Option<Hash> {
+    pub(crate) fn from_hex(s: &str) -> Option<Hash> {
         if s.len() != 64 || !s.is_ascii() {
             return None;
         }
@@ -81,7 +83,9 @@ impl fmt::Display for Hash {
 /// One content-defined chunk: its length and BLAKE3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Chunk {
+    /// Its length in bytes.
     pub len: u32,
+    /// BLAKE3 of its bytes.
     pub hash: Hash,
 }
 
@@ -148,14 +152,8 @@ pub fn digest_reader_with(mut reader: impl Read, buf: &mut Vec<u8>) -> std::io::
     Ok(Digest { hash, size, chunks })
 }
 
-/// Hashes and chunks the file at `path`, reusing `buf`.
-pub fn digest_file(path: &Path, buf: &mut Vec<u8>) -> Result<Digest> {
-    let f = std::fs::File::open(path).ctx("open for hashing", path)?;
-    digest_reader_with(f, buf).ctx("read for hashing", path)
-}
-
 /// Encodes a chunk list for the index (36 bytes a chunk).
-pub fn encode_chunks(chunks: &[Chunk]) -> Vec<u8> {
+pub(crate) fn encode_chunks(chunks: &[Chunk]) -> Vec<u8> {
     let mut out = Vec::with_capacity(chunks.len() * 36);
     for c in chunks {
         out.extend_from_slice(&c.len.to_le_bytes());
@@ -165,7 +163,7 @@ pub fn encode_chunks(chunks: &[Chunk]) -> Vec<u8> {
 }
 
 /// Decodes a chunk list written by [`encode_chunks`].
-pub fn decode_chunks(b: &[u8]) -> Option<Vec<Chunk>> {
+pub(crate) fn decode_chunks(b: &[u8]) -> Option<Vec<Chunk>> {
     if b.len() % 36 != 0 {
         return None;
     }

@@ -16,12 +16,16 @@ use std::os::unix::fs::MetadataExt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EntryKind {
+    /// A regular file.
     File,
+    /// A directory.
     Dir,
+    /// A symbolic link (never followed).
     Symlink,
 }
 
 impl EntryKind {
+    /// The stored and shown name (`file`, `dir`, `symlink`).
     pub fn as_str(self) -> &'static str {
         match self {
             EntryKind::File => "file",
@@ -30,6 +34,7 @@ impl EntryKind {
         }
     }
 
+    /// The kind named `s`, if ferry knows it.
     pub fn parse(s: &str) -> Option<EntryKind> {
         match s {
             "file" => Some(EntryKind::File),
@@ -59,15 +64,20 @@ pub enum Presence {
 /// The stat fields a scan compares to notice change without reading content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StatInfo {
+    /// Size in bytes.
     pub size: u64,
+    /// Modification time, ns since the epoch.
     pub mtime_ns: i64,
+    /// Status-change time, ns since the epoch.
     pub ctime_ns: i64,
+    /// Inode number.
     pub inode: u64,
     /// Permission bits (`mode & 0o7777`).
     pub mode: u32,
 }
 
 impl StatInfo {
+    /// The fields of an `lstat` result.
     pub fn from_metadata(m: &std::fs::Metadata) -> StatInfo {
         StatInfo {
             size: m.len(),
@@ -96,9 +106,11 @@ pub fn kind_of(m: &std::fs::Metadata) -> Option<EntryKind> {
 /// What replicas agree on about one path: the part of an entry that crosses the wire.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FileState {
+    /// File, directory or symlink.
     pub kind: EntryKind,
     /// Bytes of a file; 0 for directories, the target's length for symlinks.
     pub size: u64,
+    /// Modification time, ns since the epoch.
     pub mtime_ns: i64,
     /// Permission bits (`mode & 0o7777`).
     pub mode: u32,
@@ -109,7 +121,9 @@ pub struct FileState {
     pub chunks: Vec<Chunk>,
     /// Symlink target, as stored in the link.
     pub link_target: Option<String>,
+    /// Which replica changed the path how often: decides who is newer.
     pub version: VersionVector,
+    /// Live, deleted (tombstone) or dehydrated.
     pub presence: Presence,
 }
 
@@ -128,8 +142,11 @@ pub struct StatCache {
 /// One indexed path of a replica.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
+    /// The path, relative to the replica's root.
     pub path: RelPath,
+    /// What replicas agree on.
     pub state: FileState,
+    /// What only this disk means (inode, ctime, racy, sequence).
     pub cache: StatCache,
 }
 
@@ -208,7 +225,7 @@ impl Entry {
     }
 
     /// Takes a new stat of the same content (size, times, inode, mode).
-    pub fn set_stat(&mut self, stat: StatInfo) {
+    pub(crate) fn set_stat(&mut self, stat: StatInfo) {
         self.state.size = stat.size;
         self.state.mtime_ns = stat.mtime_ns;
         self.state.mode = stat.mode;

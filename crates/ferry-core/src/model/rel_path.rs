@@ -61,7 +61,7 @@ fn hex_value(d: u8) -> Option<u8> {
 
 /// The key of `bytes`: valid UTF-8 without NUL stays as it is (borrowed); every byte
 /// outside a valid UTF-8 sequence, and a NUL byte, becomes NUL + two lowercase hex
-/// digits. Injective over all byte strings; [`decode`] is its inverse.
+/// digits. Injective over all byte strings; `decode` is its inverse.
 pub fn encode(bytes: &[u8]) -> Cow<'_, str> {
     match std::str::from_utf8(bytes) {
         Ok(s) if !s.contains(ESCAPE) => Cow::Borrowed(s),
@@ -136,7 +136,7 @@ pub fn decode(key: &str) -> Cow<'_, [u8]> {
 }
 
 /// The bytes of a key (or an encoded symlink target) as an `OsString`.
-pub fn decode_os(key: &str) -> std::ffi::OsString {
+pub(crate) fn decode_os(key: &str) -> std::ffi::OsString {
     OsStr::from_bytes(&decode(key)).to_os_string()
 }
 
@@ -147,7 +147,7 @@ pub fn key_under(root: &Path, key: &str) -> PathBuf {
 }
 
 /// How many bytes the name or path a key stands for has on disk.
-pub fn decoded_len(key: &str) -> usize {
+pub(crate) fn decoded_len(key: &str) -> usize {
     decode(key).len()
 }
 
@@ -194,12 +194,12 @@ pub fn escape_os(p: impl AsRef<OsStr>) -> String {
 }
 
 /// Serializes a key (a path from an index row) as [`display_key`] shows it.
-pub fn serialize_key<S: serde::Serializer>(key: &str, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize_key<S: serde::Serializer>(key: &str, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&display_key(key))
 }
 
 /// Like [`serialize_key`], for an optional key.
-pub fn serialize_opt_key<S: serde::Serializer>(
+pub(crate) fn serialize_opt_key<S: serde::Serializer>(
     key: &Option<String>,
     s: S,
 ) -> Result<S::Ok, S::Error> {
@@ -211,7 +211,7 @@ pub fn serialize_opt_key<S: serde::Serializer>(
 
 /// Serializes a file-system path as [`escape_os`] shows it (serde's own impl fails on
 /// a path that is not valid UTF-8).
-pub fn serialize_os_path<S: serde::Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize_os_path<S: serde::Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&escape_os(p))
 }
 
@@ -285,7 +285,8 @@ impl RelPath {
     }
 
     /// Whether every name of the path is valid UTF-8 (its key is the path itself).
-    pub fn is_utf8(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_utf8(&self) -> bool {
         !self.0.contains(ESCAPE)
     }
 
@@ -365,7 +366,7 @@ fn key_units(key: &str) -> impl Iterator<Item = (&str, usize)> {
 /// Shortens the name whose key is `name` to at most `max_bytes` bytes on disk (never
 /// splitting a character or an escaped byte) when it is longer, ending it with a short
 /// hash of the full name so shortened names stay distinct. Returns a key.
-pub fn shorten_name(name: &str, max_bytes: usize) -> String {
+pub(crate) fn shorten_name(name: &str, max_bytes: usize) -> String {
     let bytes = decode(name);
     if bytes.len() <= max_bytes {
         return name.to_string();

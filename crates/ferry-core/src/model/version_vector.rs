@@ -25,10 +25,12 @@ pub enum Causality {
 pub struct VersionVector(BTreeMap<ReplicaId, u64>);
 
 impl VersionVector {
+    /// An empty vector (no replica changed the path yet).
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Whether no replica has a counter.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -38,6 +40,7 @@ impl VersionVector {
         self.0.iter().map(|(&id, &c)| (id, c))
     }
 
+    /// The counter of replica `id` (0 when absent).
     pub fn get(&self, id: ReplicaId) -> u64 {
         self.0.get(&id).copied().unwrap_or(0)
     }
@@ -52,7 +55,7 @@ impl VersionVector {
     }
 
     /// Records a local change by `id`, using a counter from the replica's monotonic clock.
-    pub fn bumped(&self, id: ReplicaId, counter: u64) -> Self {
+    pub(crate) fn bumped(&self, id: ReplicaId, counter: u64) -> Self {
         let mut v = self.clone();
         v.set(id, counter.max(self.get(id) + 1));
         v
@@ -69,6 +72,7 @@ impl VersionVector {
         v
     }
 
+    /// How this vector relates to `other`: equal, before, after or concurrent.
     pub fn compare(&self, other: &Self) -> Causality {
         let mut greater = false;
         let mut less = false;
@@ -97,6 +101,7 @@ impl VersionVector {
         out
     }
 
+    /// A vector stored by `to_bytes`.
     pub fn from_bytes(b: &[u8]) -> Result<Self> {
         if b.len() % 16 != 0 {
             return Err(Error::Corrupt(format!(

@@ -47,7 +47,13 @@ use std::path::Path;
 
 /// Refuses to take conduit `id` (between roots `a` and `b`) out of archive mode: `from`
 /// is its mode now, `to` the mode asked for. Any other change of mode is left alone.
-pub fn check_mode_change(id: i64, from: SyncMode, to: SyncMode, a: &Path, b: &Path) -> Result<()> {
+pub(crate) fn check_mode_change(
+    id: i64,
+    from: SyncMode,
+    to: SyncMode,
+    a: &Path,
+    b: &Path,
+) -> Result<()> {
     if from != SyncMode::Archive || to == SyncMode::Archive {
         return Ok(());
     }

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 /// `name.conflict-YYYYMMDD-HHMMSS-<side>.ext`, unique among `taken` (which it joins)
 /// and not `occupied`.
-pub fn conflict_name(
+pub(crate) fn conflict_name(
     taken: &mut HashSet<String>,
     occupied: Occupied<'_>,
     now: i64,

@@ -59,12 +59,15 @@ impl ItemAction {
 /// One itemized action.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {
+    /// What was done.
     pub action: ItemAction,
     /// The side whose disk changes; `None` for a conflict (about both sides).
     pub side: Option<Side>,
+    /// The path it was done to.
     pub path: RelPath,
     /// A rename's new path, a moved-aside file's new name, an archived file's path on B.
     pub to: Option<RelPath>,
+    /// File, directory or symlink, when known.
     pub kind: Option<EntryKind>,
     /// Bytes of the file concerned (files only).
     pub size: Option<u64>,
@@ -85,7 +88,7 @@ impl Item {
     }
 
     /// The direction as JSON gives it: `a->b` or `b->a`.
-    pub fn direction_str(&self) -> Option<&'static str> {
+    pub(crate) fn direction_str(&self) -> Option<&'static str> {
         self.direction().map(|(from, _)| match from {
             Side::A => "a->b",
             Side::B => "b->a",
@@ -93,7 +96,7 @@ impl Item {
     }
 
     /// The item for one planned action; `None` for index-only records.
-    pub fn of_action(action: &Action) -> Option<Item> {
+    pub(crate) fn of_action(action: &Action) -> Option<Item> {
         let file_size = |kind: EntryKind, size: u64| (kind == EntryKind::File).then_some(size);
         let side = Some(action.side());
         Some(match action {
@@ -180,7 +183,7 @@ impl Item {
     }
 
     /// The item for a conflict the reconciler met.
-    pub fn of_conflict(c: &ConflictRecord) -> Item {
+    pub(crate) fn of_conflict(c: &ConflictRecord) -> Item {
         let kind = c.a.as_ref().or(c.b.as_ref()).map(|e| e.state.kind);
         let detail = match c.winner {
             Some(w) => format!(

@@ -1,13 +1,18 @@
 //! The reconciler's output: a plan of actions for the executor, and the modes and
 //! policies that shape it.
 
-pub mod archive;
-pub mod conflict_name;
-pub mod dir_renames;
-pub mod itemize;
-pub mod reconcile;
+pub(crate) mod archive;
+pub(crate) mod conflict_name;
+pub(crate) mod dir_renames;
+pub(crate) mod itemize;
+pub(crate) mod reconcile;
 pub(crate) mod renames;
-pub mod schedule;
+pub(crate) mod schedule;
+
+pub use dir_renames::find as find_dir_renames;
+pub use itemize::{plan_items, Item};
+pub use reconcile::reconcile;
+pub use schedule::{schedule, Stage, Step};
 
 use crate::error::{Error, Result};
 use crate::model::entry::Entry;
@@ -19,11 +24,14 @@ use crate::model::version_vector::VersionVector;
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
 pub enum Side {
+    /// The first folder (the source in mirror and archive mode).
     A,
+    /// The second folder.
     B,
 }
 
 impl Side {
+    /// The side across.
     pub fn other(self) -> Side {
         match self {
             Side::A => Side::B,
@@ -31,6 +39,7 @@ impl Side {
         }
     }
 
+    /// `a` or `b`, as stored and shown.
     pub fn letter(self) -> &'static str {
         match self {
             Side::A => "a",
@@ -54,6 +63,7 @@ pub enum SyncMode {
 }
 
 impl SyncMode {
+    /// The stored and shown name.
     pub fn as_str(self) -> &'static str {
         match self {
             SyncMode::Mirror => "mirror",
@@ -63,6 +73,7 @@ impl SyncMode {
         }
     }
 
+    /// The mode named `s` (`two-way` is bidirectional).
     pub fn parse(s: &str) -> Result<SyncMode> {
         Ok(match s {
             "mirror" => SyncMode::Mirror,
@@ -103,6 +114,7 @@ pub enum ConflictPolicy {
 }
 
 impl ConflictPolicy {
+    /// The stored and shown name.
     pub fn as_str(self) -> &'static str {
         match self {
             ConflictPolicy::Newest => "newest",
@@ -113,6 +125,7 @@ impl ConflictPolicy {
         }
     }
 
+    /// The policy named `s`.
     pub fn parse(s: &str) -> Result<ConflictPolicy> {
         Ok(match s {
             "newest" => ConflictPolicy::Newest,
@@ -133,51 +146,84 @@ impl ConflictPolicy {
 pub enum Action {
     /// Move a conflict loser aside on its own side: `path` → `to`.
     MoveAside {
+        /// The side whose disk changes.
         side: Side,
+        /// The loser's path.
         path: RelPath,
+        /// Its new name (`name.conflict-…-<side>.ext`).
         to: RelPath,
+        /// What must be on disk at `path` first.
         expected: Box<Entry>,
     },
     /// Remove a file, symlink or (empty) directory.
     Delete {
+        /// The side whose disk changes.
         side: Side,
+        /// The path removed.
         path: RelPath,
+        /// What must be on disk at `path` first.
         expected: Box<Entry>,
+        /// The tombstone's version vector.
         version: VersionVector,
     },
     /// Create a directory, or fix the mode of an existing one (`expected` = that dir).
     Mkdir {
+        /// The side whose disk changes.
         side: Side,
+        /// The directory's path.
         path: RelPath,
+        /// The other side's directory (mode, mtime).
         source: Box<Entry>,
+        /// What is there now, if anything (only a directory).
         expected: Option<Box<Entry>>,
+        /// The entry's new version vector.
         version: VersionVector,
     },
     /// Rename a file on `side` whose content the other side now has under a new name.
     Rename {
+        /// The side whose disk changes.
         side: Side,
+        /// The old name.
         from: RelPath,
+        /// What must be on disk at `from` first.
         expected: Box<Entry>,
+        /// The old name's tombstone version vector.
         from_version: VersionVector,
+        /// The new name.
         to: RelPath,
+        /// The other side's entry at the new name.
         source: Box<Entry>,
+        /// The new name's version vector.
         version: VersionVector,
     },
     /// Write the other side's `source` (a file or symlink) to `path` on `to`.
     Copy {
+        /// The side whose disk changes.
         to: Side,
+        /// The path written.
         path: RelPath,
+        /// The other side's entry: what to write.
         source: Box<Entry>,
+        /// What is there now, if anything (replaced, versioned first).
         expected: Option<Box<Entry>>,
+        /// The entry's new version vector.
         version: VersionVector,
     },
     /// Index-only update: the disk already agrees, only the entry changes.
-    Record { side: Side, entry: Box<Entry> },
+    Record {
+        /// The side whose index row changes.
+        side: Side,
+        /// The row to record.
+        entry: Box<Entry>,
+    },
     /// Archive mode: remove `path` from side A, but only once the copy on B at
     /// `archived_as` re-reads with `expected`'s content (see `archive.rs`).
     Archive {
+        /// The path on side A.
         path: RelPath,
+        /// What must be on disk at `path` (and, by hash, at `archived_as` on B).
         expected: Box<Entry>,
+        /// Where the copy is on B (`path`, or a conflict name beside B's own file).
         archived_as: RelPath,
     },
 }
@@ -213,9 +259,13 @@ impl Action {
 /// A conflict the reconciler met, and what it did about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConflictRecord {
+    /// The path in conflict.
     pub path: RelPath,
+    /// Side A's entry, if any.
     pub a: Option<Entry>,
+    /// Side B's entry, if any.
     pub b: Option<Entry>,
+    /// The policy that decided (or did not: `manual`).
     pub policy: ConflictPolicy,
     /// `None` when left for the user.
     pub winner: Option<Side>,
@@ -226,7 +276,9 @@ pub struct ConflictRecord {
 /// Everything one run will do.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
+    /// What to do, in the reconciler's order (the executor orders by stage).
     pub actions: Vec<Action>,
+    /// Conflicts met, settled by the policy or left open.
     pub conflicts: Vec<ConflictRecord>,
 }
 
@@ -257,11 +309,16 @@ pub type Occupied<'a> = &'a dyn Fn(&RelPath) -> bool;
 /// What the reconciler needs to know.
 #[derive(Clone, Copy)]
 pub struct ReconcileInput<'a> {
+    /// Side A's entries, sorted by path.
     pub a: &'a [Entry],
+    /// Side B's entries, sorted by path.
     pub b: &'a [Entry],
+    /// How the sides are kept in step.
     pub mode: SyncMode,
+    /// Who wins a conflict.
     pub policy: ConflictPolicy,
     /// Seconds since the epoch, used only to name conflict copies.
     pub now: i64,
+    /// Whether a path is taken anywhere in the index (for conflict-copy names).
     pub occupied: Occupied<'a>,
 }

@@ -19,7 +19,7 @@ use crate::plan::conflict_name::conflict_name;
 use crate::plan::{Action, ConflictPolicy, ConflictRecord, Plan, Side, SyncMode};
 use std::collections::{BTreeMap, HashSet};
 
-pub use crate::plan::{Occupied, ReconcileInput};
+pub use crate::plan::ReconcileInput;
 
 /// What happens at one path before the directory rule is applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

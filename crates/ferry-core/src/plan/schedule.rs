@@ -20,17 +20,26 @@ use crate::plan::{Action, Plan, Side};
 /// A stage of a side plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Stage {
+    /// Index-only records.
     Records,
+    /// Conflict losers moved aside.
     Aside,
+    /// Files and symlinks deleted.
     Deletes,
+    /// Directories created, and whole directories renamed.
     Directories,
+    /// Files and symlinks renamed.
     Renames,
+    /// Directories removed, deepest first.
     DirRemovals,
+    /// Files and symlinks copied.
     Copies,
+    /// Archive mode's verified removals from side A.
     Archive,
 }
 
 impl Stage {
+    /// Every stage, in the order they run.
     pub const ALL: [Stage; 8] = [
         Stage::Records,
         Stage::Aside,
@@ -64,9 +73,17 @@ impl Stage {
 pub enum Step {
     /// The plan's action at index `action`. With a `group`, the directory rename that
     /// carries it out: the action runs only if that rename falls back.
-    Act { action: usize, group: Option<usize> },
-    /// The directory rename at index `group` of [`Schedule::groups`].
-    RenameDir { group: usize },
+    Act {
+        /// Index of the action in the plan.
+        action: usize,
+        /// Index of the directory rename that covers it, if one does.
+        group: Option<usize>,
+    },
+    /// The directory rename at index `group` of the schedule's `groups`.
+    RenameDir {
+        /// Index of the rename in the schedule's groups.
+        group: usize,
+    },
 }
 
 /// What one side does, stage by stage.

@@ -207,7 +207,7 @@ fn found_of(st: &rustix::fs::Stat) -> Found {
 }
 
 /// The stat of an open file.
-pub fn fstat(f: &File, path: &Path) -> Result<Found> {
+pub(crate) fn fstat(f: &File, path: &Path) -> Result<Found> {
     let st = rustix::fs::fstat(f).map_err(os).ctx("stat", path)?;
     Ok(found_of(&st))
 }
@@ -234,7 +234,7 @@ impl DirHandle {
     /// Opens the regular file `name` for reading; a symlink there is refused, and so
     /// is a fifo or device (opened without blocking and checked: a fifo swapped in
     /// must not hang the run).
-    pub fn open_file(&self, name: &OsStr) -> Result<File> {
+    pub(crate) fn open_file(&self, name: &OsStr) -> Result<File> {
         let fd = rustix::fs::openat(
             &self.fd,
             name,
@@ -257,7 +257,7 @@ impl DirHandle {
     }
 
     /// Opens the subdirectory `name` (not following a symlink).
-    pub fn subdir(&self, name: &OsStr) -> Result<DirHandle> {
+    pub(crate) fn subdir(&self, name: &OsStr) -> Result<DirHandle> {
         let fd = rustix::fs::openat(
             &self.fd,
             name,
@@ -272,7 +272,7 @@ impl DirHandle {
     }
 
     /// Opens the subdirectory `name`, creating it (with `mode`) when absent.
-    pub fn subdir_or_create(&self, name: &OsStr, mode: u32) -> Result<DirHandle> {
+    pub(crate) fn subdir_or_create(&self, name: &OsStr, mode: u32) -> Result<DirHandle> {
         match rustix::fs::mkdirat(&self.fd, name, Mode::from_raw_mode(mode)) {
             Ok(()) | Err(rustix::io::Errno::EXIST) => {}
             Err(e) => return Err(os(e)).ctx("create folder", self.show(name)),
@@ -296,7 +296,7 @@ impl DirHandle {
 
     /// Opens the regular file `name` for writing, creating it (0644) when absent,
     /// never following a symlink there.
-    pub fn open_or_create(&self, name: &OsStr) -> Result<File> {
+    pub(crate) fn open_or_create(&self, name: &OsStr) -> Result<File> {
         let fd = rustix::fs::openat(
             &self.fd,
             name,
@@ -310,7 +310,7 @@ impl DirHandle {
 
     /// Whether this folder may hold what ferry keeps: owned by this process's user or
     /// by `also` (the root's owner), and writable by no one else.
-    pub fn is_trusted(&self, also: u32) -> Result<bool> {
+    pub(crate) fn is_trusted(&self, also: u32) -> Result<bool> {
         let st = rustix::fs::fstat(&self.fd)
             .map_err(os)
             .ctx("stat", &self.path)?;
@@ -346,7 +346,7 @@ impl DirHandle {
             .ctx("create directory", self.show(name))
     }
 
-    pub fn unlink(&self, name: &OsStr) -> Result<()> {
+    pub(crate) fn unlink(&self, name: &OsStr) -> Result<()> {
         rustix::fs::unlinkat(&self.fd, name, AtFlags::empty())
             .map_err(os)
             .ctx("delete", self.show(name))
@@ -361,7 +361,7 @@ impl DirHandle {
     /// Renames `from` here to `to` in `dest` (which may be this directory); `flags`
     /// may ask for `RENAME_NOREPLACE` or `RENAME_EXCHANGE`. The raw error is returned
     /// so callers can tell `EEXIST` and `EINVAL` (flag unsupported) apart.
-    pub fn rename_raw(
+    pub(crate) fn rename_raw(
         &self,
         from: &OsStr,
         dest: &DirHandle,
@@ -378,7 +378,7 @@ impl DirHandle {
     }
 
     /// Renames `from` to `to` in this directory only while nothing is at `to`.
-    pub fn rename_noreplace(&self, from: &OsStr, to: &OsStr) -> std::io::Result<()> {
+    pub(crate) fn rename_noreplace(&self, from: &OsStr, to: &OsStr) -> std::io::Result<()> {
         self.rename_raw(from, self, to, RenameFlags::NOREPLACE)
     }
 
@@ -481,14 +481,14 @@ pub fn set_file_mtime(f: &File, mtime_ns: i64, path: &Path) -> Result<()> {
 }
 
 /// Sets a file's permission bits through its open handle.
-pub fn set_file_mode(f: &File, mode: u32, path: &Path) -> Result<()> {
+pub(crate) fn set_file_mode(f: &File, mode: u32, path: &Path) -> Result<()> {
     rustix::fs::fchmod(f, Mode::from_raw_mode(mode))
         .map_err(os)
         .ctx("set permissions", path)
 }
 
 /// Sets a file's owner through its open handle.
-pub fn set_file_owner(f: &File, uid: u32, gid: u32, path: &Path) -> Result<()> {
+pub(crate) fn set_file_owner(f: &File, uid: u32, gid: u32, path: &Path) -> Result<()> {
     let (u, g) = (
         rustix::fs::Uid::from_raw(uid),
         rustix::fs::Gid::from_raw(gid),
@@ -501,7 +501,7 @@ pub fn set_file_owner(f: &File, uid: u32, gid: u32, path: &Path) -> Result<()> {
 /// Copies the `user.` extended attributes of `from` onto `to` (other namespaces are
 /// the system's: security labels, ACLs, which a sync does not grant). Returns the
 /// names that could not be set there (e.g. a file system without xattrs).
-pub fn copy_user_xattrs(from: &File, to: &File) -> std::io::Result<Vec<String>> {
+pub(crate) fn copy_user_xattrs(from: &File, to: &File) -> std::io::Result<Vec<String>> {
     let n = match rustix::fs::flistxattr_query(from) {
         Ok(n) => n,
         Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),

@@ -20,16 +20,20 @@ use std::path::PathBuf;
 /// BLAKE3 of those bytes (for a one-chunk file, the content hash itself).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Piece {
+    /// BLAKE3 of the whole content the piece belongs to.
     pub content: Hash,
+    /// Where the piece starts in it.
     pub offset: u64,
+    /// How many bytes it has.
     pub len: u32,
+    /// BLAKE3 of the piece itself.
     pub hash: Hash,
 }
 
 /// The pieces `state`'s content is made of, in order: one per chunk, or the whole file
 /// as one piece when it has no chunk list (no larger than one chunk). Empty for an
 /// empty file, a directory, or a file whose hash is unknown.
-pub fn pieces_of(state: &FileState) -> Vec<Piece> {
+pub(crate) fn pieces_of(state: &FileState) -> Vec<Piece> {
     let Some(content) = state.hash else {
         return Vec::new();
     };
@@ -68,10 +72,15 @@ pub trait ChunkSource {
     /// when this source does not have it, or what it has no longer matches; an error
     /// only when the source itself failed (the caller may try the next one).
     fn read(&self, piece: &Piece, buf: &mut Vec<u8>) -> Result<bool>;
+
+    /// Pieces the caller will ask this source for soon, in order: a source far away
+    /// may start fetching them now, so the round trips overlap (the default does
+    /// nothing). Asking again for pieces already asked for costs nothing.
+    fn prefetch(&self, _upcoming: &[Piece]) {}
 }
 
 /// Reads `piece` at its offset of `file` into `buf`; whether the bytes match its hash.
-pub fn read_piece(file: &File, piece: &Piece, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+pub(crate) fn read_piece(file: &File, piece: &Piece, buf: &mut Vec<u8>) -> std::io::Result<bool> {
     buf.clear();
     buf.resize(piece.len as usize, 0);
     let mut done = 0;
@@ -103,6 +112,7 @@ impl OpenContent {
         })
     }
 
+    /// The state the file was opened against (its content is this state's).
     pub fn state(&self) -> &FileState {
         &self.state
     }
@@ -129,6 +139,7 @@ pub struct LocalContent<'a> {
 }
 
 impl<'a> LocalContent<'a> {
+    /// Contents of location `loc`, found through `index`.
     pub fn new(index: &'a Index, loc: &'a Location) -> Self {
         LocalContent {
             index,
@@ -179,6 +190,7 @@ pub struct FolderContent {
 }
 
 impl FolderContent {
+    /// Serves `loc`'s files, found through `index` (a connection of its own).
     pub fn new(index: Index, loc: Location) -> FolderContent {
         FolderContent {
             inner: std::sync::Mutex::new((index, loc)),

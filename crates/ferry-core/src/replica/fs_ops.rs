@@ -11,7 +11,7 @@ use std::path::Path;
 
 /// Copies all of `src` into the empty file `dst`, sharing extents where the file
 /// system can (reflink), else letting the kernel copy (`copy_file_range`).
-pub fn clone_or_copy(src: &File, dst: &File, src_path: &Path) -> Result<u64> {
+pub(crate) fn clone_or_copy(src: &File, dst: &File, src_path: &Path) -> Result<u64> {
     let meta = src.metadata().ctx("stat", src_path)?;
     let len = meta.len();
     // SAFETY: both descriptors are open files owned by the caller for the whole call.
@@ -114,14 +114,18 @@ fn plain_copy(mut src: &File, mut dst: &File, src_path: &Path) -> Result<u64> {
 }
 
 /// BLAKE3 of a file's bytes (used to verify what landed in a temp file).
-pub fn blake3_file(path: &Path, buf: &mut Vec<u8>) -> Result<crate::model::chunk::Hash> {
+pub(crate) fn blake3_file(path: &Path, buf: &mut Vec<u8>) -> Result<crate::model::chunk::Hash> {
     let f = File::open(path).ctx("open for verification", path)?;
     blake3_of(&f, path, buf)
 }
 
 /// BLAKE3 of an open file's bytes from its start (positioned reads, so the file's own
 /// offset does not matter).
-pub fn blake3_of(f: &File, path: &Path, buf: &mut Vec<u8>) -> Result<crate::model::chunk::Hash> {
+pub(crate) fn blake3_of(
+    f: &File,
+    path: &Path,
+    buf: &mut Vec<u8>,
+) -> Result<crate::model::chunk::Hash> {
     use std::os::unix::fs::FileExt;
     let mut hasher = blake3::Hasher::new();
     if buf.len() < 1 << 20 {
@@ -143,7 +147,7 @@ pub fn blake3_of(f: &File, path: &Path, buf: &mut Vec<u8>) -> Result<crate::mode
 
 /// Makes everything written on the file system holding `path` durable, in one call:
 /// cheaper than one fsync a file when a batch of files was written.
-pub fn sync_filesystem(path: &Path) -> Result<()> {
+pub(crate) fn sync_filesystem(path: &Path) -> Result<()> {
     let f = File::open(path).ctx("open for syncfs", path)?;
     // SAFETY: the descriptor is valid for the call.
     let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
@@ -169,7 +173,7 @@ pub fn temp_name(tag: &str) -> OsString {
 /// (8 random digits follow). After a crash, a leftover whose bytes have that hash is
 /// ferry's own copy (see [`is_own_copy`]; a user's file matches by chance once in
 /// 2^32); anything else is kept.
-pub fn staged_temp_name(tag: &str, hash: &crate::model::chunk::Hash) -> OsString {
+pub(crate) fn staged_temp_name(tag: &str, hash: &crate::model::chunk::Hash) -> OsString {
     let r = &uuid::Uuid::new_v4().simple().to_string()[..8];
     let h = &hash.to_hex()[..8];
     OsString::from(format!(
@@ -180,7 +184,7 @@ pub fn staged_temp_name(tag: &str, hash: &crate::model::chunk::Hash) -> OsString
 
 /// Whether `name` is a staged-copy temp name (see [`staged_temp_name`]) whose content
 /// hash is `hash`.
-pub fn is_own_copy(name: &str, hash: &crate::model::chunk::Hash) -> bool {
+pub(crate) fn is_own_copy(name: &str, hash: &crate::model::chunk::Hash) -> bool {
     let Some(rest) = name.strip_prefix(crate::replica::ignore_rules::TEMP_PREFIX) else {
         return false;
     };
@@ -191,42 +195,14 @@ pub fn is_own_copy(name: &str, hash: &crate::model::chunk::Hash) -> bool {
 }
 
 /// A temp-file name with no location tag, for work inside `.ferry/` (never scanned).
-pub fn random_temp_name(what: &str) -> OsString {
+pub(crate) fn random_temp_name(what: &str) -> OsString {
     let r = &uuid::Uuid::new_v4().simple().to_string()[..16];
     OsString::from(format!(".{what}.tmp.{r}"))
 }
 
-/// Renames `from` to `to` only while nothing exists at `to` (`renameat2` with
-/// `RENAME_NOREPLACE`, checked atomically by the kernel): an existing file or
-/// directory, even an empty one, is never replaced; that fails with `EEXIST`. File
-/// systems without the flag fail with `EINVAL`.
-pub fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = |p: &Path| {
-        std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(|_| {
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "path holds a NUL byte")
-        })
-    };
-    let (f, t) = (c(from)?, c(to)?);
-    // SAFETY: both are valid NUL-terminated paths; AT_FDCWD resolves them as given.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            f.as_ptr(),
-            libc::AT_FDCWD,
-            t.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 /// Whether an lstat error means "nothing is there" (the path or one of its parents is gone,
 /// or a parent is now a file).
-pub fn is_absent(e: &std::io::Error) -> bool {
+pub(crate) fn is_absent(e: &std::io::Error) -> bool {
     matches!(
         e.kind(),
         std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
@@ -235,7 +211,7 @@ pub fn is_absent(e: &std::io::Error) -> bool {
 
 /// Copies `src` into the empty file `dst` with plain reads and writes, taking each
 /// block's bytes from `limiter` first (a bandwidth-limited conduit).
-pub fn throttled_copy(
+pub(crate) fn throttled_copy(
     src: &File,
     dst: &File,
     src_path: &Path,

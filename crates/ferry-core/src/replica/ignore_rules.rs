@@ -28,7 +28,7 @@ pub struct IndexRules {
 
 impl IndexRules {
     /// Whether a name (at `depth` 1 = directly under the root) is excluded by the built-ins.
-    pub fn builtin_excluded(&self, name: &str, depth: usize, is_dir: bool) -> bool {
+    pub(crate) fn builtin_excluded(&self, name: &str, depth: usize, is_dir: bool) -> bool {
         if depth == 1 && name == FERRY_DIR {
             return true;
         }
@@ -42,7 +42,7 @@ impl IndexRules {
     }
 
     /// OS clutter that may be removed with a directory being deleted.
-    pub fn is_junk(name: &str) -> bool {
+    pub(crate) fn is_junk(name: &str) -> bool {
         OS_JUNK.contains(&name)
     }
 }
@@ -50,7 +50,7 @@ impl IndexRules {
 /// The location tag of one of ferry's temp-file names (`.ferry.tmp.<16 hex>.<16
 /// hex>`, see [`crate::replica::fs_ops::temp_name`]), or `None` for any other name — a user's
 /// `.ferry.tmp.notes` is an ordinary file.
-pub fn temp_tag_of(name: &str) -> Option<&str> {
+pub(crate) fn temp_tag_of(name: &str) -> Option<&str> {
     let rest = name.strip_prefix(TEMP_PREFIX)?;
     let (tag, r) = rest.split_once('.')?;
     let hex = |s: &str| s.len() == 16 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));

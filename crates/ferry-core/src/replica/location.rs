@@ -23,7 +23,9 @@ const MARKER: &str = "location";
 /// An opened location: its index row and canonical root.
 #[derive(Debug, Clone)]
 pub struct Location {
+    /// The location's index row.
     pub row: LocationRow,
+    /// Its root, canonical.
     pub root: PathBuf,
     /// Opened for a dry run: nothing is written under the root.
     dry_run: bool,
@@ -39,7 +41,7 @@ pub struct Location {
 
 impl Location {
     /// The location of an index row, at the root the row records (nothing is checked).
-    pub fn from_row(row: LocationRow) -> Location {
+    pub(crate) fn from_row(row: LocationRow) -> Location {
         Location {
             root: row.root.clone(),
             row,
@@ -50,12 +52,13 @@ impl Location {
         }
     }
 
+    /// The location's ID in the index.
     pub fn id(&self) -> i64 {
         self.row.id
     }
 
     /// Opened by a dry run: scans must not write under the root (stale temp files stay).
-    pub fn is_dry_run(&self) -> bool {
+    pub(crate) fn is_dry_run(&self) -> bool {
         self.dry_run
     }
 
@@ -71,14 +74,9 @@ impl Location {
 
     /// A tag that names this location's temp files (derived from its ID, so the index
     /// records it): only files carrying it are ferry's own leftovers.
-    pub fn temp_tag(&self) -> String {
+    pub(crate) fn temp_tag(&self) -> String {
         let h = blake3::hash(format!("temp:{}", self.row.uuid).as_bytes());
         h.to_hex()[..16].to_string()
-    }
-
-    /// Where the folder was before it was moved here, when opening it followed the move.
-    pub fn moved_from(&self) -> Option<&Path> {
-        self.moved_from.as_deref()
     }
 
     /// What to tell the user when opening this location followed a moved folder.
@@ -99,6 +97,7 @@ impl Location {
         })
     }
 
+    /// Its `.ferry/` folder (marker, lock, version store).
     pub fn ferry_dir(&self) -> PathBuf {
         self.root.join(FERRY_DIR)
     }
@@ -150,7 +149,7 @@ impl Location {
     }
 
     /// Checks that the root and its marker are still there and name this location.
-    pub fn verify_marker(&self) -> Result<()> {
+    pub(crate) fn verify_marker(&self) -> Result<()> {
         match read_marker(&self.root)? {
             Some(uuid) if uuid == self.row.uuid => Ok(()),
             None if self.marker_pending => Ok(()),
@@ -269,7 +268,7 @@ pub fn open_location(index: &mut Index, root: &Path, reinit: bool) -> Result<Loc
 /// writes no marker (and the location's lock and scans write nothing under the root).
 /// The index rows a new location needs, and the entries `reinit` forgets, are written
 /// only inside [`Index::discarding`], which the caller must be in.
-pub fn open_location_dry(index: &mut Index, root: &Path, reinit: bool) -> Result<Location> {
+pub(crate) fn open_location_dry(index: &mut Index, root: &Path, reinit: bool) -> Result<Location> {
     if !index.is_discarding() {
         return Err(Error::Other(
             "internal error: a dry run opened a location outside a discarded transaction".into(),

@@ -2,14 +2,23 @@
 //! its root (`beneath`, `disk`), the walk and scan that index it, ignore rules, the
 //! version store.
 
-pub mod beneath;
-pub mod chunk_source;
+pub(crate) mod beneath;
+pub(crate) mod chunk_source;
 pub(crate) mod disk;
-pub mod fs_ops;
-pub mod ignore_rules;
-pub mod location;
-pub mod overlap;
-pub mod scan;
-pub mod version_store;
-pub mod view;
-pub mod walk;
+pub(crate) mod fs_ops;
+pub(crate) mod ignore_rules;
+pub(crate) mod location;
+pub(crate) mod overlap;
+pub(crate) mod scan;
+pub(crate) mod version_store;
+pub(crate) mod view;
+pub(crate) mod walk;
+
+pub use crate::execute::assemble::assemble;
+pub use chunk_source::{ChunkSource, FolderContent, LocalContent, OpenContent, Piece};
+pub use fs_ops::free_space;
+pub use ignore_rules::{IndexRules, FERRY_DIR, TEMP_PREFIX};
+pub use location::{canonical_root, open_location, Location};
+pub use scan::{
+    scan_location, scan_one, scan_pair, scan_pair_scoped, scan_paths, ScanReport, Scope,
+};

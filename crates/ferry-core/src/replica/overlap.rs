@@ -42,7 +42,7 @@ impl DirId {
     }
 
     /// The identity of what `found` describes, if it is a directory.
-    pub fn of_found(found: &Found) -> Option<DirId> {
+    pub(crate) fn of_found(found: &Found) -> Option<DirId> {
         (found.kind == Some(EntryKind::Dir)).then_some(DirId {
             dev: found.dev,
             ino: found.stat.inode,
@@ -50,7 +50,7 @@ impl DirId {
     }
 
     /// The identity of an open directory.
-    pub fn of_dir(dir: &DirHandle) -> Result<DirId> {
+    pub(crate) fn of_dir(dir: &DirHandle) -> Result<DirId> {
         let st = rustix::fs::fstat(dir.fd())
             .map_err(std::io::Error::from)
             .ctx("stat", dir.path())?;
@@ -82,7 +82,7 @@ fn lineage(root: &Path) -> Result<Vec<(PathBuf, DirId)>> {
 /// identity (so also through symlinks and bind mounts, of the roots or of their
 /// ancestors), or a mount point below one root is the other root or an ancestor of
 /// either root.
-pub fn check_roots(a: &Path, b: &Path) -> Result<()> {
+pub(crate) fn check_roots(a: &Path, b: &Path) -> Result<()> {
     let (la, lb) = (lineage(a)?, lineage(b)?);
     for (x, lx, y, ly) in [(a, &la, b, &lb), (b, &lb, a, &la)] {
         if let Some((p, _)) = ly.iter().find(|(_, id)| *id == lx[0].1) {
@@ -210,7 +210,7 @@ impl Fence {
     }
 
     /// The fenced directory that the directory `found` describes is, if it is one.
-    pub fn hit_found(&self, found: &Found) -> Option<&Path> {
+    pub(crate) fn hit_found(&self, found: &Found) -> Option<&Path> {
         DirId::of_found(found).and_then(|id| self.holds(id))
     }
 

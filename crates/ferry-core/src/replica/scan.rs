@@ -39,11 +39,17 @@ const ABSORB_BATCH: usize = 16 * 1024;
 /// What a scan found.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ScanReport {
+    /// Paths walked.
     pub entries: u64,
+    /// Files read and hashed.
     pub hashed_files: u64,
+    /// Bytes read and hashed.
     pub hashed_bytes: u64,
+    /// Entries whose content or metadata changed.
     pub changed: u64,
+    /// Paths gone since the last scan (now tombstones).
     pub deleted: u64,
+    /// Paths no longer indexed (newly ignored); forgotten, not deleted.
     pub forgotten: u64,
     /// Per-path problems; the rest of the scan went on.
     #[serde(serialize_with = "crate::problem::as_sentences")]

@@ -92,7 +92,7 @@ fn free_name(dir: &DirHandle, key_prefix: &str, rel: &RelPath) -> Result<(String
 
 /// Whether what lstat found is the thing `expected` describes: same kind and inode,
 /// same size, mtime and mode (a rename changes only the ctime).
-pub fn is_same(found: &Found, expected: &Entry) -> bool {
+pub(crate) fn is_same(found: &Found, expected: &Entry) -> bool {
     found.kind == Some(expected.state.kind)
         && found.stat.inode == expected.cache.inode
         && found.stat.size == expected.state.size
@@ -190,7 +190,7 @@ impl Taken {
     /// Moves the taken file back to `name` of `to`, only while that name is free.
     /// Returns `false` (and leaves it in the store, unrecorded) when something else
     /// took the name meanwhile.
-    pub fn put_back(&self, to: &DirHandle, name: &OsStr) -> Result<bool> {
+    pub(crate) fn put_back(&self, to: &DirHandle, name: &OsStr) -> Result<bool> {
         match self
             .dir
             .rename_raw(&self.name, to, name, rustix::fs::RenameFlags::NOREPLACE)
@@ -199,28 +199,6 @@ impl Taken {
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(false),
             Err(e) => Err(e).ctx("put back", to.show(name)),
         }
-    }
-
-    /// Swaps the taken file with `name` of `to` (undoing an exchange).
-    pub fn exchange_with(&self, to: &DirHandle, name: &OsStr) -> Result<()> {
-        self.dir
-            .rename_raw(&self.name, to, name, rustix::fs::RenameFlags::EXCHANGE)
-            .ctx("put back", to.show(name))
-    }
-
-    /// The same slot, read again (after an exchange changed what is in it).
-    pub fn refresh(self) -> Result<Taken> {
-        Slot {
-            dir: self.dir,
-            name: self.name,
-            stored: self.stored,
-        }
-        .arrived()
-    }
-
-    /// Removes what is in the slot without recording it (ferry's own staged copy).
-    pub fn discard(self) -> Result<()> {
-        self.dir.unlink(&self.name)
     }
 
     fn make_private_copy(&self) -> Result<()> {

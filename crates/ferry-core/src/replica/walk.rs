@@ -152,7 +152,7 @@ pub fn walk(root: &RootDir, rules: IndexRules, fence: &Fence) -> WalkOut {
 /// excluded, missing or not a directory. A path that is absent is simply not seen.
 /// `paths` must not lie below one another (see [`crate::replica::scan::Scope`]). A path, or an
 /// ancestor of one, that `fence` holds is reported in `fenced` and not entered.
-pub fn walk_paths(
+pub(crate) fn walk_paths(
     root: &RootDir,
     builtin: IndexRules,
     paths: &[RelPath],

@@ -6,14 +6,14 @@
 
 #![allow(dead_code)]
 
-use ferry_core::execute::{ExecReport, Executor, FaultPoint};
 use ferry_core::index::Index;
-use ferry_core::plan::reconcile::{reconcile, ReconcileInput};
+use ferry_core::plan::{reconcile, ReconcileInput};
 use ferry_core::plan::{ConflictPolicy, Plan, SyncMode};
-use ferry_core::progress::NoProgress;
-use ferry_core::replica::ignore_rules::IndexRules;
-use ferry_core::replica::location::{open_location, Location};
-use ferry_core::replica::scan::scan_location;
+use ferry_core::replica::scan_location;
+use ferry_core::replica::IndexRules;
+use ferry_core::replica::{open_location, Location};
+use ferry_core::NoProgress;
+use ferry_core::{ExecReport, Executor, FaultPoint};
 #[allow(unused_imports)]
 pub use ferry_testkit::{bind_mount, BindMount};
 use std::collections::BTreeMap;

@@ -486,13 +486,13 @@ async fn resolve(
             Some(at) => format!(
                 "Conflict #{id} settled: kept {} for {}; the other content is at {}.",
                 r.kept,
-                ferry_core::model::rel_path::display_key(&r.path),
-                ferry_core::model::rel_path::display_key(at)
+                ferry_core::model::display_key(&r.path),
+                ferry_core::model::display_key(at)
             ),
             None => format!(
                 "Conflict #{id} settled: kept {} for {}; the other content is in the version store.",
                 r.kept,
-                ferry_core::model::rel_path::display_key(&r.path)
+                ferry_core::model::display_key(&r.path)
             ),
         },
         Ok(Err(e)) => format!("Conflict #{id} not settled: {e}"),

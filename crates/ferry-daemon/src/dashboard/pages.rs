@@ -3,8 +3,8 @@
 use super::auth::Viewer;
 use super::html::{bytes, duration, esc, time_el};
 use crate::shared::Shared;
-use ferry_core::index::Index;
-use ferry_core::model::rel_path::display_key;
+use ferry_core::index::{ConflictStatus, Index};
+use ferry_core::model::display_key;
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -214,8 +214,8 @@ pub fn conflicts(index: &Index, viewer: &Viewer, message: Option<&str>) -> crate
     // A conflict a later run met again is `superseded` by the new row: not shown.
     let (open, settled): (Vec<_>, Vec<_>) = all
         .into_iter()
-        .filter(|c| c.status != "superseded")
-        .partition(|c| c.status == "open");
+        .filter(|c| c.status != ConflictStatus::Superseded)
+        .partition(|c| c.status == ConflictStatus::Open);
     let mut out = String::new();
     if let Some(m) = message {
         out.push_str(&format!(
@@ -244,7 +244,7 @@ pub fn conflicts(index: &Index, viewer: &Viewer, message: Option<&str>) -> crate
                 br = esc(&c.b_root),
                 a = side(&c.a_kind, c.a_size, c.a_mtime_ns),
                 b = side(&c.b_kind, c.b_size, c.b_mtime_ns),
-                policy = esc(&c.policy),
+                policy = esc(c.policy.as_str()),
                 since = time_el(c.created_at),
                 csrf = viewer.csrf_field(),
             ));
@@ -265,12 +265,12 @@ pub fn conflicts(index: &Index, viewer: &Viewer, message: Option<&str>) -> crate
             let outcome = match (&c.resolution, &c.winner) {
                 (Some(r), _) => format!("you kept {}", esc(r)),
                 (None, Some(w)) => format!("{} won", esc(w)),
-                (None, None) => esc(&c.status),
+                (None, None) => esc(c.status.as_str()),
             };
             out.push_str(&format!(
                 "<tr><th scope=\"row\"><code>{}</code></th><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&display_key(&c.path)),
-                esc(&c.policy),
+                esc(c.policy.as_str()),
                 outcome,
                 c.loser_kept_at
                     .as_deref()
@@ -560,7 +560,7 @@ pub fn settings(
             a = esc(&a.root.to_string_lossy()),
             b = esc(&b.root.to_string_lossy()),
             mode = c.mode.as_str(),
-            schedule = esc(&c.schedule),
+            schedule = esc(&c.schedule.to_string()),
             policy = c.conflict_policy.as_str(),
             parallel = if c.parallel == 0 {
                 "one per core".to_string()
@@ -570,7 +570,7 @@ pub fn settings(
             csrf = viewer.csrf_field(),
             modes = options(&MODES, c.mode.as_str(), None),
             policies = options(&POLICIES, c.conflict_policy.as_str(), None),
-            bandwidth = esc(&ferry_core::conduit_edit::format_bandwidth(c.bandwidth_limit)),
+            bandwidth = esc(&ferry_core::conduit::format_bandwidth(c.bandwidth_limit)),
             schedule_help = SCHEDULE_HELP,
             bandwidth_help = BANDWIDTH_HELP,
         ));

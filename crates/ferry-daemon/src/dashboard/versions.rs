@@ -4,7 +4,7 @@
 use super::auth::Viewer;
 use super::html::{bytes, esc, time_el};
 use ferry_core::index::Index;
-use ferry_core::model::rel_path::{display_key, key_under};
+use ferry_core::model::{display_key, key_under};
 
 /// Versions shown per folder (newest first).
 const LIMIT: usize = 500;
@@ -103,10 +103,10 @@ pub fn restore(index: &Index, id: i64, to: &str) -> (String, Option<i64>) {
     let path = key_under(&location.root, &found.path);
     let to = to.trim();
     let to = (!to.is_empty()).then(|| std::path::PathBuf::from(to));
-    let msg = match ferry_core::restore::restore(index, &path, id, to.as_deref()) {
+    let msg = match ferry_core::versions::restore(index, &path, id, to.as_deref()) {
         Ok(out) => format!(
             "Version #{id} restored to {}{}.",
-            ferry_core::model::rel_path::escape_os(&out.restored_to),
+            ferry_core::model::escape_os(&out.restored_to),
             if out.replaced_kept {
                 " (what it replaced is kept as a version)"
             } else {

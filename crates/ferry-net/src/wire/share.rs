@@ -4,11 +4,11 @@
 //! [`WireError::Invalid`] naming what was wrong, and the message is not used.
 
 use crate::error::WireError;
-use ferry_core::model::chunk::{Chunk, Hash};
-use ferry_core::model::entry::{EntryKind, FileState, Presence};
-use ferry_core::model::rel_path::RelPath;
-use ferry_core::model::version_vector::VersionVector;
-use ferry_core::replica::chunk_source::Piece;
+use ferry_core::model::RelPath;
+use ferry_core::model::VersionVector;
+use ferry_core::model::{Chunk, Hash};
+use ferry_core::model::{EntryKind, FileState, Presence};
+use ferry_core::replica::Piece;
 
 /// The shares the sender has with the receiver: sent when a connection opens and
 /// whenever they change. A share the receiver does not have is an offer.
@@ -244,7 +244,7 @@ impl PieceRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferry_core::model::entry::Entry;
+    use ferry_core::model::Entry;
     use proptest::prelude::*;
 
     fn file() -> (RelPath, FileState) {
