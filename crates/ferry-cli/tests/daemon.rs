@@ -421,6 +421,30 @@ fn api_requires_the_token_and_reports_state() {
         "{v:#}"
     );
     assert_eq!(v["conduits"][0]["conduit"], 1);
+    assert_eq!(v["shares"], serde_json::json!([]), "{v:#}");
+    assert_eq!(v["offers"], serde_json::json!([]), "{v:#}");
+
+    // Shares and devices, with or without the `net` feature: the token first; none
+    // here; bad requests answered in JSON.
+    for (method, path) in [
+        ("GET", "/api/shares"),
+        ("POST", "/api/shares/abc/accept"),
+        ("POST", "/api/devices"),
+        ("DELETE", "/api/devices/laptop"),
+    ] {
+        assert_eq!(d.request(method, path, None).0, 401, "{method} {path}");
+    }
+    let v = d.api("/api/shares");
+    assert_eq!(v["shares"], serde_json::json!([]), "{v}");
+    assert_eq!(v["offers"], serde_json::json!([]), "{v}");
+    let token = d.token();
+    let (code, body) = d.request("POST", "/api/shares/abc/accept", Some(&token));
+    assert_eq!(code, 400, "no folder given: {body}");
+    assert!(body.contains("\"usage\""), "{body}");
+    let (code, body) = d.request("POST", "/api/devices", Some(&token));
+    assert_eq!(code, 400, "no device given: {body}");
+    let (code, body) = d.request("DELETE", "/api/devices/laptop", Some(&token));
+    assert_eq!(code, 404, "no such device: {body}");
 }
 
 #[test]

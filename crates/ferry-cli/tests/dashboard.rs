@@ -1321,3 +1321,379 @@ fn a_file_changed_during_a_copy_shows_as_a_problem_that_will_be_retried() {
         "{shown}"
     );
 }
+
+// ---------- devices and shares (two or three real daemons on loopback) ----------
+
+/// The API port of the daemon running for library `home`.
+#[cfg(feature = "net")]
+fn api_port(home: &Path) -> u16 {
+    let text = std::fs::read_to_string(home.join("daemon.json")).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    v["port"].as_u64().unwrap() as u16
+}
+
+/// An API request to the daemon of `home` with its token: code and JSON answer.
+#[cfg(feature = "net")]
+fn api_call(home: &Path, method: &str, path: &str, body: &str) -> (u16, Value) {
+    let token = std::fs::read_to_string(home.join("api-token")).unwrap();
+    let r = http(
+        api_port(home),
+        method,
+        path,
+        &[
+            ("Authorization", &format!("Bearer {}", token.trim())),
+            ("Content-Type", "application/json"),
+        ],
+        body.as_bytes(),
+    );
+    let v = serde_json::from_slice(&r.body)
+        .unwrap_or_else(|_| panic!("{method} {path}: not JSON: {}", r.text()));
+    (r.code, v)
+}
+
+/// Clicks the element in one script (a live part re-fetched between finding an element
+/// and clicking it would leave WebDriver a stale element).
+#[cfg(feature = "net")]
+fn js_click(browser: &Browser, css: &str) {
+    let v = browser.js(&format!(
+        "var e = document.querySelector({}); if (!e) return false; e.click(); return true;",
+        json!(css)
+    ));
+    assert_eq!(v, json!(true), "nothing to click at {css}");
+}
+
+#[cfg(feature = "net")]
+#[test]
+fn browser_shows_devices_accepts_a_pending_one_and_an_offered_share() {
+    use common::device::{wait_for as wait_long, Device};
+    // x: the device whose page we use; y: trusted both ways; z: knows x, x not it.
+    let (mut x, mut y, mut z) = (Device::new(), Device::new(), Device::new());
+    let (idx, idy, idz) = (x.id(), y.id(), z.id());
+    let (ax, ay) = (x.start(), y.start());
+    z.start();
+    x.json(&["device", "add", &idy, "--name", "laptop", "--addr", &ay]);
+    y.json(&["device", "add", &idx, "--name", "desktop", "--addr", &ax]);
+    z.json(&["device", "add", &idx, "--name", "desktop", "--addr", &ax]);
+    wait_long("x and y connected, z pending on x", || {
+        x.connected_to(&idy)
+            && y.connected_to(&idx)
+            && x.row(&idz).is_some_and(|r| r["state"] == "pending")
+    });
+
+    // y offers a folder to x.
+    let fy = y.tmp.path().join("photos");
+    std::fs::create_dir_all(fy.join("2026")).unwrap();
+    std::fs::write(fy.join("notes.txt"), "from the laptop").unwrap();
+    std::fs::write(fy.join("2026/beach.raw"), ferry_testkit::noise(1 << 20, 7)).unwrap();
+    let share = y.json(&["share", fy.to_str().unwrap(), "--with", "desktop"])["share"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_long("the offer on x", || {
+        let (code, v) = api_call(&x.home, "GET", "/api/shares", "");
+        code == 200
+            && v["offers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|o| o["share"] == share.as_str())
+    });
+
+    // The page lists the connected device and the pending one, live.
+    let link = x.json(&["dashboard"])["login_link"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let browser = Browser::start(&x.tmp.path().join("profile"));
+    browser.goto(&link);
+    browser.wait_text("h1", "the overview", |t| t == "Overview");
+    browser.click("nav a[href='/devices']");
+    browser.wait_text("h1", "the devices page", |t| t == "Devices");
+    let y_row = browser.wait_text(&format!("#device-{idy}"), "y connected on the page", |t| {
+        // Connected, directly, with a round-trip time (once the path is chosen).
+        t.contains("connected")
+            && !t.contains("not connected")
+            && t.contains("direct")
+            && t.contains(" ms")
+    });
+    assert!(y_row.contains("laptop"), "{y_row}");
+    let z_row = browser.wait_text(&format!("#device-{idz}"), "z pending on the page", |t| {
+        t.contains("pending")
+    });
+    assert!(z_row.contains("refused"), "{z_row}");
+    let offer = browser
+        .text(&format!("#offer-{share}"))
+        .expect("the offer on the page");
+    assert!(
+        offer.contains("laptop") && offer.contains("photos"),
+        "{offer}"
+    );
+    browser.screenshot("dashboard-devices.png");
+
+    // Accept the pending device: it becomes known (and connects: z dials x).
+    js_click(&browser, &format!("#device-{idz} button.accept"));
+    browser.wait_text("[role=status]", "the accept notice", |t| {
+        t.contains("Accepted device")
+    });
+    assert_eq!(x.row(&idz).unwrap()["state"], "known");
+    wait_long("z connected to x", || x.connected_to(&idz));
+    browser.wait_text(
+        &format!("#device-{idz} .connection"),
+        "z connected on the page",
+        |t| t.starts_with("connected"),
+    );
+
+    // Accept the offered share into a folder typed on the page: the files arrive.
+    let fx = x.tmp.path().join("photos-here");
+    browser.js(&format!(
+        "var i = document.querySelector({}); i.value = {}; i.form.querySelector('button').click(); return 1;",
+        json!(format!("#accept-{share}")),
+        json!(fx.to_str().unwrap())
+    ));
+    let notice = browser.wait_text("[role=status]", "the share accepted", |t| {
+        t.contains("Accepted share") || t.contains("not accepted")
+    });
+    assert!(
+        notice.contains("Accepted share") && notice.contains(fx.to_str().unwrap()),
+        "{notice}"
+    );
+    wait_long("the shared folder on x", || {
+        common::readable_files(&fx) == common::files(&fy)
+    });
+    let member = browser.wait_text(
+        &format!("#share-{share} .members"),
+        "the share's member on the page",
+        |t| t.contains("joined"),
+    );
+    assert!(
+        member.contains("laptop") && member.contains("connected"),
+        "{member}"
+    );
+    assert!(
+        browser.text(&format!("#offer-{share}")).is_none(),
+        "the offer is gone"
+    );
+
+    // Remove the device again from the page.
+    js_click(&browser, &format!("#device-{idz} button.remove"));
+    browser.wait_text("[role=status]", "the removal notice", |t| {
+        t.contains("Removed device")
+    });
+    assert!(
+        x.row(&idz).is_none_or(|r| r["state"] == "pending"),
+        "z is no longer known"
+    );
+    drop(browser);
+    x.stop();
+    y.stop();
+    z.stop();
+}
+
+#[cfg(feature = "net")]
+#[test]
+fn api_trusts_and_removes_devices_and_accepts_shares() {
+    use common::device::{wait_for as wait_long, Device};
+    let (mut x, mut y) = (Device::new(), Device::new());
+    let (idx, idy) = (x.id(), y.id());
+    let (ax, ay) = (x.start(), y.start());
+
+    // Refusals: a bad ID, an address that is not one, this device's own ID, an unknown
+    // field; nothing is added.
+    for (body, says) in [
+        (json!({"id": "nonsense"}), "not a device ID"),
+        (
+            json!({"id": idy, "addresses": ["somewhere"]}),
+            "not an address",
+        ),
+        (json!({"id": idx}), "own ID"),
+        (json!({"id": idy, "colour": "red"}), "unknown field"),
+    ] {
+        let (code, v) = api_call(&x.home, "POST", "/api/devices", &body.to_string());
+        assert_eq!(code, 400, "{body}: {v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(says),
+            "{v}"
+        );
+    }
+    assert!(x.row(&idy).is_none());
+
+    // Trust y through the API, y trusts x by the CLI: they connect.
+    let body = json!({"id": idy, "name": "laptop", "addresses": [ay]}).to_string();
+    let (code, v) = api_call(&x.home, "POST", "/api/devices", &body);
+    assert_eq!(code, 201, "{v}");
+    assert_eq!(v["device"]["name"], "laptop");
+    assert_eq!(v["accepted_pending"], false);
+    y.json(&["device", "add", &idx, "--name", "desktop", "--addr", &ax]);
+    wait_long("x and y connected", || {
+        x.connected_to(&idy) && y.connected_to(&idx)
+    });
+
+    // A share offered by y shows on x with y's name; accepting it needs an absolute
+    // folder and an offer that exists.
+    let fy = y.tmp.path().join("docs");
+    std::fs::create_dir_all(&fy).unwrap();
+    std::fs::write(fy.join("a.txt"), "a").unwrap();
+    let share = y.json(&["share", fy.to_str().unwrap(), "--with", "desktop"])["share"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_long("the offer on x", || {
+        api_call(&x.home, "GET", "/api/shares", "").1["offers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["share"] == share.as_str() && o["name"] == "laptop")
+    });
+    let fx = x.tmp.path().join("docs-here");
+    let (code, v) = api_call(
+        &x.home,
+        "POST",
+        &format!("/api/shares/{share}/accept"),
+        &json!({"folder": "relative/docs"}).to_string(),
+    );
+    assert_eq!(
+        (code, v["error"]["kind"].clone()),
+        (400, json!("usage")),
+        "{v}"
+    );
+    let (code, v) = api_call(
+        &x.home,
+        "POST",
+        "/api/shares/0123456789abcdef/accept",
+        &json!({"folder": fx}).to_string(),
+    );
+    assert_eq!(code, 404, "{v}");
+    assert!(!fx.exists());
+    let (code, v) = api_call(
+        &x.home,
+        "POST",
+        &format!("/api/shares/{share}/accept"),
+        &json!({"folder": fx}).to_string(),
+    );
+    assert_eq!(code, 201, "{v}");
+    assert_eq!(v["share"]["id"], share.as_str());
+    assert_eq!(v["share"]["offered_by"], idy.as_str());
+    assert_eq!(v["share"]["members"][0]["name"], "laptop");
+    wait_long("the file on x", || {
+        std::fs::read_to_string(fx.join("a.txt")).is_ok_and(|t| t == "a")
+    });
+    wait_long("x listed as joined on y", || {
+        let v = api_call(&y.home, "GET", "/api/shares", "").1;
+        let m = &v["shares"][0]["members"][0];
+        m["joined"] == true && m["connected"] == true && m["name"] == "desktop"
+    });
+    // `ferry status` shows both, from the daemon.
+    let st = x.json(&["status"]);
+    assert_eq!(st["devices_live"], true, "{st}");
+    let dev = &st["devices"][0];
+    assert_eq!(
+        (dev["name"].clone(), dev["connected"].clone()),
+        (json!("laptop"), json!(true))
+    );
+    assert_eq!(
+        st["shares"][0]["folder"],
+        fx.canonicalize().unwrap().to_str().unwrap()
+    );
+    let out = common::ferry_cmd(&x.home).arg("status").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("devices:") && text.contains("laptop: connected"),
+        "{text}"
+    );
+    assert!(
+        text.contains("shares:") && text.contains("laptop: joined, connected"),
+        "{text}"
+    );
+
+    // Stop trusting y: by name; a second time it is not there.
+    let (code, v) = api_call(&x.home, "DELETE", "/api/devices/laptop", "");
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["removed"]["id"], idy.as_str());
+    assert_eq!(v["removed"]["state"], "known");
+    let (code, _) = api_call(&x.home, "DELETE", &format!("/api/devices/{idy}"), "");
+    assert_eq!(code, 404);
+    wait_long("y disconnected", || !x.connected_to(&idy));
+
+    // The dashboard's forms need the session's CSRF token.
+    let link = x.json(&["dashboard"])["login_link"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let port = api_port(&x.home);
+    let path = link.split_once(&format!("127.0.0.1:{port}")).unwrap().1;
+    let r = http(port, "GET", path, &[], b"");
+    let cookie = r
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let form = [
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Cookie", cookie.as_str()),
+    ];
+    let body = format!("id={idy}");
+    assert_eq!(
+        http(port, "POST", "/devices", &form, body.as_bytes()).code,
+        403
+    );
+    assert_eq!(
+        http(port, "POST", &format!("/devices/{idy}/remove"), &form, b"").code,
+        403
+    );
+    assert_eq!(
+        http(
+            port,
+            "POST",
+            &format!("/shares/{share}/accept"),
+            &form,
+            b"folder=/tmp"
+        )
+        .code,
+        403
+    );
+    assert!(x.row(&idy).is_none(), "nothing trusted without the token");
+    // Without the session, 401.
+    let plain = [("Content-Type", "application/x-www-form-urlencoded")];
+    assert_eq!(
+        http(port, "POST", "/devices", &plain, body.as_bytes()).code,
+        401
+    );
+    // With the page's token the same form trusts the device.
+    let page = http(port, "GET", "/devices", &form, b"").text();
+    let csrf = page
+        .split(r#"name="csrf" value=""#)
+        .nth(1)
+        .and_then(|t| t.split('"').next())
+        .expect("a CSRF field");
+    let good = format!(
+        "csrf={csrf}&id={idy}&name=laptop&addr={}",
+        ay.replace(':', "%3A")
+    );
+    let r = http(port, "POST", "/devices", &form, good.as_bytes());
+    assert_eq!(r.code, 303, "{}", r.text());
+    assert_eq!(x.row(&idy).unwrap()["state"], "known");
+    x.stop();
+    y.stop();
+
+    // Without a daemon `ferry status` shows the stored devices and the index's shares.
+    let st = x.json(&["status"]);
+    assert_eq!(st["devices_live"], false, "{st}");
+    assert_eq!(st["devices"][0]["name"], "laptop", "{st}");
+    assert_eq!(st["devices"][0]["connected"], false, "{st}");
+    let m = &st["shares"][0]["members"][0];
+    assert_eq!(
+        (
+            m["name"].clone(),
+            m["joined"].clone(),
+            m["connected"].clone()
+        ),
+        (json!("laptop"), json!(true), json!(false)),
+        "{st}"
+    );
+    let out = common::ferry_cmd(&x.home).arg("status").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("laptop: known (no daemon"), "{text}");
+    assert!(text.contains("    laptop: joined\n"), "{text}");
+}

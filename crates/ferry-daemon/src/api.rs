@@ -17,6 +17,10 @@
 //! | GET /api/history/{generation} | one run with its per-file `actions` and `problems` (side, path, kind, detail, label, retried; runs of this daemon) |
 //! | GET /api/locations | locations with free space |
 //! | GET /api/devices | the device node's devices with live state (404 without `--listen`) |
+//! | POST /api/devices | trust a device: `{"id", "name", "addresses": ["HOST:PORT"]}` (name and addresses optional); accepts a pending one; 201 (`net` feature) |
+//! | DELETE /api/devices/{id} | stop trusting a device, or forget a pending one (ID or name) |
+//! | GET /api/shares | this device's shares with their members (name, connected, joined) and the offers waiting |
+//! | POST /api/shares/{id}/accept | accept an offered share into `{"folder": "/abs/path"}` (as `ferry accept`); 201 with the share |
 //! | GET /api/events | server-sent events: changes, jobs, pauses (see `events.rs`) |
 //!
 //! Every answer is an object with `schema_version` (listings wrap their array:
@@ -64,7 +68,10 @@ pub fn router(shared: Arc<Shared>, token: String) -> Router {
         .route("/api/history", get(history))
         .route("/api/history/{id}", get(generation))
         .route("/api/locations", get(locations))
-        .route("/api/devices", get(devices))
+        .route("/api/devices", get(devices).post(trust_device))
+        .route("/api/devices/{id}", axum::routing::delete(untrust_device))
+        .route("/api/shares", get(shares))
+        .route("/api/shares/{id}/accept", post(accept_share))
         .route("/api/events", get(events))
         .route("/api/reload", post(reload))
         .fallback(not_found)
@@ -180,17 +187,139 @@ async fn status(State(s): State<Arc<Shared>>) -> ApiResult {
 }
 
 async fn devices(State(s): State<Arc<Shared>>) -> ApiResult {
-    match crate::devices::listing(&s)? {
-        Some(mut doc) => {
-            doc["schema_version"] = json!(ferry_core::JSON_SCHEMA_VERSION);
-            Ok(Json(doc))
-        }
-        None => Err(ApiError(
-            StatusCode::NOT_FOUND,
-            "this daemon runs no device node (start it with `ferry daemon --listen`)".into(),
-            None,
-        )),
+    #[cfg(feature = "net")]
+    if let Some(view) = crate::devices::listing(&s)? {
+        return Ok(document(&view));
     }
+    #[cfg(not(feature = "net"))]
+    let _ = s;
+    Err(ApiError(
+        StatusCode::NOT_FOUND,
+        "this daemon runs no device node (start it with `ferry daemon --listen`)".into(),
+        None,
+    ))
+}
+
+/// A typed answer as a JSON object with `schema_version`.
+fn document<T: serde::Serialize>(v: &T) -> Json<Value> {
+    let mut doc = serde_json::to_value(v).unwrap_or_else(|e| json!({"error": e.to_string()}));
+    doc["schema_version"] = json!(ferry_core::JSON_SCHEMA_VERSION);
+    Json(doc)
+}
+
+/// `POST /api/devices`: what trusting a device takes.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(not(feature = "net"), allow(dead_code))]
+struct TrustRequest {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    addresses: Vec<String>,
+}
+
+impl From<crate::devices::DeviceError> for ApiError {
+    fn from(e: crate::devices::DeviceError) -> ApiError {
+        use crate::devices::DeviceError as D;
+        let code = match e {
+            D::Invalid(_) => StatusCode::BAD_REQUEST,
+            D::NotFound(_) => StatusCode::NOT_FOUND,
+            D::Other(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(code, e.to_string(), None)
+    }
+}
+
+#[cfg(not(feature = "net"))]
+fn no_devices() -> ApiError {
+    ApiError(
+        StatusCode::NOT_FOUND,
+        "this ferry was built without devices (the `net` feature)".into(),
+        None,
+    )
+}
+
+/// Trusts a device (adds it, or accepts a pending one): 201 with the device.
+async fn trust_device(State(s): State<Arc<Shared>>, body: Bytes) -> Result<Response, ApiError> {
+    let req: TrustRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("the request body must be {{\"id\", \"name\", \"addresses\"}}: {e}"),
+            Some("usage"),
+        )
+    })?;
+    #[cfg(feature = "net")]
+    {
+        let library = s.library.clone();
+        let trusted = tokio::task::spawn_blocking(move || {
+            crate::devices::trust(&library, &req.id, req.name.as_deref(), &req.addresses)
+        })
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None))??;
+        Ok((StatusCode::CREATED, document(&trusted)).into_response())
+    }
+    #[cfg(not(feature = "net"))]
+    {
+        let _ = (s, req);
+        Err(no_devices())
+    }
+}
+
+/// Stops trusting a device (known or pending, by ID or name).
+async fn untrust_device(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
+    #[cfg(feature = "net")]
+    {
+        let library = s.library.clone();
+        let removed = tokio::task::spawn_blocking(move || crate::devices::untrust(&library, &id))
+            .await
+            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None))??;
+        #[derive(serde::Serialize)]
+        struct Answer {
+            removed: crate::devices::Untrusted,
+        }
+        Ok(document(&Answer { removed }))
+    }
+    #[cfg(not(feature = "net"))]
+    {
+        let _ = (s, id);
+        Err(no_devices())
+    }
+}
+
+async fn shares(State(s): State<Arc<Shared>>) -> ApiResult {
+    let view = tokio::task::spawn_blocking(move || crate::devices::shares(&s))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None))??;
+    Ok(document(&view))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcceptRequest {
+    folder: String,
+}
+
+/// Accepts an offered share into a folder: 201 with the share as `GET /api/shares`
+/// lists it.
+async fn accept_share(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: AcceptRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("the request body must be {{\"folder\": \"/absolute/path\"}}: {e}"),
+            Some("usage"),
+        )
+    })?;
+    let share = crate::devices::accept_share(&s, &id, &req.folder).await?;
+    #[derive(serde::Serialize)]
+    struct Answer {
+        share: crate::devices::ShareView,
+    }
+    Ok((StatusCode::CREATED, document(&Answer { share })).into_response())
 }
 
 async fn conduits(State(s): State<Arc<Shared>>) -> ApiResult {

@@ -30,6 +30,8 @@ const REMOVE_WAIT: Duration = Duration::from_secs(30);
 pub enum ControlError {
     /// No conduit with this ID.
     NotFound(i64),
+    /// Something else named is not there (a share offer); the message says what.
+    Missing(String),
     /// A field is missing or malformed; nothing was changed.
     Invalid(String),
     /// The conduit is paused (asked to sync).
@@ -46,7 +48,7 @@ impl ControlError {
     /// `--json` errors).
     pub fn kind(&self) -> &'static str {
         match self {
-            ControlError::NotFound(_) => "not_found",
+            ControlError::NotFound(_) | ControlError::Missing(_) => "not_found",
             ControlError::Invalid(_) => "usage",
             ControlError::Paused(_) => "conflict",
             ControlError::Core(e) => e.kind(),
@@ -59,7 +61,7 @@ impl ControlError {
         use axum::http::StatusCode as S;
         use ferry_core::Error as E;
         match self {
-            ControlError::NotFound(_) => S::NOT_FOUND,
+            ControlError::NotFound(_) | ControlError::Missing(_) => S::NOT_FOUND,
             ControlError::Invalid(_) => S::BAD_REQUEST,
             ControlError::Paused(_) => S::CONFLICT,
             ControlError::Core(E::Busy(_)) => S::CONFLICT,
@@ -80,7 +82,9 @@ impl fmt::Display for ControlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ControlError::NotFound(id) => write!(f, "no conduit {id}"),
-            ControlError::Invalid(m) | ControlError::Daemon(m) => f.write_str(m),
+            ControlError::Invalid(m) | ControlError::Missing(m) | ControlError::Daemon(m) => {
+                f.write_str(m)
+            }
             ControlError::Paused(id) => write!(
                 f,
                 "conduit {id} is paused; resume it first (ferry conduit resume {id})"

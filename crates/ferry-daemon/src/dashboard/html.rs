@@ -20,12 +20,13 @@ pub fn esc(s: &str) -> String {
 }
 
 /// The pages in the navigation bar: (path, label).
-const NAV: [(&str, &str); 6] = [
+const NAV: [(&str, &str); 7] = [
     ("/", "Overview"),
     ("/transfers", "Transfers"),
     ("/conflicts", "Conflicts"),
     ("/history", "History"),
     ("/versions", "Versions"),
+    ("/devices", "Devices"),
     ("/settings", "Settings"),
 ];
 

@@ -16,6 +16,10 @@
 //! | POST /conduits | add a conduit (as `ferry conduit add`; a refusal re-shows the form, 422) |
 //! | POST /conduits/{id}/settings | change mode, policy, schedule, bandwidth limit |
 //! | GET, POST /conduits/{id}/remove | confirm, then remove a conduit (files stay) |
+//! | GET /devices, /fragment/devices | devices (live), shares with their members, offers (live: polled every 2 s) |
+//! | POST /devices | trust a device (`id`, `name`, `addr`), or accept a pending one (`id`) |
+//! | POST /devices/{id}/remove | stop trusting a device (or forget a pending one) |
+//! | POST /shares/{id}/accept | accept an offered share into `folder` (as `ferry accept`) |
 //! | GET /events | the daemon's server-sent events (as `/api/events`) |
 //! | GET /assets/… | style sheet, htmx, the page script (public) |
 //!
@@ -24,6 +28,7 @@
 //! and are refused from another origin; `Host` must be the daemon's loopback address.
 
 pub mod auth;
+mod devices;
 mod html;
 mod pages;
 mod transfers;
@@ -90,6 +95,10 @@ pub fn router(shared: Arc<Shared>, token: String) -> Router {
             "/conduits/{id}/remove",
             get(remove_confirm).post(remove_conduit),
         )
+        .route("/devices", get(devices_page).post(trust_device))
+        .route("/fragment/devices", get(devices_fragment))
+        .route("/devices/{id}/remove", post(untrust_device))
+        .route("/shares/{id}/accept", post(accept_share))
         .route("/events", get(events))
         .layer(middleware::from_fn_with_state(dash.clone(), guard));
     Router::new()
@@ -740,4 +749,154 @@ async fn events(State(d): State<Arc<Dash>>) -> Sse<impl Stream<Item = Result<Eve
         Event::default().event(e.name()).json_data(&e).ok().map(Ok)
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+async fn devices_page(
+    State(d): State<Arc<Dash>>,
+    Extension(v): Extension<Viewer>,
+    Query(q): Query<MessageQuery>,
+) -> Response {
+    let shared = d.shared.clone();
+    let viewer = v.clone();
+    let body =
+        tokio::task::spawn_blocking(move || devices::page(&shared, &viewer, q.msg.as_deref()))
+            .await
+            .unwrap_or_else(|e| Err(crate::DaemonError::Other(e.to_string())));
+    respond("Devices", "/devices", &v, body)
+}
+
+async fn devices_fragment(State(d): State<Arc<Dash>>, Extension(v): Extension<Viewer>) -> Response {
+    let shared = d.shared.clone();
+    let body = tokio::task::spawn_blocking(move || devices::fragment(&shared, &v))
+        .await
+        .unwrap_or_else(|e| Err(crate::DaemonError::Other(e.to_string())));
+    match body {
+        Ok(t) => Html(t).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[cfg_attr(not(feature = "net"), allow(dead_code))]
+struct TrustForm {
+    #[serde(default)]
+    csrf: String,
+    id: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    addr: String,
+}
+
+/// Trusts a device from the form, or accepts a pending one (its row's button).
+async fn trust_device(
+    State(d): State<Arc<Dash>>,
+    Extension(v): Extension<Viewer>,
+    Form(f): Form<TrustForm>,
+) -> Response {
+    if !v.csrf_ok(&f.csrf) {
+        return csrf_refused();
+    }
+    #[cfg(feature = "net")]
+    {
+        let library = d.shared.library.clone();
+        let addrs: Vec<String> = f
+            .addr
+            .split([',', ' '])
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_string)
+            .collect();
+        let done = tokio::task::spawn_blocking(move || {
+            crate::devices::trust(&library, &f.id, Some(&f.name), &addrs)
+        })
+        .await;
+        let msg = match done {
+            Ok(Ok(t)) => {
+                let id = t.device.id.to_string();
+                let name = t.device.name.clone().unwrap_or_else(|| id.clone());
+                if t.accepted_pending {
+                    format!("Accepted device {name}: it can connect now.")
+                } else {
+                    format!("Device {name} is trusted.")
+                }
+            }
+            Ok(Err(e)) => format!("No device trusted: {e}"),
+            Err(e) => format!("No device trusted: {e}"),
+        };
+        back("/devices", &msg)
+    }
+    #[cfg(not(feature = "net"))]
+    {
+        let _ = (d, f);
+        back(
+            "/devices",
+            "This ferry was built without devices (the net feature).",
+        )
+    }
+}
+
+/// Stops trusting a device (the row's Remove button).
+async fn untrust_device(
+    State(d): State<Arc<Dash>>,
+    Extension(v): Extension<Viewer>,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if !v.csrf_ok(&f.csrf) {
+        return csrf_refused();
+    }
+    #[cfg(feature = "net")]
+    {
+        let library = d.shared.library.clone();
+        let done =
+            tokio::task::spawn_blocking(move || crate::devices::untrust(&library, &id)).await;
+        let msg = match done {
+            Ok(Ok(r)) => format!(
+                "Removed device {}: it is no longer trusted.",
+                r.name.unwrap_or_else(|| r.id.to_string())
+            ),
+            Ok(Err(e)) => format!("No device removed: {e}"),
+            Err(e) => format!("No device removed: {e}"),
+        };
+        back("/devices", &msg)
+    }
+    #[cfg(not(feature = "net"))]
+    {
+        let _ = (d, id);
+        back(
+            "/devices",
+            "This ferry was built without devices (the net feature).",
+        )
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct AcceptForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    folder: String,
+}
+
+/// Accepts an offered share into the folder typed in its form.
+async fn accept_share(
+    State(d): State<Arc<Dash>>,
+    Extension(v): Extension<Viewer>,
+    Path(id): Path<String>,
+    Form(f): Form<AcceptForm>,
+) -> Response {
+    if !v.csrf_ok(&f.csrf) {
+        return csrf_refused();
+    }
+    let msg = match crate::devices::accept_share(&d.shared, &id, &f.folder).await {
+        Ok(s) => format!(
+            "Accepted share {} into {} ({}); its files arrive while the devices are connected.",
+            s.id,
+            s.folder.display(),
+            s.mode
+        ),
+        Err(e) => format!("Share {id} not accepted: {e}"),
+    };
+    back("/devices", &msg)
 }

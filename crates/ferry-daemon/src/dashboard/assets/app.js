@@ -3,6 +3,19 @@
 // fine without this script; it only makes them live.
 (function () {
   "use strict";
+  // A polled part (data-live-poll) is not re-fetched while someone is typing in it: a
+  // field with focus or with text typed would be swapped away.
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    var elt = e.detail && e.detail.elt;
+    if (!elt || !elt.hasAttribute || !elt.hasAttribute("data-live-poll")) return;
+    var busy = Array.prototype.some.call(elt.querySelectorAll("input, select"), function (i) {
+      return i === document.activeElement || (i.type === "text" && i.value !== i.defaultValue);
+    });
+    if (busy) e.preventDefault();
+  });
+})();
+(function () {
+  "use strict";
   if (!window.EventSource) return;
   var names = ["change_detected", "job_started", "job_progress", "job_finished",
     "job_failed", "conduit_paused", "conduit_resumed", "conduit_added",
