@@ -1288,9 +1288,13 @@ fn a_file_changed_during_a_copy_shows_as_a_problem_that_will_be_retried() {
     std::fs::write(env.a.join("big7.bin"), b"edited during the copy\n").unwrap();
     // The first run skips it (rule 2) and says why, by kind; a later run syncs it.
     let mut run = Value::Null;
-    wait_for("the first run to finish", || {
+    // The run's row is finished by the engine a moment before the daemon keeps its
+    // problems (in memory, after the run returns): wait for both.
+    wait_for("the first run to finish with its problems", || {
         run = d.api("/api/history/1");
-        run["status"] != "running" && run["status"] != "interrupted"
+        run["status"] != "running"
+            && run["status"] != "interrupted"
+            && run["problems"].as_array().is_some_and(|p| !p.is_empty())
     });
     assert_eq!(run["status"], "partial", "{run}");
     let p = &run["problems"][0];
