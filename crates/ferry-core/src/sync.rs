@@ -568,10 +568,28 @@ fn run_conduit(
         ))
     };
     let clean_point = index.conduit_clean_point(conduit.id)?;
+    // Where the plan starts from. Another device's entries can arrive while the run
+    // goes on (nothing locks them); a convergence point recorded at the end must not
+    // cover those, or the next run would take them as synced and never plan them. A
+    // local folder is locked for the run, so its end point is the run's own writes.
+    let planned_at = converged_at(index)?;
+    let settled_at = |index: &Index| -> Result<(u64, u64)> {
+        let now = converged_at(index)?;
+        Ok((
+            if ra.here().is_some() {
+                now.0
+            } else {
+                planned_at.0
+            },
+            if rb.here().is_some() {
+                now.1
+            } else {
+                planned_at.1
+            },
+        ))
+    };
     // Nothing to plan when stopping, or when nothing changed since the conduit converged.
-    let plan = if opts.cancelled()
-        || (clean_point.is_some() && clean_point == Some(converged_at(index)?))
-    {
+    let plan = if opts.cancelled() || (clean_point.is_some() && clean_point == Some(planned_at)) {
         Plan::default()
     } else {
         plan_run(index, [ra, rb], mode, policy, opts.yes, clean_point)?
@@ -621,7 +639,7 @@ fn run_conduit(
         // Nothing to do and nothing wrong: the conduit is in step, so the next run can
         // plan from what changes after this point.
         if outcome.problems.is_empty() && conduit.id != 0 {
-            index.set_conduit_clean_point(conduit.id, Some(converged_at(index)?))?;
+            index.set_conduit_clean_point(conduit.id, Some(settled_at(index)?))?;
         }
         outcome.notes.extend(scan_notes);
         return Ok(outcome);
@@ -695,7 +713,7 @@ fn run_conduit(
         && outcome.notes.is_empty()
         && outcome.plan.conflicts.iter().all(|c| c.winner.is_some());
     let point = if converged {
-        Some(converged_at(index)?)
+        Some(settled_at(index)?)
     } else {
         None
     };

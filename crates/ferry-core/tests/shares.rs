@@ -432,3 +432,51 @@ fn keep_both_leaves_one_conflict_copy_on_both_devices() {
     assert_eq!(x.read(&copy).unwrap(), b"x wrote this");
     assert_eq!(y.read(&copy).unwrap(), b"x wrote this");
 }
+
+/// Serves X's content, and on its first read hands Y one more of X's changes, as a
+/// pull running beside Y's run would.
+struct ArrivingMeanwhile {
+    inner: Arc<FolderContent>,
+    deliver: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl ChunkSource for ArrivingMeanwhile {
+    fn read(&self, piece: &Piece, buf: &mut Vec<u8>) -> ferry_core::Result<bool> {
+        if let Some(deliver) = self.deliver.lock().unwrap().take() {
+            deliver();
+        }
+        self.inner.read(piece, buf)
+    }
+}
+
+#[test]
+fn entries_arriving_during_a_run_are_planned_by_the_next() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut x, mut y) = pair(tmp.path(), SyncMode::Bidirectional);
+    x.write("first.txt", b"first");
+    x.run("Y", y.content());
+    send(&x, &mut y);
+    // X changes again; its entries reach Y while Y's run copies first.txt.
+    x.write("second.txt", b"second");
+    x.run("Y", y.content());
+    let later: Vec<_> = share::outgoing(&x.index, x.share(), 0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.path, e.state))
+        .collect();
+    let (db, share) = (y.db.clone(), y.share().clone());
+    let deliver = move || {
+        let mut index = Index::open(&db).unwrap();
+        share::incoming(&mut index, &share, "X", &later, 1_000).unwrap();
+    };
+    let source = Arc::new(ArrivingMeanwhile {
+        inner: x.content(),
+        deliver: std::sync::Mutex::new(Some(Box::new(deliver))),
+    });
+    let out = y.run("X", source);
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
+    assert_eq!(y.read("first.txt").unwrap(), b"first");
+    // Nothing new arrives now; the next run still copies what came in meanwhile.
+    y.run("X", x.content());
+    assert_eq!(y.read("second.txt").unwrap(), b"second");
+}
