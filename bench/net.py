@@ -669,11 +669,18 @@ class Bench:
         self.ferry = os.path.abspath(args.ferry)
         self.results = {}   # link -> tool -> scenario -> [dict]
         self.failures = []  # (link, tool, scenario, message)
-        self.tree = None
+        self.trees = {}     # link -> tree stats
         self.link_desc = {}
 
     def log(self, msg):
         print(msg, file=sys.stderr, flush=True)
+
+    def tree_shape(self, link):
+        a = self.args
+        if link.name == "shaped" and a.shaped_tree != "same":
+            f, t, l = a.shaped_tree.split(",")
+            return int(f), float(t), int(l)
+        return a.files, a.total_mib, a.large_mib
 
     def make_link(self, name):
         return Loopback() if name == "loopback" else Shaped(self.args.netem)
@@ -700,8 +707,9 @@ class Bench:
         res = self.results.setdefault(link.name, {}).setdefault(tool.name, {})
         os.makedirs(os.path.dirname(tool.src), exist_ok=True)
         os.makedirs(os.path.dirname(tool.dst), exist_ok=True)
-        st = gen_tree.generate(tool.src, a.seed, a.files, a.total_mib, a.large_mib)
-        self.tree = st
+        files, total_mib, large_mib = self.tree_shape(link)
+        st = gen_tree.generate(tool.src, a.seed, files, total_mib, large_mib)
+        self.trees[link.name] = dict(st, large_mib=large_mib)
         touched_at = time.time()
         self.log(f"  {tool.name}: tree {st['files']} files, "
                  f"{st['total_bytes'] / MIB:.1f} MiB")
@@ -774,17 +782,29 @@ class Bench:
 
     def wait_delivered(self, tool, scenario, want, touched, t0, timeout):
         interval = 0.02
+        # For the whole tree, stat a sample (every 50th path and big.bin) first and
+        # walk everything only once the sample is there: a walk of 20,000 files each
+        # poll would take CPU from the daemons being timed.
+        sample = sorted(want)[::50] + [gen_tree.BIG_NAME] if touched is None else []
+        sample = [p for p in sample if p in want]
         while True:
             c0 = time.perf_counter()
             if touched is None:
-                got = stat_tree(tool.dst)
+                if any(stat_entry(os.path.join(tool.dst, p)) != want[p] for p in sample):
+                    got = None
+                else:
+                    got = stat_tree(tool.dst)
             else:
                 got = {p: stat_entry(os.path.join(tool.dst, p)) for p in touched}
             if got == want:
                 return
             spent = time.perf_counter() - c0
             if time.perf_counter() - t0 > timeout:
-                diff = differences(want, got)
+                if got is None:
+                    got = stat_tree(tool.dst)
+                diff = [f"  {p}: A {want.get(p)}, B {got.get(p)}"
+                        for p in sorted(want.keys() | got.keys())
+                        if want.get(p) != got.get(p)][:10]
                 raise BenchError(f"{tool.name} did not deliver '{scenario}' within "
                                  f"{timeout} s; still different (type, size, mtime):\n"
                                  + "\n".join(diff) + "\n" + tool.log_tail())
@@ -828,11 +848,7 @@ def ratio(c, base):
 def report(bench, info):
     a = bench.args
     lines = [f"Machine: {machine_line(info)}"]
-    if bench.tree:
-        t = bench.tree
-        lines.append(f"Tree: {t['files']} files, {t['total_bytes'] / MIB:.1f} MiB "
-                     f"(seed {a.seed}, big.bin {a.large_mib} MiB); runs per change "
-                     f"scenario: {a.runs} (median), initial once")
+    lines.append(f"Runs per change scenario: {a.runs} (median), initial once; seed {a.seed}")
     vers = {"ferry": tool_version([bench.ferry, "--version"]),
             "rsync": tool_version(["rsync", "--version"]),
             "syncthing": tool_version(["syncthing", "--version"])}
@@ -840,7 +856,10 @@ def report(bench, info):
                                           if k in a.tools))
     for lname, res in bench.results.items():
         desc = bench.link_desc.get(lname, lname)
-        lines += ["", f"### {lname}: {desc}", "",
+        t = bench.trees.get(lname)
+        tree = (f"Tree: {t['files']} files, {t['total_bytes'] / MIB:.1f} MiB "
+                f"(big.bin {t['large_mib']} MiB)") if t else ""
+        lines += ["", f"### {lname}: {desc}", "", tree, "",
                   "| scenario | ferry s | rsync s | syncthing s | ferry/rsync | "
                   "syncthing/rsync | ferry MB | rsync MB | syncthing MB |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -882,6 +901,10 @@ def parse_args(argv=None):
     p.add_argument("--files", type=int, help="small files (default 2000)")
     p.add_argument("--total-mib", type=float, help="small files' MiB (default 40)")
     p.add_argument("--large-mib", type=int, help="big.bin MiB (default 32)")
+    p.add_argument("--shaped-tree", default="200,4,8", metavar="FILES,MIB,LARGE_MIB",
+                   help="tree of the shaped link (default 200 files, 4 MiB + 8 MiB "
+                        "big.bin: ferry needs minutes for it at 100 ms RTT); "
+                        "'same' = the loopback tree")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--netem", default=DEFAULT_NETEM,
                    help=f"netem arguments of the shaped link (default '{DEFAULT_NETEM}')")
@@ -950,7 +973,7 @@ def main(argv=None):
             shutil.rmtree(work, ignore_errors=True)
     print(report(bench, info), flush=True)
     if args.json:
-        doc = {"machine": info, "config": vars(args), "tree": bench.tree,
+        doc = {"machine": info, "config": vars(args), "trees": bench.trees,
                "results": bench.results,
                "failures": [{"link": l, "tool": t, "scenario": s, "message": m}
                             for l, t, s, m in bench.failures]}
