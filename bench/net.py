@@ -6,18 +6,22 @@ two Syncthing instances, side by side, on loopback and on a shaped link.
                               [--tools ferry,rsync,syncthing] [--scenarios ...]
                               [--runs N] [--full] [--json OUT] [--workdir DIR]
 
-Needs root (network namespaces), iproute2 (`ip`, `tc` with netem), rsync,
-syncthing and curl (Debian: `apt-get install -y rsync syncthing curl iproute2`),
+Needs root (network namespaces, TUN devices), iproute2, rsync, syncthing, curl
+and GNU time (Debian: `apt-get install -y rsync syncthing curl iproute2 time`),
 and ferry built with `--features net`.
 
 Links (each side runs in a network namespace, so the wire counters hold only
 what the tools send; nothing else on the machine shares them):
   loopback  one namespace `fbn-lo`, both sides on 127.0.0.1 (different ports);
             bytes on the wire = tx_bytes of that namespace's `lo`
-  shaped    namespaces `fbn-a` and `fbn-b` joined by a veth pair, 10.77.0.1 and
-            10.77.0.2, `tc qdisc add dev VETH root netem NETEM` on both ends
-            (default `delay 50ms loss 1% rate 100mbit`, so 100 ms RTT);
-            bytes on the wire = tx_bytes of both veth ends
+  shaped    namespaces `fbn-a` (10.77.0.1) and `fbn-b` (10.77.0.2) joined by a
+            TUN pair that bench/linkemu.py forwards between with --netem's
+            delay, loss and rate each way (default `delay 50ms loss 1% rate
+            100mbit`, so 100 ms RTT) -- `tc ... netem` in user space, because
+            this machine's kernel has no sch_netem; bytes on the wire =
+            tx_bytes of both TUN ends (what each side sent, lost packets too)
+            Its tree is --shaped-tree (default 200 files, 4 MiB + 8 MiB):
+            ferry takes minutes for that at 100 ms RTT.
 Namespaces are deleted on exit, also on Ctrl-C / SIGTERM (and stale ones from an
 earlier run are deleted at start).
 
@@ -27,12 +31,15 @@ Tools (side A holds the generated tree and sends; side B receives):
              --with b` on A then `ferry accept SHARE DST` on B as soon as the offer
              shows; later changes are picked up by A's watcher and pushed (nothing
              is triggered); no-op = `POST /api/conduits/ID/sync` on both daemons,
-             timed until both have recorded the run
+             timed until both daemons' logs show that run's end
+             (`conduit N (api): ...`; a run that changes nothing adds no
+             history row)
   rsync      `rsync --daemon` on B (module with DST), client on A:
              `rsync -a --delete SRC/ rsync://B:PORT/bench/` (delta transfer on)
   syncthing  two `syncthing serve` instances (own --home, generated config,
              discovery/relays/NAT/usage reporting off, tcp listen address on the
-             link, low priority off), each with the other as a device; initial =
+             link, low priority off), each with the other as a device (only A has
+             B's address: dialling both ways at 100 ms RTT made crossing SYNs); initial =
              the folder added through the REST API on both (sendreceive, watcher
              off); after a mutation the harness asks A to rescan
              (`POST /rest/db/scan`, which returns once the scan is done);
