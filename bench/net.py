@@ -103,8 +103,11 @@ NAMESPACES = []     # namespaces we created
 
 
 def sh(argv, check=True, timeout=120, env=None, capture=True):
-    r = subprocess.run(argv, capture_output=capture, text=True, timeout=timeout,
-                       env=env, stdin=subprocess.DEVNULL)
+    try:
+        r = subprocess.run(argv, capture_output=capture, text=True, timeout=timeout,
+                           env=env, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"$ {' '.join(argv)}\nstill running after {timeout} s") from None
     if check and r.returncode != 0:
         raise BenchError(f"$ {' '.join(argv)}\nexit {r.returncode}\n{r.stdout}{r.stderr}")
     return r
@@ -745,7 +748,7 @@ class Bench:
         except BenchError as e:
             msg = str(e)
             self.failures.append((link.name, tool.name, scenario, msg))
-            res[scenario] = "failed"
+            res.setdefault("failed", []).append(scenario)   # runs before it stay
             self.log(f"  FAILED {link.name}/{tool.name}/{scenario}:\n{msg}")
         finally:
             try:
@@ -830,10 +833,10 @@ class Bench:
 
 def cell(res, tool, scenario):
     r = res.get(tool, {}).get(scenario)
+    if scenario in res.get(tool, {}).get("failed", []):
+        return f"failed ({len(r or [])} delivered)"
     if r is None:
         return None
-    if r == "failed":
-        return "failed"
     return statistics.median(m["seconds"] for m in r), \
         statistics.median(m["wire_bytes"] for m in r)
 
