@@ -32,6 +32,7 @@ KINDS = ("edit10", "overwrite-middle", "insert-start", "rename-dir")
 INSERT_OFFSET = 1000
 INSERT_LEN = 100
 RENAMED = gen_tree.BULK_NAME + "-renamed"
+TOOL_STATE = {".ferry", ".stfolder", ".stversions", ".unison"}
 
 
 def rng_for(kind, seed, rnd):
@@ -39,9 +40,13 @@ def rng_for(kind, seed, rnd):
 
 
 def small_files(root):
-    """Sorted relative paths of every regular file except big.bin."""
+    """Sorted relative paths of every regular file except big.bin and the files
+    of a sync tool's state folder at the top (`ferry sync` and `ferry share` put
+    `.ferry/` into the source)."""
     out = []
     for d, dirs, files in os.walk(root):
+        if d == root:   # never a sync tool's own state (ferry's marker and lock, ...)
+            dirs[:] = [x for x in dirs if x not in TOOL_STATE]
         dirs.sort()
         for name in files:
             rel = os.path.relpath(os.path.join(d, name), root)
