@@ -160,9 +160,16 @@ pub fn host_ok(host: &str, port: u16) -> bool {
 
 /// Whether a state-changing request may come from where the browser says it comes from:
 /// no `Origin` (not a browser, or a same-origin navigation in an old one) or our own,
-/// and no `Sec-Fetch-Site` other than `same-origin` / `none`.
+/// and no `Sec-Fetch-Site` other than `same-origin` / `none`. A plain form post (no
+/// JavaScript) from our own page carries `Origin: null`, because the pages are served
+/// with `Referrer-Policy: no-referrer`; it passes only when the browser also says
+/// `Sec-Fetch-Site: same-origin` (a header no page can set).
 pub fn same_origin(origin: Option<&str>, fetch_site: Option<&str>, host: &str) -> bool {
-    let origin_ok = origin.is_none_or(|o| o == format!("http://{host}"));
+    let origin_ok = match origin {
+        None => true,
+        Some("null") => fetch_site == Some("same-origin"),
+        Some(o) => o == format!("http://{host}"),
+    };
     let site_ok = fetch_site.is_none_or(|s| s == "same-origin" || s == "none");
     origin_ok && site_ok
 }
@@ -170,6 +177,31 @@ pub fn same_origin(origin: Option<&str>, fetch_site: Option<&str>, host: &str) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plain_form_post_from_our_page_passes_and_others_do_not() {
+        let host = "127.0.0.1:8384";
+        assert!(same_origin(
+            Some("http://127.0.0.1:8384"),
+            Some("same-origin"),
+            host
+        ));
+        assert!(same_origin(Some("null"), Some("same-origin"), host));
+        assert!(same_origin(None, None, host));
+        assert!(!same_origin(Some("null"), None, host));
+        assert!(!same_origin(Some("null"), Some("cross-site"), host));
+        assert!(!same_origin(Some("null"), Some("none"), host));
+        assert!(!same_origin(
+            Some("http://evil.example"),
+            Some("same-origin"),
+            host
+        ));
+        assert!(!same_origin(
+            Some("http://127.0.0.1:8384"),
+            Some("cross-site"),
+            host
+        ));
+    }
 
     #[test]
     fn a_link_works_once_and_only_before_it_expires() {
