@@ -23,8 +23,8 @@ use crate::wire::{Body, Envelope};
 use ferry_core::index::{Index, ShareOffer, ShareRow};
 use ferry_core::model::Hash;
 use ferry_core::plan::{ConflictPolicy, SyncMode};
-use ferry_core::replica::{open_location, Location};
-use ferry_core::replica::{ChunkSource, LocalContent, Piece};
+use ferry_core::replica::open_location;
+use ferry_core::replica::{ChunkSource, FolderContent, Piece};
 use ferry_core::share;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -40,6 +40,8 @@ const PIECE_TIMEOUT: Duration = Duration::from_secs(60);
 /// A node's shared-folder state.
 pub(crate) struct Sharing {
     index: Mutex<Index>,
+    /// The index's file, for the connections of the folders answering piece requests.
+    db: std::path::PathBuf,
     /// Conduits whose member's entries changed (a run is due).
     changes: Option<UnboundedSender<i64>>,
     /// The list last sent to each device.
@@ -48,8 +50,9 @@ pub(crate) struct Sharing {
     announced: Mutex<HashMap<String, u64>>,
     /// Index pulls running (share, device) and whether another was asked meanwhile.
     pulling: Mutex<HashMap<(String, DeviceId), bool>>,
-    /// Each share's folder, opened once, for answering piece requests.
-    folders: Mutex<HashMap<String, Arc<Location>>>,
+    /// Each share's folder, opened once, answering piece requests (with an index
+    /// connection of its own, so reads do not wait behind index exchange).
+    folders: Mutex<HashMap<String, Arc<FolderContent>>>,
     /// (share, device) pulled at least once since the device connected.
     pulled: Mutex<HashSet<(String, DeviceId)>>,
 }
@@ -62,9 +65,11 @@ fn core(e: ferry_core::Error) -> NetError {
 
 impl Sharing {
     pub(crate) fn open(home: &Path, changes: Option<UnboundedSender<i64>>) -> Res<Arc<Sharing>> {
-        let index = Index::open(&home.join("index.db")).map_err(core)?;
+        let db = home.join("index.db");
+        let index = Index::open(&db).map_err(core)?;
         Ok(Arc::new(Sharing {
             index: Mutex::new(index),
+            db,
             changes,
             sent: Mutex::new(HashMap::new()),
             announced: Mutex::new(HashMap::new()),
@@ -319,11 +324,9 @@ impl Sharing {
             return Err(WireError::Invalid(format!("a piece of {} bytes", piece.len)).into());
         }
         let folder = self.folder(&share).await?;
-        let me = self.clone();
         let reply = tokio::task::spawn_blocking(move || {
-            let index = me.index.lock().unwrap_or_else(|p| p.into_inner());
             let mut buf = Vec::new();
-            let found = LocalContent::new(&index, &folder).read(&piece, &mut buf)?;
+            let found = folder.read(&piece, &mut buf)?;
             Ok::<_, ferry_core::Error>(PieceReply {
                 found,
                 data: if found { buf } else { Vec::new() },
@@ -338,7 +341,7 @@ impl Sharing {
     }
 
     /// This device's folder of `share`, opened once.
-    async fn folder(self: &Arc<Self>, share: &ShareRow) -> Res<Arc<Location>> {
+    async fn folder(self: &Arc<Self>, share: &ShareRow) -> Res<Arc<FolderContent>> {
         if let Some(f) = self
             .folders
             .lock()
@@ -347,11 +350,12 @@ impl Sharing {
         {
             return Ok(f);
         }
-        let loc_id = share.location_id;
+        let (loc_id, db) = (share.location_id, self.db.clone());
         let loc = self
             .with_index(move |i| {
                 let root = i.location(loc_id)?.root;
-                open_location(i, &root, false)
+                let loc = open_location(i, &root, false)?;
+                Ok(FolderContent::new(Index::open(&db)?, loc))
             })
             .await?;
         let loc = Arc::new(loc);
