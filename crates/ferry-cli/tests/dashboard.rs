@@ -823,6 +823,10 @@ fn browser_watches_a_transfer_live() {
     for n in 0..6 {
         std::fs::write(env.a.join(format!("big{n}.bin")), content(n)).unwrap();
     }
+    // And one file that takes several seconds at the limit, to watch on its own.
+    const HUGE: u64 = 1_500_000;
+    let huge: Vec<u8> = (0..HUGE).map(|i| (i * 13 % 241) as u8).collect();
+    std::fs::write(env.a.join("huge.bin"), &huge).unwrap();
 
     // The job's row appears and its copied bytes grow, without a reload.
     let done = |b: &Browser| -> Option<u64> {
@@ -849,6 +853,21 @@ fn browser_watches_a_transfer_live() {
     wait_for("the progress to grow", || {
         done(&browser).is_some_and(|n| n > first.unwrap())
     });
+    // The big file is listed in flight, and its own bar moves before it is done.
+    let big_done = |b: &Browser| -> Option<u64> {
+        b.js("var r = document.querySelector(\"#in-flight tr[data-path='huge.bin']\"); return r ? r.dataset.done : null;")
+            .as_str()
+            .and_then(|s| s.parse().ok())
+    };
+    let mut seen = None;
+    wait_for("huge.bin in flight", || {
+        seen = big_done(&browser).filter(|n| *n > 0);
+        seen.is_some()
+    });
+    wait_for("huge.bin's own progress to grow", || {
+        big_done(&browser).is_some_and(|n| n > seen.unwrap())
+    });
+    assert!(seen.unwrap() < HUGE, "seen while in flight");
     browser.screenshot("dashboard-transfers.png");
     assert_eq!(
         browser.js("return document.body.dataset.marker || null;"),
@@ -858,6 +877,7 @@ fn browser_watches_a_transfer_live() {
     // When it is done the row goes and the chart keeps the run's rate line.
     wait_for("the files on B", || {
         (0..6).all(|n| std::fs::read(env.b.join(format!("big{n}.bin"))).ok() == Some(content(n)))
+            && std::fs::read(env.b.join("huge.bin")).ok().as_ref() == Some(&huge)
     });
     wait_for("the job to leave the page", || {
         browser.text("#no-jobs").is_some()

@@ -1,5 +1,7 @@
 //! Progress reporting hooks, so the library stays silent and the CLI draws bars.
 
+use crate::model::RelPath;
+
 /// Receives progress events from scans and executions. All methods default to no-ops.
 pub trait Progress: Sync {
     /// A phase starts (`"scan A"`, `"copy"`…) with a total of work units if known.
@@ -10,6 +12,11 @@ pub trait Progress: Sync {
     fn bytes(&self, _n: u64) {}
     /// One item (file) of the current phase is done.
     fn item(&self) {}
+    /// A file's copy has written `done` of its `size` bytes (0 when it starts). Copies
+    /// run on several workers at once, so several files can be in flight.
+    fn file_progress(&self, _path: &RelPath, _done: u64, _size: u64) {}
+    /// A file's copy ended, installed or not.
+    fn file_finished(&self, _path: &RelPath) {}
     /// Whether the caller asked the work to stop: a scan checks it between batches and
     /// files and stops with `Error::Interrupted`, leaving what it recorded (true
     /// observations) in the index.

@@ -749,6 +749,12 @@ impl Progress for Stoppable<'_> {
     fn item(&self) {
         self.inner.item()
     }
+    fn file_progress(&self, path: &crate::model::RelPath, done: u64, size: u64) {
+        self.inner.file_progress(path, done, size)
+    }
+    fn file_finished(&self, path: &crate::model::RelPath) {
+        self.inner.file_finished(path)
+    }
     fn cancelled(&self) -> bool {
         crate::cancel::is_cancelled(self.cancel) || self.inner.cancelled()
     }

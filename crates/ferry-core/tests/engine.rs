@@ -572,3 +572,77 @@ fn ignoring_an_already_synced_file_is_not_an_error() {
     assert_eq!(read(&f.b, "x.log"), b"log line");
     f.clean_run();
 }
+
+/// Records what the copy workers report per file.
+#[derive(Default)]
+struct FileReports {
+    seen: std::sync::Mutex<Vec<(String, u64, u64)>>,
+    finished: std::sync::Mutex<Vec<String>>,
+    in_copy: std::sync::atomic::AtomicBool,
+    copy_bytes: std::sync::atomic::AtomicU64,
+}
+
+impl ferry_core::Progress for FileReports {
+    fn phase(&self, name: &str, _total: Option<u64>) {
+        self.in_copy
+            .store(name == "copy", std::sync::atomic::Ordering::Relaxed);
+    }
+    fn bytes(&self, n: u64) {
+        if self.in_copy.load(std::sync::atomic::Ordering::Relaxed) {
+            self.copy_bytes
+                .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    fn file_progress(&self, path: &ferry_core::model::RelPath, done: u64, size: u64) {
+        self.seen
+            .lock()
+            .unwrap()
+            .push((path.to_string(), done, size));
+    }
+    fn file_finished(&self, path: &ferry_core::model::RelPath) {
+        self.finished.lock().unwrap().push(path.to_string());
+    }
+}
+
+#[test]
+fn a_big_copy_reports_its_bytes_as_they_are_written() {
+    let mut p = Pair::new();
+    // 40 MiB: more than two copy steps, unless the file system clones it in one.
+    let size = 40u64 << 20;
+    let big: Vec<u8> = (0..size).map(|i| (i * 31 % 253) as u8).collect();
+    write(&p.a, "big.bin", &big);
+    write(&p.a, "small.txt", b"small");
+    let reports = FileReports::default();
+    let o = sync(&mut p.index, &p.a, &p.b, &SyncOptions::default(), &reports).unwrap();
+    assert!(o.problems.is_empty(), "{:?}", o.problems);
+    assert!(same_bytes(&p.a.join("big.bin"), &p.b.join("big.bin")));
+    let seen = reports.seen.lock().unwrap();
+    let of_big: Vec<_> = seen.iter().filter(|(p, ..)| p == "big.bin").collect();
+    assert_eq!(
+        of_big.first().map(|r| (r.1, r.2)),
+        Some((0, size)),
+        "{of_big:?}"
+    );
+    assert_eq!(
+        of_big.last().map(|r| (r.1, r.2)),
+        Some((size, size)),
+        "{of_big:?}"
+    );
+    assert!(of_big.len() >= 2, "{of_big:?}");
+    assert!(of_big.windows(2).all(|w| w[0].1 <= w[1].1), "{of_big:?}");
+    assert!(seen
+        .iter()
+        .any(|(p, d, s)| p == "small.txt" && *d == 5 && *s == 5));
+    let mut finished = reports.finished.lock().unwrap().clone();
+    finished.sort();
+    assert_eq!(
+        finished,
+        vec!["big.bin".to_string(), "small.txt".to_string()]
+    );
+    assert_eq!(
+        reports
+            .copy_bytes
+            .load(std::sync::atomic::Ordering::Relaxed),
+        size + 5
+    );
+}

@@ -17,11 +17,15 @@ use ferry_core::Cancel;
 use ferry_core::Progress;
 use ferry_core::{sync_conduit, SyncOptions, SyncOutcome};
 use serde_json::json;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+/// At most this many files in flight are listed in a job's snapshot (copies run on a few
+/// workers, so there are rarely more).
+const MAX_IN_FLIGHT_SHOWN: usize = 32;
 
 /// Live progress of one run, fed by the engine's progress hooks.
 #[derive(Debug)]
@@ -37,6 +41,8 @@ pub struct JobProgress {
     phase_items_done: AtomicU64,
     copied_files: AtomicU64,
     copied_bytes: AtomicU64,
+    /// Files being copied now: path → (bytes written, size).
+    in_flight: Mutex<BTreeMap<String, (u64, u64)>>,
     /// Set to stop this run at its next safe point.
     pub cancel: Cancel,
 }
@@ -56,6 +62,7 @@ impl JobProgress {
             phase_items_done: AtomicU64::new(0),
             copied_files: AtomicU64::new(0),
             copied_bytes: AtomicU64::new(0),
+            in_flight: Mutex::new(BTreeMap::new()),
             cancel: Cancel::new(),
         }
     }
@@ -85,6 +92,16 @@ impl JobProgress {
             bytes_total: total,
         };
         let eta = work.eta(elapsed).map(|d| d.as_secs_f64());
+        let in_flight: Vec<serde_json::Value> = self
+            .in_flight
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .take(MAX_IN_FLIGHT_SHOWN)
+                    .map(|(path, (done, size))| json!({"path": path, "bytes_done": done, "size": size}))
+                    .collect()
+            })
+            .unwrap_or_default();
         json!({
             "conduit": self.conduit,
             "trigger": self.trigger,
@@ -100,6 +117,7 @@ impl JobProgress {
             "rate_bytes_per_sec": rate.round() as u64,
             "eta_seconds": eta,
             "queue_depth": items_total.saturating_sub(items_done),
+            "in_flight": in_flight,
         })
     }
 }
@@ -122,6 +140,16 @@ impl Progress for JobProgress {
         self.phase_bytes_done.fetch_add(n, Ordering::Relaxed);
         if self.in_copy() {
             self.copied_bytes.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+    fn file_progress(&self, path: &RelPath, done: u64, size: u64) {
+        if let Ok(mut m) = self.in_flight.lock() {
+            m.insert(path.to_string(), (done, size));
+        }
+    }
+    fn file_finished(&self, path: &RelPath) {
+        if let Ok(mut m) = self.in_flight.lock() {
+            m.remove(&path.to_string());
         }
     }
     fn item(&self) {

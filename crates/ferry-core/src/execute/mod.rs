@@ -648,16 +648,24 @@ impl Executor<'_> {
                 let Some(dst) = locs[*to as usize] else {
                     return Err(Error::Other("a copy onto another device's copy".into()));
                 };
+                let size = if source.state.kind == EntryKind::File {
+                    source.state.size
+                } else {
+                    0
+                };
+                let progress = self.progress;
+                progress.file_progress(path, 0, size);
+                let done = std::sync::atomic::AtomicU64::new(0);
+                let moved = |n: u64| {
+                    progress.bytes(n);
+                    let d = done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
+                    progress.file_progress(path, d, size);
+                };
                 let r = from.open(&locs, pull, source).and_then(|(src, owner)| {
-                    disk::stage(dst, path, src, source, owner, fault, limiter, buf)
+                    disk::stage(dst, path, src, source, owner, fault, limiter, buf, &moved)
                 });
-                self.progress
-                    .bytes(if source.state.kind == EntryKind::File {
-                        source.state.size
-                    } else {
-                        0
-                    });
-                self.progress.item();
+                progress.file_finished(path);
+                progress.item();
                 r.map(Some)
             });
             let mut staged = Vec::new();
@@ -920,6 +928,7 @@ pub(crate) fn replace_file(
         FaultPoint::None,
         None,
         &mut Vec::new(),
+        &|_| {},
     )?;
     let root = loc.dir()?;
     let installed = root

@@ -295,10 +295,27 @@ pub(crate) struct Staged {
     pub note: Option<String>,
 }
 
+/// A writer that tells `moved` how many bytes went through it.
+struct Counted<'a> {
+    out: &'a std::fs::File,
+    moved: &'a dyn Fn(u64),
+}
+
+impl std::io::Write for Counted<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = std::io::Write::write(&mut self.out, buf)?;
+        (self.moved)(n as u64);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::Write::flush(&mut self.out)
+    }
+}
+
 /// Writes `source` (its bytes from `src`) to a verified temp file beside `path` of
 /// `loc`, with its mode and mtime. As root the file gets `owner` and keeps its
 /// setuid/setgid bits; otherwise those bits are kept only when the source belongs to
-/// this user, and stripped with a note.
+/// this user, and stripped with a note. `moved` hears the bytes written as they go.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn stage(
     loc: &Location,
@@ -309,6 +326,7 @@ pub(crate) fn stage(
     fault: FaultPoint,
     limiter: Option<&RateLimiter>,
     buf: &mut Vec<u8>,
+    moved: &dyn Fn(u64),
 ) -> Result<Staged> {
     let (dir, _) = loc.dir()?.parent(path)?;
     let content = source
@@ -384,13 +402,14 @@ pub(crate) fn stage(
     let result = (|| {
         match (&input, limiter, pieces) {
             (Some(input), Some(l), _) => {
-                throttled_copy(input, &out, &shown, l, buf)?;
+                throttled_copy(input, &out, &shown, l, buf, moved)?;
             }
             (Some(input), None, _) => {
-                clone_or_copy(input, &out, &shown)?;
+                clone_or_copy(input, &out, &shown, moved)?;
             }
             (None, _, Some(fill)) => {
-                let mut w = std::io::BufWriter::with_capacity(1 << 20, &out);
+                let counted = Counted { out: &out, moved };
+                let mut w = std::io::BufWriter::with_capacity(1 << 20, counted);
                 fill(&mut w)?;
                 std::io::Write::flush(&mut w).ctx("write", &shown)?;
             }

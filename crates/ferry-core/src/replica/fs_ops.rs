@@ -11,16 +11,23 @@ use std::path::Path;
 
 /// Copies all of `src` into the empty file `dst`, sharing extents where the file
 /// system can (reflink), else letting the kernel copy (`copy_file_range`).
-pub(crate) fn clone_or_copy(src: &File, dst: &File, src_path: &Path) -> Result<u64> {
+pub(crate) fn clone_or_copy(
+    src: &File,
+    dst: &File,
+    src_path: &Path,
+    moved: &dyn Fn(u64),
+) -> Result<u64> {
     let meta = src.metadata().ctx("stat", src_path)?;
     let len = meta.len();
     // SAFETY: both descriptors are open files owned by the caller for the whole call.
     let cloned = unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) };
     if cloned == 0 {
+        moved(len);
         return Ok(len);
     }
     if std::os::unix::fs::MetadataExt::blocks(&meta) * 512 < len {
         if let Some(n) = copy_sparse(src, dst, len, src_path)? {
+            moved(n);
             return Ok(n);
         }
     }
@@ -33,7 +40,8 @@ pub(crate) fn clone_or_copy(src: &File, dst: &File, src_path: &Path) -> Result<u
                 std::ptr::null_mut(),
                 dst.as_raw_fd(),
                 std::ptr::null_mut(),
-                (1usize << 30).min((len - copied.min(len)).max(1 << 20) as usize),
+                // Steps of at most COPY_STEP, so a big file's progress is seen moving.
+                COPY_STEP.min((len - copied.min(len)).max(1 << 20) as usize),
                 0,
             )
         };
@@ -46,7 +54,9 @@ pub(crate) fn clone_or_copy(src: &File, dst: &File, src_path: &Path) -> Result<u
                 | Some(libc::EINVAL)
                     if copied == 0 =>
                 {
-                    return plain_copy(src, dst, src_path);
+                    let n = plain_copy(src, dst, src_path)?;
+                    moved(n);
+                    return Ok(n);
                 }
                 Some(libc::EINTR) => continue,
                 _ => return Err(err).ctx("copy from", src_path),
@@ -56,9 +66,14 @@ pub(crate) fn clone_or_copy(src: &File, dst: &File, src_path: &Path) -> Result<u
             break;
         }
         copied += n as u64;
+        moved(n as u64);
     }
     Ok(copied)
 }
+
+/// The most one `copy_file_range` call moves: big enough to cost nothing extra, small
+/// enough that progress of a big file is reported every few hundred milliseconds.
+const COPY_STEP: usize = 16 << 20;
 
 /// Copies only the data segments of a sparse file, so holes stay holes. Returns `None`
 /// when the file system cannot say where the data is (then a plain copy follows).
@@ -217,6 +232,7 @@ pub(crate) fn throttled_copy(
     src_path: &Path,
     limiter: &crate::throttle::RateLimiter,
     buf: &mut Vec<u8>,
+    moved: &dyn Fn(u64),
 ) -> Result<u64> {
     use std::io::Write;
     // Small blocks keep the rate smooth at low limits.
@@ -234,6 +250,7 @@ pub(crate) fn throttled_copy(
         limiter.acquire(n as u64);
         w.write_all(&buf[..n]).ctx("write copy of", src_path)?;
         copied += n as u64;
+        moved(n as u64);
     }
     Ok(copied)
 }

@@ -209,7 +209,7 @@ impl Taken {
         // The copy is ferry's file: it gets the original's owner where ferry can give
         // it (root), else no setuid/setgid bits.
         let mut mode = self.found.stat.mode;
-        let copied = crate::replica::fs_ops::clone_or_copy(&src, &dst, &shown)
+        let copied = crate::replica::fs_ops::clone_or_copy(&src, &dst, &shown, &|_| {})
             .and_then(|_| {
                 if crate::replica::disk::can_chown() {
                     crate::replica::beneath::set_file_owner(

@@ -143,7 +143,7 @@ pub fn fragment(shared: &Shared, log: &RateLog) -> String {
         return out;
     }
     out.push_str(r#"<table class="jobs"><caption>Running jobs</caption><thead><tr><th scope="col">Conduit</th><th scope="col">Phase</th><th scope="col">Progress</th><th scope="col">Copied</th><th scope="col">Rate</th><th scope="col">ETA</th><th scope="col">Queue</th></tr></thead><tbody>"#);
-    for j in jobs {
+    for j in &jobs {
         let id = j["conduit"].as_i64().unwrap_or(0);
         let done = j["phase_bytes_done"].as_u64().unwrap_or(0);
         let total = j["phase_bytes_total"].as_u64().unwrap_or(0);
@@ -151,8 +151,6 @@ pub fn fragment(shared: &Shared, log: &RateLog) -> String {
             j["phase_files_done"].as_u64().unwrap_or(0),
             j["phase_files_total"].as_u64().unwrap_or(0),
         );
-        // Totals of the current phase: the engine counts a file's bytes when the file
-        // is done, so there is no per-file byte progress to show (see `page`).
         let mut progress = String::new();
         if total > 0 {
             progress.push_str(&format!(
@@ -187,7 +185,36 @@ pub fn fragment(shared: &Shared, log: &RateLog) -> String {
         ));
     }
     out.push_str("</tbody></table>");
+    out.push_str(&in_flight(&jobs));
     out
+}
+
+/// The files being copied now, each with its own progress bar.
+fn in_flight(jobs: &[serde_json::Value]) -> String {
+    let mut rows = String::new();
+    for j in jobs {
+        let id = j["conduit"].as_i64().unwrap_or(0);
+        for f in j["in_flight"].as_array().into_iter().flatten() {
+            let path = f["path"].as_str().unwrap_or("");
+            let (done, size) = (
+                f["bytes_done"].as_u64().unwrap_or(0),
+                f["size"].as_u64().unwrap_or(0),
+            );
+            rows.push_str(&format!(
+                r#"<tr data-path="{p}" data-done="{done}"><td>#{id}</td><th scope="row">{p}</th><td><progress max="{max}" value="{done}" aria-label="{p}: {d} of {s}">{d} of {s}</progress> {d} of {s}</td></tr>"#,
+                p = esc(path),
+                max = size.max(1),
+                d = bytes(done),
+                s = bytes(size),
+            ));
+        }
+    }
+    if rows.is_empty() {
+        return String::new();
+    }
+    format!(
+        r#"<table id="in-flight" class="jobs"><caption>Files in flight</caption><thead><tr><th scope="col">Conduit</th><th scope="col">File</th><th scope="col">Progress</th></tr></thead><tbody>{rows}</tbody></table>"#
+    )
 }
 
 pub fn page(shared: &Shared, log: &RateLog) -> String {
@@ -195,7 +222,7 @@ pub fn page(shared: &Shared, log: &RateLog) -> String {
         r#"<section id="transfers" aria-label="Transfers, updated live" hx-get="/fragment/transfers" hx-trigger="ferry-event from:body delay:150ms" hx-sync="this:queue last" hx-swap="innerHTML">
 {}
 </section>
-<p class="help">Progress is per run: the current phase's bytes and files, counted as each file completes. Per-file byte progress (the file being copied and how far it is) is not reported by the engine yet.</p>"#,
+<p class="help">Each running job shows its current phase's bytes and files; below it, every file being copied now with how far it has got.</p>"#,
         fragment(shared, log)
     )
 }
