@@ -506,9 +506,11 @@ fn cmd_history_show(index: &Index, id: i64, json_out: bool) -> Result<u8> {
         .generation(id)?
         .ok_or_else(|| NotFound(format!("no run #{id}; see `ferry history`")))?;
     let items = index.generation_actions(id)?;
+    let problems = index.generation_problems(id)?;
     if json_out {
         let mut v = serde_json::to_value(&g)?;
         v["actions"] = json!(items);
+        v["problems"] = json!(problems);
         return output::print(v).map(|_| EXIT_OK);
     }
     println!(
@@ -543,6 +545,19 @@ fn cmd_history_show(index: &Index, id: i64, json_out: bool) -> Result<u8> {
         );
     } else if items.is_empty() && g.actions_omitted == 0 {
         println!("(no per-file actions recorded)");
+    }
+    if !problems.is_empty() {
+        println!("problems:");
+        for p in &problems {
+            println!("  {}: {p}", p.kind.label());
+        }
+        let more = g.stats.errors.saturating_sub(problems.len() as u64);
+        if more > 0 {
+            println!(
+                "  … and {more} more (the first {} of a run are kept)",
+                ferry_core::index::PROBLEMS_KEPT
+            );
+        }
     }
     Ok(EXIT_OK)
 }

@@ -1308,8 +1308,7 @@ fn a_file_changed_during_a_copy_shows_as_a_problem_that_will_be_retried() {
     std::fs::write(env.a.join("big7.bin"), b"edited during the copy\n").unwrap();
     // The first run skips it (rule 2) and says why, by kind; a later run syncs it.
     let mut run = Value::Null;
-    // The run's row is finished by the engine a moment before the daemon keeps its
-    // problems (in memory, after the run returns): wait for both.
+    // The engine keeps the run's problems with its row, when it finishes it.
     wait_for("the first run to finish with its problems", || {
         run = d.api("/api/history/1");
         run["status"] != "running"
@@ -1343,6 +1342,24 @@ fn a_file_changed_during_a_copy_shows_as_a_problem_that_will_be_retried() {
     assert!(
         shown.starts_with("changed during sync, will retry") && shown.contains("big7.bin"),
         "{shown}"
+    );
+
+    // The index keeps a run's problems: a restarted daemon still shows them.
+    drop(browser);
+    drop(d);
+    let d = env.start();
+    let run = d.api("/api/history/1");
+    assert_eq!(run["problems"][0]["kind"], "changed", "{run}");
+    assert_eq!(run["problems"][0]["path"], "big7.bin", "{run}");
+    assert_eq!(run["problems"].as_array().map(Vec::len), Some(1), "{run}");
+    // And `ferry history show` lists them.
+    let shown: Value = serde_json::from_str(&env.ok(&["--json", "history", "show", "1"])).unwrap();
+    assert_eq!(shown["problems"][0]["kind"], "changed", "{shown}");
+    let text = env.ok(&["history", "show", "1"]);
+    assert!(
+        text.contains("problems:\n  changed during sync, will retry: ")
+            && text.contains("big7.bin"),
+        "{text}"
     );
 }
 

@@ -680,6 +680,7 @@ fn run_conduit(
         outcome.notes.extend(report.notes);
         outcome.stats.errors = outcome.problems.len() as u64;
         index.set_conduit_clean_point(conduit.id, None)?;
+        index.record_generation_problems(generation, &outcome.problems)?;
         index.finish_generation(generation, RunStatus::Interrupted, &outcome.stats)?;
         index.prune_generation_actions(conduit.id)?;
         outcome.notes.extend(scan_notes);
@@ -723,6 +724,7 @@ fn run_conduit(
     } else {
         RunStatus::Partial
     };
+    index.record_generation_problems(generation, &outcome.problems)?;
     index.finish_generation(generation, status, &outcome.stats)?;
     index.prune_generation_actions(conduit.id)?;
     outcome.notes.extend(scan_notes);

@@ -486,17 +486,17 @@ async fn generation(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Api
         .map_err(|_| ApiError(StatusCode::NOT_FOUND, format!("no run {id:?}"), None))?;
     let found = s.with_index(|i| {
         Ok(match i.generation(id)? {
-            Some(g) => Some((g, i.generation_actions(id)?)),
+            Some(g) => Some((g, i.generation_actions(id)?, i.generation_problems(id)?)),
             None => None,
         })
     })?;
-    let (g, actions) =
+    let (g, actions, problems) =
         found.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no run #{id}"), None))?;
     let mut v = serde_json::to_value(&g)
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None))?;
     v["actions"] = json!(actions);
-    // What went wrong, by kind, for runs this daemon made (empty when none is known).
-    v["problems"] = json!(s.run_problems.get(id).unwrap_or_default());
+    // What went wrong, by kind (the index keeps the first PROBLEMS_KEPT of each run).
+    v["problems"] = json!(crate::problems::of_run(&problems));
     v["schema_version"] = json!(ferry_core::JSON_SCHEMA_VERSION);
     Ok(Json(v))
 }

@@ -51,11 +51,9 @@ impl ProblemView {
     }
 }
 
-/// At most this many problems are kept per run (the count is in the run's record).
-pub const MAX_KEPT: usize = 50;
-
-/// The problems of this many recent runs are kept (in memory, while the daemon runs).
-pub const RUNS_KEPT: usize = 200;
+/// At most this many problems are shown per run (the index keeps as many; the count
+/// is in the run's record).
+pub const MAX_KEPT: usize = ferry_core::index::PROBLEMS_KEPT;
 
 /// The problems of a run, at most [`MAX_KEPT`].
 pub fn of_run(problems: &[Problem]) -> Vec<ProblemView> {
@@ -64,26 +62,6 @@ pub fn of_run(problems: &[Problem]) -> Vec<ProblemView> {
         .take(MAX_KEPT)
         .map(ProblemView::of)
         .collect()
-}
-
-/// The problems of recent runs, by generation ID.
-#[derive(Debug, Default)]
-pub struct RunProblems(std::sync::Mutex<std::collections::BTreeMap<i64, Vec<ProblemView>>>);
-
-impl RunProblems {
-    pub fn record(&self, generation: i64, problems: Vec<ProblemView>) {
-        if let Ok(mut m) = self.0.lock() {
-            m.insert(generation, problems);
-            while m.len() > RUNS_KEPT {
-                m.pop_first();
-            }
-        }
-    }
-
-    /// A run's problems, if this daemon ran it and it had any.
-    pub fn get(&self, generation: i64) -> Option<Vec<ProblemView>> {
-        self.0.lock().ok()?.get(&generation).cloned()
-    }
 }
 
 #[cfg(test)]

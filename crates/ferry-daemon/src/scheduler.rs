@@ -534,9 +534,6 @@ impl ConduitTask {
                     o.stats.conflicts
                 );
                 let problems = crate::problems::of_run(&o.problems);
-                if let (Some(g), false) = (o.generation_id, problems.is_empty()) {
-                    shared.run_problems.record(g, problems.clone());
-                }
                 shared.set_state(id, |s| {
                     s.last_error = o.problems.first().map(|p| p.to_string());
                     s.problems = problems;

@@ -66,7 +66,6 @@ pub fn run(opts: DaemonOptions) -> Result<()> {
         #[cfg(feature = "net")]
         node: std::sync::OnceLock::new(),
         conduit_defaults: opts.conduit_defaults.clone(),
-        run_problems: Default::default(),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

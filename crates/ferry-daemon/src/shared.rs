@@ -44,8 +44,6 @@ pub struct Shared {
     #[cfg(feature = "net")]
     pub node: std::sync::OnceLock<ferry_net::Node>,
     pub conduit_defaults: ConduitDefaults,
-    /// The problems of the runs this daemon made, for the run pages.
-    pub run_problems: crate::problems::RunProblems,
 }
 
 impl Shared {

@@ -177,6 +177,11 @@ impl Index {
             [id],
         )?;
         tx.execute(
+            "DELETE FROM generation_problems WHERE generation_id IN
+                (SELECT id FROM generations WHERE conduit_id = ?1)",
+            [id],
+        )?;
+        tx.execute(
             "UPDATE generations SET resumes = NULL WHERE resumes IN
                 (SELECT id FROM generations WHERE conduit_id = ?1)",
             [id],

@@ -6,6 +6,7 @@ use crate::model::entry::EntryKind;
 use crate::model::rel_path::RelPath;
 use crate::plan::itemize::{Item, ItemAction};
 use crate::plan::Side;
+use crate::problem::Problem;
 use rusqlite::{params, OptionalExtension, Row};
 
 /// Per-file actions kept for one generation; beyond it only their number is kept.
@@ -13,6 +14,9 @@ pub const MAX_ACTIONS_PER_GENERATION: u64 = 10_000;
 /// Generations per conduit whose per-file actions are kept (older ones keep their
 /// counters only).
 pub const ACTION_HISTORY_GENERATIONS: u64 = 100;
+
+/// Problems kept per generation; beyond it only their number (`errors`) is kept.
+pub const PROBLEMS_KEPT: usize = 50;
 
 /// How a run (generation) ended, or that it is still running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -296,6 +300,53 @@ impl Index {
         Ok(out)
     }
 
+    /// Keeps a run's problems (the first [`PROBLEMS_KEPT`]; the run's `errors` counter
+    /// has how many there were), replacing any kept before for it.
+    pub(crate) fn record_generation_problems(
+        &mut self,
+        id: i64,
+        problems: &[Problem],
+    ) -> Result<()> {
+        let tx = self.write_batch()?;
+        tx.execute(
+            "DELETE FROM generation_problems WHERE generation_id = ?1",
+            params![id],
+        )?;
+        {
+            let mut st = tx.prepare(
+                "INSERT INTO generation_problems (generation_id, seq, kind, problem)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for (seq, p) in problems.iter().take(PROBLEMS_KEPT).enumerate() {
+                let json = serde_json::to_string(p)
+                    .map_err(|e| Error::Other(format!("problem to JSON: {e}")))?;
+                let kind = serde_json::to_value(p.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                st.execute(params![id, seq as i64, kind, json])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A run's kept problems, in the order they happened.
+    pub fn generation_problems(&self, id: i64) -> Result<Vec<Problem>> {
+        let mut st = self.conn.prepare(
+            "SELECT problem FROM generation_problems WHERE generation_id = ?1 ORDER BY seq",
+        )?;
+        let rows = st.query_map(params![id], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for json in rows {
+            let json = json?;
+            out.push(serde_json::from_str(&json).map_err(|e| {
+                Error::Corrupt(format!("problem of run {id} unreadable ({e}): {json}"))
+            })?);
+        }
+        Ok(out)
+    }
+
     /// Drops the per-file actions of all but the newest [`ACTION_HISTORY_GENERATIONS`]
     /// generations of a conduit (their counters stay).
     pub(crate) fn prune_generation_actions(&mut self, conduit: i64) -> Result<()> {
@@ -304,6 +355,10 @@ impl Index {
                    ORDER BY id DESC LIMIT -1 OFFSET ?2";
         tx.execute(
             &format!("DELETE FROM generation_actions WHERE generation_id IN ({old})"),
+            params![conduit, ACTION_HISTORY_GENERATIONS as i64],
+        )?;
+        tx.execute(
+            &format!("DELETE FROM generation_problems WHERE generation_id IN ({old})"),
             params![conduit, ACTION_HISTORY_GENERATIONS as i64],
         )?;
         tx.execute(

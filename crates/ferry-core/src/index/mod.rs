@@ -47,7 +47,7 @@ pub use conflicts::{ConflictRow, ConflictStatus};
 pub use entries::StatRow;
 pub use history::{
     GenerationRow, GenerationStats, RunStatus, ACTION_HISTORY_GENERATIONS,
-    MAX_ACTIONS_PER_GENERATION,
+    MAX_ACTIONS_PER_GENERATION, PROBLEMS_KEPT,
 };
 pub use locations::LocationRow;
 pub use shares::{ShareMember, ShareOffer, ShareRow};
@@ -433,6 +433,35 @@ mod tests {
             kept.last(),
             many.get(MAX_ACTIONS_PER_GENERATION as usize - 1)
         );
+        // Problems: the first PROBLEMS_KEPT, in order, typed on the way back.
+        let problems: Vec<crate::Problem> = (0..PROBLEMS_KEPT + 3)
+            .map(|i| crate::Problem {
+                side: Some(crate::Side::B),
+                path: Some(format!("p{i}")),
+                kind: if i % 2 == 0 {
+                    crate::ProblemKind::PermissionDenied
+                } else {
+                    crate::ProblemKind::Changed
+                },
+                detail: format!("detail {i}"),
+            })
+            .collect();
+        idx.record_generation_problems(g, &problems).unwrap();
+        assert_eq!(
+            idx.generation_problems(g).unwrap(),
+            problems[..PROBLEMS_KEPT].to_vec()
+        );
+        // A corrupt row is an error, never a default.
+        idx.conn
+            .execute(
+                "UPDATE generation_problems SET problem = '{\"kind\":\"bogus\"}' WHERE seq = 0",
+                [],
+            )
+            .unwrap();
+        assert!(idx.generation_problems(g).is_err());
+        idx.record_generation_problems(g, &problems[..1]).unwrap();
+        assert_eq!(idx.generation_problems(g).unwrap(), problems[..1].to_vec());
+
         let row = idx.generation(g).unwrap().unwrap();
         assert_eq!(row.actions_omitted, 7);
         assert!(!row.actions_pruned);
@@ -444,8 +473,11 @@ mod tests {
                 .unwrap();
             gens.push(g);
         }
+        idx.record_generation_problems(gens[1], &problems[..2])
+            .unwrap();
         idx.prune_generation_actions(c.id).unwrap();
         assert!(idx.generation_actions(gens[0]).unwrap().is_empty());
+        assert!(idx.generation_problems(gens[0]).unwrap().is_empty());
         assert!(idx.generation(gens[0]).unwrap().unwrap().actions_pruned);
         assert_eq!(idx.generation_actions(gens[1]).unwrap().len(), 1);
         assert!(!idx.generation(gens[1]).unwrap().unwrap().actions_pruned);
@@ -453,7 +485,12 @@ mod tests {
         assert!(idx.remove_conduit(c.id).unwrap());
         let left: i64 = idx
             .conn
-            .query_row("SELECT count(*) FROM generation_actions", [], |r| r.get(0))
+            .query_row(
+                "SELECT (SELECT count(*) FROM generation_actions)
+                      + (SELECT count(*) FROM generation_problems)",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(left, 0);
     }

@@ -164,4 +164,15 @@ CREATE TABLE share_offers (
     PRIMARY KEY (share_id, device)
 ) WITHOUT ROWID;
 "#,
+    // 9: the problems of each run (at most PROBLEMS_KEPT per run), so a run's page
+    // shows them after the daemon restarts; pruned with the run's actions.
+    r#"
+CREATE TABLE generation_problems (
+    generation_id INTEGER NOT NULL REFERENCES generations(id),
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    problem TEXT NOT NULL,
+    PRIMARY KEY (generation_id, seq)
+) WITHOUT ROWID;
+"#,
 ];

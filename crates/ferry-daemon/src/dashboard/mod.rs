@@ -519,7 +519,7 @@ async fn run(
 ) -> Response {
     match d
         .shared
-        .with_index(|i| Ok(pages::run(i, id, d.shared.run_problems.get(id))))
+        .with_index(|i| Ok(pages::run(i, id)))
         .and_then(|r| r)
     {
         Ok(Some(body)) => respond(&format!("Run #{id}"), "/history", &v, Ok(body)),

@@ -320,14 +320,11 @@ pub fn history(index: &Index) -> crate::Result<String> {
 }
 
 /// One run with its per-file actions; `None` when there is no such run.
-pub fn run(
-    index: &Index,
-    id: i64,
-    problems: Option<Vec<crate::problems::ProblemView>>,
-) -> crate::Result<Option<String>> {
+pub fn run(index: &Index, id: i64) -> crate::Result<Option<String>> {
     let Some(g) = index.generation(id)? else {
         return Ok(None);
     };
+    let problems = crate::problems::of_run(&index.generation_problems(id)?);
     let actions = index.generation_actions(id)?;
     let mut out = format!(
         r#"<p><a href="/history">← all runs</a></p>
@@ -343,8 +340,8 @@ pub fn run(
         g.stats.conflicts_resolved,
         g.stats.errors,
     );
-    if let Some(p) = problems.filter(|p| !p.is_empty()) {
-        let list: Vec<Value> = p
+    if !problems.is_empty() {
+        let list: Vec<Value> = problems
             .iter()
             .filter_map(|p| serde_json::to_value(p).ok())
             .collect();
@@ -353,7 +350,7 @@ pub fn run(
             problem_list(&list, crate::problems::MAX_KEPT)
         ));
     } else if g.stats.errors > 0 {
-        out.push_str("<p>This run's problems are not known here (it ran before the daemon started); <code>ferry</code>'s log has them.</p>");
+        out.push_str("<p>This run's problems were dropped with old history; <code>ferry</code>'s log has them.</p>");
     }
     if actions.is_empty() {
         out.push_str(if g.actions_pruned {
