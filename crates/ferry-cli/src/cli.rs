@@ -178,6 +178,9 @@ pub enum ShareCommand {
         #[arg(value_name = "DEVICE")]
         device: String,
     },
+    /// Decline a share another device offered: it is no longer listed, and that
+    /// device's next share list does not bring it back (`ferry accept` still takes it).
+    Decline { share: String },
 }
 
 #[cfg(feature = "net")]

@@ -15,6 +15,21 @@ pub fn share(args: &ShareArgs, json_out: bool) -> Result<u8> {
     let home = ferry_core::library::library_dir()?;
     match (&args.command, &args.dir) {
         (Some(ShareCommand::List), _) => list(&home, json_out),
+        (Some(ShareCommand::Decline { share }), _) => {
+            let index = ferry_core::library::open_index()?;
+            if !index.decline_offers(share)? {
+                return Err(NotFound(format!(
+                    "no open offer of share {share}; see `ferry share list`"
+                ))
+                .into());
+            }
+            if json_out {
+                output::print(json!({"declined": share}))?;
+            } else {
+                println!("declined share {share}");
+            }
+            Ok(EXIT_OK)
+        }
         (Some(ShareCommand::AddDevice { share, device }), _) => {
             let id = resolve(&home, device)?;
             let index = ferry_core::library::open_index()?;

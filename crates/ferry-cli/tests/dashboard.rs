@@ -1430,14 +1430,26 @@ fn browser_shows_devices_accepts_a_pending_one_and_an_offered_share() {
         .as_str()
         .unwrap()
         .to_string();
-    wait_long("the offer on x", || {
+    // And another, which x declines.
+    let fy2 = y.tmp.path().join("music");
+    std::fs::create_dir_all(&fy2).unwrap();
+    let unwanted = y.json(&["share", fy2.to_str().unwrap(), "--with", "desktop"])["share"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let offered = |x: &Device| -> Vec<String> {
         let (code, v) = api_call(&x.home, "GET", "/api/shares", "");
-        code == 200
-            && v["offers"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|o| o["share"] == share.as_str())
+        assert_eq!(code, 200, "{v}");
+        v["offers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["share"].as_str().unwrap().to_string())
+            .collect()
+    };
+    wait_long("the offers on x", || {
+        let o = offered(&x);
+        o.contains(&share) && o.contains(&unwanted)
     });
 
     // The page lists the connected device and the pending one, live.
@@ -1515,8 +1527,28 @@ fn browser_shows_devices_accepts_a_pending_one_and_an_offered_share() {
         "the offer is gone"
     );
 
-    // Remove the device again from the page.
-    js_click(&browser, &format!("#device-{idz} button.remove"));
+    // Decline the other offer: it goes, from the page and the API.
+    js_click(&browser, &format!("#offer-{unwanted} button.decline"));
+    browser.wait_text("[role=status]", "the decline notice", |t| {
+        t.contains("Declined share")
+    });
+    assert!(browser.text(&format!("#offer-{unwanted}")).is_none());
+    assert_eq!(offered(&x), Vec::<String>::new());
+
+    // Remove the device again from the page, after a confirmation that says what it does.
+    js_click(&browser, &format!("#device-{idz} a.remove"));
+    browser.wait_text("h1", "the confirmation", |t| t == "Remove device");
+    let text = browser.text("#remove-device").unwrap();
+    assert!(
+        text.contains("No file is deleted") && text.contains("No folder is shared with it"),
+        "{text}"
+    );
+    assert_eq!(
+        x.row(&idz).unwrap()["state"],
+        "known",
+        "not before confirming"
+    );
+    browser.click("#remove-device button[type=submit]");
     browser.wait_text("[role=status]", "the removal notice", |t| {
         t.contains("Removed device")
     });
@@ -1605,6 +1637,8 @@ fn api_trusts_and_removes_devices_and_accepts_shares() {
     );
     assert_eq!(code, 404, "{v}");
     assert!(!fx.exists());
+    let (code, v) = api_call(&x.home, "POST", "/api/shares/0123456789abcdef/decline", "");
+    assert_eq!(code, 404, "no such offer: {v}");
     let (code, v) = api_call(
         &x.home,
         "POST",

@@ -23,6 +23,7 @@ fn trusted_devices_connect_and_a_stranger_waits_as_pending_until_added() {
     let (ida, idb, idc) = (a.id(), b.id(), c.id());
     let (addr_a, addr_b, addr_c) = (a.start(), b.start(), c.start());
     assert_eq!(a.list()["node"]["device_id"], ida.as_str());
+    let mut events = Events::subscribe(&a.home);
 
     a.json(&["device", "add", &idb, "--name", "bee", "--addr", &addr_b]);
     b.json(&["device", "add", &ida, "--addr", &addr_a]);
@@ -69,6 +70,22 @@ fn trusted_devices_connect_and_a_stranger_waits_as_pending_until_added() {
     a.json(&["device", "remove", "bee"]);
     assert!(a.row(&idb).is_none());
     wait_for("b sees a gone", || !b.connected_to(&ida));
+
+    // Each of those showed on a's event stream as it happened.
+    let said = |name: &str, id: &str| {
+        format!("event: {name}\ndata: {{\"type\":\"{name}\",\"device\":\"{id}\"")
+    };
+    for (name, id) in [
+        ("device_connected", &idb),
+        ("device_pending", &idc),
+        ("device_connected", &idc),
+        ("device_disconnected", &idb),
+    ] {
+        wait_for(&format!("{name} {id} on the event stream"), || {
+            events.read();
+            events.text.contains(&said(name, id))
+        });
+    }
 
     a.stop();
     b.stop();
@@ -196,4 +213,51 @@ fn device_ids_are_checked_and_own_id_is_refused() {
     assert_eq!(out.status.code(), Some(1));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["error"]["kind"], "not_found");
+}
+
+/// The daemon's event stream (`GET /api/events`), read as text.
+struct Events {
+    stream: std::net::TcpStream,
+    text: String,
+}
+
+impl Events {
+    fn subscribe(home: &Path) -> Events {
+        use std::io::Write;
+        let info: Value =
+            serde_json::from_str(&std::fs::read_to_string(home.join("daemon.json")).unwrap())
+                .unwrap();
+        let token = std::fs::read_to_string(home.join("api-token")).unwrap();
+        let port = info["port"].as_u64().unwrap() as u16;
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            stream,
+            "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\r\n",
+            token.trim()
+        )
+        .unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+            .unwrap();
+        let mut e = Events {
+            stream,
+            text: String::new(),
+        };
+        wait_for("the event stream's response", || {
+            e.read();
+            e.text.starts_with("HTTP/1.1 200")
+        });
+        e
+    }
+
+    fn read(&mut self) {
+        use std::io::Read;
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = self.stream.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            self.text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    }
 }

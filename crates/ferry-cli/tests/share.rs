@@ -130,6 +130,44 @@ fn a_mirror_share_flows_only_from_the_device_that_made_it() {
         || fy.join("about.html").exists() && !fy.join("stray.txt").exists(),
     );
     assert!(!fx.join("stray.txt").exists(), "a mirror flowed back");
+
+    // A declined offer stays declined when the offering device lists its shares again.
+    let other = x.tmp.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let declined = x.json(&["share", other.to_str().unwrap(), "--with", "laptop"])["share"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_for("the second offer", || {
+        offers(&y).iter().any(|o| o["share"] == declined.as_str())
+    });
+    assert_eq!(
+        y.json(&["share", "decline", &declined])["declined"],
+        declined.as_str()
+    );
+    assert!(offers(&y).is_empty());
+    let again = y
+        .cmd()
+        .args(["share", "decline", &declined])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1), "declined already: not found");
+    // A third share: once it is offered, the list that carries it (with the declined
+    // one) has arrived.
+    let third_dir = x.tmp.path().join("third");
+    std::fs::create_dir_all(&third_dir).unwrap();
+    let third = x.json(&["share", third_dir.to_str().unwrap(), "--with", "laptop"])["share"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_for("the third offer", || {
+        offers(&y).iter().any(|o| o["share"] == third.as_str())
+    });
+    let listed: Vec<String> = offers(&y)
+        .iter()
+        .map(|o| o["share"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(listed, vec![third], "the declined offer came back");
     x.stop();
     y.stop();
 }

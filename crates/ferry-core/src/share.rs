@@ -80,8 +80,7 @@ pub fn accept_offer(index: &mut Index, share_id: &str, dir: &Path) -> Result<Sha
             s.id, s.location_id
         )));
     }
-    let offers = index.offers()?;
-    let Some(offer) = offers.into_iter().find(|o| o.share_id == share_id) else {
+    let Some(offer) = index.offers_of(share_id)?.into_iter().next() else {
         return Err(Error::Refused(format!(
             "no device has offered share {share_id}; `ferry share list` shows the offers"
         )));

@@ -480,3 +480,38 @@ fn entries_arriving_during_a_run_are_planned_by_the_next() {
     y.run("X", x.content());
     assert_eq!(y.read("second.txt").unwrap(), b"second");
 }
+
+#[test]
+fn a_declined_offer_stays_declined_and_can_still_be_accepted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut y = Device::new(tmp.path(), "Y");
+    let offer = ShareOffer {
+        share_id: "S1".into(),
+        device: "X".into(),
+        folder_name: "photos".into(),
+        folder_id: "x-folder".into(),
+        mode: SyncMode::Bidirectional,
+        conflict_policy: ConflictPolicy::Newest,
+        received_at: 1,
+    };
+    y.index.record_offer(&offer).unwrap();
+    assert_eq!(y.index.offers().unwrap().len(), 1);
+    assert!(y.index.decline_offers("S1").unwrap());
+    assert!(!y.index.decline_offers("S1").unwrap(), "declined already");
+    assert!(!y.index.decline_offers("nope").unwrap());
+    assert!(y.index.offers().unwrap().is_empty());
+    // X sends its share list again (each connection does): still declined.
+    y.index
+        .record_offer(&ShareOffer {
+            received_at: 2,
+            ..offer.clone()
+        })
+        .unwrap();
+    assert!(y.index.offers().unwrap().is_empty());
+    assert_eq!(y.index.offers_of("S1").unwrap()[0].received_at, 2);
+    // Declining is not final: accepting by ID still works.
+    let dir = y.dir.clone();
+    let row = share::accept_offer(&mut y.index, "S1", &dir).unwrap();
+    assert_eq!(row.id, "S1");
+    assert!(y.index.offers_of("S1").unwrap().is_empty());
+}

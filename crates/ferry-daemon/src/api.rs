@@ -20,8 +20,9 @@
 //! | POST /api/devices | trust a device: `{"id", "name", "addresses": ["HOST:PORT"]}` (name and addresses optional); accepts a pending one; 201 (`net` feature) |
 //! | DELETE /api/devices/{id} | stop trusting a device, or forget a pending one (ID or name) |
 //! | GET /api/shares | this device's shares with their members (name, connected, joined) and the offers waiting |
+//! | POST /api/shares/{id}/decline | decline an offered share (as `ferry share decline`); 200 `{"declined": id}` |
 //! | POST /api/shares/{id}/accept | accept an offered share into `{"folder": "/abs/path"}` (as `ferry accept`); 201 with the share |
-//! | GET /api/events | server-sent events: changes, jobs, pauses (see `events.rs`) |
+//! | GET /api/events | server-sent events: changes, jobs, pauses, device connections (see `events.rs`) |
 //!
 //! Every answer is an object with `schema_version` (listings wrap their array:
 //! `{"jobs": [...]}`). Errors are JSON too, `{"error": {"kind", "message"}}`: 401 without the token, 404 for an unknown
@@ -72,6 +73,7 @@ pub fn router(shared: Arc<Shared>, token: String) -> Router {
         .route("/api/devices/{id}", axum::routing::delete(untrust_device))
         .route("/api/shares", get(shares))
         .route("/api/shares/{id}/accept", post(accept_share))
+        .route("/api/shares/{id}/decline", post(decline_share))
         .route("/api/events", get(events))
         .route("/api/reload", post(reload))
         .fallback(not_found)
@@ -320,6 +322,12 @@ async fn accept_share(
         share: crate::devices::ShareView,
     }
     Ok((StatusCode::CREATED, document(&Answer { share })).into_response())
+}
+
+/// Declines an offered share: 200, or 404 when no open offer has that ID.
+async fn decline_share(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
+    crate::devices::decline_share(&s, &id).await?;
+    Ok(Json(json!({ "declined": id })))
 }
 
 async fn conduits(State(s): State<Arc<Shared>>) -> ApiResult {

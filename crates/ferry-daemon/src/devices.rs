@@ -40,7 +40,40 @@ pub async fn start(shared: &Arc<Shared>, opts: Option<&NetOptions>) -> Result<()
         addrs.join(", ")
     );
     let _ = shared.node.set(node);
+    announce_connections(shared.clone());
     Ok(())
+}
+
+/// Puts the node's connection changes on the daemon's event stream.
+#[cfg(feature = "net")]
+fn announce_connections(shared: Arc<Shared>) {
+    use crate::events::DaemonEvent;
+    use ferry_net::NodeEvent;
+    use tokio::sync::broadcast::error::RecvError;
+    let Some(mut rx) = shared.node.get().map(|n| n.events()) else {
+        return;
+    };
+    tokio::spawn(async move {
+        loop {
+            let e = match rx.recv().await {
+                Ok(e) => e,
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => break,
+            };
+            shared.emit(match e {
+                NodeEvent::Connected { device, relayed } => DaemonEvent::DeviceConnected {
+                    device: device.to_string(),
+                    path: Some(if relayed { "relayed" } else { "direct" }.to_string()),
+                },
+                NodeEvent::Disconnected { device } => DaemonEvent::DeviceDisconnected {
+                    device: device.to_string(),
+                },
+                NodeEvent::Refused { device } => DaemonEvent::DevicePending {
+                    device: device.to_string(),
+                },
+            });
+        }
+    });
 }
 
 #[cfg(not(feature = "net"))]
@@ -373,6 +406,24 @@ pub fn untrust(
         }
         Err(e) => Err(DeviceError::Other(e.to_string())),
     }
+}
+
+/// Declines the open offers of a share (as `ferry share decline`).
+pub async fn decline_share(
+    shared: &Arc<Shared>,
+    share_id: &str,
+) -> std::result::Result<(), crate::control::ControlError> {
+    use crate::control::ControlError;
+    let (id, s) = (share_id.to_string(), shared.clone());
+    let declined = tokio::task::spawn_blocking(move || s.with_index(|i| i.decline_offers(&id)))
+        .await
+        .map_err(|e| ControlError::Daemon(format!("the request's task failed: {e}")))??;
+    if !declined {
+        return Err(ControlError::Missing(format!(
+            "no open offer of share {share_id}"
+        )));
+    }
+    Ok(())
 }
 
 /// Accepts share `share_id`'s offer into `folder` (absolute; created if missing, its

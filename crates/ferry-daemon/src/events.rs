@@ -49,6 +49,20 @@ pub enum DaemonEvent {
         conduit: i64,
         reason: String,
     },
+    /// A known device connected (`path`: direct or relayed).
+    DeviceConnected {
+        device: String,
+        path: Option<String>,
+    },
+    /// A known device's connection ended.
+    DeviceDisconnected {
+        device: String,
+    },
+    /// A device that is not trusted tried to connect and was refused (its first
+    /// attempt, and each further one).
+    DevicePending {
+        device: String,
+    },
 }
 
 impl DaemonEvent {
@@ -65,6 +79,9 @@ impl DaemonEvent {
             DaemonEvent::ConduitRemoved { .. } => "conduit_removed",
             DaemonEvent::ConduitChanged { .. } => "conduit_changed",
             DaemonEvent::WatchFallback { .. } => "watch_fallback",
+            DaemonEvent::DeviceConnected { .. } => "device_connected",
+            DaemonEvent::DeviceDisconnected { .. } => "device_disconnected",
+            DaemonEvent::DevicePending { .. } => "device_pending",
         }
     }
 }

@@ -31,7 +31,7 @@ pub use connection::{CloseCode, Connection, FramedStream, PathKind};
 pub use devices::{DeviceStore, KnownDevice, PendingDevice, Removed};
 pub use error::{IdentityError, NetError, StoreError, WireError};
 pub use identity::{DeviceId, Identity};
-pub use node::{Node, NodeConfig, ALPN, DEFAULT_PORT};
+pub use node::{Node, NodeConfig, NodeEvent, ALPN, DEFAULT_PORT};
 pub use sharing::PeerContent;
 pub use status::{DeviceState, DeviceStatus};
 

@@ -6,7 +6,7 @@
 //! (`presets::Minimal`), so a device is reached only at the addresses the user gave
 //! (or, with a relay, through the relay the user runs).
 
-use crate::connection::{describe, CloseCode, Connection};
+use crate::connection::{describe, CloseCode, Connection, PathKind};
 use crate::devices::DeviceStore;
 use crate::error::NetError;
 use crate::handshake;
@@ -72,6 +72,18 @@ struct Shared {
     peers: Mutex<HashMap<DeviceId, Peer>>,
     dials: Mutex<HashMap<DeviceId, DialState>>,
     sharing: Arc<Sharing>,
+    events: tokio::sync::broadcast::Sender<NodeEvent>,
+}
+
+/// A change of a device's connection, as it happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeEvent {
+    /// A known device is connected (this connection is the one kept).
+    Connected { device: DeviceId, relayed: bool },
+    /// The connection to a known device ended (and no other replaced it).
+    Disconnected { device: DeviceId },
+    /// A device that is not known tried to connect and was refused (now pending).
+    Refused { device: DeviceId },
 }
 
 struct Peer {
@@ -112,6 +124,7 @@ impl Node {
             peers: Mutex::new(HashMap::new()),
             dials: Mutex::new(HashMap::new()),
             sharing,
+            events: tokio::sync::broadcast::channel(256).0,
         });
         let tasks = vec![
             tokio::spawn(accept_loop(shared.clone())),
@@ -137,6 +150,11 @@ impl Node {
     /// The live connection to a device, if any.
     pub fn connection(&self, id: &DeviceId) -> Option<Connection> {
         self.shared.connection(id)
+    }
+
+    /// Connection changes from now on (a receiver that lags loses the oldest).
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<NodeEvent> {
+        self.shared.events.subscribe()
     }
 
     /// Every known and pending device with its live state.
@@ -288,14 +306,27 @@ impl Shared {
                 d.remove(&id);
             }
             self.sharing.connected(conn.clone());
+            let _ = self.events.send(NodeEvent::Connected {
+                device: id,
+                relayed: conn.path_kind() == Some(PathKind::Relayed),
+            });
             let shared = self.clone();
             tokio::spawn(async move {
                 let why = conn.closed().await;
                 tracing::info!("disconnected from {}: {why}", id.short());
-                if let Ok(mut peers) = shared.peers.lock() {
-                    if peers.get(&id).map(|p| p.conn.stable_id()) == Some(conn.stable_id()) {
-                        peers.remove(&id);
-                    }
+                let replaced = match shared.peers.lock() {
+                    Ok(mut peers) => match peers.get(&id).map(|p| p.conn.stable_id()) {
+                        Some(s) if s == conn.stable_id() => {
+                            peers.remove(&id);
+                            false
+                        }
+                        Some(_) => true,
+                        None => false,
+                    },
+                    Err(_) => false,
+                };
+                if !replaced {
+                    let _ = shared.events.send(NodeEvent::Disconnected { device: id });
                 }
                 shared.seen(&id, None);
             });
@@ -362,6 +393,7 @@ async fn accept_one(
         );
         handshake::close(&conn, CloseCode::UnknownDevice, &reason);
         tracing::info!("refused unknown device {id} from {address:?}");
+        let _ = shared.events.send(NodeEvent::Refused { device: id });
         return Ok(());
     }
     let conn = handshake::as_acceptor(conn, &shared.hello).await?;

@@ -537,9 +537,9 @@ fn apply_list(
                     received_at: crate::node::unix_now(),
                 };
                 let known = index
-                    .offers()?
+                    .offers_of(&offer.share_id)?
                     .iter()
-                    .any(|o| o.share_id == offer.share_id && o.device == d);
+                    .any(|o| o.device == d);
                 if !known {
                     tracing::info!(
                         "{} offers share {} (folder {:?}): accept it with `ferry accept {} DIR`",

@@ -175,4 +175,9 @@ CREATE TABLE generation_problems (
     PRIMARY KEY (generation_id, seq)
 ) WITHOUT ROWID;
 "#,
+    // 10: an offer the user declined stays (so the offering device's next share list
+    // does not bring it back) with when it was declined.
+    r#"
+ALTER TABLE share_offers ADD COLUMN declined_at INTEGER;
+"#,
 ];

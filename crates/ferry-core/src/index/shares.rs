@@ -214,12 +214,17 @@ impl Index {
         Ok(())
     }
 
-    /// Keeps (or refreshes) an offer from another device.
+    /// Keeps (or refreshes) an offer from another device. A declined offer stays
+    /// declined.
     pub fn record_offer(&self, offer: &ShareOffer) -> Result<()> {
         self.conn.execute(
-            "INSERT OR REPLACE INTO share_offers
+            "INSERT INTO share_offers
                (share_id, device, folder_name, folder_id, mode, conflict_policy, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (share_id, device) DO UPDATE SET
+               folder_name = excluded.folder_name, folder_id = excluded.folder_id,
+               mode = excluded.mode, conflict_policy = excluded.conflict_policy,
+               received_at = excluded.received_at",
             params![
                 offer.share_id,
                 offer.device,
@@ -233,12 +238,26 @@ impl Index {
         Ok(())
     }
 
-    /// Offers other devices made that are not accepted yet.
+    /// Offers other devices made that are neither accepted nor declined.
     pub fn offers(&self) -> Result<Vec<ShareOffer>> {
-        let mut st = self.conn.prepare(
+        self.offers_where("declined_at IS NULL")
+    }
+
+    /// The offers of share `share`, declined ones included (`ferry accept` takes a
+    /// declined offer too: declining is not final).
+    pub fn offers_of(&self, share: &str) -> Result<Vec<ShareOffer>> {
+        Ok(self
+            .offers_where("1")?
+            .into_iter()
+            .filter(|o| o.share_id == share)
+            .collect())
+    }
+
+    fn offers_where(&self, filter: &str) -> Result<Vec<ShareOffer>> {
+        let mut st = self.conn.prepare(&format!(
             "SELECT share_id, device, folder_name, folder_id, mode, conflict_policy, received_at
-             FROM share_offers ORDER BY received_at, share_id",
-        )?;
+             FROM share_offers WHERE {filter} ORDER BY received_at, share_id"
+        ))?;
         let rows = st.query_map([], |r| {
             Ok(ShareOffer {
                 share_id: r.get(0)?,
@@ -251,6 +270,16 @@ impl Index {
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Declines the open offers of share `share`: they are no longer listed, and the
+    /// offering device's share lists do not bring them back. False if there was none.
+    pub fn decline_offers(&self, share: &str) -> Result<bool> {
+        let n = self.conn.execute(
+            "UPDATE share_offers SET declined_at = ?2 WHERE share_id = ?1 AND declined_at IS NULL",
+            params![share, unix_now()],
+        )?;
+        Ok(n > 0)
     }
 
     /// Forgets the offers of a share (it was accepted).

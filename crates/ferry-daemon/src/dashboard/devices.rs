@@ -1,8 +1,9 @@
 //! The Devices page: known and pending devices with their connection (live from the
 //! node when the daemon runs one), trusting and removing a device, this device's
 //! shares with their members, and offers from other devices with an "accept into
-//! folder" form. The live part is re-fetched every 2 s (`/fragment/devices`): device
-//! connections announce nothing on the event stream. Its forms carry their own
+//! folder" form. The live part is re-fetched on every daemon event (device connections,
+//! disconnections and refusals are events) and every 5 s for round-trip times
+//! (`/fragment/devices`). Its forms carry their own
 //! `hx-sync`: inheriting the live part's `queue last`, a click could be dropped in
 //! favour of the next poll.
 
@@ -21,7 +22,7 @@ pub fn page(shared: &Shared, viewer: &Viewer, message: Option<&str>) -> crate::R
         ));
     }
     out.push_str(&format!(
-        r#"<section id="devices-live" aria-label="Devices and shares, updated live" hx-get="/fragment/devices" hx-trigger="every 2s, ferry-event from:body delay:150ms" hx-sync="this:queue last" hx-swap="innerHTML" data-live-poll>
+        r#"<section id="devices-live" aria-label="Devices and shares, updated live" hx-get="/fragment/devices" hx-trigger="every 5s, ferry-event from:body delay:150ms" hx-sync="this:queue last" hx-swap="innerHTML" data-live-poll>
 {}
 </section>
 "#,
@@ -113,17 +114,81 @@ fn devices_part(shared: &Shared, viewer: &Viewer) -> crate::Result<String> {
         } else {
             String::new()
         };
+        // A pending device is only forgotten (it can ask again): no confirmation. A
+        // known one is confirmed on its own page first.
+        let remove = if pending {
+            format!(
+                r#"<form method="post" action="/devices/{id}/remove" class="actions" hx-sync="this:drop">{csrf}<button type="submit" class="danger remove" aria-label="Reject device {name}">Reject</button></form>"#,
+                csrf = viewer.csrf_field(),
+                id = esc(&id),
+                name = esc(&label),
+            )
+        } else {
+            format!(
+                r#"<a class="button danger remove" href="/devices/{id}/remove" aria-label="Remove device {name}">Remove…</a>"#,
+                id = esc(&id),
+                name = esc(&label),
+            )
+        };
         out.push_str(&format!(
-            r#"<tr id="device-{id}" data-state="{st}" data-connected="{connected}"><th scope="row">{name}<div class="roots"><code>{id}</code></div></th><td class="state">{state}</td><td class="connection">{connection}</td><td class="address">{address}</td><td class="rtt">{rtt}</td><td>{seen}</td><td><div class="actions">{accept}<form method="post" action="/devices/{id}/remove" class="actions" hx-sync="this:drop">{csrf}<button type="submit" class="danger remove" aria-label="Remove device {name}">Remove</button></form></div></td></tr>"#,
+            r#"<tr id="device-{id}" data-state="{st}" data-connected="{connected}"><th scope="row">{name}<div class="roots"><code>{id}</code></div></th><td class="state">{state}</td><td class="connection">{connection}</td><td class="address">{address}</td><td class="rtt">{rtt}</td><td>{seen}</td><td><div class="actions">{accept}{remove}</div></td></tr>"#,
             id = esc(&id),
             st = if pending { "pending" } else { "known" },
             connected = r.connected,
             name = esc(&label),
-            csrf = viewer.csrf_field(),
         ));
     }
     out.push_str("</tbody></table>");
     Ok(out)
+}
+
+/// The confirmation before removing a known device; `None` when there is no such device.
+#[cfg(feature = "net")]
+pub fn remove_confirm(shared: &Shared, viewer: &Viewer, id: &str) -> crate::Result<Option<String>> {
+    let (_, rows) = crate::devices::any_listing(shared)?;
+    let wanted = id.replace('-', "").to_ascii_uppercase();
+    let Some(r) = rows
+        .iter()
+        .find(|r| r.id.to_string().replace('-', "") == wanted)
+    else {
+        return Ok(None);
+    };
+    let id = r.id.to_string();
+    let name = r.name.clone().unwrap_or_else(|| id.clone());
+    let shares = crate::devices::shares(shared)?;
+    let shared_with: Vec<String> = shares
+        .shares
+        .iter()
+        .filter(|s| s.members.iter().any(|m| m.device == id))
+        .map(|s| esc(&s.folder.display().to_string()))
+        .collect();
+    let folders = if shared_with.is_empty() {
+        "No folder is shared with it.".to_string()
+    } else {
+        format!(
+            "Folders shared with it stop syncing with it (they stay in step with other members): {}.",
+            shared_with.join(", ")
+        )
+    };
+    Ok(Some(format!(
+        r#"<section class="card" id="remove-device" aria-labelledby="remove-device-h">
+<h2 id="remove-device-h">Remove device {name}?</h2>
+<p class="roots"><code>{id}</code></p>
+<p>It can no longer connect to this device; if it tries, it shows as pending. {folders} <strong>No file is deleted</strong> on either device.</p>
+<form method="post" action="/devices/{id}/remove" class="actions">{csrf}
+<button type="submit" class="danger">Remove device {name}</button>
+<a class="button" href="/devices">Cancel</a>
+</form>
+</section>"#,
+        name = esc(&name),
+        id = esc(&id),
+        csrf = viewer.csrf_field(),
+    )))
+}
+
+#[cfg(not(feature = "net"))]
+pub fn remove_confirm(_: &Shared, _: &Viewer, _: &str) -> crate::Result<Option<String>> {
+    Ok(None)
 }
 
 #[cfg(not(feature = "net"))]
@@ -195,7 +260,8 @@ fn shares_part(v: &SharesView, viewer: &Viewer) -> String {
     for o in &v.offers {
         out.push_str(&format!(
             r#"<li id="offer-{id}" class="card"><p>{from} offers the folder <strong>{folder}</strong> ({mode}, conflicts: {policy}), share <code>{id}</code>, since {at}.</p>
-<form method="post" action="/shares/{id}/accept" class="actions" hx-sync="this:drop">{csrf}<label for="accept-{id}">Accept into folder</label> <input type="text" id="accept-{id}" name="folder" required placeholder="/absolute/path/{folder}" aria-describedby="accept-{id}-help"> <button type="submit">Accept</button> <span class="help roots" id="accept-{id}-help">Created if missing (its parent must exist); files arrive once both devices are connected.</span></form></li>"#,
+<form method="post" action="/shares/{id}/accept" class="actions" hx-sync="this:drop">{csrf}<label for="accept-{id}">Accept into folder</label> <input type="text" id="accept-{id}" name="folder" required placeholder="/absolute/path/{folder}" aria-describedby="accept-{id}-help"> <button type="submit">Accept</button> <span class="help roots" id="accept-{id}-help">Created if missing (its parent must exist); files arrive once both devices are connected.</span></form>
+<form method="post" action="/shares/{id}/decline" class="actions" hx-sync="this:drop">{csrf}<button type="submit" class="danger decline" aria-label="Decline share {id}">Decline</button></form></li>"#,
             id = esc(&o.share),
             from = who(&o.device, o.name.as_deref()),
             folder = esc(&o.folder_name),

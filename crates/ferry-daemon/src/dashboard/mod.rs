@@ -16,9 +16,11 @@
 //! | POST /conduits | add a conduit (as `ferry conduit add`; a refusal re-shows the form, 422) |
 //! | POST /conduits/{id}/settings | change mode, policy, schedule, bandwidth limit |
 //! | GET, POST /conduits/{id}/remove | confirm, then remove a conduit (files stay) |
-//! | GET /devices, /fragment/devices | devices (live), shares with their members, offers (live: polled every 2 s) |
+//! | GET /devices, /fragment/devices | devices (live), shares with their members, offers (live: on events, polled every 5 s for round trips) |
 //! | POST /devices | trust a device (`id`, `name`, `addr`), or accept a pending one (`id`) |
+//! | GET /devices/{id}/remove | confirm removing a known device |
 //! | POST /devices/{id}/remove | stop trusting a device (or forget a pending one) |
+//! | POST /shares/{id}/decline | decline an offered share |
 //! | POST /shares/{id}/accept | accept an offered share into `folder` (as `ferry accept`) |
 //! | GET /events | the daemon's server-sent events (as `/api/events`) |
 //! | GET /assets/… | style sheet, htmx, the page script (public) |
@@ -97,8 +99,12 @@ pub fn router(shared: Arc<Shared>, token: String) -> Router {
         )
         .route("/devices", get(devices_page).post(trust_device))
         .route("/fragment/devices", get(devices_fragment))
-        .route("/devices/{id}/remove", post(untrust_device))
+        .route(
+            "/devices/{id}/remove",
+            get(untrust_confirm).post(untrust_device),
+        )
         .route("/shares/{id}/accept", post(accept_share))
+        .route("/shares/{id}/decline", post(decline_share))
         .route("/events", get(events))
         .layer(middleware::from_fn_with_state(dash.clone(), guard));
     Router::new()
@@ -836,7 +842,27 @@ async fn trust_device(
     }
 }
 
-/// Stops trusting a device (the row's Remove button).
+/// Asks before removing a known device.
+async fn untrust_confirm(
+    State(d): State<Arc<Dash>>,
+    Extension(v): Extension<Viewer>,
+    Path(id): Path<String>,
+) -> Response {
+    let shared = d.shared.clone();
+    let viewer = v.clone();
+    let wanted = id.clone();
+    let body =
+        tokio::task::spawn_blocking(move || devices::remove_confirm(&shared, &viewer, &wanted))
+            .await
+            .unwrap_or_else(|e| Err(crate::DaemonError::Other(e.to_string())));
+    match body {
+        Ok(Some(body)) => respond("Remove device", "/devices", &v, Ok(body)),
+        Ok(None) => back("/devices", &format!("There is no device {id}.")),
+        Err(e) => respond("Remove device", "/devices", &v, Err(e)),
+    }
+}
+
+/// Stops trusting a device (the confirmation's button, or a pending row's Reject).
 async fn untrust_device(
     State(d): State<Arc<Dash>>,
     Extension(v): Extension<Viewer>,
@@ -897,6 +923,25 @@ async fn accept_share(
             s.mode
         ),
         Err(e) => format!("Share {id} not accepted: {e}"),
+    };
+    back("/devices", &msg)
+}
+
+/// Declines an offered share (its card's Decline button).
+async fn decline_share(
+    State(d): State<Arc<Dash>>,
+    Extension(v): Extension<Viewer>,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if !v.csrf_ok(&f.csrf) {
+        return csrf_refused();
+    }
+    let msg = match crate::devices::decline_share(&d.shared, &id).await {
+        Ok(()) => format!(
+            "Declined share {id}; it is no longer offered here (`ferry accept {id} DIR` still takes it)."
+        ),
+        Err(e) => format!("Share {id} not declined: {e}"),
     };
     back("/devices", &msg)
 }
