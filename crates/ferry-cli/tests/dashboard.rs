@@ -1527,6 +1527,29 @@ fn browser_shows_devices_accepts_a_pending_one_and_an_offered_share() {
         "the offer is gone"
     );
 
+    // The share's conduit on the overview: the other device's side reads as that device.
+    let (_, conduits) = api_call(&x.home, "GET", "/api/conduits", "");
+    let c = conduits["conduits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["share"] == share.as_str())
+        .cloned()
+        .expect("the share's conduit");
+    assert_eq!(c["peer_a"], idy.as_str(), "{c}");
+    assert_eq!(c["peer_b"], Value::Null, "{c}");
+    browser.click("nav a[href='/']");
+    browser.wait_text("h1", "the overview", |t| t == "Overview");
+    let row = browser.text(&format!("#conduit-{}", c["conduit"])).unwrap();
+    assert!(
+        row.contains("A: device laptop") && row.contains(&format!("B: {}", fx.display())),
+        "{row}"
+    );
+    assert!(row.contains("A: on that device"), "{row}");
+    assert!(!row.contains("ferry-peer:"), "{row}");
+    browser.click("nav a[href='/devices']");
+    browser.wait_text("h1", "the devices page", |t| t == "Devices");
+
     // Decline the other offer: it goes, from the page and the API.
     js_click(&browser, &format!("#offer-{unwanted} button.decline"));
     browser.wait_text("[role=status]", "the decline notice", |t| {

@@ -19,9 +19,13 @@ pub fn conduits(
         let (la, lb) = (index.location(c.location_a)?, index.location(c.location_b)?);
         let last = generations.iter().find(|g| g.conduit_id == c.id);
         let state = states.and_then(|s| s.get(&c.id));
+        let share = index.share_of_conduit(c.id)?.map(|(s, _)| s.id);
         rows.push(json!({
             "conduit": c.id,
             "a": la.root, "b": lb.root,
+            // A side that is another device's copy of a shared folder: that device's ID.
+            "peer_a": la.peer, "peer_b": lb.peer,
+            "share": share,
             "mode": c.mode, "conflict_policy": c.conflict_policy,
             "schedule": c.schedule,
             "parallel": c.parallel,
@@ -67,10 +71,24 @@ fn pending(index: &Index, conduit: i64, la: i64, lb: i64) -> ferry_core::Result<
     Ok(json!({"files": fa + fb, "bytes": ba + bb}))
 }
 
-/// Every location with its file count and the free space of its file system.
+/// Every location with its file count and the free space of its file system (not
+/// known here for another device's copy: `peer` names that device).
 pub fn locations(index: &Index) -> ferry_core::Result<Vec<Value>> {
     let mut out = Vec::new();
     for l in index.locations()? {
+        if let Some(peer) = &l.peer {
+            out.push(json!({
+                "location": l.id,
+                "uuid": l.uuid,
+                "root": l.root,
+                "peer": peer,
+                "files": index.live_file_count(l.id)?,
+                "free_bytes": null,
+                "total_bytes": null,
+                "error": null,
+            }));
+            continue;
+        }
         let space = ferry_core::replica::free_space(&l.root);
         out.push(json!({
             "location": l.id,

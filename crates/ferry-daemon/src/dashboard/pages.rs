@@ -67,6 +67,7 @@ pub fn overview_table(shared: &Shared) -> crate::Result<String> {
             crate::views::locations(i)?,
         ))
     })?;
+    let names = crate::devices::device_facts(Some(shared), &shared.library);
     let free: HashMap<String, Value> = locations
         .into_iter()
         .map(|l| (s(&l["root"]), l["free_bytes"].clone()))
@@ -150,11 +151,26 @@ pub fn overview_table(shared: &Shared) -> crate::Result<String> {
         } else {
             "none".into()
         };
-        let space = |root: &Value| {
+        let space = |root: &Value, peer: &Value| {
+            if !peer.is_null() {
+                return "on that device".to_string();
+            }
             free.get(&s(root))
                 .and_then(|v| v.as_u64())
                 .map(|b| format!("{} free", bytes(b)))
                 .unwrap_or_else(|| "unknown".into())
+        };
+        // Another device's copy of a shared folder reads as that device and the share.
+        let side = |root: &Value, peer: &Value| match peer.as_str() {
+            Some(d) => format!(
+                r#"device {} <span class="roots">(share {})</span>"#,
+                esc(&names
+                    .get(d)
+                    .and_then(|f| f.name.clone())
+                    .unwrap_or_else(|| d.split('-').next().unwrap_or(d).to_string())),
+                esc(&s(&c["share"])),
+            ),
+            None => esc(&s(root)),
         };
         rows.push_str(&format!(
             r#"<tr id="conduit-{id}" data-state="{state_attr}">
@@ -165,12 +181,12 @@ pub fn overview_table(shared: &Shared) -> crate::Result<String> {
 </tr>
 "#,
             state_attr = esc(state.split(' ').next().unwrap_or("")),
-            a = esc(&s(&c["a"])),
-            b = esc(&s(&c["b"])),
+            a = side(&c["a"], &c["peer_a"]),
+            b = side(&c["b"], &c["peer_b"]),
             mode = esc(&s(&c["mode"])),
             schedule = esc(&s(&c["schedule"])),
-            fa = space(&c["a"]),
-            fb = space(&c["b"]),
+            fa = space(&c["a"], &c["peer_a"]),
+            fb = space(&c["b"], &c["peer_b"]),
         ));
     }
     Ok(format!(
