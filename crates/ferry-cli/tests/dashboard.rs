@@ -841,6 +841,12 @@ fn browser_watches_a_transfer_live() {
     });
     let rate = browser.text("#job-1 .rate").unwrap();
     assert!(rate.ends_with("/s"), "{rate}");
+    let queue = |b: &Browser| -> Option<u64> {
+        b.text("#job-1 .queue")
+            .and_then(|t| t.split(' ').next().and_then(|n| n.parse().ok()))
+    };
+    let first_queue = queue(&browser).expect("the queue depth");
+    assert!(first_queue > 0, "files still to copy");
     // Totals of the phase with progress bars: bytes and files.
     let bars = browser.js(
         "var r = document.querySelector('#job-1'); return r ? Array.from(r.querySelectorAll('progress')).map(p => p.className).join(' ') : null;",
@@ -868,6 +874,11 @@ fn browser_watches_a_transfer_live() {
         big_done(&browser).is_some_and(|n| n > seen.unwrap())
     });
     assert!(seen.unwrap() < HUGE, "seen while in flight");
+    // Whichever order the files go in, the queue has shrunk while the job still runs
+    // (the big file is copied first or last, and takes seconds).
+    wait_for("the queue to shrink", || {
+        queue(&browser).is_some_and(|n| n < first_queue)
+    });
     browser.screenshot("dashboard-transfers.png");
     assert_eq!(
         browser.js("return document.body.dataset.marker || null;"),
