@@ -157,7 +157,8 @@ pub struct ShareArgs {
     /// A device to offer it to, by ID or name (`ferry device list`); may be repeated.
     #[arg(long = "with", value_name = "DEVICE")]
     pub with: Vec<String>,
-    /// bidirectional (default) or mirror (this device is the source).
+    /// bidirectional (default), mirror (this device is the source) or archive (files
+    /// leave this device once the other device reports its verified copy).
     #[arg(long, value_enum)]
     pub mode: Option<ModeArg>,
     /// What wins when both devices changed a file (default newest).

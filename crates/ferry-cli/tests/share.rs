@@ -173,6 +173,34 @@ fn a_mirror_share_flows_only_from_the_device_that_made_it() {
 }
 
 #[test]
+fn an_archive_share_frees_the_source_once_the_other_device_holds_the_files() {
+    let (mut x, mut y, _, _) = connected();
+    let fx = x.tmp.path().join("outbox");
+    let fy = y.tmp.path().join("archive");
+    std::fs::create_dir_all(fx.join("2025")).unwrap();
+    let scan = ferry_testkit::noise(2 << 20, 9);
+    std::fs::write(fx.join("2025/scan.tiff"), &scan).unwrap();
+    std::fs::write(fx.join("2025/letter.txt"), "dear archive").unwrap();
+    share_and_accept(&x, &y, &fx, &fy, "archive");
+    wait_for("the files on the archive and gone from the source", || {
+        std::fs::read(fy.join("2025/scan.tiff")).ok().as_ref() == Some(&scan)
+            && std::fs::read_to_string(fy.join("2025/letter.txt"))
+                .is_ok_and(|t| t == "dear archive")
+            && !fx.join("2025/scan.tiff").exists()
+            && !fx.join("2025/letter.txt").exists()
+    });
+    assert!(fx.join("2025").is_dir(), "folders stay on the source");
+    // New work on the source is archived too; the archive keeps everything.
+    std::fs::write(fx.join("2025/later.txt"), "later").unwrap();
+    wait_for("the later file archived", || {
+        fy.join("2025/later.txt").exists() && !fx.join("2025/later.txt").exists()
+    });
+    assert_eq!(std::fs::read(fy.join("2025/scan.tiff")).unwrap(), scan);
+    x.stop();
+    y.stop();
+}
+
+#[test]
 fn an_offer_to_an_unknown_device_and_a_wrong_accept_are_clear_errors() {
     let d = Device::new();
     let dir = d.tmp.path().join("f");

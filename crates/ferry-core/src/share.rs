@@ -25,9 +25,9 @@ fn check_mode(mode: SyncMode, policy: ConflictPolicy) -> Result<()> {
             "the manual conflict policy does not work between devices yet; use newest or keep-both"
                 .into(),
         )),
-        (SyncMode::Bidirectional | SyncMode::Mirror, _) => Ok(()),
+        (SyncMode::Bidirectional | SyncMode::Mirror | SyncMode::Archive, _) => Ok(()),
         (other, _) => Err(Error::Unsupported(format!(
-            "mode {other} does not work between devices yet; use bidirectional or mirror"
+            "mode {other} does not work between devices yet; use bidirectional, mirror or archive"
         ))),
     }
 }

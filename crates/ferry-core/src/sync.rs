@@ -652,6 +652,7 @@ fn run_conduit(
         index,
         a: ra.here(),
         b: rb.here(),
+        peer_b: rb.here().is_none().then(|| rb.id()),
         pull: opts
             .pull
             .as_ref()

@@ -221,6 +221,7 @@ fn f5_a_fifo_swapped_in_after_the_scan_does_not_hang_the_run() {
             index: &mut index,
             a: Some(&la),
             b: Some(&lb),
+            peer_b: None,
             pull: None,
             progress: &NoProgress,
             fault: FaultPoint::None,

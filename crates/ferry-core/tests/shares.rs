@@ -355,15 +355,19 @@ fn a_mirror_share_flows_from_the_device_that_made_it() {
 }
 
 #[test]
-fn archive_selective_and_manual_are_not_shared_between_devices_yet() {
+fn selective_and_manual_are_not_shared_between_devices_yet() {
     let tmp = tempfile::tempdir().unwrap();
     let mut x = Device::new(tmp.path(), "X");
     let dir = x.dir.clone();
-    for mode in [SyncMode::Archive, SyncMode::Selective] {
-        let err =
-            share::create_share(&mut x.index, &dir, &[], mode, ConflictPolicy::Newest).unwrap_err();
-        assert!(err.to_string().contains("between devices"), "{err}");
-    }
+    let err = share::create_share(
+        &mut x.index,
+        &dir,
+        &[],
+        SyncMode::Selective,
+        ConflictPolicy::Newest,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("between devices"), "{err}");
     let err = share::create_share(
         &mut x.index,
         &dir,
@@ -373,6 +377,75 @@ fn archive_selective_and_manual_are_not_shared_between_devices_yet() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("manual"), "{err}");
+}
+
+#[test]
+fn an_archive_share_removes_files_only_after_the_other_device_reports_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut x, mut y) = pair(tmp.path(), SyncMode::Archive);
+    let (cx, cy) = (x.content(), y.content());
+    let big = ferry_testkit::noise(300_000, 3);
+    x.write("done/report.pdf", &big);
+    x.write("done/notes.txt", b"archive me");
+    // X runs first: Y holds nothing yet, so nothing leaves X.
+    x.run("Y", cy.clone());
+    assert_eq!(x.read("done/report.pdf").unwrap(), big);
+    send(&x, &mut y);
+    // Y copies and verifies; until X hears of it, X keeps everything.
+    y.run("X", cx.clone());
+    assert_eq!(y.read("done/report.pdf").unwrap(), big);
+    x.run("Y", cy.clone());
+    assert_eq!(x.read("done/notes.txt").unwrap(), b"archive me");
+    // Y's entries (its confirmation) reach X: now X frees its copies.
+    send(&y, &mut x);
+    let o = x.run("Y", cy.clone());
+    assert!(o.problems.is_empty(), "{:?}", o.problems);
+    assert_eq!(o.stats.files_archived, 2, "{o:?}");
+    assert_eq!(x.read("done/report.pdf"), None);
+    assert_eq!(x.read("done/notes.txt"), None);
+    assert!(
+        x.dir.join("done").is_dir(),
+        "folders stay: new work lands there"
+    );
+    // The archive keeps them, whatever runs next on either device.
+    settle(&mut x, &mut y);
+    assert_eq!(y.read("done/report.pdf").unwrap(), big);
+    assert_eq!(y.read("done/notes.txt").unwrap(), b"archive me");
+    assert_eq!(x.read("done/report.pdf"), None);
+
+    // Y reports other content at a path: X does not take that for its file's copy.
+    x.write("draft.txt", b"x's draft");
+    send(&x, &mut y);
+    let mut lie = y
+        .index
+        .entry(
+            y.share().location_id,
+            &RelPath::new("done/notes.txt").unwrap(),
+        )
+        .unwrap()
+        .unwrap();
+    lie.path = RelPath::new("draft.txt").unwrap();
+    let held = x
+        .index
+        .share_member(&x.share().id, "Y")
+        .unwrap()
+        .unwrap()
+        .received_seq;
+    let sx = x.share().clone();
+    share::incoming(
+        &mut x.index,
+        &sx,
+        "Y",
+        &[(lie.path.clone(), lie.state.clone())],
+        held + 1,
+    )
+    .unwrap();
+    x.run("Y", cy.clone());
+    assert_eq!(
+        x.read("draft.txt").unwrap(),
+        b"x's draft",
+        "not confirmed: kept"
+    );
 }
 
 #[test]

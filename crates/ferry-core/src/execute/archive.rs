@@ -30,6 +30,31 @@ pub(crate) fn remove_archived(
         std::fs::write(&on_b, b"corrupted by fault injection").ctx("inject fault", &on_b)?;
     }
     verify_copy(&dir_b, &name_b, expected)?;
+    remove_source(index, a, path, expected)
+}
+
+/// Removes A's `path` once another device (B's location `peer` in the index) has
+/// reported `archived_as` with A's content: that device installed it only after its
+/// bytes verified against the hash, and made it durable before recording it. `None`
+/// (nothing removed) while it has not reported the copy yet. The report is the trusted
+/// device's word: ferry cannot read another device's disk.
+pub(crate) fn remove_confirmed(
+    index: &mut Index,
+    a: &Location,
+    peer: i64,
+    path: &RelPath,
+    expected: &Entry,
+    archived_as: &RelPath,
+) -> Result<Option<u64>> {
+    let held = index.entry(peer, archived_as)?;
+    if !held.is_some_and(|e| e.is_live() && e.same_content(expected)) {
+        return Ok(None);
+    }
+    remove_source(index, a, path, expected).map(Some)
+}
+
+/// A's part of an archive removal, once B's copy is known good.
+fn remove_source(index: &mut Index, a: &Location, path: &RelPath, expected: &Entry) -> Result<u64> {
     disk::ensure_matches(a, path, Some(expected))?;
     // Forget first: a crash before the removal leaves an unindexed file, never a tombstone.
     index.forget_entries(a.id(), std::slice::from_ref(path))?;

@@ -80,6 +80,10 @@ pub struct Executor<'a> {
     pub index: &'a mut Index,
     pub a: Option<&'a Location>,
     pub b: Option<&'a Location>,
+    /// The location ID of side B when it is another device's copy (`b` is `None`): its
+    /// entries in the index are what that device reported, e.g. the archived copies
+    /// it holds.
+    pub peer_b: Option<i64>,
     /// Content of another device's files, by hash (with a side that is `None`).
     pub pull: Option<&'a (dyn ChunkSource + Sync)>,
     pub progress: &'a dyn Progress,
@@ -190,7 +194,10 @@ impl Executor<'_> {
                     return Err(Error::Other("injected stop before archive removal".into()));
                 }
                 // Every copy on B is installed; make them durable before A loses anything.
-                sync_filesystem(&self.loc(Side::B)?.root)?;
+                // (Another device's B made its copies durable before reporting them.)
+                if let Some(b) = self.b {
+                    sync_filesystem(&b.root)?;
+                }
             }
             if stage == Stage::Copies {
                 // Both sides' copies in one pipeline: one phase for the progress shown,
@@ -267,20 +274,37 @@ impl Executor<'_> {
         else {
             return;
         };
-        let (Some(la), Some(lb)) = (self.a, self.b) else {
-            let e = Error::Refused("archive removals need both folders on this device".into());
-            report.failed(a, &e);
-            return;
+        let removed = match (self.a, self.b, self.peer_b) {
+            (Some(la), Some(lb), _) => crate::execute::archive::remove_archived(
+                self.index,
+                la,
+                lb,
+                path,
+                expected,
+                archived_as,
+                self.fault(),
+            ),
+            (Some(la), None, Some(peer)) => {
+                match crate::execute::archive::remove_confirmed(
+                    self.index,
+                    la,
+                    peer,
+                    path,
+                    expected,
+                    archived_as,
+                ) {
+                    // The other device has not reported the copy yet: its entry brings
+                    // the path back into a later run.
+                    Ok(None) => return,
+                    Ok(Some(freed)) => Ok(freed),
+                    Err(e) => Err(e),
+                }
+            }
+            _ => Err(Error::Refused(
+                "archive removals run on the device that holds the source".into(),
+            )),
         };
-        match crate::execute::archive::remove_archived(
-            self.index,
-            la,
-            lb,
-            path,
-            expected,
-            archived_as,
-            self.fault(),
-        ) {
+        match removed {
             Ok(freed) => {
                 report.stats.files_archived += 1;
                 report.stats.bytes_freed += freed;

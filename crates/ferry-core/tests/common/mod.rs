@@ -95,6 +95,7 @@ impl Pair {
             index: &mut self.index,
             a: Some(la),
             b: Some(lb),
+            peer_b: None,
             pull: None,
             progress: &NoProgress,
             fault: FaultPoint::None,
