@@ -115,4 +115,8 @@ pub enum NetError {
     NoAddress(String),
     #[error("shared folder: {0}")]
     Share(String),
+    /// The device sent something that cannot be true (an entry escaping the folder, an
+    /// impossible state): the connection is closed, nothing of it is stored.
+    #[error("the device sent something that cannot be true: {0}")]
+    Lie(String),
 }

@@ -13,7 +13,7 @@
 //!
 //! Every request names a share and is answered only if the asking device is a member.
 
-use crate::connection::{Connection, FramedStream};
+use crate::connection::{CloseCode, Connection, FramedStream};
 use crate::error::{NetError, WireError};
 use crate::identity::DeviceId;
 use crate::wire::share::{
@@ -390,6 +390,13 @@ impl Sharing {
                         }
                     }
                     Ok(_) => {}
+                    Err(NetError::Lie(why)) => {
+                        tracing::warn!(
+                            "entries of share {share_id} from {}: {why}; closing the connection",
+                            conn.remote().short()
+                        );
+                        conn.close(CloseCode::Protocol, "sent entries that cannot be true");
+                    }
                     Err(e) => tracing::info!(
                         "entries of share {share_id} from {}: {e}",
                         conn.remote().short()
@@ -451,11 +458,17 @@ impl Sharing {
             };
             let entries = (batch.entries.iter())
                 .map(WireEntry::to_state)
-                .collect::<Result<Vec<_>, _>>()?;
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| NetError::Lie(e.to_string()))?;
             let (s, d, upto) = (share.clone(), device.clone(), batch.upto);
-            changed += self
-                .with_index(move |i| share::incoming(i, &s, &d, &entries, upto))
-                .await?;
+            changed += match self
+                .with_index(move |i| Ok(share::incoming(i, &s, &d, &entries, upto)))
+                .await?
+            {
+                Ok(n) => n,
+                Err(ferry_core::Error::Refused(why)) => return Err(NetError::Lie(why)),
+                Err(e) => return Err(core(e)),
+            };
             if batch.done {
                 break;
             }

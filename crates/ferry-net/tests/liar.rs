@@ -1,6 +1,7 @@
 //! A trusted member of a share that lies, played by a raw endpoint speaking the wire
 //! protocol: entries with a path that escapes the folder, then content that is not
-//! what its entry says. Nothing is stored or written, and the node carries on.
+//! what its entry says. Nothing is stored or written; entries that cannot be true close
+//! the connection, and the node carries on.
 
 use ferry_core::index::Index;
 use ferry_core::model::{Hash, RelPath};
@@ -71,18 +72,21 @@ async fn a_member_that_lies_gets_nothing_stored_or_written() {
         .unwrap();
     let target = ferry_net::iroh::EndpointAddr::new(node.id().public_key())
         .with_ip_addr(node.local_addrs()[0]);
-    let raw = ep.connect(target, ALPN).await.unwrap();
-    let conn = handshake::as_dialer(raw, &Hello::ours("liar"))
-        .await
-        .unwrap();
+    let dial = || async {
+        let raw = ep.connect(target.clone(), ALPN).await.unwrap();
+        handshake::as_dialer(raw, &Hello::ours("liar"))
+            .await
+            .unwrap()
+    };
+    let conn = dial().await;
 
     // It claims a folder of its own in the share, then answers the node's requests:
     // first with an entry that escapes the folder, later with a plausible entry whose
     // content it then lies about.
     let plausible = Arc::new(AtomicBool::new(false));
     let asked = Arc::new(AtomicUsize::new(0));
-    let answering = {
-        let (conn, plausible, asked) = (conn.clone(), plausible.clone(), asked.clone());
+    let answer = |conn: ferry_net::Connection| {
+        let (plausible, asked) = (plausible.clone(), asked.clone());
         tokio::spawn(async move {
             while let Ok(mut s) = conn.accept_bi().await {
                 let Ok(Some(msg)) = s.recv().await else {
@@ -122,6 +126,7 @@ async fn a_member_that_lies_gets_nothing_stored_or_written() {
             }
         })
     };
+    let answering = answer(conn.clone());
     let list: Envelope = ShareList {
         shares: vec![ShareInfo {
             share_id: share.id.clone(),
@@ -157,16 +162,21 @@ async fn a_member_that_lies_gets_nothing_stored_or_written() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // The answer was refused as a whole (a run is not even asked for); give the node
-    // a moment to have stored it, had it been taken.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The answer was refused as a whole (a run is not even asked for), and the node
+    // closed the connection on the liar.
+    let why = tokio::time::timeout(PATIENCE, conn.closed()).await.unwrap();
+    assert!(why.contains("cannot be true"), "{why}");
+    answering.abort();
     let (tied, seq, n) = held(&index);
     let conduit = tied.expect("the liar's folder tied");
     assert_eq!((seq, n), (0, 0), "stored a batch with an escaping path");
     assert!(!ha.path().join("outside.txt").exists());
 
-    // Now a plausible entry: stored; but its content is a lie, so nothing is written.
+    // It comes back (a known device may) with a plausible entry: stored; but its
+    // content is a lie, so nothing is written.
     plausible.store(true, Ordering::Relaxed);
+    let conn = dial().await;
+    let answering = answer(conn.clone());
     let changed: Envelope = ferry_net::wire::share::Changed {
         share_id: share.id.clone(),
     }
