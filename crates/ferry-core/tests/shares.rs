@@ -588,3 +588,48 @@ fn a_declined_offer_stays_declined_and_can_still_be_accepted() {
     assert_eq!(row.id, "S1");
     assert!(y.index.offers_of("S1").unwrap().is_empty());
 }
+
+#[test]
+fn content_another_folder_here_holds_is_not_pulled_from_afar() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut x, mut y) = pair(tmp.path(), SyncMode::Bidirectional);
+    // Y already has the film in another folder it syncs locally (indexed there).
+    let film = ferry_testkit::noise(3 << 20, 11);
+    let (z, w) = (tmp.path().join("Y/videos"), tmp.path().join("Y/backup"));
+    std::fs::create_dir_all(&z).unwrap();
+    std::fs::create_dir_all(&w).unwrap();
+    std::fs::write(z.join("film.mkv"), &film).unwrap();
+    ferry_core::sync(&mut y.index, &z, &w, &SyncOptions::default(), &NoProgress).unwrap();
+    // X shares the same film (and a file Y has nowhere).
+    x.write("film-copy.mkv", &film);
+    x.write("new.txt", b"only on x");
+    x.run("Y", y.content());
+    send(&x, &mut y);
+    let far = Arc::new(Counting {
+        inner: x.content(),
+        bytes: AtomicU64::new(0),
+        told: Default::default(),
+        asked: Default::default(),
+    });
+    let out = y.run("X", far.clone());
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
+    assert_eq!(y.read("film-copy.mkv").unwrap(), film);
+    assert_eq!(y.read("new.txt").unwrap(), b"only on x");
+    assert_eq!(
+        far.bytes.load(Ordering::Relaxed),
+        b"only on x".len() as u64,
+        "the film came from afar although another folder here holds it"
+    );
+    // A copy elsewhere that changed since it was indexed is not used: the piece
+    // checks would refuse it anyway, and the file comes from afar.
+    let other = ferry_testkit::noise(1 << 20, 12);
+    std::fs::write(z.join("clip.mkv"), &other).unwrap();
+    ferry_core::sync(&mut y.index, &z, &w, &SyncOptions::default(), &NoProgress).unwrap();
+    std::fs::write(z.join("clip.mkv"), ferry_testkit::noise(1 << 20, 13)).unwrap();
+    x.write("clip.mkv", &other);
+    x.run("Y", y.content());
+    send(&x, &mut y);
+    let out = y.run("X", far.clone());
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
+    assert_eq!(y.read("clip.mkv").unwrap(), other);
+}

@@ -22,7 +22,7 @@ pub(crate) mod dir_rename;
 
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
-use crate::index::{GenerationStats, Index};
+use crate::index::{GenerationStats, Index, LocationRow};
 use crate::model::entry::{Entry, EntryKind, FileState, StatInfo};
 use crate::model::rel_path::RelPath;
 use crate::parallel::parallel_map;
@@ -614,6 +614,16 @@ impl Executor<'_> {
                 reuse_local[side as usize] = self.index.has_live_file(l.id())?;
             }
         }
+        // Content pulled from another device is looked for first in every other folder
+        // of this device (dedup across folders); a local copy reads the other side.
+        let elsewhere: Vec<LocationRow> = if self.pull.is_some() {
+            let mine = [self.a.map(|l| l.id()), self.b.map(|l| l.id())];
+            (self.index.locations()?.into_iter())
+                .filter(|l| l.peer.is_none() && !mine.contains(&Some(l.id)))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut i = 0;
         while i < copies.len() && !self.stopping() {
             let mut bytes = 0;
@@ -645,8 +655,13 @@ impl Executor<'_> {
                     ));
                     continue;
                 }
-                match self.copy_source(*to, source, expected.as_deref(), reuse_local[*to as usize])
-                {
+                match self.copy_source(
+                    *to,
+                    source,
+                    expected.as_deref(),
+                    reuse_local[*to as usize],
+                    &elsewhere,
+                ) {
                     Ok(from) => jobs.push((*a, from)),
                     Err(e) => report.failed(a, &e),
                 }
@@ -798,12 +813,34 @@ impl Executor<'_> {
     /// side; when that side is another device's copy, pieces pulled by hash (chunks
     /// this device has — the same content elsewhere, the file's old version — first).
     /// Nothing is opened here (see [`CopyFrom::open`]).
+    /// A file with `source`'s content in another folder of this device, if any.
+    fn same_elsewhere(&self, source: &Entry, elsewhere: &[LocationRow]) -> Result<Option<Known>> {
+        let Some(hash) = source.state.hash.filter(|_| source.state.size > 0) else {
+            return Ok(None);
+        };
+        for row in elsewhere {
+            let Some(path) = self.index.find_file_by_hash(row.id, &hash)? else {
+                continue;
+            };
+            if let Some(e) = self.index.entry(row.id, &path)?.filter(|e| e.is_live()) {
+                return Ok(Some(Known {
+                    elsewhere: Some(row.clone()),
+                    path,
+                    stat: e.stat(),
+                    state: e.state,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
     fn copy_source(
         &self,
         to: Side,
         source: &Entry,
         expected: Option<&Entry>,
         reuse_local: bool,
+        elsewhere: &[LocationRow],
     ) -> Result<CopyFrom> {
         let other = (to.other(), source.path.clone(), source.stat());
         if source.state.kind == EntryKind::Symlink {
@@ -821,9 +858,19 @@ impl Executor<'_> {
         };
         if self.local(to.other()).is_none() {
             let old = expected.filter(|e| e.is_live() && e.state.kind == EntryKind::File);
-            let known = (same_here.iter().chain(old))
-                .map(|e| (e.path.clone(), e.stat(), e.state.clone()))
+            let mut known: Vec<Known> = (same_here.iter().chain(old))
+                .map(|e| Known {
+                    elsewhere: None,
+                    path: e.path.clone(),
+                    stat: e.stat(),
+                    state: e.state.clone(),
+                })
                 .collect();
+            if same_here.is_none() {
+                if let Some(found) = self.same_elsewhere(source, elsewhere)? {
+                    known.insert(0, found);
+                }
+            }
             return Ok(CopyFrom::Pull { to, known });
         }
         if let Some(e) = same_here {
@@ -855,8 +902,18 @@ enum CopyFrom {
     },
     Pull {
         to: Side,
-        known: Vec<(RelPath, StatInfo, FileState)>,
+        known: Vec<Known>,
     },
+}
+
+/// A file of this device known to hold some of a pulled file's pieces: in side `to`'s
+/// folder, or in another folder (`elsewhere`). Used only while it still has the
+/// indexed size and mtime; every piece read from it is checked anyway.
+struct Known {
+    elsewhere: Option<LocationRow>,
+    path: RelPath,
+    stat: StatInfo,
+    state: FileState,
 }
 
 impl CopyFrom {
@@ -891,15 +948,19 @@ impl CopyFrom {
                     ))
                 })?;
                 // Files here that stopped matching their entries are simply not used.
-                let files: Vec<OpenContent> = match locs[*to as usize] {
-                    Some(loc) => (known.iter())
-                        .filter_map(|(rel, stat, state)| {
-                            let (f, _) = disk::open_source(loc, rel, stat).ok()?;
-                            OpenContent::new(f, state)
-                        })
-                        .collect(),
-                    None => Vec::new(),
-                };
+                let files: Vec<OpenContent> = (known.iter())
+                    .filter_map(|k| {
+                        let (f, _) = match &k.elsewhere {
+                            None => disk::open_source(locs[*to as usize]?, &k.path, &k.stat),
+                            Some(row) => {
+                                let loc = Location::from_row(row.clone());
+                                disk::open_source(&loc, &k.path, &k.stat)
+                            }
+                        }
+                        .ok()?;
+                        OpenContent::new(f, &k.state)
+                    })
+                    .collect();
                 let want = source.state.clone();
                 let fill = move |out: &mut dyn std::io::Write| -> Result<()> {
                     let known: Vec<&FileState> = known_states(&files);
