@@ -376,6 +376,11 @@ pub struct DaemonArgs {
     #[cfg(feature = "net")]
     #[arg(long, value_name = "URL", requires = "listen")]
     pub relay: Option<String>,
+    /// Do not find known devices on the local network by mDNS (nor announce this one);
+    /// then a device is reached only at the addresses it was added with (or a relay).
+    #[cfg(feature = "net")]
+    #[arg(long, requires = "listen")]
+    pub no_local_discovery: bool,
 }
 
 #[derive(Debug, clap::Args)]

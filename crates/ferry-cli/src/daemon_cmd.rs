@@ -23,6 +23,7 @@ fn net_options(args: &DaemonArgs) -> Option<ferry_daemon::NetOptions> {
     args.listen.map(|listen| ferry_daemon::NetOptions {
         listen,
         relay: args.relay.clone(),
+        local_discovery: !args.no_local_discovery,
     })
 }
 

@@ -46,7 +46,7 @@ pub fn run(cmd: &DeviceCommand, json_out: bool) -> Result<u8> {
                 );
                 if added.addresses.is_empty() {
                     println!(
-                        "  no address: it must dial this device (or add one with --addr HOST:PORT)"
+                        "  no address: found on the local network (mDNS), or it must dial this device (or add one with --addr HOST:PORT)"
                     );
                 }
             }

@@ -15,7 +15,7 @@ use std::path::Path;
 mod common;
 use common::ferry_cmd;
 
-use common::device::{wait_for, Device, DEADLINE};
+use common::device::{wait_for, Device, Lan, DEADLINE};
 
 #[test]
 fn trusted_devices_connect_and_a_stranger_waits_as_pending_until_added() {
@@ -260,4 +260,31 @@ impl Events {
             self.text.push_str(&String::from_utf8_lossy(&buf[..n]));
         }
     }
+}
+
+/// Two machines on one network: each is told only the other's ID, and they find each
+/// other by mDNS and connect.
+#[test]
+fn devices_on_one_network_find_each_other_by_id_alone() {
+    let lan = Lan::new();
+    let mut a = Device::in_netns(&lan.ns[0], &lan.ip[0]);
+    let mut b = Device::in_netns(&lan.ns[1], &lan.ip[1]);
+    let (ida, idb) = (a.id(), b.id());
+    a.start();
+    b.start();
+    a.json(&["device", "add", &idb, "--name", "bee"]);
+    b.json(&["device", "add", &ida, "--name", "ay"]);
+    wait_for("a and b connected with no address given", || {
+        a.connected_to(&idb) && b.connected_to(&ida)
+    });
+    let row = a.row(&idb).unwrap();
+    assert_eq!(row["path"], "direct", "{row}");
+    assert!(
+        row["address"]
+            .as_str()
+            .is_some_and(|s| s.starts_with(&format!("{}:", lan.ip[1]))),
+        "{row}"
+    );
+    a.stop();
+    b.stop();
 }

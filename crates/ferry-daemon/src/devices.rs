@@ -30,6 +30,7 @@ pub async fn start(shared: &Arc<Shared>, opts: Option<&NetOptions>) -> Result<()
         relay: opts.relay.clone(),
         device_name: ferry_net::host_name(),
         changes: Some(tx),
+        local_discovery: opts.local_discovery,
     })
     .await
     .map_err(|e| DaemonError::Other(format!("starting the device node: {e}")))?;

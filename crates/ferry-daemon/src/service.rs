@@ -41,6 +41,8 @@ pub struct NetOptions {
     pub listen: std::net::SocketAddr,
     /// A self-hosted relay's URL.
     pub relay: Option<String>,
+    /// Find known devices on the local network by mDNS (and be found).
+    pub local_discovery: bool,
 }
 
 /// Runs the daemon in the foreground until SIGINT or SIGTERM.

@@ -54,6 +54,9 @@ pub struct NodeConfig {
     /// Receives the ID of a conduit whose member device's entries changed (a run of it
     /// is due).
     pub changes: Option<tokio::sync::mpsc::UnboundedSender<i64>>,
+    /// Find known devices on the local network by mDNS (service `_ferry._udp.local`),
+    /// so they need no address; this device is announced the same way.
+    pub local_discovery: bool,
 }
 
 /// A running node. Dropping it stops its tasks; [`Node::shutdown`] also closes the
@@ -67,6 +70,8 @@ struct Shared {
     endpoint: Endpoint,
     me: DeviceId,
     relay: Option<RelayUrl>,
+    /// Devices are looked up by mDNS: one with no address is dialed by ID alone.
+    local_discovery: bool,
     hello: Hello,
     store: Mutex<DeviceStore>,
     peers: Mutex<HashMap<DeviceId, Peer>>,
@@ -114,11 +119,18 @@ impl Node {
             None => None,
         };
         let sharing = Sharing::open(&config.home, config.changes.clone())?;
-        let endpoint = bind_endpoint(&identity, config.listen, relay.clone()).await?;
+        let (endpoint, local_discovery) = bind_endpoint_with(
+            &identity,
+            config.listen,
+            relay.clone(),
+            config.local_discovery,
+        )
+        .await?;
         let shared = Arc::new(Shared {
             endpoint,
             me: identity.id(),
             relay,
+            local_discovery,
             hello: Hello::ours(&config.device_name),
             store: Mutex::new(store),
             peers: Mutex::new(HashMap::new()),
@@ -229,20 +241,53 @@ pub async fn bind_endpoint(
     listen: SocketAddr,
     relay: Option<RelayUrl>,
 ) -> Result<Endpoint, NetError> {
+    Ok(bind_endpoint_with(identity, listen, relay, false).await?.0)
+}
+
+/// The mDNS service name ferry devices announce and look for (`_ferry._udp.local`),
+/// so other iroh programs on the network are not looked at.
+const MDNS_SERVICE: &str = "ferry";
+
+/// [`bind_endpoint`], with local discovery (mDNS) when `local_discovery`; says whether
+/// local discovery is on (the network may not allow it).
+async fn bind_endpoint_with(
+    identity: &Identity,
+    listen: SocketAddr,
+    relay: Option<RelayUrl>,
+    local_discovery: bool,
+) -> Result<(Endpoint, bool), NetError> {
     let bind_err = |message: String| NetError::Bind {
         addr: listen.to_string(),
         message,
     };
-    let mut builder = Endpoint::builder(presets::Minimal)
-        .secret_key(identity.secret_key().clone())
-        .alpns(vec![ALPN.to_vec()])
-        .clear_ip_transports()
-        .bind_addr(listen)
-        .map_err(|e| bind_err(e.to_string()))?;
-    if let Some(url) = relay {
-        builder = builder.relay_mode(RelayMode::Custom(RelayMap::from(url)));
+    let builder = || -> Result<iroh::endpoint::Builder, NetError> {
+        let mut builder = Endpoint::builder(presets::Minimal)
+            .secret_key(identity.secret_key().clone())
+            .alpns(vec![ALPN.to_vec()])
+            .clear_ip_transports()
+            .bind_addr(listen)
+            .map_err(|e| bind_err(e.to_string()))?;
+        if let Some(url) = relay.clone() {
+            builder = builder.relay_mode(RelayMode::Custom(RelayMap::from(url)));
+        }
+        Ok(builder)
+    };
+    if local_discovery {
+        let with_mdns = builder()?.address_lookup(
+            iroh_mdns_address_lookup::MdnsAddressLookup::builder().service_name(MDNS_SERVICE),
+        );
+        match with_mdns.bind().await {
+            Ok(ep) => return Ok((ep, true)),
+            // A network without multicast must not keep devices from syncing at their
+            // addresses.
+            Err(e) => tracing::warn!("local discovery (mDNS) is off: {e}"),
+        }
     }
-    builder.bind().await.map_err(|e| bind_err(e.to_string()))
+    let ep = builder()?
+        .bind()
+        .await
+        .map_err(|e| bind_err(e.to_string()))?;
+    Ok((ep, false))
 }
 
 impl Shared {
@@ -406,7 +451,7 @@ async fn dial(
     id: DeviceId,
     addrs: &[SocketAddr],
 ) -> Result<Connection, NetError> {
-    if addrs.is_empty() && shared.relay.is_none() {
+    if addrs.is_empty() && shared.relay.is_none() && !shared.local_discovery {
         return Err(NetError::NoAddress(id.to_string()));
     }
     let conn = shared
@@ -461,7 +506,7 @@ async fn dial_loop(shared: Arc<Shared>) {
             if k.id == shared.me || shared.connection(&k.id).is_some() {
                 continue;
             }
-            if k.addresses.is_empty() && shared.relay.is_none() {
+            if k.addresses.is_empty() && shared.relay.is_none() && !shared.local_discovery {
                 continue;
             }
             {

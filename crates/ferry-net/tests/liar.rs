@@ -62,6 +62,7 @@ async fn a_member_that_lies_gets_nothing_stored_or_written() {
         relay: None,
         device_name: "honest".into(),
         changes: Some(tx),
+        local_discovery: false,
     })
     .await
     .unwrap();

@@ -21,6 +21,7 @@ async fn start(home: &Path, name: &str) -> Node {
         relay: None,
         device_name: name.into(),
         changes: None,
+        local_discovery: false,
     })
     .await
     .unwrap()

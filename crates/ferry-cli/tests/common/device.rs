@@ -361,3 +361,60 @@ impl Drop for Island {
         }
     }
 }
+
+/// Two network namespaces on one link (a veth pair, one subnet), like two machines on
+/// a home network: multicast (mDNS) reaches from one to the other. Removed when
+/// dropped.
+pub struct Lan {
+    pub ns: [String; 2],
+    pub ip: [String; 2],
+}
+
+impl Lan {
+    pub fn new() -> Lan {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let tag = format!("{}l{n}", std::process::id());
+        let net = (std::process::id() * 3 + n) % 250;
+        let lan = Lan {
+            ns: [format!("la{tag}"), format!("lb{tag}")],
+            ip: [format!("10.203.{net}.1"), format!("10.203.{net}.2")],
+        };
+        let devs = [format!("va{tag}"), format!("vb{tag}")];
+        for ns in &lan.ns {
+            ip(&["netns", "add", ns]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        ip(&[
+            "link", "add", &devs[0], "netns", &lan.ns[0], "type", "veth", "peer", "name", &devs[1],
+            "netns", &lan.ns[1],
+        ]);
+        for i in 0..2 {
+            let (ns, dev) = (&lan.ns[i], &devs[i]);
+            ip(&[
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{}/24", lan.ip[i]),
+                "dev",
+                dev,
+            ]);
+            ip(&["-n", ns, "link", "set", dev, "up", "multicast", "on"]);
+            // No default route in a fresh namespace: multicast needs one of its own.
+            ip(&["-n", ns, "route", "add", "224.0.0.0/4", "dev", dev]);
+        }
+        lan
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        for n in &self.ns {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", n])
+                .output();
+        }
+    }
+}

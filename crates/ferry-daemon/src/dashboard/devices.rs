@@ -285,7 +285,7 @@ fn add_form(viewer: &Viewer) -> String {
 <label for="device-name">Name</label>
 <input type="text" id="device-name" name="name" placeholder="laptop"><span class="help">Optional; the device's own name otherwise.</span>
 <label for="device-addr">Address</label>
-<input type="text" id="device-addr" name="addr" placeholder="192.168.1.20:22100" aria-describedby="device-addr-help"><span class="help" id="device-addr-help">Optional HOST:PORT (an IP address); without one it must dial this device.</span>
+<input type="text" id="device-addr" name="addr" placeholder="192.168.1.20:22100" aria-describedby="device-addr-help"><span class="help" id="device-addr-help">Optional HOST:PORT (an IP address); without one it is found on the local network (mDNS) or must dial this device.</span>
 <span></span><div class="actions"><button type="submit">Trust device</button></div>
 </form>
 </section>
