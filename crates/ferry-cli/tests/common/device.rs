@@ -390,17 +390,8 @@ impl Lan {
             "link", "add", &devs[0], "netns", &lan.ns[0], "type", "veth", "peer", "name", &devs[1],
             "netns", &lan.ns[1],
         ]);
-        for i in 0..2 {
-            let (ns, dev) = (&lan.ns[i], &devs[i]);
-            ip(&[
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("{}/24", lan.ip[i]),
-                "dev",
-                dev,
-            ]);
+        for ((ns, dev), addr) in lan.ns.iter().zip(&devs).zip(&lan.ip) {
+            ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", dev]);
             ip(&["-n", ns, "link", "set", dev, "up", "multicast", "on"]);
             // No default route in a fresh namespace: multicast needs one of its own.
             ip(&["-n", ns, "route", "add", "224.0.0.0/4", "dev", dev]);
