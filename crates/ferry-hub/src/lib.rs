@@ -19,6 +19,6 @@ pub use crypto::{
 };
 pub use share_id::{BadShareId, ShareId};
 pub use store::{
-    BlobStore, CasOutcome, DeviceRecord, ManifestHead, MetaStore, PostgresMeta, PutOutcome,
-    SlotRecord, SqliteMeta, StoreError,
+    AppendOutcome, BlobStore, CasOutcome, DeviceRecord, LogRecord, ManifestHead, MetaStore,
+    PostgresMeta, PutOutcome, SlotRecord, SqliteMeta, StoreError,
 };
