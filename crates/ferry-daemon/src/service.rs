@@ -65,6 +65,8 @@ pub fn run(opts: DaemonOptions) -> Result<()> {
         reload,
         #[cfg(feature = "net")]
         node: std::sync::OnceLock::new(),
+        #[cfg(feature = "hub")]
+        hub: std::sync::OnceLock::new(),
         conduit_defaults: opts.conduit_defaults.clone(),
         run_problems: Default::default(),
     });
