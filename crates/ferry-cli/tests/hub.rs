@@ -400,3 +400,53 @@ fn the_hub_refuses_a_device_it_does_not_serve() {
     a.stop();
     hub.stop();
 }
+
+#[test]
+fn offline_edits_on_both_devices_are_settled_through_the_hub_and_the_loser_kept() {
+    let (mut hub, mut a, mut b, ida, idb) = setup();
+    let fa = a.tmp.path().join("plans");
+    let fb = b.tmp.path().join("plans-here");
+    std::fs::create_dir_all(&fa).unwrap();
+    std::fs::write(fa.join("plan.txt"), "the plan as it was").unwrap();
+    share_through_hub(&hub, &mut a, &mut b, &fa, &fb);
+    wait_for("the first copy through the hub", || {
+        readable_files(&fa) == readable_files(&fb)
+    });
+    a.stop();
+    b.stop();
+
+    // Both edit the same file while off; B's edit is the newer one.
+    let (ours, theirs) = (
+        b"A's offline edit".as_slice(),
+        b"B's later offline edit".as_slice(),
+    );
+    let now = std::time::SystemTime::now();
+    for (root, content, age) in [(&fa, ours, 60), (&fb, theirs, 0)] {
+        std::fs::write(root.join("plan.txt"), content).unwrap();
+        let f = std::fs::File::options()
+            .write(true)
+            .open(root.join("plan.txt"))
+            .unwrap();
+        f.set_modified(now - std::time::Duration::from_secs(age))
+            .unwrap();
+    }
+    a.start();
+    wait_pushed(&hub, &a, &ida, &fa, "plan.txt", ours);
+    a.stop();
+    b.start();
+    // B keeps its newer edit and pushes it; then A, alone, takes it.
+    wait_pushed(&hub, &b, &idb, &fb, "plan.txt", theirs);
+    b.stop();
+    a.start();
+    wait_for("the newer edit on A", || {
+        std::fs::read(fa.join("plan.txt")).is_ok_and(|t| t == theirs)
+    });
+    assert_eq!(std::fs::read(fb.join("plan.txt")).unwrap(), theirs);
+    // A's own edit lost, and is kept in A's version store.
+    let kept = ferry_testkit::files_below(&fa.join(".ferry/versions"))
+        .into_iter()
+        .any(|p| std::fs::read(p).is_ok_and(|c| c == ours));
+    assert!(kept, "A's losing edit is kept as a version");
+    a.stop();
+    hub.stop();
+}
