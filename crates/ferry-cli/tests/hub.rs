@@ -6,6 +6,9 @@
 #![cfg(feature = "hub")]
 
 mod common;
+// PostgreSQL and moto_server, started for the test (ferry-hub's helpers).
+#[path = "../../ferry-hub/tests/common/mod.rs"]
+mod services;
 use common::device::{wait_for, Device};
 use common::{ferry_cmd, readable_files};
 use rusqlite::{types::ValueRef, Connection, OpenFlags};
@@ -23,8 +26,18 @@ struct Hub {
 
 impl Hub {
     fn start(allow: &[&str]) -> Hub {
+        Hub::start_with(allow, &[], None)
+    }
+
+    /// A hub with more `serve` arguments, and the key of `key_of` (another node of the
+    /// same hub).
+    fn start_with(allow: &[&str], args: &[String], key_of: Option<&Hub>) -> Hub {
         let tmp = tempfile::tempdir().unwrap();
         let home = tmp.path().join("hub");
+        if let Some(other) = key_of {
+            std::fs::create_dir_all(&home).unwrap();
+            std::fs::copy(other.home.join("device.key"), home.join("device.key")).unwrap();
+        }
         let out = ferry_cmd(&tmp.path().join("lib"))
             .args(["hub", "id", "--home", home.to_str().unwrap()])
             .output()
@@ -38,6 +51,7 @@ impl Hub {
         for a in allow {
             cmd.args(["--allow", a]);
         }
+        cmd.args(args);
         let child = cmd
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -449,4 +463,58 @@ fn offline_edits_on_both_devices_are_settled_through_the_hub_and_the_loser_kept(
     assert!(kept, "A's losing edit is kept as a version");
     a.stop();
     hub.stop();
+}
+
+#[test]
+fn two_hub_nodes_on_one_postgresql_and_one_s3_store_serve_one_share() {
+    let pg = services::Postgres::start();
+    let s3 = services::Moto::start("ferry-hub");
+    let (a, b) = (Device::new(), Device::new());
+    let (ida, idb) = (a.id(), b.id());
+    let args = vec![
+        "--db".to_string(),
+        pg.config(),
+        "--store".to_string(),
+        s3.url("ferry-hub"),
+    ];
+    let mut one = Hub::start_with(&[&ida], &args, None);
+    let mut two = Hub::start_with(&[], &args, Some(&one));
+    assert_eq!(one.id, two.id, "one hub, two nodes");
+    // A talks to node one only, B to node two only.
+    for (d, other, name, node) in [(&a, &idb, "laptop", &one), (&b, &ida, "desktop", &two)] {
+        d.json(&["device", "add", other, "--name", name]);
+        d.json(&["hub", "add", &node.addr, "--id", &node.id]);
+    }
+    let (mut a, mut b) = (a, b);
+    let fa = a.tmp.path().join("shared");
+    let fb = b.tmp.path().join("shared-here");
+    std::fs::create_dir_all(&fa).unwrap();
+    std::fs::write(fa.join("one.txt"), "from A, through node one").unwrap();
+    std::fs::write(fa.join("big.bin"), ferry_testkit::noise(1 << 20, 4)).unwrap();
+    share_through_hub(&one, &mut a, &mut b, &fa, &fb);
+    wait_for("the first copy across the two nodes", || {
+        readable_files(&fa) == readable_files(&fb)
+    });
+    // Both online: a change on either side reaches the other across the nodes, told
+    // by the database (no device polls).
+    std::fs::write(fb.join("two.txt"), "from B, through node two").unwrap();
+    wait_for("B's change on A", || {
+        std::fs::read(fa.join("two.txt")).is_ok_and(|t| t == b"from B, through node two")
+    });
+    std::fs::write(fa.join("one.txt"), "A again").unwrap();
+    wait_for("A's change on B", || {
+        std::fs::read(fb.join("one.txt")).is_ok_and(|t| t == b"A again")
+            && readable_files(&fa) == readable_files(&fb)
+    });
+    assert!(one
+        .log()
+        .contains(&format!("device {} connected", &ida[..7])));
+    assert!(two
+        .log()
+        .contains(&format!("device {} connected", &idb[..7])));
+    assert!(!one.home.join("blobs").exists() && !two.home.join("blobs").exists());
+    a.stop();
+    b.stop();
+    one.stop();
+    two.stop();
 }

@@ -23,6 +23,7 @@ use ferry_net::{DeviceId, Identity};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Log records per `ReadLog` reply (each at most [`MAX_BATCH`]; the frame cap bounds
@@ -39,7 +40,8 @@ pub struct HubConfig {
     pub listen: SocketAddr,
     /// Blob store location (a directory, `file://…` or `s3://…`); default `home/blobs`.
     pub store: Option<String>,
-    /// `postgres://…` for metadata in PostgreSQL; default SQLite at `home/hub.db`.
+    /// PostgreSQL (`postgres://…` or `host=… user=…`) for metadata; default SQLite at
+    /// `home/hub.db`.
     pub db: Option<String>,
     /// Devices allowed to create shares.
     pub allow: Vec<String>,
@@ -111,19 +113,16 @@ pub async fn serve(config: HubConfig) -> Result<RunningHub, ServeError> {
     let endpoint = bind(&identity, config.listen).await?;
     let id = identity.id();
     let task = match &config.db {
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+        Some(url) if !url.trim().is_empty() => {
             let meta = PostgresMeta::connect(url).await?;
-            start(meta, blobs, endpoint.clone(), &config.allow).await?
+            // Several nodes may serve the same shares: changes reach every node's
+            // devices through PostgreSQL's LISTEN/NOTIFY.
+            let changes = meta.changes().await?;
+            start(meta, blobs, endpoint.clone(), &config.allow, Some(changes)).await?
         }
-        Some(other) => {
-            return Err(ServeError::Store(StoreError::BadLocation {
-                location: other.clone(),
-                reason: "metadata lives in SQLite (the default) or postgres://…".into(),
-            }))
-        }
-        None => {
+        Some(_) | None => {
             let meta = SqliteMeta::open(&config.home.join("hub.db"))?;
-            start(meta, blobs, endpoint.clone(), &config.allow).await?
+            start(meta, blobs, endpoint.clone(), &config.allow, None).await?
         }
     };
     tracing::info!("hub {id} listening on {:?}", endpoint.bound_sockets());
@@ -151,6 +150,7 @@ async fn start<M: MetaStore + 'static>(
     blobs: BlobStore,
     endpoint: Endpoint,
     allow: &[String],
+    changes: Option<tokio::sync::mpsc::UnboundedReceiver<ShareId>>,
 ) -> Result<tokio::task::JoinHandle<()>, ServeError> {
     for d in allow {
         meta.allow_device(d).await?;
@@ -159,7 +159,20 @@ async fn start<M: MetaStore + 'static>(
         meta,
         blobs,
         conns: Mutex::new(HashMap::new()),
+        cluster: AtomicBool::new(changes.is_some()),
     });
+    if let Some(mut changes) = changes {
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            while let Some(share) = changes.recv().await {
+                hub.notify(&share, None).await;
+            }
+            tracing::warn!(
+                "lost the database's change notifications; telling this node's devices only"
+            );
+            hub.cluster.store(false, Ordering::Relaxed);
+        });
+    }
     Ok(tokio::spawn(async move {
         while let Some(incoming) = endpoint.accept().await {
             let hub = hub.clone();
@@ -182,6 +195,9 @@ struct Hub<M> {
     blobs: BlobStore,
     /// Each device's live connections (a device may reconnect before the old one ends).
     conns: Mutex<HashMap<DeviceId, Vec<Connection>>>,
+    /// Changes are announced by the database to every node (this one included), so
+    /// this node does not tell its devices itself.
+    cluster: AtomicBool,
 }
 
 type Res<T> = Result<T, Reply>;
@@ -518,8 +534,16 @@ impl<M: MetaStore + 'static> Hub<M> {
         Ok(Reply::ok())
     }
 
-    /// Tells every other connected member that `share` changed.
+    /// A change to `share` by `by`: its other connected members are told, by this node
+    /// or (several nodes on one database) by every node once the database announces it.
     async fn changed(&self, share: &ShareId, by: &DeviceId) {
+        if !self.cluster.load(Ordering::Relaxed) {
+            self.notify(share, Some(by)).await;
+        }
+    }
+
+    /// Tells every connected member of `share` (but `by`) that it changed.
+    async fn notify(&self, share: &ShareId, by: Option<&DeviceId>) {
         let members = match self.meta.devices(share).await {
             Ok(m) => m,
             Err(e) => {
@@ -529,7 +553,9 @@ impl<M: MetaStore + 'static> Hub<M> {
         };
         let targets: Vec<Connection> = match self.conns.lock() {
             Ok(conns) => (conns.iter())
-                .filter(|(d, _)| *d != by && members.iter().any(|m| m.device_id == d.to_string()))
+                .filter(|(d, _)| {
+                    Some(*d) != by && members.iter().any(|m| m.device_id == d.to_string())
+                })
                 .flat_map(|(_, c)| c.iter().filter(|c| c.close_reason().is_none()).cloned())
                 .collect(),
             Err(_) => return,

@@ -60,6 +60,8 @@ const SCHEMA_LOCK: i64 = 0x6665_7272_7968_7562; // "ferryhub"
 /// mutex; a hub node that needs more parallelism opens several.
 pub struct PostgresMeta {
     client: Mutex<Client>,
+    /// For the notification listener's own connection.
+    config: String,
 }
 
 impl std::fmt::Debug for PostgresMeta {
@@ -75,8 +77,14 @@ async fn bump(tx: &Transaction<'_>, share: &str) -> Result<(), StoreError> {
         &[&share],
     )
     .await?;
+    // Delivered on commit to every node listening: "this share changed".
+    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &share])
+        .await?;
     Ok(())
 }
+
+/// The PostgreSQL channel every change of a share is announced on (payload: share ID).
+const CHANNEL: &str = "ferry_hub_changes";
 
 impl PostgresMeta {
     /// Connects with a libpq-style URL or key/value string
@@ -96,7 +104,45 @@ impl PostgresMeta {
         tx.commit().await?;
         Ok(PostgresMeta {
             client: Mutex::new(client),
+            config: config.to_owned(),
         })
+    }
+
+    /// Changes made by any node (this one included), as they commit: a second
+    /// connection that `LISTEN`s on the changes channel. The stream ends when that
+    /// connection is lost.
+    pub async fn changes(
+        &self,
+    ) -> Result<tokio::sync::mpsc::UnboundedReceiver<ShareId>, StoreError> {
+        use futures_util::StreamExt;
+        let (client, mut connection) = tokio_postgres::connect(&self.config, NoTls).await?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(msg) = messages.next().await {
+                match msg {
+                    Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                        if let Ok(share) = n.payload().parse() {
+                            if tx.send(share).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!("PostgreSQL notifications: {e}");
+                        return;
+                    }
+                }
+            }
+        });
+        client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+        // The client lives as long as the listener: dropping it would end the session.
+        tokio::spawn(async move {
+            let _client = client;
+            let _ = task.await;
+        });
+        Ok(rx)
     }
 }
 
