@@ -20,6 +20,8 @@ use std::sync::Arc;
 
 /// Entries per log record.
 const BATCH: usize = 256;
+/// Objects asked about (and uploaded) together: 32 chunks, 2 MiB on average.
+const UPLOAD_GROUP: usize = 32;
 /// Log batches are sealed as manifests with this bit set in the version, so a batch
 /// can never be taken for the share's descriptor (version 1, 2, ...).
 const BATCH_VERSION: u64 = 1 << 63;
@@ -425,73 +427,110 @@ async fn objects_for(
     if let Some(known) = inner.with_book(|b| b.objects(&share.id, &hash.0))? {
         return Ok(known);
     }
+    // The content streams from a reader thread, cut as it comes: a few chunks in
+    // memory at a time, whatever the file's size.
     let pieces = pieces_of(state);
     let (db, loc_id) = (inner.home.join("index.db"), share.location_id);
-    let data = tokio::task::spawn_blocking(move || -> ferry_core::Result<Option<Vec<u8>>> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(8);
+    let chunker = KeyedChunker::new(keys);
+    let reader = tokio::task::spawn_blocking(move || -> ferry_core::Result<Option<Hash>> {
         let mut index = Index::open(&db)?;
         let root = index.location(loc_id)?.root;
         let loc = open_location(&mut index, &root, false)?;
         let folder = FolderContent::new(index, loc);
-        let mut data = Vec::new();
-        let mut buf = Vec::new();
+        let mut whole = blake3::Hasher::new();
+        let (mut pending, mut buf) = (Vec::new(), Vec::new());
+        let send = |pending: &mut Vec<u8>, all: bool| -> bool {
+            while pending.len() >= KeyedChunker::MAX_CHUNK || (all && !pending.is_empty()) {
+                let rest = pending.split_off(chunker.cut(pending));
+                if tx.blocking_send(std::mem::replace(pending, rest)).is_err() {
+                    return false;
+                }
+            }
+            true
+        };
         for p in &pieces {
             if !folder.read(p, &mut buf)? {
                 return Ok(None);
             }
-            data.extend_from_slice(&buf);
+            whole.update(&buf);
+            pending.extend_from_slice(&buf);
+            if !send(&mut pending, false) {
+                return Ok(None);
+            }
         }
-        Ok(Some(data))
-    })
-    .await
-    .map_err(|e| ClientError::Other(format!("read task failed: {e}")))??;
-    let Some(data) = data.filter(|d| Hash::of(d) == hash) else {
+        if !send(&mut pending, true) {
+            return Ok(None);
+        }
+        Ok(Some(Hash(*whole.finalize().as_bytes())))
+    });
+    let mut objects = Vec::new();
+    let mut group = Vec::new();
+    loop {
+        let next = rx.recv().await;
+        let done = next.is_none();
+        if let Some(chunk) = next {
+            let id = keys.object_id(&chunk);
+            objects.push(ObjectRef {
+                id: id.as_bytes().to_vec(),
+                len: chunk.len() as u32,
+            });
+            group.push((id, chunk));
+        }
+        if group.len() >= UPLOAD_GROUP || (done && !group.is_empty()) {
+            upload(conn, keys, share, std::mem::take(&mut group)).await?;
+        }
+        if done {
+            break;
+        }
+    }
+    let read = reader
+        .await
+        .map_err(|e| ClientError::Other(format!("read task failed: {e}")))??;
+    if read != Some(hash) {
         return Err(ClientError::Other(
             "a file changed since it was indexed; pushed after the next scan".into(),
         ));
-    };
-    let chunker = KeyedChunker::new(keys);
-    let ranges: Vec<std::ops::Range<usize>> = chunker.chunks(&data).collect();
-    let ids: Vec<ObjectId> = ranges
-        .iter()
-        .map(|r| keys.object_id(&data[r.clone()]))
-        .collect();
-    let mut missing = HashSet::new();
-    for part in ids.chunks(crate::server::MISSING_MAX) {
-        let req = Missing {
-            share_id: share.id.clone(),
-            ids: part.iter().map(|i| i.as_bytes().to_vec()).collect(),
-        };
-        match call(conn, Req::Missing(req)).await? {
-            Rep::Missing(m) => missing.extend(m.ids),
-            _ => {
-                return Err(ClientError::Protocol(
-                    "an unexpected reply to Missing".into(),
-                ))
-            }
-        }
     }
-    for (r, id) in ranges.iter().zip(&ids) {
+    let list = ContentObjects {
+        content: hash.0.to_vec(),
+        objects,
+    };
+    inner.with_book(|b| b.put_objects(&share.id, &list))?;
+    Ok(list)
+}
+
+/// Uploads those of `group`'s objects the hub lacks.
+async fn upload(
+    conn: &Connection,
+    keys: &ShareKeys,
+    share: &ShareRow,
+    group: Vec<(ObjectId, Vec<u8>)>,
+) -> Res<()> {
+    let req = Missing {
+        share_id: share.id.clone(),
+        ids: group.iter().map(|(id, _)| id.as_bytes().to_vec()).collect(),
+    };
+    let mut missing: HashSet<Vec<u8>> = match call(conn, Req::Missing(req)).await? {
+        Rep::Missing(m) => m.ids.into_iter().collect(),
+        _ => {
+            return Err(ClientError::Protocol(
+                "an unexpected reply to Missing".into(),
+            ))
+        }
+    };
+    for (id, chunk) in group {
         if !missing.remove(id.as_bytes().as_slice()) {
             continue;
         }
         let req = PutObject {
             share_id: share.id.clone(),
             id: id.as_bytes().to_vec(),
-            data: keys.seal_object(id, &data[r.clone()])?,
+            data: keys.seal_object(&id, &chunk)?,
         };
         call(conn, Req::PutObject(req)).await?;
     }
-    let list = ContentObjects {
-        content: hash.0.to_vec(),
-        objects: (ranges.iter().zip(&ids))
-            .map(|(r, id)| ObjectRef {
-                id: id.as_bytes().to_vec(),
-                len: r.len() as u32,
-            })
-            .collect(),
-    };
-    inner.with_book(|b| b.put_objects(&share.id, &list))?;
-    Ok(list)
+    Ok(())
 }
 
 /// The engine's pieces of `state` (as ferry-core cuts them): one per chunk, or the
