@@ -146,6 +146,50 @@ pub enum Command {
         share: String,
         dir: PathBuf,
     },
+    /// The hub: run one (`ferry hub serve`), or tell this device about one (`ferry hub add`).
+    #[cfg(feature = "hub")]
+    #[command(subcommand)]
+    Hub(HubCommand),
+}
+
+#[cfg(feature = "hub")]
+#[derive(Debug, Subcommand)]
+pub enum HubCommand {
+    /// Run a hub: an always-on member of shares that stores only ciphertext.
+    Serve {
+        /// The hub's home: its key, and by default its SQLite file and blob folder
+        /// (default: `hub` in the ferry home).
+        #[arg(long)]
+        home: Option<PathBuf>,
+        /// UDP address to listen on.
+        #[arg(long, default_value = "0.0.0.0:22200")]
+        listen: std::net::SocketAddr,
+        /// Where blobs go: a directory, or s3://BUCKET?endpoint=URL (default: HOME/blobs).
+        #[arg(long)]
+        store: Option<String>,
+        /// postgres://… for metadata in PostgreSQL (default: SQLite in HOME/hub.db).
+        #[arg(long)]
+        db: Option<String>,
+        /// A device allowed to put shares on this hub (its members are served too);
+        /// may be repeated.
+        #[arg(long = "allow", value_name = "DEVICE_ID", value_parser = parse_device_id)]
+        allow: Vec<ferry_net::DeviceId>,
+    },
+    /// Print a hub's ID (creating its key on first use).
+    Id {
+        #[arg(long)]
+        home: Option<PathBuf>,
+    },
+    /// Tell this device about a hub: where it listens and its ID.
+    Add {
+        /// HOST:PORT (UDP), e.g. 192.0.2.7:22200.
+        addr: std::net::SocketAddr,
+        /// The hub's ID, from `ferry hub id` where it runs.
+        #[arg(long, value_parser = parse_device_id)]
+        id: ferry_net::DeviceId,
+    },
+    /// The hubs this device knows.
+    List,
 }
 
 #[cfg(feature = "net")]
@@ -164,6 +208,11 @@ pub struct ShareArgs {
     /// What wins when both devices changed a file (default newest).
     #[arg(long, value_enum)]
     pub conflict: Option<PolicyArg>,
+    /// Also keep the share on this hub (its ID, see `ferry hub list`), so devices that
+    /// are never online together stay in step.
+    #[cfg(feature = "hub")]
+    #[arg(long, value_parser = parse_device_id)]
+    pub hub: Option<ferry_net::DeviceId>,
     #[command(subcommand)]
     pub command: Option<ShareCommand>,
 }

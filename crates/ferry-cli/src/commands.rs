@@ -45,6 +45,10 @@ pub fn run(cli: &Cli) -> Result<u8> {
     if let Command::Share(args) = &cli.command {
         return crate::share_cmd::share(args, cli.json);
     }
+    #[cfg(feature = "hub")]
+    if let Command::Hub(cmd) = &cli.command {
+        return crate::hub_cmd::run(cmd, cli.json);
+    }
     #[cfg(feature = "net")]
     if let Command::Accept { share, dir } = &cli.command {
         return crate::share_cmd::accept(share, dir, cli.json);
@@ -93,6 +97,8 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Device(_) => Ok(EXIT_OK), // handled above
         #[cfg(feature = "net")]
         Command::Share(_) | Command::Accept { .. } => Ok(EXIT_OK), // handled above
+        #[cfg(feature = "hub")]
+        Command::Hub(_) => Ok(EXIT_OK), // handled above
     }
 }
 

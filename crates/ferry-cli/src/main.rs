@@ -14,6 +14,8 @@ mod dashboard_cmd;
 #[cfg(feature = "net")]
 mod device_cmd;
 mod exit;
+#[cfg(feature = "hub")]
+mod hub_cmd;
 mod install;
 mod output;
 mod progress_bar;

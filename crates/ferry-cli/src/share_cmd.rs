@@ -60,7 +60,16 @@ pub fn share(args: &ShareArgs, json_out: bool) -> Result<u8> {
                 .unwrap_or(SyncMode::Bidirectional);
             let policy = (args.conflict.map(|p| p.policy())).unwrap_or(ConflictPolicy::Newest);
             let mut index = ferry_core::library::open_index()?;
+            #[cfg(feature = "hub")]
+            let book = match &args.hub {
+                Some(hub) => Some(crate::hub_cmd::known_hub(hub)?),
+                None => None,
+            };
             let share = ferry_core::share::create_share(&mut index, dir, &devices, mode, policy)?;
+            #[cfg(feature = "hub")]
+            if let (Some(book), Some(hub)) = (book, &args.hub) {
+                book.set_share_hub(&share.id, &hub.to_string())?;
+            }
             if json_out {
                 output::print(json!({"share": share, "devices": devices}))?;
             } else {

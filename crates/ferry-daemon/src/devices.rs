@@ -24,6 +24,13 @@ pub async fn start(shared: &Arc<Shared>, opts: Option<&NetOptions>) -> Result<()
             }
         }
     });
+    #[cfg(feature = "hub")]
+    {
+        let hub = ferry_hub::client::HubClient::start(&shared.library, Some(tx.clone()))
+            .await
+            .map_err(|e| DaemonError::Other(format!("starting the hub client: {e}")))?;
+        let _ = shared.hub.set(hub);
+    }
     let node = ferry_net::Node::start(ferry_net::NodeConfig {
         home: shared.library.clone(),
         listen: opts.listen,
@@ -89,11 +96,17 @@ pub async fn start(_shared: &Arc<Shared>, opts: Option<&NetOptions>) -> Result<(
 }
 
 /// Where a run of `conduit` reads another device's content, when the conduit is a
-/// share's and that device is connected.
+/// share's: that device when it is connected, else the share's hub when connected.
 pub async fn pull_source(shared: &Shared, conduit: i64) -> Option<ferry_core::PullSource> {
     #[cfg(feature = "net")]
     if let Some(node) = shared.node.get() {
-        let content = node.content_for(conduit).await?;
+        if let Some(content) = node.content_for(conduit).await {
+            return Some(ferry_core::PullSource(Arc::new(content)));
+        }
+    }
+    #[cfg(feature = "hub")]
+    if let Some(hub) = shared.hub.get() {
+        let content = hub.content_for(conduit).await?;
         return Some(ferry_core::PullSource(Arc::new(content)));
     }
     #[cfg(not(feature = "net"))]
@@ -103,6 +116,10 @@ pub async fn pull_source(shared: &Shared, conduit: i64) -> Option<ferry_core::Pu
 
 /// Closes the node's connections politely.
 pub async fn stop(shared: &Shared) {
+    #[cfg(feature = "hub")]
+    if let Some(hub) = shared.hub.get() {
+        hub.shutdown().await;
+    }
     #[cfg(feature = "net")]
     if let Some(node) = shared.node.get() {
         node.shutdown().await;

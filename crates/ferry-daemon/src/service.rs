@@ -67,6 +67,8 @@ pub fn run(opts: DaemonOptions) -> Result<()> {
         reload,
         #[cfg(feature = "net")]
         node: std::sync::OnceLock::new(),
+        #[cfg(feature = "hub")]
+        hub: std::sync::OnceLock::new(),
         conduit_defaults: opts.conduit_defaults.clone(),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -43,6 +43,9 @@ pub struct Shared {
     /// The device node, when started with `--listen`.
     #[cfg(feature = "net")]
     pub node: std::sync::OnceLock<ferry_net::Node>,
+    /// The hub client, started with the node (`hub` feature).
+    #[cfg(feature = "hub")]
+    pub hub: std::sync::OnceLock<ferry_hub::client::HubClient>,
     pub conduit_defaults: ConduitDefaults,
 }
 

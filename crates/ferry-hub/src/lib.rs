@@ -9,16 +9,19 @@
 //! - Stores: [`BlobStore`] (immutable blobs on object storage) and [`MetaStore`]
 //!   (mutable metadata; [`SqliteMeta`] and [`PostgresMeta`]).
 
+pub mod client;
 mod crypto;
+pub mod protocol;
+pub mod server;
 mod share_id;
 mod store;
 
 pub use crypto::{
-    CryptoError, DeviceIdentity, DeviceRecipient, Epoch, KeyRing, KeySlot, KeyedChunker, ObjectId,
-    PassphraseParams, ShareKeys, SEALED_HEADER_LEN, SEALED_OVERHEAD,
+    plausible_sealed_len, CryptoError, DeviceIdentity, DeviceRecipient, Epoch, KeyRing, KeySlot,
+    KeyedChunker, ObjectId, PassphraseParams, ShareKeys, SEALED_HEADER_LEN, SEALED_OVERHEAD,
 };
 pub use share_id::{BadShareId, ShareId};
 pub use store::{
-    BlobStore, CasOutcome, DeviceRecord, ManifestHead, MetaStore, PostgresMeta, PutOutcome,
-    SlotRecord, SqliteMeta, StoreError,
+    AppendOutcome, BlobStore, CasOutcome, DeviceRecord, LogRecord, ManifestHead, MetaStore,
+    PostgresMeta, PutOutcome, SlotRecord, SqliteMeta, StoreError,
 };

@@ -564,3 +564,31 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn cutting_a_stream_cuts_where_the_whole_is_cut() {
+    let data = noise(3 << 20, 11);
+    let k = keys();
+    let chunker = KeyedChunker::new(&k);
+    let whole = boundaries(&chunker, &data);
+    // Fed in uneven pieces, cut whenever a chunk's worth is buffered, then the rest.
+    let mut ends = Vec::new();
+    let (mut pending, mut consumed) = (Vec::new(), 0);
+    for piece in data.chunks(77_777) {
+        pending.extend_from_slice(piece);
+        while pending.len() >= KeyedChunker::MAX_CHUNK {
+            let n = chunker.cut(&pending);
+            consumed += n;
+            ends.push(consumed);
+            pending.drain(..n);
+        }
+    }
+    while !pending.is_empty() {
+        let n = chunker.cut(&pending);
+        consumed += n;
+        ends.push(consumed);
+        pending.drain(..n);
+    }
+    assert_eq!(ends, whole);
+    assert_eq!(chunker.cut(&[]), 0);
+}

@@ -6,8 +6,8 @@ mod common;
 use std::sync::Arc;
 
 use ferry_hub::{
-    CasOutcome, DeviceRecord, Epoch, ManifestHead, MetaStore, PostgresMeta, ShareId, SlotRecord,
-    SqliteMeta,
+    AppendOutcome, CasOutcome, DeviceRecord, Epoch, ManifestHead, MetaStore, PostgresMeta, ShareId,
+    SlotRecord, SqliteMeta,
 };
 
 fn device(id: &str, recipient: &str) -> DeviceRecord {
@@ -162,6 +162,82 @@ async fn behaves_like_a_meta_store<S: MetaStore + 'static>(a: Arc<S>, b: Arc<S>)
         assert_eq!(head.manifest, vec![winners[0] as u8; 4]);
     }
     assert_eq!(a.change_counter(&race).await.unwrap(), 30);
+
+    behaves_like_a_log_store(&*a, &*b).await;
+}
+
+/// Admission, membership lookups and per-device logs.
+async fn behaves_like_a_log_store<S: MetaStore>(a: &S, b: &S) {
+    let share: ShareId = "logs".parse().unwrap();
+    assert!(!a.is_allowed("dev-x").await.unwrap());
+    a.allow_device("dev-x").await.unwrap();
+    a.allow_device("dev-x").await.unwrap();
+    assert!(b.is_allowed("dev-x").await.unwrap());
+    assert!(!b.is_allowed("dev-y").await.unwrap());
+
+    a.add_device(&share, &device("dev-x", "")).await.unwrap();
+    let shares = b.member_shares("dev-x").await.unwrap();
+    assert_eq!(shares, vec![share.clone()]);
+    assert!(b.member_shares("dev-y").await.unwrap().is_empty());
+
+    // A log starts at 0; the first record may be empty (0, 0).
+    assert_eq!(
+        a.append_log(&share, "dev-x", 3, 5, b"no").await.unwrap(),
+        AppendOutcome::Conflict { head: 0 }
+    );
+    assert_eq!(
+        a.append_log(&share, "dev-x", 0, 0, b"empty").await.unwrap(),
+        AppendOutcome::Appended
+    );
+    assert_eq!(
+        b.append_log(&share, "dev-x", 0, 0, b"again").await.unwrap(),
+        AppendOutcome::Conflict { head: 0 },
+        "an empty record only opens a log"
+    );
+    assert_eq!(
+        b.append_log(&share, "dev-x", 0, 7, b"one").await.unwrap(),
+        AppendOutcome::Appended
+    );
+    assert_eq!(
+        a.append_log(&share, "dev-x", 0, 9, b"stale").await.unwrap(),
+        AppendOutcome::Conflict { head: 7 }
+    );
+    assert_eq!(
+        a.append_log(&share, "dev-x", 7, 12, b"two").await.unwrap(),
+        AppendOutcome::Appended
+    );
+    assert_eq!(
+        a.append_log(&share, "dev-z", 0, 4, b"z").await.unwrap(),
+        AppendOutcome::Appended
+    );
+    let all = b.log_after(&share, "dev-x", 0, 100).await.unwrap();
+    let ranges: Vec<(u64, u64, Vec<u8>)> = all
+        .into_iter()
+        .map(|r| (r.after, r.upto, r.batch))
+        .collect();
+    assert_eq!(
+        ranges,
+        vec![
+            (0, 0, b"empty".to_vec()),
+            (0, 7, b"one".to_vec()),
+            (7, 12, b"two".to_vec())
+        ]
+    );
+    let later = b.log_after(&share, "dev-x", 7, 100).await.unwrap();
+    assert_eq!(later.len(), 1);
+    assert_eq!(later[0].batch, b"two".to_vec());
+    assert_eq!(b.log_after(&share, "dev-x", 0, 1).await.unwrap().len(), 1);
+    assert!(b
+        .log_after(&share, "dev-x", 12, 100)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        b.log_heads(&share).await.unwrap(),
+        vec![("dev-x".to_string(), 12), ("dev-z".to_string(), 4)]
+    );
+    let other: ShareId = "other-logs".parse().unwrap();
+    assert!(b.log_heads(&other).await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -60,6 +60,31 @@ impl KeyedChunker {
         }
     }
 
+    /// The largest chunk: a stream cut with [`KeyedChunker::cut`] over a buffer that
+    /// holds at least this many bytes (or the rest of the stream) cuts exactly where
+    /// [`KeyedChunker::chunks`] cuts the whole.
+    pub const MAX_CHUNK: usize = MAX;
+
+    /// The length of the first chunk of `data` (all of it when shorter than a chunk).
+    pub fn cut(&self, data: &[u8]) -> usize {
+        if data.is_empty() {
+            return 0;
+        }
+        cut_gear(
+            data,
+            MIN,
+            AVG,
+            MAX,
+            self.mask_s,
+            self.mask_l,
+            self.mask_s << 1,
+            self.mask_l << 1,
+            &self.gear[..],
+            &self.gear_ls[..],
+        )
+        .1
+    }
+
     /// The chunks of `data` as byte ranges, in order, covering all of it.
     pub fn chunks<'a>(&'a self, data: &'a [u8]) -> impl Iterator<Item = Range<usize>> + 'a {
         let mut start = 0;

@@ -17,5 +17,5 @@ pub use error::CryptoError;
 pub use key_ring::KeyRing;
 pub use key_slot::{KeySlot, PassphraseParams};
 pub use object_id::ObjectId;
-pub use sealed::{SEALED_HEADER_LEN, SEALED_OVERHEAD};
+pub use sealed::{plausible_sealed_len, SEALED_HEADER_LEN, SEALED_OVERHEAD};
 pub use share_keys::{Epoch, ShareKeys};

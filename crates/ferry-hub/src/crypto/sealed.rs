@@ -195,6 +195,16 @@ pub(crate) fn open(
 }
 
 /// The padded size of a payload of `len` bytes: Padmé, at least `MIN_PADDED`.
+/// Whether `len` can be the length of a sealed object or manifest: the header, a
+/// padded body (1 KiB at least, a Padmé length above) and the tag. A hub checks this
+/// on upload; it cannot check more without the keys.
+pub fn plausible_sealed_len(len: usize) -> bool {
+    let Some(body) = len.checked_sub(SEALED_OVERHEAD) else {
+        return false;
+    };
+    body >= MIN_PADDED && padded(body) == body
+}
+
 fn padded(len: usize) -> usize {
     if len <= MIN_PADDED {
         return MIN_PADDED;

@@ -38,6 +38,25 @@ pub enum CasOutcome {
     Conflict { current: u64 },
 }
 
+/// One record of a device's log in a share: the sealed batch of that device's index
+/// entries with origin sequence numbers in `(after, upto]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogRecord {
+    pub after: u64,
+    pub upto: u64,
+    pub batch: Vec<u8>,
+}
+
+/// What an append to a device's log did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppendOutcome {
+    Appended,
+    /// The log's head is not where the writer thought (`head`; 0 = empty): nothing stored.
+    Conflict {
+        head: u64,
+    },
+}
+
 /// Every write that changes a share also bumps the share's change counter in the same
 /// transaction, so a reader that saw counter N has seen every change up to N.
 pub trait MetaStore: Send + Sync {
@@ -102,6 +121,45 @@ pub trait MetaStore: Send + Sync {
         &self,
         share: &ShareId,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// The shares `device_id` is a member of.
+    fn member_shares(
+        &self,
+        device_id: &str,
+    ) -> impl Future<Output = Result<Vec<ShareId>, StoreError>> + Send;
+
+    /// Lets `device_id` create shares on this hub.
+    fn allow_device(&self, device_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Whether `device_id` may create shares.
+    fn is_allowed(&self, device_id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Appends a record to `device_id`'s log in `share`, only if the log's head (the
+    /// highest `upto`, 0 when empty) is `after`; `upto` must be above `after`, except
+    /// for the first record of a log (an empty folder says it exists).
+    fn append_log(
+        &self,
+        share: &ShareId,
+        device_id: &str,
+        after: u64,
+        upto: u64,
+        batch: &[u8],
+    ) -> impl Future<Output = Result<AppendOutcome, StoreError>> + Send;
+
+    /// Up to `limit` records of `device_id`'s log with `upto` above `after`, in order.
+    fn log_after(
+        &self,
+        share: &ShareId,
+        device_id: &str,
+        after: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<LogRecord>, StoreError>> + Send;
+
+    /// Each device's log head in `share` (devices without a log are absent).
+    fn log_heads(
+        &self,
+        share: &ShareId,
+    ) -> impl Future<Output = Result<Vec<(String, u64)>, StoreError>> + Send;
 }
 
 pub(crate) fn to_i64(value: u64) -> Result<i64, StoreError> {

@@ -9,6 +9,8 @@ mod sqlite;
 
 pub use blob::{BlobStore, PutOutcome};
 pub use error::StoreError;
-pub use meta::{CasOutcome, DeviceRecord, ManifestHead, MetaStore, SlotRecord};
+pub use meta::{
+    AppendOutcome, CasOutcome, DeviceRecord, LogRecord, ManifestHead, MetaStore, SlotRecord,
+};
 pub use postgres::PostgresMeta;
 pub use sqlite::SqliteMeta;

@@ -10,7 +10,10 @@ use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls, Transaction};
 
 use super::meta::{to_epoch, to_i64, to_u64};
-use super::{CasOutcome, DeviceRecord, ManifestHead, MetaStore, SlotRecord, StoreError};
+use super::{
+    AppendOutcome, CasOutcome, DeviceRecord, LogRecord, ManifestHead, MetaStore, SlotRecord,
+    StoreError,
+};
 use crate::{Epoch, ShareId};
 
 const SCHEMA: &str = "
@@ -36,6 +39,17 @@ CREATE TABLE IF NOT EXISTS manifest_heads (
     version BIGINT NOT NULL,
     manifest BYTEA NOT NULL
 );
+CREATE TABLE IF NOT EXISTS allowed_devices (
+    device_id TEXT PRIMARY KEY
+);
+CREATE TABLE IF NOT EXISTS logs (
+    share TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    after BIGINT NOT NULL,
+    upto BIGINT NOT NULL,
+    batch BYTEA NOT NULL,
+    PRIMARY KEY (share, device_id, upto)
+);
 ";
 
 /// Any fixed number: nodes starting together take this advisory lock so their
@@ -46,6 +60,8 @@ const SCHEMA_LOCK: i64 = 0x6665_7272_7968_7562; // "ferryhub"
 /// mutex; a hub node that needs more parallelism opens several.
 pub struct PostgresMeta {
     client: Mutex<Client>,
+    /// For the notification listener's own connection.
+    config: String,
 }
 
 impl std::fmt::Debug for PostgresMeta {
@@ -61,8 +77,14 @@ async fn bump(tx: &Transaction<'_>, share: &str) -> Result<(), StoreError> {
         &[&share],
     )
     .await?;
+    // Delivered on commit to every node listening: "this share changed".
+    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &share])
+        .await?;
     Ok(())
 }
+
+/// The PostgreSQL channel every change of a share is announced on (payload: share ID).
+const CHANNEL: &str = "ferry_hub_changes";
 
 impl PostgresMeta {
     /// Connects with a libpq-style URL or key/value string
@@ -82,7 +104,45 @@ impl PostgresMeta {
         tx.commit().await?;
         Ok(PostgresMeta {
             client: Mutex::new(client),
+            config: config.to_owned(),
         })
+    }
+
+    /// Changes made by any node (this one included), as they commit: a second
+    /// connection that `LISTEN`s on the changes channel. The stream ends when that
+    /// connection is lost.
+    pub async fn changes(
+        &self,
+    ) -> Result<tokio::sync::mpsc::UnboundedReceiver<ShareId>, StoreError> {
+        use futures_util::StreamExt;
+        let (client, mut connection) = tokio_postgres::connect(&self.config, NoTls).await?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(msg) = messages.next().await {
+                match msg {
+                    Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                        if let Ok(share) = n.payload().parse() {
+                            if tx.send(share).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!("PostgreSQL notifications: {e}");
+                        return;
+                    }
+                }
+            }
+        });
+        client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+        // The client lives as long as the listener: dropping it would end the session.
+        tokio::spawn(async move {
+            let _client = client;
+            let _ = task.await;
+        });
+        Ok(rx)
     }
 }
 
@@ -273,5 +333,128 @@ impl MetaStore for PostgresMeta {
             Some(row) => to_u64(row.try_get(0)?),
             None => Ok(0),
         }
+    }
+
+    async fn member_shares(&self, device_id: &str) -> Result<Vec<ShareId>, StoreError> {
+        let client = self.client.lock().await;
+        let rows = client
+            .query(
+                "SELECT share FROM devices WHERE device_id = $1 ORDER BY share",
+                &[&device_id],
+            )
+            .await?;
+        let mut out = Vec::new();
+        for row in rows {
+            let s: String = row.try_get(0)?;
+            out.push(s.parse().map_err(|_| StoreError::OutOfRange("share ID"))?);
+        }
+        Ok(out)
+    }
+
+    async fn allow_device(&self, device_id: &str) -> Result<(), StoreError> {
+        let client = self.client.lock().await;
+        client
+            .execute(
+                "INSERT INTO allowed_devices (device_id) VALUES ($1) ON CONFLICT DO NOTHING",
+                &[&device_id],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn is_allowed(&self, device_id: &str) -> Result<bool, StoreError> {
+        let client = self.client.lock().await;
+        let row = client
+            .query_opt(
+                "SELECT 1 FROM allowed_devices WHERE device_id = $1",
+                &[&device_id],
+            )
+            .await?;
+        Ok(row.is_some())
+    }
+
+    async fn append_log(
+        &self,
+        share: &ShareId,
+        device_id: &str,
+        after: u64,
+        upto: u64,
+        batch: &[u8],
+    ) -> Result<AppendOutcome, StoreError> {
+        let (after_i, upto_i) = (to_i64(after)?, to_i64(upto)?);
+        let mut client = self.client.lock().await;
+        let tx = client.transaction().await?;
+        // One writer per (share, device) log at a time, across nodes.
+        let key = format!("{share}/{device_id}");
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&key],
+        )
+        .await?;
+        let row = tx
+            .query_one(
+                "SELECT MAX(upto) FROM logs WHERE share = $1 AND device_id = $2",
+                &[&share.as_str(), &device_id],
+            )
+            .await?;
+        let head: Option<i64> = row.try_get(0)?;
+        let ok = match head {
+            None => after == 0 && upto >= after,
+            Some(h) => h == after_i && upto > after,
+        };
+        if !ok {
+            return Ok(AppendOutcome::Conflict {
+                head: to_u64(head.unwrap_or(0))?,
+            });
+        }
+        tx.execute(
+            "INSERT INTO logs (share, device_id, after, upto, batch) VALUES ($1, $2, $3, $4, $5)",
+            &[&share.as_str(), &device_id, &after_i, &upto_i, &batch],
+        )
+        .await?;
+        bump(&tx, share.as_str()).await?;
+        tx.commit().await?;
+        Ok(AppendOutcome::Appended)
+    }
+
+    async fn log_after(
+        &self,
+        share: &ShareId,
+        device_id: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<LogRecord>, StoreError> {
+        let after = to_i64(after)?;
+        let client = self.client.lock().await;
+        let rows = client
+            .query(
+                "SELECT after, upto, batch FROM logs WHERE share = $1 AND device_id = $2
+                 AND (upto > $3 OR (upto = 0 AND $3 = 0)) ORDER BY upto LIMIT $4",
+                &[&share.as_str(), &device_id, &after, &i64::from(limit)],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(LogRecord {
+                    after: to_u64(row.try_get(0)?)?,
+                    upto: to_u64(row.try_get(1)?)?,
+                    batch: row.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn log_heads(&self, share: &ShareId) -> Result<Vec<(String, u64)>, StoreError> {
+        let client = self.client.lock().await;
+        let rows = client
+            .query(
+                "SELECT device_id, MAX(upto) FROM logs WHERE share = $1
+                 GROUP BY device_id ORDER BY device_id",
+                &[&share.as_str()],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, to_u64(row.try_get(1)?)?)))
+            .collect()
     }
 }

@@ -11,7 +11,10 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::meta::{to_epoch, to_i64, to_u64};
-use super::{CasOutcome, DeviceRecord, ManifestHead, MetaStore, SlotRecord, StoreError};
+use super::{
+    AppendOutcome, CasOutcome, DeviceRecord, LogRecord, ManifestHead, MetaStore, SlotRecord,
+    StoreError,
+};
 use crate::{Epoch, ShareId};
 
 const SCHEMA: &str = "
@@ -36,6 +39,17 @@ CREATE TABLE IF NOT EXISTS manifest_heads (
     share TEXT PRIMARY KEY,
     version INTEGER NOT NULL,
     manifest BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS allowed_devices (
+    device_id TEXT PRIMARY KEY
+);
+CREATE TABLE IF NOT EXISTS logs (
+    share TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    after INTEGER NOT NULL,
+    upto INTEGER NOT NULL,
+    batch BLOB NOT NULL,
+    PRIMARY KEY (share, device_id, upto)
 );
 ";
 
@@ -273,6 +287,138 @@ impl MetaStore for SqliteMeta {
                 )
                 .optional()?;
             to_u64(changes.unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn member_shares(&self, device_id: &str) -> Result<Vec<ShareId>, StoreError> {
+        let device_id = device_id.to_owned();
+        self.run(move |conn| {
+            let mut stmt =
+                conn.prepare("SELECT share FROM devices WHERE device_id = ?1 ORDER BY share")?;
+            let rows = stmt.query_map(params![device_id], |row| row.get::<_, String>(0))?;
+            let mut out = Vec::new();
+            for r in rows {
+                let r = r?;
+                out.push(r.parse().map_err(|_| StoreError::OutOfRange("share ID"))?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn allow_device(&self, device_id: &str) -> Result<(), StoreError> {
+        let device_id = device_id.to_owned();
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO allowed_devices (device_id) VALUES (?1) ON CONFLICT DO NOTHING",
+                params![device_id],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn is_allowed(&self, device_id: &str) -> Result<bool, StoreError> {
+        let device_id = device_id.to_owned();
+        self.run(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT 1 FROM allowed_devices WHERE device_id = ?1",
+                    params![device_id],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some())
+        })
+        .await
+    }
+
+    async fn append_log(
+        &self,
+        share: &ShareId,
+        device_id: &str,
+        after: u64,
+        upto: u64,
+        batch: &[u8],
+    ) -> Result<AppendOutcome, StoreError> {
+        let (share, device_id, batch) = (share.to_string(), device_id.to_owned(), batch.to_vec());
+        let (after_i, upto_i) = (to_i64(after)?, to_i64(upto)?);
+        self.write(move |tx| {
+            let head: Option<i64> = tx.query_row(
+                "SELECT MAX(upto) FROM logs WHERE share = ?1 AND device_id = ?2",
+                params![share, device_id],
+                |row| row.get(0),
+            )?;
+            let ok = match head {
+                None => after == 0 && upto >= after,
+                Some(h) => h == after_i && upto > after,
+            };
+            if !ok {
+                return Ok(AppendOutcome::Conflict {
+                    head: to_u64(head.unwrap_or(0))?,
+                });
+            }
+            tx.execute(
+                "INSERT INTO logs (share, device_id, after, upto, batch) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![share, device_id, after_i, upto_i, batch],
+            )?;
+            bump(tx, &share)?;
+            Ok(AppendOutcome::Appended)
+        })
+        .await
+    }
+
+    async fn log_after(
+        &self,
+        share: &ShareId,
+        device_id: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<LogRecord>, StoreError> {
+        let (share, device_id, after) = (share.to_string(), device_id.to_owned(), to_i64(after)?);
+        self.run(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT after, upto, batch FROM logs WHERE share = ?1 AND device_id = ?2
+                 AND (upto > ?3 OR (upto = 0 AND ?3 = 0)) ORDER BY upto LIMIT ?4",
+            )?;
+            let rows = stmt.query_map(params![share, device_id, after, limit], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, Vec<u8>>(2)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for r in rows {
+                let (a, u, batch) = r?;
+                out.push(LogRecord {
+                    after: to_u64(a)?,
+                    upto: to_u64(u)?,
+                    batch,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn log_heads(&self, share: &ShareId) -> Result<Vec<(String, u64)>, StoreError> {
+        let share = share.to_string();
+        self.run(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT device_id, MAX(upto) FROM logs WHERE share = ?1
+                 GROUP BY device_id ORDER BY device_id",
+            )?;
+            let rows = stmt.query_map(params![share], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+            })?;
+            let mut out = Vec::new();
+            for r in rows {
+                let (d, u) = r?;
+                out.push((d, to_u64(u)?));
+            }
+            Ok(out)
         })
         .await
     }

@@ -1,0 +1,107 @@
+//! `ferry hub serve|id|add|list`: run a hub, or tell this device about one.
+
+use crate::cli::HubCommand;
+use crate::commands::EXIT_OK;
+use crate::output;
+use anyhow::{Context, Result};
+use ferry_hub::client::HubBook;
+use ferry_hub::server::{hub_id, serve, HubConfig};
+use serde_json::json;
+use std::path::PathBuf;
+
+pub fn run(cmd: &HubCommand, json_out: bool) -> Result<u8> {
+    match cmd {
+        HubCommand::Serve {
+            home,
+            listen,
+            store,
+            db,
+            allow,
+        } => {
+            let home = hub_home(home.as_ref())?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the runtime")?;
+            rt.block_on(async {
+                let hub = serve(HubConfig {
+                    home: home.clone(),
+                    listen: *listen,
+                    store: store.clone(),
+                    db: db.clone(),
+                    allow: allow.iter().map(|d| d.to_string()).collect(),
+                })
+                .await?;
+                let addrs: Vec<String> = hub.local_addrs().iter().map(|a| a.to_string()).collect();
+                eprintln!(
+                    "ferry hub: {} listening on UDP {} (home {})",
+                    hub.id(),
+                    addrs.join(", "),
+                    home.display()
+                );
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                hub.shutdown().await;
+                anyhow::Ok(())
+            })?;
+            Ok(EXIT_OK)
+        }
+        HubCommand::Id { home } => {
+            let id = hub_id(&hub_home(home.as_ref())?)?;
+            if json_out {
+                output::print(json!({"id": id.to_string()}))?;
+            } else {
+                println!("{id}");
+            }
+            Ok(EXIT_OK)
+        }
+        HubCommand::Add { addr, id } => {
+            let book = HubBook::open(&ferry_core::library::library_dir()?)?;
+            book.add_hub(&id.to_string(), &addr.to_string())?;
+            if json_out {
+                output::print(json!({"id": id.to_string(), "addr": addr.to_string()}))?;
+            } else {
+                println!("hub {} at {addr}; share a folder through it with `ferry share DIR --with DEVICE --hub {id}`", id.short());
+            }
+            Ok(EXIT_OK)
+        }
+        HubCommand::List => {
+            let book = HubBook::open(&ferry_core::library::library_dir()?)?;
+            let hubs = book.hubs()?;
+            if json_out {
+                let rows: Vec<_> = (hubs.iter())
+                    .map(|h| json!({"id": h.id, "addr": h.addr}))
+                    .collect();
+                output::print(json!({ "hubs": rows }))?;
+            } else if hubs.is_empty() {
+                println!("no hubs; add one with `ferry hub add HOST:PORT --id HUB_ID`");
+            } else {
+                for h in hubs {
+                    println!("{}  {}", h.id, h.addr);
+                }
+            }
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+fn hub_home(home: Option<&PathBuf>) -> Result<PathBuf> {
+    match home {
+        Some(h) => Ok(h.clone()),
+        None => Ok(ferry_core::library::library_dir()?.join("hub")),
+    }
+}
+
+/// This device's hub book, checking that `hub` is in it.
+pub fn known_hub(hub: &ferry_net::DeviceId) -> Result<HubBook> {
+    let book = HubBook::open(&ferry_core::library::library_dir()?)?;
+    let id = hub.to_string();
+    if !book.hubs()?.iter().any(|h| h.id == id) {
+        anyhow::bail!("no hub {id} here; add it with `ferry hub add HOST:PORT --id {id}` first");
+    }
+    Ok(book)
+}

@@ -1,0 +1,520 @@
+//! The hub with real processes on loopback: `ferry hub serve` and two `ferry daemon`s
+//! that never connect to each other (they know each other's IDs but no addresses), so
+//! everything goes through the hub. Conditions are polled with a generous deadline;
+//! nothing asserts on timing.
+
+#![cfg(feature = "hub")]
+
+mod common;
+// PostgreSQL and moto_server, started for the test (ferry-hub's helpers).
+#[path = "../../ferry-hub/tests/common/mod.rs"]
+mod services;
+use common::device::{wait_for, Device};
+use common::{ferry_cmd, readable_files};
+use rusqlite::{types::ValueRef, Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+
+/// A `ferry hub serve` on a free loopback port, with blobs and SQLite under its home.
+struct Hub {
+    _tmp: tempfile::TempDir,
+    home: PathBuf,
+    child: Option<Child>,
+    id: String,
+    addr: String,
+}
+
+impl Hub {
+    fn start(allow: &[&str]) -> Hub {
+        Hub::start_with(allow, &[], None)
+    }
+
+    /// A hub with more `serve` arguments, and the key of `key_of` (another node of the
+    /// same hub).
+    fn start_with(allow: &[&str], args: &[String], key_of: Option<&Hub>) -> Hub {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("hub");
+        if let Some(other) = key_of {
+            std::fs::create_dir_all(&home).unwrap();
+            std::fs::copy(other.home.join("device.key"), home.join("device.key")).unwrap();
+        }
+        let out = ferry_cmd(&tmp.path().join("lib"))
+            .args(["hub", "id", "--home", home.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        let log = std::fs::File::create(tmp.path().join("hub.log")).unwrap();
+        let mut cmd = ferry_cmd(&tmp.path().join("lib"));
+        cmd.args(["hub", "serve", "--home", home.to_str().unwrap()])
+            .args(["--listen", "127.0.0.1:0"]);
+        for a in allow {
+            cmd.args(["--allow", a]);
+        }
+        cmd.args(args);
+        let child = cmd
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut hub = Hub {
+            _tmp: tmp,
+            home,
+            child: Some(child),
+            id,
+            addr: String::new(),
+        };
+        wait_for("the hub listening", || {
+            let log = hub.log();
+            let Some(rest) = log.split("listening on UDP ").nth(1) else {
+                return false;
+            };
+            hub.addr = rest
+                .split([' ', ','])
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            !hub.addr.is_empty()
+        });
+        hub
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.home.parent().unwrap().join("hub.log")).unwrap_or_default()
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: plain kill(2) of our own child.
+            assert_eq!(unsafe { libc::kill(c.id() as i32, libc::SIGTERM) }, 0);
+            let status = c.wait().unwrap();
+            let log = self.log();
+            assert!(!log.contains("panicked"), "{log}");
+            assert!(status.success(), "hub exited with {status}: {log}");
+        }
+    }
+
+    /// The head of `device`'s log in any share (0: none).
+    fn log_head(&self, device: &str) -> u64 {
+        let db =
+            Connection::open_with_flags(self.home.join("hub.db"), OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .unwrap();
+        db.query_row(
+            "SELECT COALESCE(MAX(upto), 0) FROM logs WHERE device_id = ?1",
+            [device],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap() as u64
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The sequence number `path`'s entry has in `d`'s folder `root` (its index), once the
+/// daemon indexed it with exactly `content`.
+fn indexed_seq(d: &Device, root: &Path, path: &str, content: &[u8]) -> Option<u64> {
+    let db = Connection::open_with_flags(d.home.join("index.db"), OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .ok()?;
+    let root = std::fs::canonicalize(root).ok()?;
+    let (hash, seq): (Option<Vec<u8>>, i64) = db
+        .query_row(
+            "SELECT e.hash, e.sequence FROM entries e JOIN locations l ON l.id = e.location_id
+             WHERE l.root = ?1 AND e.path = ?2 AND e.deleted = 0",
+            [root.to_str()?, path],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .ok()?;
+    (hash.as_deref() == Some(blake3::hash(content).as_bytes().as_slice())).then_some(seq as u64)
+}
+
+/// Waits until `d` indexed `path` with `content` and pushed that entry to the hub.
+fn wait_pushed(hub: &Hub, d: &Device, id: &str, root: &Path, path: &str, content: &[u8]) {
+    wait_for(&format!("{path} indexed and on the hub"), || {
+        indexed_seq(d, root, path, content).is_some_and(|s| hub.log_head(id) >= s)
+    });
+}
+
+/// A hub and two devices that know each other only by ID (no address: they can never
+/// connect directly) and the hub by address; A may put shares on the hub.
+fn setup() -> (Hub, Device, Device, String, String) {
+    let (a, b) = (Device::new(), Device::new());
+    let (ida, idb) = (a.id(), b.id());
+    let hub = Hub::start(&[&ida]);
+    for (d, other, name) in [(&a, &idb, "laptop"), (&b, &ida, "desktop")] {
+        d.json(&["device", "add", other, "--name", name]);
+        d.json(&["hub", "add", &hub.addr, "--id", &hub.id]);
+    }
+    (hub, a, b, ida, idb)
+}
+
+/// A shares `fa` with B through the hub; B accepts the offer that came through the hub
+/// into `fb`; both daemons run. Returns the share ID.
+fn share_through_hub(hub: &Hub, a: &mut Device, b: &mut Device, fa: &Path, fb: &Path) -> String {
+    let out = a.json(&[
+        "share",
+        fa.to_str().unwrap(),
+        "--with",
+        "laptop",
+        "--hub",
+        &hub.id,
+    ]);
+    let share = out["share"]["id"].as_str().unwrap().to_string();
+    a.start();
+    b.start();
+    wait_for("the offer through the hub", || {
+        b.json(&["share", "list"])["offers"]
+            .as_array()
+            .is_some_and(|o| o.iter().any(|o| o["share"] == share.as_str()))
+    });
+    b.json(&["accept", &share, fb.to_str().unwrap()]);
+    share
+}
+
+#[test]
+fn devices_never_online_together_stay_in_step_through_the_hub() {
+    let (mut hub, mut a, mut b, ida, idb) = setup();
+    let fa = a.tmp.path().join("notes");
+    let fb = b.tmp.path().join("notes-here");
+    std::fs::create_dir_all(fa.join("drafts")).unwrap();
+    std::fs::write(fa.join("first.txt"), "written before sharing").unwrap();
+    std::fs::write(fa.join("drafts/big.bin"), ferry_testkit::noise(2 << 20, 9)).unwrap();
+    share_through_hub(&hub, &mut a, &mut b, &fa, &fb);
+    wait_for("the first copy through the hub", || {
+        readable_files(&fa) == readable_files(&fb)
+    });
+    assert!(
+        !a.connected_to(&idb) && !b.connected_to(&ida),
+        "the devices must not have met directly"
+    );
+
+    // B is off; A edits, and the hub has it before A goes off too.
+    b.stop();
+    let edit = b"edited while the laptop was off".as_slice();
+    std::fs::write(fa.join("first.txt"), edit).unwrap();
+    std::fs::write(fa.join("drafts/new.txt"), "new while the laptop was off").unwrap();
+    wait_pushed(&hub, &a, &ida, &fa, "first.txt", edit);
+    wait_pushed(
+        &hub,
+        &a,
+        &ida,
+        &fa,
+        "drafts/new.txt",
+        b"new while the laptop was off",
+    );
+    a.stop();
+
+    // B comes back alone and gets A's changes from the hub.
+    b.start();
+    wait_for("A's changes on B, from the hub alone", || {
+        std::fs::read(fb.join("first.txt")).is_ok_and(|t| t == edit)
+            && readable_files(&fa) == readable_files(&fb)
+    });
+    // B edits and deletes; the hub has it; B goes off.
+    let reply = b"B's answer".as_slice();
+    std::fs::write(fb.join("reply.txt"), reply).unwrap();
+    std::fs::remove_file(fb.join("drafts/big.bin")).unwrap();
+    wait_pushed(&hub, &b, &idb, &fb, "reply.txt", reply);
+    wait_for("B's deletion on the hub", || {
+        indexed_seq(&b, &fb, "drafts/big.bin", &[]).is_none() && {
+            let db = Connection::open_with_flags(
+                b.home.join("index.db"),
+                OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .unwrap();
+            let root = std::fs::canonicalize(&fb).unwrap();
+            let seq: Option<i64> = db
+                .query_row(
+                    "SELECT e.sequence FROM entries e JOIN locations l ON l.id = e.location_id
+                     WHERE l.root = ?1 AND e.path = 'drafts/big.bin' AND e.deleted = 1",
+                    [root.to_str().unwrap()],
+                    |r| r.get(0),
+                )
+                .ok();
+            seq.is_some_and(|s| hub.log_head(&idb) >= s as u64)
+        }
+    });
+    b.stop();
+
+    // A comes back alone and gets B's changes.
+    a.start();
+    wait_for("B's changes on A, from the hub alone", || {
+        std::fs::read(fa.join("reply.txt")).is_ok_and(|t| t == reply)
+            && !fa.join("drafts/big.bin").exists()
+            && readable_files(&fa) == readable_files(&fb)
+    });
+    a.stop();
+    hub.stop();
+}
+
+/// Distinctive names, path components, content substrings and sizes.
+const NAMES: [&str; 3] = [
+    "quokka-manifesto-4471.txt",
+    "zebrafish-ledger-9032.csv",
+    "pangolin-diary-5518.md",
+];
+const DIRS: [&str; 2] = ["xylophone-vault-2207", "marmoset-archive-8145"];
+const MARKERS: [&str; 3] = [
+    "PLAINTEXT-MARKER-aardvark-31337",
+    "the secret recipe calls for cardamom and saffron",
+    "ACCOUNT 0099-8877-6655",
+];
+
+#[test]
+fn the_hub_stores_no_name_content_or_size_of_the_files() {
+    let (mut hub, mut a, mut b, _, _) = setup();
+    let fa = a.tmp.path().join("private");
+    let fb = b.tmp.path().join("private-copy");
+    let deep = fa.join(DIRS[0]).join(DIRS[1]);
+    std::fs::create_dir_all(&deep).unwrap();
+    let mut sizes = Vec::new();
+    // A small text file, a medium one, and a large one with markers among noise.
+    // 1000 bytes: under the 1 KiB every sealed object is padded to at least.
+    let small = format!("{:<999}\n", format!("{} / {}", MARKERS[0], MARKERS[1]));
+    let medium = MARKERS[2].repeat(3001);
+    let mut large = ferry_testkit::noise(1_234_567, 3);
+    for (i, m) in MARKERS.iter().enumerate() {
+        let at = 100_000 * (i + 1);
+        large[at..at + m.len()].copy_from_slice(m.as_bytes());
+    }
+    for (name, content) in [
+        (fa.join(NAMES[0]), small.as_bytes().to_vec()),
+        (fa.join(DIRS[0]).join(NAMES[1]), medium.as_bytes().to_vec()),
+        (deep.join(NAMES[2]), large.clone()),
+    ] {
+        sizes.push(content.len() as u64);
+        std::fs::write(name, content).unwrap();
+    }
+    share_through_hub(&hub, &mut a, &mut b, &fa, &fb);
+    wait_for("the tree on B through the hub", || {
+        readable_files(&fa) == readable_files(&fb)
+    });
+    a.stop();
+    b.stop();
+    hub.stop();
+
+    let mut needles: Vec<(String, Vec<u8>)> = Vec::new();
+    for s in NAMES.iter().chain(&DIRS).chain(&MARKERS) {
+        needles.push((s.to_string(), s.as_bytes().to_vec()));
+    }
+    // Names without their extension, and the folder's own name.
+    for n in NAMES {
+        let stem = n.split('.').next().unwrap();
+        needles.push((stem.to_string(), stem.as_bytes().to_vec()));
+    }
+    needles.push(("private".into(), b"private".to_vec()));
+    // Sizes as numbers in bytes, where a match by chance is unlikely (a short number's
+    // few bytes would turn up in any database file; the small file's size is checked
+    // against blob lengths and integer columns below instead).
+    for &s in sizes.iter().filter(|&&s| s >= 65536) {
+        needles.push((format!("size {s} u64 BE"), s.to_be_bytes().to_vec()));
+        needles.push((format!("size {s} u64 LE"), s.to_le_bytes().to_vec()));
+        if s >= 100_000 {
+            needles.push((format!("size {s} as text"), s.to_string().into_bytes()));
+        }
+    }
+
+    // Every byte of every file the hub holds: blobs, the database and its WAL.
+    let mut stored = 0;
+    let mut blobs = 0;
+    for path in ferry_testkit::files_below(&hub.home) {
+        let bytes = std::fs::read(&path).unwrap();
+        stored += bytes.len();
+        if path.starts_with(hub.home.join("blobs")) {
+            blobs += 1;
+            assert!(
+                !sizes.contains(&(bytes.len() as u64)),
+                "{} is as long as a file",
+                path.display()
+            );
+        }
+        for (what, n) in &needles {
+            assert!(
+                !bytes.windows(n.len()).any(|w| w == n.as_slice()),
+                "{what:?} found in {}",
+                path.display()
+            );
+        }
+    }
+    assert!(blobs >= 3, "the content is on the hub: {blobs} blobs");
+    assert!(
+        stored as u64 > sizes.iter().sum::<u64>(),
+        "the content is on the hub"
+    );
+
+    // Every row of every table, value by value.
+    let db = Connection::open_with_flags(hub.home.join("hub.db"), OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .unwrap();
+    let tables: Vec<String> = db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut rows = 0;
+    for t in tables {
+        let mut st = db.prepare(&format!("SELECT * FROM {t}")).unwrap();
+        let cols = st.column_count();
+        let mut q = st.query([]).unwrap();
+        while let Some(row) = q.next().unwrap() {
+            rows += 1;
+            for c in 0..cols {
+                let v: Vec<u8> = match row.get_ref(c).unwrap() {
+                    ValueRef::Null => Vec::new(),
+                    ValueRef::Integer(i) => {
+                        assert!(
+                            !sizes.contains(&(i as u64)),
+                            "table {t}: a file's size as a number"
+                        );
+                        i.to_string().into_bytes()
+                    }
+                    ValueRef::Real(f) => f.to_string().into_bytes(),
+                    ValueRef::Text(b) | ValueRef::Blob(b) => b.to_vec(),
+                };
+                for (what, n) in &needles {
+                    assert!(
+                        !v.windows(n.len()).any(|w| w == n.as_slice()),
+                        "{what:?} in table {t}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(rows > 0);
+}
+
+#[test]
+fn the_hub_refuses_a_device_it_does_not_serve() {
+    let (mut hub, mut a, _b, _, _) = setup();
+    let stranger = Device::new();
+    let ids = stranger.id();
+    stranger.json(&["hub", "add", &hub.addr, "--id", &hub.id]);
+    let mut stranger = stranger;
+    stranger.start();
+    wait_for("the hub refusing the stranger", || {
+        hub.log().contains(&format!("refused device {ids}"))
+    });
+    // A device it serves is not refused.
+    a.start();
+    let ida = a.id();
+    wait_for("A connected", || {
+        hub.log()
+            .contains(&format!("device {} connected", &ida[..7]))
+    });
+    assert!(!hub.log().contains(&format!("refused device {ida}")));
+    stranger.stop();
+    a.stop();
+    hub.stop();
+}
+
+#[test]
+fn offline_edits_on_both_devices_are_settled_through_the_hub_and_the_loser_kept() {
+    let (mut hub, mut a, mut b, ida, idb) = setup();
+    let fa = a.tmp.path().join("plans");
+    let fb = b.tmp.path().join("plans-here");
+    std::fs::create_dir_all(&fa).unwrap();
+    std::fs::write(fa.join("plan.txt"), "the plan as it was").unwrap();
+    share_through_hub(&hub, &mut a, &mut b, &fa, &fb);
+    wait_for("the first copy through the hub", || {
+        readable_files(&fa) == readable_files(&fb)
+    });
+    a.stop();
+    b.stop();
+
+    // Both edit the same file while off; B's edit is the newer one.
+    let (ours, theirs) = (
+        b"A's offline edit".as_slice(),
+        b"B's later offline edit".as_slice(),
+    );
+    let now = std::time::SystemTime::now();
+    for (root, content, age) in [(&fa, ours, 60), (&fb, theirs, 0)] {
+        std::fs::write(root.join("plan.txt"), content).unwrap();
+        let f = std::fs::File::options()
+            .write(true)
+            .open(root.join("plan.txt"))
+            .unwrap();
+        f.set_modified(now - std::time::Duration::from_secs(age))
+            .unwrap();
+    }
+    a.start();
+    wait_pushed(&hub, &a, &ida, &fa, "plan.txt", ours);
+    a.stop();
+    b.start();
+    // B keeps its newer edit and pushes it; then A, alone, takes it.
+    wait_pushed(&hub, &b, &idb, &fb, "plan.txt", theirs);
+    b.stop();
+    a.start();
+    wait_for("the newer edit on A", || {
+        std::fs::read(fa.join("plan.txt")).is_ok_and(|t| t == theirs)
+    });
+    assert_eq!(std::fs::read(fb.join("plan.txt")).unwrap(), theirs);
+    // A's own edit lost, and is kept in A's version store.
+    let kept = ferry_testkit::files_below(&fa.join(".ferry/versions"))
+        .into_iter()
+        .any(|p| std::fs::read(p).is_ok_and(|c| c == ours));
+    assert!(kept, "A's losing edit is kept as a version");
+    a.stop();
+    hub.stop();
+}
+
+#[test]
+fn two_hub_nodes_on_one_postgresql_and_one_s3_store_serve_one_share() {
+    let pg = services::Postgres::start();
+    let s3 = services::Moto::start("ferry-hub");
+    let (a, b) = (Device::new(), Device::new());
+    let (ida, idb) = (a.id(), b.id());
+    let args = vec![
+        "--db".to_string(),
+        pg.config(),
+        "--store".to_string(),
+        s3.url("ferry-hub"),
+    ];
+    let mut one = Hub::start_with(&[&ida], &args, None);
+    let mut two = Hub::start_with(&[], &args, Some(&one));
+    assert_eq!(one.id, two.id, "one hub, two nodes");
+    // A talks to node one only, B to node two only.
+    for (d, other, name, node) in [(&a, &idb, "laptop", &one), (&b, &ida, "desktop", &two)] {
+        d.json(&["device", "add", other, "--name", name]);
+        d.json(&["hub", "add", &node.addr, "--id", &node.id]);
+    }
+    let (mut a, mut b) = (a, b);
+    let fa = a.tmp.path().join("shared");
+    let fb = b.tmp.path().join("shared-here");
+    std::fs::create_dir_all(&fa).unwrap();
+    std::fs::write(fa.join("one.txt"), "from A, through node one").unwrap();
+    std::fs::write(fa.join("big.bin"), ferry_testkit::noise(1 << 20, 4)).unwrap();
+    share_through_hub(&one, &mut a, &mut b, &fa, &fb);
+    wait_for("the first copy across the two nodes", || {
+        readable_files(&fa) == readable_files(&fb)
+    });
+    // Both online: a change on either side reaches the other across the nodes, told
+    // by the database (no device polls).
+    std::fs::write(fb.join("two.txt"), "from B, through node two").unwrap();
+    wait_for("B's change on A", || {
+        std::fs::read(fa.join("two.txt")).is_ok_and(|t| t == b"from B, through node two")
+    });
+    std::fs::write(fa.join("one.txt"), "A again").unwrap();
+    wait_for("A's change on B", || {
+        std::fs::read(fb.join("one.txt")).is_ok_and(|t| t == b"A again")
+            && readable_files(&fa) == readable_files(&fb)
+    });
+    assert!(one
+        .log()
+        .contains(&format!("device {} connected", &ida[..7])));
+    assert!(two
+        .log()
+        .contains(&format!("device {} connected", &idb[..7])));
+    assert!(!one.home.join("blobs").exists() && !two.home.join("blobs").exists());
+    a.stop();
+    b.stop();
+    one.stop();
+    two.stop();
+}

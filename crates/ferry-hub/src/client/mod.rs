@@ -1,0 +1,381 @@
+//! A device's side of the hub, run by its daemon: keeps a connection to each known hub,
+//! pushes this device's folder changes into its log there (entries and the content the
+//! hub lacks, sealed), pulls the other members' logs when the hub says a share changed,
+//! and serves the engine content from the hub ([`HubContent`]).
+//!
+//! Entries pulled from a member's log are stored exactly as entries pulled from the
+//! member directly (`share::incoming` into its peer location, at the member's own
+//! sequence numbers), so the engine syncs the same way whichever path they came by,
+//! and the two paths share one cursor.
+
+mod book;
+mod content;
+mod session;
+
+pub use book::{age_identity, BookError, HubBook, KnownHub};
+pub use content::HubContent;
+
+use crate::protocol::*;
+use ferry_core::index::Index;
+use ferry_net::iroh::endpoint::{presets, Connection};
+use ferry_net::iroh::{Endpoint, EndpointAddr};
+use ferry_net::{DeviceId, Identity};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// How often this device's shares are checked for changes to push (a local read of
+/// the index; the hub is not asked).
+const TICK: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0}")]
+    Book(#[from] BookError),
+    #[error("device key: {0}")]
+    Identity(#[from] ferry_net::IdentityError),
+    #[error("index: {0}")]
+    Core(#[from] ferry_core::Error),
+    #[error("binding the hub client's endpoint: {0}")]
+    Bind(String),
+    #[error("hub {hub}: {message}")]
+    Connection { hub: String, message: String },
+    #[error("hub said: {message} ({code:?})")]
+    Hub {
+        code: ErrorCode,
+        message: String,
+        head: u64,
+    },
+    #[error("hub protocol: {0}")]
+    Frame(#[from] FrameError),
+    #[error("hub protocol: {0}")]
+    Protocol(String),
+    #[error("{0}")]
+    Crypto(#[from] crate::CryptoError),
+    #[error("{0}")]
+    Other(String),
+}
+
+type Res<T> = Result<T, ClientError>;
+
+/// The hub side of a device, started by the daemon.
+pub struct HubClient {
+    inner: Arc<Inner>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+struct Inner {
+    me: DeviceId,
+    identity: Identity,
+    age: crate::DeviceIdentity,
+    endpoint: Endpoint,
+    home: PathBuf,
+    book: Mutex<HubBook>,
+    index: Mutex<Index>,
+    changes: Option<UnboundedSender<i64>>,
+    hubs: Mutex<HashMap<DeviceId, HubState>>,
+    /// Opened share keys, by (share, epoch).
+    keys: Mutex<HashMap<String, crate::ShareKeys>>,
+}
+
+#[derive(Default)]
+struct HubState {
+    conn: Option<Connection>,
+    dialing: bool,
+    failures: u32,
+    next_dial: Option<Instant>,
+    /// A sync is due (connected, notified, or local changes).
+    due: bool,
+    running: bool,
+    /// What the local shares looked like at the last sync.
+    seen: Vec<(String, u64, usize)>,
+}
+
+impl HubClient {
+    /// Starts the client: one connection per hub in `hubs.db`, re-read every second.
+    /// `changes` receives a conduit ID whenever a member's entries arrived from a hub.
+    pub async fn start(home: &Path, changes: Option<UnboundedSender<i64>>) -> Res<HubClient> {
+        let identity = Identity::load_or_create(home)?;
+        let age = age_identity(home)?;
+        let book = HubBook::open(home)?;
+        let index = Index::open(&home.join("index.db"))?;
+        let unspecified: SocketAddr = ([0, 0, 0, 0], 0).into();
+        let endpoint = Endpoint::builder(presets::Minimal)
+            .secret_key(identity.secret_key().clone())
+            .clear_ip_transports()
+            .bind_addr(unspecified)
+            .map_err(|e| ClientError::Bind(e.to_string()))?
+            .bind()
+            .await
+            .map_err(|e| ClientError::Bind(e.to_string()))?;
+        let inner = Arc::new(Inner {
+            me: identity.id(),
+            identity,
+            age,
+            endpoint,
+            home: home.to_path_buf(),
+            book: Mutex::new(book),
+            index: Mutex::new(index),
+            changes,
+            hubs: Mutex::new(HashMap::new()),
+            keys: Mutex::new(HashMap::new()),
+        });
+        let task = tokio::spawn(run(inner.clone()));
+        Ok(HubClient { inner, task })
+    }
+
+    /// Where a run of `conduit` (a share's) can read the member's content from a hub:
+    /// `None` when the share goes through no hub or the hub is not connected.
+    pub async fn content_for(&self, conduit: i64) -> Option<HubContent> {
+        let inner = self.inner.clone();
+        let share = tokio::task::spawn_blocking(move || {
+            let index = inner.index.lock().ok()?;
+            let (share, _) = index.share_of_conduit(conduit).ok()??;
+            Some(share.id)
+        })
+        .await
+        .ok()??;
+        let hub = self.inner.with_book(|b| b.share_hub(&share)).ok()??;
+        let hub: DeviceId = hub.parse().ok()?;
+        let conn = self.inner.connection(&hub)?;
+        let keys = self.inner.keys.lock().ok()?.get(&share).cloned()?;
+        Some(HubContent::new(
+            conn,
+            keys,
+            HubBook::open(&self.inner.home).ok()?,
+        ))
+    }
+
+    /// Whether a hub is connected now.
+    pub fn connected(&self, hub: &DeviceId) -> bool {
+        self.inner.connection(hub).is_some()
+    }
+
+    pub async fn shutdown(&self) {
+        self.task.abort();
+        let conns: Vec<Connection> = match self.inner.hubs.lock() {
+            Ok(mut h) => h.drain().filter_map(|(_, s)| s.conn).collect(),
+            Err(_) => Vec::new(),
+        };
+        for c in conns {
+            c.close(0u32.into(), b"shutting down");
+        }
+        self.inner.endpoint.close().await;
+    }
+}
+
+impl Drop for HubClient {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Inner {
+    fn with_book<T>(&self, f: impl FnOnce(&HubBook) -> Result<T, BookError>) -> Res<T> {
+        let book = self.book.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(f(&book)?)
+    }
+
+    /// Runs `f` with the index on a blocking thread.
+    async fn with_index<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut Index) -> ferry_core::Result<T> + Send + 'static,
+    ) -> Res<T> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut index = me.index.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut index)
+        })
+        .await
+        .map_err(|e| ClientError::Other(format!("index task failed: {e}")))?
+        .map_err(ClientError::Core)
+    }
+
+    fn connection(&self, hub: &DeviceId) -> Option<Connection> {
+        let hubs = self.hubs.lock().ok()?;
+        hubs.get(hub)?
+            .conn
+            .clone()
+            .filter(|c| c.close_reason().is_none())
+    }
+
+    fn mark_due(&self, hub: &DeviceId) {
+        if let Ok(mut hubs) = self.hubs.lock() {
+            hubs.entry(*hub).or_default().due = true;
+        }
+    }
+}
+
+/// Once a tick: dial hubs not connected (with backoff), start a sync of every hub that
+/// is due (notified, just connected, or this device's shares changed).
+async fn run(inner: Arc<Inner>) {
+    let mut tick = tokio::time::interval(TICK);
+    loop {
+        tick.tick().await;
+        let known = match inner.with_book(|b| b.hubs()) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!("reading hubs: {e}");
+                continue;
+            }
+        };
+        for hub in known {
+            let Ok(id) = hub.id.parse::<DeviceId>() else {
+                continue;
+            };
+            let Ok(addr) = hub.addr.parse::<SocketAddr>() else {
+                tracing::warn!("hub {}: bad address {:?}", id.short(), hub.addr);
+                continue;
+            };
+            let seen = match local_state(&inner, &hub.id).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("reading shares: {e}");
+                    continue;
+                }
+            };
+            let (dial, sync) = {
+                let Ok(mut hubs) = inner.hubs.lock() else {
+                    return;
+                };
+                let st = hubs.entry(id).or_default();
+                let live = st.conn.as_ref().is_some_and(|c| c.close_reason().is_none());
+                if !live {
+                    st.conn = None;
+                }
+                let dial = !live && !st.dialing && st.next_dial.is_none_or(|t| Instant::now() >= t);
+                if dial {
+                    st.dialing = true;
+                }
+                if live && st.seen != seen {
+                    st.due = true;
+                }
+                let sync = live && st.due && !st.running;
+                if sync {
+                    st.due = false;
+                    st.running = true;
+                    st.seen = seen;
+                }
+                (dial, sync)
+            };
+            if dial {
+                tokio::spawn(connect(inner.clone(), id, addr));
+            }
+            if sync {
+                let inner = inner.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = session::sync_hub(&inner, &id).await {
+                        tracing::info!("hub {}: {e}", id.short());
+                        inner.mark_due_later(&id);
+                    }
+                    if let Ok(mut hubs) = inner.hubs.lock() {
+                        hubs.entry(id).or_default().running = false;
+                    }
+                });
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// A sync that failed is tried again at a later tick.
+    fn mark_due_later(self: &Arc<Self>, hub: &DeviceId) {
+        let (me, hub) = (self.clone(), *hub);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            me.mark_due(&hub);
+        });
+    }
+}
+
+/// This device's shares through `hub`: (share, folder sequence, members).
+async fn local_state(inner: &Arc<Inner>, hub: &str) -> Res<Vec<(String, u64, usize)>> {
+    let shares = inner.with_book(|b| b.shares_of(hub))?;
+    inner
+        .with_index(move |index| {
+            let mut out = Vec::new();
+            for id in shares {
+                let Some(s) = index.share(&id)? else {
+                    out.push((id, 0, 0));
+                    continue;
+                };
+                let seq = index.location_sequence(s.location_id)?;
+                let members = index.share_members(&id)?;
+                let tied = members.iter().filter(|m| m.conduit_id.is_some()).count();
+                out.push((id, seq, members.len() * 1000 + tied));
+            }
+            Ok(out)
+        })
+        .await
+}
+
+async fn connect(inner: Arc<Inner>, hub: DeviceId, addr: SocketAddr) {
+    let result = inner
+        .endpoint
+        .connect(
+            EndpointAddr::new(hub.public_key()).with_ip_addr(addr),
+            HUB_ALPN,
+        )
+        .await;
+    let Ok(mut hubs) = inner.hubs.lock() else {
+        return;
+    };
+    let st = hubs.entry(hub).or_default();
+    st.dialing = false;
+    match result {
+        Ok(conn) => {
+            tracing::info!("connected to hub {}", hub.short());
+            st.failures = 0;
+            st.next_dial = None;
+            st.conn = Some(conn.clone());
+            st.due = true;
+            drop(hubs);
+            // The hub's notifications: a stream each.
+            let inner = inner.clone();
+            tokio::spawn(async move {
+                while let Ok((_send, mut recv)) = conn.accept_bi().await {
+                    if let Ok(Some(Changed { share_id })) = read_msg::<_, Changed>(&mut recv).await
+                    {
+                        tracing::debug!("hub {}: share {share_id} changed", hub.short());
+                        inner.mark_due(&hub);
+                    }
+                }
+                let why = conn.closed().await;
+                tracing::info!("disconnected from hub {}: {why}", hub.short());
+            });
+        }
+        Err(e) => {
+            st.failures += 1;
+            let wait = Duration::from_secs(1 << st.failures.min(4)).min(MAX_BACKOFF);
+            st.next_dial = Some(Instant::now() + wait);
+            tracing::info!("hub {} at {addr}: {e}", hub.short());
+        }
+    }
+}
+
+/// One request and its reply (a hub error is `ClientError::Hub`).
+pub async fn call(conn: &Connection, req: Req) -> Res<Rep> {
+    let lost = |e: String| ClientError::Connection {
+        hub: DeviceId::from_public_key(conn.remote_id()).short(),
+        message: e,
+    };
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| lost(e.to_string()))?;
+    write_msg(&mut send, &Request { req: Some(req) }).await?;
+    let _ = send.finish();
+    let reply: Reply = read_msg(&mut recv)
+        .await?
+        .ok_or_else(|| lost("no reply".into()))?;
+    match reply.rep {
+        Some(Rep::Error(e)) => Err(ClientError::Hub {
+            code: ErrorCode::try_from(e.code).unwrap_or(ErrorCode::Unspecified),
+            message: e.message,
+            head: e.head,
+        }),
+        Some(r) => Ok(r),
+        None => Err(ClientError::Protocol("an empty reply".into())),
+    }
+}

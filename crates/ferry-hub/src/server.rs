@@ -1,0 +1,611 @@
+//! The hub server (`ferry hub serve`): an iroh endpoint (ALPN `ferry-hub/1`) in front of
+//! a [`BlobStore`] and a [`MetaStore`].
+//!
+//! - **Admission.** A connecting device is served only if it is allowed to create
+//!   shares (`--allow`) or is a member of a share here; any other is closed at once
+//!   with [`CLOSE_UNKNOWN_DEVICE`]. Every request naming a share is answered only for
+//!   its members; a device appends only to its own log.
+//! - **Checks on upload.** Share IDs, object IDs (32 bytes), sizes under the caps,
+//!   sealed objects and batches of a length sealing can produce, with format 1 and an
+//!   epoch the share has: anything else gets an error and is not stored.
+//! - **Notifications.** The hub keeps each device's connection and, after a change to
+//!   a share (log append, key slots, descriptor, a member registering), opens a stream
+//!   to every other connected member with [`Changed`]: devices do not poll.
+
+use crate::protocol::*;
+use crate::{
+    plausible_sealed_len, AppendOutcome, BlobStore, CasOutcome, DeviceRecord, Epoch, MetaStore,
+    ObjectId, PostgresMeta, PutOutcome, ShareId, SlotRecord, SqliteMeta, StoreError,
+};
+use ferry_net::iroh::endpoint::{presets, Connection, VarInt};
+use ferry_net::iroh::Endpoint;
+use ferry_net::{DeviceId, Identity};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Log records per `ReadLog` reply (each at most [`MAX_BATCH`]; the frame cap bounds
+/// the sum, so replies stop early when they would not fit).
+const LOG_RECORDS_PER_REPLY: u32 = 16;
+/// Object IDs per `Missing` request.
+pub const MISSING_MAX: usize = 4096;
+
+/// How to start a hub.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// The hub's home: its key (`device.key`), and by default `hub.db` and `blobs/`.
+    pub home: PathBuf,
+    pub listen: SocketAddr,
+    /// Blob store location (a directory, `file://…` or `s3://…`); default `home/blobs`.
+    pub store: Option<String>,
+    /// PostgreSQL (`postgres://…` or `host=… user=…`) for metadata; default SQLite at
+    /// `home/hub.db`.
+    pub db: Option<String>,
+    /// Devices allowed to create shares.
+    pub allow: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("hub key: {0}")]
+    Identity(#[from] ferry_net::IdentityError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("binding {addr}: {message}")]
+    Bind { addr: String, message: String },
+    #[error("{0} is not a device ID: {1}")]
+    BadDevice(String, String),
+    #[error("creating {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A running hub.
+pub struct RunningHub {
+    endpoint: Endpoint,
+    id: DeviceId,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningHub {
+    /// The hub's ID (devices name it with `ferry hub add ADDR --id HUB_ID`).
+    pub fn id(&self) -> DeviceId {
+        self.id
+    }
+
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.endpoint.bound_sockets()
+    }
+
+    pub async fn shutdown(self) {
+        self.task.abort();
+        self.endpoint.close().await;
+    }
+}
+
+/// The hub's ID from its home (created on first use).
+pub fn hub_id(home: &std::path::Path) -> Result<DeviceId, ServeError> {
+    Ok(Identity::load_or_create(home)?.id())
+}
+
+/// Opens the stores and starts serving. Must run inside a tokio runtime.
+pub async fn serve(config: HubConfig) -> Result<RunningHub, ServeError> {
+    let identity = Identity::load_or_create(&config.home)?;
+    let blobs = match &config.store {
+        Some(s) => BlobStore::open(s)?,
+        None => {
+            let dir = config.home.join("blobs");
+            std::fs::create_dir_all(&dir).map_err(|source| ServeError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            BlobStore::local(&dir)?
+        }
+    };
+    for d in &config.allow {
+        d.parse::<DeviceId>()
+            .map_err(|e| ServeError::BadDevice(d.clone(), e.to_string()))?;
+    }
+    let endpoint = bind(&identity, config.listen).await?;
+    let id = identity.id();
+    let task = match &config.db {
+        Some(url) if !url.trim().is_empty() => {
+            let meta = PostgresMeta::connect(url).await?;
+            // Several nodes may serve the same shares: changes reach every node's
+            // devices through PostgreSQL's LISTEN/NOTIFY.
+            let changes = meta.changes().await?;
+            start(meta, blobs, endpoint.clone(), &config.allow, Some(changes)).await?
+        }
+        Some(_) | None => {
+            let meta = SqliteMeta::open(&config.home.join("hub.db"))?;
+            start(meta, blobs, endpoint.clone(), &config.allow, None).await?
+        }
+    };
+    tracing::info!("hub {id} listening on {:?}", endpoint.bound_sockets());
+    Ok(RunningHub { endpoint, id, task })
+}
+
+async fn bind(identity: &Identity, listen: SocketAddr) -> Result<Endpoint, ServeError> {
+    let err = |message: String| ServeError::Bind {
+        addr: listen.to_string(),
+        message,
+    };
+    Endpoint::builder(presets::Minimal)
+        .secret_key(identity.secret_key().clone())
+        .alpns(vec![HUB_ALPN.to_vec()])
+        .clear_ip_transports()
+        .bind_addr(listen)
+        .map_err(|e| err(e.to_string()))?
+        .bind()
+        .await
+        .map_err(|e| err(e.to_string()))
+}
+
+async fn start<M: MetaStore + 'static>(
+    meta: M,
+    blobs: BlobStore,
+    endpoint: Endpoint,
+    allow: &[String],
+    changes: Option<tokio::sync::mpsc::UnboundedReceiver<ShareId>>,
+) -> Result<tokio::task::JoinHandle<()>, ServeError> {
+    for d in allow {
+        meta.allow_device(d).await?;
+    }
+    let hub = Arc::new(Hub {
+        meta,
+        blobs,
+        conns: Mutex::new(HashMap::new()),
+        cluster: AtomicBool::new(changes.is_some()),
+    });
+    if let Some(mut changes) = changes {
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            while let Some(share) = changes.recv().await {
+                hub.notify(&share, None).await;
+            }
+            tracing::warn!(
+                "lost the database's change notifications; telling this node's devices only"
+            );
+            hub.cluster.store(false, Ordering::Relaxed);
+        });
+    }
+    Ok(tokio::spawn(async move {
+        while let Some(incoming) = endpoint.accept().await {
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                let conn = match incoming.await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::info!("incoming connection: {e}");
+                        return;
+                    }
+                };
+                hub.connected(conn).await;
+            });
+        }
+    }))
+}
+
+struct Hub<M> {
+    meta: M,
+    blobs: BlobStore,
+    /// Each device's live connections (a device may reconnect before the old one ends).
+    conns: Mutex<HashMap<DeviceId, Vec<Connection>>>,
+    /// Changes are announced by the database to every node (this one included), so
+    /// this node does not tell its devices itself.
+    cluster: AtomicBool,
+}
+
+type Res<T> = Result<T, Reply>;
+
+fn internal(e: StoreError) -> Reply {
+    tracing::warn!("store: {e}");
+    Reply::error(ErrorCode::Internal, "the hub's store failed")
+}
+
+fn invalid(why: impl Into<String>) -> Reply {
+    Reply::error(ErrorCode::Invalid, why)
+}
+
+impl<M: MetaStore + 'static> Hub<M> {
+    async fn connected(self: Arc<Self>, conn: Connection) {
+        let device = DeviceId::from_public_key(conn.remote_id());
+        let d = device.to_string();
+        let admitted = match self.meta.is_allowed(&d).await {
+            Ok(true) => true,
+            Ok(false) => match self.meta.member_shares(&d).await {
+                Ok(s) => !s.is_empty(),
+                Err(e) => {
+                    tracing::warn!("store: {e}");
+                    false
+                }
+            },
+            Err(e) => {
+                tracing::warn!("store: {e}");
+                false
+            }
+        };
+        if !admitted {
+            tracing::info!("refused device {d}: not admitted and a member of no share here");
+            conn.close(
+                VarInt::from_u32(CLOSE_UNKNOWN_DEVICE),
+                b"this hub does not serve this device",
+            );
+            return;
+        }
+        tracing::info!("device {} connected", device.short());
+        if let Ok(mut conns) = self.conns.lock() {
+            conns.entry(device).or_default().push(conn.clone());
+        }
+        while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+            let hub = self.clone();
+            tokio::spawn(async move {
+                let reply = match read_msg::<_, Request>(&mut recv).await {
+                    Ok(Some(req)) => hub.answer(device, req).await,
+                    Ok(None) => return,
+                    Err(e) => {
+                        tracing::info!("request from {}: {e}", device.short());
+                        Err(Reply::error(ErrorCode::Invalid, e.to_string()))
+                    }
+                };
+                let reply = reply.unwrap_or_else(|e| e);
+                if let Err(e) = write_msg(&mut send, &reply).await {
+                    tracing::debug!("reply to {}: {e}", device.short());
+                }
+                let _ = send.finish();
+            });
+        }
+        if let Ok(mut conns) = self.conns.lock() {
+            if let Some(list) = conns.get_mut(&device) {
+                list.retain(|c| c.stable_id() != conn.stable_id() && c.close_reason().is_none());
+                if list.is_empty() {
+                    conns.remove(&device);
+                }
+            }
+        }
+        tracing::info!("device {} disconnected", device.short());
+    }
+
+    async fn answer(&self, device: DeviceId, req: Request) -> Res<Reply> {
+        let d = device.to_string();
+        match req.req {
+            Some(Req::ListShares(_)) => self.list(&d).await,
+            Some(Req::CreateShare(r)) => self.create(&d, r).await,
+            Some(Req::Register(r)) => {
+                let share = self.member(&d, &r.share_id).await?;
+                if r.recipient.len() > 512 || !r.recipient.starts_with("age1") {
+                    return Err(invalid("not an age recipient"));
+                }
+                let rec = DeviceRecord {
+                    device_id: d.clone(),
+                    recipient: r.recipient,
+                };
+                self.meta.add_device(&share, &rec).await.map_err(internal)?;
+                self.changed(&share, &device).await;
+                Ok(Reply::ok())
+            }
+            Some(Req::PutSlots(r)) => {
+                let share = self.member(&d, &r.share_id).await?;
+                if r.epoch == 0 || r.slots.is_empty() || r.slots.len() > 1024 {
+                    return Err(invalid("an epoch from 1 and 1 to 1024 slots"));
+                }
+                let latest = self.meta.latest_epoch(&share).await.map_err(internal)?;
+                if latest.is_some_and(|e| r.epoch < e.0) || r.epoch > latest.map_or(1, |e| e.0 + 1)
+                {
+                    return Err(invalid("slots for an epoch that is not the latest or next"));
+                }
+                let mut slots = Vec::new();
+                for s in r.slots {
+                    if s.slot.len() > 4096 || s.label.len() > 128 || s.slot.is_empty() {
+                        return Err(Reply::error(ErrorCode::TooLarge, "a key slot over 4 KiB"));
+                    }
+                    slots.push(SlotRecord {
+                        label: s.label,
+                        slot: s.slot,
+                    });
+                }
+                (self
+                    .meta
+                    .put_key_slots(&share, Epoch(r.epoch), &slots)
+                    .await)
+                    .map_err(internal)?;
+                self.changed(&share, &device).await;
+                Ok(Reply::ok())
+            }
+            Some(Req::PutHead(r)) => {
+                let share = self.member(&d, &r.share_id).await?;
+                check_sealed(&r.manifest, 64 * 1024)?;
+                match (self
+                    .meta
+                    .swap_manifest_head(&share, r.expected, &r.manifest)
+                    .await)
+                    .map_err(internal)?
+                {
+                    CasOutcome::Swapped { .. } => {
+                        self.changed(&share, &device).await;
+                        Ok(Reply::ok())
+                    }
+                    CasOutcome::Conflict { current } => Err(conflict(current)),
+                }
+            }
+            Some(Req::Missing(r)) => {
+                let share = self.member(&d, &r.share_id).await?;
+                if r.ids.len() > MISSING_MAX {
+                    return Err(Reply::error(ErrorCode::TooLarge, "too many IDs at once"));
+                }
+                let mut missing = Vec::new();
+                for raw in r.ids {
+                    let id = object_id(&raw)?;
+                    if !self.blobs.exists(&share, &id).await.map_err(internal)? {
+                        missing.push(raw);
+                    }
+                }
+                Ok(Reply {
+                    rep: Some(Rep::Missing(Missing {
+                        share_id: r.share_id,
+                        ids: missing,
+                    })),
+                })
+            }
+            Some(Req::PutObject(r)) => {
+                let share = self.member(&d, &r.share_id).await?;
+                let id = object_id(&r.id)?;
+                check_sealed(&r.data, MAX_OBJECT)?;
+                self.check_epoch(&share, &r.data).await?;
+                match self
+                    .blobs
+                    .put(&share, &id, r.data)
+                    .await
+                    .map_err(internal)?
+                {
+                    PutOutcome::Stored | PutOutcome::AlreadyPresent => Ok(Reply::ok()),
+                }
+            }
+            Some(Req::GetObject(r)) => {
+                let share = self.member(&d, &r.share_id).await?;
+                let id = object_id(&r.id)?;
+                let data = self.blobs.get(&share, &id).await.map_err(internal)?;
+                Ok(Reply {
+                    rep: Some(Rep::Object(ObjectReply {
+                        found: data.is_some(),
+                        data: data.unwrap_or_default(),
+                    })),
+                })
+            }
+            Some(Req::Append(r)) => {
+                let share = self.member(&d, &r.share_id).await?;
+                check_sealed(&r.batch, MAX_BATCH)?;
+                self.check_epoch(&share, &r.batch).await?;
+                match (self
+                    .meta
+                    .append_log(&share, &d, r.after, r.upto, &r.batch)
+                    .await)
+                    .map_err(internal)?
+                {
+                    AppendOutcome::Appended => {
+                        self.changed(&share, &device).await;
+                        Ok(Reply::ok())
+                    }
+                    AppendOutcome::Conflict { head } => Err(conflict(head)),
+                }
+            }
+            Some(Req::ReadLog(r)) => {
+                let share = self.member(&d, &r.share_id).await?;
+                let records = (self
+                    .meta
+                    .log_after(&share, &r.device_id, r.after, LOG_RECORDS_PER_REPLY)
+                    .await)
+                    .map_err(internal)?;
+                let mut out = Vec::new();
+                let mut size = 0;
+                for rec in records {
+                    size += rec.batch.len() + 32;
+                    if size > MAX_FRAME as usize - 4096 && !out.is_empty() {
+                        break;
+                    }
+                    out.push(LogRecordMsg {
+                        after: rec.after,
+                        upto: rec.upto,
+                        batch: rec.batch,
+                    });
+                }
+                Ok(Reply {
+                    rep: Some(Rep::Log(LogReply { records: out })),
+                })
+            }
+            None => Err(invalid("an empty request")),
+        }
+    }
+
+    /// The share if `device` is one of its members.
+    async fn member(&self, device: &str, share: &str) -> Res<ShareId> {
+        let share: ShareId = share.parse().map_err(|_| invalid("not a share ID"))?;
+        let members = self.meta.devices(&share).await.map_err(internal)?;
+        if members.iter().any(|m| m.device_id == device) {
+            Ok(share)
+        } else {
+            Err(Reply::error(
+                ErrorCode::Refused,
+                "not a member of that share",
+            ))
+        }
+    }
+
+    /// A sealed blob's epoch must be one the share has key slots for.
+    async fn check_epoch(&self, share: &ShareId, sealed: &[u8]) -> Res<()> {
+        let epoch = sealed
+            .get(1..5)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(u32::from_be_bytes)
+            .ok_or_else(|| invalid("truncated"))?;
+        let latest = self.meta.latest_epoch(share).await.map_err(internal)?;
+        match latest {
+            Some(l) if epoch >= 1 && epoch <= l.0 => Ok(()),
+            _ => Err(invalid("sealed under an epoch this share does not have")),
+        }
+    }
+
+    async fn list(&self, device: &str) -> Res<Reply> {
+        let mut shares = Vec::new();
+        for share in self.meta.member_shares(device).await.map_err(internal)? {
+            let epoch = self.meta.latest_epoch(&share).await.map_err(internal)?;
+            let slots = match epoch {
+                Some(e) => self.meta.key_slots(&share, e).await.map_err(internal)?,
+                None => Vec::new(),
+            };
+            let members = (self
+                .meta
+                .devices(&share)
+                .await
+                .map_err(internal)?
+                .into_iter())
+            .map(|m| Member {
+                has_slot: slots.iter().any(|s| s.label == m.device_id),
+                device_id: m.device_id,
+                recipient: m.recipient,
+            })
+            .collect();
+            let head = self.meta.manifest_head(&share).await.map_err(internal)?;
+            let logs = (self
+                .meta
+                .log_heads(&share)
+                .await
+                .map_err(internal)?
+                .into_iter())
+            .map(|(device_id, upto)| LogHead { device_id, upto })
+            .collect();
+            shares.push(HubShare {
+                share_id: share.to_string(),
+                members,
+                epoch: epoch.map_or(0, |e| e.0),
+                my_slot: (slots.into_iter())
+                    .find(|s| s.label == device)
+                    .map(|s| s.slot)
+                    .unwrap_or_default(),
+                head_version: head.as_ref().map_or(0, |h| h.version),
+                head: head.map(|h| h.manifest).unwrap_or_default(),
+                logs,
+            });
+        }
+        Ok(Reply {
+            rep: Some(Rep::Shares(SharesReply { shares })),
+        })
+    }
+
+    async fn create(&self, device: &str, r: CreateShare) -> Res<Reply> {
+        let share: ShareId = r.share_id.parse().map_err(|_| invalid("not a share ID"))?;
+        if r.members.len() > 256 {
+            return Err(Reply::error(ErrorCode::TooLarge, "too many members"));
+        }
+        for m in &r.members {
+            m.parse::<DeviceId>()
+                .map_err(|_| invalid(format!("{m:?} is not a device ID")))?;
+        }
+        let existing = self.meta.devices(&share).await.map_err(internal)?;
+        if existing.is_empty() {
+            if !self.meta.is_allowed(device).await.map_err(internal)? {
+                return Err(Reply::error(
+                    ErrorCode::Refused,
+                    "this device may not create shares on this hub",
+                ));
+            }
+        } else if !existing.iter().any(|m| m.device_id == device) {
+            return Err(Reply::error(
+                ErrorCode::Refused,
+                "not a member of that share",
+            ));
+        }
+        let mut all = r.members;
+        all.push(device.to_string());
+        for m in all {
+            if existing.iter().any(|e| e.device_id == m) {
+                continue;
+            }
+            let rec = DeviceRecord {
+                device_id: m,
+                recipient: String::new(),
+            };
+            self.meta.add_device(&share, &rec).await.map_err(internal)?;
+        }
+        Ok(Reply::ok())
+    }
+
+    /// A change to `share` by `by`: its other connected members are told, by this node
+    /// or (several nodes on one database) by every node once the database announces it.
+    async fn changed(&self, share: &ShareId, by: &DeviceId) {
+        if !self.cluster.load(Ordering::Relaxed) {
+            self.notify(share, Some(by)).await;
+        }
+    }
+
+    /// Tells every connected member of `share` (but `by`) that it changed.
+    async fn notify(&self, share: &ShareId, by: Option<&DeviceId>) {
+        let members = match self.meta.devices(share).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!("store: {e}");
+                return;
+            }
+        };
+        let targets: Vec<Connection> = match self.conns.lock() {
+            Ok(conns) => (conns.iter())
+                .filter(|(d, _)| {
+                    Some(*d) != by && members.iter().any(|m| m.device_id == d.to_string())
+                })
+                .flat_map(|(_, c)| c.iter().filter(|c| c.close_reason().is_none()).cloned())
+                .collect(),
+            Err(_) => return,
+        };
+        for conn in targets {
+            let msg = Changed {
+                share_id: share.to_string(),
+            };
+            tokio::spawn(async move {
+                let Ok((mut send, _recv)) = conn.open_bi().await else {
+                    return;
+                };
+                if write_msg(&mut send, &msg).await.is_ok() {
+                    let _ = send.finish();
+                }
+            });
+        }
+    }
+}
+
+fn conflict(head: u64) -> Reply {
+    Reply {
+        rep: Some(Rep::Error(HubError {
+            code: ErrorCode::Conflict as i32,
+            message: "the log or head moved".into(),
+            head,
+        })),
+    }
+}
+
+fn object_id(raw: &[u8]) -> Res<ObjectId> {
+    <[u8; 32]>::try_from(raw)
+        .map(ObjectId::from_bytes)
+        .map_err(|_| invalid("an object ID is 32 bytes"))
+}
+
+/// A blob a device sealed must be within `cap`, start with format 1 and known flags,
+/// and have a length sealing produces.
+fn check_sealed(data: &[u8], cap: usize) -> Res<()> {
+    if data.len() > cap {
+        return Err(Reply::error(
+            ErrorCode::TooLarge,
+            format!("{} bytes is over the {cap}-byte cap", data.len()),
+        ));
+    }
+    if data.first() != Some(&1) || data.get(5).is_none_or(|f| f & !1 != 0) {
+        return Err(invalid("not a sealed object"));
+    }
+    if !plausible_sealed_len(data.len()) {
+        return Err(invalid("not a length a sealed object has"));
+    }
+    Ok(())
+}
