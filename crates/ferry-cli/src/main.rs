@@ -15,6 +15,7 @@ mod dashboard_cmd;
 mod device_cmd;
 mod exit;
 mod install;
+mod ondemand_cmd;
 mod output;
 mod progress_bar;
 mod recovery;

@@ -23,7 +23,7 @@ pub(crate) mod dir_rename;
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::index::{GenerationStats, Index};
-use crate::model::entry::{Entry, EntryKind, FileState, StatInfo};
+use crate::model::entry::{Entry, EntryKind, FileState, Presence, StatInfo};
 use crate::model::rel_path::RelPath;
 use crate::parallel::parallel_map;
 use crate::plan::dir_renames::DirRename;
@@ -477,6 +477,10 @@ impl Executor<'_> {
                 if expected.state.kind == EntryKind::Dir {
                     disk::ensure_matches(loc, path, Some(expected))?;
                     disk::remove_dir_if_empty(self.index, loc, path)?;
+                } else if expected.state.presence == Presence::Dehydrated {
+                    // Its content is not here (files on demand): nothing on disk to
+                    // remove, but nothing may have appeared there either.
+                    disk::ensure_matches(loc, path, Some(expected))?;
                 } else {
                     disk::remove_file(self.index, loc, path, expected, "deleted")?;
                     stats.files_deleted += 1;
@@ -788,7 +792,8 @@ impl Executor<'_> {
             _ => None,
         };
         if self.local(to.other()).is_none() {
-            let old = expected.filter(|e| e.is_live() && e.state.kind == EntryKind::File);
+            let old = expected
+                .filter(|e| e.state.presence == Presence::Live && e.state.kind == EntryKind::File);
             let known = (same_here.iter().chain(old))
                 .map(|e| (e.path.clone(), e.stat(), e.state.clone()))
                 .collect();
