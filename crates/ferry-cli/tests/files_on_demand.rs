@@ -210,6 +210,15 @@ fn mount_lists_everything_and_reads_online_only_files_by_the_piece() {
     assert!(!w.a.join("dir/big.bin").exists());
     assert_eq!(w.state("dir/big.bin")["state"], "online-only");
     assert_eq!(w.state("small.txt")["state"], "local");
+    let status = w.json(&["status"]);
+    let fod = &status["conduits"][0]["files_on_demand"];
+    assert_eq!(fod["bytes_online_only"], big.len() as u64, "{status}");
+    assert_eq!(fod["bytes_local"], 15);
+    assert_eq!(
+        (fod["files_online_only"].clone(), fod["pinned"].clone()),
+        (1.into(), 0.into())
+    );
+    assert_eq!(fod["hydrations_in_progress"], 0);
 
     let (a, mnt) = (w.a.clone(), w.mnt.clone());
     w.mount(&a, &mnt, "30s");
@@ -268,6 +277,10 @@ fn pins_keep_offline_and_writes_through_the_mount_sync_to_b() {
     w.selective(&[]);
     w.ferry(&["pin", World::s(&w.a.join("docs"))]);
     assert_eq!(w.state("docs/one.txt")["pinned"], true);
+    assert_eq!(
+        w.json(&["status"])["conduits"][0]["files_on_demand"]["pinned"],
+        1
+    );
     // A pinned folder keeps its files when the whole side is freed up.
     let r = w.json(&["free-up", World::s(&w.a)]);
     assert_eq!(r["files"], 0, "{r}");

@@ -83,7 +83,7 @@ pub mod on_demand {
     pub use crate::index::SelectiveSettings;
     pub use crate::selective::{
         dehydrate, evict, free_up, hydrate, is_pinned, keep_offline, list, open_files, read_online,
-        usage, Eviction, OnDemandReport, PathState, SelectivePair, Usage,
+        usage, usage_of, Eviction, OnDemandReport, PathState, SelectivePair, Usage,
     };
 }
 

@@ -411,29 +411,24 @@ pub fn list(index: &Index, pair: &SelectivePair, path: Option<&RelPath>) -> Resu
 
 /// How the hot side uses its disk.
 pub fn usage(index: &Index, pair: &SelectivePair) -> Result<Usage> {
-    let mut u = Usage {
-        settings: index.selective_settings(pair.conduit.id)?,
-        pinned: index.pins(pair.a.id())?.len() as u64,
-        hydrating: index.hydrations(pair.a.id())?.len() as u64,
-        ..Usage::default()
-    };
-    for e in index.entries(pair.a.id())? {
-        if e.state.kind != EntryKind::File {
-            continue;
-        }
-        match e.state.presence {
-            Presence::Live => {
-                u.bytes_local += e.state.size;
-                u.files_local += 1;
-            }
-            Presence::Dehydrated => {
-                u.bytes_online_only += e.state.size;
-                u.files_online_only += 1;
-            }
-            Presence::Tombstone => {}
-        }
-    }
-    Ok(u)
+    usage_of(index, &pair.conduit)
+}
+
+/// How the hot side of selective conduit `conduit` uses its disk, from the index only
+/// (its folders need not be plugged in).
+pub fn usage_of(index: &Index, conduit: &ConduitRow) -> Result<Usage> {
+    let a = conduit.location_a;
+    let ((files_local, bytes_local), (files_online_only, bytes_online_only)) =
+        index.presence_totals(a)?;
+    Ok(Usage {
+        bytes_local,
+        bytes_online_only,
+        files_local,
+        files_online_only,
+        settings: index.selective_settings(conduit.id)?,
+        pinned: index.pins(a)?.len() as u64,
+        hydrating: index.hydrations(a)?.len() as u64,
+    })
 }
 
 /// Bytes to free on the hot side to meet its quota and free-space floor (0: none).

@@ -114,6 +114,21 @@ impl Index {
         Ok(out)
     }
 
+    /// Files of a location whose content is here and dehydrated ones, with their bytes:
+    /// `((local files, local bytes), (online-only files, online-only bytes))`.
+    pub fn presence_totals(&self, location: i64) -> Result<((u64, u64), (u64, u64))> {
+        let r: (i64, i64, i64, i64) = self.conn.query_row(
+            "SELECT count(CASE WHEN dehydrated = 0 THEN 1 END),
+                    coalesce(sum(CASE WHEN dehydrated = 0 THEN size END), 0),
+                    count(CASE WHEN dehydrated = 1 THEN 1 END),
+                    coalesce(sum(CASE WHEN dehydrated = 1 THEN size END), 0)
+             FROM entries WHERE location_id = ?1 AND deleted = 0 AND kind = 'file'",
+            [location],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
+        Ok(((r.0 as u64, r.1 as u64), (r.2 as u64, r.3 as u64)))
+    }
+
     /// Notes that process `pid` is hydrating `path` of `location`.
     pub fn begin_hydration(&self, location: i64, path: &RelPath, pid: u32) -> Result<()> {
         self.conn.execute(
