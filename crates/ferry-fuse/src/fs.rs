@@ -91,9 +91,12 @@ impl Ranges {
     }
 }
 
-/// An open file: a local one, or one whose content is on the secondary.
+/// An open file: a local one, or one whose content is on the secondary; or an open
+/// directory with its listing (made once at `opendir`, so reading a large folder in
+/// many `readdir` calls costs one listing).
 enum Handle {
     Local(File),
+    Dir(Vec<(u64, FileType, OsString)>),
     Online {
         entry: Box<Entry>,
         /// The last range fetched: (offset, bytes).
@@ -125,6 +128,14 @@ pub(crate) struct Fs {
     stats: Arc<Stats>,
     status_file: PathBuf,
     mountpoint: PathBuf,
+    /// The kernel passes reads and writes of local files straight to them (FUSE
+    /// passthrough, Linux 6.9+): no round trip through this process.
+    passthrough: AtomicBool,
+    /// Passthrough backing files by inode (the kernel wants one per inode for all its
+    /// open handles), with how many handles use each.
+    backing: Mutex<HashMap<u64, (Arc<fuser::BackingId>, usize)>>,
+    /// The inode of each handle opened with passthrough.
+    backed_handles: Mutex<HashMap<u64, u64>>,
 }
 
 /// The errno of an I/O error.
@@ -215,6 +226,9 @@ impl Fs {
             )),
             stats: Arc::new(Stats::default()),
             mountpoint: mountpoint.to_path_buf(),
+            passthrough: AtomicBool::new(false),
+            backing: Mutex::new(HashMap::new()),
+            backed_handles: Mutex::new(HashMap::new()),
         };
         fs.write_status();
         Ok(fs)
@@ -449,6 +463,57 @@ impl Fs {
         });
     }
 
+    /// A directory's entries: what is on the local disk, and the dehydrated files the
+    /// index has in it.
+    fn listing(&self, ino: INodeNo) -> Result<Vec<(u64, FileType, OsString)>, Errno> {
+        let path = self.path_of(ino)?;
+        let mut out: Vec<(u64, FileType, OsString)> = vec![
+            (ino.0, FileType::Directory, ".".into()),
+            (ino.0, FileType::Directory, "..".into()),
+        ];
+        let mut names = std::collections::HashSet::new();
+        for d in std::fs::read_dir(self.full(&path)).map_err(|e| errno(&e))? {
+            let d = d.map_err(|e| errno(&e))?;
+            let name = d.file_name();
+            if path.is_empty() && name == ferry_core::replica::FERRY_DIR {
+                continue;
+            }
+            let Some(n) = name.to_str() else { continue };
+            let kind = match d.file_type() {
+                Ok(t) if t.is_dir() => FileType::Directory,
+                Ok(t) if t.is_symlink() => FileType::Symlink,
+                _ => FileType::RegularFile,
+            };
+            let child = if path.is_empty() {
+                n.to_string()
+            } else {
+                format!("{path}/{n}")
+            };
+            let ino = lock(&self.nodes).ino(&child);
+            names.insert(n.to_string());
+            out.push((ino, kind, name));
+        }
+        let online = lock(&self.index)
+            .dehydrated_entries(self.a_id)
+            .map_err(|_| Errno::EIO)?;
+        for e in online {
+            let here = match e.path.parent() {
+                None => path.is_empty(),
+                Some(par) => par.as_str() == path,
+            };
+            if !here || e.state.kind != EntryKind::File {
+                continue;
+            }
+            let name = e.path.file_name().to_string();
+            if names.contains(&name) {
+                continue;
+            }
+            let ino = lock(&self.nodes).ino(e.path.as_str());
+            out.push((ino, FileType::RegularFile, name.into()));
+        }
+        Ok(out)
+    }
+
     fn open_local(&self, path: &str, flags: i32) -> Result<File, Errno> {
         let mut o = std::fs::OpenOptions::new();
         match flags & libc::O_ACCMODE {
@@ -516,6 +581,19 @@ fn time_or_now(t: TimeOrNow) -> SystemTime {
 }
 
 impl Filesystem for Fs {
+    fn init(&mut self, _req: &Request, config: &mut fuser::KernelConfig) -> std::io::Result<()> {
+        if std::env::var_os("FERRY_FUSE_NO_PASSTHROUGH").is_none()
+            && config
+                .add_capabilities(fuser::InitFlags::FUSE_PASSTHROUGH)
+                .is_ok()
+        {
+            // The local side may itself be on a stacked file system (overlayfs).
+            let _ = config.set_max_stack_depth(2);
+            self.passthrough.store(true, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.child(parent, name).and_then(|p| self.attr(&p)) {
             Ok(a) => reply.entry(&TTL, &a, Generation(0)),
@@ -745,10 +823,39 @@ impl Filesystem for Fs {
                 Err(e) => Err(e),
             }
         })();
-        match r {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
-            Err(e) => reply.error(e),
+        let fh = match r {
+            Ok(fh) => fh,
+            Err(e) => return reply.error(e),
+        };
+        if self.passthrough.load(Ordering::Relaxed) {
+            if let Ok(h) = self.handle(FileHandle(fh)) {
+                if let Handle::Local(f) = &*h {
+                    let mut backing = lock(&self.backing);
+                    let id = match backing.get_mut(&ino.0) {
+                        Some((id, n)) => {
+                            *n += 1;
+                            Some(id.clone())
+                        }
+                        None => match reply.open_backing(f) {
+                            Ok(id) => {
+                                let id = Arc::new(id);
+                                backing.insert(ino.0, (id.clone(), 1));
+                                Some(id)
+                            }
+                            Err(e) => {
+                                tracing::debug!("mount: no passthrough for {ino:?}: {e}");
+                                None
+                            }
+                        },
+                    };
+                    if let Some(id) = id {
+                        lock(&self.backed_handles).insert(fh, ino.0);
+                        return reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &id);
+                    }
+                }
+            }
         }
+        reply.opened(FileHandle(fh), FopenFlags::empty())
     }
 
     fn read(
@@ -783,6 +890,7 @@ impl Filesystem for Fs {
                     let path = self.path_of(ino)?;
                     self.read_online(&path, &h, offset, u64::from(size))
                 }
+                Handle::Dir(_) => Err(Errno::EISDIR),
             }
         })();
         match r {
@@ -805,7 +913,7 @@ impl Filesystem for Fs {
     ) {
         let r = self.handle(fh).and_then(|h| match &*h {
             Handle::Local(f) => f.write_all_at(data, offset).map_err(|e| errno(&e)),
-            Handle::Online { .. } => Err(Errno::EBADF),
+            Handle::Online { .. } | Handle::Dir(_) => Err(Errno::EBADF),
         });
         match r {
             Ok(()) => reply.written(data.len() as u32),
@@ -835,6 +943,15 @@ impl Filesystem for Fs {
         reply: ReplyEmpty,
     ) {
         lock(&self.handles).remove(&fh.0);
+        if let Some(ino) = lock(&self.backed_handles).remove(&fh.0) {
+            let mut backing = lock(&self.backing);
+            if let Some((_, n)) = backing.get_mut(&ino) {
+                *n -= 1;
+                if *n == 0 {
+                    backing.remove(&ino);
+                }
+            }
+        }
         reply.ok();
     }
 
@@ -853,7 +970,7 @@ impl Filesystem for Fs {
                 f.sync_all()
             }
             .map_err(|e| errno(&e)),
-            Handle::Online { .. } => Ok(()),
+            Handle::Online { .. } | Handle::Dir(_) => Ok(()),
         });
         match r {
             Ok(()) => reply.ok(),
@@ -861,76 +978,49 @@ impl Filesystem for Fs {
         }
     }
 
-    fn readdir(
-        &self,
-        _req: &Request,
-        ino: INodeNo,
-        _fh: FileHandle,
-        offset: u64,
-        mut reply: ReplyDirectory,
-    ) {
-        let r = (|| -> Result<Vec<(u64, FileType, OsString)>, Errno> {
-            let path = self.path_of(ino)?;
-            let mut out: Vec<(u64, FileType, OsString)> = vec![
-                (ino.0, FileType::Directory, ".".into()),
-                (ino.0, FileType::Directory, "..".into()),
-            ];
-            let mut names = std::collections::BTreeSet::new();
-            for d in std::fs::read_dir(self.full(&path)).map_err(|e| errno(&e))? {
-                let d = d.map_err(|e| errno(&e))?;
-                let name = d.file_name();
-                if path.is_empty() && name == ferry_core::replica::FERRY_DIR {
-                    continue;
-                }
-                let Some(n) = name.to_str() else { continue };
-                let kind = match d.file_type() {
-                    Ok(t) if t.is_dir() => FileType::Directory,
-                    Ok(t) if t.is_symlink() => FileType::Symlink,
-                    _ => FileType::RegularFile,
-                };
-                let child = if path.is_empty() {
-                    n.to_string()
-                } else {
-                    format!("{path}/{n}")
-                };
-                let ino = lock(&self.nodes).ino(&child);
-                names.insert(n.to_string());
-                out.push((ino, kind, name));
-            }
-            let online = lock(&self.index)
-                .dehydrated_entries(self.a_id)
-                .map_err(|_| Errno::EIO)?;
-            for e in online {
-                let p = e.path.as_str();
-                let parent = e.path.parent();
-                let here = match &parent {
-                    None => path.is_empty(),
-                    Some(par) => par.as_str() == path,
-                };
-                if !here || e.state.kind != EntryKind::File {
-                    continue;
-                }
-                let name = e.path.file_name().to_string();
-                if names.contains(&name) {
-                    continue;
-                }
-                let ino = lock(&self.nodes).ino(p);
-                out.push((ino, FileType::RegularFile, name.into()));
-            }
-            Ok(out)
-        })();
-        match r {
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.listing(ino) {
             Ok(entries) => {
-                for (i, (ino, kind, name)) in entries.into_iter().enumerate().skip(offset as usize)
-                {
-                    if reply.add(INodeNo(ino), (i + 1) as u64, kind, &name) {
-                        break;
-                    }
-                }
-                reply.ok();
+                let fh = self.add_handle(Handle::Dir(entries));
+                reply.opened(FileHandle(fh), FopenFlags::empty())
             }
             Err(e) => reply.error(e),
         }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let h = match self.handle(fh) {
+            Ok(h) => h,
+            Err(e) => return reply.error(e),
+        };
+        let Handle::Dir(entries) = &*h else {
+            return reply.error(Errno::EBADF);
+        };
+        for (i, (ino, kind, name)) in entries.iter().enumerate().skip(offset as usize) {
+            if reply.add(INodeNo(*ino), (i + 1) as u64, *kind, name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        lock(&self.handles).remove(&fh.0);
+        reply.ok();
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
