@@ -265,6 +265,8 @@ fn sync_json(o: &SyncOutcome, seconds: f64, verbose: bool) -> serde_json::Value 
         "info": o.info,
         "seconds": seconds,
         "interrupted": o.interrupted,
+        "dehydrated": o.dehydrated,
+        "bytes_dehydrated": o.bytes_dehydrated,
         "in_sync": o.problems.is_empty() && o.open_conflicts() == 0 && !o.dry_run && !o.interrupted,
     });
     if let (Some(m), Ok(serde_json::Value::Object(stats))) =

@@ -150,6 +150,11 @@ pub struct SyncOutcome {
     /// through executing the plan): what completed is recorded, the rest is left for
     /// the next run. Its generation, if one was started, is `interrupted`.
     pub interrupted: bool,
+    /// Selective mode: files of A made online-only after the run to meet its quota or
+    /// free-space floor (least recently accessed first), and their bytes.
+    pub dehydrated: Vec<String>,
+    /// Bytes of `dehydrated`.
+    pub bytes_dehydrated: u64,
 }
 
 impl SyncOutcome {
@@ -550,6 +555,8 @@ fn run_conduit(
                 info: moved_notes(),
                 dry_run: opts.dry_run,
                 interrupted: true,
+                dehydrated: Vec::new(),
+                bytes_dehydrated: 0,
             });
         }
         r => r?,
@@ -616,6 +623,8 @@ fn run_conduit(
         info: moved_notes(),
         dry_run: opts.dry_run,
         interrupted: false,
+        dehydrated: Vec::new(),
+        bytes_dehydrated: 0,
     };
     for (side, scan) in [(Side::A, &outcome.scan_a), (Side::B, &outcome.scan_b)] {
         let mut found = scan.errors.clone();
@@ -751,6 +760,8 @@ fn evict_selective(
         b: Location::from_row(b.row.clone()),
     };
     let ev = crate::selective::evict(index, &pair)?;
+    outcome.bytes_dehydrated = ev.bytes;
+    outcome.dehydrated = ev.dehydrated.clone();
     if !ev.dehydrated.is_empty() {
         outcome.info.push(format!(
             "freed {} bytes of {}: {} cold file(s) are now online-only (kept on {})",
