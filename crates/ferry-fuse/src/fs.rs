@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -116,6 +116,9 @@ struct Stats {
 }
 
 pub(crate) struct Fs {
+    /// The local side, opened: every access below its root goes through the root's
+    /// handle, never through a symlink (safety rule 4).
+    a: ferry_core::replica::Location,
     root: PathBuf,
     a_id: i64,
     uid: u32,
@@ -143,6 +146,20 @@ fn errno(e: &std::io::Error) -> Errno {
     Errno::from_i32(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
+fn rx(e: rustix::io::Errno) -> Errno {
+    Errno::from_i32(e.raw_os_error())
+}
+
+/// The errno of an engine error met while opening a folder beneath the root.
+fn core_errno(e: ferry_core::Error) -> Errno {
+    match e {
+        ferry_core::Error::Io { source, .. } => errno(&source),
+        // A symlink (or a file) where a folder should be: not followed.
+        ferry_core::Error::Refused(_) => Errno::from_i32(libc::ELOOP),
+        _ => Errno::EIO,
+    }
+}
+
 fn time_of(ns: i64) -> SystemTime {
     if ns >= 0 {
         UNIX_EPOCH + Duration::from_nanos(ns as u64)
@@ -155,31 +172,32 @@ fn meta_time(s: i64, ns: i64) -> SystemTime {
     time_of(s.saturating_mul(1_000_000_000).saturating_add(ns))
 }
 
-fn kind_of(m: &std::fs::Metadata) -> FileType {
-    let t = m.file_type();
-    if t.is_dir() {
-        FileType::Directory
-    } else if t.is_symlink() {
-        FileType::Symlink
-    } else {
-        FileType::RegularFile
+#[allow(clippy::unnecessary_cast)]
+fn kind_of_stat(st: &rustix::fs::Stat) -> FileType {
+    match st.st_mode as u32 & libc::S_IFMT {
+        libc::S_IFDIR => FileType::Directory,
+        libc::S_IFLNK => FileType::Symlink,
+        _ => FileType::RegularFile,
     }
 }
 
-fn attr_of_meta(ino: u64, m: &std::fs::Metadata) -> FileAttr {
+// `stat` field types differ between architectures: the casts are needed elsewhere.
+#[allow(clippy::unnecessary_cast)]
+fn attr_of_stat(ino: u64, st: &rustix::fs::Stat) -> FileAttr {
+    let t = |s: i64, ns: i64| meta_time(s, ns);
     FileAttr {
         ino: INodeNo(ino),
-        size: m.len(),
-        blocks: m.blocks(),
-        atime: meta_time(m.atime(), m.atime_nsec()),
-        mtime: meta_time(m.mtime(), m.mtime_nsec()),
-        ctime: meta_time(m.ctime(), m.ctime_nsec()),
-        crtime: meta_time(m.mtime(), m.mtime_nsec()),
-        kind: kind_of(m),
-        perm: (m.mode() & 0o7777) as u16,
-        nlink: m.nlink() as u32,
-        uid: m.uid(),
-        gid: m.gid(),
+        size: st.st_size as u64,
+        blocks: st.st_blocks as u64,
+        atime: t(st.st_atime as i64, st.st_atime_nsec as i64),
+        mtime: t(st.st_mtime as i64, st.st_mtime_nsec as i64),
+        ctime: t(st.st_ctime as i64, st.st_ctime_nsec as i64),
+        crtime: t(st.st_mtime as i64, st.st_mtime_nsec as i64),
+        kind: kind_of_stat(st),
+        perm: (st.st_mode & 0o7777) as u16,
+        nlink: st.st_nlink as u32,
+        uid: st.st_uid,
+        gid: st.st_gid,
         rdev: 0,
         flags: 0,
         blksize: 4096,
@@ -209,8 +227,10 @@ impl Fs {
         };
         nodes.by_ino.insert(1, String::new());
         nodes.by_path.insert(String::new(), 1);
+        let status_file = pair.a.ferry_dir().join("mount.json");
         let fs = Fs {
-            status_file: pair.a.ferry_dir().join("mount.json"),
+            a: pair.a,
+            status_file,
             root: a.root.clone(),
             a_id: a.id,
             uid: root_meta.uid(),
@@ -265,12 +285,56 @@ impl Fs {
         })
     }
 
-    fn full(&self, path: &str) -> PathBuf {
+    /// Runs `f` with `path`'s parent folder opened beneath A's root (no symlink
+    /// followed on the way) and its last component.
+    fn with_parent<T>(
+        &self,
+        path: &str,
+        f: impl FnOnce(std::os::fd::BorrowedFd<'_>, &OsStr) -> Result<T, Errno>,
+    ) -> Result<T, Errno> {
+        let rel = RelPath::new(path).map_err(|_| Errno::EINVAL)?;
+        let root = self.a.dir().map_err(core_errno)?;
+        let (dir, name) = root.parent(&rel).map_err(core_errno)?;
+        f(dir.fd(), &name)
+    }
+
+    /// Runs `f` with the folder `path` ("" the root) opened beneath A's root.
+    fn with_dir<T>(
+        &self,
+        path: &str,
+        f: impl FnOnce(std::os::fd::BorrowedFd<'_>) -> Result<T, Errno>,
+    ) -> Result<T, Errno> {
+        let root = self.a.dir().map_err(core_errno)?;
+        let dir = root.dir(path).map_err(core_errno)?;
+        f(dir.fd())
+    }
+
+    /// `lstat` of `path` beneath the root.
+    fn stat(&self, path: &str) -> Result<rustix::fs::Stat, Errno> {
         if path.is_empty() {
-            self.root.clone()
-        } else {
-            self.root.join(path)
+            return self.with_dir("", |d| rustix::fs::fstat(d).map_err(rx));
         }
+        self.with_parent(path, |d, n| {
+            rustix::fs::statat(d, n, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).map_err(rx)
+        })
+    }
+
+    /// Opens `path` beneath the root with `flags` (never following a symlink).
+    fn open_at(&self, path: &str, flags: rustix::fs::OFlags, mode: u32) -> Result<File, Errno> {
+        use rustix::fs::OFlags;
+        if path.is_empty() {
+            return Err(Errno::EISDIR);
+        }
+        self.with_parent(path, |d, n| {
+            rustix::fs::openat(
+                d,
+                n,
+                flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                rustix::fs::Mode::from_raw_mode(mode),
+            )
+            .map(File::from)
+            .map_err(rx)
+        })
     }
 
     /// The dehydrated entry at `path`, if that is what it is.
@@ -303,13 +367,13 @@ impl Fs {
 
     fn attr(&self, path: &str) -> Result<FileAttr, Errno> {
         let ino = lock(&self.nodes).ino(path);
-        match std::fs::symlink_metadata(self.full(path)) {
-            Ok(m) => Ok(attr_of_meta(ino, &m)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match self.online(path) {
+        match self.stat(path) {
+            Ok(st) => Ok(attr_of_stat(ino, &st)),
+            Err(e) if e == Errno::ENOENT => match self.online(path) {
                 Some(entry) => Ok(self.attr_of_entry(ino, &entry)),
                 None => Err(Errno::ENOENT),
             },
-            Err(e) => Err(errno(&e)),
+            Err(e) => Err(e),
         }
     }
 
@@ -472,18 +536,46 @@ impl Fs {
             (ino.0, FileType::Directory, "..".into()),
         ];
         let mut names = std::collections::HashSet::new();
-        for d in std::fs::read_dir(self.full(&path)).map_err(|e| errno(&e))? {
-            let d = d.map_err(|e| errno(&e))?;
-            let name = d.file_name();
+        let listed = self.with_dir(&path, |d| {
+            let fd = rustix::fs::openat(
+                d,
+                ".",
+                rustix::fs::OFlags::RDONLY
+                    | rustix::fs::OFlags::DIRECTORY
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(rx)?;
+            let mut dir = rustix::fs::Dir::read_from(&fd).map_err(rx)?;
+            let mut out = Vec::new();
+            while let Some(item) = dir.read() {
+                let item = item.map_err(rx)?;
+                let n = item.file_name().to_bytes();
+                if n == b"." || n == b".." {
+                    continue;
+                }
+                let name = OsStr::from_bytes(n).to_os_string();
+                let kind = match item.file_type() {
+                    rustix::fs::FileType::Directory => FileType::Directory,
+                    rustix::fs::FileType::Symlink => FileType::Symlink,
+                    rustix::fs::FileType::Unknown => {
+                        match rustix::fs::statat(&fd, &name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+                        {
+                            Ok(st) => kind_of_stat(&st),
+                            Err(_) => FileType::RegularFile,
+                        }
+                    }
+                    _ => FileType::RegularFile,
+                };
+                out.push((name, kind));
+            }
+            Ok(out)
+        })?;
+        for (name, kind) in listed {
             if path.is_empty() && name == ferry_core::replica::FERRY_DIR {
                 continue;
             }
             let Some(n) = name.to_str() else { continue };
-            let kind = match d.file_type() {
-                Ok(t) if t.is_dir() => FileType::Directory,
-                Ok(t) if t.is_symlink() => FileType::Symlink,
-                _ => FileType::RegularFile,
-            };
             let child = if path.is_empty() {
                 n.to_string()
             } else {
@@ -515,20 +607,9 @@ impl Fs {
     }
 
     fn open_local(&self, path: &str, flags: i32) -> Result<File, Errno> {
-        let mut o = std::fs::OpenOptions::new();
-        match flags & libc::O_ACCMODE {
-            libc::O_WRONLY => o.write(true),
-            libc::O_RDWR => o.read(true).write(true),
-            _ => o.read(true),
-        };
-        if flags & libc::O_APPEND != 0 {
-            o.append(true);
-        }
-        if flags & libc::O_TRUNC != 0 {
-            o.truncate(true);
-        }
-        o.custom_flags(libc::O_NOFOLLOW);
-        o.open(self.full(path)).map_err(|e| errno(&e))
+        use rustix::fs::OFlags;
+        let keep = libc::O_ACCMODE | libc::O_APPEND | libc::O_TRUNC;
+        self.open_at(path, OFlags::from_bits_retain((flags & keep) as u32), 0)
     }
 }
 
@@ -628,33 +709,53 @@ impl Filesystem for Fs {
     ) {
         let r = (|| -> Result<FileAttr, Errno> {
             let path = self.path_of(ino)?;
-            let full = self.full(&path);
-            if std::fs::symlink_metadata(&full).is_err() && self.online(&path).is_some() {
+            if matches!(self.stat(&path), Err(e) if e == Errno::ENOENT)
+                && self.online(&path).is_some()
+            {
                 self.hydrate_now(&path)?;
             }
+            // The file or folder itself, opened beneath the root (a symlink is refused).
+            let open = |write: bool| -> Result<File, Errno> {
+                use rustix::fs::OFlags;
+                if path.is_empty() {
+                    return self.with_dir("", |d| {
+                        rustix::fs::openat(
+                            d,
+                            ".",
+                            OFlags::RDONLY | OFlags::CLOEXEC,
+                            rustix::fs::Mode::empty(),
+                        )
+                        .map(File::from)
+                        .map_err(rx)
+                    });
+                }
+                match self.open_at(
+                    &path,
+                    if write {
+                        OFlags::WRONLY
+                    } else {
+                        OFlags::RDONLY
+                    },
+                    0,
+                ) {
+                    Err(e) if e == Errno::EISDIR && write => self.open_at(&path, OFlags::RDONLY, 0),
+                    r => r,
+                }
+            };
             if let Some(size) = size {
                 let local = fh.and_then(|fh| self.handle(fh).ok());
                 match local.as_deref() {
                     Some(Handle::Local(f)) => f.set_len(size).map_err(|e| errno(&e))?,
-                    _ => std::fs::OpenOptions::new()
-                        .write(true)
-                        .custom_flags(libc::O_NOFOLLOW)
-                        .open(&full)
-                        .and_then(|f| f.set_len(size))
-                        .map_err(|e| errno(&e))?,
+                    _ => open(true)?.set_len(size).map_err(|e| errno(&e))?,
                 }
             }
             if let Some(mode) = mode {
-                std::fs::set_permissions(&full, std::fs::Permissions::from_mode(mode & 0o7777))
-                    .map_err(|e| errno(&e))?;
+                let f = open(false)?;
+                rustix::fs::fchmod(&f, rustix::fs::Mode::from_raw_mode(mode & 0o7777))
+                    .map_err(rx)?;
             }
             if atime.is_some() || mtime.is_some() {
-                let f = std::fs::File::options()
-                    .write(true)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(&full)
-                    .or_else(|_| std::fs::File::open(&full))
-                    .map_err(|e| errno(&e))?;
+                let f = open(true)?;
                 let mut times = std::fs::FileTimes::new();
                 if let Some(a) = atime {
                     times = times.set_accessed(time_or_now(a));
@@ -673,11 +774,12 @@ impl Filesystem for Fs {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        match self
-            .path_of(ino)
-            .and_then(|p| std::fs::read_link(self.full(&p)).map_err(|e| errno(&e)))
-        {
-            Ok(t) => reply.data(t.as_os_str().as_bytes()),
+        match self.path_of(ino).and_then(|p| {
+            self.with_parent(&p, |d, n| {
+                rustix::fs::readlinkat(d, n, Vec::new()).map_err(rx)
+            })
+        }) {
+            Ok(t) => reply.data(t.as_bytes()),
             Err(e) => reply.error(e),
         }
     }
@@ -692,10 +794,14 @@ impl Filesystem for Fs {
         reply: ReplyEntry,
     ) {
         let r = self.child(parent, name).and_then(|p| {
-            std::fs::DirBuilder::new()
-                .mode(mode & !umask & 0o7777)
-                .create(self.full(&p))
-                .map_err(|e| errno(&e))?;
+            self.with_parent(&p, |d, n| {
+                rustix::fs::mkdirat(
+                    d,
+                    n,
+                    rustix::fs::Mode::from_raw_mode(mode & !umask & 0o7777),
+                )
+                .map_err(rx)
+            })?;
             self.attr(&p)
         });
         match r {
@@ -706,9 +812,11 @@ impl Filesystem for Fs {
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let r = self.child(parent, name).and_then(|p| {
-            match std::fs::remove_file(self.full(&p)) {
+            match self.with_parent(&p, |d, n| {
+                rustix::fs::unlinkat(d, n, rustix::fs::AtFlags::empty()).map_err(rx)
+            }) {
                 Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(e) if e == Errno::ENOENT => {
                     // An online-only file: deleting it is a deletion like any other.
                     // Its entry becomes an ordinary live one with nothing on disk,
                     // which the next scan records as deleted (a new version), and
@@ -721,7 +829,7 @@ impl Filesystem for Fs {
                         .put_entries(self.a_id, &[e])
                         .map_err(|_| Errno::EIO)
                 }
-                Err(e) => Err(errno(&e)),
+                Err(e) => Err(e),
             }
         });
         match r {
@@ -740,7 +848,9 @@ impl Filesystem for Fs {
             if has_online {
                 return Err(Errno::ENOTEMPTY);
             }
-            std::fs::remove_dir(self.full(&p)).map_err(|e| errno(&e))
+            self.with_parent(&p, |d, n| {
+                rustix::fs::unlinkat(d, n, rustix::fs::AtFlags::REMOVEDIR).map_err(rx)
+            })
         });
         match r {
             Ok(()) => reply.ok(),
@@ -757,7 +867,7 @@ impl Filesystem for Fs {
         reply: ReplyEntry,
     ) {
         let r = self.child(parent, link_name).and_then(|p| {
-            std::os::unix::fs::symlink(target, self.full(&p)).map_err(|e| errno(&e))?;
+            self.with_parent(&p, |d, n| rustix::fs::symlinkat(target, d, n).map_err(rx))?;
             self.attr(&p)
         });
         match r {
@@ -779,16 +889,23 @@ impl Filesystem for Fs {
         let r = (|| -> Result<(), Errno> {
             let from = self.child(parent, name)?;
             let to = self.child(newparent, newname)?;
-            let (f, t) = (self.full(&from), self.full(&to));
-            if std::fs::symlink_metadata(&f).is_err() && self.online(&from).is_some() {
+            if matches!(self.stat(&from), Err(e) if e == Errno::ENOENT)
+                && self.online(&from).is_some()
+            {
                 self.hydrate_now(&from)?;
             }
-            if flags.contains(RenameFlags::RENAME_NOREPLACE)
-                && std::fs::symlink_metadata(&t).is_ok()
-            {
-                return Err(Errno::EEXIST);
+            let mut how = rustix::fs::RenameFlags::empty();
+            if flags.contains(RenameFlags::RENAME_NOREPLACE) {
+                how |= rustix::fs::RenameFlags::NOREPLACE;
             }
-            std::fs::rename(&f, &t).map_err(|e| errno(&e))?;
+            if to.is_empty() || from.is_empty() {
+                return Err(Errno::EBUSY);
+            }
+            self.with_parent(&from, |d1, n1| {
+                self.with_parent(&to, |d2, n2| {
+                    rustix::fs::renameat_with(d1, n1, d2, n2, how).map_err(rx)
+                })
+            })?;
             lock(&self.nodes).rename(&from, &to);
             Ok(())
         })();
@@ -1054,17 +1171,15 @@ impl Filesystem for Fs {
             if self.online(&p).is_some() {
                 return Err(Errno::EEXIST);
             }
-            let mut o = std::fs::OpenOptions::new();
-            o.read(true)
-                .write(true)
-                .create_new(flags & libc::O_EXCL != 0)
-                .create(true)
-                .mode(mode & !umask & 0o7777)
-                .custom_flags(libc::O_NOFOLLOW);
-            if flags & libc::O_TRUNC != 0 {
-                o.truncate(true);
+            use rustix::fs::OFlags;
+            let mut how = OFlags::RDWR | OFlags::CREATE;
+            if flags & libc::O_EXCL != 0 {
+                how |= OFlags::EXCL;
             }
-            let f = o.open(self.full(&p)).map_err(|e| errno(&e))?;
+            if flags & libc::O_TRUNC != 0 {
+                how |= OFlags::TRUNC;
+            }
+            let f = self.open_at(&p, how, mode & !umask & 0o7777)?;
             let fh = self.add_handle(Handle::Local(f));
             Ok((self.attr(&p)?, fh))
         })();
