@@ -291,3 +291,45 @@ fn an_edit_on_a_at_a_dehydrated_path_is_an_edit_that_syncs() {
     assert_eq!(out.stats.files_copied, 1);
     assert_eq!(std::fs::read(p.b.join("f.txt")).unwrap(), b"new on A");
 }
+
+#[test]
+fn a_free_space_floor_evicts_the_coldest_files_too() {
+    let mut p = Pair::new();
+    for (name, seed) in [("cold.bin", 1), ("warm.bin", 2)] {
+        std::fs::write(p.a.join(name), content(200_000, seed)).unwrap();
+    }
+    selective(&mut p);
+    accessed_at(&p.a.join("cold.bin"), 1_000);
+    accessed_at(&p.a.join("warm.bin"), 2_000);
+    let (free, total) = ferry_core::replica::free_space(&p.a).unwrap();
+    let pct = ((total - free) * 100 / total) as u8;
+    if total < 1 << 30 || pct > 97 {
+        eprintln!("SKIPPED: the temp file system is {pct}% used; no floor to test between");
+        return;
+    }
+    // Percent free asked for: at least 1 % of the disk more than is free now (over
+    // 10 MiB on a disk of 1 GiB or more), far more than the two files hold.
+    let floor = 100 - pct + 1;
+    let pair = open_pair(&p.index, &p.a);
+    p.index
+        .set_selective_settings(
+            pair.conduit.id,
+            &SelectiveSettings {
+                local_quota: None,
+                min_free_percent: Some(floor),
+            },
+        )
+        .unwrap();
+    let out = selective(&mut p);
+    let pair = open_pair(&p.index, &p.a);
+    // The floor asks for more than two small files can free: both go, coldest first,
+    // and the run says it is still short.
+    assert_eq!(presence(&p.index, &pair, "cold.bin"), Presence::Dehydrated);
+    assert_eq!(presence(&p.index, &pair, "warm.bin"), Presence::Dehydrated);
+    assert!(
+        out.info.iter().any(|i| i.contains("still")),
+        "{:?}",
+        out.info
+    );
+    assert_eq!(out.dehydrated, ["cold.bin", "warm.bin"]);
+}
