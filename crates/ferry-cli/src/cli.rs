@@ -131,6 +131,29 @@ pub enum Command {
     },
     /// Print a one-time login link to the running daemon's web dashboard.
     Dashboard,
+    /// Keep PATH (a file, or everything under a folder) local whatever the quota.
+    Pin {
+        /// A path in the local side of a selective conduit.
+        path: PathBuf,
+    },
+    /// Let PATH (and everything under it) be evicted again when space runs short.
+    Unpin { path: PathBuf },
+    /// Free up space: make PATH (and everything under it) online-only now, after
+    /// re-reading the secondary's copy and checking its hash. Unpins it.
+    FreeUp { path: PathBuf },
+    /// Make PATH (and everything under it) available offline: pin it and bring its
+    /// content back from the secondary now.
+    KeepOffline { path: PathBuf },
+    /// List PATH (default: the current folder) of a selective conduit's local side with
+    /// each entry's state: local, online-only, pinned, syncing.
+    Ls { path: Option<PathBuf> },
+    /// Show the local side of a selective conduit at MOUNTPOINT: every file, online-only
+    /// ones fetched from the secondary as they are read (FUSE). Runs until unmounted.
+    #[cfg(feature = "fuse")]
+    Mount(MountArgs),
+    /// Unmount a `ferry mount` (also one whose process died).
+    #[cfg(feature = "fuse")]
+    Unmount { mountpoint: PathBuf },
     /// This device's ID, and the devices it talks to (trusted by ID).
     #[cfg(feature = "net")]
     #[command(subcommand)]
@@ -190,6 +213,38 @@ pub enum HubCommand {
     },
     /// The hubs this device knows.
     List,
+}
+
+#[cfg(feature = "fuse")]
+#[derive(Debug, clap::Args)]
+pub struct MountArgs {
+    /// The local side of a selective conduit.
+    pub dir: PathBuf,
+    /// An empty folder to show it at.
+    pub mountpoint: PathBuf,
+    /// How long a read of an online-only file may wait for the secondary before it
+    /// fails with an I/O error (EIO), e.g. 10s, 500ms.
+    #[arg(long, default_value = "10s", value_parser = parse_wait)]
+    pub read_timeout: std::time::Duration,
+}
+
+/// `--read-timeout`: `500ms`, `10s`, `2m`.
+#[cfg(feature = "fuse")]
+fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let (n, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => (&t[..i], &t[i..]),
+        None => (t, "s"),
+    };
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("bad duration {s:?}; e.g. 500ms, 10s"))?;
+    Ok(match unit {
+        "ms" => std::time::Duration::from_millis(n),
+        "s" => std::time::Duration::from_secs(n),
+        "m" => std::time::Duration::from_secs(n * 60),
+        _ => return Err(format!("bad duration {s:?}; e.g. 500ms, 10s")),
+    })
 }
 
 #[cfg(feature = "net")]
@@ -334,6 +389,24 @@ pub struct ConduitAddArgs {
     /// Version retention of both folders: simple:N, staggered, trashcan:DAYS or none.
     #[arg(long, value_parser = parse_retention)]
     pub retention: Option<String>,
+    /// Selective mode: most bytes of content to keep in the first folder (e.g. 20G);
+    /// beyond, the least recently read files become online-only.
+    #[arg(long, value_parser = parse_size)]
+    pub local_quota: Option<u64>,
+    /// Selective mode: percent of the first folder's disk to keep free; below, the least
+    /// recently read files become online-only.
+    #[arg(long, value_parser = parse_percent)]
+    pub min_free: Option<u8>,
+}
+
+/// `--local-quota`: a size such as 500M or 20G.
+fn parse_size(s: &str) -> Result<u64, String> {
+    ferry_core::conduit::parse_size(s).map_err(|e| e.to_string())
+}
+
+/// `--min-free`: a percentage, 0 to 99.
+fn parse_percent(s: &str) -> Result<u8, String> {
+    ferry_core::conduit::parse_percent(s).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, clap::Args)]
@@ -473,6 +546,9 @@ pub enum ModeArg {
     Bidirectional,
     /// Copy a to b, verify the copy on b, then remove it from a.
     Archive,
+    /// Both ways, with a the local side and b the secondary that keeps everything:
+    /// cold files of a become online-only (see --local-quota, --min-free, ferry mount).
+    Selective,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -507,6 +583,7 @@ impl ModeArg {
             ModeArg::Mirror => ferry_core::plan::SyncMode::Mirror,
             ModeArg::Bidirectional => ferry_core::plan::SyncMode::Bidirectional,
             ModeArg::Archive => ferry_core::plan::SyncMode::Archive,
+            ModeArg::Selective => ferry_core::plan::SyncMode::Selective,
         }
     }
 }

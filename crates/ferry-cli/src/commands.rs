@@ -93,6 +93,17 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::History(args) => cmd_history(&index, args, cli.json),
         Command::Completions { .. } | Command::Man { .. } => Ok(EXIT_OK),
         Command::Dashboard => crate::dashboard_cmd::run(cli.json),
+        Command::Pin { path } => crate::ondemand_cmd::pin(&index, path, true, cli.json),
+        Command::Unpin { path } => crate::ondemand_cmd::pin(&index, path, false, cli.json),
+        Command::FreeUp { path } => crate::ondemand_cmd::free_up(&mut index, path, cli.json),
+        Command::KeepOffline { path } => {
+            crate::ondemand_cmd::keep_offline(&mut index, path, cli.json)
+        }
+        Command::Ls { path } => crate::ondemand_cmd::ls(&index, path.as_deref(), cli.json),
+        #[cfg(feature = "fuse")]
+        Command::Mount(args) => crate::ondemand_cmd::mount(index, args),
+        #[cfg(feature = "fuse")]
+        Command::Unmount { mountpoint } => crate::ondemand_cmd::unmount(mountpoint),
         #[cfg(feature = "net")]
         Command::Device(_) => Ok(EXIT_OK), // handled above
         #[cfg(feature = "net")]
@@ -260,6 +271,8 @@ fn sync_json(o: &SyncOutcome, seconds: f64, verbose: bool) -> serde_json::Value 
         "info": o.info,
         "seconds": seconds,
         "interrupted": o.interrupted,
+        "dehydrated": o.dehydrated,
+        "bytes_dehydrated": o.bytes_dehydrated,
         "in_sync": o.problems.is_empty() && o.open_conflicts() == 0 && !o.dry_run && !o.interrupted,
     });
     if let (Some(m), Ok(serde_json::Value::Object(stats))) =

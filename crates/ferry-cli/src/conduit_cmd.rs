@@ -95,6 +95,12 @@ fn add(index: &mut Index, args: &ConduitAddArgs, config: &Config, json_out: bool
         bandwidth_limit: args.transfer.bandwidth_limit,
         index_everything: args.indexing.index_everything(),
         retention: args.retention.clone(),
+        selective: (args.local_quota.is_some() || args.min_free.is_some()).then_some(
+            ferry_core::on_demand::SelectiveSettings {
+                local_quota: args.local_quota,
+                min_free_percent: args.min_free,
+            },
+        ),
     };
     let added = add_conduit(
         index,

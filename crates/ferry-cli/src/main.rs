@@ -17,6 +17,7 @@ mod exit;
 #[cfg(feature = "hub")]
 mod hub_cmd;
 mod install;
+mod ondemand_cmd;
 mod output;
 mod progress_bar;
 mod recovery;

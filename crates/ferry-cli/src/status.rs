@@ -62,6 +62,16 @@ pub fn cmd_status(index: &Index, json_out: bool) -> Result<u8> {
             r["last_run"]["status"].as_str().unwrap_or("never"),
             r["open_conflicts"]
         );
+        let fod = &r["files_on_demand"];
+        if !fod.is_null() {
+            println!(
+                "  files on demand: {} local, {} online-only, {} pinned, {} hydrating",
+                human_bytes(fod["bytes_local"].as_u64().unwrap_or(0)),
+                human_bytes(fod["bytes_online_only"].as_u64().unwrap_or(0)),
+                fod["pinned"],
+                fod["hydrations_in_progress"]
+            );
+        }
         if let Some(e) = r["last_error"].as_str() {
             println!("  last error: {e}");
         }

@@ -970,3 +970,51 @@ fn a_runs_notes_reach_the_daemon_log() {
         "{log}"
     );
 }
+
+#[test]
+fn a_selective_conduit_evicts_after_its_runs_and_says_so() {
+    let env = Env::new();
+    env.add_conduit(&["--mode", "selective", "--local-quota", "150000"]);
+    let d = env.start(&[]);
+    let mut events = d.events();
+    // Two 100,000-byte files: over the quota once both are synced, so the colder goes.
+    let (old, new) = (env.a.join("old.bin"), env.a.join("new.bin"));
+    std::fs::write(&old, vec![1u8; 100_000]).unwrap();
+    std::fs::write(&new, vec![2u8; 100_000]).unwrap();
+    for (p, secs) in [(&old, 1_000), (&new, 2_000)] {
+        let f = std::fs::File::options().write(true).open(p).unwrap();
+        let m = f.metadata().unwrap();
+        f.set_times(
+            std::fs::FileTimes::new()
+                .set_accessed(std::time::UNIX_EPOCH + Duration::from_secs(secs))
+                .set_modified(m.modified().unwrap()),
+        )
+        .unwrap();
+    }
+    let (code, body) = d.request("POST", "/api/conduits/1/sync", Some(&d.token()));
+    assert_eq!(code, 200, "{body}");
+    events.wait_for("files_dehydrated on the event stream", |list| {
+        list.iter().any(|(name, data)| {
+            *name == "files_dehydrated" && data["conduit"] == 1 && data["bytes"] == 100_000
+        })
+    });
+    assert!(!old.exists(), "the colder file is online-only");
+    assert!(new.exists());
+    assert_eq!(read(&env.b.join("old.bin")).unwrap(), vec![1u8; 100_000]);
+    let fod = &d.api("/api/status")["conduits"][0]["files_on_demand"];
+    assert_eq!(fod["bytes_online_only"], 100_000, "{fod}");
+    assert_eq!(fod["bytes_local"], 100_000, "{fod}");
+    assert_eq!(fod["local_quota"], 150_000, "{fod}");
+    // The eviction's own removal is not a change: no run deletes it from B.
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, body) = d.request("POST", "/api/conduits/1/sync", Some(&d.token()));
+    assert_eq!(code, 200, "{body}");
+    events.wait_for("a second run", |list| {
+        list.iter()
+            .filter(|(name, _)| *name == "job_finished")
+            .count()
+            >= 2
+    });
+    assert!(env.b.join("old.bin").exists());
+    assert_eq!(d.terminate(), Some(0));
+}

@@ -943,7 +943,7 @@ fn api_adds_changes_and_removes_conduits() {
         (
             json!({"a": env.a(), "b": env.b(), "mode": "sideways"}),
             "usage",
-            "mirror, bidirectional or archive",
+            "mirror, bidirectional, archive or selective",
         ),
         (
             json!({"a": env.a(), "b": env.b(), "schedule": "sometimes"}),

@@ -4,7 +4,8 @@
 
 pub use crate::conduit_edit::{
     add_conduit, change_conduit, format_bandwidth, parse_bandwidth, parse_mode, parse_parallel,
-    parse_policy, Added, ConduitDefaults, ConduitSettings, SettingsChange, MAX_PARALLEL,
+    parse_percent, parse_policy, parse_size, Added, ConduitDefaults, ConduitSettings,
+    SettingsChange, MAX_PARALLEL,
 };
 
 use crate::error::{Error, Result};

@@ -21,16 +21,33 @@ use std::path::Path;
 /// Most copies a conduit may run at once.
 pub const MAX_PARALLEL: u32 = 64;
 
-/// A mode a conduit can be given: mirror, bidirectional (or two-way) or archive.
-/// `selective` is refused: it is not implemented yet.
+/// A mode a conduit can be given: mirror, bidirectional (or two-way), archive or
+/// selective.
 pub fn parse_mode(s: &str) -> Result<SyncMode> {
-    match SyncMode::parse(s) {
-        Ok(SyncMode::Selective) => Err(Error::Unsupported(
-            "selective mode is not implemented yet; use mirror, bidirectional or archive".into(),
-        )),
-        Ok(m) => Ok(m),
-        Err(_) => Err(Error::Other(format!(
-            "unknown mode {s:?}; expected mirror, bidirectional or archive"
+    SyncMode::parse(s).map_err(|_| {
+        Error::Other(format!(
+            "unknown mode {s:?}; expected mirror, bidirectional, archive or selective"
+        ))
+    })
+}
+
+/// A size in bytes (`500K`, `10M`, `2G`, or bytes): a selective conduit's local quota.
+pub fn parse_size(s: &str) -> Result<u64> {
+    let t = s.trim();
+    if t == "0" {
+        return Ok(0);
+    }
+    parse_rate(t).map_err(|_| Error::Other(format!("bad size {s:?}; use e.g. 500M, 20G")))
+}
+
+/// A free-space floor in percent of the file system (`10`, `10%`): 0 to 99.
+pub fn parse_percent(s: &str) -> Result<u8> {
+    let t = s.trim();
+    let t = t.strip_suffix('%').unwrap_or(t);
+    match t.trim().parse::<u8>() {
+        Ok(n) if n < 100 => Ok(n),
+        _ => Err(Error::Other(format!(
+            "bad percentage {s:?}; expected 0 to 99 (percent of the disk to keep free)"
         ))),
     }
 }
@@ -96,6 +113,8 @@ pub struct ConduitSettings {
     pub index_everything: Option<bool>,
     /// A version retention spec (`Retention::parse`).
     pub retention: Option<String>,
+    /// A selective conduit's local quota and free-space floor.
+    pub selective: Option<crate::index::SelectiveSettings>,
 }
 
 /// Settings new conduits get when none is asked for (the config file's).
@@ -129,8 +148,10 @@ pub fn add_conduit(
     settings: &ConduitSettings,
     defaults: &ConduitDefaults,
 ) -> Result<Added> {
-    if settings.mode == Some(SyncMode::Selective) {
-        parse_mode("selective")?;
+    if settings.selective.is_some() && settings.mode != Some(SyncMode::Selective) {
+        return Err(Error::Other(
+            "--local-quota and --min-free are for selective conduits (--mode selective)".into(),
+        ));
     }
     let known: Vec<i64> = index.conduits()?.iter().map(|c| c.id).collect();
     let opts = SyncOptions {
@@ -171,6 +192,9 @@ pub fn add_conduit(
         None => default,
     };
     index.update_conduit_schedule(c.id, schedule, c.parallel, c.bandwidth_limit)?;
+    if let Some(sel) = &settings.selective {
+        index.set_selective_settings(c.id, sel)?;
+    }
     let conduit = index
         .conduit(c.id)?
         .ok_or_else(|| Error::Corrupt(format!("conduit {} vanished after saving it", c.id)))?;
@@ -210,9 +234,6 @@ pub fn change_conduit(
         return Ok(None);
     };
     if let Some(mode) = change.mode {
-        if mode == SyncMode::Selective {
-            parse_mode("selective")?;
-        }
         let (la, lb) = (index.location(c.location_a)?, index.location(c.location_b)?);
         crate::plan::archive::check_mode_change(c.id, c.mode, mode, &la.root, &lb.root)?;
     }
@@ -245,10 +266,11 @@ mod tests {
     #[test]
     fn texts_parse_and_print() {
         assert_eq!(parse_mode("two-way").unwrap(), SyncMode::Bidirectional);
-        assert!(matches!(
-            parse_mode("selective"),
-            Err(Error::Unsupported(_))
-        ));
+        assert_eq!(parse_mode("selective").unwrap(), SyncMode::Selective);
+        assert_eq!(parse_size("2G").unwrap(), 2 << 30);
+        assert!(parse_size("lots").is_err());
+        assert_eq!(parse_percent("10%").unwrap(), 10);
+        assert!(parse_percent("100").is_err());
         assert!(parse_mode("sideways").is_err());
         assert!(parse_policy("keep-both").is_ok());
         assert!(parse_policy("loudest").is_err());

@@ -53,6 +53,7 @@ pub mod replica;
 pub mod resolve;
 mod restore;
 mod retention;
+mod selective;
 #[allow(missing_docs)]
 pub mod share;
 #[allow(missing_docs)]
@@ -74,6 +75,16 @@ pub use sync::{sync, sync_conduit, NewConduitDefaults, PullSource, SyncOptions, 
 pub mod versions {
     pub use crate::restore::{restore, versions_of_path};
     pub use crate::retention::{prune_location, Retention};
+}
+
+/// Files on demand (selective mode): dehydrating, hydrating, pinning, eviction by
+/// quota and free space, and reading online-only files piece by piece.
+pub mod on_demand {
+    pub use crate::index::SelectiveSettings;
+    pub use crate::selective::{
+        dehydrate, evict, free_up, hydrate, is_pinned, keep_offline, list, open_files, read_online,
+        usage, usage_of, Eviction, OnDemandReport, PathState, SelectivePair, Usage,
+    };
 }
 
 /// Version of the shape of ferry's JSON documents (CLI `--json` output and the local

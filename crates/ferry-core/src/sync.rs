@@ -150,6 +150,11 @@ pub struct SyncOutcome {
     /// through executing the plan): what completed is recorded, the rest is left for
     /// the next run. Its generation, if one was started, is `interrupted`.
     pub interrupted: bool,
+    /// Selective mode: files of A made online-only after the run to meet its quota or
+    /// free-space floor (least recently accessed first), and their bytes.
+    pub dehydrated: Vec<String>,
+    /// Bytes of `dehydrated`.
+    pub bytes_dehydrated: u64,
 }
 
 impl SyncOutcome {
@@ -550,6 +555,8 @@ fn run_conduit(
                 info: moved_notes(),
                 dry_run: opts.dry_run,
                 interrupted: true,
+                dehydrated: Vec::new(),
+                bytes_dehydrated: 0,
             });
         }
         r => r?,
@@ -616,6 +623,8 @@ fn run_conduit(
         info: moved_notes(),
         dry_run: opts.dry_run,
         interrupted: false,
+        dehydrated: Vec::new(),
+        bytes_dehydrated: 0,
     };
     for (side, scan) in [(Side::A, &outcome.scan_a), (Side::B, &outcome.scan_b)] {
         let mut found = scan.errors.clone();
@@ -642,6 +651,7 @@ fn run_conduit(
             index.set_conduit_clean_point(conduit.id, Some(settled_at(index)?))?;
         }
         outcome.notes.extend(scan_notes);
+        evict_selective(index, &conduit, [ra, rb], &mut outcome)?;
         return Ok(outcome);
     }
 
@@ -729,7 +739,50 @@ fn run_conduit(
     index.finish_generation(generation, status, &outcome.stats)?;
     index.prune_generation_actions(conduit.id)?;
     outcome.notes.extend(scan_notes);
+    evict_selective(index, &conduit, [ra, rb], &mut outcome)?;
     Ok(outcome)
+}
+
+/// After a run of a selective conduit (both folders here, their locks held): dehydrates
+/// the coldest files of A until it meets its quota and free-space floor.
+fn evict_selective(
+    index: &mut Index,
+    conduit: &ConduitRow,
+    [ra, rb]: [&Replica; 2],
+    outcome: &mut SyncOutcome,
+) -> Result<()> {
+    if conduit.mode != SyncMode::Selective {
+        return Ok(());
+    }
+    let (Some(a), Some(b)) = (ra.here(), rb.here()) else {
+        return Ok(());
+    };
+    let pair = crate::selective::SelectivePair {
+        conduit: conduit.clone(),
+        a: Location::from_row(a.row.clone()),
+        b: Location::from_row(b.row.clone()),
+    };
+    let ev = crate::selective::evict(index, &pair)?;
+    outcome.bytes_dehydrated = ev.bytes;
+    outcome.dehydrated = ev.dehydrated.clone();
+    if !ev.dehydrated.is_empty() {
+        outcome.info.push(format!(
+            "freed {} bytes of {}: {} cold file(s) are now online-only (kept on {})",
+            ev.bytes,
+            a.root.display(),
+            ev.dehydrated.len(),
+            b.root.display()
+        ));
+    }
+    if ev.bytes < ev.needed {
+        outcome.info.push(format!(
+            "{} is still {} bytes over its quota or free-space floor: too few cold, \
+             unpinned, synced files to dehydrate",
+            a.root.display(),
+            ev.needed - ev.bytes
+        ));
+    }
+    Ok(())
 }
 
 /// The caller's progress sink, answering `cancelled` from the run's [`Cancel`] too, so

@@ -16,16 +16,15 @@
 use ferry_core::model::Hash;
 use ferry_core::model::RelPath;
 use ferry_core::model::VersionVector;
-use ferry_core::model::{Entry, EntryKind, StatInfo};
+use ferry_core::model::{Entry, EntryKind, Presence, StatInfo};
 use ferry_core::plan::{reconcile, ReconcileInput};
 use ferry_core::plan::{Action, ConflictPolicy, Plan, Side, SyncMode};
-use ferry_core::Error;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
 use ConflictPolicy::{KeepBoth, Manual, Newest, Source, Target};
 use Side::{A, B};
-use SyncMode::{Bidirectional, Mirror};
+use SyncMode::{Bidirectional, Mirror, Selective};
 
 // ---------------------------------------------------------------------------------------
 // Fixtures
@@ -45,6 +44,10 @@ const ALL_POLICIES: &[ConflictPolicy] = &[Newest, KeepBoth, Source, Target, Manu
 const BIDI: &[SyncMode] = &[Bidirectional];
 const MIRROR: &[SyncMode] = &[Mirror];
 const BOTH_MODES: &[SyncMode] = &[Bidirectional, Mirror];
+const SELECTIVE: &[SyncMode] = &[Selective];
+const SELECTIVE_OR_BIDI: &[SyncMode] = &[Bidirectional, Selective];
+const ALL_MODES_BUT_MIRROR: &[SyncMode] = &[Bidirectional, Selective];
+const ALL_MODES: &[SyncMode] = &[Bidirectional, Mirror, Selective];
 
 type Vv<'a> = &'a [(u64, u64)];
 
@@ -105,6 +108,12 @@ fn link(path: &str, target: &str, v: Vv) -> Entry {
         e.cache.sequence = 1;
         e
     }
+}
+
+/// `e` dehydrated (files on demand): the path exists, its content is elsewhere.
+fn dehydrated(mut e: Entry) -> Entry {
+    e.state.presence = Presence::Dehydrated;
+    e
 }
 
 /// The tombstone a scan leaves when `e` disappears: same row, deleted, with vector `v`.
@@ -277,7 +286,10 @@ fn assert_conflicts(
     want.sort_by(|x, y| x.path.cmp(&y.path));
     assert_eq!(got, want, "{context}: conflict records");
     for c in &plan.conflicts {
-        assert_eq!(c.policy, policy, "{context}: policy of {:?}", c.path);
+        // Held because it would need a dehydrated entry's content: left to the user.
+        let held = c.winner.is_none() && c.a.iter().chain(&c.b).any(is_dehydrated);
+        let want_policy = if held { Manual } else { policy };
+        assert_eq!(c.policy, want_policy, "{context}: policy of {:?}", c.path);
         let at = |side: &[Entry]| side.iter().find(|e| e.path == c.path).cloned();
         assert_eq!(
             c.a,
@@ -1073,6 +1085,125 @@ fn table() -> Vec<Case> {
             ]),
     );
 
+    // --- files on demand: a dehydrated entry is never a deletion or an edit -------------
+    let fd = dehydrated(file("f.txt", "cold", &[(RA, 1)]));
+    let fb = file("f.txt", "cold", &[(RA, 1)]);
+    t.push(
+        Case::new(
+            "dehydrated on A, same content on B",
+            ALL_MODES,
+            ALL_POLICIES,
+        )
+        .a(&[&fd])
+        .b(&[&fb]),
+    );
+
+    let fb = file("f.txt", "cold", &[(RA, 1), (RB, 1)]);
+    t.push(
+        Case::new(
+            "dehydrated on A, same content, B's vector newer",
+            ALL_MODES,
+            ALL_POLICIES,
+        )
+        .a(&[&fd])
+        .b(&[&fb])
+        .expect(vec![record(A, &fd, &[(RA, 1), (RB, 1)])]),
+    );
+
+    let fb2 = file("f.txt", "edited on B", &[(RA, 1), (RB, 2)]);
+    let mut fd_new = dehydrated(fb2.clone());
+    fd_new.cache = fd.cache;
+    t.push(
+        Case::new(
+            "selective: B edited a file dehydrated on A: stays online-only",
+            SELECTIVE,
+            ALL_POLICIES,
+        )
+        .a(&[&fd])
+        .b(&[&fb2])
+        .expect(vec![record(A, &fd_new, &[(RA, 1), (RB, 2)])]),
+    );
+    t.push(
+        Case::new(
+            "bidirectional: B edited a file dehydrated on A: copied to A",
+            BIDI,
+            ALL_POLICIES,
+        )
+        .a(&[&fd])
+        .b(&[&fb2])
+        .expect(vec![copy(A, &fb2, Some(&fd), &[(RA, 1), (RB, 2)])]),
+    );
+    t.push(
+        Case::new(
+            "mirror: B edited a file dehydrated on A: held (A has no bytes)",
+            MIRROR,
+            ALL_POLICIES,
+        )
+        .a(&[&fd])
+        .b(&[&fb2])
+        .conflicts(vec![conflict("f.txt", None, None)]),
+    );
+
+    let fb_gone = tomb(&file("f.txt", "cold", &[(RA, 1)]), &[(RA, 1), (RB, 2)]);
+    t.push(
+        Case::new(
+            "B deleted a file dehydrated on A: index-only delete on A",
+            SELECTIVE_OR_BIDI,
+            ALL_POLICIES,
+        )
+        .a(&[&fd])
+        .b(&[&fb_gone])
+        .expect(vec![delete(A, &fd, &[(RA, 1), (RB, 2)])]),
+    );
+    t.push(
+        Case::new(
+            "mirror: B deleted a file dehydrated on A: held",
+            MIRROR,
+            ALL_POLICIES,
+        )
+        .a(&[&fd])
+        .b(&[&fb_gone])
+        .conflicts(vec![conflict("f.txt", None, None)]),
+    );
+    t.push(
+        Case::new(
+            "dehydrated on A, B never had it: held, nothing copied",
+            ALL_MODES,
+            ALL_POLICIES,
+        )
+        .a(&[&fd])
+        .conflicts(vec![conflict("f.txt", None, None)]),
+    );
+
+    let fd_newer = dehydrated(file("f.txt", "cold", &[(RA, 2)]));
+    let fb_edit = file("f.txt", "edited on B", &[(RA, 1), (RB, 1)]);
+    t.push(
+        Case::new(
+            "concurrent: dehydrated A vs an edit on B: held for the user",
+            ALL_MODES_BUT_MIRROR,
+            ALL_POLICIES,
+        )
+        .a(&[&fd_newer])
+        .b(&[&fb_edit])
+        .conflicts(vec![conflict("f.txt", None, None)]),
+    );
+
+    let moved = file("g.txt", "cold", &[(RA, 1), (RB, 1)]);
+    let fb_gone = tomb(&file("f.txt", "cold", &[(RA, 1)]), &[(RA, 1), (RB, 1)]);
+    t.push(
+        Case::new(
+            "B renamed a file dehydrated on A: not a rename on A",
+            SELECTIVE_OR_BIDI,
+            ALL_POLICIES,
+        )
+        .a(&[&fd])
+        .b(&[&fb_gone, &moved])
+        .expect(vec![
+            delete(A, &fd, &[(RA, 1), (RB, 1)]),
+            copy(A, &moved, None, &[(RA, 1), (RB, 1)]),
+        ]),
+    );
+
     t
 }
 
@@ -1098,37 +1229,6 @@ fn truth_table() {
 // ---------------------------------------------------------------------------------------
 // Named cases
 // ---------------------------------------------------------------------------------------
-
-#[test]
-fn unsupported_mode_is_an_error() {
-    let f = file("f", "x", &[(RA, 1)]);
-    for mode in [SyncMode::Selective] {
-        for &policy in ALL_POLICIES {
-            let r = reconcile(ReconcileInput {
-                a: std::slice::from_ref(&f),
-                b: &[],
-                mode,
-                policy,
-                now: NOW,
-                occupied: &|_| false,
-            });
-            assert!(
-                matches!(r, Err(Error::Unsupported(_))),
-                "{mode:?}/{policy:?}: {r:?}"
-            );
-        }
-        // Also with nothing to do: the mode is refused, not silently accepted.
-        let r = reconcile(ReconcileInput {
-            a: &[],
-            b: &[],
-            mode,
-            policy: Newest,
-            now: NOW,
-            occupied: &|_| false,
-        });
-        assert!(matches!(r, Err(Error::Unsupported(_))), "{mode:?}: {r:?}");
-    }
-}
 
 #[test]
 fn newest_mtime_tie_is_broken_by_content_not_by_side() {
@@ -1590,18 +1690,29 @@ fn simulate(a: &[Entry], b: &[Entry], plan: &Plan) -> Result<[SideState; 2], Str
             Action::Record { entry, .. } => {
                 // Index only: the disk must already agree.
                 let on_disk = s.disk.get(&entry.path).map(|(e, _)| e);
+                // A dehydrated entry may take another dehydrated state (selective: B's
+                // newer content stays online-only): no bytes are on this side.
+                let stays_online = on_disk.is_some_and(is_dehydrated) && is_dehydrated(entry);
                 let agrees = match on_disk {
                     None => entry.is_tombstone(),
-                    Some(d) => entry.is_live() && d.same_content(entry),
+                    Some(d) => entry.is_live() && (d.same_content(entry) || stays_online),
                 };
                 if !agrees {
                     return Err(format!("{ctx}: disk holds {on_disk:?}"));
+                }
+                if stays_online {
+                    s.disk.insert(entry.path.clone(), (*entry.clone(), false));
                 }
                 s.index.insert(entry.path.clone(), *entry.clone());
             }
             Action::MoveAside {
                 path, to, expected, ..
             } => {
+                if is_dehydrated(expected) {
+                    return Err(format!(
+                        "{ctx}: moves aside a file whose content is not here"
+                    ));
+                }
                 s.check(&ctx, path, Some(expected))?;
                 s.check(&ctx, to, None)?;
                 if to.parent() != path.parent() {
@@ -1663,6 +1774,9 @@ fn simulate(a: &[Entry], b: &[Entry], plan: &Plan) -> Result<[SideState; 2], Str
             } => {
                 s.check(&ctx, from, Some(expected))?;
                 s.check(&ctx, to, None)?;
+                if is_dehydrated(expected) {
+                    return Err(format!("{ctx}: renames a file whose content is not here"));
+                }
                 if expected.state.kind != EntryKind::File
                     || source.state.kind != EntryKind::File
                     || expected.state.hash != source.state.hash
@@ -1692,6 +1806,11 @@ fn simulate(a: &[Entry], b: &[Entry], plan: &Plan) -> Result<[SideState; 2], Str
                 if source.state.kind == EntryKind::Dir || !source.is_live() {
                     return Err(format!("{ctx}: source is not a live file or symlink"));
                 }
+                if is_dehydrated(source) {
+                    return Err(format!(
+                        "{ctx}: copies from a file whose content is not there"
+                    ));
+                }
                 let e = {
                     let mut e = source.with_version(version);
                     e.path = path.clone();
@@ -1717,7 +1836,22 @@ fn check_plan_invariants(context: &str, mode: SyncMode, a: &[Entry], b: &[Entry]
     }
 }
 
+fn is_dehydrated(e: &Entry) -> bool {
+    e.state.presence == Presence::Dehydrated
+}
+
+/// A conflict left to the user because a decision would need a dehydrated entry's
+/// content, which is not on its side (safety rule 7).
+fn held_for_dehydrated(plan: &Plan) -> Vec<&RelPath> {
+    (plan.conflicts.iter())
+        .filter(|c| c.winner.is_none())
+        .filter(|c| c.a.iter().chain(&c.b).any(is_dehydrated))
+        .map(|c| &c.path)
+        .collect()
+}
+
 fn check_plan(mode: SyncMode, a: &[Entry], b: &[Entry], plan: &Plan) -> Result<(), String> {
+    let held = held_for_dehydrated(plan);
     if mode == Mirror {
         if let Some(act) = plan
             .actions
@@ -1726,7 +1860,7 @@ fn check_plan(mode: SyncMode, a: &[Entry], b: &[Entry], plan: &Plan) -> Result<(
         {
             return Err(format!("mirror changes side A: {act:?}"));
         }
-        if !plan.conflicts.is_empty() {
+        if plan.conflicts.len() != held.len() {
             return Err("mirror reported conflicts".into());
         }
     }
@@ -1784,8 +1918,13 @@ fn check_plan(mode: SyncMode, a: &[Entry], b: &[Entry], plan: &Plan) -> Result<(
         }
     }
     if mode == Mirror {
-        let before: Vec<&Entry> = a.iter().filter(|e| e.is_live()).collect();
-        let after: Vec<&Entry> = st[1].disk.values().map(|(e, _)| e).collect();
+        let out = |e: &&Entry| {
+            !held
+                .iter()
+                .any(|h| e.path == **h || e.path.is_strictly_under(h))
+        };
+        let before: Vec<&Entry> = a.iter().filter(|e| e.is_live()).filter(out).collect();
+        let after: Vec<&Entry> = st[1].disk.values().map(|(e, _)| e).filter(out).collect();
         let same = before.len() == after.len()
             && before
                 .iter()
@@ -1815,6 +1954,8 @@ enum Shape {
     /// Directory: private mode?
     Dir(bool),
     Link(u8),
+    /// A dehydrated file (files on demand): content, mtime seconds.
+    Dehydrated(u8, i64),
 }
 
 fn shape() -> impl Strategy<Value = Shape> {
@@ -1824,6 +1965,7 @@ fn shape() -> impl Strategy<Value = Shape> {
         3 => (0u8..3, any::<bool>(), 0i64..3).prop_map(|(c, x, m)| Shape::File(c, x, m)),
         2 => any::<bool>().prop_map(Shape::Dir),
         1 => (0u8..2).prop_map(Shape::Link),
+        1 => (0u8..3, 0i64..3).prop_map(|(c, m)| Shape::Dehydrated(c, m)),
     ]
 }
 
@@ -1848,6 +1990,7 @@ fn build(spec: &[(Shape, Vec<(u64, u64)>)]) -> Vec<Entry> {
                 .mtime(*m),
             Shape::Dir(private) => dir(path, v).mode(if *private { 0o700 } else { 0o755 }),
             Shape::Link(t) => link(path, &format!("t{t}"), v),
+            Shape::Dehydrated(c, m) => dehydrated(file(path, &format!("c{c}"), v).mtime(*m)),
         };
         let parent_ok = match e.path.parent() {
             None => true,
@@ -1856,7 +1999,7 @@ fn build(spec: &[(Shape, Vec<(u64, u64)>)]) -> Vec<Entry> {
                 .any(|q| q.path == parent && q.is_live() && q.state.kind == EntryKind::Dir),
         };
         if !parent_ok {
-            e.state.presence = ferry_core::model::Presence::Tombstone;
+            e.state.presence = Presence::Tombstone;
         }
         out.push(e);
     }
@@ -1874,7 +2017,7 @@ fn policy() -> impl Strategy<Value = ConflictPolicy> {
 }
 
 fn mode() -> impl Strategy<Value = SyncMode> {
-    prop_oneof![Just(Bidirectional), Just(Mirror)]
+    prop_oneof![Just(Bidirectional), Just(Mirror), Just(Selective)]
 }
 
 proptest! {

@@ -276,6 +276,7 @@ pub async fn add(s: &Arc<Shared>, fields: &ConduitFields) -> ControlResult<Added
         bandwidth_limit: change.bandwidth_limit,
         index_everything: None,
         retention: None,
+        selective: None,
     };
     let defaults = s.conduit_defaults.clone();
     let added = blocking(s, move |i| add_conduit(i, &a, &b, &settings, &defaults)).await?;

@@ -44,6 +44,13 @@ pub enum DaemonEvent {
     ConduitChanged {
         conduit: i64,
     },
+    /// Selective mode: after a run, cold files of the local side were made online-only
+    /// to meet its quota or free-space floor.
+    FilesDehydrated {
+        conduit: i64,
+        files: u64,
+        bytes: u64,
+    },
     /// A conduit could not be watched (OS watch limit); it is scanned periodically.
     WatchFallback {
         conduit: i64,
@@ -82,6 +89,7 @@ impl DaemonEvent {
             DaemonEvent::DeviceConnected { .. } => "device_connected",
             DaemonEvent::DeviceDisconnected { .. } => "device_disconnected",
             DaemonEvent::DevicePending { .. } => "device_pending",
+            DaemonEvent::FilesDehydrated { .. } => "files_dehydrated",
         }
     }
 }

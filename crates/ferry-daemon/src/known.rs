@@ -30,8 +30,9 @@ pub fn in_step(index: &Index, location: i64, root: &Path, path: &RelPath) -> boo
     if rows.len() > MAX_ENTRIES || rows.iter().any(|r| r.racy && !r.deleted) {
         return false;
     }
+    // A dehydrated file is absent on disk by design (files on demand).
     let live: HashMap<&str, &StatRow> = (rows.iter())
-        .filter(|r| !r.deleted)
+        .filter(|r| !r.deleted && !r.dehydrated)
         .map(|r| (r.path.as_str(), r))
         .collect();
     let meta = match std::fs::symlink_metadata(path.under(root)) {

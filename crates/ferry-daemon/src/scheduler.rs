@@ -545,6 +545,18 @@ impl ConduitTask {
                     status: status.into(),
                     stats: o.stats.clone(),
                 });
+                if !o.dehydrated.is_empty() {
+                    tracing::info!(
+                        "conduit {id}: {} cold file(s) made online-only ({} bytes)",
+                        o.dehydrated.len(),
+                        o.bytes_dehydrated
+                    );
+                    shared.emit(DaemonEvent::FilesDehydrated {
+                        conduit: id,
+                        files: o.dehydrated.len() as u64,
+                        bytes: o.bytes_dehydrated,
+                    });
+                }
             }
             JobResult::Busy(msg) => {
                 tracing::info!("conduit {id}: {msg}; retrying");

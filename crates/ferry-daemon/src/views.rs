@@ -40,6 +40,7 @@ pub fn conduits(
             })),
             "open_conflicts": conflicts.iter().filter(|x| x.conduit_id == c.id).count(),
             "pending": pending(index, c.id, la.id, lb.id)?,
+            "files_on_demand": files_on_demand(index, &c)?,
             "state": if states.is_some() && c.paused {
                 Some("paused".to_string())
             } else {
@@ -55,6 +56,25 @@ pub fn conduits(
         }));
     }
     Ok(rows)
+}
+
+/// A selective conduit's use of its local side: bytes local and online-only, pinned
+/// paths, hydrations under way, quota and free-space floor. `null` for other modes.
+fn files_on_demand(index: &Index, c: &ferry_core::index::ConduitRow) -> ferry_core::Result<Value> {
+    if c.mode != ferry_core::SyncMode::Selective {
+        return Ok(Value::Null);
+    }
+    let u = ferry_core::on_demand::usage_of(index, c)?;
+    Ok(json!({
+        "bytes_local": u.bytes_local,
+        "bytes_online_only": u.bytes_online_only,
+        "files_local": u.files_local,
+        "files_online_only": u.files_online_only,
+        "pinned": u.pinned,
+        "hydrations_in_progress": u.hydrating,
+        "local_quota": u.settings.local_quota,
+        "min_free_percent": u.settings.min_free_percent,
+    }))
 }
 
 /// What a conduit has not synced yet, as far as the index knows: the files changed on

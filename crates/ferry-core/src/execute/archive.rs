@@ -47,7 +47,9 @@ pub(crate) fn remove_confirmed(
     archived_as: &RelPath,
 ) -> Result<Option<u64>> {
     let held = index.entry(peer, archived_as)?;
-    if !held.is_some_and(|e| e.is_live() && e.same_content(expected)) {
+    // Held there, content and all: a dehydrated copy's bytes are elsewhere.
+    let held_here = |e: &Entry| e.state.presence == crate::model::entry::Presence::Live;
+    if !held.is_some_and(|e| held_here(&e) && e.same_content(expected)) {
         return Ok(None);
     }
     remove_source(index, a, path, expected).map(Some)

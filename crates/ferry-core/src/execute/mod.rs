@@ -23,7 +23,7 @@ pub(crate) mod dir_rename;
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::index::{GenerationStats, Index, LocationRow};
-use crate::model::entry::{Entry, EntryKind, FileState, StatInfo};
+use crate::model::entry::{Entry, EntryKind, FileState, Presence, StatInfo};
 use crate::model::rel_path::RelPath;
 use crate::parallel::parallel_map;
 use crate::plan::dir_renames::DirRename;
@@ -501,6 +501,10 @@ impl Executor<'_> {
                 if expected.state.kind == EntryKind::Dir {
                     disk::ensure_matches(loc, path, Some(expected))?;
                     disk::remove_dir_if_empty(self.index, loc, path)?;
+                } else if expected.state.presence == Presence::Dehydrated {
+                    // Its content is not here (files on demand): nothing on disk to
+                    // remove, but nothing may have appeared there either.
+                    disk::ensure_matches(loc, path, Some(expected))?;
                 } else {
                     disk::remove_file(self.index, loc, path, expected, "deleted")?;
                     stats.files_deleted += 1;
@@ -822,7 +826,9 @@ impl Executor<'_> {
             let Some(path) = self.index.find_file_by_hash(row.id, &hash)? else {
                 continue;
             };
-            if let Some(e) = self.index.entry(row.id, &path)?.filter(|e| e.is_live()) {
+            // A dehydrated file holds no content here.
+            let here = |e: &Entry| e.state.presence == Presence::Live;
+            if let Some(e) = self.index.entry(row.id, &path)?.filter(here) {
                 return Ok(Some(Known {
                     elsewhere: Some(row.clone()),
                     path,
@@ -857,7 +863,8 @@ impl Executor<'_> {
             _ => None,
         };
         if self.local(to.other()).is_none() {
-            let old = expected.filter(|e| e.is_live() && e.state.kind == EntryKind::File);
+            let old = expected
+                .filter(|e| e.state.presence == Presence::Live && e.state.kind == EntryKind::File);
             let mut known: Vec<Known> = (same_here.iter().chain(old))
                 .map(|e| Known {
                     elsewhere: None,

@@ -21,9 +21,13 @@ pub struct StatRow {
     pub deleted: bool,
     /// The mtime was too close to the scan to trust: hash again.
     pub racy: bool,
+    /// Files on demand: the path exists but its content is on the secondary replica,
+    /// so its absence on disk is not a deletion.
+    pub dehydrated: bool,
 }
 
-/// Decodes `SELECT path, kind, size, mtime_ns, ctime_ns, inode, mode, deleted, racy` rows.
+/// Decodes `SELECT path, kind, size, mtime_ns, ctime_ns, inode, mode, deleted, racy,
+/// dehydrated` rows.
 fn read_stat_rows(mut rows: rusqlite::Rows<'_>, out: &mut Vec<StatRow>) -> Result<()> {
     while let Some(r) = rows.next()? {
         let path: String = r.get(0)?;
@@ -35,6 +39,7 @@ fn read_stat_rows(mut rows: rusqlite::Rows<'_>, out: &mut Vec<StatRow>) -> Resul
             stat: stat_from_row(r)?,
             deleted: r.get(7)?,
             racy: r.get(8)?,
+            dehydrated: r.get(9)?,
         });
     }
     Ok(())
@@ -45,8 +50,23 @@ impl Index {
     pub fn entries(&self, location: i64) -> Result<Vec<Entry>> {
         let mut st = self.conn.prepare_cached(
             "SELECT path, kind, size, mtime_ns, ctime_ns, inode, mode, hash, chunks, link_target,
-                    version, deleted, sequence, racy
+                    version, deleted, sequence, racy, dehydrated
              FROM entries WHERE location_id = ?1 ORDER BY path",
+        )?;
+        let mut rows = st.query([location])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(entry_from_row(row)?);
+        }
+        Ok(out)
+    }
+
+    /// The dehydrated entries of a location (files on demand), sorted by path.
+    pub fn dehydrated_entries(&self, location: i64) -> Result<Vec<Entry>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT path, kind, size, mtime_ns, ctime_ns, inode, mode, hash, chunks, link_target,
+                    version, deleted, sequence, racy, dehydrated
+             FROM entries WHERE location_id = ?1 AND dehydrated = 1 AND deleted = 0 ORDER BY path",
         )?;
         let mut rows = st.query([location])?;
         let mut out = Vec::new();
@@ -60,7 +80,7 @@ impl Index {
     /// to tell whether the disk changed, without decoding hashes and vectors.
     pub fn stat_rows(&self, location: i64) -> Result<Vec<StatRow>> {
         let mut st = self.conn.prepare_cached(
-            "SELECT path, kind, size, mtime_ns, ctime_ns, inode, mode, deleted, racy
+            "SELECT path, kind, size, mtime_ns, ctime_ns, inode, mode, deleted, racy, dehydrated
              FROM entries WHERE location_id = ?1 ORDER BY path",
         )?;
         let mut out = Vec::new();
@@ -75,7 +95,7 @@ impl Index {
     /// which SQLite compares in full but whose handling in expressions it leaves open.
     pub fn stat_rows_under(&self, location: i64, path: &RelPath) -> Result<Vec<StatRow>> {
         let mut st = self.conn.prepare_cached(
-            "SELECT path, kind, size, mtime_ns, ctime_ns, inode, mode, deleted, racy
+            "SELECT path, kind, size, mtime_ns, ctime_ns, inode, mode, deleted, racy, dehydrated
              FROM entries WHERE location_id = ?1
                AND (path = ?2 OR (path >= ?3 AND path < ?4))
              ORDER BY path",
@@ -91,7 +111,7 @@ impl Index {
     pub fn entry(&self, location: i64, path: &RelPath) -> Result<Option<Entry>> {
         let mut st = self.conn.prepare_cached(
             "SELECT path, kind, size, mtime_ns, ctime_ns, inode, mode, hash, chunks, link_target,
-                    version, deleted, sequence, racy
+                    version, deleted, sequence, racy, dehydrated
              FROM entries WHERE location_id = ?1 AND path = ?2",
         )?;
         let mut rows = st.query(params![location, path.as_str()])?;
@@ -121,7 +141,7 @@ impl Index {
             .prepare_cached(
                 "SELECT path FROM entries INDEXED BY entries_by_hash
                  WHERE location_id = ?1 AND hash = ?2 AND deleted = 0
-                 AND kind = 'file' LIMIT 1",
+                 AND dehydrated = 0 AND kind = 'file' LIMIT 1",
             )?
             .query_row(params![location, &hash.0[..]], |r| r.get(0))
             .optional()?;
@@ -142,7 +162,7 @@ impl Index {
     pub fn entries_after(&self, location: i64, after: u64, limit: usize) -> Result<Vec<Entry>> {
         let mut st = self.conn.prepare_cached(
             "SELECT path, kind, size, mtime_ns, ctime_ns, inode, mode, hash, chunks, link_target,
-                    version, deleted, sequence, racy
+                    version, deleted, sequence, racy, dehydrated
              FROM entries INDEXED BY entries_by_sequence
              WHERE location_id = ?1 AND sequence > ?2 ORDER BY sequence LIMIT ?3",
         )?;
@@ -258,6 +278,8 @@ pub(super) fn entry_from_row(r: &Row<'_>) -> Result<Entry> {
     e.state.version = VersionVector::from_bytes(&version)?;
     if r.get::<_, bool>(11)? {
         e.state.presence = Presence::Tombstone;
+    } else if r.get::<_, bool>(14)? {
+        e.state.presence = Presence::Dehydrated;
     }
     e.cache.sequence = r.get::<_, i64>(12)? as u64;
     e.cache.racy = r.get(13)?;
@@ -273,8 +295,8 @@ pub(super) fn put_entries_in(
 ) -> Result<()> {
     let mut st = conn.prepare_cached(
         "INSERT OR REPLACE INTO entries (location_id, path, kind, size, mtime_ns, ctime_ns,
-            inode, mode, hash, chunks, link_target, version, deleted, sequence, racy)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            inode, mode, hash, chunks, link_target, version, deleted, sequence, racy, dehydrated)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?;
     for e in entries {
         st.execute(params![
@@ -297,6 +319,7 @@ pub(super) fn put_entries_in(
             e.is_tombstone(),
             e.cache.sequence as i64,
             e.cache.racy,
+            e.state.presence == Presence::Dehydrated,
         ])?;
     }
     Ok(())

@@ -38,6 +38,7 @@ mod history;
 #[allow(missing_docs)]
 mod locations;
 mod schema;
+mod selective;
 mod shares;
 mod sql_types;
 mod versions;
@@ -50,6 +51,7 @@ pub use history::{
     MAX_ACTIONS_PER_GENERATION, PROBLEMS_KEPT,
 };
 pub use locations::LocationRow;
+pub use selective::SelectiveSettings;
 pub use shares::{ShareMember, ShareOffer, ShareRow};
 pub use versions::VersionRow;
 

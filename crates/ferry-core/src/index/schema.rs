@@ -180,4 +180,34 @@ CREATE TABLE generation_problems (
     r#"
 ALTER TABLE share_offers ADD COLUMN declined_at INTEGER;
 "#,
+    // 11: files on demand (selective mode). A dehydrated entry exists but its content
+    // is on the conduit's secondary replica; pins keep paths (and everything under a
+    // pinned folder) local; accesses record reads through the mount for eviction;
+    // selective conduits' quota and free-space floor; hydrations under way.
+    r#"
+ALTER TABLE entries ADD COLUMN dehydrated INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE pins (
+    location_id INTEGER NOT NULL REFERENCES locations(id),
+    path TEXT NOT NULL,
+    PRIMARY KEY (location_id, path)
+) WITHOUT ROWID;
+CREATE TABLE accesses (
+    location_id INTEGER NOT NULL REFERENCES locations(id),
+    path TEXT NOT NULL,
+    accessed_ns INTEGER NOT NULL,
+    PRIMARY KEY (location_id, path)
+) WITHOUT ROWID;
+CREATE TABLE selective (
+    conduit_id INTEGER PRIMARY KEY REFERENCES conduits(id),
+    local_quota INTEGER,
+    min_free_percent INTEGER
+);
+CREATE TABLE hydrations (
+    location_id INTEGER NOT NULL REFERENCES locations(id),
+    path TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    pid INTEGER NOT NULL,
+    PRIMARY KEY (location_id, path)
+) WITHOUT ROWID;
+"#,
 ];

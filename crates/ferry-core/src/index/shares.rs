@@ -307,7 +307,7 @@ impl Index {
         {
             let mut get = tx.prepare_cached(
                 "SELECT path, kind, size, mtime_ns, ctime_ns, inode, mode, hash, chunks, link_target,
-                        version, deleted, sequence, racy
+                        version, deleted, sequence, racy, dehydrated
                  FROM entries WHERE location_id = ?1 AND path = ?2",
             )?;
             for (path, state) in received {

@@ -9,7 +9,8 @@
 //!   are kept: A's content goes to B as `name.conflict-…-a.ext`, then leaves A;
 //! - a directory is created on B when missing and never removed from A (it is where new
 //!   work lands); a file where B has a directory is left for the user as a conflict;
-//! - tombstones of A and everything only on B are ignored.
+//! - tombstones of A, dehydrated files of A (files on demand: their content is on
+//!   their secondary replica) and everything only on B are ignored.
 //!
 //! Removal (`remove_archived`) happens after the copies are installed and durable, and
 //! only when B's file, re-read from disk, has A's indexed BLAKE3 and A's file still
@@ -36,7 +37,7 @@
 //! to get archived files back, use a different folder (a new conduit).
 
 use crate::error::{Error, Result};
-use crate::model::entry::{Entry, EntryKind};
+use crate::model::entry::{Entry, EntryKind, Presence};
 use crate::model::rel_path::RelPath;
 use crate::model::version_vector::Causality;
 use crate::plan::conflict_name::conflict_name;
@@ -101,7 +102,9 @@ pub(crate) fn plan_archive(input: ReconcileInput<'_>) -> Plan {
         .map(|e| e.path.as_str().to_string())
         .collect();
     let mut plan = Plan::default();
-    for ea in input.a.iter().filter(|e| e.is_live()) {
+    // A dehydrated file's content is on its secondary replica already (files on
+    // demand): nothing of it is here to copy or remove.
+    for ea in (input.a.iter()).filter(|e| e.is_live() && e.state.presence != Presence::Dehydrated) {
         let path = &ea.path;
         let eb = b.get(path).copied();
         let lb = eb.filter(|e| e.is_live());

@@ -9,10 +9,21 @@
 //! - a modification beats a deletion, also for directories: a directory that still
 //!   has a surviving descendant on either side survives on both sides;
 //! - a file that disappears on one path and appears with the same content on another
-//!   is applied as a rename on the other side (paths that end alike pair first).
+//!   is applied as a rename on the other side (paths that end alike pair first);
+//! - a dehydrated entry (files on demand: the path exists, its content is on the
+//!   secondary replica) is never taken for a deletion or an edit (safety rule 7): it
+//!   agrees with the same content on the other side; it is never the source of a copy
+//!   (a decision that would need its bytes is left to the user as a conflict, nothing
+//!   moves); deleting it touches only the index. In selective mode a newer file on B
+//!   over A's dehydrated entry stays online-only: A records B's state, still
+//!   dehydrated, and no bytes move.
+//!
+//! Selective mode (A the hot, local side, B the secondary) reconciles as bidirectional
+//! with the rules above; dehydration and hydration are not plan actions
+//! (`selective.rs`).
 
-use crate::error::{Error, Result};
-use crate::model::entry::{Entry, EntryKind, StatInfo};
+use crate::error::Result;
+use crate::model::entry::{Entry, EntryKind, Presence, StatInfo};
 use crate::model::rel_path::RelPath;
 use crate::model::version_vector::{Causality, VersionVector};
 use crate::plan::conflict_name::conflict_name;
@@ -38,12 +49,6 @@ enum Decision {
 pub fn reconcile(input: ReconcileInput<'_>) -> Result<Plan> {
     if input.mode == SyncMode::Archive {
         return Ok(crate::plan::archive::plan_archive(input));
-    }
-    if input.mode == SyncMode::Selective {
-        return Err(Error::Unsupported(format!(
-            "mode {} is not implemented yet",
-            input.mode.as_str()
-        )));
     }
     let mut paths: BTreeMap<&RelPath, (Option<&Entry>, Option<&Entry>)> = BTreeMap::new();
     for e in input.a {
@@ -90,6 +95,7 @@ impl Reconciler<'_> {
             SyncMode::Mirror => decide_mirror(ea, eb),
             _ => decide_bidirectional(ea, eb, self.input.policy),
         };
+        let decision = hold_dehydrated(decision, ea, eb);
         let merged = version(ea).merged(&version(eb));
         let final_kind = match decision {
             Decision::Agree => live(ea).map(|e| e.state.kind),
@@ -203,6 +209,23 @@ impl Reconciler<'_> {
                 if &c.state.version != version {
                     self.plan.actions.push(record(c));
                 }
+            }
+            // Selective mode: a newer file of B over A's online-only copy stays online
+            // only; A takes B's state in its index, no bytes move.
+            (Some(w), Some(c))
+                if self.input.mode == SyncMode::Selective
+                    && to == Side::A
+                    && dehydrated(c)
+                    && w.state.kind == EntryKind::File
+                    && c.state.kind == EntryKind::File =>
+            {
+                let mut e = w.with_version(version);
+                e.state.presence = Presence::Dehydrated;
+                e.cache = c.cache;
+                self.plan.actions.push(Action::Record {
+                    side: to,
+                    entry: Box::new(e),
+                });
             }
             (Some(w), cur) => {
                 let mut expected = cur.cloned();
@@ -354,6 +377,25 @@ impl Reconciler<'_> {
                         });
                     }
                 }
+                // A dehydrated file in the way: its content is not on this side to
+                // move aside; the entry goes (index only) and the user is told.
+                Some(e) if dehydrated(e) => {
+                    self.plan.actions.push(Action::Delete {
+                        side,
+                        path: path.clone(),
+                        expected: Box::new(e.clone()),
+                        version: merged.clone(),
+                    });
+                    self.plan.conflicts.push(ConflictRecord {
+                        path: path.clone(),
+                        a: ea.cloned(),
+                        b: eb.cloned(),
+                        policy: self.input.policy,
+                        winner: Some(side.other()),
+                        loser_kept_at: None,
+                    });
+                    self.push_mkdir(side, path, &source, merged);
+                }
                 Some(e) => {
                     let aside = self.move_aside(path, side, e);
                     self.plan.conflicts.push(ConflictRecord {
@@ -396,6 +438,31 @@ fn pick<'e>(side: Side, a: Option<&'e Entry>, b: Option<&'e Entry>) -> Option<&'
     match side {
         Side::A => a,
         Side::B => b,
+    }
+}
+
+fn dehydrated(e: &Entry) -> bool {
+    e.state.presence == Presence::Dehydrated
+}
+
+/// Safety rule 7 on a decision: a dehydrated entry's content is not on its side, so it
+/// can never be copied from there, moved aside or kept as a conflict loser there. A
+/// decision that would need that (the dehydrated side wins over different content, or
+/// a true conflict involves a dehydrated side) becomes a conflict left to the user:
+/// nothing moves on either side.
+fn hold_dehydrated(decision: Decision, ea: Option<&Entry>, eb: Option<&Entry>) -> Decision {
+    let is_dehydrated = |e: Option<&Entry>| e.is_some_and(dehydrated);
+    match decision {
+        Decision::Win(s) if is_dehydrated(pick(s, ea, eb)) => {
+            // Its content agrees with the other side's: nothing to copy (`agree`
+            // merges the vectors).
+            match (live(ea), live(eb)) {
+                (Some(a), Some(b)) if a.same_content(b) => Decision::Agree,
+                _ => Decision::Manual,
+            }
+        }
+        Decision::Conflict(_) if is_dehydrated(ea) || is_dehydrated(eb) => Decision::Manual,
+        d => d,
     }
 }
 

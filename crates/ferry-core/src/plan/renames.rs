@@ -2,7 +2,7 @@
 //! becomes one rename on S, so no bytes move. Paths that end alike pair first (a file
 //! moved with its folder keeps its neighbours' pairing).
 
-use crate::model::entry::EntryKind;
+use crate::model::entry::{EntryKind, Presence};
 use crate::model::rel_path::RelPath;
 use crate::plan::{Action, Plan, Side};
 use std::collections::{HashMap, HashSet};
@@ -51,7 +51,10 @@ pub(crate) fn pair_renames(plan: &mut Plan) {
             ..
         } = a
         {
-            if expected.state.kind == EntryKind::File && !written.contains(&(*side, path.clone())) {
+            if expected.state.kind == EntryKind::File
+                && expected.state.presence == Presence::Live
+                && !written.contains(&(*side, path.clone()))
+            {
                 if let Some(h) = expected.state.hash {
                     delete_paths.push((i, (*side, h, expected.state.mode), path.to_string()));
                 }

@@ -234,13 +234,19 @@ impl DirHandle {
     /// Opens the regular file `name` for reading; a symlink there is refused, and so
     /// is a fifo or device (opened without blocking and checked: a fifo swapped in
     /// must not hang the run).
+    ///
+    /// Ferry's own reads leave the file's access time alone (`O_NOATIME`, where the
+    /// kernel allows it: the file's owner, or root), so atime keeps saying when a user
+    /// last read it (selective mode evicts by it).
     pub(crate) fn open_file(&self, name: &OsStr) -> Result<File> {
-        let fd = rustix::fs::openat(
-            &self.fd,
-            name,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
-            Mode::empty(),
-        )
+        let flags =
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
+        let fd = match rustix::fs::openat(&self.fd, name, flags | OFlags::NOATIME, Mode::empty()) {
+            Err(rustix::io::Errno::PERM) => {
+                rustix::fs::openat(&self.fd, name, flags, Mode::empty())
+            }
+            r => r,
+        }
         .map_err(os)
         .ctx("open", self.show(name))?;
         let st = rustix::fs::fstat(&fd)

@@ -13,7 +13,7 @@
 use crate::error::{Error, IoContext, Result};
 use crate::fault::FaultPoint;
 use crate::index::Index;
-use crate::model::entry::{Entry, EntryKind, StatInfo};
+use crate::model::entry::{Entry, EntryKind, Presence, StatInfo};
 use crate::model::rel_path::{escape_os, RelPath};
 use crate::replica::beneath::{self, DirHandle, Found};
 use crate::replica::fs_ops::{
@@ -32,7 +32,10 @@ pub(crate) fn can_chown() -> bool {
 }
 
 /// What `found` at a path says about an expected entry (`None`: nothing expected).
+/// A dehydrated entry (files on demand) expects nothing on disk: its content is on the
+/// secondary replica.
 fn matches(found: Option<&Found>, expected: Option<&Entry>) -> bool {
+    let expected = expected.filter(|e| e.state.presence != Presence::Dehydrated);
     match (found, expected) {
         (None, None) => true,
         (Some(f), Some(e)) => {
@@ -53,7 +56,8 @@ pub(crate) fn ensure_matches(
         Ok(p) => p,
         // A parent that is gone (or is now a file) means nothing is at `rel`.
         Err(Error::Io { source, .. })
-            if crate::replica::fs_ops::is_absent(&source) && expected.is_none() =>
+            if crate::replica::fs_ops::is_absent(&source)
+                && expected.is_none_or(|e| e.state.presence == Presence::Dehydrated) =>
         {
             return Ok(())
         }
@@ -510,7 +514,8 @@ pub(crate) fn install(
     let root = loc.dir()?;
     let (dir, name) = root.parent(path)?;
     ensure_at(&dir, &name, expected)?;
-    match expected {
+    // Hydrating a dehydrated path: nothing is there to replace.
+    match expected.filter(|e| e.state.presence != Presence::Dehydrated) {
         None => {
             dir.rename_noreplace(&staged.tmp, &name)
                 .map_err(|e| not_replaced(e, "install", &dir, &name))?;

@@ -318,17 +318,26 @@ fn join(loc: &Location, walked: Walked, rows: Vec<StatRow>) -> Observed {
     let mut rows = rows.into_iter().peekable();
     for s in seen {
         // Index rows before this path were not seen on disk.
+        // A dehydrated path is absent on disk by design (its content is on the
+        // secondary replica): never missing, so never a deletion (safety rule 7).
         while let Some(r) = rows.next_if(|r| r.path < s.rel) {
-            if !r.deleted {
+            if !r.deleted && !r.dehydrated {
                 missing.push(r.path);
             }
         }
         match rows.next_if(|r| r.path == s.rel) {
-            Some(r) if !r.deleted && r.kind == s.kind && !r.racy && stat_unchanged(&r, &s) => {}
+            Some(r)
+                if !r.deleted
+                    && !r.dehydrated
+                    && r.kind == s.kind
+                    && !r.racy
+                    && stat_unchanged(&r, &s) => {}
+            // A file at a dehydrated path is read: the same content hydrates the entry
+            // (same version), other content is an edit.
             _ => candidates.push(s),
         }
     }
-    missing.extend(rows.filter(|r| !r.deleted).map(|r| r.path));
+    missing.extend(rows.filter(|r| !r.deleted && !r.dehydrated).map(|r| r.path));
 
     // Indexed live paths the walk did not see: deleted, ignored now, or unreadable.
     let mut gone = Vec::new();

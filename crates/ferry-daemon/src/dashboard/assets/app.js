@@ -19,7 +19,7 @@
   if (!window.EventSource) return;
   var names = ["change_detected", "job_started", "job_progress", "job_finished",
     "job_failed", "conduit_paused", "conduit_resumed", "conduit_added",
-    "conduit_removed", "conduit_changed", "watch_fallback"];
+    "conduit_removed", "conduit_changed", "watch_fallback", "files_dehydrated"];
   var es = new EventSource("/events");
   function mark(text, state) {
     var el = document.getElementById("live");
