@@ -303,6 +303,7 @@ fn hydrate_from_b(index: &mut Index, pair: &SelectivePair, ea: &Entry) -> Result
         FaultPoint::None,
         None,
         &mut Vec::new(),
+        &|_| {},
     )?;
     let installed = sync_filesystem(&pair.a.root)
         .and_then(|_| disk::install(index, &pair.a, path, &staged, ea, Some(ea)));
