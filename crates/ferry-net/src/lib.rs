@@ -24,6 +24,7 @@ pub mod devices;
 pub mod error;
 pub mod handshake;
 pub mod identity;
+pub mod limit;
 pub mod node;
 pub mod sharing;
 pub mod status;

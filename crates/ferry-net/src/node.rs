@@ -141,14 +141,15 @@ impl Node {
 
     /// Every known and pending device with its live state.
     pub fn statuses(&self) -> Result<Vec<DeviceStatus>, NetError> {
-        let (known, pending) = {
+        let (known, pending, limits) = {
             let store = self.shared.lock_store();
-            (store.known()?, store.pending()?)
+            (store.known()?, store.pending()?, store.bandwidth_limits()?)
         };
         let now = unix_now();
         let mut out = Vec::with_capacity(known.len() + pending.len());
         for k in known {
             let mut s = DeviceStatus::known(&k);
+            s.bandwidth_limit = limits.get(&k.id).copied();
             if let Some(conn) = self.shared.connection(&k.id) {
                 s.connected = true;
                 s.path = conn.path_kind();
@@ -440,6 +441,10 @@ async fn dial_loop(shared: Arc<Shared>) {
                 continue;
             }
         };
+        match shared.lock_store().bandwidth_limits() {
+            Ok(l) => shared.sharing.set_device_limits(l),
+            Err(e) => tracing::warn!("reading bandwidth limits: {e}"),
+        }
         let removed: Vec<Peer> = match shared.peers.lock() {
             Ok(mut peers) => {
                 let gone: Vec<DeviceId> = peers

@@ -18,6 +18,7 @@
 use crate::connection::{Connection, FramedStream};
 use crate::error::{NetError, WireError};
 use crate::identity::DeviceId;
+use crate::limit::RateLimit;
 use crate::transfer::{compress_piece, TransferStats};
 use crate::wire::share::{
     Changed, IndexBatch, IndexRequest, PieceReply, PieceRequest, ShareInfo, ShareList, WireEntry,
@@ -68,6 +69,11 @@ pub(crate) struct Sharing {
     /// Per device, the byte counts at the last tick and the rates since the one before
     /// ((received, sent) bytes, (received, sent) bytes per second, when).
     rates: Mutex<HashMap<DeviceId, RateSample>>,
+    /// Bandwidth limits by what they limit (`share-rx:ID`, `share-tx:ID`, `dev-rx:ID`,
+    /// `dev-tx:ID`): one bucket each, shared by the transfers under it.
+    limits: Mutex<HashMap<String, Arc<RateLimit>>>,
+    /// Each device's bandwidth limit (bytes per second), as the store says.
+    device_limits: Mutex<HashMap<DeviceId, u64>>,
 }
 
 #[derive(Clone, Copy)]
@@ -99,6 +105,8 @@ impl Sharing {
             received: Mutex::new(HashMap::new()),
             served: Mutex::new(HashMap::new()),
             rates: Mutex::new(HashMap::new()),
+            limits: Mutex::new(HashMap::new()),
+            device_limits: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -344,7 +352,8 @@ impl Sharing {
         first: PieceRequest,
         stream: FramedStream,
     ) -> Res<()> {
-        let zstd = conn.hello().has(ZSTD);
+        // FERRY_NO_ZSTD (measurements only): answer every piece raw.
+        let zstd = conn.hello().has(ZSTD) && std::env::var_os("FERRY_NO_ZSTD").is_none();
         let device = conn.remote();
         let stats = self.served_to(&device);
         let (mut w, mut r) = stream.split();
@@ -352,7 +361,8 @@ impl Sharing {
         let me = self.clone();
         let reader = async move {
             // Folders of the shares asked for on this stream (membership checked once).
-            let mut folders: HashMap<String, Arc<FolderContent>> = HashMap::new();
+            type Serving = (Arc<FolderContent>, Vec<Arc<RateLimit>>);
+            let mut folders: HashMap<String, Serving> = HashMap::new();
             let mut next = Some(first);
             loop {
                 let req = match next.take() {
@@ -372,13 +382,25 @@ impl Sharing {
                         Some(Envelope { body: None }) => return Err(WireError::Empty.into()),
                     },
                 };
-                let folder = match folders.get(&req.share_id) {
+                let (folder, limits) = match folders.get(&req.share_id) {
                     Some(f) => f.clone(),
                     None => {
                         let share = me.member_share(&device, req.share_id.clone()).await?;
                         let f = me.folder(&share).await?;
-                        folders.insert(req.share_id.clone(), f.clone());
-                        f
+                        let (sid, d) = (share.id.clone(), device.to_string());
+                        let rate = me
+                            .with_index(move |i| {
+                                let m = i.share_member(&sid, &d)?;
+                                let c = match m.and_then(|m| m.conduit_id) {
+                                    Some(c) => i.conduit(c)?,
+                                    None => None,
+                                };
+                                Ok(c.map(|c| c.bandwidth_limit).unwrap_or(0))
+                            })
+                            .await?;
+                        let limits = me.limits_for("tx", &share.id, rate, &device);
+                        folders.insert(req.share_id.clone(), (f.clone(), limits.clone()));
+                        (f, limits)
                     }
                 };
                 let piece = req.piece()?;
@@ -388,13 +410,13 @@ impl Sharing {
                     );
                 }
                 let job = tokio::task::spawn_blocking(move || answer_piece(&folder, &piece, zstd));
-                if tx.send(job).await.is_err() {
+                if tx.send((job, limits)).await.is_err() {
                     return Ok(()); // the writer stopped
                 }
             }
         };
         let writer = async move {
-            while let Some(job) = rx.recv().await {
+            while let Some((job, limits)) = rx.recv().await {
                 let reply = job
                     .await
                     .map_err(|e| NetError::Share(format!("piece task failed: {e}")))?
@@ -404,6 +426,9 @@ impl Sharing {
                     .wire_bytes
                     .fetch_add(reply.0.data.len() as u64, Ordering::Relaxed);
                 stats.bytes.fetch_add(reply.1, Ordering::Relaxed);
+                for l in &limits {
+                    l.take(reply.0.data.len() as u64).await;
+                }
                 w.send(&reply.0.into()).await?;
             }
             w.finish();
@@ -619,14 +644,63 @@ impl Sharing {
         connection: impl Fn(&DeviceId) -> Option<Connection>,
     ) -> Option<PeerContent> {
         let found = self
-            .with_index(move |i| i.share_of_conduit(conduit))
+            .with_index(move |i| {
+                let rate = i.conduit(conduit)?.map(|c| c.bandwidth_limit).unwrap_or(0);
+                Ok(i.share_of_conduit(conduit)?.map(|f| (f, rate)))
+            })
             .await
             .ok()??;
-        let (share, member) = found;
+        let ((share, member), rate) = found;
         let device: DeviceId = member.device.parse().ok()?;
         let conn = connection(&device)?;
         let stats = self.stats_of(&device);
-        Some(PeerContent::new(conn, share.id, stats))
+        let limits = self.limits_for("rx", &share.id, rate, &device);
+        Some(PeerContent::new(conn, share.id, stats, limits))
+    }
+
+    /// The buckets a transfer of `share` with `device` takes from, in direction `dir`
+    /// (`rx`: pulling, `tx`: answering): the share's (at `rate`, its conduit's limit)
+    /// and the device's, where set.
+    fn limits_for(
+        &self,
+        dir: &str,
+        share: &str,
+        rate: u64,
+        device: &DeviceId,
+    ) -> Vec<Arc<RateLimit>> {
+        let device_rate = (self.device_limits.lock().ok())
+            .and_then(|m| m.get(device).copied())
+            .unwrap_or(0);
+        [
+            (format!("share-{dir}:{share}"), rate),
+            (format!("dev-{dir}:{device}"), device_rate),
+        ]
+        .into_iter()
+        .filter_map(|(key, rate)| self.limit(key, rate))
+        .collect()
+    }
+
+    /// The bucket `key` at `rate` (`None` when unlimited), made or re-rated.
+    fn limit(&self, key: String, rate: u64) -> Option<Arc<RateLimit>> {
+        let mut limits = self.limits.lock().ok()?;
+        if rate == 0 {
+            if let Some(l) = limits.get(&key) {
+                l.set_rate(0);
+            }
+            return None;
+        }
+        let l = limits
+            .entry(key)
+            .or_insert_with(|| Arc::new(RateLimit::new(rate)));
+        l.set_rate(rate);
+        Some(l.clone())
+    }
+
+    /// The devices' bandwidth limits, as the store says now (read once a tick).
+    pub(crate) fn set_device_limits(&self, limits: HashMap<DeviceId, u64>) {
+        if let Ok(mut m) = self.device_limits.lock() {
+            *m = limits;
+        }
     }
 }
 

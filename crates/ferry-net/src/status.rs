@@ -38,6 +38,9 @@ pub struct DeviceStatus {
     pub attempts: Option<u64>,
     /// Content moved with it since this node started (only from a running node).
     pub transfer: Option<TransferView>,
+    /// Its bandwidth limit, bytes per second each way (`ferry device add
+    /// --bandwidth-limit`), when one is set.
+    pub bandwidth_limit: Option<u64>,
 }
 
 /// Content moved with one device since the node started, and how fast now.
@@ -74,6 +77,7 @@ impl DeviceStatus {
             last_error: None,
             attempts: None,
             transfer: None,
+            bandwidth_limit: None,
         }
     }
 
@@ -91,6 +95,7 @@ impl DeviceStatus {
             last_error: None,
             attempts: Some(p.attempts),
             transfer: None,
+            bandwidth_limit: None,
         }
     }
 }
@@ -100,7 +105,11 @@ pub fn offline(home: &Path) -> Result<Vec<DeviceStatus>, StoreError> {
     let Some(store) = DeviceStore::open_existing(home)? else {
         return Ok(Vec::new());
     };
+    let limits = store.bandwidth_limits()?;
     let mut out: Vec<DeviceStatus> = store.known()?.iter().map(DeviceStatus::known).collect();
+    for s in &mut out {
+        s.bandwidth_limit = limits.get(&s.id).copied();
+    }
     out.extend(store.pending()?.iter().map(DeviceStatus::pending));
     Ok(out)
 }

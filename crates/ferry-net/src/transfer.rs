@@ -9,7 +9,7 @@
 //! - **Fetched ahead, bounded.** The engine announces the pieces it will read
 //!   ([`ChunkSource::prefetch`]); a dispatcher sends them in that order while the
 //!   bytes asked for and not yet read stay under [`AHEAD_BYTES`] (a bandwidth × delay
-//!   of 1 Gbit/s × 130 ms). A read of a piece not sent yet is sent at once, outside
+//!   of 1 Gbit/s × 65 ms, or 100 Mbit/s × 650 ms). A read of a piece not sent yet is sent at once, outside
 //!   the budget, so a reader never waits behind pieces others asked for.
 //! - **Compressed where it pays.** A device announcing [`ZSTD`] may get a piece as one
 //!   zstd frame: the sender compresses only a piece whose first 4 KiB shrink by an
@@ -17,11 +17,16 @@
 //!   frame only if it saves at least a sixteenth. The receiver decompresses into at
 //!   most the piece's length, then checks the BLAKE3 as for any piece.
 //!
+//! - **Rate-limited.** Each request waits for its bytes in the buckets it is under (the
+//!   share's, the device's: `limit.rs`) before it goes out, so the pulls stay under
+//!   the limit and concurrent transfers share it.
+//!
 //! Every piece is checked against its BLAKE3 before it is used; bytes that are not the
 //! piece asked for are never used.
 
 use crate::connection::Connection;
 use crate::error::{NetError, WireError};
+use crate::limit::RateLimit;
 use crate::wire::share::{PieceReply, PieceRequest, ENCODING_RAW, ENCODING_ZSTD};
 use crate::wire::{Body, Envelope, PIPELINED, ZSTD};
 use ferry_core::model::Hash;
@@ -35,7 +40,7 @@ use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 /// Streams kept open per peer content for pipelined requests.
 pub const LANES: usize = 8;
 /// Bytes of pieces asked for ahead and not read yet, at most.
-pub const AHEAD_BYTES: usize = 16 << 20;
+pub const AHEAD_BYTES: usize = 8 << 20;
 /// Pieces remembered as asked for ahead, at most (beyond, prefetch hints are dropped).
 const AHEAD_PIECES: usize = 4096;
 /// Longest wait for one piece.
@@ -120,6 +125,9 @@ struct Inner {
     wake: Arc<Notify>,
     lanes: Mutex<Vec<Lane>>,
     stats: Arc<TransferStats>,
+    /// Bandwidth limits every request takes from before it goes out (the bytes asked
+    /// for: a share's, a device's).
+    limits: Vec<Arc<RateLimit>>,
     /// The content was dropped: no new lanes (they would keep it alive).
     closed: std::sync::atomic::AtomicBool,
 }
@@ -133,7 +141,12 @@ pub struct PeerContent {
 impl PeerContent {
     /// Content of share `share_id` on `conn`'s device. Must be called inside a tokio
     /// runtime (its tasks run there).
-    pub fn new(conn: Connection, share_id: String, stats: Arc<TransferStats>) -> PeerContent {
+    pub fn new(
+        conn: Connection,
+        share_id: String,
+        stats: Arc<TransferStats>,
+        limits: Vec<Arc<RateLimit>>,
+    ) -> PeerContent {
         // Pipelining needs the member to know it; zstd replies come only to a device
         // that announced it (this build does), so they are taken whoever sends them.
         let pipelined = conn.hello().has(PIPELINED);
@@ -149,6 +162,7 @@ impl PeerContent {
             wake: Arc::new(Notify::new()),
             lanes: Mutex::new(Vec::new()),
             stats,
+            limits,
             closed: std::sync::atomic::AtomicBool::new(false),
         });
         let (weak, wake, budget) = (
@@ -304,6 +318,9 @@ impl Inner {
 async fn lane(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Req>, load: Arc<AtomicU64>) {
     if !inner.pipelined {
         while let Some(req) = rx.recv().await {
+            for l in &inner.limits {
+                l.take(u64::from(req.piece.len)).await;
+            }
             let (inner, load) = (inner.clone(), load.clone());
             tokio::spawn(async move {
                 let len = u64::from(req.piece.len);
@@ -326,9 +343,12 @@ async fn lane(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Req>, load: Arc
     };
     let (mut w, mut r) = stream.split();
     let (ptx, mut prx) = mpsc::unbounded_channel::<Req>();
-    let share_id = inner.share_id.clone();
+    let (share_id, limits) = (inner.share_id.clone(), inner.limits.clone());
     let writer = async move {
         while let Some(req) = rx.recv().await {
+            for l in &limits {
+                l.take(u64::from(req.piece.len)).await;
+            }
             let msg: Envelope = PieceRequest::of(&share_id, &req.piece).into();
             if ptx.send(req).is_err() {
                 break; // the reader stopped: so does the lane

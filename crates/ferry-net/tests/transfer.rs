@@ -362,3 +362,40 @@ async fn a_zstd_frame_larger_than_its_piece_is_never_used() {
     assert!(!s.folder.join("log.txt").exists());
     s.node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_under_a_share_limit_and_a_device_limit_completes_and_the_limits_show() {
+    let files = vec![("log.txt", text(1 << 20)), ("photo.raw", noise(1 << 20, 3))];
+    let s = setup(&[PIPELINED, ZSTD], files.clone(), Answer::Honest).await;
+    {
+        let index = Index::open(&s.home.join("index.db")).unwrap();
+        let (share, _) = index.share_of_conduit(s.conduit).unwrap().unwrap();
+        index.set_share_bandwidth_limit(&share.id, 8 << 20).unwrap();
+        assert_eq!(
+            index.conduit(s.conduit).unwrap().unwrap().bandwidth_limit,
+            8 << 20,
+            "the share's conduit takes the share's limit"
+        );
+    }
+    DeviceStore::open(&s.home)
+        .unwrap()
+        .set_bandwidth_limit(&s.member, 16 << 20)
+        .unwrap();
+    let limit = || {
+        (s.node.statuses().unwrap().iter())
+            .find(|r| r.id == s.member)
+            .and_then(|r| r.bandwidth_limit)
+    };
+    assert_eq!(limit(), Some(16 << 20));
+    let outcome = run(&s).await;
+    assert!(outcome.problems.is_empty(), "{:?}", outcome.problems);
+    for (p, c) in &files {
+        assert_eq!(&std::fs::read(s.folder.join(p)).unwrap(), c, "{p}");
+    }
+    DeviceStore::open(&s.home)
+        .unwrap()
+        .set_bandwidth_limit(&s.member, 0)
+        .unwrap();
+    assert_eq!(limit(), None);
+    s.node.shutdown().await;
+}

@@ -164,4 +164,9 @@ CREATE TABLE share_offers (
     PRIMARY KEY (share_id, device)
 ) WITHOUT ROWID;
 "#,
+    // A share's bandwidth limit (bytes per second, 0: none): its member conduits
+    // start with it (issue 12).
+    r#"
+ALTER TABLE shares ADD COLUMN bandwidth_limit INTEGER NOT NULL DEFAULT 0;
+"#,
 ];

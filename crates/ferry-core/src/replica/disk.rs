@@ -426,7 +426,7 @@ pub(crate) fn stage(
                 clone_or_copy(input, &out, &shown)?;
             }
             (None, _, Some(fill)) => {
-                let mut w = std::io::BufWriter::with_capacity(1 << 20, &out);
+                let mut w = std::io::BufWriter::with_capacity(256 << 10, &out);
                 fill(&mut InOrder::new(&mut w))?;
                 std::io::Write::flush(&mut w).ctx("write", &shown)?;
             }
