@@ -268,6 +268,10 @@ pub struct ShareArgs {
     #[cfg(feature = "hub")]
     #[arg(long, value_parser = parse_device_id)]
     pub hub: Option<ferry_net::DeviceId>,
+    /// Bytes per second for this share's transfers on this device, each way, e.g.
+    /// 500K, 10M (0 = unlimited); with a folder shared already, changes its limit.
+    #[arg(long, value_parser = parse_bandwidth)]
+    pub bandwidth_limit: Option<u64>,
     #[command(subcommand)]
     pub command: Option<ShareCommand>,
 }
@@ -304,6 +308,10 @@ pub enum DeviceCommand {
         /// Where to reach it, HOST:PORT (UDP); may be given more than once.
         #[arg(long = "addr", value_name = "HOST:PORT", value_parser = parse_host_port)]
         addrs: Vec<String>,
+        /// Bytes per second exchanged with it, each way, over all shares, e.g. 500K,
+        /// 10M (0 = unlimited).
+        #[arg(long, value_parser = parse_bandwidth)]
+        bandwidth_limit: Option<u64>,
     },
     /// List known devices (with live state when the daemon runs) and pending ones.
     List,

@@ -21,7 +21,12 @@ pub fn run(cmd: &DeviceCommand, json_out: bool) -> Result<u8> {
                 println!("{}", me.id());
             }
         }
-        DeviceCommand::Add { id, name, addrs } => {
+        DeviceCommand::Add {
+            id,
+            name,
+            addrs,
+            bandwidth_limit,
+        } => {
             let me = Identity::load_or_create(&home).context("this device's key")?;
             if *id == me.id() {
                 anyhow::bail!("{id} is this device's own ID; add the ID of another device");
@@ -29,9 +34,14 @@ pub fn run(cmd: &DeviceCommand, json_out: bool) -> Result<u8> {
             let mut store = DeviceStore::open(&home).context("opening the devices store")?;
             let was_pending = store.pending()?.iter().any(|p| p.id == *id);
             let added = store.add(*id, name.as_deref(), addrs, unix_now())?;
+            if let Some(limit) = bandwidth_limit {
+                store.set_bandwidth_limit(id, *limit)?;
+            }
             if json_out {
+                let mut device = DeviceStatus::known(&added);
+                device.bandwidth_limit = store.bandwidth_limits()?.get(id).copied();
                 output::print(json!({
-                    "device": DeviceStatus::known(&added),
+                    "device": device,
                     "accepted_pending": was_pending,
                 }))?;
             } else {

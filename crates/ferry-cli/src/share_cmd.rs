@@ -44,6 +44,25 @@ pub fn share(args: &ShareArgs, json_out: bool) -> Result<u8> {
             }
             Ok(EXIT_OK)
         }
+        (None, Some(dir)) if args.with.is_empty() && args.bandwidth_limit.is_some() => {
+            // A folder shared already: change its limit.
+            let index = ferry_core::library::open_index()?;
+            let limit = args.bandwidth_limit.unwrap_or(0);
+            let root = ferry_core::replica::canonical_root(dir)?;
+            let share = (index.shares()?.into_iter())
+                .find(|s| index.location(s.location_id).is_ok_and(|l| l.root == root))
+                .ok_or_else(|| NotFound(format!("{} is not shared", dir.display())))?;
+            index.set_share_bandwidth_limit(&share.id, limit)?;
+            if json_out {
+                output::print(json!({"share": share.id, "bandwidth_limit": limit}))?;
+            } else {
+                println!(
+                    "share {}: bandwidth limit {limit} bytes/s (0: none)",
+                    share.id
+                );
+            }
+            Ok(EXIT_OK)
+        }
         (None, Some(dir)) => {
             if args.with.is_empty() {
                 anyhow::bail!(
@@ -70,8 +89,14 @@ pub fn share(args: &ShareArgs, json_out: bool) -> Result<u8> {
             if let (Some(book), Some(hub)) = (book, &args.hub) {
                 book.set_share_hub(&share.id, &hub.to_string())?;
             }
+            let limit = args.bandwidth_limit.unwrap_or(0);
+            if limit > 0 {
+                index.set_share_bandwidth_limit(&share.id, limit)?;
+            }
             if json_out {
-                output::print(json!({"share": share, "devices": devices}))?;
+                output::print(
+                    json!({"share": share, "devices": devices, "bandwidth_limit": limit}),
+                )?;
             } else {
                 println!("{}", share.id);
                 eprintln!(

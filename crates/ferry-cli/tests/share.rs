@@ -350,3 +350,74 @@ fn a_device_killed_mid_copy_converges_when_it_comes_back() {
     x.stop();
     y.stop();
 }
+
+/// Pieces a partial copy under `folder` holds (bits set in its record), if there is one.
+fn partial_pieces(folder: &Path) -> Option<u32> {
+    let dir = std::fs::read_dir(folder.join(".ferry/partial")).ok()?;
+    let record = dir
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "have"))?;
+    let bytes = std::fs::read(record).ok()?;
+    // A 64-byte header, then one bit per piece.
+    Some(bytes.get(64..)?.iter().map(|b| b.count_ones()).sum())
+}
+
+#[test]
+fn a_big_copy_resumes_after_either_device_is_killed() {
+    let (mut x, mut y, idx, _) = connected();
+    let fx = x.tmp.path().join("big");
+    let fy = y.tmp.path().join("big");
+    std::fs::create_dir_all(&fx).unwrap();
+    let size = 24 << 20;
+    let big = ferry_testkit::noise(size, 77);
+    std::fs::write(fx.join("big.bin"), &big).unwrap();
+    // The desktop answers at 3 MiB/s, so the copy takes a few seconds.
+    let out = x.json(&[
+        "share",
+        fx.to_str().unwrap(),
+        "--with",
+        "laptop",
+        "--bandwidth-limit",
+        "3M",
+    ]);
+    assert_eq!(out["bandwidth_limit"], 3 << 20);
+    let id = out["share"]["id"].as_str().unwrap().to_string();
+    wait_for("the offer on the laptop", || {
+        offers(&y).iter().any(|o| o["share"] == id.as_str())
+    });
+    y.json(&["accept", &id, fy.to_str().unwrap()]);
+    wait_for("part of the copy in", || {
+        partial_pieces(&fy).is_some_and(|n| n >= 30)
+    });
+    // The receiving device dies mid-copy; what it verified is on its disk.
+    y.kill();
+    let held = partial_pieces(&fy).unwrap();
+    assert!(!fy.join("big.bin").exists());
+    y.start();
+    wait_for("more of the copy in after the laptop came back", || {
+        partial_pieces(&fy).is_some_and(|n| n >= held + 30)
+    });
+    // Now the sending device dies mid-copy, and comes back.
+    x.kill();
+    // It comes back on another port: the laptop is told where (it dials the desktop).
+    let ax = x.start();
+    y.json(&["device", "add", &idx, "--addr", &ax]);
+    wait_for("the laptop caught up after both were killed", || {
+        same_trees(&fx, &fy)
+    });
+    assert_eq!(std::fs::read(fy.join("big.bin")).unwrap(), big);
+    // What the laptop held when it was killed was not pulled again: it received, since
+    // it came back, at most the file less those pieces (each at least 16 KiB).
+    let received = y.row(&idx).unwrap()["transfer"]["received_bytes"]
+        .as_u64()
+        .unwrap();
+    let kept = u64::from(held) * (16 << 10);
+    assert!(
+        received <= size as u64 - kept,
+        "received {received} bytes after the restart; {held} pieces ({kept}+ bytes) were held"
+    );
+    assert_eq!(partial_pieces(&fy), None, "the partial copy is gone");
+    x.stop();
+    y.stop();
+}

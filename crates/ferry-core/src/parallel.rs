@@ -9,6 +9,17 @@ pub(crate) fn parallel_map<T: Sync, R: Send>(
     workers: usize,
     f: impl Fn(&T, &mut Vec<u8>) -> R + Sync,
 ) -> Vec<Option<R>> {
+    parallel_map_runs(items, workers, 32, f)
+}
+
+/// [`parallel_map`] handing out runs of `run` neighbouring items at a time (1 for work
+/// that waits on a network rather than on a folder's lock).
+pub(crate) fn parallel_map_runs<T: Sync, R: Send>(
+    items: &[T],
+    workers: usize,
+    run: usize,
+    f: impl Fn(&T, &mut Vec<u8>) -> R + Sync,
+) -> Vec<Option<R>> {
     let threads = if workers > 0 {
         workers
     } else {
@@ -18,7 +29,7 @@ pub(crate) fn parallel_map<T: Sync, R: Send>(
             .min(8)
     }
     .min(items.len().max(1));
-    const RUN: usize = 32;
+    let run = run.max(1);
     let next = std::sync::atomic::AtomicUsize::new(0);
     let out: Vec<std::sync::Mutex<Option<R>>> =
         items.iter().map(|_| std::sync::Mutex::new(None)).collect();
@@ -29,11 +40,11 @@ pub(crate) fn parallel_map<T: Sync, R: Send>(
                 loop {
                     // Runs of neighbouring items (files of one folder, in plan order)
                     // go to one worker, so workers rarely wait on the same folder's lock.
-                    let start = next.fetch_add(RUN, std::sync::atomic::Ordering::Relaxed);
+                    let start = next.fetch_add(run, std::sync::atomic::Ordering::Relaxed);
                     if start >= items.len() {
                         break;
                     }
-                    for (i, item) in items.iter().enumerate().skip(start).take(RUN) {
+                    for (i, item) in items.iter().enumerate().skip(start).take(run) {
                         let r = f(item, &mut buf);
                         if let Ok(mut slot) = out[i].lock() {
                             *slot = Some(r);

@@ -157,11 +157,16 @@ pub fn attach_member(
         None => {
             let c = index.insert_conduit(a, b, share.mode, share.conflict_policy, false)?;
             // A daemon watches this device's folder and runs on every change.
+            // The share's bandwidth limit, if it has one.
+            let limit = match index.share_bandwidth_limit(&share.id)? {
+                0 => c.bandwidth_limit,
+                l => l,
+            };
             index.update_conduit_schedule(
                 c.id,
                 crate::conduit::Schedule::Instant,
                 c.parallel,
-                c.bandwidth_limit,
+                limit,
             )?;
             c
         }

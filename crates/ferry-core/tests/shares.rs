@@ -632,4 +632,116 @@ fn content_another_folder_here_holds_is_not_pulled_from_afar() {
     let out = y.run("X", far.clone());
     assert!(out.problems.is_empty(), "{:?}", out.problems);
     assert_eq!(y.read("clip.mkv").unwrap(), other);
+
+/// A link to the other device that is cut after `limit` pieces: every later read
+/// fails as a lost connection does. Counts the bytes it delivered.
+struct Cut {
+    inner: Arc<FolderContent>,
+    limit: usize,
+    served: std::sync::Mutex<usize>,
+    bytes: Arc<AtomicU64>,
+}
+
+impl ChunkSource for Cut {
+    fn read(&self, piece: &Piece, buf: &mut Vec<u8>) -> ferry_core::Result<bool> {
+        let mut served = self.served.lock().unwrap();
+        if *served >= self.limit {
+            return Err(ferry_core::Error::Unavailable("the link was cut".into()));
+        }
+        let found = self.inner.read(piece, buf)?;
+        if found {
+            *served += 1;
+            self.bytes
+                .fetch_add(u64::from(piece.len), Ordering::Relaxed);
+        }
+        Ok(found)
+    }
+}
+
+#[test]
+fn a_large_copy_cut_many_times_resumes_and_resends_nothing_it_had() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut x, mut y) = pair(tmp.path(), SyncMode::Bidirectional);
+    let big = ferry_testkit::noise(12 << 20, 11);
+    x.write("big.bin", &big);
+    x.run("Y", y.content());
+    send(&x, &mut y);
+    let bytes = Arc::new(AtomicU64::new(0));
+    let content = x.content();
+    let mut cuts = 0;
+    // Each run is a new connection (and a new executor: all it resumes from is on
+    // disk), cut after 7 pieces (about half a MiB).
+    while y.read("big.bin").is_none() {
+        assert!(cuts < 1000, "never finished");
+        let link = Arc::new(Cut {
+            inner: content.clone(),
+            limit: 7,
+            served: Default::default(),
+            bytes: bytes.clone(),
+        });
+        let out = y.run("X", link);
+        if y.read("big.bin").is_none() {
+            assert!(!out.problems.is_empty(), "a cut run said nothing");
+            cuts += 1;
+        }
+    }
+    assert_eq!(y.read("big.bin").unwrap(), big);
+    assert!(cuts >= 20, "only {cuts} cuts: the test cut too little");
+    let sent = bytes.load(Ordering::Relaxed);
+    // At most one chunk again per cut (CHUNK_MAX: 256 KiB); here none is.
+    let resent = sent - big.len() as u64;
+    assert!(
+        resent <= cuts * ferry_core::model::CHUNK_MAX as u64,
+        "{resent} bytes sent again over {cuts} cuts"
+    );
+    assert_eq!(resent, 0, "{cuts} cuts");
+    // Nothing of the partial copy is left behind, and nothing of it was indexed.
+    let partial = y.dir.join(".ferry/partial");
+    let left: Vec<_> = std::fs::read_dir(&partial).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+    let names: Vec<_> = std::fs::read_dir(&y.dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}"); // .ferry and big.bin
+}
+
+#[test]
+fn a_partial_copy_whose_bytes_were_spoiled_is_started_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut x, mut y) = pair(tmp.path(), SyncMode::Bidirectional);
+    let big = ferry_testkit::noise(4 << 20, 12);
+    x.write("big.bin", &big);
+    x.run("Y", y.content());
+    send(&x, &mut y);
+    let bytes = Arc::new(AtomicU64::new(0));
+    let cut = |limit| {
+        Arc::new(Cut {
+            inner: x.content(),
+            limit,
+            served: Default::default(),
+            bytes: bytes.clone(),
+        })
+    };
+    y.run("X", cut(20));
+    assert!(y.read("big.bin").is_none());
+    // Something spoils the bytes already in (the record still says they are).
+    let partial = std::fs::read_dir(y.dir.join(".ferry/partial"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_none())
+        .unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&partial)
+        .unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, b"spoiled", 0).unwrap();
+    drop(f);
+    // The copy does not hash right: not installed, and the next attempt starts over.
+    let out = y.run("X", cut(usize::MAX));
+    assert!(!out.problems.is_empty());
+    assert!(y.read("big.bin").is_none());
+    let out = y.run("X", cut(usize::MAX));
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
+    assert_eq!(y.read("big.bin").unwrap(), big);
 }

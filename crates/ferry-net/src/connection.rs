@@ -181,4 +181,42 @@ impl FramedStream {
     pub fn finish(&mut self) {
         let _ = self.send.finish();
     }
+
+    /// The two halves, to send and receive at once (pipelined requests).
+    pub fn split(self) -> (FrameWriter, FrameReader) {
+        (
+            FrameWriter { send: self.send },
+            FrameReader { recv: self.recv },
+        )
+    }
+}
+
+/// The sending half of a [`FramedStream`].
+#[derive(Debug)]
+pub struct FrameWriter {
+    send: SendStream,
+}
+
+impl FrameWriter {
+    pub async fn send(&mut self, msg: &Envelope) -> Result<(), WireError> {
+        write_frame(&mut self.send, msg).await
+    }
+
+    /// Tells the remote nothing more will be sent on this stream.
+    pub fn finish(&mut self) {
+        let _ = self.send.finish();
+    }
+}
+
+/// The receiving half of a [`FramedStream`].
+#[derive(Debug)]
+pub struct FrameReader {
+    recv: RecvStream,
+}
+
+impl FrameReader {
+    /// The next message; `Ok(None)` when the remote finished its side.
+    pub async fn recv(&mut self) -> Result<Option<Envelope>, WireError> {
+        read_frame(&mut self.recv).await
+    }
 }

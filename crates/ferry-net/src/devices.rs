@@ -100,6 +100,10 @@ impl DeviceStore {
                      last_seen INTEGER NOT NULL,
                      attempts INTEGER NOT NULL DEFAULT 1,
                      name TEXT
+                 );
+                 CREATE TABLE IF NOT EXISTS device_limits (
+                     id TEXT PRIMARY KEY,
+                     bandwidth_limit INTEGER NOT NULL
                  );",
             )
             .map_err(sql(&self.path))
@@ -168,6 +172,42 @@ impl DeviceStore {
             .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
         tx.commit().map_err(sql(&path))?;
         Ok(added)
+    }
+
+    /// Sets the bandwidth limit of everything exchanged with a device (bytes per
+    /// second each way; 0: none).
+    pub fn set_bandwidth_limit(&mut self, id: &DeviceId, limit: u64) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let sql_text = if limit == 0 {
+            "DELETE FROM device_limits WHERE id = ?1 AND ?2 = 0"
+        } else {
+            "INSERT INTO device_limits (id, bandwidth_limit) VALUES (?1, ?2)
+             ON CONFLICT(id) DO UPDATE SET bandwidth_limit = ?2"
+        };
+        self.conn
+            .execute(sql_text, params![id.to_string(), limit as i64])
+            .map_err(sql(&path))?;
+        Ok(())
+    }
+
+    /// Every device's bandwidth limit that is set.
+    pub fn bandwidth_limits(&self) -> Result<std::collections::HashMap<DeviceId, u64>, StoreError> {
+        let path = self.path.clone();
+        let mut st = self
+            .conn
+            .prepare("SELECT id, bandwidth_limit FROM device_limits")
+            .map_err(sql(&path))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(sql(&path))?;
+        let mut out = std::collections::HashMap::new();
+        for row in rows {
+            let (id, limit) = row.map_err(sql(&path))?;
+            if let Ok(id) = id.parse::<DeviceId>() {
+                out.insert(id, limit.max(0) as u64);
+            }
+        }
+        Ok(out)
     }
 
     /// A write transaction that takes the write lock at once (`IMMEDIATE`): one that

@@ -12,6 +12,8 @@
 //!   to known devices.
 //! - `sharing`: shared folders: share lists and offers, index exchange (pulled in
 //!   batches, announced by push), content pulled by hash ([`PeerContent`]).
+//! - `transfer`: content pulled from a member: pipelined piece requests, fetched ahead
+//!   within a byte budget, zstd where it pays.
 //! - `status`: the device list as the CLI and the daemon's API show it.
 //!
 //! The engine (`ferry-core`) decides and writes; this crate carries its entries and
@@ -22,9 +24,11 @@ pub mod devices;
 pub mod error;
 pub mod handshake;
 pub mod identity;
+pub mod limit;
 pub mod node;
 pub mod sharing;
 pub mod status;
+pub mod transfer;
 pub mod wire;
 
 pub use connection::{CloseCode, Connection, FramedStream, PathKind};
@@ -32,8 +36,8 @@ pub use devices::{DeviceStore, KnownDevice, PendingDevice, Removed};
 pub use error::{IdentityError, NetError, StoreError, WireError};
 pub use identity::{DeviceId, Identity};
 pub use node::{Node, NodeConfig, NodeEvent, ALPN, DEFAULT_PORT};
-pub use sharing::PeerContent;
-pub use status::{DeviceState, DeviceStatus};
+pub use status::{DeviceState, DeviceStatus, TransferView};
+pub use transfer::{PeerContent, TransferStats};
 
 /// iroh, re-exported for tests that need a raw endpoint (e.g. a misbehaving peer).
 pub use iroh;

@@ -8,34 +8,41 @@
 //!   sequence it holds them to, in batches, each stored in one transaction (a cut
 //!   exchange resumes there). A device whose folder changed sends [`Changed`] to its
 //!   connected members, who pull at once: no polling between devices.
-//! - Content is pulled by hash, piece by piece ([`PeerContent`]), and every piece is
-//!   checked against its BLAKE3 by the engine before it is used.
+//! - Content is pulled by hash, piece by piece ([`PeerContent`], `transfer.rs`: many
+//!   requests in flight on a few pipelined streams, zstd where it pays), and every
+//!   piece is checked against its BLAKE3 before it is used. A member answers the
+//!   requests of one stream in the order asked.
 //!
 //! Every request names a share and is answered only if the asking device is a member.
 
 use crate::connection::{CloseCode, Connection, FramedStream};
 use crate::error::{NetError, WireError};
 use crate::identity::DeviceId;
+use crate::limit::RateLimit;
+use crate::transfer::{compress_piece, TransferStats};
 use crate::wire::share::{
     Changed, IndexBatch, IndexRequest, PieceReply, PieceRequest, ShareInfo, ShareList, WireEntry,
+    ENCODING_RAW, ENCODING_ZSTD,
 };
-use crate::wire::{Body, Envelope};
+use crate::wire::{Body, Envelope, ZSTD};
 use ferry_core::index::{Index, ShareOffer, ShareRow};
-use ferry_core::model::Hash;
 use ferry_core::plan::{ConflictPolicy, SyncMode};
 use ferry_core::replica::open_location;
-use ferry_core::replica::{ChunkSource, FolderContent, Piece};
+use ferry_core::replica::{ChunkSource, FolderContent};
 use ferry_core::share;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+
+pub use crate::transfer::PeerContent;
 use tokio::sync::mpsc::UnboundedSender;
 
 /// Entries per index batch (a batch of 1,000 entries is well under the frame cap).
 const BATCH: usize = 1000;
-/// Longest wait for one piece.
-const PIECE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Piece requests of one stream read and answered concurrently (replies still go
+/// out in the order asked).
+const SERVE_AHEAD: usize = 16;
 
 /// A node's shared-folder state.
 pub(crate) struct Sharing {
@@ -55,6 +62,25 @@ pub(crate) struct Sharing {
     folders: Mutex<HashMap<String, Arc<FolderContent>>>,
     /// (share, device) pulled at least once since the device connected.
     pulled: Mutex<HashSet<(String, DeviceId)>>,
+    /// Content received from each device since the node started.
+    received: Mutex<HashMap<DeviceId, Arc<TransferStats>>>,
+    /// Content sent to each device since the node started.
+    served: Mutex<HashMap<DeviceId, Arc<TransferStats>>>,
+    /// Per device, the byte counts at the last tick and the rates since the one before
+    /// ((received, sent) bytes, (received, sent) bytes per second, when).
+    rates: Mutex<HashMap<DeviceId, RateSample>>,
+    /// Bandwidth limits by what they limit (`share-rx:ID`, `share-tx:ID`, `dev-rx:ID`,
+    /// `dev-tx:ID`): one bucket each, shared by the transfers under it.
+    limits: Mutex<HashMap<String, Arc<RateLimit>>>,
+    /// Each device's bandwidth limit (bytes per second), as the store says.
+    device_limits: Mutex<HashMap<DeviceId, u64>>,
+}
+
+#[derive(Clone, Copy)]
+struct RateSample {
+    bytes: (u64, u64),
+    rate: (f64, f64),
+    at: std::time::Instant,
 }
 
 type Res<T> = Result<T, NetError>;
@@ -76,6 +102,11 @@ impl Sharing {
             pulling: Mutex::new(HashMap::new()),
             folders: Mutex::new(HashMap::new()),
             pulled: Mutex::new(HashSet::new()),
+            received: Mutex::new(HashMap::new()),
+            served: Mutex::new(HashMap::new()),
+            rates: Mutex::new(HashMap::new()),
+            limits: Mutex::new(HashMap::new()),
+            device_limits: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -139,6 +170,7 @@ impl Sharing {
 
     /// Once a tick: resend share lists that changed, announce folders that changed.
     pub(crate) async fn tick(self: &Arc<Self>, conns: Vec<Connection>) {
+        self.sample_rates();
         for conn in &conns {
             self.tell_shares(conn).await;
         }
@@ -251,7 +283,7 @@ impl Sharing {
                 Ok(())
             }
             Some(Body::IndexRequest(r)) => self.serve_index(&device, r, &mut stream).await,
-            Some(Body::PieceRequest(r)) => self.serve_piece(&device, r, &mut stream).await,
+            Some(Body::PieceRequest(r)) => self.serve_pieces(conn, r, stream).await,
             Some(other) => Err(WireError::Unexpected {
                 expected: "a request",
                 got: other.name(),
@@ -312,32 +344,168 @@ impl Sharing {
         }
     }
 
-    async fn serve_piece(
+    /// Answers piece requests on one stream, `first` and any that follow, each in
+    /// the order asked; up to [`SERVE_AHEAD`] are read (and compressed) at once.
+    async fn serve_pieces(
         self: &Arc<Self>,
-        device: &DeviceId,
-        req: PieceRequest,
-        stream: &mut FramedStream,
+        conn: &Connection,
+        first: PieceRequest,
+        stream: FramedStream,
     ) -> Res<()> {
-        let share = self.member_share(device, req.share_id.clone()).await?;
-        let piece = req.piece()?;
-        if piece.len as usize > ferry_core::model::CHUNK_MAX {
-            return Err(WireError::Invalid(format!("a piece of {} bytes", piece.len)).into());
+        // FERRY_NO_ZSTD (measurements only): answer every piece raw.
+        let zstd = conn.hello().has(ZSTD) && std::env::var_os("FERRY_NO_ZSTD").is_none();
+        let device = conn.remote();
+        let stats = self.served_to(&device);
+        let (mut w, mut r) = stream.split();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(SERVE_AHEAD);
+        let me = self.clone();
+        let reader = async move {
+            // Folders of the shares asked for on this stream (membership checked once).
+            type Serving = (Arc<FolderContent>, Vec<Arc<RateLimit>>);
+            let mut folders: HashMap<String, Serving> = HashMap::new();
+            let mut next = Some(first);
+            loop {
+                let req = match next.take() {
+                    Some(r) => r,
+                    None => match r.recv().await? {
+                        None => return Ok::<_, NetError>(()),
+                        Some(Envelope {
+                            body: Some(Body::PieceRequest(r)),
+                        }) => r,
+                        Some(Envelope { body: Some(other) }) => {
+                            return Err(WireError::Unexpected {
+                                expected: "PieceRequest",
+                                got: other.name(),
+                            }
+                            .into())
+                        }
+                        Some(Envelope { body: None }) => return Err(WireError::Empty.into()),
+                    },
+                };
+                let (folder, limits) = match folders.get(&req.share_id) {
+                    Some(f) => f.clone(),
+                    None => {
+                        let share = me.member_share(&device, req.share_id.clone()).await?;
+                        let f = me.folder(&share).await?;
+                        let (sid, d) = (share.id.clone(), device.to_string());
+                        let rate = me
+                            .with_index(move |i| {
+                                let m = i.share_member(&sid, &d)?;
+                                let c = match m.and_then(|m| m.conduit_id) {
+                                    Some(c) => i.conduit(c)?,
+                                    None => None,
+                                };
+                                Ok(c.map(|c| c.bandwidth_limit).unwrap_or(0))
+                            })
+                            .await?;
+                        let limits = me.limits_for("tx", &share.id, rate, &device);
+                        folders.insert(req.share_id.clone(), (f.clone(), limits.clone()));
+                        (f, limits)
+                    }
+                };
+                let piece = req.piece()?;
+                if piece.len as usize > ferry_core::model::CHUNK_MAX {
+                    return Err(
+                        WireError::Invalid(format!("a piece of {} bytes", piece.len)).into(),
+                    );
+                }
+                let job = tokio::task::spawn_blocking(move || answer_piece(&folder, &piece, zstd));
+                if tx.send((job, limits)).await.is_err() {
+                    return Ok(()); // the writer stopped
+                }
+            }
+        };
+        let writer = async move {
+            while let Some((job, limits)) = rx.recv().await {
+                let reply = job
+                    .await
+                    .map_err(|e| NetError::Share(format!("piece task failed: {e}")))?
+                    .map_err(core)?;
+                stats.pieces.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .wire_bytes
+                    .fetch_add(reply.0.data.len() as u64, Ordering::Relaxed);
+                stats.bytes.fetch_add(reply.1, Ordering::Relaxed);
+                for l in &limits {
+                    l.take(reply.0.data.len() as u64).await;
+                }
+                w.send(&reply.0.into()).await?;
+            }
+            w.finish();
+            Ok::<_, NetError>(())
+        };
+        let (read, wrote) = tokio::join!(reader, writer);
+        read.and(wrote)
+    }
+
+    fn stats_of(&self, device: &DeviceId) -> Arc<TransferStats> {
+        let Ok(mut m) = self.received.lock() else {
+            return Arc::default();
+        };
+        m.entry(*device).or_default().clone()
+    }
+
+    fn served_to(&self, device: &DeviceId) -> Arc<TransferStats> {
+        let Ok(mut m) = self.served.lock() else {
+            return Arc::default();
+        };
+        m.entry(*device).or_default().clone()
+    }
+
+    /// Content moved with `device` since the node started, and the current rates.
+    pub(crate) fn transfer_view(&self, device: &DeviceId) -> crate::status::TransferView {
+        let (rx, tx) = (self.stats_of(device), self.served_to(device));
+        let rate = (self.rates.lock().ok())
+            .and_then(|r| r.get(device).map(|s| s.rate))
+            .unwrap_or_default();
+        crate::status::TransferView {
+            received_bytes: rx.bytes.load(Ordering::Relaxed),
+            received_wire_bytes: rx.wire_bytes.load(Ordering::Relaxed),
+            sent_bytes: tx.bytes.load(Ordering::Relaxed),
+            sent_wire_bytes: tx.wire_bytes.load(Ordering::Relaxed),
+            saved_by_compression: rx.saved_by_compression() + tx.saved_by_compression(),
+            receive_rate: rate.0,
+            send_rate: rate.1,
         }
-        let folder = self.folder(&share).await?;
-        let reply = tokio::task::spawn_blocking(move || {
-            let mut buf = Vec::new();
-            let found = folder.read(&piece, &mut buf)?;
-            Ok::<_, ferry_core::Error>(PieceReply {
-                found,
-                data: if found { buf } else { Vec::new() },
-            })
-        })
-        .await
-        .map_err(|e| NetError::Share(format!("piece task failed: {e}")))?
-        .map_err(core)?;
-        stream.send(&reply.into()).await?;
-        stream.finish();
-        Ok(())
+    }
+
+    /// Samples each device's byte counts (once a tick) for its current rates.
+    fn sample_rates(&self) {
+        let now = std::time::Instant::now();
+        let mut devices: HashSet<DeviceId> = HashSet::new();
+        for m in [&self.received, &self.served] {
+            if let Ok(m) = m.lock() {
+                devices.extend(m.keys().copied());
+            }
+        }
+        let Ok(mut rates) = self.rates.lock() else {
+            return;
+        };
+        for d in devices {
+            let bytes = (
+                self.stats_of(&d).bytes.load(Ordering::Relaxed),
+                self.served_to(&d).bytes.load(Ordering::Relaxed),
+            );
+            let sample = match rates.get(&d) {
+                Some(prev) => {
+                    let secs = now.duration_since(prev.at).as_secs_f64().max(1e-3);
+                    RateSample {
+                        bytes,
+                        rate: (
+                            bytes.0.saturating_sub(prev.bytes.0) as f64 / secs,
+                            bytes.1.saturating_sub(prev.bytes.1) as f64 / secs,
+                        ),
+                        at: now,
+                    }
+                }
+                None => RateSample {
+                    bytes,
+                    rate: (0.0, 0.0),
+                    at: now,
+                },
+            };
+            rates.insert(d, sample);
+        }
     }
 
     /// This device's folder of `share`, opened once.
@@ -489,13 +657,63 @@ impl Sharing {
         connection: impl Fn(&DeviceId) -> Option<Connection>,
     ) -> Option<PeerContent> {
         let found = self
-            .with_index(move |i| i.share_of_conduit(conduit))
+            .with_index(move |i| {
+                let rate = i.conduit(conduit)?.map(|c| c.bandwidth_limit).unwrap_or(0);
+                Ok(i.share_of_conduit(conduit)?.map(|f| (f, rate)))
+            })
             .await
             .ok()??;
-        let (share, member) = found;
+        let ((share, member), rate) = found;
         let device: DeviceId = member.device.parse().ok()?;
         let conn = connection(&device)?;
-        Some(PeerContent::new(conn, share.id))
+        let stats = self.stats_of(&device);
+        let limits = self.limits_for("rx", &share.id, rate, &device);
+        Some(PeerContent::new(conn, share.id, stats, limits))
+    }
+
+    /// The buckets a transfer of `share` with `device` takes from, in direction `dir`
+    /// (`rx`: pulling, `tx`: answering): the share's (at `rate`, its conduit's limit)
+    /// and the device's, where set.
+    fn limits_for(
+        &self,
+        dir: &str,
+        share: &str,
+        rate: u64,
+        device: &DeviceId,
+    ) -> Vec<Arc<RateLimit>> {
+        let device_rate = (self.device_limits.lock().ok())
+            .and_then(|m| m.get(device).copied())
+            .unwrap_or(0);
+        [
+            (format!("share-{dir}:{share}"), rate),
+            (format!("dev-{dir}:{device}"), device_rate),
+        ]
+        .into_iter()
+        .filter_map(|(key, rate)| self.limit(key, rate))
+        .collect()
+    }
+
+    /// The bucket `key` at `rate` (`None` when unlimited), made or re-rated.
+    fn limit(&self, key: String, rate: u64) -> Option<Arc<RateLimit>> {
+        let mut limits = self.limits.lock().ok()?;
+        if rate == 0 {
+            if let Some(l) = limits.get(&key) {
+                l.set_rate(0);
+            }
+            return None;
+        }
+        let l = limits
+            .entry(key)
+            .or_insert_with(|| Arc::new(RateLimit::new(rate)));
+        l.set_rate(rate);
+        Some(l.clone())
+    }
+
+    /// The devices' bandwidth limits, as the store says now (read once a tick).
+    pub(crate) fn set_device_limits(&self, limits: HashMap<DeviceId, u64>) {
+        if let Ok(mut m) = self.device_limits.lock() {
+            *m = limits;
+        }
     }
 }
 
@@ -569,133 +787,37 @@ fn apply_list(
     Ok(tied)
 }
 
+/// The reply to one piece request read from `folder` (compressed when the asking
+/// device takes zstd and it pays), with the piece's length when found.
+fn answer_piece(
+    folder: &FolderContent,
+    piece: &ferry_core::replica::Piece,
+    zstd: bool,
+) -> ferry_core::Result<(PieceReply, u64)> {
+    let mut buf = Vec::new();
+    if !folder.read(piece, &mut buf)? {
+        return Ok((PieceReply::default(), 0));
+    }
+    let len = buf.len() as u64;
+    let reply = match zstd.then(|| compress_piece(&buf)).flatten() {
+        Some(c) => PieceReply {
+            found: true,
+            data: c,
+            encoding: ENCODING_ZSTD,
+        },
+        None => PieceReply {
+            found: true,
+            data: buf,
+            encoding: ENCODING_RAW,
+        },
+    };
+    Ok((reply, len))
+}
+
 /// Opens a stream, sends one message, and closes our side.
 async fn send_one(conn: &Connection, msg: &Envelope) -> Res<()> {
     let mut s = conn.open_bi().await?;
     s.send(msg).await?;
     s.finish();
     Ok(())
-}
-
-/// Content of a member device's folder, pulled piece by piece over a connection (one
-/// QUIC stream per piece). Used from the engine's copy workers (plain threads): each
-/// read blocks on the runtime. Pieces announced with `prefetch` are fetched at once,
-/// concurrently, so a file's round trips overlap; a read takes the fetched bytes.
-pub struct PeerContent {
-    fetcher: Fetcher,
-    rt: tokio::runtime::Handle,
-    /// Pieces asked for ahead, by the piece's hash: the bytes once they arrive (`None`:
-    /// not there, or the answer was not the piece).
-    ahead: Mutex<HashMap<Hash, Arc<Early>>>,
-}
-
-/// A piece fetched ahead: its checked bytes once they arrived.
-type Early = tokio::sync::OnceCell<Option<Vec<u8>>>;
-
-#[derive(Clone)]
-struct Fetcher {
-    conn: Connection,
-    share_id: String,
-}
-
-impl Fetcher {
-    async fn fetch(&self, piece: &Piece) -> Res<PieceReply> {
-        let mut s = self.conn.open_bi().await?;
-        s.send(&PieceRequest::of(&self.share_id, piece).into())
-            .await?;
-        s.finish();
-        match s.recv().await? {
-            Some(Envelope {
-                body: Some(Body::PieceReply(r)),
-            }) => Ok(r),
-            Some(Envelope { body: Some(other) }) => Err(WireError::Unexpected {
-                expected: "PieceReply",
-                got: other.name(),
-            }
-            .into()),
-            _ => Err(WireError::Truncated.into()),
-        }
-    }
-
-    /// The piece's bytes, checked: `Ok(None)` when the device does not have it or sent
-    /// something else.
-    async fn checked(&self, piece: &Piece) -> Res<Option<Vec<u8>>> {
-        let reply = match tokio::time::timeout(PIECE_TIMEOUT, self.fetch(piece)).await {
-            Ok(r) => r?,
-            Err(_) => return Err(NetError::Share("no answer in time".into())),
-        };
-        if !reply.found {
-            return Ok(None);
-        }
-        if reply.data.len() != piece.len as usize || Hash::of(&reply.data) != piece.hash {
-            tracing::warn!(
-                "{} sent bytes that are not the piece asked for; not used",
-                self.conn.remote().short()
-            );
-            return Ok(None);
-        }
-        Ok(Some(reply.data))
-    }
-}
-
-impl PeerContent {
-    fn new(conn: Connection, share_id: String) -> PeerContent {
-        PeerContent {
-            fetcher: Fetcher { conn, share_id },
-            rt: tokio::runtime::Handle::current(),
-            ahead: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-impl ChunkSource for PeerContent {
-    fn prefetch(&self, upcoming: &[Piece]) {
-        let Ok(mut ahead) = self.ahead.lock() else {
-            return;
-        };
-        for piece in upcoming {
-            if ahead.contains_key(&piece.hash) {
-                continue;
-            }
-            let cell = Arc::new(tokio::sync::OnceCell::new());
-            ahead.insert(piece.hash, cell.clone());
-            let (fetcher, piece) = (self.fetcher.clone(), *piece);
-            self.rt.spawn(async move {
-                cell.get_or_init(|| async { fetcher.checked(&piece).await.ok().flatten() })
-                    .await;
-            });
-        }
-    }
-
-    fn read(&self, piece: &Piece, buf: &mut Vec<u8>) -> ferry_core::Result<bool> {
-        let early = self
-            .ahead
-            .lock()
-            .ok()
-            .and_then(|mut a| a.remove(&piece.hash));
-        // The timer is made inside the runtime (this is a plain thread).
-        let got = match early {
-            Some(cell) => (self.rt).block_on(async {
-                let fetcher = &self.fetcher;
-                let bytes = cell
-                    .get_or_init(|| async { fetcher.checked(piece).await.ok().flatten() })
-                    .await;
-                Ok(bytes.clone())
-            }),
-            None => (self.rt).block_on(self.fetcher.checked(piece)),
-        };
-        match got {
-            Ok(Some(bytes)) => {
-                *buf = bytes;
-                Ok(true)
-            }
-            Ok(None) => Ok(false),
-            Err(e) => Err(ferry_core::Error::Unavailable(format!(
-                "{} bytes of content {} from {}: {e}",
-                piece.len,
-                piece.content,
-                self.fetcher.conn.remote().short()
-            ))),
-        }
-    }
 }

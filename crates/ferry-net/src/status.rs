@@ -36,6 +36,30 @@ pub struct DeviceStatus {
     pub last_error: Option<String>,
     /// Refused attempts (pending devices).
     pub attempts: Option<u64>,
+    /// Content moved with it since this node started (only from a running node).
+    pub transfer: Option<TransferView>,
+    /// Its bandwidth limit, bytes per second each way (`ferry device add
+    /// --bandwidth-limit`), when one is set.
+    pub bandwidth_limit: Option<u64>,
+}
+
+/// Content moved with one device since the node started, and how fast now.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct TransferView {
+    /// Bytes of pieces received from it (after decompression) and verified.
+    pub received_bytes: u64,
+    /// The same pieces' bytes as they crossed the link.
+    pub received_wire_bytes: u64,
+    /// Bytes of pieces sent to it (before compression).
+    pub sent_bytes: u64,
+    /// The same pieces' bytes as they crossed the link.
+    pub sent_wire_bytes: u64,
+    /// Bytes compression saved, both directions.
+    pub saved_by_compression: u64,
+    /// Piece bytes received per second, over the last second or so.
+    pub receive_rate: f64,
+    /// Piece bytes sent per second, over the last second or so.
+    pub send_rate: f64,
 }
 
 impl DeviceStatus {
@@ -52,6 +76,8 @@ impl DeviceStatus {
             last_seen: k.last_seen,
             last_error: None,
             attempts: None,
+            transfer: None,
+            bandwidth_limit: None,
         }
     }
 
@@ -68,6 +94,8 @@ impl DeviceStatus {
             last_seen: Some(p.last_seen),
             last_error: None,
             attempts: Some(p.attempts),
+            transfer: None,
+            bandwidth_limit: None,
         }
     }
 }
@@ -77,7 +105,11 @@ pub fn offline(home: &Path) -> Result<Vec<DeviceStatus>, StoreError> {
     let Some(store) = DeviceStore::open_existing(home)? else {
         return Ok(Vec::new());
     };
+    let limits = store.bandwidth_limits()?;
     let mut out: Vec<DeviceStatus> = store.known()?.iter().map(DeviceStatus::known).collect();
+    for s in &mut out {
+        s.bandwidth_limit = limits.get(&s.id).copied();
+    }
     out.extend(store.pending()?.iter().map(DeviceStatus::pending));
     Ok(out)
 }

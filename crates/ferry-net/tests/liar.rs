@@ -115,6 +115,7 @@ async fn a_member_that_lies_gets_nothing_stored_or_written() {
                         PieceReply {
                             found: true,
                             data: vec![b'x'; r.len as usize],
+                            encoding: 0,
                         }
                         .into(),
                     ),

@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::index::{GenerationStats, Index, LocationRow};
 use crate::model::entry::{Entry, EntryKind, FileState, Presence, StatInfo};
 use crate::model::rel_path::RelPath;
-use crate::parallel::parallel_map;
+use crate::parallel::parallel_map_runs;
 use crate::plan::dir_renames::DirRename;
 use crate::plan::itemize::Item;
 use crate::plan::schedule::{schedule, Stage, Step};
@@ -44,6 +44,10 @@ use std::collections::HashMap;
 const COPY_BATCH_FILES: usize = 1024;
 /// Bytes staged before one durability point.
 const COPY_BATCH_BYTES: u64 = 512 * 1024 * 1024;
+/// Copy workers of a run that pulls from another device, unless the conduit sets its
+/// own number: they wait on the network, not on a disk, so many files are in flight
+/// at once (each with its own pieces fetched ahead).
+const PULL_WORKERS: usize = 16;
 
 /// What an execution did.
 #[derive(Debug, Clone, Default)]
@@ -676,7 +680,11 @@ impl Executor<'_> {
             let pull = self.pull;
             let t_stage = std::time::Instant::now();
             let fault = self.fault();
-            let results = parallel_map(&jobs, self.workers, |(a, from), buf| {
+            let (workers, run) = match self.pull {
+                Some(_) if self.workers == 0 => (PULL_WORKERS, 1),
+                _ => (self.workers, 32),
+            };
+            let results = parallel_map_runs(&jobs, workers, run, |(a, from), buf| {
                 let Action::Copy {
                     to, path, source, ..
                 } = a
@@ -969,12 +977,12 @@ impl CopyFrom {
                     })
                     .collect();
                 let want = source.state.clone();
-                let fill = move |out: &mut dyn std::io::Write| -> Result<()> {
+                let fill = move |sink: &mut dyn assemble::PieceSink| -> Result<()> {
                     let known: Vec<&FileState> = known_states(&files);
                     let mut sources: Vec<&dyn ChunkSource> =
                         files.iter().map(|f| f as &dyn ChunkSource).collect();
                     sources.push(pull);
-                    assemble::assemble(&want, &known, &sources, out).map(|_| ())
+                    assemble::assemble_into(&want, &known, &sources, sink).map(|_| ())
                 };
                 Ok((Source::Pieces(Box::new(fill)), None))
             }

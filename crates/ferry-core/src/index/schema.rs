@@ -210,4 +210,9 @@ CREATE TABLE hydrations (
     PRIMARY KEY (location_id, path)
 ) WITHOUT ROWID;
 "#,
+    // 12: a share's bandwidth limit (bytes per second, 0: none): its member conduits
+    // start with it (issue 12).
+    r#"
+ALTER TABLE shares ADD COLUMN bandwidth_limit INTEGER NOT NULL DEFAULT 0;
+"#,
 ];

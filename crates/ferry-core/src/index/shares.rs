@@ -179,6 +179,34 @@ impl Index {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// The bandwidth limit a share's member conduits start with (bytes per second, 0:
+    /// none).
+    pub fn share_bandwidth_limit(&self, id: &str) -> Result<u64> {
+        let limit: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT bandwidth_limit FROM shares WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(limit.unwrap_or(0).max(0) as u64)
+    }
+
+    /// Sets a share's bandwidth limit, and that of its member conduits tied already.
+    pub fn set_share_bandwidth_limit(&self, id: &str, limit: u64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE shares SET bandwidth_limit = ?2 WHERE id = ?1",
+            params![id, limit as i64],
+        )?;
+        self.conn.execute(
+            "UPDATE conduits SET bandwidth_limit = ?2 WHERE id IN
+                 (SELECT conduit_id FROM share_members WHERE share_id = ?1)",
+            params![id, limit as i64],
+        )?;
+        Ok(())
+    }
+
     /// The share a conduit belongs to and the member device at its other end, if the
     /// conduit is one of a share's.
     pub fn share_of_conduit(&self, conduit: i64) -> Result<Option<(ShareRow, ShareMember)>> {

@@ -314,6 +314,20 @@ impl DirHandle {
         Ok(File::from(fd))
     }
 
+    /// Opens the regular file `name` for reading and writing, creating it (0600) when
+    /// absent, never following a symlink there.
+    pub(crate) fn open_rw(&self, name: &OsStr) -> Result<File> {
+        let fd = rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(os)
+        .ctx("open", self.show(name))?;
+        Ok(File::from(fd))
+    }
+
     /// Whether this folder may hold what ferry keeps: owned by this process's user or
     /// by `also` (the root's owner), and writable by no one else.
     pub(crate) fn is_trusted(&self, also: u32) -> Result<bool> {

@@ -77,6 +77,10 @@ pub trait ChunkSource {
     /// may start fetching them now, so the round trips overlap (the default does
     /// nothing). Asking again for pieces already asked for costs nothing.
     fn prefetch(&self, _upcoming: &[Piece]) {}
+
+    /// The caller is done with `content` (built, or given up): pieces of it fetched
+    /// ahead and not read may be dropped (the default does nothing).
+    fn forget(&self, _content: &Hash) {}
 }
 
 /// Reads `piece` at its offset of `file` into `buf`; whether the bytes match its hash.
@@ -151,21 +155,27 @@ impl<'a> LocalContent<'a> {
     /// A live file of this location whose indexed content is `content`, opened (with
     /// its path, for errors), if it still has the indexed size and mtime.
     fn open(&self, content: &Hash) -> Result<Option<(File, PathBuf)>> {
-        let Some(path) = self.index.find_file_by_hash(self.loc.id(), content)? else {
-            return Ok(None);
-        };
-        let Some(e) = self.index.entry(self.loc.id(), &path)? else {
-            return Ok(None);
-        };
-        if e.state.presence != Presence::Live {
-            return Ok(None);
-        }
-        match crate::replica::disk::open_source(self.loc, &path, &e.stat()) {
-            Ok((f, _)) => Ok(Some((f, path.under(&self.loc.root)))),
-            // Changed since it was indexed: not a source now.
-            Err(crate::error::Error::Changed(_)) => Ok(None),
-            Err(e) => Err(e),
-        }
+        open_content(self.index, self.loc, content)
+    }
+}
+
+/// A live file of `loc` whose indexed content is `content`, opened through the root's
+/// handle (with its path, for errors), if it still has the indexed size and mtime.
+fn open_content(index: &Index, loc: &Location, content: &Hash) -> Result<Option<(File, PathBuf)>> {
+    let Some(path) = index.find_file_by_hash(loc.id(), content)? else {
+        return Ok(None);
+    };
+    let Some(e) = index.entry(loc.id(), &path)? else {
+        return Ok(None);
+    };
+    if e.state.presence != Presence::Live {
+        return Ok(None);
+    }
+    match crate::replica::disk::open_source(loc, &path, &e.stat()) {
+        Ok((f, _)) => Ok(Some((f, path.under(&loc.root)))),
+        // Changed since it was indexed: not a source now.
+        Err(crate::error::Error::Changed(_)) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -183,10 +193,17 @@ impl ChunkSource for LocalContent<'_> {
     }
 }
 
+/// How many files a [`FolderContent`] keeps open between requests.
+const FOLDER_OPEN_FILES: usize = 64;
+
 /// The files of one local location, owning its index connection: a server answering
-/// another device's requests from several threads at once (one at a time inside).
+/// another device's requests from several threads at once. Look-ups take turns on the
+/// index; the files found stay open for the next pieces of the same content (a few
+/// dozen at most), and reads run in parallel. A file that stopped matching (a piece
+/// whose bytes do not hash right) is looked up again.
 pub struct FolderContent {
     inner: std::sync::Mutex<(Index, Location)>,
+    open: std::sync::Mutex<HashMap<Hash, std::sync::Arc<(File, PathBuf)>>>,
 }
 
 impl FolderContent {
@@ -194,17 +211,44 @@ impl FolderContent {
     pub fn new(index: Index, loc: Location) -> FolderContent {
         FolderContent {
             inner: std::sync::Mutex::new((index, loc)),
+            open: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    fn cached(&self, content: &Hash) -> Option<std::sync::Arc<(File, PathBuf)>> {
+        self.open.lock().ok()?.get(content).cloned()
     }
 }
 
 impl ChunkSource for FolderContent {
     fn read(&self, piece: &Piece, buf: &mut Vec<u8>) -> Result<bool> {
-        let guard = self
-            .inner
-            .lock()
-            .map_err(|_| crate::error::Error::Other("content server poisoned".into()))?;
-        let (index, loc) = &*guard;
-        LocalContent::new(index, loc).read(piece, buf)
+        if let Some(f) = self.cached(&piece.content) {
+            if read_piece(&f.0, piece, buf).unwrap_or(false) {
+                return Ok(true);
+            }
+            if let Ok(mut open) = self.open.lock() {
+                open.remove(&piece.content);
+            }
+        }
+        let found = {
+            let guard = self
+                .inner
+                .lock()
+                .map_err(|_| crate::error::Error::Other("content server poisoned".into()))?;
+            let (index, loc) = &*guard;
+            open_content(index, loc, &piece.content)?
+        };
+        let Some(found) = found else {
+            return Ok(false);
+        };
+        let found = std::sync::Arc::new(found);
+        let read = read_piece(&found.0, piece, buf);
+        if let Ok(mut open) = self.open.lock() {
+            if open.len() >= FOLDER_OPEN_FILES {
+                open.clear();
+            }
+            open.insert(piece.content, found.clone());
+        }
+        crate::error::IoContext::ctx(read, "read", found.1.clone())
     }
 }

@@ -11,16 +11,19 @@
 //!   anything else is put back.
 
 use crate::error::{Error, IoContext, Result};
+use crate::execute::assemble::{InOrder, PieceSink};
 use crate::fault::FaultPoint;
 use crate::index::Index;
 use crate::model::entry::{Entry, EntryKind, Presence, StatInfo};
 use crate::model::rel_path::{escape_os, RelPath};
 use crate::replica::beneath::{self, DirHandle, Found};
+use crate::replica::chunk_source::pieces_of;
 use crate::replica::fs_ops::{
     blake3_of, clone_or_copy, staged_temp_name, temp_name, throttled_copy,
 };
 use crate::replica::ignore_rules::IndexRules;
 use crate::replica::location::Location;
+use crate::replica::partial::{Partial, PARTIAL_MIN};
 use crate::replica::version_store::{self, is_same};
 use crate::throttle::RateLimiter;
 use std::ffi::{OsStr, OsString};
@@ -269,8 +272,9 @@ pub(crate) enum Source<'a> {
     Pieces(Fill<'a>),
 }
 
-/// Writes a copy's bytes to the temp file it is given.
-pub(crate) type Fill<'a> = Box<dyn FnOnce(&mut dyn std::io::Write) -> Result<()> + 'a>;
+/// Writes a copy's bytes to the sink it is given (a temp file written in order, or a
+/// partial copy kept across attempts).
+pub(crate) type Fill<'a> = Box<dyn FnOnce(&mut dyn PieceSink) -> Result<()> + 'a>;
 
 /// Opens the file `rel` of `loc` to read a copy from; it must still have the size and
 /// mtime of `stat`. Returns it with its owner.
@@ -389,19 +393,51 @@ pub(crate) fn stage(
         .state
         .hash
         .ok_or_else(|| Error::Corrupt("file entry without hash".into()))?;
-    // Copies of one content in one folder share the hash part of their names: a
-    // name taken already gets another random part.
-    let mut out = dir.create_new(&tmp);
-    for _ in 0..16 {
-        match &out {
-            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {
-                tmp = staged_temp_name(&loc.temp_tag(), &content);
-                out = dir.create_new(&tmp);
-            }
-            _ => break,
+    // A large pull is assembled in a partial copy kept across cut links and kills
+    // (`replica/partial.rs`), then moved here; a second copy of the same content at
+    // the same time, or a small one, in a plain temp file.
+    let partial = match &pieces {
+        Some(_) if source.state.size >= PARTIAL_MIN => {
+            let count = pieces_of(&source.state).len();
+            // Where `.ferry/partial` cannot be used, the copy is still made, plainly.
+            Partial::open(loc, &content, source.state.size, count)
+                .ok()
+                .flatten()
         }
-    }
-    let out = out?;
+        _ => None,
+    };
+    let out = match (partial, pieces.take()) {
+        (Some(mut p), Some(fill)) => {
+            if p.resumed > 0 {
+                tracing::info!(
+                    "{}: resuming a partial copy ({} pieces in already)",
+                    path,
+                    p.resumed
+                );
+            }
+            fill(&mut p).map_err(|e| name_destination(e, &dir.show(&tmp)))?;
+            let tag = loc.temp_tag();
+            p.move_into(&dir, &mut tmp, || staged_temp_name(&tag, &content))?
+        }
+        (_, fill) => {
+            pieces = fill;
+            // Copies of one content in one folder share the hash part of their names:
+            // a name taken already gets another random part.
+            let mut out = dir.create_new(&tmp);
+            for _ in 0..16 {
+                match &out {
+                    Err(Error::Io { source, .. })
+                        if source.kind() == std::io::ErrorKind::AlreadyExists =>
+                    {
+                        tmp = staged_temp_name(&loc.temp_tag(), &content);
+                        out = dir.create_new(&tmp);
+                    }
+                    _ => break,
+                }
+            }
+            out?
+        }
+    };
     let shown = dir.show(&tmp);
     let result = (|| {
         match (&input, limiter, pieces) {
@@ -413,11 +449,12 @@ pub(crate) fn stage(
             }
             (None, _, Some(fill)) => {
                 let counted = Counted { out: &out, moved };
-                let mut w = std::io::BufWriter::with_capacity(1 << 20, counted);
-                fill(&mut w)?;
+                let mut w = std::io::BufWriter::with_capacity(256 << 10, counted);
+                fill(&mut InOrder::new(&mut w))?;
                 std::io::Write::flush(&mut w).ctx("write", &shown)?;
             }
-            (None, _, None) => return Err(Error::Other("a copy without a source".into())),
+            // Assembled in a partial copy already.
+            (None, _, None) => {}
         };
         if fault == FaultPoint::CorruptTempAfterCopy {
             use std::io::Write;

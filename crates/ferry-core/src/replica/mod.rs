@@ -9,6 +9,7 @@ pub(crate) mod fs_ops;
 pub(crate) mod ignore_rules;
 pub(crate) mod location;
 pub(crate) mod overlap;
+pub(crate) mod partial;
 pub(crate) mod scan;
 pub(crate) mod version_store;
 pub(crate) mod view;
@@ -19,6 +20,7 @@ pub use chunk_source::{ChunkSource, FolderContent, LocalContent, OpenContent, Pi
 pub use fs_ops::free_space;
 pub use ignore_rules::{IndexRules, FERRY_DIR, TEMP_PREFIX};
 pub use location::{canonical_root, open_location, Location};
+pub use partial::{PARTIAL_DIR, PARTIAL_MIN};
 pub use scan::{
     scan_location, scan_one, scan_pair, scan_pair_scoped, scan_paths, ScanReport, Scope,
 };

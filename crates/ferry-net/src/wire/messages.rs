@@ -6,9 +6,16 @@
 /// [`crate::node::CloseCode::Incompatible`].
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// Optional abilities this build announces in its `Hello` (none yet: the list is for
-/// later additions, which peers that lack them can ignore).
-pub const FEATURES: &[&str] = &[];
+/// Optional abilities this build announces in its `Hello`; a peer that lacks one is
+/// spoken to without it (unknown names are ignored).
+pub const FEATURES: &[&str] = &[PIPELINED, ZSTD];
+
+/// "Send me several `PieceRequest`s on one stream; I answer each, in order." A peer
+/// without it gets one stream per piece (sequential requests per stream).
+pub const PIPELINED: &str = "pieces-pipelined";
+
+/// "You may answer my piece requests with zstd-compressed data."
+pub const ZSTD: &str = "zstd";
 
 /// One framed message.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -121,5 +128,10 @@ impl Hello {
             features: FEATURES.iter().map(|f| f.to_string()).collect(),
             device_name: device_name.to_string(),
         }
+    }
+
+    /// Whether this hello announces `feature`.
+    pub fn has(&self, feature: &str) -> bool {
+        self.features.iter().any(|f| f == feature)
     }
 }

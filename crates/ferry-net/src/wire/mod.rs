@@ -12,4 +12,4 @@ mod messages;
 pub mod share;
 
 pub use frame::{decode_frame, encode_frame, read_frame, write_frame, MAX_FRAME};
-pub use messages::{Body, Close, Envelope, Hello, FEATURES, PROTOCOL_VERSION};
+pub use messages::{Body, Close, Envelope, Hello, FEATURES, PIPELINED, PROTOCOL_VERSION, ZSTD};

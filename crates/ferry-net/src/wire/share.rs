@@ -80,14 +80,26 @@ pub struct PieceRequest {
     pub hash: Vec<u8>,
 }
 
-/// The answer to a [`PieceRequest`]: the bytes, or `found = false`.
+/// The answer to a [`PieceRequest`]: the bytes, or `found = false`. A stream may carry
+/// several requests one after the other (a peer announcing [`crate::wire::PIPELINED`]
+/// answers each in the order asked); `data` is the piece's bytes as `encoding` says.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct PieceReply {
     #[prost(bool, tag = "1")]
     pub found: bool,
     #[prost(bytes = "vec", tag = "2")]
     pub data: Vec<u8>,
+    /// 0: the bytes as they are; 1: zstd-compressed (sent only to a device that
+    /// announced [`crate::wire::ZSTD`]); the receiver decompresses to at most the
+    /// piece's length.
+    #[prost(uint32, tag = "3")]
+    pub encoding: u32,
 }
+
+/// [`PieceReply::encoding`]: raw bytes.
+pub const ENCODING_RAW: u32 = 0;
+/// [`PieceReply::encoding`]: one zstd frame.
+pub const ENCODING_ZSTD: u32 = 1;
 
 /// One entry of a folder: its path and synced state (never the local stat cache).
 #[derive(Clone, PartialEq, prost::Message)]
