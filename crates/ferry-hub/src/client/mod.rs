@@ -31,6 +31,14 @@ use tokio::sync::mpsc::UnboundedSender;
 /// the index; the hub is not asked).
 const TICK: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// A connection that lasted this long resets the backoff.
+const STABLE: Duration = Duration::from_secs(10);
+
+/// The wait before the next dial after `failures` failures in a row: 2 s doubling to
+/// [`MAX_BACKOFF`].
+fn backoff(failures: u32) -> Duration {
+    Duration::from_secs(1 << failures.min(4)).min(MAX_BACKOFF)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -329,9 +337,9 @@ async fn connect(inner: Arc<Inner>, hub: DeviceId, addr: SocketAddr) {
     match result {
         Ok(conn) => {
             tracing::info!("connected to hub {}", hub.short());
-            st.failures = 0;
             st.next_dial = None;
             st.conn = Some(conn.clone());
+            let since = Instant::now();
             st.due = true;
             drop(hubs);
             // The hub's notifications: a stream each.
@@ -346,12 +354,22 @@ async fn connect(inner: Arc<Inner>, hub: DeviceId, addr: SocketAddr) {
                 }
                 let why = conn.closed().await;
                 tracing::info!("disconnected from hub {}: {why}", hub.short());
+                // A connection closed soon after it opened (a hub that refuses this
+                // device, or one going up and down) counts as a failed dial.
+                if let Ok(mut hubs) = inner.hubs.lock() {
+                    let st = hubs.entry(hub).or_default();
+                    if since.elapsed() < STABLE {
+                        st.failures += 1;
+                        st.next_dial = Some(Instant::now() + backoff(st.failures));
+                    } else {
+                        st.failures = 0;
+                    }
+                }
             });
         }
         Err(e) => {
             st.failures += 1;
-            let wait = Duration::from_secs(1 << st.failures.min(4)).min(MAX_BACKOFF);
-            st.next_dial = Some(Instant::now() + wait);
+            st.next_dial = Some(Instant::now() + backoff(st.failures));
             tracing::info!("hub {} at {addr}: {e}", hub.short());
         }
     }
