@@ -122,6 +122,7 @@ async fn setup(features: &[&str], files: Vec<(&'static str, Vec<u8>)>, answer: A
         relay: None,
         device_name: "puller".into(),
         changes: Some(tx),
+        local_discovery: false,
     })
     .await
     .unwrap();
