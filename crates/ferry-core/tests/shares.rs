@@ -632,6 +632,7 @@ fn content_another_folder_here_holds_is_not_pulled_from_afar() {
     let out = y.run("X", far.clone());
     assert!(out.problems.is_empty(), "{:?}", out.problems);
     assert_eq!(y.read("clip.mkv").unwrap(), other);
+}
 
 /// A link to the other device that is cut after `limit` pieces: every later read
 /// fails as a lost connection does. Counts the bytes it delivered.
