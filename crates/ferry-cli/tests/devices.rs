@@ -270,6 +270,8 @@ fn devices_on_one_network_find_each_other_by_id_alone() {
     let mut a = Device::in_netns(&lan.ns[0], &lan.ip[0]);
     let mut b = Device::in_netns(&lan.ns[1], &lan.ip[1]);
     let (ida, idb) = (a.id(), b.id());
+    a.local_discovery = true;
+    b.local_discovery = true;
     a.start();
     b.start();
     a.json(&["device", "add", &idb, "--name", "bee"]);

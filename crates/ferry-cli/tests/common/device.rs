@@ -17,6 +17,10 @@ pub struct Device {
     daemon: Option<Child>,
     /// Runs (daemon and commands) in this network namespace, listening on this IP.
     netns: Option<(String, String)>,
+    /// Finds devices by mDNS. Off unless a test is about it: daemons of parallel tests
+    /// on one machine would otherwise find each other where a test means them not to
+    /// meet (a device added without an address).
+    pub local_discovery: bool,
 }
 
 impl Device {
@@ -28,6 +32,7 @@ impl Device {
             home,
             daemon: None,
             netns: None,
+            local_discovery: false,
         }
     }
 
@@ -83,9 +88,12 @@ impl Device {
             Some((_, ip)) => format!("{ip}:0"),
             None => "127.0.0.1:0".to_string(),
         };
-        let child = self
-            .cmd()
-            .args(["daemon", "--listen", &listen])
+        let mut cmd = self.cmd();
+        cmd.args(["daemon", "--listen", &listen]);
+        if !self.local_discovery {
+            cmd.arg("--no-local-discovery");
+        }
+        let child = cmd
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
