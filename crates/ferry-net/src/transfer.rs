@@ -473,10 +473,6 @@ impl ChunkSource for PeerContent {
                 rx
             }
         };
-        // The timer is made inside the runtime (this is a plain thread).
-        let got = inner
-            .rt
-            .block_on(async { tokio::time::timeout(PIECE_TIMEOUT, rx).await });
         let failed = |why: String| {
             ferry_core::Error::Unavailable(format!(
                 "{} bytes of content {} from {}: {why}",
@@ -484,6 +480,16 @@ impl ChunkSource for PeerContent {
                 piece.content,
                 inner.conn.remote().short()
             ))
+        };
+        // Waited for on the runtime (the timer lives there) and handed over by a plain
+        // channel: `block_on` would panic here if the daemon is shutting its runtime
+        // down, while a dropped task just closes the channel.
+        let (done, got) = std::sync::mpsc::sync_channel(1);
+        inner.rt.spawn(async move {
+            let _ = done.send(tokio::time::timeout(PIECE_TIMEOUT, rx).await);
+        });
+        let Ok(got) = got.recv() else {
+            return Err(failed("this device is stopping".into()));
         };
         match got {
             Ok(Ok((Ok(Some(bytes)), _permit))) => {

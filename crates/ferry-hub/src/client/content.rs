@@ -52,9 +52,16 @@ impl HubContent {
         });
         let unavailable =
             |e: String| ferry_core::Error::Unavailable(format!("object from the hub: {e}"));
-        let reply = self
-            .rt
-            .block_on(async { tokio::time::timeout(OBJECT_TIMEOUT, call(&self.conn, req)).await })
+        // Run on the runtime and handed over by a plain channel: `block_on` would panic
+        // here if the daemon is shutting its runtime down.
+        let (done, got) = std::sync::mpsc::sync_channel(1);
+        let conn = self.conn.clone();
+        self.rt.spawn(async move {
+            let _ = done.send(tokio::time::timeout(OBJECT_TIMEOUT, call(&conn, req)).await);
+        });
+        let reply = got
+            .recv()
+            .map_err(|_| unavailable("this device is stopping".into()))?
             .map_err(|_| unavailable("no answer in time".into()))?
             .map_err(|e| unavailable(e.to_string()))?;
         let Rep::Object(obj) = reply else {
