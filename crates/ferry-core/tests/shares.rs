@@ -746,3 +746,43 @@ fn a_partial_copy_whose_bytes_were_spoiled_is_started_over() {
     assert!(out.problems.is_empty(), "{:?}", out.problems);
     assert_eq!(y.read("big.bin").unwrap(), big);
 }
+
+/// Per-file progress as the engine reports it.
+#[derive(Default)]
+struct FileProgress(std::sync::Mutex<Vec<(String, u64, u64)>>);
+
+impl ferry_core::Progress for FileProgress {
+    fn file_progress(&self, path: &RelPath, done: u64, size: u64) {
+        self.0.lock().unwrap().push((path.to_string(), done, size));
+    }
+}
+
+#[test]
+fn a_big_pulled_file_reports_its_progress_as_pieces_arrive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut x, mut y) = pair(tmp.path(), SyncMode::Bidirectional);
+    // Big enough for the partial copy that survives cuts.
+    let big = ferry_testkit::noise(6 << 20, 21);
+    x.write("big.bin", &big);
+    x.run("Y", y.content());
+    send(&x, &mut y);
+    let conduit = y.conduit("X");
+    let opts = SyncOptions {
+        pull: Some(PullSource(x.content())),
+        ..Default::default()
+    };
+    let progress = FileProgress::default();
+    let out = sync_conduit(&mut y.index, conduit, &opts, &progress).unwrap();
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
+    assert_eq!(y.read("big.bin").unwrap(), big);
+    let seen = progress.0.lock().unwrap();
+    let steps: Vec<u64> = seen
+        .iter()
+        .filter(|(p, ..)| p == "big.bin")
+        .map(|(_, d, _)| *d)
+        .collect();
+    assert!(steps.len() > 2, "{steps:?}");
+    assert_eq!(steps.first(), Some(&0));
+    assert_eq!(steps.last(), Some(&(big.len() as u64)), "{steps:?}");
+    assert!(steps.windows(2).all(|w| w[0] <= w[1]), "{steps:?}");
+}

@@ -17,7 +17,7 @@ use crate::index::Index;
 use crate::model::entry::{Entry, EntryKind, Presence, StatInfo};
 use crate::model::rel_path::{escape_os, RelPath};
 use crate::replica::beneath::{self, DirHandle, Found};
-use crate::replica::chunk_source::pieces_of;
+use crate::replica::chunk_source::{pieces_of, Piece};
 use crate::replica::fs_ops::{
     blake3_of, clone_or_copy, staged_temp_name, temp_name, throttled_copy,
 };
@@ -303,20 +303,27 @@ pub(crate) struct Staged {
     pub note: Option<String>,
 }
 
-/// A writer that tells `moved` how many bytes went through it.
-struct Counted<'a> {
-    out: &'a std::fs::File,
+/// A piece sink that tells `moved` how many bytes each piece brings, whichever sink
+/// (a temp file written in order, or a partial copy) takes them.
+struct Metered<'a> {
+    sink: &'a mut dyn PieceSink,
     moved: &'a dyn Fn(u64),
 }
 
-impl std::io::Write for Counted<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = std::io::Write::write(&mut self.out, buf)?;
-        (self.moved)(n as u64);
-        Ok(n)
+impl PieceSink for Metered<'_> {
+    fn resumable(&self) -> bool {
+        self.sink.resumable()
     }
-    fn flush(&mut self) -> std::io::Result<()> {
-        std::io::Write::flush(&mut self.out)
+    fn has(&self, i: usize) -> bool {
+        self.sink.has(i)
+    }
+    fn put(&mut self, i: usize, piece: &Piece, bytes: &[u8]) -> Result<()> {
+        self.sink.put(i, piece, bytes)?;
+        (self.moved)(bytes.len() as u64);
+        Ok(())
+    }
+    fn end(&mut self) -> Result<()> {
+        self.sink.end()
     }
 }
 
@@ -415,7 +422,11 @@ pub(crate) fn stage(
                     p.resumed
                 );
             }
-            fill(&mut p).map_err(|e| name_destination(e, &dir.show(&tmp)))?;
+            fill(&mut Metered {
+                sink: &mut p,
+                moved,
+            })
+            .map_err(|e| name_destination(e, &dir.show(&tmp)))?;
             let tag = loc.temp_tag();
             p.move_into(&dir, &mut tmp, || staged_temp_name(&tag, &content))?
         }
@@ -448,9 +459,11 @@ pub(crate) fn stage(
                 clone_or_copy(input, &out, &shown, moved)?;
             }
             (None, _, Some(fill)) => {
-                let counted = Counted { out: &out, moved };
-                let mut w = std::io::BufWriter::with_capacity(256 << 10, counted);
-                fill(&mut InOrder::new(&mut w))?;
+                let mut w = std::io::BufWriter::with_capacity(256 << 10, &out);
+                fill(&mut Metered {
+                    sink: &mut InOrder::new(&mut w),
+                    moved,
+                })?;
                 std::io::Write::flush(&mut w).ctx("write", &shown)?;
             }
             // Assembled in a partial copy already.
