@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use ferry_core::index::Index;
 use ferry_core::model::{display_key, escape_os};
 use ferry_core::plan::plan_items;
-use ferry_core::plan::{Action, SyncMode};
+use ferry_core::plan::SyncMode;
 use ferry_core::{sync, sync_conduit, NewConduitDefaults, SyncOptions, SyncOutcome};
 use serde_json::json;
 use std::path::Path;
@@ -132,6 +132,10 @@ fn cmd_sync(index: &mut Index, args: &SyncArgs, config: &Config, cli: &Cli) -> R
         dry_run: args.dry_run,
         yes: args.yes,
         new_conduit: new_conduit_defaults(config),
+        // Paths per batch of a large run (benchmarks compare batch sizes with it).
+        batch_paths: std::env::var("FERRY_PLAN_BATCH")
+            .ok()
+            .and_then(|v| v.parse().ok()),
         ..Default::default()
     };
     match (args.conduit, &args.a, &args.b) {
@@ -212,6 +216,13 @@ fn run_sync(
             for it in &outcome.done {
                 println!("{}", item_line(it));
             }
+            if outcome.done_omitted > 0 {
+                println!(
+                    "… and {} more (all of them: ferry history show {})",
+                    outcome.done_omitted,
+                    outcome.generation_id.unwrap_or_default()
+                );
+            }
         }
         println!("{}", sync_line(&outcome, seconds));
         for c in outcome.plan.conflicts.iter().filter(|c| c.winner.is_none()) {
@@ -235,19 +246,8 @@ fn exit_code_of(outcome: &SyncOutcome) -> u8 {
 }
 
 fn planned_counts(o: &SyncOutcome) -> serde_json::Value {
-    let mut c = [0u64; 6];
-    for a in &o.plan.actions {
-        match a {
-            Action::Copy { .. } => c[0] += 1,
-            Action::Delete { .. } => c[1] += 1,
-            Action::Rename { .. } => c[2] += 1,
-            Action::Mkdir { .. } => c[3] += 1,
-            Action::MoveAside { .. } => c[4] += 1,
-            Action::Archive { .. } => c[5] += 1,
-            Action::Record { .. } => {}
-        }
-    }
-    json!({"copy": c[0], "delete": c[1], "rename": c[2], "mkdir": c[3], "move_aside": c[4], "archive": c[5]})
+    let c = &o.planned;
+    json!({"copy": c.copy, "delete": c.delete, "rename": c.rename, "mkdir": c.mkdir, "move_aside": c.move_aside, "archive": c.archive})
 }
 
 /// The `--json` document of a run. Counters carry the names history and the daemon's
@@ -286,6 +286,7 @@ fn sync_json(o: &SyncOutcome, seconds: f64, verbose: bool) -> serde_json::Value 
         v["actions"] = json!(plan_items(&o.plan));
     } else if verbose {
         v["actions"] = json!(o.done);
+        v["actions_omitted"] = json!(o.done_omitted);
     }
     v
 }

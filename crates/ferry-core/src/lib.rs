@@ -33,6 +33,7 @@
 
 #![deny(missing_docs)]
 
+mod batched;
 mod cancel;
 pub mod conduit;
 mod conduit_edit;

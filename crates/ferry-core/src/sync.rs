@@ -1,16 +1,17 @@
 //! One run of a conduit: open both locations, scan, reconcile, check the safety
 //! thresholds, execute, and record the generation.
 
+use crate::batched::{Batching, Survey};
 use crate::cancel::Cancel;
 use crate::error::{Error, IoContext, Result};
-use crate::execute::Executor;
+use crate::execute::ExecParts;
 use crate::index::{ConduitRow, GenerationStats, Index};
 use crate::index::{ConflictStatus, RunStatus};
 use crate::model::entry::Entry;
 use crate::model::rel_path::RelPath;
 use crate::plan::itemize::Item;
 use crate::plan::reconcile::{reconcile, ReconcileInput};
-use crate::plan::{ConflictPolicy, ConflictRecord, Plan, Side, SyncMode};
+use crate::plan::{ConflictPolicy, ConflictRecord, Plan, PlanCounts, Side, SyncMode};
 use crate::problem::Problem;
 use crate::progress::Progress;
 use crate::replica::chunk_source::ChunkSource;
@@ -21,6 +22,8 @@ use crate::replica::scan::{scan_one, scan_pair_scoped, ScanReport, Scope};
 use crate::replica::view::{IndexedReplica, ReplicaView};
 use crate::throttle::RateLimiter;
 use std::path::{Path, PathBuf};
+
+use crate::plan::batches::DEFAULT_BATCH_PATHS;
 
 /// A run that would delete more than this many files of a side…
 const MASS_DELETE_MIN: usize = 10;
@@ -65,6 +68,9 @@ pub struct SyncOptions {
     /// device's content is read from (a connection to it). Without one, copies from
     /// that device fail as unavailable and the next run retries.
     pub pull: Option<PullSource>,
+    /// Paths planned and run per batch in a large run (default 10,000; see
+    /// `plan/batches.rs`). Tests set it small so batch boundaries fall everywhere.
+    pub batch_paths: Option<usize>,
 }
 
 /// Content of another device's files, by hash (see [`SyncOptions::pull`]).
@@ -130,7 +136,11 @@ pub struct SyncOutcome {
     pub policy: ConflictPolicy,
     pub scan_a: ScanReport,
     pub scan_b: ScanReport,
+    /// The plan: every action of a run planned whole; only the conflicts of a large
+    /// run planned and run in batches (`planned` counts its actions either way).
     pub plan: Plan,
+    /// How many actions of each kind the run planned.
+    pub planned: PlanCounts,
     pub stats: GenerationStats,
     /// The conduit's two folders as the user knows them, in the conduit's order (a
     /// pair named the other way round is shown as the conduit has it).
@@ -138,6 +148,9 @@ pub struct SyncOutcome {
     /// What the run carried out, one item per path (conflicts last); empty for a dry
     /// run, whose plan says what it would do ([`crate::plan::itemize::plan_items`]).
     pub done: Vec<Item>,
+    /// Items carried out but not in `done`: a run in batches keeps the first 10,000
+    /// there; its generation's record (`ferry history show`) has them all.
+    pub done_omitted: u64,
     /// What could not be done, path by path (nothing was lost; see [`Problem`]).
     pub problems: Vec<Problem>,
     /// Things left alone on purpose (e.g. a path ignored on one side); not errors.
@@ -547,9 +560,11 @@ fn run_conduit(
                 scan_a: ScanReport::default(),
                 scan_b: ScanReport::default(),
                 plan: Plan::default(),
+                planned: PlanCounts::default(),
                 stats: GenerationStats::default(),
                 roots: roots.clone(),
                 done: Vec::new(),
+                done_omitted: 0,
                 problems: Vec::new(),
                 notes: Vec::new(),
                 info: moved_notes(),
@@ -596,14 +611,34 @@ fn run_conduit(
         ))
     };
     // Nothing to plan when stopping, or when nothing changed since the conduit converged.
-    let plan = if opts.cancelled() || (clean_point.is_some() && clean_point == Some(planned_at)) {
+    let nothing_to_plan =
+        opts.cancelled() || (clean_point.is_some() && clean_point == Some(planned_at));
+    // A large run is planned and run in batches when it can be (`batched.rs`).
+    let batching = Batching {
+        locations: [ra.id(), rb.id()],
+        mode,
+        policy,
+        size: opts.batch_paths.unwrap_or(DEFAULT_BATCH_PATHS).max(1),
+        point: clean_point,
+    };
+    let survey: Option<Survey> = if nothing_to_plan || opts.dry_run || !batching.worth_it(index)? {
+        None
+    } else {
+        batching.survey(index)?
+    };
+    let plan = if nothing_to_plan || survey.is_some() {
         Plan::default()
     } else {
         plan_run(index, [ra, rb], mode, policy, opts.yes, clean_point)?
     };
+    let planned = match &survey {
+        Some(s) => s.counts,
+        None => PlanCounts::of(&plan),
+    };
     tracing::debug!(
         ms = started.elapsed().as_millis() as u64,
-        actions = plan.actions.len(),
+        actions = planned.total(),
+        batched = survey.is_some(),
         "planned"
     );
 
@@ -615,9 +650,11 @@ fn run_conduit(
         scan_a,
         scan_b,
         plan,
+        planned,
         stats: GenerationStats::default(),
         roots: roots.clone(),
         done: Vec::new(),
+        done_omitted: 0,
         problems: Vec::new(),
         notes: Vec::new(),
         info: moved_notes(),
@@ -644,7 +681,11 @@ fn run_conduit(
         outcome.notes.extend(scan_notes);
         return Ok(outcome);
     }
-    if opts.skip_empty && outcome.plan.actions.is_empty() && outcome.plan.conflicts.is_empty() {
+    let no_conflicts = match &survey {
+        Some(s) => !s.conflicts,
+        None => outcome.plan.conflicts.is_empty(),
+    };
+    if opts.skip_empty && outcome.planned.total() == 0 && no_conflicts {
         // Nothing to do and nothing wrong: the conduit is in step, so the next run can
         // plan from what changes after this point.
         if outcome.problems.is_empty() && conduit.id != 0 {
@@ -658,8 +699,7 @@ fn run_conduit(
     let generation = index.begin_generation(conduit.id, opts.trigger.unwrap_or("cli"))?;
     outcome.generation_id = Some(generation);
     let limiter = (conduit.bandwidth_limit > 0).then(|| RateLimiter::new(conduit.bandwidth_limit));
-    let report = Executor {
-        index,
+    let parts = ExecParts {
         a: ra.here(),
         b: rb.here(),
         peer_b: rb.here().is_none().then(|| rb.id()),
@@ -674,8 +714,18 @@ fn run_conduit(
         limiter: limiter.as_ref(),
         generation: Some(generation),
         cancel: opts.cancel.as_ref(),
-    }
-    .run(&outcome.plan)?;
+    };
+    let report = match &survey {
+        Some(survey) => {
+            let plan_rest =
+                |index: &Index| plan_run(index, [ra, rb], mode, policy, opts.yes, clean_point);
+            let run = batching.run(index, &parts, survey, &plan_rest)?;
+            outcome.planned = run.counts;
+            outcome.plan.conflicts = run.conflicts;
+            run.report
+        }
+        None => parts.on(index).run(&outcome.plan)?,
+    };
     tracing::debug!(
         ms = started.elapsed().as_millis() as u64,
         interrupted = report.interrupted,
@@ -686,6 +736,7 @@ fn run_conduit(
         // are recorded by the run that finishes the work.
         outcome.interrupted = true;
         outcome.done = report.done;
+        outcome.done_omitted = report.done_omitted;
         outcome.stats = report.stats;
         outcome.problems.extend(report.problems);
         outcome.notes.extend(report.notes);
@@ -709,6 +760,7 @@ fn run_conduit(
         .collect();
     index.record_generation_actions(generation, &conflict_items)?;
     outcome.done = report.done;
+    outcome.done_omitted = report.done_omitted;
     outcome.done.extend(conflict_items);
     outcome.stats = report.stats;
     outcome.stats.conflicts = outcome.plan.conflicts.len() as u64;

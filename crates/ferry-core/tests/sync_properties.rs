@@ -142,11 +142,19 @@ fn apply(root: &Path, op: &Op, salt: u32) {
 }
 
 impl Pair {
-    fn sync(&mut self, mode: SyncMode, policy: ConflictPolicy) -> SyncOutcome {
+    /// One run; `batch` sets the paths per batch (`None`: the default, so these
+    /// small trees are planned whole; a few paths: batches end everywhere).
+    fn sync(
+        &mut self,
+        mode: SyncMode,
+        policy: ConflictPolicy,
+        batch: Option<usize>,
+    ) -> SyncOutcome {
         let opts = SyncOptions {
             mode: Some(mode),
             policy: Some(policy),
             yes: true,
+            batch_paths: batch,
             ..Default::default()
         };
         sync(&mut self.index, &self.a, &self.b, &opts, &NoProgress).unwrap()
@@ -222,10 +230,15 @@ fn open_conflicts(out: &SyncOutcome) -> Vec<PathBuf> {
         .collect()
 }
 
-fn check_run(pair: &mut Pair, mode: SyncMode, policy: ConflictPolicy) -> Result<(), TestCaseError> {
+fn check_run(
+    pair: &mut Pair,
+    mode: SyncMode,
+    policy: ConflictPolicy,
+    batch: Option<usize>,
+) -> Result<(), TestCaseError> {
     let before = pair.all_contents();
     let a_before = tree_without_ferry(&pair.a);
-    let out = pair.sync(mode, policy);
+    let out = pair.sync(mode, policy, batch);
     prop_assert!(out.problems.is_empty(), "errors: {:?}", out.problems);
     no_content_lost(&before, pair)?;
     let (ta, tb) = (tree_without_ferry(&pair.a), tree_without_ferry(&pair.b));
@@ -241,11 +254,12 @@ fn check_run(pair: &mut Pair, mode: SyncMode, policy: ConflictPolicy) -> Result<
         "converged state still plans: {:#?}",
         fresh.actions
     );
-    let again = pair.sync(mode, policy);
+    let again = pair.sync(mode, policy, batch);
     prop_assert!(again.problems.is_empty(), "errors: {:?}", again.problems);
     prop_assert!(
-        again.plan.actions.is_empty(),
-        "second run not a no-op: {:#?}",
+        again.planned.total() == 0,
+        "second run not a no-op: {:?} {:#?}",
+        again.planned,
         again.plan.actions
     );
     Ok(())
@@ -271,10 +285,10 @@ fn outside(tree: &BTreeMap<PathBuf, Node>, open: &[PathBuf]) -> BTreeMap<PathBuf
 /// One bidirectional run with the manual policy: conflicts are left for the user,
 /// untouched on both sides; everything else converges; nothing is lost; a second run
 /// finds the same open conflicts and has nothing to do.
-fn check_manual_run(pair: &mut Pair) -> Result<(), TestCaseError> {
+fn check_manual_run(pair: &mut Pair, batch: Option<usize>) -> Result<(), TestCaseError> {
     let before = pair.all_contents();
     let (a0, b0) = (tree_without_ferry(&pair.a), tree_without_ferry(&pair.b));
-    let out = pair.sync(SyncMode::Bidirectional, ConflictPolicy::Manual);
+    let out = pair.sync(SyncMode::Bidirectional, ConflictPolicy::Manual, batch);
     prop_assert!(out.problems.is_empty(), "errors: {:?}", out.problems);
     no_content_lost(&before, pair)?;
     let open = open_conflicts(&out);
@@ -302,11 +316,12 @@ fn check_manual_run(pair: &mut Pair) -> Result<(), TestCaseError> {
         out.plan
     );
     // Settled: the next run leaves the same conflicts open and changes nothing.
-    let again = pair.sync(SyncMode::Bidirectional, ConflictPolicy::Manual);
+    let again = pair.sync(SyncMode::Bidirectional, ConflictPolicy::Manual, batch);
     prop_assert!(again.problems.is_empty(), "errors: {:?}", again.problems);
     prop_assert!(
-        again.plan.actions.is_empty(),
-        "second run not settled: {:#?}",
+        again.planned.total() == 0,
+        "second run not settled: {:?} {:#?}",
+        again.planned,
         again.plan.actions
     );
     let still_open = open_conflicts(&again);
@@ -324,36 +339,113 @@ fn check_manual_run(pair: &mut Pair) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Paths per batch: the default (small trees planned whole) or a few, so batch
+/// boundaries fall between a directory and its contents, a rename's two ends, …
+fn batch_strategy() -> impl Strategy<Value = Option<usize>> {
+    prop::option::of(1usize..4)
+}
+
+/// A tree with the time in conflict copies' names left out (`….conflict-T-a.ext`): the
+/// two runs compared may fall on either side of a second.
+fn unstamped(root: &Path) -> BTreeMap<String, Node> {
+    tree_without_ferry(root)
+        .into_iter()
+        .map(|(p, n)| {
+            let mut s = p.to_string_lossy().into_owned();
+            let mut from = 0;
+            while let Some(i) = s[from..].find(".conflict-").map(|i| i + from) {
+                let at = i + ".conflict-".len();
+                let stamp = s.as_bytes()[at..]
+                    .iter()
+                    .take(15)
+                    .all(|b| b.is_ascii_digit() || *b == b'-');
+                if stamp && s.len() >= at + 15 {
+                    s.replace_range(at..at + 15, "T");
+                }
+                from = at;
+            }
+            (s, n)
+        })
+        .collect()
+}
+
+/// The same operations on two pairs, one run in batches of `batch` paths and one
+/// planned whole, end in the same trees (the batched plan is the whole plan). Not with
+/// `newest`: two writes on one coarse clock tick may tie in one pair and not the other.
+fn batched_equals_whole(
+    rounds: &Rounds,
+    mode: SyncMode,
+    policy: ConflictPolicy,
+    batch: usize,
+) -> Result<(), TestCaseError> {
+    let (mut batched, mut whole) = (Pair::new(), Pair::new());
+    for (i, (ops_a, ops_b)) in rounds.iter().enumerate() {
+        for pair in [&mut batched, &mut whole] {
+            for op in ops_a {
+                apply(&pair.a, op, i as u32 * 2);
+            }
+            for op in ops_b {
+                apply(&pair.b, op, i as u32 * 2 + 1);
+            }
+        }
+        let x = batched.sync(mode, policy, Some(batch));
+        let y = whole.sync(mode, policy, None);
+        prop_assert!(
+            x.problems.is_empty() && y.problems.is_empty(),
+            "errors: {:?} {:?}",
+            x.problems,
+            y.problems
+        );
+        prop_assert_eq!(x.planned, y.planned, "planned differently");
+        for (p, q) in [(&batched.a, &whole.a), (&batched.b, &whole.b)] {
+            prop_assert_eq!(unstamped(p), unstamped(q), "round {}: trees differ", i);
+        }
+        prop_assert_eq!(open_conflicts(&x), open_conflicts(&y));
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, max_shrink_iters: 200, ..ProptestConfig::default() })]
 
     #[test]
-    fn bidirectional_converges_and_loses_nothing(rounds in rounds(), policy in policy_strategy()) {
+    fn bidirectional_converges_and_loses_nothing(rounds in rounds(), policy in policy_strategy(), batch in batch_strategy()) {
         let mut pair = Pair::new();
         for (i, (ops_a, ops_b)) in rounds.iter().enumerate() {
             for op in ops_a { apply(&pair.a, op, i as u32 * 2); }
             for op in ops_b { apply(&pair.b, op, i as u32 * 2 + 1); }
-            check_run(&mut pair, SyncMode::Bidirectional, policy)?;
+            check_run(&mut pair, SyncMode::Bidirectional, policy, batch)?;
         }
     }
 
     #[test]
-    fn manual_policy_loses_nothing_and_settles(rounds in rounds()) {
+    fn manual_policy_loses_nothing_and_settles(rounds in rounds(), batch in batch_strategy()) {
         let mut pair = Pair::new();
         for (i, (ops_a, ops_b)) in rounds.iter().enumerate() {
             for op in ops_a { apply(&pair.a, op, i as u32 * 2); }
             for op in ops_b { apply(&pair.b, op, i as u32 * 2 + 1); }
-            check_manual_run(&mut pair)?;
+            check_manual_run(&mut pair, batch)?;
         }
     }
 
     #[test]
-    fn mirror_makes_target_equal_source(rounds in rounds()) {
+    fn mirror_makes_target_equal_source(rounds in rounds(), batch in batch_strategy()) {
         let mut pair = Pair::new();
         for (i, (ops_a, ops_b)) in rounds.iter().enumerate() {
             for op in ops_a { apply(&pair.a, op, i as u32 * 2); }
             for op in ops_b { apply(&pair.b, op, i as u32 * 2 + 1); }
-            check_run(&mut pair, SyncMode::Mirror, ConflictPolicy::Newest)?;
+            check_run(&mut pair, SyncMode::Mirror, ConflictPolicy::Newest, batch)?;
         }
+    }
+
+    #[test]
+    fn runs_in_batches_end_as_runs_planned_whole(
+        rounds in rounds(),
+        policy in prop::sample::select(vec![ConflictPolicy::Source, ConflictPolicy::Target, ConflictPolicy::Manual]),
+        mirror in any::<bool>(),
+        batch in 1usize..4,
+    ) {
+        let mode = if mirror { SyncMode::Mirror } else { SyncMode::Bidirectional };
+        batched_equals_whole(&rounds, mode, policy, batch)?;
     }
 }

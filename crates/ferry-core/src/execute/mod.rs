@@ -64,9 +64,52 @@ pub struct ExecReport {
     pub done: Vec<Item>,
     /// How many of `done` the generation's record holds already.
     recorded: usize,
+    /// Items of `done` kept in memory once recorded (`None`: all). A run planned in
+    /// batches keeps only the first ones: the generation's record holds every item.
+    pub(crate) keep_done: Option<usize>,
+    /// Items carried out and recorded but not kept in `done` (see `keep_done`).
+    pub done_omitted: u64,
+}
+
+/// What a run carries from one batch of its plan to the next (a run planned whole is
+/// one batch).
+#[derive(Debug, Default)]
+pub(crate) struct RunState {
+    /// Directories the run made or prepared, each with its inode: they get their final
+    /// mode and mtime once everything below them is written, at the end of the run.
+    made_dirs: Vec<(Action, u64)>,
+    /// Per side, whether it held a live file when the run's first copies began: only
+    /// then is it searched for content to reuse (an initial copy into an empty folder
+    /// skips a look-up per file, in every batch).
+    reuse_local: Option<[bool; 2]>,
 }
 
 impl ExecReport {
+    /// An empty report that keeps only the first `n` items of what is done in memory.
+    pub(crate) fn keeping(n: usize) -> ExecReport {
+        ExecReport {
+            keep_done: Some(n),
+            ..ExecReport::default()
+        }
+    }
+
+    /// Adds what another execution of the same run did.
+    pub(crate) fn absorb(&mut self, other: ExecReport) {
+        self.stats.add(&other.stats);
+        self.problems.extend(other.problems);
+        self.notes.extend(other.notes);
+        self.interrupted |= other.interrupted;
+        self.done_omitted += other.done_omitted;
+        let room = match self.keep_done {
+            Some(cap) => cap.saturating_sub(self.done.len()),
+            None => usize::MAX,
+        };
+        let n = other.done.len();
+        self.done.extend(other.done.into_iter().take(room));
+        self.done_omitted += n.saturating_sub(room) as u64;
+        self.recorded = self.done.len();
+    }
+
     /// `action` failed with `e`: skipped, nothing lost.
     fn failed(&mut self, action: &Action, e: &Error) {
         let at = Some(action.path().to_string());
@@ -102,6 +145,53 @@ pub struct Executor<'a> {
     pub generation: Option<i64>,
     /// Set from outside to stop the run at its next safe point.
     pub cancel: Option<&'a Cancel>,
+}
+
+/// An executor's settings but its index, so a run planned in batches can read the
+/// index between batches and hand it to a fresh executor for each.
+pub(crate) struct ExecParts<'a> {
+    pub a: Option<&'a Location>,
+    pub b: Option<&'a Location>,
+    pub peer_b: Option<i64>,
+    pub pull: Option<&'a (dyn ChunkSource + Sync)>,
+    pub progress: &'a dyn Progress,
+    #[cfg(feature = "fault-injection")]
+    pub fault: FaultPoint,
+    pub workers: usize,
+    pub limiter: Option<&'a RateLimiter>,
+    pub generation: Option<i64>,
+    pub cancel: Option<&'a Cancel>,
+}
+
+impl<'a> ExecParts<'a> {
+    /// An executor with these settings over `index`.
+    pub(crate) fn on<'s>(&'s self, index: &'s mut Index) -> Executor<'s>
+    where
+        'a: 's,
+    {
+        Executor {
+            index,
+            a: self.a,
+            b: self.b,
+            peer_b: self.peer_b,
+            pull: self.pull,
+            progress: self.progress,
+            #[cfg(feature = "fault-injection")]
+            fault: self.fault,
+            workers: self.workers,
+            limiter: self.limiter,
+            generation: self.generation,
+            cancel: self.cancel,
+        }
+    }
+
+    /// The same settings reporting to `progress`.
+    pub(crate) fn with_progress<'p>(&self, progress: &'p dyn Progress) -> ExecParts<'p>
+    where
+        'a: 'p,
+    {
+        ExecParts { progress, ..*self }
+    }
 }
 
 struct Pending {
@@ -171,6 +261,21 @@ impl Executor<'_> {
     /// the report; only index failures abort.
     pub fn run(&mut self, plan: &Plan) -> Result<ExecReport> {
         let mut report = ExecReport::default();
+        let mut state = RunState::default();
+        self.run_batch(plan, &mut report, &mut state)?;
+        self.finish(report, state)
+    }
+
+    /// Runs one plan (the whole run's, or one batch of a run planned in batches) into
+    /// `report`; what it carries to the next batch joins `state` (see [`Executor::finish`]).
+    /// Stops at a safe point when asked to (`report.interrupted`).
+    pub(crate) fn run_batch(
+        &mut self,
+        plan: &Plan,
+        report: &mut ExecReport,
+        state: &mut RunState,
+    ) -> Result<()> {
+        let report = &mut *report;
         let mut pending = [
             Pending {
                 side: Side::A,
@@ -212,7 +317,7 @@ impl Executor<'_> {
                     .filter_map(|s| runnable(s, &groups, plan))
                     .map(|(_, a)| a)
                     .collect();
-                self.copy_all(&copies, &mut report, &mut pending)?;
+                self.copy_all(&copies, report, &mut pending, state)?;
             } else {
                 for side_plan in &order.sides {
                     if self.local(side_plan.side).is_none() {
@@ -224,23 +329,23 @@ impl Executor<'_> {
                         }
                         if let Step::RenameDir { group } = step {
                             let g = &order.groups[*group];
-                            groups[*group] = self.rename_dir(g, plan, &mut report, &mut pending)?;
+                            groups[*group] = self.rename_dir(g, plan, report, &mut pending)?;
                             continue;
                         }
                         let Some((i, a)) = runnable(step, &groups, plan) else {
                             continue;
                         };
                         match a {
-                            Action::Archive { .. } => self.archive(a, &mut report),
+                            Action::Archive { .. } => self.archive(a, report),
                             Action::Mkdir { .. } => {
                                 let side = a.side() as usize;
                                 let before = pending[side].entries.len();
-                                self.attempt(a, &mut report, &mut pending);
+                                self.attempt(a, report, &mut pending);
                                 if let Some(e) = pending[side].entries.get(before) {
                                     made.insert(i, e.cache.inode);
                                 }
                             }
-                            _ => self.attempt(a, &mut report, &mut pending),
+                            _ => self.attempt(a, report, &mut pending),
                         }
                     }
                 }
@@ -256,13 +361,28 @@ impl Executor<'_> {
                 self.flush(&mut pending, stage != Stage::Records)?;
             }
             if stage == Stage::DirRemovals {
-                self.persist_progress(&mut report)?;
+                self.persist_progress(report)?;
             }
             if stage != Stage::Records && self.stopping() {
-                return self.interrupted(report, &mkdirs, &made);
+                report.interrupted = true;
+                break;
             }
         }
-        self.finish_dirs(&mut report, &mkdirs, &made)?;
+        for (i, a) in mkdirs {
+            if let Some(&inode) = made.get(&i) {
+                state.made_dirs.push((a.clone(), inode));
+            }
+        }
+        self.persist_progress(report)
+    }
+
+    /// Ends a run: the directories it made get their final modes and mtimes, the
+    /// generation its counters and the items not recorded yet.
+    pub(crate) fn finish(&mut self, mut report: ExecReport, state: RunState) -> Result<ExecReport> {
+        let mut made = state.made_dirs;
+        // Stable: within one depth, the order they were made in.
+        made.sort_by_key(|(a, _)| a.path().depth());
+        self.finish_dirs(&mut report, &made)?;
         report.stats.errors = report.problems.len() as u64;
         self.persist_progress(&mut report)?;
         Ok(report)
@@ -318,36 +438,14 @@ impl Executor<'_> {
         }
     }
 
-    /// Ends a run that was asked to stop, at a safe point: everything done so far is
-    /// durable and recorded; the directories created so far get their final modes.
-    fn interrupted(
-        &mut self,
-        mut report: ExecReport,
-        mkdirs: &[(usize, &Action)],
-        made: &HashMap<usize, u64>,
-    ) -> Result<ExecReport> {
-        self.finish_dirs(&mut report, mkdirs, made)?;
-        report.interrupted = true;
-        report.stats.errors = report.problems.len() as u64;
-        self.persist_progress(&mut report)?;
-        Ok(report)
-    }
-
     /// Directory modes and mtimes last, deepest first, once their children are written
     /// (so a read-only folder is filled before it becomes read-only). Only on the
     /// directories this run made or prepared (`made`: by action, with the inode), and
     /// only while each is still that directory (a file saved in the place of a refused
     /// mkdir is never touched).
-    fn finish_dirs(
-        &self,
-        report: &mut ExecReport,
-        mkdirs: &[(usize, &Action)],
-        made: &HashMap<usize, u64>,
-    ) -> Result<()> {
-        for (i, a) in mkdirs.iter().rev() {
-            let Some(&inode) = made.get(i) else {
-                continue;
-            };
+    fn finish_dirs(&self, report: &mut ExecReport, made: &[(Action, u64)]) -> Result<()> {
+        for (a, inode) in made.iter().rev() {
+            let inode = *inode;
             if let Action::Mkdir {
                 side, path, source, ..
             } = a
@@ -385,6 +483,12 @@ impl Executor<'_> {
             self.index.record_generation_progress(g, &report.stats)?;
             self.index
                 .record_generation_actions(g, &report.done[report.recorded..])?;
+            if let Some(cap) = report.keep_done {
+                if report.done.len() > cap {
+                    report.done_omitted += (report.done.len() - cap) as u64;
+                    report.done.truncate(cap);
+                }
+            }
             report.recorded = report.done.len();
         }
         Ok(())
@@ -612,16 +716,24 @@ impl Executor<'_> {
         copies: &[&Action],
         report: &mut ExecReport,
         pending: &mut [Pending; 2],
+        state: &mut RunState,
     ) -> Result<()> {
         let total: u64 = copies.iter().map(|a| copy_size(a)).sum();
         self.progress.phase("copy", Some(total));
         self.progress.items_total(copies.len() as u64);
-        let mut reuse_local = [false; 2];
-        for side in [Side::A, Side::B] {
-            if let Some(l) = self.local(side) {
-                reuse_local[side as usize] = self.index.has_live_file(l.id())?;
+        let reuse_local = match state.reuse_local {
+            Some(r) => r,
+            None => {
+                let mut r = [false; 2];
+                for side in [Side::A, Side::B] {
+                    if let Some(l) = self.local(side) {
+                        r[side as usize] = self.index.has_live_file(l.id())?;
+                    }
+                }
+                state.reuse_local = Some(r);
+                r
             }
-        }
+        };
         // Content pulled from another device is looked for first in every other folder
         // of this device (dedup across folders); a local copy reads the other side.
         let elsewhere: Vec<LocationRow> = if self.pull.is_some() {
@@ -994,7 +1106,7 @@ fn known_states(files: &[OpenContent]) -> Vec<&FileState> {
     files.iter().map(|f| f.state()).collect()
 }
 
-fn copy_size(a: &Action) -> u64 {
+pub(crate) fn copy_size(a: &Action) -> u64 {
     match a {
         Action::Copy { source, .. } if source.state.kind == EntryKind::File => source.state.size,
         _ => 0,

@@ -121,6 +121,61 @@ impl Index {
         }
     }
 
+    /// Up to `limit` entries of a location (live and deleted) whose paths sort after
+    /// `after` (from the first with `None`), sorted by path: one page of a walk over
+    /// the whole location that holds no more than a page in memory.
+    pub fn entries_page(
+        &self,
+        location: i64,
+        after: Option<&RelPath>,
+        limit: usize,
+    ) -> Result<Vec<Entry>> {
+        const COLUMNS: &str =
+            "SELECT path, kind, size, mtime_ns, ctime_ns, inode, mode, hash, chunks,
+                    link_target, version, deleted, sequence, racy, dehydrated FROM entries";
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut out = Vec::new();
+        match after {
+            Some(after) => {
+                let mut st = self.conn.prepare_cached(&format!(
+                    "{COLUMNS} WHERE location_id = ?1 AND path > ?2 ORDER BY path LIMIT ?3"
+                ))?;
+                let mut rows = st.query(params![location, after.as_str(), limit])?;
+                while let Some(row) = rows.next()? {
+                    out.push(entry_from_row(row)?);
+                }
+            }
+            None => {
+                let mut st = self.conn.prepare_cached(&format!(
+                    "{COLUMNS} WHERE location_id = ?1 ORDER BY path LIMIT ?2"
+                ))?;
+                let mut rows = st.query(params![location, limit])?;
+                while let Some(row) = rows.next()? {
+                    out.push(entry_from_row(row)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many rows (live and deleted, directories included) of a location changed
+    /// after sequence number `after`, or all of them with `None`.
+    pub(crate) fn row_count(&self, location: i64, after: Option<u64>) -> Result<u64> {
+        let n: i64 = match after {
+            Some(after) => self.conn.query_row(
+                "SELECT count(*) FROM entries WHERE location_id = ?1 AND sequence > ?2",
+                params![location, after as i64],
+                |r| r.get(0),
+            )?,
+            None => self.conn.query_row(
+                "SELECT count(*) FROM entries WHERE location_id = ?1",
+                params![location],
+                |r| r.get(0),
+            )?,
+        };
+        Ok(n as u64)
+    }
+
     /// Paths of a location whose rows changed after sequence number `after`.
     pub(crate) fn paths_changed_since(&self, location: i64, after: u64) -> Result<Vec<RelPath>> {
         let mut st = self

@@ -68,6 +68,23 @@ pub struct GenerationStats {
     pub bytes_freed: u64,
 }
 
+impl GenerationStats {
+    /// Adds another part of the same run's counters.
+    pub fn add(&mut self, o: &GenerationStats) {
+        self.files_copied += o.files_copied;
+        self.files_deleted += o.files_deleted;
+        self.files_renamed += o.files_renamed;
+        self.dirs_renamed += o.dirs_renamed;
+        self.dirs_created += o.dirs_created;
+        self.conflicts += o.conflicts;
+        self.conflicts_resolved += o.conflicts_resolved;
+        self.bytes_transferred += o.bytes_transferred;
+        self.errors += o.errors;
+        self.files_archived += o.files_archived;
+        self.bytes_freed += o.bytes_freed;
+    }
+}
+
 /// A generation row, as `ferry history` shows it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct GenerationRow {

@@ -2,6 +2,7 @@
 //! policies that shape it.
 
 pub(crate) mod archive;
+pub(crate) mod batches;
 pub(crate) mod conflict_name;
 pub(crate) mod dir_renames;
 pub(crate) mod itemize;
@@ -299,6 +300,60 @@ impl Plan {
         self.actions
             .iter()
             .any(|a| !matches!(a, Action::Record { .. }))
+    }
+}
+
+/// How many actions of each kind a plan has (a run planned in batches keeps only these).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PlanCounts {
+    /// Files and symlinks written.
+    pub copy: u64,
+    /// Paths removed.
+    pub delete: u64,
+    /// Files renamed.
+    pub rename: u64,
+    /// Directories made (or their modes fixed).
+    pub mkdir: u64,
+    /// Conflict losers moved aside.
+    pub move_aside: u64,
+    /// Archive removals.
+    pub archive: u64,
+    /// Index-only updates.
+    pub record: u64,
+}
+
+impl PlanCounts {
+    /// The counts of `plan`.
+    pub fn of(plan: &Plan) -> PlanCounts {
+        let mut c = PlanCounts::default();
+        c.add(plan);
+        c
+    }
+
+    /// Adds `plan`'s actions.
+    pub fn add(&mut self, plan: &Plan) {
+        for a in &plan.actions {
+            *match a {
+                Action::Copy { .. } => &mut self.copy,
+                Action::Delete { .. } => &mut self.delete,
+                Action::Rename { .. } => &mut self.rename,
+                Action::Mkdir { .. } => &mut self.mkdir,
+                Action::MoveAside { .. } => &mut self.move_aside,
+                Action::Archive { .. } => &mut self.archive,
+                Action::Record { .. } => &mut self.record,
+            } += 1;
+        }
+    }
+
+    /// Every action, index-only records included.
+    pub fn total(&self) -> u64 {
+        self.copy
+            + self.delete
+            + self.rename
+            + self.mkdir
+            + self.move_aside
+            + self.archive
+            + self.record
     }
 }
 

@@ -18,6 +18,11 @@ pub trait ReplicaView {
     fn entry(&self, path: &RelPath) -> Result<Option<Entry>>;
     /// Live files and symlinks: what the mass-deletion stop compares a plan against.
     fn live_files(&self) -> Result<u64>;
+    /// Up to `limit` entries whose paths sort after `after` (from the first with
+    /// `None`), sorted by path: the planner's bounded walk over a large replica.
+    fn entries_page(&self, after: Option<&RelPath>, limit: usize) -> Result<Vec<Entry>>;
+    /// How many entries changed after local sequence `after`, or all with `None`.
+    fn count(&self, after: Option<u64>) -> Result<u64>;
 }
 
 /// A replica whose entries are in this device's index: a local folder, or (once
@@ -48,5 +53,13 @@ impl ReplicaView for IndexedReplica<'_> {
 
     fn live_files(&self) -> Result<u64> {
         self.index.live_file_count(self.location)
+    }
+
+    fn entries_page(&self, after: Option<&RelPath>, limit: usize) -> Result<Vec<Entry>> {
+        self.index.entries_page(self.location, after, limit)
+    }
+
+    fn count(&self, after: Option<u64>) -> Result<u64> {
+        self.index.row_count(self.location, after)
     }
 }
