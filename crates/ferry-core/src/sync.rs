@@ -68,7 +68,7 @@ pub struct SyncOptions {
     /// device's content is read from (a connection to it). Without one, copies from
     /// that device fail as unavailable and the next run retries.
     pub pull: Option<PullSource>,
-    /// Paths planned and run per batch in a large run (default 10,000; see
+    /// Paths planned and run per batch in a large run (default 20,000; see
     /// `plan/batches.rs`). Tests set it small so batch boundaries fall everywhere.
     pub batch_paths: Option<usize>,
 }

@@ -24,7 +24,7 @@ use crate::replica::view::ReplicaView;
 use std::collections::HashSet;
 
 /// Paths planned and run per batch unless a run asks for another number.
-pub(crate) const DEFAULT_BATCH_PATHS: usize = 10_000;
+pub(crate) const DEFAULT_BATCH_PATHS: usize = 20_000;
 
 /// Directories left in doubt before a run is planned whole instead (see [`BatchCheck`]).
 const IN_DOUBT_LIMIT: usize = 50_000;
