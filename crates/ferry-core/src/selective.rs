@@ -480,12 +480,67 @@ pub struct Eviction {
 /// floor. The caller holds A's lock (a sync run does).
 pub fn evict(index: &mut Index, pair: &SelectivePair) -> Result<Eviction> {
     let settings = index.selective_settings(pair.conduit.id)?;
-    let mut out = Eviction::default();
     if settings.local_quota.is_none() && settings.min_free_percent.is_none() {
-        return Ok(out);
+        return Ok(Eviction::default());
     }
     let local = usage(index, pair)?.bytes_local;
-    out.needed = bytes_over(&settings, local, &pair.a.root)?;
+    evict_over(index, pair, &settings, local)
+}
+
+/// The bytes of file content on the hot side's disk now, as a walk of it sees them
+/// (ferry's own files and ignored paths left out): files written since the last run
+/// count too, dehydrated ones (absent) do not.
+pub fn bytes_on_disk(pair: &SelectivePair) -> Result<u64> {
+    use crate::replica::ignore_rules::IndexRules;
+    use crate::replica::overlap::Fence;
+    let fence = Fence::around(&[&pair.a.root, &pair.b.root])?;
+    let rules = IndexRules {
+        index_everything: pair.conduit.index_everything,
+    };
+    let root = pair.a.dir()?;
+    let out = crate::replica::walk::walk(&root, rules, &fence);
+    Ok(out
+        .seen
+        .iter()
+        .filter(|s| s.kind == EntryKind::File)
+        .map(|s| s.stat.size)
+        .sum())
+}
+
+/// Eviction between runs (the daemon checks each selective conduit this way, so A
+/// meets its quota and free-space floor as files are written, without waiting for a
+/// run): takes A's and B's locks (`Error::Busy` when a run or another process holds
+/// one: the run evicts itself, or the next check does), measures A's usage on its disk
+/// ([`bytes_on_disk`], so files not scanned yet count) and dehydrates as [`evict`]
+/// does, with the same checks per file. Without a quota or floor, does nothing.
+pub fn evict_now(index: &mut Index, pair: &SelectivePair) -> Result<Eviction> {
+    let settings = index.selective_settings(pair.conduit.id)?;
+    if settings.local_quota.is_none() && settings.min_free_percent.is_none() {
+        return Ok(Eviction::default());
+    }
+    let _lock_a = pair.a.lock()?;
+    let _lock_b = pair.b.lock()?;
+    pair.a.verify_marker()?;
+    pair.b.verify_marker()?;
+    let local = match settings.local_quota {
+        Some(_) => bytes_on_disk(pair)?,
+        None => 0,
+    };
+    evict_over(index, pair, &settings, local)
+}
+
+/// Dehydrates the coldest candidates until `local` bytes (A's usage) meet the quota
+/// and A's file system meets the floor. The caller holds A's lock.
+fn evict_over(
+    index: &mut Index,
+    pair: &SelectivePair,
+    settings: &SelectiveSettings,
+    local: u64,
+) -> Result<Eviction> {
+    let mut out = Eviction {
+        needed: bytes_over(settings, local, &pair.a.root)?,
+        ..Eviction::default()
+    };
     if out.needed == 0 {
         return Ok(out);
     }
@@ -519,7 +574,7 @@ pub fn evict(index: &mut Index, pair: &SelectivePair) -> Result<Eviction> {
         }
     }
     if out.bytes < out.needed {
-        tracing::warn!(
+        tracing::debug!(
             needed = out.needed,
             freed = out.bytes,
             "selective conduit {}: not enough cold, unpinned, synced files to meet its quota",
