@@ -1150,3 +1150,129 @@ fn the_daemon_evicts_between_runs_as_files_are_written_never_open_pinned_or_unsy
     assert_eq!(read(&env.b.join("new.bin")).unwrap(), vec![9u8; 150_000]);
     assert_eq!(d.terminate(), Some(0));
 }
+
+/// The names and data of the files-on-demand events so far, in order.
+fn on_demand_events(list: &[(&str, Value)]) -> Vec<(String, Value)> {
+    list.iter()
+        .filter(|(name, _)| name.starts_with("hydration_") || *name == "files_dehydrated")
+        .map(|(name, d)| (name.to_string(), d.clone()))
+        .collect()
+}
+
+#[test]
+fn free_up_and_keep_offline_reach_the_event_stream_and_status_counts_them() {
+    let env = Env::new();
+    env.add_conduit(&["--mode", "selective", "--schedule", "manual"]);
+    std::fs::write(env.a.join("x.bin"), vec![7u8; 50_000]).unwrap();
+    std::fs::write(env.a.join("y.bin"), vec![8u8; 30_000]).unwrap();
+    let d = env.start(&[]);
+    let mut events = d.events();
+    assert_eq!(run_now(&d, &mut events, 1).0, "job_finished");
+    let x = env.a.join("x.bin");
+    let y = env.a.join("y.bin");
+    let ferry_ok = |args: &[&str]| {
+        let out = env.ferry(args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+
+    ferry_ok(&["free-up", x.to_str().unwrap()]);
+    events.wait_for("free-up's dehydration", |l| !on_demand_events(l).is_empty());
+    let (name, data) = on_demand_events(&events.list()).remove(0);
+    assert_eq!(name, "files_dehydrated");
+    assert_eq!(
+        (
+            &data["conduit"],
+            &data["by"],
+            &data["files"],
+            &data["bytes"]
+        ),
+        (
+            &Value::from(1),
+            &Value::from("free-up"),
+            &Value::from(1),
+            &Value::from(50_000)
+        )
+    );
+    assert_eq!(data["paths"], serde_json::json!(["x.bin"]));
+    let fod = &d.api("/api/status")["conduits"][0]["files_on_demand"];
+    assert_eq!(
+        (
+            &fod["bytes_online_only"],
+            &fod["bytes_local"],
+            &fod["files_online_only"]
+        ),
+        (&Value::from(50_000), &Value::from(30_000), &Value::from(1)),
+        "{fod}"
+    );
+
+    ferry_ok(&["keep-offline", x.to_str().unwrap()]);
+    events.wait_for("the hydration's end", |l| on_demand_events(l).len() >= 3);
+    let got = on_demand_events(&events.list());
+    assert_eq!(got[1].0, "hydration_started");
+    assert_eq!(got[2].0, "hydration_finished");
+    for (_, d) in &got[1..3] {
+        assert_eq!(
+            (&d["path"], &d["bytes"]),
+            (&Value::from("x.bin"), &Value::from(50_000))
+        );
+        assert_eq!(d["by"], "keep-offline");
+    }
+    assert_eq!(read(&x).unwrap(), vec![7u8; 50_000]);
+    let fod = &d.api("/api/status")["conduits"][0]["files_on_demand"];
+    assert_eq!(
+        (
+            &fod["bytes_online_only"],
+            &fod["bytes_local"],
+            &fod["pinned"]
+        ),
+        (&Value::from(0), &Value::from(80_000), &Value::from(1)),
+        "{fod}"
+    );
+    assert_eq!(fod["hydrations_in_progress"], 0, "{fod}");
+
+    // The secondary's copy damaged (same size, other bytes): the hydration fails, is
+    // said on the stream, and the file stays online-only.
+    ferry_ok(&["free-up", y.to_str().unwrap()]);
+    std::fs::write(env.b.join("y.bin"), vec![9u8; 30_000]).unwrap();
+    let out = env.ferry(&["keep-offline", y.to_str().unwrap()]);
+    assert!(!out.status.success());
+    events.wait_for("the failed hydration", |l| {
+        on_demand_events(l)
+            .iter()
+            .any(|(n, _)| n == "hydration_failed")
+    });
+    let got = on_demand_events(&events.list());
+    let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "files_dehydrated",
+            "hydration_started",
+            "hydration_finished",
+            "files_dehydrated",
+            "hydration_started",
+            "hydration_failed"
+        ]
+    );
+    let failed = &got[5].1;
+    assert_eq!(
+        (&failed["path"], &failed["by"]),
+        (&Value::from("y.bin"), &Value::from("keep-offline"))
+    );
+    assert!(
+        failed["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{failed}"
+    );
+    assert!(!y.exists(), "still online-only");
+    let fod = &d.api("/api/status")["conduits"][0]["files_on_demand"];
+    assert_eq!(fod["bytes_online_only"], 30_000, "{fod}");
+
+    // Only this library's token may report: without it, 401 and nothing on the stream.
+    let (code, _) = d.request("POST", "/api/ondemand/events", None);
+    assert_eq!(code, 401);
+    assert_eq!(d.terminate(), Some(0));
+}

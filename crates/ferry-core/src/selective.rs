@@ -159,6 +159,8 @@ pub struct OnDemandReport {
     pub skipped: Vec<(String, String)>,
     /// Files left local because they are pinned (by themselves or a folder above).
     pub pinned: u64,
+    /// The paths whose state changed.
+    pub paths: Vec<String>,
 }
 
 /// Whether `path` or a folder above it is among `pins`.
@@ -260,6 +262,63 @@ pub fn dehydrate(
     Ok(ea.state.size)
 }
 
+/// What a hydration reports as it goes (the daemon's event stream shows these).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HydrationEvent {
+    /// An online-only file is being brought back from the secondary.
+    HydrationStarted {
+        /// The path, relative to the hot side's root.
+        path: String,
+        /// Its bytes.
+        bytes: u64,
+    },
+    /// It is local now, verified.
+    HydrationFinished {
+        /// The path.
+        path: String,
+        /// Its bytes.
+        bytes: u64,
+    },
+    /// It could not be brought back; it stays online-only.
+    HydrationFailed {
+        /// The path.
+        path: String,
+        /// Why.
+        error: String,
+    },
+}
+
+/// [`hydrate`], reporting its start and its end to `on` when `path` was online-only
+/// (nothing is reported for a file that is local already). The caller holds A's lock.
+pub fn hydrate_reporting(
+    index: &mut Index,
+    pair: &SelectivePair,
+    path: &RelPath,
+    on: &dyn Fn(HydrationEvent),
+) -> Result<u64> {
+    let ea = pair.live_a(index, path)?;
+    if ea.state.presence != Presence::Dehydrated {
+        return Ok(0);
+    }
+    on(HydrationEvent::HydrationStarted {
+        path: path.to_string(),
+        bytes: ea.state.size,
+    });
+    let r = hydrate(index, pair, path);
+    on(match &r {
+        Ok(n) => HydrationEvent::HydrationFinished {
+            path: path.to_string(),
+            bytes: *n,
+        },
+        Err(e) => HydrationEvent::HydrationFailed {
+            path: path.to_string(),
+            error: e.to_string(),
+        },
+    });
+    r
+}
+
 /// Hydrates the dehydrated file `path` of the hot side from the secondary (see the
 /// module text). The caller holds A's lock. Returns its bytes (0 if it was local).
 pub fn hydrate(index: &mut Index, pair: &SelectivePair, path: &RelPath) -> Result<u64> {
@@ -348,6 +407,7 @@ pub fn free_up(
             Ok(n) => {
                 report.files += 1;
                 report.bytes += n;
+                report.paths.push(e.path.to_string());
             }
             Err(err) => report.skipped.push((e.path.to_string(), err.to_string())),
         }
@@ -361,6 +421,16 @@ pub fn keep_offline(
     pair: &SelectivePair,
     path: Option<&RelPath>,
 ) -> Result<OnDemandReport> {
+    keep_offline_reporting(index, pair, path, &|_| {})
+}
+
+/// [`keep_offline`], reporting each file's hydration to `on`.
+pub fn keep_offline_reporting(
+    index: &mut Index,
+    pair: &SelectivePair,
+    path: Option<&RelPath>,
+    on: &dyn Fn(HydrationEvent),
+) -> Result<OnDemandReport> {
     let _lock = pair.a.lock()?;
     if let Some(p) = path {
         index.pin(pair.a.id(), p)?;
@@ -370,10 +440,11 @@ pub fn keep_offline(
         if e.state.presence != Presence::Dehydrated {
             continue;
         }
-        match hydrate(index, pair, &e.path) {
+        match hydrate_reporting(index, pair, &e.path, on) {
             Ok(n) => {
                 report.files += 1;
                 report.bytes += n;
+                report.paths.push(e.path.to_string());
             }
             Err(err) => report.skipped.push((e.path.to_string(), err.to_string())),
         }

@@ -106,6 +106,15 @@ enum Handle {
     },
 }
 
+/// The reporting function of a hydration: to the mount's hook, if any.
+fn report_to(hook: Option<crate::EventHook>) -> impl Fn(on_demand::HydrationEvent) {
+    move |ev| {
+        if let Some(h) = &hook {
+            h(ev)
+        }
+    }
+}
+
 /// Counters the mount writes to `.ferry/mount.json` of the local side.
 #[derive(Default)]
 struct Stats {
@@ -131,6 +140,8 @@ pub(crate) struct Fs {
     stats: Arc<Stats>,
     status_file: PathBuf,
     mountpoint: PathBuf,
+    /// Where hydrations are reported.
+    events: Option<crate::EventHook>,
     /// The kernel passes reads and writes of local files straight to them (FUSE
     /// passthrough, Linux 6.9+): no round trip through this process.
     passthrough: AtomicBool,
@@ -246,6 +257,7 @@ impl Fs {
             )),
             stats: Arc::new(Stats::default()),
             mountpoint: mountpoint.to_path_buf(),
+            events: opts.events.clone(),
             passthrough: AtomicBool::new(false),
             backing: Mutex::new(HashMap::new()),
             backed_handles: Mutex::new(HashMap::new()),
@@ -403,9 +415,10 @@ impl Fs {
     /// attributes), waiting at most the read timeout.
     fn hydrate_now(&self, path: &str) -> Result<(), Errno> {
         let rel = RelPath::new(path).map_err(|_| Errno::EINVAL)?;
+        let hook = self.events.clone();
         let r = self.fetch.call(move |index, pair| {
             let _lock = pair.a.lock()?;
-            on_demand::hydrate(index, pair, &rel)
+            on_demand::hydrate_reporting(index, pair, &rel, &report_to(hook))
         });
         match r {
             Ok(_) => {
@@ -497,17 +510,18 @@ impl Fs {
     /// thread of its own (never inside a request).
     fn hydrate_in_background(&self, path: &str) {
         let Ok(rel) = RelPath::new(path) else { return };
-        let (fetch, stats, status, mp) = (
+        let (fetch, stats, status, mp, hook) = (
             self.fetch.clone(),
             self.stats.clone(),
             self.status_file.clone(),
             self.mountpoint.clone(),
+            self.events.clone(),
         );
         let path = path.to_string();
         std::thread::spawn(move || {
             let r = fetch.call(move |index, pair| {
                 let _lock = pair.a.lock()?;
-                on_demand::hydrate(index, pair, &rel)
+                on_demand::hydrate_reporting(index, pair, &rel, &report_to(hook))
             });
             match r {
                 Ok(_) => {

@@ -26,17 +26,34 @@ use ferry_core::index::ConduitRow;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Receives what the mount's hydrations do, as they happen (the CLI forwards them to
+/// a running daemon's event stream). Called from the thread that hydrates, never
+/// inside a request handler: it must not block for long.
+pub type EventHook = std::sync::Arc<dyn Fn(ferry_core::on_demand::HydrationEvent) + Send + Sync>;
+
 /// How a mount behaves.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct MountOptions {
     /// Longest wait for the secondary before a read fails with `EIO`.
     pub read_timeout: Duration,
+    /// Where hydrations are reported (none: only logged).
+    pub events: Option<EventHook>,
+}
+
+impl std::fmt::Debug for MountOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MountOptions")
+            .field("read_timeout", &self.read_timeout)
+            .field("events", &self.events.is_some())
+            .finish()
+    }
 }
 
 impl Default for MountOptions {
     fn default() -> Self {
         MountOptions {
             read_timeout: Duration::from_secs(10),
+            events: None,
         }
     }
 }
