@@ -141,7 +141,13 @@ impl World {
 
     /// `ferry mount DIR MP` in the background, waited for.
     fn mount(&mut self, dir: &Path, mp: &Path, timeout: &str) {
+        self.mount_with(dir, mp, timeout, &[]);
+    }
+
+    /// [`World::mount`] with more environment for the mount process.
+    fn mount_with(&mut self, dir: &Path, mp: &Path, timeout: &str, env: &[(&str, &str)]) {
         let child = ferry_cmd(&self.home)
+            .envs(env.iter().copied())
             .args([
                 "mount",
                 Self::s(dir),
@@ -507,4 +513,81 @@ fn kill_9_during_hydration_leaves_old_or_new_and_a_recoverable_mount() {
     }
     w.mount(&a, &mnt, "30s");
     assert_eq!(fs::read(w.mnt.join("big.bin")).unwrap(), big);
+}
+
+#[test]
+fn changes_behind_the_mount_reach_readers_through_it_at_once() {
+    changes_behind_the_mount(&[]);
+}
+
+/// The same with reads and writes through the mount process (no FUSE passthrough),
+/// where the kernel's cached size and pages are all a reader gets.
+#[test]
+fn changes_behind_the_mount_reach_readers_without_passthrough_too() {
+    changes_behind_the_mount(&[("FERRY_FUSE_NO_PASSTHROUGH", "1")]);
+}
+
+fn changes_behind_the_mount(env: &[(&str, &str)]) {
+    if !fuse_available() {
+        return;
+    }
+    let mut w = World::new();
+    fs::write(w.a.join("edited.txt"), b"old").unwrap();
+    fs::write(w.a.join("synced.txt"), b"first").unwrap();
+    w.selective(&[]);
+    let (a, mnt) = (w.a.clone(), w.mnt.clone());
+    w.mount_with(&a, &mnt, "30s", env);
+    let invalidations = |w: &World| w.mount_json(&w.a)["invalidations"].as_u64().unwrap();
+    // Read through the mount: the kernel caches the attributes (size) and pages.
+    assert_eq!(fs::read(w.mnt.join("edited.txt")).unwrap(), b"old");
+    assert_eq!(fs::read(w.mnt.join("synced.txt")).unwrap(), b"first");
+    assert_eq!(fs::metadata(w.mnt.join("edited.txt")).unwrap().len(), 3);
+
+    // Edited on the local disk directly, as an editor saves (new file renamed over):
+    // once the mount has heard of it, a reader through it gets the new bytes, not the
+    // first three of them (the size the kernel had cached).
+    let seen = invalidations(&w);
+    fs::write(w.a.join(".edited.txt.tmp"), b"new, longer content").unwrap();
+    fs::rename(w.a.join(".edited.txt.tmp"), w.a.join("edited.txt")).unwrap();
+    wait_for("the mount to hear of the edit", || invalidations(&w) > seen);
+    assert_eq!(
+        fs::read(w.mnt.join("edited.txt")).unwrap(),
+        b"new, longer content"
+    );
+
+    // A sync installs the secondary's new version behind the mount.
+    let seen = invalidations(&w);
+    fs::write(w.b.join("synced.txt"), b"second version, longer").unwrap();
+    w.ferry(&["sync", World::s(&w.a), World::s(&w.b)]);
+    assert_eq!(
+        fs::read(w.a.join("synced.txt")).unwrap(),
+        b"second version, longer"
+    );
+    wait_for("the mount to hear of the sync", || invalidations(&w) > seen);
+    assert_eq!(
+        fs::read(w.mnt.join("synced.txt")).unwrap(),
+        b"second version, longer"
+    );
+
+    // Dehydrated and hydrated again behind the mount: the same bytes either way.
+    let seen = invalidations(&w);
+    w.ferry(&["free-up", World::s(&w.a.join("synced.txt"))]);
+    wait_for("the mount to hear of the dehydration", || {
+        invalidations(&w) > seen
+    });
+    assert_eq!(
+        fs::read(w.mnt.join("synced.txt")).unwrap(),
+        b"second version, longer"
+    );
+    let seen = invalidations(&w);
+    w.ferry(&["keep-offline", World::s(&w.a.join("synced.txt"))]);
+    wait_for("the mount to hear of the hydration", || {
+        invalidations(&w) > seen
+    });
+    assert_eq!(
+        fs::read(w.mnt.join("synced.txt")).unwrap(),
+        b"second version, longer"
+    );
+    assert_eq!(fs::metadata(w.mnt.join("synced.txt")).unwrap().len(), 22);
+    w.ferry(&["unmount", World::s(&w.mnt)]);
 }

@@ -68,6 +68,65 @@ impl Nodes {
     }
 }
 
+/// Tells the kernel that a path of the local side changed behind the mount (a sync
+/// installed a new version, a file was hydrated or dehydrated, an edit on the local
+/// disk): its cached attributes and pages and its directory entry are dropped, so the
+/// next access asks this file system again. Runs on the watcher's thread, never inside
+/// a request (notifying from a request handler can deadlock), and never while holding
+/// the node table's lock (a request may need it to finish).
+pub(crate) struct Changes {
+    root: PathBuf,
+    nodes: Arc<Mutex<Nodes>>,
+    stats: Arc<Stats>,
+    status_file: PathBuf,
+    mountpoint: PathBuf,
+}
+
+impl Changes {
+    /// The local side's root, to watch.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `abs` (a path under the root) changed.
+    pub(crate) fn changed(&self, notifier: &fuser::Notifier, abs: &[PathBuf]) {
+        let mut told = 0u64;
+        for p in abs {
+            let Ok(rel) = p.strip_prefix(&self.root) else {
+                continue;
+            };
+            let Some(rel) = rel.to_str() else { continue };
+            if rel.is_empty()
+                || rel == ferry_core::replica::FERRY_DIR
+                || rel.starts_with(&format!("{}/", ferry_core::replica::FERRY_DIR))
+            {
+                continue;
+            }
+            let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+            let (ino, parent_ino) = {
+                let n = lock(&self.nodes);
+                (n.by_path.get(rel).copied(), n.by_path.get(parent).copied())
+            };
+            // Errors are the kernel not knowing the inode or entry (nothing cached):
+            // nothing to drop.
+            if let Some(ino) = ino {
+                let _ = notifier.inval_inode(INodeNo(ino), 0, -1);
+            }
+            if let Some(parent_ino) = parent_ino {
+                let _ = notifier.inval_entry(INodeNo(parent_ino), OsStr::new(name));
+                let _ = notifier.inval_inode(INodeNo(parent_ino), 0, 0);
+            }
+            if ino.is_some() || parent_ino.is_some() {
+                told += 1;
+            }
+        }
+        if told > 0 {
+            self.stats.invalidations.fetch_add(told, Ordering::Relaxed);
+            write_status(&self.status_file, &self.mountpoint, &self.stats);
+        }
+    }
+}
+
 /// Byte ranges of a file read so far, merged.
 #[derive(Default)]
 struct Ranges(Vec<(u64, u64)>);
@@ -122,6 +181,9 @@ struct Stats {
     fetches: AtomicU64,
     hydrated: AtomicU64,
     failed_reads: AtomicU64,
+    /// Changes of the local side told to the kernel (its cached attributes, entries
+    /// and pages of the path dropped).
+    invalidations: AtomicU64,
 }
 
 pub(crate) struct Fs {
@@ -133,7 +195,7 @@ pub(crate) struct Fs {
     uid: u32,
     gid: u32,
     index: Mutex<Index>,
-    nodes: Mutex<Nodes>,
+    nodes: Arc<Mutex<Nodes>>,
     handles: Mutex<HashMap<u64, Arc<Handle>>>,
     next_fh: AtomicU64,
     fetch: Arc<Fetcher>,
@@ -247,7 +309,7 @@ impl Fs {
             uid: root_meta.uid(),
             gid: root_meta.gid(),
             index: Mutex::new(index),
-            nodes: Mutex::new(nodes),
+            nodes: Arc::new(Mutex::new(nodes)),
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             fetch: Arc::new(Fetcher::new(
@@ -268,6 +330,18 @@ impl Fs {
 
     pub(crate) fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// What the invalidation watcher needs of this file system (it outlives the move
+    /// of `self` into the session).
+    pub(crate) fn changes(&self) -> Changes {
+        Changes {
+            root: self.root.clone(),
+            nodes: self.nodes.clone(),
+            stats: self.stats.clone(),
+            status_file: self.status_file.clone(),
+            mountpoint: self.mountpoint.clone(),
+        }
     }
 
     /// Writes `.ferry/mount.json` (pid, mount point, counters): for `ferry status` and
@@ -661,6 +735,7 @@ fn write_status(file: &Path, mountpoint: &Path, s: &Stats) {
         "fetches": s.fetches.load(Ordering::Relaxed),
         "hydrated": s.hydrated.load(Ordering::Relaxed),
         "failed_reads": s.failed_reads.load(Ordering::Relaxed),
+        "invalidations": s.invalidations.load(Ordering::Relaxed),
     });
     let tmp = file.with_extension(format!("json.{}", std::process::id()));
     if std::fs::write(&tmp, doc.to_string()).is_ok() {
