@@ -591,3 +591,162 @@ fn changes_behind_the_mount(env: &[(&str, &str)]) {
     assert_eq!(fs::metadata(w.mnt.join("synced.txt")).unwrap().len(), 22);
     w.ferry(&["unmount", World::s(&w.mnt)]);
 }
+
+#[test]
+fn a_folder_swapped_for_a_symlink_never_leads_the_mount_outside_the_root() {
+    if !fuse_available() {
+        return;
+    }
+    let mut w = World::new();
+    fs::create_dir(w.a.join("d")).unwrap();
+    fs::write(w.a.join("d/f.txt"), b"inside").unwrap();
+    let outside = w.root.join("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("f.txt"), b"SECRET").unwrap();
+    w.selective(&[]);
+    let (a, mnt) = (w.a.clone(), w.mnt.clone());
+    w.mount(&a, &mnt, "30s");
+    assert_eq!(fs::read(w.mnt.join("d/f.txt")).unwrap(), b"inside");
+    // A handle on the folder through the mount, held across the swap: requests made
+    // through it name the folder by its inode, whatever is at its path now.
+    let dir = fs::File::open(w.mnt.join("d")).unwrap();
+    let via = |name: &str| {
+        PathBuf::from(format!("/proc/self/fd/{}/{name}", {
+            use std::os::fd::AsRawFd;
+            dir.as_raw_fd()
+        }))
+    };
+    assert_eq!(fs::read(via("f.txt")).unwrap(), b"inside");
+
+    fs::rename(w.a.join("d"), w.root.join("d.moved")).unwrap();
+    std::os::unix::fs::symlink(&outside, w.a.join("d")).unwrap();
+
+    // Reads, writes, creations and listings through the held folder are refused
+    // (never the outside file), and nothing outside changes.
+    assert!(fs::read(via("f.txt")).is_err());
+    assert!(fs::write(via("f.txt"), b"overwritten").is_err());
+    assert!(fs::write(via("new.txt"), b"planted").is_err());
+    assert!(fs::create_dir(via("sub")).is_err());
+    assert!(fs::remove_file(via("f.txt")).is_err());
+    if let Ok(list) = fs::read_dir(via("")) {
+        for e in list.flatten() {
+            assert_ne!(e.file_name(), "f.txt", "the outside folder listed");
+        }
+    }
+    // Through the path, the mount shows the symlink as a symlink: what it names is
+    // read by the kernel outside the mount, not by the mount.
+    wait_for("the mount to show the symlink", || {
+        fs::symlink_metadata(w.mnt.join("d")).is_ok_and(|m| m.file_type().is_symlink())
+    });
+    assert!(
+        fs::write(w.mnt.join("d.new"), b"fine").is_ok(),
+        "the mount still works"
+    );
+    let mut names: Vec<String> = fs::read_dir(&outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["f.txt"]);
+    assert_eq!(fs::read(outside.join("f.txt")).unwrap(), b"SECRET");
+    assert_eq!(fs::read(w.root.join("d.moved/f.txt")).unwrap(), b"inside");
+    drop(dir);
+    w.ferry(&["unmount", World::s(&w.mnt)]);
+}
+
+/// A small tmpfs mounted at `at` (root only); unmounted when dropped.
+struct SmallFs(PathBuf);
+
+impl SmallFs {
+    fn new(at: &Path, size: &str) -> Option<SmallFs> {
+        fs::create_dir_all(at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("SKIPPED: cannot mount a tmpfs here (not root?)");
+        }
+        ok.then(|| SmallFs(at.to_path_buf()))
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_during_hydration_leaves_the_file_online_only_and_readable() {
+    if !fuse_available() {
+        return;
+    }
+    let mut w = World::new();
+    // A on a 4 MiB file system of its own; B on the ordinary disk.
+    let a = w.root.join("small");
+    let Some(_small) = SmallFs::new(&a, "4m") else {
+        return;
+    };
+    let big = content(1 << 20, 7);
+    fs::write(a.join("big.bin"), &big).unwrap();
+    w.a = a.clone();
+    w.selective(&[]);
+    let r = w.json(&["free-up", World::s(&a.join("big.bin"))]);
+    assert_eq!(r["files"], 1, "{r}");
+    // Fill A's file system to within 256 KiB: no room for the 1 MiB file.
+    let mut filler = fs::File::create(a.join("filler")).unwrap();
+    let chunk = vec![0u8; 64 << 10];
+    while std::io::Write::write_all(&mut filler, &chunk).is_ok() {}
+    drop(filler);
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(a.join("filler"))
+        .unwrap();
+    let len = f.metadata().unwrap().len();
+    f.set_len(len.saturating_sub(256 << 10)).unwrap();
+    drop(f);
+
+    // keep-offline says it failed; the file stays online-only, no temp file is left.
+    let out = ferry_cmd(&w.home)
+        .args(["keep-offline", World::s(&a.join("big.bin"))])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(!a.join("big.bin").exists());
+    let left: Vec<String> = fs::read_dir(&a)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        left.iter().all(|n| n == "filler" || n == ".ferry"),
+        "{left:?}"
+    );
+
+    // Through the mount: read to the end (the hydration that follows fails for want
+    // of room), then again: the right bytes both times, and the file still online-only.
+    let mnt = w.mnt.clone();
+    w.mount(&a, &mnt, "30s");
+    assert_eq!(fs::read(w.mnt.join("big.bin")).unwrap(), big);
+    wait_for("the hydration to be given up", || {
+        w.mount_json(&a)["hydrations_failed"] == 1
+    });
+    assert_eq!(fs::read(w.mnt.join("big.bin")).unwrap(), big);
+    assert_eq!(w.state("big.bin")["local"], false);
+    let left: Vec<String> = fs::read_dir(&a)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        left.iter().all(|n| n == "filler" || n == ".ferry"),
+        "{left:?}"
+    );
+
+    // Room again: the next read to the end hydrates it, whole.
+    fs::remove_file(a.join("filler")).unwrap();
+    assert_eq!(fs::read(w.mnt.join("big.bin")).unwrap(), big);
+    wait_for("the hydration", || a.join("big.bin").exists());
+    assert_eq!(fs::read(a.join("big.bin")).unwrap(), big);
+    w.ferry(&["unmount", World::s(&w.mnt)]);
+}

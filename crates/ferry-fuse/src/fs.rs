@@ -181,6 +181,8 @@ struct Stats {
     fetches: AtomicU64,
     hydrated: AtomicU64,
     failed_reads: AtomicU64,
+    /// Hydrations of files read to their end that failed (the file stays online-only).
+    hydrations_failed: AtomicU64,
     /// Changes of the local side told to the kernel (its cached attributes, entries
     /// and pages of the path dropped).
     invalidations: AtomicU64,
@@ -603,11 +605,13 @@ impl Fs {
                     tracing::info!("mount: {path} read to the end: now local");
                 }
                 Err(Failed::TimedOut) => {
+                    stats.hydrations_failed.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(
                         "mount: {path}: hydration did not finish in time; it stays online-only"
                     )
                 }
                 Err(Failed::Error(e)) => {
+                    stats.hydrations_failed.fetch_add(1, Ordering::Relaxed);
                     tracing::info!("mount: {path}: not hydrated ({e}); it stays online-only")
                 }
             }
@@ -736,6 +740,7 @@ fn write_status(file: &Path, mountpoint: &Path, s: &Stats) {
         "hydrated": s.hydrated.load(Ordering::Relaxed),
         "failed_reads": s.failed_reads.load(Ordering::Relaxed),
         "invalidations": s.invalidations.load(Ordering::Relaxed),
+        "hydrations_failed": s.hydrations_failed.load(Ordering::Relaxed),
     });
     let tmp = file.with_extension(format!("json.{}", std::process::id()));
     if std::fs::write(&tmp, doc.to_string()).is_ok() {
