@@ -750,3 +750,170 @@ fn a_full_disk_during_hydration_leaves_the_file_online_only_and_readable() {
     assert_eq!(fs::read(a.join("big.bin")).unwrap(), big);
     w.ferry(&["unmount", World::s(&w.mnt)]);
 }
+
+/// A `ferry daemon` of a world's library with its event stream; killed when dropped.
+struct Daemon {
+    child: Child,
+    stream: std::net::TcpStream,
+    text: String,
+}
+
+impl Daemon {
+    fn start(w: &World, env: &[(&str, &str)]) -> Daemon {
+        use std::io::Write;
+        let _ = fs::remove_file(w.home.join("daemon.json"));
+        let child = ferry_cmd(&w.home)
+            .arg("daemon")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id() as u64;
+        let mut port = 0;
+        wait_for("daemon.json", || {
+            let v: Option<Value> = fs::read_to_string(w.home.join("daemon.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok());
+            match v {
+                Some(v) if v["pid"].as_u64() == Some(pid) => {
+                    port = v["port"].as_u64().unwrap() as u16;
+                    true
+                }
+                _ => false,
+            }
+        });
+        let token = fs::read_to_string(w.home.join("api-token")).unwrap();
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            stream,
+            "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\r\n",
+            token.trim()
+        )
+        .unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut d = Daemon {
+            child,
+            stream,
+            text: String::new(),
+        };
+        // The handler subscribes before it answers: the status line is the barrier.
+        wait_for("the event stream", || {
+            d.read();
+            d.text.starts_with("HTTP/1.1 200")
+        });
+        d
+    }
+
+    fn read(&mut self) {
+        let mut buf = [0u8; 4096];
+        if let Ok(k) = self.stream.read(&mut buf) {
+            self.text.push_str(&String::from_utf8_lossy(&buf[..k]));
+        }
+    }
+
+    /// The events so far: (name, data).
+    fn events(&self) -> Vec<(String, Value)> {
+        let mut out: Vec<(String, Value)> = Vec::new();
+        for line in self.text.lines() {
+            if let Some(name) = line.strip_prefix("event: ") {
+                out.push((name.to_string(), Value::Null));
+            } else if let (Some(data), Some(last)) = (line.strip_prefix("data: "), out.last_mut()) {
+                last.1 = serde_json::from_str(data).unwrap_or(Value::Null);
+            }
+        }
+        out
+    }
+
+    fn wait_for(&mut self, what: &str, mut cond: impl FnMut(&[(String, Value)]) -> bool) {
+        wait_for(what, || {
+            self.read();
+            cond(&self.events())
+        });
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_hydration_through_the_mount_is_on_the_daemons_event_stream() {
+    if !fuse_available() {
+        return;
+    }
+    let mut w = World::new();
+    let big = content(3 << 20, 11);
+    fs::write(w.a.join("big.bin"), &big).unwrap();
+    w.selective(&[]);
+    w.ferry(&["free-up", World::s(&w.a.join("big.bin"))]);
+    let mut d = Daemon::start(&w, &[]);
+    let (a, mnt) = (w.a.clone(), w.mnt.clone());
+    w.mount(&a, &mnt, "30s");
+    assert_eq!(fs::read(w.mnt.join("big.bin")).unwrap(), big);
+    d.wait_for("the mount's hydration on the stream", |list| {
+        list.iter().any(|(n, _)| n == "hydration_finished")
+    });
+    let hydrations: Vec<(String, Value)> = d
+        .events()
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("hydration_"))
+        .collect();
+    let names: Vec<&str> = hydrations.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["hydration_started", "hydration_finished"]);
+    for (_, e) in &hydrations {
+        assert_eq!(
+            (&e["conduit"], &e["path"], &e["bytes"], &e["by"]),
+            (
+                &Value::from(1),
+                &Value::from("big.bin"),
+                &Value::from(big.len() as u64),
+                &Value::from("mount")
+            )
+        );
+    }
+    assert_eq!(fs::read(w.a.join("big.bin")).unwrap(), big);
+    w.ferry(&["unmount", World::s(&w.mnt)]);
+}
+
+#[test]
+fn the_daemon_keeps_a_free_space_floor_as_files_are_written() {
+    let mut w = World::new();
+    // A on a 4 MiB file system of its own, kept 40% free.
+    let a = w.root.join("small");
+    let Some(_small) = SmallFs::new(&a, "4m") else {
+        return;
+    };
+    fs::write(a.join("cold.bin"), content(1 << 20, 1)).unwrap();
+    fs::write(a.join("warm.bin"), content(1 << 20, 2)).unwrap();
+    set_atime(&a.join("cold.bin"), 1_000);
+    set_atime(&a.join("warm.bin"), 2_000);
+    w.a = a.clone();
+    w.selective(&["--min-free", "40"]);
+    assert!(a.join("cold.bin").exists() && a.join("warm.bin").exists());
+    let mut d = Daemon::start(&w, &[("FERRY_EVICT_INTERVAL", "200ms")]);
+    // A third MiB leaves about a quarter free: the colder file goes, and that is
+    // enough.
+    fs::write(a.join("new.bin"), content(1 << 20, 3)).unwrap();
+    d.wait_for("the floor's dehydration", |list| {
+        list.iter().any(|(n, _)| n == "files_dehydrated")
+    });
+    let (_, e) = d
+        .events()
+        .into_iter()
+        .find(|(n, _)| n == "files_dehydrated")
+        .unwrap();
+    assert_eq!(
+        (&e["by"], &e["paths"]),
+        (&Value::from("quota"), &serde_json::json!(["cold.bin"]))
+    );
+    assert!(!a.join("cold.bin").exists());
+    assert!(a.join("warm.bin").exists() && a.join("new.bin").exists());
+    assert_eq!(fs::read(w.b.join("cold.bin")).unwrap(), content(1 << 20, 1));
+    assert_eq!(w.state("cold.bin")["local"], false);
+}
