@@ -580,13 +580,24 @@ pub fn bytes_on_disk(pair: &SelectivePair) -> Result<u64> {
 
 /// Eviction between runs (the daemon checks each selective conduit this way, so A
 /// meets its quota and free-space floor as files are written, without waiting for a
-/// run): takes A's and B's locks (`Error::Busy` when a run or another process holds
-/// one: the run evicts itself, or the next check does), measures A's usage on its disk
-/// ([`bytes_on_disk`], so files not scanned yet count) and dehydrates as [`evict`]
-/// does, with the same checks per file. Without a quota or floor, does nothing.
+/// run): measures A's usage on its disk ([`bytes_on_disk`], so files not scanned yet
+/// count) and, only when A is over, takes A's and B's locks (`Error::Busy` when a run
+/// or another process holds one: the run evicts itself, or the next check does),
+/// measures again and dehydrates as [`evict`] does, with the same checks per file.
+/// Without a quota or floor, does nothing.
 pub fn evict_now(index: &mut Index, pair: &SelectivePair) -> Result<Eviction> {
     let settings = index.selective_settings(pair.conduit.id)?;
     if settings.local_quota.is_none() && settings.min_free_percent.is_none() {
+        return Ok(Eviction::default());
+    }
+    pair.a.verify_marker()?;
+    let local = match settings.local_quota {
+        Some(_) => bytes_on_disk(pair)?,
+        None => 0,
+    };
+    // Measured without the locks: they are taken (and other ferry processes kept
+    // out) only when there is something to do.
+    if bytes_over(&settings, local, &pair.a.root)? == 0 {
         return Ok(Eviction::default());
     }
     let _lock_a = pair.a.lock()?;
