@@ -10,12 +10,22 @@ use std::time::Duration;
 
 /// GETs `path` from the library's daemon. `Ok(None)` when no daemon answers.
 pub fn get(library: &Path, path: &str) -> Result<Option<serde_json::Value>> {
-    call(library, "GET", path)
+    call(library, "GET", path, None)
 }
 
 /// POSTs to `path` of the library's daemon. `Ok(None)` when no daemon answers.
 pub fn post(library: &Path, path: &str) -> Result<Option<serde_json::Value>> {
-    call(library, "POST", path)
+    call(library, "POST", path, None)
+}
+
+/// POSTs `body` (JSON) to `path` of the library's daemon. `Ok(None)` when no daemon
+/// answers.
+pub fn post_json(
+    library: &Path,
+    path: &str,
+    body: &serde_json::Value,
+) -> Result<Option<serde_json::Value>> {
+    call(library, "POST", path, Some(body))
 }
 
 /// Asks a running daemon to re-read saved conduits and settings now (it would
@@ -26,7 +36,12 @@ pub fn reload(library: &Path) {
     }
 }
 
-fn call(library: &Path, method: &str, path: &str) -> Result<Option<serde_json::Value>> {
+fn call(
+    library: &Path,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> Result<Option<serde_json::Value>> {
     let Some(info) = ferry_daemon::discovery::read_info(library) else {
         return Ok(None);
     };
@@ -38,9 +53,16 @@ fn call(library: &Path, method: &str, path: &str) -> Result<Option<serde_json::V
         return Ok(None); // stale daemon.json: the daemon is gone
     };
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let kind = if body.is_empty() {
+        ""
+    } else {
+        "Content-Type: application/json\r\n"
+    };
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n{kind}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )?;
     let mut raw = Vec::new();
     stream

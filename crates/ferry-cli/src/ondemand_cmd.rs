@@ -65,17 +65,44 @@ fn report(verb: &str, r: &OnDemandReport, json_out: bool) -> Result<u8> {
     })
 }
 
+/// Tells a running daemon of this library about a hydration or dehydration, for its
+/// event stream (`POST /api/ondemand/events`). Best effort: no daemon, nothing to do.
+fn tell_daemon(conduit: i64, by: &str, event: serde_json::Value) {
+    let Ok(library) = ferry_core::library::library_dir() else {
+        return;
+    };
+    let mut body = event;
+    body["conduit"] = json!(conduit);
+    body["by"] = json!(by);
+    if let Err(e) = crate::api_client::post_json(&library, "/api/ondemand/events", &body) {
+        tracing::debug!("could not tell the daemon: {e:#}");
+    }
+}
+
+fn tell_hydration(conduit: i64, by: &str, ev: &on_demand::HydrationEvent) {
+    if let Ok(v) = serde_json::to_value(ev) {
+        tell_daemon(conduit, by, v);
+    }
+}
+
 /// `ferry free-up PATH`.
 pub fn free_up(index: &mut Index, path: &Path, json_out: bool) -> Result<u8> {
     let (pair, rel) = locate(index, path)?;
     let r = on_demand::free_up(index, &pair, rel.as_ref())?;
+    if !r.paths.is_empty() {
+        let ev = json!({"type": "files_dehydrated", "bytes": r.bytes, "paths": r.paths});
+        tell_daemon(pair.conduit.id, "free-up", ev);
+    }
     report("freed up", &r, json_out)
 }
 
 /// `ferry keep-offline PATH`.
 pub fn keep_offline(index: &mut Index, path: &Path, json_out: bool) -> Result<u8> {
     let (pair, rel) = locate(index, path)?;
-    let r = on_demand::keep_offline(index, &pair, rel.as_ref())?;
+    let id = pair.conduit.id;
+    let r = on_demand::keep_offline_reporting(index, &pair, rel.as_ref(), &|ev| {
+        tell_hydration(id, "keep-offline", &ev)
+    })?;
     report("made available offline", &r, json_out)
 }
 
@@ -134,8 +161,20 @@ pub fn mount(index: Index, args: &crate::cli::MountArgs) -> Result<u8> {
         );
     }
     drop(index);
+    // Hydrations are told to a running daemon from a thread of their own, so the
+    // mount's threads never wait on it.
+    let (tx, rx) = std::sync::mpsc::channel::<on_demand::HydrationEvent>();
+    let id = pair.conduit.id;
+    std::thread::spawn(move || {
+        for ev in rx {
+            tell_hydration(id, "mount", &ev);
+        }
+    });
     let opts = ferry_fuse::MountOptions {
         read_timeout: args.read_timeout,
+        events: Some(std::sync::Arc::new(move |ev| {
+            let _ = tx.send(ev);
+        })),
     };
     let index_path = ferry_core::library::library_dir()?.join("index.db");
     ferry_fuse::mount_foreground(&index_path, &pair.conduit, &args.mountpoint, opts)?;

@@ -1018,3 +1018,261 @@ fn a_selective_conduit_evicts_after_its_runs_and_says_so() {
     assert!(env.b.join("old.bin").exists());
     assert_eq!(d.terminate(), Some(0));
 }
+
+/// Sets a file's access time (its modification time kept), as a read long ago would.
+fn set_atime(p: &Path, secs: u64) {
+    let f = std::fs::File::options().write(true).open(p).unwrap();
+    let m = f.metadata().unwrap();
+    f.set_times(
+        std::fs::FileTimes::new()
+            .set_accessed(std::time::UNIX_EPOCH + Duration::from_secs(secs))
+            .set_modified(m.modified().unwrap()),
+    )
+    .unwrap();
+}
+
+/// The `files_dehydrated` events so far: (by, paths).
+fn dehydrations(list: &[(&str, Value)]) -> Vec<(String, Vec<String>)> {
+    list.iter()
+        .filter(|(name, _)| *name == "files_dehydrated")
+        .map(|(_, d)| {
+            let paths = d["paths"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|p| p.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (d["by"].as_str().unwrap_or("").to_string(), paths)
+        })
+        .collect()
+}
+
+#[test]
+fn the_daemon_evicts_between_runs_as_files_are_written_never_open_pinned_or_unsynced_ones() {
+    let env = Env::new();
+    // A manual conduit: no run happens unless asked, so whatever goes below is the
+    // daemon's check between runs.
+    env.add_conduit(&[
+        "--mode",
+        "selective",
+        "--schedule",
+        "manual",
+        "--local-quota",
+        "450000",
+    ]);
+    let names = ["cold.bin", "warm.bin", "pinned.bin", "open.bin"];
+    for (i, n) in names.iter().enumerate() {
+        std::fs::write(env.a.join(n), vec![i as u8 + 1; 100_000]).unwrap();
+    }
+    // Oldest access first: pinned, open, cold, warm (set before the scan: changing a
+    // time changes the ctime, and a file changed since its scan is never dehydrated).
+    for (n, secs) in [
+        ("pinned.bin", 500),
+        ("open.bin", 600),
+        ("cold.bin", 1_000),
+        ("warm.bin", 2_000),
+    ] {
+        set_atime(&env.a.join(n), secs);
+    }
+    let d = env.start(&[("FERRY_EVICT_INTERVAL", "200ms")]);
+    let mut events = d.events();
+    assert_eq!(run_now(&d, &mut events, 1).0, "job_finished");
+    let out = env.ferry(&["pin", env.a.join("pinned.bin").to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let held = std::fs::File::open(env.a.join("open.bin")).unwrap();
+    assert!(
+        dehydrations(&events.list()).is_empty(),
+        "400,000 bytes: under the quota"
+    );
+
+    // A new file (not synced) takes A to 550,000 bytes: 100,000 over. The coldest
+    // closed, unpinned, synced file goes; the pinned and the open one are older.
+    std::fs::write(env.a.join("new.bin"), vec![9u8; 150_000]).unwrap();
+    events.wait_for("a dehydration by the quota check", |list| {
+        !dehydrations(list).is_empty()
+    });
+    assert_eq!(
+        dehydrations(&events.list()),
+        vec![("quota".to_string(), vec!["cold.bin".to_string()])]
+    );
+    assert!(!env.a.join("cold.bin").exists());
+    for n in ["warm.bin", "pinned.bin", "open.bin", "new.bin"] {
+        assert!(env.a.join(n).exists(), "{n} stays");
+    }
+    assert_eq!(read(&env.b.join("cold.bin")).unwrap(), vec![1u8; 100_000]);
+    let fod = &d.api("/api/status")["conduits"][0]["files_on_demand"];
+    assert_eq!(fod["bytes_online_only"], 100_000, "{fod}");
+    assert_eq!(fod["files_online_only"], 1, "{fod}");
+
+    // 200,000 more: only warm.bin can go; the rest is pinned, open or not synced.
+    std::fs::write(env.a.join("newer.bin"), vec![8u8; 200_000]).unwrap();
+    events.wait_for("a second dehydration", |list| dehydrations(list).len() >= 2);
+    wait_for("the shortfall in the log", || {
+        d.log()
+            .contains("over its quota or free-space floor: too few")
+    });
+    assert_eq!(
+        dehydrations(&events.list())[1],
+        ("quota".to_string(), vec!["warm.bin".to_string()])
+    );
+    for n in ["pinned.bin", "open.bin", "new.bin", "newer.bin"] {
+        assert!(env.a.join(n).exists(), "{n} stays");
+    }
+    assert_eq!(read(&env.b.join("warm.bin")).unwrap(), vec![2u8; 100_000]);
+    // None of this was a run: the new files are not on B, and only the first run ran.
+    assert!(!env.b.join("new.bin").exists());
+    let runs = events
+        .list()
+        .iter()
+        .filter(|(name, _)| *name == "job_started")
+        .count();
+    assert_eq!(runs, 1);
+    drop(held);
+    // Once closed, the open file is the coldest candidate: the next check takes it.
+    events.wait_for("the closed file's dehydration", |list| {
+        dehydrations(list)
+            .iter()
+            .any(|(by, p)| by == "quota" && p == &vec!["open.bin".to_string()])
+    });
+    assert!(env.a.join("pinned.bin").exists());
+    assert_eq!(read(&env.b.join("open.bin")).unwrap(), vec![4u8; 100_000]);
+    // The dehydrated files are not deletions: a run leaves B as it was.
+    assert_eq!(run_now(&d, &mut events, 2).0, "job_finished");
+    for n in ["cold.bin", "warm.bin", "open.bin"] {
+        assert!(env.b.join(n).exists(), "{n} kept on B");
+    }
+    assert_eq!(read(&env.b.join("new.bin")).unwrap(), vec![9u8; 150_000]);
+    assert_eq!(d.terminate(), Some(0));
+}
+
+/// The names and data of the files-on-demand events so far, in order.
+fn on_demand_events(list: &[(&str, Value)]) -> Vec<(String, Value)> {
+    list.iter()
+        .filter(|(name, _)| name.starts_with("hydration_") || *name == "files_dehydrated")
+        .map(|(name, d)| (name.to_string(), d.clone()))
+        .collect()
+}
+
+#[test]
+fn free_up_and_keep_offline_reach_the_event_stream_and_status_counts_them() {
+    let env = Env::new();
+    env.add_conduit(&["--mode", "selective", "--schedule", "manual"]);
+    std::fs::write(env.a.join("x.bin"), vec![7u8; 50_000]).unwrap();
+    std::fs::write(env.a.join("y.bin"), vec![8u8; 30_000]).unwrap();
+    let d = env.start(&[]);
+    let mut events = d.events();
+    assert_eq!(run_now(&d, &mut events, 1).0, "job_finished");
+    let x = env.a.join("x.bin");
+    let y = env.a.join("y.bin");
+    let ferry_ok = |args: &[&str]| {
+        let out = env.ferry(args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+
+    ferry_ok(&["free-up", x.to_str().unwrap()]);
+    events.wait_for("free-up's dehydration", |l| !on_demand_events(l).is_empty());
+    let (name, data) = on_demand_events(&events.list()).remove(0);
+    assert_eq!(name, "files_dehydrated");
+    assert_eq!(
+        (
+            &data["conduit"],
+            &data["by"],
+            &data["files"],
+            &data["bytes"]
+        ),
+        (
+            &Value::from(1),
+            &Value::from("free-up"),
+            &Value::from(1),
+            &Value::from(50_000)
+        )
+    );
+    assert_eq!(data["paths"], serde_json::json!(["x.bin"]));
+    let fod = &d.api("/api/status")["conduits"][0]["files_on_demand"];
+    assert_eq!(
+        (
+            &fod["bytes_online_only"],
+            &fod["bytes_local"],
+            &fod["files_online_only"]
+        ),
+        (&Value::from(50_000), &Value::from(30_000), &Value::from(1)),
+        "{fod}"
+    );
+
+    ferry_ok(&["keep-offline", x.to_str().unwrap()]);
+    events.wait_for("the hydration's end", |l| on_demand_events(l).len() >= 3);
+    let got = on_demand_events(&events.list());
+    assert_eq!(got[1].0, "hydration_started");
+    assert_eq!(got[2].0, "hydration_finished");
+    for (_, d) in &got[1..3] {
+        assert_eq!(
+            (&d["path"], &d["bytes"]),
+            (&Value::from("x.bin"), &Value::from(50_000))
+        );
+        assert_eq!(d["by"], "keep-offline");
+    }
+    assert_eq!(read(&x).unwrap(), vec![7u8; 50_000]);
+    let fod = &d.api("/api/status")["conduits"][0]["files_on_demand"];
+    assert_eq!(
+        (
+            &fod["bytes_online_only"],
+            &fod["bytes_local"],
+            &fod["pinned"]
+        ),
+        (&Value::from(0), &Value::from(80_000), &Value::from(1)),
+        "{fod}"
+    );
+    assert_eq!(fod["hydrations_in_progress"], 0, "{fod}");
+
+    // The secondary's copy damaged (same size, other bytes): the hydration fails, is
+    // said on the stream, and the file stays online-only.
+    ferry_ok(&["free-up", y.to_str().unwrap()]);
+    std::fs::write(env.b.join("y.bin"), vec![9u8; 30_000]).unwrap();
+    let out = env.ferry(&["keep-offline", y.to_str().unwrap()]);
+    assert!(!out.status.success());
+    events.wait_for("the failed hydration", |l| {
+        on_demand_events(l)
+            .iter()
+            .any(|(n, _)| n == "hydration_failed")
+    });
+    let got = on_demand_events(&events.list());
+    let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "files_dehydrated",
+            "hydration_started",
+            "hydration_finished",
+            "files_dehydrated",
+            "hydration_started",
+            "hydration_failed"
+        ]
+    );
+    let failed = &got[5].1;
+    assert_eq!(
+        (&failed["path"], &failed["by"]),
+        (&Value::from("y.bin"), &Value::from("keep-offline"))
+    );
+    assert!(
+        failed["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{failed}"
+    );
+    assert!(!y.exists(), "still online-only");
+    let fod = &d.api("/api/status")["conduits"][0]["files_on_demand"];
+    assert_eq!(fod["bytes_online_only"], 30_000, "{fod}");
+
+    // Only this library's token may report: without it, 401 and nothing on the stream.
+    let (code, _) = d.request("POST", "/api/ondemand/events", None);
+    assert_eq!(code, 401);
+    assert_eq!(d.terminate(), Some(0));
+}

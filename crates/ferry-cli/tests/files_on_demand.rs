@@ -141,7 +141,13 @@ impl World {
 
     /// `ferry mount DIR MP` in the background, waited for.
     fn mount(&mut self, dir: &Path, mp: &Path, timeout: &str) {
+        self.mount_with(dir, mp, timeout, &[]);
+    }
+
+    /// [`World::mount`] with more environment for the mount process.
+    fn mount_with(&mut self, dir: &Path, mp: &Path, timeout: &str, env: &[(&str, &str)]) {
         let child = ferry_cmd(&self.home)
+            .envs(env.iter().copied())
             .args([
                 "mount",
                 Self::s(dir),
@@ -507,4 +513,407 @@ fn kill_9_during_hydration_leaves_old_or_new_and_a_recoverable_mount() {
     }
     w.mount(&a, &mnt, "30s");
     assert_eq!(fs::read(w.mnt.join("big.bin")).unwrap(), big);
+}
+
+#[test]
+fn changes_behind_the_mount_reach_readers_through_it_at_once() {
+    changes_behind_the_mount(&[]);
+}
+
+/// The same with reads and writes through the mount process (no FUSE passthrough),
+/// where the kernel's cached size and pages are all a reader gets.
+#[test]
+fn changes_behind_the_mount_reach_readers_without_passthrough_too() {
+    changes_behind_the_mount(&[("FERRY_FUSE_NO_PASSTHROUGH", "1")]);
+}
+
+fn changes_behind_the_mount(env: &[(&str, &str)]) {
+    if !fuse_available() {
+        return;
+    }
+    let mut w = World::new();
+    fs::write(w.a.join("edited.txt"), b"old").unwrap();
+    fs::write(w.a.join("synced.txt"), b"first").unwrap();
+    w.selective(&[]);
+    let (a, mnt) = (w.a.clone(), w.mnt.clone());
+    w.mount_with(&a, &mnt, "30s", env);
+    let invalidations = |w: &World| w.mount_json(&w.a)["invalidations"].as_u64().unwrap();
+    // Read through the mount: the kernel caches the attributes (size) and pages.
+    assert_eq!(fs::read(w.mnt.join("edited.txt")).unwrap(), b"old");
+    assert_eq!(fs::read(w.mnt.join("synced.txt")).unwrap(), b"first");
+    assert_eq!(fs::metadata(w.mnt.join("edited.txt")).unwrap().len(), 3);
+
+    // Edited on the local disk directly, as an editor saves (new file renamed over):
+    // once the mount has heard of it, a reader through it gets the new bytes, not the
+    // first three of them (the size the kernel had cached).
+    let seen = invalidations(&w);
+    fs::write(w.a.join(".edited.txt.tmp"), b"new, longer content").unwrap();
+    fs::rename(w.a.join(".edited.txt.tmp"), w.a.join("edited.txt")).unwrap();
+    wait_for("the mount to hear of the edit", || invalidations(&w) > seen);
+    assert_eq!(
+        fs::read(w.mnt.join("edited.txt")).unwrap(),
+        b"new, longer content"
+    );
+
+    // A sync installs the secondary's new version behind the mount.
+    let seen = invalidations(&w);
+    fs::write(w.b.join("synced.txt"), b"second version, longer").unwrap();
+    w.ferry(&["sync", World::s(&w.a), World::s(&w.b)]);
+    assert_eq!(
+        fs::read(w.a.join("synced.txt")).unwrap(),
+        b"second version, longer"
+    );
+    wait_for("the mount to hear of the sync", || invalidations(&w) > seen);
+    assert_eq!(
+        fs::read(w.mnt.join("synced.txt")).unwrap(),
+        b"second version, longer"
+    );
+
+    // Dehydrated and hydrated again behind the mount: the same bytes either way.
+    let seen = invalidations(&w);
+    w.ferry(&["free-up", World::s(&w.a.join("synced.txt"))]);
+    wait_for("the mount to hear of the dehydration", || {
+        invalidations(&w) > seen
+    });
+    assert_eq!(
+        fs::read(w.mnt.join("synced.txt")).unwrap(),
+        b"second version, longer"
+    );
+    let seen = invalidations(&w);
+    w.ferry(&["keep-offline", World::s(&w.a.join("synced.txt"))]);
+    wait_for("the mount to hear of the hydration", || {
+        invalidations(&w) > seen
+    });
+    assert_eq!(
+        fs::read(w.mnt.join("synced.txt")).unwrap(),
+        b"second version, longer"
+    );
+    assert_eq!(fs::metadata(w.mnt.join("synced.txt")).unwrap().len(), 22);
+    w.ferry(&["unmount", World::s(&w.mnt)]);
+}
+
+#[test]
+fn a_folder_swapped_for_a_symlink_never_leads_the_mount_outside_the_root() {
+    if !fuse_available() {
+        return;
+    }
+    let mut w = World::new();
+    fs::create_dir(w.a.join("d")).unwrap();
+    fs::write(w.a.join("d/f.txt"), b"inside").unwrap();
+    let outside = w.root.join("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("f.txt"), b"SECRET").unwrap();
+    w.selective(&[]);
+    let (a, mnt) = (w.a.clone(), w.mnt.clone());
+    w.mount(&a, &mnt, "30s");
+    assert_eq!(fs::read(w.mnt.join("d/f.txt")).unwrap(), b"inside");
+    // A handle on the folder through the mount, held across the swap: requests made
+    // through it name the folder by its inode, whatever is at its path now.
+    let dir = fs::File::open(w.mnt.join("d")).unwrap();
+    let via = |name: &str| {
+        PathBuf::from(format!("/proc/self/fd/{}/{name}", {
+            use std::os::fd::AsRawFd;
+            dir.as_raw_fd()
+        }))
+    };
+    assert_eq!(fs::read(via("f.txt")).unwrap(), b"inside");
+
+    fs::rename(w.a.join("d"), w.root.join("d.moved")).unwrap();
+    std::os::unix::fs::symlink(&outside, w.a.join("d")).unwrap();
+
+    // Reads, writes, creations and listings through the held folder are refused
+    // (never the outside file), and nothing outside changes.
+    assert!(fs::read(via("f.txt")).is_err());
+    assert!(fs::write(via("f.txt"), b"overwritten").is_err());
+    assert!(fs::write(via("new.txt"), b"planted").is_err());
+    assert!(fs::create_dir(via("sub")).is_err());
+    assert!(fs::remove_file(via("f.txt")).is_err());
+    if let Ok(list) = fs::read_dir(via("")) {
+        for e in list.flatten() {
+            assert_ne!(e.file_name(), "f.txt", "the outside folder listed");
+        }
+    }
+    // Through the path, the mount shows the symlink as a symlink: what it names is
+    // read by the kernel outside the mount, not by the mount.
+    wait_for("the mount to show the symlink", || {
+        fs::symlink_metadata(w.mnt.join("d")).is_ok_and(|m| m.file_type().is_symlink())
+    });
+    assert!(
+        fs::write(w.mnt.join("d.new"), b"fine").is_ok(),
+        "the mount still works"
+    );
+    let mut names: Vec<String> = fs::read_dir(&outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["f.txt"]);
+    assert_eq!(fs::read(outside.join("f.txt")).unwrap(), b"SECRET");
+    assert_eq!(fs::read(w.root.join("d.moved/f.txt")).unwrap(), b"inside");
+    drop(dir);
+    w.ferry(&["unmount", World::s(&w.mnt)]);
+}
+
+/// A small tmpfs mounted at `at` (root only); unmounted when dropped.
+struct SmallFs(PathBuf);
+
+impl SmallFs {
+    fn new(at: &Path, size: &str) -> Option<SmallFs> {
+        fs::create_dir_all(at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("SKIPPED: cannot mount a tmpfs here (not root?)");
+        }
+        ok.then(|| SmallFs(at.to_path_buf()))
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_during_hydration_leaves_the_file_online_only_and_readable() {
+    if !fuse_available() {
+        return;
+    }
+    let mut w = World::new();
+    // A on a 4 MiB file system of its own; B on the ordinary disk.
+    let a = w.root.join("small");
+    let Some(_small) = SmallFs::new(&a, "4m") else {
+        return;
+    };
+    let big = content(1 << 20, 7);
+    fs::write(a.join("big.bin"), &big).unwrap();
+    w.a = a.clone();
+    w.selective(&[]);
+    let r = w.json(&["free-up", World::s(&a.join("big.bin"))]);
+    assert_eq!(r["files"], 1, "{r}");
+    // Fill A's file system to within 256 KiB: no room for the 1 MiB file.
+    let mut filler = fs::File::create(a.join("filler")).unwrap();
+    let chunk = vec![0u8; 64 << 10];
+    while std::io::Write::write_all(&mut filler, &chunk).is_ok() {}
+    drop(filler);
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(a.join("filler"))
+        .unwrap();
+    let len = f.metadata().unwrap().len();
+    f.set_len(len.saturating_sub(256 << 10)).unwrap();
+    drop(f);
+
+    // keep-offline says it failed; the file stays online-only, no temp file is left.
+    let out = ferry_cmd(&w.home)
+        .args(["keep-offline", World::s(&a.join("big.bin"))])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(!a.join("big.bin").exists());
+    let left: Vec<String> = fs::read_dir(&a)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        left.iter().all(|n| n == "filler" || n == ".ferry"),
+        "{left:?}"
+    );
+
+    // Through the mount: read to the end (the hydration that follows fails for want
+    // of room), then again: the right bytes both times, and the file still online-only.
+    let mnt = w.mnt.clone();
+    w.mount(&a, &mnt, "30s");
+    assert_eq!(fs::read(w.mnt.join("big.bin")).unwrap(), big);
+    wait_for("the hydration to be given up", || {
+        w.mount_json(&a)["hydrations_failed"] == 1
+    });
+    assert_eq!(fs::read(w.mnt.join("big.bin")).unwrap(), big);
+    assert_eq!(w.state("big.bin")["local"], false);
+    let left: Vec<String> = fs::read_dir(&a)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        left.iter().all(|n| n == "filler" || n == ".ferry"),
+        "{left:?}"
+    );
+
+    // Room again: the next read to the end hydrates it, whole.
+    fs::remove_file(a.join("filler")).unwrap();
+    assert_eq!(fs::read(w.mnt.join("big.bin")).unwrap(), big);
+    wait_for("the hydration", || a.join("big.bin").exists());
+    assert_eq!(fs::read(a.join("big.bin")).unwrap(), big);
+    w.ferry(&["unmount", World::s(&w.mnt)]);
+}
+
+/// A `ferry daemon` of a world's library with its event stream; killed when dropped.
+struct Daemon {
+    child: Child,
+    stream: std::net::TcpStream,
+    text: String,
+}
+
+impl Daemon {
+    fn start(w: &World, env: &[(&str, &str)]) -> Daemon {
+        use std::io::Write;
+        let _ = fs::remove_file(w.home.join("daemon.json"));
+        let child = ferry_cmd(&w.home)
+            .arg("daemon")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id() as u64;
+        let mut port = 0;
+        wait_for("daemon.json", || {
+            let v: Option<Value> = fs::read_to_string(w.home.join("daemon.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok());
+            match v {
+                Some(v) if v["pid"].as_u64() == Some(pid) => {
+                    port = v["port"].as_u64().unwrap() as u16;
+                    true
+                }
+                _ => false,
+            }
+        });
+        let token = fs::read_to_string(w.home.join("api-token")).unwrap();
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            stream,
+            "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\r\n",
+            token.trim()
+        )
+        .unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut d = Daemon {
+            child,
+            stream,
+            text: String::new(),
+        };
+        // The handler subscribes before it answers: the status line is the barrier.
+        wait_for("the event stream", || {
+            d.read();
+            d.text.starts_with("HTTP/1.1 200")
+        });
+        d
+    }
+
+    fn read(&mut self) {
+        let mut buf = [0u8; 4096];
+        if let Ok(k) = self.stream.read(&mut buf) {
+            self.text.push_str(&String::from_utf8_lossy(&buf[..k]));
+        }
+    }
+
+    /// The events so far: (name, data).
+    fn events(&self) -> Vec<(String, Value)> {
+        let mut out: Vec<(String, Value)> = Vec::new();
+        for line in self.text.lines() {
+            if let Some(name) = line.strip_prefix("event: ") {
+                out.push((name.to_string(), Value::Null));
+            } else if let (Some(data), Some(last)) = (line.strip_prefix("data: "), out.last_mut()) {
+                last.1 = serde_json::from_str(data).unwrap_or(Value::Null);
+            }
+        }
+        out
+    }
+
+    fn wait_for(&mut self, what: &str, mut cond: impl FnMut(&[(String, Value)]) -> bool) {
+        wait_for(what, || {
+            self.read();
+            cond(&self.events())
+        });
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_hydration_through_the_mount_is_on_the_daemons_event_stream() {
+    if !fuse_available() {
+        return;
+    }
+    let mut w = World::new();
+    let big = content(3 << 20, 11);
+    fs::write(w.a.join("big.bin"), &big).unwrap();
+    w.selective(&[]);
+    w.ferry(&["free-up", World::s(&w.a.join("big.bin"))]);
+    let mut d = Daemon::start(&w, &[]);
+    let (a, mnt) = (w.a.clone(), w.mnt.clone());
+    w.mount(&a, &mnt, "30s");
+    assert_eq!(fs::read(w.mnt.join("big.bin")).unwrap(), big);
+    d.wait_for("the mount's hydration on the stream", |list| {
+        list.iter().any(|(n, _)| n == "hydration_finished")
+    });
+    let hydrations: Vec<(String, Value)> = d
+        .events()
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("hydration_"))
+        .collect();
+    let names: Vec<&str> = hydrations.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["hydration_started", "hydration_finished"]);
+    for (_, e) in &hydrations {
+        assert_eq!(
+            (&e["conduit"], &e["path"], &e["bytes"], &e["by"]),
+            (
+                &Value::from(1),
+                &Value::from("big.bin"),
+                &Value::from(big.len() as u64),
+                &Value::from("mount")
+            )
+        );
+    }
+    assert_eq!(fs::read(w.a.join("big.bin")).unwrap(), big);
+    w.ferry(&["unmount", World::s(&w.mnt)]);
+}
+
+#[test]
+fn the_daemon_keeps_a_free_space_floor_as_files_are_written() {
+    let mut w = World::new();
+    // A on a 4 MiB file system of its own, kept 40% free.
+    let a = w.root.join("small");
+    let Some(_small) = SmallFs::new(&a, "4m") else {
+        return;
+    };
+    fs::write(a.join("cold.bin"), content(1 << 20, 1)).unwrap();
+    fs::write(a.join("warm.bin"), content(1 << 20, 2)).unwrap();
+    set_atime(&a.join("cold.bin"), 1_000);
+    set_atime(&a.join("warm.bin"), 2_000);
+    w.a = a.clone();
+    w.selective(&["--min-free", "40"]);
+    assert!(a.join("cold.bin").exists() && a.join("warm.bin").exists());
+    let mut d = Daemon::start(&w, &[("FERRY_EVICT_INTERVAL", "200ms")]);
+    // A third MiB leaves about a quarter free: the colder file goes, and that is
+    // enough.
+    fs::write(a.join("new.bin"), content(1 << 20, 3)).unwrap();
+    d.wait_for("the floor's dehydration", |list| {
+        list.iter().any(|(n, _)| n == "files_dehydrated")
+    });
+    let (_, e) = d
+        .events()
+        .into_iter()
+        .find(|(n, _)| n == "files_dehydrated")
+        .unwrap();
+    assert_eq!(
+        (&e["by"], &e["paths"]),
+        (&Value::from("quota"), &serde_json::json!(["cold.bin"]))
+    );
+    assert!(!a.join("cold.bin").exists());
+    assert!(a.join("warm.bin").exists() && a.join("new.bin").exists());
+    assert_eq!(fs::read(w.b.join("cold.bin")).unwrap(), content(1 << 20, 1));
+    assert_eq!(w.state("cold.bin")["local"], false);
 }

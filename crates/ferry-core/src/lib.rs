@@ -83,8 +83,9 @@ pub mod versions {
 pub mod on_demand {
     pub use crate::index::SelectiveSettings;
     pub use crate::selective::{
-        dehydrate, evict, free_up, hydrate, is_pinned, keep_offline, list, open_files, read_online,
-        usage, usage_of, Eviction, OnDemandReport, PathState, SelectivePair, Usage,
+        bytes_on_disk, dehydrate, evict, evict_now, free_up, hydrate, hydrate_reporting, is_pinned,
+        keep_offline, keep_offline_reporting, list, open_files, read_online, usage, usage_of,
+        Eviction, HydrationEvent, OnDemandReport, PathState, SelectivePair, Usage,
     };
 }
 

@@ -159,6 +159,8 @@ pub struct OnDemandReport {
     pub skipped: Vec<(String, String)>,
     /// Files left local because they are pinned (by themselves or a folder above).
     pub pinned: u64,
+    /// The paths whose state changed.
+    pub paths: Vec<String>,
 }
 
 /// Whether `path` or a folder above it is among `pins`.
@@ -260,6 +262,63 @@ pub fn dehydrate(
     Ok(ea.state.size)
 }
 
+/// What a hydration reports as it goes (the daemon's event stream shows these).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HydrationEvent {
+    /// An online-only file is being brought back from the secondary.
+    HydrationStarted {
+        /// The path, relative to the hot side's root.
+        path: String,
+        /// Its bytes.
+        bytes: u64,
+    },
+    /// It is local now, verified.
+    HydrationFinished {
+        /// The path.
+        path: String,
+        /// Its bytes.
+        bytes: u64,
+    },
+    /// It could not be brought back; it stays online-only.
+    HydrationFailed {
+        /// The path.
+        path: String,
+        /// Why.
+        error: String,
+    },
+}
+
+/// [`hydrate`], reporting its start and its end to `on` when `path` was online-only
+/// (nothing is reported for a file that is local already). The caller holds A's lock.
+pub fn hydrate_reporting(
+    index: &mut Index,
+    pair: &SelectivePair,
+    path: &RelPath,
+    on: &dyn Fn(HydrationEvent),
+) -> Result<u64> {
+    let ea = pair.live_a(index, path)?;
+    if ea.state.presence != Presence::Dehydrated {
+        return Ok(0);
+    }
+    on(HydrationEvent::HydrationStarted {
+        path: path.to_string(),
+        bytes: ea.state.size,
+    });
+    let r = hydrate(index, pair, path);
+    on(match &r {
+        Ok(n) => HydrationEvent::HydrationFinished {
+            path: path.to_string(),
+            bytes: *n,
+        },
+        Err(e) => HydrationEvent::HydrationFailed {
+            path: path.to_string(),
+            error: e.to_string(),
+        },
+    });
+    r
+}
+
 /// Hydrates the dehydrated file `path` of the hot side from the secondary (see the
 /// module text). The caller holds A's lock. Returns its bytes (0 if it was local).
 pub fn hydrate(index: &mut Index, pair: &SelectivePair, path: &RelPath) -> Result<u64> {
@@ -348,6 +407,7 @@ pub fn free_up(
             Ok(n) => {
                 report.files += 1;
                 report.bytes += n;
+                report.paths.push(e.path.to_string());
             }
             Err(err) => report.skipped.push((e.path.to_string(), err.to_string())),
         }
@@ -361,6 +421,16 @@ pub fn keep_offline(
     pair: &SelectivePair,
     path: Option<&RelPath>,
 ) -> Result<OnDemandReport> {
+    keep_offline_reporting(index, pair, path, &|_| {})
+}
+
+/// [`keep_offline`], reporting each file's hydration to `on`.
+pub fn keep_offline_reporting(
+    index: &mut Index,
+    pair: &SelectivePair,
+    path: Option<&RelPath>,
+    on: &dyn Fn(HydrationEvent),
+) -> Result<OnDemandReport> {
     let _lock = pair.a.lock()?;
     if let Some(p) = path {
         index.pin(pair.a.id(), p)?;
@@ -370,10 +440,11 @@ pub fn keep_offline(
         if e.state.presence != Presence::Dehydrated {
             continue;
         }
-        match hydrate(index, pair, &e.path) {
+        match hydrate_reporting(index, pair, &e.path, on) {
             Ok(n) => {
                 report.files += 1;
                 report.bytes += n;
+                report.paths.push(e.path.to_string());
             }
             Err(err) => report.skipped.push((e.path.to_string(), err.to_string())),
         }
@@ -480,12 +551,78 @@ pub struct Eviction {
 /// floor. The caller holds A's lock (a sync run does).
 pub fn evict(index: &mut Index, pair: &SelectivePair) -> Result<Eviction> {
     let settings = index.selective_settings(pair.conduit.id)?;
-    let mut out = Eviction::default();
     if settings.local_quota.is_none() && settings.min_free_percent.is_none() {
-        return Ok(out);
+        return Ok(Eviction::default());
     }
     let local = usage(index, pair)?.bytes_local;
-    out.needed = bytes_over(&settings, local, &pair.a.root)?;
+    evict_over(index, pair, &settings, local)
+}
+
+/// The bytes of file content on the hot side's disk now, as a walk of it sees them
+/// (ferry's own files and ignored paths left out): files written since the last run
+/// count too, dehydrated ones (absent) do not.
+pub fn bytes_on_disk(pair: &SelectivePair) -> Result<u64> {
+    use crate::replica::ignore_rules::IndexRules;
+    use crate::replica::overlap::Fence;
+    let fence = Fence::around(&[&pair.a.root, &pair.b.root])?;
+    let rules = IndexRules {
+        index_everything: pair.conduit.index_everything,
+    };
+    let root = pair.a.dir()?;
+    let out = crate::replica::walk::walk(&root, rules, &fence);
+    Ok(out
+        .seen
+        .iter()
+        .filter(|s| s.kind == EntryKind::File)
+        .map(|s| s.stat.size)
+        .sum())
+}
+
+/// Eviction between runs (the daemon checks each selective conduit this way, so A
+/// meets its quota and free-space floor as files are written, without waiting for a
+/// run): measures A's usage on its disk ([`bytes_on_disk`], so files not scanned yet
+/// count) and, only when A is over, takes A's and B's locks (`Error::Busy` when a run
+/// or another process holds one: the run evicts itself, or the next check does),
+/// measures again and dehydrates as [`evict`] does, with the same checks per file.
+/// Without a quota or floor, does nothing.
+pub fn evict_now(index: &mut Index, pair: &SelectivePair) -> Result<Eviction> {
+    let settings = index.selective_settings(pair.conduit.id)?;
+    if settings.local_quota.is_none() && settings.min_free_percent.is_none() {
+        return Ok(Eviction::default());
+    }
+    pair.a.verify_marker()?;
+    let local = match settings.local_quota {
+        Some(_) => bytes_on_disk(pair)?,
+        None => 0,
+    };
+    // Measured without the locks: they are taken (and other ferry processes kept
+    // out) only when there is something to do.
+    if bytes_over(&settings, local, &pair.a.root)? == 0 {
+        return Ok(Eviction::default());
+    }
+    let _lock_a = pair.a.lock()?;
+    let _lock_b = pair.b.lock()?;
+    pair.a.verify_marker()?;
+    pair.b.verify_marker()?;
+    let local = match settings.local_quota {
+        Some(_) => bytes_on_disk(pair)?,
+        None => 0,
+    };
+    evict_over(index, pair, &settings, local)
+}
+
+/// Dehydrates the coldest candidates until `local` bytes (A's usage) meet the quota
+/// and A's file system meets the floor. The caller holds A's lock.
+fn evict_over(
+    index: &mut Index,
+    pair: &SelectivePair,
+    settings: &SelectiveSettings,
+    local: u64,
+) -> Result<Eviction> {
+    let mut out = Eviction {
+        needed: bytes_over(settings, local, &pair.a.root)?,
+        ..Eviction::default()
+    };
     if out.needed == 0 {
         return Ok(out);
     }
@@ -519,7 +656,7 @@ pub fn evict(index: &mut Index, pair: &SelectivePair) -> Result<Eviction> {
         }
     }
     if out.bytes < out.needed {
-        tracing::warn!(
+        tracing::debug!(
             needed = out.needed,
             freed = out.bytes,
             "selective conduit {}: not enough cold, unpinned, synced files to meet its quota",

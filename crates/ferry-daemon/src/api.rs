@@ -22,7 +22,8 @@
 //! | GET /api/shares | this device's shares with their members (name, connected, joined) and the offers waiting |
 //! | POST /api/shares/{id}/decline | decline an offered share (as `ferry share decline`); 200 `{"declined": id}` |
 //! | POST /api/shares/{id}/accept | accept an offered share into `{"folder": "/abs/path"}` (as `ferry accept`); 201 with the share |
-//! | GET /api/events | server-sent events: changes, jobs, pauses, device connections (see `events.rs`) |
+//! | GET /api/events | server-sent events: changes, jobs, pauses, device connections, hydrations and dehydrations (see `events.rs`) |
+//! | POST /api/ondemand/events | another ferry process of this library (`ferry mount`, `keep-offline`, `free-up`) reports a hydration or dehydration: `{"conduit", "by", "type": "hydration_started"\|"hydration_finished"\|"hydration_failed"\|"files_dehydrated", "path", "bytes", "error", "paths"}`; put on the event stream |
 //!
 //! Every answer is an object with `schema_version` (listings wrap their array:
 //! `{"jobs": [...]}`). Errors are JSON too, `{"error": {"kind", "message"}}`: 401 without the token, 404 for an unknown
@@ -76,6 +77,7 @@ pub fn router(shared: Arc<Shared>, token: String) -> Router {
         .route("/api/shares/{id}/decline", post(decline_share))
         .route("/api/events", get(events))
         .route("/api/reload", post(reload))
+        .route("/api/ondemand/events", post(ondemand_event))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(Arc::new(token), auth))
@@ -393,6 +395,76 @@ async fn reload(State(s): State<Arc<Shared>>) -> ApiResult {
     control::reload_now(&s).await;
     Ok(Json(
         json!({"schema_version": ferry_core::JSON_SCHEMA_VERSION, "reloaded": true}),
+    ))
+}
+
+/// What another ferry process reports about files on demand.
+#[derive(serde::Deserialize)]
+struct Reported {
+    conduit: i64,
+    by: String,
+    #[serde(flatten)]
+    what: ReportedKind,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ReportedKind {
+    HydrationStarted { path: String, bytes: u64 },
+    HydrationFinished { path: String, bytes: u64 },
+    HydrationFailed { path: String, error: String },
+    FilesDehydrated { bytes: u64, paths: Vec<String> },
+}
+
+/// `POST /api/ondemand/events`: a hydration or dehydration done by another ferry
+/// process of this library (the mount, `ferry keep-offline`, `ferry free-up`), put on
+/// the event stream. 400 for a body that is not one; 404 for an unknown conduit.
+async fn ondemand_event(State(s): State<Arc<Shared>>, body: Bytes) -> ApiResult {
+    let r: Reported = serde_json::from_slice(&body).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("not a files-on-demand event: {e}"),
+            Some("usage"),
+        )
+    })?;
+    let known = s.with_index(|i| Ok(i.conduit(r.conduit)?.is_some()))?;
+    if !known {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no conduit {}", r.conduit),
+            Some("not_found"),
+        ));
+    }
+    let (conduit, by) = (r.conduit, r.by);
+    s.emit(match r.what {
+        ReportedKind::HydrationStarted { path, bytes } => DaemonEvent::HydrationStarted {
+            conduit,
+            path,
+            bytes,
+            by,
+        },
+        ReportedKind::HydrationFinished { path, bytes } => DaemonEvent::HydrationFinished {
+            conduit,
+            path,
+            bytes,
+            by,
+        },
+        ReportedKind::HydrationFailed { path, error } => DaemonEvent::HydrationFailed {
+            conduit,
+            path,
+            error,
+            by,
+        },
+        ReportedKind::FilesDehydrated { bytes, paths } => DaemonEvent::FilesDehydrated {
+            conduit,
+            files: paths.len() as u64,
+            bytes,
+            paths,
+            by,
+        },
+    });
+    Ok(Json(
+        json!({"schema_version": ferry_core::JSON_SCHEMA_VERSION, "emitted": true}),
     ))
 }
 

@@ -19,6 +19,10 @@ pub struct Tunables {
     /// (`FERRY_RELOAD_INTERVAL`, default 30s); `ferry conduit` and `ferry sync` ask a
     /// running daemon to re-read them at once (`POST /api/reload`).
     pub reload_interval: Duration,
+    /// How often the local side of a selective conduit with a quota or free-space
+    /// floor is checked between runs, dehydrating cold files when it is over
+    /// (`FERRY_EVICT_INTERVAL`, default 30s).
+    pub evict_interval: Duration,
     /// Cap on directory watches per conduit, below the OS limit (`FERRY_MAX_WATCHES`).
     pub max_watches: Option<usize>,
 }
@@ -38,6 +42,7 @@ impl Tunables {
             fallback_interval: dur("FERRY_FALLBACK_INTERVAL", Duration::from_secs(60)),
             busy_retry: dur("FERRY_BUSY_RETRY", Duration::from_secs(2)),
             reload_interval: dur("FERRY_RELOAD_INTERVAL", Duration::from_secs(30)),
+            evict_interval: dur("FERRY_EVICT_INTERVAL", Duration::from_secs(30)),
             max_watches: std::env::var("FERRY_MAX_WATCHES")
                 .ok()
                 .and_then(|v| v.parse().ok()),

@@ -44,12 +44,38 @@ pub enum DaemonEvent {
     ConduitChanged {
         conduit: i64,
     },
-    /// Selective mode: after a run, cold files of the local side were made online-only
-    /// to meet its quota or free-space floor.
+    /// Selective mode: cold files of the local side were made online-only (`by`:
+    /// `run` after a run, `quota` by the daemon's check between runs to meet the quota
+    /// or free-space floor, `free-up` by `ferry free-up`).
     FilesDehydrated {
         conduit: i64,
         files: u64,
         bytes: u64,
+        paths: Vec<String>,
+        by: String,
+    },
+    /// Selective mode: an online-only file is being brought back (`by`: `mount` for a
+    /// file read to its end or opened for writing through `ferry mount`,
+    /// `keep-offline`).
+    HydrationStarted {
+        conduit: i64,
+        path: String,
+        bytes: u64,
+        by: String,
+    },
+    /// The hydration finished: the file is local, verified.
+    HydrationFinished {
+        conduit: i64,
+        path: String,
+        bytes: u64,
+        by: String,
+    },
+    /// The hydration failed; the file stays online-only.
+    HydrationFailed {
+        conduit: i64,
+        path: String,
+        error: String,
+        by: String,
     },
     /// A conduit could not be watched (OS watch limit); it is scanned periodically.
     WatchFallback {
@@ -90,6 +116,9 @@ impl DaemonEvent {
             DaemonEvent::DeviceDisconnected { .. } => "device_disconnected",
             DaemonEvent::DevicePending { .. } => "device_pending",
             DaemonEvent::FilesDehydrated { .. } => "files_dehydrated",
+            DaemonEvent::HydrationStarted { .. } => "hydration_started",
+            DaemonEvent::HydrationFinished { .. } => "hydration_finished",
+            DaemonEvent::HydrationFailed { .. } => "hydration_failed",
         }
     }
 }

@@ -181,6 +181,11 @@ struct ConduitTask {
     /// it starts or changes), until a run goes through again. Meanwhile every run is a
     /// full rescan.
     unplugged: Option<String>,
+    /// Selective conduits: when the local side is next checked against its quota and
+    /// free-space floor between runs.
+    next_evict: Instant,
+    /// The shortfall of the last check that could not free enough (said once).
+    evict_short: bool,
 }
 
 impl ConduitTask {
@@ -212,6 +217,8 @@ impl ConduitTask {
             next_scan: Instant::now(),
             stop: false,
             unplugged: None,
+            next_evict: Instant::now(),
+            evict_short: false,
         };
         t.next_scan = Instant::now() + t.interval();
         t
@@ -250,16 +257,23 @@ impl ConduitTask {
                 }
             }
             self.publish_state(None);
-            let deadline = match (self.pending.is_some() && !self.row.paused, self.retry_at) {
+            let mut deadline = match (self.pending.is_some() && !self.row.paused, self.retry_at) {
                 (true, Some(t)) => t,
                 _ => self.next_scan,
             };
+            if self.evicts() {
+                deadline = deadline.min(self.next_evict);
+            }
             tokio::select! {
                 w = rx.recv() => match w {
                     Some(w) => self.handle(w),
                     None => break,
                 },
                 _ = tokio::time::sleep_until(deadline) => {
+                    if self.evicts() && Instant::now() >= self.next_evict {
+                        self.evict_check().await;
+                        self.next_evict = Instant::now() + self.shared.tunables.evict_interval;
+                    }
                     if Instant::now() >= self.next_scan {
                         let why = match self.row.schedule {
                             Schedule::Every(_) => "timer",
@@ -442,6 +456,68 @@ impl ConduitTask {
         }
     }
 
+    /// Whether this conduit's local side is checked between runs (selective, not paused).
+    fn evicts(&self) -> bool {
+        self.row.mode == ferry_core::plan::SyncMode::Selective && !self.row.paused
+    }
+
+    /// Checks the local side of this selective conduit against its quota and
+    /// free-space floor and dehydrates cold files when it is over
+    /// (`selective::evict_now`: same checks as after a run, under both folders' locks).
+    /// A folder held by another process (a run, `ferry sync`) is skipped: that run
+    /// evicts, or the next check does.
+    async fn evict_check(&mut self) {
+        let id = self.id();
+        let library = self.shared.library.clone();
+        let result = tokio::task::spawn_blocking(move || -> crate::Result<_> {
+            let mut index = ferry_core::index::Index::open(&library.join("index.db"))?;
+            let Some(row) = index.conduit(id)? else {
+                return Ok(ferry_core::on_demand::Eviction::default());
+            };
+            let pair = ferry_core::on_demand::SelectivePair::open(&index, &row)?;
+            Ok(ferry_core::on_demand::evict_now(&mut index, &pair)?)
+        })
+        .await;
+        let ev = match result {
+            Ok(Ok(ev)) => ev,
+            Ok(Err(e)) => {
+                tracing::debug!("conduit {id}: eviction check skipped: {e}");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!("conduit {id}: eviction check panicked: {e}");
+                return;
+            }
+        };
+        for (path, why) in &ev.skipped {
+            tracing::debug!("conduit {id}: {path} kept local: {why}");
+        }
+        if !ev.dehydrated.is_empty() {
+            tracing::info!(
+                "conduit {id}: over its quota or free-space floor: {} cold file(s) made \
+                 online-only ({} bytes)",
+                ev.dehydrated.len(),
+                ev.bytes
+            );
+            self.shared.emit(DaemonEvent::FilesDehydrated {
+                conduit: id,
+                files: ev.dehydrated.len() as u64,
+                bytes: ev.bytes,
+                paths: ev.dehydrated.clone(),
+                by: "quota".into(),
+            });
+        }
+        let short = ev.bytes < ev.needed;
+        if short && !self.evict_short {
+            tracing::warn!(
+                "conduit {id}: still {} bytes over its quota or free-space floor: too few \
+                 cold, unpinned, synced, closed files to make online-only",
+                ev.needed - ev.bytes
+            );
+        }
+        self.evict_short = short;
+    }
+
     fn publish_state(&self, running: Option<&str>) {
         let schedule = self.row.schedule;
         let state = match running {
@@ -555,6 +631,8 @@ impl ConduitTask {
                         conduit: id,
                         files: o.dehydrated.len() as u64,
                         bytes: o.bytes_dehydrated,
+                        paths: o.dehydrated.clone(),
+                        by: "run".into(),
                     });
                 }
             }

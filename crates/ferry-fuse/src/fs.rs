@@ -68,6 +68,67 @@ impl Nodes {
     }
 }
 
+/// Tells the kernel that a path of the local side changed behind the mount (a sync
+/// installed a new version, a file was hydrated or dehydrated, an edit on the local
+/// disk): its cached attributes and pages and its directory entry are dropped, so the
+/// next access asks this file system again. Runs on the watcher's thread, never inside
+/// a request (notifying from a request handler can deadlock), and never while holding
+/// the node table's lock (a request may need it to finish).
+pub(crate) struct Changes {
+    root: PathBuf,
+    nodes: Arc<Mutex<Nodes>>,
+    stats: Arc<Stats>,
+    status_file: PathBuf,
+    mountpoint: PathBuf,
+}
+
+impl Changes {
+    /// The local side's root, to watch.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `abs` (a path under the root) changed.
+    pub(crate) fn changed(&self, notifier: &fuser::Notifier, abs: &[PathBuf]) {
+        let mut told = 0u64;
+        for p in abs {
+            let Ok(rel) = p.strip_prefix(&self.root) else {
+                continue;
+            };
+            let Some(rel) = rel.to_str() else { continue };
+            if rel.is_empty()
+                || rel == ferry_core::replica::FERRY_DIR
+                || rel.starts_with(&format!("{}/", ferry_core::replica::FERRY_DIR))
+            {
+                continue;
+            }
+            let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+            let (ino, parent_ino) = {
+                let n = lock(&self.nodes);
+                (n.by_path.get(rel).copied(), n.by_path.get(parent).copied())
+            };
+            // Errors are the kernel not knowing the inode or entry (nothing cached):
+            // nothing to drop.
+            if let Some(ino) = ino {
+                let _ = notifier.inval_inode(INodeNo(ino), 0, -1);
+            }
+            if let Some(parent_ino) = parent_ino {
+                let _ = notifier.inval_entry(INodeNo(parent_ino), OsStr::new(name));
+                let _ = notifier.inval_inode(INodeNo(parent_ino), 0, 0);
+            }
+            // Counted for paths the kernel may have cached (it looked them up): what
+            // `invalidations` in mount.json tells a waiting reader.
+            if ino.is_some() {
+                told += 1;
+            }
+        }
+        if told > 0 {
+            self.stats.invalidations.fetch_add(told, Ordering::Relaxed);
+            write_status(&self.status_file, &self.mountpoint, &self.stats);
+        }
+    }
+}
+
 /// Byte ranges of a file read so far, merged.
 #[derive(Default)]
 struct Ranges(Vec<(u64, u64)>);
@@ -106,6 +167,15 @@ enum Handle {
     },
 }
 
+/// The reporting function of a hydration: to the mount's hook, if any.
+fn report_to(hook: Option<crate::EventHook>) -> impl Fn(on_demand::HydrationEvent) {
+    move |ev| {
+        if let Some(h) = &hook {
+            h(ev)
+        }
+    }
+}
+
 /// Counters the mount writes to `.ferry/mount.json` of the local side.
 #[derive(Default)]
 struct Stats {
@@ -113,6 +183,11 @@ struct Stats {
     fetches: AtomicU64,
     hydrated: AtomicU64,
     failed_reads: AtomicU64,
+    /// Hydrations of files read to their end that failed (the file stays online-only).
+    hydrations_failed: AtomicU64,
+    /// Changes of the local side told to the kernel (its cached attributes, entries
+    /// and pages of the path dropped).
+    invalidations: AtomicU64,
 }
 
 pub(crate) struct Fs {
@@ -124,13 +199,15 @@ pub(crate) struct Fs {
     uid: u32,
     gid: u32,
     index: Mutex<Index>,
-    nodes: Mutex<Nodes>,
+    nodes: Arc<Mutex<Nodes>>,
     handles: Mutex<HashMap<u64, Arc<Handle>>>,
     next_fh: AtomicU64,
     fetch: Arc<Fetcher>,
     stats: Arc<Stats>,
     status_file: PathBuf,
     mountpoint: PathBuf,
+    /// Where hydrations are reported.
+    events: Option<crate::EventHook>,
     /// The kernel passes reads and writes of local files straight to them (FUSE
     /// passthrough, Linux 6.9+): no round trip through this process.
     passthrough: AtomicBool,
@@ -236,7 +313,7 @@ impl Fs {
             uid: root_meta.uid(),
             gid: root_meta.gid(),
             index: Mutex::new(index),
-            nodes: Mutex::new(nodes),
+            nodes: Arc::new(Mutex::new(nodes)),
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             fetch: Arc::new(Fetcher::new(
@@ -246,6 +323,7 @@ impl Fs {
             )),
             stats: Arc::new(Stats::default()),
             mountpoint: mountpoint.to_path_buf(),
+            events: opts.events.clone(),
             passthrough: AtomicBool::new(false),
             backing: Mutex::new(HashMap::new()),
             backed_handles: Mutex::new(HashMap::new()),
@@ -256,6 +334,18 @@ impl Fs {
 
     pub(crate) fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// What the invalidation watcher needs of this file system (it outlives the move
+    /// of `self` into the session).
+    pub(crate) fn changes(&self) -> Changes {
+        Changes {
+            root: self.root.clone(),
+            nodes: self.nodes.clone(),
+            stats: self.stats.clone(),
+            status_file: self.status_file.clone(),
+            mountpoint: self.mountpoint.clone(),
+        }
     }
 
     /// Writes `.ferry/mount.json` (pid, mount point, counters): for `ferry status` and
@@ -403,9 +493,10 @@ impl Fs {
     /// attributes), waiting at most the read timeout.
     fn hydrate_now(&self, path: &str) -> Result<(), Errno> {
         let rel = RelPath::new(path).map_err(|_| Errno::EINVAL)?;
+        let hook = self.events.clone();
         let r = self.fetch.call(move |index, pair| {
             let _lock = pair.a.lock()?;
-            on_demand::hydrate(index, pair, &rel)
+            on_demand::hydrate_reporting(index, pair, &rel, &report_to(hook))
         });
         match r {
             Ok(_) => {
@@ -497,17 +588,18 @@ impl Fs {
     /// thread of its own (never inside a request).
     fn hydrate_in_background(&self, path: &str) {
         let Ok(rel) = RelPath::new(path) else { return };
-        let (fetch, stats, status, mp) = (
+        let (fetch, stats, status, mp, hook) = (
             self.fetch.clone(),
             self.stats.clone(),
             self.status_file.clone(),
             self.mountpoint.clone(),
+            self.events.clone(),
         );
         let path = path.to_string();
         std::thread::spawn(move || {
             let r = fetch.call(move |index, pair| {
                 let _lock = pair.a.lock()?;
-                on_demand::hydrate(index, pair, &rel)
+                on_demand::hydrate_reporting(index, pair, &rel, &report_to(hook))
             });
             match r {
                 Ok(_) => {
@@ -515,11 +607,13 @@ impl Fs {
                     tracing::info!("mount: {path} read to the end: now local");
                 }
                 Err(Failed::TimedOut) => {
+                    stats.hydrations_failed.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(
                         "mount: {path}: hydration did not finish in time; it stays online-only"
                     )
                 }
                 Err(Failed::Error(e)) => {
+                    stats.hydrations_failed.fetch_add(1, Ordering::Relaxed);
                     tracing::info!("mount: {path}: not hydrated ({e}); it stays online-only")
                 }
             }
@@ -647,6 +741,8 @@ fn write_status(file: &Path, mountpoint: &Path, s: &Stats) {
         "fetches": s.fetches.load(Ordering::Relaxed),
         "hydrated": s.hydrated.load(Ordering::Relaxed),
         "failed_reads": s.failed_reads.load(Ordering::Relaxed),
+        "invalidations": s.invalidations.load(Ordering::Relaxed),
+        "hydrations_failed": s.hydrations_failed.load(Ordering::Relaxed),
     });
     let tmp = file.with_extension(format!("json.{}", std::process::id()));
     if std::fs::write(&tmp, doc.to_string()).is_ok() {

@@ -26,17 +26,34 @@ use ferry_core::index::ConduitRow;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Receives what the mount's hydrations do, as they happen (the CLI forwards them to
+/// a running daemon's event stream). Called from the thread that hydrates, never
+/// inside a request handler: it must not block for long.
+pub type EventHook = std::sync::Arc<dyn Fn(ferry_core::on_demand::HydrationEvent) + Send + Sync>;
+
 /// How a mount behaves.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct MountOptions {
     /// Longest wait for the secondary before a read fails with `EIO`.
     pub read_timeout: Duration,
+    /// Where hydrations are reported (none: only logged).
+    pub events: Option<EventHook>,
+}
+
+impl std::fmt::Debug for MountOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MountOptions")
+            .field("read_timeout", &self.read_timeout)
+            .field("events", &self.events.is_some())
+            .finish()
+    }
 }
 
 impl Default for MountOptions {
     fn default() -> Self {
         MountOptions {
             read_timeout: Duration::from_secs(10),
+            events: None,
         }
     }
 }
@@ -77,6 +94,45 @@ pub enum FuseError {
 pub struct Mounted {
     session: Option<fuser::BackgroundSession>,
     mountpoint: PathBuf,
+    /// Watches the local side to invalidate the kernel's caches (`None`: could not
+    /// watch; attributes then expire after a second).
+    _watcher: Option<notify::RecommendedWatcher>,
+}
+
+/// Watches the local side (recursively) and invalidates the kernel's caches of every
+/// path that changes there (see `fs::Changes`). A watch that cannot be set up (the
+/// OS watch limit) is logged; cached attributes then expire after their one-second
+/// lifetime and pages are dropped at each open, as before.
+fn watch_changes(
+    changes: fs::Changes,
+    notifier: fuser::Notifier,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let root = changes.root().to_path_buf();
+    let handler = move |ev: notify::Result<notify::Event>| match ev {
+        Ok(ev) => {
+            if !matches!(ev.kind, notify::EventKind::Access(_)) {
+                changes.changed(&notifier, &ev.paths)
+            }
+        }
+        Err(e) => tracing::debug!("mount: watch: {e}"),
+    };
+    let mut w = match notify::recommended_watcher(handler) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!("mount: cannot watch {} for changes: {e}", root.display());
+            return None;
+        }
+    };
+    if let Err(e) = w.watch(&root, notify::RecursiveMode::Recursive) {
+        tracing::warn!(
+            "mount: cannot watch {} for changes ({e}); the kernel's cached attributes \
+             expire after a second instead",
+            root.display()
+        );
+        return None;
+    }
+    Some(w)
 }
 
 impl Mounted {
@@ -149,6 +205,7 @@ pub fn spawn(
         }
     }
     let fs = fs::Fs::new(index_path, conduit, &mountpoint, opts)?;
+    let changes = fs.changes();
     let root = fs.root().to_path_buf();
     if mountpoint.starts_with(&root) {
         return Err(FuseError::MountPoint {
@@ -172,9 +229,11 @@ pub fn spawn(
         source: e,
     })?;
     tracing::info!("mounted {} at {}", root.display(), mountpoint.display());
+    let watcher = watch_changes(changes, session.notifier());
     Ok(Mounted {
         session: Some(session),
         mountpoint,
+        _watcher: watcher,
     })
 }
 
