@@ -23,7 +23,7 @@ use crate::replica::view::{IndexedReplica, ReplicaView};
 use crate::throttle::RateLimiter;
 use std::path::{Path, PathBuf};
 
-use crate::plan::batches::DEFAULT_BATCH_PATHS;
+use crate::plan::batches::{PathBatches, DEFAULT_BATCH_PATHS};
 
 /// A run that would delete more than this many files of a side…
 const MASS_DELETE_MIN: usize = 10;
@@ -935,13 +935,16 @@ fn changed_entries(
     paths.sort_unstable();
     paths.dedup();
     if paths.len() > POINT_LOAD_LIMIT {
-        let wanted: std::collections::HashSet<&RelPath> = paths.iter().collect();
-        let pick = |all: Vec<Entry>| -> Vec<Entry> {
-            all.into_iter()
-                .filter(|e| wanted.contains(&e.path))
-                .collect()
-        };
-        return Ok((pick(va.entries()?), pick(vb.entries()?)));
+        // Too many for a look-up each: one walk over both sides in pages, keeping the
+        // changed paths (memory grows with what changed, not with the tree).
+        drop(paths);
+        let mut pages = PathBatches::new(DEFAULT_BATCH_PATHS, Some(point));
+        let (mut ea, mut eb) = (Vec::new(), Vec::new());
+        while let Some((a, b)) = pages.next_batch([va, vb])? {
+            ea.extend(a);
+            eb.extend(b);
+        }
+        return Ok((ea, eb));
     }
     let mut ea = Vec::new();
     let mut eb = Vec::new();
