@@ -33,6 +33,7 @@
 
 #![deny(missing_docs)]
 
+pub mod bandwidth;
 mod cancel;
 pub mod conduit;
 mod conduit_edit;

@@ -25,6 +25,7 @@ use crate::wire::share::{
     ENCODING_RAW, ENCODING_ZSTD,
 };
 use crate::wire::{Body, Envelope, ZSTD};
+use ferry_core::bandwidth::BandwidthLimit;
 use ferry_core::index::{Index, ShareOffer, ShareRow};
 use ferry_core::plan::{ConflictPolicy, SyncMode};
 use ferry_core::replica::open_location;
@@ -72,8 +73,8 @@ pub(crate) struct Sharing {
     /// Bandwidth limits by what they limit (`share-rx:ID`, `share-tx:ID`, `dev-rx:ID`,
     /// `dev-tx:ID`): one bucket each, shared by the transfers under it.
     limits: Mutex<HashMap<String, Arc<RateLimit>>>,
-    /// Each device's bandwidth limit (bytes per second), as the store says.
-    device_limits: Mutex<HashMap<DeviceId, u64>>,
+    /// Each device's bandwidth limit (a rate or a schedule), as the store says.
+    device_limits: Mutex<HashMap<DeviceId, BandwidthLimit>>,
 }
 
 #[derive(Clone, Copy)]
@@ -395,7 +396,8 @@ impl Sharing {
                                     Some(c) => i.conduit(c)?,
                                     None => None,
                                 };
-                                Ok(c.map(|c| c.bandwidth_limit).unwrap_or(0))
+                                let rate = c.map(|c| c.bandwidth_limit).unwrap_or(0);
+                                share_limit(i, &sid, rate)
                             })
                             .await?;
                         let limits = me.limits_for("tx", &share.id, rate, &device);
@@ -659,7 +661,13 @@ impl Sharing {
         let found = self
             .with_index(move |i| {
                 let rate = i.conduit(conduit)?.map(|c| c.bandwidth_limit).unwrap_or(0);
-                Ok(i.share_of_conduit(conduit)?.map(|f| (f, rate)))
+                match i.share_of_conduit(conduit)? {
+                    Some(f) => {
+                        let limit = share_limit(i, &f.0.id, rate)?;
+                        Ok(Some((f, limit)))
+                    }
+                    None => Ok(None),
+                }
             })
             .await
             .ok()??;
@@ -672,18 +680,18 @@ impl Sharing {
     }
 
     /// The buckets a transfer of `share` with `device` takes from, in direction `dir`
-    /// (`rx`: pulling, `tx`: answering): the share's (at `rate`, its conduit's limit)
-    /// and the device's, where set.
+    /// (`rx`: pulling, `tx`: answering): the share's (`rate`: its schedule, else its
+    /// conduit's limit) and the device's, where set.
     fn limits_for(
         &self,
         dir: &str,
         share: &str,
-        rate: u64,
+        rate: BandwidthLimit,
         device: &DeviceId,
     ) -> Vec<Arc<RateLimit>> {
         let device_rate = (self.device_limits.lock().ok())
-            .and_then(|m| m.get(device).copied())
-            .unwrap_or(0);
+            .and_then(|m| m.get(device).cloned())
+            .unwrap_or_default();
         [
             (format!("share-{dir}:{share}"), rate),
             (format!("dev-{dir}:{device}"), device_rate),
@@ -693,10 +701,12 @@ impl Sharing {
         .collect()
     }
 
-    /// The bucket `key` at `rate` (`None` when unlimited), made or re-rated.
-    fn limit(&self, key: String, rate: u64) -> Option<Arc<RateLimit>> {
+    /// The bucket `key` at `rate` (`None` when it never limits), made or re-rated. A
+    /// schedule's bucket reads the schedule at every take, so it is kept even while
+    /// the clock is outside its windows.
+    fn limit(&self, key: String, rate: BandwidthLimit) -> Option<Arc<RateLimit>> {
         let mut limits = self.limits.lock().ok()?;
-        if rate == 0 {
+        if rate.is_unlimited() {
             if let Some(l) = limits.get(&key) {
                 l.set_rate(0);
             }
@@ -704,17 +714,28 @@ impl Sharing {
         }
         let l = limits
             .entry(key)
-            .or_insert_with(|| Arc::new(RateLimit::new(rate)));
-        l.set_rate(rate);
+            .or_insert_with(|| Arc::new(RateLimit::scheduled(rate.clone())));
+        l.set_limit(rate);
         Some(l.clone())
     }
 
     /// The devices' bandwidth limits, as the store says now (read once a tick).
-    pub(crate) fn set_device_limits(&self, limits: HashMap<DeviceId, u64>) {
+    pub(crate) fn set_device_limits(&self, limits: HashMap<DeviceId, BandwidthLimit>) {
         if let Ok(mut m) = self.device_limits.lock() {
             *m = limits;
         }
     }
+}
+
+/// The limit a share's transfers with one member take: the share's schedule when it
+/// has one, else `rate` (its member conduit's limit, which `ferry conduit` edits).
+fn share_limit(index: &Index, share: &str, rate: u64) -> ferry_core::Result<BandwidthLimit> {
+    let limit = index.share_bandwidth(share)?;
+    Ok(if limit.is_scheduled() {
+        limit
+    } else {
+        BandwidthLimit::fixed(rate)
+    })
 }
 
 /// Applies a device's share list: ties the shares this device has with it, records
