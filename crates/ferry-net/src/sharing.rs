@@ -15,6 +15,7 @@
 //!
 //! Every request names a share and is answered only if the asking device is a member.
 
+use crate::compress::CompressionGate;
 use crate::connection::{CloseCode, Connection, FramedStream};
 use crate::error::{NetError, WireError};
 use crate::identity::DeviceId;
@@ -73,6 +74,9 @@ pub(crate) struct Sharing {
     /// Bandwidth limits by what they limit (`share-rx:ID`, `share-tx:ID`, `dev-rx:ID`,
     /// `dev-tx:ID`): one bucket each, shared by the transfers under it.
     limits: Mutex<HashMap<String, Arc<RateLimit>>>,
+    /// Per device, whether answering it compresses (zstd only while the link is the
+    /// bottleneck).
+    gates: Mutex<HashMap<DeviceId, Arc<CompressionGate>>>,
     /// Each device's bandwidth limit (a rate or a schedule), as the store says.
     device_limits: Mutex<HashMap<DeviceId, BandwidthLimit>>,
 }
@@ -108,6 +112,7 @@ impl Sharing {
             rates: Mutex::new(HashMap::new()),
             limits: Mutex::new(HashMap::new()),
             device_limits: Mutex::new(HashMap::new()),
+            gates: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -355,8 +360,17 @@ impl Sharing {
     ) -> Res<()> {
         // FERRY_NO_ZSTD (measurements only): answer every piece raw.
         let zstd = conn.hello().has(ZSTD) && std::env::var_os("FERRY_NO_ZSTD").is_none();
+        // FERRY_ZSTD=always (measurements only): compress whatever the link.
+        let always = std::env::var("FERRY_ZSTD").is_ok_and(|v| v == "always");
         let device = conn.remote();
         let stats = self.served_to(&device);
+        // A device answered raw has no gate to show.
+        let gate = if zstd {
+            self.gate_of(&device)
+        } else {
+            Arc::default()
+        };
+        let link = conn.clone();
         let (mut w, mut r) = stream.split();
         let (tx, mut rx) = tokio::sync::mpsc::channel(SERVE_AHEAD);
         let me = self.clone();
@@ -411,7 +425,17 @@ impl Sharing {
                         WireError::Invalid(format!("a piece of {} bytes", piece.len)).into(),
                     );
                 }
-                let job = tokio::task::spawn_blocking(move || answer_piece(&folder, &piece, zstd));
+                // Compress only while the link (or a limit) is slower than zstd here.
+                let compress = zstd
+                    && (always
+                        || gate.should_compress(std::time::Instant::now(), || {
+                            let limit = limits.iter().map(|l| l.rate()).filter(|r| *r > 0).min();
+                            (link.bandwidth_estimate(), limit.unwrap_or(0))
+                        }));
+                let g = gate.clone();
+                let job = tokio::task::spawn_blocking(move || {
+                    answer_piece(&folder, &piece, compress.then_some(&*g))
+                });
                 if tx.send((job, limits)).await.is_err() {
                     return Ok(()); // the writer stopped
                 }
@@ -447,6 +471,19 @@ impl Sharing {
         m.entry(*device).or_default().clone()
     }
 
+    fn gate_of(&self, device: &DeviceId) -> Arc<CompressionGate> {
+        let Ok(mut m) = self.gates.lock() else {
+            return Arc::default();
+        };
+        m.entry(*device).or_default().clone()
+    }
+
+    /// Whether answering `device` compresses now (`None`: it was never answered).
+    pub(crate) fn compressing(&self, device: &DeviceId) -> Option<bool> {
+        let m = self.gates.lock().ok()?;
+        m.get(device).map(|g| g.is_on())
+    }
+
     fn served_to(&self, device: &DeviceId) -> Arc<TransferStats> {
         let Ok(mut m) = self.served.lock() else {
             return Arc::default();
@@ -468,6 +505,7 @@ impl Sharing {
             saved_by_compression: rx.saved_by_compression() + tx.saved_by_compression(),
             receive_rate: rate.0,
             send_rate: rate.1,
+            compressing: self.compressing(device),
         }
     }
 
@@ -813,14 +851,23 @@ fn apply_list(
 fn answer_piece(
     folder: &FolderContent,
     piece: &ferry_core::replica::Piece,
-    zstd: bool,
+    gate: Option<&CompressionGate>,
 ) -> ferry_core::Result<(PieceReply, u64)> {
     let mut buf = Vec::new();
     if !folder.read(piece, &mut buf)? {
         return Ok((PieceReply::default(), 0));
     }
     let len = buf.len() as u64;
-    let reply = match zstd.then(|| compress_piece(&buf)).flatten() {
+    let compressed = gate.and_then(|g| {
+        let start = std::time::Instant::now();
+        let c = compress_piece(&buf);
+        // Only whole compressions measure the speed (a skipped piece cost a 4 KiB try).
+        if c.is_some() {
+            g.record(len, start.elapsed());
+        }
+        c
+    });
+    let reply = match compressed {
         Some(c) => PieceReply {
             found: true,
             data: c,

@@ -62,6 +62,9 @@ pub struct TransferView {
     pub receive_rate: f64,
     /// Piece bytes sent per second, over the last second or so.
     pub send_rate: f64,
+    /// Whether pieces sent to it are compressed now (only while the link is slower
+    /// than zstd here); `None` before any was sent.
+    pub compressing: Option<bool>,
 }
 
 impl DeviceStatus {
