@@ -58,7 +58,8 @@ def run(ferry, src_file, mode, base, port):
     src = os.path.join(base, "a", "src")
     dst = os.path.join(base, "b", "dst")
     os.makedirs(src)
-    shutil.copy(src_file, src)
+    # A sparse file stays sparse (cp --sparse=always); the text is copied as is.
+    subprocess.run(["cp", "--sparse=always", src_file, src], check=True)
     ids = {s: cli(s, "device", "id")["device_id"] for s in "ab"}
     ports = {"a": port, "b": port + 1}
     procs = {}
@@ -104,12 +105,25 @@ def main():
     p.add_argument("--mib", type=int, default=256)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--modes", default="auto,always,raw")
+    p.add_argument("--sparse-gib", type=int,
+                   help="instead: a sparse file of this apparent size (zeros and 16 "
+                        "written 1 MiB ranges), to see memory against size")
     a = p.parse_args()
     ferry = os.path.abspath(a.ferry)
     with tempfile.TemporaryDirectory() as tmp:
         src_file = os.path.join(tmp, "big.txt")
-        text_file(src_file, a.mib, 1)
-        print(f"{a.mib} MiB of log lines, loopback")
+        if a.sparse_gib:
+            a.mib = a.sparse_gib << 10
+            with open(src_file, "wb") as f:
+                f.truncate(a.mib << 20)
+                rnd = random.Random(2)
+                for i in range(16):
+                    f.seek(rnd.randrange(a.mib) << 20)
+                    f.write(rnd.randbytes(1 << 20))
+            print(f"sparse file of {a.sparse_gib} GiB apparent size, loopback")
+        else:
+            text_file(src_file, a.mib, 1)
+            print(f"{a.mib} MiB of log lines, loopback")
         port = 42100
         for i in range(a.runs):
             for mode in a.modes.split(","):
