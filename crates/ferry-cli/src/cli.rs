@@ -1,6 +1,8 @@
 //! Command-line arguments.
 
 use clap::{Parser, Subcommand, ValueEnum};
+#[cfg(feature = "net")]
+use ferry_core::bandwidth::BandwidthLimit;
 use ferry_core::conduit::Schedule;
 use std::path::PathBuf;
 
@@ -269,9 +271,11 @@ pub struct ShareArgs {
     #[arg(long, value_parser = parse_device_id)]
     pub hub: Option<ferry_net::DeviceId>,
     /// Bytes per second for this share's transfers on this device, each way, e.g.
-    /// 500K, 10M (0 = unlimited); with a folder shared already, changes its limit.
-    #[arg(long, value_parser = parse_bandwidth)]
-    pub bandwidth_limit: Option<u64>,
+    /// 500K, 10M (0 = unlimited), or a schedule of local times, e.g.
+    /// '10M 09:00-18:00, 50M 18:00-23:00' (unlimited outside the windows) or
+    /// '10M 09:00-18:00, 1M' (1M outside); with a folder shared already, changes its limit.
+    #[arg(long, value_parser = parse_bandwidth_limit)]
+    pub bandwidth_limit: Option<BandwidthLimit>,
     #[command(subcommand)]
     pub command: Option<ShareCommand>,
 }
@@ -309,9 +313,10 @@ pub enum DeviceCommand {
         #[arg(long = "addr", value_name = "HOST:PORT", value_parser = parse_host_port)]
         addrs: Vec<String>,
         /// Bytes per second exchanged with it, each way, over all shares, e.g. 500K,
-        /// 10M (0 = unlimited).
-        #[arg(long, value_parser = parse_bandwidth)]
-        bandwidth_limit: Option<u64>,
+        /// 10M (0 = unlimited), or a schedule of local times, e.g.
+        /// '10M 09:00-18:00, 50M 18:00-23:00' (unlimited outside the windows).
+        #[arg(long, value_parser = parse_bandwidth_limit)]
+        bandwidth_limit: Option<BandwidthLimit>,
     },
     /// List known devices (with live state when the daemon runs) and pending ones.
     List,
@@ -475,7 +480,21 @@ fn parse_schedule(s: &str) -> Result<Schedule, String> {
 
 /// `--bandwidth-limit`: bytes per second; `0`, `none` or `unlimited` for no limit.
 fn parse_bandwidth(s: &str) -> Result<u64, String> {
+    if s.contains(':') {
+        return Err(
+            "a schedule (RATE HH:MM-HH:MM) is set on a share or a device \
+                    (`ferry share DIR --bandwidth-limit …`, `ferry device add ID \
+                    --bandwidth-limit …`); a conduit's limit is one rate"
+                .into(),
+        );
+    }
     ferry_core::conduit::parse_bandwidth(s).map_err(|e| e.to_string())
+}
+
+/// `--bandwidth-limit` of a share or a device: a rate or a schedule.
+#[cfg(feature = "net")]
+fn parse_bandwidth_limit(s: &str) -> Result<BandwidthLimit, String> {
+    BandwidthLimit::parse(s).map_err(|e| e.to_string())
 }
 
 /// `--parallel`: 1 to `ferry_core::conduit::MAX_PARALLEL`, or `auto` / `0` (one per core, stored as 0).

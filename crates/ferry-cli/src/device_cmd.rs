@@ -35,11 +35,11 @@ pub fn run(cmd: &DeviceCommand, json_out: bool) -> Result<u8> {
             let was_pending = store.pending()?.iter().any(|p| p.id == *id);
             let added = store.add(*id, name.as_deref(), addrs, unix_now())?;
             if let Some(limit) = bandwidth_limit {
-                store.set_bandwidth_limit(id, *limit)?;
+                store.set_bandwidth(id, limit)?;
             }
             if json_out {
                 let mut device = DeviceStatus::known(&added);
-                device.bandwidth_limit = store.bandwidth_limits()?.get(id).copied();
+                device.show_limit(store.bandwidth_limits()?.get(id));
                 output::print(json!({
                     "device": device,
                     "accepted_pending": was_pending,

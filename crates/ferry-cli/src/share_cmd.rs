@@ -47,19 +47,20 @@ pub fn share(args: &ShareArgs, json_out: bool) -> Result<u8> {
         (None, Some(dir)) if args.with.is_empty() && args.bandwidth_limit.is_some() => {
             // A folder shared already: change its limit.
             let index = ferry_core::library::open_index()?;
-            let limit = args.bandwidth_limit.unwrap_or(0);
+            let limit = args.bandwidth_limit.clone().unwrap_or_default();
             let root = ferry_core::replica::canonical_root(dir)?;
             let share = (index.shares()?.into_iter())
                 .find(|s| index.location(s.location_id).is_ok_and(|l| l.root == root))
                 .ok_or_else(|| NotFound(format!("{} is not shared", dir.display())))?;
-            index.set_share_bandwidth_limit(&share.id, limit)?;
+            index.set_share_bandwidth(&share.id, &limit)?;
             if json_out {
-                output::print(json!({"share": share.id, "bandwidth_limit": limit}))?;
+                output::print(json!({
+                    "share": share.id,
+                    "bandwidth_limit": limit.base,
+                    "bandwidth_schedule": limit.is_scheduled().then(|| limit.to_string()),
+                }))?;
             } else {
-                println!(
-                    "share {}: bandwidth limit {limit} bytes/s (0: none)",
-                    share.id
-                );
+                println!("share {}: bandwidth limit {limit}", share.id);
             }
             Ok(EXIT_OK)
         }
@@ -89,14 +90,17 @@ pub fn share(args: &ShareArgs, json_out: bool) -> Result<u8> {
             if let (Some(book), Some(hub)) = (book, &args.hub) {
                 book.set_share_hub(&share.id, &hub.to_string())?;
             }
-            let limit = args.bandwidth_limit.unwrap_or(0);
-            if limit > 0 {
-                index.set_share_bandwidth_limit(&share.id, limit)?;
+            let limit = args.bandwidth_limit.clone().unwrap_or_default();
+            if !limit.is_unlimited() {
+                index.set_share_bandwidth(&share.id, &limit)?;
             }
             if json_out {
-                output::print(
-                    json!({"share": share, "devices": devices, "bandwidth_limit": limit}),
-                )?;
+                output::print(json!({
+                    "share": share,
+                    "devices": devices,
+                    "bandwidth_limit": limit.base,
+                    "bandwidth_schedule": limit.is_scheduled().then(|| limit.to_string()),
+                }))?;
             } else {
                 println!("{}", share.id);
                 eprintln!(

@@ -290,3 +290,100 @@ fn devices_on_one_network_find_each_other_by_id_alone() {
     a.stop();
     b.stop();
 }
+
+/// Runs `ferry ARGS` on device `d`; its exit code and stderr.
+fn fails(d: &Device, args: &[&str]) -> (Option<i32>, String) {
+    let out = d.cmd().args(args).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn bandwidth_schedules_are_checked_stored_and_shown() {
+    let a = Device::new();
+    let b = Device::new();
+    let bid = b.id();
+    a.id();
+    // Mistakes are usage errors that say what is wrong; nothing is stored.
+    for (text, says) in [
+        (
+            "10M 09:00-18:00, 5M 17:00-19:00",
+            "09:00-18:00 and 17:00-19:00 overlap",
+        ),
+        ("10M 9-18", "bad time window \"9-18\""),
+        ("10M 09:00-18:00 weekdays", "cannot read"),
+        ("fast 09:00-18:00", "bad rate \"fast\""),
+        ("10M, 1M", "more than one rate"),
+    ] {
+        let (code, err) = fails(&a, &["device", "add", &bid, "--bandwidth-limit", text]);
+        assert_eq!(code, Some(2), "{text}: {err}");
+        assert!(err.contains(says), "{text}: {err}");
+    }
+    assert!(a.row(&bid).is_none(), "a refused limit added the device");
+    // A schedule: stored, and shown with the rate that applies now.
+    let text = "10M 09:00-18:00, 50M 18:00-23:00, 1M";
+    let added = a.json(&["device", "add", &bid, "--bandwidth-limit", text]);
+    assert_eq!(added["device"]["bandwidth_schedule"], text);
+    let row = a.row(&bid).unwrap();
+    assert_eq!(row["bandwidth_schedule"], text);
+    let now = row["bandwidth_limit"].as_u64().unwrap();
+    assert!([10 << 20, 50 << 20, 1 << 20].contains(&now), "{now}");
+    // One rate again: no schedule left.
+    a.json(&["device", "add", &bid, "--bandwidth-limit", "2M"]);
+    let row = a.row(&bid).unwrap();
+    assert_eq!(
+        (
+            row["bandwidth_limit"].as_u64(),
+            row["bandwidth_schedule"].is_null()
+        ),
+        (Some(2 << 20), true)
+    );
+    // A share's schedule, set when sharing and changed later.
+    let dir = a.tmp.path().join("shared");
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.to_str().unwrap();
+    let out = a.json(&[
+        "share",
+        d,
+        "--with",
+        &bid,
+        "--bandwidth-limit",
+        "4M 22:00-06:00",
+    ]);
+    assert_eq!(out["bandwidth_schedule"], "4M 22:00-06:00");
+    let out = a.json(&["share", d, "--bandwidth-limit", "1M 08:00-12:00, 256K"]);
+    assert_eq!(
+        (
+            out["bandwidth_schedule"].as_str(),
+            out["bandwidth_limit"].as_u64()
+        ),
+        (Some("1M 08:00-12:00, 256K"), Some(256 << 10))
+    );
+    let (code, err) = fails(
+        &a,
+        &[
+            "share",
+            d,
+            "--bandwidth-limit",
+            "1M 12:00-08:00, 2M 07:00-09:00",
+        ],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    // A conduit's limit is one rate: a schedule there says where schedules go.
+    let (x, y) = (a.tmp.path().join("x"), a.tmp.path().join("y"));
+    std::fs::create_dir_all(&x).unwrap();
+    let (code, err) = fails(
+        &a,
+        &[
+            "sync",
+            x.to_str().unwrap(),
+            y.to_str().unwrap(),
+            "--bandwidth-limit",
+            "1M 09:00-10:00",
+        ],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("set on a share or a device"), "{err}");
+}

@@ -6,7 +6,7 @@
 #![cfg(feature = "net")]
 
 mod common;
-use common::device::{wait_for, Device, Island, UdpLink};
+use common::device::{wait_for, Device, Island, Lan, UdpLink};
 use common::files;
 use serde_json::Value;
 use std::path::Path;
@@ -416,6 +416,74 @@ fn a_big_copy_resumes_after_either_device_is_killed() {
     assert!(
         received <= size as u64 - kept,
         "received {received} bytes after the restart; {held} pieces ({kept}+ bytes) were held"
+    );
+    assert_eq!(partial_pieces(&fy), None, "the partial copy is gone");
+    x.stop();
+    y.stop();
+}
+
+#[test]
+fn a_big_copy_survives_a_hundred_cuts_of_a_real_link_and_resends_little() {
+    // Two namespaces on one veth link; the link is taken down (both ends) and up again
+    // 100 times during one 24 MiB copy, which a 256K share limit stretches over the
+    // cuts: the sender takes its tokens by the clock (what it writes while the link
+    // is down waits in QUIC's buffers), so at most ~256 KiB/s × the cuts' 60+ s
+    // ≈ 15–17 MiB can be in by the last cut, and the copy is still under way.
+    let lan = Lan::new();
+    let mut x = Device::in_netns(&lan.ns[0], &lan.ip[0]);
+    let mut y = Device::in_netns(&lan.ns[1], &lan.ip[1]);
+    let (idx, idy) = (x.id(), y.id());
+    let (ax, ay) = (x.start(), y.start());
+    x.json(&["device", "add", &idy, "--name", "laptop", "--addr", &ay]);
+    y.json(&["device", "add", &idx, "--name", "desktop", "--addr", &ax]);
+    wait_for("the two devices connected", || {
+        x.connected_to(&idy) && y.connected_to(&idx)
+    });
+    let fx = x.tmp.path().join("big");
+    let fy = y.tmp.path().join("big");
+    std::fs::create_dir_all(&fx).unwrap();
+    let size = 24u64 << 20;
+    let big = ferry_testkit::noise(size as usize, 101);
+    std::fs::write(fx.join("big.bin"), &big).unwrap();
+    // The desktop answers at 256 KiB/s.
+    let out = x.json(&[
+        "share",
+        fx.to_str().unwrap(),
+        "--with",
+        "laptop",
+        "--bandwidth-limit",
+        "256K",
+    ]);
+    let id = out["share"]["id"].as_str().unwrap().to_string();
+    wait_for("the offer on the laptop", || {
+        offers(&y).iter().any(|o| o["share"] == id.as_str())
+    });
+    y.json(&["accept", &id, fy.to_str().unwrap()]);
+    wait_for("the copy under way", || {
+        partial_pieces(&fy).is_some_and(|n| n > 0)
+    });
+    for _ in 0..100 {
+        lan.set_up(false);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        lan.set_up(true);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    assert!(
+        !fy.join("big.bin").exists(),
+        "the copy was over before the last cut: the test cut too little"
+    );
+    wait_for("the copy after 100 cuts", || same_trees(&fx, &fy));
+    assert_eq!(std::fs::read(fy.join("big.bin")).unwrap(), big);
+    // Bytes received beyond the file's: at most about a piece per cut (CHUNK_MAX,
+    // 256 KiB, bounds a piece).
+    let received = y.row(&idx).unwrap()["transfer"]["received_bytes"]
+        .as_u64()
+        .unwrap();
+    let resent = received.saturating_sub(size);
+    eprintln!("100 cuts: received {received} bytes for {size}: {resent} re-sent");
+    assert!(
+        resent <= 100 * (256 << 10),
+        "{resent} bytes sent again over 100 cuts"
     );
     assert_eq!(partial_pieces(&fy), None, "the partial copy is gone");
     x.stop();

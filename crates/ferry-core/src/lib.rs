@@ -33,6 +33,7 @@
 
 #![deny(missing_docs)]
 
+pub mod bandwidth;
 mod batched;
 mod cancel;
 pub mod conduit;

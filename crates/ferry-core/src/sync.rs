@@ -693,6 +693,7 @@ fn run_conduit(
         }
         outcome.notes.extend(scan_notes);
         evict_selective(index, &conduit, [ra, rb], &mut outcome)?;
+        sweep_partial_copies(index, [ra, rb]);
         return Ok(outcome);
     }
 
@@ -792,7 +793,34 @@ fn run_conduit(
     index.prune_generation_actions(conduit.id)?;
     outcome.notes.extend(scan_notes);
     evict_selective(index, &conduit, [ra, rb], &mut outcome)?;
+    sweep_partial_copies(index, [ra, rb]);
     Ok(outcome)
+}
+
+/// After a run (the folders' locks held, so no copy of this run is under way): removes
+/// partial copies no conduit of the folder wants any more, [`PARTIAL_GRACE`] after
+/// they were last written. A failure is logged, not a problem of the run.
+///
+/// [`PARTIAL_GRACE`]: crate::replica::PARTIAL_GRACE
+fn sweep_partial_copies(index: &Index, replicas: [&Replica; 2]) {
+    for loc in replicas.into_iter().filter_map(|r| r.here()) {
+        let mut wanted = |h: &crate::model::Hash| index.content_wanted(loc.id(), h);
+        match crate::replica::sweep_partials(
+            loc,
+            crate::replica::PARTIAL_GRACE,
+            std::time::SystemTime::now(),
+            &mut wanted,
+        ) {
+            Ok(gone) if !gone.is_empty() => {
+                tracing::info!(
+                    count = gone.len(),
+                    "removed partial copies no longer wanted"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("sweeping partial copies: {e}"),
+        }
+    }
 }
 
 /// After a run of a selective conduit (both folders here, their locks held): dehydrates

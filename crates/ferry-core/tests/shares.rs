@@ -786,3 +786,66 @@ fn a_big_pulled_file_reports_its_progress_as_pieces_arrive() {
     assert_eq!(steps.last(), Some(&(big.len() as u64)), "{steps:?}");
     assert!(steps.windows(2).all(|w| w[0] <= w[1]), "{steps:?}");
 }
+
+/// The partial copies in `dir`'s `.ferry/partial` (names, sorted).
+fn partials(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir.join(".ferry/partial"))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_partial_copy_no_longer_wanted_is_swept_after_the_grace_period() {
+    use ferry_core::replica::{sweep_partials, PARTIAL_GRACE};
+    use std::time::{Duration, SystemTime};
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut x, mut y) = pair(tmp.path(), SyncMode::Bidirectional);
+    let big = ferry_testkit::noise(4 << 20, 31);
+    x.write("big.bin", &big);
+    x.run("Y", y.content());
+    send(&x, &mut y);
+    let cut = Arc::new(Cut {
+        inner: x.content(),
+        limit: 20,
+        served: Default::default(),
+        bytes: Default::default(),
+    });
+    y.run("X", cut);
+    assert!(y.read("big.bin").is_none());
+    let old = Hash::of(&big).to_hex();
+    assert_eq!(partials(&y.dir), vec![old.clone(), format!("{old}.have")]);
+    let mut index = Index::open(&y.db).unwrap();
+    let loc = open_location(&mut index, &y.dir, false).unwrap();
+    let later = SystemTime::now() + PARTIAL_GRACE + Duration::from_secs(1);
+    let sweep = |index: &Index| {
+        sweep_partials(&loc, PARTIAL_GRACE, later, &mut |h| {
+            index.content_wanted(loc.id(), h)
+        })
+        .unwrap()
+    };
+    // Still wanted (X has that content): kept, however old.
+    assert!(sweep(&index).is_empty());
+    assert_eq!(partials(&y.dir).len(), 2);
+    // X replaces the file; Y learns it and copies the new content. The old partial
+    // copy is not wanted any more, but the run (its sweep) keeps it within the grace.
+    let new = ferry_testkit::noise(2 << 20, 32);
+    x.write("big.bin", &new);
+    x.run("Y", y.content());
+    send(&x, &mut y);
+    let out = y.run("X", x.content());
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
+    assert_eq!(y.read("big.bin").unwrap(), new);
+    assert_eq!(partials(&y.dir), vec![old.clone(), format!("{old}.have")]);
+    // Past the grace period it goes, record and all.
+    let gone = sweep(&index);
+    assert_eq!(
+        gone.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
+        vec![old]
+    );
+    assert!(partials(&y.dir).is_empty());
+}

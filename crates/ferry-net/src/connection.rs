@@ -84,6 +84,20 @@ impl Connection {
         rtt
     }
 
+    /// How fast the path in use carries bytes, bytes per second: the congestion
+    /// controller's estimate (BBR's), else the window over the round trip.
+    pub fn bandwidth_estimate(&self) -> Option<u64> {
+        let paths = self.inner.paths();
+        let est = paths.iter().find(|p| p.is_selected()).and_then(|p| {
+            let st = p.stats();
+            st.bandwidth_estimate.map(|bits| bits / 8).or_else(|| {
+                let rtt = st.rtt.as_secs_f64();
+                (rtt > 0.0 && st.cwnd > 0).then(|| (st.cwnd as f64 / rtt) as u64)
+            })
+        });
+        est
+    }
+
     /// Whether the path in use is direct or through a relay (`None` before one is chosen).
     pub fn path_kind(&self) -> Option<PathKind> {
         let paths = self.inner.paths();

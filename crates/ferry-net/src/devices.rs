@@ -7,6 +7,7 @@
 
 use crate::error::StoreError;
 use crate::identity::DeviceId;
+use ferry_core::bandwidth::BandwidthLimit;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -104,6 +105,10 @@ impl DeviceStore {
                  CREATE TABLE IF NOT EXISTS device_limits (
                      id TEXT PRIMARY KEY,
                      bandwidth_limit INTEGER NOT NULL
+                 );
+                 CREATE TABLE IF NOT EXISTS device_limit_schedules (
+                     id TEXT PRIMARY KEY,
+                     schedule TEXT NOT NULL
                  );",
             )
             .map_err(sql(&self.path))
@@ -177,35 +182,79 @@ impl DeviceStore {
     /// Sets the bandwidth limit of everything exchanged with a device (bytes per
     /// second each way; 0: none).
     pub fn set_bandwidth_limit(&mut self, id: &DeviceId, limit: u64) -> Result<(), StoreError> {
+        self.set_bandwidth(id, &BandwidthLimit::fixed(limit))
+    }
+
+    /// Sets the bandwidth limit of everything exchanged with a device, one rate or a
+    /// schedule (`device_limits` holds the rate outside its windows,
+    /// `device_limit_schedules` the schedule's text).
+    pub fn set_bandwidth(
+        &mut self,
+        id: &DeviceId,
+        limit: &BandwidthLimit,
+    ) -> Result<(), StoreError> {
         let path = self.path.clone();
-        let sql_text = if limit == 0 {
-            "DELETE FROM device_limits WHERE id = ?1 AND ?2 = 0"
-        } else {
-            "INSERT INTO device_limits (id, bandwidth_limit) VALUES (?1, ?2)
-             ON CONFLICT(id) DO UPDATE SET bandwidth_limit = ?2"
-        };
-        self.conn
-            .execute(sql_text, params![id.to_string(), limit as i64])
+        let tx = self.write().map_err(sql(&path))?;
+        let key = id.to_string();
+        tx.execute("DELETE FROM device_limits WHERE id = ?1", [&key])
             .map_err(sql(&path))?;
+        tx.execute("DELETE FROM device_limit_schedules WHERE id = ?1", [&key])
+            .map_err(sql(&path))?;
+        if !limit.is_unlimited() {
+            tx.execute(
+                "INSERT INTO device_limits (id, bandwidth_limit) VALUES (?1, ?2)",
+                params![key, limit.base as i64],
+            )
+            .map_err(sql(&path))?;
+        }
+        if limit.is_scheduled() && !limit.is_unlimited() {
+            tx.execute(
+                "INSERT INTO device_limit_schedules (id, schedule) VALUES (?1, ?2)",
+                params![key, limit.to_string()],
+            )
+            .map_err(sql(&path))?;
+        }
+        tx.commit().map_err(sql(&path))?;
         Ok(())
     }
 
     /// Every device's bandwidth limit that is set.
-    pub fn bandwidth_limits(&self) -> Result<std::collections::HashMap<DeviceId, u64>, StoreError> {
+    pub fn bandwidth_limits(
+        &self,
+    ) -> Result<std::collections::HashMap<DeviceId, BandwidthLimit>, StoreError> {
         let path = self.path.clone();
         let mut st = self
             .conn
-            .prepare("SELECT id, bandwidth_limit FROM device_limits")
+            .prepare(
+                "SELECT l.id, l.bandwidth_limit, s.schedule FROM device_limits l
+                 LEFT JOIN device_limit_schedules s ON s.id = l.id",
+            )
             .map_err(sql(&path))?;
         let rows = st
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            })
             .map_err(sql(&path))?;
         let mut out = std::collections::HashMap::new();
         for row in rows {
-            let (id, limit) = row.map_err(sql(&path))?;
-            if let Ok(id) = id.parse::<DeviceId>() {
-                out.insert(id, limit.max(0) as u64);
-            }
+            let (id, limit, schedule) = row.map_err(sql(&path))?;
+            let Ok(id) = id.parse::<DeviceId>() else {
+                continue;
+            };
+            let limit = match schedule {
+                Some(text) => {
+                    BandwidthLimit::parse(&text).map_err(|source| StoreError::BadLimit {
+                        id: id.to_string(),
+                        source,
+                    })?
+                }
+                None => BandwidthLimit::fixed(limit.max(0) as u64),
+            };
+            out.insert(id, limit);
         }
         Ok(out)
     }

@@ -56,6 +56,12 @@ pub enum StoreError {
     NameTaken(String),
     #[error("stored device ID {0:?} is invalid")]
     BadId(String),
+    #[error("stored bandwidth limit of device {id}: {source}")]
+    BadLimit {
+        id: String,
+        #[source]
+        source: ferry_core::bandwidth::BandwidthError,
+    },
 }
 
 /// Encoding and decoding framed messages.

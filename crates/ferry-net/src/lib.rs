@@ -19,6 +19,7 @@
 //! The engine (`ferry-core`) decides and writes; this crate carries its entries and
 //! content between devices.
 
+pub mod compress;
 pub mod connection;
 pub mod devices;
 pub mod error;

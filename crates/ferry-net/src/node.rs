@@ -179,7 +179,7 @@ impl Node {
         let mut out = Vec::with_capacity(known.len() + pending.len());
         for k in known {
             let mut s = DeviceStatus::known(&k);
-            s.bandwidth_limit = limits.get(&k.id).copied();
+            s.show_limit(limits.get(&k.id));
             if let Some(conn) = self.shared.connection(&k.id) {
                 s.connected = true;
                 s.path = conn.path_kind();

@@ -15,6 +15,7 @@
 //!
 //! Every request names a share and is answered only if the asking device is a member.
 
+use crate::compress::CompressionGate;
 use crate::connection::{CloseCode, Connection, FramedStream};
 use crate::error::{NetError, WireError};
 use crate::identity::DeviceId;
@@ -25,6 +26,7 @@ use crate::wire::share::{
     ENCODING_RAW, ENCODING_ZSTD,
 };
 use crate::wire::{Body, Envelope, ZSTD};
+use ferry_core::bandwidth::BandwidthLimit;
 use ferry_core::index::{Index, ShareOffer, ShareRow};
 use ferry_core::plan::{ConflictPolicy, SyncMode};
 use ferry_core::replica::open_location;
@@ -72,8 +74,11 @@ pub(crate) struct Sharing {
     /// Bandwidth limits by what they limit (`share-rx:ID`, `share-tx:ID`, `dev-rx:ID`,
     /// `dev-tx:ID`): one bucket each, shared by the transfers under it.
     limits: Mutex<HashMap<String, Arc<RateLimit>>>,
-    /// Each device's bandwidth limit (bytes per second), as the store says.
-    device_limits: Mutex<HashMap<DeviceId, u64>>,
+    /// Per device, whether answering it compresses (zstd only while the link is the
+    /// bottleneck).
+    gates: Mutex<HashMap<DeviceId, Arc<CompressionGate>>>,
+    /// Each device's bandwidth limit (a rate or a schedule), as the store says.
+    device_limits: Mutex<HashMap<DeviceId, BandwidthLimit>>,
 }
 
 #[derive(Clone, Copy)]
@@ -107,6 +112,7 @@ impl Sharing {
             rates: Mutex::new(HashMap::new()),
             limits: Mutex::new(HashMap::new()),
             device_limits: Mutex::new(HashMap::new()),
+            gates: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -354,8 +360,17 @@ impl Sharing {
     ) -> Res<()> {
         // FERRY_NO_ZSTD (measurements only): answer every piece raw.
         let zstd = conn.hello().has(ZSTD) && std::env::var_os("FERRY_NO_ZSTD").is_none();
+        // FERRY_ZSTD=always (measurements only): compress whatever the link.
+        let always = std::env::var("FERRY_ZSTD").is_ok_and(|v| v == "always");
         let device = conn.remote();
         let stats = self.served_to(&device);
+        // A device answered raw has no gate to show.
+        let gate = if zstd {
+            self.gate_of(&device)
+        } else {
+            Arc::default()
+        };
+        let link = conn.clone();
         let (mut w, mut r) = stream.split();
         let (tx, mut rx) = tokio::sync::mpsc::channel(SERVE_AHEAD);
         let me = self.clone();
@@ -395,7 +410,8 @@ impl Sharing {
                                     Some(c) => i.conduit(c)?,
                                     None => None,
                                 };
-                                Ok(c.map(|c| c.bandwidth_limit).unwrap_or(0))
+                                let rate = c.map(|c| c.bandwidth_limit).unwrap_or(0);
+                                share_limit(i, &sid, rate)
                             })
                             .await?;
                         let limits = me.limits_for("tx", &share.id, rate, &device);
@@ -409,7 +425,17 @@ impl Sharing {
                         WireError::Invalid(format!("a piece of {} bytes", piece.len)).into(),
                     );
                 }
-                let job = tokio::task::spawn_blocking(move || answer_piece(&folder, &piece, zstd));
+                // Compress only while the link (or a limit) is slower than zstd here.
+                let compress = zstd
+                    && (always
+                        || gate.should_compress(std::time::Instant::now(), || {
+                            let limit = limits.iter().map(|l| l.rate()).filter(|r| *r > 0).min();
+                            (link.bandwidth_estimate(), limit.unwrap_or(0))
+                        }));
+                let g = gate.clone();
+                let job = tokio::task::spawn_blocking(move || {
+                    answer_piece(&folder, &piece, compress.then_some(&*g))
+                });
                 if tx.send((job, limits)).await.is_err() {
                     return Ok(()); // the writer stopped
                 }
@@ -445,6 +471,19 @@ impl Sharing {
         m.entry(*device).or_default().clone()
     }
 
+    fn gate_of(&self, device: &DeviceId) -> Arc<CompressionGate> {
+        let Ok(mut m) = self.gates.lock() else {
+            return Arc::default();
+        };
+        m.entry(*device).or_default().clone()
+    }
+
+    /// Whether answering `device` compresses now (`None`: it was never answered).
+    pub(crate) fn compressing(&self, device: &DeviceId) -> Option<bool> {
+        let m = self.gates.lock().ok()?;
+        m.get(device).map(|g| g.is_on())
+    }
+
     fn served_to(&self, device: &DeviceId) -> Arc<TransferStats> {
         let Ok(mut m) = self.served.lock() else {
             return Arc::default();
@@ -466,6 +505,7 @@ impl Sharing {
             saved_by_compression: rx.saved_by_compression() + tx.saved_by_compression(),
             receive_rate: rate.0,
             send_rate: rate.1,
+            compressing: self.compressing(device),
         }
     }
 
@@ -659,7 +699,13 @@ impl Sharing {
         let found = self
             .with_index(move |i| {
                 let rate = i.conduit(conduit)?.map(|c| c.bandwidth_limit).unwrap_or(0);
-                Ok(i.share_of_conduit(conduit)?.map(|f| (f, rate)))
+                match i.share_of_conduit(conduit)? {
+                    Some(f) => {
+                        let limit = share_limit(i, &f.0.id, rate)?;
+                        Ok(Some((f, limit)))
+                    }
+                    None => Ok(None),
+                }
             })
             .await
             .ok()??;
@@ -672,18 +718,18 @@ impl Sharing {
     }
 
     /// The buckets a transfer of `share` with `device` takes from, in direction `dir`
-    /// (`rx`: pulling, `tx`: answering): the share's (at `rate`, its conduit's limit)
-    /// and the device's, where set.
+    /// (`rx`: pulling, `tx`: answering): the share's (`rate`: its schedule, else its
+    /// conduit's limit) and the device's, where set.
     fn limits_for(
         &self,
         dir: &str,
         share: &str,
-        rate: u64,
+        rate: BandwidthLimit,
         device: &DeviceId,
     ) -> Vec<Arc<RateLimit>> {
         let device_rate = (self.device_limits.lock().ok())
-            .and_then(|m| m.get(device).copied())
-            .unwrap_or(0);
+            .and_then(|m| m.get(device).cloned())
+            .unwrap_or_default();
         [
             (format!("share-{dir}:{share}"), rate),
             (format!("dev-{dir}:{device}"), device_rate),
@@ -693,10 +739,12 @@ impl Sharing {
         .collect()
     }
 
-    /// The bucket `key` at `rate` (`None` when unlimited), made or re-rated.
-    fn limit(&self, key: String, rate: u64) -> Option<Arc<RateLimit>> {
+    /// The bucket `key` at `rate` (`None` when it never limits), made or re-rated. A
+    /// schedule's bucket reads the schedule at every take, so it is kept even while
+    /// the clock is outside its windows.
+    fn limit(&self, key: String, rate: BandwidthLimit) -> Option<Arc<RateLimit>> {
         let mut limits = self.limits.lock().ok()?;
-        if rate == 0 {
+        if rate.is_unlimited() {
             if let Some(l) = limits.get(&key) {
                 l.set_rate(0);
             }
@@ -704,17 +752,28 @@ impl Sharing {
         }
         let l = limits
             .entry(key)
-            .or_insert_with(|| Arc::new(RateLimit::new(rate)));
-        l.set_rate(rate);
+            .or_insert_with(|| Arc::new(RateLimit::scheduled(rate.clone())));
+        l.set_limit(rate);
         Some(l.clone())
     }
 
     /// The devices' bandwidth limits, as the store says now (read once a tick).
-    pub(crate) fn set_device_limits(&self, limits: HashMap<DeviceId, u64>) {
+    pub(crate) fn set_device_limits(&self, limits: HashMap<DeviceId, BandwidthLimit>) {
         if let Ok(mut m) = self.device_limits.lock() {
             *m = limits;
         }
     }
+}
+
+/// The limit a share's transfers with one member take: the share's schedule when it
+/// has one, else `rate` (its member conduit's limit, which `ferry conduit` edits).
+fn share_limit(index: &Index, share: &str, rate: u64) -> ferry_core::Result<BandwidthLimit> {
+    let limit = index.share_bandwidth(share)?;
+    Ok(if limit.is_scheduled() {
+        limit
+    } else {
+        BandwidthLimit::fixed(rate)
+    })
 }
 
 /// Applies a device's share list: ties the shares this device has with it, records
@@ -792,14 +851,23 @@ fn apply_list(
 fn answer_piece(
     folder: &FolderContent,
     piece: &ferry_core::replica::Piece,
-    zstd: bool,
+    gate: Option<&CompressionGate>,
 ) -> ferry_core::Result<(PieceReply, u64)> {
     let mut buf = Vec::new();
     if !folder.read(piece, &mut buf)? {
         return Ok((PieceReply::default(), 0));
     }
     let len = buf.len() as u64;
-    let reply = match zstd.then(|| compress_piece(&buf)).flatten() {
+    let compressed = gate.and_then(|g| {
+        let start = std::time::Instant::now();
+        let c = compress_piece(&buf);
+        // Only whole compressions measure the speed (a skipped piece cost a 4 KiB try).
+        if c.is_some() {
+            g.record(len, start.elapsed());
+        }
+        c
+    });
+    let reply = match compressed {
         Some(c) => PieceReply {
             found: true,
             data: c,

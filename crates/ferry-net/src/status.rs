@@ -39,8 +39,10 @@ pub struct DeviceStatus {
     /// Content moved with it since this node started (only from a running node).
     pub transfer: Option<TransferView>,
     /// Its bandwidth limit, bytes per second each way (`ferry device add
-    /// --bandwidth-limit`), when one is set.
+    /// --bandwidth-limit`), when one applies now.
     pub bandwidth_limit: Option<u64>,
+    /// Its bandwidth schedule (`10M 09:00-18:00, 1M`), when the limit has one.
+    pub bandwidth_schedule: Option<String>,
 }
 
 /// Content moved with one device since the node started, and how fast now.
@@ -60,9 +62,22 @@ pub struct TransferView {
     pub receive_rate: f64,
     /// Piece bytes sent per second, over the last second or so.
     pub send_rate: f64,
+    /// Whether pieces sent to it are compressed now (only while the link is slower
+    /// than zstd here); `None` before any was sent.
+    pub compressing: Option<bool>,
 }
 
 impl DeviceStatus {
+    /// Shows `limit`: the rate that applies now, and the schedule if it has one.
+    pub fn show_limit(&mut self, limit: Option<&ferry_core::bandwidth::BandwidthLimit>) {
+        let Some(limit) = limit else {
+            return;
+        };
+        let now = limit.rate_at(ferry_core::bandwidth::local_minute());
+        self.bandwidth_limit = (now != 0).then_some(now);
+        self.bandwidth_schedule = limit.is_scheduled().then(|| limit.to_string());
+    }
+
     pub fn known(k: &KnownDevice) -> DeviceStatus {
         DeviceStatus {
             id: k.id,
@@ -78,6 +93,7 @@ impl DeviceStatus {
             attempts: None,
             transfer: None,
             bandwidth_limit: None,
+            bandwidth_schedule: None,
         }
     }
 
@@ -96,6 +112,7 @@ impl DeviceStatus {
             attempts: Some(p.attempts),
             transfer: None,
             bandwidth_limit: None,
+            bandwidth_schedule: None,
         }
     }
 }
@@ -108,7 +125,7 @@ pub fn offline(home: &Path) -> Result<Vec<DeviceStatus>, StoreError> {
     let limits = store.bandwidth_limits()?;
     let mut out: Vec<DeviceStatus> = store.known()?.iter().map(DeviceStatus::known).collect();
     for s in &mut out {
-        s.bandwidth_limit = limits.get(&s.id).copied();
+        s.show_limit(limits.get(&s.id));
     }
     out.extend(store.pending()?.iter().map(DeviceStatus::pending));
     Ok(out)

@@ -400,3 +400,70 @@ async fn a_copy_under_a_share_limit_and_a_device_limit_completes_and_the_limits_
     assert_eq!(limit(), None);
     s.node.shutdown().await;
 }
+
+/// `HH:MM` of a minute of the day.
+fn hhmm(minute: u32) -> String {
+    let m = minute % (24 * 60);
+    format!("{:02}:{:02}", m / 60, m % 60)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_limit_is_honoured_in_its_window_and_shown() {
+    use ferry_core::bandwidth::{local_minute, BandwidthLimit};
+    // 2 MiB of noise (nothing to compress) under a share schedule whose window holds
+    // the present minute at 512 KiB/s: the pull cannot take less than (2 MiB − the
+    // bucket's burst of 128 KiB) / 512 KiB/s ≈ 3.7 s (unlimited, it takes a few ms
+    // here). The device's schedule limits to 1 KiB/s in a window twelve hours away:
+    // were it applied now, the copy would take half an hour.
+    let files = vec![("photo.raw", noise(2 << 20, 11))];
+    let s = setup(&[PIPELINED, ZSTD], files.clone(), Answer::Honest).await;
+    let now = u32::from(local_minute());
+    let share_text = format!(
+        "512K {}-{}, 50M {}-{}",
+        hhmm(now),
+        hhmm(now + 10),
+        hhmm(now + 600),
+        hhmm(now + 660)
+    );
+    let share_limit = BandwidthLimit::parse(&share_text).unwrap();
+    let device_text = format!("1K {}-{}", hhmm(now + 720), hhmm(now + 730));
+    {
+        let index = Index::open(&s.home.join("index.db")).unwrap();
+        let (share, _) = index.share_of_conduit(s.conduit).unwrap().unwrap();
+        index.set_share_bandwidth(&share.id, &share_limit).unwrap();
+        assert_eq!(
+            index.share_bandwidth(&share.id).unwrap(),
+            share_limit,
+            "stored"
+        );
+    }
+    DeviceStore::open(&s.home)
+        .unwrap()
+        .set_bandwidth(&s.member, &BandwidthLimit::parse(&device_text).unwrap())
+        .unwrap();
+    let status = (s.node.statuses().unwrap().into_iter())
+        .find(|r| r.id == s.member)
+        .unwrap();
+    assert_eq!(
+        status.bandwidth_schedule.as_deref(),
+        Some(device_text.as_str())
+    );
+    assert_eq!(
+        status.bandwidth_limit, None,
+        "outside its window: no limit now"
+    );
+    let started = std::time::Instant::now();
+    let outcome = tokio::time::timeout(PATIENCE, run(&s))
+        .await
+        .expect("the device's window far away limited the copy");
+    let took = started.elapsed();
+    assert!(outcome.problems.is_empty(), "{:?}", outcome.problems);
+    for (p, c) in &files {
+        assert_eq!(&std::fs::read(s.folder.join(p)).unwrap(), c, "{p}");
+    }
+    assert!(
+        took >= Duration::from_secs(3),
+        "2 MiB in {took:?}: faster than the window's 512 KiB/s"
+    );
+    s.node.shutdown().await;
+}

@@ -376,6 +376,7 @@ impl Drop for Island {
 pub struct Lan {
     pub ns: [String; 2],
     pub ip: [String; 2],
+    devs: [String; 2],
 }
 
 impl Lan {
@@ -385,11 +386,12 @@ impl Lan {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let tag = format!("{}l{n}", std::process::id());
         let net = (std::process::id() * 3 + n) % 250;
+        let devs = [format!("va{tag}"), format!("vb{tag}")];
         let lan = Lan {
             ns: [format!("la{tag}"), format!("lb{tag}")],
             ip: [format!("10.203.{net}.1"), format!("10.203.{net}.2")],
+            devs: devs.clone(),
         };
-        let devs = [format!("va{tag}"), format!("vb{tag}")];
         for ns in &lan.ns {
             ip(&["netns", "add", ns]);
             ip(&["-n", ns, "link", "set", "lo", "up"]);
@@ -405,6 +407,16 @@ impl Lan {
             ip(&["-n", ns, "route", "add", "224.0.0.0/4", "dev", dev]);
         }
         lan
+    }
+}
+
+impl Lan {
+    /// Takes the link down (both ends: nothing crosses) or up again.
+    #[allow(dead_code)]
+    pub fn set_up(&self, up: bool) {
+        for (ns, dev) in self.ns.iter().zip(&self.devs) {
+            ip(&["-n", ns, "link", "set", dev, if up { "up" } else { "down" }]);
+        }
     }
 }
 

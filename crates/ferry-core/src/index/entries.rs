@@ -189,6 +189,29 @@ impl Index {
         Ok(out)
     }
 
+    /// Whether a partial copy of `hash` in `location` is still wanted: a live file of
+    /// that content is on the other side of one of the location's conduits and not
+    /// here already.
+    pub fn content_wanted(&self, location: i64, hash: &Hash) -> Result<bool> {
+        if self.find_file_by_hash(location, hash)?.is_some() {
+            return Ok(false);
+        }
+        let others: Vec<i64> = {
+            let mut st = self.conn.prepare_cached(
+                "SELECT CASE WHEN location_a = ?1 THEN location_b ELSE location_a END
+                 FROM conduits WHERE location_a = ?1 OR location_b = ?1",
+            )?;
+            let rows = st.query_map(params![location], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        for other in others {
+            if self.find_file_by_hash(other, hash)?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// A live file of the location with this content hash, if any.
     pub(crate) fn find_file_by_hash(&self, location: i64, hash: &Hash) -> Result<Option<RelPath>> {
         let p: Option<String> = self

@@ -215,4 +215,9 @@ CREATE TABLE hydrations (
     r#"
 ALTER TABLE shares ADD COLUMN bandwidth_limit INTEGER NOT NULL DEFAULT 0;
 "#,
+    // 13: a share's bandwidth schedule (`10M 09:00-18:00, 50M 18:00-23:00`), as text
+    // `BandwidthLimit` reads; NULL: the one rate of `bandwidth_limit` (issue 12).
+    r#"
+ALTER TABLE shares ADD COLUMN bandwidth_schedule TEXT;
+"#,
 ];

@@ -193,8 +193,48 @@ impl Index {
         Ok(limit.unwrap_or(0).max(0) as u64)
     }
 
-    /// Sets a share's bandwidth limit, and that of its member conduits tied already.
+    /// A share's bandwidth limit with its schedule, if it has one (a schedule stored
+    /// that does not read is an error, not "unlimited").
+    pub fn share_bandwidth(&self, id: &str) -> Result<crate::bandwidth::BandwidthLimit> {
+        let row: Option<(i64, Option<String>)> = self
+            .conn
+            .query_row(
+                "SELECT bandwidth_limit, bandwidth_schedule FROM shares WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        match row {
+            None => Ok(crate::bandwidth::BandwidthLimit::default()),
+            Some((_, Some(text))) => crate::bandwidth::BandwidthLimit::parse(&text)
+                .map_err(|e| crate::Error::Other(format!("share {id}: {e}"))),
+            Some((rate, None)) => Ok(crate::bandwidth::BandwidthLimit::fixed(rate.max(0) as u64)),
+        }
+    }
+
+    /// Sets a share's bandwidth limit, a schedule or one rate; its member conduits
+    /// (which pull under the schedule when the share has one) take the rate outside
+    /// the windows.
+    pub fn set_share_bandwidth(
+        &self,
+        id: &str,
+        limit: &crate::bandwidth::BandwidthLimit,
+    ) -> Result<()> {
+        let schedule = limit.is_scheduled().then(|| limit.to_string());
+        self.conn.execute(
+            "UPDATE shares SET bandwidth_schedule = ?2 WHERE id = ?1",
+            params![id, schedule],
+        )?;
+        self.set_share_bandwidth_limit_only(id, limit.base)
+    }
+
+    /// Sets a share's bandwidth limit (one rate, no schedule), and that of its member
+    /// conduits tied already.
     pub fn set_share_bandwidth_limit(&self, id: &str, limit: u64) -> Result<()> {
+        self.set_share_bandwidth(id, &crate::bandwidth::BandwidthLimit::fixed(limit))
+    }
+
+    fn set_share_bandwidth_limit_only(&self, id: &str, limit: u64) -> Result<()> {
         self.conn.execute(
             "UPDATE shares SET bandwidth_limit = ?2 WHERE id = ?1",
             params![id, limit as i64],

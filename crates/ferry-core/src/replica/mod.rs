@@ -20,7 +20,7 @@ pub use chunk_source::{ChunkSource, FolderContent, LocalContent, OpenContent, Pi
 pub use fs_ops::free_space;
 pub use ignore_rules::{IndexRules, FERRY_DIR, TEMP_PREFIX};
 pub use location::{canonical_root, open_location, Location};
-pub use partial::{PARTIAL_DIR, PARTIAL_MIN};
+pub use partial::{sweep_partials, PARTIAL_DIR, PARTIAL_GRACE, PARTIAL_MIN};
 pub use scan::{
     scan_location, scan_one, scan_pair, scan_pair_scoped, scan_paths, ScanReport, Scope,
 };

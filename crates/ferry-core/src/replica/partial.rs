@@ -206,9 +206,142 @@ impl PieceSink for Partial {
     }
 }
 
+/// How long a partial copy no one wants any more is kept after it was last written
+/// (the content may come back: a file deleted by mistake and restored, a share
+/// accepted again).
+pub const PARTIAL_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes the partial copies under `loc` whose content `wanted` says is no longer
+/// wanted and that were last written more than `grace` before `now` (data and record);
+/// returns the contents removed. Never one being written: each is locked (`flock`, as
+/// a writer holds it) before it is removed, and one held is kept. Names that are not a
+/// content hash (with or without `.have`) are left alone.
+pub fn sweep_partials(
+    loc: &Location,
+    grace: std::time::Duration,
+    now: std::time::SystemTime,
+    wanted: &mut dyn FnMut(&Hash) -> Result<bool>,
+) -> Result<Vec<Hash>> {
+    let Ok(ferry) = loc.dir()?.dir(FERRY_DIR) else {
+        return Ok(Vec::new());
+    };
+    let dir = match ferry.lstat(OsStr::new(PARTIAL_DIR))? {
+        Some(f) if f.kind == Some(crate::model::EntryKind::Dir) => {
+            ferry.subdir(OsStr::new(PARTIAL_DIR))?
+        }
+        _ => return Ok(Vec::new()),
+    };
+    let mut contents = std::collections::BTreeSet::new();
+    for name in dir.names()? {
+        let Some(n) = name.to_str() else { continue };
+        if let Some(h) = Hash::from_hex(n.strip_suffix(".have").unwrap_or(n)) {
+            contents.insert(h.to_hex());
+        }
+    }
+    let cutoff = now
+        .checked_sub(grace)
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(i64::MIN, |d| d.as_nanos() as i64);
+    let mut removed = Vec::new();
+    for hex in contents {
+        let Some(h) = Hash::from_hex(&hex) else {
+            continue;
+        };
+        let name = OsString::from(&hex);
+        let record_name = OsString::from(format!("{hex}.have"));
+        // Written within the grace period (either file): kept.
+        let mut recent = false;
+        for n in [&name, &record_name] {
+            if let Some(f) = dir.lstat(n)? {
+                recent |= f.stat.mtime_ns > cutoff;
+            }
+        }
+        if recent || wanted(&h)? {
+            continue;
+        }
+        // Held by a writer: kept. The lock is held while both names go.
+        let data = match dir.lstat(&name)? {
+            Some(_) => {
+                let f = dir.open_file(&name)?;
+                match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+                    Ok(()) => Some(f),
+                    Err(rustix::io::Errno::WOULDBLOCK) => continue,
+                    Err(e) => return Err(std::io::Error::from(e)).ctx("lock", dir.show(&name)),
+                }
+            }
+            None => None,
+        };
+        for n in [&record_name, &name] {
+            match dir.unlink(n) {
+                Ok(()) => {}
+                Err(_) if dir.lstat(n)?.is_none() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        drop(data);
+        removed.push(h);
+    }
+    Ok(removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unwanted_partials_go_after_the_grace_period_but_never_one_being_written() {
+        use std::time::{Duration, SystemTime};
+        let tmp = tempfile::tempdir().unwrap();
+        let mut index = crate::index::Index::open(&tmp.path().join("i.db")).unwrap();
+        let root = tmp.path().join("f");
+        std::fs::create_dir(&root).unwrap();
+        let loc = crate::replica::location::open_location(&mut index, &root, false).unwrap();
+        let (old, held, kept) = (Hash::of(b"old"), Hash::of(b"held"), Hash::of(b"kept"));
+        for h in [&old, &held, &kept] {
+            let mut p = Partial::open(&loc, h, 2 << 20, 2).unwrap().unwrap();
+            p.end().unwrap();
+        }
+        let dir = root.join(".ferry/partial");
+        std::fs::write(dir.join("notes.txt"), b"not ours").unwrap();
+        let names = || {
+            let mut v: Vec<String> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names().len(), 7);
+        let unwanted = |h: &Hash| Ok(*h == kept);
+        // Within the grace period nothing goes, wanted or not.
+        let now = SystemTime::now();
+        let gone = sweep_partials(&loc, PARTIAL_GRACE, now, &mut { unwanted }).unwrap();
+        assert!(gone.is_empty());
+        assert_eq!(names().len(), 7);
+        // Past it: the unwanted ones go, except one a writer holds; the wanted one and
+        // a name that is not ours stay.
+        let writer = Partial::open(&loc, &held, 2 << 20, 2).unwrap().unwrap();
+        let later = now + PARTIAL_GRACE + Duration::from_secs(1);
+        let gone = sweep_partials(&loc, PARTIAL_GRACE, later, &mut { unwanted }).unwrap();
+        assert_eq!(gone, vec![old]);
+        let mut want = vec![
+            held.to_hex(),
+            format!("{}.have", held.to_hex()),
+            kept.to_hex(),
+            format!("{}.have", kept.to_hex()),
+            "notes.txt".to_string(),
+        ];
+        want.sort();
+        assert_eq!(names(), want);
+        // Its writer done (and it still unwanted), it goes too.
+        drop(writer);
+        let gone = sweep_partials(&loc, PARTIAL_GRACE, later, &mut { unwanted }).unwrap();
+        assert_eq!(gone, vec![held]);
+        // An error from the question stops the sweep (nothing removed on a guess).
+        let mut failing = |_: &Hash| Err(Error::Other("index".into()));
+        assert!(sweep_partials(&loc, Duration::ZERO, later, &mut failing).is_err());
+        assert!(dir.join(kept.to_hex()).exists());
+    }
 
     #[test]
     fn a_record_of_another_content_starts_over() {
