@@ -88,6 +88,40 @@ impl Index {
         Ok(out)
     }
 
+    /// Up to `limit` stat rows of a location whose paths sort after `after` (from the
+    /// first with `None`), sorted by path: a whole-location scan reads them a page at a
+    /// time instead of all at once.
+    pub(crate) fn stat_rows_page(
+        &self,
+        location: i64,
+        after: Option<&RelPath>,
+        limit: usize,
+    ) -> Result<Vec<StatRow>> {
+        const COLUMNS: &str =
+            "SELECT path, kind, size, mtime_ns, ctime_ns, inode, mode, deleted, racy,
+                    dehydrated FROM entries";
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut out = Vec::new();
+        match after {
+            Some(after) => {
+                let mut st = self.conn.prepare_cached(&format!(
+                    "{COLUMNS} WHERE location_id = ?1 AND path > ?2 ORDER BY path LIMIT ?3"
+                ))?;
+                read_stat_rows(
+                    st.query(params![location, after.as_str(), limit])?,
+                    &mut out,
+                )?;
+            }
+            None => {
+                let mut st = self.conn.prepare_cached(&format!(
+                    "{COLUMNS} WHERE location_id = ?1 ORDER BY path LIMIT ?2"
+                ))?;
+                read_stat_rows(st.query(params![location, limit])?, &mut out)?;
+            }
+        }
+        Ok(out)
+    }
+
     /// The stat rows of `path` and of everything below it, sorted by path: what a
     /// targeted scan of that path compares the disk with. A range over the primary key
     /// (`path/` up to `path0`, `0` being the byte after `/`), so no other row is read.

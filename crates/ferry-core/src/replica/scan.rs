@@ -153,27 +153,76 @@ fn scan_scoped(
     scope: &Scope,
     progress: &dyn Progress,
 ) -> Result<ScanReport> {
-    let rows = scope_rows(index, loc, scope)?;
-    let index_was_empty = rows.is_empty();
+    let mut rows = ScopeRows::new(index, loc.id(), scope)?;
+    let index_was_empty = rows.is_empty(index)?;
     let fence = Fence::around(&[&loc.root])?;
     let mut walked = walk_location(loc, rules, scope, &fence)?;
     keep_leftovers(index, loc, &mut walked);
-    let observed = join(loc, walked, rows);
+    let observed = join(index, loc, walked, rows)?;
     absorb(index, loc, index_was_empty, observed, progress)
 }
 
-/// The index rows a scan of `scope` compares the disk with, sorted by path.
-fn scope_rows(index: &Index, loc: &Location, scope: &Scope) -> Result<Vec<StatRow>> {
-    match scope {
-        Scope::All => index.stat_rows(loc.id()),
-        Scope::Paths(paths) => {
-            let mut rows = Vec::new();
+/// Stat rows a whole-location scan reads at once.
+const ROW_PAGE: usize = 20_000;
+
+/// The index rows a scan of `scope` compares the disk with, in path order: a targeted
+/// scope's loaded at once (they are few), a whole location's a page at a time, so a
+/// scan does not hold every row of a large tree.
+struct ScopeRows {
+    location: i64,
+    /// Rows read and not taken yet.
+    buf: std::collections::VecDeque<StatRow>,
+    /// The last path read, where the next page starts.
+    after: Option<RelPath>,
+    /// Every row is read.
+    exhausted: bool,
+    page: usize,
+}
+
+impl ScopeRows {
+    fn new(index: &Index, location: i64, scope: &Scope) -> Result<ScopeRows> {
+        let mut rows = ScopeRows {
+            location,
+            buf: Default::default(),
+            after: None,
+            exhausted: false,
+            page: ROW_PAGE,
+        };
+        if let Scope::Paths(paths) = scope {
+            let mut loaded = Vec::new();
             for p in paths {
-                rows.extend(index.stat_rows_under(loc.id(), p)?);
+                loaded.extend(index.stat_rows_under(location, p)?);
             }
             // Subtrees of neighbours interleave in byte order (`a`, `a-b`, `a/c`).
-            rows.sort_unstable_by(|x, y| x.path.cmp(&y.path));
-            Ok(rows)
+            loaded.sort_unstable_by(|x, y| x.path.cmp(&y.path));
+            rows.buf = loaded.into();
+            rows.exhausted = true;
+        }
+        Ok(rows)
+    }
+
+    /// Whether the scope has no row at all (a first scan).
+    fn is_empty(&mut self, index: &Index) -> Result<bool> {
+        Ok(self.next_if(index, |_| false)?.is_none() && self.buf.is_empty())
+    }
+
+    /// The next row, if `pred` accepts it.
+    fn next_if(
+        &mut self,
+        index: &Index,
+        pred: impl FnOnce(&StatRow) -> bool,
+    ) -> Result<Option<StatRow>> {
+        if self.buf.is_empty() && !self.exhausted {
+            let page = index.stat_rows_page(self.location, self.after.as_ref(), self.page)?;
+            self.exhausted = page.len() < self.page;
+            if let Some(last) = page.last() {
+                self.after = Some(last.path.clone());
+            }
+            self.buf.extend(page);
+        }
+        match self.buf.front() {
+            Some(r) if pred(r) => Ok(self.buf.pop_front()),
+            _ => Ok(None),
         }
     }
 }
@@ -204,18 +253,19 @@ pub fn scan_pair_scoped(
     let (walked, rows) = std::thread::scope(|sc| {
         let wa = sc.spawn(|| walk_location(la, rules, sa, &fence));
         let wb = sc.spawn(|| walk_location(lb, rules, sb, &fence));
-        let rows = scope_rows(index, la, sa).and_then(|a| Ok((a, scope_rows(index, lb, sb)?)));
+        let rows = ScopeRows::new(index, la.id(), sa)
+            .and_then(|a| Ok((a, ScopeRows::new(index, lb.id(), sb)?)));
         let panicked = || Err(crate::error::Error::Other("walk thread panicked".into()));
         let wa = wa.join().unwrap_or_else(|_| panicked());
         let wb = wb.join().unwrap_or_else(|_| panicked());
         ((wa, wb), rows)
     });
-    let (rows_a, rows_b) = rows?;
+    let (mut rows_a, mut rows_b) = rows?;
     let (mut wa, mut wb) = (walked.0?, walked.1?);
     keep_leftovers(index, la, &mut wa);
     keep_leftovers(index, lb, &mut wb);
-    let (empty_a, empty_b) = (rows_a.is_empty(), rows_b.is_empty());
-    let (obs_a, obs_b) = (join(la, wa, rows_a), join(lb, wb, rows_b));
+    let (empty_a, empty_b) = (rows_a.is_empty(index)?, rows_b.is_empty(index)?);
+    let (obs_a, obs_b) = (join(index, la, wa, rows_a)?, join(index, lb, wb, rows_b)?);
     Ok([
         absorb(index, la, empty_a, obs_a, progress)?,
         absorb(index, lb, empty_b, obs_b, progress)?,
@@ -301,7 +351,7 @@ fn walk_location(
 
 /// Merge-joins a walk with the index rows of the same scope (both sorted by path): what is new or
 /// changed, what is gone, what is no longer walked.
-fn join(loc: &Location, walked: Walked, rows: Vec<StatRow>) -> Observed {
+fn join(index: &Index, loc: &Location, walked: Walked, mut rows: ScopeRows) -> Result<Observed> {
     let Walked {
         out: WalkOut {
             mut seen,
@@ -315,17 +365,16 @@ fn join(loc: &Location, walked: Walked, rows: Vec<StatRow>) -> Observed {
 
     let mut candidates = Vec::new();
     let mut missing = Vec::new();
-    let mut rows = rows.into_iter().peekable();
     for s in seen {
         // Index rows before this path were not seen on disk.
         // A dehydrated path is absent on disk by design (its content is on the
         // secondary replica): never missing, so never a deletion (safety rule 7).
-        while let Some(r) = rows.next_if(|r| r.path < s.rel) {
+        while let Some(r) = rows.next_if(index, |r| r.path < s.rel)? {
             if !r.deleted && !r.dehydrated {
                 missing.push(r.path);
             }
         }
-        match rows.next_if(|r| r.path == s.rel) {
+        match rows.next_if(index, |r| r.path == s.rel)? {
             Some(r)
                 if !r.deleted
                     && !r.dehydrated
@@ -337,7 +386,11 @@ fn join(loc: &Location, walked: Walked, rows: Vec<StatRow>) -> Observed {
             _ => candidates.push(s),
         }
     }
-    missing.extend(rows.filter(|r| !r.deleted && !r.dehydrated).map(|r| r.path));
+    while let Some(r) = rows.next_if(index, |_| true)? {
+        if !r.deleted && !r.dehydrated {
+            missing.push(r.path);
+        }
+    }
 
     // Indexed live paths the walk did not see: deleted, ignored now, or unreadable.
     let mut gone = Vec::new();
@@ -367,13 +420,13 @@ fn join(loc: &Location, walked: Walked, rows: Vec<StatRow>) -> Observed {
                 .push(Problem::from_error(None, None, "", &err)),
         }
     }
-    Observed {
+    Ok(Observed {
         report,
         scan_start_ns,
         candidates,
         gone,
         forget,
-    }
+    })
 }
 
 fn stat_unchanged(r: &StatRow, s: &Seen) -> bool {
@@ -616,4 +669,71 @@ fn now_ns() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::entry::{Entry, StatInfo};
+
+    /// Every row of a location, taken through `ScopeRows` pages of `page` rows.
+    fn all_rows(index: &Index, location: i64, page: usize) -> Vec<String> {
+        let mut rows = ScopeRows::new(index, location, &Scope::All).unwrap();
+        rows.page = page;
+        let mut out = Vec::new();
+        // Interleave refusals and takes, as the join does.
+        while rows.next_if(index, |_| false).unwrap().is_none() {
+            match rows.next_if(index, |_| true).unwrap() {
+                Some(r) => out.push(r.path.as_str().to_string()),
+                None => break,
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_whole_location_is_read_in_pages_every_row_once_in_path_order() {
+        let mut index = Index::open_in_memory().unwrap();
+        let loc = index
+            .insert_location("u", std::path::Path::new("/x"), 1)
+            .unwrap()
+            .id;
+        let other = index
+            .insert_location("v", std::path::Path::new("/y"), 2)
+            .unwrap()
+            .id;
+        let names = ["a", "a-b", "a/c", "a/c/d", "b", "c\u{e9}", "z"];
+        let entries: Vec<Entry> = names
+            .iter()
+            .map(|n| {
+                Entry::at(
+                    RelPath::new(n).unwrap(),
+                    EntryKind::File,
+                    StatInfo::default(),
+                )
+            })
+            .collect();
+        index.put_entries(loc, &entries).unwrap();
+        index.put_entries(other, &entries[..2]).unwrap();
+        let expected: Vec<String> = (index.stat_rows(loc).unwrap().into_iter())
+            .map(|r| r.path.as_str().to_string())
+            .collect();
+        assert_eq!(expected.len(), names.len());
+        for page in 1..=8 {
+            assert_eq!(all_rows(&index, loc, page), expected, "pages of {page}");
+        }
+        let empty = index
+            .insert_location("w", std::path::Path::new("/z"), 3)
+            .unwrap()
+            .id;
+        let mut rows = ScopeRows::new(&index, empty, &Scope::All).unwrap();
+        assert!(rows.is_empty(&index).unwrap());
+        let mut rows = ScopeRows::new(&index, loc, &Scope::All).unwrap();
+        rows.page = 1;
+        assert!(!rows.is_empty(&index).unwrap());
+        assert_eq!(
+            rows.next_if(&index, |_| true).unwrap().map(|r| r.path),
+            Some(RelPath::new("a").unwrap())
+        );
+    }
 }
