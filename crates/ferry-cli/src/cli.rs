@@ -287,6 +287,14 @@ pub enum ShareCommand {
         #[arg(value_name = "DEVICE")]
         device: String,
     },
+    /// Remove a device from a share: it is no longer sent the share's changes; through
+    /// a hub, the hub stops serving it the share and a new key epoch starts that it
+    /// cannot read (what it had already stays readable to it).
+    RemoveDevice {
+        share: String,
+        #[arg(value_name = "DEVICE")]
+        device: String,
+    },
     /// Decline a share another device offered: it is no longer listed, and that
     /// device's next share list does not bring it back (`ferry accept` still takes it).
     Decline { share: String },

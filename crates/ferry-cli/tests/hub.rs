@@ -518,3 +518,186 @@ fn two_hub_nodes_on_one_postgresql_and_one_s3_store_serve_one_share() {
     one.stop();
     two.stop();
 }
+
+/// Every log record the hub holds for `share`: (device, upto, sealed batch).
+fn hub_log_records(hub: &Hub, share: &str) -> Vec<(String, u64, Vec<u8>)> {
+    let db = Connection::open_with_flags(hub.home.join("hub.db"), OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .unwrap();
+    let mut st = db
+        .prepare(
+            "SELECT device_id, upto, batch FROM logs WHERE share = ?1 ORDER BY device_id, upto",
+        )
+        .unwrap();
+    st.query_map([share], |r| {
+        Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?))
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+/// `device`'s key slot of `epoch` in `share`, as the hub stores it.
+fn hub_slot(hub: &Hub, share: &str, epoch: u32, device: &str) -> Option<Vec<u8>> {
+    let db = Connection::open_with_flags(hub.home.join("hub.db"), OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .ok()?;
+    db.query_row(
+        "SELECT slot FROM key_slots WHERE share = ?1 AND epoch = ?2 AND label = ?3",
+        rusqlite::params![share, epoch, device],
+        |r| r.get(0),
+    )
+    .ok()
+}
+
+fn sealed_epoch(sealed: &[u8]) -> u32 {
+    u32::from_be_bytes(sealed[1..5].try_into().unwrap())
+}
+
+/// Three devices share a folder through the hub; A removes C. The hub stops serving C,
+/// a new key epoch starts for A and B, and everything pushed afterwards (log records
+/// and objects) is sealed under it: C's old key material (its age identity and its
+/// epoch-1 slot, which still open the old records) opens none of it, not even with
+/// the header's epoch rewritten, while B's opens it. A and B keep syncing both ways.
+#[test]
+fn a_removed_device_cannot_read_what_is_pushed_after_its_removal() {
+    use ferry_hub::{Epoch, KeySlot, ObjectId, ShareId};
+    const BATCH_VERSION: u64 = 1 << 63;
+    let (mut a, mut b, mut c) = (Device::new(), Device::new(), Device::new());
+    let (ida, idb, idc) = (a.id(), b.id(), c.id());
+    let mut hub = Hub::start(&[&ida]);
+    for (d, others) in [
+        (&a, [(&idb, "b"), (&idc, "c")]),
+        (&b, [(&ida, "a"), (&idc, "c")]),
+        (&c, [(&ida, "a"), (&idb, "b")]),
+    ] {
+        for (id, name) in others {
+            d.json(&["device", "add", id, "--name", name]);
+        }
+        d.json(&["hub", "add", &hub.addr, "--id", &hub.id]);
+    }
+    let fa = a.tmp.path().join("team");
+    let (fb, fc) = (b.tmp.path().join("team-b"), c.tmp.path().join("team-c"));
+    std::fs::create_dir_all(&fa).unwrap();
+    std::fs::write(fa.join("before.txt"), "everyone may read this").unwrap();
+    let out = a.json(&[
+        "share",
+        fa.to_str().unwrap(),
+        "--with",
+        "b",
+        "--with",
+        "c",
+        "--hub",
+        &hub.id,
+    ]);
+    let share = out["share"]["id"].as_str().unwrap().to_string();
+    for d in [&mut a, &mut b, &mut c] {
+        d.start();
+    }
+    for (d, f) in [(&b, &fb), (&c, &fc)] {
+        wait_for("the offer through the hub", || {
+            d.json(&["share", "list"])["offers"]
+                .as_array()
+                .is_some_and(|o| o.iter().any(|o| o["share"] == share.as_str()))
+        });
+        d.json(&["accept", &share, f.to_str().unwrap()]);
+    }
+    wait_for("the first copy on B and C", || {
+        readable_files(&fa) == readable_files(&fb) && readable_files(&fa) == readable_files(&fc)
+    });
+    let c_slot_1 = hub_slot(&hub, &share, 1, &idc).expect("C had a slot in epoch 1");
+
+    // A removes C.
+    let out = a.json(&["share", "remove-device", &share, "c"]);
+    assert_eq!(out["removed"], idc.as_str(), "{out}");
+    assert_eq!(out["hub"], hub.id.as_str(), "{out}");
+    let members = a.json(&["share", "list"]);
+    assert!(!members.to_string().contains(&idc), "{members}");
+    wait_for("epoch 2 for A and B only", || {
+        hub_slot(&hub, &share, 2, &ida).is_some() && hub_slot(&hub, &share, 2, &idb).is_some()
+    });
+    assert!(hub_slot(&hub, &share, 2, &idc).is_none());
+    wait_for("the hub refusing C", || {
+        hub.log().contains(&format!("refused device {idc}"))
+    });
+
+    // A and B keep syncing, both ways.
+    let secret = b"written after C was removed: C must never read this".as_slice();
+    std::fs::write(fa.join("after.txt"), secret).unwrap();
+    wait_for("A's new file on B", || {
+        std::fs::read(fb.join("after.txt")).is_ok_and(|t| t == secret)
+    });
+    let reply = b"B's answer, also after the removal".as_slice();
+    std::fs::write(fb.join("reply.txt"), reply).unwrap();
+    wait_for("B's new file on A", || {
+        std::fs::read(fa.join("reply.txt")).is_ok_and(|t| t == reply)
+    });
+    wait_pushed(&hub, &b, &idb, &fb, "reply.txt", reply);
+    assert!(!fc.join("after.txt").exists() && !fc.join("reply.txt").exists());
+    for d in [&mut a, &mut b, &mut c] {
+        d.stop();
+    }
+    hub.stop();
+
+    // C's old key material still opens epoch 1...
+    let sid: ShareId = share.parse().unwrap();
+    let c_age = ferry_hub::client::age_identity(&c.home).unwrap();
+    let c_keys = KeySlot::from_bytes(&c_slot_1)
+        .unwrap()
+        .open_with_device(&sid, Epoch(1), &c_age)
+        .unwrap();
+    let b_age = ferry_hub::client::age_identity(&b.home).unwrap();
+    let b_slot_2 = hub_slot(&hub, &share, 2, &idb).unwrap();
+    let b_keys = KeySlot::from_bytes(&b_slot_2)
+        .unwrap()
+        .open_with_device(&sid, Epoch(2), &b_age)
+        .unwrap();
+    let records = hub_log_records(&hub, &share);
+    let old: Vec<_> = records.iter().filter(|r| sealed_epoch(&r.2) == 1).collect();
+    assert!(!old.is_empty());
+    for (_, upto, batch) in &old {
+        c_keys.open_manifest(BATCH_VERSION | upto, batch).unwrap();
+    }
+    // ...but none of what came after: the records holding the new files are epoch 2.
+    let new: Vec<_> = records.iter().filter(|r| sealed_epoch(&r.2) >= 2).collect();
+    let mut seen = (false, false);
+    for (_, upto, batch) in &new {
+        assert_eq!(sealed_epoch(batch), 2);
+        assert!(c_keys.open_manifest(BATCH_VERSION | upto, batch).is_err());
+        let mut relabelled = batch.clone();
+        relabelled[1..5].copy_from_slice(&1u32.to_be_bytes());
+        assert!(c_keys
+            .open_manifest(BATCH_VERSION | upto, &relabelled)
+            .is_err());
+        let plain = b_keys.open_manifest(BATCH_VERSION | upto, batch).unwrap();
+        let has = |needle: &[u8]| plain.windows(needle.len()).any(|w| w == needle);
+        seen.0 |= has(b"after.txt");
+        seen.1 |= has(b"reply.txt");
+    }
+    assert_eq!(seen, (true, true), "both new files came in epoch-2 records");
+    let c_reads_a_new_name = records.iter().any(|(_, upto, batch)| {
+        (c_keys.open_manifest(BATCH_VERSION | upto, batch))
+            .is_ok_and(|p| p.windows(9).any(|w| w == b"after.txt" || w == b"reply.txt"))
+    });
+    assert!(!c_reads_a_new_name, "C opened a record naming a new file");
+    // Objects: those sealed under epoch 2 do not open with C's keys; B's open them,
+    // and one of them is the new file's content.
+    let mut found = false;
+    let mut epoch2 = 0;
+    for path in ferry_testkit::files_below(&hub.home.join("blobs")) {
+        let sealed = std::fs::read(&path).unwrap();
+        if sealed_epoch(&sealed) < 2 {
+            continue;
+        }
+        epoch2 += 1;
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let raw: Vec<u8> = (0..32)
+            .map(|i| u8::from_str_radix(&name[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        let id = ObjectId::from_bytes(raw.try_into().unwrap());
+        assert!(c_keys.open_object(&id, &sealed).is_err());
+        let mut relabelled = sealed.clone();
+        relabelled[1..5].copy_from_slice(&1u32.to_be_bytes());
+        assert!(c_keys.open_object(&id, &relabelled).is_err());
+        found |= b_keys.open_object(&id, &sealed).unwrap() == secret;
+    }
+    assert!(epoch2 >= 2 && found, "{epoch2} objects of epoch 2");
+}

@@ -294,9 +294,14 @@ impl<M: MetaStore + 'static> Hub<M> {
                     return Err(invalid("an epoch from 1 and 1 to 1024 slots"));
                 }
                 let latest = self.meta.latest_epoch(&share).await.map_err(internal)?;
-                if latest.is_some_and(|e| r.epoch < e.0) || r.epoch > latest.map_or(1, |e| e.0 + 1)
-                {
-                    return Err(invalid("slots for an epoch that is not the latest or next"));
+                let next = latest.map_or(1, |e| e.0 + 1);
+                if r.new_epoch && r.epoch != next {
+                    return Err(conflict(u64::from(next - 1)));
+                }
+                // Slots are added to an epoch the share has (a member joining gets
+                // every epoch's keys, to read the history), or start the first.
+                if !r.new_epoch && r.epoch > latest.map_or(1, |e| e.0) {
+                    return Err(invalid("slots for an epoch the share does not have"));
                 }
                 let mut slots = Vec::new();
                 for s in r.slots {
@@ -308,12 +313,38 @@ impl<M: MetaStore + 'static> Hub<M> {
                         slot: s.slot,
                     });
                 }
-                (self
-                    .meta
-                    .put_key_slots(&share, Epoch(r.epoch), &slots)
-                    .await)
-                    .map_err(internal)?;
+                if r.new_epoch || latest.is_none() {
+                    let created = (self.meta.create_epoch(&share, Epoch(r.epoch), &slots).await)
+                        .map_err(internal)?;
+                    if !created {
+                        return Err(conflict(u64::from(r.epoch - 1)));
+                    }
+                } else {
+                    (self
+                        .meta
+                        .put_key_slots(&share, Epoch(r.epoch), &slots)
+                        .await)
+                        .map_err(internal)?;
+                }
                 self.changed(&share, &device).await;
+                Ok(Reply::ok())
+            }
+            Some(Req::RemoveMember(r)) => {
+                let share = self.member(&d, &r.share_id).await?;
+                let gone: DeviceId = (r.device_id.parse())
+                    .map_err(|_| invalid(format!("{:?} is not a device ID", r.device_id)))?;
+                let g = gone.to_string();
+                self.meta
+                    .remove_device(&share, &g)
+                    .await
+                    .map_err(internal)?;
+                tracing::info!(
+                    "share {share}: device {} removed by {}",
+                    gone.short(),
+                    device.short()
+                );
+                self.changed(&share, &device).await;
+                self.close_if_unserved(&gone).await;
                 Ok(Reply::ok())
             }
             Some(Req::PutHead(r)) => {
@@ -444,8 +475,38 @@ impl<M: MetaStore + 'static> Hub<M> {
             .ok_or_else(|| invalid("truncated"))?;
         let latest = self.meta.latest_epoch(share).await.map_err(internal)?;
         match latest {
-            Some(l) if epoch >= 1 && epoch <= l.0 => Ok(()),
+            Some(l) if epoch == l.0 => Ok(()),
+            Some(l) if epoch >= 1 && epoch < l.0 => Err(invalid(format!(
+                "sealed under epoch {epoch}; the share is at epoch {} (a device was removed)",
+                l.0
+            ))),
             _ => Err(invalid("sealed under an epoch this share does not have")),
+        }
+    }
+
+    /// Closes `device`'s connections if this hub no longer serves it (removed from its
+    /// last share and not allowed to create shares).
+    async fn close_if_unserved(&self, device: &DeviceId) {
+        let d = device.to_string();
+        let served = match (
+            self.meta.is_allowed(&d).await,
+            self.meta.member_shares(&d).await,
+        ) {
+            (Ok(allowed), Ok(shares)) => allowed || !shares.is_empty(),
+            _ => return,
+        };
+        if served {
+            return;
+        }
+        let conns = match self.conns.lock() {
+            Ok(mut c) => c.remove(device).unwrap_or_default(),
+            Err(_) => return,
+        };
+        for c in conns {
+            c.close(
+                VarInt::from_u32(CLOSE_UNKNOWN_DEVICE),
+                b"this hub does not serve this device",
+            );
         }
     }
 
@@ -457,6 +518,21 @@ impl<M: MetaStore + 'static> Hub<M> {
                 Some(e) => self.meta.key_slots(&share, e).await.map_err(internal)?,
                 None => Vec::new(),
             };
+            let mut older_slots = Vec::new();
+            for e in 1..epoch.map_or(1, |e| e.0) {
+                let mine = (self.meta.key_slots(&share, Epoch(e)).await)
+                    .map_err(internal)?
+                    .into_iter()
+                    .find(|s| s.label == device);
+                if let Some(s) = mine {
+                    older_slots.push(EpochSlot {
+                        epoch: e,
+                        slot: s.slot,
+                    });
+                }
+            }
+            let removed = self.meta.removed_devices(&share).await.map_err(internal)?;
+            let slot_holders = slots.iter().map(|s| s.label.clone()).collect();
             let members = (self
                 .meta
                 .devices(&share)
@@ -489,6 +565,9 @@ impl<M: MetaStore + 'static> Hub<M> {
                 head_version: head.as_ref().map_or(0, |h| h.version),
                 head: head.map(|h| h.manifest).unwrap_or_default(),
                 logs,
+                slot_holders,
+                older_slots,
+                removed,
             });
         }
         Ok(Reply {
@@ -519,10 +598,13 @@ impl<M: MetaStore + 'static> Hub<M> {
                 "not a member of that share",
             ));
         }
+        let removed = self.meta.removed_devices(&share).await.map_err(internal)?;
         let mut all = r.members;
         all.push(device.to_string());
         for m in all {
-            if existing.iter().any(|e| e.device_id == m) {
+            // A removed device is not added back (a member that has not heard of the
+            // removal yet still lists it).
+            if existing.iter().any(|e| e.device_id == m) || removed.contains(&m) {
                 continue;
             }
             let rec = DeviceRecord {

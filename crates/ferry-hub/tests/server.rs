@@ -6,7 +6,7 @@
 use ferry_hub::client::{call, ClientError};
 use ferry_hub::protocol::*;
 use ferry_hub::server::{serve, HubConfig, RunningHub};
-use ferry_hub::{DeviceIdentity, Epoch, ShareId, ShareKeys};
+use ferry_hub::{DeviceIdentity, Epoch, KeySlot, ShareId, ShareKeys};
 use ferry_net::iroh::endpoint::{presets, Connection};
 use ferry_net::iroh::{Endpoint, EndpointAddr};
 use ferry_net::Identity;
@@ -103,6 +103,7 @@ async fn the_hub_admits_members_only_and_stores_only_well_formed_uploads() {
             label: alice.id().to_string(),
             slot: keys.slot_for_device(&me.recipient()).unwrap().to_bytes(),
         }],
+        new_epoch: true,
     };
     call(&conn, Req::PutSlots(slots)).await.unwrap();
 
@@ -217,5 +218,143 @@ async fn the_hub_admits_members_only_and_stores_only_well_formed_uploads() {
         panic!()
     };
     assert!(l.records.is_empty());
+    hub.shutdown().await;
+}
+
+fn listed(r: Result<Rep, ClientError>) -> HubShare {
+    let Ok(Rep::Shares(mut l)) = r else {
+        panic!("expected shares, got {r:?}")
+    };
+    assert_eq!(l.shares.len(), 1);
+    l.shares.remove(0)
+}
+
+/// Removing a member: the hub stops serving it (its connection is closed when it is
+/// a member of nothing else, and a new one refused), no member can add it back, a new
+/// epoch starts once (a second start of the same epoch is a conflict), and from then
+/// on uploads sealed under the old epoch are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_is_no_longer_served_and_the_old_epoch_is_closed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("hub");
+    let (alice, alice_ep) = device(&tmp.path().join("alice")).await;
+    let (bob, bob_ep) = device(&tmp.path().join("bob")).await;
+    let (carol, carol_ep) = device(&tmp.path().join("carol")).await;
+    let hub = serve(HubConfig {
+        home: home.clone(),
+        listen: ([127, 0, 0, 1], 0).into(),
+        store: None,
+        db: None,
+        allow: vec![alice.id().to_string()],
+    })
+    .await
+    .unwrap();
+    let a = connect(&alice_ep, &hub).await;
+    let share = "s1".to_string();
+    let (b_id, c_id) = (bob.id().to_string(), carol.id().to_string());
+    let create = CreateShare {
+        share_id: share.clone(),
+        members: vec![b_id.clone(), c_id.clone()],
+    };
+    call(&a, Req::CreateShare(create.clone())).await.unwrap();
+    let sid: ShareId = share.parse().unwrap();
+    let one = ShareKeys::generate(&sid, Epoch::FIRST).unwrap();
+    let age = DeviceIdentity::generate();
+    let slots = |keys: &ShareKeys, labels: &[&String], epoch: u32, new_epoch: bool| {
+        Req::PutSlots(PutSlots {
+            share_id: share.clone(),
+            epoch,
+            slots: (labels.iter())
+                .map(|l| SlotMsg {
+                    label: l.to_string(),
+                    slot: keys.slot_for_device(&age.recipient()).unwrap().to_bytes(),
+                })
+                .collect(),
+            new_epoch,
+        })
+    };
+    let a_id = alice.id().to_string();
+    call(&a, slots(&one, &[&a_id, &b_id, &c_id], 1, true))
+        .await
+        .unwrap();
+    let c = connect(&carol_ep, &hub).await;
+    let b = connect(&bob_ep, &hub).await;
+    assert_eq!(
+        listed(call(&c, Req::ListShares(ListShares {})).await).epoch,
+        1
+    );
+
+    // Bob removes Carol.
+    let remove = RemoveMember {
+        share_id: share.clone(),
+        device_id: c_id.clone(),
+    };
+    call(&b, Req::RemoveMember(remove)).await.unwrap();
+    let closed = c.closed().await;
+    assert!(
+        format!("{closed:?}").contains("does not serve"),
+        "{closed:?}"
+    );
+    if let Ok(again) = carol_ep
+        .connect(
+            EndpointAddr::new(hub.id().public_key()).with_ip_addr(hub.local_addrs()[0]),
+            HUB_ALPN,
+        )
+        .await
+    {
+        assert!(call(&again, Req::ListShares(ListShares {})).await.is_err());
+    }
+    // Alice has not heard of it: her CreateShare still lists Carol, who stays out.
+    call(&a, Req::CreateShare(create)).await.unwrap();
+    let hs = listed(call(&a, Req::ListShares(ListShares {})).await);
+    let members: Vec<&str> = hs.members.iter().map(|m| m.device_id.as_str()).collect();
+    assert!(!members.contains(&c_id.as_str()), "{members:?}");
+    assert_eq!(hs.removed, vec![c_id.clone()]);
+    assert!(
+        hs.slot_holders.contains(&c_id),
+        "epoch 1 still has Carol's slot"
+    );
+
+    // A new epoch starts once.
+    let two = ShareKeys::generate(&sid, Epoch(2)).unwrap();
+    call(&a, slots(&two, &[&a_id, &b_id], 2, true))
+        .await
+        .unwrap();
+    let rival = ShareKeys::generate(&sid, Epoch(2)).unwrap();
+    assert_eq!(
+        code(call(&b, slots(&rival, &[&a_id, &b_id], 2, true)).await),
+        ErrorCode::Conflict
+    );
+    assert_eq!(
+        code(call(&b, slots(&rival, &[&a_id], 4, false)).await),
+        ErrorCode::Invalid,
+        "slots for an epoch the share does not have"
+    );
+    let hs = listed(call(&b, Req::ListShares(ListShares {})).await);
+    assert_eq!(hs.epoch, 2);
+    assert!(!hs.slot_holders.contains(&c_id));
+    assert_eq!(hs.older_slots.len(), 1);
+    assert_eq!(hs.older_slots[0].epoch, 1);
+    let mine = KeySlot::from_bytes(&hs.my_slot).unwrap();
+    let opened = mine.open_with_device(&sid, Epoch(2), &age).unwrap();
+    assert_eq!(
+        opened.object_id(b"x"),
+        two.object_id(b"x"),
+        "the winner's keys"
+    );
+
+    // Uploads under epoch 1 are refused now; under epoch 2 they are stored.
+    let chunk = b"after the removal".repeat(50);
+    let put = |keys: &ShareKeys| {
+        let id = keys.object_id(&chunk);
+        Req::PutObject(PutObject {
+            share_id: share.clone(),
+            id: id.as_bytes().to_vec(),
+            data: keys.seal_object(&id, &chunk).unwrap(),
+        })
+    };
+    assert_eq!(code(call(&b, put(&one)).await), ErrorCode::Invalid);
+    call(&b, put(&two)).await.unwrap();
+    assert_eq!(blobs(&home), 1);
     hub.shutdown().await;
 }

@@ -86,8 +86,8 @@ struct Inner {
     index: Mutex<Index>,
     changes: Option<UnboundedSender<i64>>,
     hubs: Mutex<HashMap<DeviceId, HubState>>,
-    /// Opened share keys, by (share, epoch).
-    keys: Mutex<HashMap<String, crate::ShareKeys>>,
+    /// Opened share keys, every epoch, by share.
+    keys: Mutex<HashMap<String, crate::KeyRing>>,
 }
 
 #[derive(Default)]

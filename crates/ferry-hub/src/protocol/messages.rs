@@ -6,7 +6,7 @@ use ferry_net::wire::share::WireEntry;
 /// One request, on a stream the device opened.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Request {
-    #[prost(oneof = "Req", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10")]
+    #[prost(oneof = "Req", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11")]
     pub req: Option<Req>,
 }
 
@@ -37,6 +37,18 @@ pub enum Req {
     Append(Append),
     #[prost(message, tag = "10")]
     ReadLog(ReadLog),
+    /// Removes a member from a share (for good: it cannot be added back); the hub
+    /// stops serving it that share. The remover then starts a new key epoch.
+    #[prost(message, tag = "11")]
+    RemoveMember(RemoveMember),
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RemoveMember {
+    #[prost(string, tag = "1")]
+    pub share_id: String,
+    #[prost(string, tag = "2")]
+    pub device_id: String,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -75,6 +87,11 @@ pub struct PutSlots {
     pub epoch: u32,
     #[prost(message, repeated, tag = "3")]
     pub slots: Vec<SlotMsg>,
+    /// Starts `epoch` (the latest + 1) with these slots; refused with `Conflict` if
+    /// another member started it first. Without it, slots are added to an epoch the
+    /// share has.
+    #[prost(bool, tag = "4")]
+    pub new_epoch: bool,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -227,6 +244,24 @@ pub struct HubShare {
     pub head: Vec<u8>,
     #[prost(message, repeated, tag = "7")]
     pub logs: Vec<LogHead>,
+    /// The labels of the latest epoch's slots (a device ID, or `passphrase`): a
+    /// device label that is no longer a member means the epoch must be rotated.
+    #[prost(string, repeated, tag = "8")]
+    pub slot_holders: Vec<String>,
+    /// The asking device's slots of earlier epochs.
+    #[prost(message, repeated, tag = "9")]
+    pub older_slots: Vec<EpochSlot>,
+    /// Devices removed from the share (never members again).
+    #[prost(string, repeated, tag = "10")]
+    pub removed: Vec<String>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct EpochSlot {
+    #[prost(uint32, tag = "1")]
+    pub epoch: u32,
+    #[prost(bytes = "vec", tag = "2")]
+    pub slot: Vec<u8>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -67,11 +67,28 @@ pub trait MetaStore: Send + Sync {
         device: &DeviceRecord,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Removes a member device; false if it was not a member.
+    /// Removes a member device for good (it is recorded as removed, and
+    /// [`MetaStore::removed_devices`] lists it); false if it was not a member.
     fn remove_device(
         &self,
         share: &ShareId,
         device_id: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Devices removed from the share, by device ID.
+    fn removed_devices(
+        &self,
+        share: &ShareId,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Starts `epoch` with `slots`, only if the share's latest epoch is `epoch - 1`
+    /// (none for epoch 1): of two members rotating at once exactly one wins (false for
+    /// the other; nothing stored).
+    fn create_epoch(
+        &self,
+        share: &ShareId,
+        epoch: Epoch,
+        slots: &[SlotRecord],
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// The share's member devices, by device ID.

@@ -39,6 +39,11 @@ CREATE TABLE IF NOT EXISTS manifest_heads (
     version BIGINT NOT NULL,
     manifest BYTEA NOT NULL
 );
+CREATE TABLE IF NOT EXISTS removed_devices (
+    share TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    PRIMARY KEY (share, device_id)
+);
 CREATE TABLE IF NOT EXISTS allowed_devices (
     device_id TEXT PRIMARY KEY
 );
@@ -171,11 +176,70 @@ impl MetaStore for PostgresMeta {
             )
             .await?
             > 0;
+        tx.execute(
+            "INSERT INTO removed_devices (share, device_id) VALUES ($1, $2)
+             ON CONFLICT DO NOTHING",
+            &[&share.as_str(), &device_id],
+        )
+        .await?;
         if removed {
             bump(&tx, share.as_str()).await?;
         }
         tx.commit().await?;
         Ok(removed)
+    }
+
+    async fn removed_devices(&self, share: &ShareId) -> Result<Vec<String>, StoreError> {
+        let client = self.client.lock().await;
+        let rows = client
+            .query(
+                "SELECT device_id FROM removed_devices WHERE share = $1 ORDER BY device_id",
+                &[&share.as_str()],
+            )
+            .await?;
+        rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
+    }
+
+    async fn create_epoch(
+        &self,
+        share: &ShareId,
+        epoch: Epoch,
+        slots: &[SlotRecord],
+    ) -> Result<bool, StoreError> {
+        let mut client = self.client.lock().await;
+        let tx = client.transaction().await?;
+        // One rotation of a share at a time, across nodes.
+        let lock = format!("epoch {share}");
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&lock],
+        )
+        .await?;
+        let row = tx
+            .query_one(
+                "SELECT MAX(epoch) FROM key_slots WHERE share = $1",
+                &[&share.as_str()],
+            )
+            .await?;
+        let latest: Option<i64> = row.try_get(0)?;
+        if latest.unwrap_or(0) + 1 != i64::from(epoch.0) {
+            return Ok(false);
+        }
+        for slot in slots {
+            tx.execute(
+                "INSERT INTO key_slots (share, epoch, label, slot) VALUES ($1, $2, $3, $4)",
+                &[
+                    &share.as_str(),
+                    &i64::from(epoch.0),
+                    &slot.label,
+                    &slot.slot,
+                ],
+            )
+            .await?;
+        }
+        bump(&tx, share.as_str()).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn devices(&self, share: &ShareId) -> Result<Vec<DeviceRecord>, StoreError> {

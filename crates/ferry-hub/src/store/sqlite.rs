@@ -40,6 +40,11 @@ CREATE TABLE IF NOT EXISTS manifest_heads (
     version INTEGER NOT NULL,
     manifest BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS removed_devices (
+    share TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    PRIMARY KEY (share, device_id)
+);
 CREATE TABLE IF NOT EXISTS allowed_devices (
     device_id TEXT PRIMARY KEY
 );
@@ -141,10 +146,54 @@ impl MetaStore for SqliteMeta {
                 "DELETE FROM devices WHERE share = ?1 AND device_id = ?2",
                 params![share, device_id],
             )? > 0;
+            tx.execute(
+                "INSERT OR IGNORE INTO removed_devices (share, device_id) VALUES (?1, ?2)",
+                params![share, device_id],
+            )?;
             if removed {
                 bump(tx, &share)?;
             }
             Ok(removed)
+        })
+        .await
+    }
+
+    async fn removed_devices(&self, share: &ShareId) -> Result<Vec<String>, StoreError> {
+        let share = share.to_string();
+        self.run(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT device_id FROM removed_devices WHERE share = ?1 ORDER BY device_id",
+            )?;
+            let rows = stmt.query_map(params![share], |row| row.get(0))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn create_epoch(
+        &self,
+        share: &ShareId,
+        epoch: Epoch,
+        slots: &[SlotRecord],
+    ) -> Result<bool, StoreError> {
+        let (share, slots) = (share.to_string(), slots.to_vec());
+        self.write(move |tx| {
+            let latest: Option<i64> = tx.query_row(
+                "SELECT MAX(epoch) FROM key_slots WHERE share = ?1",
+                params![share],
+                |r| r.get(0),
+            )?;
+            if latest.unwrap_or(0) + 1 != i64::from(epoch.0) {
+                return Ok(false);
+            }
+            for slot in &slots {
+                tx.execute(
+                    "INSERT INTO key_slots (share, epoch, label, slot) VALUES (?1, ?2, ?3, ?4)",
+                    params![share, epoch.0, slot.label, slot.slot],
+                )?;
+            }
+            bump(tx, &share)?;
+            Ok(true)
         })
         .await
     }
