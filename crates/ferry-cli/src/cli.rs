@@ -197,6 +197,11 @@ pub enum HubCommand {
         /// may be repeated.
         #[arg(long = "allow", value_name = "DEVICE_ID", value_parser = parse_device_id)]
         allow: Vec<ferry_net::DeviceId>,
+        /// Bytes each share may store on this hub (its sealed objects and log records),
+        /// e.g. 500M, 20G (0 or none: no limit). An upload past it is refused with an
+        /// error and not stored.
+        #[arg(long, value_name = "SIZE", value_parser = parse_bandwidth)]
+        quota_per_share: Option<u64>,
     },
     /// Print a hub's ID (creating its key on first use).
     Id {

@@ -17,6 +17,7 @@ pub fn run(cmd: &HubCommand, json_out: bool) -> Result<u8> {
             store,
             db,
             allow,
+            quota_per_share,
         } => {
             let home = hub_home(home.as_ref())?;
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -30,6 +31,7 @@ pub fn run(cmd: &HubCommand, json_out: bool) -> Result<u8> {
                     store: store.clone(),
                     db: db.clone(),
                     allow: allow.iter().map(|d| d.to_string()).collect(),
+                    quota_per_share: quota_per_share.filter(|&q| q > 0),
                 })
                 .await?;
                 let addrs: Vec<String> = hub.local_addrs().iter().map(|a| a.to_string()).collect();

@@ -701,3 +701,68 @@ fn a_removed_device_cannot_read_what_is_pushed_after_its_removal() {
     }
     assert!(epoch2 >= 2 && found, "{epoch2} objects of epoch 2");
 }
+
+/// `ferry hub serve --quota-per-share`: a share whose folder does not fit gets a clear
+/// error in the device's log, and the hub stores no more than the quota (the bytes it
+/// counts are the bytes in its blobs and logs).
+#[test]
+fn a_share_past_the_hub_quota_gets_a_clear_error_and_the_hub_stores_no_more() {
+    let (mut a, mut b) = (Device::new(), Device::new());
+    let (ida, idb) = (a.id(), b.id());
+    let quota = 300 * 1024;
+    let mut hub = Hub::start_with(&[&ida], &["--quota-per-share".into(), "300K".into()], None);
+    for (d, other, name) in [(&a, &idb, "laptop"), (&b, &ida, "desktop")] {
+        d.json(&["device", "add", other, "--name", name]);
+        d.json(&["hub", "add", &hub.addr, "--id", &hub.id]);
+    }
+    let fa = a.tmp.path().join("big-folder");
+    let fb = b.tmp.path().join("big-folder-copy");
+    std::fs::create_dir_all(&fa).unwrap();
+    std::fs::write(fa.join("small.txt"), "fits").unwrap();
+    std::fs::write(fa.join("big.bin"), ferry_testkit::noise(2 << 20, 5)).unwrap();
+    let share = share_through_hub(&hub, &mut a, &mut b, &fa, &fb);
+    let waited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for("the quota error in A's log", || {
+            a.log().contains("is over its quota on this hub")
+        })
+    }));
+    assert!(
+        waited.is_ok(),
+        "A's log:\n{}\nthe hub's log:\n{}",
+        a.log(),
+        hub.log()
+    );
+    a.stop();
+    b.stop();
+    hub.stop();
+    assert!(!fb.join("big.bin").exists());
+    let log = a.log();
+    let line = log.lines().find(|l| l.contains("over its quota")).unwrap();
+    assert!(line.contains("WARN") && line.contains(&share), "{line}");
+    let blob_bytes: u64 = ferry_testkit::files_below(&hub.home.join("blobs"))
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    let db = Connection::open_with_flags(hub.home.join("hub.db"), OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .unwrap();
+    let log_bytes: i64 = db
+        .query_row(
+            "SELECT COALESCE(SUM(LENGTH(batch)), 0) FROM logs WHERE share = ?1",
+            [&share],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let counted: i64 = db
+        .query_row(
+            "SELECT bytes FROM share_usage WHERE share = ?1",
+            [&share],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(blob_bytes > 0, "what fits is stored");
+    assert_eq!(counted as u64, blob_bytes + log_bytes as u64);
+    assert!(
+        counted as u64 <= quota,
+        "{counted} bytes over the {quota}-byte quota"
+    );
+}

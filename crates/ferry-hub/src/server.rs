@@ -45,6 +45,8 @@ pub struct HubConfig {
     pub db: Option<String>,
     /// Devices allowed to create shares.
     pub allow: Vec<String>,
+    /// Bytes each share may store (sealed objects and log records), if limited.
+    pub quota_per_share: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,11 +120,11 @@ pub async fn serve(config: HubConfig) -> Result<RunningHub, ServeError> {
             // Several nodes may serve the same shares: changes reach every node's
             // devices through PostgreSQL's LISTEN/NOTIFY.
             let changes = meta.changes().await?;
-            start(meta, blobs, endpoint.clone(), &config.allow, Some(changes)).await?
+            start(meta, blobs, endpoint.clone(), &config, Some(changes)).await?
         }
         Some(_) | None => {
             let meta = SqliteMeta::open(&config.home.join("hub.db"))?;
-            start(meta, blobs, endpoint.clone(), &config.allow, None).await?
+            start(meta, blobs, endpoint.clone(), &config, None).await?
         }
     };
     tracing::info!("hub {id} listening on {:?}", endpoint.bound_sockets());
@@ -149,10 +151,10 @@ async fn start<M: MetaStore + 'static>(
     meta: M,
     blobs: BlobStore,
     endpoint: Endpoint,
-    allow: &[String],
+    config: &HubConfig,
     changes: Option<tokio::sync::mpsc::UnboundedReceiver<ShareId>>,
 ) -> Result<tokio::task::JoinHandle<()>, ServeError> {
-    for d in allow {
+    for d in &config.allow {
         meta.allow_device(d).await?;
     }
     let hub = Arc::new(Hub {
@@ -160,6 +162,7 @@ async fn start<M: MetaStore + 'static>(
         blobs,
         conns: Mutex::new(HashMap::new()),
         cluster: AtomicBool::new(changes.is_some()),
+        quota: config.quota_per_share,
     });
     if let Some(mut changes) = changes {
         let hub = hub.clone();
@@ -198,6 +201,8 @@ struct Hub<M> {
     /// Changes are announced by the database to every node (this one included), so
     /// this node does not tell its devices itself.
     cluster: AtomicBool,
+    /// Bytes each share may store, if limited.
+    quota: Option<u64>,
 }
 
 type Res<T> = Result<T, Reply>;
@@ -387,13 +392,22 @@ impl<M: MetaStore + 'static> Hub<M> {
                 let id = object_id(&r.id)?;
                 check_sealed(&r.data, MAX_OBJECT)?;
                 self.check_epoch(&share, &r.data).await?;
-                match self
-                    .blobs
-                    .put(&share, &id, r.data)
-                    .await
-                    .map_err(internal)?
-                {
-                    PutOutcome::Stored | PutOutcome::AlreadyPresent => Ok(Reply::ok()),
+                // Stored already: nothing to count (without a quota, the put finds out).
+                if self.quota.is_some() && self.blobs.exists(&share, &id).await.map_err(internal)? {
+                    return Ok(Reply::ok());
+                }
+                let len = r.data.len() as u64;
+                self.reserve(&share, len).await?;
+                match self.blobs.put(&share, &id, r.data).await {
+                    Ok(PutOutcome::Stored) => Ok(Reply::ok()),
+                    Ok(PutOutcome::AlreadyPresent) => {
+                        self.release(&share, len).await;
+                        Ok(Reply::ok())
+                    }
+                    Err(e) => {
+                        self.release(&share, len).await;
+                        Err(internal(e))
+                    }
                 }
             }
             Some(Req::GetObject(r)) => {
@@ -411,17 +425,24 @@ impl<M: MetaStore + 'static> Hub<M> {
                 let share = self.member(&d, &r.share_id).await?;
                 check_sealed(&r.batch, MAX_BATCH)?;
                 self.check_epoch(&share, &r.batch).await?;
-                match (self
-                    .meta
+                let len = r.batch.len() as u64;
+                self.reserve(&share, len).await?;
+                match (self.meta)
                     .append_log(&share, &d, r.after, r.upto, &r.batch)
-                    .await)
-                    .map_err(internal)?
+                    .await
                 {
-                    AppendOutcome::Appended => {
+                    Ok(AppendOutcome::Appended) => {
                         self.changed(&share, &device).await;
                         Ok(Reply::ok())
                     }
-                    AppendOutcome::Conflict { head } => Err(conflict(head)),
+                    Ok(AppendOutcome::Conflict { head }) => {
+                        self.release(&share, len).await;
+                        Err(conflict(head))
+                    }
+                    Err(e) => {
+                        self.release(&share, len).await;
+                        Err(internal(e))
+                    }
                 }
             }
             Some(Req::ReadLog(r)) => {
@@ -463,6 +484,30 @@ impl<M: MetaStore + 'static> Hub<M> {
                 ErrorCode::Refused,
                 "not a member of that share",
             ))
+        }
+    }
+
+    /// Counts `len` bytes more for `share`, or refuses the upload past its quota.
+    async fn reserve(&self, share: &ShareId, len: u64) -> Res<()> {
+        if (self.meta.reserve_bytes(share, len, self.quota).await).map_err(internal)? {
+            return Ok(());
+        }
+        let used = self.meta.stored_bytes(share).await.map_err(internal)?;
+        let quota = self.quota.unwrap_or(u64::MAX);
+        tracing::info!("share {share}: an upload of {len} bytes refused (quota)");
+        Err(Reply::error(
+            ErrorCode::OverQuota,
+            format!(
+                "share {share} is over its quota on this hub: {used} of {quota} bytes stored, \
+                 this upload is {len} bytes; nothing was stored"
+            ),
+        ))
+    }
+
+    /// Takes back bytes counted for an upload that stored nothing.
+    async fn release(&self, share: &ShareId, len: u64) {
+        if let Err(e) = self.meta.release_bytes(share, len).await {
+            tracing::warn!("store: {e}");
         }
     }
 

@@ -304,6 +304,36 @@ async fn behaves_like_an_epoch_store<S: MetaStore + 'static>(a: Arc<S>, b: Arc<S
     }
 }
 
+/// Stored bytes per share: a reservation past the limit counts nothing; releases take
+/// bytes back; handles racing to reserve never pass the limit together.
+async fn behaves_like_a_quota_store<S: MetaStore + 'static>(a: Arc<S>, b: Arc<S>) {
+    let share: ShareId = "s4".parse().unwrap();
+    assert_eq!(a.stored_bytes(&share).await.unwrap(), 0);
+    assert!(!a.reserve_bytes(&share, 101, Some(100)).await.unwrap());
+    assert_eq!(a.stored_bytes(&share).await.unwrap(), 0);
+    assert!(a.reserve_bytes(&share, 60, Some(100)).await.unwrap());
+    assert!(!b.reserve_bytes(&share, 41, Some(100)).await.unwrap());
+    assert!(b.reserve_bytes(&share, 40, Some(100)).await.unwrap());
+    assert_eq!(a.stored_bytes(&share).await.unwrap(), 100);
+    assert!(b.reserve_bytes(&share, 5, None).await.unwrap(), "no limit");
+    b.release_bytes(&share, 45).await.unwrap();
+    assert_eq!(a.stored_bytes(&share).await.unwrap(), 60);
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let share = share.clone();
+        tasks.push(tokio::spawn(async move {
+            s.reserve_bytes(&share, 7, Some(200)).await.unwrap()
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        won += u64::from(t.await.unwrap());
+    }
+    assert_eq!(won, (200 - 60) / 7, "exactly as many as fit");
+    assert_eq!(a.stored_bytes(&share).await.unwrap(), 60 + 7 * won);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite() {
     let dir = tempfile::tempdir().unwrap();
@@ -311,7 +341,8 @@ async fn sqlite() {
     let a = Arc::new(SqliteMeta::open(&path).unwrap());
     let b = Arc::new(SqliteMeta::open(&path).unwrap());
     behaves_like_a_meta_store(a.clone(), b.clone()).await;
-    behaves_like_an_epoch_store(a, b).await;
+    behaves_like_an_epoch_store(a.clone(), b.clone()).await;
+    behaves_like_a_quota_store(a, b).await;
     // Reopened, everything is still there.
     let reopened = SqliteMeta::open(&path).unwrap();
     let share: ShareId = "s1".parse().unwrap();
@@ -332,7 +363,8 @@ async fn postgres() {
     let a = Arc::new(PostgresMeta::connect(&pg.config()).await.unwrap());
     let b = Arc::new(PostgresMeta::connect(&pg.config()).await.unwrap());
     behaves_like_a_meta_store(a.clone(), b.clone()).await;
-    behaves_like_an_epoch_store(a, b).await;
+    behaves_like_an_epoch_store(a.clone(), b.clone()).await;
+    behaves_like_a_quota_store(a, b).await;
     let reconnected = PostgresMeta::connect(&pg.config()).await.unwrap();
     let share: ShareId = "s1".parse().unwrap();
     assert_eq!(

@@ -69,6 +69,7 @@ async fn the_hub_admits_members_only_and_stores_only_well_formed_uploads() {
         store: None,
         db: None,
         allow: vec![alice.id().to_string()],
+        quota_per_share: None,
     })
     .await
     .unwrap();
@@ -246,6 +247,7 @@ async fn a_removed_member_is_no_longer_served_and_the_old_epoch_is_closed() {
         store: None,
         db: None,
         allow: vec![alice.id().to_string()],
+        quota_per_share: None,
     })
     .await
     .unwrap();
@@ -356,5 +358,125 @@ async fn a_removed_member_is_no_longer_served_and_the_old_epoch_is_closed() {
     assert_eq!(code(call(&b, put(&one)).await), ErrorCode::Invalid);
     call(&b, put(&two)).await.unwrap();
     assert_eq!(blobs(&home), 1);
+    hub.shutdown().await;
+}
+
+/// A hub with a quota per share: uploads are counted (an object already stored is not
+/// counted twice); the one that would pass the quota is refused with `OverQuota` and
+/// not stored, and so is a log record; another share has its own quota.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_past_the_share_quota_is_refused_and_not_stored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("hub");
+    let (alice, alice_ep) = device(&tmp.path().join("alice")).await;
+    let quota = 5000;
+    let hub = serve(HubConfig {
+        home: home.clone(),
+        listen: ([127, 0, 0, 1], 0).into(),
+        store: None,
+        db: None,
+        allow: vec![alice.id().to_string()],
+        quota_per_share: Some(quota),
+    })
+    .await
+    .unwrap();
+    let a = connect(&alice_ep, &hub).await;
+    let age = DeviceIdentity::generate();
+    let mut keys = Vec::new();
+    for share in ["s1", "s2"] {
+        let create = CreateShare {
+            share_id: share.into(),
+            members: vec![],
+        };
+        call(&a, Req::CreateShare(create)).await.unwrap();
+        let sid: ShareId = share.parse().unwrap();
+        let k = ShareKeys::generate(&sid, Epoch::FIRST).unwrap();
+        let slots = PutSlots {
+            share_id: share.into(),
+            epoch: 1,
+            slots: vec![SlotMsg {
+                label: alice.id().to_string(),
+                slot: k.slot_for_device(&age.recipient()).unwrap().to_bytes(),
+            }],
+            new_epoch: true,
+        };
+        call(&a, Req::PutSlots(slots)).await.unwrap();
+        keys.push(k);
+    }
+    let put = |keys: &ShareKeys, n: u32| {
+        let chunk = format!("chunk number {n} ").repeat(60).into_bytes();
+        let id = keys.object_id(&chunk);
+        let data = keys.seal_object(&id, &chunk).unwrap();
+        (
+            id,
+            Req::PutObject(PutObject {
+                share_id: keys.share().to_string(),
+                id: id.as_bytes().to_vec(),
+                data,
+            }),
+        )
+    };
+    // Each sealed object is 1142 bytes (1 KiB padded body + 118): four fit in 5000.
+    let mut stored = 0;
+    for n in 0..4 {
+        let (_, req) = put(&keys[0], n);
+        let Req::PutObject(p) = &req else { panic!() };
+        stored += p.data.len() as u64;
+        call(&a, req).await.unwrap();
+    }
+    assert!(stored <= quota);
+    let (_, again) = put(&keys[0], 0);
+    call(&a, again).await.unwrap();
+    assert_eq!(
+        blobs(&home),
+        4,
+        "an object stored already is not stored or counted twice"
+    );
+    let (id, over) = put(&keys[0], 99);
+    let refused = call(&a, over).await;
+    assert_eq!(code(refused), ErrorCode::OverQuota);
+    let Err(ClientError::Hub { message, .. }) = call(&a, put(&keys[0], 99).1).await else {
+        panic!()
+    };
+    assert!(
+        message.contains("quota") && message.contains("nothing was stored"),
+        "{message}"
+    );
+    assert_eq!(blobs(&home), 4, "the refused object is not stored");
+    let got = call(
+        &a,
+        Req::GetObject(GetObject {
+            share_id: "s1".into(),
+            id: id.as_bytes().to_vec(),
+        }),
+    )
+    .await
+    .unwrap();
+    let Rep::Object(obj) = got else { panic!() };
+    assert!(!obj.found);
+    // A log record past the quota is refused too, and the log stays empty.
+    let batch = keys[0].seal_manifest((1 << 63) | 3, b"entries").unwrap();
+    let append = Append {
+        share_id: "s1".into(),
+        after: 0,
+        upto: 3,
+        batch,
+    };
+    assert_eq!(
+        code(call(&a, Req::Append(append)).await),
+        ErrorCode::OverQuota
+    );
+    let read = ReadLog {
+        share_id: "s1".into(),
+        device_id: alice.id().to_string(),
+        after: 0,
+    };
+    let Rep::Log(l) = call(&a, Req::ReadLog(read)).await.unwrap() else {
+        panic!()
+    };
+    assert!(l.records.is_empty());
+    // The other share has a quota of its own.
+    call(&a, put(&keys[1], 99).1).await.unwrap();
+    assert_eq!(blobs(&home), 5);
     hub.shutdown().await;
 }

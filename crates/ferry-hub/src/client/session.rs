@@ -90,9 +90,21 @@ pub(super) async fn sync_hub(inner: &Arc<Inner>, hub: &DeviceId) -> Res<()> {
     }
     for hs in listed {
         let id = hs.share_id.clone();
-        if let Err(e) = share_sync(inner, &conn, hub, hs).await {
-            tracing::info!("share {id} through hub {}: {e}", hub.short());
-            inner.mark_due_later(hub);
+        match share_sync(inner, &conn, hub, hs).await {
+            Ok(()) => {}
+            Err(
+                e @ ClientError::Hub {
+                    code: ErrorCode::OverQuota,
+                    ..
+                },
+            ) => {
+                tracing::warn!("share {id} through hub {}: {e}", hub.short());
+                inner.mark_due_later(hub);
+            }
+            Err(e) => {
+                tracing::info!("share {id} through hub {}: {e}", hub.short());
+                inner.mark_due_later(hub);
+            }
         }
     }
     Ok(())

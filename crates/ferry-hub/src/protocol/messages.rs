@@ -193,6 +193,8 @@ pub enum ErrorCode {
     Conflict = 4,
     /// The hub's own store failed.
     Internal = 5,
+    /// The upload would take the share past the hub's quota: nothing was stored.
+    OverQuota = 6,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

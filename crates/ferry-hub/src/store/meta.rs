@@ -91,6 +91,27 @@ pub trait MetaStore: Send + Sync {
         slots: &[SlotRecord],
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Counts `bytes` more stored for `share` if the total stays within `limit` (none:
+    /// always); false when it would not (nothing counted). One statement, so uploads
+    /// racing on several nodes cannot together pass the limit.
+    fn reserve_bytes(
+        &self,
+        share: &ShareId,
+        bytes: u64,
+        limit: Option<u64>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Takes back bytes reserved for an upload that stored nothing.
+    fn release_bytes(
+        &self,
+        share: &ShareId,
+        bytes: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The bytes counted as stored for `share` (objects and log records).
+    fn stored_bytes(&self, share: &ShareId)
+        -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     /// The share's member devices, by device ID.
     fn devices(
         &self,

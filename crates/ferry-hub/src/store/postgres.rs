@@ -39,6 +39,10 @@ CREATE TABLE IF NOT EXISTS manifest_heads (
     version BIGINT NOT NULL,
     manifest BYTEA NOT NULL
 );
+CREATE TABLE IF NOT EXISTS share_usage (
+    share TEXT PRIMARY KEY,
+    bytes BIGINT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS removed_devices (
     share TEXT NOT NULL,
     device_id TEXT NOT NULL,
@@ -187,6 +191,51 @@ impl MetaStore for PostgresMeta {
         }
         tx.commit().await?;
         Ok(removed)
+    }
+
+    async fn reserve_bytes(
+        &self,
+        share: &ShareId,
+        bytes: u64,
+        limit: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let (bytes, limit) = (to_i64(bytes)?, to_i64(limit.unwrap_or(i64::MAX as u64))?);
+        let client = self.client.lock().await;
+        Ok(client
+            .execute(
+                "INSERT INTO share_usage (share, bytes) SELECT $1, $2::BIGINT WHERE $2::BIGINT <= $3::BIGINT
+                 ON CONFLICT (share) DO UPDATE SET bytes = share_usage.bytes + excluded.bytes
+                 WHERE share_usage.bytes + excluded.bytes <= $3::BIGINT",
+                &[&share.as_str(), &bytes, &limit],
+            )
+            .await?
+            > 0)
+    }
+
+    async fn release_bytes(&self, share: &ShareId, bytes: u64) -> Result<(), StoreError> {
+        let bytes = to_i64(bytes)?;
+        let client = self.client.lock().await;
+        client
+            .execute(
+                "UPDATE share_usage SET bytes = GREATEST(0, bytes - $2) WHERE share = $1",
+                &[&share.as_str(), &bytes],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn stored_bytes(&self, share: &ShareId) -> Result<u64, StoreError> {
+        let client = self.client.lock().await;
+        let row = client
+            .query_opt(
+                "SELECT bytes FROM share_usage WHERE share = $1",
+                &[&share.as_str()],
+            )
+            .await?;
+        match row {
+            Some(row) => to_u64(row.try_get(0)?),
+            None => Ok(0),
+        }
     }
 
     async fn removed_devices(&self, share: &ShareId) -> Result<Vec<String>, StoreError> {

@@ -40,6 +40,10 @@ CREATE TABLE IF NOT EXISTS manifest_heads (
     version INTEGER NOT NULL,
     manifest BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS share_usage (
+    share TEXT PRIMARY KEY,
+    bytes INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS removed_devices (
     share TEXT NOT NULL,
     device_id TEXT NOT NULL,
@@ -154,6 +158,52 @@ impl MetaStore for SqliteMeta {
                 bump(tx, &share)?;
             }
             Ok(removed)
+        })
+        .await
+    }
+
+    async fn reserve_bytes(
+        &self,
+        share: &ShareId,
+        bytes: u64,
+        limit: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let share = share.to_string();
+        let (bytes, limit) = (to_i64(bytes)?, to_i64(limit.unwrap_or(i64::MAX as u64))?);
+        self.write(move |tx| {
+            Ok(tx.execute(
+                "INSERT INTO share_usage (share, bytes) SELECT ?1, ?2 WHERE ?2 <= ?3
+                 ON CONFLICT (share) DO UPDATE SET bytes = share_usage.bytes + excluded.bytes
+                 WHERE share_usage.bytes + excluded.bytes <= ?3",
+                params![share, bytes, limit],
+            )? > 0)
+        })
+        .await
+    }
+
+    async fn release_bytes(&self, share: &ShareId, bytes: u64) -> Result<(), StoreError> {
+        let (share, bytes) = (share.to_string(), to_i64(bytes)?);
+        self.write(move |tx| {
+            tx.execute(
+                "UPDATE share_usage SET bytes = MAX(0, bytes - ?2) WHERE share = ?1",
+                params![share, bytes],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn stored_bytes(&self, share: &ShareId) -> Result<u64, StoreError> {
+        let share = share.to_string();
+        self.run(move |conn| {
+            let b: Option<i64> = conn
+                .query_row(
+                    "SELECT bytes FROM share_usage WHERE share = ?1",
+                    params![share],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            to_u64(b.unwrap_or(0))
         })
         .await
     }
