@@ -218,6 +218,27 @@ pub enum HubCommand {
     },
     /// The hubs this device knows.
     List,
+    /// Wrap a hub share's keys for a passphrase too (every key epoch): a new device
+    /// can then restore access with `ferry hub restore`, with no member online. The
+    /// daemon does it at its next sync with the hub. A new key epoch (a device removed)
+    /// drops it: set it again then.
+    SetPassphrase {
+        share: String,
+        /// A file holding the passphrase (its line ending is not part of it).
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: PathBuf,
+    },
+    /// Restore access to a hub share on this device with its passphrase: the hub makes
+    /// this device a member, and the share is offered (`ferry share list`, `ferry accept`).
+    Restore {
+        share: String,
+        /// The hub holding the share (`ferry hub add` it first).
+        #[arg(long, value_parser = parse_device_id)]
+        hub: ferry_net::DeviceId,
+        /// A file holding the passphrase (its line ending is not part of it).
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: PathBuf,
+    },
 }
 
 #[cfg(feature = "fuse")]

@@ -766,3 +766,105 @@ fn a_share_past_the_hub_quota_gets_a_clear_error_and_the_hub_stores_no_more() {
         "{counted} bytes over the {quota}-byte quota"
     );
 }
+
+/// A sets a passphrase on a hub share (`ferry hub set-passphrase`); with A and B off, a
+/// new device D restores access with it (`ferry hub restore`): a wrong passphrase is a
+/// clear error and makes D nothing; the right one makes D a member, the share is
+/// offered, and after `ferry accept` D gets the whole folder from the hub alone.
+#[test]
+fn a_passphrase_restores_a_hub_share_on_a_new_device_with_no_member_online() {
+    let (mut hub, mut a, mut b, _, _) = setup();
+    let fa = a.tmp.path().join("photos");
+    let fb = b.tmp.path().join("photos-b");
+    std::fs::create_dir_all(fa.join("2026")).unwrap();
+    std::fs::write(fa.join("2026/beach.jpg"), ferry_testkit::noise(700_000, 4)).unwrap();
+    std::fs::write(fa.join("list.txt"), "what to keep").unwrap();
+    let share = share_through_hub(&hub, &mut a, &mut b, &fa, &fb);
+    wait_for("the first copy on B", || {
+        readable_files(&fa) == readable_files(&fb)
+    });
+    let pass = a.tmp.path().join("pass.txt");
+    std::fs::write(&pass, "correct horse battery staple\n").unwrap();
+    let short = a.tmp.path().join("short.txt");
+    std::fs::write(&short, "short\n").unwrap();
+    let out = a
+        .cmd()
+        .args(["hub", "set-passphrase", &share, "--passphrase-file"])
+        .arg(&short)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 8 characters"));
+    a.json(&[
+        "hub",
+        "set-passphrase",
+        &share,
+        "--passphrase-file",
+        pass.to_str().unwrap(),
+    ]);
+    let pending = a.home.join(format!("hub-passphrase-{share}"));
+    wait_for("the passphrase slot on the hub", || {
+        hub_slot(&hub, &share, 1, "passphrase").is_some() && !pending.exists()
+    });
+    a.stop();
+    b.stop();
+
+    let mut d = Device::new();
+    let idd = d.id();
+    d.json(&["hub", "add", &hub.addr, "--id", &hub.id]);
+    let wrong = d.tmp.path().join("wrong.txt");
+    std::fs::write(&wrong, "incorrect horse battery staple").unwrap();
+    let out = d
+        .cmd()
+        .args([
+            "hub",
+            "restore",
+            &share,
+            "--hub",
+            &hub.id,
+            "--passphrase-file",
+        ])
+        .arg(&wrong)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no such share with that passphrase"), "{err}");
+    let member = |id: &str| {
+        let db =
+            Connection::open_with_flags(hub.home.join("hub.db"), OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .unwrap();
+        db.query_row(
+            "SELECT COUNT(*) FROM devices WHERE share = ?1 AND device_id = ?2",
+            [&share, id],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap()
+            == 1
+    };
+    assert!(!member(&idd), "a wrong passphrase makes no member");
+    let out = d.json(&[
+        "hub",
+        "restore",
+        &share,
+        "--hub",
+        &hub.id,
+        "--passphrase-file",
+        pass.to_str().unwrap(),
+    ]);
+    assert_eq!(out["epochs"], 1, "{out}");
+    assert!(member(&idd));
+    d.start();
+    wait_for("the offer on D", || {
+        d.json(&["share", "list"])["offers"]
+            .as_array()
+            .is_some_and(|o| o.iter().any(|o| o["share"] == share.as_str()))
+    });
+    let fd = d.tmp.path().join("photos-restored");
+    d.json(&["accept", &share, fd.to_str().unwrap()]);
+    wait_for("the folder on D from the hub alone", || {
+        readable_files(&fa) == readable_files(&fd)
+    });
+    d.stop();
+    hub.stop();
+}

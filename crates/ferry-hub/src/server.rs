@@ -26,6 +26,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// The label of a share's passphrase slot.
+pub const PASSPHRASE_LABEL: &str = "passphrase";
 /// Log records per `ReadLog` reply (each at most [`MAX_BATCH`]; the frame cap bounds
 /// the sum, so replies stop early when they would not fit).
 const LOG_RECORDS_PER_REPLY: u32 = 16;
@@ -138,7 +140,7 @@ async fn bind(identity: &Identity, listen: SocketAddr) -> Result<Endpoint, Serve
     };
     Endpoint::builder(presets::Minimal)
         .secret_key(identity.secret_key().clone())
-        .alpns(vec![HUB_ALPN.to_vec()])
+        .alpns(vec![HUB_ALPN.to_vec(), HUB_RESTORE_ALPN.to_vec()])
         .clear_ip_transports()
         .bind_addr(listen)
         .map_err(|e| err(e.to_string()))?
@@ -220,6 +222,9 @@ impl<M: MetaStore + 'static> Hub<M> {
     async fn connected(self: Arc<Self>, conn: Connection) {
         let device = DeviceId::from_public_key(conn.remote_id());
         let d = device.to_string();
+        if conn.alpn() == HUB_RESTORE_ALPN {
+            return self.restore_connection(device, conn).await;
+        }
         let admitted = match self.meta.is_allowed(&d).await {
             Ok(true) => true,
             Ok(false) => match self.meta.member_shares(&d).await {
@@ -275,6 +280,81 @@ impl<M: MetaStore + 'static> Hub<M> {
         tracing::info!("device {} disconnected", device.short());
     }
 
+    /// A connection for `Restore` only: one request per stream, from any device.
+    async fn restore_connection(self: Arc<Self>, device: DeviceId, conn: Connection) {
+        while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+            let reply = match read_msg::<_, Request>(&mut recv).await {
+                Ok(Some(Request {
+                    req: Some(Req::Restore(r)),
+                })) => self.restore(&device, r).await,
+                Ok(Some(_)) => Err(invalid("only Restore on this connection")),
+                Ok(None) => return,
+                Err(e) => Err(invalid(e.to_string())),
+            };
+            let _ = write_msg(&mut send, &reply.unwrap_or_else(|e| e)).await;
+            let _ = send.finish();
+        }
+    }
+
+    async fn restore(&self, device: &DeviceId, r: Restore) -> Res<Reply> {
+        let d = device.to_string();
+        let share: ShareId = r.share_id.parse().map_err(|_| invalid("not a share ID"))?;
+        let refused = || {
+            Reply::error(
+                ErrorCode::Refused,
+                "no such share with that passphrase on this hub",
+            )
+        };
+        let Some(verifier) = self.meta.restore_verifier(&share).await.map_err(internal)? else {
+            return Err(refused());
+        };
+        let given = crate::restore_verifier(&r.token);
+        // Compared as BLAKE3 hashes of both (constant time).
+        if blake3::hash(&given) != blake3::hash(&verifier) {
+            tracing::info!(
+                "share {share}: a wrong restore token from {}",
+                device.short()
+            );
+            return Err(refused());
+        }
+        if (self.meta.removed_devices(&share).await.map_err(internal)?).contains(&d) {
+            return Err(Reply::error(
+                ErrorCode::Refused,
+                "this device was removed from that share",
+            ));
+        }
+        let members = self.meta.devices(&share).await.map_err(internal)?;
+        if !members.iter().any(|m| m.device_id == d) {
+            let rec = DeviceRecord {
+                device_id: d.clone(),
+                recipient: String::new(),
+            };
+            self.meta.add_device(&share, &rec).await.map_err(internal)?;
+            tracing::info!(
+                "share {share}: device {} joined with the passphrase",
+                device.short()
+            );
+        }
+        let latest = self.meta.latest_epoch(&share).await.map_err(internal)?;
+        let mut slots = Vec::new();
+        for e in 1..=latest.map_or(0, |e| e.0) {
+            let slot = (self.meta.key_slots(&share, Epoch(e)).await)
+                .map_err(internal)?
+                .into_iter()
+                .find(|s| s.label == PASSPHRASE_LABEL);
+            if let Some(s) = slot {
+                slots.push(EpochSlot {
+                    epoch: e,
+                    slot: s.slot,
+                });
+            }
+        }
+        self.changed(&share, device).await;
+        Ok(Reply {
+            rep: Some(Rep::Restore(RestoreReply { slots })),
+        })
+    }
+
     async fn answer(&self, device: DeviceId, req: Request) -> Res<Reply> {
         let d = device.to_string();
         match req.req {
@@ -324,6 +404,11 @@ impl<M: MetaStore + 'static> Hub<M> {
                     if !created {
                         return Err(conflict(u64::from(r.epoch - 1)));
                     }
+                    if r.epoch > 1 {
+                        // A rotation: the passphrase may be known to the removed device;
+                        // it lets no one in until a member sets one again.
+                        (self.meta.set_restore_verifier(&share, None).await).map_err(internal)?;
+                    }
                 } else {
                     (self
                         .meta
@@ -334,6 +419,19 @@ impl<M: MetaStore + 'static> Hub<M> {
                 self.changed(&share, &device).await;
                 Ok(Reply::ok())
             }
+            Some(Req::SetRestore(r)) => {
+                let share = self.member(&d, &r.share_id).await?;
+                if r.verifier.len() != 32 {
+                    return Err(invalid("a restore verifier is 32 bytes"));
+                }
+                (self
+                    .meta
+                    .set_restore_verifier(&share, Some(&r.verifier))
+                    .await)
+                    .map_err(internal)?;
+                Ok(Reply::ok())
+            }
+            Some(Req::Restore(_)) => Err(invalid("Restore goes on its own connection")),
             Some(Req::RemoveMember(r)) => {
                 let share = self.member(&d, &r.share_id).await?;
                 let gone: DeviceId = (r.device_id.parse())

@@ -256,6 +256,16 @@ async fn behaves_like_an_epoch_store<S: MetaStore + 'static>(a: Arc<S>, b: Arc<S
     );
     assert!(a.devices(&share).await.unwrap().is_empty());
 
+    assert_eq!(a.restore_verifier(&share).await.unwrap(), None);
+    a.set_restore_verifier(&share, Some(b"v1")).await.unwrap();
+    b.set_restore_verifier(&share, Some(b"v2")).await.unwrap();
+    assert_eq!(
+        a.restore_verifier(&share).await.unwrap(),
+        Some(b"v2".to_vec())
+    );
+    b.set_restore_verifier(&share, None).await.unwrap();
+    assert_eq!(a.restore_verifier(&share).await.unwrap(), None);
+
     assert!(!a
         .create_epoch(&share, Epoch(2), &[slot("dev-a", b"2")])
         .await

@@ -480,3 +480,129 @@ async fn an_upload_past_the_share_quota_is_refused_and_not_stored() {
     assert_eq!(blobs(&home), 5);
     hub.shutdown().await;
 }
+
+/// Restoring with a passphrase, by hand: only on the restore ALPN; a wrong token is
+/// refused and makes no member; the right one makes the device a member and returns
+/// the passphrase slots; a removed device is refused; a new epoch drops the verifier.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restoring_with_a_passphrase_makes_a_member_until_the_next_epoch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("hub");
+    let (alice, alice_ep) = device(&tmp.path().join("alice")).await;
+    let (dave, dave_ep) = device(&tmp.path().join("dave")).await;
+    let (_eve, eve_ep) = device(&tmp.path().join("eve")).await;
+    let hub = serve(HubConfig {
+        home: home.clone(),
+        listen: ([127, 0, 0, 1], 0).into(),
+        store: None,
+        db: None,
+        allow: vec![alice.id().to_string()],
+        quota_per_share: None,
+    })
+    .await
+    .unwrap();
+    let a = connect(&alice_ep, &hub).await;
+    let share = "s1".to_string();
+    let sid: ShareId = share.parse().unwrap();
+    let create = CreateShare {
+        share_id: share.clone(),
+        members: vec![],
+    };
+    call(&a, Req::CreateShare(create)).await.unwrap();
+    let keys = ShareKeys::generate(&sid, Epoch::FIRST).unwrap();
+    let pass = "a long enough passphrase";
+    let params = ferry_hub::PassphraseParams {
+        memory_kib: 1024,
+        passes: 1,
+        lanes: 1,
+    };
+    let slot = keys.slot_for_passphrase(pass, params).unwrap().to_bytes();
+    let put = PutSlots {
+        share_id: share.clone(),
+        epoch: 1,
+        slots: vec![SlotMsg {
+            label: "passphrase".into(),
+            slot,
+        }],
+        new_epoch: true,
+    };
+    call(&a, Req::PutSlots(put)).await.unwrap();
+    let token = ferry_hub::restore_token(&sid, pass).unwrap();
+    let set = SetRestore {
+        share_id: share.clone(),
+        verifier: ferry_hub::restore_verifier(token.as_ref()).to_vec(),
+    };
+    call(&a, Req::SetRestore(set)).await.unwrap();
+    let addr = EndpointAddr::new(hub.id().public_key()).with_ip_addr(hub.local_addrs()[0]);
+    let restore = |token: &[u8]| {
+        Req::Restore(Restore {
+            share_id: share.clone(),
+            token: token.to_vec(),
+        })
+    };
+    assert_eq!(
+        code(call(&a, restore(token.as_ref())).await),
+        ErrorCode::Invalid,
+        "not on the main connection"
+    );
+    let d = dave_ep
+        .connect(addr.clone(), HUB_RESTORE_ALPN)
+        .await
+        .unwrap();
+    assert_eq!(code(call(&d, restore(&[0; 32])).await), ErrorCode::Refused);
+    let members = |c: Connection| async move {
+        let Rep::Shares(l) = call(&c, Req::ListShares(ListShares {})).await.unwrap() else {
+            panic!()
+        };
+        (l.shares[0].members.iter())
+            .map(|m| m.device_id.clone())
+            .collect::<Vec<_>>()
+    };
+    let dave_id = dave.id().to_string();
+    assert!(!members(a.clone()).await.contains(&dave_id));
+    let Rep::Restore(r) = call(&d, restore(token.as_ref())).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(r.slots.len(), 1);
+    let opened = KeySlot::from_bytes(&r.slots[0].slot)
+        .unwrap()
+        .open_with_passphrase(&sid, Epoch(1), pass)
+        .unwrap();
+    assert_eq!(opened.object_id(b"x"), keys.object_id(b"x"));
+    assert!(members(a.clone()).await.contains(&dave_id));
+    assert_eq!(
+        code(call(&d, Req::ListShares(ListShares {})).await),
+        ErrorCode::Invalid,
+        "the restore connection serves Restore only"
+    );
+    // Dave is removed: his token no longer lets him in. A new epoch drops the verifier.
+    let remove = RemoveMember {
+        share_id: share.clone(),
+        device_id: dave_id.clone(),
+    };
+    call(&a, Req::RemoveMember(remove)).await.unwrap();
+    assert_eq!(
+        code(call(&d, restore(token.as_ref())).await),
+        ErrorCode::Refused
+    );
+    let two = ShareKeys::generate(&sid, Epoch(2)).unwrap();
+    let put = PutSlots {
+        share_id: share.clone(),
+        epoch: 2,
+        slots: vec![SlotMsg {
+            label: alice.id().to_string(),
+            slot: two
+                .slot_for_device(&DeviceIdentity::generate().recipient())
+                .unwrap()
+                .to_bytes(),
+        }],
+        new_epoch: true,
+    };
+    call(&a, Req::PutSlots(put)).await.unwrap();
+    let e = eve_ep.connect(addr, HUB_RESTORE_ALPN).await.unwrap();
+    assert_eq!(
+        code(call(&e, restore(token.as_ref())).await),
+        ErrorCode::Refused
+    );
+    hub.shutdown().await;
+}

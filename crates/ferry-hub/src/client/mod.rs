@@ -397,3 +397,145 @@ pub async fn call(conn: &Connection, req: Req) -> Res<Rep> {
         None => Err(ClientError::Protocol("an empty reply".into())),
     }
 }
+
+/// Passphrases shorter than this are refused.
+pub const MIN_PASSPHRASE: usize = 8;
+
+/// A passphrase as read from a file: the text without its line ending.
+pub fn passphrase_from_text(text: &str) -> Res<String> {
+    let pass = text.trim_end_matches(['\n', '\r']);
+    if pass.chars().count() < MIN_PASSPHRASE {
+        return Err(ClientError::Other(format!(
+            "a passphrase needs at least {MIN_PASSPHRASE} characters"
+        )));
+    }
+    Ok(pass.to_string())
+}
+
+fn pending_passphrase_path(home: &Path, share: &str) -> PathBuf {
+    home.join(format!("hub-passphrase-{share}"))
+}
+
+/// Hands `passphrase` to the daemon's hub client for `share` (a file readable by this
+/// user only, removed once the slot is on the hub).
+pub fn set_passphrase(home: &Path, share: &str, passphrase: &str) -> Res<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let pass = passphrase_from_text(passphrase)?;
+    let _: crate::ShareId =
+        (share.parse()).map_err(|_| ClientError::Other(format!("{share:?} is not a share ID")))?;
+    let path = pending_passphrase_path(home, share);
+    let tmp = home.join(format!("hub-passphrase-{share}.{}.tmp", std::process::id()));
+    let io = |e: std::io::Error| ClientError::Other(format!("{}: {e}", tmp.display()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io)?;
+    f.write_all(pass.as_bytes()).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    Ok(())
+}
+
+/// Restores access to `share` on this device with its passphrase, through `hub` (no
+/// other member need be online): proves the passphrase to the hub (which makes this
+/// device a member), opens the passphrase slots and wraps every epoch for this
+/// device. The daemon then offers the share (`ferry accept`). Returns the epochs.
+pub async fn restore(home: &Path, hub: &DeviceId, share: &str, passphrase: &str) -> Res<usize> {
+    let pass = passphrase_from_text(passphrase)?;
+    let sid: crate::ShareId =
+        (share.parse()).map_err(|_| ClientError::Other(format!("{share:?} is not a share ID")))?;
+    let identity = Identity::load_or_create(home)?;
+    let age = age_identity(home)?;
+    let book = HubBook::open(home)?;
+    let hub_s = hub.to_string();
+    let known = (book.hubs()?.into_iter())
+        .find(|h| h.id == hub_s)
+        .ok_or_else(|| {
+            ClientError::Other(format!("no hub {hub_s} here; `ferry hub add` it first"))
+        })?;
+    let addr: SocketAddr = (known.addr.parse())
+        .map_err(|_| ClientError::Other(format!("hub address {:?}", known.addr)))?;
+    let (s2, p2) = (sid.clone(), pass.clone());
+    let token = tokio::task::spawn_blocking(move || crate::restore_token(&s2, &p2))
+        .await
+        .map_err(|e| ClientError::Other(e.to_string()))??;
+    let unspecified: SocketAddr = ([0, 0, 0, 0], 0).into();
+    let endpoint = Endpoint::builder(presets::Minimal)
+        .secret_key(identity.secret_key().clone())
+        .clear_ip_transports()
+        .bind_addr(unspecified)
+        .map_err(|e| ClientError::Bind(e.to_string()))?
+        .bind()
+        .await
+        .map_err(|e| ClientError::Bind(e.to_string()))?;
+    let dial = |alpn: &'static [u8]| {
+        let ep = endpoint.clone();
+        async move {
+            ep.connect(EndpointAddr::new(hub.public_key()).with_ip_addr(addr), alpn)
+                .await
+                .map_err(|e| ClientError::Connection {
+                    hub: hub.short(),
+                    message: e.to_string(),
+                })
+        }
+    };
+    let result = async {
+        let conn = dial(HUB_RESTORE_ALPN).await?;
+        let req = Restore {
+            share_id: share.to_string(),
+            token: token.to_vec(),
+        };
+        let Rep::Restore(r) = call(&conn, Req::Restore(req)).await? else {
+            return Err(ClientError::Protocol(
+                "an unexpected reply to Restore".into(),
+            ));
+        };
+        conn.close(0u32.into(), b"done");
+        if r.slots.is_empty() {
+            return Err(ClientError::Other(
+                "the hub has no passphrase slot for this share".into(),
+            ));
+        }
+        let (s3, p3) = (sid.clone(), pass.clone());
+        let keys = tokio::task::spawn_blocking(move || -> Res<Vec<crate::ShareKeys>> {
+            (r.slots.iter())
+                .map(|s| {
+                    Ok(crate::KeySlot::from_bytes(&s.slot)?.open_with_passphrase(
+                        &s3,
+                        crate::Epoch(s.epoch),
+                        &p3,
+                    )?)
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| ClientError::Other(e.to_string()))??;
+        let conn = dial(HUB_ALPN).await?;
+        let req = Register {
+            share_id: share.to_string(),
+            recipient: session::signed_recipient_of(&identity, &age, share),
+        };
+        call(&conn, Req::Register(req)).await?;
+        for k in &keys {
+            let req = PutSlots {
+                share_id: share.to_string(),
+                epoch: k.epoch().0,
+                slots: vec![SlotMsg {
+                    label: identity.id().to_string(),
+                    slot: k.slot_for_device(&age.recipient())?.to_bytes(),
+                }],
+                new_epoch: false,
+            };
+            call(&conn, Req::PutSlots(req)).await?;
+        }
+        conn.close(0u32.into(), b"done");
+        book.set_share_hub(share, &hub_s)?;
+        Ok(keys.len())
+    }
+    .await;
+    endpoint.close().await;
+    result
+}

@@ -122,9 +122,16 @@ async fn list(conn: &Connection) -> Res<Vec<HubShare>> {
 /// This device's age recipient for `share`, signed with its device key: what it
 /// registers, so members can check a hub did not substitute its own recipient.
 fn signed_recipient(inner: &Inner, share: &str) -> String {
-    let recipient = inner.age.recipient().to_string();
-    let sig = inner
-        .identity
+    signed_recipient_of(&inner.identity, &inner.age, share)
+}
+
+pub(super) fn signed_recipient_of(
+    identity: &ferry_net::Identity,
+    age: &crate::DeviceIdentity,
+    share: &str,
+) -> String {
+    let recipient = age.recipient().to_string();
+    let sig = identity
         .secret_key()
         .sign(&recipient_message(share, &recipient));
     format!("{recipient} {}", hex(&sig.to_bytes()))
@@ -329,6 +336,16 @@ async fn share_sync(
             };
             call(conn, Req::PutSlots(req)).await?;
         }
+    }
+    // A passphrase set on this device (`ferry share set-passphrase`): wrap every epoch
+    // for it and give the hub the restore token's hash.
+    let pending = super::pending_passphrase_path(&inner.home, &id);
+    if let Ok(text) = std::fs::read_to_string(&pending) {
+        set_passphrase(conn, &ring, &id, text).await?;
+        if let Err(e) = std::fs::remove_file(&pending) {
+            tracing::warn!("{}: {e}", pending.display());
+        }
+        tracing::info!("share {id}: passphrase slot set on hub {}", hub.short());
     }
     let my_head = hs.logs.iter().find(|l| l.device_id == me).map(|l| l.upto);
     push(inner, conn, &keys, &share, &folder_id, my_head).await?;
@@ -826,5 +843,41 @@ async fn rotate(
             r.insert(next)?;
         }
     }
+    Ok(())
+}
+
+/// Wraps every epoch of `ring` for `passphrase` and sets the share's restore verifier.
+async fn set_passphrase(conn: &Connection, ring: &KeyRing, id: &str, text: String) -> Res<()> {
+    let epochs: Vec<ShareKeys> = ring.epochs().cloned().collect();
+    let share = ring.share().clone();
+    let (slots, verifier) = tokio::task::spawn_blocking(move || -> Res<_> {
+        let pass = super::passphrase_from_text(&text)?;
+        let mut slots = Vec::new();
+        for k in &epochs {
+            let slot = k.slot_for_passphrase(&pass, crate::PassphraseParams::default())?;
+            slots.push((k.epoch(), slot.to_bytes()));
+        }
+        let token = crate::restore_token(&share, &pass)?;
+        Ok((slots, crate::restore_verifier(token.as_ref())))
+    })
+    .await
+    .map_err(|e| ClientError::Other(format!("passphrase task failed: {e}")))??;
+    for (epoch, slot) in slots {
+        let req = PutSlots {
+            share_id: id.to_string(),
+            epoch: epoch.0,
+            slots: vec![SlotMsg {
+                label: crate::server::PASSPHRASE_LABEL.to_string(),
+                slot,
+            }],
+            new_epoch: false,
+        };
+        call(conn, Req::PutSlots(req)).await?;
+    }
+    let req = SetRestore {
+        share_id: id.to_string(),
+        verifier: verifier.to_vec(),
+    };
+    call(conn, Req::SetRestore(req)).await?;
     Ok(())
 }

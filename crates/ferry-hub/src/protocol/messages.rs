@@ -6,7 +6,7 @@ use ferry_net::wire::share::WireEntry;
 /// One request, on a stream the device opened.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Request {
-    #[prost(oneof = "Req", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11")]
+    #[prost(oneof = "Req", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13")]
     pub req: Option<Req>,
 }
 
@@ -41,6 +41,36 @@ pub enum Req {
     /// stops serving it that share. The remover then starts a new key epoch.
     #[prost(message, tag = "11")]
     RemoveMember(RemoveMember),
+    /// Sets the hash of the share's restore token (a member that set a passphrase).
+    #[prost(message, tag = "12")]
+    SetRestore(SetRestore),
+    /// On [`super::HUB_RESTORE_ALPN`] only, from any device: the restore token of a
+    /// share's passphrase makes it a member and gets it the passphrase slots.
+    #[prost(message, tag = "13")]
+    Restore(Restore),
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SetRestore {
+    #[prost(string, tag = "1")]
+    pub share_id: String,
+    #[prost(bytes = "vec", tag = "2")]
+    pub verifier: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Restore {
+    #[prost(string, tag = "1")]
+    pub share_id: String,
+    #[prost(bytes = "vec", tag = "2")]
+    pub token: Vec<u8>,
+}
+
+/// The share's passphrase slots, by epoch.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RestoreReply {
+    #[prost(message, repeated, tag = "1")]
+    pub slots: Vec<EpochSlot>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -155,7 +185,7 @@ pub struct ReadLog {
 /// The hub's answer to one request.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Reply {
-    #[prost(oneof = "Rep", tags = "1, 2, 3, 4, 5, 6")]
+    #[prost(oneof = "Rep", tags = "1, 2, 3, 4, 5, 6, 7")]
     pub rep: Option<Rep>,
 }
 
@@ -173,6 +203,8 @@ pub enum Rep {
     Object(ObjectReply),
     #[prost(message, tag = "6")]
     Log(LogReply),
+    #[prost(message, tag = "7")]
+    Restore(RestoreReply),
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

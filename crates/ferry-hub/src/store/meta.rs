@@ -112,6 +112,18 @@ pub trait MetaStore: Send + Sync {
     fn stored_bytes(&self, share: &ShareId)
         -> impl Future<Output = Result<u64, StoreError>> + Send;
 
+    /// Sets (or, with `None`, removes) the hash of the share's restore token.
+    fn set_restore_verifier(
+        &self,
+        share: &ShareId,
+        verifier: Option<&[u8]>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn restore_verifier(
+        &self,
+        share: &ShareId,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
+
     /// The share's member devices, by device ID.
     fn devices(
         &self,

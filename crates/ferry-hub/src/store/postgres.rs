@@ -39,6 +39,10 @@ CREATE TABLE IF NOT EXISTS manifest_heads (
     version BIGINT NOT NULL,
     manifest BYTEA NOT NULL
 );
+CREATE TABLE IF NOT EXISTS restore_verifiers (
+    share TEXT PRIMARY KEY,
+    verifier BYTEA NOT NULL
+);
 CREATE TABLE IF NOT EXISTS share_usage (
     share TEXT PRIMARY KEY,
     bytes BIGINT NOT NULL
@@ -236,6 +240,49 @@ impl MetaStore for PostgresMeta {
             Some(row) => to_u64(row.try_get(0)?),
             None => Ok(0),
         }
+    }
+
+    async fn set_restore_verifier(
+        &self,
+        share: &ShareId,
+        verifier: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client.lock().await;
+        let tx = client.transaction().await?;
+        match verifier {
+            Some(v) => {
+                tx.execute(
+                    "INSERT INTO restore_verifiers (share, verifier) VALUES ($1, $2)
+                     ON CONFLICT (share) DO UPDATE SET verifier = excluded.verifier",
+                    &[&share.as_str(), &v],
+                )
+                .await?
+            }
+            None => {
+                tx.execute(
+                    "DELETE FROM restore_verifiers WHERE share = $1",
+                    &[&share.as_str()],
+                )
+                .await?
+            }
+        };
+        bump(&tx, share.as_str()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn restore_verifier(&self, share: &ShareId) -> Result<Option<Vec<u8>>, StoreError> {
+        let client = self.client.lock().await;
+        let row = client
+            .query_opt(
+                "SELECT verifier FROM restore_verifiers WHERE share = $1",
+                &[&share.as_str()],
+            )
+            .await?;
+        Ok(match row {
+            Some(row) => Some(row.try_get(0)?),
+            None => None,
+        })
     }
 
     async fn removed_devices(&self, share: &ShareId) -> Result<Vec<String>, StoreError> {

@@ -40,6 +40,10 @@ CREATE TABLE IF NOT EXISTS manifest_heads (
     version INTEGER NOT NULL,
     manifest BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS restore_verifiers (
+    share TEXT PRIMARY KEY,
+    verifier BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS share_usage (
     share TEXT PRIMARY KEY,
     bytes INTEGER NOT NULL
@@ -204,6 +208,43 @@ impl MetaStore for SqliteMeta {
                 )
                 .optional()?;
             to_u64(b.unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn set_restore_verifier(
+        &self,
+        share: &ShareId,
+        verifier: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        let (share, verifier) = (share.to_string(), verifier.map(<[u8]>::to_vec));
+        self.write(move |tx| {
+            match verifier {
+                Some(v) => tx.execute(
+                    "INSERT INTO restore_verifiers (share, verifier) VALUES (?1, ?2)
+                     ON CONFLICT (share) DO UPDATE SET verifier = excluded.verifier",
+                    params![share, v],
+                )?,
+                None => tx.execute(
+                    "DELETE FROM restore_verifiers WHERE share = ?1",
+                    params![share],
+                )?,
+            };
+            bump(tx, &share)
+        })
+        .await
+    }
+
+    async fn restore_verifier(&self, share: &ShareId) -> Result<Option<Vec<u8>>, StoreError> {
+        let share = share.to_string();
+        self.run(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT verifier FROM restore_verifiers WHERE share = ?1",
+                    params![share],
+                    |r| r.get(0),
+                )
+                .optional()?)
         })
         .await
     }
