@@ -208,7 +208,9 @@ pub enum HubCommand {
         #[arg(long)]
         home: Option<PathBuf>,
     },
-    /// Tell this device about a hub: where it listens and its ID.
+    /// Tell this device about a hub: where it listens and its ID. Adding the same ID
+    /// again with another address adds a node of that hub: the daemon dials the next
+    /// address when one fails or its connection drops.
     Add {
         /// HOST:PORT (UDP), e.g. 192.0.2.7:22200.
         addr: std::net::SocketAddr,

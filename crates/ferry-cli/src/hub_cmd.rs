@@ -119,7 +119,7 @@ pub fn run(cmd: &HubCommand, json_out: bool) -> Result<u8> {
             let hubs = book.hubs()?;
             if json_out {
                 let rows: Vec<_> = (hubs.iter())
-                    .map(|h| json!({"id": h.id, "addr": h.addr}))
+                    .map(|h| json!({"id": h.id, "addr": h.addr, "addrs": h.addrs()}))
                     .collect();
                 output::print(json!({ "hubs": rows }))?;
             } else if hubs.is_empty() {

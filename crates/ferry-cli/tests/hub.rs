@@ -868,3 +868,73 @@ fn a_passphrase_restores_a_hub_share_on_a_new_device_with_no_member_online() {
     d.stop();
     hub.stop();
 }
+
+/// Two nodes of one hub (one PostgreSQL, one S3 store); both devices know both
+/// addresses, node one first. Node one, where A is, is killed (SIGKILL): A (and B, if
+/// it was there) moves to node two and the two keep syncing both ways.
+#[test]
+fn devices_move_to_the_other_node_when_their_hub_node_is_killed() {
+    let pg = services::Postgres::start();
+    let s3 = services::Moto::start("ferry-hub");
+    let (a, b) = (Device::new(), Device::new());
+    let (ida, idb) = (a.id(), b.id());
+    let args = vec![
+        "--db".to_string(),
+        pg.config(),
+        "--store".to_string(),
+        s3.url("ferry-hub"),
+    ];
+    let mut one = Hub::start_with(&[&ida], &args, None);
+    let mut two = Hub::start_with(&[], &args, Some(&one));
+    for (d, other, name) in [(&a, &idb, "laptop"), (&b, &ida, "desktop")] {
+        d.json(&["device", "add", other, "--name", name]);
+        d.json(&["hub", "add", &one.addr, "--id", &one.id]);
+        d.json(&["hub", "add", &two.addr, "--id", &two.id]);
+    }
+    let listed = a.json(&["hub", "list"]);
+    assert_eq!(
+        listed["hubs"][0]["addrs"].as_array().unwrap().len(),
+        2,
+        "{listed}"
+    );
+    let (mut a, mut b) = (a, b);
+    let fa = a.tmp.path().join("shared");
+    let fb = b.tmp.path().join("shared-here");
+    std::fs::create_dir_all(&fa).unwrap();
+    std::fs::write(fa.join("before.txt"), "through node one").unwrap();
+    share_through_hub(&one, &mut a, &mut b, &fa, &fb);
+    wait_for("the first copy through node one", || {
+        readable_files(&fa) == readable_files(&fb)
+    });
+    // A (allowed from the start) is on node one; B may be on either (it was refused
+    // until A made it a member, and a refused dial moves to the next address).
+    let on = |node: &Hub, id: &str| {
+        node.log()
+            .contains(&format!("device {} connected", &id[..7]))
+    };
+    assert!(on(&one, &ida) && !on(&two, &ida));
+    // Node one dies.
+    let killed = std::time::Instant::now();
+    if let Some(mut c) = one.child.take() {
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+    std::fs::write(fa.join("after.txt"), "A, after node one died").unwrap();
+    std::fs::write(fa.join("big.bin"), ferry_testkit::noise(1 << 20, 8)).unwrap();
+    wait_for("A's changes on B through node two", || {
+        std::fs::read(fb.join("after.txt")).is_ok_and(|t| t == b"A, after node one died")
+            && readable_files(&fa) == readable_files(&fb)
+    });
+    eprintln!(
+        "A's change on B {:?} after node one was killed",
+        killed.elapsed()
+    );
+    std::fs::write(fb.join("reply.txt"), "B, through node two").unwrap();
+    wait_for("B's change on A through node two", || {
+        std::fs::read(fa.join("reply.txt")).is_ok_and(|t| t == b"B, through node two")
+    });
+    assert!(on(&two, &ida) && on(&two, &idb), "both on node two now");
+    a.stop();
+    b.stop();
+    two.stop();
+}

@@ -57,7 +57,18 @@ pub enum BookError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnownHub {
     pub id: String,
+    /// Where it listens: one address, or several (nodes of one hub) separated by commas.
     pub addr: String,
+}
+
+impl KnownHub {
+    /// Its addresses, in the order they were added.
+    pub fn addrs(&self) -> Vec<&str> {
+        (self.addr.split(','))
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .collect()
+    }
 }
 
 pub struct HubBook {
@@ -77,7 +88,14 @@ impl HubBook {
         Ok(HubBook { conn })
     }
 
+    /// Adds a hub, or one more address of a hub (another node of it).
     pub fn add_hub(&self, id: &str, addr: &str) -> Result<(), BookError> {
+        let known = self.hubs()?.into_iter().find(|h| h.id == id);
+        let addr = match known {
+            Some(h) if h.addrs().contains(&addr) => return Ok(()),
+            Some(h) => format!("{},{addr}", h.addr),
+            None => addr.to_string(),
+        };
         self.conn.execute(
             "INSERT INTO hubs (id, addr) VALUES (?1, ?2)
              ON CONFLICT (id) DO UPDATE SET addr = excluded.addr",
