@@ -604,6 +604,8 @@ fn a_removed_device_cannot_read_what_is_pushed_after_its_removal() {
         readable_files(&fa) == readable_files(&fb) && readable_files(&fa) == readable_files(&fc)
     });
     let c_slot_1 = hub_slot(&hub, &share, 1, &idc).expect("C had a slot in epoch 1");
+    let b_members = b.json(&["share", "list"])["shares"][0]["members"].to_string();
+    assert!(b_members.contains(&idc), "{b_members}");
 
     // A removes C.
     let out = a.json(&["share", "remove-device", &share, "c"]);
@@ -632,6 +634,10 @@ fn a_removed_device_cannot_read_what_is_pushed_after_its_removal() {
     });
     wait_pushed(&hub, &b, &idb, &fb, "reply.txt", reply);
     assert!(!fc.join("after.txt").exists() && !fc.join("reply.txt").exists());
+    wait_for("C removed from the share on B too", || {
+        let members = b.json(&["share", "list"])["shares"][0]["members"].to_string();
+        members.contains(&ida) && !members.contains(&idc)
+    });
     for d in [&mut a, &mut b, &mut c] {
         d.stop();
     }

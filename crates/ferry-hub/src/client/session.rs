@@ -259,9 +259,34 @@ async fn share_sync(
     if let Ok(mut k) = inner.keys.lock() {
         k.insert(id.clone(), ring.clone());
     }
-    let Some((share, folder_id, root, members)) = local else {
+    let Some((share, folder_id, root, mut members)) = local else {
         return offer(inner, hub, &ring, &hs).await;
     };
+    // A member removed from the share (by another member, through the hub) is removed
+    // here too, with its conduit: this device stops syncing with it directly as well.
+    let gone: Vec<String> = (members.iter())
+        .filter(|m| hs.removed.contains(m))
+        .cloned()
+        .collect();
+    if !gone.is_empty() {
+        let (sid3, gone3) = (id.clone(), gone.clone());
+        inner
+            .with_index(move |i| {
+                for d in &gone3 {
+                    if let Some(m) = i.remove_share_member(&sid3, d)? {
+                        if let Some(c) = m.conduit_id {
+                            i.remove_conduit(c)?;
+                        }
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+        for d in &gone {
+            tracing::info!("share {id}: {d} was removed from the share; removed here too");
+        }
+        members.retain(|m| !gone.contains(m));
+    }
     // A slot of the latest epoch held by a device that is no longer a member: start a
     // new epoch for the members left (any member may; the hub lets one win).
     let stale = hs
