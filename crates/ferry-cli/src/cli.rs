@@ -199,13 +199,20 @@ pub enum HubCommand {
         /// may be repeated.
         #[arg(long = "allow", value_name = "DEVICE_ID", value_parser = parse_device_id)]
         allow: Vec<ferry_net::DeviceId>,
+        /// Bytes each share may store on this hub (its sealed objects and log records),
+        /// e.g. 500M, 20G (0 or none: no limit). An upload past it is refused with an
+        /// error and not stored.
+        #[arg(long, value_name = "SIZE", value_parser = parse_bandwidth)]
+        quota_per_share: Option<u64>,
     },
     /// Print a hub's ID (creating its key on first use).
     Id {
         #[arg(long)]
         home: Option<PathBuf>,
     },
-    /// Tell this device about a hub: where it listens and its ID.
+    /// Tell this device about a hub: where it listens and its ID. Adding the same ID
+    /// again with another address adds a node of that hub: the daemon dials the next
+    /// address when one fails or its connection drops.
     Add {
         /// HOST:PORT (UDP), e.g. 192.0.2.7:22200.
         addr: std::net::SocketAddr,
@@ -215,6 +222,27 @@ pub enum HubCommand {
     },
     /// The hubs this device knows.
     List,
+    /// Wrap a hub share's keys for a passphrase too (every key epoch): a new device
+    /// can then restore access with `ferry hub restore`, with no member online. The
+    /// daemon does it at its next sync with the hub. A new key epoch (a device removed)
+    /// drops it: set it again then.
+    SetPassphrase {
+        share: String,
+        /// A file holding the passphrase (its line ending is not part of it).
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: PathBuf,
+    },
+    /// Restore access to a hub share on this device with its passphrase: the hub makes
+    /// this device a member, and the share is offered (`ferry share list`, `ferry accept`).
+    Restore {
+        share: String,
+        /// The hub holding the share (`ferry hub add` it first).
+        #[arg(long, value_parser = parse_device_id)]
+        hub: ferry_net::DeviceId,
+        /// A file holding the passphrase (its line ending is not part of it).
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: PathBuf,
+    },
 }
 
 #[cfg(feature = "fuse")]
@@ -287,6 +315,14 @@ pub enum ShareCommand {
     List,
     /// Offer a share to one more device.
     AddDevice {
+        share: String,
+        #[arg(value_name = "DEVICE")]
+        device: String,
+    },
+    /// Remove a device from a share: it is no longer sent the share's changes; through
+    /// a hub, the hub stops serving it the share and a new key epoch starts that it
+    /// cannot read (what it had already stays readable to it).
+    RemoveDevice {
         share: String,
         #[arg(value_name = "DEVICE")]
         device: String,

@@ -17,6 +17,7 @@ pub fn run(cmd: &HubCommand, json_out: bool) -> Result<u8> {
             store,
             db,
             allow,
+            quota_per_share,
         } => {
             let home = hub_home(home.as_ref())?;
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -30,6 +31,7 @@ pub fn run(cmd: &HubCommand, json_out: bool) -> Result<u8> {
                     store: store.clone(),
                     db: db.clone(),
                     allow: allow.iter().map(|d| d.to_string()).collect(),
+                    quota_per_share: quota_per_share.filter(|&q| q > 0),
                 })
                 .await?;
                 let addrs: Vec<String> = hub.local_addrs().iter().map(|a| a.to_string()).collect();
@@ -69,12 +71,55 @@ pub fn run(cmd: &HubCommand, json_out: bool) -> Result<u8> {
             }
             Ok(EXIT_OK)
         }
+        HubCommand::SetPassphrase {
+            share,
+            passphrase_file,
+        } => {
+            let home = ferry_core::library::library_dir()?;
+            let book = HubBook::open(&home)?;
+            let Some(hub) = book.share_hub(share)? else {
+                return Err(crate::output::NotFound(format!(
+                    "share {share} does not go through a hub here; see `ferry share list`"
+                ))
+                .into());
+            };
+            let text = std::fs::read_to_string(passphrase_file)
+                .with_context(|| format!("reading {}", passphrase_file.display()))?;
+            ferry_hub::client::set_passphrase(&home, share, &text)?;
+            if json_out {
+                output::print(json!({"share": share, "hub": hub, "passphrase": "pending"}))?;
+            } else {
+                println!("the daemon wraps share {share}'s keys for the passphrase at its next sync with the hub");
+            }
+            Ok(EXIT_OK)
+        }
+        HubCommand::Restore {
+            share,
+            hub,
+            passphrase_file,
+        } => {
+            let home = ferry_core::library::library_dir()?;
+            known_hub(hub)?;
+            let text = std::fs::read_to_string(passphrase_file)
+                .with_context(|| format!("reading {}", passphrase_file.display()))?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the runtime")?;
+            let epochs = rt.block_on(ferry_hub::client::restore(&home, hub, share, &text))?;
+            if json_out {
+                output::print(json!({"share": share, "hub": hub.to_string(), "epochs": epochs}))?;
+            } else {
+                println!("this device is a member of share {share} again; the daemon lists its offer (`ferry share list`), then `ferry accept {share} DIR`");
+            }
+            Ok(EXIT_OK)
+        }
         HubCommand::List => {
             let book = HubBook::open(&ferry_core::library::library_dir()?)?;
             let hubs = book.hubs()?;
             if json_out {
                 let rows: Vec<_> = (hubs.iter())
-                    .map(|h| json!({"id": h.id, "addr": h.addr}))
+                    .map(|h| json!({"id": h.id, "addr": h.addr, "addrs": h.addrs()}))
                     .collect();
                 output::print(json!({ "hubs": rows }))?;
             } else if hubs.is_empty() {

@@ -44,6 +44,9 @@ pub fn share(args: &ShareArgs, json_out: bool) -> Result<u8> {
             }
             Ok(EXIT_OK)
         }
+        (Some(ShareCommand::RemoveDevice { share, device }), _) => {
+            remove_device(&home, share, device, json_out)
+        }
         (None, Some(dir)) if args.with.is_empty() && args.bandwidth_limit.is_some() => {
             // A folder shared already: change its limit.
             let index = ferry_core::library::open_index()?;
@@ -212,6 +215,51 @@ fn list(home: &Path, json_out: bool) -> Result<u8> {
 }
 
 /// A known device by ID or name.
+/// `ferry share remove-device SHARE DEVICE`.
+fn remove_device(home: &Path, share: &str, device: &str, json_out: bool) -> Result<u8> {
+    // A member need not be a known device any more: its ID is enough.
+    let id = match device.parse::<DeviceId>() {
+        Ok(id) => id,
+        Err(_) => resolve(home, device)?,
+    };
+    let mut index = ferry_core::library::open_index()?;
+    if index.share(share)?.is_none() {
+        return Err(NotFound(format!("no share {share}; see `ferry share list`")).into());
+    }
+    let Some(member) = index.remove_share_member(share, &id.to_string())? else {
+        return Err(NotFound(format!(
+            "{} is not a member of share {share}; see `ferry share list`",
+            id.short()
+        ))
+        .into());
+    };
+    if let Some(conduit) = member.conduit_id {
+        index.remove_conduit(conduit)?;
+    }
+    #[cfg(feature = "hub")]
+    let hub = {
+        let book = ferry_hub::client::HubBook::open(home)?;
+        let hub = book.share_hub(share)?;
+        if hub.is_some() {
+            book.add_removal(share, &id.to_string())?;
+        }
+        hub
+    };
+    #[cfg(not(feature = "hub"))]
+    let hub: Option<String> = None;
+    if json_out {
+        output::print(json!({"share": share, "removed": id, "hub": hub}))?;
+    } else {
+        println!("removed {} from share {share}", id.short());
+        if hub.is_some() {
+            println!(
+                "the daemon tells the share's hub and starts a new key epoch the removed device cannot read"
+            );
+        }
+    }
+    Ok(EXIT_OK)
+}
+
 fn resolve(home: &Path, device: &str) -> Result<DeviceId> {
     let not_known = || {
         NotFound(format!(

@@ -518,3 +518,429 @@ fn two_hub_nodes_on_one_postgresql_and_one_s3_store_serve_one_share() {
     one.stop();
     two.stop();
 }
+
+/// Every log record the hub holds for `share`: (device, upto, sealed batch).
+fn hub_log_records(hub: &Hub, share: &str) -> Vec<(String, u64, Vec<u8>)> {
+    let db = Connection::open_with_flags(hub.home.join("hub.db"), OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .unwrap();
+    let mut st = db
+        .prepare(
+            "SELECT device_id, upto, batch FROM logs WHERE share = ?1 ORDER BY device_id, upto",
+        )
+        .unwrap();
+    st.query_map([share], |r| {
+        Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?))
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+/// `device`'s key slot of `epoch` in `share`, as the hub stores it.
+fn hub_slot(hub: &Hub, share: &str, epoch: u32, device: &str) -> Option<Vec<u8>> {
+    let db = Connection::open_with_flags(hub.home.join("hub.db"), OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .ok()?;
+    db.query_row(
+        "SELECT slot FROM key_slots WHERE share = ?1 AND epoch = ?2 AND label = ?3",
+        rusqlite::params![share, epoch, device],
+        |r| r.get(0),
+    )
+    .ok()
+}
+
+fn sealed_epoch(sealed: &[u8]) -> u32 {
+    u32::from_be_bytes(sealed[1..5].try_into().unwrap())
+}
+
+/// Three devices share a folder through the hub; A removes C. The hub stops serving C,
+/// a new key epoch starts for A and B, and everything pushed afterwards (log records
+/// and objects) is sealed under it: C's old key material (its age identity and its
+/// epoch-1 slot, which still open the old records) opens none of it, not even with
+/// the header's epoch rewritten, while B's opens it. A and B keep syncing both ways.
+#[test]
+fn a_removed_device_cannot_read_what_is_pushed_after_its_removal() {
+    use ferry_hub::{Epoch, KeySlot, ObjectId, ShareId};
+    const BATCH_VERSION: u64 = 1 << 63;
+    let (mut a, mut b, mut c) = (Device::new(), Device::new(), Device::new());
+    let (ida, idb, idc) = (a.id(), b.id(), c.id());
+    let mut hub = Hub::start(&[&ida]);
+    for (d, others) in [
+        (&a, [(&idb, "b"), (&idc, "c")]),
+        (&b, [(&ida, "a"), (&idc, "c")]),
+        (&c, [(&ida, "a"), (&idb, "b")]),
+    ] {
+        for (id, name) in others {
+            d.json(&["device", "add", id, "--name", name]);
+        }
+        d.json(&["hub", "add", &hub.addr, "--id", &hub.id]);
+    }
+    let fa = a.tmp.path().join("team");
+    let (fb, fc) = (b.tmp.path().join("team-b"), c.tmp.path().join("team-c"));
+    std::fs::create_dir_all(&fa).unwrap();
+    std::fs::write(fa.join("before.txt"), "everyone may read this").unwrap();
+    let out = a.json(&[
+        "share",
+        fa.to_str().unwrap(),
+        "--with",
+        "b",
+        "--with",
+        "c",
+        "--hub",
+        &hub.id,
+    ]);
+    let share = out["share"]["id"].as_str().unwrap().to_string();
+    for d in [&mut a, &mut b, &mut c] {
+        d.start();
+    }
+    for (d, f) in [(&b, &fb), (&c, &fc)] {
+        wait_for("the offer through the hub", || {
+            d.json(&["share", "list"])["offers"]
+                .as_array()
+                .is_some_and(|o| o.iter().any(|o| o["share"] == share.as_str()))
+        });
+        d.json(&["accept", &share, f.to_str().unwrap()]);
+    }
+    wait_for("the first copy on B and C", || {
+        readable_files(&fa) == readable_files(&fb) && readable_files(&fa) == readable_files(&fc)
+    });
+    let c_slot_1 = hub_slot(&hub, &share, 1, &idc).expect("C had a slot in epoch 1");
+    let b_members = b.json(&["share", "list"])["shares"][0]["members"].to_string();
+    assert!(b_members.contains(&idc), "{b_members}");
+
+    // A removes C.
+    let out = a.json(&["share", "remove-device", &share, "c"]);
+    assert_eq!(out["removed"], idc.as_str(), "{out}");
+    assert_eq!(out["hub"], hub.id.as_str(), "{out}");
+    let members = a.json(&["share", "list"]);
+    assert!(!members.to_string().contains(&idc), "{members}");
+    wait_for("epoch 2 for A and B only", || {
+        hub_slot(&hub, &share, 2, &ida).is_some() && hub_slot(&hub, &share, 2, &idb).is_some()
+    });
+    assert!(hub_slot(&hub, &share, 2, &idc).is_none());
+    wait_for("the hub refusing C", || {
+        hub.log().contains(&format!("refused device {idc}"))
+    });
+
+    // A and B keep syncing, both ways.
+    let secret = b"written after C was removed: C must never read this".as_slice();
+    std::fs::write(fa.join("after.txt"), secret).unwrap();
+    wait_for("A's new file on B", || {
+        std::fs::read(fb.join("after.txt")).is_ok_and(|t| t == secret)
+    });
+    let reply = b"B's answer, also after the removal".as_slice();
+    std::fs::write(fb.join("reply.txt"), reply).unwrap();
+    wait_for("B's new file on A", || {
+        std::fs::read(fa.join("reply.txt")).is_ok_and(|t| t == reply)
+    });
+    wait_pushed(&hub, &b, &idb, &fb, "reply.txt", reply);
+    assert!(!fc.join("after.txt").exists() && !fc.join("reply.txt").exists());
+    wait_for("C removed from the share on B too", || {
+        let members = b.json(&["share", "list"])["shares"][0]["members"].to_string();
+        members.contains(&ida) && !members.contains(&idc)
+    });
+    for d in [&mut a, &mut b, &mut c] {
+        d.stop();
+    }
+    hub.stop();
+
+    // C's old key material still opens epoch 1...
+    let sid: ShareId = share.parse().unwrap();
+    let c_age = ferry_hub::client::age_identity(&c.home).unwrap();
+    let c_keys = KeySlot::from_bytes(&c_slot_1)
+        .unwrap()
+        .open_with_device(&sid, Epoch(1), &c_age)
+        .unwrap();
+    let b_age = ferry_hub::client::age_identity(&b.home).unwrap();
+    let b_slot_2 = hub_slot(&hub, &share, 2, &idb).unwrap();
+    let b_keys = KeySlot::from_bytes(&b_slot_2)
+        .unwrap()
+        .open_with_device(&sid, Epoch(2), &b_age)
+        .unwrap();
+    let records = hub_log_records(&hub, &share);
+    let old: Vec<_> = records.iter().filter(|r| sealed_epoch(&r.2) == 1).collect();
+    assert!(!old.is_empty());
+    for (_, upto, batch) in &old {
+        c_keys.open_manifest(BATCH_VERSION | upto, batch).unwrap();
+    }
+    // ...but none of what came after: the records holding the new files are epoch 2.
+    let new: Vec<_> = records.iter().filter(|r| sealed_epoch(&r.2) >= 2).collect();
+    let mut seen = (false, false);
+    for (_, upto, batch) in &new {
+        assert_eq!(sealed_epoch(batch), 2);
+        assert!(c_keys.open_manifest(BATCH_VERSION | upto, batch).is_err());
+        let mut relabelled = batch.clone();
+        relabelled[1..5].copy_from_slice(&1u32.to_be_bytes());
+        assert!(c_keys
+            .open_manifest(BATCH_VERSION | upto, &relabelled)
+            .is_err());
+        let plain = b_keys.open_manifest(BATCH_VERSION | upto, batch).unwrap();
+        let has = |needle: &[u8]| plain.windows(needle.len()).any(|w| w == needle);
+        seen.0 |= has(b"after.txt");
+        seen.1 |= has(b"reply.txt");
+    }
+    assert_eq!(seen, (true, true), "both new files came in epoch-2 records");
+    let c_reads_a_new_name = records.iter().any(|(_, upto, batch)| {
+        (c_keys.open_manifest(BATCH_VERSION | upto, batch))
+            .is_ok_and(|p| p.windows(9).any(|w| w == b"after.txt" || w == b"reply.txt"))
+    });
+    assert!(!c_reads_a_new_name, "C opened a record naming a new file");
+    // Objects: those sealed under epoch 2 do not open with C's keys; B's open them,
+    // and one of them is the new file's content.
+    let mut found = false;
+    let mut epoch2 = 0;
+    for path in ferry_testkit::files_below(&hub.home.join("blobs")) {
+        let sealed = std::fs::read(&path).unwrap();
+        if sealed_epoch(&sealed) < 2 {
+            continue;
+        }
+        epoch2 += 1;
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let raw: Vec<u8> = (0..32)
+            .map(|i| u8::from_str_radix(&name[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        let id = ObjectId::from_bytes(raw.try_into().unwrap());
+        assert!(c_keys.open_object(&id, &sealed).is_err());
+        let mut relabelled = sealed.clone();
+        relabelled[1..5].copy_from_slice(&1u32.to_be_bytes());
+        assert!(c_keys.open_object(&id, &relabelled).is_err());
+        found |= b_keys.open_object(&id, &sealed).unwrap() == secret;
+    }
+    assert!(epoch2 >= 2 && found, "{epoch2} objects of epoch 2");
+}
+
+/// `ferry hub serve --quota-per-share`: a share whose folder does not fit gets a clear
+/// error in the device's log, and the hub stores no more than the quota (the bytes it
+/// counts are the bytes in its blobs and logs).
+#[test]
+fn a_share_past_the_hub_quota_gets_a_clear_error_and_the_hub_stores_no_more() {
+    let (mut a, mut b) = (Device::new(), Device::new());
+    let (ida, idb) = (a.id(), b.id());
+    let quota = 300 * 1024;
+    let mut hub = Hub::start_with(&[&ida], &["--quota-per-share".into(), "300K".into()], None);
+    for (d, other, name) in [(&a, &idb, "laptop"), (&b, &ida, "desktop")] {
+        d.json(&["device", "add", other, "--name", name]);
+        d.json(&["hub", "add", &hub.addr, "--id", &hub.id]);
+    }
+    let fa = a.tmp.path().join("big-folder");
+    let fb = b.tmp.path().join("big-folder-copy");
+    std::fs::create_dir_all(&fa).unwrap();
+    std::fs::write(fa.join("small.txt"), "fits").unwrap();
+    std::fs::write(fa.join("big.bin"), ferry_testkit::noise(2 << 20, 5)).unwrap();
+    let share = share_through_hub(&hub, &mut a, &mut b, &fa, &fb);
+    let waited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for("the quota error in A's log", || {
+            a.log().contains("is over its quota on this hub")
+        })
+    }));
+    assert!(
+        waited.is_ok(),
+        "A's log:\n{}\nthe hub's log:\n{}",
+        a.log(),
+        hub.log()
+    );
+    a.stop();
+    b.stop();
+    hub.stop();
+    assert!(!fb.join("big.bin").exists());
+    let log = a.log();
+    let line = log.lines().find(|l| l.contains("over its quota")).unwrap();
+    assert!(line.contains("WARN") && line.contains(&share), "{line}");
+    let blob_bytes: u64 = ferry_testkit::files_below(&hub.home.join("blobs"))
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    let db = Connection::open_with_flags(hub.home.join("hub.db"), OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .unwrap();
+    let log_bytes: i64 = db
+        .query_row(
+            "SELECT COALESCE(SUM(LENGTH(batch)), 0) FROM logs WHERE share = ?1",
+            [&share],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let counted: i64 = db
+        .query_row(
+            "SELECT bytes FROM share_usage WHERE share = ?1",
+            [&share],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(blob_bytes > 0, "what fits is stored");
+    assert_eq!(counted as u64, blob_bytes + log_bytes as u64);
+    assert!(
+        counted as u64 <= quota,
+        "{counted} bytes over the {quota}-byte quota"
+    );
+}
+
+/// A sets a passphrase on a hub share (`ferry hub set-passphrase`); with A and B off, a
+/// new device D restores access with it (`ferry hub restore`): a wrong passphrase is a
+/// clear error and makes D nothing; the right one makes D a member, the share is
+/// offered, and after `ferry accept` D gets the whole folder from the hub alone.
+#[test]
+fn a_passphrase_restores_a_hub_share_on_a_new_device_with_no_member_online() {
+    let (mut hub, mut a, mut b, _, _) = setup();
+    let fa = a.tmp.path().join("photos");
+    let fb = b.tmp.path().join("photos-b");
+    std::fs::create_dir_all(fa.join("2026")).unwrap();
+    std::fs::write(fa.join("2026/beach.jpg"), ferry_testkit::noise(700_000, 4)).unwrap();
+    std::fs::write(fa.join("list.txt"), "what to keep").unwrap();
+    let share = share_through_hub(&hub, &mut a, &mut b, &fa, &fb);
+    wait_for("the first copy on B", || {
+        readable_files(&fa) == readable_files(&fb)
+    });
+    let pass = a.tmp.path().join("pass.txt");
+    std::fs::write(&pass, "correct horse battery staple\n").unwrap();
+    let short = a.tmp.path().join("short.txt");
+    std::fs::write(&short, "short\n").unwrap();
+    let out = a
+        .cmd()
+        .args(["hub", "set-passphrase", &share, "--passphrase-file"])
+        .arg(&short)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 8 characters"));
+    a.json(&[
+        "hub",
+        "set-passphrase",
+        &share,
+        "--passphrase-file",
+        pass.to_str().unwrap(),
+    ]);
+    let pending = a.home.join(format!("hub-passphrase-{share}"));
+    wait_for("the passphrase slot on the hub", || {
+        hub_slot(&hub, &share, 1, "passphrase").is_some() && !pending.exists()
+    });
+    a.stop();
+    b.stop();
+
+    let mut d = Device::new();
+    let idd = d.id();
+    d.json(&["hub", "add", &hub.addr, "--id", &hub.id]);
+    let wrong = d.tmp.path().join("wrong.txt");
+    std::fs::write(&wrong, "incorrect horse battery staple").unwrap();
+    let out = d
+        .cmd()
+        .args([
+            "hub",
+            "restore",
+            &share,
+            "--hub",
+            &hub.id,
+            "--passphrase-file",
+        ])
+        .arg(&wrong)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no such share with that passphrase"), "{err}");
+    let member = |id: &str| {
+        let db =
+            Connection::open_with_flags(hub.home.join("hub.db"), OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .unwrap();
+        db.query_row(
+            "SELECT COUNT(*) FROM devices WHERE share = ?1 AND device_id = ?2",
+            [&share, id],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap()
+            == 1
+    };
+    assert!(!member(&idd), "a wrong passphrase makes no member");
+    let out = d.json(&[
+        "hub",
+        "restore",
+        &share,
+        "--hub",
+        &hub.id,
+        "--passphrase-file",
+        pass.to_str().unwrap(),
+    ]);
+    assert_eq!(out["epochs"], 1, "{out}");
+    assert!(member(&idd));
+    d.start();
+    wait_for("the offer on D", || {
+        d.json(&["share", "list"])["offers"]
+            .as_array()
+            .is_some_and(|o| o.iter().any(|o| o["share"] == share.as_str()))
+    });
+    let fd = d.tmp.path().join("photos-restored");
+    d.json(&["accept", &share, fd.to_str().unwrap()]);
+    wait_for("the folder on D from the hub alone", || {
+        readable_files(&fa) == readable_files(&fd)
+    });
+    d.stop();
+    hub.stop();
+}
+
+/// Two nodes of one hub (one PostgreSQL, one S3 store); both devices know both
+/// addresses, node one first. Node one, where A is, is killed (SIGKILL): A (and B, if
+/// it was there) moves to node two and the two keep syncing both ways.
+#[test]
+fn devices_move_to_the_other_node_when_their_hub_node_is_killed() {
+    let pg = services::Postgres::start();
+    let s3 = services::Moto::start("ferry-hub");
+    let (a, b) = (Device::new(), Device::new());
+    let (ida, idb) = (a.id(), b.id());
+    let args = vec![
+        "--db".to_string(),
+        pg.config(),
+        "--store".to_string(),
+        s3.url("ferry-hub"),
+    ];
+    let mut one = Hub::start_with(&[&ida], &args, None);
+    let mut two = Hub::start_with(&[], &args, Some(&one));
+    for (d, other, name) in [(&a, &idb, "laptop"), (&b, &ida, "desktop")] {
+        d.json(&["device", "add", other, "--name", name]);
+        d.json(&["hub", "add", &one.addr, "--id", &one.id]);
+        d.json(&["hub", "add", &two.addr, "--id", &two.id]);
+    }
+    let listed = a.json(&["hub", "list"]);
+    assert_eq!(
+        listed["hubs"][0]["addrs"].as_array().unwrap().len(),
+        2,
+        "{listed}"
+    );
+    let (mut a, mut b) = (a, b);
+    let fa = a.tmp.path().join("shared");
+    let fb = b.tmp.path().join("shared-here");
+    std::fs::create_dir_all(&fa).unwrap();
+    std::fs::write(fa.join("before.txt"), "through node one").unwrap();
+    share_through_hub(&one, &mut a, &mut b, &fa, &fb);
+    wait_for("the first copy through node one", || {
+        readable_files(&fa) == readable_files(&fb)
+    });
+    // A (allowed from the start) is on node one; B may be on either (it was refused
+    // until A made it a member, and a refused dial moves to the next address).
+    let on = |node: &Hub, id: &str| {
+        node.log()
+            .contains(&format!("device {} connected", &id[..7]))
+    };
+    assert!(on(&one, &ida) && !on(&two, &ida));
+    // Node one dies.
+    let killed = std::time::Instant::now();
+    if let Some(mut c) = one.child.take() {
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+    std::fs::write(fa.join("after.txt"), "A, after node one died").unwrap();
+    std::fs::write(fa.join("big.bin"), ferry_testkit::noise(1 << 20, 8)).unwrap();
+    wait_for("A's changes on B through node two", || {
+        std::fs::read(fb.join("after.txt")).is_ok_and(|t| t == b"A, after node one died")
+            && readable_files(&fa) == readable_files(&fb)
+    });
+    eprintln!(
+        "A's change on B {:?} after node one was killed",
+        killed.elapsed()
+    );
+    std::fs::write(fb.join("reply.txt"), "B, through node two").unwrap();
+    wait_for("B's change on A through node two", || {
+        std::fs::read(fa.join("reply.txt")).is_ok_and(|t| t == b"B, through node two")
+    });
+    assert!(on(&two, &ida) && on(&two, &idb), "both on node two now");
+    a.stop();
+    b.stop();
+    two.stop();
+}

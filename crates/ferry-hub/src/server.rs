@@ -26,6 +26,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// The label of a share's passphrase slot.
+pub const PASSPHRASE_LABEL: &str = "passphrase";
 /// Log records per `ReadLog` reply (each at most [`MAX_BATCH`]; the frame cap bounds
 /// the sum, so replies stop early when they would not fit).
 const LOG_RECORDS_PER_REPLY: u32 = 16;
@@ -45,6 +47,8 @@ pub struct HubConfig {
     pub db: Option<String>,
     /// Devices allowed to create shares.
     pub allow: Vec<String>,
+    /// Bytes each share may store (sealed objects and log records), if limited.
+    pub quota_per_share: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,11 +122,11 @@ pub async fn serve(config: HubConfig) -> Result<RunningHub, ServeError> {
             // Several nodes may serve the same shares: changes reach every node's
             // devices through PostgreSQL's LISTEN/NOTIFY.
             let changes = meta.changes().await?;
-            start(meta, blobs, endpoint.clone(), &config.allow, Some(changes)).await?
+            start(meta, blobs, endpoint.clone(), &config, Some(changes)).await?
         }
         Some(_) | None => {
             let meta = SqliteMeta::open(&config.home.join("hub.db"))?;
-            start(meta, blobs, endpoint.clone(), &config.allow, None).await?
+            start(meta, blobs, endpoint.clone(), &config, None).await?
         }
     };
     tracing::info!("hub {id} listening on {:?}", endpoint.bound_sockets());
@@ -136,7 +140,7 @@ async fn bind(identity: &Identity, listen: SocketAddr) -> Result<Endpoint, Serve
     };
     Endpoint::builder(presets::Minimal)
         .secret_key(identity.secret_key().clone())
-        .alpns(vec![HUB_ALPN.to_vec()])
+        .alpns(vec![HUB_ALPN.to_vec(), HUB_RESTORE_ALPN.to_vec()])
         .clear_ip_transports()
         .bind_addr(listen)
         .map_err(|e| err(e.to_string()))?
@@ -149,10 +153,10 @@ async fn start<M: MetaStore + 'static>(
     meta: M,
     blobs: BlobStore,
     endpoint: Endpoint,
-    allow: &[String],
+    config: &HubConfig,
     changes: Option<tokio::sync::mpsc::UnboundedReceiver<ShareId>>,
 ) -> Result<tokio::task::JoinHandle<()>, ServeError> {
-    for d in allow {
+    for d in &config.allow {
         meta.allow_device(d).await?;
     }
     let hub = Arc::new(Hub {
@@ -160,6 +164,7 @@ async fn start<M: MetaStore + 'static>(
         blobs,
         conns: Mutex::new(HashMap::new()),
         cluster: AtomicBool::new(changes.is_some()),
+        quota: config.quota_per_share,
     });
     if let Some(mut changes) = changes {
         let hub = hub.clone();
@@ -198,6 +203,8 @@ struct Hub<M> {
     /// Changes are announced by the database to every node (this one included), so
     /// this node does not tell its devices itself.
     cluster: AtomicBool,
+    /// Bytes each share may store, if limited.
+    quota: Option<u64>,
 }
 
 type Res<T> = Result<T, Reply>;
@@ -215,6 +222,9 @@ impl<M: MetaStore + 'static> Hub<M> {
     async fn connected(self: Arc<Self>, conn: Connection) {
         let device = DeviceId::from_public_key(conn.remote_id());
         let d = device.to_string();
+        if conn.alpn() == HUB_RESTORE_ALPN {
+            return self.restore_connection(device, conn).await;
+        }
         let admitted = match self.meta.is_allowed(&d).await {
             Ok(true) => true,
             Ok(false) => match self.meta.member_shares(&d).await {
@@ -270,6 +280,81 @@ impl<M: MetaStore + 'static> Hub<M> {
         tracing::info!("device {} disconnected", device.short());
     }
 
+    /// A connection for `Restore` only: one request per stream, from any device.
+    async fn restore_connection(self: Arc<Self>, device: DeviceId, conn: Connection) {
+        while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+            let reply = match read_msg::<_, Request>(&mut recv).await {
+                Ok(Some(Request {
+                    req: Some(Req::Restore(r)),
+                })) => self.restore(&device, r).await,
+                Ok(Some(_)) => Err(invalid("only Restore on this connection")),
+                Ok(None) => return,
+                Err(e) => Err(invalid(e.to_string())),
+            };
+            let _ = write_msg(&mut send, &reply.unwrap_or_else(|e| e)).await;
+            let _ = send.finish();
+        }
+    }
+
+    async fn restore(&self, device: &DeviceId, r: Restore) -> Res<Reply> {
+        let d = device.to_string();
+        let share: ShareId = r.share_id.parse().map_err(|_| invalid("not a share ID"))?;
+        let refused = || {
+            Reply::error(
+                ErrorCode::Refused,
+                "no such share with that passphrase on this hub",
+            )
+        };
+        let Some(verifier) = self.meta.restore_verifier(&share).await.map_err(internal)? else {
+            return Err(refused());
+        };
+        let given = crate::restore_verifier(&r.token);
+        // Compared as BLAKE3 hashes of both (constant time).
+        if blake3::hash(&given) != blake3::hash(&verifier) {
+            tracing::info!(
+                "share {share}: a wrong restore token from {}",
+                device.short()
+            );
+            return Err(refused());
+        }
+        if (self.meta.removed_devices(&share).await.map_err(internal)?).contains(&d) {
+            return Err(Reply::error(
+                ErrorCode::Refused,
+                "this device was removed from that share",
+            ));
+        }
+        let members = self.meta.devices(&share).await.map_err(internal)?;
+        if !members.iter().any(|m| m.device_id == d) {
+            let rec = DeviceRecord {
+                device_id: d.clone(),
+                recipient: String::new(),
+            };
+            self.meta.add_device(&share, &rec).await.map_err(internal)?;
+            tracing::info!(
+                "share {share}: device {} joined with the passphrase",
+                device.short()
+            );
+        }
+        let latest = self.meta.latest_epoch(&share).await.map_err(internal)?;
+        let mut slots = Vec::new();
+        for e in 1..=latest.map_or(0, |e| e.0) {
+            let slot = (self.meta.key_slots(&share, Epoch(e)).await)
+                .map_err(internal)?
+                .into_iter()
+                .find(|s| s.label == PASSPHRASE_LABEL);
+            if let Some(s) = slot {
+                slots.push(EpochSlot {
+                    epoch: e,
+                    slot: s.slot,
+                });
+            }
+        }
+        self.changed(&share, device).await;
+        Ok(Reply {
+            rep: Some(Rep::Restore(RestoreReply { slots })),
+        })
+    }
+
     async fn answer(&self, device: DeviceId, req: Request) -> Res<Reply> {
         let d = device.to_string();
         match req.req {
@@ -294,9 +379,14 @@ impl<M: MetaStore + 'static> Hub<M> {
                     return Err(invalid("an epoch from 1 and 1 to 1024 slots"));
                 }
                 let latest = self.meta.latest_epoch(&share).await.map_err(internal)?;
-                if latest.is_some_and(|e| r.epoch < e.0) || r.epoch > latest.map_or(1, |e| e.0 + 1)
-                {
-                    return Err(invalid("slots for an epoch that is not the latest or next"));
+                let next = latest.map_or(1, |e| e.0 + 1);
+                if r.new_epoch && r.epoch != next {
+                    return Err(conflict(u64::from(next - 1)));
+                }
+                // Slots are added to an epoch the share has (a member joining gets
+                // every epoch's keys, to read the history), or start the first.
+                if !r.new_epoch && r.epoch > latest.map_or(1, |e| e.0) {
+                    return Err(invalid("slots for an epoch the share does not have"));
                 }
                 let mut slots = Vec::new();
                 for s in r.slots {
@@ -308,12 +398,56 @@ impl<M: MetaStore + 'static> Hub<M> {
                         slot: s.slot,
                     });
                 }
+                if r.new_epoch || latest.is_none() {
+                    let created = (self.meta.create_epoch(&share, Epoch(r.epoch), &slots).await)
+                        .map_err(internal)?;
+                    if !created {
+                        return Err(conflict(u64::from(r.epoch - 1)));
+                    }
+                    if r.epoch > 1 {
+                        // A rotation: the passphrase may be known to the removed device;
+                        // it lets no one in until a member sets one again.
+                        (self.meta.set_restore_verifier(&share, None).await).map_err(internal)?;
+                    }
+                } else {
+                    (self
+                        .meta
+                        .put_key_slots(&share, Epoch(r.epoch), &slots)
+                        .await)
+                        .map_err(internal)?;
+                }
+                self.changed(&share, &device).await;
+                Ok(Reply::ok())
+            }
+            Some(Req::SetRestore(r)) => {
+                let share = self.member(&d, &r.share_id).await?;
+                if r.verifier.len() != 32 {
+                    return Err(invalid("a restore verifier is 32 bytes"));
+                }
                 (self
                     .meta
-                    .put_key_slots(&share, Epoch(r.epoch), &slots)
+                    .set_restore_verifier(&share, Some(&r.verifier))
                     .await)
                     .map_err(internal)?;
+                Ok(Reply::ok())
+            }
+            Some(Req::Restore(_)) => Err(invalid("Restore goes on its own connection")),
+            Some(Req::RemoveMember(r)) => {
+                let share = self.member(&d, &r.share_id).await?;
+                let gone: DeviceId = (r.device_id.parse())
+                    .map_err(|_| invalid(format!("{:?} is not a device ID", r.device_id)))?;
+                let g = gone.to_string();
+                self.meta
+                    .remove_device(&share, &g)
+                    .await
+                    .map_err(internal)?;
+                tracing::info!(
+                    "share {share}: device {} removed by {}",
+                    gone.short(),
+                    device.short()
+                );
                 self.changed(&share, &device).await;
+                self.close_if_unserved(&gone).await;
                 Ok(Reply::ok())
             }
             Some(Req::PutHead(r)) => {
@@ -356,13 +490,22 @@ impl<M: MetaStore + 'static> Hub<M> {
                 let id = object_id(&r.id)?;
                 check_sealed(&r.data, MAX_OBJECT)?;
                 self.check_epoch(&share, &r.data).await?;
-                match self
-                    .blobs
-                    .put(&share, &id, r.data)
-                    .await
-                    .map_err(internal)?
-                {
-                    PutOutcome::Stored | PutOutcome::AlreadyPresent => Ok(Reply::ok()),
+                // Stored already: nothing to count (without a quota, the put finds out).
+                if self.quota.is_some() && self.blobs.exists(&share, &id).await.map_err(internal)? {
+                    return Ok(Reply::ok());
+                }
+                let len = r.data.len() as u64;
+                self.reserve(&share, len).await?;
+                match self.blobs.put(&share, &id, r.data).await {
+                    Ok(PutOutcome::Stored) => Ok(Reply::ok()),
+                    Ok(PutOutcome::AlreadyPresent) => {
+                        self.release(&share, len).await;
+                        Ok(Reply::ok())
+                    }
+                    Err(e) => {
+                        self.release(&share, len).await;
+                        Err(internal(e))
+                    }
                 }
             }
             Some(Req::GetObject(r)) => {
@@ -380,17 +523,24 @@ impl<M: MetaStore + 'static> Hub<M> {
                 let share = self.member(&d, &r.share_id).await?;
                 check_sealed(&r.batch, MAX_BATCH)?;
                 self.check_epoch(&share, &r.batch).await?;
-                match (self
-                    .meta
+                let len = r.batch.len() as u64;
+                self.reserve(&share, len).await?;
+                match (self.meta)
                     .append_log(&share, &d, r.after, r.upto, &r.batch)
-                    .await)
-                    .map_err(internal)?
+                    .await
                 {
-                    AppendOutcome::Appended => {
+                    Ok(AppendOutcome::Appended) => {
                         self.changed(&share, &device).await;
                         Ok(Reply::ok())
                     }
-                    AppendOutcome::Conflict { head } => Err(conflict(head)),
+                    Ok(AppendOutcome::Conflict { head }) => {
+                        self.release(&share, len).await;
+                        Err(conflict(head))
+                    }
+                    Err(e) => {
+                        self.release(&share, len).await;
+                        Err(internal(e))
+                    }
                 }
             }
             Some(Req::ReadLog(r)) => {
@@ -435,6 +585,30 @@ impl<M: MetaStore + 'static> Hub<M> {
         }
     }
 
+    /// Counts `len` bytes more for `share`, or refuses the upload past its quota.
+    async fn reserve(&self, share: &ShareId, len: u64) -> Res<()> {
+        if (self.meta.reserve_bytes(share, len, self.quota).await).map_err(internal)? {
+            return Ok(());
+        }
+        let used = self.meta.stored_bytes(share).await.map_err(internal)?;
+        let quota = self.quota.unwrap_or(u64::MAX);
+        tracing::info!("share {share}: an upload of {len} bytes refused (quota)");
+        Err(Reply::error(
+            ErrorCode::OverQuota,
+            format!(
+                "share {share} is over its quota on this hub: {used} of {quota} bytes stored, \
+                 this upload is {len} bytes; nothing was stored"
+            ),
+        ))
+    }
+
+    /// Takes back bytes counted for an upload that stored nothing.
+    async fn release(&self, share: &ShareId, len: u64) {
+        if let Err(e) = self.meta.release_bytes(share, len).await {
+            tracing::warn!("store: {e}");
+        }
+    }
+
     /// A sealed blob's epoch must be one the share has key slots for.
     async fn check_epoch(&self, share: &ShareId, sealed: &[u8]) -> Res<()> {
         let epoch = sealed
@@ -444,8 +618,38 @@ impl<M: MetaStore + 'static> Hub<M> {
             .ok_or_else(|| invalid("truncated"))?;
         let latest = self.meta.latest_epoch(share).await.map_err(internal)?;
         match latest {
-            Some(l) if epoch >= 1 && epoch <= l.0 => Ok(()),
+            Some(l) if epoch == l.0 => Ok(()),
+            Some(l) if epoch >= 1 && epoch < l.0 => Err(invalid(format!(
+                "sealed under epoch {epoch}; the share is at epoch {} (a device was removed)",
+                l.0
+            ))),
             _ => Err(invalid("sealed under an epoch this share does not have")),
+        }
+    }
+
+    /// Closes `device`'s connections if this hub no longer serves it (removed from its
+    /// last share and not allowed to create shares).
+    async fn close_if_unserved(&self, device: &DeviceId) {
+        let d = device.to_string();
+        let served = match (
+            self.meta.is_allowed(&d).await,
+            self.meta.member_shares(&d).await,
+        ) {
+            (Ok(allowed), Ok(shares)) => allowed || !shares.is_empty(),
+            _ => return,
+        };
+        if served {
+            return;
+        }
+        let conns = match self.conns.lock() {
+            Ok(mut c) => c.remove(device).unwrap_or_default(),
+            Err(_) => return,
+        };
+        for c in conns {
+            c.close(
+                VarInt::from_u32(CLOSE_UNKNOWN_DEVICE),
+                b"this hub does not serve this device",
+            );
         }
     }
 
@@ -457,6 +661,21 @@ impl<M: MetaStore + 'static> Hub<M> {
                 Some(e) => self.meta.key_slots(&share, e).await.map_err(internal)?,
                 None => Vec::new(),
             };
+            let mut older_slots = Vec::new();
+            for e in 1..epoch.map_or(1, |e| e.0) {
+                let mine = (self.meta.key_slots(&share, Epoch(e)).await)
+                    .map_err(internal)?
+                    .into_iter()
+                    .find(|s| s.label == device);
+                if let Some(s) = mine {
+                    older_slots.push(EpochSlot {
+                        epoch: e,
+                        slot: s.slot,
+                    });
+                }
+            }
+            let removed = self.meta.removed_devices(&share).await.map_err(internal)?;
+            let slot_holders = slots.iter().map(|s| s.label.clone()).collect();
             let members = (self
                 .meta
                 .devices(&share)
@@ -489,6 +708,9 @@ impl<M: MetaStore + 'static> Hub<M> {
                 head_version: head.as_ref().map_or(0, |h| h.version),
                 head: head.map(|h| h.manifest).unwrap_or_default(),
                 logs,
+                slot_holders,
+                older_slots,
+                removed,
             });
         }
         Ok(Reply {
@@ -519,10 +741,13 @@ impl<M: MetaStore + 'static> Hub<M> {
                 "not a member of that share",
             ));
         }
+        let removed = self.meta.removed_devices(&share).await.map_err(internal)?;
         let mut all = r.members;
         all.push(device.to_string());
         for m in all {
-            if existing.iter().any(|e| e.device_id == m) {
+            // A removed device is not added back (a member that has not heard of the
+            // removal yet still lists it).
+            if existing.iter().any(|e| e.device_id == m) || removed.contains(&m) {
                 continue;
             }
             let rec = DeviceRecord {

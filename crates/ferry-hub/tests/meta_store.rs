@@ -240,13 +240,119 @@ async fn behaves_like_a_log_store<S: MetaStore>(a: &S, b: &S) {
     assert!(b.log_heads(&other).await.unwrap().is_empty());
 }
 
+/// Removals are remembered; a new epoch starts once, right after the latest, and of
+/// two handles racing to start it exactly one wins with all its slots.
+async fn behaves_like_an_epoch_store<S: MetaStore + 'static>(a: Arc<S>, b: Arc<S>) {
+    let share: ShareId = "s3".parse().unwrap();
+    a.add_device(&share, &device("dev-x", "age1x"))
+        .await
+        .unwrap();
+    assert!(a.removed_devices(&share).await.unwrap().is_empty());
+    assert!(b.remove_device(&share, "dev-x").await.unwrap());
+    assert!(!b.remove_device(&share, "dev-y").await.unwrap());
+    assert_eq!(
+        a.removed_devices(&share).await.unwrap(),
+        vec!["dev-x".to_string(), "dev-y".to_string()]
+    );
+    assert!(a.devices(&share).await.unwrap().is_empty());
+
+    assert_eq!(a.restore_verifier(&share).await.unwrap(), None);
+    a.set_restore_verifier(&share, Some(b"v1")).await.unwrap();
+    b.set_restore_verifier(&share, Some(b"v2")).await.unwrap();
+    assert_eq!(
+        a.restore_verifier(&share).await.unwrap(),
+        Some(b"v2".to_vec())
+    );
+    b.set_restore_verifier(&share, None).await.unwrap();
+    assert_eq!(a.restore_verifier(&share).await.unwrap(), None);
+
+    assert!(!a
+        .create_epoch(&share, Epoch(2), &[slot("dev-a", b"2")])
+        .await
+        .unwrap());
+    assert!(a
+        .create_epoch(&share, Epoch(1), &[slot("dev-a", b"1")])
+        .await
+        .unwrap());
+    assert!(!b
+        .create_epoch(&share, Epoch(1), &[slot("dev-b", b"1'")])
+        .await
+        .unwrap());
+    assert_eq!(
+        a.key_slots(&share, Epoch(1)).await.unwrap(),
+        vec![slot("dev-a", b"1")]
+    );
+    for round in 2..12u32 {
+        let (a2, b2, s2, s3) = (a.clone(), b.clone(), share.clone(), share.clone());
+        let one = tokio::spawn(async move {
+            a2.create_epoch(
+                &s2,
+                Epoch(round),
+                &[slot("dev-a", b"a"), slot("dev-c", b"a")],
+            )
+            .await
+            .unwrap()
+        });
+        let two = tokio::spawn(async move {
+            b2.create_epoch(
+                &s3,
+                Epoch(round),
+                &[slot("dev-a", b"b"), slot("dev-c", b"b")],
+            )
+            .await
+            .unwrap()
+        });
+        let (one, two) = (one.await.unwrap(), two.await.unwrap());
+        assert!(one != two, "round {round}: exactly one rotation wins");
+        let won: &[u8] = if one { b"a" } else { b"b" };
+        assert_eq!(
+            a.key_slots(&share, Epoch(round)).await.unwrap(),
+            vec![slot("dev-a", won), slot("dev-c", won)],
+            "round {round}: the winner's slots only"
+        );
+        assert_eq!(b.latest_epoch(&share).await.unwrap(), Some(Epoch(round)));
+    }
+}
+
+/// Stored bytes per share: a reservation past the limit counts nothing; releases take
+/// bytes back; handles racing to reserve never pass the limit together.
+async fn behaves_like_a_quota_store<S: MetaStore + 'static>(a: Arc<S>, b: Arc<S>) {
+    let share: ShareId = "s4".parse().unwrap();
+    assert_eq!(a.stored_bytes(&share).await.unwrap(), 0);
+    assert!(!a.reserve_bytes(&share, 101, Some(100)).await.unwrap());
+    assert_eq!(a.stored_bytes(&share).await.unwrap(), 0);
+    assert!(a.reserve_bytes(&share, 60, Some(100)).await.unwrap());
+    assert!(!b.reserve_bytes(&share, 41, Some(100)).await.unwrap());
+    assert!(b.reserve_bytes(&share, 40, Some(100)).await.unwrap());
+    assert_eq!(a.stored_bytes(&share).await.unwrap(), 100);
+    assert!(b.reserve_bytes(&share, 5, None).await.unwrap(), "no limit");
+    b.release_bytes(&share, 45).await.unwrap();
+    assert_eq!(a.stored_bytes(&share).await.unwrap(), 60);
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let share = share.clone();
+        tasks.push(tokio::spawn(async move {
+            s.reserve_bytes(&share, 7, Some(200)).await.unwrap()
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        won += u64::from(t.await.unwrap());
+    }
+    assert_eq!(won, (200 - 60) / 7, "exactly as many as fit");
+    assert_eq!(a.stored_bytes(&share).await.unwrap(), 60 + 7 * won);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("hub.db");
     let a = Arc::new(SqliteMeta::open(&path).unwrap());
     let b = Arc::new(SqliteMeta::open(&path).unwrap());
-    behaves_like_a_meta_store(a, b).await;
+    behaves_like_a_meta_store(a.clone(), b.clone()).await;
+    behaves_like_an_epoch_store(a.clone(), b.clone()).await;
+    behaves_like_a_quota_store(a, b).await;
     // Reopened, everything is still there.
     let reopened = SqliteMeta::open(&path).unwrap();
     let share: ShareId = "s1".parse().unwrap();
@@ -266,7 +372,9 @@ async fn postgres() {
     let pg = common::Postgres::start();
     let a = Arc::new(PostgresMeta::connect(&pg.config()).await.unwrap());
     let b = Arc::new(PostgresMeta::connect(&pg.config()).await.unwrap());
-    behaves_like_a_meta_store(a, b).await;
+    behaves_like_a_meta_store(a.clone(), b.clone()).await;
+    behaves_like_an_epoch_store(a.clone(), b.clone()).await;
+    behaves_like_a_quota_store(a, b).await;
     let reconnected = PostgresMeta::connect(&pg.config()).await.unwrap();
     let share: ShareId = "s1".parse().unwrap();
     assert_eq!(

@@ -6,7 +6,7 @@
 use ferry_hub::client::{call, ClientError};
 use ferry_hub::protocol::*;
 use ferry_hub::server::{serve, HubConfig, RunningHub};
-use ferry_hub::{DeviceIdentity, Epoch, ShareId, ShareKeys};
+use ferry_hub::{DeviceIdentity, Epoch, KeySlot, ShareId, ShareKeys};
 use ferry_net::iroh::endpoint::{presets, Connection};
 use ferry_net::iroh::{Endpoint, EndpointAddr};
 use ferry_net::Identity;
@@ -69,6 +69,7 @@ async fn the_hub_admits_members_only_and_stores_only_well_formed_uploads() {
         store: None,
         db: None,
         allow: vec![alice.id().to_string()],
+        quota_per_share: None,
     })
     .await
     .unwrap();
@@ -103,6 +104,7 @@ async fn the_hub_admits_members_only_and_stores_only_well_formed_uploads() {
             label: alice.id().to_string(),
             slot: keys.slot_for_device(&me.recipient()).unwrap().to_bytes(),
         }],
+        new_epoch: true,
     };
     call(&conn, Req::PutSlots(slots)).await.unwrap();
 
@@ -217,5 +219,390 @@ async fn the_hub_admits_members_only_and_stores_only_well_formed_uploads() {
         panic!()
     };
     assert!(l.records.is_empty());
+    hub.shutdown().await;
+}
+
+fn listed(r: Result<Rep, ClientError>) -> HubShare {
+    let Ok(Rep::Shares(mut l)) = r else {
+        panic!("expected shares, got {r:?}")
+    };
+    assert_eq!(l.shares.len(), 1);
+    l.shares.remove(0)
+}
+
+/// Removing a member: the hub stops serving it (its connection is closed when it is
+/// a member of nothing else, and a new one refused), no member can add it back, a new
+/// epoch starts once (a second start of the same epoch is a conflict), and from then
+/// on uploads sealed under the old epoch are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_is_no_longer_served_and_the_old_epoch_is_closed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("hub");
+    let (alice, alice_ep) = device(&tmp.path().join("alice")).await;
+    let (bob, bob_ep) = device(&tmp.path().join("bob")).await;
+    let (carol, carol_ep) = device(&tmp.path().join("carol")).await;
+    let hub = serve(HubConfig {
+        home: home.clone(),
+        listen: ([127, 0, 0, 1], 0).into(),
+        store: None,
+        db: None,
+        allow: vec![alice.id().to_string()],
+        quota_per_share: None,
+    })
+    .await
+    .unwrap();
+    let a = connect(&alice_ep, &hub).await;
+    let share = "s1".to_string();
+    let (b_id, c_id) = (bob.id().to_string(), carol.id().to_string());
+    let create = CreateShare {
+        share_id: share.clone(),
+        members: vec![b_id.clone(), c_id.clone()],
+    };
+    call(&a, Req::CreateShare(create.clone())).await.unwrap();
+    let sid: ShareId = share.parse().unwrap();
+    let one = ShareKeys::generate(&sid, Epoch::FIRST).unwrap();
+    let age = DeviceIdentity::generate();
+    let slots = |keys: &ShareKeys, labels: &[&String], epoch: u32, new_epoch: bool| {
+        Req::PutSlots(PutSlots {
+            share_id: share.clone(),
+            epoch,
+            slots: (labels.iter())
+                .map(|l| SlotMsg {
+                    label: l.to_string(),
+                    slot: keys.slot_for_device(&age.recipient()).unwrap().to_bytes(),
+                })
+                .collect(),
+            new_epoch,
+        })
+    };
+    let a_id = alice.id().to_string();
+    call(&a, slots(&one, &[&a_id, &b_id, &c_id], 1, true))
+        .await
+        .unwrap();
+    let c = connect(&carol_ep, &hub).await;
+    let b = connect(&bob_ep, &hub).await;
+    assert_eq!(
+        listed(call(&c, Req::ListShares(ListShares {})).await).epoch,
+        1
+    );
+
+    // Bob removes Carol.
+    let remove = RemoveMember {
+        share_id: share.clone(),
+        device_id: c_id.clone(),
+    };
+    call(&b, Req::RemoveMember(remove)).await.unwrap();
+    let closed = c.closed().await;
+    assert!(
+        format!("{closed:?}").contains("does not serve"),
+        "{closed:?}"
+    );
+    if let Ok(again) = carol_ep
+        .connect(
+            EndpointAddr::new(hub.id().public_key()).with_ip_addr(hub.local_addrs()[0]),
+            HUB_ALPN,
+        )
+        .await
+    {
+        assert!(call(&again, Req::ListShares(ListShares {})).await.is_err());
+    }
+    // Alice has not heard of it: her CreateShare still lists Carol, who stays out.
+    call(&a, Req::CreateShare(create)).await.unwrap();
+    let hs = listed(call(&a, Req::ListShares(ListShares {})).await);
+    let members: Vec<&str> = hs.members.iter().map(|m| m.device_id.as_str()).collect();
+    assert!(!members.contains(&c_id.as_str()), "{members:?}");
+    assert_eq!(hs.removed, vec![c_id.clone()]);
+    assert!(
+        hs.slot_holders.contains(&c_id),
+        "epoch 1 still has Carol's slot"
+    );
+
+    // A new epoch starts once.
+    let two = ShareKeys::generate(&sid, Epoch(2)).unwrap();
+    call(&a, slots(&two, &[&a_id, &b_id], 2, true))
+        .await
+        .unwrap();
+    let rival = ShareKeys::generate(&sid, Epoch(2)).unwrap();
+    assert_eq!(
+        code(call(&b, slots(&rival, &[&a_id, &b_id], 2, true)).await),
+        ErrorCode::Conflict
+    );
+    assert_eq!(
+        code(call(&b, slots(&rival, &[&a_id], 4, false)).await),
+        ErrorCode::Invalid,
+        "slots for an epoch the share does not have"
+    );
+    let hs = listed(call(&b, Req::ListShares(ListShares {})).await);
+    assert_eq!(hs.epoch, 2);
+    assert!(!hs.slot_holders.contains(&c_id));
+    assert_eq!(hs.older_slots.len(), 1);
+    assert_eq!(hs.older_slots[0].epoch, 1);
+    let mine = KeySlot::from_bytes(&hs.my_slot).unwrap();
+    let opened = mine.open_with_device(&sid, Epoch(2), &age).unwrap();
+    assert_eq!(
+        opened.object_id(b"x"),
+        two.object_id(b"x"),
+        "the winner's keys"
+    );
+
+    // Uploads under epoch 1 are refused now; under epoch 2 they are stored.
+    let chunk = b"after the removal".repeat(50);
+    let put = |keys: &ShareKeys| {
+        let id = keys.object_id(&chunk);
+        Req::PutObject(PutObject {
+            share_id: share.clone(),
+            id: id.as_bytes().to_vec(),
+            data: keys.seal_object(&id, &chunk).unwrap(),
+        })
+    };
+    assert_eq!(code(call(&b, put(&one)).await), ErrorCode::Invalid);
+    call(&b, put(&two)).await.unwrap();
+    assert_eq!(blobs(&home), 1);
+    hub.shutdown().await;
+}
+
+/// A hub with a quota per share: uploads are counted (an object already stored is not
+/// counted twice); the one that would pass the quota is refused with `OverQuota` and
+/// not stored, and so is a log record; another share has its own quota.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_past_the_share_quota_is_refused_and_not_stored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("hub");
+    let (alice, alice_ep) = device(&tmp.path().join("alice")).await;
+    let quota = 5000;
+    let hub = serve(HubConfig {
+        home: home.clone(),
+        listen: ([127, 0, 0, 1], 0).into(),
+        store: None,
+        db: None,
+        allow: vec![alice.id().to_string()],
+        quota_per_share: Some(quota),
+    })
+    .await
+    .unwrap();
+    let a = connect(&alice_ep, &hub).await;
+    let age = DeviceIdentity::generate();
+    let mut keys = Vec::new();
+    for share in ["s1", "s2"] {
+        let create = CreateShare {
+            share_id: share.into(),
+            members: vec![],
+        };
+        call(&a, Req::CreateShare(create)).await.unwrap();
+        let sid: ShareId = share.parse().unwrap();
+        let k = ShareKeys::generate(&sid, Epoch::FIRST).unwrap();
+        let slots = PutSlots {
+            share_id: share.into(),
+            epoch: 1,
+            slots: vec![SlotMsg {
+                label: alice.id().to_string(),
+                slot: k.slot_for_device(&age.recipient()).unwrap().to_bytes(),
+            }],
+            new_epoch: true,
+        };
+        call(&a, Req::PutSlots(slots)).await.unwrap();
+        keys.push(k);
+    }
+    let put = |keys: &ShareKeys, n: u32| {
+        let chunk = format!("chunk number {n} ").repeat(60).into_bytes();
+        let id = keys.object_id(&chunk);
+        let data = keys.seal_object(&id, &chunk).unwrap();
+        (
+            id,
+            Req::PutObject(PutObject {
+                share_id: keys.share().to_string(),
+                id: id.as_bytes().to_vec(),
+                data,
+            }),
+        )
+    };
+    // Each sealed object is 1142 bytes (1 KiB padded body + 118): four fit in 5000.
+    let mut stored = 0;
+    for n in 0..4 {
+        let (_, req) = put(&keys[0], n);
+        let Req::PutObject(p) = &req else { panic!() };
+        stored += p.data.len() as u64;
+        call(&a, req).await.unwrap();
+    }
+    assert!(stored <= quota);
+    let (_, again) = put(&keys[0], 0);
+    call(&a, again).await.unwrap();
+    assert_eq!(
+        blobs(&home),
+        4,
+        "an object stored already is not stored or counted twice"
+    );
+    let (id, over) = put(&keys[0], 99);
+    let refused = call(&a, over).await;
+    assert_eq!(code(refused), ErrorCode::OverQuota);
+    let Err(ClientError::Hub { message, .. }) = call(&a, put(&keys[0], 99).1).await else {
+        panic!()
+    };
+    assert!(
+        message.contains("quota") && message.contains("nothing was stored"),
+        "{message}"
+    );
+    assert_eq!(blobs(&home), 4, "the refused object is not stored");
+    let got = call(
+        &a,
+        Req::GetObject(GetObject {
+            share_id: "s1".into(),
+            id: id.as_bytes().to_vec(),
+        }),
+    )
+    .await
+    .unwrap();
+    let Rep::Object(obj) = got else { panic!() };
+    assert!(!obj.found);
+    // A log record past the quota is refused too, and the log stays empty.
+    let batch = keys[0].seal_manifest((1 << 63) | 3, b"entries").unwrap();
+    let append = Append {
+        share_id: "s1".into(),
+        after: 0,
+        upto: 3,
+        batch,
+    };
+    assert_eq!(
+        code(call(&a, Req::Append(append)).await),
+        ErrorCode::OverQuota
+    );
+    let read = ReadLog {
+        share_id: "s1".into(),
+        device_id: alice.id().to_string(),
+        after: 0,
+    };
+    let Rep::Log(l) = call(&a, Req::ReadLog(read)).await.unwrap() else {
+        panic!()
+    };
+    assert!(l.records.is_empty());
+    // The other share has a quota of its own.
+    call(&a, put(&keys[1], 99).1).await.unwrap();
+    assert_eq!(blobs(&home), 5);
+    hub.shutdown().await;
+}
+
+/// Restoring with a passphrase, by hand: only on the restore ALPN; a wrong token is
+/// refused and makes no member; the right one makes the device a member and returns
+/// the passphrase slots; a removed device is refused; a new epoch drops the verifier.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restoring_with_a_passphrase_makes_a_member_until_the_next_epoch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("hub");
+    let (alice, alice_ep) = device(&tmp.path().join("alice")).await;
+    let (dave, dave_ep) = device(&tmp.path().join("dave")).await;
+    let (_eve, eve_ep) = device(&tmp.path().join("eve")).await;
+    let hub = serve(HubConfig {
+        home: home.clone(),
+        listen: ([127, 0, 0, 1], 0).into(),
+        store: None,
+        db: None,
+        allow: vec![alice.id().to_string()],
+        quota_per_share: None,
+    })
+    .await
+    .unwrap();
+    let a = connect(&alice_ep, &hub).await;
+    let share = "s1".to_string();
+    let sid: ShareId = share.parse().unwrap();
+    let create = CreateShare {
+        share_id: share.clone(),
+        members: vec![],
+    };
+    call(&a, Req::CreateShare(create)).await.unwrap();
+    let keys = ShareKeys::generate(&sid, Epoch::FIRST).unwrap();
+    let pass = "a long enough passphrase";
+    let params = ferry_hub::PassphraseParams {
+        memory_kib: 1024,
+        passes: 1,
+        lanes: 1,
+    };
+    let slot = keys.slot_for_passphrase(pass, params).unwrap().to_bytes();
+    let put = PutSlots {
+        share_id: share.clone(),
+        epoch: 1,
+        slots: vec![SlotMsg {
+            label: "passphrase".into(),
+            slot,
+        }],
+        new_epoch: true,
+    };
+    call(&a, Req::PutSlots(put)).await.unwrap();
+    let token = ferry_hub::restore_token(&sid, pass).unwrap();
+    let set = SetRestore {
+        share_id: share.clone(),
+        verifier: ferry_hub::restore_verifier(token.as_ref()).to_vec(),
+    };
+    call(&a, Req::SetRestore(set)).await.unwrap();
+    let addr = EndpointAddr::new(hub.id().public_key()).with_ip_addr(hub.local_addrs()[0]);
+    let restore = |token: &[u8]| {
+        Req::Restore(Restore {
+            share_id: share.clone(),
+            token: token.to_vec(),
+        })
+    };
+    assert_eq!(
+        code(call(&a, restore(token.as_ref())).await),
+        ErrorCode::Invalid,
+        "not on the main connection"
+    );
+    let d = dave_ep
+        .connect(addr.clone(), HUB_RESTORE_ALPN)
+        .await
+        .unwrap();
+    assert_eq!(code(call(&d, restore(&[0; 32])).await), ErrorCode::Refused);
+    let members = |c: Connection| async move {
+        let Rep::Shares(l) = call(&c, Req::ListShares(ListShares {})).await.unwrap() else {
+            panic!()
+        };
+        (l.shares[0].members.iter())
+            .map(|m| m.device_id.clone())
+            .collect::<Vec<_>>()
+    };
+    let dave_id = dave.id().to_string();
+    assert!(!members(a.clone()).await.contains(&dave_id));
+    let Rep::Restore(r) = call(&d, restore(token.as_ref())).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(r.slots.len(), 1);
+    let opened = KeySlot::from_bytes(&r.slots[0].slot)
+        .unwrap()
+        .open_with_passphrase(&sid, Epoch(1), pass)
+        .unwrap();
+    assert_eq!(opened.object_id(b"x"), keys.object_id(b"x"));
+    assert!(members(a.clone()).await.contains(&dave_id));
+    assert_eq!(
+        code(call(&d, Req::ListShares(ListShares {})).await),
+        ErrorCode::Invalid,
+        "the restore connection serves Restore only"
+    );
+    // Dave is removed: his token no longer lets him in. A new epoch drops the verifier.
+    let remove = RemoveMember {
+        share_id: share.clone(),
+        device_id: dave_id.clone(),
+    };
+    call(&a, Req::RemoveMember(remove)).await.unwrap();
+    assert_eq!(
+        code(call(&d, restore(token.as_ref())).await),
+        ErrorCode::Refused
+    );
+    let two = ShareKeys::generate(&sid, Epoch(2)).unwrap();
+    let put = PutSlots {
+        share_id: share.clone(),
+        epoch: 2,
+        slots: vec![SlotMsg {
+            label: alice.id().to_string(),
+            slot: two
+                .slot_for_device(&DeviceIdentity::generate().recipient())
+                .unwrap()
+                .to_bytes(),
+        }],
+        new_epoch: true,
+    };
+    call(&a, Req::PutSlots(put)).await.unwrap();
+    let e = eve_ep.connect(addr, HUB_RESTORE_ALPN).await.unwrap();
+    assert_eq!(
+        code(call(&e, restore(token.as_ref())).await),
+        ErrorCode::Refused
+    );
     hub.shutdown().await;
 }

@@ -134,6 +134,19 @@ impl Index {
         Ok(())
     }
 
+    /// Removes `device` from a share; returns its membership (with the conduit tied to
+    /// its copy, which the caller removes), or `None` if it was not a member.
+    pub fn remove_share_member(&self, share: &str, device: &str) -> Result<Option<ShareMember>> {
+        let member = self.share_member(share, device)?;
+        if member.is_some() {
+            self.conn.execute(
+                "DELETE FROM share_members WHERE share_id = ?1 AND device = ?2",
+                params![share, device],
+            )?;
+        }
+        Ok(member)
+    }
+
     /// The member devices of a share.
     pub fn share_members(&self, share: &str) -> Result<Vec<ShareMember>> {
         let mut st = self.conn.prepare(&format!(

@@ -27,6 +27,11 @@ CREATE TABLE IF NOT EXISTS contents (
     objects BLOB NOT NULL,
     PRIMARY KEY (share, content)
 );
+CREATE TABLE IF NOT EXISTS removals (
+    share TEXT NOT NULL,
+    device TEXT NOT NULL,
+    PRIMARY KEY (share, device)
+);
 ";
 
 const AGE_KEY_FILE: &str = "hub-age.key";
@@ -52,7 +57,18 @@ pub enum BookError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnownHub {
     pub id: String,
+    /// Where it listens: one address, or several (nodes of one hub) separated by commas.
     pub addr: String,
+}
+
+impl KnownHub {
+    /// Its addresses, in the order they were added.
+    pub fn addrs(&self) -> Vec<&str> {
+        (self.addr.split(','))
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .collect()
+    }
 }
 
 pub struct HubBook {
@@ -72,7 +88,14 @@ impl HubBook {
         Ok(HubBook { conn })
     }
 
+    /// Adds a hub, or one more address of a hub (another node of it).
     pub fn add_hub(&self, id: &str, addr: &str) -> Result<(), BookError> {
+        let known = self.hubs()?.into_iter().find(|h| h.id == id);
+        let addr = match known {
+            Some(h) if h.addrs().contains(&addr) => return Ok(()),
+            Some(h) => format!("{},{addr}", h.addr),
+            None => addr.to_string(),
+        };
         self.conn.execute(
             "INSERT INTO hubs (id, addr) VALUES (?1, ?2)
              ON CONFLICT (id) DO UPDATE SET addr = excluded.addr",
@@ -119,6 +142,33 @@ impl HubBook {
             .prepare("SELECT share FROM share_hubs WHERE hub = ?1 ORDER BY share")?;
         let rows = st.query_map(params![hub], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records that `device` was removed from `share` on this device: the hub client
+    /// tells the hub and starts a new key epoch at its next sync.
+    pub fn add_removal(&self, share: &str, device: &str) -> Result<(), BookError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO removals (share, device) VALUES (?1, ?2)",
+            params![share, device],
+        )?;
+        Ok(())
+    }
+
+    /// Removals of `share`'s members the hub has not been told of yet.
+    pub fn removals(&self, share: &str) -> Result<Vec<String>, BookError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT device FROM removals WHERE share = ?1 ORDER BY device")?;
+        let rows = st.query_map(params![share], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn removal_done(&self, share: &str, device: &str) -> Result<(), BookError> {
+        self.conn.execute(
+            "DELETE FROM removals WHERE share = ?1 AND device = ?2",
+            params![share, device],
+        )?;
+        Ok(())
     }
 
     pub fn put_objects(&self, share: &str, list: &ContentObjects) -> Result<(), BookError> {

@@ -6,7 +6,7 @@
 use super::book::HubBook;
 use super::call;
 use crate::protocol::{GetObject, Rep, Req};
-use crate::{ObjectId, ShareKeys};
+use crate::{KeyRing, ObjectId};
 use ferry_core::model::Hash;
 use ferry_core::replica::{ChunkSource, Piece};
 use ferry_net::iroh::endpoint::Connection;
@@ -21,14 +21,14 @@ const OBJECT_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct HubContent {
     conn: Connection,
-    keys: ShareKeys,
+    keys: KeyRing,
     book: Mutex<HubBook>,
     rt: tokio::runtime::Handle,
     cache: Mutex<HashMap<[u8; 32], Arc<Vec<u8>>>>,
 }
 
 impl HubContent {
-    pub(crate) fn new(conn: Connection, keys: ShareKeys, book: HubBook) -> HubContent {
+    pub(crate) fn new(conn: Connection, keys: KeyRing, book: HubBook) -> HubContent {
         HubContent {
             conn,
             keys,

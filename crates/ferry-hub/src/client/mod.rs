@@ -86,8 +86,8 @@ struct Inner {
     index: Mutex<Index>,
     changes: Option<UnboundedSender<i64>>,
     hubs: Mutex<HashMap<DeviceId, HubState>>,
-    /// Opened share keys, by (share, epoch).
-    keys: Mutex<HashMap<String, crate::ShareKeys>>,
+    /// Opened share keys, every epoch, by share.
+    keys: Mutex<HashMap<String, crate::KeyRing>>,
 }
 
 #[derive(Default)]
@@ -98,6 +98,8 @@ struct HubState {
     next_dial: Option<Instant>,
     /// A sync is due (connected, notified, or local changes).
     due: bool,
+    /// Which of the hub's addresses the next dial tries first.
+    next_addr: usize,
     running: bool,
     /// What the local shares looked like at the last sync.
     seen: Vec<(String, u64, usize)>,
@@ -114,6 +116,7 @@ impl HubClient {
         let unspecified: SocketAddr = ([0, 0, 0, 0], 0).into();
         let endpoint = Endpoint::builder(presets::Minimal)
             .secret_key(identity.secret_key().clone())
+            .transport_config(hub_transport())
             .clear_ip_transports()
             .bind_addr(unspecified)
             .map_err(|e| ClientError::Bind(e.to_string()))?
@@ -235,10 +238,16 @@ async fn run(inner: Arc<Inner>) {
             let Ok(id) = hub.id.parse::<DeviceId>() else {
                 continue;
             };
-            let Ok(addr) = hub.addr.parse::<SocketAddr>() else {
+            let Ok(addrs) = (hub.addrs().into_iter())
+                .map(str::parse::<SocketAddr>)
+                .collect::<Result<Vec<_>, _>>()
+            else {
                 tracing::warn!("hub {}: bad address {:?}", id.short(), hub.addr);
                 continue;
             };
+            if addrs.is_empty() {
+                continue;
+            }
             let seen = match local_state(&inner, &hub.id).await {
                 Ok(s) => s,
                 Err(e) => {
@@ -271,7 +280,7 @@ async fn run(inner: Arc<Inner>) {
                 (dial, sync)
             };
             if dial {
-                tokio::spawn(connect(inner.clone(), id, addr));
+                tokio::spawn(connect(inner.clone(), id, addrs));
             }
             if sync {
                 let inner = inner.clone();
@@ -321,14 +330,50 @@ async fn local_state(inner: &Arc<Inner>, hub: &str) -> Res<Vec<(String, u64, usi
         .await
 }
 
-async fn connect(inner: Arc<Inner>, hub: DeviceId, addr: SocketAddr) {
-    let result = inner
-        .endpoint
-        .connect(
+/// A hub that stops answering (a node killed, a link cut) is noticed within
+/// [`HUB_IDLE_TIMEOUT`] (pings every 2 s), so the client dials the hub's next address
+/// soon instead of after QUIC's default 30 s.
+const HUB_IDLE_TIMEOUT: Duration = Duration::from_secs(8);
+
+fn hub_transport() -> ferry_net::iroh::endpoint::QuicTransportConfig {
+    use ferry_net::iroh::endpoint::{IdleTimeout, QuicTransportConfig};
+    let builder = QuicTransportConfig::builder().keep_alive_interval(Duration::from_secs(2));
+    match IdleTimeout::try_from(HUB_IDLE_TIMEOUT) {
+        Ok(t) => builder.max_idle_timeout(Some(t)).build(),
+        Err(_) => builder.build(),
+    }
+}
+
+/// How long one address of a hub is tried before the next.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Dials `hub` at each of its addresses in turn (nodes of one hub), starting with the
+/// one after the last that failed or lost its connection.
+async fn connect(inner: Arc<Inner>, hub: DeviceId, addrs: Vec<SocketAddr>) {
+    let first = (inner.hubs.lock().ok())
+        .and_then(|h| h.get(&hub).map(|s| s.next_addr))
+        .unwrap_or(0);
+    let mut result = Err(String::from("no address"));
+    let mut used = first;
+    for k in 0..addrs.len() {
+        let i = (first + k) % addrs.len();
+        let addr = addrs[i];
+        let dial = inner.endpoint.connect(
             EndpointAddr::new(hub.public_key()).with_ip_addr(addr),
             HUB_ALPN,
-        )
-        .await;
+        );
+        result = match tokio::time::timeout(DIAL_TIMEOUT, dial).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(e)) => Err(format!("{addr}: {e}")),
+            Err(_) => Err(format!("{addr}: no answer in {DIAL_TIMEOUT:?}")),
+        };
+        used = i;
+        if result.is_ok() {
+            break;
+        }
+        tracing::info!("hub {} at {addr}: {:?}", hub.short(), result.as_ref().err());
+    }
+    let n = addrs.len();
     let Ok(mut hubs) = inner.hubs.lock() else {
         return;
     };
@@ -336,7 +381,8 @@ async fn connect(inner: Arc<Inner>, hub: DeviceId, addr: SocketAddr) {
     st.dialing = false;
     match result {
         Ok(conn) => {
-            tracing::info!("connected to hub {}", hub.short());
+            tracing::info!("connected to hub {} at {}", hub.short(), addrs[used]);
+            st.next_addr = used;
             st.next_dial = None;
             st.conn = Some(conn.clone());
             let since = Instant::now();
@@ -355,9 +401,11 @@ async fn connect(inner: Arc<Inner>, hub: DeviceId, addr: SocketAddr) {
                 let why = conn.closed().await;
                 tracing::info!("disconnected from hub {}: {why}", hub.short());
                 // A connection closed soon after it opened (a hub that refuses this
-                // device, or one going up and down) counts as a failed dial.
+                // device, or one going up and down) counts as a failed dial. The next
+                // dial starts at the hub's next address (another node, if any).
                 if let Ok(mut hubs) = inner.hubs.lock() {
                     let st = hubs.entry(hub).or_default();
+                    st.next_addr = (used + 1) % n;
                     if since.elapsed() < STABLE {
                         st.failures += 1;
                         st.next_dial = Some(Instant::now() + backoff(st.failures));
@@ -370,7 +418,8 @@ async fn connect(inner: Arc<Inner>, hub: DeviceId, addr: SocketAddr) {
         Err(e) => {
             st.failures += 1;
             st.next_dial = Some(Instant::now() + backoff(st.failures));
-            tracing::info!("hub {} at {addr}: {e}", hub.short());
+            st.next_addr = (used + 1) % n;
+            tracing::info!("hub {}: {e}", hub.short());
         }
     }
 }
@@ -396,4 +445,147 @@ pub async fn call(conn: &Connection, req: Req) -> Res<Rep> {
         Some(r) => Ok(r),
         None => Err(ClientError::Protocol("an empty reply".into())),
     }
+}
+
+/// Passphrases shorter than this are refused.
+pub const MIN_PASSPHRASE: usize = 8;
+
+/// A passphrase as read from a file: the text without its line ending.
+pub fn passphrase_from_text(text: &str) -> Res<String> {
+    let pass = text.trim_end_matches(['\n', '\r']);
+    if pass.chars().count() < MIN_PASSPHRASE {
+        return Err(ClientError::Other(format!(
+            "a passphrase needs at least {MIN_PASSPHRASE} characters"
+        )));
+    }
+    Ok(pass.to_string())
+}
+
+fn pending_passphrase_path(home: &Path, share: &str) -> PathBuf {
+    home.join(format!("hub-passphrase-{share}"))
+}
+
+/// Hands `passphrase` to the daemon's hub client for `share` (a file readable by this
+/// user only, removed once the slot is on the hub).
+pub fn set_passphrase(home: &Path, share: &str, passphrase: &str) -> Res<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let pass = passphrase_from_text(passphrase)?;
+    let _: crate::ShareId =
+        (share.parse()).map_err(|_| ClientError::Other(format!("{share:?} is not a share ID")))?;
+    let path = pending_passphrase_path(home, share);
+    let tmp = home.join(format!("hub-passphrase-{share}.{}.tmp", std::process::id()));
+    let io = |e: std::io::Error| ClientError::Other(format!("{}: {e}", tmp.display()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io)?;
+    f.write_all(pass.as_bytes()).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    Ok(())
+}
+
+/// Restores access to `share` on this device with its passphrase, through `hub` (no
+/// other member need be online): proves the passphrase to the hub (which makes this
+/// device a member), opens the passphrase slots and wraps every epoch for this
+/// device. The daemon then offers the share (`ferry accept`). Returns the epochs.
+pub async fn restore(home: &Path, hub: &DeviceId, share: &str, passphrase: &str) -> Res<usize> {
+    let pass = passphrase_from_text(passphrase)?;
+    let sid: crate::ShareId =
+        (share.parse()).map_err(|_| ClientError::Other(format!("{share:?} is not a share ID")))?;
+    let identity = Identity::load_or_create(home)?;
+    let age = age_identity(home)?;
+    let book = HubBook::open(home)?;
+    let hub_s = hub.to_string();
+    let known = (book.hubs()?.into_iter())
+        .find(|h| h.id == hub_s)
+        .ok_or_else(|| {
+            ClientError::Other(format!("no hub {hub_s} here; `ferry hub add` it first"))
+        })?;
+    let addr: SocketAddr = (known.addrs().first())
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| ClientError::Other(format!("hub address {:?}", known.addr)))?;
+    let (s2, p2) = (sid.clone(), pass.clone());
+    let token = tokio::task::spawn_blocking(move || crate::restore_token(&s2, &p2))
+        .await
+        .map_err(|e| ClientError::Other(e.to_string()))??;
+    let unspecified: SocketAddr = ([0, 0, 0, 0], 0).into();
+    let endpoint = Endpoint::builder(presets::Minimal)
+        .secret_key(identity.secret_key().clone())
+        .clear_ip_transports()
+        .bind_addr(unspecified)
+        .map_err(|e| ClientError::Bind(e.to_string()))?
+        .bind()
+        .await
+        .map_err(|e| ClientError::Bind(e.to_string()))?;
+    let dial = |alpn: &'static [u8]| {
+        let ep = endpoint.clone();
+        async move {
+            ep.connect(EndpointAddr::new(hub.public_key()).with_ip_addr(addr), alpn)
+                .await
+                .map_err(|e| ClientError::Connection {
+                    hub: hub.short(),
+                    message: e.to_string(),
+                })
+        }
+    };
+    let result = async {
+        let conn = dial(HUB_RESTORE_ALPN).await?;
+        let req = Restore {
+            share_id: share.to_string(),
+            token: token.to_vec(),
+        };
+        let Rep::Restore(r) = call(&conn, Req::Restore(req)).await? else {
+            return Err(ClientError::Protocol(
+                "an unexpected reply to Restore".into(),
+            ));
+        };
+        conn.close(0u32.into(), b"done");
+        if r.slots.is_empty() {
+            return Err(ClientError::Other(
+                "the hub has no passphrase slot for this share".into(),
+            ));
+        }
+        let (s3, p3) = (sid.clone(), pass.clone());
+        let keys = tokio::task::spawn_blocking(move || -> Res<Vec<crate::ShareKeys>> {
+            (r.slots.iter())
+                .map(|s| {
+                    Ok(crate::KeySlot::from_bytes(&s.slot)?.open_with_passphrase(
+                        &s3,
+                        crate::Epoch(s.epoch),
+                        &p3,
+                    )?)
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| ClientError::Other(e.to_string()))??;
+        let conn = dial(HUB_ALPN).await?;
+        let req = Register {
+            share_id: share.to_string(),
+            recipient: session::signed_recipient_of(&identity, &age, share),
+        };
+        call(&conn, Req::Register(req)).await?;
+        for k in &keys {
+            let req = PutSlots {
+                share_id: share.to_string(),
+                epoch: k.epoch().0,
+                slots: vec![SlotMsg {
+                    label: identity.id().to_string(),
+                    slot: k.slot_for_device(&age.recipient())?.to_bytes(),
+                }],
+                new_epoch: false,
+            };
+            call(&conn, Req::PutSlots(req)).await?;
+        }
+        conn.close(0u32.into(), b"done");
+        book.set_share_hub(share, &hub_s)?;
+        Ok(keys.len())
+    }
+    .await;
+    endpoint.close().await;
+    result
 }

@@ -4,7 +4,7 @@
 
 use super::{call, ClientError, Inner, Res};
 use crate::protocol::*;
-use crate::{DeviceRecipient, Epoch, KeySlot, KeyedChunker, ObjectId, ShareId, ShareKeys};
+use crate::{DeviceRecipient, Epoch, KeyRing, KeySlot, KeyedChunker, ObjectId, ShareId, ShareKeys};
 use ferry_core::index::{Index, ShareOffer, ShareRow};
 use ferry_core::model::Hash;
 use ferry_core::plan::{ConflictPolicy, SyncMode};
@@ -36,6 +36,26 @@ pub(super) async fn sync_hub(inner: &Arc<Inner>, hub: &DeviceId) -> Res<()> {
         })?;
     let hub_s = hub.to_string();
     let mine = inner.with_book(|b| b.shares_of(&hub_s))?;
+    // Members removed on this device: the hub is told first (it stops serving them the
+    // share); the new key epoch follows below, from the listing.
+    for share_id in &mine {
+        for device in inner.with_book(|b| b.removals(share_id))? {
+            let req = RemoveMember {
+                share_id: share_id.clone(),
+                device_id: device.clone(),
+            };
+            match call(&conn, Req::RemoveMember(req)).await {
+                Ok(_) => {
+                    tracing::info!(
+                        "share {share_id}: hub {} no longer serves {device}",
+                        hub.short()
+                    );
+                    inner.with_book(|b| b.removal_done(share_id, &device))?;
+                }
+                Err(e) => tracing::warn!("share {share_id}: removing {device} at the hub: {e}"),
+            }
+        }
+    }
     let mut listed = list(&conn).await?;
     // The hub must know each of this device's shares and all its members.
     let mut created = false;
@@ -51,9 +71,11 @@ pub(super) async fn sync_hub(inner: &Arc<Inner>, hub: &DeviceId) -> Res<()> {
             .await?;
         let Some(members) = members else { continue };
         let on_hub = listed.iter().find(|s| s.share_id == share_id);
-        let missing = members
-            .iter()
-            .any(|m| !on_hub.is_some_and(|s| s.members.iter().any(|hm| hm.device_id == m.device)));
+        let missing = members.iter().any(|m| {
+            !on_hub.is_some_and(|s| {
+                s.members.iter().any(|hm| hm.device_id == m.device) || s.removed.contains(&m.device)
+            })
+        });
         if on_hub.is_none() || missing {
             let req = CreateShare {
                 share_id: share_id.clone(),
@@ -68,9 +90,21 @@ pub(super) async fn sync_hub(inner: &Arc<Inner>, hub: &DeviceId) -> Res<()> {
     }
     for hs in listed {
         let id = hs.share_id.clone();
-        if let Err(e) = share_sync(inner, &conn, hub, hs).await {
-            tracing::info!("share {id} through hub {}: {e}", hub.short());
-            inner.mark_due_later(hub);
+        match share_sync(inner, &conn, hub, hs).await {
+            Ok(()) => {}
+            Err(
+                e @ ClientError::Hub {
+                    code: ErrorCode::OverQuota,
+                    ..
+                },
+            ) => {
+                tracing::warn!("share {id} through hub {}: {e}", hub.short());
+                inner.mark_due_later(hub);
+            }
+            Err(e) => {
+                tracing::info!("share {id} through hub {}: {e}", hub.short());
+                inner.mark_due_later(hub);
+            }
         }
     }
     Ok(())
@@ -88,9 +122,16 @@ async fn list(conn: &Connection) -> Res<Vec<HubShare>> {
 /// This device's age recipient for `share`, signed with its device key: what it
 /// registers, so members can check a hub did not substitute its own recipient.
 fn signed_recipient(inner: &Inner, share: &str) -> String {
-    let recipient = inner.age.recipient().to_string();
-    let sig = inner
-        .identity
+    signed_recipient_of(&inner.identity, &inner.age, share)
+}
+
+pub(super) fn signed_recipient_of(
+    identity: &ferry_net::Identity,
+    age: &crate::DeviceIdentity,
+    share: &str,
+) -> String {
+    let recipient = age.recipient().to_string();
+    let sig = identity
         .secret_key()
         .sign(&recipient_message(share, &recipient));
     format!("{recipient} {}", hex(&sig.to_bytes()))
@@ -168,10 +209,32 @@ async fn share_sync(
         })
         .await?;
     let _ = sid2;
-    // The share's keys: this device's slot, or fresh ones when it made the share.
-    let keys = if !hs.my_slot.is_empty() {
-        let slot = KeySlot::from_bytes(&hs.my_slot)?;
-        Some(slot.open_with_device(&sid, Epoch(hs.epoch), &inner.age)?)
+    // The share's keys: every epoch this device has a slot in (older epochs open the
+    // history), or fresh ones when it made the share.
+    let mut ring = (inner.keys.lock().ok())
+        .and_then(|k| k.get(&id).cloned())
+        .unwrap_or_else(|| KeyRing::new(sid.clone()));
+    let mut slots_held: Vec<(u32, &[u8])> = (hs.older_slots.iter())
+        .map(|s| (s.epoch, s.slot.as_slice()))
+        .collect();
+    if !hs.my_slot.is_empty() {
+        slots_held.push((hs.epoch, &hs.my_slot));
+    }
+    for (epoch, bytes) in slots_held {
+        if ring.get(Epoch(epoch)).is_some() {
+            continue;
+        }
+        match KeySlot::from_bytes(bytes)
+            .and_then(|s| s.open_with_device(&sid, Epoch(epoch), &inner.age))
+        {
+            Ok(k) => ring.insert(k)?,
+            Err(e) => {
+                tracing::warn!("share {id}: this device's slot of epoch {epoch} does not open: {e}")
+            }
+        }
+    }
+    let keys = if let Some(k) = ring.get(Epoch(hs.epoch)) {
+        Some(k.clone())
     } else if hs.epoch == 0 && local.as_ref().is_some_and(|(s, ..)| s.offered_by.is_none()) {
         let keys = ShareKeys::generate(&sid, Epoch::FIRST)?;
         let slot = keys.slot_for_device(&inner.age.recipient())?;
@@ -182,6 +245,7 @@ async fn share_sync(
                 label: me.clone(),
                 slot: slot.to_bytes(),
             }],
+            new_epoch: true,
         };
         call(conn, Req::PutSlots(req)).await?;
         Some(keys)
@@ -189,14 +253,51 @@ async fn share_sync(
         None
     };
     let Some(keys) = keys else {
-        return Ok(()); // waiting for a member to wrap the keys for this device
+        return Ok(()); // waiting for a member to wrap the latest keys for this device
     };
+    ring.insert(keys.clone())?;
     if let Ok(mut k) = inner.keys.lock() {
-        k.insert(id.clone(), keys.clone());
+        k.insert(id.clone(), ring.clone());
     }
-    let Some((share, folder_id, root, members)) = local else {
-        return offer(inner, hub, &keys, &hs).await;
+    let Some((share, folder_id, root, mut members)) = local else {
+        return offer(inner, hub, &ring, &hs).await;
     };
+    // A member removed from the share (by another member, through the hub) is removed
+    // here too, with its conduit: this device stops syncing with it directly as well.
+    let gone: Vec<String> = (members.iter())
+        .filter(|m| hs.removed.contains(m))
+        .cloned()
+        .collect();
+    if !gone.is_empty() {
+        let (sid3, gone3) = (id.clone(), gone.clone());
+        inner
+            .with_index(move |i| {
+                for d in &gone3 {
+                    if let Some(m) = i.remove_share_member(&sid3, d)? {
+                        if let Some(c) = m.conduit_id {
+                            i.remove_conduit(c)?;
+                        }
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+        for d in &gone {
+            tracing::info!("share {id}: {d} was removed from the share; removed here too");
+        }
+        members.retain(|m| !gone.contains(m));
+    }
+    // A slot of the latest epoch held by a device that is no longer a member: start a
+    // new epoch for the members left (any member may; the hub lets one win).
+    let stale = hs
+        .slot_holders
+        .iter()
+        .any(|l| l.parse::<DeviceId>().is_ok() && !hs.members.iter().any(|m| &m.device_id == l));
+    if stale {
+        rotate(inner, conn, &ring, &keys, &hs, &members).await?;
+        inner.mark_due(hub);
+        return Ok(());
+    }
     // The maker of the share writes its descriptor, for devices offered it here.
     if share.offered_by.is_none() && hs.head_version == 0 {
         let name = root
@@ -240,12 +341,36 @@ async fn share_sync(
         }
     }
     if !slots.is_empty() {
-        let req = PutSlots {
-            share_id: id.clone(),
-            epoch: keys.epoch().0,
-            slots,
-        };
-        call(conn, Req::PutSlots(req)).await?;
+        // Every epoch this device holds (older first): the history is sealed under them.
+        for k in ring.epochs() {
+            let slots = (slots.iter())
+                .map(|s| -> Res<SlotMsg> {
+                    let r = verified_recipient(&s.label, &id, recipient_of(&hs, &s.label))
+                        .ok_or_else(|| ClientError::Other("recipient vanished".into()))?;
+                    Ok(SlotMsg {
+                        label: s.label.clone(),
+                        slot: k.slot_for_device(&r)?.to_bytes(),
+                    })
+                })
+                .collect::<Res<Vec<_>>>()?;
+            let req = PutSlots {
+                share_id: id.clone(),
+                epoch: k.epoch().0,
+                slots,
+                new_epoch: false,
+            };
+            call(conn, Req::PutSlots(req)).await?;
+        }
+    }
+    // A passphrase set on this device (`ferry share set-passphrase`): wrap every epoch
+    // for it and give the hub the restore token's hash.
+    let pending = super::pending_passphrase_path(&inner.home, &id);
+    if let Ok(text) = std::fs::read_to_string(&pending) {
+        set_passphrase(conn, &ring, &id, text).await?;
+        if let Err(e) = std::fs::remove_file(&pending) {
+            tracing::warn!("{}: {e}", pending.display());
+        }
+        tracing::info!("share {id}: passphrase slot set on hub {}", hub.short());
     }
     let my_head = hs.logs.iter().find(|l| l.device_id == me).map(|l| l.upto);
     push(inner, conn, &keys, &share, &folder_id, my_head).await?;
@@ -271,7 +396,7 @@ async fn share_sync(
         if !in_hub {
             continue;
         }
-        match pull(inner, conn, &keys, &share, lh).await {
+        match pull(inner, conn, &ring, &share, lh).await {
             Ok(Some(conduit)) => {
                 if let Some(tx) = &inner.changes {
                     let _ = tx.send(conduit);
@@ -286,7 +411,7 @@ async fn share_sync(
 
 /// A share this device was made a member of and can open: record it as an offer
 /// (`ferry share list`, `ferry accept SHARE DIR`), through this hub.
-async fn offer(inner: &Arc<Inner>, hub: &DeviceId, keys: &ShareKeys, hs: &HubShare) -> Res<()> {
+async fn offer(inner: &Arc<Inner>, hub: &DeviceId, keys: &KeyRing, hs: &HubShare) -> Res<()> {
     if hs.head_version == 0 {
         return Ok(());
     }
@@ -424,7 +549,10 @@ async fn objects_for(
     let Some(hash) = state.hash else {
         return Err(ClientError::Other("a file without a hash".into()));
     };
-    if let Some(known) = inner.with_book(|b| b.objects(&share.id, &hash.0))? {
+    // Objects this device cut under this epoch (an older epoch's are not reused: what
+    // is pushed after a rotation is sealed under the new keys only).
+    let cache = format!("{}#{}", share.id, keys.epoch().0);
+    if let Some(known) = inner.with_book(|b| b.objects(&cache, &hash.0))? {
         return Ok(known);
     }
     // The content streams from a reader thread, cut as it comes: a few chunks in
@@ -496,7 +624,10 @@ async fn objects_for(
         content: hash.0.to_vec(),
         objects,
     };
-    inner.with_book(|b| b.put_objects(&share.id, &list))?;
+    inner.with_book(|b| {
+        b.put_objects(&cache, &list)?;
+        b.put_objects(&share.id, &list)
+    })?;
     Ok(list)
 }
 
@@ -571,7 +702,7 @@ fn pieces_of(state: &ferry_core::model::FileState) -> Vec<Piece> {
 async fn pull(
     inner: &Arc<Inner>,
     conn: &Connection,
-    keys: &ShareKeys,
+    keys: &KeyRing,
     share: &ShareRow,
     lh: &LogHead,
 ) -> Res<Option<i64>> {
@@ -657,4 +788,121 @@ async fn pull(
         "pulled entries of {dev} from the hub"
     );
     Ok(conduit.filter(|_| changed > 0 || run))
+}
+
+fn recipient_of<'a>(hs: &'a HubShare, device: &str) -> &'a str {
+    (hs.members.iter())
+        .find(|m| m.device_id == device)
+        .map_or("", |m| m.recipient.as_str())
+}
+
+/// Starts the epoch after `current` for the members left: a new root key wrapped for
+/// this device and each member that registered a recipient signed by its device key
+/// and is a member here too; they also get every older epoch this device holds (to
+/// read the history). A member that registers later is wrapped in as usual.
+async fn rotate(
+    inner: &Arc<Inner>,
+    conn: &Connection,
+    ring: &KeyRing,
+    current: &ShareKeys,
+    hs: &HubShare,
+    members: &[String],
+) -> Res<()> {
+    let me = inner.me.to_string();
+    let next = ShareKeys::generate(current.share(), current.epoch().next()?)?;
+    let mut recipients = vec![(me.clone(), inner.age.recipient())];
+    for m in &hs.members {
+        if m.device_id == me || m.recipient.is_empty() || !members.contains(&m.device_id) {
+            continue;
+        }
+        if let Some(r) = verified_recipient(&m.device_id, &hs.share_id, &m.recipient) {
+            recipients.push((m.device_id.clone(), r));
+        }
+    }
+    let slots_of = |k: &ShareKeys, skip_me: bool| -> Res<Vec<SlotMsg>> {
+        (recipients.iter())
+            .filter(|(d, _)| !(skip_me && *d == me))
+            .map(|(d, r)| {
+                Ok(SlotMsg {
+                    label: d.clone(),
+                    slot: k.slot_for_device(r)?.to_bytes(),
+                })
+            })
+            .collect()
+    };
+    let req = PutSlots {
+        share_id: hs.share_id.clone(),
+        epoch: next.epoch().0,
+        slots: slots_of(&next, false)?,
+        new_epoch: true,
+    };
+    match call(conn, Req::PutSlots(req)).await {
+        Ok(_) => {}
+        Err(ClientError::Hub {
+            code: ErrorCode::Conflict,
+            ..
+        }) => return Ok(()), // another member started it; the next listing has it
+        Err(e) => return Err(e),
+    }
+    tracing::info!(
+        "share {}: key epoch {} started for {} devices",
+        hs.share_id,
+        next.epoch(),
+        recipients.len()
+    );
+    for k in ring.epochs() {
+        let slots = slots_of(k, true)?;
+        if slots.is_empty() {
+            continue;
+        }
+        let req = PutSlots {
+            share_id: hs.share_id.clone(),
+            epoch: k.epoch().0,
+            slots,
+            new_epoch: false,
+        };
+        call(conn, Req::PutSlots(req)).await?;
+    }
+    if let Ok(mut k) = inner.keys.lock() {
+        if let Some(r) = k.get_mut(&hs.share_id) {
+            r.insert(next)?;
+        }
+    }
+    Ok(())
+}
+
+/// Wraps every epoch of `ring` for `passphrase` and sets the share's restore verifier.
+async fn set_passphrase(conn: &Connection, ring: &KeyRing, id: &str, text: String) -> Res<()> {
+    let epochs: Vec<ShareKeys> = ring.epochs().cloned().collect();
+    let share = ring.share().clone();
+    let (slots, verifier) = tokio::task::spawn_blocking(move || -> Res<_> {
+        let pass = super::passphrase_from_text(&text)?;
+        let mut slots = Vec::new();
+        for k in &epochs {
+            let slot = k.slot_for_passphrase(&pass, crate::PassphraseParams::default())?;
+            slots.push((k.epoch(), slot.to_bytes()));
+        }
+        let token = crate::restore_token(&share, &pass)?;
+        Ok((slots, crate::restore_verifier(token.as_ref())))
+    })
+    .await
+    .map_err(|e| ClientError::Other(format!("passphrase task failed: {e}")))??;
+    for (epoch, slot) in slots {
+        let req = PutSlots {
+            share_id: id.to_string(),
+            epoch: epoch.0,
+            slots: vec![SlotMsg {
+                label: crate::server::PASSPHRASE_LABEL.to_string(),
+                slot,
+            }],
+            new_epoch: false,
+        };
+        call(conn, Req::PutSlots(req)).await?;
+    }
+    let req = SetRestore {
+        share_id: id.to_string(),
+        verifier: verifier.to_vec(),
+    };
+    call(conn, Req::SetRestore(req)).await?;
+    Ok(())
 }

@@ -35,6 +35,15 @@ impl KeyRing {
         Ok(())
     }
 
+    pub fn share(&self) -> &ShareId {
+        &self.share
+    }
+
+    /// Every epoch's keys, oldest first.
+    pub fn epochs(&self) -> impl Iterator<Item = &ShareKeys> {
+        self.epochs.values()
+    }
+
     /// The newest epoch: what new objects and manifests are sealed under.
     pub fn current(&self) -> Option<&ShareKeys> {
         self.epochs.values().next_back()

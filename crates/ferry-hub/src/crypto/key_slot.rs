@@ -133,6 +133,30 @@ fn keys_from_plaintext(
     Ok(ShareKeys::from_root(share.clone(), epoch, root))
 }
 
+/// What a device proves it knows the share's passphrase with, to be let into the share
+/// by a hub (`ferry hub restore`): Argon2id (default cost) of the passphrase with a
+/// salt derived from the share ID. The hub keeps only its BLAKE3 hash
+/// ([`restore_verifier`]); the token unlocks no key.
+pub fn restore_token(
+    share: &ShareId,
+    passphrase: &str,
+) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+    let salt = blake3::derive_key(
+        "ferry-hub 2026-12-01 share restore token salt",
+        share.as_str().as_bytes(),
+    );
+    passphrase_key(passphrase, &PassphraseParams::default(), &salt[..16])
+}
+
+/// The hash of a restore token the hub stores.
+pub fn restore_verifier(token: &[u8]) -> [u8; 32] {
+    *blake3::keyed_hash(
+        &blake3::derive_key("ferry-hub 2026-12-01 restore verifier", b""),
+        token,
+    )
+    .as_bytes()
+}
+
 fn passphrase_key(
     passphrase: &str,
     params: &PassphraseParams,

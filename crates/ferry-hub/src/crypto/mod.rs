@@ -15,7 +15,7 @@ pub use chunker::KeyedChunker;
 pub use device::{DeviceIdentity, DeviceRecipient};
 pub use error::CryptoError;
 pub use key_ring::KeyRing;
-pub use key_slot::{KeySlot, PassphraseParams};
+pub use key_slot::{restore_token, restore_verifier, KeySlot, PassphraseParams};
 pub use object_id::ObjectId;
 pub use sealed::{plausible_sealed_len, SEALED_HEADER_LEN, SEALED_OVERHEAD};
 pub use share_keys::{Epoch, ShareKeys};

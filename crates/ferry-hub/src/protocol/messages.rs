@@ -6,7 +6,7 @@ use ferry_net::wire::share::WireEntry;
 /// One request, on a stream the device opened.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Request {
-    #[prost(oneof = "Req", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10")]
+    #[prost(oneof = "Req", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13")]
     pub req: Option<Req>,
 }
 
@@ -37,6 +37,48 @@ pub enum Req {
     Append(Append),
     #[prost(message, tag = "10")]
     ReadLog(ReadLog),
+    /// Removes a member from a share (for good: it cannot be added back); the hub
+    /// stops serving it that share. The remover then starts a new key epoch.
+    #[prost(message, tag = "11")]
+    RemoveMember(RemoveMember),
+    /// Sets the hash of the share's restore token (a member that set a passphrase).
+    #[prost(message, tag = "12")]
+    SetRestore(SetRestore),
+    /// On [`super::HUB_RESTORE_ALPN`] only, from any device: the restore token of a
+    /// share's passphrase makes it a member and gets it the passphrase slots.
+    #[prost(message, tag = "13")]
+    Restore(Restore),
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SetRestore {
+    #[prost(string, tag = "1")]
+    pub share_id: String,
+    #[prost(bytes = "vec", tag = "2")]
+    pub verifier: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Restore {
+    #[prost(string, tag = "1")]
+    pub share_id: String,
+    #[prost(bytes = "vec", tag = "2")]
+    pub token: Vec<u8>,
+}
+
+/// The share's passphrase slots, by epoch.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RestoreReply {
+    #[prost(message, repeated, tag = "1")]
+    pub slots: Vec<EpochSlot>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RemoveMember {
+    #[prost(string, tag = "1")]
+    pub share_id: String,
+    #[prost(string, tag = "2")]
+    pub device_id: String,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -75,6 +117,11 @@ pub struct PutSlots {
     pub epoch: u32,
     #[prost(message, repeated, tag = "3")]
     pub slots: Vec<SlotMsg>,
+    /// Starts `epoch` (the latest + 1) with these slots; refused with `Conflict` if
+    /// another member started it first. Without it, slots are added to an epoch the
+    /// share has.
+    #[prost(bool, tag = "4")]
+    pub new_epoch: bool,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -138,7 +185,7 @@ pub struct ReadLog {
 /// The hub's answer to one request.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Reply {
-    #[prost(oneof = "Rep", tags = "1, 2, 3, 4, 5, 6")]
+    #[prost(oneof = "Rep", tags = "1, 2, 3, 4, 5, 6, 7")]
     pub rep: Option<Rep>,
 }
 
@@ -156,6 +203,8 @@ pub enum Rep {
     Object(ObjectReply),
     #[prost(message, tag = "6")]
     Log(LogReply),
+    #[prost(message, tag = "7")]
+    Restore(RestoreReply),
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -176,6 +225,8 @@ pub enum ErrorCode {
     Conflict = 4,
     /// The hub's own store failed.
     Internal = 5,
+    /// The upload would take the share past the hub's quota: nothing was stored.
+    OverQuota = 6,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -227,6 +278,24 @@ pub struct HubShare {
     pub head: Vec<u8>,
     #[prost(message, repeated, tag = "7")]
     pub logs: Vec<LogHead>,
+    /// The labels of the latest epoch's slots (a device ID, or `passphrase`): a
+    /// device label that is no longer a member means the epoch must be rotated.
+    #[prost(string, repeated, tag = "8")]
+    pub slot_holders: Vec<String>,
+    /// The asking device's slots of earlier epochs.
+    #[prost(message, repeated, tag = "9")]
+    pub older_slots: Vec<EpochSlot>,
+    /// Devices removed from the share (never members again).
+    #[prost(string, repeated, tag = "10")]
+    pub removed: Vec<String>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct EpochSlot {
+    #[prost(uint32, tag = "1")]
+    pub epoch: u32,
+    #[prost(bytes = "vec", tag = "2")]
+    pub slot: Vec<u8>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

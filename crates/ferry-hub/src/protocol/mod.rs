@@ -14,6 +14,8 @@ pub use messages::*;
 
 /// The protocol name negotiated in the TLS handshake.
 pub const HUB_ALPN: &[u8] = b"ferry-hub/1";
+/// A connection for `Restore` only, accepted from any device.
+pub const HUB_RESTORE_ALPN: &[u8] = b"ferry-hub-restore/1";
 
 /// Largest frame either side accepts: a log batch or an object fits; a lie does not.
 pub const MAX_FRAME: u32 = 8 * 1024 * 1024;

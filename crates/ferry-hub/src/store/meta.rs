@@ -67,12 +67,62 @@ pub trait MetaStore: Send + Sync {
         device: &DeviceRecord,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Removes a member device; false if it was not a member.
+    /// Removes a member device for good (it is recorded as removed, and
+    /// [`MetaStore::removed_devices`] lists it); false if it was not a member.
     fn remove_device(
         &self,
         share: &ShareId,
         device_id: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Devices removed from the share, by device ID.
+    fn removed_devices(
+        &self,
+        share: &ShareId,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Starts `epoch` with `slots`, only if the share's latest epoch is `epoch - 1`
+    /// (none for epoch 1): of two members rotating at once exactly one wins (false for
+    /// the other; nothing stored).
+    fn create_epoch(
+        &self,
+        share: &ShareId,
+        epoch: Epoch,
+        slots: &[SlotRecord],
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Counts `bytes` more stored for `share` if the total stays within `limit` (none:
+    /// always); false when it would not (nothing counted). One statement, so uploads
+    /// racing on several nodes cannot together pass the limit.
+    fn reserve_bytes(
+        &self,
+        share: &ShareId,
+        bytes: u64,
+        limit: Option<u64>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Takes back bytes reserved for an upload that stored nothing.
+    fn release_bytes(
+        &self,
+        share: &ShareId,
+        bytes: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The bytes counted as stored for `share` (objects and log records).
+    fn stored_bytes(&self, share: &ShareId)
+        -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Sets (or, with `None`, removes) the hash of the share's restore token.
+    fn set_restore_verifier(
+        &self,
+        share: &ShareId,
+        verifier: Option<&[u8]>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn restore_verifier(
+        &self,
+        share: &ShareId,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
 
     /// The share's member devices, by device ID.
     fn devices(

@@ -39,6 +39,19 @@ CREATE TABLE IF NOT EXISTS manifest_heads (
     version BIGINT NOT NULL,
     manifest BYTEA NOT NULL
 );
+CREATE TABLE IF NOT EXISTS restore_verifiers (
+    share TEXT PRIMARY KEY,
+    verifier BYTEA NOT NULL
+);
+CREATE TABLE IF NOT EXISTS share_usage (
+    share TEXT PRIMARY KEY,
+    bytes BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS removed_devices (
+    share TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    PRIMARY KEY (share, device_id)
+);
 CREATE TABLE IF NOT EXISTS allowed_devices (
     device_id TEXT PRIMARY KEY
 );
@@ -171,11 +184,158 @@ impl MetaStore for PostgresMeta {
             )
             .await?
             > 0;
+        tx.execute(
+            "INSERT INTO removed_devices (share, device_id) VALUES ($1, $2)
+             ON CONFLICT DO NOTHING",
+            &[&share.as_str(), &device_id],
+        )
+        .await?;
         if removed {
             bump(&tx, share.as_str()).await?;
         }
         tx.commit().await?;
         Ok(removed)
+    }
+
+    async fn reserve_bytes(
+        &self,
+        share: &ShareId,
+        bytes: u64,
+        limit: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let (bytes, limit) = (to_i64(bytes)?, to_i64(limit.unwrap_or(i64::MAX as u64))?);
+        let client = self.client.lock().await;
+        Ok(client
+            .execute(
+                "INSERT INTO share_usage (share, bytes) SELECT $1, $2::BIGINT WHERE $2::BIGINT <= $3::BIGINT
+                 ON CONFLICT (share) DO UPDATE SET bytes = share_usage.bytes + excluded.bytes
+                 WHERE share_usage.bytes + excluded.bytes <= $3::BIGINT",
+                &[&share.as_str(), &bytes, &limit],
+            )
+            .await?
+            > 0)
+    }
+
+    async fn release_bytes(&self, share: &ShareId, bytes: u64) -> Result<(), StoreError> {
+        let bytes = to_i64(bytes)?;
+        let client = self.client.lock().await;
+        client
+            .execute(
+                "UPDATE share_usage SET bytes = GREATEST(0, bytes - $2) WHERE share = $1",
+                &[&share.as_str(), &bytes],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn stored_bytes(&self, share: &ShareId) -> Result<u64, StoreError> {
+        let client = self.client.lock().await;
+        let row = client
+            .query_opt(
+                "SELECT bytes FROM share_usage WHERE share = $1",
+                &[&share.as_str()],
+            )
+            .await?;
+        match row {
+            Some(row) => to_u64(row.try_get(0)?),
+            None => Ok(0),
+        }
+    }
+
+    async fn set_restore_verifier(
+        &self,
+        share: &ShareId,
+        verifier: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client.lock().await;
+        let tx = client.transaction().await?;
+        match verifier {
+            Some(v) => {
+                tx.execute(
+                    "INSERT INTO restore_verifiers (share, verifier) VALUES ($1, $2)
+                     ON CONFLICT (share) DO UPDATE SET verifier = excluded.verifier",
+                    &[&share.as_str(), &v],
+                )
+                .await?
+            }
+            None => {
+                tx.execute(
+                    "DELETE FROM restore_verifiers WHERE share = $1",
+                    &[&share.as_str()],
+                )
+                .await?
+            }
+        };
+        bump(&tx, share.as_str()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn restore_verifier(&self, share: &ShareId) -> Result<Option<Vec<u8>>, StoreError> {
+        let client = self.client.lock().await;
+        let row = client
+            .query_opt(
+                "SELECT verifier FROM restore_verifiers WHERE share = $1",
+                &[&share.as_str()],
+            )
+            .await?;
+        Ok(match row {
+            Some(row) => Some(row.try_get(0)?),
+            None => None,
+        })
+    }
+
+    async fn removed_devices(&self, share: &ShareId) -> Result<Vec<String>, StoreError> {
+        let client = self.client.lock().await;
+        let rows = client
+            .query(
+                "SELECT device_id FROM removed_devices WHERE share = $1 ORDER BY device_id",
+                &[&share.as_str()],
+            )
+            .await?;
+        rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
+    }
+
+    async fn create_epoch(
+        &self,
+        share: &ShareId,
+        epoch: Epoch,
+        slots: &[SlotRecord],
+    ) -> Result<bool, StoreError> {
+        let mut client = self.client.lock().await;
+        let tx = client.transaction().await?;
+        // One rotation of a share at a time, across nodes.
+        let lock = format!("epoch {share}");
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&lock],
+        )
+        .await?;
+        let row = tx
+            .query_one(
+                "SELECT MAX(epoch) FROM key_slots WHERE share = $1",
+                &[&share.as_str()],
+            )
+            .await?;
+        let latest: Option<i64> = row.try_get(0)?;
+        if latest.unwrap_or(0) + 1 != i64::from(epoch.0) {
+            return Ok(false);
+        }
+        for slot in slots {
+            tx.execute(
+                "INSERT INTO key_slots (share, epoch, label, slot) VALUES ($1, $2, $3, $4)",
+                &[
+                    &share.as_str(),
+                    &i64::from(epoch.0),
+                    &slot.label,
+                    &slot.slot,
+                ],
+            )
+            .await?;
+        }
+        bump(&tx, share.as_str()).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn devices(&self, share: &ShareId) -> Result<Vec<DeviceRecord>, StoreError> {

@@ -40,6 +40,19 @@ CREATE TABLE IF NOT EXISTS manifest_heads (
     version INTEGER NOT NULL,
     manifest BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS restore_verifiers (
+    share TEXT PRIMARY KEY,
+    verifier BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS share_usage (
+    share TEXT PRIMARY KEY,
+    bytes INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS removed_devices (
+    share TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    PRIMARY KEY (share, device_id)
+);
 CREATE TABLE IF NOT EXISTS allowed_devices (
     device_id TEXT PRIMARY KEY
 );
@@ -141,10 +154,137 @@ impl MetaStore for SqliteMeta {
                 "DELETE FROM devices WHERE share = ?1 AND device_id = ?2",
                 params![share, device_id],
             )? > 0;
+            tx.execute(
+                "INSERT OR IGNORE INTO removed_devices (share, device_id) VALUES (?1, ?2)",
+                params![share, device_id],
+            )?;
             if removed {
                 bump(tx, &share)?;
             }
             Ok(removed)
+        })
+        .await
+    }
+
+    async fn reserve_bytes(
+        &self,
+        share: &ShareId,
+        bytes: u64,
+        limit: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let share = share.to_string();
+        let (bytes, limit) = (to_i64(bytes)?, to_i64(limit.unwrap_or(i64::MAX as u64))?);
+        self.write(move |tx| {
+            Ok(tx.execute(
+                "INSERT INTO share_usage (share, bytes) SELECT ?1, ?2 WHERE ?2 <= ?3
+                 ON CONFLICT (share) DO UPDATE SET bytes = share_usage.bytes + excluded.bytes
+                 WHERE share_usage.bytes + excluded.bytes <= ?3",
+                params![share, bytes, limit],
+            )? > 0)
+        })
+        .await
+    }
+
+    async fn release_bytes(&self, share: &ShareId, bytes: u64) -> Result<(), StoreError> {
+        let (share, bytes) = (share.to_string(), to_i64(bytes)?);
+        self.write(move |tx| {
+            tx.execute(
+                "UPDATE share_usage SET bytes = MAX(0, bytes - ?2) WHERE share = ?1",
+                params![share, bytes],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn stored_bytes(&self, share: &ShareId) -> Result<u64, StoreError> {
+        let share = share.to_string();
+        self.run(move |conn| {
+            let b: Option<i64> = conn
+                .query_row(
+                    "SELECT bytes FROM share_usage WHERE share = ?1",
+                    params![share],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            to_u64(b.unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn set_restore_verifier(
+        &self,
+        share: &ShareId,
+        verifier: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        let (share, verifier) = (share.to_string(), verifier.map(<[u8]>::to_vec));
+        self.write(move |tx| {
+            match verifier {
+                Some(v) => tx.execute(
+                    "INSERT INTO restore_verifiers (share, verifier) VALUES (?1, ?2)
+                     ON CONFLICT (share) DO UPDATE SET verifier = excluded.verifier",
+                    params![share, v],
+                )?,
+                None => tx.execute(
+                    "DELETE FROM restore_verifiers WHERE share = ?1",
+                    params![share],
+                )?,
+            };
+            bump(tx, &share)
+        })
+        .await
+    }
+
+    async fn restore_verifier(&self, share: &ShareId) -> Result<Option<Vec<u8>>, StoreError> {
+        let share = share.to_string();
+        self.run(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT verifier FROM restore_verifiers WHERE share = ?1",
+                    params![share],
+                    |r| r.get(0),
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn removed_devices(&self, share: &ShareId) -> Result<Vec<String>, StoreError> {
+        let share = share.to_string();
+        self.run(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT device_id FROM removed_devices WHERE share = ?1 ORDER BY device_id",
+            )?;
+            let rows = stmt.query_map(params![share], |row| row.get(0))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn create_epoch(
+        &self,
+        share: &ShareId,
+        epoch: Epoch,
+        slots: &[SlotRecord],
+    ) -> Result<bool, StoreError> {
+        let (share, slots) = (share.to_string(), slots.to_vec());
+        self.write(move |tx| {
+            let latest: Option<i64> = tx.query_row(
+                "SELECT MAX(epoch) FROM key_slots WHERE share = ?1",
+                params![share],
+                |r| r.get(0),
+            )?;
+            if latest.unwrap_or(0) + 1 != i64::from(epoch.0) {
+                return Ok(false);
+            }
+            for slot in &slots {
+                tx.execute(
+                    "INSERT INTO key_slots (share, epoch, label, slot) VALUES (?1, ?2, ?3, ?4)",
+                    params![share, epoch.0, slot.label, slot.slot],
+                )?;
+            }
+            bump(tx, &share)?;
+            Ok(true)
         })
         .await
     }
