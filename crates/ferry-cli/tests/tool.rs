@@ -96,12 +96,21 @@ fn slow_pair(n: usize) -> (tempfile::TempDir, [PathBuf; 3]) {
 fn interrupted_by(signal: libc::c_int) {
     const N: usize = 300;
     let (_tmp, [home, a, b]) = slow_pair(N);
-    let child = ferry_cmd(&home)
-        .args(["sync", "--conduit", "1"])
+    let mut cmd = ferry_cmd(&home);
+    cmd.args(["sync", "--conduit", "1"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped());
+    // As a foreground process gets it: a test run started in the background by a
+    // non-interactive shell inherits SIGINT ignored, and ferry (rightly) leaves an
+    // ignored SIGINT alone — the run then never saw this test's Ctrl-C.
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().unwrap();
     wait_for("the run to stage its first copy", || {
         temp_files_below(&b) > 0
     });
