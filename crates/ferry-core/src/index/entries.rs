@@ -97,28 +97,30 @@ impl Index {
         after: Option<&RelPath>,
         limit: usize,
     ) -> Result<Vec<StatRow>> {
-        const COLUMNS: &str =
-            "SELECT path, kind, size, mtime_ns, ctime_ns, inode, mode, deleted, racy,
-                    dehydrated FROM entries";
+        self.page(
+            "path, kind, size, mtime_ns, ctime_ns, inode, mode, deleted, racy, dehydrated",
+            (location, after, limit),
+            read_stat_rows,
+        )
+    }
+
+    /// Up to `limit` rows (`columns`) of a location whose paths sort after `after`, by
+    /// path, decoded by `read`. With `None` the page starts at the first row: every
+    /// stored key is a valid, so non-empty, path and sorts after `''`.
+    fn page<T>(
+        &self,
+        columns: &str,
+        (location, after, limit): (i64, Option<&RelPath>, usize),
+        read: impl FnOnce(rusqlite::Rows<'_>, &mut Vec<T>) -> Result<()>,
+    ) -> Result<Vec<T>> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {columns} FROM entries
+             WHERE location_id = ?1 AND path > ?2 ORDER BY path LIMIT ?3"
+        ))?;
+        let after = after.map_or("", RelPath::as_str);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut out = Vec::new();
-        match after {
-            Some(after) => {
-                let mut st = self.conn.prepare_cached(&format!(
-                    "{COLUMNS} WHERE location_id = ?1 AND path > ?2 ORDER BY path LIMIT ?3"
-                ))?;
-                read_stat_rows(
-                    st.query(params![location, after.as_str(), limit])?,
-                    &mut out,
-                )?;
-            }
-            None => {
-                let mut st = self.conn.prepare_cached(&format!(
-                    "{COLUMNS} WHERE location_id = ?1 ORDER BY path LIMIT ?2"
-                ))?;
-                read_stat_rows(st.query(params![location, limit])?, &mut out)?;
-            }
-        }
+        read(st.query(params![location, after, limit])?, &mut out)?;
         Ok(out)
     }
 
@@ -164,32 +166,17 @@ impl Index {
         after: Option<&RelPath>,
         limit: usize,
     ) -> Result<Vec<Entry>> {
-        const COLUMNS: &str =
-            "SELECT path, kind, size, mtime_ns, ctime_ns, inode, mode, hash, chunks,
-                    link_target, version, deleted, sequence, racy, dehydrated FROM entries";
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut out = Vec::new();
-        match after {
-            Some(after) => {
-                let mut st = self.conn.prepare_cached(&format!(
-                    "{COLUMNS} WHERE location_id = ?1 AND path > ?2 ORDER BY path LIMIT ?3"
-                ))?;
-                let mut rows = st.query(params![location, after.as_str(), limit])?;
+        self.page(
+            "path, kind, size, mtime_ns, ctime_ns, inode, mode, hash, chunks, link_target,
+             version, deleted, sequence, racy, dehydrated",
+            (location, after, limit),
+            |mut rows, out| {
                 while let Some(row) = rows.next()? {
                     out.push(entry_from_row(row)?);
                 }
-            }
-            None => {
-                let mut st = self.conn.prepare_cached(&format!(
-                    "{COLUMNS} WHERE location_id = ?1 ORDER BY path LIMIT ?2"
-                ))?;
-                let mut rows = st.query(params![location, limit])?;
-                while let Some(row) = rows.next()? {
-                    out.push(entry_from_row(row)?);
-                }
-            }
-        }
-        Ok(out)
+                Ok(())
+            },
+        )
     }
 
     /// How many rows (live and deleted, directories included) of a location changed
