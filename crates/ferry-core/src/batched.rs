@@ -9,7 +9,7 @@
 //! them is written.
 
 use crate::error::Result;
-use crate::execute::{copy_size, ExecParts, ExecReport, RunState};
+use crate::execute::{copy_size, ExecReport, Executor, RunState};
 use crate::index::{unix_now, Index};
 use crate::model::RelPath;
 use crate::plan::batches::{BatchCheck, PathBatches};
@@ -101,17 +101,9 @@ impl Batching {
     /// `plan_rest` and run after the batches.
     pub(crate) fn run(
         &self,
-        index: &mut Index,
-        parts: &ExecParts<'_>,
-        survey: &Survey,
+        exec: &mut Executor<'_>,
         plan_rest: &dyn Fn(&Index) -> Result<Plan>,
     ) -> Result<BatchedRun> {
-        // One copy phase for the whole run, with the survey's totals; the batches'
-        // own announcements would restart the bar each time.
-        parts.progress.phase("copy", Some(survey.copy_bytes));
-        parts.progress.items_total(survey.counts.copy);
-        let quiet = OnePhase(parts.progress);
-        let parts = parts.with_progress(&quiet);
         let mut report = ExecReport::keeping(DONE_KEPT);
         let mut state = RunState::default();
         let mut done = BatchedRun::default();
@@ -119,24 +111,24 @@ impl Batching {
         let mut check = BatchCheck::default();
         let now = unix_now();
         let mut whole_rest = false;
-        while let Some(Page { ea, eb, plan }) = self.page(index, &mut pages, now)? {
+        while let Some(Page { ea, eb, plan }) = self.page(exec.index, &mut pages, now)? {
             if !check.admits(&ea, &eb, &plan) {
                 whole_rest = true;
                 break;
             }
             drop((ea, eb));
-            parts.on(index).run_batch(&plan, &mut report, &mut state)?;
+            exec.run_batch(&plan, &mut report, &mut state)?;
             done.counts.add(&plan);
             done.conflicts.extend(plan.conflicts);
             if report.interrupted {
                 break;
             }
         }
-        let mut report = parts.on(index).finish(report, state)?;
+        let mut report = exec.finish(report, state)?;
         if whole_rest && !report.interrupted {
             tracing::info!("entries changed during a run in batches; planning the rest whole");
-            let plan = plan_rest(index)?;
-            let rest = parts.on(index).run(&plan)?;
+            let plan = plan_rest(exec.index)?;
+            let rest = exec.run(&plan)?;
             report.absorb(rest);
             done.counts.add(&plan);
             // A conflict left open in a batch is met again by the whole plan.
@@ -167,7 +159,7 @@ pub(crate) struct BatchedRun {
 }
 
 /// Passes progress on but the phase announcements: a run in batches makes one.
-struct OnePhase<'a>(&'a dyn Progress);
+pub(crate) struct OnePhase<'a>(pub &'a dyn Progress);
 
 impl Progress for OnePhase<'_> {
     fn bytes(&self, n: u64) {

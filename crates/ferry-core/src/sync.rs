@@ -1,10 +1,10 @@
 //! One run of a conduit: open both locations, scan, reconcile, check the safety
 //! thresholds, execute, and record the generation.
 
-use crate::batched::{Batching, Survey};
+use crate::batched::{Batching, OnePhase, Survey};
 use crate::cancel::Cancel;
 use crate::error::{Error, IoContext, Result};
-use crate::execute::ExecParts;
+use crate::execute::Executor;
 use crate::index::{ConduitRow, GenerationStats, Index};
 use crate::index::{ConflictStatus, RunStatus};
 use crate::model::entry::Entry;
@@ -700,7 +700,19 @@ fn run_conduit(
     let generation = index.begin_generation(conduit.id, opts.trigger.unwrap_or("cli"))?;
     outcome.generation_id = Some(generation);
     let limiter = (conduit.bandwidth_limit > 0).then(|| RateLimiter::new(conduit.bandwidth_limit));
-    let parts = ExecParts {
+    // A run in batches announces one copy phase with the survey's totals; the
+    // batches' own announcements would restart the bar each time.
+    let quiet = OnePhase(progress);
+    let exec_progress: &dyn Progress = match &survey {
+        Some(s) => {
+            progress.phase("copy", Some(s.copy_bytes));
+            progress.items_total(s.counts.copy);
+            &quiet
+        }
+        None => progress,
+    };
+    let mut exec = Executor {
+        index: &mut *index,
         a: ra.here(),
         b: rb.here(),
         peer_b: rb.here().is_none().then(|| rb.id()),
@@ -708,7 +720,7 @@ fn run_conduit(
             .pull
             .as_ref()
             .map(|p| &*p.0 as &(dyn ChunkSource + Sync)),
-        progress,
+        progress: exec_progress,
         #[cfg(feature = "fault-injection")]
         fault: opts.fault,
         workers: conduit.parallel as usize,
@@ -717,15 +729,15 @@ fn run_conduit(
         cancel: opts.cancel.as_ref(),
     };
     let report = match &survey {
-        Some(survey) => {
+        Some(_) => {
             let plan_rest =
                 |index: &Index| plan_run(index, [ra, rb], mode, policy, opts.yes, clean_point);
-            let run = batching.run(index, &parts, survey, &plan_rest)?;
+            let run = batching.run(&mut exec, &plan_rest)?;
             outcome.planned = run.counts;
             outcome.plan.conflicts = run.conflicts;
             run.report
         }
-        None => parts.on(index).run(&outcome.plan)?,
+        None => exec.run(&outcome.plan)?,
     };
     tracing::debug!(
         ms = started.elapsed().as_millis() as u64,

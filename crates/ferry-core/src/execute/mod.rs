@@ -147,53 +147,6 @@ pub struct Executor<'a> {
     pub cancel: Option<&'a Cancel>,
 }
 
-/// An executor's settings but its index, so a run planned in batches can read the
-/// index between batches and hand it to a fresh executor for each.
-pub(crate) struct ExecParts<'a> {
-    pub a: Option<&'a Location>,
-    pub b: Option<&'a Location>,
-    pub peer_b: Option<i64>,
-    pub pull: Option<&'a (dyn ChunkSource + Sync)>,
-    pub progress: &'a dyn Progress,
-    #[cfg(feature = "fault-injection")]
-    pub fault: FaultPoint,
-    pub workers: usize,
-    pub limiter: Option<&'a RateLimiter>,
-    pub generation: Option<i64>,
-    pub cancel: Option<&'a Cancel>,
-}
-
-impl<'a> ExecParts<'a> {
-    /// An executor with these settings over `index`.
-    pub(crate) fn on<'s>(&'s self, index: &'s mut Index) -> Executor<'s>
-    where
-        'a: 's,
-    {
-        Executor {
-            index,
-            a: self.a,
-            b: self.b,
-            peer_b: self.peer_b,
-            pull: self.pull,
-            progress: self.progress,
-            #[cfg(feature = "fault-injection")]
-            fault: self.fault,
-            workers: self.workers,
-            limiter: self.limiter,
-            generation: self.generation,
-            cancel: self.cancel,
-        }
-    }
-
-    /// The same settings reporting to `progress`.
-    pub(crate) fn with_progress<'p>(&self, progress: &'p dyn Progress) -> ExecParts<'p>
-    where
-        'a: 'p,
-    {
-        ExecParts { progress, ..*self }
-    }
-}
-
 struct Pending {
     side: Side,
     entries: Vec<Entry>,
