@@ -823,10 +823,12 @@ fn browser_watches_a_transfer_live() {
     for n in 0..6 {
         std::fs::write(env.a.join(format!("big{n}.bin")), content(n)).unwrap();
     }
-    // And one file that takes several seconds at the limit, to watch on its own.
-    const HUGE: u64 = 1_500_000;
+    // And one file that takes several seconds at the limit, to watch on its own. Copies
+    // go in path order: its name sorts first, so the queue is full while it is copied
+    // and shrinks only after it, however late the page is first seen.
+    const HUGE: u64 = 3_000_000;
     let huge: Vec<u8> = (0..HUGE).map(|i| (i * 13 % 241) as u8).collect();
-    std::fs::write(env.a.join("huge.bin"), &huge).unwrap();
+    std::fs::write(env.a.join("a-huge.bin"), &huge).unwrap();
 
     // The job's row appears and its copied bytes grow, without a reload.
     let done = |b: &Browser| -> Option<u64> {
@@ -856,26 +858,27 @@ fn browser_watches_a_transfer_live() {
             .is_some_and(|b| b.contains("bytes") && b.contains("files")),
         "{bars}"
     );
-    wait_for("the progress to grow", || {
-        done(&browser).is_some_and(|n| n > first.unwrap())
-    });
     // The big file is listed in flight, and its own bar moves before it is done.
     let big_done = |b: &Browser| -> Option<u64> {
-        b.js("var r = document.querySelector(\"#in-flight tr[data-path='huge.bin']\"); return r ? r.dataset.done : null;")
+        b.js("var r = document.querySelector(\"#in-flight tr[data-path='a-huge.bin']\"); return r ? r.dataset.done : null;")
             .as_str()
             .and_then(|s| s.parse().ok())
     };
     let mut seen = None;
-    wait_for("huge.bin in flight", || {
+    wait_for("a-huge.bin in flight", || {
         seen = big_done(&browser).filter(|n| *n > 0);
         seen.is_some()
     });
-    wait_for("huge.bin's own progress to grow", || {
+    wait_for("a-huge.bin's own progress to grow", || {
         big_done(&browser).is_some_and(|n| n > seen.unwrap())
     });
     assert!(seen.unwrap() < HUGE, "seen while in flight");
-    // Whichever order the files go in, the queue has shrunk while the job still runs
-    // (the big file is copied first or last, and takes seconds).
+    // The run's bytes grow as files complete, the big one first.
+    wait_for("the progress to grow", || {
+        done(&browser).is_some_and(|n| n > first.unwrap())
+    });
+    // After the big file the six small ones are copied, ~0.8 s each: the queue shrinks
+    // while the job still runs.
     wait_for("the queue to shrink", || {
         queue(&browser).is_some_and(|n| n < first_queue)
     });
@@ -888,7 +891,7 @@ fn browser_watches_a_transfer_live() {
     // When it is done the row goes and the chart keeps the run's rate line.
     wait_for("the files on B", || {
         (0..6).all(|n| std::fs::read(env.b.join(format!("big{n}.bin"))).ok() == Some(content(n)))
-            && std::fs::read(env.b.join("huge.bin")).ok().as_ref() == Some(&huge)
+            && std::fs::read(env.b.join("a-huge.bin")).ok().as_ref() == Some(&huge)
     });
     wait_for("the job to leave the page", || {
         browser.text("#no-jobs").is_some()
