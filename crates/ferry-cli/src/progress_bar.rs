@@ -141,6 +141,13 @@ impl Progress for Bar {
         self.counters.files_total.store(total, Ordering::Relaxed);
     }
 
+    fn more_work(&self, files: u64, bytes: u64) {
+        let c = &self.counters;
+        c.files_total.fetch_add(files, Ordering::Relaxed);
+        c.bytes_total.fetch_add(bytes, Ordering::Relaxed);
+        self.advance();
+    }
+
     fn bytes(&self, n: u64) {
         self.counters.bytes_done.fetch_add(n, Ordering::Relaxed);
         self.advance();

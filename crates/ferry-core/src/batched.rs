@@ -162,6 +162,9 @@ pub(crate) struct BatchedRun {
 pub(crate) struct OnePhase<'a>(pub &'a dyn Progress);
 
 impl Progress for OnePhase<'_> {
+    fn more_work(&self, files: u64, bytes: u64) {
+        self.0.more_work(files, bytes)
+    }
     fn bytes(&self, n: u64) {
         self.0.bytes(n)
     }

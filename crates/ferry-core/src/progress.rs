@@ -8,6 +8,9 @@ pub trait Progress: Sync {
     fn phase(&self, _name: &str, _total_bytes: Option<u64>) {}
     /// How many items (files) the current phase has, when known.
     fn items_total(&self, _total: u64) {}
+    /// The current phase found more work: `files` more files and `bytes` more bytes
+    /// (a scan learns its total as its walk goes).
+    fn more_work(&self, _files: u64, _bytes: u64) {}
     /// Some bytes of the current phase are done.
     fn bytes(&self, _n: u64) {}
     /// One item (file) of the current phase is done.

@@ -891,6 +891,9 @@ impl Progress for Stoppable<'_> {
     fn items_total(&self, total: u64) {
         self.inner.items_total(total)
     }
+    fn more_work(&self, files: u64, bytes: u64) {
+        self.inner.more_work(files, bytes)
+    }
     fn bytes(&self, n: u64) {
         self.inner.bytes(n)
     }

@@ -136,6 +136,10 @@ impl Progress for JobProgress {
     fn items_total(&self, total: u64) {
         self.phase_items_total.store(total, Ordering::Relaxed);
     }
+    fn more_work(&self, files: u64, bytes: u64) {
+        self.phase_items_total.fetch_add(files, Ordering::Relaxed);
+        self.phase_bytes_total.fetch_add(bytes, Ordering::Relaxed);
+    }
     fn bytes(&self, n: u64) {
         self.phase_bytes_done.fetch_add(n, Ordering::Relaxed);
         if self.in_copy() {

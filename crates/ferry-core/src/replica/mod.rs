@@ -8,6 +8,7 @@ pub(crate) mod disk;
 pub(crate) mod fs_ops;
 pub(crate) mod ignore_rules;
 pub(crate) mod location;
+pub(crate) mod ordered_walk;
 pub(crate) mod overlap;
 pub(crate) mod partial;
 pub(crate) mod scan;

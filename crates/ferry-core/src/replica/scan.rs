@@ -6,10 +6,12 @@
 //! Either way the same join and absorb code compares and records, so a targeted scan
 //! judges each path exactly as a full scan would.
 //!
-//! Two stages. *Observe* walks the disk and merge-joins it with the index's stat rows
-//! (both sorted by path); it touches no index, so both locations of a conduit are
-//! observed at once. *Absorb* reads the content of what changed, in batches, and writes
-//! each batch to the index, so memory stays bounded on trees of millions of files.
+//! One pass, streamed: the walk hands out paths in path order (a whole location's
+//! through `ordered_walk`, reading directories ahead on other threads), the join
+//! merges them with the index's stat rows (read a page at a time), and what is new or
+//! changed is read and recorded a batch at a time. So a scan of millions of paths
+//! holds a window of the tree, a page of rows and a batch, never the whole tree.
+//! What is gone is settled at the end, once every path has been seen.
 
 use crate::error::Result;
 use crate::index::{Index, StatRow};
@@ -22,9 +24,11 @@ use crate::progress::Progress;
 use crate::replica::beneath::RootDir;
 use crate::replica::ignore_rules::{IndexRules, IGNORE_FILE};
 use crate::replica::location::{Location, LocationLock};
+use crate::replica::ordered_walk::{walk_in_order, OrderedWalk};
 use crate::replica::overlap::Fence;
-use crate::replica::walk::{walk, walk_paths, Seen, WalkOut};
+use crate::replica::walk::{walk_paths, Seen, WalkOut};
 use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 
 /// An mtime this close to the scan (or later) is not trusted: the file may still be
 /// changing within the timestamp's granularity, so the next scan hashes it again.
@@ -33,8 +37,9 @@ const RACY_WINDOW_NS: i64 = 2_000_000_000;
 /// A file's digest and its stat after reading, or why it could not be read.
 type HashResult = std::result::Result<(Digest, StatInfo), Problem>;
 
-/// Changed paths read and written to the index together.
-const ABSORB_BATCH: usize = 16 * 1024;
+/// Changed paths read and written to the index together (a few in the unit tests, so
+/// their scans run many batches and pages).
+const ABSORB_BATCH: usize = if cfg!(test) { 7 } else { 16 * 1024 };
 
 /// What a scan found.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -94,19 +99,6 @@ impl Scope {
     }
 }
 
-/// What observing a location's disk found, before anything is read or written.
-struct Observed {
-    report: ScanReport,
-    scan_start_ns: i64,
-    /// Paths that are new or whose stat changed, sorted by path.
-    candidates: Vec<Seen>,
-    /// Indexed live paths that are gone from disk: they become tombstones.
-    gone: Vec<RelPath>,
-    /// Indexed paths still on disk but no longer walked (ignored now): they leave the
-    /// index without counting as deletions.
-    forget: Vec<RelPath>,
-}
-
 /// Scans `loc` and brings its index entries up to date. The caller holds the
 /// location's lock (`_held`), so stale temp files found can be removed.
 pub fn scan_location(
@@ -153,17 +145,16 @@ fn scan_scoped(
     scope: &Scope,
     progress: &dyn Progress,
 ) -> Result<ScanReport> {
-    let mut rows = ScopeRows::new(index, loc.id(), scope)?;
-    let index_was_empty = rows.is_empty(index)?;
     let fence = Fence::around(&[&loc.root])?;
-    let mut walked = walk_location(loc, rules, scope, &fence)?;
-    keep_leftovers(index, loc, &mut walked);
-    let observed = join(index, loc, walked, rows)?;
-    absorb(index, loc, index_was_empty, observed, progress)
+    let (root, started) = prepare(loc)?;
+    with_walk(&root, rules, scope, &fence, |walk| {
+        refuse_fenced(walk, &fence)?;
+        scan_walked(index, loc, scope, walk, &fence, started, progress)
+    })
 }
 
 /// Stat rows a whole-location scan reads at once.
-const ROW_PAGE: usize = 20_000;
+const ROW_PAGE: usize = if cfg!(test) { 5 } else { 20_000 };
 
 /// The index rows a scan of `scope` compares the disk with, in path order: a targeted
 /// scope's loaded at once (they are few), a whole location's a page at a time, so a
@@ -227,8 +218,8 @@ impl ScopeRows {
     }
 }
 
-/// Scans both locations of a conduit: both walks run while this thread loads the
-/// index rows they will be compared with.
+/// Scans both locations of a conduit: while one is compared and recorded, the other's
+/// walk reads ahead.
 pub fn scan_pair(
     index: &mut Index,
     locs: [(&Location, &LocationLock); 2],
@@ -250,49 +241,115 @@ pub fn scan_pair_scoped(
     let [sa, sb] = scopes;
     // Neither walk may enter either root, nor an ancestor of one (through a mount).
     let fence = Fence::around(&[&la.root, &lb.root])?;
-    let (walked, rows) = std::thread::scope(|sc| {
-        let wa = sc.spawn(|| walk_location(la, rules, sa, &fence));
-        let wb = sc.spawn(|| walk_location(lb, rules, sb, &fence));
-        let rows = ScopeRows::new(index, la.id(), sa)
-            .and_then(|a| Ok((a, ScopeRows::new(index, lb.id(), sb)?)));
-        let panicked = || Err(crate::error::Error::Other("walk thread panicked".into()));
-        let wa = wa.join().unwrap_or_else(|_| panicked());
-        let wb = wb.join().unwrap_or_else(|_| panicked());
-        ((wa, wb), rows)
-    });
-    let (mut rows_a, mut rows_b) = rows?;
-    let (mut wa, mut wb) = (walked.0?, walked.1?);
-    keep_leftovers(index, la, &mut wa);
-    keep_leftovers(index, lb, &mut wb);
-    let (empty_a, empty_b) = (rows_a.is_empty(index)?, rows_b.is_empty(index)?);
-    let (obs_a, obs_b) = (join(index, la, wa, rows_a)?, join(index, lb, wb, rows_b)?);
-    Ok([
-        absorb(index, la, empty_a, obs_a, progress)?,
-        absorb(index, lb, empty_b, obs_b, progress)?,
-    ])
+    let (root_a, started_a) = prepare(la)?;
+    let (root_b, started_b) = prepare(lb)?;
+    with_walk(&root_a, rules, sa, &fence, |wa| {
+        with_walk(&root_b, rules, sb, &fence, |wb| {
+            // A targeted walk is done already: its fence hits stop both before either
+            // records anything.
+            refuse_fenced(wa, &fence)?;
+            refuse_fenced(wb, &fence)?;
+            Ok([
+                scan_walked(index, la, sa, wa, &fence, started_a, progress)?,
+                scan_walked(index, lb, sb, wb, &fence, started_b, progress)?,
+            ])
+        })
+    })
+}
+
+/// Checks the marker and opens the root; the time it returns is when the scan started
+/// (for the racy-timestamp rule).
+fn prepare(loc: &Location) -> Result<(std::sync::Arc<RootDir>, i64)> {
+    loc.verify_marker()?;
+    let started = now_ns();
+    Ok((loc.dir()?, started))
+}
+
+/// A walk's paths in path order, and what else it has found so far.
+enum Walking<'w, 'a, 'b> {
+    /// A targeted walk, read whole and sorted (its paths are few).
+    Listed(std::vec::IntoIter<Seen>, WalkOut),
+    /// A whole location's, read as it is taken (see `ordered_walk`).
+    Ordered(&'w mut OrderedWalk<'a, 'b>),
+}
+
+impl Walking<'_, '_, '_> {
+    fn next_seen(&mut self) -> Option<Seen> {
+        match self {
+            Walking::Listed(seen, _) => seen.next(),
+            Walking::Ordered(w) => w.next_seen(),
+        }
+    }
+
+    fn side(&mut self) -> &mut WalkOut {
+        match self {
+            Walking::Listed(_, out) => out,
+            Walking::Ordered(w) => w.side(),
+        }
+    }
+}
+
+/// Runs `f` over the walk of `scope` of `root`.
+fn with_walk<R>(
+    root: &RootDir,
+    rules: IndexRules,
+    scope: &Scope,
+    fence: &Fence,
+    f: impl FnOnce(&mut Walking<'_, '_, '_>) -> R,
+) -> R {
+    match scope {
+        Scope::All => walk_in_order(root, rules, fence, |w| f(&mut Walking::Ordered(w))),
+        Scope::Paths(paths) => {
+            let mut out = walk_paths(root, rules, paths, fence);
+            let mut seen = std::mem::take(&mut out.seen);
+            seen.sort_unstable_by(|x, y| x.rel.cmp(&y.rel));
+            f(&mut Walking::Listed(seen.into_iter(), out))
+        }
+    }
+}
+
+/// A directory inside the fence (a root of the run or an ancestor of one, mounted
+/// inside the walked root) stops the scan with an error. A walk never enters one, so
+/// what it recorded before meeting it is true of its own disk.
+fn refuse_fenced(walk: &mut Walking, fence: &Fence) -> Result<()> {
+    match walk.side().fenced.first() {
+        Some((at, is)) => Err(fence.refusal(at, is)),
+        None => Ok(()),
+    }
 }
 
 /// Keeps this location's leftover temp files in its version store (one may hold the
-/// old content of a file whose replacement a crash interrupted); failures are noted.
-fn keep_leftovers(index: &Index, loc: &Location, walked: &mut Walked) {
-    if !loc.is_dry_run() {
-        let (notes, problems) = crate::replica::version_store::sweep_staging(index, loc);
-        walked.report.notes.extend(notes);
-        walked.report.errors.extend(problems);
-    }
-    for p in walked.out.temp_files.drain(..) {
+/// old content of a file whose replacement a crash interrupted, found by its hash
+/// under the path the index still knows: so a directory's leftovers are kept before
+/// any of its paths is recorded). Only this location's own count (the caller holds
+/// its lock, so no live run owns them); a dry run leaves them. Failures are noted.
+fn keep_leftovers(
+    index: &Index,
+    loc: &Location,
+    found: impl Iterator<Item = PathBuf>,
+    report: &mut ScanReport,
+) {
+    let tag = loc.temp_tag();
+    for p in found {
+        let own = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(crate::replica::ignore_rules::temp_tag_of)
+            == Some(tag.as_str());
+        if loc.is_dry_run() || !own {
+            continue;
+        }
         let kept = p
             .strip_prefix(&loc.root)
             .map_err(|_| crate::error::Error::Other("outside the root".into()))
             .and_then(RelPath::from_path)
             .and_then(|rel| crate::replica::version_store::keep_leftover(index, loc, &rel));
         match kept {
-            Ok(Some(note)) => walked.report.notes.push(note),
+            Ok(Some(note)) => report.notes.push(note),
             Ok(None) => {}
             Err(e) => {
                 let doing = format!("{}: cannot keep leftover temp file", escape_os(&p));
-                walked
-                    .report
+                report
                     .errors
                     .push(Problem::from_error(None, None, &doing, &e))
             }
@@ -300,72 +357,43 @@ fn keep_leftovers(index: &Index, loc: &Location, walked: &mut Walked) {
     }
 }
 
-/// A location's walk, with the time it started (for the racy-timestamp rule).
-struct Walked {
-    out: WalkOut,
-    scan_start_ns: i64,
-    report: ScanReport,
-}
-
-/// Checks the marker and walks the location's `scope`; keeps this location's own
-/// stale temp files for [`keep_leftovers`] (none in a dry run). A directory inside
-/// that `fence` holds (a root of the run or an ancestor of one, mounted inside this
-/// root) stops the scan with an error, before anything is kept or recorded.
-fn walk_location(
+/// Merge-joins a walk with the index rows of the same scope (both in path order) and
+/// records what is new or changed as it goes, a batch at a time, so a scan of millions
+/// of paths holds a batch, not the tree. Then what is gone becomes tombstones and what
+/// is no longer walked (ignored now) is forgotten.
+fn scan_walked(
+    index: &mut Index,
     loc: &Location,
-    rules: IndexRules,
     scope: &Scope,
+    walk: &mut Walking,
     fence: &Fence,
-) -> Result<Walked> {
-    loc.verify_marker()?;
+    scan_start_ns: i64,
+    progress: &dyn Progress,
+) -> Result<ScanReport> {
+    let mut rows = ScopeRows::new(index, loc.id(), scope)?;
+    let index_was_empty = rows.is_empty(index)?;
     let mut report = ScanReport::default();
-    let scan_start_ns = now_ns();
-    let root = loc.dir()?;
-    let mut out = match scope {
-        Scope::All => walk(&root, rules, fence),
-        Scope::Paths(paths) => walk_paths(&root, rules, paths, fence),
-    };
-    if let Some((at, is)) = out.fenced.first() {
-        return Err(fence.refusal(at, is));
+    if !loc.is_dry_run() {
+        let (notes, problems) = crate::replica::version_store::sweep_staging(index, loc);
+        report.notes.extend(notes);
+        report.errors.extend(problems);
     }
-    report.errors.append(&mut out.errors);
-    report.notes.append(&mut out.notes);
-    // Temp files of a run that died (the caller holds the location lock, so no live
-    // run owns them) are dealt with once the index is at hand ([`keep_leftovers`]);
-    // only this location's own count. A dry run leaves them.
-    let tag = loc.temp_tag();
-    out.temp_files.retain(|p| {
-        !loc.is_dry_run()
-            && p.file_name()
-                .and_then(|n| n.to_str())
-                .and_then(crate::replica::ignore_rules::temp_tag_of)
-                == Some(tag.as_str())
-    });
-    report.entries = out.seen.len() as u64;
-    Ok(Walked {
-        out,
+    // The phase's total grows as the walk finds work (`Progress::more_work`).
+    progress.phase(&format!("scan {}", loc.root.display()), Some(0));
+    let absorbing = Absorbing {
+        loc,
+        index_was_empty,
         scan_start_ns,
-        report,
-    })
-}
-
-/// Merge-joins a walk with the index rows of the same scope (both sorted by path): what is new or
-/// changed, what is gone, what is no longer walked.
-fn join(index: &Index, loc: &Location, walked: Walked, mut rows: ScopeRows) -> Result<Observed> {
-    let Walked {
-        out: WalkOut {
-            mut seen,
-            unreadable,
-            ..
-        },
-        scan_start_ns,
-        mut report,
-    } = walked;
-    seen.sort_unstable_by(|x, y| x.rel.cmp(&y.rel));
-
-    let mut candidates = Vec::new();
+        progress,
+    };
+    let mut batch: Vec<Seen> = Vec::new();
     let mut missing = Vec::new();
-    for s in seen {
+    loop {
+        let next = walk.next_seen();
+        refuse_fenced(walk, fence)?;
+        keep_leftovers(index, loc, walk.side().temp_files.drain(..), &mut report);
+        let Some(s) = next else { break };
+        report.entries += 1;
         // Index rows before this path were not seen on disk.
         // A dehydrated path is absent on disk by design (its content is on the
         // secondary replica): never missing, so never a deletion (safety rule 7).
@@ -383,7 +411,10 @@ fn join(index: &Index, loc: &Location, walked: Walked, mut rows: ScopeRows) -> R
                     && stat_unchanged(&r, &s) => {}
             // A file at a dehydrated path is read: the same content hydrates the entry
             // (same version), other content is an edit.
-            _ => candidates.push(s),
+            _ => batch.push(s),
+        }
+        if batch.len() >= ABSORB_BATCH {
+            absorbing.batch(index, std::mem::take(&mut batch), &mut report)?;
         }
     }
     while let Some(r) = rows.next_if(index, |_| true)? {
@@ -391,8 +422,32 @@ fn join(index: &Index, loc: &Location, walked: Walked, mut rows: ScopeRows) -> R
             missing.push(r.path);
         }
     }
+    absorbing.batch(index, batch, &mut report)?;
+    let side = walk.side();
+    report.errors.append(&mut side.errors);
+    report.notes.append(&mut side.notes);
+    let (gone, forget) = sort_missing(loc, missing, &side.unreadable, &mut report);
+    let mut tombstones = Vec::with_capacity(gone.len());
+    for p in gone {
+        if let Some(mut t) = index.entry(loc.id(), &p)? {
+            t.state.presence = crate::model::entry::Presence::Tombstone;
+            tombstones.push((t, true));
+        }
+    }
+    record(index, loc, tombstones, &mut report)?;
+    report.forgotten = forget.len() as u64;
+    index.forget_entries(loc.id(), &forget)?;
+    Ok(report)
+}
 
-    // Indexed live paths the walk did not see: deleted, ignored now, or unreadable.
+/// Indexed live paths the walk did not see: deleted (`gone`), ignored now or behind a
+/// symlink (`forget`), or below an unreadable path (kept: we could not look).
+fn sort_missing(
+    loc: &Location,
+    missing: Vec<RelPath>,
+    unreadable: &[RelPath],
+    report: &mut ScanReport,
+) -> (Vec<RelPath>, Vec<RelPath>) {
     let mut gone = Vec::new();
     let mut forget = Vec::new();
     for path in missing {
@@ -420,13 +475,7 @@ fn join(index: &Index, loc: &Location, walked: Walked, mut rows: ScopeRows) -> R
                 .push(Problem::from_error(None, None, "", &err)),
         }
     }
-    Ok(Observed {
-        report,
-        scan_start_ns,
-        candidates,
-        gone,
-        forget,
-    })
+    (gone, forget)
 }
 
 fn stat_unchanged(r: &StatRow, s: &Seen) -> bool {
@@ -437,35 +486,31 @@ fn stat_unchanged(r: &StatRow, s: &Seen) -> bool {
     }
 }
 
-/// Reads what changed, batch by batch, and records it: a content change gets a fresh
-/// sequence number and bumps the version vector with it.
-fn absorb(
-    index: &mut Index,
-    loc: &Location,
+/// What reading and recording a batch of changed paths needs.
+struct Absorbing<'a> {
+    loc: &'a Location,
     index_was_empty: bool,
-    obs: Observed,
-    progress: &dyn Progress,
-) -> Result<ScanReport> {
-    let Observed {
-        mut report,
-        scan_start_ns,
-        candidates,
-        gone,
-        forget,
-    } = obs;
-    let total: u64 = candidates
-        .iter()
-        .filter(|s| s.kind == EntryKind::File)
-        .map(|s| s.stat.size)
-        .sum();
-    progress.phase(&format!("scan {}", loc.root.display()), Some(total));
-    let files = candidates.iter().filter(|s| s.kind == EntryKind::File);
-    progress.items_total(files.count() as u64);
-    for batch in candidates.chunks(ABSORB_BATCH) {
+    scan_start_ns: i64,
+    progress: &'a dyn Progress,
+}
+
+impl Absorbing<'_> {
+    /// Reads a batch of new or changed paths (in path order) and records it: a content
+    /// change gets a fresh sequence number and bumps the version vector with it.
+    fn batch(&self, index: &mut Index, batch: Vec<Seen>, report: &mut ScanReport) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        // Rows this batch writes lie at or before its last path. The join read the
+        // rows up to that path already, and `next_if` reads the next page before it
+        // compares, so the page cursor is at or past it: a later page never offers a
+        // row written here as one the walk did not see (test below).
+        let (progress, loc) = (self.progress, self.loc);
         if progress.cancelled() {
             return Err(crate::error::Error::Interrupted);
         }
         let files: Vec<&Seen> = batch.iter().filter(|s| s.kind == EntryKind::File).collect();
+        progress.more_work(files.len() as u64, files.iter().map(|s| s.stat.size).sum());
         let digests = hash_all(&*loc.dir()?, &files, progress);
         if progress.cancelled() {
             // The batch is left for the next scan; earlier ones are recorded.
@@ -473,16 +518,16 @@ fn absorb(
         }
         let mut digests = digests.into_iter();
         let mut updates = Vec::with_capacity(batch.len());
-        for s in batch {
+        for s in &batch {
             let digest = if s.kind == EntryKind::File {
                 digests.next()
             } else {
                 None
             };
-            let Some(fresh) = read_fresh(loc, s, digest, scan_start_ns, &mut report) else {
+            let Some(fresh) = read_fresh(loc, s, digest, self.scan_start_ns, report) else {
                 continue;
             };
-            let prev = if index_was_empty {
+            let prev = if self.index_was_empty {
                 None
             } else {
                 index.entry(loc.id(), &fresh.path)?
@@ -491,19 +536,8 @@ fn absorb(
                 updates.push(u);
             }
         }
-        record(index, loc, updates, &mut report)?;
+        record(index, loc, updates, report)
     }
-    let mut tombstones = Vec::with_capacity(gone.len());
-    for p in gone {
-        if let Some(mut t) = index.entry(loc.id(), &p)? {
-            t.state.presence = crate::model::entry::Presence::Tombstone;
-            tombstones.push((t, true));
-        }
-    }
-    record(index, loc, tombstones, &mut report)?;
-    report.forgotten = forget.len() as u64;
-    index.forget_entries(loc.id(), &forget)?;
-    Ok(report)
 }
 
 /// The entry a changed path has now, from its walk stat and what reading it found.
@@ -735,5 +769,48 @@ mod tests {
             rows.next_if(&index, |_| true).unwrap().map(|r| r.path),
             Some(RelPath::new("a").unwrap())
         );
+    }
+
+    /// New paths between indexed ones, recorded in batches while the join pages
+    /// through the rows: a row a batch has just written is never taken for an indexed
+    /// path the walk did not see (it would be forgotten, or become a tombstone).
+    #[test]
+    fn rows_recorded_mid_scan_are_not_taken_for_missing_paths() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("r");
+        std::fs::create_dir(&root).unwrap();
+        let mut index = Index::open_in_memory().unwrap();
+        let loc = crate::replica::location::open_location(&mut index, &root, false).unwrap();
+        let lock = loc.lock().unwrap();
+        let scan = |index: &mut Index| {
+            scan_location(
+                index,
+                &loc,
+                &lock,
+                IndexRules::default(),
+                &crate::NoProgress,
+            )
+            .unwrap()
+        };
+        for i in 0..40 {
+            std::fs::write(root.join(format!("f{i:02}")), "old").unwrap();
+        }
+        let first = scan(&mut index);
+        assert_eq!((first.changed, first.deleted, first.forgotten), (40, 0, 0));
+        // One new path after each indexed one (pages of 5 rows, batches of 7 paths).
+        for i in 0..40 {
+            std::fs::write(root.join(format!("f{i:02}a")), "new").unwrap();
+        }
+        let second = scan(&mut index);
+        assert_eq!(
+            (second.changed, second.deleted, second.forgotten),
+            (40, 0, 0),
+            "{second:?}"
+        );
+        let live = index.entries(loc.id()).unwrap();
+        assert_eq!(live.iter().filter(|e| !e.is_tombstone()).count(), 80);
+        // And a no-op finds nothing.
+        let third = scan(&mut index);
+        assert_eq!((third.changed, third.deleted, third.forgotten), (0, 0, 0));
     }
 }

@@ -56,7 +56,7 @@ fn special_note(abs: &Path) -> String {
 
 /// The `.ferryignore` matchers in force for a directory, nearest last.
 #[derive(Default)]
-struct Rules {
+pub(crate) struct Rules {
     parent: Option<Arc<Rules>>,
     matcher: Option<Gitignore>,
 }
@@ -83,9 +83,10 @@ impl Rules {
     }
 }
 
-struct Job {
-    dir: Option<RelPath>,
-    rules: Arc<Rules>,
+#[derive(Clone)]
+pub(crate) struct Job {
+    pub(crate) dir: Option<RelPath>,
+    pub(crate) rules: Arc<Rules>,
 }
 
 #[derive(Default)]
@@ -307,7 +308,7 @@ fn walk_jobs(
 
 /// Reads one directory; returns its subdirectories to read next (none that `fence`
 /// holds: those go to `out.fenced`).
-fn read_dir(
+pub(crate) fn read_dir(
     root: &RootDir,
     builtin: IndexRules,
     job: Job,
