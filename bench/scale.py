@@ -4,7 +4,9 @@
 For each N (default 100k, 300k, 1M) a seeded tree of N small files (~1 KiB, folders
 of 1,000) is generated, then ferry, rsync and unison each run, side by side in one
 run: the initial sync into an empty destination, a no-op sync, and a sync after
-10,000 files were edited. Peak RSS comes from GNU time (`/usr/bin/time`).
+10,000 files were edited. Peak RSS comes from GNU time (`/usr/bin/time`). Then
+ferry's daemon is started over the synced pair: its resident memory once idle (after
+its start-up run) and its peak (VmHWM), from /proc.
 Prints a table per N and a summary of peak RSS against N (is memory flat?); `--json`
 writes every measurement.
 
@@ -16,6 +18,8 @@ import json
 import os
 import random
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -53,6 +57,49 @@ def edit_files(src, n, seed):
         size = os.path.getsize(path) + rng.randint(1, 64)
         with open(path, "wb") as f:
             f.write(rng.randbytes(size))
+
+
+def proc_kib(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def daemon_idle(tool, src, settle=10.0, deadline=3600.0):
+    """ferry's daemon over the synced pair: RSS once its start-up run is over and it
+    has idled `settle` seconds, and its peak (VmHWM) so far."""
+    env = dict(os.environ, FERRY_HOME=tool.home)
+    ferry = tool.path()
+    subprocess.run([ferry, "conduit", "add", src, tool.dst, "--quiet"], env=env,
+                   check=True, stdout=subprocess.DEVNULL)
+    d = subprocess.Popen([ferry, "daemon", "--quiet"], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < deadline:
+            time.sleep(1.0)
+            r = subprocess.run([ferry, "status", "--json"], env=env,
+                               capture_output=True, text=True)
+            try:
+                c = json.loads(r.stdout)["conduits"][0]
+            except (ValueError, KeyError, IndexError):
+                continue
+            if (c.get("last_run") or {}).get("status") == "ok" and c.get("state") == "idle":
+                break
+        else:
+            raise RuntimeError("the daemon's start-up run did not finish")
+        time.sleep(settle)
+        return {"seconds": round(time.perf_counter() - t0, 3),
+                "peak_rss_mib": round(proc_kib(d.pid, "VmHWM") / 1024, 1),
+                "idle_rss_mib": round(proc_kib(d.pid, "VmRSS") / 1024, 1)}
+    finally:
+        d.send_signal(signal.SIGTERM)
+        try:
+            d.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            d.kill()
 
 
 def measure(tool, src):
@@ -94,6 +141,12 @@ def main(argv=None):
                     row["steps"][step][name] = m
                     print(f"  [{n} {step}] {name:7} {m['seconds']:8.2f} s "
                           f"{m['peak_rss_mib']:8.1f} MiB", flush=True)
+            if "ferry" in tools:
+                m = daemon_idle(tools["ferry"], src)
+                row["daemon"] = m
+                print(f"  [{n} daemon] ferry   idle {m['idle_rss_mib']:8.1f} MiB, "
+                      f"peak {m['peak_rss_mib']:.1f} MiB (start-up run and "
+                      f"{m['seconds']:.0f} s in all)", flush=True)
             results.append(row)
             for tool in tools.values():
                 tool.discard()
@@ -118,6 +171,14 @@ def print_tables(results, names):
                 m = row["steps"].get(step, {}).get(t)
                 cells += [f"{m['seconds']:.2f}", f"{m['peak_rss_mib']:.0f}"] if m else ["—", "—"]
             print(f"| {row['files']:,} | {step} | " + " | ".join(cells) + " |")
+        if "daemon" in row:
+            # The daemon's seconds include its start-up run; MiB is idle (peak).
+            m = row["daemon"]
+            cells = []
+            for t in names:
+                cells += ([f"{m['seconds']:.0f}", f"{m['idle_rss_mib']:.0f} "
+                           f"({m['peak_rss_mib']:.0f})"] if t == "ferry" else ["—", "—"])
+            print(f"| {row['files']:,} | daemon idle (peak) | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

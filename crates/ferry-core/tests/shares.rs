@@ -849,3 +849,63 @@ fn a_partial_copy_no_longer_wanted_is_swept_after_the_grace_period() {
     );
     assert!(partials(&y.dir).is_empty());
 }
+
+/// A large index crosses in bounded batches (as `serve_index` sends it, a batch of
+/// `BATCH` entries a message) and a cut resumes where the last stored batch ended:
+/// each batch moves the member's `received_seq`, so nothing stored is sent again.
+#[test]
+fn a_large_index_crosses_in_batches_and_a_cut_resumes_after_the_last_stored_batch() {
+    const FILES: usize = 2_500;
+    const BATCH: usize = 300;
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut x, mut y) = pair(tmp.path(), SyncMode::Bidirectional);
+    for i in 0..FILES {
+        x.write(&format!("d{}/f{i}", i % 25), format!("file {i}").as_bytes());
+    }
+    let cy = y.content();
+    x.run("Y", cy);
+    // One batch at a time; returns the entries the batch carried (0: nothing left).
+    let batch = |x: &Device, y: &mut Device| -> usize {
+        let member = (y.index.share_member(&y.share().id, "X").unwrap()).unwrap();
+        let entries = share::outgoing(&x.index, x.share(), member.received_seq, BATCH).unwrap();
+        assert!(entries.len() <= BATCH);
+        let upto = entries.iter().map(|e| e.cache.sequence).max().unwrap_or(0);
+        let n = entries.len();
+        let pairs: Vec<_> = entries.into_iter().map(|e| (e.path, e.state)).collect();
+        let share = y.share().clone();
+        if n > 0 {
+            share::incoming(&mut y.index, &share, "X", &pairs, upto).unwrap();
+        }
+        n
+    };
+    let mut sent = 0;
+    for _ in 0..3 {
+        sent += batch(&x, &mut y);
+    }
+    // The link is cut here: Y's index is reopened, as after a restart.
+    let db = y.db.clone();
+    y.index = Index::open(&db).unwrap();
+    let mut finished = false;
+    for _ in 0..FILES {
+        let n = batch(&x, &mut y);
+        if n == 0 {
+            finished = true;
+            break;
+        }
+        sent += n;
+    }
+    assert!(finished, "the exchange never ended");
+    // Every entry once (files and their 25 folders), none twice.
+    assert_eq!(sent, FILES + 25);
+    let cx = x.content();
+    let out = y.run("X", cx);
+    assert_eq!(out.stats.errors, 0, "{:?}", out.problems);
+    for i in (0..FILES).step_by(97) {
+        let rel = format!("d{}/f{i}", i % 25);
+        assert_eq!(
+            y.read(&rel),
+            Some(format!("file {i}").into_bytes()),
+            "{rel}"
+        );
+    }
+}
