@@ -649,7 +649,7 @@ impl Executor<'_> {
         if mode & 0o6000 == 0 || (disk::can_chown() && from.is_some()) {
             return Ok(mode);
         }
-        let me = rustix::process::geteuid().as_raw();
+        let me = crate::replica::fs_ops::euid();
         if let Some(from) = from {
             if disk::owner_of(from, &source.path)?.is_some_and(|(u, _)| u == me) {
                 return Ok(mode);

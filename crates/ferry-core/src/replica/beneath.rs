@@ -335,7 +335,7 @@ impl DirHandle {
             .map_err(os)
             .ctx("stat", &self.path)?;
         let f = found_of(&st);
-        let me = rustix::process::geteuid().as_raw();
+        let me = crate::replica::fs_ops::euid();
         Ok((f.uid == me || f.uid == also) && f.stat.mode & 0o022 == 0)
     }
 

@@ -31,7 +31,7 @@ use std::fs::File;
 
 /// Whether this process may give files away (root): then ownership is kept.
 pub(crate) fn can_chown() -> bool {
-    rustix::process::geteuid().is_root()
+    crate::replica::fs_ops::euid() == 0
 }
 
 /// What `found` at a path says about an expected entry (`None`: nothing expected).
@@ -178,7 +178,7 @@ pub(crate) fn open_up_dir(loc: &Location, rel: &RelPath, mode: u32) -> Result<u6
     // Its final mode at once (a tightening must not wait for the end of the run),
     // plus the owner's bits ferry needs to fill it.
     let want = mode | 0o700;
-    if f.stat.mode != want && (can_chown() || f.uid == rustix::process::geteuid().as_raw()) {
+    if f.stat.mode != want && (can_chown() || f.uid == crate::replica::fs_ops::euid()) {
         dir.chmod(&name, want)?;
     }
     Ok(f.stat.inode)
@@ -485,7 +485,7 @@ pub(crate) fn stage(
         }
         let mut mode = source.state.mode;
         let mut note = None;
-        let me = rustix::process::geteuid().as_raw();
+        let me = crate::replica::fs_ops::euid();
         match owner {
             Some((u, g)) if can_chown() => beneath::set_file_owner(&out, u, g, &shown)?,
             Some((u, _)) if u == me => {}

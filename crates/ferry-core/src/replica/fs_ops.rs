@@ -9,6 +9,21 @@ use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
+/// This process's effective user ID, asked of the kernel once (a copy asks about
+/// ownership for every file).
+pub(crate) fn euid() -> u32 {
+    static EUID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *EUID.get_or_init(|| rustix::process::geteuid().as_raw())
+}
+
+/// File systems (by device) that said they cannot share extents at all: a reflink is
+/// not tried again for files there (one failed `FICLONE` per file otherwise).
+fn no_reflink() -> &'static std::sync::Mutex<Vec<u64>> {
+    static DEVICES: std::sync::OnceLock<std::sync::Mutex<Vec<u64>>> =
+        std::sync::OnceLock::new();
+    DEVICES.get_or_init(Default::default)
+}
+
 /// Copies all of `src` into the empty file `dst`, sharing extents where the file
 /// system can (reflink), else letting the kernel copy (`copy_file_range`).
 pub(crate) fn clone_or_copy(
@@ -19,11 +34,24 @@ pub(crate) fn clone_or_copy(
 ) -> Result<u64> {
     let meta = src.metadata().ctx("stat", src_path)?;
     let len = meta.len();
-    // SAFETY: both descriptors are open files owned by the caller for the whole call.
-    let cloned = unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) };
-    if cloned == 0 {
-        moved(len);
-        return Ok(len);
+    let dev = std::os::unix::fs::MetadataExt::dev(&meta);
+    let can_clone = no_reflink().lock().map_or(true, |d| !d.contains(&dev));
+    if can_clone {
+        // SAFETY: both descriptors are open files owned by the caller for the whole call.
+        let cloned = unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) };
+        if cloned == 0 {
+            moved(len);
+            return Ok(len);
+        }
+        // EOPNOTSUPP: the source's file system shares no extents with any file (EXDEV,
+        // another file system, says nothing about the next destination).
+        if std::io::Error::last_os_error().raw_os_error() == Some(libc::EOPNOTSUPP) {
+            if let Ok(mut d) = no_reflink().lock() {
+                if !d.contains(&dev) {
+                    d.push(dev);
+                }
+            }
+        }
     }
     if std::os::unix::fs::MetadataExt::blocks(&meta) * 512 < len {
         if let Some(n) = copy_sparse(src, dst, len, src_path)? {
@@ -67,6 +95,11 @@ pub(crate) fn clone_or_copy(
         }
         copied += n as u64;
         moved(n as u64);
+        if copied >= len {
+            // The size the copy was asked for: a file that grew since is changed, and
+            // the copy's check of its hash says so. (Saves a call per file to see EOF.)
+            break;
+        }
     }
     Ok(copied)
 }

@@ -219,7 +219,7 @@ impl Taken {
                         &shown,
                     )
                 } else {
-                    if self.found.uid != rustix::process::geteuid().as_raw() {
+                    if self.found.uid != crate::replica::fs_ops::euid() {
                         mode &= !0o6000;
                     }
                     Ok(())
