@@ -80,7 +80,8 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
-    /// Settle conflicts: `ferry resolve PATH --keep a|b|both`, or `--all`.
+    /// Settle conflicts: `ferry resolve PATH --keep a|b|both|newest`, or `--all`; a
+    /// conflict with another device: `--keep mine|theirs` (or a, b, newest).
     Resolve {
         /// The conflicting path, in either folder of its conduit.
         #[arg(required_unless_present = "all", conflicts_with = "all")]
@@ -624,6 +625,12 @@ pub enum KeepArg {
     Both,
     /// The later-modified content.
     Newest,
+    /// This device's content (a conflict with another device; it reaches that device
+    /// as a newer edit).
+    Mine,
+    /// The other device's content (a conflict with another device; pulled from it by
+    /// the next run, this device's copy versioned).
+    Theirs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -33,14 +33,28 @@ fn offers(d: &Device) -> Vec<Value> {
 
 /// Shares `dir` of `x` with `y` and accepts it on `y` into `into`; returns the share ID.
 fn share_and_accept(x: &Device, y: &Device, dir: &Path, into: &Path, mode: &str) -> String {
-    let out = x.json(&[
+    share_and_accept_with(x, y, dir, into, mode, &[])
+}
+
+/// [`share_and_accept`] with more arguments for `ferry share`.
+fn share_and_accept_with(
+    x: &Device,
+    y: &Device,
+    dir: &Path,
+    into: &Path,
+    mode: &str,
+    extra: &[&str],
+) -> String {
+    let mut args = vec![
         "share",
         dir.to_str().unwrap(),
         "--with",
         "laptop",
         "--mode",
         mode,
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let out = x.json(&args);
     let id = out["share"]["id"].as_str().unwrap().to_string();
     wait_for("the offer on the other device", || {
         offers(y).iter().any(|o| o["share"] == id.as_str())
@@ -198,6 +212,93 @@ fn an_archive_share_frees_the_source_once_the_other_device_holds_the_files() {
     assert_eq!(std::fs::read(fy.join("2025/scan.tiff")).unwrap(), scan);
     x.stop();
     y.stop();
+}
+
+fn open_conflicts(d: &Device) -> Vec<Value> {
+    d.json(&["conflicts"])["conflicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "open")
+        .cloned()
+        .collect()
+}
+
+fn versions_hold(folder: &Path, bytes: &[u8]) -> bool {
+    ferry_testkit::files_below(&folder.join(".ferry/versions"))
+        .iter()
+        .any(|p| std::fs::read(p).is_ok_and(|b| b == bytes))
+}
+
+/// `--conflict manual` between devices: edits made while the devices were apart show
+/// as one open conflict on each; resolving it on one device (`theirs`: the other
+/// device's content is pulled; `mine`: this device's reaches the other as a newer
+/// edit) settles both, the losing content kept in the version store of the device
+/// that had it.
+#[test]
+fn a_manual_conflict_between_devices_shows_on_both_and_one_resolution_settles_both() {
+    for keep in ["theirs", "mine"] {
+        let (mut x, mut y, _, _) = connected();
+        let fx = x.tmp.path().join("plans");
+        let fy = y.tmp.path().join("plans-here");
+        std::fs::create_dir_all(&fx).unwrap();
+        std::fs::write(fx.join("plan.txt"), "v1").unwrap();
+        std::fs::write(fx.join("other.txt"), "untouched").unwrap();
+        let id =
+            share_and_accept_with(&x, &y, &fx, &fy, "bidirectional", &["--conflict", "manual"]);
+        wait_for("the first copy", || same_trees(&fx, &fy));
+        assert_eq!(y.json(&["share", "list"])["shares"][0]["id"], id.as_str());
+
+        // Both edit while the laptop is off.
+        y.stop();
+        std::fs::write(fx.join("plan.txt"), "the desktop's plan").unwrap();
+        std::fs::write(fy.join("plan.txt"), "the laptop's plan, longer").unwrap();
+        y.start();
+        wait_for("the conflict open on both devices", || {
+            open_conflicts(&x).len() == 1 && open_conflicts(&y).len() == 1
+        });
+        assert_eq!(
+            std::fs::read_to_string(fx.join("plan.txt")).unwrap(),
+            "the desktop's plan"
+        );
+        assert_eq!(
+            std::fs::read_to_string(fy.join("plan.txt")).unwrap(),
+            "the laptop's plan, longer"
+        );
+
+        let out = y.json(&[
+            "resolve",
+            fy.join("plan.txt").to_str().unwrap(),
+            "--keep",
+            keep,
+        ]);
+        assert_eq!(out["resolved"].as_array().unwrap().len(), 1, "{out}");
+        let (winner, loser, loser_folder) = if keep == "theirs" {
+            ("the desktop's plan", "the laptop's plan, longer", &fy)
+        } else {
+            ("the laptop's plan, longer", "the desktop's plan", &fx)
+        };
+        wait_for(
+            "both devices on the chosen content, no conflict open",
+            || {
+                std::fs::read_to_string(fx.join("plan.txt")).is_ok_and(|t| t == winner)
+                    && std::fs::read_to_string(fy.join("plan.txt")).is_ok_and(|t| t == winner)
+                    && open_conflicts(&x).is_empty()
+                    && open_conflicts(&y).is_empty()
+            },
+        );
+        assert!(
+            versions_hold(loser_folder, loser.as_bytes()),
+            "{keep}: loser not kept"
+        );
+        assert!(same_trees(&fx, &fy));
+        assert_eq!(
+            std::fs::read_to_string(fy.join("other.txt")).unwrap(),
+            "untouched"
+        );
+        x.stop();
+        y.stop();
+    }
 }
 
 #[test]
