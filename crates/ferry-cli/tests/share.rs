@@ -374,6 +374,131 @@ fn a_share_syncs_over_a_slow_lossy_link_that_drops_for_a_while() {
     y.stop();
 }
 
+/// Two devices in network namespaces of their own with no route to each other: each
+/// reaches only the host, where iroh's relay server runs (plain HTTP, in-process).
+/// Added by ID alone, they connect through the relay (listed as relayed) and a share
+/// syncs both ways through it.
+#[cfg(feature = "relay-test")]
+#[test]
+fn two_devices_with_no_direct_path_sync_through_a_relay() {
+    use iroh_relay::server::{RelayConfig, Server, ServerConfig};
+    let island = Island::new();
+    let [o0, o1] = &island.outer;
+    // The second namespace reaches the host's address on the first link (where the
+    // relay is addressed) through its own link; neither namespace has a route to the
+    // other's.
+    common::device::ip(&[
+        "-n",
+        &island.ns[1],
+        "route",
+        "add",
+        &format!("{o0}/32"),
+        "via",
+        o1,
+    ]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut config = ServerConfig::default();
+    config.relay = Some(RelayConfig::new(std::net::SocketAddr::from((
+        [0, 0, 0, 0],
+        0,
+    ))));
+    let relay = rt.block_on(Server::spawn(config)).unwrap();
+    let url = format!("http://{o0}:{}", relay.http_addr().unwrap().port());
+    let mut x = Device::in_netns(&island.ns[0], &island.inner[0]);
+    let mut y = Device::in_netns(&island.ns[1], &island.inner[1]);
+    x.relay = Some(url.clone());
+    y.relay = Some(url.clone());
+    let (idx, idy) = (x.id(), y.id());
+    x.start();
+    y.start();
+    // No addresses: each is found through the relay by its ID.
+    x.json(&["device", "add", &idy, "--name", "laptop"]);
+    y.json(&["device", "add", &idx, "--name", "desktop"]);
+    wait_for("the two devices connected", || {
+        x.connected_to(&idy) && y.connected_to(&idx)
+    });
+    for (d, other) in [(&x, &idy), (&y, &idx)] {
+        let row = d.row(other).unwrap();
+        assert_eq!(row["path"], "relayed", "{row}");
+    }
+    let fx = x.tmp.path().join("notes");
+    let fy = y.tmp.path().join("notes");
+    std::fs::create_dir_all(&fx).unwrap();
+    std::fs::write(fx.join("a.txt"), "through the relay").unwrap();
+    std::fs::write(fx.join("b.bin"), ferry_testkit::noise(1 << 20, 4)).unwrap();
+    share_and_accept(&x, &y, &fx, &fy, "bidirectional");
+    wait_for("the folder through the relay", || same_trees(&fx, &fy));
+    std::fs::write(fy.join("reply.txt"), "and back").unwrap();
+    wait_for("the reply on the desktop", || {
+        std::fs::read_to_string(fx.join("reply.txt")).is_ok_and(|t| t == "and back")
+    });
+    // Still relayed: there never was another way.
+    assert_eq!(x.row(&idy).unwrap()["path"], "relayed");
+    x.stop();
+    y.stop();
+    drop(relay);
+}
+
+/// `ferry sync --share` on a device whose daemon is not running: one exchange with the
+/// member online (its daemon), both ways, then exit 0; with no member online, exit 1
+/// at the deadline.
+#[test]
+fn sync_share_without_a_daemon_exchanges_once_and_exits() {
+    let (mut x, mut y, _, _) = connected();
+    let fx = x.tmp.path().join("papers");
+    let fy = y.tmp.path().join("papers");
+    std::fs::create_dir_all(&fx).unwrap();
+    std::fs::write(fx.join("one.txt"), "first").unwrap();
+    let id = share_and_accept(&x, &y, &fx, &fy, "bidirectional");
+    wait_for("the first copy", || same_trees(&fx, &fy));
+    y.stop();
+    // Both change while the laptop runs no daemon.
+    std::fs::write(fx.join("from-desktop.txt"), "made on the desktop").unwrap();
+    std::fs::write(fx.join("big.bin"), ferry_testkit::noise(2 << 20, 8)).unwrap();
+    std::fs::write(fy.join("from-laptop.txt"), "made on the laptop").unwrap();
+    std::fs::remove_file(fy.join("one.txt")).unwrap();
+    let out = y
+        .cmd()
+        .args(["sync", "--share", &id, "--listen", "127.0.0.1:0"])
+        .args(["--no-local-discovery", "--timeout", "90", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["members"][0]["settled"], true, "{v}");
+    assert_eq!(v["daemon"], false, "{v}");
+    // Both ways, done by the time the command exited.
+    assert_eq!(
+        std::fs::read_to_string(fy.join("from-desktop.txt")).unwrap(),
+        "made on the desktop"
+    );
+    assert_eq!(
+        std::fs::read_to_string(fx.join("from-laptop.txt")).unwrap(),
+        "made on the laptop"
+    );
+    assert!(!fx.join("one.txt").exists());
+    assert!(same_trees(&fx, &fy));
+
+    // Nobody online: the command gives up at its deadline with exit 1.
+    x.stop();
+    std::fs::write(fy.join("later.txt"), "later").unwrap();
+    let out = y
+        .cmd()
+        .args(["sync", "--share", &id, "--listen", "127.0.0.1:0"])
+        .args(["--no-local-discovery", "--timeout", "3", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["members"][0]["reached"], false, "{v}");
+}
+
 #[test]
 fn one_share_between_three_devices_keeps_all_three_in_step() {
     let (mut x, mut y, mut z) = (Device::new(), Device::new(), Device::new());
