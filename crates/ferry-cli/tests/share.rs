@@ -210,6 +210,25 @@ fn an_archive_share_frees_the_source_once_the_other_device_holds_the_files() {
         fy.join("2025/later.txt").exists() && !fx.join("2025/later.txt").exists()
     });
     assert_eq!(std::fs::read(fy.join("2025/scan.tiff")).unwrap(), scan);
+    // A file deleted on the archive device stays deleted: no later run asks the
+    // source (which forgot it) for it again.
+    std::fs::remove_file(fy.join("2025/letter.txt")).unwrap();
+    for name in ["after.txt", "last.txt"] {
+        std::fs::write(fx.join("2025").join(name), name).unwrap();
+        wait_for("the next file archived", || {
+            fy.join("2025").join(name).exists() && !fx.join("2025").join(name).exists()
+        });
+    }
+    assert!(!fy.join("2025/letter.txt").exists());
+    let history = y.json(&["history"]);
+    let gens = history["generations"].as_array().unwrap();
+    assert!(gens.len() >= 3, "{history}");
+    for g in gens {
+        assert_eq!(
+            g["error_count"], 0,
+            "a run on the archive device failed: {g}"
+        );
+    }
     x.stop();
     y.stop();
 }
