@@ -80,7 +80,8 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
-    /// Settle conflicts: `ferry resolve PATH --keep a|b|both`, or `--all`.
+    /// Settle conflicts: `ferry resolve PATH --keep a|b|both|newest`, or `--all`; a
+    /// conflict with another device: `--keep mine|theirs` (or a, b, newest).
     Resolve {
         /// The conflicting path, in either folder of its conduit.
         #[arg(required_unless_present = "all", conflicts_with = "all")]
@@ -571,13 +572,32 @@ pub struct DaemonArgs {
 #[derive(Debug, clap::Args)]
 pub struct SyncArgs {
     /// First folder (side a; the source in mirror mode).
-    #[arg(required_unless_present = "conduit")]
+    #[arg(required_unless_present_any = ["conduit", "share"])]
     pub a: Option<PathBuf>,
     /// Second folder (side b; the target in mirror mode). Created if missing.
-    #[arg(required_unless_present = "conduit")]
+    #[arg(required_unless_present_any = ["conduit", "share"])]
     pub b: Option<PathBuf>,
+    /// Sync a shared folder with its members that are online, once, without a daemon
+    /// (a running daemon is asked to run it instead). Exits when both sides agree, or
+    /// at --timeout.
+    #[arg(long, value_name = "SHARE_ID", conflicts_with_all = ["a", "b", "conduit", "mode",
+        "conflict", "dry_run", "index_everything", "no_index_everything", "parallel",
+        "bandwidth_limit", "retention"])]
+    pub share: Option<String>,
+    /// With --share: seconds to try before giving up on members not reached or not in step.
+    #[arg(long, requires = "share", default_value_t = 120)]
+    pub timeout: u64,
+    /// With --share: the UDP address to use (default: any free port).
+    #[arg(long, requires = "share", value_name = "HOST:PORT")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// With --share: reach members through this relay server too (as `ferry daemon --relay`).
+    #[arg(long, requires = "share", value_name = "URL")]
+    pub relay: Option<String>,
+    /// With --share: do not look for members on the local network by mDNS.
+    #[arg(long, requires = "share")]
+    pub no_local_discovery: bool,
     /// Run a saved conduit by its ID instead of naming two folders.
-    #[arg(long, conflicts_with_all = ["a", "b", "mode", "conflict", "index_everything",
+    #[arg(long, conflicts_with_all = ["a", "b", "share", "mode", "conflict", "index_everything",
         "no_index_everything", "parallel", "bandwidth_limit", "retention"])]
     pub conduit: Option<i64>,
     /// How changes move; stored with the conduit for later runs.
@@ -624,6 +644,12 @@ pub enum KeepArg {
     Both,
     /// The later-modified content.
     Newest,
+    /// This device's content (a conflict with another device; it reaches that device
+    /// as a newer edit).
+    Mine,
+    /// The other device's content (a conflict with another device; pulled from it by
+    /// the next run, this device's copy versioned).
+    Theirs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

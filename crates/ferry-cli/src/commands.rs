@@ -122,6 +122,12 @@ fn new_conduit_defaults(config: &Config) -> NewConduitDefaults {
 }
 
 fn cmd_sync(index: &mut Index, args: &SyncArgs, config: &Config, cli: &Cli) -> Result<u8> {
+    if let Some(share) = &args.share {
+        #[cfg(feature = "net")]
+        return crate::share_cmd::sync_share(index, share, args, cli.json);
+        #[cfg(not(feature = "net"))]
+        anyhow::bail!("sync --share {share}: this ferry was built without devices (feature `net`)");
+    }
     let opts = SyncOptions {
         mode: args.mode.map(|m| m.mode()),
         policy: args.conflict.map(|p| p.policy()),

@@ -134,6 +134,8 @@ pub fn cmd_resolve(
         KeepArg::B => Keep::B,
         KeepArg::Both => Keep::Both,
         KeepArg::Newest => Keep::Newest,
+        KeepArg::Mine => Keep::Mine,
+        KeepArg::Theirs => Keep::Theirs,
     };
     let (done, errors) = match (path, all) {
         (Some(p), false) => (
@@ -144,6 +146,25 @@ pub fn cmd_resolve(
     };
     for e in &errors {
         eprintln!("ferry: warning: {e}");
+    }
+    // A conflict with another device is carried out by runs of the share's conduit:
+    // ask a running daemon for one now (it also announces this device's new entry).
+    let mut with_devices: Vec<i64> = done.iter().filter_map(|r| r.run_conduit).collect();
+    with_devices.sort_unstable();
+    with_devices.dedup();
+    let mut daemon_runs = !with_devices.is_empty();
+    if !with_devices.is_empty() {
+        let library = ferry_core::library::library_dir()?;
+        for id in &with_devices {
+            match crate::api_client::post(&library, &format!("/api/conduits/{id}/sync")) {
+                Ok(Some(_)) => {}
+                Ok(None) => daemon_runs = false,
+                Err(e) => {
+                    eprintln!("ferry: warning: the daemon did not take the run ({e:#})");
+                    daemon_runs = false;
+                }
+            }
+        }
     }
     if json_out {
         output::print(json!({"resolved": done, "errors": errors}))?;
@@ -161,6 +182,12 @@ pub fn cmd_resolve(
         }
         if done.is_empty() && errors.is_empty() {
             println!("no open conflicts");
+        } else if !with_devices.is_empty() {
+            if daemon_runs {
+                println!("the daemon carries the decision to both devices now");
+            } else {
+                println!("the decision reaches the other device when both run `ferry daemon`");
+            }
         } else {
             println!("run `ferry sync` to carry the decision to both folders");
         }

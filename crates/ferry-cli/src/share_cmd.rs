@@ -274,3 +274,86 @@ fn resolve(home: &Path, device: &str) -> Result<DeviceId> {
         e => e.into(),
     })
 }
+
+/// `ferry sync --share SHARE`: asks a running daemon to run the share's conduits, else
+/// syncs once with the members online (`ferry_daemon::oneshot`). Exit 0 when every
+/// member is in step, 3 when only open conflicts are left, 1 when a member was not
+/// reached or not in step by the deadline.
+pub fn sync_share(
+    index: &mut ferry_core::index::Index,
+    share: &str,
+    args: &crate::cli::SyncArgs,
+    json_out: bool,
+) -> Result<u8> {
+    use crate::commands::{EXIT_CONFLICTS, EXIT_ERROR};
+    let library = ferry_core::library::library_dir()?;
+    let row = index.share(share)?.ok_or_else(|| {
+        NotFound(format!(
+            "no share {share} on this device; see `ferry share list`"
+        ))
+    })?;
+    let conduits: Vec<i64> = (index.share_members(&row.id)?.into_iter())
+        .filter_map(|m| m.conduit_id)
+        .collect();
+    // A running daemon owns this device's key and connections: it runs them.
+    if crate::api_client::get(&library, "/api/status")?.is_some() {
+        for c in &conduits {
+            crate::api_client::post(&library, &format!("/api/conduits/{c}/sync"))?;
+        }
+        if json_out {
+            output::print(json!({"share": row.id, "daemon": true, "conduits": conduits}))?;
+        } else {
+            println!(
+                "the running daemon syncs share {} now (conduits {conduits:?}); see `ferry status`",
+                row.id
+            );
+        }
+        return Ok(EXIT_OK);
+    }
+    let opts = ferry_daemon::oneshot::OneShot {
+        share: row.id.clone(),
+        listen: args
+            .listen
+            .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0))),
+        relay: args.relay.clone(),
+        timeout: std::time::Duration::from_secs(args.timeout),
+        local_discovery: !args.no_local_discovery,
+    };
+    let members = ferry_daemon::oneshot::sync_share_once(index, &opts, &ferry_core::NoProgress)
+        .with_context(|| format!("syncing share {}", row.id))?;
+    let all_settled = members.iter().all(|m| m.settled);
+    let conflicts = members.iter().any(|m| m.conflicts > 0);
+    if json_out {
+        output::print(json!({"share": row.id, "daemon": false, "members": members}))?;
+    } else {
+        for m in &members {
+            let state = match (m.reached, m.settled) {
+                (false, _) => "not reached".to_string(),
+                (true, true) => "in step".to_string(),
+                (true, false) => "not in step yet".to_string(),
+            };
+            println!(
+                "{}: {state}; {} copied, {} deleted here ({} runs){}",
+                m.device,
+                m.files_copied,
+                m.files_deleted,
+                m.runs,
+                if m.conflicts > 0 {
+                    format!(", {} open conflicts (`ferry conflicts`)", m.conflicts)
+                } else {
+                    String::new()
+                }
+            );
+            for p in &m.problems {
+                eprintln!("ferry: {}: {p}", m.device);
+            }
+        }
+    }
+    Ok(if !all_settled {
+        EXIT_ERROR
+    } else if conflicts {
+        EXIT_CONFLICTS
+    } else {
+        EXIT_OK
+    })
+}

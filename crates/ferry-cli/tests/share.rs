@@ -33,14 +33,28 @@ fn offers(d: &Device) -> Vec<Value> {
 
 /// Shares `dir` of `x` with `y` and accepts it on `y` into `into`; returns the share ID.
 fn share_and_accept(x: &Device, y: &Device, dir: &Path, into: &Path, mode: &str) -> String {
-    let out = x.json(&[
+    share_and_accept_with(x, y, dir, into, mode, &[])
+}
+
+/// [`share_and_accept`] with more arguments for `ferry share`.
+fn share_and_accept_with(
+    x: &Device,
+    y: &Device,
+    dir: &Path,
+    into: &Path,
+    mode: &str,
+    extra: &[&str],
+) -> String {
+    let mut args = vec![
         "share",
         dir.to_str().unwrap(),
         "--with",
         "laptop",
         "--mode",
         mode,
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let out = x.json(&args);
     let id = out["share"]["id"].as_str().unwrap().to_string();
     wait_for("the offer on the other device", || {
         offers(y).iter().any(|o| o["share"] == id.as_str())
@@ -196,8 +210,114 @@ fn an_archive_share_frees_the_source_once_the_other_device_holds_the_files() {
         fy.join("2025/later.txt").exists() && !fx.join("2025/later.txt").exists()
     });
     assert_eq!(std::fs::read(fy.join("2025/scan.tiff")).unwrap(), scan);
+    // A file deleted on the archive device stays deleted: no later run asks the
+    // source (which forgot it) for it again.
+    std::fs::remove_file(fy.join("2025/letter.txt")).unwrap();
+    for name in ["after.txt", "last.txt"] {
+        std::fs::write(fx.join("2025").join(name), name).unwrap();
+        wait_for("the next file archived", || {
+            fy.join("2025").join(name).exists() && !fx.join("2025").join(name).exists()
+        });
+    }
+    assert!(!fy.join("2025/letter.txt").exists());
+    let history = y.json(&["history"]);
+    let gens = history["generations"].as_array().unwrap();
+    assert!(gens.len() >= 3, "{history}");
+    for g in gens {
+        assert_eq!(
+            g["error_count"], 0,
+            "a run on the archive device failed: {g}"
+        );
+    }
     x.stop();
     y.stop();
+}
+
+fn open_conflicts(d: &Device) -> Vec<Value> {
+    d.json(&["conflicts"])["conflicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "open")
+        .cloned()
+        .collect()
+}
+
+fn versions_hold(folder: &Path, bytes: &[u8]) -> bool {
+    ferry_testkit::files_below(&folder.join(".ferry/versions"))
+        .iter()
+        .any(|p| std::fs::read(p).is_ok_and(|b| b == bytes))
+}
+
+/// `--conflict manual` between devices: edits made while the devices were apart show
+/// as one open conflict on each; resolving it on one device (`theirs`: the other
+/// device's content is pulled; `mine`: this device's reaches the other as a newer
+/// edit) settles both, the losing content kept in the version store of the device
+/// that had it.
+#[test]
+fn a_manual_conflict_between_devices_shows_on_both_and_one_resolution_settles_both() {
+    for keep in ["theirs", "mine"] {
+        let (mut x, mut y, _, _) = connected();
+        let fx = x.tmp.path().join("plans");
+        let fy = y.tmp.path().join("plans-here");
+        std::fs::create_dir_all(&fx).unwrap();
+        std::fs::write(fx.join("plan.txt"), "v1").unwrap();
+        std::fs::write(fx.join("other.txt"), "untouched").unwrap();
+        let id =
+            share_and_accept_with(&x, &y, &fx, &fy, "bidirectional", &["--conflict", "manual"]);
+        wait_for("the first copy", || same_trees(&fx, &fy));
+        assert_eq!(y.json(&["share", "list"])["shares"][0]["id"], id.as_str());
+
+        // Both edit while the laptop is off.
+        y.stop();
+        std::fs::write(fx.join("plan.txt"), "the desktop's plan").unwrap();
+        std::fs::write(fy.join("plan.txt"), "the laptop's plan, longer").unwrap();
+        y.start();
+        wait_for("the conflict open on both devices", || {
+            open_conflicts(&x).len() == 1 && open_conflicts(&y).len() == 1
+        });
+        assert_eq!(
+            std::fs::read_to_string(fx.join("plan.txt")).unwrap(),
+            "the desktop's plan"
+        );
+        assert_eq!(
+            std::fs::read_to_string(fy.join("plan.txt")).unwrap(),
+            "the laptop's plan, longer"
+        );
+
+        let out = y.json(&[
+            "resolve",
+            fy.join("plan.txt").to_str().unwrap(),
+            "--keep",
+            keep,
+        ]);
+        assert_eq!(out["resolved"].as_array().unwrap().len(), 1, "{out}");
+        let (winner, loser, loser_folder) = if keep == "theirs" {
+            ("the desktop's plan", "the laptop's plan, longer", &fy)
+        } else {
+            ("the laptop's plan, longer", "the desktop's plan", &fx)
+        };
+        wait_for(
+            "both devices on the chosen content, no conflict open",
+            || {
+                std::fs::read_to_string(fx.join("plan.txt")).is_ok_and(|t| t == winner)
+                    && std::fs::read_to_string(fy.join("plan.txt")).is_ok_and(|t| t == winner)
+                    && open_conflicts(&x).is_empty()
+                    && open_conflicts(&y).is_empty()
+            },
+        );
+        assert!(
+            versions_hold(loser_folder, loser.as_bytes()),
+            "{keep}: loser not kept"
+        );
+        assert!(same_trees(&fx, &fy));
+        assert_eq!(
+            std::fs::read_to_string(fy.join("other.txt")).unwrap(),
+            "untouched"
+        );
+        x.stop();
+        y.stop();
+    }
 }
 
 #[test]
@@ -271,6 +391,131 @@ fn a_share_syncs_over_a_slow_lossy_link_that_drops_for_a_while() {
     assert!(carried > 4 << 20, "only {carried} bytes crossed the links");
     x.stop();
     y.stop();
+}
+
+/// Two devices in network namespaces of their own with no route to each other: each
+/// reaches only the host, where iroh's relay server runs (plain HTTP, in-process).
+/// Added by ID alone, they connect through the relay (listed as relayed) and a share
+/// syncs both ways through it.
+#[cfg(feature = "relay-test")]
+#[test]
+fn two_devices_with_no_direct_path_sync_through_a_relay() {
+    use iroh_relay::server::{RelayConfig, Server, ServerConfig};
+    let island = Island::new();
+    let [o0, o1] = &island.outer;
+    // The second namespace reaches the host's address on the first link (where the
+    // relay is addressed) through its own link; neither namespace has a route to the
+    // other's.
+    common::device::ip(&[
+        "-n",
+        &island.ns[1],
+        "route",
+        "add",
+        &format!("{o0}/32"),
+        "via",
+        o1,
+    ]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut config = ServerConfig::default();
+    config.relay = Some(RelayConfig::new(std::net::SocketAddr::from((
+        [0, 0, 0, 0],
+        0,
+    ))));
+    let relay = rt.block_on(Server::spawn(config)).unwrap();
+    let url = format!("http://{o0}:{}", relay.http_addr().unwrap().port());
+    let mut x = Device::in_netns(&island.ns[0], &island.inner[0]);
+    let mut y = Device::in_netns(&island.ns[1], &island.inner[1]);
+    x.relay = Some(url.clone());
+    y.relay = Some(url.clone());
+    let (idx, idy) = (x.id(), y.id());
+    x.start();
+    y.start();
+    // No addresses: each is found through the relay by its ID.
+    x.json(&["device", "add", &idy, "--name", "laptop"]);
+    y.json(&["device", "add", &idx, "--name", "desktop"]);
+    wait_for("the two devices connected", || {
+        x.connected_to(&idy) && y.connected_to(&idx)
+    });
+    for (d, other) in [(&x, &idy), (&y, &idx)] {
+        let row = d.row(other).unwrap();
+        assert_eq!(row["path"], "relayed", "{row}");
+    }
+    let fx = x.tmp.path().join("notes");
+    let fy = y.tmp.path().join("notes");
+    std::fs::create_dir_all(&fx).unwrap();
+    std::fs::write(fx.join("a.txt"), "through the relay").unwrap();
+    std::fs::write(fx.join("b.bin"), ferry_testkit::noise(1 << 20, 4)).unwrap();
+    share_and_accept(&x, &y, &fx, &fy, "bidirectional");
+    wait_for("the folder through the relay", || same_trees(&fx, &fy));
+    std::fs::write(fy.join("reply.txt"), "and back").unwrap();
+    wait_for("the reply on the desktop", || {
+        std::fs::read_to_string(fx.join("reply.txt")).is_ok_and(|t| t == "and back")
+    });
+    // Still relayed: there never was another way.
+    assert_eq!(x.row(&idy).unwrap()["path"], "relayed");
+    x.stop();
+    y.stop();
+    drop(relay);
+}
+
+/// `ferry sync --share` on a device whose daemon is not running: one exchange with the
+/// member online (its daemon), both ways, then exit 0; with no member online, exit 1
+/// at the deadline.
+#[test]
+fn sync_share_without_a_daemon_exchanges_once_and_exits() {
+    let (mut x, mut y, _, _) = connected();
+    let fx = x.tmp.path().join("papers");
+    let fy = y.tmp.path().join("papers");
+    std::fs::create_dir_all(&fx).unwrap();
+    std::fs::write(fx.join("one.txt"), "first").unwrap();
+    let id = share_and_accept(&x, &y, &fx, &fy, "bidirectional");
+    wait_for("the first copy", || same_trees(&fx, &fy));
+    y.stop();
+    // Both change while the laptop runs no daemon.
+    std::fs::write(fx.join("from-desktop.txt"), "made on the desktop").unwrap();
+    std::fs::write(fx.join("big.bin"), ferry_testkit::noise(2 << 20, 8)).unwrap();
+    std::fs::write(fy.join("from-laptop.txt"), "made on the laptop").unwrap();
+    std::fs::remove_file(fy.join("one.txt")).unwrap();
+    let out = y
+        .cmd()
+        .args(["sync", "--share", &id, "--listen", "127.0.0.1:0"])
+        .args(["--no-local-discovery", "--timeout", "90", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["members"][0]["settled"], true, "{v}");
+    assert_eq!(v["daemon"], false, "{v}");
+    // Both ways, done by the time the command exited.
+    assert_eq!(
+        std::fs::read_to_string(fy.join("from-desktop.txt")).unwrap(),
+        "made on the desktop"
+    );
+    assert_eq!(
+        std::fs::read_to_string(fx.join("from-laptop.txt")).unwrap(),
+        "made on the laptop"
+    );
+    assert!(!fx.join("one.txt").exists());
+    assert!(same_trees(&fx, &fy));
+
+    // Nobody online: the command gives up at its deadline with exit 1.
+    x.stop();
+    std::fs::write(fy.join("later.txt"), "later").unwrap();
+    let out = y
+        .cmd()
+        .args(["sync", "--share", &id, "--listen", "127.0.0.1:0"])
+        .args(["--no-local-discovery", "--timeout", "3", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["members"][0]["reached"], false, "{v}");
 }
 
 #[test]

@@ -6,12 +6,33 @@
 //! into place — and the conflict row is marked settled. The index is left alone: the
 //! next sync scans the change and converges (same content on both sides merges the
 //! version vectors; a loser moved aside is a plain rename plus a new file).
+//!
+//! **A conflict with another device** (a share's conduit: one side is a peer location,
+//! the other device's folder, which this device never writes) is settled in the index,
+//! and the files follow by the usual runs. The chosen content gets a version vector
+//! that dominates both sides' — their merge, bumped with this folder's replica ID and a
+//! fresh value of its clock — so each device takes it as a newer edit, not as a new
+//! conflict:
+//! - keeping this device's content (`mine`) gives this folder's entry that vector, with
+//!   a fresh sequence number: it is announced to the other device, whose next run
+//!   replaces its losing file (versioned there first) by pulling this one by hash;
+//! - keeping the other device's content (`theirs`) gives the other device's entry, as
+//!   held here, that vector: this device's next run pulls that content by hash from the
+//!   other device (every piece checked against its BLAKE3) and installs it, the losing
+//!   file going to this folder's version store first; the other device then sees the
+//!   same content with a dominating vector and only merges the vectors.
+//!
+//! The other device does the same for a conflict resolved there; its resolution reaches
+//! this device as an entry like any other, applied only if its vector dominates (a
+//! "resolution" that does not is met as a conflict again). Nothing else is trusted: the
+//! content is checked against its hash, and whatever is replaced is versioned.
 
 use crate::error::{Error, Result};
 use crate::execute::replace_file;
-use crate::index::{ConflictRow, Index};
+use crate::index::{ConflictRow, Index, LocationRow};
 use crate::model::entry::{Entry, EntryKind};
 use crate::model::rel_path::RelPath;
+use crate::model::version_vector::Causality;
 use crate::plan::Side;
 use crate::replica::disk::{self, Source};
 use crate::replica::location::Location;
@@ -31,6 +52,10 @@ pub enum Keep {
     Both,
     /// The one with the later mtime (ties: side A).
     Newest,
+    /// This device's content (a conflict with another device only).
+    Mine,
+    /// The other device's content (a conflict with another device only).
+    Theirs,
 }
 
 /// One conflict settled.
@@ -46,6 +71,13 @@ pub struct Resolved {
     /// Where the loser stays visible (`--keep both`), as a path key.
     #[serde(serialize_with = "crate::model::rel_path::serialize_opt_key")]
     pub loser_kept_at: Option<String>,
+    /// The device the conflict was with (a share's conduit), whose content a run now
+    /// pulls or to whom this device's entry is now announced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// The conduit whose next run carries the resolution out (between devices).
+    #[serde(skip)]
+    pub run_conduit: Option<i64>,
 }
 
 /// Settles the open conflicts at `path` (in either folder of its conduit).
@@ -108,6 +140,20 @@ fn resolve_one(index: &mut Index, row: &ConflictRow, keep: Keep) -> Result<Resol
         .into_iter()
         .find(|c| c.id == row.conduit_id)
         .ok_or_else(|| Error::Corrupt(format!("conflict {} has no conduit", row.id)))?;
+    let (ra, rb) = (
+        index.location(conduit.location_a)?,
+        index.location(conduit.location_b)?,
+    );
+    if ra.peer.is_some() || rb.peer.is_some() {
+        return resolve_with_device(index, row, ra, rb, keep);
+    }
+    if matches!(keep, Keep::Mine | Keep::Theirs) {
+        return Err(Error::Refused(
+            "mine and theirs are for conflicts with another device; \
+             this conflict is between two folders here: keep a, b, both or newest"
+                .into(),
+        ));
+    }
     let (la, lb) = (
         open_loc(index, conduit.location_a)?,
         open_loc(index, conduit.location_b)?,
@@ -146,7 +192,8 @@ fn resolve_one(index: &mut Index, row: &ConflictRow, keep: Keep) -> Result<Resol
             le.as_ref()
                 .map(|_| format!("version store of side {}", w.other().letter()))
         }
-        Keep::Both | Keep::Newest => {
+        // Both (Newest was settled above; Mine and Theirs were refused).
+        _ => {
             // A directory stays where it is; the file (or A's side) moves aside.
             let a_is_dir = ea.as_ref().is_some_and(|e| e.state.kind == EntryKind::Dir);
             let (side, loc, e) = if a_is_dir {
@@ -171,6 +218,121 @@ fn resolve_one(index: &mut Index, row: &ConflictRow, keep: Keep) -> Result<Resol
         path: row.path.clone(),
         kept: resolution.to_string(),
         loser_kept_at,
+        device: None,
+        run_conduit: None,
+    })
+}
+
+/// Settles a conflict between this device's folder and another device's (see the
+/// module's notes): only the index changes here; runs move the content.
+fn resolve_with_device(
+    index: &mut Index,
+    row: &ConflictRow,
+    ra: LocationRow,
+    rb: LocationRow,
+    keep: Keep,
+) -> Result<Resolved> {
+    let local_is_a = ra.peer.is_none();
+    let (local_row, peer_row) = match (ra.peer.is_none(), rb.peer.is_none()) {
+        (true, false) => (ra, rb),
+        (false, true) => (rb, ra),
+        _ => {
+            return Err(Error::Corrupt(format!(
+                "conflict {}: its conduit has no folder on this device",
+                row.id
+            )))
+        }
+    };
+    let device = peer_row.peer.clone().unwrap_or_default();
+    let (peer_id, replica) = (peer_row.id, local_row.replica_id);
+    let local = Location::from_row(local_row);
+    local.verify_marker()?;
+    let _lock = local.lock()?;
+    let path = RelPath::new(&row.path)?;
+    let mine = index.entry(local.id(), &path)?.filter(|e| e.is_live());
+    // Safety rule 2: decide only on what the conflict was recorded from.
+    disk::ensure_matches(&local, &path, mine.as_ref()).map_err(|_| {
+        Error::Refused(format!(
+            "{} changed since the last sync; let it sync first, then resolve",
+            crate::model::rel_path::escape_os(path.under(&local.root))
+        ))
+    })?;
+    let theirs = index.entry(peer_id, &path)?.filter(|e| e.is_live());
+    let (Some(mine), Some(theirs)) = (mine, theirs) else {
+        return Err(Error::Refused(format!(
+            "{} is no longer in conflict with device {device} (one side is gone); \
+             see `ferry conflicts` after the next run",
+            crate::model::rel_path::escape_os(path.under(&local.root))
+        )));
+    };
+    if mine.state.version.compare(&theirs.state.version) != Causality::Concurrent {
+        return Err(Error::Refused(format!(
+            "{} is no longer in conflict with device {device} (a newer change arrived); \
+             see `ferry conflicts` after the next run",
+            crate::model::rel_path::escape_os(path.under(&local.root))
+        )));
+    }
+    if mine.state.kind == EntryKind::Dir || theirs.state.kind == EntryKind::Dir {
+        return Err(Error::Refused(format!(
+            "{} is a folder on one device and a file on the other; \
+             rename one of them yourself",
+            crate::model::rel_path::escape_os(path.under(&local.root))
+        )));
+    }
+    let keep_mine = match keep {
+        Keep::Mine => true,
+        Keep::Theirs => false,
+        Keep::A => local_is_a,
+        Keep::B => !local_is_a,
+        Keep::Newest => match mine.state.mtime_ns.cmp(&theirs.state.mtime_ns) {
+            std::cmp::Ordering::Greater => true,
+            std::cmp::Ordering::Less => false,
+            std::cmp::Ordering::Equal => local_is_a,
+        },
+        Keep::Both => {
+            return Err(Error::Refused(
+                "keeping both does not work for a conflict with another device yet; \
+                 keep mine or theirs (the other content is kept in the version store of \
+                 the device that had it)"
+                    .into(),
+            ))
+        }
+    };
+    // A fresh value of this folder's clock, as a scan takes for a local edit.
+    let clock = index.reserve_sequence(local.id(), 1)?;
+    let version = mine
+        .state
+        .version
+        .merged(&theirs.state.version)
+        .bumped(replica, clock);
+    if keep_mine {
+        let mut e = mine.with_version(&version);
+        e.cache.sequence = clock;
+        index.put_entries(local.id(), &[e])?;
+    } else {
+        let mut e = theirs.with_version(&version);
+        e.cache.sequence = index.reserve_sequence(peer_id, 1)?;
+        index.put_entries(peer_id, &[e])?;
+    }
+    let winner_is_a = keep_mine == local_is_a;
+    let (resolution, loser_kept_at) = if winner_is_a {
+        ("a", "version store of side b")
+    } else {
+        ("b", "version store of side a")
+    };
+    let loser_kept_at = if keep_mine {
+        format!("{loser_kept_at} (on device {device}, when it takes this content)")
+    } else {
+        format!("{loser_kept_at} (here, when the next run installs device {device}'s content)")
+    };
+    index.settle_conflict(row.id, resolution, Some(resolution), Some(&loser_kept_at))?;
+    Ok(Resolved {
+        conflict: row.id,
+        path: row.path.clone(),
+        kept: resolution.to_string(),
+        loser_kept_at: Some(loser_kept_at),
+        device: Some(device),
+        run_conduit: Some(row.conduit_id),
     })
 }
 

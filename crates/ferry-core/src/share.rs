@@ -17,16 +17,13 @@ pub fn new_share_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-/// Modes and policies that work between devices today. A `manual` conflict would wait
-/// for a resolution that has to reach both devices; not built yet.
-fn check_mode(mode: SyncMode, policy: ConflictPolicy) -> Result<()> {
-    match (mode, policy) {
-        (_, ConflictPolicy::Manual) => Err(Error::Unsupported(
-            "the manual conflict policy does not work between devices yet; use newest or keep-both"
-                .into(),
-        )),
-        (SyncMode::Bidirectional | SyncMode::Mirror | SyncMode::Archive, _) => Ok(()),
-        (other, _) => Err(Error::Unsupported(format!(
+/// Modes that work between devices today. Every conflict policy does (`manual`: each
+/// device records the conflict; a resolution on one reaches the other as a newer edit,
+/// see [`crate::resolve`]).
+fn check_mode(mode: SyncMode, _policy: ConflictPolicy) -> Result<()> {
+    match mode {
+        SyncMode::Bidirectional | SyncMode::Mirror | SyncMode::Archive => Ok(()),
+        other => Err(Error::Unsupported(format!(
             "mode {other} does not work between devices yet; use bidirectional, mirror or archive"
         ))),
     }

@@ -9,6 +9,7 @@ use ferry_core::model::RelPath;
 use ferry_core::plan::{ConflictPolicy, SyncMode};
 use ferry_core::replica::open_location;
 use ferry_core::replica::{ChunkSource, FolderContent, Piece};
+use ferry_core::resolve::{resolve_path, Keep};
 use ferry_core::share;
 use ferry_core::NoProgress;
 use ferry_core::{sync_conduit, PullSource, SyncOptions, SyncOutcome};
@@ -103,16 +104,7 @@ fn pair_with(tmp: &Path, mode: SyncMode, policy: ConflictPolicy) -> (Device, Dev
     let mut x = Device::new(tmp, "X");
     let mut y = Device::new(tmp, "Y");
     let dir = x.dir.clone();
-    x.share = Some(
-        share::create_share(
-            &mut x.index,
-            &dir,
-            &["Y".into()],
-            mode,
-            ConflictPolicy::Newest,
-        )
-        .unwrap(),
-    );
+    x.share = Some(share::create_share(&mut x.index, &dir, &["Y".into()], mode, policy).unwrap());
     let id = x.share().id.clone();
     (y.index)
         .record_offer(&ShareOffer {
@@ -355,7 +347,7 @@ fn a_mirror_share_flows_from_the_device_that_made_it() {
 }
 
 #[test]
-fn selective_and_manual_are_not_shared_between_devices_yet() {
+fn selective_is_not_shared_between_devices_yet() {
     let tmp = tempfile::tempdir().unwrap();
     let mut x = Device::new(tmp.path(), "X");
     let dir = x.dir.clone();
@@ -368,15 +360,99 @@ fn selective_and_manual_are_not_shared_between_devices_yet() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("between devices"), "{err}");
-    let err = share::create_share(
-        &mut x.index,
-        &dir,
-        &[],
-        SyncMode::Bidirectional,
-        ConflictPolicy::Manual,
+}
+
+fn versions_hold(d: &Device, bytes: &[u8]) -> bool {
+    ferry_testkit::files_below(&d.dir.join(".ferry/versions"))
+        .into_iter()
+        .any(|p| std::fs::read(&p).is_ok_and(|b| b == bytes))
+}
+
+fn open_conflicts(d: &Device) -> usize {
+    d.index.conflicts(true).unwrap().len()
+}
+
+/// A manual conflict between devices shows on both; resolving it on one device (its
+/// own content, or the other device's pulled by hash) settles both, the losing content
+/// kept in the version store of the device that had it.
+#[test]
+fn a_manual_conflict_is_recorded_on_both_devices_and_one_resolution_settles_both() {
+    for keep in [Keep::Theirs, Keep::Mine] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut x, mut y) = pair_with(tmp.path(), SyncMode::Bidirectional, ConflictPolicy::Manual);
+        x.write("plan.txt", b"v1");
+        settle(&mut x, &mut y);
+        assert_eq!(y.read("plan.txt").unwrap(), b"v1");
+        x.write("plan.txt", b"x's edit");
+        y.write("plan.txt", b"y's edit, longer");
+        settle(&mut x, &mut y);
+        // Recorded on both, nothing touched on either.
+        assert_eq!(open_conflicts(&x), 1);
+        assert_eq!(open_conflicts(&y), 1);
+        assert_eq!(x.read("plan.txt").unwrap(), b"x's edit");
+        assert_eq!(y.read("plan.txt").unwrap(), b"y's edit, longer");
+
+        let path = y.dir.join("plan.txt");
+        let done = resolve_path(&mut y.index, &path, keep).unwrap();
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].device.as_deref(), Some("X"));
+        settle(&mut x, &mut y);
+        let (winner, loser, had_loser): (&[u8], &[u8], &Device) = match keep {
+            Keep::Theirs => (b"x's edit", b"y's edit, longer", &y),
+            _ => (b"y's edit, longer", b"x's edit", &x),
+        };
+        assert_eq!(x.read("plan.txt").unwrap(), winner, "{keep:?}");
+        assert_eq!(y.read("plan.txt").unwrap(), winner, "{keep:?}");
+        assert!(
+            versions_hold(had_loser, loser),
+            "{keep:?}: the loser was not kept"
+        );
+        assert_eq!(open_conflicts(&x), 0, "{keep:?}: still open on X");
+        assert_eq!(open_conflicts(&y), 0, "{keep:?}: still open on Y");
+        // Settled for good: more runs change nothing.
+        settle(&mut x, &mut y);
+        assert_eq!(x.read("plan.txt").unwrap(), winner);
+        assert_eq!(open_conflicts(&x) + open_conflicts(&y), 0);
+    }
+}
+
+/// An entry from the other device that does not dominate this device's (a forged or
+/// stale "resolution") is met as a conflict again: nothing is overwritten.
+#[test]
+fn a_resolution_without_a_dominating_version_overwrites_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut x, mut y) = pair_with(tmp.path(), SyncMode::Bidirectional, ConflictPolicy::Manual);
+    x.write("plan.txt", b"v1");
+    settle(&mut x, &mut y);
+    y.write("plan.txt", b"y's edit");
+    settle(&mut x, &mut y);
+    assert_eq!(x.read("plan.txt").unwrap(), b"y's edit");
+    // X claims other content at the version Y already has, as a forged resolution would.
+    let held = y
+        .index
+        .share_member(&y.share().id, "X")
+        .unwrap()
+        .unwrap()
+        .received_seq;
+    let mut forged = x
+        .index
+        .entry(x.share().location_id, &RelPath::new("plan.txt").unwrap())
+        .unwrap()
+        .unwrap();
+    forged.state.hash = Some(Hash([9; 32]));
+    let sy = y.share().clone();
+    share::incoming(
+        &mut y.index,
+        &sy,
+        "X",
+        &[(forged.path.clone(), forged.state.clone())],
+        held + 1,
     )
-    .unwrap_err();
-    assert!(err.to_string().contains("manual"), "{err}");
+    .unwrap();
+    let cx = x.content();
+    let o = y.run("X", cx);
+    assert_eq!(y.read("plan.txt").unwrap(), b"y's edit", "{o:?}");
+    assert_eq!(open_conflicts(&y), 1, "{o:?}");
 }
 
 #[test]
@@ -446,6 +522,44 @@ fn an_archive_share_removes_files_only_after_the_other_device_reports_them() {
         b"x's draft",
         "not confirmed: kept"
     );
+}
+
+/// A file deleted on the archive device after the source freed its copy stays
+/// deleted: the archive's runs do not ask the source (which forgot it) for it again.
+#[test]
+fn a_file_deleted_on_the_archive_device_is_settled_not_fetched_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut x, mut y) = pair(tmp.path(), SyncMode::Archive);
+    x.write("old/tax-2019.pdf", b"no longer needed");
+    x.write("old/keep.txt", b"keep me");
+    settle(&mut x, &mut y);
+    assert_eq!(
+        x.read("old/tax-2019.pdf"),
+        None,
+        "archived: freed on the source"
+    );
+    assert_eq!(y.read("old/tax-2019.pdf").unwrap(), b"no longer needed");
+    std::fs::remove_file(y.dir.join("old/tax-2019.pdf")).unwrap();
+    let cx = x.content();
+    for _ in 0..3 {
+        let o = y.run("X", cx.clone());
+        assert!(o.problems.is_empty(), "{:?}", o.problems);
+        assert_eq!(o.stats.files_copied, 0, "{o:?}");
+        send(&y, &mut x);
+        let cy = y.content();
+        let o = x.run("Y", cy);
+        assert!(o.problems.is_empty(), "{:?}", o.problems);
+    }
+    assert_eq!(y.read("old/tax-2019.pdf"), None);
+    assert_eq!(y.read("old/keep.txt").unwrap(), b"keep me");
+    // New work at that path on the source is archived again.
+    x.write("old/tax-2019.pdf", b"a new file at the old name");
+    settle(&mut x, &mut y);
+    assert_eq!(
+        y.read("old/tax-2019.pdf").unwrap(),
+        b"a new file at the old name"
+    );
+    assert_eq!(x.read("old/tax-2019.pdf"), None);
 }
 
 #[test]

@@ -15,6 +15,13 @@ pub enum DaemonError {
     },
     #[error("a ferry daemon is already running for this library ({0})")]
     AlreadyRunning(PathBuf),
+    #[error("no share {0} on this device; see `ferry share list`")]
+    NoShare(String),
+    #[error("share {0} has no member that accepted it yet")]
+    NoMembers(String),
+    #[cfg(feature = "net")]
+    #[error("device node: {0}")]
+    Net(#[from] ferry_net::NetError),
     #[error("{0}")]
     Other(String),
 }

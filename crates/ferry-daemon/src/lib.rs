@@ -31,6 +31,8 @@ pub mod events;
 pub mod jobs;
 pub mod known;
 pub mod memory;
+#[cfg(feature = "net")]
+pub mod oneshot;
 pub mod problems;
 pub mod scheduler;
 pub mod service;

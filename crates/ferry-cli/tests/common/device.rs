@@ -21,6 +21,8 @@ pub struct Device {
     /// on one machine would otherwise find each other where a test means them not to
     /// meet (a device added without an address).
     pub local_discovery: bool,
+    /// A relay server the daemon uses (`--relay URL`).
+    pub relay: Option<String>,
 }
 
 impl Device {
@@ -33,6 +35,7 @@ impl Device {
             daemon: None,
             netns: None,
             local_discovery: false,
+            relay: None,
         }
     }
 
@@ -92,6 +95,9 @@ impl Device {
         cmd.args(["daemon", "--listen", &listen]);
         if !self.local_discovery {
             cmd.arg("--no-local-discovery");
+        }
+        if let Some(url) = &self.relay {
+            cmd.args(["--relay", url]);
         }
         let child = cmd
             .env("RUST_LOG", "info")
@@ -305,7 +311,7 @@ pub struct Island {
     pub outer: [String; 2],
 }
 
-fn ip(args: &[&str]) {
+pub fn ip(args: &[&str]) {
     let out = std::process::Command::new("ip")
         .args(args)
         .output()

@@ -237,6 +237,33 @@ impl std::ops::Deref for WriteBatch<'_> {
 
 #[cfg(test)]
 mod tests {
+    /// The rows under a path are found by searches of the primary key, never by reading
+    /// every row of the location (it runs once per path a run wrote: a scan per call
+    /// made the daemon quadratic after a big copy).
+    #[test]
+    fn rows_under_a_path_are_searched_not_scanned() {
+        let idx = Index::open_in_memory().unwrap();
+        let mut st = idx
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", entries::STAT_ROWS_UNDER))
+            .unwrap();
+        let details: Vec<String> = st
+            .query_map(rusqlite::params![1, "a", "a/", "a0"], |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap()
+            .map(|d| d.unwrap())
+            .collect();
+        let searches: Vec<&String> = details.iter().filter(|d| d.contains("entries")).collect();
+        assert_eq!(searches.len(), 2, "{details:?}");
+        for d in searches {
+            assert!(
+                d.contains("path=?") || d.contains("path>?"),
+                "reads every row of the location: {details:?}"
+            );
+        }
+    }
+
     use super::*;
     use crate::conduit::Schedule;
     use crate::model::chunk::Hash;

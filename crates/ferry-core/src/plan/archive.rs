@@ -3,7 +3,12 @@
 //!
 //! Planning (`plan_archive`, pure like the reconciler) per path of A:
 //! - a live file or symlink that B already holds with the same content → remove from A;
-//! - one B lacks (or had deleted) → copy to B, then remove from A;
+//! - one B lacks (or deleted before it knew A's version) → copy to B, then remove from A;
+//! - one B deleted after it held A's version (B's tombstone's version vector is at
+//!   least A's) → nothing: the archive's deletion is a deletion. A keeps its file if it
+//!   still has one (the archive never removes a file it no longer holds from the
+//!   source); between devices the source has usually forgotten it already, and copying
+//!   it again would ask the source for content it no longer has, on every run;
 //! - one B holds with other content: if A's version vector dominates (A's is a later
 //!   edit of what B has) B's copy is replaced (and versioned on B first); otherwise both
 //!   are kept: A's content goes to B as `name.conflict-…-a.ext`, then leaves A;
@@ -125,6 +130,16 @@ pub(crate) fn plan_archive(input: ReconcileInput<'_>) -> Plan {
                 // B's file stays; A's folder stays; files below fail to copy and stay.
                 Some(_) => plan.conflicts.push(open_conflict(ea, eb)),
             }
+            continue;
+        }
+        if eb.is_some_and(|t| {
+            t.is_tombstone()
+                && matches!(
+                    ea.state.version.compare(&t.state.version),
+                    Causality::Older | Causality::Equal
+                )
+        }) {
+            // Deleted on B after B held this version of A's: settled.
             continue;
         }
         let archived_as = match lb {

@@ -406,7 +406,23 @@ fn keep_of(s: &str) -> Option<Keep> {
         "a" => Some(Keep::A),
         "b" => Some(Keep::B),
         "both" => Some(Keep::Both),
+        "mine" => Some(Keep::Mine),
+        "theirs" => Some(Keep::Theirs),
         _ => None,
+    }
+}
+
+/// Queues a run of each conduit that carries out a resolution between devices.
+async fn run_resolved<'a>(
+    shared: &Arc<crate::shared::Shared>,
+    done: impl Iterator<Item = &'a ferry_core::resolve::Resolved>,
+) {
+    let mut conduits: Vec<i64> = done.filter_map(|r| r.run_conduit).collect();
+    conduits.dedup();
+    for c in conduits {
+        if let Err(e) = crate::control::sync_now(shared, c).await {
+            tracing::info!("conduit {c}: a resolution is to be carried out; not run: {e}");
+        }
     }
 }
 
@@ -450,6 +466,13 @@ async fn resolve_selected(
             .collect::<Vec<_>>()
     })
     .await;
+    if let Ok(results) = &done {
+        run_resolved(
+            &d.shared,
+            results.iter().filter_map(|(_, r)| r.as_ref().ok()),
+        )
+        .await;
+    }
     let msg = match done {
         Ok(results) => {
             let settled = results.iter().filter(|(_, r)| r.is_ok()).count();
@@ -487,6 +510,9 @@ async fn resolve(
     let shared = d.shared.clone();
     let done =
         tokio::task::spawn_blocking(move || shared.with_index(|i| resolve_id(i, id, keep))).await;
+    if let Ok(Ok(r)) = &done {
+        run_resolved(&d.shared, std::iter::once(r)).await;
+    }
     let msg = match done {
         Ok(Ok(r)) => match r.loser_kept_at.as_deref() {
             Some(at) => format!(
