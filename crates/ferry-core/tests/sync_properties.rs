@@ -346,27 +346,43 @@ fn batch_strategy() -> impl Strategy<Value = Option<usize>> {
 }
 
 /// A tree with the time in conflict copies' names left out (`….conflict-T-a.ext`): the
-/// two runs compared may fall on either side of a second.
-fn unstamped(root: &Path) -> BTreeMap<String, Node> {
-    tree_without_ferry(root)
-        .into_iter()
-        .map(|(p, n)| {
-            let mut s = p.to_string_lossy().into_owned();
-            let mut from = 0;
-            while let Some(i) = s[from..].find(".conflict-").map(|i| i + from) {
-                let at = i + ".conflict-".len();
-                let stamp = s.as_bytes()[at..]
-                    .iter()
-                    .take(15)
-                    .all(|b| b.is_ascii_digit() || *b == b'-');
-                if stamp && s.len() >= at + 15 {
-                    s.replace_range(at..at + 15, "T");
+/// two runs compared may fall on either side of a second. So may two conflicts of one
+/// path in successive runs: in the same second the second copy's name gets `-2`, in
+/// another second it does not. Neither is left out by collapsing: the number after the
+/// side goes too, and each name holds every node that had it, sorted.
+fn unstamped(root: &Path) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (p, n) in tree_without_ferry(root) {
+        let mut s = p.to_string_lossy().into_owned();
+        let mut from = 0;
+        while let Some(i) = s[from..].find(".conflict-").map(|i| i + from) {
+            let at = i + ".conflict-".len();
+            let stamp = s.as_bytes()[at..]
+                .iter()
+                .take(15)
+                .all(|b| b.is_ascii_digit() || *b == b'-');
+            if stamp && s.len() >= at + 15 {
+                s.replace_range(at..at + 15, "T");
+                // `T-a-2…`: the collision number after the side letter.
+                let side_end = at + 3;
+                if s.as_bytes().get(side_end) == Some(&b'-') {
+                    let digits = s.as_bytes()[side_end + 1..]
+                        .iter()
+                        .take_while(|b| b.is_ascii_digit())
+                        .count();
+                    if digits > 0 {
+                        s.replace_range(side_end..side_end + 1 + digits, "");
+                    }
                 }
-                from = at;
             }
-            (s, n)
-        })
-        .collect()
+            from = at;
+        }
+        out.entry(s).or_default().push(format!("{n:?}"));
+    }
+    for nodes in out.values_mut() {
+        nodes.sort();
+    }
+    out
 }
 
 /// The same operations on two pairs, one run in batches of `batch` paths and one

@@ -19,8 +19,7 @@ pub(crate) fn euid() -> u32 {
 /// File systems (by device) that said they cannot share extents at all: a reflink is
 /// not tried again for files there (one failed `FICLONE` per file otherwise).
 fn no_reflink() -> &'static std::sync::Mutex<Vec<u64>> {
-    static DEVICES: std::sync::OnceLock<std::sync::Mutex<Vec<u64>>> =
-        std::sync::OnceLock::new();
+    static DEVICES: std::sync::OnceLock<std::sync::Mutex<Vec<u64>>> = std::sync::OnceLock::new();
     DEVICES.get_or_init(Default::default)
 }
 
