@@ -21,6 +21,8 @@ pub struct Device {
     /// on one machine would otherwise find each other where a test means them not to
     /// meet (a device added without an address).
     pub local_discovery: bool,
+    /// More environment for the daemon (test knobs).
+    pub env: Vec<(String, String)>,
 }
 
 impl Device {
@@ -33,6 +35,7 @@ impl Device {
             daemon: None,
             netns: None,
             local_discovery: false,
+            env: Vec::new(),
         }
     }
 
@@ -93,6 +96,7 @@ impl Device {
         if !self.local_discovery {
             cmd.arg("--no-local-discovery");
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let child = cmd
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
