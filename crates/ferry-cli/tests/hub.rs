@@ -486,6 +486,9 @@ fn two_hub_nodes_on_one_postgresql_and_one_s3_store_serve_one_share() {
         d.json(&["hub", "add", &node.addr, "--id", &node.id]);
     }
     let (mut a, mut b) = (a, b);
+    for d in [&mut a, &mut b] {
+        d.env.push(("FERRY_HUB_COMPACT_EVERY".into(), "1".into()));
+    }
     let fa = a.tmp.path().join("shared");
     let fb = b.tmp.path().join("shared-here");
     std::fs::create_dir_all(&fa).unwrap();
@@ -513,6 +516,32 @@ fn two_hub_nodes_on_one_postgresql_and_one_s3_store_serve_one_share() {
         .log()
         .contains(&format!("device {} connected", &idb[..7])));
     assert!(!one.home.join("blobs").exists() && !two.home.join("blobs").exists());
+
+    // Garbage collection on PostgreSQL and S3: the deleted big file's objects go once
+    // both devices compacted past its deletion.
+    std::fs::remove_file(fa.join("big.bin")).unwrap();
+    wait_for("the deletion on B", || !fb.join("big.bin").exists());
+    let mut report = serde_json::Value::Null;
+    wait_for(
+        "a collection on PostgreSQL and S3 freeing the big file",
+        || {
+            let out = ferry_cmd(&one.home.parent().unwrap().join("lib"))
+                .args(["hub", "gc", "--home", one.home.to_str().unwrap()])
+                .args(&args)
+                .args(["--grace", "0s", "--json"])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            report = serde_json::from_slice(&out.stdout).unwrap();
+            report["bytes_freed"].as_u64().unwrap_or(0) >= 1 << 20
+        },
+    );
+    assert!(!one.home.join("blobs").exists(), "{report}");
+    std::fs::write(fa.join("one.txt"), "A after the collection").unwrap();
+    wait_for("A's change on B after the collection", || {
+        std::fs::read(fb.join("one.txt")).is_ok_and(|t| t == b"A after the collection")
+            && readable_files(&fa) == readable_files(&fb)
+    });
     a.stop();
     b.stop();
     one.stop();
@@ -907,6 +936,9 @@ fn devices_move_to_the_other_node_when_their_hub_node_is_killed() {
         "{listed}"
     );
     let (mut a, mut b) = (a, b);
+    for d in [&mut a, &mut b] {
+        d.env.push(("FERRY_HUB_COMPACT_EVERY".into(), "1".into()));
+    }
     let fa = a.tmp.path().join("shared");
     let fb = b.tmp.path().join("shared-here");
     std::fs::create_dir_all(&fa).unwrap();
