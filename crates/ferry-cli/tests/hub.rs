@@ -1273,9 +1273,10 @@ fn devices_that_sync_directly_and_through_a_hub_converge_without_conflicts_or_lo
             && std::fs::read(fb.join("ping.txt")).is_ok_and(|t| t == ping)
     });
     // A pushes it (C's log has it already). B, which got it both from A directly and
-    // from C's log on the hub, does not push it to its own log: found by this test and
-    // not fixed yet (B's log stays behind; A's and C's carry the change to every
-    // member), so B's log is only checked not to grow without end.
+    // from C's log on the hub, sometimes does not push it to its own log (2 of 6 runs;
+    // its daemon seems to stop: no notification from the hub is logged after it):
+    // found by this test, not fixed yet. A's and C's logs carry the change to every
+    // member, so B's log is only checked not to grow without end.
     wait_for("C's file in A's log", || {
         indexed_seq(&a, &fa, "ping.txt", ping).is_some_and(|s| hub.log_head(&ida) >= s)
     });

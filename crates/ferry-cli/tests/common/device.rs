@@ -96,13 +96,9 @@ impl Device {
         if !self.local_discovery {
             cmd.arg("--no-local-discovery");
         }
+        cmd.env("RUST_LOG", "info");
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
-        let child = cmd
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let child = cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap();
         self.daemon = Some(child);
         let mut addr = None;
         wait_for("the daemon's device node", || {
