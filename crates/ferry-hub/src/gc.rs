@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 
 use crate::{BlobStore, MetaStore, ShareId, StoreError};
 
+/// Blob deletions in flight at once.
+const DELETE_AT_ONCE: usize = 32;
+
 /// What one collection did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GcReport {
@@ -57,11 +60,19 @@ pub async fn collect<M: MetaStore>(
         if !plan.blocked_by.is_empty() {
             report.blocked.push((share.clone(), plan.blocked_by));
         }
+        // Deletes go out DELETE_AT_ONCE at a time (an S3 delete is a round trip each).
         let mut gone = Vec::new();
-        for (id, _) in &plan.doomed {
-            match blobs.delete(&share, id).await {
-                Ok(()) => gone.push(*id),
-                Err(e) => tracing::warn!("share {share}: deleting object {id}: {e}"),
+        for part in plan.doomed.chunks(DELETE_AT_ONCE) {
+            let mut deletes = Vec::with_capacity(part.len());
+            for (id, _) in part {
+                let share = &share;
+                deletes.push(async move { (*id, blobs.delete(share, id).await) });
+            }
+            for (id, r) in futures_util::future::join_all(deletes).await {
+                match r {
+                    Ok(()) => gone.push(id),
+                    Err(e) => tracing::warn!("share {share}: deleting object {id}: {e}"),
+                }
             }
         }
         report.objects_deleted += gone.len() as u64;

@@ -102,9 +102,9 @@ CREATE TABLE IF NOT EXISTS log_refs (
     share TEXT NOT NULL,
     device_id TEXT NOT NULL,
     id BYTEA NOT NULL,
-    PRIMARY KEY (share, device_id, id)
+    PRIMARY KEY (share, id, device_id)
 );
-CREATE INDEX IF NOT EXISTS log_refs_by_id ON log_refs (share, id);
+CREATE INDEX IF NOT EXISTS log_refs_by_device ON log_refs (share, device_id);
 CREATE TABLE IF NOT EXISTS log_refs_at (
     share TEXT NOT NULL,
     device_id TEXT NOT NULL,

@@ -91,9 +91,9 @@ CREATE TABLE IF NOT EXISTS log_refs (
     share TEXT NOT NULL,
     device_id TEXT NOT NULL,
     id BLOB NOT NULL,
-    PRIMARY KEY (share, device_id, id)
+    PRIMARY KEY (share, id, device_id)
 );
-CREATE INDEX IF NOT EXISTS log_refs_by_id ON log_refs (share, id);
+CREATE INDEX IF NOT EXISTS log_refs_by_device ON log_refs (share, device_id);
 CREATE TABLE IF NOT EXISTS log_refs_at (
     share TEXT NOT NULL,
     device_id TEXT NOT NULL,
@@ -866,17 +866,16 @@ impl MetaStore for SqliteMeta {
         let (share, ids) = (share.to_string(), ids.to_vec());
         self.write(move |tx| {
             let mut freed = 0i64;
+            let mut stmt = tx.prepare_cached(
+                "DELETE FROM objects WHERE share = ?1 AND id = ?2 AND doomed = 1 RETURNING bytes",
+            )?;
             for id in &ids {
-                let bytes: Option<i64> = tx
-                    .query_row(
-                        "DELETE FROM objects WHERE share = ?1 AND id = ?2 AND doomed = 1
-                         RETURNING bytes",
-                        params![share, &id.as_bytes()[..]],
-                        |row| row.get(0),
-                    )
+                let bytes: Option<i64> = stmt
+                    .query_row(params![share, &id.as_bytes()[..]], |row| row.get(0))
                     .optional()?;
                 freed += bytes.unwrap_or(0);
             }
+            drop(stmt);
             uncount(tx, &share, freed)?;
             to_u64(freed)
         })
