@@ -875,6 +875,11 @@ async fn pull(
     lh: &LogHead,
 ) -> Res<Option<i64>> {
     let dev = lh.device_id.clone();
+    // A member removed here since the hub's listing was read (the hub is told at the
+    // next sync): not pulled, so it is not added back.
+    if inner.with_book(|b| b.removals(&share.id))?.contains(&dev) {
+        return Ok(None);
+    }
     let (sid, d) = (share.id.clone(), dev.clone());
     let member = inner.with_index(move |i| i.share_member(&sid, &d)).await?;
     let tied = member.as_ref().is_some_and(|m| m.remote_location.is_some());
