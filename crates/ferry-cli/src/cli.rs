@@ -205,6 +205,27 @@ pub enum HubCommand {
         /// error and not stored.
         #[arg(long, value_name = "SIZE", value_parser = parse_bandwidth)]
         quota_per_share: Option<u64>,
+        /// How often to delete objects no member's log references any more (0: never;
+        /// `ferry hub gc` runs one collection), e.g. 1h, 30m.
+        #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_wait)]
+        gc_every: std::time::Duration,
+        /// How long an unreferenced object is kept after it was last stored or asked
+        /// for by an uploader (readers part-way through an older log may fetch it).
+        #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_wait)]
+        gc_grace: std::time::Duration,
+    },
+    /// Delete the objects no member's log references any more, once, and print what
+    /// was freed. Runs against the hub's stores (a hub serving them may keep running).
+    Gc {
+        #[arg(long)]
+        home: Option<PathBuf>,
+        #[arg(long)]
+        store: Option<String>,
+        #[arg(long)]
+        db: Option<String>,
+        /// Keep objects stored or asked for within this long, e.g. 0s, 24h.
+        #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_wait)]
+        grace: std::time::Duration,
     },
     /// Print a hub's ID (creating its key on first use).
     Id {
@@ -229,9 +250,11 @@ pub enum HubCommand {
     /// drops it: set it again then.
     SetPassphrase {
         share: String,
-        /// A file holding the passphrase (its line ending is not part of it).
+        /// A file holding the passphrase (its line ending is not part of it). Without
+        /// it, the passphrase is asked for on the terminal (twice, not echoed), or read
+        /// as one line from standard input when that is not a terminal.
         #[arg(long, value_name = "FILE")]
-        passphrase_file: PathBuf,
+        passphrase_file: Option<PathBuf>,
     },
     /// Restore access to a hub share on this device with its passphrase: the hub makes
     /// this device a member, and the share is offered (`ferry share list`, `ferry accept`).
@@ -240,9 +263,11 @@ pub enum HubCommand {
         /// The hub holding the share (`ferry hub add` it first).
         #[arg(long, value_parser = parse_device_id)]
         hub: ferry_net::DeviceId,
-        /// A file holding the passphrase (its line ending is not part of it).
+        /// A file holding the passphrase (its line ending is not part of it). Without
+        /// it, the passphrase is asked for on the terminal (not echoed), or read as one
+        /// line from standard input when that is not a terminal.
         #[arg(long, value_name = "FILE")]
-        passphrase_file: PathBuf,
+        passphrase_file: Option<PathBuf>,
     },
 }
 
@@ -259,8 +284,8 @@ pub struct MountArgs {
     pub read_timeout: std::time::Duration,
 }
 
-/// `--read-timeout`: `500ms`, `10s`, `2m`.
-#[cfg(feature = "fuse")]
+/// `--read-timeout`, `--gc-grace`: `500ms`, `10s`, `2m`, `24h`.
+#[cfg(any(feature = "fuse", feature = "hub"))]
 fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
     let t = s.trim();
     let (n, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
@@ -273,8 +298,9 @@ fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
     Ok(match unit {
         "ms" => std::time::Duration::from_millis(n),
         "s" => std::time::Duration::from_secs(n),
-        "m" => std::time::Duration::from_secs(n * 60),
-        _ => return Err(format!("bad duration {s:?}; e.g. 500ms, 10s")),
+        "m" => std::time::Duration::from_secs(n.saturating_mul(60)),
+        "h" => std::time::Duration::from_secs(n.saturating_mul(3600)),
+        _ => return Err(format!("bad duration {s:?}; e.g. 500ms, 10s, 24h")),
     })
 }
 

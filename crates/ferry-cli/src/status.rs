@@ -76,6 +76,21 @@ pub fn cmd_status(index: &Index, json_out: bool) -> Result<u8> {
             println!("  last error: {e}");
         }
     }
+    for h in status["hubs"].as_array().into_iter().flatten() {
+        let state = if h["connected"] == true {
+            format!("connected at {}", h["address"].as_str().unwrap_or("?"))
+        } else {
+            "not connected".to_string()
+        };
+        println!(
+            "hub {}: {state}, {} shares, {} stored there, {} sent, {} received",
+            h["id"].as_str().unwrap_or("?"),
+            h["shares"].as_array().map_or(0, Vec::len),
+            human_bytes(h["quota_used"].as_u64().unwrap_or(0)),
+            human_bytes(h["bytes_up"].as_u64().unwrap_or(0)),
+            human_bytes(h["bytes_down"].as_u64().unwrap_or(0)),
+        );
+    }
     for j in status["jobs"].as_array().into_iter().flatten() {
         println!(
             "  running conduit {} ({}): {} — {} files, {} done, {}/s, ETA {}",

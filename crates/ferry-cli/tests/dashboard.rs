@@ -1495,6 +1495,27 @@ fn browser_shows_devices_accepts_a_pending_one_and_an_offered_share() {
         offer.contains("laptop") && offer.contains("photos"),
         "{offer}"
     );
+    // A hub this device knows is listed with its address and connection (none here:
+    // nothing answers at that address).
+    #[cfg(feature = "hub")]
+    {
+        let out = common::ferry_cmd(&x.home)
+            .args(["hub", "id", "--home"])
+            .arg(x.tmp.path().join("some-hub"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let hub_id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        x.json(&["hub", "add", "127.0.0.1:9", "--id", &hub_id]);
+        let row = browser.wait_text(&format!("#hub-{hub_id}"), "the hub on the page", |t| {
+            t.contains("not connected")
+        });
+        assert!(row.contains("127.0.0.1:9"), "{row}");
+        let (code, v) = api_call(&x.home, "GET", "/api/hubs", "");
+        assert_eq!(code, 200, "{v}");
+        assert_eq!(v["hubs"][0]["id"], hub_id.as_str(), "{v}");
+        assert_eq!(v["hubs"][0]["connected"], false, "{v}");
+    }
     browser.screenshot("dashboard-devices.png");
 
     // Accept the pending device: it becomes known (and connects: z dials x).

@@ -56,6 +56,7 @@ pub fn router(shared: Arc<Shared>, token: String) -> Router {
     let dashboard = crate::dashboard::router(shared.clone(), token.clone());
     Router::new()
         .route("/api/status", get(status))
+        .route("/api/hubs", get(hubs))
         .route("/api/conduits", get(conduits).post(add_conduit))
         .route(
             "/api/conduits/{id}",
@@ -184,8 +185,29 @@ async fn status(State(s): State<Arc<Shared>>) -> ApiResult {
             "uptime_seconds": ferry_core::index::unix_now() - s.started_at,
         },
         "conduits": conduits,
+        "hubs": hubs_of(&s),
         "jobs": s.jobs.snapshot(),
         "queue_depth": queued,
+        "schema_version": ferry_core::JSON_SCHEMA_VERSION,
+    })))
+}
+
+fn hubs_of(s: &Shared) -> Vec<Value> {
+    #[cfg(feature = "net")]
+    {
+        crate::devices::hubs(s)
+    }
+    #[cfg(not(feature = "net"))]
+    {
+        let _ = s;
+        Vec::new()
+    }
+}
+
+/// `GET /api/hubs`: the hubs this device knows, as in `/api/status`.
+async fn hubs(State(s): State<Arc<Shared>>) -> ApiResult {
+    Ok(Json(json!({
+        "hubs": hubs_of(&s),
         "schema_version": ferry_core::JSON_SCHEMA_VERSION,
     })))
 }

@@ -483,3 +483,66 @@ pub async fn accept_share(
         .find(|s| s.id == row.id)
         .ok_or_else(|| ControlError::Daemon("the accepted share vanished".into()))
 }
+
+/// Every hub this device knows (`ferry hub add`): connected or not, where, last contact,
+/// its shares through it with the bytes the hub stores for each and the hub's quota,
+/// bytes sent and received. Empty without the `hub` feature.
+pub fn hubs(shared: &Shared) -> Vec<serde_json::Value> {
+    #[cfg(feature = "hub")]
+    {
+        let rows = match shared.hub.get() {
+            Some(client) => client.status().unwrap_or_default(),
+            // No device node, so no hub client: the known hubs, none connected.
+            None => ferry_hub::client::HubBook::open(&shared.library)
+                .and_then(|b| {
+                    let hubs = b.hubs()?;
+                    let mut out = Vec::new();
+                    for h in hubs {
+                        let shares = b.shares_of(&h.id)?;
+                        out.push(ferry_hub::client::HubStatus {
+                            addrs: h.addrs().into_iter().map(str::to_string).collect(),
+                            id: h.id,
+                            connected: false,
+                            address: None,
+                            last_contact: None,
+                            shares: (shares.into_iter())
+                                .map(|share| ferry_hub::client::HubShareStatus {
+                                    share,
+                                    stored_bytes: None,
+                                    quota: None,
+                                })
+                                .collect(),
+                            bytes_up: 0,
+                            bytes_down: 0,
+                        });
+                    }
+                    Ok(out)
+                })
+                .unwrap_or_default(),
+        };
+        rows.into_iter()
+            .map(|h| {
+                serde_json::json!({
+                    "id": h.id,
+                    "addrs": h.addrs,
+                    "connected": h.connected,
+                    "address": h.address,
+                    "last_contact": h.last_contact,
+                    "shares": h.shares.iter().map(|s| serde_json::json!({
+                        "share": s.share,
+                        "stored_bytes": s.stored_bytes,
+                        "quota": s.quota,
+                    })).collect::<Vec<_>>(),
+                    "quota_used": h.shares.iter().filter_map(|s| s.stored_bytes).sum::<u64>(),
+                    "bytes_up": h.bytes_up,
+                    "bytes_down": h.bytes_down,
+                })
+            })
+            .collect()
+    }
+    #[cfg(not(feature = "hub"))]
+    {
+        let _ = shared;
+        Vec::new()
+    }
+}

@@ -11,6 +11,7 @@
 
 pub mod client;
 mod crypto;
+pub mod gc;
 pub mod protocol;
 pub mod server;
 mod share_id;
@@ -23,6 +24,7 @@ pub use crypto::{
 };
 pub use share_id::{BadShareId, ShareId};
 pub use store::{
-    AppendOutcome, BlobStore, CasOutcome, DeviceRecord, LogRecord, ManifestHead, MetaStore,
-    PostgresMeta, PutOutcome, SlotRecord, SqliteMeta, StoreError,
+    AppendOutcome, BlobStore, CasOutcome, CompactOutcome, DeviceRecord, GcPlan, LogRecord,
+    ManifestHead, MetaStore, ObjectState, PostgresMeta, PutOutcome, SlotRecord, SqliteMeta,
+    StoreError,
 };

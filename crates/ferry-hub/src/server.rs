@@ -12,10 +12,12 @@
 //!   a share (log append, key slots, descriptor, a member registering), opens a stream
 //!   to every other connected member with [`Changed`]: devices do not poll.
 
+use crate::gc::now_ms;
 use crate::protocol::*;
 use crate::{
-    plausible_sealed_len, AppendOutcome, BlobStore, CasOutcome, DeviceRecord, Epoch, MetaStore,
-    ObjectId, PostgresMeta, PutOutcome, ShareId, SlotRecord, SqliteMeta, StoreError,
+    plausible_sealed_len, AppendOutcome, BlobStore, CasOutcome, CompactOutcome, DeviceRecord,
+    Epoch, LogRecord, MetaStore, ObjectId, ObjectState, PostgresMeta, PutOutcome, ShareId,
+    SlotRecord, SqliteMeta, StoreError,
 };
 use ferry_net::iroh::endpoint::{presets, Connection, VarInt};
 use ferry_net::iroh::Endpoint;
@@ -49,7 +51,33 @@ pub struct HubConfig {
     pub allow: Vec<String>,
     /// Bytes each share may store (sealed objects and log records), if limited.
     pub quota_per_share: Option<u64>,
+    /// How often to collect garbage (objects no member's log references); none: never
+    /// (`ferry hub gc` runs one collection).
+    pub gc_every: Option<std::time::Duration>,
+    /// How long an object stays after it was last stored or reported present, however
+    /// unreferenced (readers part-way through an older log may still fetch it).
+    pub gc_grace: std::time::Duration,
 }
+
+impl HubConfig {
+    /// A hub at `home` listening on `listen` with the defaults: blobs and SQLite in its
+    /// home, no allowed device, no quota, garbage collected hourly after a day's grace.
+    pub fn new(home: PathBuf, listen: SocketAddr) -> HubConfig {
+        HubConfig {
+            home,
+            listen,
+            store: None,
+            db: None,
+            allow: Vec::new(),
+            quota_per_share: None,
+            gc_every: Some(std::time::Duration::from_secs(3600)),
+            gc_grace: DEFAULT_GC_GRACE,
+        }
+    }
+}
+
+/// Objects stay this long after they were last stored or reported present.
+pub const DEFAULT_GC_GRACE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -99,17 +127,7 @@ pub fn hub_id(home: &std::path::Path) -> Result<DeviceId, ServeError> {
 /// Opens the stores and starts serving. Must run inside a tokio runtime.
 pub async fn serve(config: HubConfig) -> Result<RunningHub, ServeError> {
     let identity = Identity::load_or_create(&config.home)?;
-    let blobs = match &config.store {
-        Some(s) => BlobStore::open(s)?,
-        None => {
-            let dir = config.home.join("blobs");
-            std::fs::create_dir_all(&dir).map_err(|source| ServeError::Io {
-                path: dir.clone(),
-                source,
-            })?;
-            BlobStore::local(&dir)?
-        }
-    };
+    let blobs = open_blobs(&config)?;
     for d in &config.allow {
         d.parse::<DeviceId>()
             .map_err(|e| ServeError::BadDevice(d.clone(), e.to_string()))?;
@@ -131,6 +149,38 @@ pub async fn serve(config: HubConfig) -> Result<RunningHub, ServeError> {
     };
     tracing::info!("hub {id} listening on {:?}", endpoint.bound_sockets());
     Ok(RunningHub { endpoint, id, task })
+}
+
+fn open_blobs(config: &HubConfig) -> Result<BlobStore, ServeError> {
+    Ok(match &config.store {
+        Some(s) => BlobStore::open(s)?,
+        None => {
+            let dir = config.home.join("blobs");
+            std::fs::create_dir_all(&dir).map_err(|source| ServeError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            BlobStore::local(&dir)?
+        }
+    })
+}
+
+/// One garbage collection over the hub's stores (`ferry hub gc`; a running hub on the
+/// same stores may keep serving meanwhile).
+pub async fn collect_garbage(config: &HubConfig) -> Result<crate::gc::GcReport, ServeError> {
+    let blobs = open_blobs(config)?;
+    Ok(match &config.db {
+        Some(url) if !url.trim().is_empty() => {
+            let meta = PostgresMeta::connect(url).await?;
+            crate::gc::index_stored_objects(&meta, &blobs).await?;
+            crate::gc::collect(&meta, &blobs, config.gc_grace).await?
+        }
+        Some(_) | None => {
+            let meta = SqliteMeta::open(&config.home.join("hub.db"))?;
+            crate::gc::index_stored_objects(&meta, &blobs).await?;
+            crate::gc::collect(&meta, &blobs, config.gc_grace).await?
+        }
+    })
 }
 
 async fn bind(identity: &Identity, listen: SocketAddr) -> Result<Endpoint, ServeError> {
@@ -159,6 +209,9 @@ async fn start<M: MetaStore + 'static>(
     for d in &config.allow {
         meta.allow_device(d).await?;
     }
+    // Objects stored before the hub kept a row per object, and bytes stored before
+    // quotas: counted once, before serving.
+    crate::gc::index_stored_objects(&meta, &blobs).await?;
     let hub = Arc::new(Hub {
         meta,
         blobs,
@@ -176,6 +229,26 @@ async fn start<M: MetaStore + 'static>(
                 "lost the database's change notifications; telling this node's devices only"
             );
             hub.cluster.store(false, Ordering::Relaxed);
+        });
+    }
+    if let Some(every) = config.gc_every.filter(|d| !d.is_zero()) {
+        let (hub, grace) = (hub.clone(), config.gc_grace);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match crate::gc::collect(&hub.meta, &hub.blobs, grace).await {
+                    Ok(r) => tracing::info!(
+                        "garbage collection: {} objects, {} bytes freed in {} ms",
+                        r.objects_deleted,
+                        r.bytes_freed,
+                        r.millis
+                    ),
+                    Err(e) => tracing::warn!("garbage collection: {e}"),
+                }
+            }
         });
     }
     Ok(tokio::spawn(async move {
@@ -471,13 +544,17 @@ impl<M: MetaStore + 'static> Hub<M> {
                 if r.ids.len() > MISSING_MAX {
                     return Err(Reply::error(ErrorCode::TooLarge, "too many IDs at once"));
                 }
-                let mut missing = Vec::new();
-                for raw in r.ids {
-                    let id = object_id(&raw)?;
-                    if !self.blobs.exists(&share, &id).await.map_err(internal)? {
-                        missing.push(raw);
-                    }
-                }
+                let ids = (r.ids.iter())
+                    .map(|raw| object_id(raw))
+                    .collect::<Res<Vec<_>>>()?;
+                // Present objects are touched: garbage collection leaves them to the
+                // record the asking device is about to append.
+                let states =
+                    (self.meta.touch_objects(&share, &ids, now_ms()).await).map_err(internal)?;
+                let missing = (r.ids.into_iter().zip(states))
+                    .filter(|(_, st)| *st != ObjectState::Present)
+                    .map(|(raw, _)| raw)
+                    .collect();
                 Ok(Reply {
                     rep: Some(Rep::Missing(Missing {
                         share_id: r.share_id,
@@ -490,20 +567,42 @@ impl<M: MetaStore + 'static> Hub<M> {
                 let id = object_id(&r.id)?;
                 check_sealed(&r.data, MAX_OBJECT)?;
                 self.check_epoch(&share, &r.data).await?;
-                // Stored already: nothing to count (without a quota, the put finds out).
-                if self.quota.is_some() && self.blobs.exists(&share, &id).await.map_err(internal)? {
-                    return Ok(Reply::ok());
+                let state =
+                    (self.meta.touch_objects(&share, &[id], now_ms()).await).map_err(internal)?;
+                match state.first() {
+                    // Stored already (and now touched): nothing to count or store.
+                    Some(ObjectState::Present) => return Ok(Reply::ok()),
+                    Some(ObjectState::Doomed) => {
+                        return Err(Reply::error(
+                            ErrorCode::Busy,
+                            "that object is being garbage-collected; try again shortly",
+                        ))
+                    }
+                    _ => {}
                 }
                 let len = r.data.len() as u64;
                 self.reserve(&share, len).await?;
-                match self.blobs.put(&share, &id, r.data).await {
-                    Ok(PutOutcome::Stored) => Ok(Reply::ok()),
-                    Ok(PutOutcome::AlreadyPresent) => {
+                let stored = match self.blobs.put(&share, &id, r.data).await {
+                    Ok(PutOutcome::Stored) => true,
+                    Ok(PutOutcome::AlreadyPresent) => false,
+                    Err(e) => {
                         self.release(&share, len).await;
+                        return Err(internal(e));
+                    }
+                };
+                match self.meta.record_object(&share, &id, len, now_ms()).await {
+                    // A blob without a row (a put whose row was lost) was not counted:
+                    // keep the reservation for it; a racing put's row counts it once.
+                    Ok(new) => {
+                        if !new && !stored {
+                            self.release(&share, len).await;
+                        }
                         Ok(Reply::ok())
                     }
                     Err(e) => {
-                        self.release(&share, len).await;
+                        if !stored {
+                            self.release(&share, len).await;
+                        }
                         Err(internal(e))
                     }
                 }
@@ -566,6 +665,64 @@ impl<M: MetaStore + 'static> Hub<M> {
                 Ok(Reply {
                     rep: Some(Rep::Log(LogReply { records: out })),
                 })
+            }
+            Some(Req::StageCompaction(r)) => {
+                let share = self.member(&d, &r.share_id).await?;
+                if r.records.len() > 1 || r.refs.len() > MISSING_MAX {
+                    return Err(Reply::error(
+                        ErrorCode::TooLarge,
+                        "at most one record and 4096 object IDs per message",
+                    ));
+                }
+                let refs = (r.refs.iter())
+                    .map(|raw| object_id(raw))
+                    .collect::<Res<Vec<_>>>()?;
+                let mut records = Vec::new();
+                let mut len = 0;
+                for rec in r.records {
+                    check_sealed(&rec.batch, MAX_BATCH)?;
+                    self.check_epoch(&share, &rec.batch).await?;
+                    if rec.upto < rec.after {
+                        return Err(invalid("a record that ends before it starts"));
+                    }
+                    len += rec.batch.len() as u64;
+                    records.push(LogRecord {
+                        after: rec.after,
+                        upto: rec.upto,
+                        batch: rec.batch,
+                    });
+                }
+                self.reserve(&share, len).await?;
+                match (self.meta)
+                    .stage_compaction(&share, &d, r.begin, &records, &refs)
+                    .await
+                {
+                    Ok(_) => Ok(Reply::ok()),
+                    Err(e) => {
+                        self.release(&share, len).await;
+                        Err(internal(e))
+                    }
+                }
+            }
+            Some(Req::CommitCompaction(r)) => {
+                let share = self.member(&d, &r.share_id).await?;
+                match (self.meta)
+                    .commit_compaction(&share, &d, r.upto, now_ms())
+                    .await
+                    .map_err(internal)?
+                {
+                    CompactOutcome::Compacted { freed } => {
+                        tracing::info!(
+                            "share {share}: {} compacted its log up to {} ({freed} bytes of \
+                             records replaced)",
+                            device.short(),
+                            r.upto
+                        );
+                        self.changed(&share, &device).await;
+                        Ok(Reply::ok())
+                    }
+                    CompactOutcome::Refused(why) => Err(invalid(why)),
+                }
             }
             None => Err(invalid("an empty request")),
         }
@@ -711,6 +868,8 @@ impl<M: MetaStore + 'static> Hub<M> {
                 slot_holders,
                 older_slots,
                 removed,
+                stored_bytes: (self.meta.stored_bytes(&share).await).map_err(internal)?,
+                quota: self.quota.unwrap_or(0),
             });
         }
         Ok(Reply {

@@ -6,8 +6,8 @@ mod common;
 use std::sync::Arc;
 
 use ferry_hub::{
-    AppendOutcome, CasOutcome, DeviceRecord, Epoch, ManifestHead, MetaStore, PostgresMeta, ShareId,
-    SlotRecord, SqliteMeta,
+    AppendOutcome, CasOutcome, CompactOutcome, DeviceRecord, Epoch, LogRecord, ManifestHead,
+    MetaStore, ObjectId, ObjectState, PostgresMeta, ShareId, SlotRecord, SqliteMeta,
 };
 
 fn device(id: &str, recipient: &str) -> DeviceRecord {
@@ -316,6 +316,193 @@ async fn behaves_like_an_epoch_store<S: MetaStore + 'static>(a: Arc<S>, b: Arc<S
 
 /// Stored bytes per share: a reservation past the limit counts nothing; releases take
 /// bytes back; handles racing to reserve never pass the limit together.
+fn oid(n: u8) -> ObjectId {
+    ObjectId::from_bytes([n; 32])
+}
+
+fn rec(after: u64, upto: u64, len: usize) -> LogRecord {
+    LogRecord {
+        after,
+        upto,
+        batch: vec![7; len],
+    }
+}
+
+/// Compaction replaces a device's own records, references decide what garbage
+/// collection may take, and a touch after a member's references keeps an object.
+async fn behaves_like_a_gc_store<S: MetaStore + 'static>(a: Arc<S>, b: Arc<S>) {
+    let share: ShareId = "s5".parse().unwrap();
+    for d in ["gc-a", "gc-b"] {
+        a.add_device(&share, &device(d, "age1x")).await.unwrap();
+    }
+    // Four objects stored at t = 1000, 100 bytes each.
+    for n in 1..=4 {
+        assert!(a.reserve_bytes(&share, 100, None).await.unwrap());
+        assert!(a.record_object(&share, &oid(n), 100, 1000).await.unwrap());
+    }
+    assert!(
+        !b.record_object(&share, &oid(1), 100, 1000).await.unwrap(),
+        "known"
+    );
+    // Logs: A has three records, B one.
+    for (after, upto) in [(0, 2), (2, 5), (5, 9)] {
+        assert_eq!(
+            a.append_log(&share, "gc-a", after, upto, &[1; 50])
+                .await
+                .unwrap(),
+            AppendOutcome::Appended
+        );
+        assert!(a.reserve_bytes(&share, 50, None).await.unwrap());
+    }
+    a.append_log(&share, "gc-b", 0, 3, &[1; 50]).await.unwrap();
+    assert!(a.reserve_bytes(&share, 50, None).await.unwrap());
+    assert_eq!(a.stored_bytes(&share).await.unwrap(), 600);
+
+    // No references yet: nothing is collected, and the plan says who is awaited.
+    let plan = b.doom_unreferenced(&share, 1_000_000).await.unwrap();
+    assert_eq!(plan.blocked_by, vec!["gc-a".to_string(), "gc-b".into()]);
+    assert!(plan.doomed.is_empty());
+
+    // A compacts (0, 5] into one record referencing object 1; the record after 5 stays.
+    assert!(a.reserve_bytes(&share, 30, None).await.unwrap());
+    a.stage_compaction(&share, "gc-a", true, &[rec(0, 5, 30)], &[oid(1)])
+        .await
+        .unwrap();
+    // A gap, or an end that is not a record boundary, is refused and changes nothing.
+    assert!(matches!(
+        b.commit_compaction(&share, "gc-a", 4, 2000).await.unwrap(),
+        CompactOutcome::Refused(_)
+    ));
+    assert!(matches!(
+        b.commit_compaction(&share, "gc-a", 9, 2000).await.unwrap(),
+        CompactOutcome::Refused(_)
+    ));
+    assert_eq!(a.log_after(&share, "gc-a", 0, 10).await.unwrap().len(), 3);
+    assert_eq!(
+        b.commit_compaction(&share, "gc-a", 5, 2000).await.unwrap(),
+        CompactOutcome::Compacted { freed: 100 }
+    );
+    let log = a.log_after(&share, "gc-a", 0, 10).await.unwrap();
+    assert_eq!(
+        log.iter()
+            .map(|r| (r.after, r.upto, r.batch.len()))
+            .collect::<Vec<_>>(),
+        vec![(0, 5, 30), (5, 9, 50)]
+    );
+    assert_eq!(a.log_after(&share, "gc-a", 3, 10).await.unwrap().len(), 2);
+    assert_eq!(a.stored_bytes(&share).await.unwrap(), 530);
+    // A staged compaction started over drops what was staged (and its bytes).
+    assert!(a.reserve_bytes(&share, 20, None).await.unwrap());
+    a.stage_compaction(&share, "gc-b", true, &[rec(0, 3, 20)], &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        b.stage_compaction(&share, "gc-b", true, &[], &[])
+            .await
+            .unwrap(),
+        20
+    );
+    assert_eq!(a.stored_bytes(&share).await.unwrap(), 530);
+
+    // Still waiting for B.
+    let plan = b.doom_unreferenced(&share, 1_000_000).await.unwrap();
+    assert_eq!(plan.blocked_by, vec!["gc-b".to_string()]);
+    assert!(plan.doomed.is_empty());
+    // B references object 2, at t = 3000.
+    assert!(a.reserve_bytes(&share, 50, None).await.unwrap());
+    b.stage_compaction(&share, "gc-b", true, &[rec(0, 3, 50)], &[oid(2)])
+        .await
+        .unwrap();
+    assert_eq!(
+        a.commit_compaction(&share, "gc-b", 3, 3000).await.unwrap(),
+        CompactOutcome::Compacted { freed: 50 }
+    );
+    // Object 3 is touched (an uploader was told the hub has it) after A's references
+    // (2000): kept, whatever the cutoff. Object 4 was last touched before both.
+    assert_eq!(
+        a.touch_objects(&share, &[oid(3), oid(9)], 2500)
+            .await
+            .unwrap(),
+        vec![ObjectState::Present, ObjectState::Absent]
+    );
+    // The grace period: nothing older than the cutoff of 500.
+    assert!(b
+        .doom_unreferenced(&share, 500)
+        .await
+        .unwrap()
+        .doomed
+        .is_empty());
+    let plan = b.doom_unreferenced(&share, 1_000_000).await.unwrap();
+    assert!(plan.blocked_by.is_empty());
+    assert_eq!(plan.doomed, vec![(oid(4), 100)]);
+    // A doomed object is not reported present, and recording it again does not save it.
+    assert_eq!(
+        a.touch_objects(&share, &[oid(4), oid(1)], 4000)
+            .await
+            .unwrap(),
+        vec![ObjectState::Doomed, ObjectState::Present]
+    );
+    assert!(!a.record_object(&share, &oid(4), 100, 4000).await.unwrap());
+    assert_eq!(
+        b.doom_unreferenced(&share, 1_000_000).await.unwrap().doomed,
+        vec![(oid(4), 100)],
+        "doomed until forgotten (an interrupted run finishes it next time)"
+    );
+    assert_eq!(a.forget_objects(&share, &[oid(4)]).await.unwrap(), 100);
+    assert_eq!(a.stored_bytes(&share).await.unwrap(), 430);
+    assert_eq!(
+        a.touch_objects(&share, &[oid(4)], 5000).await.unwrap(),
+        vec![ObjectState::Absent],
+        "gone: an uploader stores it again"
+    );
+    // A member removed: its references no longer keep anything.
+    a.remove_device(&share, "gc-b").await.unwrap();
+    let plan = b.doom_unreferenced(&share, 1_000_000).await.unwrap();
+    assert_eq!(
+        plan.doomed.iter().map(|d| d.0).collect::<Vec<_>>(),
+        vec![oid(2)],
+        "object 3 was touched after A's references; object 1 is A's"
+    );
+    a.forget_objects(&share, &[oid(2)]).await.unwrap();
+
+    // The race: collections and uploaders asking about the same objects at once, on
+    // two handles. An object reported present is never doomed afterwards (the
+    // uploader's record will reference it); one doomed is never reported present.
+    let race: ShareId = "s6".parse().unwrap();
+    a.add_device(&race, &device("gc-a", "age1x")).await.unwrap();
+    a.append_log(&race, "gc-a", 0, 1, &[1; 10]).await.unwrap();
+    a.stage_compaction(&race, "gc-a", true, &[rec(0, 1, 10)], &[])
+        .await
+        .unwrap();
+    a.commit_compaction(&race, "gc-a", 1, 10_000).await.unwrap();
+    for round in 0..30u8 {
+        let id = oid(100 + round);
+        a.record_object(&race, &id, 10, 5_000).await.unwrap();
+        let (ga, ub) = (a.clone(), b.clone());
+        let (r1, r2) = (race.clone(), race.clone());
+        // The uploader's touch is dated after the collection's reference date, as a
+        // device asks after its last compaction.
+        let (uploader, collector) = if round % 2 == 0 { (ub, ga) } else { (ga, ub) };
+        let touch =
+            tokio::spawn(
+                async move { uploader.touch_objects(&r1, &[id], 20_000).await.unwrap()[0] },
+            );
+        let gc =
+            tokio::spawn(async move { collector.doom_unreferenced(&r2, 1_000_000).await.unwrap() });
+        let (told, plan) = (touch.await.unwrap(), gc.await.unwrap());
+        let doomed = plan.doomed.iter().any(|d| d.0 == id);
+        match told {
+            ObjectState::Present => assert!(!doomed, "round {round}: present and doomed"),
+            ObjectState::Doomed => assert!(doomed, "round {round}"),
+            ObjectState::Absent => panic!("round {round}: the row vanished"),
+        }
+        // Either way, after this the object is present for a touch after it, or gone.
+        let later = b.touch_objects(&race, &[id], 20_001).await.unwrap()[0];
+        assert_eq!(later == ObjectState::Present, !doomed, "round {round}");
+        a.forget_objects(&race, &[id]).await.unwrap();
+    }
+}
+
 async fn behaves_like_a_quota_store<S: MetaStore + 'static>(a: Arc<S>, b: Arc<S>) {
     let share: ShareId = "s4".parse().unwrap();
     assert_eq!(a.stored_bytes(&share).await.unwrap(), 0);
@@ -352,7 +539,8 @@ async fn sqlite() {
     let b = Arc::new(SqliteMeta::open(&path).unwrap());
     behaves_like_a_meta_store(a.clone(), b.clone()).await;
     behaves_like_an_epoch_store(a.clone(), b.clone()).await;
-    behaves_like_a_quota_store(a, b).await;
+    behaves_like_a_quota_store(a.clone(), b.clone()).await;
+    behaves_like_a_gc_store(a, b).await;
     // Reopened, everything is still there.
     let reopened = SqliteMeta::open(&path).unwrap();
     let share: ShareId = "s1".parse().unwrap();
@@ -374,7 +562,8 @@ async fn postgres() {
     let b = Arc::new(PostgresMeta::connect(&pg.config()).await.unwrap());
     behaves_like_a_meta_store(a.clone(), b.clone()).await;
     behaves_like_an_epoch_store(a.clone(), b.clone()).await;
-    behaves_like_a_quota_store(a, b).await;
+    behaves_like_a_quota_store(a.clone(), b.clone()).await;
+    behaves_like_a_gc_store(a, b).await;
     let reconnected = PostgresMeta::connect(&pg.config()).await.unwrap();
     let share: ShareId = "s1".parse().unwrap();
     assert_eq!(

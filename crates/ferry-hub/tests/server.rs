@@ -70,6 +70,8 @@ async fn the_hub_admits_members_only_and_stores_only_well_formed_uploads() {
         db: None,
         allow: vec![alice.id().to_string()],
         quota_per_share: None,
+        gc_every: None,
+        gc_grace: ferry_hub::server::DEFAULT_GC_GRACE,
     })
     .await
     .unwrap();
@@ -248,6 +250,8 @@ async fn a_removed_member_is_no_longer_served_and_the_old_epoch_is_closed() {
         db: None,
         allow: vec![alice.id().to_string()],
         quota_per_share: None,
+        gc_every: None,
+        gc_grace: ferry_hub::server::DEFAULT_GC_GRACE,
     })
     .await
     .unwrap();
@@ -377,6 +381,8 @@ async fn an_upload_past_the_share_quota_is_refused_and_not_stored() {
         db: None,
         allow: vec![alice.id().to_string()],
         quota_per_share: Some(quota),
+        gc_every: None,
+        gc_grace: ferry_hub::server::DEFAULT_GC_GRACE,
     })
     .await
     .unwrap();
@@ -478,6 +484,65 @@ async fn an_upload_past_the_share_quota_is_refused_and_not_stored() {
     // The other share has a quota of its own.
     call(&a, put(&keys[1], 99).1).await.unwrap();
     assert_eq!(blobs(&home), 5);
+
+    // An object being garbage-collected (doomed) is reported missing, and an upload of
+    // it is refused (`Busy`) rather than counted on: the collector deletes it next.
+    let (doomed_id, doomed_put) = put(&keys[0], 0);
+    let db = rusqlite::Connection::open(home.join("hub.db")).unwrap();
+    let mark = |v: i64| {
+        db.execute(
+            "UPDATE objects SET doomed = ?1 WHERE id = ?2",
+            rusqlite::params![v, &doomed_id.as_bytes()[..]],
+        )
+        .unwrap()
+    };
+    assert_eq!(mark(1), 1);
+    let ask = Missing {
+        share_id: "s1".into(),
+        ids: vec![doomed_id.as_bytes().to_vec()],
+    };
+    let Rep::Missing(m) = call(&a, Req::Missing(ask)).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(m.ids.len(), 1, "a doomed object is reported missing");
+    assert_eq!(code(call(&a, doomed_put).await), ErrorCode::Busy);
+    assert_eq!(mark(0), 1);
+    hub.shutdown().await;
+
+    // A hub from before objects and bytes were counted: no rows, usage 0. At its next
+    // start it counts what its blobs and logs hold, so the quota is full again.
+    db.execute_batch("DELETE FROM objects; DELETE FROM share_usage; DELETE FROM hub_facts;")
+        .unwrap();
+    let hub = serve(HubConfig {
+        home: home.clone(),
+        listen: ([127, 0, 0, 1], 0).into(),
+        store: None,
+        db: None,
+        allow: vec![alice.id().to_string()],
+        quota_per_share: Some(quota),
+        gc_every: None,
+        gc_grace: ferry_hub::server::DEFAULT_GC_GRACE,
+    })
+    .await
+    .unwrap();
+    let used: i64 = db
+        .query_row(
+            "SELECT bytes FROM share_usage WHERE share = 's1'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        used as u64, stored,
+        "the four objects stored before are counted"
+    );
+    let a = connect(&alice_ep, &hub).await;
+    assert_eq!(
+        code(call(&a, put(&keys[0], 98).1).await),
+        ErrorCode::OverQuota,
+        "the recounted bytes fill the quota"
+    );
+    assert_eq!(blobs(&home), 5);
     hub.shutdown().await;
 }
 
@@ -498,6 +563,8 @@ async fn restoring_with_a_passphrase_makes_a_member_until_the_next_epoch() {
         db: None,
         allow: vec![alice.id().to_string()],
         quota_per_share: None,
+        gc_every: None,
+        gc_grace: ferry_hub::server::DEFAULT_GC_GRACE,
     })
     .await
     .unwrap();

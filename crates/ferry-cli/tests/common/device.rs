@@ -23,6 +23,8 @@ pub struct Device {
     pub local_discovery: bool,
     /// A relay server the daemon uses (`--relay URL`).
     pub relay: Option<String>,
+    /// More environment for the daemon (test knobs).
+    pub env: Vec<(String, String)>,
 }
 
 impl Device {
@@ -36,6 +38,7 @@ impl Device {
             netns: None,
             local_discovery: false,
             relay: None,
+            env: Vec::new(),
         }
     }
 
@@ -99,12 +102,9 @@ impl Device {
         if let Some(url) = &self.relay {
             cmd.args(["--relay", url]);
         }
-        let child = cmd
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        cmd.env("RUST_LOG", "info");
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        let child = cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap();
         self.daemon = Some(child);
         let mut addr = None;
         wait_for("the daemon's device node", || {

@@ -139,7 +139,82 @@ fn devices_part(shared: &Shared, viewer: &Viewer) -> crate::Result<String> {
         ));
     }
     out.push_str("</tbody></table>");
+    out.push_str(&hubs_part(shared));
     Ok(out)
+}
+
+/// The hubs this device knows, after the devices.
+#[cfg(feature = "net")]
+fn hubs_part(shared: &Shared) -> String {
+    let hubs = crate::devices::hubs(shared);
+    if hubs.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        r#"<h2 id="hubs-h">Hubs</h2><table aria-labelledby="hubs-h"><thead><tr><th scope="col">Hub</th><th scope="col">Connection</th><th scope="col">Address</th><th scope="col">Last contact</th><th scope="col">Shares</th><th scope="col">Stored there</th><th scope="col">Sent / received</th></tr></thead><tbody>"#,
+    );
+    for h in &hubs {
+        let id = h["id"].as_str().unwrap_or_default();
+        let connected = h["connected"].as_bool().unwrap_or(false);
+        let address = (h["address"].as_str().map(str::to_string))
+            .or_else(|| {
+                let a: Vec<&str> = (h["addrs"].as_array().into_iter().flatten())
+                    .filter_map(|v| v.as_str())
+                    .collect();
+                (!a.is_empty()).then(|| a.join(", "))
+            })
+            .unwrap_or_else(|| "—".into());
+        let contact = h["last_contact"]
+            .as_i64()
+            .map(time_el)
+            .unwrap_or_else(|| "never".into());
+        let shares = h["shares"].as_array().cloned().unwrap_or_default();
+        let stored: Vec<String> = (shares.iter())
+            .filter_map(|s| {
+                let used = s["stored_bytes"].as_u64()?;
+                Some(match s["quota"].as_u64() {
+                    Some(q) => format!("{} of {}", human(used), human(q)),
+                    None => human(used),
+                })
+            })
+            .collect();
+        out.push_str(&format!(
+            r#"<tr id="hub-{id}" data-connected="{connected}"><th scope="row"><code>{id}</code></th><td class="connection">{conn}</td><td class="address">{address}</td><td>{contact}</td><td class="shares">{n}</td><td class="stored">{stored}</td><td class="traffic">{up} / {down}</td></tr>"#,
+            id = esc(id),
+            conn = if connected {
+                r#"<span class="status-ok">connected</span>"#
+            } else {
+                "not connected"
+            },
+            address = esc(&address),
+            n = shares.len(),
+            stored = if stored.is_empty() {
+                "—".to_string()
+            } else {
+                esc(&stored.join(", "))
+            },
+            up = human(h["bytes_up"].as_u64().unwrap_or(0)),
+            down = human(h["bytes_down"].as_u64().unwrap_or(0)),
+        ));
+    }
+    out.push_str("</tbody></table>");
+    out
+}
+
+#[cfg(feature = "net")]
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 /// The confirmation before removing a known device; `None` when there is no such device.

@@ -27,6 +27,10 @@ CREATE TABLE IF NOT EXISTS contents (
     objects BLOB NOT NULL,
     PRIMARY KEY (share, content)
 );
+CREATE TABLE IF NOT EXISTS compactions (
+    share TEXT PRIMARY KEY,
+    upto INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS removals (
     share TEXT NOT NULL,
     device TEXT NOT NULL,
@@ -167,6 +171,28 @@ impl HubBook {
         self.conn.execute(
             "DELETE FROM removals WHERE share = ?1 AND device = ?2",
             params![share, device],
+        )?;
+        Ok(())
+    }
+
+    /// The head this device last compacted its log in `share` at (none: never).
+    pub fn compacted(&self, share: &str) -> Result<Option<u64>, BookError> {
+        let upto: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT upto FROM compactions WHERE share = ?1",
+                params![share],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(upto.and_then(|u| u64::try_from(u).ok()))
+    }
+
+    pub fn set_compacted(&self, share: &str, upto: u64) -> Result<(), BookError> {
+        self.conn.execute(
+            "INSERT INTO compactions (share, upto) VALUES (?1, ?2)
+             ON CONFLICT (share) DO UPDATE SET upto = excluded.upto",
+            params![share, i64::try_from(upto).unwrap_or(i64::MAX)],
         )?;
         Ok(())
     }

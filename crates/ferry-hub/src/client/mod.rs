@@ -103,6 +103,42 @@ struct HubState {
     running: bool,
     /// What the local shares looked like at the last sync.
     seen: Vec<(String, u64, usize)>,
+    /// The address of the live connection.
+    address: Option<SocketAddr>,
+    /// When the hub last answered a listing (Unix seconds).
+    last_contact: Option<i64>,
+    /// Bytes sent and received on connections that have closed.
+    closed_up: u64,
+    closed_down: u64,
+    /// Per share at the last listing: bytes the hub stores for it, and its quota.
+    usage: Vec<(String, u64, Option<u64>)>,
+}
+
+/// What the daemon shows of one hub (`ferry status --json`, `/api/status`, the
+/// dashboard's devices page).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HubStatus {
+    pub id: String,
+    /// Every address (node) this device knows for it.
+    pub addrs: Vec<String>,
+    pub connected: bool,
+    /// The address of the live connection.
+    pub address: Option<String>,
+    /// When the hub last answered (Unix seconds).
+    pub last_contact: Option<i64>,
+    /// This device's shares through it, with the bytes the hub stores for each and the
+    /// hub's quota (when the hub has said).
+    pub shares: Vec<HubShareStatus>,
+    /// UDP bytes sent to and received from it since the daemon started.
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HubShareStatus {
+    pub share: String,
+    pub stored_bytes: Option<u64>,
+    pub quota: Option<u64>,
 }
 
 impl HubClient {
@@ -164,6 +200,45 @@ impl HubClient {
     /// Whether a hub is connected now.
     pub fn connected(&self, hub: &DeviceId) -> bool {
         self.inner.connection(hub).is_some()
+    }
+
+    /// Every hub this device knows, as the daemon shows them.
+    pub fn status(&self) -> Res<Vec<HubStatus>> {
+        let known = self.inner.with_book(|b| b.hubs())?;
+        let mut out = Vec::new();
+        for hub in known {
+            let shares = self.inner.with_book(|b| b.shares_of(&hub.id))?;
+            let id: Option<DeviceId> = hub.id.parse().ok();
+            let conn = id.as_ref().and_then(|i| self.inner.connection(i));
+            let hubs = self.inner.hubs.lock().unwrap_or_else(|p| p.into_inner());
+            let st = id.as_ref().and_then(|i| hubs.get(i));
+            let (live_up, live_down) = conn.as_ref().map_or((0, 0), |c| {
+                let s = c.stats();
+                (s.udp_tx.bytes, s.udp_rx.bytes)
+            });
+            out.push(HubStatus {
+                addrs: hub.addrs().into_iter().map(str::to_string).collect(),
+                id: hub.id.clone(),
+                connected: conn.is_some(),
+                address: (st.and_then(|s| s.address))
+                    .filter(|_| conn.is_some())
+                    .map(|a| a.to_string()),
+                last_contact: st.and_then(|s| s.last_contact),
+                shares: (shares.into_iter())
+                    .map(|share| {
+                        let u = st.and_then(|s| s.usage.iter().find(|u| u.0 == share));
+                        HubShareStatus {
+                            stored_bytes: u.map(|u| u.1),
+                            quota: u.and_then(|u| u.2),
+                            share,
+                        }
+                    })
+                    .collect(),
+                bytes_up: st.map_or(0, |s| s.closed_up) + live_up,
+                bytes_down: st.map_or(0, |s| s.closed_down) + live_down,
+            });
+        }
+        Ok(out)
     }
 
     pub async fn shutdown(&self) {
@@ -385,6 +460,7 @@ async fn connect(inner: Arc<Inner>, hub: DeviceId, addrs: Vec<SocketAddr>) {
             st.next_addr = used;
             st.next_dial = None;
             st.conn = Some(conn.clone());
+            st.address = Some(addrs[used]);
             let since = Instant::now();
             st.due = true;
             drop(hubs);
@@ -403,8 +479,12 @@ async fn connect(inner: Arc<Inner>, hub: DeviceId, addrs: Vec<SocketAddr>) {
                 // A connection closed soon after it opened (a hub that refuses this
                 // device, or one going up and down) counts as a failed dial. The next
                 // dial starts at the hub's next address (another node, if any).
+                let stats = conn.stats();
                 if let Ok(mut hubs) = inner.hubs.lock() {
                     let st = hubs.entry(hub).or_default();
+                    st.closed_up += stats.udp_tx.bytes;
+                    st.closed_down += stats.udp_rx.bytes;
+                    st.address = None;
                     st.next_addr = (used + 1) % n;
                     if since.elapsed() < STABLE {
                         st.failures += 1;

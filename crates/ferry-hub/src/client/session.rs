@@ -26,6 +26,18 @@ const UPLOAD_GROUP: usize = 32;
 /// can never be taken for the share's descriptor (version 1, 2, ...).
 const BATCH_VERSION: u64 = 1 << 63;
 const RECIPIENT_CONTEXT: &[u8] = b"ferry-hub recipient 1\0";
+/// A device compacts its log on the hub once its head moved this many sequence numbers
+/// past the last compaction (and once after its first push, so the hub learns what
+/// the log references). `FERRY_HUB_COMPACT_EVERY` overrides it (tests use 1).
+const COMPACT_EVERY: u64 = 1024;
+
+fn compact_every() -> u64 {
+    std::env::var("FERRY_HUB_COMPACT_EVERY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(COMPACT_EVERY)
+}
 
 pub(super) async fn sync_hub(inner: &Arc<Inner>, hub: &DeviceId) -> Res<()> {
     let conn = inner
@@ -87,6 +99,16 @@ pub(super) async fn sync_hub(inner: &Arc<Inner>, hub: &DeviceId) -> Res<()> {
     }
     if created {
         listed = list(&conn).await?;
+    }
+    if let Ok(mut hubs) = inner.hubs.lock() {
+        let st = hubs.entry(*hub).or_default();
+        st.last_contact = Some(now());
+        st.usage = (listed.iter())
+            .map(|s| {
+                let quota = Some(s.quota).filter(|&q| q > 0);
+                (s.share_id.clone(), s.stored_bytes, quota)
+            })
+            .collect();
     }
     for hs in listed {
         let id = hs.share_id.clone();
@@ -373,7 +395,19 @@ async fn share_sync(
         tracing::info!("share {id}: passphrase slot set on hub {}", hub.short());
     }
     let my_head = hs.logs.iter().find(|l| l.device_id == me).map(|l| l.upto);
-    push(inner, conn, &keys, &share, &folder_id, my_head).await?;
+    let head = push(inner, conn, &keys, &share, &folder_id, my_head).await?;
+    let compacted = inner.with_book(|b| b.compacted(&id))?;
+    let due = match (head, compacted) {
+        (None, _) => false,
+        (Some(h), None) => h > 0,
+        (Some(h), Some(c)) => h >= c.saturating_add(compact_every()),
+    };
+    if let (true, Some(h)) = (due, head) {
+        match compact(inner, conn, &keys, &share, &folder_id, h).await {
+            Ok(()) => inner.with_book(|b| b.set_compacted(&id, h))?,
+            Err(e) => tracing::info!("share {id}: compacting this device's log: {e}"),
+        }
+    }
     if my_head.is_none() {
         // The share is new here (made or just accepted): run its conduits once, so the
         // folder is scanned and its entries pushed even before a member's change.
@@ -476,7 +510,7 @@ async fn push(
     share: &ShareRow,
     folder_id: &str,
     head: Option<u64>,
-) -> Res<()> {
+) -> Res<Option<u64>> {
     let mut after = head.unwrap_or(0);
     let mut open_log = head.is_none();
     loop {
@@ -485,7 +519,7 @@ async fn push(
             .with_index(move |i| share::outgoing(i, &s, after, BATCH))
             .await?;
         if entries.is_empty() && !open_log {
-            return Ok(());
+            return Ok(head.map(|_| after));
         }
         let upto = entries
             .iter()
@@ -529,11 +563,120 @@ async fn push(
         call(conn, Req::Append(req)).await?;
         tracing::debug!(share = share.id, after, upto, "pushed entries to the hub");
         if entries.len() < BATCH {
-            return Ok(());
+            return Ok(Some(upto));
         }
         after = upto;
         open_log = false;
     }
+}
+
+/// Rewrites this device's log on the hub up to `head` as the entries its folder holds
+/// now (each path's latest entry, tombstones included, at its own sequence number), so
+/// superseded entries go; and tells the hub every object those entries reference (what
+/// garbage collection must keep). A member behind reads the new records like the old:
+/// it applies the entries above its cursor, which are exactly the changes it missed.
+async fn compact(
+    inner: &Arc<Inner>,
+    conn: &Connection,
+    keys: &ShareKeys,
+    share: &ShareRow,
+    folder_id: &str,
+    head: u64,
+) -> Res<()> {
+    let mut after = 0;
+    let mut refs: Vec<Vec<u8>> = Vec::new();
+    let mut seen_refs = HashSet::new();
+    let mut first = true;
+    loop {
+        let s = share.clone();
+        let page = inner
+            .with_index(move |i| share::outgoing(i, &s, after, BATCH))
+            .await?;
+        let more = page.len() == BATCH && page.iter().all(|e| e.cache.sequence < head);
+        let entries: Vec<_> = (page.into_iter())
+            .filter(|e| e.cache.sequence <= head)
+            .collect();
+        let upto = if more {
+            entries
+                .iter()
+                .map(|e| e.cache.sequence)
+                .max()
+                .unwrap_or(head)
+        } else {
+            head
+        };
+        let mut contents = Vec::new();
+        let mut seen = HashSet::new();
+        for e in &entries {
+            let st = &e.state;
+            let live_file = st.kind == ferry_core::model::EntryKind::File
+                && st.presence == ferry_core::model::Presence::Live
+                && st.size > 0;
+            let Some(hash) = st.hash.filter(|_| live_file) else {
+                continue;
+            };
+            if seen.insert(hash) {
+                let list = objects_for(inner, conn, keys, share, st).await?;
+                for o in &list.objects {
+                    if seen_refs.insert(o.id.clone()) {
+                        refs.push(o.id.clone());
+                    }
+                }
+                contents.push(list);
+            }
+        }
+        let batch = Batch {
+            device_id: inner.me.to_string(),
+            folder_id: folder_id.to_string(),
+            after,
+            upto,
+            entries: (entries.iter())
+                .map(|e| BatchEntry {
+                    entry: Some(WireEntry::from_state(&e.path, &e.state)),
+                    seq: e.cache.sequence,
+                })
+                .collect(),
+            contents,
+        };
+        let sealed = keys.seal_manifest(BATCH_VERSION | upto, &batch.encode_to_vec())?;
+        let req = StageCompaction {
+            share_id: share.id.clone(),
+            begin: first,
+            records: vec![LogRecordMsg {
+                after,
+                upto,
+                batch: sealed,
+            }],
+            refs: Vec::new(),
+        };
+        call(conn, Req::StageCompaction(req)).await?;
+        first = false;
+        after = upto;
+        if !more {
+            break;
+        }
+    }
+    for part in refs.chunks(crate::server::MISSING_MAX) {
+        let req = StageCompaction {
+            share_id: share.id.clone(),
+            begin: false,
+            records: Vec::new(),
+            refs: part.to_vec(),
+        };
+        call(conn, Req::StageCompaction(req)).await?;
+    }
+    let req = CommitCompaction {
+        share_id: share.id.clone(),
+        upto: head,
+    };
+    call(conn, Req::CommitCompaction(req)).await?;
+    tracing::debug!(
+        share = share.id,
+        head,
+        objects = refs.len(),
+        "compacted this device's log on the hub"
+    );
+    Ok(())
 }
 
 /// The objects `state`'s content is cut into by the share's keyed chunker, uploading
@@ -553,7 +696,12 @@ async fn objects_for(
     // is pushed after a rotation is sealed under the new keys only).
     let cache = format!("{}#{}", share.id, keys.epoch().0);
     if let Some(known) = inner.with_book(|b| b.objects(&cache, &hash.0))? {
-        return Ok(known);
+        // Ask the hub anyway: it touches what it has (so garbage collection keeps it
+        // for the record about to reference it), and what it collected is cut and
+        // uploaded again below.
+        if all_present(conn, share, &known).await? {
+            return Ok(known);
+        }
     }
     // The content streams from a reader thread, cut as it comes: a few chunks in
     // memory at a time, whatever the file's size.
@@ -629,6 +777,26 @@ async fn objects_for(
         b.put_objects(&share.id, &list)
     })?;
     Ok(list)
+}
+
+/// Whether the hub has every object of `list` (each one it has is touched).
+async fn all_present(conn: &Connection, share: &ShareRow, list: &ContentObjects) -> Res<bool> {
+    for part in list.objects.chunks(crate::server::MISSING_MAX) {
+        let req = Missing {
+            share_id: share.id.clone(),
+            ids: part.iter().map(|o| o.id.clone()).collect(),
+        };
+        match call(conn, Req::Missing(req)).await? {
+            Rep::Missing(m) if m.ids.is_empty() => {}
+            Rep::Missing(_) => return Ok(false),
+            _ => {
+                return Err(ClientError::Protocol(
+                    "an unexpected reply to Missing".into(),
+                ))
+            }
+        }
+    }
+    Ok(true)
 }
 
 /// Uploads those of `group`'s objects the hub lacks.
@@ -707,6 +875,11 @@ async fn pull(
     lh: &LogHead,
 ) -> Res<Option<i64>> {
     let dev = lh.device_id.clone();
+    // A member removed here since the hub's listing was read (the hub is told at the
+    // next sync): not pulled, so it is not added back.
+    if inner.with_book(|b| b.removals(&share.id))?.contains(&dev) {
+        return Ok(None);
+    }
     let (sid, d) = (share.id.clone(), dev.clone());
     let member = inner.with_index(move |i| i.share_member(&sid, &d)).await?;
     let tied = member.as_ref().is_some_and(|m| m.remote_location.is_some());

@@ -6,7 +6,10 @@ use ferry_net::wire::share::WireEntry;
 /// One request, on a stream the device opened.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Request {
-    #[prost(oneof = "Req", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13")]
+    #[prost(
+        oneof = "Req",
+        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15"
+    )]
     pub req: Option<Req>,
 }
 
@@ -48,6 +51,35 @@ pub enum Req {
     /// share's passphrase makes it a member and gets it the passphrase slots.
     #[prost(message, tag = "13")]
     Restore(Restore),
+    /// Part of a compaction of the asking device's own log: records that will replace
+    /// its log up to a head, and object IDs the compacted log references.
+    #[prost(message, tag = "14")]
+    StageCompaction(StageCompaction),
+    /// Swaps the staged records in for the log's records up to `upto` and makes the
+    /// staged object IDs the log's references (what garbage collection keeps).
+    #[prost(message, tag = "15")]
+    CommitCompaction(CommitCompaction),
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StageCompaction {
+    #[prost(string, tag = "1")]
+    pub share_id: String,
+    /// Drops whatever was staged before (a compaction starts over).
+    #[prost(bool, tag = "2")]
+    pub begin: bool,
+    #[prost(message, repeated, tag = "3")]
+    pub records: Vec<LogRecordMsg>,
+    #[prost(bytes = "vec", repeated, tag = "4")]
+    pub refs: Vec<Vec<u8>>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CommitCompaction {
+    #[prost(string, tag = "1")]
+    pub share_id: String,
+    #[prost(uint64, tag = "2")]
+    pub upto: u64,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -227,6 +259,8 @@ pub enum ErrorCode {
     Internal = 5,
     /// The upload would take the share past the hub's quota: nothing was stored.
     OverQuota = 6,
+    /// The object is being deleted by garbage collection: try again shortly.
+    Busy = 7,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -288,6 +322,12 @@ pub struct HubShare {
     /// Devices removed from the share (never members again).
     #[prost(string, repeated, tag = "10")]
     pub removed: Vec<String>,
+    /// Bytes the hub counts as stored for the share (sealed objects and log records).
+    #[prost(uint64, tag = "11")]
+    pub stored_bytes: u64,
+    /// The hub's quota per share (0: none).
+    #[prost(uint64, tag = "12")]
+    pub quota: u64,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -140,6 +140,27 @@ impl BlobStore {
         }
     }
 
+    /// Every object of the share with its stored size (for indexing what was stored
+    /// before the hub recorded objects), sorted by ID.
+    pub async fn list_sized(&self, share: &ShareId) -> Result<Vec<(ObjectId, u64)>, StoreError> {
+        let dir = format!("shares/{share}/objects");
+        let metas: Vec<_> = self
+            .inner
+            .list(Some(&Path::from(dir)))
+            .try_collect()
+            .await?;
+        let mut out = Vec::new();
+        for meta in metas {
+            let name = meta.location.filename().unwrap_or_default();
+            let id: ObjectId = name
+                .parse()
+                .map_err(|_| StoreError::UnexpectedBlob(meta.location.to_string()))?;
+            out.push((id, meta.size));
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// The share's object IDs whose hex form starts with `prefix` (`""` for all), sorted.
     pub async fn list(&self, share: &ShareId, prefix: &str) -> Result<Vec<ObjectId>, StoreError> {
         let prefix_ok = prefix.len() <= 64

@@ -4,7 +4,7 @@
 use std::future::Future;
 
 use super::StoreError;
-use crate::{Epoch, ShareId};
+use crate::{Epoch, ObjectId, ShareId};
 
 /// A member device of a share: its ID (as ferry-net names devices) and the age
 /// recipient its key slots are wrapped to.
@@ -55,6 +55,39 @@ pub enum AppendOutcome {
     Conflict {
         head: u64,
     },
+}
+
+/// What the hub's metadata says of a stored object (see [`MetaStore::touch_objects`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectState {
+    /// No row: not stored (or stored before this hub counted objects, until indexed).
+    Absent,
+    /// Stored; just touched, so garbage collection leaves it alone for a while.
+    Present,
+    /// Chosen by garbage collection and about to be deleted: neither reported present
+    /// nor stored again until the collection is done with it.
+    Doomed,
+}
+
+/// What committing a staged compaction of a log did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CompactOutcome {
+    /// The records up to `upto` were replaced; `freed` bytes of old records went.
+    Compacted { freed: u64 },
+    /// Nothing changed: the staged records do not cover `(0, upto]` exactly, or `upto`
+    /// is not a record boundary of the log.
+    Refused(&'static str),
+}
+
+/// Objects garbage collection may delete now, or why it may not.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct GcPlan {
+    /// Member devices whose log has records but who never said what it references:
+    /// nothing of the share is collected until each has.
+    pub blocked_by: Vec<String>,
+    /// Objects marked doomed (this run's and any left by an interrupted one), with
+    /// their sizes.
+    pub doomed: Vec<(ObjectId, u64)>,
 }
 
 /// Every write that changes a share also bumps the share's change counter in the same
@@ -210,6 +243,86 @@ pub trait MetaStore: Send + Sync {
         &self,
         share: &ShareId,
     ) -> impl Future<Output = Result<Vec<(String, u64)>, StoreError>> + Send;
+
+    // ---- Garbage collection and compaction ----
+
+    /// For each of `ids` of `share`: present objects are touched (`now_ms`), so a
+    /// collection deciding now leaves them; absent and doomed ones are reported so.
+    fn touch_objects(
+        &self,
+        share: &ShareId,
+        ids: &[ObjectId],
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Vec<ObjectState>, StoreError>> + Send;
+
+    /// Records an object just stored (or found stored), touched at `now_ms`; a doomed
+    /// row stays doomed. True when the row is new (its bytes were not counted before).
+    fn record_object(
+        &self,
+        share: &ShareId,
+        id: &ObjectId,
+        bytes: u64,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Stages part of a compaction of `device_id`'s log: records (sealed by the
+    /// device) and object IDs its compacted log references. `begin` drops anything
+    /// staged before; returns the bytes of staged records so dropped (no longer
+    /// counted in the share's usage).
+    fn stage_compaction(
+        &self,
+        share: &ShareId,
+        device_id: &str,
+        begin: bool,
+        records: &[LogRecord],
+        refs: &[ObjectId],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// In one transaction: if the staged records cover `(0, upto]` without a gap and
+    /// `upto` is a record boundary of the log, they replace the log's records up to
+    /// `upto`, the staged references become the log's (dated `now_ms`), and the old
+    /// records' bytes leave the share's usage.
+    fn commit_compaction(
+        &self,
+        share: &ShareId,
+        device_id: &str,
+        upto: u64,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<CompactOutcome, StoreError>> + Send;
+
+    /// Marks doomed, in one transaction, the share's objects that no member's log
+    /// references and that were last touched before both `cutoff_ms` and the oldest
+    /// member's reference date; returns every doomed object.
+    fn doom_unreferenced(
+        &self,
+        share: &ShareId,
+        cutoff_ms: i64,
+    ) -> impl Future<Output = Result<GcPlan, StoreError>> + Send;
+
+    /// Forgets doomed objects whose blobs are deleted; their bytes leave the usage.
+    fn forget_objects(
+        &self,
+        share: &ShareId,
+        ids: &[ObjectId],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Every share this hub has seen.
+    fn shares(&self) -> impl Future<Output = Result<Vec<ShareId>, StoreError>> + Send;
+
+    /// Whether the objects in the blob store have been recorded (done once, by
+    /// [`MetaStore::index_objects`]).
+    fn objects_indexed(&self) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Records objects found in the blob store that have no row (stored before this
+    /// hub kept them), recomputes each listed share's usage from its objects and log
+    /// records, and, with `done`, notes that indexing is done.
+    fn index_objects(
+        &self,
+        share: &ShareId,
+        found: &[(ObjectId, u64)],
+        now_ms: i64,
+        done: bool,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 pub(crate) fn to_i64(value: u64) -> Result<i64, StoreError> {

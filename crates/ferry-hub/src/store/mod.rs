@@ -10,7 +10,8 @@ mod sqlite;
 pub use blob::{BlobStore, PutOutcome};
 pub use error::StoreError;
 pub use meta::{
-    AppendOutcome, CasOutcome, DeviceRecord, LogRecord, ManifestHead, MetaStore, SlotRecord,
+    AppendOutcome, CasOutcome, CompactOutcome, DeviceRecord, GcPlan, LogRecord, ManifestHead,
+    MetaStore, ObjectState, SlotRecord,
 };
 pub use postgres::PostgresMeta;
 pub use sqlite::SqliteMeta;

@@ -10,11 +10,38 @@ use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls, Transaction};
 
 use super::meta::{to_epoch, to_i64, to_u64};
+use super::sqlite::chain_problem;
 use super::{
-    AppendOutcome, CasOutcome, DeviceRecord, LogRecord, ManifestHead, MetaStore, SlotRecord,
-    StoreError,
+    AppendOutcome, CasOutcome, CompactOutcome, DeviceRecord, GcPlan, LogRecord, ManifestHead,
+    MetaStore, ObjectState, SlotRecord, StoreError,
 };
-use crate::{Epoch, ShareId};
+use crate::{Epoch, ObjectId, ShareId};
+
+fn object_id(raw: &[u8]) -> Result<ObjectId, StoreError> {
+    <[u8; 32]>::try_from(raw)
+        .map(ObjectId::from_bytes)
+        .map_err(|_| StoreError::OutOfRange("object ID"))
+}
+
+async fn uncount(tx: &Transaction<'_>, share: &str, bytes: i64) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE share_usage SET bytes = GREATEST(0, bytes - $2) WHERE share = $1",
+        &[&share, &bytes],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Serialises writers of one (share, device) log across nodes, for this transaction.
+async fn lock_log(tx: &Transaction<'_>, share: &str, device: &str) -> Result<(), StoreError> {
+    let key = format!("{share}/{device}");
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        &[&key],
+    )
+    .await?;
+    Ok(())
+}
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS share_changes (
@@ -62,6 +89,46 @@ CREATE TABLE IF NOT EXISTS logs (
     upto BIGINT NOT NULL,
     batch BYTEA NOT NULL,
     PRIMARY KEY (share, device_id, upto)
+);
+CREATE TABLE IF NOT EXISTS objects (
+    share TEXT NOT NULL,
+    id BYTEA NOT NULL,
+    bytes BIGINT NOT NULL,
+    touched BIGINT NOT NULL,
+    doomed BOOLEAN NOT NULL DEFAULT FALSE,
+    PRIMARY KEY (share, id)
+);
+CREATE TABLE IF NOT EXISTS log_refs (
+    share TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    id BYTEA NOT NULL,
+    PRIMARY KEY (share, id, device_id)
+);
+CREATE INDEX IF NOT EXISTS log_refs_by_device ON log_refs (share, device_id);
+CREATE TABLE IF NOT EXISTS log_refs_at (
+    share TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    upto BIGINT NOT NULL,
+    at BIGINT NOT NULL,
+    PRIMARY KEY (share, device_id)
+);
+CREATE TABLE IF NOT EXISTS staged_records (
+    share TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    after BIGINT NOT NULL,
+    upto BIGINT NOT NULL,
+    batch BYTEA NOT NULL,
+    PRIMARY KEY (share, device_id, upto)
+);
+CREATE TABLE IF NOT EXISTS staged_refs (
+    share TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    id BYTEA NOT NULL,
+    PRIMARY KEY (share, device_id, id)
+);
+CREATE TABLE IF NOT EXISTS hub_facts (
+    name TEXT PRIMARY KEY,
+    value BIGINT NOT NULL
 );
 ";
 
@@ -616,5 +683,361 @@ impl MetaStore for PostgresMeta {
         rows.iter()
             .map(|row| Ok((row.try_get(0)?, to_u64(row.try_get(1)?)?)))
             .collect()
+    }
+
+    async fn touch_objects(
+        &self,
+        share: &ShareId,
+        ids: &[ObjectId],
+        now_ms: i64,
+    ) -> Result<Vec<ObjectState>, StoreError> {
+        let client = self.client.lock().await;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let raw = &id.as_bytes()[..];
+            // One statement per object: a row doomed concurrently is re-checked by
+            // PostgreSQL before this update touches it.
+            let touched = client
+                .execute(
+                    "UPDATE objects SET touched = GREATEST(touched, $3)
+                     WHERE share = $1 AND id = $2 AND NOT doomed",
+                    &[&share.as_str(), &raw, &now_ms],
+                )
+                .await?;
+            if touched > 0 {
+                out.push(ObjectState::Present);
+                continue;
+            }
+            let row = client
+                .query_opt(
+                    "SELECT doomed FROM objects WHERE share = $1 AND id = $2",
+                    &[&share.as_str(), &raw],
+                )
+                .await?;
+            out.push(if row.is_some() {
+                ObjectState::Doomed
+            } else {
+                ObjectState::Absent
+            });
+        }
+        Ok(out)
+    }
+
+    async fn record_object(
+        &self,
+        share: &ShareId,
+        id: &ObjectId,
+        bytes: u64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let bytes = to_i64(bytes)?;
+        let raw = &id.as_bytes()[..];
+        let client = self.client.lock().await;
+        let new = client
+            .execute(
+                "INSERT INTO objects (share, id, bytes, touched) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT DO NOTHING",
+                &[&share.as_str(), &raw, &bytes, &now_ms],
+            )
+            .await?
+            == 1;
+        if !new {
+            client
+                .execute(
+                    "UPDATE objects SET touched = GREATEST(touched, $3)
+                     WHERE share = $1 AND id = $2 AND NOT doomed",
+                    &[&share.as_str(), &raw, &now_ms],
+                )
+                .await?;
+        }
+        Ok(new)
+    }
+
+    async fn stage_compaction(
+        &self,
+        share: &ShareId,
+        device_id: &str,
+        begin: bool,
+        records: &[LogRecord],
+        refs: &[ObjectId],
+    ) -> Result<u64, StoreError> {
+        let mut client = self.client.lock().await;
+        let tx = client.transaction().await?;
+        lock_log(&tx, share.as_str(), device_id).await?;
+        let mut dropped = 0i64;
+        if begin {
+            let row = tx
+                .query_one(
+                    "SELECT COALESCE(SUM(octet_length(batch)), 0)::BIGINT FROM staged_records
+                     WHERE share = $1 AND device_id = $2",
+                    &[&share.as_str(), &device_id],
+                )
+                .await?;
+            dropped = row.try_get(0)?;
+            tx.execute(
+                "DELETE FROM staged_records WHERE share = $1 AND device_id = $2",
+                &[&share.as_str(), &device_id],
+            )
+            .await?;
+            tx.execute(
+                "DELETE FROM staged_refs WHERE share = $1 AND device_id = $2",
+                &[&share.as_str(), &device_id],
+            )
+            .await?;
+            uncount(&tx, share.as_str(), dropped).await?;
+        }
+        for r in records {
+            let upto = to_i64(r.upto)?;
+            let row = tx
+                .query_one(
+                    "SELECT COALESCE(SUM(octet_length(batch)), 0)::BIGINT FROM staged_records
+                     WHERE share = $1 AND device_id = $2 AND upto = $3",
+                    &[&share.as_str(), &device_id, &upto],
+                )
+                .await?;
+            let replaced: i64 = row.try_get(0)?;
+            tx.execute(
+                "INSERT INTO staged_records (share, device_id, after, upto, batch)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (share, device_id, upto)
+                 DO UPDATE SET after = excluded.after, batch = excluded.batch",
+                &[
+                    &share.as_str(),
+                    &device_id,
+                    &to_i64(r.after)?,
+                    &upto,
+                    &r.batch,
+                ],
+            )
+            .await?;
+            uncount(&tx, share.as_str(), replaced).await?;
+            dropped += replaced;
+        }
+        for id in refs {
+            tx.execute(
+                "INSERT INTO staged_refs (share, device_id, id) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+                &[&share.as_str(), &device_id, &&id.as_bytes()[..]],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        to_u64(dropped)
+    }
+
+    async fn commit_compaction(
+        &self,
+        share: &ShareId,
+        device_id: &str,
+        upto: u64,
+        now_ms: i64,
+    ) -> Result<CompactOutcome, StoreError> {
+        let upto_i = to_i64(upto)?;
+        let s = share.as_str();
+        let mut client = self.client.lock().await;
+        let tx = client.transaction().await?;
+        lock_log(&tx, s, device_id).await?;
+        let staged: Vec<(i64, i64)> = tx
+            .query(
+                "SELECT after, upto FROM staged_records WHERE share = $1 AND device_id = $2
+                 ORDER BY upto",
+                &[&s, &device_id],
+            )
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, StoreError>>()?;
+        if let Some(why) = chain_problem(&staged, upto_i) {
+            return Ok(CompactOutcome::Refused(why));
+        }
+        let boundary = tx
+            .query_opt(
+                "SELECT upto FROM logs WHERE share = $1 AND device_id = $2 AND upto = $3",
+                &[&s, &device_id, &upto_i],
+            )
+            .await?;
+        if boundary.is_none() {
+            return Ok(CompactOutcome::Refused("not a record boundary of the log"));
+        }
+        let freed: i64 = tx
+            .query_one(
+                "SELECT COALESCE(SUM(octet_length(batch)), 0)::BIGINT FROM logs
+                 WHERE share = $1 AND device_id = $2 AND upto <= $3",
+                &[&s, &device_id, &upto_i],
+            )
+            .await?
+            .try_get(0)?;
+        for sql in [
+            "DELETE FROM logs WHERE share = $1 AND device_id = $2 AND upto <= $3",
+            "INSERT INTO logs (share, device_id, after, upto, batch)
+             SELECT share, device_id, after, upto, batch FROM staged_records
+             WHERE share = $1 AND device_id = $2 AND $3::BIGINT >= 0",
+            "DELETE FROM staged_records WHERE share = $1 AND device_id = $2 AND $3::BIGINT >= 0",
+            "DELETE FROM log_refs WHERE share = $1 AND device_id = $2 AND $3::BIGINT >= 0",
+            "INSERT INTO log_refs (share, device_id, id)
+             SELECT share, device_id, id FROM staged_refs
+             WHERE share = $1 AND device_id = $2 AND $3::BIGINT >= 0",
+            "DELETE FROM staged_refs WHERE share = $1 AND device_id = $2 AND $3::BIGINT >= 0",
+        ] {
+            tx.execute(sql, &[&s, &device_id, &upto_i]).await?;
+        }
+        tx.execute(
+            "INSERT INTO log_refs_at (share, device_id, upto, at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (share, device_id) DO UPDATE SET upto = excluded.upto, at = excluded.at",
+            &[&s, &device_id, &upto_i, &now_ms],
+        )
+        .await?;
+        uncount(&tx, s, freed).await?;
+        bump(&tx, s).await?;
+        tx.commit().await?;
+        Ok(CompactOutcome::Compacted {
+            freed: to_u64(freed)?,
+        })
+    }
+
+    async fn doom_unreferenced(
+        &self,
+        share: &ShareId,
+        cutoff_ms: i64,
+    ) -> Result<GcPlan, StoreError> {
+        let s = share.as_str();
+        let mut client = self.client.lock().await;
+        let tx = client.transaction().await?;
+        let blocked_by: Vec<String> = tx
+            .query(
+                "SELECT DISTINCT l.device_id FROM logs l
+                 JOIN devices d ON d.share = l.share AND d.device_id = l.device_id
+                 WHERE l.share = $1 AND NOT EXISTS (SELECT 1 FROM log_refs_at r
+                     WHERE r.share = l.share AND r.device_id = l.device_id)
+                 ORDER BY l.device_id",
+                &[&s],
+            )
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?;
+        if blocked_by.is_empty() {
+            let oldest: Option<i64> = tx
+                .query_one(
+                    "SELECT MIN(r.at) FROM log_refs_at r
+                     JOIN devices d ON d.share = r.share AND d.device_id = r.device_id
+                     WHERE r.share = $1",
+                    &[&s],
+                )
+                .await?
+                .try_get(0)?;
+            let before = oldest.map_or(cutoff_ms, |o| o.min(cutoff_ms));
+            tx.execute(
+                "UPDATE objects SET doomed = TRUE
+                 WHERE share = $1 AND NOT doomed AND touched < $2
+                 AND NOT EXISTS (SELECT 1 FROM log_refs r
+                     JOIN devices d ON d.share = r.share AND d.device_id = r.device_id
+                     WHERE r.share = objects.share AND r.id = objects.id)",
+                &[&s, &before],
+            )
+            .await?;
+        }
+        let rows = tx
+            .query(
+                "SELECT id, bytes FROM objects WHERE share = $1 AND doomed ORDER BY id",
+                &[&s],
+            )
+            .await?;
+        let mut doomed = Vec::new();
+        for r in rows {
+            let id: &[u8] = r.try_get(0)?;
+            doomed.push((object_id(id)?, to_u64(r.try_get(1)?)?));
+        }
+        tx.commit().await?;
+        Ok(GcPlan { blocked_by, doomed })
+    }
+
+    async fn forget_objects(&self, share: &ShareId, ids: &[ObjectId]) -> Result<u64, StoreError> {
+        let s = share.as_str();
+        let mut client = self.client.lock().await;
+        let tx = client.transaction().await?;
+        let mut freed = 0i64;
+        for id in ids {
+            let row = tx
+                .query_opt(
+                    "DELETE FROM objects WHERE share = $1 AND id = $2 AND doomed RETURNING bytes",
+                    &[&s, &&id.as_bytes()[..]],
+                )
+                .await?;
+            if let Some(row) = row {
+                freed += row.try_get::<_, i64>(0)?;
+            }
+        }
+        uncount(&tx, s, freed).await?;
+        tx.commit().await?;
+        to_u64(freed)
+    }
+
+    async fn shares(&self) -> Result<Vec<ShareId>, StoreError> {
+        let client = self.client.lock().await;
+        let rows = client
+            .query("SELECT share FROM share_changes ORDER BY share", &[])
+            .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            if let Ok(s) = r.try_get::<_, String>(0)?.parse() {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn objects_indexed(&self) -> Result<bool, StoreError> {
+        let client = self.client.lock().await;
+        let row = client
+            .query_opt(
+                "SELECT value FROM hub_facts WHERE name = 'objects_indexed'",
+                &[],
+            )
+            .await?;
+        Ok(match row {
+            Some(r) => r.try_get::<_, i64>(0)? != 0,
+            None => false,
+        })
+    }
+
+    async fn index_objects(
+        &self,
+        share: &ShareId,
+        found: &[(ObjectId, u64)],
+        now_ms: i64,
+        done: bool,
+    ) -> Result<(), StoreError> {
+        let s = share.as_str();
+        let mut client = self.client.lock().await;
+        let tx = client.transaction().await?;
+        for (id, bytes) in found {
+            tx.execute(
+                "INSERT INTO objects (share, id, bytes, touched) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT DO NOTHING",
+                &[&s, &&id.as_bytes()[..], &to_i64(*bytes)?, &now_ms],
+            )
+            .await?;
+        }
+        tx.execute(
+            "INSERT INTO share_usage (share, bytes) VALUES ($1,
+                 (SELECT COALESCE(SUM(bytes), 0) FROM objects WHERE share = $1)::BIGINT
+               + (SELECT COALESCE(SUM(octet_length(batch)), 0) FROM logs WHERE share = $1)::BIGINT
+               + (SELECT COALESCE(SUM(octet_length(batch)), 0) FROM staged_records
+                  WHERE share = $1)::BIGINT)
+             ON CONFLICT (share) DO UPDATE SET bytes = excluded.bytes",
+            &[&s],
+        )
+        .await?;
+        if done {
+            tx.execute(
+                "INSERT INTO hub_facts (name, value) VALUES ('objects_indexed', 1)
+                 ON CONFLICT (name) DO UPDATE SET value = 1",
+                &[],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 }

@@ -12,10 +12,25 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 
 use super::meta::{to_epoch, to_i64, to_u64};
 use super::{
-    AppendOutcome, CasOutcome, DeviceRecord, LogRecord, ManifestHead, MetaStore, SlotRecord,
-    StoreError,
+    AppendOutcome, CasOutcome, CompactOutcome, DeviceRecord, GcPlan, LogRecord, ManifestHead,
+    MetaStore, ObjectState, SlotRecord, StoreError,
 };
-use crate::{Epoch, ShareId};
+use crate::{Epoch, ObjectId, ShareId};
+
+fn object_id(raw: Vec<u8>) -> Result<ObjectId, StoreError> {
+    <[u8; 32]>::try_from(raw.as_slice())
+        .map(ObjectId::from_bytes)
+        .map_err(|_| StoreError::OutOfRange("object ID"))
+}
+
+/// Takes `bytes` off the share's usage (never below 0).
+fn uncount(tx: &Transaction, share: &str, bytes: i64) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE share_usage SET bytes = MAX(0, bytes - ?2) WHERE share = ?1",
+        params![share, bytes],
+    )?;
+    Ok(())
+}
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS share_changes (
@@ -63,6 +78,46 @@ CREATE TABLE IF NOT EXISTS logs (
     upto INTEGER NOT NULL,
     batch BLOB NOT NULL,
     PRIMARY KEY (share, device_id, upto)
+);
+CREATE TABLE IF NOT EXISTS objects (
+    share TEXT NOT NULL,
+    id BLOB NOT NULL,
+    bytes INTEGER NOT NULL,
+    touched INTEGER NOT NULL,
+    doomed INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (share, id)
+);
+CREATE TABLE IF NOT EXISTS log_refs (
+    share TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    id BLOB NOT NULL,
+    PRIMARY KEY (share, id, device_id)
+);
+CREATE INDEX IF NOT EXISTS log_refs_by_device ON log_refs (share, device_id);
+CREATE TABLE IF NOT EXISTS log_refs_at (
+    share TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    upto INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (share, device_id)
+);
+CREATE TABLE IF NOT EXISTS staged_records (
+    share TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    after INTEGER NOT NULL,
+    upto INTEGER NOT NULL,
+    batch BLOB NOT NULL,
+    PRIMARY KEY (share, device_id, upto)
+);
+CREATE TABLE IF NOT EXISTS staged_refs (
+    share TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    id BLOB NOT NULL,
+    PRIMARY KEY (share, device_id, id)
+);
+CREATE TABLE IF NOT EXISTS hub_facts (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
 );
 ";
 
@@ -562,4 +617,346 @@ impl MetaStore for SqliteMeta {
         })
         .await
     }
+
+    async fn touch_objects(
+        &self,
+        share: &ShareId,
+        ids: &[ObjectId],
+        now_ms: i64,
+    ) -> Result<Vec<ObjectState>, StoreError> {
+        let (share, ids) = (share.to_string(), ids.to_vec());
+        self.write(move |tx| {
+            let mut out = Vec::with_capacity(ids.len());
+            for id in &ids {
+                let doomed: Option<i64> = tx
+                    .query_row(
+                        "SELECT doomed FROM objects WHERE share = ?1 AND id = ?2",
+                        params![share, &id.as_bytes()[..]],
+                        |row| row.get(0),
+                    )
+                    .optional()?;
+                out.push(match doomed {
+                    None => ObjectState::Absent,
+                    Some(0) => {
+                        tx.execute(
+                            "UPDATE objects SET touched = MAX(touched, ?3)
+                             WHERE share = ?1 AND id = ?2",
+                            params![share, &id.as_bytes()[..], now_ms],
+                        )?;
+                        ObjectState::Present
+                    }
+                    Some(_) => ObjectState::Doomed,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn record_object(
+        &self,
+        share: &ShareId,
+        id: &ObjectId,
+        bytes: u64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let (share, id, bytes) = (share.to_string(), *id, to_i64(bytes)?);
+        self.write(move |tx| {
+            let new = tx.execute(
+                "INSERT OR IGNORE INTO objects (share, id, bytes, touched) VALUES (?1, ?2, ?3, ?4)",
+                params![share, &id.as_bytes()[..], bytes, now_ms],
+            )? == 1;
+            if !new {
+                tx.execute(
+                    "UPDATE objects SET touched = MAX(touched, ?3)
+                     WHERE share = ?1 AND id = ?2 AND doomed = 0",
+                    params![share, &id.as_bytes()[..], now_ms],
+                )?;
+            }
+            Ok(new)
+        })
+        .await
+    }
+
+    async fn stage_compaction(
+        &self,
+        share: &ShareId,
+        device_id: &str,
+        begin: bool,
+        records: &[LogRecord],
+        refs: &[ObjectId],
+    ) -> Result<u64, StoreError> {
+        let (share, device) = (share.to_string(), device_id.to_owned());
+        let (records, refs) = (records.to_vec(), refs.to_vec());
+        self.write(move |tx| {
+            let mut dropped = 0i64;
+            if begin {
+                dropped = tx.query_row(
+                    "SELECT COALESCE(SUM(LENGTH(batch)), 0) FROM staged_records
+                     WHERE share = ?1 AND device_id = ?2",
+                    params![share, device],
+                    |row| row.get(0),
+                )?;
+                tx.execute(
+                    "DELETE FROM staged_records WHERE share = ?1 AND device_id = ?2",
+                    params![share, device],
+                )?;
+                tx.execute(
+                    "DELETE FROM staged_refs WHERE share = ?1 AND device_id = ?2",
+                    params![share, device],
+                )?;
+                uncount(tx, &share, dropped)?;
+            }
+            for r in &records {
+                let replaced: i64 = tx.query_row(
+                    "SELECT COALESCE(SUM(LENGTH(batch)), 0) FROM staged_records
+                     WHERE share = ?1 AND device_id = ?2 AND upto = ?3",
+                    params![share, device, to_i64(r.upto)?],
+                    |row| row.get(0),
+                )?;
+                tx.execute(
+                    "INSERT OR REPLACE INTO staged_records (share, device_id, after, upto, batch)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![share, device, to_i64(r.after)?, to_i64(r.upto)?, r.batch],
+                )?;
+                uncount(tx, &share, replaced)?;
+                dropped += replaced;
+            }
+            for id in &refs {
+                tx.execute(
+                    "INSERT OR IGNORE INTO staged_refs (share, device_id, id) VALUES (?1, ?2, ?3)",
+                    params![share, device, &id.as_bytes()[..]],
+                )?;
+            }
+            to_u64(dropped)
+        })
+        .await
+    }
+
+    async fn commit_compaction(
+        &self,
+        share: &ShareId,
+        device_id: &str,
+        upto: u64,
+        now_ms: i64,
+    ) -> Result<CompactOutcome, StoreError> {
+        let (share, device, upto_i) = (share.to_string(), device_id.to_owned(), to_i64(upto)?);
+        self.write(move |tx| {
+            let staged: Vec<(i64, i64)> = {
+                let mut stmt = tx.prepare(
+                    "SELECT after, upto FROM staged_records WHERE share = ?1 AND device_id = ?2
+                     ORDER BY upto",
+                )?;
+                let rows = stmt.query_map(params![share, device], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            if let Some(why) = chain_problem(&staged, upto_i) {
+                return Ok(CompactOutcome::Refused(why));
+            }
+            let boundary: Option<i64> = tx
+                .query_row(
+                    "SELECT upto FROM logs WHERE share = ?1 AND device_id = ?2 AND upto = ?3",
+                    params![share, device, upto_i],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            if boundary.is_none() {
+                return Ok(CompactOutcome::Refused("not a record boundary of the log"));
+            }
+            let freed: i64 = tx.query_row(
+                "SELECT COALESCE(SUM(LENGTH(batch)), 0) FROM logs
+                 WHERE share = ?1 AND device_id = ?2 AND upto <= ?3",
+                params![share, device, upto_i],
+                |row| row.get(0),
+            )?;
+            tx.execute(
+                "DELETE FROM logs WHERE share = ?1 AND device_id = ?2 AND upto <= ?3",
+                params![share, device, upto_i],
+            )?;
+            tx.execute(
+                "INSERT INTO logs (share, device_id, after, upto, batch)
+                 SELECT share, device_id, after, upto, batch FROM staged_records
+                 WHERE share = ?1 AND device_id = ?2",
+                params![share, device],
+            )?;
+            tx.execute(
+                "DELETE FROM staged_records WHERE share = ?1 AND device_id = ?2",
+                params![share, device],
+            )?;
+            tx.execute(
+                "DELETE FROM log_refs WHERE share = ?1 AND device_id = ?2",
+                params![share, device],
+            )?;
+            tx.execute(
+                "INSERT INTO log_refs (share, device_id, id)
+                 SELECT share, device_id, id FROM staged_refs WHERE share = ?1 AND device_id = ?2",
+                params![share, device],
+            )?;
+            tx.execute(
+                "DELETE FROM staged_refs WHERE share = ?1 AND device_id = ?2",
+                params![share, device],
+            )?;
+            tx.execute(
+                "INSERT INTO log_refs_at (share, device_id, upto, at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (share, device_id) DO UPDATE SET upto = excluded.upto, at = excluded.at",
+                params![share, device, upto_i, now_ms],
+            )?;
+            uncount(tx, &share, freed)?;
+            bump(tx, &share)?;
+            Ok(CompactOutcome::Compacted {
+                freed: to_u64(freed)?,
+            })
+        })
+        .await
+    }
+
+    async fn doom_unreferenced(
+        &self,
+        share: &ShareId,
+        cutoff_ms: i64,
+    ) -> Result<GcPlan, StoreError> {
+        let share = share.to_string();
+        self.write(move |tx| {
+            let blocked_by: Vec<String> = {
+                let mut stmt = tx.prepare(
+                    "SELECT DISTINCT l.device_id FROM logs l
+                     JOIN devices d ON d.share = l.share AND d.device_id = l.device_id
+                     WHERE l.share = ?1 AND NOT EXISTS (SELECT 1 FROM log_refs_at r
+                         WHERE r.share = l.share AND r.device_id = l.device_id)
+                     ORDER BY l.device_id",
+                )?;
+                let rows = stmt.query_map(params![share], |r| r.get(0))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            if blocked_by.is_empty() {
+                let oldest: Option<i64> = tx.query_row(
+                    "SELECT MIN(r.at) FROM log_refs_at r
+                     JOIN devices d ON d.share = r.share AND d.device_id = r.device_id
+                     WHERE r.share = ?1",
+                    params![share],
+                    |row| row.get(0),
+                )?;
+                let before = oldest.map_or(cutoff_ms, |o| o.min(cutoff_ms));
+                tx.execute(
+                    "UPDATE objects SET doomed = 1
+                     WHERE share = ?1 AND doomed = 0 AND touched < ?2
+                     AND NOT EXISTS (SELECT 1 FROM log_refs r
+                         JOIN devices d ON d.share = r.share AND d.device_id = r.device_id
+                         WHERE r.share = objects.share AND r.id = objects.id)",
+                    params![share, before],
+                )?;
+            }
+            let mut stmt = tx.prepare(
+                "SELECT id, bytes FROM objects WHERE share = ?1 AND doomed = 1 ORDER BY id",
+            )?;
+            let rows = stmt.query_map(params![share], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
+            })?;
+            let mut doomed = Vec::new();
+            for r in rows {
+                let (id, bytes) = r?;
+                doomed.push((object_id(id)?, to_u64(bytes)?));
+            }
+            Ok(GcPlan { blocked_by, doomed })
+        })
+        .await
+    }
+
+    async fn forget_objects(&self, share: &ShareId, ids: &[ObjectId]) -> Result<u64, StoreError> {
+        let (share, ids) = (share.to_string(), ids.to_vec());
+        self.write(move |tx| {
+            let mut freed = 0i64;
+            let mut stmt = tx.prepare_cached(
+                "DELETE FROM objects WHERE share = ?1 AND id = ?2 AND doomed = 1 RETURNING bytes",
+            )?;
+            for id in &ids {
+                let bytes: Option<i64> = stmt
+                    .query_row(params![share, &id.as_bytes()[..]], |row| row.get(0))
+                    .optional()?;
+                freed += bytes.unwrap_or(0);
+            }
+            drop(stmt);
+            uncount(tx, &share, freed)?;
+            to_u64(freed)
+        })
+        .await
+    }
+
+    async fn shares(&self) -> Result<Vec<ShareId>, StoreError> {
+        self.run(move |conn| {
+            let mut stmt = conn.prepare("SELECT share FROM share_changes ORDER BY share")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            let mut out = Vec::new();
+            for r in rows {
+                if let Ok(s) = r?.parse() {
+                    out.push(s);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn objects_indexed(&self) -> Result<bool, StoreError> {
+        self.run(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT value FROM hub_facts WHERE name = 'objects_indexed'",
+                    [],
+                    |row| row.get::<_, i64>(0),
+                )
+                .optional()?
+                .is_some_and(|v| v != 0))
+        })
+        .await
+    }
+
+    async fn index_objects(
+        &self,
+        share: &ShareId,
+        found: &[(ObjectId, u64)],
+        now_ms: i64,
+        done: bool,
+    ) -> Result<(), StoreError> {
+        let (share, found) = (share.to_string(), found.to_vec());
+        self.write(move |tx| {
+            for (id, bytes) in &found {
+                tx.execute(
+                    "INSERT OR IGNORE INTO objects (share, id, bytes, touched) VALUES (?1, ?2, ?3, ?4)",
+                    params![share, &id.as_bytes()[..], to_i64(*bytes)?, now_ms],
+                )?;
+            }
+            tx.execute(
+                "INSERT INTO share_usage (share, bytes) VALUES (?1,
+                     (SELECT COALESCE(SUM(bytes), 0) FROM objects WHERE share = ?1)
+                   + (SELECT COALESCE(SUM(LENGTH(batch)), 0) FROM logs WHERE share = ?1)
+                   + (SELECT COALESCE(SUM(LENGTH(batch)), 0) FROM staged_records WHERE share = ?1))
+                 ON CONFLICT (share) DO UPDATE SET bytes = excluded.bytes",
+                params![share],
+            )?;
+            if done {
+                tx.execute(
+                    "INSERT OR REPLACE INTO hub_facts (name, value) VALUES ('objects_indexed', 1)",
+                    [],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Why staged records `(after, upto)` (sorted by `upto`) do not cover `(0, upto]`.
+pub(crate) fn chain_problem(staged: &[(i64, i64)], upto: i64) -> Option<&'static str> {
+    let mut at = 0;
+    for (i, &(a, u)) in staged.iter().enumerate() {
+        if a != at || (u <= a && !(i == 0 && u == 0)) {
+            return Some("the staged records leave a gap or overlap");
+        }
+        at = u;
+    }
+    if staged.is_empty() || at != upto {
+        return Some("the staged records do not end at the compaction's head");
+    }
+    None
 }
