@@ -35,6 +35,8 @@ pub struct SyncOptions {
     pub mode: Option<SyncMode>,
     /// Overrides (and updates) the conduit's stored conflict policy.
     pub policy: Option<ConflictPolicy>,
+    /// Overrides (and updates) whether the conduit indexes everything (no ignore
+    /// rules, `.ferryignore` files included).
     pub index_everything: Option<bool>,
     /// Overrides (and updates) the conduit's copies at once (0: one per core).
     pub parallel: Option<u32>,
@@ -116,6 +118,7 @@ impl Replica {
 /// Defaults for a conduit created by [`open_conduit`].
 #[derive(Debug, Clone, Default)]
 pub struct NewConduitDefaults {
+    /// The conflict policy (else the mode's default).
     pub policy: Option<ConflictPolicy>,
     /// A version retention spec (`Retention::parse`).
     pub retention: Option<String>,
@@ -130,17 +133,25 @@ impl SyncOptions {
 /// What a run did (or, with `dry_run`, would do).
 #[derive(Debug, Clone)]
 pub struct SyncOutcome {
+    /// The conduit that ran.
     pub conduit_id: i64,
+    /// The run's generation (`ferry history`); `None` for a dry run or a skipped
+    /// empty run.
     pub generation_id: Option<i64>,
+    /// The mode the run used.
     pub mode: SyncMode,
+    /// The conflict policy the run used.
     pub policy: ConflictPolicy,
+    /// What scanning side A found.
     pub scan_a: ScanReport,
+    /// What scanning side B found.
     pub scan_b: ScanReport,
     /// The plan: every action of a run planned whole; only the conflicts of a large
     /// run planned and run in batches (`planned` counts its actions either way).
     pub plan: Plan,
     /// How many actions of each kind the run planned.
     pub planned: PlanCounts,
+    /// What the run carried out: files copied, deleted, renamed, bytes moved, errors.
     pub stats: GenerationStats,
     /// The conduit's two folders as the user knows them, in the conduit's order (a
     /// pair named the other way round is shown as the conduit has it).
@@ -158,6 +169,7 @@ pub struct SyncOutcome {
     /// Things the user should be told that need nothing done (a moved folder followed
     /// to its new root); unlike notes, they do not keep the conduit from converging.
     pub info: Vec<String>,
+    /// The run only planned (see [`SyncOptions::dry_run`]).
     pub dry_run: bool,
     /// The run was asked to stop and did at a safe point (after the scan, or part-way
     /// through executing the plan): what completed is recorded, the rest is left for
@@ -183,8 +195,11 @@ impl SyncOutcome {
 
 /// A conduit opened by [`open_conduit`], with its two locations.
 pub struct OpenedConduit {
+    /// The conduit's row, with the options of the run applied.
     pub conduit: ConduitRow,
+    /// Its side A, opened (not locked).
     pub a: Location,
+    /// Its side B, opened (not locked).
     pub b: Location,
     /// The folders as the user knows them, in the conduit's order.
     pub roots: [PathBuf; 2],
@@ -1003,7 +1018,7 @@ fn record_conflict(index: &Index, conduit: i64, generation: i64, c: &ConflictRec
         c.a.as_ref(),
         c.b.as_ref(),
         c.policy,
-        c.winner.map(|w| w.letter()),
+        c.winner,
         c.loser_kept_at.as_deref(),
         if c.winner.is_some() {
             ConflictStatus::Settled
