@@ -20,6 +20,7 @@ use crate::replica::location::{canonical_root, open_location, open_location_dry,
 use crate::replica::overlap::{check_roots, DirId};
 use crate::replica::scan::{scan_one, scan_pair_scoped, ScanReport, Scope};
 use crate::replica::view::{IndexedReplica, ReplicaView};
+use crate::replica::writer::{LocalFolder, ReplicaWriter};
 use crate::throttle::RateLimiter;
 use std::path::{Path, PathBuf};
 
@@ -726,33 +727,57 @@ fn run_conduit(
         }
         None => progress,
     };
-    let mut exec = Executor {
-        index: &mut *index,
-        a: ra.here(),
-        b: rb.here(),
-        peer_b: rb.here().is_none().then(|| rb.id()),
-        pull: opts
-            .pull
-            .as_ref()
-            .map(|p| &*p.0 as &(dyn ChunkSource + Sync)),
-        progress: exec_progress,
-        #[cfg(feature = "fault-injection")]
-        fault: opts.fault,
-        workers: conduit.parallel as usize,
-        limiter: limiter.as_ref(),
-        generation: Some(generation),
-        cancel: opts.cancel.as_ref(),
-    };
-    let report = match &survey {
-        Some(_) => {
-            let plan_rest =
-                |index: &Index| plan_run(index, [ra, rb], mode, policy, opts.yes, clean_point);
-            let run = batching.run(&mut exec, &plan_rest)?;
-            outcome.planned = run.counts;
-            outcome.plan.conflicts = run.conflicts;
-            run.report
+    let pull = (opts.pull.as_ref()).map(|p| &*p.0 as &(dyn ChunkSource + Sync));
+    let report = match (&survey, ra.here(), rb.here()) {
+        // One side here, the other another device's copy: this folder applies its own
+        // side of the plan, its copies' content pulled by hash from that device.
+        (None, Some(here), None) | (None, None, Some(here)) => {
+            let (side, other) = match ra.here() {
+                Some(_) => (Side::A, rb.id()),
+                None => (Side::B, ra.id()),
+            };
+            let mut writer = LocalFolder {
+                index: &mut *index,
+                location: here,
+                side,
+                other,
+                workers: conduit.parallel as usize,
+                limiter: limiter.as_ref(),
+                generation: Some(generation),
+                cancel: opts.cancel.as_ref(),
+                #[cfg(feature = "fault-injection")]
+                fault: opts.fault,
+            };
+            writer.apply(&outcome.plan, pull, exec_progress)?
         }
-        None => exec.run(&outcome.plan)?,
+        _ => {
+            let mut exec = Executor {
+                index: &mut *index,
+                a: ra.here(),
+                b: rb.here(),
+                peer_b: rb.here().is_none().then(|| rb.id()),
+                pull,
+                progress: exec_progress,
+                #[cfg(feature = "fault-injection")]
+                fault: opts.fault,
+                workers: conduit.parallel as usize,
+                limiter: limiter.as_ref(),
+                generation: Some(generation),
+                cancel: opts.cancel.as_ref(),
+            };
+            match &survey {
+                Some(_) => {
+                    let plan_rest = |index: &Index| {
+                        plan_run(index, [ra, rb], mode, policy, opts.yes, clean_point)
+                    };
+                    let run = batching.run(&mut exec, &plan_rest)?;
+                    outcome.planned = run.counts;
+                    outcome.plan.conflicts = run.conflicts;
+                    run.report
+                }
+                None => exec.run(&outcome.plan)?,
+            }
+        }
     };
     tracing::debug!(
         ms = started.elapsed().as_millis() as u64,

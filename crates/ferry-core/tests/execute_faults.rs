@@ -310,32 +310,32 @@ fn nothing_lost_and_the_next_run_completes(mut f: Pair) {
     assert_eq!(temp_files_anywhere(&f.b), Vec::<std::path::PathBuf>::new());
 }
 
+/// A run meeting `fault` on every copy: each copy (`doc.txt`, `new.txt`) is a problem of
+/// kind `kind` on B, nothing is written there, and nothing is lost.
+fn every_copy_fails_and_nothing_is_lost(fault: FaultPoint, kind: ProblemKind) {
+    let (f, out) = edit_then_sync_with(fault);
+    assert_eq!(out.problems.len(), 2, "{:?}", out.problems);
+    for p in &out.problems {
+        assert_eq!((p.kind, p.side), (kind, Some(Side::B)), "{p:?}");
+    }
+    assert!(!f.b.join("new.txt").exists());
+    nothing_lost_and_the_next_run_completes(f);
+}
+
 /// The disk fills up half-way through each copy (ENOSPC, injected: a real full disk
 /// is `safety.rs`'s tmpfs test): each copy is a `no_space` problem naming B, its
 /// half-written temp file is removed, the old content stays.
 #[test]
 fn a_disk_full_mid_copy_loses_nothing() {
-    let (f, out) = edit_then_sync_with(FaultPoint::NoSpaceMidCopy);
-    assert_eq!(out.problems.len(), 2, "{:?}", out.problems);
-    for p in &out.problems {
-        assert_eq!(p.kind, ProblemKind::NoSpace, "{p:?}");
-        assert_eq!(p.side, Some(Side::B), "{p:?}");
-    }
-    assert!(!f.b.join("new.txt").exists());
-    nothing_lost_and_the_next_run_completes(f);
+    every_copy_fails_and_nothing_is_lost(FaultPoint::NoSpaceMidCopy, ProblemKind::NoSpace);
 }
 
 /// A source that cannot be opened (EACCES, which root never meets on a real disk):
 /// each copy is a `permission_denied` problem, nothing is written to B.
 #[test]
 fn a_source_denied_on_open_loses_nothing() {
-    let (f, out) = edit_then_sync_with(FaultPoint::DeniedOpeningSource);
-    assert_eq!(out.problems.len(), 2, "{:?}", out.problems);
-    for p in &out.problems {
-        assert_eq!(p.kind, ProblemKind::PermissionDenied, "{p:?}");
-    }
-    assert!(!f.b.join("new.txt").exists());
-    nothing_lost_and_the_next_run_completes(f);
+    let denied = ProblemKind::PermissionDenied;
+    every_copy_fails_and_nothing_is_lost(FaultPoint::DeniedOpeningSource, denied);
 }
 
 /// The exchange that replaces `doc.txt` fails after the staged copy moved into the

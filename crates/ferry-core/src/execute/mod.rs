@@ -853,7 +853,7 @@ impl Executor<'_> {
                 let loc = self.loc(*to)?;
                 let fault = self.fault();
                 let expected = expected.as_deref();
-                match disk::install_with(self.index, loc, path, &tmp, source, expected, fault) {
+                match disk::install(self.index, loc, path, &tmp, source, expected, fault) {
                     Ok(installed) => {
                         Self::done(report, a);
                         report.stats.files_copied += 1;
@@ -1113,9 +1113,17 @@ pub(crate) fn replace_file(
         &|_| {},
     )?;
     let root = loc.dir()?;
-    let installed = root
-        .sync_all()
-        .and_then(|_| disk::install(index, loc, path, &staged, source, expected));
+    let installed = root.sync_all().and_then(|_| {
+        disk::install(
+            index,
+            loc,
+            path,
+            &staged,
+            source,
+            expected,
+            FaultPoint::None,
+        )
+    });
     match installed {
         Ok(installed) => {
             root.sync_all()?;

@@ -559,19 +559,8 @@ pub(crate) fn discard(loc: &Location, path: &RelPath, staged: &Staged) {
 /// Puts the staged file at `path`: with nothing there, a rename that never replaces;
 /// over `expected`, an exchange whose displaced side must be `expected` (then kept as
 /// a version), else exchanged back and refused.
+/// `fault` injects a failure (tests only; `FaultPoint::None` otherwise).
 pub(crate) fn install(
-    index: &Index,
-    loc: &Location,
-    path: &RelPath,
-    staged: &Staged,
-    source: &Entry,
-    expected: Option<&Entry>,
-) -> Result<Installed> {
-    install_with(index, loc, path, staged, source, expected, FaultPoint::None)
-}
-
-/// [`install`], with a failure injected (`fault`; tests only).
-pub(crate) fn install_with(
     index: &Index,
     loc: &Location,
     path: &RelPath,
