@@ -470,15 +470,14 @@ fn cmd_conflicts(index: &Index, all: bool, json_out: bool) -> Result<u8> {
                 display_key(&c.path),
                 c.status,
                 c.resolution
-                    .as_deref()
                     .map(|r| format!(", resolved: keep {r}"))
                     .unwrap_or_default(),
                 c.policy,
-                c.winner.as_deref().unwrap_or("-"),
+                c.winner.map_or("-", |w| w.letter()),
                 c.loser_kept_at.as_deref().map_or("-".into(), display_key),
-                c.a_kind.as_deref().unwrap_or("missing"),
+                c.a_kind.map_or("missing", |k| k.as_str()),
                 c.a_size.map(|s| human_bytes(s as u64)).unwrap_or_default(),
-                c.b_kind.as_deref().unwrap_or("missing"),
+                c.b_kind.map_or("missing", |k| k.as_str()),
                 c.b_size.map(|s| human_bytes(s as u64)).unwrap_or_default(),
             );
         }

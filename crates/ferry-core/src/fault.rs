@@ -18,4 +18,12 @@ pub enum FaultPoint {
     /// Stop (as if the process died) after directories were renamed on disk, before the
     /// index records their new paths.
     StopAfterDirRenames,
+    /// The disk fills up half-way through writing each copy's temp file (`ENOSPC`).
+    NoSpaceMidCopy,
+    /// Each copy's source cannot be opened (`EACCES`, which root never meets on a real
+    /// disk).
+    DeniedOpeningSource,
+    /// The atomic exchange that replaces an existing file fails (`EIO`), after the
+    /// staged copy moved into the version store's staging folder.
+    ExchangeFails,
 }

@@ -39,9 +39,6 @@ mod cancel;
 pub mod conduit;
 mod conduit_edit;
 mod error;
-// The executor and the run itself are being reworked on another branch; their items
-// get their doc comments there (see docs/ARCHITECTURE.md, "The public facade").
-#[allow(missing_docs)]
 mod execute;
 mod fault;
 pub mod index;
@@ -56,9 +53,7 @@ pub mod resolve;
 mod restore;
 mod retention;
 mod selective;
-#[allow(missing_docs)]
 pub mod share;
-#[allow(missing_docs)]
 mod sync;
 mod throttle;
 

@@ -29,7 +29,7 @@
 
 use crate::error::{Error, Result};
 use crate::execute::replace_file;
-use crate::index::{ConflictRow, Index, LocationRow};
+use crate::index::{ConflictRow, Index, LocationRow, Resolution};
 use crate::model::entry::{Entry, EntryKind};
 use crate::model::rel_path::RelPath;
 use crate::model::version_vector::Causality;
@@ -66,8 +66,8 @@ pub struct Resolved {
     /// A path key (`rel_path`), serialized for people.
     #[serde(serialize_with = "crate::model::rel_path::serialize_key")]
     pub path: String,
-    /// `a`, `b` or `both`.
-    pub kept: String,
+    /// What was kept (shown as `a`, `b` or `both`).
+    pub kept: Resolution,
     /// Where the loser stays visible (`--keep both`), as a path key.
     #[serde(serialize_with = "crate::model::rel_path::serialize_opt_key")]
     pub loser_kept_at: Option<String>,
@@ -207,16 +207,16 @@ fn resolve_one(index: &mut Index, row: &ConflictRow, keep: Keep) -> Result<Resol
             }
         }
     };
-    let (resolution, winner) = match keep {
-        Keep::A => ("a", Some("a")),
-        Keep::B => ("b", Some("b")),
-        _ => ("both", None),
+    let resolution = match keep {
+        Keep::A => Resolution::A,
+        Keep::B => Resolution::B,
+        _ => Resolution::Both,
     };
-    index.settle_conflict(row.id, resolution, winner, loser_kept_at.as_deref())?;
+    index.settle_conflict(row.id, resolution, loser_kept_at.as_deref())?;
     Ok(Resolved {
         conflict: row.id,
         path: row.path.clone(),
-        kept: resolution.to_string(),
+        kept: resolution,
         loser_kept_at,
         device: None,
         run_conduit: None,

@@ -364,8 +364,17 @@ fn hydrate_from_b(index: &mut Index, pair: &SelectivePair, ea: &Entry) -> Result
         &mut Vec::new(),
         &|_| {},
     )?;
-    let installed = sync_filesystem(&pair.a.root)
-        .and_then(|_| disk::install(index, &pair.a, path, &staged, ea, Some(ea)));
+    let installed = sync_filesystem(&pair.a.root).and_then(|_| {
+        disk::install(
+            index,
+            &pair.a,
+            path,
+            &staged,
+            ea,
+            Some(ea),
+            FaultPoint::None,
+        )
+    });
     let installed = match installed {
         Ok(i) => i,
         Err(e) => {

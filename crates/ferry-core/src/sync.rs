@@ -20,6 +20,7 @@ use crate::replica::location::{canonical_root, open_location, open_location_dry,
 use crate::replica::overlap::{check_roots, DirId};
 use crate::replica::scan::{scan_one, scan_pair_scoped, ScanReport, Scope};
 use crate::replica::view::{IndexedReplica, ReplicaView};
+use crate::replica::writer::{LocalFolder, ReplicaWriter};
 use crate::throttle::RateLimiter;
 use std::path::{Path, PathBuf};
 
@@ -35,6 +36,8 @@ pub struct SyncOptions {
     pub mode: Option<SyncMode>,
     /// Overrides (and updates) the conduit's stored conflict policy.
     pub policy: Option<ConflictPolicy>,
+    /// Overrides (and updates) whether the conduit indexes everything (no ignore
+    /// rules, `.ferryignore` files included).
     pub index_everything: Option<bool>,
     /// Overrides (and updates) the conduit's copies at once (0: one per core).
     pub parallel: Option<u32>,
@@ -116,6 +119,7 @@ impl Replica {
 /// Defaults for a conduit created by [`open_conduit`].
 #[derive(Debug, Clone, Default)]
 pub struct NewConduitDefaults {
+    /// The conflict policy (else the mode's default).
     pub policy: Option<ConflictPolicy>,
     /// A version retention spec (`Retention::parse`).
     pub retention: Option<String>,
@@ -130,17 +134,25 @@ impl SyncOptions {
 /// What a run did (or, with `dry_run`, would do).
 #[derive(Debug, Clone)]
 pub struct SyncOutcome {
+    /// The conduit that ran.
     pub conduit_id: i64,
+    /// The run's generation (`ferry history`); `None` for a dry run or a skipped
+    /// empty run.
     pub generation_id: Option<i64>,
+    /// The mode the run used.
     pub mode: SyncMode,
+    /// The conflict policy the run used.
     pub policy: ConflictPolicy,
+    /// What scanning side A found.
     pub scan_a: ScanReport,
+    /// What scanning side B found.
     pub scan_b: ScanReport,
     /// The plan: every action of a run planned whole; only the conflicts of a large
     /// run planned and run in batches (`planned` counts its actions either way).
     pub plan: Plan,
     /// How many actions of each kind the run planned.
     pub planned: PlanCounts,
+    /// What the run carried out: files copied, deleted, renamed, bytes moved, errors.
     pub stats: GenerationStats,
     /// The conduit's two folders as the user knows them, in the conduit's order (a
     /// pair named the other way round is shown as the conduit has it).
@@ -158,6 +170,7 @@ pub struct SyncOutcome {
     /// Things the user should be told that need nothing done (a moved folder followed
     /// to its new root); unlike notes, they do not keep the conduit from converging.
     pub info: Vec<String>,
+    /// The run only planned (see [`SyncOptions::dry_run`]).
     pub dry_run: bool,
     /// The run was asked to stop and did at a safe point (after the scan, or part-way
     /// through executing the plan): what completed is recorded, the rest is left for
@@ -183,8 +196,11 @@ impl SyncOutcome {
 
 /// A conduit opened by [`open_conduit`], with its two locations.
 pub struct OpenedConduit {
+    /// The conduit's row, with the options of the run applied.
     pub conduit: ConduitRow,
+    /// Its side A, opened (not locked).
     pub a: Location,
+    /// Its side B, opened (not locked).
     pub b: Location,
     /// The folders as the user knows them, in the conduit's order.
     pub roots: [PathBuf; 2],
@@ -711,33 +727,57 @@ fn run_conduit(
         }
         None => progress,
     };
-    let mut exec = Executor {
-        index: &mut *index,
-        a: ra.here(),
-        b: rb.here(),
-        peer_b: rb.here().is_none().then(|| rb.id()),
-        pull: opts
-            .pull
-            .as_ref()
-            .map(|p| &*p.0 as &(dyn ChunkSource + Sync)),
-        progress: exec_progress,
-        #[cfg(feature = "fault-injection")]
-        fault: opts.fault,
-        workers: conduit.parallel as usize,
-        limiter: limiter.as_ref(),
-        generation: Some(generation),
-        cancel: opts.cancel.as_ref(),
-    };
-    let report = match &survey {
-        Some(_) => {
-            let plan_rest =
-                |index: &Index| plan_run(index, [ra, rb], mode, policy, opts.yes, clean_point);
-            let run = batching.run(&mut exec, &plan_rest)?;
-            outcome.planned = run.counts;
-            outcome.plan.conflicts = run.conflicts;
-            run.report
+    let pull = (opts.pull.as_ref()).map(|p| &*p.0 as &(dyn ChunkSource + Sync));
+    let report = match (&survey, ra.here(), rb.here()) {
+        // One side here, the other another device's copy: this folder applies its own
+        // side of the plan, its copies' content pulled by hash from that device.
+        (None, Some(here), None) | (None, None, Some(here)) => {
+            let (side, other) = match ra.here() {
+                Some(_) => (Side::A, rb.id()),
+                None => (Side::B, ra.id()),
+            };
+            let mut writer = LocalFolder {
+                index: &mut *index,
+                location: here,
+                side,
+                other,
+                workers: conduit.parallel as usize,
+                limiter: limiter.as_ref(),
+                generation: Some(generation),
+                cancel: opts.cancel.as_ref(),
+                #[cfg(feature = "fault-injection")]
+                fault: opts.fault,
+            };
+            writer.apply(&outcome.plan, pull, exec_progress)?
         }
-        None => exec.run(&outcome.plan)?,
+        _ => {
+            let mut exec = Executor {
+                index: &mut *index,
+                a: ra.here(),
+                b: rb.here(),
+                peer_b: rb.here().is_none().then(|| rb.id()),
+                pull,
+                progress: exec_progress,
+                #[cfg(feature = "fault-injection")]
+                fault: opts.fault,
+                workers: conduit.parallel as usize,
+                limiter: limiter.as_ref(),
+                generation: Some(generation),
+                cancel: opts.cancel.as_ref(),
+            };
+            match &survey {
+                Some(_) => {
+                    let plan_rest = |index: &Index| {
+                        plan_run(index, [ra, rb], mode, policy, opts.yes, clean_point)
+                    };
+                    let run = batching.run(&mut exec, &plan_rest)?;
+                    outcome.planned = run.counts;
+                    outcome.plan.conflicts = run.conflicts;
+                    run.report
+                }
+                None => exec.run(&outcome.plan)?,
+            }
+        }
     };
     tracing::debug!(
         ms = started.elapsed().as_millis() as u64,
@@ -1006,7 +1046,7 @@ fn record_conflict(index: &Index, conduit: i64, generation: i64, c: &ConflictRec
         c.a.as_ref(),
         c.b.as_ref(),
         c.policy,
-        c.winner.map(|w| w.letter()),
+        c.winner,
         c.loser_kept_at.as_deref(),
         if c.winner.is_some() {
             ConflictStatus::Settled

@@ -6,7 +6,7 @@
 //! arguments, output and exit codes stays there.)
 
 use ferry_core::index::ConflictStatus;
-use ferry_core::plan::{ConflictPolicy, SyncMode};
+use ferry_core::plan::{ConflictPolicy, Side, SyncMode};
 use ferry_core::NoProgress;
 use ferry_core::{sync, SyncOptions, SyncOutcome};
 use ferry_testkit::{
@@ -397,7 +397,7 @@ fn conflict_newest_wins_and_loser_is_versioned() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0].path, "f.txt");
     assert_eq!(rows[0].status, ConflictStatus::Settled);
-    assert_eq!(rows[0].winner.as_deref(), Some("b"));
+    assert_eq!(rows[0].winner, Some(Side::B));
     assert_eq!(rows[0].policy, ConflictPolicy::Newest);
 }
 

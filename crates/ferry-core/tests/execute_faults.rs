@@ -7,6 +7,8 @@ use ferry_core::replica::open_location;
 use ferry_core::FaultPoint;
 use ferry_core::NoProgress;
 use ferry_core::{sync, SyncOptions};
+use ferry_core::{ProblemKind, Side};
+use ferry_testkit::{kept_versions, read, snapshot};
 use std::path::Path;
 
 mod common;
@@ -269,4 +271,87 @@ fn replaced_and_deleted_content_is_versioned() {
         let stored = lb.root.join(&versions[0].stored_path);
         assert_eq!(std::fs::read_to_string(stored).unwrap(), content);
     }
+}
+
+/// Every ferry temp file anywhere below `dir`, the version store's staging folder
+/// (itself a folder with a temp name, kept) included.
+fn temp_files_anywhere(dir: &Path) -> Vec<std::path::PathBuf> {
+    (paths_below(dir).into_iter())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with(".ferry.tmp.") && !p.symlink_metadata().unwrap().is_dir()
+        })
+        .collect()
+}
+
+/// B holds `doc.txt` ("first") in step with A; then A edits it and adds `new.txt`, and
+/// a run meets `fault`. Returns the pair and that run's outcome.
+fn edit_then_sync_with(fault: FaultPoint) -> (Pair, ferry_core::SyncOutcome) {
+    let mut f = Pair::new();
+    std::fs::write(f.a.join("doc.txt"), "first").unwrap();
+    f.sync_with(FaultPoint::None).unwrap();
+    std::fs::write(f.a.join("doc.txt"), "second version, longer").unwrap();
+    std::fs::write(f.a.join("new.txt"), "brand new").unwrap();
+    let out = f.sync_with(fault).unwrap();
+    (f, out)
+}
+
+/// After a faulty run: B's `doc.txt` still holds "first" and nothing of it went to the
+/// version store, no temp file is left anywhere in B, and the next run completes,
+/// keeping "first" as a version.
+fn nothing_lost_and_the_next_run_completes(mut f: Pair) {
+    assert_eq!(read(&f.b, "doc.txt"), b"first");
+    assert!(kept_versions(&f.b, "doc.txt").is_empty());
+    assert_eq!(temp_files_anywhere(&f.b), Vec::<std::path::PathBuf>::new());
+    let out = f.sync_with(FaultPoint::None).unwrap();
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
+    assert_eq!(snapshot(&f.a), snapshot(&f.b));
+    assert_eq!(kept_versions(&f.b, "doc.txt"), vec![b"first".to_vec()]);
+    assert_eq!(temp_files_anywhere(&f.b), Vec::<std::path::PathBuf>::new());
+}
+
+/// A run meeting `fault` on every copy: each copy (`doc.txt`, `new.txt`) is a problem of
+/// kind `kind` on B, nothing is written there, and nothing is lost.
+fn every_copy_fails_and_nothing_is_lost(fault: FaultPoint, kind: ProblemKind) {
+    let (f, out) = edit_then_sync_with(fault);
+    assert_eq!(out.problems.len(), 2, "{:?}", out.problems);
+    for p in &out.problems {
+        assert_eq!((p.kind, p.side), (kind, Some(Side::B)), "{p:?}");
+    }
+    assert!(!f.b.join("new.txt").exists());
+    nothing_lost_and_the_next_run_completes(f);
+}
+
+/// The disk fills up half-way through each copy (ENOSPC, injected: a real full disk
+/// is `safety.rs`'s tmpfs test): each copy is a `no_space` problem naming B, its
+/// half-written temp file is removed, the old content stays.
+#[test]
+fn a_disk_full_mid_copy_loses_nothing() {
+    every_copy_fails_and_nothing_is_lost(FaultPoint::NoSpaceMidCopy, ProblemKind::NoSpace);
+}
+
+/// A source that cannot be opened (EACCES, which root never meets on a real disk):
+/// each copy is a `permission_denied` problem, nothing is written to B.
+#[test]
+fn a_source_denied_on_open_loses_nothing() {
+    let denied = ProblemKind::PermissionDenied;
+    every_copy_fails_and_nothing_is_lost(FaultPoint::DeniedOpeningSource, denied);
+}
+
+/// The exchange that replaces `doc.txt` fails after the staged copy moved into the
+/// version store's staging folder: the copy comes back out and is discarded, the old
+/// content never left its path and is not versioned; `new.txt` (a plain rename, no
+/// exchange) is installed.
+#[test]
+fn a_failed_exchange_loses_nothing() {
+    let (f, out) = edit_then_sync_with(FaultPoint::ExchangeFails);
+    assert_eq!(out.problems.len(), 1, "{:?}", out.problems);
+    let p = &out.problems[0];
+    assert_eq!(
+        (p.kind, p.path.as_deref()),
+        (ProblemKind::Io, Some("doc.txt")),
+        "{p:?}"
+    );
+    assert_eq!(read(&f.b, "new.txt"), b"brand new");
+    nothing_lost_and_the_next_run_completes(f);
 }

@@ -150,10 +150,15 @@ impl IntoResponse for ApiError {
 }
 
 /// A listing as one document: `{"schema_version": V, name: [...]}` (as the CLI's).
-fn listing(name: &str, items: Value) -> Json<Value> {
+fn listing<T: serde::Serialize>(name: &str, items: &[T]) -> ApiResult {
     let mut doc = json!({"schema_version": ferry_core::JSON_SCHEMA_VERSION});
-    doc[name] = items;
-    Json(doc)
+    doc[name] = serde_json::to_value(items).map_err(internal)?;
+    Ok(Json(doc))
+}
+
+/// A value that would not serialize (a root that is not UTF-8): an internal error.
+fn internal(e: serde_json::Error) -> ApiError {
+    ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None)
 }
 
 impl From<crate::DaemonError> for ApiError {
@@ -168,28 +173,48 @@ fn states(s: &Shared) -> std::collections::HashMap<i64, ConduitState> {
     s.states.lock().map(|m| m.clone()).unwrap_or_default()
 }
 
+/// `/api/status`: the daemon, every conduit, the running jobs.
+#[derive(serde::Serialize)]
+struct StatusDoc {
+    daemon: DaemonInfo,
+    conduits: Vec<views::ConduitView>,
+    /// The hubs this device uses (see `devices::hubs`).
+    hubs: Vec<Value>,
+    jobs: Vec<crate::jobs::JobView>,
+    queue_depth: usize,
+}
+
+/// This daemon, as `/api/status` shows it.
+#[derive(serde::Serialize)]
+struct DaemonInfo {
+    pid: u32,
+    version: &'static str,
+    port: u16,
+    started_at: i64,
+    uptime_seconds: i64,
+}
+
 async fn status(State(s): State<Arc<Shared>>) -> ApiResult {
     let st = states(&s);
     let conduits = s.with_index(|i| views::conduits(i, Some(&st)))?;
-    let queued = st
+    let queue_depth = st
         .values()
         .filter(|c| c.state == "queued" || c.state == "waiting")
         .count();
     let port = s.port.lock().map(|p| *p).unwrap_or(0);
-    Ok(Json(json!({
-        "daemon": {
-            "pid": std::process::id(),
-            "version": env!("CARGO_PKG_VERSION"),
-            "port": port,
-            "started_at": s.started_at,
-            "uptime_seconds": ferry_core::index::unix_now() - s.started_at,
+    document(&StatusDoc {
+        daemon: DaemonInfo {
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION"),
+            port,
+            started_at: s.started_at,
+            uptime_seconds: ferry_core::index::unix_now() - s.started_at,
         },
-        "conduits": conduits,
-        "hubs": hubs_of(&s),
-        "jobs": s.jobs.snapshot(),
-        "queue_depth": queued,
-        "schema_version": ferry_core::JSON_SCHEMA_VERSION,
-    })))
+        conduits,
+        hubs: hubs_of(&s),
+        jobs: s.jobs.snapshot(),
+        queue_depth,
+    })
 }
 
 fn hubs_of(s: &Shared) -> Vec<Value> {
@@ -215,7 +240,7 @@ async fn hubs(State(s): State<Arc<Shared>>) -> ApiResult {
 async fn devices(State(s): State<Arc<Shared>>) -> ApiResult {
     #[cfg(feature = "net")]
     if let Some(view) = crate::devices::listing(&s)? {
-        return Ok(document(&view));
+        return document(&view);
     }
     #[cfg(not(feature = "net"))]
     let _ = s;
@@ -226,11 +251,12 @@ async fn devices(State(s): State<Arc<Shared>>) -> ApiResult {
     ))
 }
 
-/// A typed answer as a JSON object with `schema_version`.
-fn document<T: serde::Serialize>(v: &T) -> Json<Value> {
-    let mut doc = serde_json::to_value(v).unwrap_or_else(|e| json!({"error": e.to_string()}));
+/// A typed answer as a JSON object with `schema_version`. It goes through a
+/// `serde_json::Value`, so its keys come out sorted, as every answer's always did.
+fn document<T: serde::Serialize>(v: &T) -> ApiResult {
+    let mut doc = serde_json::to_value(v).map_err(internal)?;
     doc["schema_version"] = json!(ferry_core::JSON_SCHEMA_VERSION);
-    Json(doc)
+    Ok(Json(doc))
 }
 
 /// `POST /api/devices`: what trusting a device takes.
@@ -283,7 +309,7 @@ async fn trust_device(State(s): State<Arc<Shared>>, body: Bytes) -> Result<Respo
         })
         .await
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None))??;
-        Ok((StatusCode::CREATED, document(&trusted)).into_response())
+        Ok((StatusCode::CREATED, document(&trusted)?).into_response())
     }
     #[cfg(not(feature = "net"))]
     {
@@ -304,7 +330,7 @@ async fn untrust_device(State(s): State<Arc<Shared>>, Path(id): Path<String>) ->
         struct Answer {
             removed: crate::devices::Untrusted,
         }
-        Ok(document(&Answer { removed }))
+        document(&Answer { removed })
     }
     #[cfg(not(feature = "net"))]
     {
@@ -317,7 +343,7 @@ async fn shares(State(s): State<Arc<Shared>>) -> ApiResult {
     let view = tokio::task::spawn_blocking(move || crate::devices::shares(&s))
         .await
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None))??;
-    Ok(document(&view))
+    document(&view)
 }
 
 #[derive(serde::Deserialize)]
@@ -345,7 +371,7 @@ async fn accept_share(
     struct Answer {
         share: crate::devices::ShareView,
     }
-    Ok((StatusCode::CREATED, document(&Answer { share })).into_response())
+    Ok((StatusCode::CREATED, document(&Answer { share })?).into_response())
 }
 
 /// Declines an offered share: 200, or 404 when no open offer has that ID.
@@ -356,10 +382,10 @@ async fn decline_share(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> 
 
 async fn conduits(State(s): State<Arc<Shared>>) -> ApiResult {
     let st = states(&s);
-    Ok(listing(
+    listing(
         "conduits",
-        Value::Array(s.with_index(|i| views::conduits(i, Some(&st)))?),
-    ))
+        &s.with_index(|i| views::conduits(i, Some(&st)))?,
+    )
 }
 
 /// A conduit ID from the path; anything else is an unknown conduit (404, in JSON).
@@ -370,15 +396,7 @@ fn conduit_id(raw: &str) -> Result<i64, ApiError> {
 
 async fn conduit(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
     let id = conduit_id(&id)?;
-    let st = states(&s);
-    s.with_index(|i| views::conduits(i, Some(&st)))?
-        .into_iter()
-        .find(|c| c["conduit"] == id)
-        .map(|mut c| {
-            c["schema_version"] = json!(ferry_core::JSON_SCHEMA_VERSION);
-            Json(c)
-        })
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no conduit {id}"), None))
+    Ok(Json(conduit_view(&s, id)?))
 }
 
 impl From<ControlError> for ApiError {
@@ -510,13 +528,12 @@ fn fields_of(body: &[u8]) -> Result<ConduitFields, ApiError> {
 /// One conduit's view (as `GET /api/conduits/{id}`), with `schema_version`.
 fn conduit_view(s: &Shared, id: i64) -> Result<Value, ApiError> {
     let st = states(s);
-    let mut v = s
+    let found = s
         .with_index(|i| views::conduits(i, Some(&st)))?
         .into_iter()
-        .find(|c| c["conduit"] == id)
+        .find(|c| c.conduit == id)
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no conduit {id}"), None))?;
-    v["schema_version"] = json!(ferry_core::JSON_SCHEMA_VERSION);
-    Ok(v)
+    Ok(document(&found)?.0)
 }
 
 /// `POST /api/conduits`: adds a conduit (201), or updates the settings of a pair that
@@ -558,7 +575,7 @@ async fn remove_conduit(State(s): State<Arc<Shared>>, Path(id): Path<String>) ->
 }
 
 async fn jobs(State(s): State<Arc<Shared>>) -> ApiResult {
-    Ok(listing("jobs", Value::Array(s.jobs.snapshot())))
+    listing("jobs", &s.jobs.snapshot())
 }
 
 #[derive(serde::Deserialize)]
@@ -569,7 +586,7 @@ struct ConflictQuery {
 
 async fn conflicts(State(s): State<Arc<Shared>>, Query(q): Query<ConflictQuery>) -> ApiResult {
     let rows = s.with_index(|i| i.conflicts(!q.all))?;
-    Ok(listing("conflicts", json!(rows)))
+    listing("conflicts", &rows)
 }
 
 #[derive(serde::Deserialize)]
@@ -579,7 +596,16 @@ struct HistoryQuery {
 
 async fn history(State(s): State<Arc<Shared>>, Query(q): Query<HistoryQuery>) -> ApiResult {
     let rows = s.with_index(|i| i.generations(q.limit.unwrap_or(50)))?;
-    Ok(listing("history", json!(rows)))
+    listing("history", &rows)
+}
+
+/// `/api/history/{id}`: one run, with what it did and what went wrong.
+#[derive(serde::Serialize)]
+struct RunDoc {
+    #[serde(flatten)]
+    generation: ferry_core::index::GenerationRow,
+    actions: Vec<ferry_core::plan::Item>,
+    problems: Vec<crate::problems::ProblemView>,
 }
 
 async fn generation(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
@@ -594,20 +620,16 @@ async fn generation(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Api
     })?;
     let (g, actions, problems) =
         found.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no run #{id}"), None))?;
-    let mut v = serde_json::to_value(&g)
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None))?;
-    v["actions"] = json!(actions);
-    // What went wrong, by kind (the index keeps the first PROBLEMS_KEPT of each run).
-    v["problems"] = json!(crate::problems::of_run(&problems));
-    v["schema_version"] = json!(ferry_core::JSON_SCHEMA_VERSION);
-    Ok(Json(v))
+    document(&RunDoc {
+        generation: g,
+        actions,
+        // What went wrong, by kind (the index keeps the first PROBLEMS_KEPT of each run).
+        problems: crate::problems::of_run(&problems),
+    })
 }
 
 async fn locations(State(s): State<Arc<Shared>>) -> ApiResult {
-    Ok(listing(
-        "locations",
-        Value::Array(s.with_index(|i| views::locations(i))?),
-    ))
+    listing("locations", &s.with_index(|i| views::locations(i))?)
 }
 
 async fn events(

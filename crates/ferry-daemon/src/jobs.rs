@@ -16,7 +16,6 @@ use ferry_core::model::RelPath;
 use ferry_core::Cancel;
 use ferry_core::Progress;
 use ferry_core::{sync_conduit, SyncOptions, SyncOutcome};
-use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,6 +25,52 @@ use std::time::Instant;
 /// At most this many files in flight are listed in a job's snapshot (copies run on a few
 /// workers, so there are rarely more).
 const MAX_IN_FLIGHT_SHOWN: usize = 32;
+
+/// A running job as `/api/jobs` and `/api/status` show it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct JobView {
+    /// The conduit that runs.
+    pub conduit: i64,
+    /// What started the run.
+    pub trigger: String,
+    /// When it started (seconds since the epoch).
+    pub started_at: i64,
+    /// Seconds since it started.
+    pub elapsed_seconds: f64,
+    /// The phase it is in (`scan a`, `copy`, …).
+    pub phase: String,
+    /// Bytes of the phase done.
+    pub phase_bytes_done: u64,
+    /// Bytes of the phase in all.
+    pub phase_bytes_total: u64,
+    /// Files of the phase done.
+    pub phase_files_done: u64,
+    /// Files of the phase in all.
+    pub phase_files_total: u64,
+    /// Files copied by the run.
+    pub files_done: u64,
+    /// Bytes copied by the run.
+    pub bytes_done: u64,
+    /// The phase's rate.
+    pub rate_bytes_per_sec: u64,
+    /// Seconds left in the phase, if known.
+    pub eta_seconds: Option<f64>,
+    /// Files of the phase still to do.
+    pub queue_depth: u64,
+    /// Files being copied now (at most 32).
+    pub in_flight: Vec<InFlight>,
+}
+
+/// A file being copied now.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InFlight {
+    /// Its path key.
+    pub path: String,
+    /// Bytes written so far.
+    pub bytes_done: u64,
+    /// Its size.
+    pub size: u64,
+}
 
 /// Live progress of one run, fed by the engine's progress hooks.
 #[derive(Debug)]
@@ -72,7 +117,7 @@ impl JobProgress {
     }
 
     /// Files and bytes done, rate, ETA and files still queued, as the API shows them.
-    pub fn snapshot(&self) -> serde_json::Value {
+    pub fn snapshot(&self) -> JobView {
         let (phase, since) = self
             .phase
             .lock()
@@ -92,33 +137,37 @@ impl JobProgress {
             bytes_total: total,
         };
         let eta = work.eta(elapsed).map(|d| d.as_secs_f64());
-        let in_flight: Vec<serde_json::Value> = self
+        let in_flight: Vec<InFlight> = self
             .in_flight
             .lock()
             .map(|m| {
                 m.iter()
                     .take(MAX_IN_FLIGHT_SHOWN)
-                    .map(|(path, (done, size))| json!({"path": path, "bytes_done": done, "size": size}))
+                    .map(|(path, (done, size))| InFlight {
+                        path: path.clone(),
+                        bytes_done: *done,
+                        size: *size,
+                    })
                     .collect()
             })
             .unwrap_or_default();
-        json!({
-            "conduit": self.conduit,
-            "trigger": self.trigger,
-            "started_at": self.started_unix,
-            "elapsed_seconds": self.started.elapsed().as_secs_f64(),
-            "phase": phase,
-            "phase_bytes_done": done,
-            "phase_bytes_total": total,
-            "phase_files_done": items_done,
-            "phase_files_total": items_total,
-            "files_done": self.copied_files.load(Ordering::Relaxed),
-            "bytes_done": self.copied_bytes.load(Ordering::Relaxed),
-            "rate_bytes_per_sec": rate.round() as u64,
-            "eta_seconds": eta,
-            "queue_depth": items_total.saturating_sub(items_done),
-            "in_flight": in_flight,
-        })
+        JobView {
+            conduit: self.conduit,
+            trigger: self.trigger.clone(),
+            started_at: self.started_unix,
+            elapsed_seconds: self.started.elapsed().as_secs_f64(),
+            phase,
+            phase_bytes_done: done,
+            phase_bytes_total: total,
+            phase_files_done: items_done,
+            phase_files_total: items_total,
+            files_done: self.copied_files.load(Ordering::Relaxed),
+            bytes_done: self.copied_bytes.load(Ordering::Relaxed),
+            rate_bytes_per_sec: rate.round() as u64,
+            eta_seconds: eta,
+            queue_depth: items_total.saturating_sub(items_done),
+            in_flight,
+        }
     }
 }
 
@@ -219,13 +268,13 @@ impl JobBoard {
         }
     }
 
-    pub fn snapshot(&self) -> Vec<serde_json::Value> {
+    pub fn snapshot(&self) -> Vec<JobView> {
         let mut v: Vec<_> = self
             .running
             .lock()
             .map(|m| m.values().map(|p| p.snapshot()).collect())
             .unwrap_or_default();
-        v.sort_by_key(|j| j["conduit"].as_i64());
+        v.sort_by_key(|j| j.conduit);
         v
     }
 

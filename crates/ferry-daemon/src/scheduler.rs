@@ -559,7 +559,9 @@ impl ConduitTask {
                     every.tick().await;
                     s.emit(DaemonEvent::JobProgress {
                         conduit: p.conduit,
-                        progress: p.snapshot(),
+                        // Through a `Value`: its keys sorted, as the stream always had them.
+                        progress: serde_json::to_value(p.snapshot())
+                            .unwrap_or(serde_json::Value::Null),
                     });
                 }
             })

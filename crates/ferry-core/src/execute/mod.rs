@@ -52,6 +52,7 @@ const PULL_WORKERS: usize = 16;
 /// What an execution did.
 #[derive(Debug, Clone, Default)]
 pub struct ExecReport {
+    /// Counters of what was carried out.
     pub stats: GenerationStats,
     /// Per-action problems; the action was skipped and nothing was lost.
     pub problems: Vec<Problem>,
@@ -124,8 +125,11 @@ pub use crate::fault::FaultPoint;
 /// written here; a side that is another device's copy (`None`) is left to that device,
 /// which runs its own plan, and copies from it pull their content from `pull`.
 pub struct Executor<'a> {
+    /// The index: read for the disk-versus-index checks, written for each action done.
     pub index: &'a mut Index,
+    /// Side A's folder, if it is on this device.
     pub a: Option<&'a Location>,
+    /// Side B's folder, if it is on this device.
     pub b: Option<&'a Location>,
     /// The location ID of side B when it is another device's copy (`b` is `None`): its
     /// entries in the index are what that device reported, e.g. the archived copies
@@ -133,6 +137,7 @@ pub struct Executor<'a> {
     pub peer_b: Option<i64>,
     /// Content of another device's files, by hash (with a side that is `None`).
     pub pull: Option<&'a (dyn ChunkSource + Sync)>,
+    /// Where progress (phases, bytes, files in flight) is reported.
     pub progress: &'a dyn Progress,
     /// Test hook: a failure injected at a named point (the `fault-injection` feature).
     #[cfg(feature = "fault-injection")]
@@ -777,7 +782,17 @@ impl Executor<'_> {
                     let d = done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
                     progress.file_progress(path, d, size);
                 };
-                let r = from.open(&locs, pull, source).and_then(|(src, owner)| {
+                let opened = match fault {
+                    FaultPoint::DeniedOpeningSource => Err(Error::Io {
+                        action: "open",
+                        path: (locs[to.other() as usize])
+                            .map(|l| source.path.under(&l.root))
+                            .unwrap_or_default(),
+                        source: std::io::Error::from_raw_os_error(libc::EACCES),
+                    }),
+                    _ => from.open(&locs, pull, source),
+                };
+                let r = opened.and_then(|(src, owner)| {
                     disk::stage(dst, path, src, source, owner, fault, limiter, buf, &moved)
                 });
                 progress.file_finished(path);
@@ -836,7 +851,9 @@ impl Executor<'_> {
                     continue;
                 };
                 let loc = self.loc(*to)?;
-                match disk::install(self.index, loc, path, &tmp, source, expected.as_deref()) {
+                let fault = self.fault();
+                let expected = expected.as_deref();
+                match disk::install(self.index, loc, path, &tmp, source, expected, fault) {
                     Ok(installed) => {
                         Self::done(report, a);
                         report.stats.files_copied += 1;
@@ -1096,9 +1113,17 @@ pub(crate) fn replace_file(
         &|_| {},
     )?;
     let root = loc.dir()?;
-    let installed = root
-        .sync_all()
-        .and_then(|_| disk::install(index, loc, path, &staged, source, expected));
+    let installed = root.sync_all().and_then(|_| {
+        disk::install(
+            index,
+            loc,
+            path,
+            &staged,
+            source,
+            expected,
+            FaultPoint::None,
+        )
+    });
     match installed {
         Ok(installed) => {
             root.sync_all()?;

@@ -2,9 +2,9 @@
 
 use super::{unix_now, Index};
 use crate::error::Result;
-use crate::model::entry::Entry;
+use crate::model::entry::{Entry, EntryKind};
 use crate::model::rel_path::RelPath;
-use crate::plan::ConflictPolicy;
+use crate::plan::{ConflictPolicy, Side};
 use rusqlite::params;
 
 /// Where a recorded conflict stands (stored as its name; an unknown name makes the row
@@ -26,6 +26,47 @@ stored_names!(ConflictStatus {
     Superseded => "superseded",
 });
 
+/// How the user settled a conflict with `ferry resolve` (stored as its name; an unknown
+/// name makes the row corrupt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Resolution {
+    /// Side A's content was kept.
+    A,
+    /// Side B's content was kept.
+    B,
+    /// Both were kept: B's at the path, the loser beside it.
+    Both,
+}
+
+stored_names!(Resolution {
+    A => "a",
+    B => "b",
+    Both => "both",
+});
+
+impl Resolution {
+    /// The side whose content won, if one did.
+    pub fn winner(self) -> Option<Side> {
+        match self {
+            Resolution::A => Some(Side::A),
+            Resolution::B => Some(Side::B),
+            Resolution::Both => None,
+        }
+    }
+}
+
+/// A side as stored and shown in a conflict row: its letter (`a`, `b`).
+fn serialize_opt_side<S: serde::Serializer>(
+    side: &Option<Side>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match side {
+        Some(side) => s.serialize_some(side.letter()),
+        None => s.serialize_none(),
+    }
+}
+
 /// A conflict row, as `ferry conflicts` shows it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ConflictRow {
@@ -38,13 +79,13 @@ pub struct ConflictRow {
     #[serde(serialize_with = "crate::model::rel_path::serialize_key")]
     pub path: String,
     /// Side A's kind then (`file`, `dir`, `symlink`); `None` if deleted there.
-    pub a_kind: Option<String>,
+    pub a_kind: Option<EntryKind>,
     /// Side A's size then.
     pub a_size: Option<i64>,
     /// Side A's mtime then (ns since the epoch).
     pub a_mtime_ns: Option<i64>,
     /// Side B's kind then; `None` if deleted there.
-    pub b_kind: Option<String>,
+    pub b_kind: Option<EntryKind>,
     /// Side B's size then.
     pub b_size: Option<i64>,
     /// Side B's mtime then (ns since the epoch).
@@ -52,8 +93,9 @@ pub struct ConflictRow {
     /// The policy in force when it was met.
     #[serde(rename = "conflict_policy")]
     pub policy: ConflictPolicy,
-    /// The side whose content won (`a`, `b`), if one did.
-    pub winner: Option<String>,
+    /// The side whose content won (shown as `a`, `b`), if one did.
+    #[serde(serialize_with = "serialize_opt_side")]
+    pub winner: Option<Side>,
     /// Where the losing content stays visible (`keep-both`), as a path key.
     #[serde(serialize_with = "crate::model::rel_path::serialize_opt_key")]
     pub loser_kept_at: Option<String>,
@@ -62,7 +104,7 @@ pub struct ConflictRow {
     /// When it was met (seconds since the epoch).
     pub created_at: i64,
     /// How the user settled it with `ferry resolve` (`a`, `b`, `both`), if they did.
-    pub resolution: Option<String>,
+    pub resolution: Option<Resolution>,
     /// When it was settled by the user (seconds since the epoch).
     pub settled_at: Option<i64>,
     /// Root of side A.
@@ -82,7 +124,7 @@ impl Index {
         a: Option<&Entry>,
         b: Option<&Entry>,
         policy: ConflictPolicy,
-        winner: Option<&str>,
+        winner: Option<Side>,
         loser_kept_at: Option<&str>,
         status: ConflictStatus,
     ) -> Result<()> {
@@ -96,10 +138,10 @@ impl Index {
                 conduit,
                 generation,
                 path.as_str(),
-                a.as_ref().map(|e| e.state.kind.as_str()),
+                a.as_ref().map(|e| e.state.kind),
                 a.as_ref().map(|e| e.state.size as i64),
                 a.as_ref().map(|e| e.state.mtime_ns),
-                b.as_ref().map(|e| e.state.kind.as_str()),
+                b.as_ref().map(|e| e.state.kind),
                 b.as_ref().map(|e| e.state.size as i64),
                 b.as_ref().map(|e| e.state.mtime_ns),
                 policy,
@@ -182,8 +224,7 @@ impl Index {
     pub(crate) fn settle_conflict(
         &self,
         id: i64,
-        resolution: &str,
-        winner: Option<&str>,
+        resolution: Resolution,
         loser_kept_at: Option<&str>,
     ) -> Result<()> {
         self.conn.execute(
@@ -192,7 +233,7 @@ impl Index {
             params![
                 id,
                 resolution,
-                winner,
+                resolution.winner(),
                 loser_kept_at,
                 unix_now(),
                 ConflictStatus::Settled

@@ -8,9 +8,13 @@ use std::path::{Path, PathBuf};
 /// A location row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocationRow {
+    /// The row's ID (what entries, versions and conduits refer to).
     pub id: i64,
+    /// The location's UUID, as its marker `.ferry/location` holds it.
     pub uuid: String,
+    /// Its root folder (canonical); for a peer location, a label (`ferry-peer:…`).
     pub root: PathBuf,
+    /// The replica ID its version vectors use, derived from the UUID.
     pub replica_id: u64,
     /// For a peer device's copy of a shared folder: that device's ID. Such a location
     /// has no folder here; its entries are what the device sent.
@@ -18,6 +22,7 @@ pub struct LocationRow {
 }
 
 impl Index {
+    /// The location whose root is `root`, if any.
     pub fn location_by_root(&self, root: &Path) -> Result<Option<LocationRow>> {
         let root_s = path_str(root)?;
         Ok(self
@@ -30,6 +35,7 @@ impl Index {
             .optional()?)
     }
 
+    /// The location with this UUID, if any.
     pub fn location_by_uuid(&self, uuid: &str) -> Result<Option<LocationRow>> {
         Ok(self
             .conn
@@ -51,6 +57,7 @@ impl Index {
         self.location(id)
     }
 
+    /// The location with this ID (an error if there is none).
     pub fn location(&self, id: i64) -> Result<LocationRow> {
         Ok(self.conn.query_row(
             "SELECT id, uuid, root, replica_id, peer FROM locations WHERE id = ?1",
@@ -59,6 +66,7 @@ impl Index {
         )?)
     }
 
+    /// Every location, by ID.
     pub fn locations(&self) -> Result<Vec<LocationRow>> {
         let mut st = self
             .conn
@@ -67,6 +75,8 @@ impl Index {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Adds a local folder's location: its marker's `uuid`, its canonical `root` and
+    /// the replica ID derived from the UUID.
     pub fn insert_location(&self, uuid: &str, root: &Path, replica_id: u64) -> Result<LocationRow> {
         self.conn.execute(
             "INSERT INTO locations (uuid, root, replica_id, created_at) VALUES (?1, ?2, ?3, ?4)",

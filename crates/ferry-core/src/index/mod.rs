@@ -34,8 +34,6 @@ mod conduits;
 mod conflicts;
 mod entries;
 mod history;
-// Being reworked on another branch; documented there.
-#[allow(missing_docs)]
 mod locations;
 mod schema;
 mod selective;
@@ -44,7 +42,7 @@ mod sql_types;
 mod versions;
 
 pub use conduits::ConduitRow;
-pub use conflicts::{ConflictRow, ConflictStatus};
+pub use conflicts::{ConflictRow, ConflictStatus, Resolution};
 pub use entries::StatRow;
 pub use history::{
     GenerationRow, GenerationStats, RunStatus, ACTION_HISTORY_GENERATIONS,
@@ -340,18 +338,22 @@ mod tests {
         assert_eq!(idx.conduits().unwrap(), vec![by_id]);
     }
 
+    /// An index in memory with one mirror conduit under `policy`, one run of it, and the
+    /// path `f`.
+    fn one_run(policy: ConflictPolicy) -> (Index, ConduitRow, i64, RelPath) {
+        let idx = Index::open_in_memory().unwrap();
+        let a = idx.insert_location("ua", Path::new("/a"), 1).unwrap();
+        let b = idx.insert_location("ub", Path::new("/b"), 2).unwrap();
+        let c = (idx.insert_conduit(a.id, b.id, SyncMode::Mirror, policy, false)).unwrap();
+        let g = idx.begin_generation(c.id, "cli").unwrap();
+        (idx, c, g, RelPath::new("f").unwrap())
+    }
+
     /// A schedule or conflict status this ferry does not know makes the row unreadable
     /// (corrupt), never a default; the stored names read back as they were written.
     #[test]
     fn unknown_schedule_or_conflict_status_is_refused() {
-        let idx = Index::open_in_memory().unwrap();
-        let a = idx.insert_location("ua", Path::new("/a"), 1).unwrap();
-        let b = idx.insert_location("ub", Path::new("/b"), 2).unwrap();
-        let c = idx
-            .insert_conduit(a.id, b.id, SyncMode::Mirror, ConflictPolicy::Manual, false)
-            .unwrap();
-        let path = RelPath::new("f").unwrap();
-        let g = idx.begin_generation(c.id, "cli").unwrap();
+        let (idx, c, g, path) = one_run(ConflictPolicy::Manual);
         idx.insert_conflict(
             c.id,
             g,
@@ -379,6 +381,73 @@ mod tests {
             .execute("UPDATE conflicts SET status = 'pending'", [])
             .unwrap();
         assert!(idx.conflicts(false).is_err());
+    }
+
+    /// A conflict's winner, resolution and kinds are stored as the same text as before
+    /// they were typed (`b`, `both`, `file`), read back as enums, and a name this ferry
+    /// does not know makes the row corrupt.
+    #[test]
+    fn conflict_winner_resolution_and_kinds_are_typed() {
+        let (idx, c, g, path) = one_run(ConflictPolicy::Newest);
+        let stat = StatInfo {
+            size: 3,
+            ..StatInfo::default()
+        };
+        let file = Entry::at(path.clone(), EntryKind::File, stat);
+        idx.insert_conflict(
+            c.id,
+            g,
+            &path,
+            Some(&file),
+            None,
+            ConflictPolicy::Newest,
+            Some(Side::B),
+            None,
+            ConflictStatus::Settled,
+        )
+        .unwrap();
+        let stored =
+            |sql: &str| -> Option<String> { idx.conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(stored("SELECT winner FROM conflicts").as_deref(), Some("b"));
+        assert_eq!(
+            stored("SELECT a_kind FROM conflicts").as_deref(),
+            Some("file")
+        );
+        assert_eq!(stored("SELECT b_kind FROM conflicts"), None);
+        let row = &idx.conflicts(false).unwrap()[0];
+        assert_eq!(
+            (row.winner, row.a_kind, row.b_kind),
+            (Some(Side::B), Some(EntryKind::File), None)
+        );
+        assert_eq!(row.resolution, None);
+        let json = serde_json::to_value(row).unwrap();
+        assert_eq!(
+            (json["winner"].as_str(), json["a_kind"].as_str()),
+            (Some("b"), Some("file"))
+        );
+
+        idx.settle_conflict(row.id, Resolution::Both, Some("f.conflict"))
+            .unwrap();
+        assert_eq!(
+            stored("SELECT resolution FROM conflicts").as_deref(),
+            Some("both")
+        );
+        assert_eq!(stored("SELECT winner FROM conflicts"), None);
+        let row = &idx.conflicts(false).unwrap()[0];
+        assert_eq!((row.resolution, row.winner), (Some(Resolution::Both), None));
+        assert_eq!(serde_json::to_value(row).unwrap()["resolution"], "both");
+
+        for (column, unknown) in [("winner", "c"), ("resolution", "keep"), ("a_kind", "fifo")] {
+            let was = stored(&format!("SELECT {column} FROM conflicts"));
+            idx.conn
+                .execute(&format!("UPDATE conflicts SET {column} = ?1"), [unknown])
+                .unwrap();
+            assert!(idx.conflicts(false).is_err(), "{column} = {unknown}");
+            idx.conn
+                .execute(&format!("UPDATE conflicts SET {column} = ?1"), [was])
+                .unwrap();
+            assert!(idx.conflicts(false).is_ok());
+        }
     }
 
     /// Writes inside `discarding` (batched ones included) are seen there and gone after,

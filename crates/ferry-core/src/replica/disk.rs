@@ -469,6 +469,12 @@ pub(crate) fn stage(
             // Assembled in a partial copy already.
             (None, _, None) => {}
         };
+        if fault == FaultPoint::NoSpaceMidCopy {
+            // Half the content is in; the next write finds the disk full.
+            let len = beneath::fstat(&out, &shown)?.stat.size;
+            out.set_len(len / 2).ctx("inject fault", &shown)?;
+            return Err(std::io::Error::from_raw_os_error(libc::ENOSPC)).ctx("write", &shown);
+        }
         if fault == FaultPoint::CorruptTempAfterCopy {
             use std::io::Write;
             out.set_len(0).ctx("inject fault", &shown)?;
@@ -553,6 +559,7 @@ pub(crate) fn discard(loc: &Location, path: &RelPath, staged: &Staged) {
 /// Puts the staged file at `path`: with nothing there, a rename that never replaces;
 /// over `expected`, an exchange whose displaced side must be `expected` (then kept as
 /// a version), else exchanged back and refused.
+/// `fault` injects a failure (tests only; `FaultPoint::None` otherwise).
 pub(crate) fn install(
     index: &Index,
     loc: &Location,
@@ -560,6 +567,7 @@ pub(crate) fn install(
     staged: &Staged,
     source: &Entry,
     expected: Option<&Entry>,
+    fault: FaultPoint,
 ) -> Result<Installed> {
     let root = loc.dir()?;
     let (dir, name) = root.parent(path)?;
@@ -576,7 +584,7 @@ pub(crate) fn install(
                 escape_os(dir.show(&name))
             )))
         }
-        Some(old) => replace(index, loc, path, staged, old, &dir, &name)?,
+        Some(old) => replace(index, loc, path, staged, old, &dir, &name, fault)?,
     }
     if source.state.kind == EntryKind::Symlink {
         let _ = dir.set_mtime(&name, source.state.mtime_ns);
@@ -606,6 +614,7 @@ pub(crate) fn install(
 /// [`version_store::sweep_staging`]. Where the store is on another file system (a
 /// mount inside the tree), the swap happens beside the target and the old content
 /// moves to the store after.
+#[allow(clippy::too_many_arguments)]
 fn replace(
     index: &Index,
     loc: &Location,
@@ -614,6 +623,7 @@ fn replace(
     old: &Entry,
     dir: &DirHandle,
     name: &OsStr,
+    fault: FaultPoint,
 ) -> Result<()> {
     use rustix::fs::RenameFlags;
     let root = loc.dir()?;
@@ -626,7 +636,11 @@ fn replace(
         }
         Err(e) => return Err(e).ctx("stage in the version store", staging.show(tmp)),
     }
-    if let Err(e) = staging.rename_raw(tmp, dir, name, RenameFlags::EXCHANGE) {
+    let exchanged = match fault {
+        FaultPoint::ExchangeFails => Err(std::io::Error::from_raw_os_error(libc::EIO)),
+        _ => staging.rename_raw(tmp, dir, name, RenameFlags::EXCHANGE),
+    };
+    if let Err(e) = exchanged {
         // Nothing was swapped: the staged file goes back beside its target.
         let _ = staging.rename_raw(tmp, dir, tmp, RenameFlags::NOREPLACE);
         return Err(e).ctx("replace", dir.show(name));

@@ -15,6 +15,7 @@ pub(crate) mod scan;
 pub(crate) mod version_store;
 pub(crate) mod view;
 pub(crate) mod walk;
+pub(crate) mod writer;
 
 pub use crate::execute::assemble::assemble;
 pub use chunk_source::{ChunkSource, FolderContent, LocalContent, OpenContent, Piece};
@@ -25,3 +26,4 @@ pub use partial::{sweep_partials, PARTIAL_DIR, PARTIAL_GRACE, PARTIAL_MIN};
 pub use scan::{
     scan_location, scan_one, scan_pair, scan_pair_scoped, scan_paths, ScanReport, Scope,
 };
+pub use writer::{LocalFolder, ReplicaWriter};

@@ -4,7 +4,7 @@ use super::auth::Viewer;
 use super::html::{bytes, duration, esc, time_el};
 use crate::shared::Shared;
 use ferry_core::index::{ConflictStatus, Index};
-use ferry_core::model::display_key;
+use ferry_core::model::{display_key, EntryKind};
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -57,6 +57,12 @@ fn only_retried(problems: &Value) -> bool {
         .is_some_and(|l| !l.is_empty() && l.iter().all(|p| p["retried"] == true))
 }
 
+/// A view as the JSON document the API serves (one that would not serialize, e.g. a
+/// root that is not UTF-8, is left out).
+pub(crate) fn as_value<T: serde::Serialize>(v: &T) -> Option<Value> {
+    serde_json::to_value(v).ok()
+}
+
 /// The overview's live part: one row per conduit. Re-fetched by the page on every
 /// daemon event (`/fragment/overview`).
 pub fn overview_table(shared: &Shared) -> crate::Result<String> {
@@ -67,16 +73,18 @@ pub fn overview_table(shared: &Shared) -> crate::Result<String> {
             crate::views::locations(i)?,
         ))
     })?;
+    // The page reads the same documents the API serves.
+    let conduits: Vec<Value> = conduits.iter().filter_map(as_value).collect();
     let names = crate::devices::device_facts(Some(shared), &shared.library);
     let free: HashMap<String, Value> = locations
         .into_iter()
-        .map(|l| (s(&l["root"]), l["free_bytes"].clone()))
+        .map(|l| (l.root.to_string_lossy().into_owned(), l.free_bytes.into()))
         .collect();
     let jobs: HashMap<i64, Value> = shared
         .jobs
         .snapshot()
         .into_iter()
-        .filter_map(|j| Some((j["conduit"].as_i64()?, j)))
+        .filter_map(|j| Some((j.conduit, as_value(&j)?)))
         .collect();
     if conduits.is_empty() {
         return Ok(
@@ -213,15 +221,15 @@ fn mtime(ns: Option<i64>) -> String {
         .unwrap_or_else(|| "—".into())
 }
 
-fn side(kind: &Option<String>, size: Option<i64>, mtime_ns: Option<i64>) -> String {
-    match kind.as_deref() {
+fn side(kind: Option<EntryKind>, size: Option<i64>, mtime_ns: Option<i64>) -> String {
+    match kind {
         None => "absent (deleted)".into(),
-        Some("file") => format!(
+        Some(EntryKind::File) => format!(
             "{}, {}",
             bytes(size.unwrap_or(0).max(0) as u64),
             mtime(mtime_ns)
         ),
-        Some(k) => format!("{}, {}", esc(k), mtime(mtime_ns)),
+        Some(k) => format!("{}, {}", esc(k.as_str()), mtime(mtime_ns)),
     }
 }
 
@@ -258,8 +266,8 @@ pub fn conflicts(index: &Index, viewer: &Viewer, message: Option<&str>) -> crate
                 conduit = c.conduit_id,
                 ar = esc(&c.a_root),
                 br = esc(&c.b_root),
-                a = side(&c.a_kind, c.a_size, c.a_mtime_ns),
-                b = side(&c.b_kind, c.b_size, c.b_mtime_ns),
+                a = side(c.a_kind, c.a_size, c.a_mtime_ns),
+                b = side(c.b_kind, c.b_size, c.b_mtime_ns),
                 policy = esc(c.policy.as_str()),
                 since = time_el(c.created_at),
                 csrf = viewer.csrf_field(),
@@ -278,9 +286,9 @@ pub fn conflicts(index: &Index, viewer: &Viewer, message: Option<&str>) -> crate
     if !settled.is_empty() {
         out.push_str(r#"<h2>Recently settled</h2><table class="conflicts"><thead><tr><th scope="col">Path</th><th scope="col">Policy</th><th scope="col">Outcome</th><th scope="col">Loser kept at</th><th scope="col">Settled</th></tr></thead><tbody>"#);
         for c in settled.iter().take(50) {
-            let outcome = match (&c.resolution, &c.winner) {
-                (Some(r), _) => format!("you kept {}", esc(r)),
-                (None, Some(w)) => format!("{} won", esc(w)),
+            let outcome = match (c.resolution, c.winner) {
+                (Some(r), _) => format!("you kept {}", esc(r.as_str())),
+                (None, Some(w)) => format!("{} won", esc(w.letter())),
                 (None, None) => esc(c.status.as_str()),
             };
             out.push_str(&format!(

@@ -136,7 +136,9 @@ fn chart(samples: &[Sample]) -> String {
 
 /// The live part of the Transfers page.
 pub fn fragment(shared: &Shared, log: &RateLog) -> String {
-    let jobs = shared.jobs.snapshot();
+    let jobs: Vec<serde_json::Value> = (shared.jobs.snapshot().iter())
+        .filter_map(super::pages::as_value)
+        .collect();
     let mut out = chart(&log.recent());
     if jobs.is_empty() {
         out.push_str(r#"<p id="no-jobs">Nothing is transferring now.</p>"#);
