@@ -316,20 +316,20 @@ fn resolve_with_device(
     }
     let winner_is_a = keep_mine == local_is_a;
     let (resolution, loser_kept_at) = if winner_is_a {
-        ("a", "version store of side b")
+        (Resolution::A, "version store of side b")
     } else {
-        ("b", "version store of side a")
+        (Resolution::B, "version store of side a")
     };
     let loser_kept_at = if keep_mine {
         format!("{loser_kept_at} (on device {device}, when it takes this content)")
     } else {
         format!("{loser_kept_at} (here, when the next run installs device {device}'s content)")
     };
-    index.settle_conflict(row.id, resolution, Some(resolution), Some(&loser_kept_at))?;
+    index.settle_conflict(row.id, resolution, Some(&loser_kept_at))?;
     Ok(Resolved {
         conflict: row.id,
         path: row.path.clone(),
-        kept: resolution.to_string(),
+        kept: resolution,
         loser_kept_at: Some(loser_kept_at),
         device: Some(device),
         run_conduit: Some(row.conduit_id),
