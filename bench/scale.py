@@ -156,7 +156,7 @@ def main(argv=None):
     print_tables(results, names)
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"machine": run.machine_line() if hasattr(run, "machine_line") else "",
+            json.dump({"machine": run.machine_line(run.machine_info(a.workdir or "/tmp")),
                        "results": results}, f, indent=2)
 
 
