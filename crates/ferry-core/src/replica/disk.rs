@@ -218,7 +218,7 @@ pub(crate) fn remove_file(
 pub(crate) fn remove_unkept(loc: &Location, rel: &RelPath, expected: &Entry) -> Result<()> {
     let (dir, name) = loc.dir()?.parent(rel)?;
     ensure_at(&dir, &name, Some(expected))?;
-    let tmp = temp_name(&loc.temp_tag());
+    let tmp = temp_name(loc.temp_tag());
     dir.rename_noreplace(&name, &tmp)
         .ctx("remove", dir.show(&name))?;
     match dir.lstat(&tmp)? {
@@ -348,7 +348,7 @@ pub(crate) fn stage(
         .state
         .hash
         .ok_or_else(|| Error::Corrupt("entry without a content hash".into()))?;
-    let mut tmp = staged_temp_name(&loc.temp_tag(), &content);
+    let mut tmp = staged_temp_name(loc.temp_tag(), &content);
     let mut pieces = None;
     let input = match src {
         Source::Symlink => {
@@ -364,7 +364,7 @@ pub(crate) fn stage(
                     Err(Error::Io { source, .. })
                         if source.kind() == std::io::ErrorKind::AlreadyExists =>
                     {
-                        tmp = staged_temp_name(&loc.temp_tag(), &content);
+                        tmp = staged_temp_name(loc.temp_tag(), &content);
                         made = dir.symlink(&target, &tmp);
                     }
                     _ => break,
@@ -428,7 +428,7 @@ pub(crate) fn stage(
             })
             .map_err(|e| name_destination(e, &dir.show(&tmp)))?;
             let tag = loc.temp_tag();
-            p.move_into(&dir, &mut tmp, || staged_temp_name(&tag, &content))?
+            p.move_into(&dir, &mut tmp, || staged_temp_name(tag, &content))?
         }
         (_, fill) => {
             pieces = fill;
@@ -440,7 +440,7 @@ pub(crate) fn stage(
                     Err(Error::Io { source, .. })
                         if source.kind() == std::io::ErrorKind::AlreadyExists =>
                     {
-                        tmp = staged_temp_name(&loc.temp_tag(), &content);
+                        tmp = staged_temp_name(loc.temp_tag(), &content);
                         out = dir.create_new(&tmp);
                     }
                     _ => break,

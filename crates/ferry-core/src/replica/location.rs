@@ -34,6 +34,9 @@ pub struct Location {
     marker_pending: bool,
     /// The root, open: every write of a run goes through it (see `beneath`).
     handle: std::sync::OnceLock<std::sync::Arc<RootDir>>,
+    /// [`Location::temp_tag`], made once: every copy and every scanned directory
+    /// with leftovers asks for it.
+    temp_tag: std::sync::OnceLock<String>,
     /// The root the index had for this location when it was opened at a new one (the
     /// folder was moved; a dry run only pretends to follow it).
     moved_from: Option<PathBuf>,
@@ -48,6 +51,7 @@ impl Location {
             dry_run: false,
             marker_pending: false,
             handle: std::sync::OnceLock::new(),
+            temp_tag: std::sync::OnceLock::new(),
             moved_from: None,
         }
     }
@@ -74,9 +78,11 @@ impl Location {
 
     /// A tag that names this location's temp files (derived from its ID, so the index
     /// records it): only files carrying it are ferry's own leftovers.
-    pub(crate) fn temp_tag(&self) -> String {
-        let h = blake3::hash(format!("temp:{}", self.row.uuid).as_bytes());
-        h.to_hex()[..16].to_string()
+    pub(crate) fn temp_tag(&self) -> &str {
+        self.temp_tag.get_or_init(|| {
+            let h = blake3::hash(format!("temp:{}", self.row.uuid).as_bytes());
+            h.to_hex()[..16].to_string()
+        })
     }
 
     /// What to tell the user when opening this location followed a moved folder.
@@ -286,6 +292,7 @@ fn open(index: &mut Index, root: &Path, reinit: bool, dry_run: bool) -> Result<L
         dry_run,
         marker_pending,
         handle: std::sync::OnceLock::new(),
+        temp_tag: std::sync::OnceLock::new(),
         moved_from: None,
     };
     if let Some(row) = index.location_by_root(&root)? {

@@ -323,19 +323,20 @@ fn refuse_fenced(walk: &mut Walking, fence: &Fence) -> Result<()> {
 /// under the path the index still knows: so a directory's leftovers are kept before
 /// any of its paths is recorded). Only this location's own count (the caller holds
 /// its lock, so no live run owns them); a dry run leaves them. Failures are noted.
+/// `found` is drained.
 fn keep_leftovers(
     index: &Index,
     loc: &Location,
-    found: impl Iterator<Item = PathBuf>,
+    found: &mut Vec<PathBuf>,
     report: &mut ScanReport,
 ) {
     let tag = loc.temp_tag();
-    for p in found {
+    for p in found.drain(..) {
         let own = p
             .file_name()
             .and_then(|n| n.to_str())
             .and_then(crate::replica::ignore_rules::temp_tag_of)
-            == Some(tag.as_str());
+            == Some(tag);
         if loc.is_dry_run() || !own {
             continue;
         }
@@ -391,7 +392,7 @@ fn scan_walked(
     loop {
         let next = walk.next_seen();
         refuse_fenced(walk, fence)?;
-        keep_leftovers(index, loc, walk.side().temp_files.drain(..), &mut report);
+        keep_leftovers(index, loc, &mut walk.side().temp_files, &mut report);
         let Some(s) = next else { break };
         report.entries += 1;
         // Index rows before this path were not seen on disk.
