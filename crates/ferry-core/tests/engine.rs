@@ -600,6 +600,58 @@ fn a_file_the_target_ignores_but_holds_is_left_alone_with_a_note() {
     );
 }
 
+/// Copies run in batches of 1,024, each installed while the next is staged: a run of
+/// several batches both ways (new files, and replacements that keep the old content as
+/// a version) lands every file, records every one (the next run has nothing to do),
+/// and leaves no temp file.
+#[test]
+fn copies_in_several_overlapping_batches_both_ways_all_land_and_are_recorded() {
+    let mut f = Pair::new();
+    for i in 0..1_100 {
+        write(&f.a, &format!("a{}/f{i:04}", i % 3), format!("A {i}"));
+        write(&f.b, &format!("b{}/g{i:04}", i % 2), format!("B {i}"));
+    }
+    let o = f.clean_run();
+    assert_eq!(o.stats.files_copied, 2_200);
+    assert_eq!(snapshot(&f.a), snapshot(&f.b));
+
+    // Replacements both ways, interleaved with new files, over several batches.
+    for i in (0..1_100).step_by(2) {
+        write(
+            &f.a,
+            &format!("a{}/f{i:04}", i % 3),
+            format!("A {i} edited"),
+        );
+        write(
+            &f.b,
+            &format!("b{}/g{i:04}", i % 2),
+            format!("B {i} edited"),
+        );
+        write(&f.a, &format!("new/n{i:04}"), format!("new {i}"));
+    }
+    let o = f.clean_run();
+    assert_eq!(o.stats.files_copied, 3 * 550);
+    assert_eq!(snapshot(&f.a), snapshot(&f.b));
+    assert_eq!(read(&f.b, "a2/f1094"), b"A 1094 edited");
+    assert_eq!(read(&f.a, "b0/g1098"), b"B 1098 edited");
+    assert_eq!(kept_versions(&f.b, "a0/f0000"), vec![b"A 0".to_vec()]);
+    assert_eq!(kept_versions(&f.a, "b1/g1097"), Vec::<Vec<u8>>::new());
+    assert_eq!(kept_versions(&f.a, "b0/g1096"), vec![b"B 1096".to_vec()]);
+
+    let o = f.clean_run();
+    assert_eq!(
+        o.planned.total(),
+        0,
+        "every copy was recorded: {:?}",
+        o.planned
+    );
+    for root in [&f.a, &f.b] {
+        for dir in ["a0", "a1", "a2", "b0", "b1", "new"] {
+            assert!(names_starting_with(&root.join(dir), ".ferry.tmp").is_empty());
+        }
+    }
+}
+
 /// Records what the copy workers report per file.
 #[derive(Default)]
 struct FileReports {

@@ -704,51 +704,63 @@ impl Executor<'_> {
         } else {
             Vec::new()
         };
+        // Batch k's staged copies are installed (after a durability point, with the
+        // index writes of batch k-1) on this thread while the workers stage batch k+1,
+        // so the renames, the `syncfs` and the index do not leave the workers idle.
+        let mut waiting: Vec<(&Action, Staged)> = Vec::new();
         let mut i = 0;
-        while i < copies.len() && !self.stopping() {
-            let mut bytes = 0;
-            let mut j = i;
-            while j < copies.len()
-                && j - i < COPY_BATCH_FILES
-                && (bytes < COPY_BATCH_BYTES || j == i)
-            {
-                bytes += copy_size(copies[j]);
-                j += 1;
+        loop {
+            let more = i < copies.len() && !self.stopping();
+            if !more && waiting.is_empty() {
+                break;
             }
-            // Checks and index look-ups stay on this thread; the byte work runs on all cores.
+            let mut j = i;
             let mut jobs = Vec::new();
-            for a in &copies[i..j] {
-                let Action::Copy {
-                    to,
-                    source,
-                    expected,
-                    ..
-                } = a
-                else {
-                    continue;
-                };
-                match self.copy_source(
-                    *to,
-                    source,
-                    expected.as_deref(),
-                    reuse_local[*to as usize],
-                    &elsewhere,
-                ) {
-                    Ok(from) => jobs.push((*a, from)),
-                    Err(e) => report.failed(a, &e),
+            if more {
+                let mut bytes = 0;
+                while j < copies.len()
+                    && j - i < COPY_BATCH_FILES
+                    && (bytes < COPY_BATCH_BYTES || j == i)
+                {
+                    bytes += copy_size(copies[j]);
+                    j += 1;
+                }
+                // Checks and index look-ups stay on this thread; the byte work runs on
+                // all cores.
+                for a in &copies[i..j] {
+                    let Action::Copy {
+                        to,
+                        source,
+                        expected,
+                        ..
+                    } = a
+                    else {
+                        continue;
+                    };
+                    match self.copy_source(
+                        *to,
+                        source,
+                        expected.as_deref(),
+                        reuse_local[*to as usize],
+                        &elsewhere,
+                    ) {
+                        Ok(from) => jobs.push((*a, from)),
+                        Err(e) => report.failed(a, &e),
+                    }
                 }
             }
             let limiter = self.limiter;
             let cancel = self.cancel;
             let locs = [self.a, self.b];
             let pull = self.pull;
+            let progress = self.progress;
             let t_stage = std::time::Instant::now();
             let fault = self.fault();
             let (workers, run) = match self.pull {
                 Some(_) if self.workers == 0 => (PULL_WORKERS, 1),
                 _ => (self.workers, 32),
             };
-            let results = parallel_map_runs(&jobs, workers, run, |(a, from), scratch| {
+            let stage = |(a, from): &(&Action, CopyFrom), scratch: &mut Scratch| {
                 let Action::Copy {
                     to, path, source, ..
                 } = a
@@ -768,7 +780,6 @@ impl Executor<'_> {
                 } else {
                     0
                 };
-                let progress = self.progress;
                 progress.file_progress(path, 0, size);
                 let done = std::sync::atomic::AtomicU64::new(0);
                 let moved = |n: u64| {
@@ -794,8 +805,20 @@ impl Executor<'_> {
                 progress.file_finished(path);
                 progress.item();
                 r.map(Some)
-            });
-            let mut staged = Vec::new();
+            };
+            let installing = std::mem::take(&mut waiting);
+            let results = std::thread::scope(|sc| {
+                let staging = (!jobs.is_empty())
+                    .then(|| sc.spawn(|| parallel_map_runs(&jobs, workers, run, stage)));
+                let installed = self.install_batch(installing, report, pending);
+                let results = match staging {
+                    Some(h) => h
+                        .join()
+                        .map_err(|_| Error::Other("the copy workers stopped".into()))?,
+                    None => Vec::new(),
+                };
+                installed.map(|_| results)
+            })?;
             for ((a, ..), r) in jobs.iter().zip(results) {
                 match r {
                     Some(Ok(None)) => {} // the run is stopping
@@ -803,7 +826,7 @@ impl Executor<'_> {
                         if let Some(n) = &tmp.note {
                             report.notes.push(n.clone());
                         }
-                        staged.push((*a, tmp))
+                        waiting.push((*a, tmp))
                     }
                     Some(Err(e)) => report.failed(a, &e),
                     None => report.problems.push(Problem::described(
@@ -813,79 +836,91 @@ impl Executor<'_> {
                     )),
                 }
             }
+            tracing::debug!(
+                ms = t_stage.elapsed().as_millis() as u64,
+                files = waiting.len(),
+                "staged batch"
+            );
             if self.fault() == FaultPoint::StopAfterStaging {
                 return Err(Error::Other("injected stop after staging".into()));
             }
-            // One durability point per batch serves twice: it makes this batch's temp
-            // files durable before they are renamed, and the previous batch's renames
-            // durable before the index records them.
-            for side in [Side::A, Side::B] {
-                let staged_here = staged.iter().any(|(a, _)| a.side() == side);
-                if staged_here || !pending[side as usize].entries.is_empty() {
-                    let t = std::time::Instant::now();
-                    sync_filesystem(&self.loc(side)?.root)?;
-                    tracing::debug!(ms = t.elapsed().as_millis() as u64, "batch durable");
-                }
-            }
-            self.flush(pending, false)?;
-            self.persist_progress(report)?;
-            tracing::debug!(
-                ms = t_stage.elapsed().as_millis() as u64,
-                files = staged.len(),
-                "staged batch"
-            );
-            let t_install = std::time::Instant::now();
-            for (a, tmp) in staged {
-                let Action::Copy {
-                    to,
-                    path,
-                    source,
-                    expected,
-                    version,
-                } = a
-                else {
-                    continue;
-                };
-                let loc = self.loc(*to)?;
-                let fault = self.fault();
-                let expected = expected.as_deref();
-                match disk::install(self.index, loc, path, &tmp, source, expected, fault) {
-                    Ok(installed) => {
-                        Self::done(report, a);
-                        report.stats.files_copied += 1;
-                        if source.state.kind == EntryKind::File {
-                            report.stats.bytes_transferred += source.state.size;
-                        }
-                        let mut e = Entry::landed(path, source, installed.stat, version);
-                        e.cache.racy = installed.replaced_since;
-                        pending[*to as usize].entries.push(e);
-                    }
-                    Err(e) => {
-                        disk::discard(loc, path, &tmp);
-                        // Checked only now (the install refused to replace it), so a
-                        // run does not look at every target twice.
-                        if matches!(e, Error::Changed(_))
-                            && self.unindexed_on_target(*to, path, expected)?
-                        {
-                            report.notes.push(format!(
-                                "{}: left alone, it exists there but is not indexed (ignored on that side?)",
-                                describe(a)
-                            ));
-                        } else {
-                            report.failed(a, &e);
-                        }
-                    }
-                }
-            }
-            tracing::debug!(
-                ms = t_install.elapsed().as_millis() as u64,
-                "installed batch"
-            );
             i = j;
         }
         // The last batch's renames: durable, then recorded.
         self.flush(pending, true)?;
         self.persist_progress(report)?;
+        Ok(())
+    }
+
+    /// Installs a batch of staged copies. One durability point first serves twice: it
+    /// makes the batch's temp files durable before they are renamed, and the previous
+    /// batch's renames durable before the index records them.
+    fn install_batch(
+        &mut self,
+        staged: Vec<(&Action, Staged)>,
+        report: &mut ExecReport,
+        pending: &mut [Pending; 2],
+    ) -> Result<()> {
+        if staged.is_empty() {
+            return Ok(());
+        }
+        for side in [Side::A, Side::B] {
+            let staged_here = staged.iter().any(|(a, _)| a.side() == side);
+            if staged_here || !pending[side as usize].entries.is_empty() {
+                let t = std::time::Instant::now();
+                sync_filesystem(&self.loc(side)?.root)?;
+                tracing::debug!(ms = t.elapsed().as_millis() as u64, "batch durable");
+            }
+        }
+        self.flush(pending, false)?;
+        self.persist_progress(report)?;
+        let t_install = std::time::Instant::now();
+        for (a, tmp) in staged {
+            let Action::Copy {
+                to,
+                path,
+                source,
+                expected,
+                version,
+            } = a
+            else {
+                continue;
+            };
+            let loc = self.loc(*to)?;
+            let fault = self.fault();
+            let expected = expected.as_deref();
+            match disk::install(self.index, loc, path, &tmp, source, expected, fault) {
+                Ok(installed) => {
+                    Self::done(report, a);
+                    report.stats.files_copied += 1;
+                    if source.state.kind == EntryKind::File {
+                        report.stats.bytes_transferred += source.state.size;
+                    }
+                    let mut e = Entry::landed(path, source, installed.stat, version);
+                    e.cache.racy = installed.replaced_since;
+                    pending[*to as usize].entries.push(e);
+                }
+                Err(e) => {
+                    disk::discard(loc, path, &tmp);
+                    // Checked only now (the install refused to replace it), so a run
+                    // does not look at every target twice.
+                    if matches!(e, Error::Changed(_))
+                        && self.unindexed_on_target(*to, path, expected)?
+                    {
+                        report.notes.push(format!(
+                            "{}: left alone, it exists there but is not indexed (ignored on that side?)",
+                            describe(a)
+                        ));
+                    } else {
+                        report.failed(a, &e);
+                    }
+                }
+            }
+        }
+        tracing::debug!(
+            ms = t_install.elapsed().as_millis() as u64,
+            "installed batch"
+        );
         Ok(())
     }
 
