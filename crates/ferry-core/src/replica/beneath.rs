@@ -280,6 +280,11 @@ impl DirHandle {
     /// kernel allows it: the file's owner, or root), so atime keeps saying when a user
     /// last read it (selective mode evicts by it).
     pub(crate) fn open_file(&self, name: &OsStr) -> Result<File> {
+        self.open_file_found(name).map(|(f, _)| f)
+    }
+
+    /// [`DirHandle::open_file`], with what the open file's `fstat` found.
+    pub(crate) fn open_file_found(&self, name: &OsStr) -> Result<(File, Found)> {
         let flags =
             OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
         let fd = match rustix::fs::openat(&self.fd, name, flags | OFlags::NOATIME, Mode::empty()) {
@@ -293,14 +298,15 @@ impl DirHandle {
         let st = rustix::fs::fstat(&fd)
             .map_err(os)
             .ctx("stat", self.show(name))?;
-        if found_of(&st).kind != Some(EntryKind::File) {
+        let found = found_of(&st);
+        if found.kind != Some(EntryKind::File) {
             return Err(Error::Refused(format!(
                 "{} is not a regular file (any more); not read",
                 crate::model::rel_path::escape_os(self.show(name))
             )));
         }
         // O_NONBLOCK changes nothing for a regular file's reads: it stays.
-        Ok(File::from(fd))
+        Ok((File::from(fd), found))
     }
 
     /// Opens the subdirectory `name` (not following a symlink).

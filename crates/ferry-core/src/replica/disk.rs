@@ -293,8 +293,7 @@ pub(crate) fn open_source_in(
 ) -> Result<(File, Found)> {
     let root = loc.dir()?;
     let (dir, name) = root.parent_in(rel, memo)?;
-    let f = dir.open_file(&name)?;
-    let found = beneath::fstat(&f, &dir.show(&name))?;
+    let (f, found) = dir.open_file_found(&name)?;
     if found.kind != Some(EntryKind::File)
         || found.stat.size != stat.size
         || found.stat.mtime_ns != stat.mtime_ns

@@ -221,12 +221,26 @@ pub fn temp_name(tag: &str) -> OsString {
 /// ferry's own copy (see [`is_own_copy`]; a user's file matches by chance once in
 /// 2^32); anything else is kept.
 pub(crate) fn staged_temp_name(tag: &str, hash: &crate::model::chunk::Hash) -> OsString {
-    let r = &uuid::Uuid::new_v4().simple().to_string()[..8];
     let h = &hash.to_hex()[..8];
     OsString::from(format!(
-        "{}{tag}.{h}{r}",
-        crate::replica::ignore_rules::TEMP_PREFIX
+        "{}{tag}.{h}{:08x}",
+        crate::replica::ignore_rules::TEMP_PREFIX,
+        name_part()
     ))
+}
+
+/// The varying part of a temp name: distinct for each name this process makes (a
+/// random start, then a counter spread over 32 bits), without asking the kernel for
+/// randomness per file. A name taken already (another process) is retried by the
+/// caller's create-new; nothing relies on the name being unguessable, since temp
+/// files are created with `O_EXCL | O_NOFOLLOW`.
+fn name_part() -> u32 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static START: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let start = *START.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
+    let n = COUNT.fetch_add(1, Ordering::Relaxed);
+    (start.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15)) >> 32) as u32
 }
 
 /// Whether `name` is a staged-copy temp name (see [`staged_temp_name`]) whose content
@@ -304,4 +318,26 @@ pub fn free_space(path: &Path) -> Result<(u64, u64)> {
     }
     let frsize = st.f_frsize as u64;
     Ok((st.f_bavail as u64 * frsize, st.f_blocks as u64 * frsize))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::chunk::Hash;
+
+    /// Temp names of one content differ from each other (no randomness asked per
+    /// name), and each is recognised as a copy of that content only.
+    #[test]
+    fn staged_temp_names_are_distinct_and_name_their_content() {
+        let h = Hash::of(b"content");
+        let other = Hash::of(b"other");
+        let names: std::collections::HashSet<String> = (0..10_000)
+            .map(|_| staged_temp_name("tag", &h).into_string().unwrap())
+            .collect();
+        assert_eq!(names.len(), 10_000);
+        for n in names.iter().take(50) {
+            assert!(is_own_copy(n, &h), "{n}");
+            assert!(!is_own_copy(n, &other), "{n}");
+        }
+    }
 }
