@@ -579,13 +579,22 @@ pub fn bytes_on_disk(pair: &SelectivePair) -> Result<u64> {
         index_everything: pair.conduit.index_everything,
     };
     let root = pair.a.dir()?;
-    let out = crate::replica::walk::walk(&root, rules, &fence);
-    Ok(out
-        .seen
-        .iter()
-        .filter(|s| s.kind == EntryKind::File)
-        .map(|s| s.stat.size)
-        .sum())
+    // Streamed: the sizes are summed as the walk hands paths out, so memory does not
+    // grow with the tree.
+    Ok(crate::replica::ordered_walk::walk_in_order(
+        &root,
+        rules,
+        &fence,
+        |w| {
+            let mut bytes = 0;
+            while let Some(s) = w.next_seen() {
+                if s.kind == EntryKind::File {
+                    bytes += s.stat.size;
+                }
+            }
+            bytes
+        },
+    ))
 }
 
 /// Eviction between runs (the daemon checks each selective conduit this way, so A

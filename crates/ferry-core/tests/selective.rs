@@ -333,3 +333,40 @@ fn a_free_space_floor_evicts_the_coldest_files_too() {
     );
     assert_eq!(out.dehydrated, ["cold.bin", "warm.bin"]);
 }
+
+/// What A holds on its disk is measured by a walk (streamed, so it does not hold the
+/// tree): files written since the last run count, ignored files, ferry's own folder and
+/// dehydrated files (absent) do not.
+#[test]
+fn bytes_on_disk_counts_what_a_walk_of_the_hot_side_finds() {
+    let mut p = Pair::new();
+    std::fs::write(p.a.join(".ferryignore"), "*.log\n").unwrap();
+    std::fs::create_dir_all(p.a.join("d/e")).unwrap();
+    std::fs::write(p.a.join("d/one.bin"), content(1_000, 1)).unwrap();
+    std::fs::write(p.a.join("d/e/two.bin"), content(20_000, 2)).unwrap();
+    std::fs::write(p.a.join("noise.log"), content(50_000, 3)).unwrap();
+    selective(&mut p);
+    let pair = open_pair(&p.index, &p.a);
+    let ignore = "*.log\n".len() as u64;
+    assert_eq!(
+        on_demand::bytes_on_disk(&pair).unwrap(),
+        1_000 + 20_000 + ignore
+    );
+    // Written since the run: counted before any scan sees it.
+    std::fs::write(p.a.join("d/three.bin"), content(300, 4)).unwrap();
+    assert_eq!(
+        on_demand::bytes_on_disk(&pair).unwrap(),
+        1_000 + 20_000 + 300 + ignore
+    );
+    // Freed up: its bytes are on B only.
+    let two = RelPath::new("d/e/two.bin").unwrap();
+    on_demand::free_up(&mut p.index, &pair, Some(&two)).unwrap();
+    assert_eq!(
+        presence(&p.index, &pair, "d/e/two.bin"),
+        Presence::Dehydrated
+    );
+    assert_eq!(
+        on_demand::bytes_on_disk(&pair).unwrap(),
+        1_000 + 300 + ignore
+    );
+}

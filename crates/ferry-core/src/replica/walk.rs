@@ -138,7 +138,10 @@ impl Queue {
     }
 }
 
-/// Walks `root` on all cores, never entering a directory `fence` holds.
+/// Walks `root` on all cores, never entering a directory `fence` holds. Runs use the
+/// streamed walk in path order (`ordered_walk.rs`); this one, holding the whole tree,
+/// is the reference its tests compare against.
+#[cfg(test)]
 pub fn walk(root: &RootDir, rules: IndexRules, fence: &Fence) -> WalkOut {
     let start = vec![Job {
         dir: None,
