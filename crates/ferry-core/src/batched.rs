@@ -11,10 +11,11 @@
 use crate::error::Result;
 use crate::execute::{copy_size, ExecReport, Executor, RunState};
 use crate::index::{unix_now, Index};
+use crate::model::entry::Entry;
 use crate::model::RelPath;
 use crate::plan::batches::{BatchCheck, PathBatches};
 use crate::plan::reconcile::{reconcile, ReconcileInput};
-use crate::plan::{ConflictPolicy, ConflictRecord, Plan, PlanCounts, SyncMode};
+use crate::plan::{ConflictPolicy, ConflictRecord, Plan, PlanCounts, Side, SyncMode};
 use crate::progress::Progress;
 use crate::replica::view::{IndexedReplica, ReplicaView};
 use std::collections::HashSet;
@@ -32,6 +33,8 @@ pub(crate) struct Survey {
     pub copy_bytes: u64,
     /// Whether it meets any conflict.
     pub conflicts: bool,
+    /// Files it deletes on side A and on side B (for the mass-deletion stop).
+    pub file_deletions: [usize; 2],
 }
 
 /// The run's shape: which two locations, how they are kept in step, how many paths a
@@ -60,6 +63,18 @@ impl Batching {
         self.locations.map(|l| IndexedReplica::new(index, l))
     }
 
+    /// Whether the whole plan could pair the deletion of `gone` on `side` with a new
+    /// file elsewhere into a rename: the other side (whose deletion it follows) holds a
+    /// live file of that content. Asked of the index, not of a set of every entry.
+    fn renamable(&self, index: &Index, gone: &Entry, side: Side) -> Result<bool> {
+        match gone.state.hash {
+            Some(hash) => Ok(index
+                .find_file_by_hash(self.locations[side.other() as usize], &hash)?
+                .is_some()),
+            None => Ok(true),
+        }
+    }
+
     /// Reconciles one page, as the whole run's reconcile would.
     fn page(&self, index: &Index, pages: &mut PathBatches, now: i64) -> Result<Option<Page>> {
         let [va, vb] = self.views(index);
@@ -85,9 +100,13 @@ impl Batching {
         let mut check = BatchCheck::default();
         let mut survey = Survey::default();
         let now = unix_now();
+        let renamable = |e: &Entry, side: Side| self.renamable(index, e, side);
         while let Some(page) = self.page(index, &mut pages, now)? {
-            if !check.admits(&page.ea, &page.eb, &page.plan) {
+            if !check.admits(&page.ea, &page.eb, &page.plan, &renamable)? {
                 return Ok(None);
+            }
+            for side in [Side::A, Side::B] {
+                survey.file_deletions[side as usize] += page.plan.file_deletions(side);
             }
             survey.counts.add(&page.plan);
             survey.copy_bytes += page.plan.actions.iter().map(copy_size).sum::<u64>();
@@ -97,11 +116,13 @@ impl Batching {
     }
 
     /// Runs the run page by page. When a page is no longer admitted (another device's
-    /// entries arrived since the survey), what is left is planned whole by
-    /// `plan_rest` and run after the batches.
+    /// entries arrived since the survey), or would take the deletions past what the
+    /// survey counted (and the mass-deletion stop let through), what is left is planned
+    /// whole by `plan_rest` (which applies the stop again) and run after the batches.
     pub(crate) fn run(
         &self,
         exec: &mut Executor<'_>,
+        survey: &Survey,
         plan_rest: &dyn Fn(&Index) -> Result<Plan>,
     ) -> Result<BatchedRun> {
         let mut report = ExecReport::keeping(DONE_KEPT);
@@ -111,8 +132,18 @@ impl Batching {
         let mut check = BatchCheck::default();
         let now = unix_now();
         let mut whole_rest = false;
+        let mut deleted = [0usize; 2];
         while let Some(Page { ea, eb, plan }) = self.page(exec.index, &mut pages, now)? {
-            if !check.admits(&ea, &eb, &plan) {
+            let index: &Index = exec.index;
+            let renamable = |e: &Entry, side: Side| self.renamable(index, e, side);
+            if !check.admits(&ea, &eb, &plan, &renamable)? {
+                whole_rest = true;
+                break;
+            }
+            for side in [Side::A, Side::B] {
+                deleted[side as usize] += plan.file_deletions(side);
+            }
+            if (deleted.iter().zip(survey.file_deletions)).any(|(d, surveyed)| *d > surveyed) {
                 whole_rest = true;
                 break;
             }

@@ -642,6 +642,10 @@ fn run_conduit(
     } else {
         batching.survey(index)?
     };
+    if let Some(surveyed) = &survey {
+        // Before anything of a run in batches is done, as for a run planned whole.
+        refuse_mass_deletion(index, [ra, rb], surveyed.file_deletions, opts.yes)?;
+    }
     let plan = if nothing_to_plan || survey.is_some() {
         Plan::default()
     } else {
@@ -766,11 +770,11 @@ fn run_conduit(
                 cancel: opts.cancel.as_ref(),
             };
             match &survey {
-                Some(_) => {
+                Some(surveyed) => {
                     let plan_rest = |index: &Index| {
                         plan_run(index, [ra, rb], mode, policy, opts.yes, clean_point)
                     };
-                    let run = batching.run(&mut exec, &plan_rest)?;
+                    let run = batching.run(&mut exec, surveyed, &plan_rest)?;
                     outcome.planned = run.counts;
                     outcome.plan.conflicts = run.conflicts;
                     run.report
@@ -984,25 +988,37 @@ fn plan_run(
             views.iter().any(|v| !matches!(v.entry(p), Ok(None)))
         },
     })?;
-    // Another device's copy is that device's to guard: it plans its own deletions.
-    for (side, replica, view) in [(Side::A, ra, va), (Side::B, rb, vb)] {
+    let deleting = [Side::A, Side::B].map(|side| plan.file_deletions(side));
+    refuse_mass_deletion(index, [ra, rb], deleting, yes)?;
+    Ok(plan)
+}
+
+/// The mass-deletion stop: a run that would delete more than half of a side's files
+/// (and more than a few) is refused unless asked with `--yes`. `deleting` counts the
+/// files the run deletes on A and on B, from its whole plan or its survey's pages.
+/// Another device's copy is that device's to guard: it plans its own deletions.
+fn refuse_mass_deletion(
+    index: &Index,
+    replicas: [&Replica; 2],
+    deleting: [usize; 2],
+    yes: bool,
+) -> Result<()> {
+    for (replica, deleting) in replicas.into_iter().zip(deleting) {
         let Some(here) = replica.here() else {
             continue;
         };
-        let root = &here.root;
-        let deleting = plan.file_deletions(side);
         if yes || deleting <= MASS_DELETE_MIN {
             continue;
         }
-        let live = view.live_files()? as usize;
+        let live = IndexedReplica::new(index, replica.id()).live_files()? as usize;
         if deleting * 2 > live {
             return Err(Error::Refused(format!(
                 "this run would delete {deleting} of {live} files in {}; run again with --yes if that is intended",
-                root.display()
+                here.root.display()
             )));
         }
     }
-    Ok(plan)
+    Ok(())
 }
 
 /// Above this many changed paths, whole locations are loaded instead of path by path.

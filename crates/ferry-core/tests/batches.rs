@@ -253,3 +253,57 @@ fn a_folder_deleted_on_one_side_while_edited_below_on_the_other_survives() {
     assert!(out.problems.is_empty());
     assert_same(&shape(&pair.a), &shape(&pair.b));
 }
+
+/// Deleting files that nothing else could be renamed to runs in batches (the plan is
+/// not held whole), and the mass-deletion stop still counts every batch's deletions
+/// before the first one runs.
+#[test]
+fn file_deletions_run_in_batches_and_the_stop_counts_them_all_first() {
+    let mut pair = Pair::new();
+    make_tree(&pair.a, 4, 25);
+    run(&mut pair, None);
+    let b_before = shape(&pair.b);
+    // 60 of the 100 files, spread over every folder (the folders stay).
+    let mut gone = Vec::new();
+    for d in 0..4 {
+        let dir = if d % 3 == 0 {
+            format!("d{d:02}/inner")
+        } else {
+            format!("d{d:02}")
+        };
+        for f in (0..25).filter(|f| f % 5 != 0) {
+            if gone.len() < 60 {
+                let p = format!("{dir}/f{f:03}.txt");
+                fs::remove_file(pair.a.join(&p)).unwrap();
+                gone.push(p);
+            }
+        }
+    }
+    let opts = SyncOptions {
+        batch_paths: Some(3),
+        ..Default::default()
+    };
+    let refused = sync(&mut pair.index, &pair.a, &pair.b, &opts, &NoProgress);
+    assert!(matches!(refused, Err(Error::Refused(_))), "{refused:?}");
+    assert_same(&shape(&pair.b), &b_before);
+
+    let opts = SyncOptions {
+        batch_paths: Some(3),
+        yes: true,
+        ..Default::default()
+    };
+    let out = sync(&mut pair.index, &pair.a, &pair.b, &opts, &NoProgress).unwrap();
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
+    assert!(
+        out.plan.actions.is_empty(),
+        "planned whole: {:?}",
+        out.planned
+    );
+    assert_eq!(out.stats.files_deleted, 60);
+    assert_eq!(out.planned.delete, 60);
+    assert_same(&shape(&pair.a), &shape(&pair.b));
+    // Each deleted file is kept in B's version store.
+    let kept = ferry_testkit::kept_versions(&pair.b, &gone[0]);
+    assert_eq!(kept.len(), 1, "{}", gone[0]);
+    assert_eq!(run(&mut pair, Some(3)).planned.total(), 0);
+}

@@ -7,8 +7,11 @@
 //! renames pair a deletion with a creation anywhere in the tree, whole-directory renames
 //! and the mass-deletion stop count deletions, and a directory that is deleted (or
 //! turned into a file) on one side depends on what survives below it. So a page is
-//! *admitted* ([`BatchCheck`]) only when its plan copies, makes directories and records,
-//! nothing else, and no path in it lies below a directory an earlier page left in doubt.
+//! *admitted* ([`BatchCheck`]) only when its plan copies, makes directories, records and
+//! deletes files none of which could pair with a file elsewhere into a rename (an index
+//! look-up by content), nothing else, and no path in it lies below a directory an
+//! earlier page left in doubt. The mass-deletion stop counts the deletions of every
+//! page before the first one runs.
 //! A run with a page that is not admitted is planned whole, as before: memory then
 //! grows with what changed, the behaviour is the same.
 //!
@@ -110,15 +113,31 @@ impl BatchCheck {
     /// Whether the plan of the page `ea`/`eb` is what planning the whole run would
     /// give for those paths, so it may run before the rest is planned. `false` means
     /// the run must be planned whole.
-    pub(crate) fn admits(&mut self, ea: &[Entry], eb: &[Entry], plan: &Plan) -> bool {
-        let simple = plan.actions.iter().all(|a| {
-            matches!(
-                a,
-                Action::Copy { .. } | Action::Mkdir { .. } | Action::Record { .. }
-            )
+    ///
+    /// A file's deletion is admitted when `renamable` says no file elsewhere could be
+    /// its new name (the whole plan would pair the two into a rename); the mass-deletion
+    /// stop counts deletions over all pages (`batched.rs`).
+    pub(crate) fn admits(
+        &mut self,
+        ea: &[Entry],
+        eb: &[Entry],
+        plan: &Plan,
+        renamable: &dyn Fn(&Entry, crate::plan::Side) -> Result<bool>,
+    ) -> Result<bool> {
+        let simple = plan.actions.iter().all(|a| match a {
+            Action::Copy { .. } | Action::Mkdir { .. } | Action::Record { .. } => true,
+            Action::Delete { expected, .. } => expected.state.kind == EntryKind::File,
+            _ => false,
         });
         if !simple {
-            return false;
+            return Ok(false);
+        }
+        for a in &plan.actions {
+            if let Action::Delete { side, expected, .. } = a {
+                if renamable(expected, *side)? {
+                    return Ok(false);
+                }
+            }
         }
         // Something alive below a directory in doubt decides that directory's fate,
         // which an earlier page already planned without it.
@@ -126,7 +145,7 @@ impl BatchCheck {
             let below_doubt =
                 |e: &Entry| e.is_live() && e.path.ancestors().any(|a| self.in_doubt.contains(a));
             if ea.iter().chain(eb).any(below_doubt) {
-                return false;
+                return Ok(false);
             }
         }
         let settled_dir =
@@ -150,7 +169,7 @@ impl BatchCheck {
                 self.in_doubt.extend(path);
             }
         }
-        self.in_doubt.len() <= IN_DOUBT_LIMIT
+        Ok(self.in_doubt.len() <= IN_DOUBT_LIMIT)
     }
 }
 
@@ -278,25 +297,56 @@ mod tests {
         }
     }
 
+    /// No rename candidate anywhere.
+    fn never(_: &Entry, _: crate::plan::Side) -> Result<bool> {
+        Ok(false)
+    }
+
+    fn deleting(e: &Entry) -> Plan {
+        Plan {
+            actions: vec![Action::Delete {
+                side: crate::plan::Side::B,
+                path: e.path.clone(),
+                expected: Box::new(e.clone()),
+                version: Default::default(),
+            }],
+            conflicts: vec![],
+        }
+    }
+
     #[test]
-    fn only_copies_mkdirs_and_records_run_in_batches() {
+    fn copies_mkdirs_records_and_unpairable_file_deletions_run_in_batches() {
         let f = file("x", 1);
         let mut check = BatchCheck::default();
         let plan = Plan {
             actions: vec![copy(&f)],
             conflicts: vec![],
         };
-        assert!(check.admits(std::slice::from_ref(&f), &[], &plan));
-        let delete = Plan {
-            actions: vec![Action::Delete {
-                side: crate::plan::Side::B,
-                path: f.path.clone(),
-                expected: Box::new(f.clone()),
-                version: Default::default(),
-            }],
-            conflicts: vec![],
+        assert!(check
+            .admits(std::slice::from_ref(&f), &[], &plan, &never)
+            .unwrap());
+        // A file's deletion: only when nothing could be its new name.
+        let delete = deleting(&f);
+        let one = std::slice::from_ref(&f);
+        assert!(BatchCheck::default()
+            .admits(&[], one, &delete, &never)
+            .unwrap());
+        let asked = std::cell::Cell::new(0);
+        let pairs = |e: &Entry, side: crate::plan::Side| {
+            asked.set(asked.get() + 1);
+            assert_eq!((e.path.as_str(), side), ("x", crate::plan::Side::B));
+            Ok(true)
         };
-        assert!(!BatchCheck::default().admits(&[], std::slice::from_ref(&f), &delete));
+        assert!(!BatchCheck::default()
+            .admits(&[], one, &delete, &pairs)
+            .unwrap());
+        assert_eq!(asked.get(), 1);
+        // A directory's deletion depends on what is below it: never.
+        let d = dir("d");
+        let one = std::slice::from_ref(&d);
+        assert!(!BatchCheck::default()
+            .admits(&[], one, &deleting(&d), &never)
+            .unwrap());
     }
 
     #[test]
@@ -306,24 +356,41 @@ mod tests {
         let d = dir("d");
         let mut gone = dir("d");
         gone.state.presence = crate::model::entry::Presence::Tombstone;
-        assert!(check.admits(
-            std::slice::from_ref(&d),
-            std::slice::from_ref(&gone),
-            &Plan::default()
-        ));
+        assert!(check
+            .admits(
+                std::slice::from_ref(&d),
+                std::slice::from_ref(&gone),
+                &Plan::default(),
+                &never
+            )
+            .unwrap());
         // Page 2: a sibling that only sorts between them is no concern …
         let sibling = file("d-x", 1);
-        assert!(check.admits(std::slice::from_ref(&sibling), &[], &Plan::default()));
+        assert!(check
+            .admits(
+                std::slice::from_ref(&sibling),
+                &[],
+                &Plan::default(),
+                &never
+            )
+            .unwrap());
         // … a live file below `d` is.
         let below = file("d/f", 1);
-        assert!(!check.admits(std::slice::from_ref(&below), &[], &Plan::default()));
+        assert!(!check
+            .admits(std::slice::from_ref(&below), &[], &Plan::default(), &never)
+            .unwrap());
         // A directory live on both sides leaves nothing in doubt.
         let mut check = BatchCheck::default();
-        assert!(check.admits(
-            std::slice::from_ref(&d),
-            std::slice::from_ref(&d),
-            &Plan::default()
-        ));
-        assert!(check.admits(std::slice::from_ref(&below), &[], &Plan::default()));
+        assert!(check
+            .admits(
+                std::slice::from_ref(&d),
+                std::slice::from_ref(&d),
+                &Plan::default(),
+                &never
+            )
+            .unwrap());
+        assert!(check
+            .admits(std::slice::from_ref(&below), &[], &Plan::default(), &never)
+            .unwrap());
     }
 }
