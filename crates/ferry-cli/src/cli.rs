@@ -81,7 +81,7 @@ pub enum Command {
         all: bool,
     },
     /// Settle conflicts: `ferry resolve PATH --keep a|b|both|newest`, or `--all`; a
-    /// conflict with another device: `--keep mine|theirs` (or a, b, newest).
+    /// conflict with another device: `--keep mine|theirs|both` (or a, b, newest).
     Resolve {
         /// The conflicting path, in either folder of its conduit.
         #[arg(required_unless_present = "all", conflicts_with = "all")]
@@ -666,7 +666,8 @@ pub enum KeepArg {
     A,
     /// The second folder's content.
     B,
-    /// Both: the first folder's moves beside the other as name.conflict-DATE-a.ext.
+    /// Both: the first folder's moves beside the other as name.conflict-DATE-a.ext
+    /// (with another device: this device's moves aside, the other's takes the path).
     Both,
     /// The later-modified content.
     Newest,

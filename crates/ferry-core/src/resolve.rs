@@ -20,7 +20,11 @@
 //!   held here, that vector: this device's next run pulls that content by hash from the
 //!   other device (every piece checked against its BLAKE3) and installs it, the losing
 //!   file going to this folder's version store first; the other device then sees the
-//!   same content with a dominating vector and only merges the vectors.
+//!   same content with a dominating vector and only merges the vectors;
+//! - keeping both (`both`) moves this device's file beside the path under a conflict
+//!   name (a new file for the next scan, which syncs) and then does what `theirs`
+//!   does; the path is recorded gone at its old version and sequence, so its removal
+//!   is never announced as a deletion.
 //!
 //! The other device does the same for a conflict resolved there; its resolution reaches
 //! this device as an entry like any other, applied only if its vector dominates (a
@@ -49,6 +53,7 @@ pub enum Keep {
     B,
     /// Both: the second folder's stays at the path, the first folder's moves beside it
     /// as `name.conflict-…-a.ext` (a directory never moves: the file beside it does).
+    /// With another device: this device's moves beside it, the other's takes the path.
     Both,
     /// The one with the later mtime (ties: side A).
     Newest,
@@ -279,6 +284,7 @@ fn resolve_with_device(
             crate::model::rel_path::escape_os(path.under(&local.root))
         )));
     }
+    let mut aside = None;
     let keep_mine = match keep {
         Keep::Mine => true,
         Keep::Theirs => false,
@@ -289,13 +295,18 @@ fn resolve_with_device(
             std::cmp::Ordering::Less => false,
             std::cmp::Ordering::Equal => local_is_a,
         },
+        // This device's file moves beside the path (`name.conflict-…-<side>.ext`: the
+        // next scan records it as a new file, which syncs to the other device), and
+        // the other device's content comes to the path. The path is recorded gone at
+        // the version it had and with its sequence: not an edit, so it is not announced
+        // (the other device must not take it for a deletion); the other device's
+        // entry, dominating, is then pulled into the empty path by the next run.
         Keep::Both => {
-            return Err(Error::Refused(
-                "keeping both does not work for a conflict with another device yet; \
-                 keep mine or theirs (the other content is kept in the version store of \
-                 the device that had it)"
-                    .into(),
-            ))
+            let side = if local_is_a { Side::A } else { Side::B };
+            let moved_to = move_aside(index, &local, &mine, side)?;
+            index.put_entries(local.id(), &[mine.tombstone(&mine.state.version)])?;
+            aside = Some(moved_to);
+            false
         }
     };
     // A fresh value of this folder's clock, as a scan takes for a local edit.
@@ -320,10 +331,16 @@ fn resolve_with_device(
     } else {
         (Resolution::B, "version store of side a")
     };
-    let loser_kept_at = if keep_mine {
-        format!("{loser_kept_at} (on device {device}, when it takes this content)")
-    } else {
-        format!("{loser_kept_at} (here, when the next run installs device {device}'s content)")
+    let (resolution, loser_kept_at) = match aside {
+        Some(aside) => (Resolution::Both, aside),
+        None if keep_mine => (
+            resolution,
+            format!("{loser_kept_at} (on device {device}, when it takes this content)"),
+        ),
+        None => (
+            resolution,
+            format!("{loser_kept_at} (here, when the next run installs device {device}'s content)"),
+        ),
     };
     index.settle_conflict(row.id, resolution, Some(&loser_kept_at))?;
     Ok(Resolved {

@@ -3,7 +3,7 @@
 //! (`share::outgoing` → `share::incoming`), content pulled by hash from the other
 //! device's folder (`FolderContent`), each device applying only its own side.
 
-use ferry_core::index::{Index, ShareOffer, ShareRow};
+use ferry_core::index::{Index, Resolution, ShareOffer, ShareRow};
 use ferry_core::model::Hash;
 use ferry_core::model::RelPath;
 use ferry_core::plan::{ConflictPolicy, SyncMode};
@@ -414,6 +414,41 @@ fn a_manual_conflict_is_recorded_on_both_devices_and_one_resolution_settles_both
         assert_eq!(x.read("plan.txt").unwrap(), winner);
         assert_eq!(open_conflicts(&x) + open_conflicts(&y), 0);
     }
+}
+
+/// Keeping both in a conflict with another device: this device's content moves beside
+/// the path under a conflict name and syncs as a new file, the other device's content
+/// takes the path on both devices, and the conflict is settled on both. The path's
+/// removal here is never announced as a deletion (the other device keeps its file).
+#[test]
+fn keeping_both_in_a_conflict_with_a_device_keeps_each_content_under_its_own_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut x, mut y) = pair_with(tmp.path(), SyncMode::Bidirectional, ConflictPolicy::Manual);
+    x.write("plan.txt", b"v1");
+    settle(&mut x, &mut y);
+    x.write("plan.txt", b"x's edit");
+    y.write("plan.txt", b"y's edit, longer");
+    settle(&mut x, &mut y);
+    assert_eq!((open_conflicts(&x), open_conflicts(&y)), (1, 1));
+
+    let done = resolve_path(&mut y.index, &y.dir.join("plan.txt"), Keep::Both).unwrap();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].kept, Resolution::Both);
+    let aside = done[0].loser_kept_at.clone().unwrap();
+    assert!(aside.starts_with("plan.conflict-"), "{aside}");
+    assert_eq!(y.read(&aside).unwrap(), b"y's edit, longer");
+    // Announced before Y's next run: the path's removal on Y is not among its changes.
+    assert_eq!(send(&y, &mut x), 0, "the path's removal was announced");
+    settle(&mut x, &mut y);
+    for (name, d) in [("X", &x), ("Y", &y)] {
+        assert_eq!(d.read("plan.txt").unwrap(), b"x's edit", "{name}");
+        assert_eq!(d.read(&aside).unwrap(), b"y's edit, longer", "{name}");
+        assert_eq!(open_conflicts(d), 0, "still open on {name}");
+    }
+    settle(&mut x, &mut y);
+    assert_eq!(x.read("plan.txt").unwrap(), b"x's edit");
+    assert_eq!(y.read("plan.txt").unwrap(), b"x's edit");
+    assert_eq!(open_conflicts(&x) + open_conflicts(&y), 0);
 }
 
 /// An entry from the other device that does not dominate this device's (a forged or
