@@ -594,34 +594,8 @@ async fn push(
             .map(|e| e.cache.sequence)
             .max()
             .unwrap_or(after);
-        let mut contents = Vec::new();
-        let mut seen = HashSet::new();
-        for e in &entries {
-            let st = &e.state;
-            let live_file = st.kind == ferry_core::model::EntryKind::File
-                && st.presence == ferry_core::model::Presence::Live
-                && st.size > 0;
-            let Some(hash) = st.hash.filter(|_| live_file) else {
-                continue;
-            };
-            if seen.insert(hash) {
-                contents.push(objects_for(inner, conn, keys, share, st).await?);
-            }
-        }
-        let batch = Batch {
-            device_id: inner.me.to_string(),
-            folder_id: folder_id.to_string(),
-            after,
-            upto,
-            entries: (entries.iter())
-                .map(|e| BatchEntry {
-                    entry: Some(WireEntry::from_state(&e.path, &e.state)),
-                    seq: e.cache.sequence,
-                })
-                .collect(),
-            contents,
-        };
-        let sealed = keys.seal_manifest(BATCH_VERSION | upto, &batch.encode_to_vec())?;
+        let (sealed, _) =
+            sealed_batch(inner, conn, keys, share, folder_id, (after, upto), &entries).await?;
         let req = Append {
             share_id: share.id.clone(),
             after,
@@ -636,6 +610,49 @@ async fn push(
         after = upto;
         open_log = false;
     }
+}
+
+/// The log record of `entries` (this device's, sequence range `after..=upto`): each
+/// live file's content cut into objects (those the hub lacks uploaded first) and the
+/// batch sealed as a manifest. Returns the sealed batch and the contents' object lists.
+async fn sealed_batch(
+    inner: &Arc<Inner>,
+    conn: &Connection,
+    keys: &ShareKeys,
+    share: &ShareRow,
+    folder_id: &str,
+    (after, upto): (u64, u64),
+    entries: &[ferry_core::model::Entry],
+) -> Res<(Vec<u8>, Vec<ContentObjects>)> {
+    let mut contents = Vec::new();
+    let mut seen = HashSet::new();
+    for e in entries {
+        let st = &e.state;
+        let live_file = st.kind == ferry_core::model::EntryKind::File
+            && st.presence == ferry_core::model::Presence::Live
+            && st.size > 0;
+        let Some(hash) = st.hash.filter(|_| live_file) else {
+            continue;
+        };
+        if seen.insert(hash) {
+            contents.push(objects_for(inner, conn, keys, share, st).await?);
+        }
+    }
+    let batch = Batch {
+        device_id: inner.me.to_string(),
+        folder_id: folder_id.to_string(),
+        after,
+        upto,
+        entries: (entries.iter())
+            .map(|e| BatchEntry {
+                entry: Some(WireEntry::from_state(&e.path, &e.state)),
+                seq: e.cache.sequence,
+            })
+            .collect(),
+        contents: contents.clone(),
+    };
+    let sealed = keys.seal_manifest(BATCH_VERSION | upto, &batch.encode_to_vec())?;
+    Ok((sealed, contents))
 }
 
 /// Rewrites this device's log on the hub up to `head` as the entries its folder holds
@@ -673,40 +690,13 @@ async fn compact(
         } else {
             head
         };
-        let mut contents = Vec::new();
-        let mut seen = HashSet::new();
-        for e in &entries {
-            let st = &e.state;
-            let live_file = st.kind == ferry_core::model::EntryKind::File
-                && st.presence == ferry_core::model::Presence::Live
-                && st.size > 0;
-            let Some(hash) = st.hash.filter(|_| live_file) else {
-                continue;
-            };
-            if seen.insert(hash) {
-                let list = objects_for(inner, conn, keys, share, st).await?;
-                for o in &list.objects {
-                    if seen_refs.insert(o.id.clone()) {
-                        refs.push(o.id.clone());
-                    }
-                }
-                contents.push(list);
+        let (sealed, contents) =
+            sealed_batch(inner, conn, keys, share, folder_id, (after, upto), &entries).await?;
+        for o in contents.iter().flat_map(|c| &c.objects) {
+            if seen_refs.insert(o.id.clone()) {
+                refs.push(o.id.clone());
             }
         }
-        let batch = Batch {
-            device_id: inner.me.to_string(),
-            folder_id: folder_id.to_string(),
-            after,
-            upto,
-            entries: (entries.iter())
-                .map(|e| BatchEntry {
-                    entry: Some(WireEntry::from_state(&e.path, &e.state)),
-                    seq: e.cache.sequence,
-                })
-                .collect(),
-            contents,
-        };
-        let sealed = keys.seal_manifest(BATCH_VERSION | upto, &batch.encode_to_vec())?;
         let req = StageCompaction {
             share_id: share.id.clone(),
             begin: first,
