@@ -1430,7 +1430,7 @@ fn devices_that_sync_directly_and_through_a_hub_converge_without_conflicts_or_lo
     // from A directly and from C's log on the hub. (B accepted A's direct offer, so its
     // hub client did not count the share as one through the hub: B synced with the hub
     // only when notified, and a change that came after the last notification stayed
-    // off B's log. 3 of 4 runs failed here before.)
+    // off B's log. 4 of 5 runs failed here before.)
     for (name, d, id, f) in [("A", &a, &ida, &fa), ("B", &b, &idb, &fb)] {
         let what = format!("C's file in {name}'s log");
         let ok = wait_until(|| {
