@@ -309,21 +309,20 @@ fn resolve_with_device(
             false
         }
     };
-    // A fresh value of this folder's clock, as a scan takes for a local edit.
-    let clock = index.reserve_sequence(local.id(), 1)?;
-    let version = mine
-        .state
-        .version
-        .merged(&theirs.state.version)
-        .bumped(replica, clock);
+    // Bumped at a fresh value of this folder's clock, as a scan does for a local edit;
+    // numbers are taken and rows stored together (`put_entries_numbered`).
+    let merged = mine.state.version.merged(&theirs.state.version);
     if keep_mine {
-        let mut e = mine.with_version(&version);
-        e.cache.sequence = clock;
-        index.put_entries(local.id(), &[e])?;
+        let mut e = [mine.clone()];
+        index.put_entries_numbered(local.id(), &mut e, |_| true, |e, clock| {
+            e.state.version = merged.bumped(replica, clock);
+            e.cache.sequence = clock;
+        })?;
     } else {
-        let mut e = theirs.with_version(&version);
-        e.cache.sequence = index.reserve_sequence(peer_id, 1)?;
-        index.put_entries(peer_id, &[e])?;
+        // The clock value only orders this folder's history: no row of it is stored.
+        let clock = index.reserve_sequence(local.id(), 1)?;
+        let mut e = [theirs.with_version(&merged.bumped(replica, clock))];
+        index.put_entries_numbered(peer_id, &mut e, |_| true, |e, seq| e.cache.sequence = seq)?;
     }
     let winner_is_a = keep_mine == local_is_a;
     let (resolution, loser_kept_at) = if winner_is_a {

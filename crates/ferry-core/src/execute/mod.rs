@@ -469,13 +469,11 @@ impl Executor<'_> {
             if sync {
                 sync_filesystem(&loc.root)?;
             }
-            let first = self
-                .index
-                .reserve_sequence(loc.id(), p.entries.len() as u64)?;
-            for (seq, e) in (first..).zip(p.entries.iter_mut()) {
-                e.cache.sequence = seq;
-            }
-            self.index.put_entries(loc.id(), &p.entries)?;
+            let id = loc.id();
+            self.index
+                .put_entries_numbered(id, &mut p.entries, |_| true, |e, seq| {
+                    e.cache.sequence = seq
+                })?;
             p.entries.clear();
         }
         Ok(())

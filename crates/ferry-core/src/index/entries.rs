@@ -265,6 +265,41 @@ impl Index {
         Ok(())
     }
 
+    /// Writes entries like [`Index::put_entries`], first giving those `fresh` picks (by
+    /// position) the
+    /// location's next sequence numbers, in order (`number` hears each with its number,
+    /// e.g. to bump its version with it). Numbers are taken and rows stored in one write
+    /// transaction, so rows become visible in the order of their numbers: a reader whose
+    /// cursor moved past a number (the index exchange, a hub log) never meets a lower
+    /// one stored later by another writer.
+    pub fn put_entries_numbered(
+        &mut self,
+        location: i64,
+        entries: &mut [Entry],
+        fresh: impl Fn(usize) -> bool,
+        mut number: impl FnMut(&mut Entry, u64),
+    ) -> Result<()> {
+        let tx = self.write_batch()?;
+        let n = (0..entries.len()).filter(|&i| fresh(i)).count() as u64;
+        if n > 0 {
+            let last: i64 = tx.query_row(
+                "UPDATE locations SET sequence = sequence + ?2 WHERE id = ?1 RETURNING sequence",
+                params![location, n as i64],
+                |r| r.get(0),
+            )?;
+            let mut next = last as u64 - n + 1;
+            for (i, e) in entries.iter_mut().enumerate() {
+                if fresh(i) {
+                    number(e, next);
+                    next += 1;
+                }
+            }
+        }
+        put_entries_in(&tx, location, entries)?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Up to `limit` entries of a location whose sequence number is above `after`, in
     /// sequence order: what a device sends a peer that holds its entries up to `after`.
     pub fn entries_after(&self, location: i64, after: u64, limit: usize) -> Result<Vec<Entry>> {

@@ -633,22 +633,23 @@ fn record(
     if updates.is_empty() {
         return Ok(());
     }
-    let changed = updates.iter().filter(|(_, c)| *c).count() as u64;
-    if changed > 0 {
-        let first = index.reserve_sequence(loc.id(), changed)?;
-        let fresh = updates.iter_mut().filter(|(_, c)| *c);
-        for (seq, (e, _)) in (first..).zip(fresh) {
-            e.cache.sequence = seq;
-            e.state.version = e.state.version.bumped(loc.row.replica_id, seq);
-        }
-    }
     report.deleted += updates.iter().filter(|(e, _)| e.is_tombstone()).count() as u64;
     report.changed += updates
         .iter()
         .filter(|(e, c)| *c && !e.is_tombstone())
         .count() as u64;
-    let entries: Vec<Entry> = updates.into_iter().map(|(e, _)| e).collect();
-    index.put_entries(loc.id(), &entries)
+    // A changed content gets a fresh sequence number and a version bump with it.
+    let (mut entries, fresh): (Vec<Entry>, Vec<bool>) = updates.into_iter().unzip();
+    let replica = loc.row.replica_id;
+    index.put_entries_numbered(
+        loc.id(),
+        &mut entries,
+        |i| fresh[i],
+        |e, seq| {
+            e.cache.sequence = seq;
+            e.state.version = e.state.version.bumped(replica, seq);
+        },
+    )
 }
 
 /// Hashes files on all cores; each result carries the stat of the open file taken
