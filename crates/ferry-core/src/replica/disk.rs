@@ -636,22 +636,7 @@ pub(crate) fn discard_in<R: Root>(root: &R, path: &RelPath, staged: &Staged) {
 /// over `expected`, an exchange whose displaced side must be `expected` (then kept as
 /// a version), else exchanged back and refused.
 /// `fault` injects a failure (tests only; `FaultPoint::None` otherwise).
-pub(crate) fn install(
-    index: &Index,
-    loc: &Location,
-    path: &RelPath,
-    staged: &Staged,
-    source: &Entry,
-    expected: Option<&Entry>,
-    fault: FaultPoint,
-) -> Result<Installed> {
-    let root = loc.dir()?;
-    let place = Place::of(loc, &root);
-    install_in(index, &place, path, staged, source, expected, fault)
-}
-
-/// [`install`] in `place`.
-pub(crate) fn install_in<R: Root>(
+pub(crate) fn install<R: Root>(
     index: &Index,
     place: &Place<'_, R>,
     path: &RelPath,
@@ -674,7 +659,14 @@ pub(crate) fn install_in<R: Root>(
                 escape_os(dir.show(&name))
             )))
         }
-        Some(old) => replace(index, place, path, staged, old, &dir, &name, fault)?,
+        Some(old) => Replacement {
+            index,
+            place,
+            path,
+            staged,
+            old,
+        }
+        .run(&dir, &name, fault)?,
     }
     if source.state.kind == EntryKind::Symlink {
         let _ = dir.set_mtime(&name, source.state.mtime_ns);
@@ -694,125 +686,113 @@ pub(crate) fn install_in<R: Root>(
     })
 }
 
-/// Replaces `old` at `name` of `dir` (the parent of `path`) with the staged file, so
-/// that the old content is never anywhere but at its path or in the version store:
-/// the staged file moves into the store's staging folder, then one
-/// `renameat2(RENAME_EXCHANGE)` swaps it with the target — the path gets the new
-/// content, the staging folder the old, which must be `old` (same inode, size, mtime,
-/// mode) and then moves to its version name; else a save landed since the check, and
-/// the swap is undone. A run that dies in between leaves the staging folder to
-/// [`version_store::sweep_staging`]. Where the store is on another file system (a
-/// mount inside the tree), the swap happens beside the target and the old content
-/// moves to the store after.
-#[allow(clippy::too_many_arguments)]
-fn replace<R: Root>(
-    index: &Index,
-    place: &Place<'_, R>,
-    path: &RelPath,
-    staged: &Staged,
-    old: &Entry,
-    dir: &R::Dir,
-    name: &OsStr,
-    fault: FaultPoint,
-) -> Result<()> {
-    let staging = version_store::staging_dir(place.root, place.tag)?;
-    let tmp = &staged.tmp;
-    match dir.rename_at(tmp, &staging, tmp, Rename::NoReplace) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-            return replace_beside(index, place, path, staged, old, dir, name)
+/// One replacement of `old` at `path` by a staged copy, in `place`.
+struct Replacement<'a, R: Root> {
+    index: &'a Index,
+    place: &'a Place<'a, R>,
+    path: &'a RelPath,
+    staged: &'a Staged,
+    old: &'a Entry,
+}
+
+impl<R: Root> Replacement<'_, R> {
+    /// Replaces `old` at `name` of `dir` (the parent of `path`) with the staged file, so
+    /// that the old content is never anywhere but at its path or in the version store:
+    /// the staged file moves into the store's staging folder, then one
+    /// `renameat2(RENAME_EXCHANGE)` swaps it with the target — the path gets the new
+    /// content, the staging folder the old, which must be `old` (same inode, size, mtime,
+    /// mode) and then moves to its version name; else a save landed since the check, and
+    /// the swap is undone. A run that dies in between leaves the staging folder to
+    /// [`version_store::sweep_staging`]. Where the store is on another file system (a
+    /// mount inside the tree), the swap happens beside the target and the old content
+    /// moves to the store after.
+    fn run(&self, dir: &R::Dir, name: &OsStr, fault: FaultPoint) -> Result<()> {
+        let (place, tmp) = (self.place, &self.staged.tmp);
+        let staging = version_store::staging_dir(place.root, place.tag)?;
+        match dir.rename_at(tmp, &staging, tmp, Rename::NoReplace) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => return self.beside(dir, name),
+            Err(e) => return Err(e).ctx("stage in the version store", staging.show(tmp)),
         }
-        Err(e) => return Err(e).ctx("stage in the version store", staging.show(tmp)),
-    }
-    let exchanged = match fault {
-        FaultPoint::ExchangeFails => Err(std::io::Error::from_raw_os_error(libc::EIO)),
-        _ => staging.rename_at(tmp, dir, name, Rename::Exchange),
-    };
-    if let Err(e) = exchanged {
-        // Nothing was swapped: the staged file goes back beside its target.
-        let _ = staging.rename_at(tmp, dir, tmp, Rename::NoReplace);
-        return Err(e).ctx("replace", dir.show(name));
-    }
-    settle_exchange(index, place, path, staged, old, &staging, dir, name)
-}
-
-/// [`replace`] for a store on another file system: exchange beside the target, then
-/// move what was displaced into the store (a crash in between leaves it under a temp
-/// name, which the next scan keeps as a version; see `version_store::keep_leftover`).
-fn replace_beside<R: Root>(
-    index: &Index,
-    place: &Place<'_, R>,
-    path: &RelPath,
-    staged: &Staged,
-    old: &Entry,
-    dir: &R::Dir,
-    name: &OsStr,
-) -> Result<()> {
-    dir.rename_at(&staged.tmp, dir, name, Rename::Exchange)
-        .ctx("replace", dir.show(name))?;
-    settle_exchange(index, place, path, staged, old, dir, dir, name)
-}
-
-/// After the exchange of a replacement: `holder` (the store's staging folder, or the
-/// target's own folder) holds, under the staged copy's temp name, what was displaced
-/// from `name` of `dir`. If it is `old` it moves to its version name and is recorded;
-/// if it cannot be kept, the swap is undone. Anything else is a save that landed
-/// since the check: the swap is undone (or, if the path changed again, the save is
-/// kept as a version) and the replacement refused.
-#[allow(clippy::too_many_arguments)]
-fn settle_exchange<R: Root>(
-    index: &Index,
-    place: &Place<'_, R>,
-    path: &RelPath,
-    staged: &Staged,
-    old: &Entry,
-    holder: &R::Dir,
-    dir: &R::Dir,
-    name: &OsStr,
-) -> Result<()> {
-    let root = place.root;
-    let tmp = &staged.tmp;
-    let swap_back = || holder.rename_at(tmp, dir, name, Rename::Exchange);
-    let displaced = holder.lstat(tmp)?;
-    if displaced.as_ref().is_some_and(|d| is_same(d, old)) {
-        let taken = match version_store::take(root, holder, tmp, path) {
-            Ok(t) => t,
-            Err(e) => {
-                // Not kept: the old content goes back to its path.
-                swap_back().ctx("put back", dir.show(name))?;
-                return Err(e);
-            }
+        let exchanged = match fault {
+            FaultPoint::ExchangeFails => Err(std::io::Error::from_raw_os_error(libc::EIO)),
+            _ => staging.rename_at(tmp, dir, name, Rename::Exchange),
         };
-        let hash = is_same(&taken.found, old)
-            .then_some(old.state.hash)
-            .flatten();
-        taken.record_as(index, place.id, path, hash.as_ref(), "replaced")?;
-        return Ok(());
-    }
-    // A save landed since the check: give the path back to it.
-    if let Err(e) = swap_back() {
-        // It cannot go back (the path changed again): keep it as a version, so the
-        // save is never left where a sweep could take it for ferry's own copy.
-        let taken = version_store::take(root, holder, tmp, path)?;
-        let stored = taken.record_as(index, place.id, path, None, "saved during a sync")?;
-        return Err(Error::Changed(format!(
-            "{} changed while ferry replaced it ({e}); the save is kept as version {}",
-            escape_os(dir.show(name)),
-            crate::model::rel_path::display_key(&stored)
-        )));
-    }
-    match holder.lstat(tmp)? {
-        Some(f) if f.stat.inode == staged.inode => {
-            let _ = holder.unlink(tmp);
+        if let Err(e) = exchanged {
+            // Nothing was swapped: the staged file goes back beside its target.
+            let _ = staging.rename_at(tmp, dir, tmp, Rename::NoReplace);
+            return Err(e).ctx("replace", dir.show(name));
         }
-        Some(_) => {
-            // Yet another save came in between: it stays, as a version.
+        self.settle(&staging, dir, name)
+    }
+
+    /// [`Replacement::run`] for a store on another file system: exchange beside the target, then
+    /// move what was displaced into the store (a crash in between leaves it under a temp
+    /// name, which the next scan keeps as a version; see `version_store::keep_leftover`).
+    fn beside(&self, dir: &R::Dir, name: &OsStr) -> Result<()> {
+        dir.rename_at(&self.staged.tmp, dir, name, Rename::Exchange)
+            .ctx("replace", dir.show(name))?;
+        self.settle(dir, dir, name)
+    }
+
+    /// After the exchange of a replacement: `holder` (the store's staging folder, or the
+    /// target's own folder) holds, under the staged copy's temp name, what was displaced
+    /// from `name` of `dir`. If it is `old` it moves to its version name and is recorded;
+    /// if it cannot be kept, the swap is undone. Anything else is a save that landed
+    /// since the check: the swap is undone (or, if the path changed again, the save is
+    /// kept as a version) and the replacement refused.
+    fn settle(&self, holder: &R::Dir, dir: &R::Dir, name: &OsStr) -> Result<()> {
+        let Replacement {
+            index,
+            place,
+            path,
+            staged,
+            old,
+        } = *self;
+        let root = place.root;
+        let tmp = &staged.tmp;
+        let swap_back = || holder.rename_at(tmp, dir, name, Rename::Exchange);
+        let displaced = holder.lstat(tmp)?;
+        if displaced.as_ref().is_some_and(|d| is_same(d, old)) {
+            let taken = match version_store::take(root, holder, tmp, path) {
+                Ok(t) => t,
+                Err(e) => {
+                    // Not kept: the old content goes back to its path.
+                    swap_back().ctx("put back", dir.show(name))?;
+                    return Err(e);
+                }
+            };
+            let hash = is_same(&taken.found, old)
+                .then_some(old.state.hash)
+                .flatten();
+            taken.record_as(index, place.id, path, hash.as_ref(), "replaced")?;
+            return Ok(());
+        }
+        // A save landed since the check: give the path back to it.
+        if let Err(e) = swap_back() {
+            // It cannot go back (the path changed again): keep it as a version, so the
+            // save is never left where a sweep could take it for ferry's own copy.
             let taken = version_store::take(root, holder, tmp, path)?;
-            taken.record_as(index, place.id, path, None, "saved during a sync")?;
+            let stored = taken.record_as(index, place.id, path, None, "saved during a sync")?;
+            return Err(Error::Changed(format!(
+                "{} changed while ferry replaced it ({e}); the save is kept as version {}",
+                escape_os(dir.show(name)),
+                crate::model::rel_path::display_key(&stored)
+            )));
         }
-        None => {}
+        match holder.lstat(tmp)? {
+            Some(f) if f.stat.inode == staged.inode => {
+                let _ = holder.unlink(tmp);
+            }
+            Some(_) => {
+                // Yet another save came in between: it stays, as a version.
+                let taken = version_store::take(root, holder, tmp, path)?;
+                taken.record_as(index, place.id, path, None, "saved during a sync")?;
+            }
+            None => {}
+        }
+        Err(version_store::changed(dir, name))
     }
-    Err(version_store::changed(dir, name))
 }
 
 /// What [`install`] left at the path.

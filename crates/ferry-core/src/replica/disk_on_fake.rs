@@ -75,6 +75,14 @@ impl World {
         (staged, source)
     }
 
+    /// `a/f` holding "old" as the scan saw it, and "new" staged to replace it.
+    fn old_and_new(&self) -> (Entry, Staged, Entry) {
+        self.fs.save("a/f", b"old", 5);
+        let old = self.entry("a/f");
+        let (staged, source) = self.staged("a/f", b"new");
+        (old, staged, source)
+    }
+
     fn install(
         &self,
         path: &str,
@@ -82,7 +90,7 @@ impl World {
         source: &Entry,
         expected: Option<&Entry>,
     ) -> crate::error::Result<disk::Installed> {
-        disk::install_in(
+        disk::install(
             &self.index,
             &self.place(),
             &rel(path),
@@ -127,34 +135,27 @@ fn a_new_file_lands_and_its_temp_is_gone() {
     assert!(!done.replaced_since);
 }
 
+/// Whether it appeared before the install began or between its check and its rename.
 #[test]
 fn a_file_that_appeared_since_the_plan_is_not_overwritten() {
-    let w = world();
-    let (staged, source) = w.staged("a/f", b"new");
-    w.fs.save("a/f", b"mine", 5);
-    let e = w.install("a/f", &staged, &source, None).unwrap_err();
-    assert!(is_changed(&e), "{e}");
-    assert_eq!(w.fs.read("a/f").unwrap(), b"mine");
-}
-
-#[test]
-fn a_file_landing_between_the_check_and_the_rename_is_not_overwritten() {
-    let w = world();
-    let (staged, source) = w.staged("a/f", b"new");
-    w.fs.before_next(Op::Rename(Rename::NoReplace), |fs| {
-        fs.save("a/f", b"mine", 5)
-    });
-    let e = w.install("a/f", &staged, &source, None).unwrap_err();
-    assert!(is_changed(&e), "{e}");
-    assert_eq!(w.fs.read("a/f").unwrap(), b"mine");
+    for at_the_rename in [false, true] {
+        let w = world();
+        let (staged, source) = w.staged("a/f", b"new");
+        let user = |fs: &MemFs| fs.save("a/f", b"mine", 5);
+        match at_the_rename {
+            true => w.fs.before_next(Op::Rename(Rename::NoReplace), user),
+            false => user(&w.fs),
+        }
+        let e = w.install("a/f", &staged, &source, None).unwrap_err();
+        assert!(is_changed(&e), "{e}");
+        assert_eq!(w.fs.read("a/f").unwrap(), b"mine");
+    }
 }
 
 #[test]
 fn a_replaced_file_is_kept_as_a_version() {
     let w = world();
-    w.fs.save("a/f", b"old", 5);
-    let old = w.entry("a/f");
-    let (staged, source) = w.staged("a/f", b"new");
+    let (old, staged, source) = w.old_and_new();
     w.install("a/f", &staged, &source, Some(&old)).unwrap();
     assert_eq!(w.fs.read("a/f").unwrap(), b"new");
     assert_eq!(w.kept(), vec![b"old".to_vec()]);
@@ -165,9 +166,7 @@ fn a_replaced_file_is_kept_as_a_version() {
 #[test]
 fn a_file_changed_between_plan_and_install_is_not_overwritten() {
     let w = world();
-    w.fs.save("a/f", b"old", 5);
-    let old = w.entry("a/f");
-    let (staged, source) = w.staged("a/f", b"new");
+    let (old, staged, source) = w.old_and_new();
     w.fs.write_in_place("a/f", b"edited", 6);
     let e = w.install("a/f", &staged, &source, Some(&old)).unwrap_err();
     assert!(is_changed(&e), "{e}");
@@ -178,9 +177,7 @@ fn a_file_changed_between_plan_and_install_is_not_overwritten() {
 #[test]
 fn a_save_landing_just_before_the_exchange_keeps_its_path() {
     let w = world();
-    w.fs.save("a/f", b"old", 5);
-    let old = w.entry("a/f");
-    let (staged, source) = w.staged("a/f", b"new");
+    let (old, staged, source) = w.old_and_new();
     w.fs.before_next(Op::Rename(Rename::Exchange), |fs| {
         fs.save("a/f", b"save", 6)
     });
@@ -195,9 +192,7 @@ fn a_save_landing_just_before_the_exchange_keeps_its_path() {
 #[test]
 fn a_failed_exchange_leaves_the_old_content() {
     let w = world();
-    w.fs.save("a/f", b"old", 5);
-    let old = w.entry("a/f");
-    let (staged, source) = w.staged("a/f", b"new");
+    let (old, staged, source) = w.old_and_new();
     w.fs.fail_next(Op::Rename(Rename::Exchange), libc::EIO);
     let e = w.install("a/f", &staged, &source, Some(&old)).unwrap_err();
     assert!(matches!(e, Error::Io { .. }), "{e}");
@@ -211,9 +206,7 @@ fn a_failed_exchange_leaves_the_old_content() {
 #[test]
 fn a_version_that_cannot_be_kept_puts_the_old_content_back() {
     let w = world();
-    w.fs.save("a/f", b"old", 5);
-    let old = w.entry("a/f");
-    let (staged, source) = w.staged("a/f", b"new");
+    let (old, staged, source) = w.old_and_new();
     // Right after the exchange, the move into the store fails (disk full).
     w.fs.before_next(Op::Rename(Rename::Exchange), |fs| {
         fs.fail_next(Op::Rename(Rename::NoReplace), libc::ENOSPC)
@@ -228,9 +221,7 @@ fn a_version_that_cannot_be_kept_puts_the_old_content_back() {
 #[test]
 fn a_store_on_another_file_system_is_swapped_beside_the_target() {
     let w = world();
-    w.fs.save("a/f", b"old", 5);
-    let old = w.entry("a/f");
-    let (staged, source) = w.staged("a/f", b"new");
+    let (old, staged, source) = w.old_and_new();
     w.fs.fail_next(Op::Rename(Rename::NoReplace), libc::EXDEV);
     w.install("a/f", &staged, &source, Some(&old)).unwrap();
     assert_eq!(w.fs.read("a/f").unwrap(), b"new");

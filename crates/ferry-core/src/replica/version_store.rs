@@ -339,7 +339,7 @@ fn recover(
 }
 
 /// The store's staging folder, where a replacement's verified copy waits for the
-/// exchange with its target (see `disk::replace`), created private where missing. Its
+/// exchange with its target (see `disk::Replacement`), created private where missing. Its
 /// name has the shape of this location's temp files, so no synced folder can have it.
 pub(crate) fn staging_dir<R: Root>(root: &R, tag: &str) -> Result<R::Dir> {
     let top = root.top()?;
