@@ -1,13 +1,24 @@
 //! Work spread over cores: one helper for the scan's hashing and the executor's copies,
 //! so both schedule the same way (runs of neighbouring items per worker).
 
+use crate::replica::beneath::ParentMemo;
+
+/// What each worker keeps between items: a buffer, and the folders its current run
+/// opened (one for reading, one for writing), forgotten at the end of each run.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    pub buf: Vec<u8>,
+    pub read_dir: ParentMemo,
+    pub write_dir: ParentMemo,
+}
+
 /// Runs `f` over `items` on `workers` threads (0 = all cores, up to 8), each worker
-/// with its own scratch buffer; results come back in input order (`None` only for an
-/// item no worker finished).
+/// with its own scratch; results come back in input order (`None` only for an item no
+/// worker finished).
 pub(crate) fn parallel_map<T: Sync, R: Send>(
     items: &[T],
     workers: usize,
-    f: impl Fn(&T, &mut Vec<u8>) -> R + Sync,
+    f: impl Fn(&T, &mut Scratch) -> R + Sync,
 ) -> Vec<Option<R>> {
     parallel_map_runs(items, workers, 32, f)
 }
@@ -18,7 +29,7 @@ pub(crate) fn parallel_map_runs<T: Sync, R: Send>(
     items: &[T],
     workers: usize,
     run: usize,
-    f: impl Fn(&T, &mut Vec<u8>) -> R + Sync,
+    f: impl Fn(&T, &mut Scratch) -> R + Sync,
 ) -> Vec<Option<R>> {
     let threads = if workers > 0 {
         workers
@@ -36,7 +47,7 @@ pub(crate) fn parallel_map_runs<T: Sync, R: Send>(
     std::thread::scope(|sc| {
         for _ in 0..threads {
             sc.spawn(|| {
-                let mut buf = Vec::new();
+                let mut scratch = Scratch::default();
                 loop {
                     // Runs of neighbouring items (files of one folder, in plan order)
                     // go to one worker, so workers rarely wait on the same folder's lock.
@@ -44,8 +55,10 @@ pub(crate) fn parallel_map_runs<T: Sync, R: Send>(
                     if start >= items.len() {
                         break;
                     }
+                    scratch.read_dir.clear();
+                    scratch.write_dir.clear();
                     for (i, item) in items.iter().enumerate().skip(start).take(run) {
-                        let r = f(item, &mut buf);
+                        let r = f(item, &mut scratch);
                         if let Ok(mut slot) = out[i].lock() {
                             *slot = Some(r);
                         }

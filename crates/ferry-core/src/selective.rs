@@ -28,6 +28,7 @@ use crate::fault::FaultPoint;
 use crate::index::{ConduitRow, Index, SelectiveSettings};
 use crate::model::entry::{Entry, EntryKind, Presence};
 use crate::model::rel_path::RelPath;
+use crate::parallel::Scratch;
 use crate::plan::SyncMode;
 use crate::replica::disk::{self, Source};
 use crate::replica::fs_ops::{blake3_of, sync_filesystem};
@@ -361,7 +362,7 @@ fn hydrate_from_b(index: &mut Index, pair: &SelectivePair, ea: &Entry) -> Result
         Some((found.uid, found.gid)),
         FaultPoint::None,
         None,
-        &mut Vec::new(),
+        &mut Scratch::default(),
         &|_| {},
     )?;
     let installed = sync_filesystem(&pair.a.root).and_then(|_| {

@@ -573,6 +573,33 @@ fn ignoring_an_already_synced_file_is_not_an_error() {
     f.clean_run();
 }
 
+/// A file that one side ignores but holds is never replaced by the other side's file
+/// of that name: the run leaves it, says so in a note, and reports no problem (the
+/// target is looked at only when the install finds something there).
+#[test]
+fn a_file_the_target_ignores_but_holds_is_left_alone_with_a_note() {
+    let mut f = Pair::new();
+    write(&f.b, ".ferryignore", "*.log\n");
+    write(&f.b, "sub/x.log", "B's own log");
+    write(&f.a, "sub/x.log", "A's log");
+    write(&f.a, "sub/y.txt", "synced");
+
+    let o = f.clean_run();
+    assert_eq!(read(&f.b, "sub/x.log"), b"B's own log");
+    assert_eq!(read(&f.b, "sub/y.txt"), b"synced");
+    assert!(
+        o.notes
+            .iter()
+            .any(|n| n.contains("x.log") && n.contains("not indexed")),
+        "notes: {:?}",
+        o.notes
+    );
+    assert!(
+        names_starting_with(&f.b.join("sub"), ".ferry.tmp").is_empty(),
+        "no temp file is left beside it"
+    );
+}
+
 /// Records what the copy workers report per file.
 #[derive(Default)]
 struct FileReports {

@@ -26,12 +26,14 @@ use crate::index::{GenerationStats, Index, LocationRow};
 use crate::model::entry::{Entry, EntryKind, FileState, Presence, StatInfo};
 use crate::model::rel_path::RelPath;
 use crate::parallel::parallel_map_runs;
+use crate::parallel::Scratch;
 use crate::plan::dir_renames::DirRename;
 use crate::plan::itemize::Item;
 use crate::plan::schedule::{schedule, Stage, Step};
 use crate::plan::{Action, Plan, Side};
 use crate::problem::{Problem, ProblemKind};
 use crate::progress::Progress;
+use crate::replica::beneath::ParentMemo;
 use crate::replica::chunk_source::{ChunkSource, OpenContent};
 use crate::replica::disk::{self, Source, Staged};
 use crate::replica::fs_ops::sync_filesystem;
@@ -718,7 +720,6 @@ impl Executor<'_> {
             for a in &copies[i..j] {
                 let Action::Copy {
                     to,
-                    path,
                     source,
                     expected,
                     ..
@@ -726,13 +727,6 @@ impl Executor<'_> {
                 else {
                     continue;
                 };
-                if self.unindexed_on_target(*to, path, expected.as_deref())? {
-                    report.notes.push(format!(
-                        "{}: left alone, it exists there but is not indexed (ignored on that side?)",
-                        describe(a)
-                    ));
-                    continue;
-                }
                 match self.copy_source(
                     *to,
                     source,
@@ -754,7 +748,7 @@ impl Executor<'_> {
                 Some(_) if self.workers == 0 => (PULL_WORKERS, 1),
                 _ => (self.workers, 32),
             };
-            let results = parallel_map_runs(&jobs, workers, run, |(a, from), buf| {
+            let results = parallel_map_runs(&jobs, workers, run, |(a, from), scratch| {
                 let Action::Copy {
                     to, path, source, ..
                 } = a
@@ -790,10 +784,12 @@ impl Executor<'_> {
                             .unwrap_or_default(),
                         source: std::io::Error::from_raw_os_error(libc::EACCES),
                     }),
-                    _ => from.open(&locs, pull, source),
+                    _ => from.open(&locs, pull, source, &mut scratch.read_dir),
                 };
                 let r = opened.and_then(|(src, owner)| {
-                    disk::stage(dst, path, src, source, owner, fault, limiter, buf, &moved)
+                    disk::stage(
+                        dst, path, src, source, owner, fault, limiter, scratch, &moved,
+                    )
                 });
                 progress.file_finished(path);
                 progress.item();
@@ -870,7 +866,18 @@ impl Executor<'_> {
                     }
                     Err(e) => {
                         disk::discard(loc, path, &tmp);
-                        report.failed(a, &e);
+                        // Checked only now (the install refused to replace it), so a
+                        // run does not look at every target twice.
+                        if matches!(e, Error::Changed(_))
+                            && self.unindexed_on_target(*to, path, expected)?
+                        {
+                            report.notes.push(format!(
+                                "{}: left alone, it exists there but is not indexed (ignored on that side?)",
+                                describe(a)
+                            ));
+                        } else {
+                            report.failed(a, &e);
+                        }
                     }
                 }
             }
@@ -1025,13 +1032,14 @@ impl CopyFrom {
         locs: &[Option<&Location>; 2],
         pull: Option<&'s (dyn ChunkSource + Sync)>,
         source: &Entry,
+        memo: &mut ParentMemo,
     ) -> Result<(Source<'s>, Option<(u32, u32)>)> {
         match self {
             CopyFrom::Symlink(owner) => Ok((Source::Symlink, *owner)),
             CopyFrom::File { first, then, owner } => {
-                let open =
+                let mut open =
                     |(side, rel, stat): &(Side, RelPath, StatInfo)| match locs[*side as usize] {
-                        Some(loc) => disk::open_source(loc, rel, stat),
+                        Some(loc) => disk::open_source_in(loc, rel, stat, memo),
                         None => Err(Error::Other("a local copy from another device".into())),
                     };
                 let (f, found) = match (open(first), then) {
@@ -1113,7 +1121,7 @@ pub(crate) fn replace_file(
         owner,
         FaultPoint::None,
         None,
-        &mut Vec::new(),
+        &mut Scratch::default(),
         &|_| {},
     )?;
     let root = loc.dir()?;

@@ -6,8 +6,11 @@
 //! it or the path is longer than `PATH_MAX`, one `openat(O_NOFOLLOW | O_DIRECTORY)`
 //! per component), and the last component is handled by `*at` calls that do not follow
 //! it. A directory swapped for a symlink makes the operation fail; one swapped for
-//! another real directory is still inside the root. Nothing is cached by path: each
-//! action opens its parent afresh, and what it does there goes through that handle.
+//! another real directory is still inside the root. Nothing is cached by path across
+//! actions: each action opens its parent afresh, and what it does there goes through
+//! that handle. The one exception is a worker's run of neighbouring reads and stagings
+//! (at most 32 paths, `parallel.rs`), which opens each folder once ([`ParentMemo`]);
+//! what is staged there is installed through a parent opened afresh.
 
 use crate::error::{Error, IoContext, Result};
 use crate::model::entry::{EntryKind, StatInfo};
@@ -32,6 +35,20 @@ static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
 pub struct RootDir {
     fd: OwnedFd,
     path: PathBuf,
+}
+
+/// The folder a worker's run opened last (see [`RootDir::parent_in`]): files of one
+/// folder come in runs, so their folder is opened once per run, not once per file.
+#[derive(Debug, Default)]
+pub(crate) struct ParentMemo {
+    last: Option<(PathBuf, String, DirHandle)>,
+}
+
+impl ParentMemo {
+    /// Forgets the open folder (the end of a run).
+    pub(crate) fn clear(&mut self) {
+        self.last = None;
+    }
 }
 
 /// An open directory below (or at) a root, with its path for messages.
@@ -117,6 +134,30 @@ impl RootDir {
         };
         let name = OsString::from_vec(crate::model::rel_path::decode(rel.file_name()).into_owned());
         Ok((dir, name))
+    }
+
+    /// [`RootDir::parent`] through `memo`: the parent directory stays open in the memo
+    /// and serves the next path of the same folder under the same root. Only for the
+    /// neighbouring paths of one worker's run (`parallel.rs` clears the memo between
+    /// runs), so a folder is opened once per run rather than once per file; installs
+    /// and removals still open their parent afresh.
+    pub(crate) fn parent_in<'m>(
+        &self,
+        rel: &RelPath,
+        memo: &'m mut ParentMemo,
+    ) -> Result<(&'m DirHandle, OsString)> {
+        let whole = rel.as_str();
+        let parent = whole.rfind('/').map(|i| &whole[..i]).unwrap_or("");
+        let name = OsString::from_vec(crate::model::rel_path::decode(rel.file_name()).into_owned());
+        let hit = matches!(&memo.last, Some((root, key, _)) if root == &self.path && key == parent);
+        if !hit {
+            let dir = self.dir(parent)?;
+            memo.last = Some((self.path.clone(), parent.to_string(), dir));
+        }
+        match &memo.last {
+            Some((_, _, dir)) => Ok((dir, name)),
+            None => Err(Error::Other("parent memo empty after filling it".into())),
+        }
     }
 
     /// Makes everything written on the root's file system durable (one `syncfs`).
@@ -570,6 +611,52 @@ mod tests {
         // The component walk refuses it too.
         let e = open_beneath(root.fd.as_fd(), b"link/").unwrap_err();
         assert!(is_link_refusal(&e), "{e}");
+    }
+
+    /// A memo serves the folder of each path, whatever order the folders come in, and
+    /// refuses a symlinked folder as `parent` does.
+    #[test]
+    fn a_parent_memo_opens_the_right_folder_for_each_path() {
+        let t = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        for (dir, file) in [("a", "x"), ("b", "y"), ("a/c", "z")] {
+            std::fs::create_dir_all(t.path().join(dir)).unwrap();
+            std::fs::write(t.path().join(dir).join(file), file).unwrap();
+        }
+        std::fs::write(t.path().join("top"), "top").unwrap();
+        std::os::unix::fs::symlink(outside.path(), t.path().join("link")).unwrap();
+        std::fs::write(outside.path().join("x"), "outside").unwrap();
+        let root = RootDir::open(t.path()).unwrap();
+        let mut memo = ParentMemo::default();
+        for (rel, want) in [
+            ("a/x", "x"),
+            ("b/y", "y"),
+            ("a/x", "x"),
+            ("a/c/z", "z"),
+            ("top", "top"),
+            ("a/x", "x"),
+        ] {
+            let (dir, name) = root
+                .parent_in(&RelPath::new(rel).unwrap(), &mut memo)
+                .unwrap();
+            assert_eq!(dir.path(), t.path().join(rel).parent().unwrap(), "{rel}");
+            let got = std::io::read_to_string(dir.open_file(&name).unwrap()).unwrap();
+            assert_eq!(got, want, "{rel}");
+        }
+        let e = root
+            .parent_in(&RelPath::new("link/x").unwrap(), &mut memo)
+            .unwrap_err();
+        assert!(matches!(e, Error::Refused(_)), "{e}");
+        // A second root with a folder of the same name is not served the first's.
+        let other = tempfile::tempdir().unwrap();
+        std::fs::create_dir(other.path().join("a")).unwrap();
+        std::fs::write(other.path().join("a/x"), "other").unwrap();
+        let root2 = RootDir::open(other.path()).unwrap();
+        let (dir, name) = root2
+            .parent_in(&RelPath::new("a/x").unwrap(), &mut memo)
+            .unwrap();
+        let got = std::io::read_to_string(dir.open_file(&name).unwrap()).unwrap();
+        assert_eq!(got, "other");
     }
 
     #[test]

@@ -16,7 +16,8 @@ use crate::fault::FaultPoint;
 use crate::index::Index;
 use crate::model::entry::{Entry, EntryKind, Presence, StatInfo};
 use crate::model::rel_path::{escape_os, RelPath};
-use crate::replica::beneath::{self, Found};
+use crate::parallel::Scratch;
+use crate::replica::beneath::{self, Found, ParentMemo};
 use crate::replica::chunk_source::{pieces_of, Piece};
 use crate::replica::fs::{Dir, Rename, Root};
 use crate::replica::fs_ops::{
@@ -348,7 +349,19 @@ pub(crate) type Fill<'a> = Box<dyn FnOnce(&mut dyn PieceSink) -> Result<()> + 'a
 /// Opens the file `rel` of `loc` to read a copy from; it must still have the size and
 /// mtime of `stat`. Returns it with its owner.
 pub(crate) fn open_source(loc: &Location, rel: &RelPath, stat: &StatInfo) -> Result<(File, Found)> {
-    let (dir, name) = loc.dir()?.parent(rel)?;
+    open_source_in(loc, rel, stat, &mut ParentMemo::default())
+}
+
+/// [`open_source`] for a worker's run of neighbouring files: their folder is opened
+/// once, through `memo`.
+pub(crate) fn open_source_in(
+    loc: &Location,
+    rel: &RelPath,
+    stat: &StatInfo,
+    memo: &mut ParentMemo,
+) -> Result<(File, Found)> {
+    let root = loc.dir()?;
+    let (dir, name) = root.parent_in(rel, memo)?;
     let f = dir.open_file(&name)?;
     let found = beneath::fstat(&f, &dir.show(&name))?;
     if found.kind != Some(EntryKind::File)
@@ -409,10 +422,12 @@ pub(crate) fn stage(
     owner: Option<(u32, u32)>,
     fault: FaultPoint,
     limiter: Option<&RateLimiter>,
-    buf: &mut Vec<u8>,
+    scratch: &mut Scratch,
     moved: &dyn Fn(u64),
 ) -> Result<Staged> {
-    let (dir, _) = loc.dir()?.parent(path)?;
+    let Scratch { buf, write_dir, .. } = scratch;
+    let root = loc.dir()?;
+    let (dir, _) = root.parent_in(path, write_dir)?;
     let content = source
         .state
         .hash
@@ -497,7 +512,7 @@ pub(crate) fn stage(
             })
             .map_err(|e| name_destination(e, &dir.show(&tmp)))?;
             let tag = loc.temp_tag();
-            p.move_into(&dir, &mut tmp, || staged_temp_name(tag, &content))?
+            p.move_into(dir, &mut tmp, || staged_temp_name(tag, &content))?
         }
         (_, fill) => {
             pieces = fill;

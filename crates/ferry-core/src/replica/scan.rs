@@ -18,7 +18,7 @@ use crate::index::{Index, StatRow};
 use crate::model::chunk::{digest_file, Digest, Hash};
 use crate::model::entry::{Entry, EntryKind, StatInfo};
 use crate::model::rel_path::{encode, escape_os, RelPath};
-use crate::parallel::parallel_map;
+use crate::parallel::{parallel_map, Scratch};
 use crate::problem::{Problem, ProblemKind};
 use crate::progress::Progress;
 use crate::replica::beneath::RootDir;
@@ -654,7 +654,7 @@ fn record(
 /// Hashes files on all cores; each result carries the stat of the open file taken
 /// after reading it, to notice a file that changed while it was read.
 fn hash_all(root: &RootDir, files: &[&Seen], progress: &dyn Progress) -> Vec<HashResult> {
-    parallel_map(files, 0, |s, buf| {
+    parallel_map(files, 0, |s, scratch| {
         if progress.cancelled() {
             // The caller drops the batch.
             return Err(Problem::described(
@@ -663,7 +663,7 @@ fn hash_all(root: &RootDir, files: &[&Seen], progress: &dyn Progress) -> Vec<Has
                 "stopped".into(),
             ));
         }
-        let r = hash_one(root, &s.rel, buf);
+        let r = hash_one(root, &s.rel, scratch);
         progress.bytes(s.stat.size);
         progress.item();
         r
@@ -678,8 +678,9 @@ fn hash_all(root: &RootDir, files: &[&Seen], progress: &dyn Progress) -> Vec<Has
     .collect()
 }
 
-/// Reads one file through the root's handle (never through a symlink).
-fn hash_one(root: &RootDir, rel: &RelPath, buf: &mut Vec<u8>) -> HashResult {
+/// Reads one file through the root's handle (never through a symlink); its folder is
+/// opened once for the run of neighbouring files the worker has.
+fn hash_one(root: &RootDir, rel: &RelPath, scratch: &mut Scratch) -> HashResult {
     let abs = rel.under(root.path());
     let fail = |what: &str, kind: ProblemKind, e: &dyn std::fmt::Display| {
         let detail = format!(
@@ -689,10 +690,11 @@ fn hash_one(root: &RootDir, rel: &RelPath, buf: &mut Vec<u8>) -> HashResult {
         Problem::described(None, kind, detail)
     };
     let f = root
-        .parent(rel)
+        .parent_in(rel, &mut scratch.read_dir)
         .and_then(|(dir, name)| dir.open_file(&name))
         .map_err(|e| fail("open", ProblemKind::of(&e), &e))?;
-    let d = digest_file(&f, buf).map_err(|e| fail("read", ProblemKind::of_io(&e), &e))?;
+    let d =
+        digest_file(&f, &mut scratch.buf).map_err(|e| fail("read", ProblemKind::of_io(&e), &e))?;
     let m = f
         .metadata()
         .map_err(|e| fail("stat", ProblemKind::of_io(&e), &e))?;
