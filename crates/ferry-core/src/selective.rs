@@ -368,7 +368,7 @@ fn hydrate_from_b(index: &mut Index, pair: &SelectivePair, ea: &Entry) -> Result
     let installed = sync_filesystem(&pair.a.root).and_then(|_| {
         disk::install(
             index,
-            &pair.a,
+            &disk::Place::of(&pair.a, &*pair.a.dir()?),
             path,
             &staged,
             ea,

@@ -732,10 +732,11 @@ fn run_conduit(
         None => progress,
     };
     let pull = (opts.pull.as_ref()).map(|p| &*p.0 as &(dyn ChunkSource + Sync));
-    let report = match (&survey, ra.here(), rb.here()) {
+    let plan_rest = |index: &Index| plan_run(index, [ra, rb], mode, policy, opts.yes, clean_point);
+    let report = match (ra.here(), rb.here()) {
         // One side here, the other another device's copy: this folder applies its own
         // side of the plan, its copies' content pulled by hash from that device.
-        (None, Some(here), None) | (None, None, Some(here)) => {
+        (Some(here), None) | (None, Some(here)) => {
             let (side, other) = match ra.here() {
                 Some(_) => (Side::A, rb.id()),
                 None => (Side::B, ra.id()),
@@ -752,7 +753,13 @@ fn run_conduit(
                 #[cfg(feature = "fault-injection")]
                 fault: opts.fault,
             };
-            writer.apply(&outcome.plan, pull, exec_progress)?
+            match &survey {
+                Some(surveyed) => batched(
+                    &mut outcome,
+                    writer.apply_in_batches(&batching, surveyed, &plan_rest, pull, exec_progress)?,
+                ),
+                None => writer.apply(&outcome.plan, pull, exec_progress)?,
+            }
         }
         _ => {
             let mut exec = Executor {
@@ -770,15 +777,10 @@ fn run_conduit(
                 cancel: opts.cancel.as_ref(),
             };
             match &survey {
-                Some(surveyed) => {
-                    let plan_rest = |index: &Index| {
-                        plan_run(index, [ra, rb], mode, policy, opts.yes, clean_point)
-                    };
-                    let run = batching.run(&mut exec, surveyed, &plan_rest)?;
-                    outcome.planned = run.counts;
-                    outcome.plan.conflicts = run.conflicts;
-                    run.report
-                }
+                Some(surveyed) => batched(
+                    &mut outcome,
+                    batching.run(&mut exec, surveyed, &plan_rest)?,
+                ),
                 None => exec.run(&outcome.plan)?,
             }
         }
@@ -1070,4 +1072,15 @@ fn record_conflict(index: &Index, conduit: i64, generation: i64, c: &ConflictRec
             ConflictStatus::Open
         },
     )
+}
+
+/// The report of a run planned in batches; its counts and conflicts become the
+/// outcome's (those of the batches run).
+fn batched(
+    outcome: &mut SyncOutcome,
+    run: crate::batched::BatchedRun,
+) -> crate::execute::ExecReport {
+    outcome.planned = run.counts;
+    outcome.plan.conflicts = run.conflicts;
+    run.report
 }

@@ -1058,3 +1058,29 @@ fn a_large_index_crosses_in_batches_and_a_cut_resumes_after_the_last_stored_batc
         );
     }
 }
+
+/// A large run of a shared folder is planned and applied a batch of paths at a time
+/// by the device's writer, with the content pulled from the other device.
+#[test]
+fn a_share_run_in_batches_brings_every_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut x, mut y) = pair(tmp.path(), SyncMode::Bidirectional);
+    for i in 0..40 {
+        x.write(&format!("d{}/f{i}", i % 5), format!("file {i}").as_bytes());
+    }
+    x.run("Y", y.content());
+    assert_eq!(send(&x, &mut y), 45);
+    let opts = SyncOptions {
+        pull: Some(PullSource(x.content())),
+        batch_paths: Some(4),
+        ..Default::default()
+    };
+    let conduit = y.conduit("X");
+    let out = sync_conduit(&mut y.index, conduit, &opts, &NoProgress).unwrap();
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
+    assert_eq!(out.planned.copy, 40);
+    for i in 0..40 {
+        let got = y.read(&format!("d{}/f{i}", i % 5)).unwrap();
+        assert_eq!(got, format!("file {i}").as_bytes());
+    }
+}

@@ -887,7 +887,11 @@ impl Executor<'_> {
             let loc = self.loc(*to)?;
             let fault = self.fault();
             let expected = expected.as_deref();
-            match disk::install(self.index, loc, path, &tmp, source, expected, fault) {
+            let installed = loc.dir().and_then(|root| {
+                let place = disk::Place::of(loc, &root);
+                disk::install(self.index, &place, path, &tmp, source, expected, fault)
+            });
+            match installed {
                 Ok(installed) => {
                     Self::done(report, a);
                     report.stats.files_copied += 1;
@@ -1157,7 +1161,7 @@ pub(crate) fn replace_file(
     let installed = root.sync_all().and_then(|_| {
         disk::install(
             index,
-            loc,
+            &disk::Place::of(loc, &root),
             path,
             &staged,
             source,

@@ -104,14 +104,65 @@ pub fn digest_reader(reader: impl Read) -> std::io::Result<Digest> {
 
 /// As [`digest_reader`], reusing `buf` (grown as needed) so hashing many small files
 /// does not allocate and zero a fresh buffer each time.
-pub fn digest_reader_with(mut reader: impl Read, buf: &mut Vec<u8>) -> std::io::Result<Digest> {
+pub fn digest_reader_with(reader: impl Read, buf: &mut Vec<u8>) -> std::io::Result<Digest> {
+    let mut whole = blake3::Hasher::new();
+    let mut d = cut_and_hash(reader, buf, Some(&mut whole))?;
+    d.hash = Hash(*whole.finalize().as_bytes());
+    Ok(d)
+}
+
+/// As [`digest_reader_with`] for the open file `f` (read from its current offset, which
+/// must be its start). A big file's whole hash is taken on a second core
+/// (`file_hash`) while this one cuts and hashes its chunks: the two read the file at
+/// once. Had it changed meanwhile, the two would not have read the same bytes; they
+/// are then taken again in one pass.
+pub(crate) fn digest_file(f: &std::fs::File, buf: &mut Vec<u8>) -> std::io::Result<Digest> {
+    use crate::model::file_hash::{hash_range, two_cores, PARALLEL_MIN};
+    let len = f.metadata()?.len();
+    if len < PARALLEL_MIN || !two_cores() {
+        return digest_reader_with(f, buf);
+    }
+    let started = std::thread::scope(|s| {
+        let whole = std::thread::Builder::new().spawn_scoped(s, || {
+            let mut h = blake3::Hasher::new();
+            let n = hash_range(f, &mut h, 0, None, &mut vec![0u8; 1 << 20])?;
+            Ok::<_, std::io::Error>((n, Hash(*h.finalize().as_bytes())))
+        });
+        let Ok(whole) = whole else {
+            return Ok(None);
+        };
+        let chunks = cut_and_hash(f, buf, None);
+        let whole = whole
+            .join()
+            .map_err(|_| std::io::Error::other("a hashing thread panicked"))?;
+        Ok::<_, std::io::Error>(Some((chunks?, whole?)))
+    })?;
+    match started {
+        Some((mut d, (n, hash))) if n == d.size && n == len => {
+            d.hash = hash;
+            Ok(d)
+        }
+        // No thread, or a file that changed while it was read.
+        _ => {
+            std::io::Seek::rewind(&mut &*f)?;
+            digest_reader_with(f, buf)
+        }
+    }
+}
+
+/// Cuts `reader`'s bytes into chunks and hashes each, feeding them to `whole` too where
+/// given. The digest's `hash` is left zero for the caller.
+fn cut_and_hash(
+    mut reader: impl Read,
+    buf: &mut Vec<u8>,
+    mut whole: Option<&mut blake3::Hasher>,
+) -> std::io::Result<Digest> {
     if buf.len() < READ_BUF {
         buf.resize(READ_BUF, 0);
     }
     let buf = &mut buf[..READ_BUF];
     let mut filled = 0usize;
     let mut eof = false;
-    let mut whole = blake3::Hasher::new();
     let mut chunks = Vec::new();
     let mut size = 0u64;
     loop {
@@ -130,7 +181,9 @@ pub fn digest_reader_with(mut reader: impl Read, buf: &mut Vec<u8>) -> std::io::
         while start < filled && (eof || filled - start >= CHUNK_MAX) {
             let (_, end) = cdc.cut(start, filled - start);
             let piece = &buf[start..end];
-            whole.update(piece);
+            if let Some(w) = whole.as_deref_mut() {
+                w.update(piece);
+            }
             chunks.push(Chunk {
                 len: piece.len() as u32,
                 hash: Hash::of(piece),
@@ -144,12 +197,15 @@ pub fn digest_reader_with(mut reader: impl Read, buf: &mut Vec<u8>) -> std::io::
         buf.copy_within(start..filled, 0);
         filled -= start;
     }
-    let hash = Hash(*whole.finalize().as_bytes());
     if chunks.len() <= 1 {
         // One chunk: its hash is the file hash (or there are no bytes at all).
         chunks.clear();
     }
-    Ok(Digest { hash, size, chunks })
+    Ok(Digest {
+        hash: Hash([0; 32]),
+        size,
+        chunks,
+    })
 }
 
 /// Encodes a chunk list for the index (36 bytes a chunk).

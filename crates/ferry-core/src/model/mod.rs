@@ -3,6 +3,7 @@
 
 pub(crate) mod chunk;
 pub(crate) mod entry;
+pub(crate) mod file_hash;
 pub(crate) mod rel_path;
 pub(crate) mod version_vector;
 

@@ -168,7 +168,8 @@ impl RootDir {
     }
 }
 
-fn refusal(e: std::io::Error, path: &Path) -> Error {
+/// The error of opening a directory: a symlink or file in the way is a refusal.
+pub(crate) fn refusal(e: std::io::Error, path: &Path) -> Error {
     if is_link_refusal(&e) {
         Error::Refused(format!(
             "{} is not a real directory inside the location (a symlink or a file): not going through it",
@@ -442,11 +443,6 @@ impl DirHandle {
     pub fn exchange(&self, a: &OsStr, b: &OsStr) -> Result<()> {
         self.rename_raw(a, self, b, RenameFlags::EXCHANGE)
             .ctx("replace", self.show(b))
-    }
-
-    /// Renames `from` to `to` in this directory only while nothing is at `to`.
-    pub(crate) fn rename_noreplace(&self, from: &OsStr, to: &OsStr) -> std::io::Result<()> {
-        self.rename_raw(from, self, to, RenameFlags::NOREPLACE)
     }
 
     /// Sets the mtime (and atime) of `name` without following a symlink there.

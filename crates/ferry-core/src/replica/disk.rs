@@ -17,8 +17,9 @@ use crate::index::Index;
 use crate::model::entry::{Entry, EntryKind, Presence, StatInfo};
 use crate::model::rel_path::{escape_os, RelPath};
 use crate::parallel::Scratch;
-use crate::replica::beneath::{self, DirHandle, Found, ParentMemo};
+use crate::replica::beneath::{self, Found, ParentMemo};
 use crate::replica::chunk_source::{pieces_of, Piece};
+use crate::replica::fs::{Dir, Rename, Root};
 use crate::replica::fs_ops::{
     blake3_of, clone_or_copy, staged_temp_name, temp_name, throttled_copy,
 };
@@ -29,6 +30,25 @@ use crate::replica::version_store::{self, is_same};
 use crate::throttle::RateLimiter;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
+
+/// A location's disk as the steps below see it: its root on some file system (the
+/// real one through [`Place::of`], or the test fake), its index ID and its temp tag.
+pub(crate) struct Place<'a, R> {
+    pub root: &'a R,
+    pub id: i64,
+    pub tag: &'a str,
+}
+
+impl<'a> Place<'a, crate::replica::beneath::RootDir> {
+    /// The real disk of `loc`, through `root` (its open root, `loc.dir()`).
+    pub(crate) fn of(loc: &'a Location, root: &'a crate::replica::beneath::RootDir) -> Self {
+        Place {
+            root,
+            id: loc.id(),
+            tag: loc.temp_tag(),
+        }
+    }
+}
 
 /// Whether this process may give files away (root): then ownership is kept.
 pub(crate) fn can_chown() -> bool {
@@ -70,7 +90,7 @@ pub(crate) fn ensure_matches(
     ensure_at(&dir, &name, expected)
 }
 
-fn ensure_at(dir: &DirHandle, name: &OsStr, expected: Option<&Entry>) -> Result<()> {
+fn ensure_at<D: Dir>(dir: &D, name: &OsStr, expected: Option<&Entry>) -> Result<()> {
     if matches(dir.lstat(name)?.as_ref(), expected) {
         Ok(())
     } else {
@@ -102,19 +122,28 @@ pub(crate) fn move_checked(
     expected: &Entry,
     to: &RelPath,
 ) -> Result<StatInfo> {
-    let root = loc.dir()?;
+    move_checked_in(&*loc.dir()?, from, expected, to)
+}
+
+/// [`move_checked`] beneath `root`.
+pub(crate) fn move_checked_in<R: Root>(
+    root: &R,
+    from: &RelPath,
+    expected: &Entry,
+    to: &RelPath,
+) -> Result<StatInfo> {
     let (fd, fname) = root.parent(from)?;
     let (td, tname) = root.parent(to)?;
     ensure_at(&fd, &fname, Some(expected))?;
     ensure_at(&td, &tname, None)?;
-    fd.rename_raw(&fname, &td, &tname, rustix::fs::RenameFlags::NOREPLACE)
+    fd.rename_at(&fname, &td, &tname, Rename::NoReplace)
         .map_err(|e| not_replaced(e, "rename", &td, &tname))?;
     let moved = td.lstat(&tname)?;
     match moved {
         Some(m) if is_same(&m, expected) => Ok(m.stat),
         _ => {
             // A save landed between the check and the rename: undo.
-            let _ = td.rename_raw(&tname, &fd, &fname, rustix::fs::RenameFlags::NOREPLACE);
+            let _ = td.rename_at(&tname, &fd, &fname, Rename::NoReplace);
             Err(version_store::changed(&fd, &fname))
         }
     }
@@ -122,7 +151,7 @@ pub(crate) fn move_checked(
 
 /// The error of a rename that must not replace: something appeared at the target
 /// since the check (`EEXIST`), or an I/O error.
-fn not_replaced(e: std::io::Error, action: &'static str, dir: &DirHandle, name: &OsStr) -> Error {
+fn not_replaced<D: Dir>(e: std::io::Error, action: &'static str, dir: &D, name: &OsStr) -> Error {
     match e.raw_os_error() {
         Some(libc::EEXIST) => version_store::changed(dir, name),
         _ => Error::Io {
@@ -154,7 +183,17 @@ pub(crate) fn mkdir(
     mode: u32,
     owner: Option<(u32, u32)>,
 ) -> Result<u64> {
-    let (dir, name) = loc.dir()?.parent(rel)?;
+    mkdir_in(&*loc.dir()?, rel, mode, owner)
+}
+
+/// [`mkdir`] beneath `root`.
+pub(crate) fn mkdir_in<R: Root>(
+    root: &R,
+    rel: &RelPath,
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> Result<u64> {
+    let (dir, name) = root.parent(rel)?;
     dir.mkdir(&name, 0o700)?;
     if let Some((u, g)) = owner {
         dir.chown(&name, u, g)?;
@@ -204,28 +243,49 @@ pub(crate) fn remove_file(
     reason: &str,
 ) -> Result<String> {
     let root = loc.dir()?;
-    let (parent, name) = root.parent(rel)?;
+    remove_file_in(index, &Place::of(loc, &root), rel, expected, reason)
+}
+
+/// [`remove_file`] in `place`.
+pub(crate) fn remove_file_in<R: Root>(
+    index: &Index,
+    place: &Place<'_, R>,
+    rel: &RelPath,
+    expected: &Entry,
+    reason: &str,
+) -> Result<String> {
+    let (parent, name) = place.root.parent(rel)?;
     ensure_at(&parent, &name, Some(expected))?;
-    let taken = version_store::take(&root, &parent, &name, rel)?;
+    let taken = version_store::take(place.root, &parent, &name, rel)?;
     if is_same(&taken.found, expected) {
-        return taken.record(index, loc, rel, expected.state.hash.as_ref(), reason);
+        return taken.record_as(index, place.id, rel, expected.state.hash.as_ref(), reason);
     }
-    version_store::keep_or_put_back(index, loc, rel, &parent, &name, taken)
+    version_store::keep_or_put_back(index, place.id, rel, &parent, &name, taken)
 }
 
 /// Removes the file or symlink `rel` (which must be `expected`) without keeping it
 /// (archive: its copy on the other side was verified): it is first renamed to a temp
 /// name, checked to be `expected`, and only then unlinked; anything else is put back.
 pub(crate) fn remove_unkept(loc: &Location, rel: &RelPath, expected: &Entry) -> Result<()> {
-    let (dir, name) = loc.dir()?.parent(rel)?;
+    let root = loc.dir()?;
+    remove_unkept_in(&Place::of(loc, &root), rel, expected)
+}
+
+/// [`remove_unkept`] in `place`.
+pub(crate) fn remove_unkept_in<R: Root>(
+    place: &Place<'_, R>,
+    rel: &RelPath,
+    expected: &Entry,
+) -> Result<()> {
+    let (dir, name) = place.root.parent(rel)?;
     ensure_at(&dir, &name, Some(expected))?;
-    let tmp = temp_name(loc.temp_tag());
-    dir.rename_noreplace(&name, &tmp)
+    let tmp = temp_name(place.tag);
+    dir.rename_at(&name, &dir, &tmp, Rename::NoReplace)
         .ctx("remove", dir.show(&name))?;
     match dir.lstat(&tmp)? {
         Some(f) if is_same(&f, expected) => dir.unlink(&tmp),
         _ => {
-            let _ = dir.rename_noreplace(&tmp, &name);
+            let _ = dir.rename_at(&tmp, &dir, &name, Rename::NoReplace);
             Err(version_store::changed(&dir, &name))
         }
     }
@@ -235,7 +295,16 @@ pub(crate) fn remove_unkept(loc: &Location, rel: &RelPath, expected: &Entry) -> 
 /// versioned first).
 pub(crate) fn remove_dir_if_empty(index: &Index, loc: &Location, rel: &RelPath) -> Result<()> {
     let root = loc.dir()?;
-    let (parent, name) = root.parent(rel)?;
+    remove_dir_if_empty_in(index, &Place::of(loc, &root), rel)
+}
+
+/// [`remove_dir_if_empty`] in `place`.
+pub(crate) fn remove_dir_if_empty_in<R: Root>(
+    index: &Index,
+    place: &Place<'_, R>,
+    rel: &RelPath,
+) -> Result<()> {
+    let (parent, name) = place.root.parent(rel)?;
     let dir = parent.subdir(&name)?;
     let mut kept = Vec::new();
     for item in dir.names()? {
@@ -248,7 +317,7 @@ pub(crate) fn remove_dir_if_empty(index: &Index, loc: &Location, rel: &RelPath) 
                     );
                     let child = rel.join(&key)?;
                     let e = Entry::at(child.clone(), EntryKind::File, f.stat);
-                    remove_file(index, loc, &child, &e, "deleted with its folder")?;
+                    remove_file_in(index, place, &child, &e, "deleted with its folder")?;
                     continue;
                 }
             }
@@ -558,7 +627,14 @@ fn name_destination(e: Error, dest: &std::path::Path) -> Error {
 
 /// Removes a staged temp file that will not be installed.
 pub(crate) fn discard(loc: &Location, path: &RelPath, staged: &Staged) {
-    if let Ok((dir, _)) = loc.dir().and_then(|r| r.parent(path)) {
+    if let Ok(root) = loc.dir() {
+        discard_in(&*root, path, staged);
+    }
+}
+
+/// [`discard`] beneath `root`.
+pub(crate) fn discard_in<R: Root>(root: &R, path: &RelPath, staged: &Staged) {
+    if let Ok((dir, _)) = root.parent(path) {
         if dir
             .lstat(&staged.tmp)
             .ok()
@@ -574,22 +650,21 @@ pub(crate) fn discard(loc: &Location, path: &RelPath, staged: &Staged) {
 /// over `expected`, an exchange whose displaced side must be `expected` (then kept as
 /// a version), else exchanged back and refused.
 /// `fault` injects a failure (tests only; `FaultPoint::None` otherwise).
-pub(crate) fn install(
+pub(crate) fn install<R: Root>(
     index: &Index,
-    loc: &Location,
+    place: &Place<'_, R>,
     path: &RelPath,
     staged: &Staged,
     source: &Entry,
     expected: Option<&Entry>,
     fault: FaultPoint,
 ) -> Result<Installed> {
-    let root = loc.dir()?;
-    let (dir, name) = root.parent(path)?;
+    let (dir, name) = place.root.parent(path)?;
     ensure_at(&dir, &name, expected)?;
     // Hydrating a dehydrated path: nothing is there to replace.
     match expected.filter(|e| e.state.presence != Presence::Dehydrated) {
         None => {
-            dir.rename_noreplace(&staged.tmp, &name)
+            dir.rename_at(&staged.tmp, &dir, &name, Rename::NoReplace)
                 .map_err(|e| not_replaced(e, "install", &dir, &name))?;
         }
         Some(old) if old.state.kind == EntryKind::Dir => {
@@ -598,7 +673,14 @@ pub(crate) fn install(
                 escape_os(dir.show(&name))
             )))
         }
-        Some(old) => replace(index, loc, path, staged, old, &dir, &name, fault)?,
+        Some(old) => Replacement {
+            index,
+            place,
+            path,
+            staged,
+            old,
+        }
+        .run(&dir, &name, fault)?,
     }
     if source.state.kind == EntryKind::Symlink {
         let _ = dir.set_mtime(&name, source.state.mtime_ns);
@@ -618,130 +700,117 @@ pub(crate) fn install(
     })
 }
 
-/// Replaces `old` at `name` of `dir` (the parent of `path`) with the staged file, so
-/// that the old content is never anywhere but at its path or in the version store:
-/// the staged file moves into the store's staging folder, then one
-/// `renameat2(RENAME_EXCHANGE)` swaps it with the target — the path gets the new
-/// content, the staging folder the old, which must be `old` (same inode, size, mtime,
-/// mode) and then moves to its version name; else a save landed since the check, and
-/// the swap is undone. A run that dies in between leaves the staging folder to
-/// [`version_store::sweep_staging`]. Where the store is on another file system (a
-/// mount inside the tree), the swap happens beside the target and the old content
-/// moves to the store after.
-#[allow(clippy::too_many_arguments)]
-fn replace(
-    index: &Index,
-    loc: &Location,
-    path: &RelPath,
-    staged: &Staged,
-    old: &Entry,
-    dir: &DirHandle,
-    name: &OsStr,
-    fault: FaultPoint,
-) -> Result<()> {
-    use rustix::fs::RenameFlags;
-    let root = loc.dir()?;
-    let staging = version_store::staging_dir(&root, loc)?;
-    let tmp = &staged.tmp;
-    match dir.rename_raw(tmp, &staging, tmp, RenameFlags::NOREPLACE) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-            return replace_beside(index, loc, path, staged, old, dir, name)
+/// One replacement of `old` at `path` by a staged copy, in `place`.
+struct Replacement<'a, R: Root> {
+    index: &'a Index,
+    place: &'a Place<'a, R>,
+    path: &'a RelPath,
+    staged: &'a Staged,
+    old: &'a Entry,
+}
+
+impl<R: Root> Replacement<'_, R> {
+    /// Replaces `old` at `name` of `dir` (the parent of `path`) with the staged file, so
+    /// that the old content is never anywhere but at its path or in the version store:
+    /// the staged file moves into the store's staging folder, then one
+    /// `renameat2(RENAME_EXCHANGE)` swaps it with the target — the path gets the new
+    /// content, the staging folder the old, which must be `old` (same inode, size, mtime,
+    /// mode) and then moves to its version name; else a save landed since the check, and
+    /// the swap is undone. A run that dies in between leaves the staging folder to
+    /// [`version_store::sweep_staging`]. Where the store is on another file system (a
+    /// mount inside the tree), the swap happens beside the target and the old content
+    /// moves to the store after.
+    fn run(&self, dir: &R::Dir, name: &OsStr, fault: FaultPoint) -> Result<()> {
+        let (place, tmp) = (self.place, &self.staged.tmp);
+        let staging = version_store::staging_dir(place.root, place.tag)?;
+        match dir.rename_at(tmp, &staging, tmp, Rename::NoReplace) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => return self.beside(dir, name),
+            Err(e) => return Err(e).ctx("stage in the version store", staging.show(tmp)),
         }
-        Err(e) => return Err(e).ctx("stage in the version store", staging.show(tmp)),
-    }
-    let exchanged = match fault {
-        FaultPoint::ExchangeFails => Err(std::io::Error::from_raw_os_error(libc::EIO)),
-        _ => staging.rename_raw(tmp, dir, name, RenameFlags::EXCHANGE),
-    };
-    if let Err(e) = exchanged {
-        // Nothing was swapped: the staged file goes back beside its target.
-        let _ = staging.rename_raw(tmp, dir, tmp, RenameFlags::NOREPLACE);
-        return Err(e).ctx("replace", dir.show(name));
-    }
-    settle_exchange(index, loc, path, staged, old, &staging, dir, name)
-}
-
-/// [`replace`] for a store on another file system: exchange beside the target, then
-/// move what was displaced into the store (a crash in between leaves it under a temp
-/// name, which the next scan keeps as a version; see `version_store::keep_leftover`).
-fn replace_beside(
-    index: &Index,
-    loc: &Location,
-    path: &RelPath,
-    staged: &Staged,
-    old: &Entry,
-    dir: &DirHandle,
-    name: &OsStr,
-) -> Result<()> {
-    dir.exchange(&staged.tmp, name)?;
-    settle_exchange(index, loc, path, staged, old, dir, dir, name)
-}
-
-/// After the exchange of a replacement: `holder` (the store's staging folder, or the
-/// target's own folder) holds, under the staged copy's temp name, what was displaced
-/// from `name` of `dir`. If it is `old` it moves to its version name and is recorded;
-/// if it cannot be kept, the swap is undone. Anything else is a save that landed
-/// since the check: the swap is undone (or, if the path changed again, the save is
-/// kept as a version) and the replacement refused.
-#[allow(clippy::too_many_arguments)]
-fn settle_exchange(
-    index: &Index,
-    loc: &Location,
-    path: &RelPath,
-    staged: &Staged,
-    old: &Entry,
-    holder: &DirHandle,
-    dir: &DirHandle,
-    name: &OsStr,
-) -> Result<()> {
-    use rustix::fs::RenameFlags;
-    let root = loc.dir()?;
-    let tmp = &staged.tmp;
-    let swap_back = || holder.rename_raw(tmp, dir, name, RenameFlags::EXCHANGE);
-    let displaced = holder.lstat(tmp)?;
-    if displaced.as_ref().is_some_and(|d| is_same(d, old)) {
-        let taken = match version_store::take(&root, holder, tmp, path) {
-            Ok(t) => t,
-            Err(e) => {
-                // Not kept: the old content goes back to its path.
-                swap_back().ctx("put back", dir.show(name))?;
-                return Err(e);
-            }
+        let exchanged = match fault {
+            FaultPoint::ExchangeFails => Err(std::io::Error::from_raw_os_error(libc::EIO)),
+            _ => staging.rename_at(tmp, dir, name, Rename::Exchange),
         };
-        let hash = is_same(&taken.found, old)
-            .then_some(old.state.hash)
-            .flatten();
-        taken.record(index, loc, path, hash.as_ref(), "replaced")?;
-        return Ok(());
-    }
-    // A save landed since the check: give the path back to it.
-    if let Err(e) = swap_back() {
-        // It cannot go back (the path changed again): keep it as a version, so the
-        // save is never left where a sweep could take it for ferry's own copy.
-        let taken = version_store::take(&root, holder, tmp, path)?;
-        let stored = taken.record(index, loc, path, None, "saved during a sync")?;
-        return Err(Error::Changed(format!(
-            "{} changed while ferry replaced it ({e}); the save is kept as version {}",
-            escape_os(dir.show(name)),
-            crate::model::rel_path::display_key(&stored)
-        )));
-    }
-    match holder.lstat(tmp)? {
-        Some(f) if f.stat.inode == staged.inode => {
-            let _ = holder.unlink(tmp);
+        if let Err(e) = exchanged {
+            // Nothing was swapped: the staged file goes back beside its target.
+            let _ = staging.rename_at(tmp, dir, tmp, Rename::NoReplace);
+            return Err(e).ctx("replace", dir.show(name));
         }
-        Some(_) => {
-            // Yet another save came in between: it stays, as a version.
-            let taken = version_store::take(&root, holder, tmp, path)?;
-            taken.record(index, loc, path, None, "saved during a sync")?;
-        }
-        None => {}
+        self.settle(&staging, dir, name)
     }
-    Err(version_store::changed(dir, name))
+
+    /// [`Replacement::run`] for a store on another file system: exchange beside the target, then
+    /// move what was displaced into the store (a crash in between leaves it under a temp
+    /// name, which the next scan keeps as a version; see `version_store::keep_leftover`).
+    fn beside(&self, dir: &R::Dir, name: &OsStr) -> Result<()> {
+        dir.rename_at(&self.staged.tmp, dir, name, Rename::Exchange)
+            .ctx("replace", dir.show(name))?;
+        self.settle(dir, dir, name)
+    }
+
+    /// After the exchange of a replacement: `holder` (the store's staging folder, or the
+    /// target's own folder) holds, under the staged copy's temp name, what was displaced
+    /// from `name` of `dir`. If it is `old` it moves to its version name and is recorded;
+    /// if it cannot be kept, the swap is undone. Anything else is a save that landed
+    /// since the check: the swap is undone (or, if the path changed again, the save is
+    /// kept as a version) and the replacement refused.
+    fn settle(&self, holder: &R::Dir, dir: &R::Dir, name: &OsStr) -> Result<()> {
+        let Replacement {
+            index,
+            place,
+            path,
+            staged,
+            old,
+        } = *self;
+        let root = place.root;
+        let tmp = &staged.tmp;
+        let swap_back = || holder.rename_at(tmp, dir, name, Rename::Exchange);
+        let displaced = holder.lstat(tmp)?;
+        if displaced.as_ref().is_some_and(|d| is_same(d, old)) {
+            let taken = match version_store::take(root, holder, tmp, path) {
+                Ok(t) => t,
+                Err(e) => {
+                    // Not kept: the old content goes back to its path.
+                    swap_back().ctx("put back", dir.show(name))?;
+                    return Err(e);
+                }
+            };
+            let hash = is_same(&taken.found, old)
+                .then_some(old.state.hash)
+                .flatten();
+            taken.record_as(index, place.id, path, hash.as_ref(), "replaced")?;
+            return Ok(());
+        }
+        // A save landed since the check: give the path back to it.
+        if let Err(e) = swap_back() {
+            // It cannot go back (the path changed again): keep it as a version, so the
+            // save is never left where a sweep could take it for ferry's own copy.
+            let taken = version_store::take(root, holder, tmp, path)?;
+            let stored = taken.record_as(index, place.id, path, None, "saved during a sync")?;
+            return Err(Error::Changed(format!(
+                "{} changed while ferry replaced it ({e}); the save is kept as version {}",
+                escape_os(dir.show(name)),
+                crate::model::rel_path::display_key(&stored)
+            )));
+        }
+        match holder.lstat(tmp)? {
+            Some(f) if f.stat.inode == staged.inode => {
+                let _ = holder.unlink(tmp);
+            }
+            Some(_) => {
+                // Yet another save came in between: it stays, as a version.
+                let taken = version_store::take(root, holder, tmp, path)?;
+                taken.record_as(index, place.id, path, None, "saved during a sync")?;
+            }
+            None => {}
+        }
+        Err(version_store::changed(dir, name))
+    }
 }
 
 /// What [`install`] left at the path.
+#[derive(Debug)]
 pub(crate) struct Installed {
     pub stat: StatInfo,
     /// Something else took the path right after the install: the entry recorded for

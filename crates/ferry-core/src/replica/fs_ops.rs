@@ -173,23 +173,7 @@ pub(crate) fn blake3_of(
     path: &Path,
     buf: &mut Vec<u8>,
 ) -> Result<crate::model::chunk::Hash> {
-    use std::os::unix::fs::FileExt;
-    let mut hasher = blake3::Hasher::new();
-    if buf.len() < 1 << 20 {
-        buf.resize(1 << 20, 0);
-    }
-    let mut off = 0u64;
-    loop {
-        let n = match f.read_at(buf, off) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e).ctx("read for verification", path),
-        };
-        hasher.update(&buf[..n]);
-        off += n as u64;
-    }
-    Ok(crate::model::chunk::Hash(*hasher.finalize().as_bytes()))
+    crate::model::file_hash::blake3_of_file(f, buf).ctx("read for verification", path)
 }
 
 /// Makes everything written on the file system holding `path` durable, in one call:

@@ -5,9 +5,14 @@
 pub(crate) mod beneath;
 pub(crate) mod chunk_source;
 pub(crate) mod disk;
+#[cfg(test)]
+mod disk_on_fake;
+pub(crate) mod fs;
 pub(crate) mod fs_ops;
 pub(crate) mod ignore_rules;
 pub(crate) mod location;
+#[cfg(test)]
+pub(crate) mod mem_fs;
 pub(crate) mod ordered_walk;
 pub(crate) mod overlap;
 pub(crate) mod partial;

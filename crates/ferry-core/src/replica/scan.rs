@@ -15,7 +15,7 @@
 
 use crate::error::Result;
 use crate::index::{Index, StatRow};
-use crate::model::chunk::{digest_reader_with, Digest, Hash};
+use crate::model::chunk::{digest_file, Digest, Hash};
 use crate::model::entry::{Entry, EntryKind, StatInfo};
 use crate::model::rel_path::{encode, escape_os, RelPath};
 use crate::parallel::{parallel_map, Scratch};
@@ -694,8 +694,8 @@ fn hash_one(root: &RootDir, rel: &RelPath, scratch: &mut Scratch) -> HashResult 
         .parent_in(rel, &mut scratch.read_dir)
         .and_then(|(dir, name)| dir.open_file(&name))
         .map_err(|e| fail("open", ProblemKind::of(&e), &e))?;
-    let d = digest_reader_with(&f, &mut scratch.buf)
-        .map_err(|e| fail("read", ProblemKind::of_io(&e), &e))?;
+    let d =
+        digest_file(&f, &mut scratch.buf).map_err(|e| fail("read", ProblemKind::of_io(&e), &e))?;
     let m = f
         .metadata()
         .map_err(|e| fail("stat", ProblemKind::of_io(&e), &e))?;

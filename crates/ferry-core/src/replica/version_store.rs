@@ -14,7 +14,8 @@ use crate::index::Index;
 use crate::model::entry::{Entry, EntryKind};
 use crate::model::rel_path::{shorten_name, RelPath, NAME_MAX};
 use crate::problem::Problem;
-use crate::replica::beneath::{DirHandle, Found, RootDir};
+use crate::replica::beneath::{DirHandle, Found};
+use crate::replica::fs::{Dir, FileOps, Rename, Root};
 use crate::replica::ignore_rules::FERRY_DIR;
 use crate::replica::location::Location;
 use std::ffi::{OsStr, OsString};
@@ -26,7 +27,7 @@ const PRIVATE: u32 = 0o700;
 /// The version folder for `rel`'s parent, open (created private where missing), and
 /// the stored key prefix (`.ferry/versions/<parent>/`). `.ferry` or any folder of the
 /// store that is a symlink is refused.
-pub(crate) fn version_dir(root: &RootDir, rel: &RelPath) -> Result<(DirHandle, String)> {
+pub(crate) fn version_dir<R: Root>(root: &R, rel: &RelPath) -> Result<(R::Dir, String)> {
     let top = root.top()?;
     let owner = top.owner()?;
     let ferry = trusted(top.subdir_or_create(OsStr::new(FERRY_DIR), 0o755)?, owner)?;
@@ -54,7 +55,7 @@ pub(crate) fn version_dir(root: &RootDir, rel: &RelPath) -> Result<(DirHandle, S
 /// Refuses a folder of the store that someone else could read into or write: owned
 /// by another user than this process's and the root's owner, or group/other-writable
 /// (e.g. a `.ferry` planted by another user of a shared folder).
-fn trusted(dir: DirHandle, root_owner: u32) -> Result<DirHandle> {
+fn trusted<D: Dir>(dir: D, root_owner: u32) -> Result<D> {
     if dir.is_trusted(root_owner)? {
         Ok(dir)
     } else {
@@ -65,7 +66,7 @@ fn trusted(dir: DirHandle, root_owner: u32) -> Result<DirHandle> {
     }
 }
 
-fn top_mode(ferry: &DirHandle) -> Result<u32> {
+fn top_mode<D: Dir>(ferry: &D) -> Result<u32> {
     Ok(ferry
         .lstat(OsStr::new("versions"))?
         .map(|f| f.stat.mode)
@@ -73,7 +74,7 @@ fn top_mode(ferry: &DirHandle) -> Result<u32> {
 }
 
 /// A free name in `dir` for a version of `rel` taken now (stored key and name).
-fn free_name(dir: &DirHandle, key_prefix: &str, rel: &RelPath) -> Result<(String, OsString)> {
+fn free_name<D: Dir>(dir: &D, key_prefix: &str, rel: &RelPath) -> Result<(String, OsString)> {
     let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S-%9f").to_string();
     // Room for "~stamp" and a "-N" counter within the file-name limit.
     let name = shorten_name(rel.file_name(), NAME_MAX - stamp.len() - 6);
@@ -101,8 +102,8 @@ pub(crate) fn is_same(found: &Found, expected: &Entry) -> bool {
 }
 
 /// A version just moved into the store, not yet recorded.
-pub struct Taken {
-    dir: DirHandle,
+pub struct Taken<D = DirHandle> {
+    dir: D,
     name: OsString,
     /// Stored key, relative to the root.
     pub stored: String,
@@ -111,8 +112,8 @@ pub struct Taken {
 }
 
 /// A free name for a new version of `rel`, in its version folder (open).
-pub struct Slot {
-    pub dir: DirHandle,
+pub struct Slot<D = DirHandle> {
+    pub dir: D,
     pub name: OsString,
     /// Stored key, relative to the root.
     pub stored: String,
@@ -120,15 +121,15 @@ pub struct Slot {
 
 /// A free slot for a version of `rel` taken now (its folder created private where
 /// missing).
-pub fn slot(root: &RootDir, rel: &RelPath) -> Result<Slot> {
+pub fn slot<R: Root>(root: &R, rel: &RelPath) -> Result<Slot<R::Dir>> {
     let (dir, prefix) = version_dir(root, rel)?;
     let (stored, name) = free_name(&dir, &prefix, rel)?;
     Ok(Slot { dir, name, stored })
 }
 
-impl Slot {
+impl<D: Dir> Slot<D> {
     /// What is in the slot now, as a version to record or put back.
-    pub fn arrived(self) -> Result<Taken> {
+    pub fn arrived(self) -> Result<Taken<D>> {
         let found = self.dir.lstat(&self.name)?.ok_or_else(|| {
             Error::Other(format!(
                 "version {} vanished right after it was kept",
@@ -147,23 +148,20 @@ impl Slot {
 /// Moves `name` of `from` (the parent of `rel`) into `rel`'s version folder. Returns
 /// what arrived there; the caller checks it and either records it ([`Taken::record`])
 /// or puts it back ([`Taken::put_back`]).
-pub fn take(root: &RootDir, from: &DirHandle, name: &OsStr, rel: &RelPath) -> Result<Taken> {
+pub fn take<R: Root>(
+    root: &R,
+    from: &R::Dir,
+    name: &OsStr,
+    rel: &RelPath,
+) -> Result<Taken<R::Dir>> {
     let slot = slot(root, rel)?;
-    from.rename_raw(
-        name,
-        &slot.dir,
-        &slot.name,
-        rustix::fs::RenameFlags::NOREPLACE,
-    )
-    .ctx("keep version of", from.show(name))?;
+    from.rename_at(name, &slot.dir, &slot.name, Rename::NoReplace)
+        .ctx("keep version of", from.show(name))?;
     slot.arrived()
 }
 
 impl Taken {
-    /// Records the version in the index. A file that has other hard links is first
-    /// replaced in the store by a copy of its own, so no outside link can change it.
-    /// `hash` is the content's BLAKE3 where known (the index entry it was checked
-    /// against); size and mtime are what arrived.
+    /// [`Taken::record_as`] for `loc`.
     pub fn record(
         self,
         index: &Index,
@@ -172,11 +170,28 @@ impl Taken {
         hash: Option<&crate::model::chunk::Hash>,
         reason: &str,
     ) -> Result<String> {
+        self.record_as(index, loc.id(), rel, hash, reason)
+    }
+}
+
+impl<D: Dir> Taken<D> {
+    /// Records the version in the index, for the location `loc_id`. A file that has
+    /// other hard links is first replaced in the store by a copy of its own, so no
+    /// outside link can change it. `hash` is the content's BLAKE3 where known (the
+    /// index entry it was checked against); size and mtime are what arrived.
+    pub(crate) fn record_as(
+        self,
+        index: &Index,
+        loc_id: i64,
+        rel: &RelPath,
+        hash: Option<&crate::model::chunk::Hash>,
+        reason: &str,
+    ) -> Result<String> {
         if self.found.kind == Some(EntryKind::File) && self.found.nlink > 1 {
             self.make_private_copy()?;
         }
         index.insert_version(
-            loc.id(),
+            loc_id,
             rel,
             &self.stored,
             self.found.stat.size,
@@ -190,11 +205,8 @@ impl Taken {
     /// Moves the taken file back to `name` of `to`, only while that name is free.
     /// Returns `false` (and leaves it in the store, unrecorded) when something else
     /// took the name meanwhile.
-    pub(crate) fn put_back(&self, to: &DirHandle, name: &OsStr) -> Result<bool> {
-        match self
-            .dir
-            .rename_raw(&self.name, to, name, rustix::fs::RenameFlags::NOREPLACE)
-        {
+    pub(crate) fn put_back(&self, to: &D, name: &OsStr) -> Result<bool> {
+        match self.dir.rename_at(&self.name, to, name, Rename::NoReplace) {
             Ok(()) => Ok(true),
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(false),
             Err(e) => Err(e).ctx("put back", to.show(name)),
@@ -209,15 +221,11 @@ impl Taken {
         // The copy is ferry's file: it gets the original's owner where ferry can give
         // it (root), else no setuid/setgid bits.
         let mut mode = self.found.stat.mode;
-        let copied = crate::replica::fs_ops::clone_or_copy(&src, &dst, &shown, &|_| {})
+        let copied = dst
+            .copy_from(&src, &shown, &|_| {})
             .and_then(|_| {
                 if crate::replica::disk::can_chown() {
-                    crate::replica::beneath::set_file_owner(
-                        &dst,
-                        self.found.uid,
-                        self.found.gid,
-                        &shown,
-                    )
+                    dst.set_owner(self.found.uid, self.found.gid, &shown)
                 } else {
                     if self.found.uid != crate::replica::fs_ops::euid() {
                         mode &= !0o6000;
@@ -225,18 +233,11 @@ impl Taken {
                     Ok(())
                 }
             })
-            .and_then(|_| crate::replica::beneath::set_file_mode(&dst, mode, &shown))
-            .and_then(|_| {
-                crate::replica::beneath::set_file_mtime(&dst, self.found.stat.mtime_ns, &shown)
-            })
+            .and_then(|_| dst.set_mode(mode, &shown))
+            .and_then(|_| dst.set_mtime(self.found.stat.mtime_ns, &shown))
             .and_then(|_| {
                 self.dir
-                    .rename_raw(
-                        &tmp,
-                        &self.dir,
-                        &self.name,
-                        rustix::fs::RenameFlags::empty(),
-                    )
+                    .rename_at(&tmp, &self.dir, &self.name, Rename::StoreOnly)
                     .ctx("keep version copy", &shown)
             });
         if copied.is_err() {
@@ -248,19 +249,19 @@ impl Taken {
 
 /// What arrived in the store is not what the plan expected: put it back, or keep it
 /// recorded as a version when its name was taken again. Always an error.
-pub(crate) fn keep_or_put_back(
+pub(crate) fn keep_or_put_back<D: Dir>(
     index: &Index,
-    loc: &Location,
+    loc_id: i64,
     rel: &RelPath,
-    parent: &DirHandle,
+    parent: &D,
     name: &OsStr,
-    taken: Taken,
+    taken: Taken<D>,
 ) -> Result<String> {
     if taken.put_back(parent, name)? {
         return Err(changed(parent, name));
     }
     let shown = parent.show(name);
-    let stored = taken.record(index, loc, rel, None, "saved during a sync")?;
+    let stored = taken.record_as(index, loc_id, rel, None, "saved during a sync")?;
     Err(Error::Changed(format!(
         "{} changed twice while ferry replaced it; the earlier save is kept as version {}",
         crate::model::rel_path::escape_os(shown),
@@ -268,7 +269,7 @@ pub(crate) fn keep_or_put_back(
     )))
 }
 
-pub(crate) fn changed(parent: &DirHandle, name: &OsStr) -> Error {
+pub(crate) fn changed<D: Dir>(parent: &D, name: &OsStr) -> Error {
     Error::Changed(format!(
         "{} changed since the scan; left alone, will sync after the next scan",
         crate::model::rel_path::escape_os(parent.show(name))
@@ -338,9 +339,9 @@ fn recover(
 }
 
 /// The store's staging folder, where a replacement's verified copy waits for the
-/// exchange with its target (see `disk::replace`), created private where missing. Its
+/// exchange with its target (see `disk::Replacement`), created private where missing. Its
 /// name has the shape of this location's temp files, so no synced folder can have it.
-pub(crate) fn staging_dir(root: &RootDir, loc: &Location) -> Result<DirHandle> {
+pub(crate) fn staging_dir<R: Root>(root: &R, tag: &str) -> Result<R::Dir> {
     let top = root.top()?;
     let owner = top.owner()?;
     let ferry = trusted(top.subdir_or_create(OsStr::new(FERRY_DIR), 0o755)?, owner)?;
@@ -349,16 +350,15 @@ pub(crate) fn staging_dir(root: &RootDir, loc: &Location) -> Result<DirHandle> {
         owner,
     )?;
     trusted(
-        versions.subdir_or_create(&staging_name(loc), PRIVATE)?,
+        versions.subdir_or_create(&staging_name(tag), PRIVATE)?,
         owner,
     )
 }
 
-fn staging_name(loc: &Location) -> OsString {
+fn staging_name(tag: &str) -> OsString {
     OsString::from(format!(
-        "{}{}.0000000000000000",
+        "{}{tag}.0000000000000000",
         crate::replica::ignore_rules::TEMP_PREFIX,
-        loc.temp_tag()
     ))
 }
 
@@ -367,7 +367,7 @@ fn staging_name(loc: &Location) -> OsString {
 /// problems; the rest goes on.
 pub fn sweep_staging(index: &Index, loc: &Location) -> (Vec<String>, Vec<Problem>) {
     let (mut notes, mut problems) = (Vec::new(), Vec::new());
-    let staging = staging_name(loc);
+    let staging = staging_name(loc.temp_tag());
     let dir = loc.dir().and_then(|r| {
         r.dir(&format!(
             "{FERRY_DIR}/versions/{}",

@@ -5,10 +5,11 @@
 //! [`LocalFolder`] is the writer of a folder on this device: the executor with only
 //! that side here (its steps in the plan's order, every safety rule of
 //! `replica/disk.rs`). A device applying its side of a shared folder's plan goes
-//! through it. A local `ferry sync A B`, with both folders here, runs one executor
+//! through it, whether the plan is whole or made a batch of paths at a time. A local `ferry sync A B`, with both folders here, runs one executor
 //! over both sides instead (one copy pipeline and shared durability points for the
 //! two; see docs/ARCHITECTURE.md, *Seams*).
 
+use crate::batched::{BatchedRun, Batching, Survey};
 use crate::cancel::Cancel;
 use crate::error::Result;
 #[cfg(feature = "fault-injection")]
@@ -64,17 +65,13 @@ pub struct LocalFolder<'a> {
     pub fault: FaultPoint,
 }
 
-impl ReplicaWriter for LocalFolder<'_> {
-    fn side(&self) -> Side {
-        self.side
-    }
-
-    fn apply(
-        &mut self,
-        plan: &Plan,
-        content: Option<&(dyn ChunkSource + Sync)>,
-        progress: &dyn Progress,
-    ) -> Result<ExecReport> {
+impl<'a> LocalFolder<'a> {
+    /// The executor with only this folder's side here.
+    fn executor<'s>(
+        &'s mut self,
+        content: Option<&'s (dyn ChunkSource + Sync)>,
+        progress: &'s dyn Progress,
+    ) -> Executor<'s> {
         let here = Some(self.location);
         let (a, b) = match self.side {
             Side::A => (here, None),
@@ -94,6 +91,33 @@ impl ReplicaWriter for LocalFolder<'_> {
             generation: self.generation,
             cancel: self.cancel,
         }
-        .run(plan)
+    }
+
+    /// Applies this folder's side of a run planned a batch of paths at a time (a large
+    /// run; see `batched.rs`), as [`ReplicaWriter::apply`] does for a whole plan.
+    pub(crate) fn apply_in_batches(
+        &mut self,
+        batching: &Batching,
+        survey: &Survey,
+        plan_rest: &dyn Fn(&Index) -> Result<Plan>,
+        content: Option<&(dyn ChunkSource + Sync)>,
+        progress: &dyn Progress,
+    ) -> Result<BatchedRun> {
+        batching.run(&mut self.executor(content, progress), survey, plan_rest)
+    }
+}
+
+impl ReplicaWriter for LocalFolder<'_> {
+    fn side(&self) -> Side {
+        self.side
+    }
+
+    fn apply(
+        &mut self,
+        plan: &Plan,
+        content: Option<&(dyn ChunkSource + Sync)>,
+        progress: &dyn Progress,
+    ) -> Result<ExecReport> {
+        self.executor(content, progress).run(plan)
     }
 }
