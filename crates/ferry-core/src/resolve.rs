@@ -314,10 +314,15 @@ fn resolve_with_device(
     let merged = mine.state.version.merged(&theirs.state.version);
     if keep_mine {
         let mut e = [mine.clone()];
-        index.put_entries_numbered(local.id(), &mut e, |_| true, |e, clock| {
-            e.state.version = merged.bumped(replica, clock);
-            e.cache.sequence = clock;
-        })?;
+        index.put_entries_numbered(
+            local.id(),
+            &mut e,
+            |_| true,
+            |e, clock| {
+                e.state.version = merged.bumped(replica, clock);
+                e.cache.sequence = clock;
+            },
+        )?;
     } else {
         // The clock value only orders this folder's history: no row of it is stored.
         let clock = index.reserve_sequence(local.id(), 1)?;

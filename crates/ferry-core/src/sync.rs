@@ -756,7 +756,13 @@ fn run_conduit(
             match &survey {
                 Some(surveyed) => batched(
                     &mut outcome,
-                    writer.apply_in_batches(&batching, surveyed, &plan_rest, pull, exec_progress)?,
+                    writer.apply_in_batches(
+                        &batching,
+                        surveyed,
+                        &plan_rest,
+                        pull,
+                        exec_progress,
+                    )?,
                 ),
                 None => writer.apply(&outcome.plan, pull, exec_progress)?,
             }
@@ -777,10 +783,9 @@ fn run_conduit(
                 cancel: opts.cancel.as_ref(),
             };
             match &survey {
-                Some(surveyed) => batched(
-                    &mut outcome,
-                    batching.run(&mut exec, surveyed, &plan_rest)?,
-                ),
+                Some(surveyed) => {
+                    batched(&mut outcome, batching.run(&mut exec, surveyed, &plan_rest)?)
+                }
                 None => exec.run(&outcome.plan)?,
             }
         }

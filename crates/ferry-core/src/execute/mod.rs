@@ -470,10 +470,12 @@ impl Executor<'_> {
                 sync_filesystem(&loc.root)?;
             }
             let id = loc.id();
-            self.index
-                .put_entries_numbered(id, &mut p.entries, |_| true, |e, seq| {
-                    e.cache.sequence = seq
-                })?;
+            self.index.put_entries_numbered(
+                id,
+                &mut p.entries,
+                |_| true,
+                |e, seq| e.cache.sequence = seq,
+            )?;
             p.entries.clear();
         }
         Ok(())

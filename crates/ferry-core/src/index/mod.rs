@@ -349,9 +349,12 @@ mod tests {
                     for b in 0..BATCHES {
                         let mut rows: Vec<Entry> =
                             (0..PER).map(|i| row(format!("w{w}/b{b:03}/{i}"))).collect();
-                        idx.put_entries_numbered(loc, &mut rows, |_| true, |e, seq| {
-                            e.cache.sequence = seq
-                        })
+                        idx.put_entries_numbered(
+                            loc,
+                            &mut rows,
+                            |_| true,
+                            |e, seq| e.cache.sequence = seq,
+                        )
                         .unwrap();
                     }
                     finished.fetch_add(1, Ordering::SeqCst);

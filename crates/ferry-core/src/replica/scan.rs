@@ -627,7 +627,7 @@ fn settle(mut e: Entry, prev: Option<Entry>) -> Option<(Entry, bool)> {
 fn record(
     index: &mut Index,
     loc: &Location,
-    mut updates: Vec<(Entry, bool)>,
+    updates: Vec<(Entry, bool)>,
     report: &mut ScanReport,
 ) -> Result<()> {
     if updates.is_empty() {
