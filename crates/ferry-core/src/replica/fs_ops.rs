@@ -166,6 +166,11 @@ pub(crate) fn blake3_file(path: &Path, buf: &mut Vec<u8>) -> Result<crate::model
     blake3_of(&f, path, buf)
 }
 
+/// Bytes [`blake3_of`] reads at a time: each copy worker keeps a buffer this size (16
+/// workers pull from a device), so 1 MiB each was 16 MiB of a receiving daemon's
+/// memory for no measurable speed.
+pub(crate) const HASH_READ: usize = 256 << 10;
+
 /// BLAKE3 of an open file's bytes from its start (positioned reads, so the file's own
 /// offset does not matter).
 pub(crate) fn blake3_of(
@@ -175,8 +180,8 @@ pub(crate) fn blake3_of(
 ) -> Result<crate::model::chunk::Hash> {
     use std::os::unix::fs::FileExt;
     let mut hasher = blake3::Hasher::new();
-    if buf.len() < 1 << 20 {
-        buf.resize(1 << 20, 0);
+    if buf.len() < HASH_READ {
+        buf.resize(HASH_READ, 0);
     }
     let mut off = 0u64;
     loop {
@@ -304,4 +309,22 @@ pub fn free_space(path: &Path) -> Result<(u64, u64)> {
     }
     let frsize = st.f_frsize as u64;
     Ok((st.f_bavail as u64 * frsize, st.f_blocks as u64 * frsize))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashing_a_file_keeps_a_bounded_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let bytes: Vec<u8> = (0..(3 << 20) + 17).map(|i| (i * 31 % 251) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        let mut buf = Vec::new();
+        let got = blake3_of(&File::open(&path).unwrap(), &path, &mut buf).unwrap();
+        assert_eq!(got, crate::model::chunk::Hash::of(&bytes));
+        assert_eq!(buf.len(), HASH_READ);
+        assert!(buf.len() <= 256 << 10, "a copy worker's hash buffer grew");
+    }
 }
