@@ -114,6 +114,17 @@ pub async fn pull_source(shared: &Shared, conduit: i64) -> Option<ferry_core::Pu
     None
 }
 
+/// A run ended: what it changed in a shared folder is announced to the other devices
+/// now, not at the node's next tick.
+pub fn run_ended(shared: &Shared) {
+    #[cfg(feature = "net")]
+    if let Some(node) = shared.node.get() {
+        node.local_change();
+    }
+    #[cfg(not(feature = "net"))]
+    let _ = shared;
+}
+
 /// Closes the node's connections politely.
 pub async fn stop(shared: &Shared) {
     #[cfg(feature = "hub")]

@@ -86,11 +86,19 @@ pub struct JobProgress {
     phase_items_done: AtomicU64,
     copied_files: AtomicU64,
     copied_bytes: AtomicU64,
+    /// Times this run handed freed heap back while copying (see [`TRIM_EVERY`]).
+    trims: AtomicU64,
     /// Files being copied now: path → (bytes written, size).
     in_flight: Mutex<BTreeMap<String, (u64, u64)>>,
     /// Set to stop this run at its next safe point.
     pub cancel: Cancel,
 }
+
+/// Files copied between two hand-backs of freed heap during a run. A pull of many
+/// small files frees per file on 16 workers and the two malloc arenas fragment: the
+/// receiving daemon's RSS climbed to ~85 MiB with ~29 MiB live (heaptrack, benchmark
+/// tree) when freed memory went back only after the run.
+const TRIM_EVERY: u64 = 512;
 
 impl JobProgress {
     pub fn new(conduit: i64, trigger: &str) -> JobProgress {
@@ -107,6 +115,7 @@ impl JobProgress {
             phase_items_done: AtomicU64::new(0),
             copied_files: AtomicU64::new(0),
             copied_bytes: AtomicU64::new(0),
+            trims: AtomicU64::new(0),
             in_flight: Mutex::new(BTreeMap::new()),
             cancel: Cancel::new(),
         }
@@ -208,7 +217,11 @@ impl Progress for JobProgress {
     fn item(&self) {
         self.phase_items_done.fetch_add(1, Ordering::Relaxed);
         if self.in_copy() {
-            self.copied_files.fetch_add(1, Ordering::Relaxed);
+            let n = self.copied_files.fetch_add(1, Ordering::Relaxed) + 1;
+            if n % TRIM_EVERY == 0 {
+                crate::memory::release_freed();
+                self.trims.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 }
@@ -335,5 +348,21 @@ pub fn run_once(
             JobResult::Unplugged(e.to_string())
         }
         Err(e) => JobResult::Failed(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_copy_hands_freed_memory_back_as_it_goes() {
+        let p = JobProgress::new(1, "test");
+        p.phase("scan", None);
+        (0..3 * TRIM_EVERY).for_each(|_| p.item());
+        assert_eq!(p.trims.load(Ordering::Relaxed), 0, "only while copying");
+        p.phase("copy", Some(0));
+        (0..3 * TRIM_EVERY + 1).for_each(|_| p.item());
+        assert_eq!(p.trims.load(Ordering::Relaxed), 3);
     }
 }

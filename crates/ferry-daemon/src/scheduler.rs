@@ -580,6 +580,7 @@ impl ConduitTask {
                 .unwrap_or_else(|e| JobResult::Failed(format!("run panicked: {e}")));
         ticker.abort();
         shared.jobs.finish(id);
+        crate::devices::run_ended(&shared);
         match result {
             JobResult::Done(o) => {
                 self.retry_at = None;

@@ -78,6 +78,8 @@ struct Shared {
     dials: Mutex<HashMap<DeviceId, DialState>>,
     sharing: Arc<Sharing>,
     events: tokio::sync::broadcast::Sender<NodeEvent>,
+    /// A local run changed a folder: the next round (announcing it) starts at once.
+    nudge: tokio::sync::Notify,
 }
 
 /// A change of a device's connection, as it happens.
@@ -137,6 +139,7 @@ impl Node {
             dials: Mutex::new(HashMap::new()),
             sharing,
             events: tokio::sync::broadcast::channel(256).0,
+            nudge: tokio::sync::Notify::new(),
         });
         let tasks = vec![
             tokio::spawn(accept_loop(shared.clone())),
@@ -162,6 +165,12 @@ impl Node {
     /// The live connection to a device, if any.
     pub fn connection(&self, id: &DeviceId) -> Option<Connection> {
         self.shared.connection(id)
+    }
+
+    /// A run here may have changed a shared folder: announce it to the members now,
+    /// not at the next tick (a change waited up to a second for it).
+    pub fn local_change(&self) {
+        self.shared.nudge.notify_one();
     }
 
     /// Connection changes from now on (a receiver that lags loses the oldest).
@@ -504,13 +513,28 @@ async fn dial(
     }
 }
 
-/// Once a tick: close connections to devices no longer known, dial known devices that
+/// Why a round of the dial loop starts.
+#[derive(Debug, PartialEq, Eq)]
+enum Round {
+    Tick,
+    Nudged,
+}
+
+/// Waits for the next tick, or a nudge (a local change to announce), whichever first.
+async fn next_round(tick: &mut tokio::time::Interval, nudge: &tokio::sync::Notify) -> Round {
+    tokio::select! {
+        _ = tick.tick() => Round::Tick,
+        _ = nudge.notified() => Round::Nudged,
+    }
+}
+
+/// Once a tick (or when nudged): close connections to devices no longer known, dial known devices that
 /// are not connected (with exponential backoff per device), write `last_seen`.
 async fn dial_loop(shared: Arc<Shared>) {
     let mut last_seen_write = Instant::now();
     let mut tick = tokio::time::interval(TICK);
     loop {
-        tick.tick().await;
+        next_round(&mut tick, &shared.nudge).await;
         let known = match shared.lock_store().known() {
             Ok(k) => k,
             Err(e) => {
@@ -629,6 +653,19 @@ pub(crate) fn unix_now() -> i64 {
 mod tests {
     use super::*;
     use crate::status::DeviceState;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_nudge_starts_the_next_round_before_the_tick() {
+        let nudge = tokio::sync::Notify::new();
+        let mut tick = tokio::time::interval(TICK);
+        assert_eq!(next_round(&mut tick, &nudge).await, Round::Tick); // the first, at once
+        let start = tokio::time::Instant::now();
+        nudge.notify_one();
+        assert_eq!(next_round(&mut tick, &nudge).await, Round::Nudged);
+        // On the paused clock no time passed: the announcement did not wait for a tick.
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        assert_eq!(next_round(&mut tick, &nudge).await, Round::Tick);
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {

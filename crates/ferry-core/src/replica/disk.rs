@@ -542,7 +542,10 @@ pub(crate) fn stage(
                 clone_or_copy(input, &out, &shown, moved)?;
             }
             (None, _, Some(fill)) => {
-                let mut w = std::io::BufWriter::with_capacity(256 << 10, &out);
+                // No bigger than the file: 16 pull workers on small files each held
+                // a 256 KiB buffer for a few KiB.
+                let cap = (source.state.size as usize).clamp(4 << 10, 256 << 10);
+                let mut w = std::io::BufWriter::with_capacity(cap, &out);
                 fill(&mut Metered {
                     sink: &mut InOrder::new(&mut w),
                     moved,

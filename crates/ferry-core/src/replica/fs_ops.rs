@@ -324,4 +324,17 @@ mod tests {
             assert!(!is_own_copy(n, &other), "{n}");
         }
     }
+
+    #[test]
+    fn hashing_a_file_keeps_a_bounded_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let bytes: Vec<u8> = (0..(3 << 20) + 17).map(|i| (i * 31 % 251) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        let mut buf = Vec::new();
+        let got = blake3_of(&File::open(&path).unwrap(), &path, &mut buf).unwrap();
+        assert_eq!(got, crate::model::chunk::Hash::of(&bytes));
+        assert_eq!(buf.len(), crate::model::file_hash::BLOCK);
+        assert!(buf.len() <= 256 << 10, "a copy worker's hash buffer grew");
+    }
 }
