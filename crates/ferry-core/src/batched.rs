@@ -64,13 +64,12 @@ impl Batching {
     }
 
     /// Whether the whole plan could pair the deletion of `gone` on `side` with a new
-    /// file elsewhere into a rename: the other side (whose deletion it follows) holds a
-    /// live file of that content. Asked of the index, not of a set of every entry.
+    /// file elsewhere into a rename: the other side (whose deletion it follows) holds
+    /// any entry of that content that is not a tombstone (a dehydrated one too). Asked
+    /// of the index, not of a set of every entry.
     fn renamable(&self, index: &Index, gone: &Entry, side: Side) -> Result<bool> {
         match gone.state.hash {
-            Some(hash) => Ok(index
-                .find_file_by_hash(self.locations[side.other() as usize], &hash)?
-                .is_some()),
+            Some(hash) => index.holds_hash(self.locations[side.other() as usize], &hash),
             None => Ok(true),
         }
     }

@@ -218,14 +218,19 @@ fn a_mass_deletion_across_batches_is_refused_before_anything_is_copied() {
     for f in 0..40 {
         fs::write(pair.a.join(format!("a-new/{f}")), format!("new {f}")).unwrap();
     }
+    refused_then_forced(&mut pair, &b_before);
+}
+
+/// A run in batches of 3 paths is refused by the mass-deletion stop with B untouched;
+/// with `--yes` it goes through cleanly and the trees end equal.
+fn refused_then_forced(pair: &mut Pair, b_before: &BTreeMap<String, String>) -> SyncOutcome {
     let opts = SyncOptions {
         batch_paths: Some(3),
         ..Default::default()
     };
     let refused = sync(&mut pair.index, &pair.a, &pair.b, &opts, &NoProgress);
     assert!(matches!(refused, Err(Error::Refused(_))), "{refused:?}");
-    assert_same(&shape(&pair.b), &b_before);
-    // With --yes it goes through, and the trees end equal.
+    assert_same(&shape(&pair.b), b_before);
     let opts = SyncOptions {
         batch_paths: Some(3),
         yes: true,
@@ -234,6 +239,7 @@ fn a_mass_deletion_across_batches_is_refused_before_anything_is_copied() {
     let out = sync(&mut pair.index, &pair.a, &pair.b, &opts, &NoProgress).unwrap();
     assert!(out.problems.is_empty(), "{:?}", out.problems);
     assert_same(&shape(&pair.a), &shape(&pair.b));
+    out
 }
 
 #[test]
@@ -279,21 +285,7 @@ fn file_deletions_run_in_batches_and_the_stop_counts_them_all_first() {
             }
         }
     }
-    let opts = SyncOptions {
-        batch_paths: Some(3),
-        ..Default::default()
-    };
-    let refused = sync(&mut pair.index, &pair.a, &pair.b, &opts, &NoProgress);
-    assert!(matches!(refused, Err(Error::Refused(_))), "{refused:?}");
-    assert_same(&shape(&pair.b), &b_before);
-
-    let opts = SyncOptions {
-        batch_paths: Some(3),
-        yes: true,
-        ..Default::default()
-    };
-    let out = sync(&mut pair.index, &pair.a, &pair.b, &opts, &NoProgress).unwrap();
-    assert!(out.problems.is_empty(), "{:?}", out.problems);
+    let out = refused_then_forced(&mut pair, &b_before);
     assert!(
         out.plan.actions.is_empty(),
         "planned whole: {:?}",
@@ -301,7 +293,6 @@ fn file_deletions_run_in_batches_and_the_stop_counts_them_all_first() {
     );
     assert_eq!(out.stats.files_deleted, 60);
     assert_eq!(out.planned.delete, 60);
-    assert_same(&shape(&pair.a), &shape(&pair.b));
     // Each deleted file is kept in B's version store.
     let kept = ferry_testkit::kept_versions(&pair.b, &gone[0]);
     assert_eq!(kept.len(), 1, "{}", gone[0]);

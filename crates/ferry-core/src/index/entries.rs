@@ -256,6 +256,20 @@ impl Index {
         p.map(|s| RelPath::new(&s)).transpose()
     }
 
+    /// Whether `location` has any entry that is not a tombstone with content `hash`
+    /// (a file, a symlink, a dehydrated file: anything a rename could pair with).
+    pub(crate) fn holds_hash(&self, location: i64, hash: &Hash) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT 1 FROM entries INDEXED BY entries_by_hash
+                 WHERE location_id = ?1 AND hash = ?2 AND deleted = 0 LIMIT 1",
+            )?
+            .query_row(params![location, &hash.0[..]], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
     /// Writes entries (insert or replace) in one transaction.
     pub fn put_entries(&mut self, location: i64, entries: &[Entry]) -> Result<()> {
         // A savepoint, not a transaction, so this also works inside `discarding`.
