@@ -817,18 +817,24 @@ fn browser_watches_a_transfer_live() {
     assert!(browser.text("#no-jobs").is_some(), "nothing runs yet");
     browser.js("document.body.dataset.marker = 'same page'; return 1;");
 
-    // Several files: a run's byte progress advances as each file completes.
+    // Several files: a run's byte progress advances as each file completes. They are
+    // written outside A and appear in it at once (one folder renamed in), so the first
+    // run copies all of them: a run started while they were still being written would
+    // end with a part of them, and its row would go before its queue could shrink.
+    let incoming = env.scratch.join("incoming");
+    std::fs::create_dir(&incoming).unwrap();
     let content =
         |n: u32| -> Vec<u8> { (0..200_000u32).map(|i| (i * 7 % 251 + n) as u8).collect() };
     for n in 0..6 {
-        std::fs::write(env.a.join(format!("big{n}.bin")), content(n)).unwrap();
+        std::fs::write(incoming.join(format!("big{n}.bin")), content(n)).unwrap();
     }
     // And one file that takes several seconds at the limit, to watch on its own. Copies
     // go in path order: its name sorts first, so the queue is full while it is copied
     // and shrinks only after it, however late the page is first seen.
     const HUGE: u64 = 3_000_000;
     let huge: Vec<u8> = (0..HUGE).map(|i| (i * 13 % 241) as u8).collect();
-    std::fs::write(env.a.join("a-huge.bin"), &huge).unwrap();
+    std::fs::write(incoming.join("a-huge.bin"), &huge).unwrap();
+    std::fs::rename(&incoming, env.a.join("in")).unwrap();
 
     // The job's row appears and its copied bytes grow, without a reload.
     let done = |b: &Browser| -> Option<u64> {
@@ -860,7 +866,7 @@ fn browser_watches_a_transfer_live() {
     );
     // The big file is listed in flight, and its own bar moves before it is done.
     let big_done = |b: &Browser| -> Option<u64> {
-        b.js("var r = document.querySelector(\"#in-flight tr[data-path='a-huge.bin']\"); return r ? r.dataset.done : null;")
+        b.js("var r = document.querySelector(\"#in-flight tr[data-path='in/a-huge.bin']\"); return r ? r.dataset.done : null;")
             .as_str()
             .and_then(|s| s.parse().ok())
     };
@@ -890,8 +896,8 @@ fn browser_watches_a_transfer_live() {
 
     // When it is done the row goes and the chart keeps the run's rate line.
     wait_for("the files on B", || {
-        (0..6).all(|n| std::fs::read(env.b.join(format!("big{n}.bin"))).ok() == Some(content(n)))
-            && std::fs::read(env.b.join("a-huge.bin")).ok().as_ref() == Some(&huge)
+        (0..6).all(|n| std::fs::read(env.b.join(format!("in/big{n}.bin"))).ok() == Some(content(n)))
+            && std::fs::read(env.b.join("in/a-huge.bin")).ok().as_ref() == Some(&huge)
     });
     wait_for("the job to leave the page", || {
         browser.text("#no-jobs").is_some()
