@@ -22,7 +22,10 @@ pub fn run(cmd: &HubCommand, json_out: bool) -> Result<u8> {
             gc_grace,
         } => {
             let home = hub_home(home.as_ref())?;
-            let rt = runtime()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the runtime")?;
             rt.block_on(async {
                 let hub = serve(HubConfig {
                     home: home.clone(),
@@ -60,7 +63,10 @@ pub fn run(cmd: &HubCommand, json_out: bool) -> Result<u8> {
             grace,
         } => {
             let home = hub_home(home.as_ref())?;
-            let rt = runtime()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the runtime")?;
             let mut config = HubConfig::new(home, "127.0.0.1:0".parse()?);
             config.store = store.clone();
             config.db = db.clone();
@@ -139,7 +145,10 @@ pub fn run(cmd: &HubCommand, json_out: bool) -> Result<u8> {
             let home = ferry_core::library::library_dir()?;
             known_hub(hub)?;
             let text = passphrase(passphrase_file.as_deref(), false)?;
-            let rt = runtime()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the runtime")?;
             let epochs = rt.block_on(ferry_hub::client::restore(&home, hub, share, &text))?;
             if json_out {
                 output::print(json!({"share": share, "hub": hub.to_string(), "epochs": epochs}))?;
@@ -239,12 +248,4 @@ fn prompt_hidden(prompt: &str) -> Result<String> {
     unsafe { libc::tcsetattr(0, libc::TCSANOW, &saved) };
     read.context("reading the passphrase")?;
     Ok(line)
-}
-
-/// The runtime `serve`, `gc` and `restore` run on.
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")
 }

@@ -19,8 +19,8 @@ mod store;
 
 pub use crypto::{
     plausible_sealed_len, restore_token, restore_verifier, CryptoError, DeviceIdentity,
-    DeviceRecipient, Epoch, KeyRing, KeySlot, KeyedChunker, ObjectId, PassphraseParams,
-    RecoveryKey, ShareKeys, SEALED_HEADER_LEN, SEALED_OVERHEAD,
+    DeviceRecipient, Epoch, KeyRing, KeySlot, KeyedChunker, ObjectId, PassphraseParams, ShareKeys,
+    SEALED_HEADER_LEN, SEALED_OVERHEAD,
 };
 pub use share_id::{BadShareId, ShareId};
 pub use store::{

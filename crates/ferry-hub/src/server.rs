@@ -30,9 +30,6 @@ use std::sync::{Arc, Mutex};
 
 /// The label of a share's passphrase slot.
 pub const PASSPHRASE_LABEL: &str = "passphrase";
-/// The label of an epoch's recovery record (a [`Recovery`]: the key the `passphrase`
-/// slot is wrapped to, its secret sealed under the passphrase, signed by its setter).
-pub const RECOVERY_LABEL: &str = "recovery";
 /// Log records per `ReadLog` reply (each at most [`MAX_BATCH`]; the frame cap bounds
 /// the sum, so replies stop early when they would not fit).
 const LOG_RECORDS_PER_REPLY: u32 = 16;
@@ -425,13 +422,9 @@ impl<M: MetaStore + 'static> Hub<M> {
                 });
             }
         }
-        let recovery = match latest {
-            Some(e) => self.recovery(&share, e).await?,
-            None => Vec::new(),
-        };
         self.changed(&share, device).await;
         Ok(Reply {
-            rep: Some(Rep::Restore(RestoreReply { slots, recovery })),
+            rep: Some(Rep::Restore(RestoreReply { slots })),
         })
     }
 
@@ -484,6 +477,11 @@ impl<M: MetaStore + 'static> Hub<M> {
                     if !created {
                         return Err(conflict(u64::from(r.epoch - 1)));
                     }
+                    if r.epoch > 1 {
+                        // A rotation: the passphrase may be known to the removed device;
+                        // it lets no one in until a member sets one again.
+                        (self.meta.set_restore_verifier(&share, None).await).map_err(internal)?;
+                    }
                 } else {
                     (self
                         .meta
@@ -496,13 +494,14 @@ impl<M: MetaStore + 'static> Hub<M> {
             }
             Some(Req::SetRestore(r)) => {
                 let share = self.member(&d, &r.share_id).await?;
-                // Empty: the passphrase is dropped (a member started an epoch without
-                // it, its setter having been removed).
-                if !r.verifier.is_empty() && r.verifier.len() != 32 {
-                    return Err(invalid("a restore verifier is 32 bytes (or none)"));
+                if r.verifier.len() != 32 {
+                    return Err(invalid("a restore verifier is 32 bytes"));
                 }
-                let verifier = Some(r.verifier.as_slice()).filter(|v| !v.is_empty());
-                (self.meta.set_restore_verifier(&share, verifier).await).map_err(internal)?;
+                (self
+                    .meta
+                    .set_restore_verifier(&share, Some(&r.verifier))
+                    .await)
+                    .map_err(internal)?;
                 Ok(Reply::ok())
             }
             Some(Req::Restore(_)) => Err(invalid("Restore goes on its own connection")),
@@ -833,10 +832,6 @@ impl<M: MetaStore + 'static> Hub<M> {
                 }
             }
             let removed = self.meta.removed_devices(&share).await.map_err(internal)?;
-            let recovery = (slots.iter())
-                .find(|s| s.label == RECOVERY_LABEL)
-                .map(|s| s.slot.clone())
-                .unwrap_or_default();
             let slot_holders = slots.iter().map(|s| s.label.clone()).collect();
             let members = (self
                 .meta
@@ -875,22 +870,11 @@ impl<M: MetaStore + 'static> Hub<M> {
                 removed,
                 stored_bytes: (self.meta.stored_bytes(&share).await).map_err(internal)?,
                 quota: self.quota.unwrap_or(0),
-                recovery,
             });
         }
         Ok(Reply {
             rep: Some(Rep::Shares(SharesReply { shares })),
         })
-    }
-
-    /// The recovery record of `share`'s `epoch` (empty: none).
-    async fn recovery(&self, share: &ShareId, epoch: Epoch) -> Res<Vec<u8>> {
-        Ok((self.meta.key_slots(share, epoch).await)
-            .map_err(internal)?
-            .into_iter()
-            .find(|s| s.label == RECOVERY_LABEL)
-            .map(|s| s.slot)
-            .unwrap_or_default())
     }
 
     async fn create(&self, device: &str, r: CreateShare) -> Res<Reply> {

@@ -3,7 +3,7 @@
 
 use ferry_hub::{
     CryptoError, DeviceIdentity, DeviceRecipient, Epoch, KeyRing, KeySlot, KeyedChunker, ObjectId,
-    PassphraseParams, RecoveryKey, ShareId, ShareKeys, SEALED_HEADER_LEN, SEALED_OVERHEAD,
+    PassphraseParams, ShareId, ShareKeys, SEALED_HEADER_LEN, SEALED_OVERHEAD,
 };
 use proptest::prelude::*;
 
@@ -172,39 +172,6 @@ fn a_passphrase_slot_opens_with_the_passphrase_only() {
             lanes: 1
         }
     );
-}
-
-/// A recovery key's secret opens with the passphrase only, for its share only, with
-/// the cost it was sealed at; what is wrapped to its public half (a later epoch's
-/// slot, made without the passphrase) opens with the secret.
-#[test]
-fn a_recovery_key_opens_with_the_passphrase_and_opens_later_epochs() {
-    let pass = "correct horse battery staple";
-    let key = RecoveryKey::generate(&share(), pass, CHEAP).unwrap();
-    // A member wraps epoch 2 to the recovery key, knowing only its public half.
-    let two = ShareKeys::generate(&share(), Epoch(2)).unwrap();
-    let slot = two.slot_for_device(&key.recipient()).unwrap().to_bytes();
-    let opened = RecoveryKey::open(&share(), key.sealed(), pass).unwrap();
-    assert_eq!(opened.recipient(), key.recipient());
-    let keys = (KeySlot::from_bytes(&slot).unwrap())
-        .open_with_device(&share(), Epoch(2), &opened)
-        .unwrap();
-    assert_eq!(keys.object_id(b"x"), two.object_id(b"x"));
-
-    let wrong = RecoveryKey::open(&share(), key.sealed(), "correct horse battery stapler");
-    assert_eq!(wrong.unwrap_err(), CryptoError::WrongPassphrase);
-    let other: ShareId = "music".parse().unwrap();
-    assert_eq!(
-        RecoveryKey::open(&other, key.sealed(), pass).unwrap_err(),
-        CryptoError::WrongPassphrase
-    );
-    let mut cheaper = key.sealed().to_vec();
-    cheaper[0..4].copy_from_slice(&128u32.to_be_bytes()); // memory_kib, was 256
-    assert_eq!(
-        RecoveryKey::open(&share(), &cheaper, pass).unwrap_err(),
-        CryptoError::WrongPassphrase
-    );
-    assert!(RecoveryKey::open(&share(), &key.sealed()[..40], pass).is_err());
 }
 
 #[test]

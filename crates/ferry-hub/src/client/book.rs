@@ -36,10 +36,6 @@ CREATE TABLE IF NOT EXISTS removals (
     device TEXT NOT NULL,
     PRIMARY KEY (share, device)
 );
-CREATE TABLE IF NOT EXISTS recovery_pins (
-    share TEXT PRIMARY KEY,
-    serial INTEGER NOT NULL
-);
 ";
 
 const AGE_KEY_FILE: &str = "hub-age.key";
@@ -197,30 +193,6 @@ impl HubBook {
             "INSERT INTO compactions (share, upto) VALUES (?1, ?2)
              ON CONFLICT (share) DO UPDATE SET upto = excluded.upto",
             params![share, i64::try_from(upto).unwrap_or(i64::MAX)],
-        )?;
-        Ok(())
-    }
-
-    /// The serial of the newest recovery record of `share` this device accepted (0:
-    /// none): an older one (a replay by the hub) is not wrapped to.
-    pub fn recovery_pin(&self, share: &str) -> Result<u64, BookError> {
-        let serial: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT serial FROM recovery_pins WHERE share = ?1",
-                params![share],
-                |r| r.get(0),
-            )
-            .optional()?;
-        Ok(serial.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
-    }
-
-    /// Keeps `serial` if it is newer than the pinned one.
-    pub fn pin_recovery(&self, share: &str, serial: u64) -> Result<(), BookError> {
-        self.conn.execute(
-            "INSERT INTO recovery_pins (share, serial) VALUES (?1, ?2)
-             ON CONFLICT (share) DO UPDATE SET serial = MAX(serial, excluded.serial)",
-            params![share, i64::try_from(serial).unwrap_or(i64::MAX)],
         )?;
         Ok(())
     }

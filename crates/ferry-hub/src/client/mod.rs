@@ -344,7 +344,6 @@ async fn run(inner: Arc<Inner>) {
                     st.dialing = true;
                 }
                 if live && st.seen != seen {
-                    tracing::trace!("hub {}: local shares now {seen:?}", id.short());
                     st.due = true;
                 }
                 let sync = live && st.due && !st.running;
@@ -361,12 +360,10 @@ async fn run(inner: Arc<Inner>) {
             if sync {
                 let inner = inner.clone();
                 tokio::spawn(async move {
-                    tracing::trace!("hub {}: sync starts", id.short());
                     if let Err(e) = session::sync_hub(&inner, &id).await {
                         tracing::info!("hub {}: {e}", id.short());
                         inner.mark_due_later(&id);
                     }
-                    tracing::trace!("hub {}: sync ends", id.short());
                     if let Ok(mut hubs) = inner.hubs.lock() {
                         hubs.entry(id).or_default().running = false;
                     }
@@ -634,25 +631,13 @@ pub async fn restore(home: &Path, hub: &DeviceId, share: &str, passphrase: &str)
         }
         let (s3, p3) = (sid.clone(), pass.clone());
         let keys = tokio::task::spawn_blocking(move || -> Res<Vec<crate::ShareKeys>> {
-            // The recovery key opens the slots wrapped to it (every epoch since the
-            // passphrase was set, new ones included); a slot sealed under the
-            // passphrase itself (set by an older ferry) opens with the passphrase.
-            let recovery = match r.recovery.is_empty() {
-                true => None,
-                false => {
-                    let rec = <Recovery as prost::Message>::decode(r.recovery.as_slice())
-                        .map_err(|e| ClientError::Protocol(format!("recovery record: {e}")))?;
-                    Some(crate::RecoveryKey::open(&s3, &rec.sealed_secret, &p3)?)
-                }
-            };
             (r.slots.iter())
                 .map(|s| {
-                    let slot = crate::KeySlot::from_bytes(&s.slot)?;
-                    let epoch = crate::Epoch(s.epoch);
-                    Ok(match (&recovery, slot.is_passphrase()) {
-                        (Some(id), false) => slot.open_with_device(&s3, epoch, id)?,
-                        _ => slot.open_with_passphrase(&s3, epoch, &p3)?,
-                    })
+                    Ok(crate::KeySlot::from_bytes(&s.slot)?.open_with_passphrase(
+                        &s3,
+                        crate::Epoch(s.epoch),
+                        &p3,
+                    )?)
                 })
                 .collect()
         })

@@ -4,10 +4,7 @@
 
 use super::{call, ClientError, Inner, Res};
 use crate::protocol::*;
-use crate::{
-    DeviceRecipient, Epoch, KeyRing, KeySlot, KeyedChunker, ObjectId, RecoveryKey, ShareId,
-    ShareKeys,
-};
+use crate::{DeviceRecipient, Epoch, KeyRing, KeySlot, KeyedChunker, ObjectId, ShareId, ShareKeys};
 use ferry_core::index::{Index, ShareOffer, ShareRow};
 use ferry_core::model::Hash;
 use ferry_core::plan::{ConflictPolicy, SyncMode};
@@ -184,54 +181,6 @@ fn verified_recipient(device: &str, share: &str, field: &str) -> Option<DeviceRe
     recipient.parse().ok()
 }
 
-const RECOVERY_CONTEXT: &[u8] = b"ferry-hub recovery 1\0";
-
-/// What the setter of a passphrase signs: the share, the recovery recipient, the
-/// serial and the sealed secret's hash.
-fn recovery_message(share: &str, r: &Recovery) -> Vec<u8> {
-    let mut m = RECOVERY_CONTEXT.to_vec();
-    m.extend_from_slice(share.as_bytes());
-    m.push(0);
-    m.extend_from_slice(r.recipient.as_bytes());
-    m.push(0);
-    m.extend_from_slice(&r.serial.to_be_bytes());
-    m.extend_from_slice(blake3::hash(&r.sealed_secret).as_bytes());
-    m
-}
-
-/// The recovery record of `hs`, if one was set by a device that is still a member
-/// (in `members`, this device's own view after removals, and on the hub, not removed),
-/// carries that device's signature, and is not older than the newest this device
-/// accepted (`pinned`). A record set by a removed device is not used: that device
-/// knows its passphrase.
-fn verified_recovery(
-    hs: &HubShare,
-    members: &[String],
-    me: &str,
-    pinned: u64,
-) -> Option<(Recovery, DeviceRecipient)> {
-    if hs.recovery.is_empty() {
-        return None;
-    }
-    let r = Recovery::decode(hs.recovery.as_slice()).ok()?;
-    let member = (r.signer == me || members.contains(&r.signer))
-        && hs.members.iter().any(|m| m.device_id == r.signer)
-        && !hs.removed.contains(&r.signer);
-    if !member || r.serial < pinned {
-        return None;
-    }
-    let sig: [u8; 64] = r.signature.as_slice().try_into().ok()?;
-    let id: DeviceId = r.signer.parse().ok()?;
-    id.public_key()
-        .verify(
-            &recovery_message(&hs.share_id, &r),
-            &Signature::from_bytes(&sig),
-        )
-        .ok()?;
-    let recipient = r.recipient.parse().ok()?;
-    Some((r, recipient))
-}
-
 fn hex(b: &[u8]) -> String {
     b.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -335,14 +284,6 @@ async fn share_sync(
     let Some((share, folder_id, root, mut members)) = local else {
         return offer(inner, hub, &ring, &hs).await;
     };
-    // A share accepted from a member directly (its offer did not come from this hub)
-    // goes through this hub all the same: recorded, so that this device's own changes
-    // start a sync (not only the hub's notifications) and its runs read from the hub.
-    let hub_s = hub.to_string();
-    if inner.with_book(|b| b.share_hub(&id))?.is_none() {
-        inner.with_book(|b| b.set_share_hub(&id, &hub_s))?;
-        tracing::info!("share {id}: goes through hub {} too", hub.short());
-    }
     // A member removed from the share (by another member, through the hub) is removed
     // here too, with its conduit: this device stops syncing with it directly as well.
     let gone: Vec<String> = (members.iter())
@@ -367,14 +308,6 @@ async fn share_sync(
             tracing::info!("share {id}: {d} was removed from the share; removed here too");
         }
         members.retain(|m| !gone.contains(m));
-    }
-    // The newest recovery record this device saw from a member is pinned: the hub
-    // cannot later hand an older one (an earlier passphrase) to a member rotating.
-    let pinned = inner.with_book(|b| b.recovery_pin(&id))?;
-    if let Some((r, _)) = verified_recovery(&hs, &members, &me, pinned) {
-        if r.serial > pinned {
-            inner.with_book(|b| b.pin_recovery(&id, r.serial))?;
-        }
     }
     // A slot of the latest epoch held by a device that is no longer a member: start a
     // new epoch for the members left (any member may; the hub lets one win).
@@ -455,7 +388,7 @@ async fn share_sync(
     // for it and give the hub the restore token's hash.
     let pending = super::pending_passphrase_path(&inner.home, &id);
     if let Ok(text) = std::fs::read_to_string(&pending) {
-        set_passphrase(inner, conn, &ring, &id, text).await?;
+        set_passphrase(conn, &ring, &id, text).await?;
         if let Err(e) = std::fs::remove_file(&pending) {
             tracing::warn!("{}: {e}", pending.display());
         }
@@ -586,7 +519,6 @@ async fn push(
             .with_index(move |i| share::outgoing(i, &s, after, BATCH))
             .await?;
         if entries.is_empty() && !open_log {
-            tracing::trace!(share = share.id, after, "nothing to push");
             return Ok(head.map(|_| after));
         }
         let upto = entries
@@ -594,8 +526,34 @@ async fn push(
             .map(|e| e.cache.sequence)
             .max()
             .unwrap_or(after);
-        let (sealed, _) =
-            sealed_batch(inner, conn, keys, share, folder_id, (after, upto), &entries).await?;
+        let mut contents = Vec::new();
+        let mut seen = HashSet::new();
+        for e in &entries {
+            let st = &e.state;
+            let live_file = st.kind == ferry_core::model::EntryKind::File
+                && st.presence == ferry_core::model::Presence::Live
+                && st.size > 0;
+            let Some(hash) = st.hash.filter(|_| live_file) else {
+                continue;
+            };
+            if seen.insert(hash) {
+                contents.push(objects_for(inner, conn, keys, share, st).await?);
+            }
+        }
+        let batch = Batch {
+            device_id: inner.me.to_string(),
+            folder_id: folder_id.to_string(),
+            after,
+            upto,
+            entries: (entries.iter())
+                .map(|e| BatchEntry {
+                    entry: Some(WireEntry::from_state(&e.path, &e.state)),
+                    seq: e.cache.sequence,
+                })
+                .collect(),
+            contents,
+        };
+        let sealed = keys.seal_manifest(BATCH_VERSION | upto, &batch.encode_to_vec())?;
         let req = Append {
             share_id: share.id.clone(),
             after,
@@ -610,49 +568,6 @@ async fn push(
         after = upto;
         open_log = false;
     }
-}
-
-/// The log record of `entries` (this device's, sequence range `after..=upto`): each
-/// live file's content cut into objects (those the hub lacks uploaded first) and the
-/// batch sealed as a manifest. Returns the sealed batch and the contents' object lists.
-async fn sealed_batch(
-    inner: &Arc<Inner>,
-    conn: &Connection,
-    keys: &ShareKeys,
-    share: &ShareRow,
-    folder_id: &str,
-    (after, upto): (u64, u64),
-    entries: &[ferry_core::model::Entry],
-) -> Res<(Vec<u8>, Vec<ContentObjects>)> {
-    let mut contents = Vec::new();
-    let mut seen = HashSet::new();
-    for e in entries {
-        let st = &e.state;
-        let live_file = st.kind == ferry_core::model::EntryKind::File
-            && st.presence == ferry_core::model::Presence::Live
-            && st.size > 0;
-        let Some(hash) = st.hash.filter(|_| live_file) else {
-            continue;
-        };
-        if seen.insert(hash) {
-            contents.push(objects_for(inner, conn, keys, share, st).await?);
-        }
-    }
-    let batch = Batch {
-        device_id: inner.me.to_string(),
-        folder_id: folder_id.to_string(),
-        after,
-        upto,
-        entries: (entries.iter())
-            .map(|e| BatchEntry {
-                entry: Some(WireEntry::from_state(&e.path, &e.state)),
-                seq: e.cache.sequence,
-            })
-            .collect(),
-        contents: contents.clone(),
-    };
-    let sealed = keys.seal_manifest(BATCH_VERSION | upto, &batch.encode_to_vec())?;
-    Ok((sealed, contents))
 }
 
 /// Rewrites this device's log on the hub up to `head` as the entries its folder holds
@@ -690,13 +605,40 @@ async fn compact(
         } else {
             head
         };
-        let (sealed, contents) =
-            sealed_batch(inner, conn, keys, share, folder_id, (after, upto), &entries).await?;
-        for o in contents.iter().flat_map(|c| &c.objects) {
-            if seen_refs.insert(o.id.clone()) {
-                refs.push(o.id.clone());
+        let mut contents = Vec::new();
+        let mut seen = HashSet::new();
+        for e in &entries {
+            let st = &e.state;
+            let live_file = st.kind == ferry_core::model::EntryKind::File
+                && st.presence == ferry_core::model::Presence::Live
+                && st.size > 0;
+            let Some(hash) = st.hash.filter(|_| live_file) else {
+                continue;
+            };
+            if seen.insert(hash) {
+                let list = objects_for(inner, conn, keys, share, st).await?;
+                for o in &list.objects {
+                    if seen_refs.insert(o.id.clone()) {
+                        refs.push(o.id.clone());
+                    }
+                }
+                contents.push(list);
             }
         }
+        let batch = Batch {
+            device_id: inner.me.to_string(),
+            folder_id: folder_id.to_string(),
+            after,
+            upto,
+            entries: (entries.iter())
+                .map(|e| BatchEntry {
+                    entry: Some(WireEntry::from_state(&e.path, &e.state)),
+                    seq: e.cache.sequence,
+                })
+                .collect(),
+            contents,
+        };
+        let sealed = keys.seal_manifest(BATCH_VERSION | upto, &batch.encode_to_vec())?;
         let req = StageCompaction {
             share_id: share.id.clone(),
             begin: first,
@@ -1061,25 +1003,10 @@ async fn rotate(
             })
             .collect()
     };
-    // The passphrase goes on into the new epoch when its setter is still a member:
-    // the new root key is wrapped to its recovery key, and the record is copied.
-    let pinned = inner.with_book(|b| b.recovery_pin(&hs.share_id))?;
-    let recovery = verified_recovery(hs, members, &me, pinned);
-    let mut new_slots = slots_of(&next, false)?;
-    if let Some((_, r)) = &recovery {
-        new_slots.push(SlotMsg {
-            label: crate::server::PASSPHRASE_LABEL.to_string(),
-            slot: next.slot_for_device(r)?.to_bytes(),
-        });
-        new_slots.push(SlotMsg {
-            label: crate::server::RECOVERY_LABEL.to_string(),
-            slot: hs.recovery.clone(),
-        });
-    }
     let req = PutSlots {
         share_id: hs.share_id.clone(),
         epoch: next.epoch().0,
-        slots: new_slots,
+        slots: slots_of(&next, false)?,
         new_epoch: true,
     };
     match call(conn, Req::PutSlots(req)).await {
@@ -1091,31 +1018,11 @@ async fn rotate(
         Err(e) => return Err(e),
     }
     tracing::info!(
-        "share {}: key epoch {} started for {} devices{}",
+        "share {}: key epoch {} started for {} devices",
         hs.share_id,
         next.epoch(),
-        recipients.len(),
-        if recovery.is_some() {
-            " and the passphrase"
-        } else {
-            ""
-        }
+        recipients.len()
     );
-    if recovery.is_none() && !hs.recovery.is_empty() {
-        // The passphrase was set by a device no longer a member (or is not signed by
-        // a member): it opens nothing new, and the hub lets no one in with it.
-        let req = SetRestore {
-            share_id: hs.share_id.clone(),
-            verifier: Vec::new(),
-        };
-        call(conn, Req::SetRestore(req)).await?;
-        tracing::warn!(
-            "share {}: the passphrase was set by a device that is no longer a member; \
-             it does not open epoch {} (set a new one with `ferry hub set-passphrase`)",
-            hs.share_id,
-            next.epoch()
-        );
-    }
     for k in ring.epochs() {
         let slots = slots_of(k, true)?;
         if slots.is_empty() {
@@ -1137,54 +1044,30 @@ async fn rotate(
     Ok(())
 }
 
-/// Sets the share's passphrase: a new recovery key (its secret sealed under the
-/// passphrase, signed by this device) that every epoch of `ring` is wrapped to, and the
-/// restore verifier. Members wrap later epochs to it while this device is a member.
-async fn set_passphrase(
-    inner: &Arc<Inner>,
-    conn: &Connection,
-    ring: &KeyRing,
-    id: &str,
-    text: String,
-) -> Res<()> {
+/// Wraps every epoch of `ring` for `passphrase` and sets the share's restore verifier.
+async fn set_passphrase(conn: &Connection, ring: &KeyRing, id: &str, text: String) -> Res<()> {
     let epochs: Vec<ShareKeys> = ring.epochs().cloned().collect();
     let share = ring.share().clone();
-    let (recovery, verifier) = tokio::task::spawn_blocking(move || -> Res<_> {
+    let (slots, verifier) = tokio::task::spawn_blocking(move || -> Res<_> {
         let pass = super::passphrase_from_text(&text)?;
-        let key = RecoveryKey::generate(&share, &pass, crate::PassphraseParams::default())?;
+        let mut slots = Vec::new();
+        for k in &epochs {
+            let slot = k.slot_for_passphrase(&pass, crate::PassphraseParams::default())?;
+            slots.push((k.epoch(), slot.to_bytes()));
+        }
         let token = crate::restore_token(&share, &pass)?;
-        Ok((key, crate::restore_verifier(token.as_ref())))
+        Ok((slots, crate::restore_verifier(token.as_ref())))
     })
     .await
     .map_err(|e| ClientError::Other(format!("passphrase task failed: {e}")))??;
-    let pinned = inner.with_book(|b| b.recovery_pin(id))?;
-    let mut record = Recovery {
-        recipient: recovery.recipient().to_string(),
-        sealed_secret: recovery.sealed().to_vec(),
-        signer: inner.me.to_string(),
-        serial: (now_ms()).max(pinned.saturating_add(1)),
-        signature: Vec::new(),
-    };
-    record.signature = (inner.identity.secret_key())
-        .sign(&recovery_message(id, &record))
-        .to_bytes()
-        .to_vec();
-    let latest = epochs.iter().map(|k| k.epoch()).max();
-    for k in &epochs {
-        let mut slots = vec![SlotMsg {
-            label: crate::server::PASSPHRASE_LABEL.to_string(),
-            slot: k.slot_for_device(&recovery.recipient())?.to_bytes(),
-        }];
-        if Some(k.epoch()) == latest {
-            slots.push(SlotMsg {
-                label: crate::server::RECOVERY_LABEL.to_string(),
-                slot: record.encode_to_vec(),
-            });
-        }
+    for (epoch, slot) in slots {
         let req = PutSlots {
             share_id: id.to_string(),
-            epoch: k.epoch().0,
-            slots,
+            epoch: epoch.0,
+            slots: vec![SlotMsg {
+                label: crate::server::PASSPHRASE_LABEL.to_string(),
+                slot,
+            }],
             new_epoch: false,
         };
         call(conn, Req::PutSlots(req)).await?;
@@ -1194,13 +1077,5 @@ async fn set_passphrase(
         verifier: verifier.to_vec(),
     };
     call(conn, Req::SetRestore(req)).await?;
-    inner.with_book(|b| b.pin_recovery(id, record.serial))?;
     Ok(())
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }

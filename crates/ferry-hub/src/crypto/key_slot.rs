@@ -64,16 +64,7 @@ impl PassphraseParams {
         Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
     }
 
-    pub(super) fn from_bytes(b: &[u8; 12]) -> PassphraseParams {
-        let u32_at = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-        PassphraseParams {
-            memory_kib: u32_at(0),
-            passes: u32_at(4),
-            lanes: u32_at(8),
-        }
-    }
-
-    pub(super) fn to_bytes(self) -> [u8; 12] {
+    fn to_bytes(self) -> [u8; 12] {
         let mut out = [0u8; 12];
         out[..4].copy_from_slice(&self.memory_kib.to_be_bytes());
         out[4..8].copy_from_slice(&self.passes.to_be_bytes());
@@ -166,7 +157,7 @@ pub fn restore_verifier(token: &[u8]) -> [u8; 32] {
     .as_bytes()
 }
 
-pub(super) fn passphrase_key(
+fn passphrase_key(
     passphrase: &str,
     params: &PassphraseParams,
     salt: &[u8],

@@ -8,7 +8,6 @@ mod key_ring;
 mod key_slot;
 mod object_id;
 mod random;
-mod recovery;
 mod sealed;
 mod share_keys;
 
@@ -18,6 +17,5 @@ pub use error::CryptoError;
 pub use key_ring::KeyRing;
 pub use key_slot::{restore_token, restore_verifier, KeySlot, PassphraseParams};
 pub use object_id::ObjectId;
-pub use recovery::RecoveryKey;
 pub use sealed::{plausible_sealed_len, SEALED_HEADER_LEN, SEALED_OVERHEAD};
 pub use share_keys::{Epoch, ShareKeys};

@@ -103,9 +103,6 @@ pub struct Restore {
 pub struct RestoreReply {
     #[prost(message, repeated, tag = "1")]
     pub slots: Vec<EpochSlot>,
-    /// The latest epoch's recovery record (an encoded [`Recovery`]; empty: none).
-    #[prost(bytes = "vec", tag = "2")]
-    pub recovery: Vec<u8>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -331,9 +328,6 @@ pub struct HubShare {
     /// The hub's quota per share (0: none).
     #[prost(uint64, tag = "12")]
     pub quota: u64,
-    /// The latest epoch's recovery record (an encoded [`Recovery`]; empty: none).
-    #[prost(bytes = "vec", tag = "13")]
-    pub recovery: Vec<u8>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -382,28 +376,6 @@ pub struct Changed {
 }
 
 // ---- Sealed by devices; the hub never sees these in the clear. ----
-
-/// A share's passphrase recovery key, stored by the hub as the key slot labelled
-/// `recovery` of each epoch that carries it: the public half members wrap each epoch's
-/// root key to (the slot labelled `passphrase`), the secret sealed under the
-/// passphrase, and who set it when, signed by that device's key.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Recovery {
-    /// `age1…`.
-    #[prost(string, tag = "1")]
-    pub recipient: String,
-    #[prost(bytes = "vec", tag = "2")]
-    pub sealed_secret: Vec<u8>,
-    /// The device that set the passphrase.
-    #[prost(string, tag = "3")]
-    pub signer: String,
-    /// When it was set (Unix milliseconds): members keep the newest they saw.
-    #[prost(uint64, tag = "4")]
-    pub serial: u64,
-    /// Ed25519 by the signer's device key (see `client::session`).
-    #[prost(bytes = "vec", tag = "5")]
-    pub signature: Vec<u8>,
-}
 
 /// What a member needs to accept a share it was offered through the hub: the hub's
 /// manifest head of the share, sealed under the manifest key.
