@@ -104,9 +104,8 @@ impl Batching {
             if !check.admits(&page.ea, &page.eb, &page.plan, &renamable)? {
                 return Ok(None);
             }
-            for side in [Side::A, Side::B] {
-                survey.file_deletions[side as usize] += page.plan.file_deletions(side);
-            }
+            let deleting = page.plan.file_deletions_per_side();
+            (survey.file_deletions.iter_mut().zip(deleting)).for_each(|(n, d)| *n += d);
             survey.counts.add(&page.plan);
             survey.copy_bytes += page.plan.actions.iter().map(copy_size).sum::<u64>();
             survey.conflicts |= !page.plan.conflicts.is_empty();
@@ -139,9 +138,8 @@ impl Batching {
                 whole_rest = true;
                 break;
             }
-            for side in [Side::A, Side::B] {
-                deleted[side as usize] += plan.file_deletions(side);
-            }
+            let deleting = plan.file_deletions_per_side();
+            (deleted.iter_mut().zip(deleting)).for_each(|(n, d)| *n += d);
             if (deleted.iter().zip(survey.file_deletions)).any(|(d, surveyed)| *d > surveyed) {
                 whole_rest = true;
                 break;

@@ -995,8 +995,7 @@ fn plan_run(
             views.iter().any(|v| !matches!(v.entry(p), Ok(None)))
         },
     })?;
-    let deleting = [Side::A, Side::B].map(|side| plan.file_deletions(side));
-    refuse_mass_deletion(index, [ra, rb], deleting, yes)?;
+    refuse_mass_deletion(index, [ra, rb], plan.file_deletions_per_side(), yes)?;
     Ok(plan)
 }
 

@@ -295,6 +295,12 @@ impl Plan {
             .count()
     }
 
+    /// [`Plan::file_deletions`] on side A and on side B (the mass-deletion stop's
+    /// counts, from a whole plan or summed over a run's pages).
+    pub fn file_deletions_per_side(&self) -> [usize; 2] {
+        [Side::A, Side::B].map(|side| self.file_deletions(side))
+    }
+
     /// Whether the plan changes anything on disk.
     pub fn touches_disk(&self) -> bool {
         self.actions
